@@ -1,0 +1,247 @@
+//! BBB API checksums: `hex(H(callName + rawQueryWithoutChecksum + secret))`.
+//!
+//! The query is used raw, byte for byte as received. The checksum parameter is
+//! removed by text replacement exactly as BBB does (`&checksum=X`, then
+//! `checksum=X&`, then `checksum=X`), so it may stand anywhere in the query. The
+//! hash algorithm is chosen by the length of the hex digest and the comparison is
+//! case-insensitive and constant-time.
+
+use serde::{Deserialize, Serialize};
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use subtle::ConstantTimeEq;
+
+/// A hash algorithm BBB accepts for checksums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    /// SHA-1, 40 hex digits. Every client library we know signs with it.
+    Sha1,
+    /// SHA-256, 64 hex digits.
+    Sha256,
+    /// SHA-384, 96 hex digits.
+    Sha384,
+    /// SHA-512, 128 hex digits.
+    Sha512,
+}
+
+impl ChecksumAlgorithm {
+    /// Every algorithm, the default allowed set.
+    pub const ALL: [ChecksumAlgorithm; 4] = [Self::Sha1, Self::Sha256, Self::Sha384, Self::Sha512];
+
+    /// The algorithm whose hex digest has this many characters.
+    pub fn from_hex_len(len: usize) -> Option<Self> {
+        match len {
+            40 => Some(Self::Sha1),
+            64 => Some(Self::Sha256),
+            96 => Some(Self::Sha384),
+            128 => Some(Self::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Parses `sha1`, `sha256`, `sha384` or `sha512` (case-insensitive).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "sha1" => Some(Self::Sha1),
+            "sha256" => Some(Self::Sha256),
+            "sha384" => Some(Self::Sha384),
+            "sha512" => Some(Self::Sha512),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name, as accepted by [`ChecksumAlgorithm::parse`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    /// Raw digest of the concatenated parts.
+    fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut hasher = D::new();
+            for part in parts {
+                hasher.update(part);
+            }
+            hasher.finalize().to_vec()
+        }
+        match self {
+            Self::Sha1 => run::<Sha1>(parts),
+            Self::Sha256 => run::<Sha256>(parts),
+            Self::Sha384 => run::<Sha384>(parts),
+            Self::Sha512 => run::<Sha512>(parts),
+        }
+    }
+}
+
+/// Removes the checksum parameter from a raw query the way BBB does and returns
+/// the rest together with the checksum value (if there was one).
+pub fn split_checksum(raw_query: &str) -> (String, Option<&str>) {
+    let Some(value) = find_checksum_value(raw_query) else {
+        return (raw_query.to_owned(), None);
+    };
+    let candidates = [
+        format!("&checksum={value}"),
+        format!("checksum={value}&"),
+        format!("checksum={value}"),
+    ];
+    for needle in &candidates {
+        if raw_query.contains(needle.as_str()) {
+            return (raw_query.replacen(needle.as_str(), "", 1), Some(value));
+        }
+    }
+    (raw_query.to_owned(), Some(value))
+}
+
+/// The raw value of the first `checksum` parameter of a query.
+fn find_checksum_value(raw_query: &str) -> Option<&str> {
+    raw_query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("checksum="))
+}
+
+/// Computes the hex checksum of `call + query + secret`.
+pub fn sign(algorithm: ChecksumAlgorithm, call: &str, query: &str, secret: &str) -> String {
+    hex::encode(algorithm.digest(&[call.as_bytes(), query.as_bytes(), secret.as_bytes()]))
+}
+
+/// Checks a checksum against every secret, in constant time per comparison.
+///
+/// `signed_query` is the raw query without the checksum. Returns false for an
+/// algorithm outside `allowed`, a non-hex value or no matching secret.
+pub fn verify(
+    call: &str,
+    signed_query: &str,
+    checksum: &str,
+    secrets: &[String],
+    allowed: &[ChecksumAlgorithm],
+) -> bool {
+    let Some(algorithm) = ChecksumAlgorithm::from_hex_len(checksum.len()) else {
+        return false;
+    };
+    if !allowed.contains(&algorithm) {
+        return false;
+    }
+    let Ok(given) = hex::decode(checksum.to_ascii_lowercase()) else {
+        return false;
+    };
+    let mut matched = subtle::Choice::from(0u8);
+    for secret in secrets {
+        let expected =
+            algorithm.digest(&[call.as_bytes(), signed_query.as_bytes(), secret.as_bytes()]);
+        matched |= expected.ct_eq(&given);
+    }
+    matched.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "8cd8ef52e8e101574e400365b55e11a6";
+
+    #[test]
+    fn known_sha1_vector_from_bbb_docs() {
+        // Example from the BBB API documentation.
+        let query = "name=Test+Meeting&meetingID=abc123&attendeePW=111222&moderatorPW=333444";
+        assert_eq!(
+            sign(
+                ChecksumAlgorithm::Sha1,
+                "create",
+                query,
+                "639259d4-9dd8-4b25-bf01-95f9567eaf4b"
+            ),
+            "1fcbb0c4fc1f039f73aa6d697d2db9ba7f803f17"
+        );
+    }
+
+    #[test]
+    fn checksum_is_stripped_wherever_it_stands() {
+        assert_eq!(
+            split_checksum("a=1&checksum=ff&b=2"),
+            ("a=1&b=2".to_owned(), Some("ff"))
+        );
+        assert_eq!(
+            split_checksum("checksum=ff&a=1"),
+            ("a=1".to_owned(), Some("ff"))
+        );
+        assert_eq!(split_checksum("checksum=ff"), (String::new(), Some("ff")));
+        assert_eq!(split_checksum("&checksum=ff"), (String::new(), Some("ff")));
+        assert_eq!(split_checksum("a=1"), ("a=1".to_owned(), None));
+    }
+
+    #[test]
+    fn every_algorithm_is_recognised_by_length_and_case_insensitive() {
+        let secrets = vec![SECRET.to_owned()];
+        for algorithm in ChecksumAlgorithm::ALL {
+            let sum = sign(algorithm, "join", "meetingID=x", SECRET);
+            assert_eq!(ChecksumAlgorithm::from_hex_len(sum.len()), Some(algorithm));
+            assert!(verify(
+                "join",
+                "meetingID=x",
+                &sum.to_uppercase(),
+                &secrets,
+                &ChecksumAlgorithm::ALL
+            ));
+        }
+    }
+
+    #[test]
+    fn disallowed_algorithm_wrong_secret_and_garbage_fail() {
+        let secrets = vec![SECRET.to_owned()];
+        let sha1 = sign(ChecksumAlgorithm::Sha1, "join", "a=1", SECRET);
+        assert!(!verify(
+            "join",
+            "a=1",
+            &sha1,
+            &secrets,
+            &[ChecksumAlgorithm::Sha256]
+        ));
+        assert!(!verify(
+            "join",
+            "a=1",
+            &sha1,
+            &["other".to_owned()],
+            &ChecksumAlgorithm::ALL
+        ));
+        assert!(!verify(
+            "join",
+            "a=2",
+            &sha1,
+            &secrets,
+            &ChecksumAlgorithm::ALL
+        ));
+        assert!(!verify(
+            "join",
+            "a=1",
+            &"zz".repeat(20),
+            &secrets,
+            &ChecksumAlgorithm::ALL
+        ));
+        assert!(!verify(
+            "join",
+            "a=1",
+            "abc",
+            &secrets,
+            &ChecksumAlgorithm::ALL
+        ));
+    }
+
+    #[test]
+    fn any_of_several_secrets_is_accepted() {
+        let secrets = vec!["old".to_owned(), SECRET.to_owned()];
+        let sum = sign(ChecksumAlgorithm::Sha256, "end", "meetingID=m", SECRET);
+        assert!(verify(
+            "end",
+            "meetingID=m",
+            &sum,
+            &secrets,
+            &ChecksumAlgorithm::ALL
+        ));
+    }
+}

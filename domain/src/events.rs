@@ -1,0 +1,126 @@
+//! The log's vocabulary: every domain event with its stored type name and
+//! schema version, and the metadata recorded beside it.
+
+use crate::meeting::MeetingEvent;
+use crate::server::ServerEvent;
+use serde::{Deserialize, Serialize};
+
+/// Any event Switchboard records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DomainEvent {
+    /// About a server.
+    Server(ServerEvent),
+    /// About a meeting.
+    Meeting(MeetingEvent),
+}
+
+/// The schema version of every event type written today. A changed shape gets a
+/// new version and an upcaster in the store.
+pub const CURRENT_SCHEMA_VERSION: i32 = 1;
+
+impl DomainEvent {
+    /// The type name stored in the log.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Server(event) => event.type_name(),
+            Self::Meeting(event) => event.type_name(),
+        }
+    }
+
+    /// The JSON payload stored in the log (includes the `type` tag).
+    pub fn to_payload(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Reads a stored payload back.
+    pub fn from_payload(
+        event_type: &str,
+        payload: serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
+        if event_type.starts_with("Server") {
+            serde_json::from_value(payload).map(Self::Server)
+        } else {
+            serde_json::from_value(payload).map(Self::Meeting)
+        }
+    }
+}
+
+impl From<ServerEvent> for DomainEvent {
+    fn from(event: ServerEvent) -> Self {
+        Self::Server(event)
+    }
+}
+
+impl From<MeetingEvent> for DomainEvent {
+    fn from(event: MeetingEvent) -> Self {
+        Self::Meeting(event)
+    }
+}
+
+/// Who caused an event and in which request.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// `cli`, `bbb-api:<tenant>`, `worker:health`, an admin token's name...
+    pub actor: String,
+    /// The request that caused it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The tenant it concerns, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+impl EventMetadata {
+    /// Metadata with just an actor.
+    pub fn actor(actor: impl Into<String>) -> Self {
+        Self {
+            actor: actor.into(),
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ServerId;
+    use crate::server::ServerSettings;
+
+    #[test]
+    fn stored_sample_payloads_still_read() {
+        // Samples of version 1 as written to the log; they must keep reading.
+        let added = serde_json::json!({
+            "type": "ServerAdded",
+            "id": "0192f0c4-7b1e-7cc0-8000-000000000001",
+            "settings": {"url": "http://a/bigbluebutton/", "secret": "s", "tag": null, "load_multiplier": 1.0}
+        });
+        let event = DomainEvent::from_payload("ServerAdded", added).unwrap();
+        assert_eq!(event.type_name(), "ServerAdded");
+        let created = serde_json::json!({
+            "type": "MeetingCreated", "tenant": "default", "meeting_id": "room-1", "name": "Room",
+            "run": {"internal_id": "x-1", "server_id": "0192f0c4-7b1e-7cc0-8000-000000000001", "create_time_ms": 1}
+        });
+        assert_eq!(
+            DomainEvent::from_payload("MeetingCreated", created)
+                .unwrap()
+                .type_name(),
+            "MeetingCreated"
+        );
+    }
+
+    #[test]
+    fn payload_round_trips() {
+        let event = DomainEvent::Server(ServerEvent::ServerAdded {
+            id: ServerId::new(),
+            settings: ServerSettings {
+                url: "http://a/".into(),
+                secret: "s".into(),
+                tag: Some("t".into()),
+                load_multiplier: 2.5,
+            },
+        });
+        let back = DomainEvent::from_payload(event.type_name(), event.to_payload()).unwrap();
+        assert_eq!(back, event);
+    }
+}

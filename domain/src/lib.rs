@@ -1,0 +1,15 @@
+//! Switchboard's IO-free core: identifiers, commands, events and aggregates
+//! (`decide` / `evolve`), server selection and load, and the BBB checksum and
+//! parameter rules. Nothing here touches the network, the disk or the clock
+//! directly; adapters live in the other crates.
+
+pub mod aggregate;
+pub mod checksum;
+pub mod events;
+pub mod ids;
+pub mod load;
+pub mod meeting;
+pub mod params;
+pub mod ports;
+pub mod selection;
+pub mod server;

@@ -1,0 +1,278 @@
+//! The meeting aggregate: one stream per tenant and meetingID, holding its runs
+//! one after another (a meetingID can be created again after it ended).
+
+use crate::aggregate::Aggregate;
+use crate::ids::{MeetingId, ServerId, TenantId};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The run of a meeting that is going on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingRun {
+    /// BBB's internal meeting id of this run.
+    pub internal_id: String,
+    /// The server it runs on.
+    pub server_id: ServerId,
+    /// BBB's createTime, milliseconds since the epoch.
+    pub create_time_ms: i64,
+}
+
+/// A meeting as its events describe it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Meeting {
+    /// Set by the first creation.
+    pub identity: Option<(TenantId, MeetingId)>,
+    /// The meeting's name from the last create.
+    pub name: String,
+    /// The current run, if the meeting is running.
+    pub current: Option<MeetingRun>,
+    /// The last run's end time, if it ended.
+    pub ended_at_ms: Option<i64>,
+}
+
+/// Why a meeting run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The front-end called `end`.
+    EndCalled,
+    /// The server no longer knows the meeting.
+    GoneFromServer,
+    /// A new run on another server replaced it (its server was unavailable).
+    Replaced,
+    /// An operator ended it.
+    Operator,
+}
+
+/// What can be asked of a meeting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MeetingCommand {
+    /// A server accepted a create: record the run (idempotent for the same run).
+    RecordCreated {
+        /// Owner.
+        tenant: TenantId,
+        /// Front-end id.
+        meeting_id: MeetingId,
+        /// Name given at create.
+        name: String,
+        /// The run the server reported.
+        run: MeetingRun,
+    },
+    /// The run ended.
+    RecordEnded {
+        /// Why.
+        reason: EndReason,
+        /// When, milliseconds since the epoch.
+        at_ms: i64,
+    },
+}
+
+/// What happened to a meeting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MeetingEvent {
+    /// A run started on a server.
+    MeetingCreated {
+        /// Owner.
+        tenant: TenantId,
+        /// Front-end id.
+        meeting_id: MeetingId,
+        /// Name given at create.
+        name: String,
+        /// The run.
+        run: MeetingRun,
+    },
+    /// The current run ended.
+    MeetingEnded {
+        /// The run that ended.
+        internal_id: String,
+        /// Why.
+        reason: EndReason,
+        /// When, milliseconds since the epoch.
+        at_ms: i64,
+    },
+}
+
+impl MeetingEvent {
+    /// The event's type name, as stored in the log.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::MeetingCreated { .. } => "MeetingCreated",
+            Self::MeetingEnded { .. } => "MeetingEnded",
+        }
+    }
+}
+
+/// Why a meeting command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MeetingError {
+    /// The command names another tenant or meetingID than the stream's.
+    #[error("command for {0} sent to the stream of another meeting")]
+    WrongStream(String),
+}
+
+impl Aggregate for Meeting {
+    type Command = MeetingCommand;
+    type Event = MeetingEvent;
+    type Error = MeetingError;
+
+    fn decide(&self, command: &MeetingCommand) -> Result<Vec<MeetingEvent>, MeetingError> {
+        match command {
+            MeetingCommand::RecordCreated {
+                tenant,
+                meeting_id,
+                name,
+                run,
+            } => {
+                if let Some((own_tenant, own_id)) = &self.identity
+                    && (own_tenant != tenant || own_id != meeting_id)
+                {
+                    return Err(MeetingError::WrongStream(meeting_id.to_string()));
+                }
+                let mut events = Vec::new();
+                if let Some(current) = &self.current {
+                    if current == run {
+                        return Ok(events);
+                    }
+                    events.push(MeetingEvent::MeetingEnded {
+                        internal_id: current.internal_id.clone(),
+                        reason: EndReason::Replaced,
+                        at_ms: run.create_time_ms,
+                    });
+                }
+                events.push(MeetingEvent::MeetingCreated {
+                    tenant: tenant.clone(),
+                    meeting_id: meeting_id.clone(),
+                    name: name.clone(),
+                    run: run.clone(),
+                });
+                Ok(events)
+            }
+            MeetingCommand::RecordEnded { reason, at_ms } => Ok(self
+                .current
+                .as_ref()
+                .map(|current| MeetingEvent::MeetingEnded {
+                    internal_id: current.internal_id.clone(),
+                    reason: *reason,
+                    at_ms: *at_ms,
+                })
+                .into_iter()
+                .collect()),
+        }
+    }
+
+    fn evolve(&mut self, event: &MeetingEvent) {
+        match event {
+            MeetingEvent::MeetingCreated {
+                tenant,
+                meeting_id,
+                name,
+                run,
+            } => {
+                self.identity = Some((tenant.clone(), meeting_id.clone()));
+                self.name = name.clone();
+                self.current = Some(run.clone());
+                self.ended_at_ms = None;
+            }
+            MeetingEvent::MeetingEnded { at_ms, .. } => {
+                self.current = None;
+                self.ended_at_ms = Some(*at_ms);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(internal: &str, server: ServerId) -> MeetingRun {
+        MeetingRun {
+            internal_id: internal.into(),
+            server_id: server,
+            create_time_ms: 1000,
+        }
+    }
+
+    fn create(run: MeetingRun) -> MeetingCommand {
+        MeetingCommand::RecordCreated {
+            tenant: TenantId::default_tenant(),
+            meeting_id: MeetingId::parse("room-1").unwrap(),
+            name: "Room".into(),
+            run,
+        }
+    }
+
+    #[test]
+    fn first_create_records_a_run() {
+        let server = ServerId::new();
+        let events = Meeting::default()
+            .decide(&create(run("a-1", server)))
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        let meeting = Meeting::fold(&events);
+        assert_eq!(meeting.current, Some(run("a-1", server)));
+    }
+
+    #[test]
+    fn same_run_again_changes_nothing() {
+        let server = ServerId::new();
+        let given = Meeting::default()
+            .decide(&create(run("a-1", server)))
+            .unwrap();
+        let meeting = Meeting::fold(&given);
+        assert_eq!(meeting.decide(&create(run("a-1", server))).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_new_run_ends_the_old_one_first() {
+        let given = Meeting::default()
+            .decide(&create(run("a-1", ServerId::new())))
+            .unwrap();
+        let meeting = Meeting::fold(&given);
+        let other = ServerId::new();
+        let events = meeting.decide(&create(run("a-2", other))).unwrap();
+        assert!(matches!(
+            &events[0],
+            MeetingEvent::MeetingEnded {
+                reason: EndReason::Replaced,
+                ..
+            }
+        ));
+        let mut all = given;
+        all.extend(events);
+        assert_eq!(Meeting::fold(&all).current.unwrap().server_id, other);
+    }
+
+    #[test]
+    fn end_is_recorded_once() {
+        let given = Meeting::default()
+            .decide(&create(run("a-1", ServerId::new())))
+            .unwrap();
+        let end = MeetingCommand::RecordEnded {
+            reason: EndReason::EndCalled,
+            at_ms: 5,
+        };
+        let events = Meeting::fold(&given).decide(&end).unwrap();
+        assert_eq!(events.len(), 1);
+        let mut all = given;
+        all.extend(events);
+        let ended = Meeting::fold(&all);
+        assert_eq!(ended.current, None);
+        assert_eq!(ended.decide(&end).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_command_for_another_meeting_is_refused() {
+        let given = Meeting::default()
+            .decide(&create(run("a-1", ServerId::new())))
+            .unwrap();
+        let other = MeetingCommand::RecordCreated {
+            tenant: TenantId::default_tenant(),
+            meeting_id: MeetingId::parse("room-2").unwrap(),
+            name: "x".into(),
+            run: run("b-1", ServerId::new()),
+        };
+        assert!(Meeting::fold(&given).decide(&other).is_err());
+    }
+}

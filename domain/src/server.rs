@@ -1,0 +1,536 @@
+//! The server aggregate: a BBB server of the pool, its settings and its state.
+
+use crate::aggregate::Aggregate;
+use crate::ids::ServerId;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Whether a server takes new meetings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerState {
+    /// Takes new meetings and joins.
+    Enabled,
+    /// Takes joins for its meetings, but no new meetings (draining).
+    Cordoned,
+    /// Takes nothing. New servers start here, as in Scalelite.
+    #[default]
+    Disabled,
+}
+
+impl ServerState {
+    /// Lower-case name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::Cordoned => "cordoned",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "enabled" => Some(Self::Enabled),
+            "cordoned" => Some(Self::Cordoned),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// The settings an operator gives a server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerSettings {
+    /// Base URL, e.g. `https://bbb1.example.org/bigbluebutton/`.
+    pub url: String,
+    /// The server's shared secret.
+    pub secret: String,
+    /// Optional tag for `meta_server-tag` placement.
+    pub tag: Option<String>,
+    /// Load weight: 2.0 makes the server look twice as loaded (a smaller machine).
+    pub load_multiplier: f64,
+}
+
+/// A server as its events describe it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Server {
+    /// Set once added.
+    pub id: Option<ServerId>,
+    /// Current settings.
+    pub settings: Option<ServerSettings>,
+    /// Enabled, cordoned or disabled.
+    pub state: ServerState,
+    /// Whether health checks reach it. New servers count as online until a
+    /// health check says otherwise.
+    pub online: bool,
+    /// Removed servers keep their stream but are gone from the pool.
+    pub removed: bool,
+}
+
+/// A change to some settings; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ServerChanges {
+    /// New base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// New secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// New tag; `Some(None)` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Option<String>>,
+    /// New load multiplier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_multiplier: Option<f64>,
+}
+
+/// What an operator or a worker can ask of a server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerCommand {
+    /// Add a new server (disabled unless `enabled`).
+    Add {
+        /// The new server's id.
+        id: ServerId,
+        /// Its settings.
+        settings: ServerSettings,
+        /// Start enabled instead of disabled.
+        enabled: bool,
+    },
+    /// Change settings.
+    Update(ServerChanges),
+    /// Take new meetings.
+    Enable,
+    /// Take no new meetings; existing ones go on.
+    Cordon,
+    /// Take nothing.
+    Disable,
+    /// Leave the pool.
+    Remove,
+    /// A health check decided the server is reachable.
+    MarkOnline,
+    /// A health check decided the server is unreachable.
+    MarkOffline,
+}
+
+/// What happened to a server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ServerEvent {
+    /// A server joined the pool (disabled).
+    ServerAdded {
+        /// Its id.
+        id: ServerId,
+        /// Its settings.
+        settings: ServerSettings,
+    },
+    /// Settings changed.
+    ServerUpdated {
+        /// The fields that changed.
+        changes: ServerChanges,
+    },
+    /// Takes new meetings.
+    ServerEnabled,
+    /// Takes joins but no new meetings.
+    ServerCordoned,
+    /// Takes nothing.
+    ServerDisabled,
+    /// Left the pool.
+    ServerRemoved,
+    /// Reachable again.
+    ServerWentOnline,
+    /// No longer reachable.
+    ServerWentOffline,
+}
+
+impl ServerEvent {
+    /// The event's type name, as stored in the log.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::ServerAdded { .. } => "ServerAdded",
+            Self::ServerUpdated { .. } => "ServerUpdated",
+            Self::ServerEnabled => "ServerEnabled",
+            Self::ServerCordoned => "ServerCordoned",
+            Self::ServerDisabled => "ServerDisabled",
+            Self::ServerRemoved => "ServerRemoved",
+            Self::ServerWentOnline => "ServerWentOnline",
+            Self::ServerWentOffline => "ServerWentOffline",
+        }
+    }
+}
+
+/// Why a server command was refused.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ServerError {
+    /// Add on an existing server.
+    #[error("server {0} already exists")]
+    AlreadyExists(ServerId),
+    /// Any command but add on a server that was never added.
+    #[error("no such server")]
+    NotFound,
+    /// Any command on a removed server.
+    #[error("server {0} was removed")]
+    Removed(ServerId),
+    /// URL is not http(s).
+    #[error("invalid server URL `{0}`: it must start with http:// or https://")]
+    InvalidUrl(String),
+    /// Empty secret.
+    #[error("the server secret must not be empty")]
+    EmptySecret,
+    /// Zero, negative or not a number.
+    #[error("load multiplier must be a positive number, got {0}")]
+    InvalidLoadMultiplier(f64),
+    /// Empty tag.
+    #[error("a tag must not be empty; leave it out for an untagged server")]
+    EmptyTag,
+}
+
+/// Checks settings an operator gave, normalising the URL to end with `/`.
+pub fn validate_settings(mut settings: ServerSettings) -> Result<ServerSettings, ServerError> {
+    settings.url = normalise_url(&settings.url)?;
+    validate_secret(&settings.secret)?;
+    validate_multiplier(settings.load_multiplier)?;
+    if let Some(tag) = &settings.tag {
+        validate_tag(tag)?;
+    }
+    Ok(settings)
+}
+
+fn normalise_url(url: &str) -> Result<String, ServerError> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(' ') => {
+            Ok(if url.ends_with('/') {
+                url.to_owned()
+            } else {
+                format!("{url}/")
+            })
+        }
+        _ => Err(ServerError::InvalidUrl(url.to_owned())),
+    }
+}
+
+fn validate_secret(secret: &str) -> Result<(), ServerError> {
+    if secret.trim().is_empty() {
+        Err(ServerError::EmptySecret)
+    } else {
+        Ok(())
+    }
+}
+
+fn validate_multiplier(value: f64) -> Result<(), ServerError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(ServerError::InvalidLoadMultiplier(value))
+    }
+}
+
+fn validate_tag(tag: &str) -> Result<(), ServerError> {
+    if tag.trim().is_empty() {
+        Err(ServerError::EmptyTag)
+    } else {
+        Ok(())
+    }
+}
+
+impl Server {
+    fn existing(&self) -> Result<ServerId, ServerError> {
+        match self.id {
+            None => Err(ServerError::NotFound),
+            Some(id) if self.removed => Err(ServerError::Removed(id)),
+            Some(id) => Ok(id),
+        }
+    }
+
+    fn transition(&self, target: ServerState, event: ServerEvent) -> Vec<ServerEvent> {
+        if self.state == target {
+            Vec::new()
+        } else {
+            vec![event]
+        }
+    }
+}
+
+impl Aggregate for Server {
+    type Command = ServerCommand;
+    type Event = ServerEvent;
+    type Error = ServerError;
+
+    fn decide(&self, command: &ServerCommand) -> Result<Vec<ServerEvent>, ServerError> {
+        if let ServerCommand::Add {
+            id,
+            settings,
+            enabled,
+        } = command
+        {
+            if let Some(existing) = self.id {
+                return Err(ServerError::AlreadyExists(existing));
+            }
+            let settings = validate_settings(settings.clone())?;
+            let mut events = vec![ServerEvent::ServerAdded { id: *id, settings }];
+            if *enabled {
+                events.push(ServerEvent::ServerEnabled);
+            }
+            return Ok(events);
+        }
+        self.existing()?;
+        Ok(match command {
+            ServerCommand::Add { .. } => unreachable!("handled above"),
+            ServerCommand::Update(changes) => {
+                let mut changes = changes.clone();
+                if let Some(url) = &changes.url {
+                    changes.url = Some(normalise_url(url)?);
+                }
+                if let Some(secret) = &changes.secret {
+                    validate_secret(secret)?;
+                }
+                if let Some(value) = changes.load_multiplier {
+                    validate_multiplier(value)?;
+                }
+                if let Some(Some(tag)) = &changes.tag {
+                    validate_tag(tag)?;
+                }
+                let current = self.settings.as_ref().ok_or(ServerError::NotFound)?;
+                // Keep only real changes so the log stays meaningful.
+                if changes.url.as_ref() == Some(&current.url) {
+                    changes.url = None;
+                }
+                if changes.secret.as_ref() == Some(&current.secret) {
+                    changes.secret = None;
+                }
+                if changes.tag.as_ref() == Some(&current.tag) {
+                    changes.tag = None;
+                }
+                if changes.load_multiplier == Some(current.load_multiplier) {
+                    changes.load_multiplier = None;
+                }
+                if changes == ServerChanges::default() {
+                    Vec::new()
+                } else {
+                    vec![ServerEvent::ServerUpdated { changes }]
+                }
+            }
+            ServerCommand::Enable => {
+                self.transition(ServerState::Enabled, ServerEvent::ServerEnabled)
+            }
+            ServerCommand::Cordon => {
+                self.transition(ServerState::Cordoned, ServerEvent::ServerCordoned)
+            }
+            ServerCommand::Disable => {
+                self.transition(ServerState::Disabled, ServerEvent::ServerDisabled)
+            }
+            ServerCommand::Remove => vec![ServerEvent::ServerRemoved],
+            ServerCommand::MarkOnline if !self.online => vec![ServerEvent::ServerWentOnline],
+            ServerCommand::MarkOffline if self.online => vec![ServerEvent::ServerWentOffline],
+            ServerCommand::MarkOnline | ServerCommand::MarkOffline => Vec::new(),
+        })
+    }
+
+    fn evolve(&mut self, event: &ServerEvent) {
+        match event {
+            ServerEvent::ServerAdded { id, settings } => {
+                self.id = Some(*id);
+                self.settings = Some(settings.clone());
+                self.state = ServerState::Disabled;
+                self.online = true;
+            }
+            ServerEvent::ServerUpdated { changes } => {
+                if let Some(settings) = &mut self.settings {
+                    apply_changes(settings, changes);
+                }
+            }
+            ServerEvent::ServerEnabled => self.state = ServerState::Enabled,
+            ServerEvent::ServerCordoned => self.state = ServerState::Cordoned,
+            ServerEvent::ServerDisabled => self.state = ServerState::Disabled,
+            ServerEvent::ServerRemoved => self.removed = true,
+            ServerEvent::ServerWentOnline => self.online = true,
+            ServerEvent::ServerWentOffline => self.online = false,
+        }
+    }
+}
+
+/// Applies a settings change (shared by the aggregate and the projections).
+pub fn apply_changes(settings: &mut ServerSettings, changes: &ServerChanges) {
+    if let Some(url) = &changes.url {
+        settings.url = url.clone();
+    }
+    if let Some(secret) = &changes.secret {
+        settings.secret = secret.clone();
+    }
+    if let Some(tag) = &changes.tag {
+        settings.tag = tag.clone();
+    }
+    if let Some(value) = changes.load_multiplier {
+        settings.load_multiplier = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ServerSettings {
+        ServerSettings {
+            url: "https://bbb1.example.org/bigbluebutton".into(),
+            secret: "s3cret".into(),
+            tag: None,
+            load_multiplier: 1.0,
+        }
+    }
+
+    fn given(events: &[ServerEvent]) -> Server {
+        Server::fold(events)
+    }
+
+    fn added() -> Vec<ServerEvent> {
+        let id = ServerId::new();
+        Server::default()
+            .decide(&ServerCommand::Add {
+                id,
+                settings: settings(),
+                enabled: false,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn add_starts_disabled_and_normalises_the_url() {
+        let events = added();
+        assert_eq!(events.len(), 1);
+        let server = given(&events);
+        assert_eq!(server.state, ServerState::Disabled);
+        assert!(server.online);
+        assert_eq!(
+            server.settings.unwrap().url,
+            "https://bbb1.example.org/bigbluebutton/"
+        );
+    }
+
+    #[test]
+    fn add_enabled_records_both_facts() {
+        let events = Server::default()
+            .decide(&ServerCommand::Add {
+                id: ServerId::new(),
+                settings: settings(),
+                enabled: true,
+            })
+            .unwrap();
+        assert_eq!(events[1], ServerEvent::ServerEnabled);
+        assert_eq!(given(&events).state, ServerState::Enabled);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_reasons() {
+        let cases = [
+            (
+                ServerSettings {
+                    url: "ftp://x".into(),
+                    ..settings()
+                },
+                ServerError::InvalidUrl("ftp://x".into()),
+            ),
+            (
+                ServerSettings {
+                    secret: " ".into(),
+                    ..settings()
+                },
+                ServerError::EmptySecret,
+            ),
+            (
+                ServerSettings {
+                    load_multiplier: 0.0,
+                    ..settings()
+                },
+                ServerError::InvalidLoadMultiplier(0.0),
+            ),
+            (
+                ServerSettings {
+                    tag: Some(String::new()),
+                    ..settings()
+                },
+                ServerError::EmptyTag,
+            ),
+        ];
+        for (bad, expected) in cases {
+            let result = Server::default().decide(&ServerCommand::Add {
+                id: ServerId::new(),
+                settings: bad,
+                enabled: false,
+            });
+            assert_eq!(result, Err(expected));
+        }
+    }
+
+    #[test]
+    fn state_changes_are_idempotent() {
+        let server = given(&added());
+        assert_eq!(server.decide(&ServerCommand::Disable).unwrap(), vec![]);
+        let enabled = server.decide(&ServerCommand::Enable).unwrap();
+        assert_eq!(enabled, vec![ServerEvent::ServerEnabled]);
+        let mut events = added();
+        events.extend(enabled);
+        let server = given(&events);
+        assert_eq!(server.decide(&ServerCommand::Enable).unwrap(), vec![]);
+        assert_eq!(
+            server.decide(&ServerCommand::Cordon).unwrap(),
+            vec![ServerEvent::ServerCordoned]
+        );
+    }
+
+    #[test]
+    fn health_flips_only_record_changes() {
+        let mut events = added();
+        let server = given(&events);
+        assert_eq!(server.decide(&ServerCommand::MarkOnline).unwrap(), vec![]);
+        events.extend(server.decide(&ServerCommand::MarkOffline).unwrap());
+        let server = given(&events);
+        assert!(!server.online);
+        assert_eq!(server.decide(&ServerCommand::MarkOffline).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn removed_and_unknown_servers_refuse_commands() {
+        let mut events = added();
+        events.push(ServerEvent::ServerRemoved);
+        let server = given(&events);
+        assert!(matches!(
+            server.decide(&ServerCommand::Enable),
+            Err(ServerError::Removed(_))
+        ));
+        assert_eq!(
+            Server::default().decide(&ServerCommand::Enable),
+            Err(ServerError::NotFound)
+        );
+    }
+
+    #[test]
+    fn update_records_only_what_changed() {
+        let server = given(&added());
+        let unchanged = ServerChanges {
+            secret: Some("s3cret".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            server.decide(&ServerCommand::Update(unchanged)).unwrap(),
+            vec![]
+        );
+        let changes = ServerChanges {
+            secret: Some("new".into()),
+            tag: Some(Some("big".into())),
+            ..Default::default()
+        };
+        let events = server
+            .decide(&ServerCommand::Update(changes.clone()))
+            .unwrap();
+        assert_eq!(events, vec![ServerEvent::ServerUpdated { changes }]);
+        let mut all = added();
+        all.extend(events);
+        let settings = given(&all).settings.unwrap();
+        assert_eq!(settings.secret, "new");
+        assert_eq!(settings.tag.as_deref(), Some("big"));
+    }
+}
