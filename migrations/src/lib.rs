@@ -1,1 +1,14 @@
-//! placeholder
+//! Switchboard's database adapter: sea-orm migrations and entities, the SQL
+//! event store (append with an expected version, projections updated in the
+//! same transaction) and the projection reads routing uses. The same code runs
+//! on SQLite (the embedded default) and PostgreSQL.
+
+pub mod entities;
+pub mod migration;
+mod projection;
+mod reads;
+mod store;
+pub mod test_support;
+
+pub use reads::{MeetingRecord, ServerRecord};
+pub use store::{AppendOutcome, Store, StoreError, StoredEvent};

@@ -1,0 +1,109 @@
+//! The event log, the servers and meetings projections and settings.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Creates the first schema.
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("events")
+                    .if_not_exists()
+                    .col(big_pk_auto("position"))
+                    .col(string("stream"))
+                    .col(big_integer("version"))
+                    .col(string("event_type"))
+                    .col(integer("schema_version"))
+                    .col(text("payload"))
+                    .col(text("metadata"))
+                    .col(timestamp_with_time_zone("recorded_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("events_stream_version")
+                    .table("events")
+                    .col("stream")
+                    .col("version")
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("events_type_position")
+                    .table("events")
+                    .col("event_type")
+                    .col("position")
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("servers")
+                    .if_not_exists()
+                    .col(string("id").primary_key())
+                    .col(string("url"))
+                    .col(string("secret"))
+                    .col(string_null("tag"))
+                    .col(double("load_multiplier"))
+                    .col(string("state"))
+                    .col(boolean("online"))
+                    .col(big_integer("version"))
+                    .col(big_integer("position"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("meetings")
+                    .if_not_exists()
+                    .col(string("tenant"))
+                    .col(string_len("meeting_id", 1024))
+                    .col(text("name"))
+                    .col(string("internal_id"))
+                    .col(string("server_id"))
+                    .col(big_integer("create_time_ms"))
+                    .col(big_integer_null("ended_at_ms"))
+                    .col(boolean("running"))
+                    .col(big_integer("version"))
+                    .col(big_integer("position"))
+                    .primary_key(Index::create().col("tenant").col("meeting_id"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("meetings_server_running")
+                    .table("meetings")
+                    .col("server_id")
+                    .col("running")
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("settings")
+                    .if_not_exists()
+                    .col(string("key").primary_key())
+                    .col(text("value"))
+                    .to_owned(),
+            )
+            .await
+    }
+}

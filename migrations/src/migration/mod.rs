@@ -1,0 +1,14 @@
+//! Schema migrations, applied in order at start and by `switchboard migrate`.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_event_log;
+
+/// Every migration of the schema.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_event_log::Migration)]
+    }
+}

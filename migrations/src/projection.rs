@@ -1,0 +1,189 @@
+//! Folds events into the projection tables. Called inside the append's
+//! transaction and by replay, so the two can never disagree.
+
+use crate::entities::{meeting, server};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use switchboard_domain::events::DomainEvent;
+use switchboard_domain::meeting::MeetingEvent;
+use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
+
+/// Applies one event of `stream` at `version`/`position` to the projections.
+pub(crate) async fn apply<C: ConnectionTrait>(
+    db: &C,
+    stream: &str,
+    event: &DomainEvent,
+    version: i64,
+    position: i64,
+) -> Result<(), DbErr> {
+    let unexpected = || {
+        DbErr::Custom(format!(
+            "event {} in unexpected stream `{stream}`",
+            event.type_name()
+        ))
+    };
+    match event {
+        DomainEvent::Server(event) => {
+            let id = stream.strip_prefix("server:").ok_or_else(unexpected)?;
+            apply_server(db, id, event, version, position).await
+        }
+        DomainEvent::Meeting(event) => {
+            let (tenant, meeting_id) = stream
+                .strip_prefix("meeting:")
+                .and_then(|rest| rest.split_once(':'))
+                .ok_or_else(unexpected)?;
+            apply_meeting(db, tenant, meeting_id, event, version, position).await
+        }
+    }
+}
+
+async fn apply_server<C: ConnectionTrait>(
+    db: &C,
+    server_id: &str,
+    event: &ServerEvent,
+    version: i64,
+    position: i64,
+) -> Result<(), DbErr> {
+    let ServerEvent::ServerAdded { id, settings } = event else {
+        return update_server(db, server_id, event, version, position).await;
+    };
+    let row = server::ActiveModel {
+        id: Set(id.to_string()),
+        url: Set(settings.url.clone()),
+        secret: Set(settings.secret.clone()),
+        tag: Set(settings.tag.clone()),
+        load_multiplier: Set(settings.load_multiplier),
+        state: Set(ServerState::Disabled.as_str().to_owned()),
+        online: Set(true),
+        version: Set(version),
+        position: Set(position),
+    };
+    server::Entity::insert(row)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Applies any server event but `ServerAdded` to the row of `server_id`.
+async fn update_server<C: ConnectionTrait>(
+    db: &C,
+    server_id: &str,
+    event: &ServerEvent,
+    version: i64,
+    position: i64,
+) -> Result<(), DbErr> {
+    let update = server::Entity::update_many()
+        .col_expr(server::Column::Version, Expr::value(version))
+        .col_expr(server::Column::Position, Expr::value(position))
+        .filter(server::Column::Id.eq(server_id));
+    let update = match event {
+        ServerEvent::ServerAdded { .. } => return Ok(()),
+        ServerEvent::ServerUpdated { changes } => {
+            let Some(row) = server::Entity::find_by_id(server_id.to_owned())
+                .one(db)
+                .await?
+            else {
+                return Ok(());
+            };
+            let mut settings = switchboard_domain::server::ServerSettings {
+                url: row.url,
+                secret: row.secret,
+                tag: row.tag,
+                load_multiplier: row.load_multiplier,
+            };
+            apply_changes(&mut settings, changes);
+            update
+                .col_expr(server::Column::Url, Expr::value(settings.url))
+                .col_expr(server::Column::Secret, Expr::value(settings.secret))
+                .col_expr(server::Column::Tag, Expr::value(settings.tag))
+                .col_expr(
+                    server::Column::LoadMultiplier,
+                    Expr::value(settings.load_multiplier),
+                )
+        }
+        ServerEvent::ServerEnabled => update.col_expr(
+            server::Column::State,
+            Expr::value(ServerState::Enabled.as_str()),
+        ),
+        ServerEvent::ServerCordoned => update.col_expr(
+            server::Column::State,
+            Expr::value(ServerState::Cordoned.as_str()),
+        ),
+        ServerEvent::ServerDisabled => update.col_expr(
+            server::Column::State,
+            Expr::value(ServerState::Disabled.as_str()),
+        ),
+        ServerEvent::ServerWentOnline => update.col_expr(server::Column::Online, Expr::value(true)),
+        ServerEvent::ServerWentOffline => {
+            update.col_expr(server::Column::Online, Expr::value(false))
+        }
+        ServerEvent::ServerRemoved => {
+            server::Entity::delete_by_id(server_id.to_owned())
+                .exec(db)
+                .await?;
+            return Ok(());
+        }
+    };
+    update.exec(db).await?;
+    Ok(())
+}
+
+async fn apply_meeting<C: ConnectionTrait>(
+    db: &C,
+    tenant_name: &str,
+    meeting_key: &str,
+    event: &MeetingEvent,
+    version: i64,
+    position: i64,
+) -> Result<(), DbErr> {
+    match event {
+        MeetingEvent::MeetingCreated {
+            tenant,
+            meeting_id,
+            name,
+            run,
+        } => {
+            let row = meeting::ActiveModel {
+                tenant: Set(tenant.0.clone()),
+                meeting_id: Set(meeting_id.as_str().to_owned()),
+                name: Set(name.clone()),
+                internal_id: Set(run.internal_id.clone()),
+                server_id: Set(run.server_id.to_string()),
+                create_time_ms: Set(run.create_time_ms),
+                ended_at_ms: Set(None),
+                running: Set(true),
+                version: Set(version),
+                position: Set(position),
+            };
+            meeting::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([meeting::Column::Tenant, meeting::Column::MeetingId])
+                        .update_columns([
+                            meeting::Column::Name,
+                            meeting::Column::InternalId,
+                            meeting::Column::ServerId,
+                            meeting::Column::CreateTimeMs,
+                            meeting::Column::EndedAtMs,
+                            meeting::Column::Running,
+                            meeting::Column::Version,
+                            meeting::Column::Position,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+        }
+        MeetingEvent::MeetingEnded { at_ms, .. } => {
+            meeting::Entity::update_many()
+                .col_expr(meeting::Column::Running, Expr::value(false))
+                .col_expr(meeting::Column::EndedAtMs, Expr::value(*at_ms))
+                .col_expr(meeting::Column::Version, Expr::value(version))
+                .col_expr(meeting::Column::Position, Expr::value(position))
+                .filter(meeting::Column::Tenant.eq(tenant_name))
+                .filter(meeting::Column::MeetingId.eq(meeting_key))
+                .exec(db)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Reads of the projections, as domain types.
+
+use crate::entities::{meeting, server};
+use crate::store::{Store, StoreError};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
+use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
+use switchboard_domain::meeting::{Meeting, MeetingRun};
+use switchboard_domain::server::{Server, ServerSettings, ServerState};
+
+/// A server as the projection holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRecord {
+    /// Its id.
+    pub id: ServerId,
+    /// Its settings.
+    pub settings: ServerSettings,
+    /// Enabled, cordoned or disabled.
+    pub state: ServerState,
+    /// Reachable by health checks.
+    pub online: bool,
+    /// Stream version.
+    pub version: i64,
+}
+
+impl ServerRecord {
+    /// The aggregate state this row stands for.
+    pub fn aggregate(&self) -> Server {
+        Server {
+            id: Some(self.id),
+            settings: Some(self.settings.clone()),
+            state: self.state,
+            online: self.online,
+            removed: false,
+        }
+    }
+}
+
+/// A meeting as the projection holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingRecord {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Front-end id.
+    pub meeting_id: MeetingId,
+    /// Name from the last create.
+    pub name: String,
+    /// The last run.
+    pub run: MeetingRun,
+    /// Whether that run goes on.
+    pub running: bool,
+    /// When it ended.
+    pub ended_at_ms: Option<i64>,
+    /// Stream version.
+    pub version: i64,
+}
+
+impl MeetingRecord {
+    /// The aggregate state this row stands for.
+    pub fn aggregate(&self) -> Meeting {
+        Meeting {
+            identity: Some((self.tenant.clone(), self.meeting_id.clone())),
+            name: self.name.clone(),
+            current: self.running.then(|| self.run.clone()),
+            ended_at_ms: self.ended_at_ms,
+        }
+    }
+}
+
+fn server_record(row: server::Model) -> Option<ServerRecord> {
+    Some(ServerRecord {
+        id: row.id.parse().ok()?,
+        settings: ServerSettings {
+            url: row.url,
+            secret: row.secret,
+            tag: row.tag,
+            load_multiplier: row.load_multiplier,
+        },
+        state: ServerState::parse(&row.state)?,
+        online: row.online,
+        version: row.version,
+    })
+}
+
+fn meeting_record(row: meeting::Model) -> Option<MeetingRecord> {
+    Some(MeetingRecord {
+        tenant: TenantId(row.tenant),
+        meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
+        name: row.name,
+        run: MeetingRun {
+            internal_id: row.internal_id,
+            server_id: row.server_id.parse().ok()?,
+            create_time_ms: row.create_time_ms,
+        },
+        running: row.running,
+        ended_at_ms: row.ended_at_ms,
+        version: row.version,
+    })
+}
+
+impl Store {
+    /// Every server of the pool, oldest first.
+    pub async fn servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
+        let rows = server::Entity::find()
+            .order_by_asc(server::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().filter_map(server_record).collect())
+    }
+
+    /// One server.
+    pub async fn server(&self, id: ServerId) -> Result<Option<ServerRecord>, StoreError> {
+        let row = server::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(server_record))
+    }
+
+    /// One meeting (its last run).
+    pub async fn meeting(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<MeetingRecord>, StoreError> {
+        let row = meeting::Entity::find_by_id((tenant.0.clone(), meeting_id.as_str().to_owned()))
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(meeting_record))
+    }
+
+    /// Every meeting row, running or not, ordered by tenant and id.
+    pub async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        let rows = meeting::Entity::find()
+            .order_by_asc(meeting::Column::Tenant)
+            .order_by_asc(meeting::Column::MeetingId)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().filter_map(meeting_record).collect())
+    }
+
+    /// Running meetings per server.
+    pub async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = meeting::Entity::find()
+            .select_only()
+            .column(meeting::Column::ServerId)
+            .column_as(meeting::Column::MeetingId.count(), "count")
+            .filter(meeting::Column::Running.eq(true))
+            .group_by(meeting::Column::ServerId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, count)| Some((id.parse().ok()?, count.max(0) as u64)))
+            .collect())
+    }
+}

@@ -1,0 +1,305 @@
+//! The event store: connect, migrate, append, read, replay.
+
+use crate::entities::{event, meeting, server, setting};
+use crate::migration::Migrator;
+use crate::projection;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use switchboard_domain::events::{CURRENT_SCHEMA_VERSION, DomainEvent, EventMetadata};
+use thiserror::Error;
+
+/// What went wrong in the store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Another writer appended to the stream first (optimistic concurrency).
+    #[error("stream `{stream}` changed concurrently: expected version {expected}")]
+    Conflict {
+        /// The stream.
+        stream: String,
+        /// The version the writer expected.
+        expected: i64,
+    },
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    /// A stored payload could not be read.
+    #[error("event at position {position} could not be read: {reason}")]
+    Corrupt {
+        /// Its position.
+        position: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where an append left the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream's version after the append.
+    pub version: i64,
+    /// Position of the last appended event (0 when nothing was appended).
+    pub position: i64,
+}
+
+/// An event as read back from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Global position.
+    pub position: i64,
+    /// Stream.
+    pub stream: String,
+    /// Version within the stream.
+    pub version: i64,
+    /// The event.
+    pub event: DomainEvent,
+    /// Who and why.
+    pub metadata: EventMetadata,
+    /// When.
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The database behind Switchboard: log and projections.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to `sqlite://PATH?mode=rwc` or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.sqlx_logging(false).max_connections(16);
+        let db = Database::connect(options).await?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            db.execute_unprepared(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+            )
+            .await?;
+        }
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// The underlying connection (for adapters such as job storages).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Whether this is PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
+    /// Appends events to a stream whose current version must be `expected`,
+    /// updating the projections in the same transaction. Nothing is written
+    /// when `events` is empty.
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: i64,
+        events: &[DomainEvent],
+        metadata: &EventMetadata,
+    ) -> Result<AppendOutcome, StoreError> {
+        if events.is_empty() {
+            return Ok(AppendOutcome {
+                version: expected,
+                position: 0,
+            });
+        }
+        let metadata_json = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".into());
+        let txn = self.db.begin().await?;
+        let mut version = expected;
+        let mut position = 0;
+        for domain_event in events {
+            version += 1;
+            let row = event::ActiveModel {
+                stream: Set(stream.to_owned()),
+                version: Set(version),
+                event_type: Set(domain_event.type_name().to_owned()),
+                schema_version: Set(CURRENT_SCHEMA_VERSION),
+                payload: Set(domain_event.to_payload().to_string()),
+                metadata: Set(metadata_json.clone()),
+                recorded_at: Set(chrono::Utc::now()),
+                ..Default::default()
+            };
+            let inserted = event::Entity::insert(row).exec(&txn).await;
+            position = match inserted {
+                Ok(result) => result.last_insert_id,
+                Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                    return Err(StoreError::Conflict {
+                        stream: stream.to_owned(),
+                        expected,
+                    });
+                }
+                Err(err) => return Err(err.into()),
+            };
+            projection::apply(&txn, stream, domain_event, version, position).await?;
+        }
+        match txn.commit().await {
+            Ok(()) => Ok(AppendOutcome { version, position }),
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(StoreError::Conflict {
+                    stream: stream.to_owned(),
+                    expected,
+                })
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The highest position in the log (0 when empty).
+    pub async fn last_position(&self) -> Result<i64, StoreError> {
+        let last = event::Entity::find()
+            .select_only()
+            .column_as(event::Column::Position.max(), "max")
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await?;
+        Ok(last.flatten().unwrap_or(0))
+    }
+
+    /// Number of events in the log.
+    pub async fn event_count(&self) -> Result<u64, StoreError> {
+        Ok(event::Entity::find().count(&self.db).await?)
+    }
+
+    /// Events after `position`, oldest first, at most `limit`.
+    pub async fn events_after(
+        &self,
+        position: i64,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = event::Entity::find()
+            .filter(event::Column::Position.gt(position))
+            .order_by_asc(event::Column::Position)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// Every event of one stream, oldest first.
+    pub async fn stream_events(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = event::Entity::find()
+            .filter(event::Column::Stream.eq(stream))
+            .order_by_asc(event::Column::Version)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// Streams of events of a type prefix after `position` (for cache invalidation).
+    pub async fn streams_changed_after(
+        &self,
+        position: i64,
+        type_prefix: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let streams = event::Entity::find()
+            .select_only()
+            .column(event::Column::Stream)
+            .filter(event::Column::Position.gt(position))
+            .filter(event::Column::EventType.starts_with(type_prefix))
+            .distinct()
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?;
+        Ok(streams)
+    }
+
+    /// Rebuilds every projection from the log, in one transaction. Returns the
+    /// number of events applied.
+    pub async fn replay(&self) -> Result<u64, StoreError> {
+        const PAGE: u64 = 1000;
+        let txn = self.db.begin().await?;
+        server::Entity::delete_many().exec(&txn).await?;
+        meeting::Entity::delete_many().exec(&txn).await?;
+        let mut after = 0;
+        let mut applied = 0;
+        loop {
+            let rows = event::Entity::find()
+                .filter(event::Column::Position.gt(after))
+                .order_by_asc(event::Column::Position)
+                .limit(PAGE)
+                .all(&txn)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.position;
+            for row in rows {
+                let stored = decode(row)?;
+                projection::apply(
+                    &txn,
+                    &stored.stream,
+                    &stored.event,
+                    stored.version,
+                    stored.position,
+                )
+                .await?;
+                applied += 1;
+            }
+        }
+        txn.commit().await?;
+        Ok(applied)
+    }
+
+    /// A stored setting.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(setting::Entity::find_by_id(key.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|row| row.value))
+    }
+
+    /// Stores a setting unless it exists; returns the value that is stored now.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let row = setting::ActiveModel {
+            key: Set(key.to_owned()),
+            value: Set(value.to_owned()),
+        };
+        setting::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(setting::Column::Key)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(self.setting(key).await?.unwrap_or_else(|| value.to_owned()))
+    }
+}
+
+/// Reads a log row into a domain event.
+fn decode(row: event::Model) -> Result<StoredEvent, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        position: row.position,
+        reason,
+    };
+    let payload: serde_json::Value =
+        serde_json::from_str(&row.payload).map_err(|err| corrupt(err.to_string()))?;
+    let event = DomainEvent::from_payload(&row.event_type, payload)
+        .map_err(|err| corrupt(err.to_string()))?;
+    let metadata = serde_json::from_str(&row.metadata).unwrap_or_default();
+    Ok(StoredEvent {
+        position: row.position,
+        stream: row.stream,
+        version: row.version,
+        event,
+        metadata,
+        recorded_at: row.recorded_at,
+    })
+}

@@ -1,0 +1,234 @@
+//! The event store against real SQLite and PostgreSQL.
+
+use switchboard_domain::aggregate::Aggregate;
+use switchboard_domain::events::{DomainEvent, EventMetadata};
+use switchboard_domain::ids::{MeetingId, ServerId, TenantId, meeting_stream};
+use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingRun};
+use switchboard_domain::server::{
+    Server, ServerChanges, ServerCommand, ServerSettings, ServerState,
+};
+use switchboard_store::test_support::{fresh_postgres, fresh_sqlite};
+use switchboard_store::{Store, StoreError};
+
+async fn stores() -> Vec<(&'static str, Store)> {
+    let mut stores = Vec::new();
+    for (kind, url) in [
+        ("sqlite", fresh_sqlite()),
+        ("postgres", fresh_postgres().await),
+    ] {
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        stores.push((kind, store));
+    }
+    stores
+}
+
+fn meta() -> EventMetadata {
+    EventMetadata::actor("test")
+}
+
+async fn server_command(store: &Store, id: ServerId, command: ServerCommand) {
+    let (state, version) = match store.server(id).await.unwrap() {
+        Some(record) => (record.aggregate(), record.version),
+        None => (Server::default(), 0),
+    };
+    let events: Vec<DomainEvent> = state
+        .decide(&command)
+        .unwrap()
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    store
+        .append(&id.stream(), version, &events, &meta())
+        .await
+        .unwrap();
+}
+
+async fn add_server(store: &Store, n: usize) -> ServerId {
+    let id = ServerId::new();
+    let settings = ServerSettings {
+        url: format!("http://bbb{n}.example.org/bigbluebutton/"),
+        secret: format!("secret{n}"),
+        tag: None,
+        load_multiplier: 1.0,
+    };
+    server_command(
+        store,
+        id,
+        ServerCommand::Add {
+            id,
+            settings,
+            enabled: false,
+        },
+    )
+    .await;
+    id
+}
+
+async fn meeting_command(store: &Store, name: &str, command: MeetingCommand) {
+    let tenant = TenantId::default_tenant();
+    let meeting_id = MeetingId::parse(name).unwrap();
+    let (state, version) = match store.meeting(&tenant, &meeting_id).await.unwrap() {
+        Some(record) => (record.aggregate(), record.version),
+        None => (Meeting::default(), 0),
+    };
+    let events: Vec<DomainEvent> = state
+        .decide(&command)
+        .unwrap()
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    store
+        .append(
+            &meeting_stream(&tenant, &meeting_id),
+            version,
+            &events,
+            &meta(),
+        )
+        .await
+        .unwrap();
+}
+
+fn created(name: &str, server: ServerId, at: i64) -> MeetingCommand {
+    let meeting_id = MeetingId::parse(name).unwrap();
+    MeetingCommand::RecordCreated {
+        tenant: TenantId::default_tenant(),
+        name: format!("Meeting {name}"),
+        run: MeetingRun {
+            internal_id: meeting_id.internal_id(at),
+            server_id: server,
+            create_time_ms: at,
+        },
+        meeting_id,
+    }
+}
+
+#[tokio::test]
+async fn append_checks_the_expected_version() {
+    for (kind, store) in stores().await {
+        let id = add_server(&store, 1).await;
+        let events = vec![DomainEvent::Server(
+            switchboard_domain::server::ServerEvent::ServerEnabled,
+        )];
+        let stale = store.append(&id.stream(), 0, &events, &meta()).await;
+        assert!(
+            matches!(stale, Err(StoreError::Conflict { .. })),
+            "{kind}: {stale:?}"
+        );
+        // The failed append left nothing behind: log and projection agree.
+        assert_eq!(store.event_count().await.unwrap(), 1, "{kind}");
+        assert_eq!(
+            store.server(id).await.unwrap().unwrap().state,
+            ServerState::Disabled
+        );
+        let ok = store
+            .append(&id.stream(), 1, &events, &meta())
+            .await
+            .unwrap();
+        assert_eq!(ok.version, 2, "{kind}");
+        assert_eq!(
+            store.server(id).await.unwrap().unwrap().state,
+            ServerState::Enabled
+        );
+        let stored = store.stream_events(&id.stream()).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[1].metadata.actor, "test");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_to_one_stream_keep_exactly_one() {
+    for (kind, store) in stores().await {
+        let id = add_server(&store, 1).await;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let events = vec![DomainEvent::Server(
+                    switchboard_domain::server::ServerEvent::ServerEnabled,
+                )];
+                store.append(&id.stream(), 1, &events, &meta()).await
+            }));
+        }
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(other) => panic!("{kind}: {other}"),
+            }
+        }
+        assert_eq!(won, 1, "{kind}");
+        assert_eq!(store.event_count().await.unwrap(), 2, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn replay_rebuilds_projections_equal_to_the_live_ones() {
+    for (kind, store) in stores().await {
+        let a = add_server(&store, 1).await;
+        let b = add_server(&store, 2).await;
+        let c = add_server(&store, 3).await;
+        server_command(&store, a, ServerCommand::Enable).await;
+        server_command(&store, b, ServerCommand::Enable).await;
+        server_command(&store, b, ServerCommand::Cordon).await;
+        server_command(&store, a, ServerCommand::MarkOffline).await;
+        server_command(
+            &store,
+            a,
+            ServerCommand::Update(ServerChanges {
+                secret: Some("rotated".into()),
+                tag: Some(Some("big".into())),
+                load_multiplier: Some(2.5),
+                ..Default::default()
+            }),
+        )
+        .await;
+        server_command(&store, c, ServerCommand::Remove).await;
+        meeting_command(&store, "room-1", created("room-1", a, 1)).await;
+        meeting_command(&store, "room-2", created("room-2", b, 2)).await;
+        meeting_command(
+            &store,
+            "room-1",
+            MeetingCommand::RecordEnded {
+                reason: EndReason::EndCalled,
+                at_ms: 3,
+            },
+        )
+        .await;
+        meeting_command(&store, "room-1", created("room-1", b, 4)).await;
+        meeting_command(&store, "room-2", created("room-2", a, 5)).await;
+
+        let live_servers = store.servers().await.unwrap();
+        let live_meetings = store.meetings().await.unwrap();
+        assert_eq!(live_servers.len(), 2, "{kind}: removed server is gone");
+        assert_eq!(live_meetings.len(), 2);
+        let applied = store.replay().await.unwrap();
+        assert_eq!(applied, store.event_count().await.unwrap());
+        assert_eq!(store.servers().await.unwrap(), live_servers, "{kind}");
+        assert_eq!(store.meetings().await.unwrap(), live_meetings, "{kind}");
+        let counts = store.running_meetings_per_server().await.unwrap();
+        assert_eq!(counts.get(&a), Some(&1));
+        assert_eq!(counts.get(&b), Some(&1));
+    }
+}
+
+#[tokio::test]
+async fn settings_keep_the_first_value() {
+    for (kind, store) in stores().await {
+        assert_eq!(
+            store.setting_or_insert("secret", "one").await.unwrap(),
+            "one",
+            "{kind}"
+        );
+        assert_eq!(
+            store.setting_or_insert("secret", "two").await.unwrap(),
+            "one",
+            "{kind}"
+        );
+        assert_eq!(
+            store.setting("secret").await.unwrap().as_deref(),
+            Some("one")
+        );
+    }
+}
