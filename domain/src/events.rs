@@ -118,6 +118,7 @@ mod tests {
                 secret: "s".into(),
                 tag: Some("t".into()),
                 load_multiplier: 2.5,
+                checksum: Some(crate::checksum::ChecksumAlgorithm::Sha1),
             },
         });
         let back = DomainEvent::from_payload(event.type_name(), event.to_payload()).unwrap();

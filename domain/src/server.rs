@@ -1,6 +1,7 @@
 //! The server aggregate: a BBB server of the pool, its settings and its state.
 
 use crate::aggregate::Aggregate;
+use crate::checksum::ChecksumAlgorithm;
 use crate::ids::ServerId;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -50,6 +51,10 @@ pub struct ServerSettings {
     pub tag: Option<String>,
     /// Load weight: 2.0 makes the server look twice as loaded (a smaller machine).
     pub load_multiplier: f64,
+    /// Checksum algorithm for calls to this server; `None` uses the configured
+    /// default (old servers may accept sha1 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumAlgorithm>,
 }
 
 /// A server as its events describe it.
@@ -83,6 +88,9 @@ pub struct ServerChanges {
     /// New load multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_multiplier: Option<f64>,
+    /// New checksum algorithm; `Some(None)` returns to the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Option<ChecksumAlgorithm>>,
 }
 
 /// What an operator or a worker can ask of a server.
@@ -203,11 +211,10 @@ fn normalise_url(url: &str) -> Result<String, ServerError> {
         .or_else(|| url.strip_prefix("https://"));
     match rest {
         Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(' ') => {
-            Ok(if url.ends_with('/') {
-                url.to_owned()
-            } else {
-                format!("{url}/")
-            })
+            // Scalelite-style URLs name the API endpoint; keep the base.
+            let base = url.trim_end_matches('/');
+            let base = base.strip_suffix("/api").unwrap_or(base);
+            Ok(format!("{base}/"))
         }
         _ => Err(ServerError::InvalidUrl(url.to_owned())),
     }
@@ -308,6 +315,9 @@ impl Aggregate for Server {
                 if changes.load_multiplier == Some(current.load_multiplier) {
                     changes.load_multiplier = None;
                 }
+                if changes.checksum == Some(current.checksum) {
+                    changes.checksum = None;
+                }
                 if changes == ServerChanges::default() {
                     Vec::new()
                 } else {
@@ -367,6 +377,9 @@ pub fn apply_changes(settings: &mut ServerSettings, changes: &ServerChanges) {
     if let Some(value) = changes.load_multiplier {
         settings.load_multiplier = value;
     }
+    if let Some(checksum) = changes.checksum {
+        settings.checksum = checksum;
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +392,21 @@ mod tests {
             secret: "s3cret".into(),
             tag: None,
             load_multiplier: 1.0,
+            checksum: None,
+        }
+    }
+
+    #[test]
+    fn scalelite_style_api_urls_keep_their_base() {
+        for url in [
+            "https://bbb1.example.org/bigbluebutton/api",
+            "https://bbb1.example.org/bigbluebutton/api/",
+            "https://bbb1.example.org/bigbluebutton",
+        ] {
+            assert_eq!(
+                normalise_url(url).unwrap(),
+                "https://bbb1.example.org/bigbluebutton/"
+            );
         }
     }
 

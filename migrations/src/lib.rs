@@ -5,10 +5,12 @@
 
 pub mod entities;
 pub mod migration;
+mod commands;
 mod projection;
 mod reads;
 mod store;
 pub mod test_support;
 
+pub use commands::CommandError;
 pub use reads::{MeetingRecord, ServerRecord};
 pub use store::{AppendOutcome, Store, StoreError, StoredEvent};

@@ -4,6 +4,7 @@
 use crate::entities::{meeting, server};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use switchboard_domain::checksum::ChecksumAlgorithm;
 use switchboard_domain::events::DomainEvent;
 use switchboard_domain::meeting::MeetingEvent;
 use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
@@ -53,6 +54,7 @@ async fn apply_server<C: ConnectionTrait>(
         secret: Set(settings.secret.clone()),
         tag: Set(settings.tag.clone()),
         load_multiplier: Set(settings.load_multiplier),
+        checksum_algorithm: Set(settings.checksum.map(|c| c.name().to_owned())),
         state: Set(ServerState::Disabled.as_str().to_owned()),
         online: Set(true),
         version: Set(version),
@@ -90,6 +92,7 @@ async fn update_server<C: ConnectionTrait>(
                 secret: row.secret,
                 tag: row.tag,
                 load_multiplier: row.load_multiplier,
+                checksum: row.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse),
             };
             apply_changes(&mut settings, changes);
             update
@@ -99,6 +102,10 @@ async fn update_server<C: ConnectionTrait>(
                 .col_expr(
                     server::Column::LoadMultiplier,
                     Expr::value(settings.load_multiplier),
+                )
+                .col_expr(
+                    server::Column::ChecksumAlgorithm,
+                    Expr::value(settings.checksum.map(|c| c.name().to_owned())),
                 )
         }
         ServerEvent::ServerEnabled => update.col_expr(

@@ -75,6 +75,10 @@ fn server_record(row: server::Model) -> Option<ServerRecord> {
             secret: row.secret,
             tag: row.tag,
             load_multiplier: row.load_multiplier,
+            checksum: row
+                .checksum_algorithm
+                .as_deref()
+                .and_then(switchboard_domain::checksum::ChecksumAlgorithm::parse),
         },
         state: ServerState::parse(&row.state)?,
         online: row.online,

@@ -51,6 +51,7 @@ async fn add_server(store: &Store, n: usize) -> ServerId {
         secret: format!("secret{n}"),
         tag: None,
         load_multiplier: 1.0,
+        checksum: None,
     };
     server_command(
         store,

@@ -1,1 +1,7 @@
-//! placeholder
+//! Switchboard's background work and its adapter to BBB servers: the signed
+//! HTTP client for backends, reading BBB's XML answers, and the health poller
+//! that keeps each server's online state and observed load current.
+
+pub mod backend;
+pub mod bbb_xml;
+pub mod health;

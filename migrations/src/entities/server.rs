@@ -17,6 +17,8 @@ pub struct Model {
     pub tag: Option<String>,
     /// Load multiplier.
     pub load_multiplier: f64,
+    /// Checksum algorithm for calls to it (`None`: the default).
+    pub checksum_algorithm: Option<String>,
     /// enabled, cordoned or disabled.
     pub state: String,
     /// Whether health checks reach it.

@@ -58,6 +58,7 @@ impl MigrationTrait for Migration {
                     .col(string("secret"))
                     .col(string_null("tag"))
                     .col(double("load_multiplier"))
+                    .col(string_null("checksum_algorithm"))
                     .col(string("state"))
                     .col(boolean("online"))
                     .col(big_integer("version"))

@@ -1,0 +1,102 @@
+//! Running commands: load the aggregate's state from its projection row,
+//! decide, append with the expected version, and on a concurrent change decide
+//! again against the fresh state (a conflict is retried, never lost).
+
+use crate::store::{Store, StoreError};
+use switchboard_domain::aggregate::Aggregate;
+use switchboard_domain::events::{DomainEvent, EventMetadata};
+use switchboard_domain::ids::{MeetingId, ServerId, TenantId, meeting_stream};
+use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingError, MeetingEvent};
+use switchboard_domain::server::{Server, ServerCommand, ServerError, ServerEvent};
+use thiserror::Error;
+
+/// How often a command is decided again after a concurrent change.
+const ATTEMPTS: usize = 5;
+
+/// Why a command did not go through.
+#[derive(Debug, Error)]
+pub enum CommandError<E> {
+    /// The aggregate refused it.
+    #[error(transparent)]
+    Rejected(E),
+    /// The store failed (or conflicts kept happening).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Runs a server command; returns the events it recorded (possibly none).
+    pub async fn execute_server(
+        &self,
+        id: ServerId,
+        command: &ServerCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<ServerEvent>, CommandError<ServerError>> {
+        let stream = id.stream();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (state, version) = match self.server(id).await? {
+                Some(record) => (record.aggregate(), record.version),
+                None => (self.removed_or_new_server(&stream).await?, self.stream_version(&stream).await?),
+            };
+            let events = state.decide(command).map_err(CommandError::Rejected)?;
+            let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
+            match self.append(&stream, version, &domain, metadata).await {
+                Ok(_) => return Ok(events),
+                Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// Runs a meeting command; returns the events it recorded (possibly none).
+    pub async fn execute_meeting(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+        command: &MeetingCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<MeetingEvent>, CommandError<MeetingError>> {
+        let stream = meeting_stream(tenant, meeting_id);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (state, version) = match self.meeting(tenant, meeting_id).await? {
+                Some(record) => (record.aggregate(), record.version),
+                None => (Meeting::default(), 0),
+            };
+            let events = state.decide(command).map_err(CommandError::Rejected)?;
+            let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
+            match self.append(&stream, version, &domain, metadata).await {
+                Ok(_) => return Ok(events),
+                Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    /// State of a server without a projection row: removed (folded from its
+    /// stream) or never added.
+    async fn removed_or_new_server(&self, stream: &str) -> Result<Server, StoreError> {
+        let events = self.stream_events(stream).await?;
+        let server_events: Vec<ServerEvent> = events
+            .into_iter()
+            .filter_map(|stored| match stored.event {
+                DomainEvent::Server(event) => Some(event),
+                DomainEvent::Meeting(_) => None,
+            })
+            .collect();
+        Ok(Server::fold(&server_events))
+    }
+
+    /// The current version of a stream (0 when empty).
+    async fn stream_version(&self, stream: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .stream_events(stream)
+            .await?
+            .last()
+            .map(|stored| stored.version)
+            .unwrap_or(0))
+    }
+}

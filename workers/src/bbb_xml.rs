@@ -1,0 +1,225 @@
+//! Reading BBB's XML answers, which are untrusted: a well-formed `<response>`
+//! is required, and anything else is an error, never a panic.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// Why an answer could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum XmlError {
+    /// Not well-formed XML.
+    #[error("malformed XML: {0}")]
+    Malformed(String),
+    /// Well-formed, but not a BBB `<response>` with a `returncode`.
+    #[error("not a BBB response: {0}")]
+    NotAResponse(&'static str),
+}
+
+/// The top-level fields of a `<response>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResponseSummary {
+    /// SUCCESS or FAILED.
+    pub returncode: String,
+    /// Simple (text-only) children of `<response>`, by name.
+    pub fields: HashMap<String, String>,
+}
+
+impl ResponseSummary {
+    /// True for `SUCCESS`.
+    pub fn is_success(&self) -> bool {
+        self.returncode == "SUCCESS"
+    }
+
+    /// A top-level field.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// The messageKey, if any and not empty.
+    pub fn message_key(&self) -> Option<&str> {
+        self.field("messageKey").filter(|key| !key.is_empty())
+    }
+}
+
+/// One `<meeting>` of a getMeetings answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingEntry<'a> {
+    /// The element exactly as the server sent it.
+    pub raw: &'a str,
+    /// Its meetingID.
+    pub meeting_id: String,
+    /// Its internalMeetingID.
+    pub internal_id: String,
+    /// participantCount.
+    pub participants: u64,
+}
+
+/// A parsed getMeetings answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MeetingsAnswer<'a> {
+    /// The top-level fields.
+    pub summary: ResponseSummary,
+    /// The meetings listed.
+    pub meetings: Vec<MeetingEntry<'a>>,
+}
+
+fn malformed(err: impl std::fmt::Display) -> XmlError {
+    XmlError::Malformed(err.to_string())
+}
+
+/// Resolves an entity or character reference's name (`amp`, `#38`, `#x26`).
+fn resolve_reference(name: &str) -> String {
+    quick_xml::escape::unescape(&format!("&{name};"))
+        .map(|text| text.into_owned())
+        .unwrap_or_default()
+}
+
+/// Reads the top-level fields of a BBB answer.
+pub fn read_response(body: &[u8]) -> Result<ResponseSummary, XmlError> {
+    let text = std::str::from_utf8(body).map_err(malformed)?;
+    read_meetings(text).map(|answer| answer.summary)
+}
+
+/// Reads a BBB answer with its `<meetings>` list (empty for other calls).
+pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
+    let mut reader = Reader::from_str(body);
+    let mut answer = MeetingsAnswer::default();
+    let mut path: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut saw_root = false;
+    let mut meeting_start = 0usize;
+    let mut current: Option<MeetingEntry<'_>> = None;
+    loop {
+        let before = reader.buffer_position() as usize;
+        let event = reader.read_event().map_err(malformed)?;
+        match event {
+            Event::Start(start) => {
+                let name = start.name().as_ref().to_owned();
+                if path.is_empty() {
+                    if saw_root || name != "response" {
+                        return Err(XmlError::NotAResponse("the root element must be <response>"));
+                    }
+                    saw_root = true;
+                }
+                if path.len() == 2 && path[1] == "meetings" && name == "meeting" {
+                    meeting_start = before;
+                    current = Some(MeetingEntry {
+                        raw: "",
+                        meeting_id: String::new(),
+                        internal_id: String::new(),
+                        participants: 0,
+                    });
+                }
+                path.push(name);
+                text.clear();
+            }
+            Event::End(_) => {
+                let Some(name) = path.pop() else {
+                    return Err(XmlError::Malformed("unbalanced end tag".into()));
+                };
+                if path.len() == 1 {
+                    answer.summary.fields.insert(name.clone(), text.trim().to_owned());
+                }
+                if path.len() == 3
+                    && let Some(entry) = current.as_mut()
+                {
+                    match name.as_str() {
+                        "meetingID" => entry.meeting_id = text.clone(),
+                        "internalMeetingID" => entry.internal_id = text.trim().to_owned(),
+                        "participantCount" => {
+                            entry.participants = text.trim().parse().unwrap_or(0)
+                        }
+                        _ => {}
+                    }
+                }
+                if path.len() == 2 && name == "meeting" {
+                    let end = reader.buffer_position() as usize;
+                    if let Some(mut entry) = current.take() {
+                        entry.raw = body.get(meeting_start..end).unwrap_or("");
+                        answer.meetings.push(entry);
+                    }
+                }
+                text.clear();
+            }
+            Event::Empty(empty) => {
+                if path.is_empty() {
+                    return Err(XmlError::NotAResponse("the root element must be <response>"));
+                }
+                if path.len() == 1 {
+                    let name = empty.name().as_ref().to_owned();
+                    answer.summary.fields.insert(name, String::new());
+                }
+            }
+            Event::Text(content) => text.push_str(&content.xml10_content()),
+            Event::CData(content) => text.push_str(content.as_ref()),
+            Event::GeneralRef(reference) => text.push_str(&resolve_reference(&reference.into_inner())),
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+        }
+    }
+    if !path.is_empty() {
+        return Err(XmlError::Malformed("document ended inside an element".into()));
+    }
+    if !saw_root {
+        return Err(XmlError::NotAResponse("no <response> element"));
+    }
+    match answer.summary.fields.get("returncode") {
+        Some(code) if !code.is_empty() => answer.summary.returncode = code.clone(),
+        _ => return Err(XmlError::NotAResponse("no <returncode>")),
+    }
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEETINGS: &str = "<response><returncode>SUCCESS</returncode><meetings>\
+        <meeting><meetingName>A &amp; B</meetingName><meetingID>room&amp;1</meetingID>\
+        <internalMeetingID>abc-1</internalMeetingID><participantCount>3</participantCount>\
+        <attendees><attendee><userID>w_1</userID></attendee></attendees><metadata/></meeting>\
+        <meeting><meetingID>room-2</meetingID><internalMeetingID>def-2</internalMeetingID>\
+        <participantCount>0</participantCount></meeting></meetings></response>";
+
+    #[test]
+    fn reads_meetings_and_keeps_their_raw_xml() {
+        let answer = read_meetings(MEETINGS).unwrap();
+        assert!(answer.summary.is_success());
+        assert_eq!(answer.meetings.len(), 2);
+        assert_eq!(answer.meetings[0].meeting_id, "room&1");
+        assert_eq!(answer.meetings[0].participants, 3);
+        assert!(answer.meetings[0].raw.starts_with("<meeting><meetingName>A &amp; B"));
+        assert!(answer.meetings[0].raw.ends_with("<metadata/></meeting>"));
+        assert_eq!(answer.meetings[1].internal_id, "def-2");
+    }
+
+    #[test]
+    fn reads_top_level_fields() {
+        let summary = read_response(
+            b"<?xml version=\"1.0\"?><response><returncode>FAILED</returncode>\
+              <messageKey>notFound</messageKey><message>gone</message></response>",
+        )
+        .unwrap();
+        assert!(!summary.is_success());
+        assert_eq!(summary.message_key(), Some("notFound"));
+        assert_eq!(summary.field("message"), Some("gone"));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for body in [
+            "<<garbage",
+            "",
+            "<html><body>502</body></html>",
+            "<response><returncode>SUCCESS</returncode>",
+            "<response><message>no code</message></response>",
+            "<response><returncode>SUCCESS</returncode></response><response/>",
+            "<response><meetings><meeting><a></b></meeting></meetings></response>",
+        ] {
+            assert!(read_meetings(body).is_err(), "{body:?}");
+        }
+        assert!(read_response(&[0xff, 0xfe]).is_err());
+    }
+}
