@@ -1,2 +1,5 @@
-//! placeholder
-fn main() {}
+//! The `switchboard` binary.
+
+fn main() -> anyhow::Result<()> {
+    switchboard_api::cli::main()
+}

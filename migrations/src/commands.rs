@@ -13,6 +13,15 @@ use thiserror::Error;
 /// How often a command is decided again after a concurrent change.
 const ATTEMPTS: usize = 5;
 
+/// What a command recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed<E> {
+    /// The events appended (none when the command changed nothing).
+    pub events: Vec<E>,
+    /// Position of the last appended event (0 when none).
+    pub position: i64,
+}
+
 /// Why a command did not go through.
 #[derive(Debug, Error)]
 pub enum CommandError<E> {
@@ -31,19 +40,27 @@ impl Store {
         id: ServerId,
         command: &ServerCommand,
         metadata: &EventMetadata,
-    ) -> Result<Vec<ServerEvent>, CommandError<ServerError>> {
+    ) -> Result<Executed<ServerEvent>, CommandError<ServerError>> {
         let stream = id.stream();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let (state, version) = match self.server(id).await? {
                 Some(record) => (record.aggregate(), record.version),
-                None => (self.removed_or_new_server(&stream).await?, self.stream_version(&stream).await?),
+                None => (
+                    self.removed_or_new_server(&stream).await?,
+                    self.stream_version(&stream).await?,
+                ),
             };
             let events = state.decide(command).map_err(CommandError::Rejected)?;
             let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
             match self.append(&stream, version, &domain, metadata).await {
-                Ok(_) => return Ok(events),
+                Ok(outcome) => {
+                    return Ok(Executed {
+                        events,
+                        position: outcome.position,
+                    });
+                }
                 Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
                 Err(err) => return Err(err.into()),
             }
@@ -57,7 +74,7 @@ impl Store {
         meeting_id: &MeetingId,
         command: &MeetingCommand,
         metadata: &EventMetadata,
-    ) -> Result<Vec<MeetingEvent>, CommandError<MeetingError>> {
+    ) -> Result<Executed<MeetingEvent>, CommandError<MeetingError>> {
         let stream = meeting_stream(tenant, meeting_id);
         let mut attempt = 0;
         loop {
@@ -69,7 +86,12 @@ impl Store {
             let events = state.decide(command).map_err(CommandError::Rejected)?;
             let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
             match self.append(&stream, version, &domain, metadata).await {
-                Ok(_) => return Ok(events),
+                Ok(outcome) => {
+                    return Ok(Executed {
+                        events,
+                        position: outcome.position,
+                    });
+                }
                 Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
                 Err(err) => return Err(err.into()),
             }

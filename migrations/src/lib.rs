@@ -3,14 +3,14 @@
 //! same transaction) and the projection reads routing uses. The same code runs
 //! on SQLite (the embedded default) and PostgreSQL.
 
+mod commands;
 pub mod entities;
 pub mod migration;
-mod commands;
 mod projection;
 mod reads;
 mod store;
 pub mod test_support;
 
-pub use commands::CommandError;
+pub use commands::{CommandError, Executed};
 pub use reads::{MeetingRecord, ServerRecord};
 pub use store::{AppendOutcome, Store, StoreError, StoredEvent};

@@ -92,7 +92,10 @@ async fn update_server<C: ConnectionTrait>(
                 secret: row.secret,
                 tag: row.tag,
                 load_multiplier: row.load_multiplier,
-                checksum: row.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse),
+                checksum: row
+                    .checksum_algorithm
+                    .as_deref()
+                    .and_then(ChecksumAlgorithm::parse),
             };
             apply_changes(&mut settings, changes);
             update

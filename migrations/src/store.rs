@@ -265,6 +265,23 @@ impl Store {
             .map(|row| row.value))
     }
 
+    /// Stores a setting, replacing an earlier value.
+    pub async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let row = setting::ActiveModel {
+            key: Set(key.to_owned()),
+            value: Set(value.to_owned()),
+        };
+        setting::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(setting::Column::Key)
+                    .update_column(setting::Column::Value)
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Stores a setting unless it exists; returns the value that is stored now.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         let row = setting::ActiveModel {

@@ -91,7 +91,10 @@ impl HttpBackendClient {
         query: &str,
         timeout: Duration,
     ) -> Result<BackendResponse, BackendError> {
-        let request = self.client.get(target.signed_url(call, query)).timeout(timeout);
+        let request = self
+            .client
+            .get(target.signed_url(call, query))
+            .timeout(timeout);
         self.send(request, timeout).await
     }
 
@@ -171,6 +174,10 @@ mod tests {
                 sign(ChecksumAlgorithm::Sha1, "create", "meetingID=a", "s")
             )
         );
-        assert!(target.signed_url("getMeetings", "").contains("getMeetings?checksum="));
+        assert!(
+            target
+                .signed_url("getMeetings", "")
+                .contains("getMeetings?checksum=")
+        );
     }
 }

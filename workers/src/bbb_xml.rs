@@ -99,7 +99,9 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                 let name = start.name().as_ref().to_owned();
                 if path.is_empty() {
                     if saw_root || name != "response" {
-                        return Err(XmlError::NotAResponse("the root element must be <response>"));
+                        return Err(XmlError::NotAResponse(
+                            "the root element must be <response>",
+                        ));
                     }
                     saw_root = true;
                 }
@@ -120,7 +122,10 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                     return Err(XmlError::Malformed("unbalanced end tag".into()));
                 };
                 if path.len() == 1 {
-                    answer.summary.fields.insert(name.clone(), text.trim().to_owned());
+                    answer
+                        .summary
+                        .fields
+                        .insert(name.clone(), text.trim().to_owned());
                 }
                 if path.len() == 3
                     && let Some(entry) = current.as_mut()
@@ -128,9 +133,7 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                     match name.as_str() {
                         "meetingID" => entry.meeting_id = text.clone(),
                         "internalMeetingID" => entry.internal_id = text.trim().to_owned(),
-                        "participantCount" => {
-                            entry.participants = text.trim().parse().unwrap_or(0)
-                        }
+                        "participantCount" => entry.participants = text.trim().parse().unwrap_or(0),
                         _ => {}
                     }
                 }
@@ -145,7 +148,9 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
             }
             Event::Empty(empty) => {
                 if path.is_empty() {
-                    return Err(XmlError::NotAResponse("the root element must be <response>"));
+                    return Err(XmlError::NotAResponse(
+                        "the root element must be <response>",
+                    ));
                 }
                 if path.len() == 1 {
                     let name = empty.name().as_ref().to_owned();
@@ -154,13 +159,17 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
             }
             Event::Text(content) => text.push_str(&content.xml10_content()),
             Event::CData(content) => text.push_str(content.as_ref()),
-            Event::GeneralRef(reference) => text.push_str(&resolve_reference(&reference.into_inner())),
+            Event::GeneralRef(reference) => {
+                text.push_str(&resolve_reference(&reference.into_inner()))
+            }
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
         }
     }
     if !path.is_empty() {
-        return Err(XmlError::Malformed("document ended inside an element".into()));
+        return Err(XmlError::Malformed(
+            "document ended inside an element".into(),
+        ));
     }
     if !saw_root {
         return Err(XmlError::NotAResponse("no <response> element"));
@@ -190,7 +199,11 @@ mod tests {
         assert_eq!(answer.meetings.len(), 2);
         assert_eq!(answer.meetings[0].meeting_id, "room&1");
         assert_eq!(answer.meetings[0].participants, 3);
-        assert!(answer.meetings[0].raw.starts_with("<meeting><meetingName>A &amp; B"));
+        assert!(
+            answer.meetings[0]
+                .raw
+                .starts_with("<meeting><meetingName>A &amp; B")
+        );
         assert!(answer.meetings[0].raw.ends_with("<metadata/></meeting>"));
         assert_eq!(answer.meetings[1].internal_id, "def-2");
     }

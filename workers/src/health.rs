@@ -103,7 +103,12 @@ pub struct HealthPoller {
 
 impl HealthPoller {
     /// A poller writing to `store` and `loads`.
-    pub fn new(store: Store, client: HttpBackendClient, config: HealthConfig, loads: ObservedLoads) -> Self {
+    pub fn new(
+        store: Store,
+        client: HttpBackendClient,
+        config: HealthConfig,
+        loads: ObservedLoads,
+    ) -> Self {
         Self {
             store,
             client,
@@ -175,8 +180,11 @@ impl HealthPoller {
                 }
             };
             let Some(command) = command else { continue };
-            let recorded = self.store.execute_server(server.id, &command, &metadata).await?;
-            if !recorded.is_empty() {
+            let recorded = self
+                .store
+                .execute_server(server.id, &command, &metadata)
+                .await?;
+            if !recorded.events.is_empty() {
                 if command == ServerCommand::MarkOnline {
                     tracing::info!(server = %server.id, "server back online");
                     report.went_online.push(server.id);
@@ -191,13 +199,20 @@ impl HealthPoller {
 }
 
 /// Asks one server for its meetings; `None` when it fails in any way.
-async fn probe(client: &HttpBackendClient, config: &HealthConfig, server: &ServerRecord) -> Option<Observed> {
+async fn probe(
+    client: &HttpBackendClient,
+    config: &HealthConfig,
+    server: &ServerRecord,
+) -> Option<Observed> {
     let target = BackendTarget {
         url: &server.settings.url,
         secret: &server.settings.secret,
         algorithm: server.settings.checksum.unwrap_or(config.default_algorithm),
     };
-    let response = client.get(target, "getMeetings", "", config.timeout).await.ok()?;
+    let response = client
+        .get(target, "getMeetings", "", config.timeout)
+        .await
+        .ok()?;
     let body = std::str::from_utf8(&response.body).ok()?;
     let answer = read_meetings(body).ok()?;
     if !answer.summary.is_success() {

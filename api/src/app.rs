@@ -1,0 +1,285 @@
+//! Wiring: the shared state, the HTTP routes, background tasks, and a running
+//! instance that tests and `serve` start the same way.
+
+use crate::bbb;
+use crate::config::Settings;
+use crate::directory::Directory;
+use crate::locks::StripedLocks;
+use anyhow::Context;
+use poem::listener::TcpAcceptor;
+use poem::{EndpointExt, Route, Server, get, handler, web::Data};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_domain::ids::TenantId;
+use switchboard_store::Store;
+use switchboard_workers::backend::HttpBackendClient;
+use switchboard_workers::health::{HealthConfig, HealthPoller, ObservedLoads};
+use tokio::task::JoinHandle;
+
+/// The settings key of a secret generated at first start.
+const GENERATED_SECRET_KEY: &str = "bbb_api_secret";
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct AppState {
+    /// The settings in force.
+    pub settings: Settings,
+    /// The database.
+    pub store: Store,
+    /// The routing view.
+    pub directory: Arc<Directory>,
+    /// Client for BBB servers.
+    pub backend: HttpBackendClient,
+    /// Secrets front-ends may sign with.
+    pub secrets: Vec<String>,
+    /// Serialises creates of one meetingID in this process.
+    pub create_locks: StripedLocks,
+    /// The tenant of every request (single-tenant for now).
+    pub tenant: TenantId,
+    /// What health polls saw on each server.
+    pub observed: ObservedLoads,
+}
+
+/// The secrets in force, and the secret generated now if there was none.
+#[derive(Debug)]
+pub struct Secrets {
+    /// Accepted secrets, the primary first.
+    pub accepted: Vec<String>,
+    /// Set when this start generated and stored the primary secret.
+    pub generated: Option<String>,
+}
+
+/// Generates a 40-character hex secret, as `bbb-conf --secret` shows them.
+pub fn generate_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 20];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The configured secrets, or the stored (or newly generated) one.
+pub async fn resolve_secrets(settings: &Settings, store: &Store) -> anyhow::Result<Secrets> {
+    let mut accepted = Vec::new();
+    let mut generated = None;
+    match &settings.secret {
+        Some(secret) => accepted.push(secret.clone()),
+        None => {
+            let existing = store.setting(GENERATED_SECRET_KEY).await?;
+            let secret = match existing {
+                Some(secret) => secret,
+                None => {
+                    let fresh = generate_secret();
+                    let stored = store
+                        .setting_or_insert(GENERATED_SECRET_KEY, &fresh)
+                        .await?;
+                    if stored == fresh {
+                        generated = Some(fresh);
+                    }
+                    stored
+                }
+            };
+            accepted.push(secret);
+        }
+    }
+    for secret in &settings.secrets {
+        if !accepted.contains(secret) {
+            accepted.push(secret.clone());
+        }
+    }
+    Ok(Secrets {
+        accepted,
+        generated,
+    })
+}
+
+/// Opens the database named by the settings (creating the data folder for the
+/// embedded default) and applies migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    if settings.uses_embedded_database() {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!("cannot create data folder {}", settings.data_dir.display())
+        })?;
+    }
+    let store = Store::connect(&settings.database_url())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                crate::config::redact_url(&settings.database_url())
+            )
+        })?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+impl AppState {
+    /// Builds the state: database, secrets, routing view.
+    pub async fn build(
+        settings: Settings,
+        store: Store,
+        secrets: Vec<String>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let observed = ObservedLoads::default();
+        let directory = Directory::load(store.clone(), settings.load, observed.clone()).await?;
+        Ok(Arc::new(Self {
+            settings,
+            store,
+            directory,
+            backend: HttpBackendClient::new(),
+            secrets,
+            create_locks: StripedLocks::default(),
+            tenant: TenantId::default_tenant(),
+            observed,
+        }))
+    }
+
+    fn health_config(&self) -> HealthConfig {
+        let polling = &self.settings.health;
+        HealthConfig {
+            interval: Duration::from_secs_f64(polling.interval_secs),
+            timeout: Duration::from_millis(polling.timeout_ms),
+            offline_after: polling.offline_after,
+            online_after: polling.online_after,
+            concurrency: 64,
+            default_algorithm: self.settings.backend_checksum,
+        }
+    }
+}
+
+#[handler]
+fn health() -> &'static str {
+    "ok"
+}
+
+#[handler]
+async fn ready(Data(state): Data<&Arc<AppState>>) -> poem::Response {
+    match state.store.ping().await {
+        Ok(()) => poem::Response::builder().body("ready"),
+        Err(_) => poem::Response::builder()
+            .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+            .body("database unreachable"),
+    }
+}
+
+/// The HTTP routes.
+pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
+    Route::new()
+        .at("/bigbluebutton/api", get(bbb::index).post(bbb::index))
+        .at("/bigbluebutton/api/", get(bbb::index).post(bbb::index))
+        .at("/bigbluebutton/api/:call", bbb::api_call)
+        .at("/health", get(health))
+        .at("/ready", get(ready))
+        .data(state)
+}
+
+/// A running instance.
+#[derive(Debug)]
+pub struct RunningApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: Arc<AppState>,
+    server: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RunningApp {
+    /// The BBB API base URL, e.g. `http://127.0.0.1:8090/bigbluebutton/api/`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/bigbluebutton/api/", self.addr)
+    }
+
+    /// Stops serving and the background tasks.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for task in &self.background {
+            task.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+    }
+
+    /// Waits until the server ends (after `stop` or an error).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let result = (&mut self.server).await;
+        for task in &self.background {
+            task.abort();
+        }
+        result??;
+        Ok(())
+    }
+
+    /// A handle that stops the server when sent to.
+    pub fn take_stop(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.stop.take()
+    }
+}
+
+/// What runs beside the HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Background {
+    /// Poll server health.
+    pub health: bool,
+}
+
+/// Starts serving on `listen` (port 0 picks a free port).
+pub async fn start(
+    state: Arc<AppState>,
+    listen: SocketAddr,
+    background: Background,
+) -> anyhow::Result<RunningApp> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let endpoint = routes(state.clone());
+    let server = tokio::spawn(async move {
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                endpoint,
+                async move {
+                    let _ = stop_rx.await;
+                },
+                Some(Duration::from_secs(5)),
+            )
+            .await
+    });
+    let mut tasks = vec![spawn_refresh(state.clone())];
+    if background.health {
+        let poller = HealthPoller::new(
+            state.store.clone(),
+            state.backend.clone(),
+            state.health_config(),
+            state.observed.clone(),
+        );
+        tasks.push(tokio::spawn(poller.run()));
+    }
+    Ok(RunningApp {
+        addr,
+        state,
+        server,
+        background: tasks,
+        stop: Some(stop_tx),
+    })
+}
+
+/// Keeps the routing view current with changes made elsewhere.
+fn spawn_refresh(state: Arc<AppState>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(
+            state.settings.refresh_interval_ms.max(10),
+        ));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = state.directory.refresh().await {
+                tracing::warn!(error = %err, "routing view refresh failed");
+            }
+        }
+    })
+}

@@ -1,0 +1,284 @@
+//! create: idempotent placement on the least loaded server.
+//!
+//! A meeting that runs goes back to its server (BBB's `duplicateWarning` is
+//! relayed). A new one goes to the best server by load and tag rules; a server
+//! that fails is skipped for the next; a meeting is recorded only after a
+//! server accepted it. Concurrent creates of one meetingID are serialised in
+//! this process and, across processes, by the stream's expected version: the
+//! loser moves its create to the winner's server and ends its stray copy.
+
+use super::error::BbbError;
+use super::forward::{self, Answer, meeting_param, serving, store_failure};
+use super::request::ApiRequest;
+use crate::app::AppState;
+use crate::directory::Reservation;
+use poem::Response;
+use switchboard_domain::aggregate::Aggregate;
+use switchboard_domain::events::{DomainEvent, EventMetadata};
+use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
+use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingEvent, MeetingRun};
+use switchboard_domain::ports::{Clock, SystemClock};
+use switchboard_domain::selection::{SelectionError, TagRequest};
+use switchboard_store::{MeetingRecord, ServerRecord, StoreError};
+
+/// How often a create starts over after losing a race to another instance.
+const ROUNDS: usize = 3;
+
+/// What one placement round ended with.
+enum Round {
+    /// Answer the front-end.
+    Done(Response),
+    /// Another instance recorded the meeting first: look again.
+    Raced,
+}
+
+/// The parts of a create that every round needs.
+struct CreateCall<'a> {
+    state: &'a AppState,
+    request: &'a ApiRequest,
+    meeting_id: MeetingId,
+    name: String,
+    query: String,
+    metadata: &'a EventMetadata,
+}
+
+/// Handles `create`.
+pub async fn create(
+    state: &AppState,
+    request: &ApiRequest,
+    metadata: &EventMetadata,
+) -> Result<Response, BbbError> {
+    let meeting_id = meeting_param(request)?;
+    let name = request
+        .params
+        .non_empty("name")
+        .ok_or_else(|| {
+            BbbError::missing_param(
+                "missingParamName",
+                "You must specify a name for the meeting.",
+            )
+        })?
+        .to_owned();
+    let call = CreateCall {
+        state,
+        request,
+        name,
+        query: request.params.to_query(),
+        metadata,
+        meeting_id,
+    };
+    let lock_key = format!("{}:{}", state.tenant, call.meeting_id);
+    let _guard = state.create_locks.lock(&lock_key).await;
+    for _ in 0..ROUNDS {
+        let existing = state
+            .directory
+            .meeting(&state.tenant, &call.meeting_id)
+            .await
+            .map_err(store_failure)?;
+        if let Some(record) = existing.as_ref().filter(|record| record.running)
+            && let Some(server) = state.directory.server(record.run.server_id).filter(serving)
+        {
+            match call.on_existing(record, &server).await? {
+                Some(Round::Done(response)) => return Ok(response),
+                Some(Round::Raced) => continue,
+                None => {} // its server failed: place it anew
+            }
+        }
+        match call.place(existing.as_ref()).await? {
+            Round::Done(response) => return Ok(response),
+            Round::Raced => continue,
+        }
+    }
+    Err(BbbError::internal(
+        "The meeting was changed concurrently too often; please retry.",
+    ))
+}
+
+impl CreateCall<'_> {
+    /// Sends the create to the server the meeting runs on. `None` when that
+    /// server failed, so the meeting is placed anew.
+    async fn on_existing(
+        &self,
+        record: &MeetingRecord,
+        server: &ServerRecord,
+    ) -> Result<Option<Round>, BbbError> {
+        let answer = match self.send(server).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::warn!(server = %server.id, error = %err, "create on the meeting's server failed");
+                return Ok(None);
+            }
+        };
+        if !answer.summary.is_success() {
+            return Ok(Some(Round::Done(forward::relay(answer))));
+        }
+        let run = self.run_from(&answer, server.id);
+        if run.internal_id == record.run.internal_id {
+            return Ok(Some(Round::Done(forward::relay(answer))));
+        }
+        // The meeting had ended on its server and started again there.
+        Ok(Some(self.record(Some(record), run, answer, None).await?))
+    }
+
+    /// Places the meeting on the best server that accepts it.
+    async fn place(&self, existing: Option<&MeetingRecord>) -> Result<Round, BbbError> {
+        let state = self.state;
+        let tags = TagRequest::parse(self.request.params.get("meta_server-tag"));
+        let mut tried: Vec<ServerId> = Vec::new();
+        let mut refused: Option<Answer> = None;
+        for _ in 0..state.settings.create_attempts {
+            let reservation = match state.directory.reserve(&tags, &tried) {
+                Ok(reservation) => reservation,
+                Err(_) if !tried.is_empty() => break,
+                Err(SelectionError::TagUnavailable(tags)) => {
+                    return Err(BbbError::tag_unavailable(&tags));
+                }
+                Err(SelectionError::NoServer) => return Err(BbbError::no_server()),
+            };
+            let server = reservation.server.clone();
+            tried.push(server.id);
+            let answer = match self.send(&server).await {
+                Ok(answer) if answer.summary.is_success() => answer,
+                Ok(answer) => {
+                    tracing::warn!(server = %server.id, key = ?answer.summary.message_key(), "server refused a create");
+                    refused = Some(answer);
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(server = %server.id, error = %err, "create failed on server");
+                    continue;
+                }
+            };
+            let run = self.run_from(&answer, server.id);
+            return self.record(existing, run, answer, Some(&reservation)).await;
+        }
+        match refused {
+            Some(answer) => Ok(Round::Done(forward::relay(answer))),
+            None => Err(BbbError::internal(
+                "No server could create the meeting; please retry.",
+            )),
+        }
+    }
+
+    async fn send(&self, server: &ServerRecord) -> Result<Answer, forward::ForwardError> {
+        forward::call(
+            self.state,
+            server,
+            "create",
+            &self.query,
+            self.request.xml_body.as_ref(),
+        )
+        .await
+    }
+
+    /// The run a server reported (ids computed as BBB does when missing).
+    fn run_from(&self, answer: &Answer, server_id: ServerId) -> MeetingRun {
+        let create_time_ms = answer
+            .summary
+            .field("createTime")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| SystemClock.now_ms());
+        let internal_id = answer
+            .summary
+            .field("internalMeetingID")
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.meeting_id.internal_id(create_time_ms));
+        MeetingRun {
+            internal_id,
+            server_id,
+            create_time_ms,
+        }
+    }
+
+    /// Appends the run against the version that was read; on a lost race the
+    /// stray copy on our server is ended unless the winner chose it too.
+    async fn record(
+        &self,
+        existing: Option<&MeetingRecord>,
+        run: MeetingRun,
+        answer: Answer,
+        reservation: Option<&Reservation<'_>>,
+    ) -> Result<Round, BbbError> {
+        let state = self.state;
+        let (aggregate, version) = existing
+            .map(|record| (record.aggregate(), record.version))
+            .unwrap_or((Meeting::default(), 0));
+        let command = MeetingCommand::RecordCreated {
+            tenant: state.tenant.clone(),
+            meeting_id: self.meeting_id.clone(),
+            name: self.name.clone(),
+            run: run.clone(),
+        };
+        let events = aggregate
+            .decide(&command)
+            .map_err(|err| BbbError::internal(err.to_string()))?;
+        let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
+        let stream = meeting_stream(&state.tenant, &self.meeting_id);
+        match state
+            .store
+            .append(&stream, version, &domain, self.metadata)
+            .await
+        {
+            Ok(outcome) => {
+                if let Some(reservation) = reservation {
+                    reservation.confirm(outcome.position);
+                }
+                for event in &events {
+                    if let MeetingEvent::MeetingEnded { .. } = event
+                        && let Some(previous) = existing
+                    {
+                        state
+                            .directory
+                            .adjust(previous.run.server_id, outcome.position, -1);
+                    }
+                }
+                state.directory.remember(MeetingRecord {
+                    tenant: state.tenant.clone(),
+                    meeting_id: self.meeting_id.clone(),
+                    name: self.name.clone(),
+                    run,
+                    running: true,
+                    ended_at_ms: None,
+                    version: outcome.version,
+                });
+                Ok(Round::Done(forward::relay(answer)))
+            }
+            Err(StoreError::Conflict { .. }) => {
+                state.directory.forget(&state.tenant, &self.meeting_id);
+                self.end_stray(&run, &answer).await;
+                Ok(Round::Raced)
+            }
+            Err(err) => {
+                self.end_stray(&run, &answer).await;
+                Err(store_failure(err))
+            }
+        }
+    }
+
+    /// Ends a copy of the meeting that was created but not recorded, unless
+    /// the recorded run is on the same server.
+    async fn end_stray(&self, run: &MeetingRun, answer: &Answer) {
+        let state = self.state;
+        let winner = state
+            .store
+            .meeting(&state.tenant, &self.meeting_id)
+            .await
+            .ok()
+            .flatten();
+        if winner.is_some_and(|record| record.running && record.run.server_id == run.server_id) {
+            return;
+        }
+        let Some(server) = state.directory.server(run.server_id) else {
+            return;
+        };
+        let mut params = switchboard_domain::params::Params::default();
+        params.set("meetingID", self.meeting_id.as_str());
+        if let Some(password) = answer.summary.field("moderatorPW") {
+            params.set("password", password);
+        }
+        if let Err(err) = forward::call(state, &server, "end", &params.to_query(), None).await {
+            tracing::warn!(server = %server.id, error = %err, "could not end a stray meeting copy");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! BBB API errors: one type that knows its XML rendering (HTTP 200, text/xml).
+
+use super::xml::XmlWriter;
+use poem::{IntoResponse, Response};
+
+/// A FAILED answer of the BBB API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BbbError {
+    /// BBB's messageKey.
+    pub key: &'static str,
+    /// The human-readable message.
+    pub message: String,
+}
+
+impl BbbError {
+    fn new(key: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// Wrong or missing checksum, unknown tenant or secret.
+    pub fn checksum() -> Self {
+        Self::new(
+            "checksumError",
+            "You did not pass the checksum security check",
+        )
+    }
+
+    /// Unknown call or wrong method.
+    pub fn unsupported_request() -> Self {
+        Self::new("unsupportedRequest", "This request is not supported.")
+    }
+
+    /// A POST body of a type the call does not take.
+    pub fn unsupported_content_type() -> Self {
+        Self::new(
+            "unsupportedContentType",
+            "POST request Content-Type is missing or unsupported",
+        )
+    }
+
+    /// No running meeting with that id (Scalelite's wording).
+    pub fn meeting_not_found() -> Self {
+        Self::new(
+            "notFound",
+            "We could not find a meeting with that meeting ID - perhaps the meeting is not yet running?",
+        )
+    }
+
+    /// A required parameter is missing.
+    pub fn missing_param(key: &'static str, message: &str) -> Self {
+        Self::new(key, message)
+    }
+
+    /// A parameter is malformed or given twice.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new("validationError", message)
+    }
+
+    /// The request is larger than allowed.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            "requestTooLarge",
+            format!("The request is larger than {limit} bytes."),
+        )
+    }
+
+    /// The meeting's server is disabled, offline or gone.
+    pub fn server_unavailable() -> Self {
+        Self::new(
+            "serverUnavailable",
+            "The server hosting this meeting is not available.",
+        )
+    }
+
+    /// No server can take a new meeting.
+    pub fn no_server() -> Self {
+        Self::new(
+            "serverUnavailable",
+            "No server is available to host the meeting.",
+        )
+    }
+
+    /// No server with a required tag.
+    pub fn tag_unavailable(tags: &str) -> Self {
+        Self::new(
+            "serverTagUnavailable",
+            format!("There is no available server with the required tag={tags}."),
+        )
+    }
+
+    /// A server failed or answered nonsense.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new("internalError", message)
+    }
+
+    /// The XML body.
+    pub fn to_xml(&self) -> String {
+        let mut xml = XmlWriter::response("FAILED");
+        xml.text_element("messageKey", self.key);
+        xml.text_element("message", &self.message);
+        xml.finish()
+    }
+}
+
+impl IntoResponse for BbbError {
+    fn into_response(self) -> Response {
+        super::xml::xml_response(self.to_xml())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_bbb_failed_answer_exactly() {
+        assert_eq!(
+            BbbError::checksum().to_xml(),
+            "<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey>\
+             <message>You did not pass the checksum security check</message></response>"
+        );
+        assert_eq!(
+            BbbError::tag_unavailable("a&b").to_xml(),
+            "<response><returncode>FAILED</returncode><messageKey>serverTagUnavailable</messageKey>\
+             <message>There is no available server with the required tag=a&amp;b.</message></response>"
+        );
+    }
+}

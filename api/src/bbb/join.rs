@@ -1,0 +1,43 @@
+//! join: a 302 to the meeting's server with every client parameter forwarded
+//! byte for byte and re-signed, or the server's XML with `redirect=false`.
+
+use super::error::BbbError;
+use super::forward::{self, meeting_param, running_meeting, serving};
+use super::request::ApiRequest;
+use crate::app::AppState;
+use poem::Response;
+use poem::http::{StatusCode, header};
+
+/// Handles `join`.
+pub async fn join(state: &AppState, request: &ApiRequest) -> Result<Response, BbbError> {
+    let meeting_id = meeting_param(request)?;
+    if request.params.non_empty("fullName").is_none() {
+        return Err(BbbError::missing_param(
+            "missingParamFullName",
+            "You must specify a name for the attendee who will be joining the meeting.",
+        ));
+    }
+    let record = running_meeting(state, &meeting_id)
+        .await?
+        .ok_or_else(BbbError::meeting_not_found)?;
+    let server = state
+        .directory
+        .server(record.run.server_id)
+        .filter(serving)
+        .ok_or_else(BbbError::server_unavailable)?;
+    let wants_xml = request
+        .params
+        .get("redirect")
+        .is_some_and(|value| value.eq_ignore_ascii_case("false"));
+    if wants_xml {
+        let answer = forward::call(state, &server, "join", &request.raw_query, None)
+            .await
+            .map_err(|err| err.to_bbb())?;
+        return Ok(forward::relay(answer));
+    }
+    let location = forward::target(state, &server).signed_url("join", &request.raw_query);
+    Ok(Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, location)
+        .finish())
+}

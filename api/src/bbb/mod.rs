@@ -1,0 +1,120 @@
+//! The BBB API facade: `/bigbluebutton/api` and `/bigbluebutton/api/{call}`,
+//! answering every front-end exactly as one BBB server would.
+
+mod create;
+pub mod error;
+mod forward;
+mod get_meetings;
+mod join;
+mod meeting_calls;
+pub mod request;
+pub mod xml;
+
+use crate::app::AppState;
+use error::BbbError;
+use poem::http::Method;
+use poem::web::{Data, Path};
+use poem::{Body, IntoResponse, Request, Response, handler};
+use request::{RawRequest, Verifier, verify_request};
+use std::sync::Arc;
+use switchboard_domain::events::EventMetadata;
+
+/// The version Switchboard reports, like a BBB server's index answer.
+const BBB_VERSION: &str = "3.0";
+
+/// `GET /bigbluebutton/api`: no checksum, version information.
+#[handler]
+pub fn index() -> Response {
+    let mut xml = xml::XmlWriter::response("SUCCESS");
+    xml.text_element("version", "2.0")
+        .text_element("apiVersion", "2.0")
+        .text_element("bbbVersion", BBB_VERSION);
+    xml::xml_response(xml.finish())
+}
+
+/// `/bigbluebutton/api/{call}`: verifies and dispatches one call.
+#[handler]
+pub async fn api_call(
+    req: &Request,
+    Path(call): Path<String>,
+    body: Body,
+    Data(state): Data<&Arc<AppState>>,
+) -> Response {
+    match handle(req, &call, body, state).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn handle(
+    req: &Request,
+    call: &str,
+    body: Body,
+    state: &AppState,
+) -> Result<Response, BbbError> {
+    let is_post = match *req.method() {
+        Method::GET => false,
+        Method::POST => true,
+        _ => return Err(BbbError::unsupported_request()),
+    };
+    let max = state.settings.max_request_bytes;
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > max {
+        return Err(BbbError::too_large(max));
+    }
+    let body = if is_post {
+        body.into_bytes_limit(max)
+            .await
+            .map_err(|_| BbbError::too_large(max))?
+    } else {
+        bytes::Bytes::new()
+    };
+    let content_type = req
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let raw = RawRequest {
+        call,
+        is_post,
+        query: req.uri().query().unwrap_or(""),
+        content_type,
+        body: &body,
+    };
+    let verifier = Verifier {
+        secrets: &state.secrets,
+        algorithms: &state.settings.checksum_algorithms,
+        max_bytes: max,
+    };
+    let request = verify_request(raw, verifier)?;
+    let metadata = EventMetadata {
+        actor: format!("bbb-api:{}", state.tenant),
+        request_id: Some(request_id(req)),
+        tenant: Some(state.tenant.to_string()),
+    };
+    match call {
+        "create" => create::create(state, &request, &metadata).await,
+        "join" => join::join(state, &request).await,
+        "end" => meeting_calls::end(state, &request, &metadata).await,
+        "isMeetingRunning" => meeting_calls::is_meeting_running(state, &request).await,
+        "getMeetingInfo" => meeting_calls::get_meeting_info(state, &request).await,
+        "sendChatMessage" => meeting_calls::send_chat_message(state, &request).await,
+        "insertDocument" => meeting_calls::insert_document(state, &request).await,
+        "getMeetings" => get_meetings::get_meetings(state).await,
+        _ => Err(BbbError::unsupported_request()),
+    }
+}
+
+/// The request id from `X-Request-Id`, or a new one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty() && value.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}

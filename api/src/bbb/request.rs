@@ -1,0 +1,339 @@
+//! Turning an HTTP request into a verified BBB API request: method rules, size
+//! limit, body kinds, checksum over the raw query (or the raw form body), and
+//! strict parameter decoding.
+
+use super::error::BbbError;
+use bytes::Bytes;
+use switchboard_domain::checksum::{ChecksumAlgorithm, split_checksum, verify};
+use switchboard_domain::params::{ParamError, Params};
+
+/// What a call accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodRule {
+    /// GET only.
+    GetOnly,
+    /// GET, or POST with a form or XML body.
+    GetOrPost,
+    /// POST with an XML body.
+    PostXml,
+}
+
+/// The calls the facade knows, with their method rules.
+pub fn method_rule(call: &str) -> Option<MethodRule> {
+    Some(match call {
+        "create" => MethodRule::GetOrPost,
+        "join" | "end" | "isMeetingRunning" | "getMeetingInfo" | "getMeetings"
+        | "sendChatMessage" => MethodRule::GetOnly,
+        "insertDocument" => MethodRule::PostXml,
+        _ => return None,
+    })
+}
+
+/// An XML document sent with the call (create's slides, insertDocument).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmlBody {
+    /// The content type as sent.
+    pub content_type: String,
+    /// The document.
+    pub body: Bytes,
+}
+
+/// A verified request.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// The call name (`create`, `join`, ...).
+    pub call: String,
+    /// Decoded parameters from the URL and a form body.
+    pub params: Params,
+    /// The raw URL query without the checksum, as the client signed it.
+    pub raw_query: String,
+    /// True when parameters came from a form body (the raw query is not all).
+    pub has_form_params: bool,
+    /// An XML body, if one came.
+    pub xml_body: Option<XmlBody>,
+}
+
+/// The raw pieces of an incoming request.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRequest<'a> {
+    /// Call name from the path.
+    pub call: &'a str,
+    /// True for POST (else GET; other methods never get here).
+    pub is_post: bool,
+    /// Raw query string, without `?`.
+    pub query: &'a str,
+    /// Content-Type header, if any.
+    pub content_type: Option<&'a str>,
+    /// Body bytes.
+    pub body: &'a Bytes,
+}
+
+/// Who may sign requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Verifier<'a> {
+    /// Accepted secrets.
+    pub secrets: &'a [String],
+    /// Accepted algorithms.
+    pub algorithms: &'a [ChecksumAlgorithm],
+    /// Largest query plus body.
+    pub max_bytes: usize,
+}
+
+enum BodyKind {
+    None,
+    Form,
+    Xml(String),
+}
+
+fn body_kind(raw: &RawRequest<'_>, rule: MethodRule) -> Result<BodyKind, BbbError> {
+    if !raw.is_post {
+        return Ok(BodyKind::None);
+    }
+    let media_type = raw
+        .content_type
+        .map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let kind = match media_type.as_str() {
+        "application/x-www-form-urlencoded" if rule == MethodRule::GetOrPost => BodyKind::Form,
+        "text/xml" | "application/xml" => BodyKind::Xml(media_type.clone()),
+        "" if raw.body.is_empty() && rule == MethodRule::GetOrPost => BodyKind::None,
+        _ => return Err(BbbError::unsupported_content_type()),
+    };
+    Ok(kind)
+}
+
+fn param_error(err: ParamError) -> BbbError {
+    BbbError::validation(match err {
+        ParamError::Duplicate(key) => format!("The parameter {key} was given more than once."),
+        other => format!("The request could not be read: {other}."),
+    })
+}
+
+/// Checks method, size, content type and checksum, then decodes parameters.
+pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<ApiRequest, BbbError> {
+    let rule = method_rule(raw.call).ok_or_else(BbbError::unsupported_request)?;
+    match (rule, raw.is_post) {
+        (MethodRule::GetOnly, true) | (MethodRule::PostXml, false) => {
+            return Err(BbbError::unsupported_request());
+        }
+        _ => {}
+    }
+    if raw.query.len() + raw.body.len() > verifier.max_bytes {
+        return Err(BbbError::too_large(verifier.max_bytes));
+    }
+    let kind = body_kind(&raw, rule)?;
+    let (query_rest, query_checksum) = split_checksum(raw.query);
+    let form_text = match kind {
+        BodyKind::Form => Some(
+            std::str::from_utf8(raw.body)
+                .map_err(|_| BbbError::validation("The form body is not valid UTF-8."))?,
+        ),
+        _ => None,
+    };
+    let check = |signed: &str, checksum: &str| {
+        verify(
+            raw.call,
+            signed,
+            checksum,
+            verifier.secrets,
+            verifier.algorithms,
+        )
+    };
+    // The signed string: the URL query (BBB, Scalelite) or the form body
+    // (some clients). The checksum may stand in either.
+    let (form_rest, verified) = match (form_text, query_checksum) {
+        (None, Some(checksum)) => (None, check(&query_rest, checksum)),
+        (None, None) => (None, false),
+        (Some(form), Some(checksum)) => (
+            Some(form.to_owned()),
+            check(&query_rest, checksum) || check(form, checksum),
+        ),
+        (Some(form), None) => {
+            let (rest, body_checksum) = split_checksum(form);
+            let ok = body_checksum
+                .is_some_and(|checksum| check(&rest, checksum) || check(&query_rest, checksum));
+            (Some(rest), ok)
+        }
+    };
+    if !verified {
+        return Err(BbbError::checksum());
+    }
+    let mut params = Params::parse(&query_rest).map_err(param_error)?;
+    let has_form_params = match &form_rest {
+        Some(form) => {
+            let body_params = Params::parse(form).map_err(param_error)?;
+            let any = !body_params.is_empty();
+            params.merge(body_params).map_err(param_error)?;
+            any
+        }
+        None => false,
+    };
+    let xml_body = match kind {
+        BodyKind::Xml(content_type) if !raw.body.is_empty() => Some(XmlBody {
+            content_type,
+            body: raw.body.clone(),
+        }),
+        _ => None,
+    };
+    Ok(ApiRequest {
+        call: raw.call.to_owned(),
+        params,
+        raw_query: query_rest,
+        has_form_params,
+        xml_body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_domain::checksum::sign;
+
+    const SECRET: &str = "front-end-secret";
+
+    fn verifier(secrets: &[String]) -> Verifier<'_> {
+        Verifier {
+            secrets,
+            algorithms: &ChecksumAlgorithm::ALL,
+            max_bytes: 4096,
+        }
+    }
+
+    fn signed(call: &str, query: &str) -> String {
+        let sum = sign(ChecksumAlgorithm::Sha1, call, query, SECRET);
+        if query.is_empty() {
+            format!("checksum={sum}")
+        } else {
+            format!("{query}&checksum={sum}")
+        }
+    }
+
+    fn get<'a>(call: &'a str, query: &'a str, body: &'a Bytes) -> RawRequest<'a> {
+        RawRequest {
+            call,
+            is_post: false,
+            query,
+            content_type: None,
+            body,
+        }
+    }
+
+    #[test]
+    fn accepts_a_signed_get_and_decodes_parameters() {
+        let secrets = vec![SECRET.to_owned()];
+        let empty = Bytes::new();
+        let query = signed("join", "meetingID=r%C3%A4um&fullName=A+B");
+        let request = verify_request(get("join", &query, &empty), verifier(&secrets)).unwrap();
+        assert_eq!(request.params.get("meetingID"), Some("räum"));
+        assert_eq!(request.raw_query, "meetingID=r%C3%A4um&fullName=A+B");
+    }
+
+    #[test]
+    fn checksum_errors_come_before_parameter_errors() {
+        let secrets = vec![SECRET.to_owned()];
+        let empty = Bytes::new();
+        let err = verify_request(
+            get("join", "meetingID=%zz&checksum=00", &empty),
+            verifier(&secrets),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "checksumError");
+        let query = signed("join", "meetingID=%zz");
+        let err = verify_request(get("join", &query, &empty), verifier(&secrets)).unwrap_err();
+        assert_eq!(err.key, "validationError");
+        let query = signed("join", "meetingID=a&meetingID=b");
+        let err = verify_request(get("join", &query, &empty), verifier(&secrets)).unwrap_err();
+        assert!(err.message.contains("meetingID"), "{err:?}");
+    }
+
+    #[test]
+    fn wrong_methods_and_unknown_calls_are_unsupported() {
+        let secrets = vec![SECRET.to_owned()];
+        let empty = Bytes::new();
+        let query = signed("join", "meetingID=a");
+        let mut post = get("join", &query, &empty);
+        post.is_post = true;
+        assert_eq!(
+            verify_request(post, verifier(&secrets)).unwrap_err().key,
+            "unsupportedRequest"
+        );
+        let query = signed("getRecordingsX", "");
+        assert_eq!(
+            verify_request(get("getRecordingsX", &query, &empty), verifier(&secrets))
+                .unwrap_err()
+                .key,
+            "unsupportedRequest"
+        );
+    }
+
+    #[test]
+    fn form_bodies_may_be_signed_via_query_or_body() {
+        let secrets = vec![SECRET.to_owned()];
+        // Signed URL query only (BBB docs, Scalelite): empty signed string.
+        let body = Bytes::from_static(b"meetingID=room-1&name=Room");
+        let query = signed("create", "");
+        let raw = RawRequest {
+            call: "create",
+            is_post: true,
+            query: &query,
+            content_type: Some("application/x-www-form-urlencoded; charset=UTF-8"),
+            body: &body,
+        };
+        let request = verify_request(raw, verifier(&secrets)).unwrap();
+        assert_eq!(request.params.get("name"), Some("Room"));
+        assert!(request.has_form_params);
+        // Signed body with the checksum inside the body.
+        let body = Bytes::from(signed("create", "meetingID=room-1&name=Room"));
+        let raw = RawRequest {
+            query: "",
+            body: &body,
+            ..raw
+        };
+        assert!(verify_request(raw, verifier(&secrets)).is_ok());
+        // The same parameter in URL and body is an error.
+        let body = Bytes::from_static(b"meetingID=room-1");
+        let query = signed("create", "meetingID=room-1");
+        let raw = RawRequest {
+            query: &query,
+            body: &body,
+            ..raw
+        };
+        assert_eq!(
+            verify_request(raw, verifier(&secrets)).unwrap_err().key,
+            "validationError"
+        );
+    }
+
+    #[test]
+    fn other_content_types_and_oversized_requests_are_refused() {
+        let secrets = vec![SECRET.to_owned()];
+        let body = Bytes::from_static(b"{}");
+        let query = signed("create", "meetingID=a&name=b");
+        let raw = RawRequest {
+            call: "create",
+            is_post: true,
+            query: &query,
+            content_type: Some("application/json"),
+            body: &body,
+        };
+        assert_eq!(
+            verify_request(raw, verifier(&secrets)).unwrap_err().key,
+            "unsupportedContentType"
+        );
+        let long = "a".repeat(5000);
+        let empty = Bytes::new();
+        assert_eq!(
+            verify_request(get("getMeetings", &long, &empty), verifier(&secrets))
+                .unwrap_err()
+                .key,
+            "requestTooLarge"
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! One typed settings struct, read from (lowest to highest precedence) the
+//! defaults, a TOML file, `SWITCHBOARD_*` environment variables and command
+//! line flags. The environment is read through [`EnvSource`] so tests never
+//! touch the process environment. Secrets are never printed by `Debug`.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use switchboard_domain::checksum::ChecksumAlgorithm;
+use switchboard_domain::load::LoadWeights;
+use thiserror::Error;
+
+/// Where environment variables come from.
+pub trait EnvSource {
+    /// The value of a variable, if set.
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl EnvSource for HashMap<String, String> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned()
+    }
+}
+
+/// A setting that could not be read.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A value is not valid.
+    #[error("invalid value for {key}: {reason}")]
+    Invalid {
+        /// Setting or variable name.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Health polling settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Seconds between polls.
+    pub interval_secs: f64,
+    /// Timeout of one poll request, milliseconds.
+    pub timeout_ms: u64,
+    /// Consecutive failures before a server counts as offline.
+    pub offline_after: u32,
+    /// Consecutive successes before it counts as online again.
+    pub online_after: u32,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 10.0,
+            timeout_ms: 3000,
+            offline_after: 3,
+            online_after: 1,
+        }
+    }
+}
+
+/// Everything Switchboard can be told.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Database URL; default: SQLite in `data_dir`.
+    pub database: Option<String>,
+    /// Folder for the embedded database and other local state.
+    pub data_dir: PathBuf,
+    /// The BBB API secret front-ends sign with.
+    pub secret: Option<String>,
+    /// Further accepted secrets (rotation).
+    pub secrets: Vec<String>,
+    /// Checksum algorithms accepted from front-ends.
+    pub checksum_algorithms: Vec<ChecksumAlgorithm>,
+    /// Checksum algorithm for calls to servers without their own setting.
+    pub backend_checksum: ChecksumAlgorithm,
+    /// Timeout of calls to a server on the request path, milliseconds.
+    pub backend_timeout_ms: u64,
+    /// Timeout of one server's answer while merging getMeetings, milliseconds.
+    pub get_meetings_timeout_ms: u64,
+    /// How many servers a create tries before giving up.
+    pub create_attempts: usize,
+    /// Largest query string plus body accepted on the BBB API, bytes.
+    pub max_request_bytes: usize,
+    /// How often the routing view checks the log for foreign changes, ms.
+    pub refresh_interval_ms: u64,
+    /// Health polling.
+    pub health: HealthSettings,
+    /// Load formula weights.
+    pub load: LoadWeights,
+    /// `text` or `json` logs.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            database: None,
+            data_dir: PathBuf::from("data"),
+            secret: None,
+            secrets: Vec::new(),
+            checksum_algorithms: ChecksumAlgorithm::ALL.to_vec(),
+            backend_checksum: ChecksumAlgorithm::Sha256,
+            backend_timeout_ms: 10_000,
+            get_meetings_timeout_ms: 2_000,
+            create_attempts: 3,
+            max_request_bytes: 256 * 1024,
+            refresh_interval_ms: 250,
+            health: HealthSettings::default(),
+            load: LoadWeights::default(),
+            log_format: "text".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database", &self.database.as_deref().map(redact_url))
+            .field("data_dir", &self.data_dir)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secrets", &format!("<{} redacted>", self.secrets.len()))
+            .field("checksum_algorithms", &self.checksum_algorithms)
+            .field("backend_checksum", &self.backend_checksum)
+            .field("health", &self.health)
+            .field("load", &self.load)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--database`.
+    pub database: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+fn invalid(key: &str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_algorithms(key: &str, text: &str) -> Result<Vec<ChecksumAlgorithm>, ConfigError> {
+    text.split(',')
+        .filter(|name| !name.trim().is_empty())
+        .map(|name| {
+            ChecksumAlgorithm::parse(name).ok_or_else(|| {
+                invalid(
+                    key,
+                    format!("unknown algorithm `{name}` (sha1, sha256, sha384, sha512)"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn parse_number<T: std::str::FromStr>(key: &str, text: &str) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    text.trim().parse().map_err(|err| invalid(key, err))
+}
+
+impl Settings {
+    /// Reads the settings: defaults, then the TOML file (`config_file`, or
+    /// `SWITCHBOARD_CONFIG`), then the environment, then `overrides`.
+    pub fn load(
+        config_file: Option<&Path>,
+        env: &dyn EnvSource,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| env.var("SWITCHBOARD_CONFIG").map(PathBuf::from));
+        let mut settings = match file {
+            Some(path) => Self::from_file(&path)?,
+            None => Self::default(),
+        };
+        settings.apply_env(env)?;
+        if let Some(listen) = overrides.listen {
+            settings.listen = listen;
+        }
+        if let Some(database) = &overrides.database {
+            settings.database = Some(database.clone());
+        }
+        if let Some(dir) = &overrides.data_dir {
+            settings.data_dir = dir.clone();
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::File {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|err| ConfigError::File {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })
+    }
+
+    fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
+        let get = |key: &str| env.var(key).filter(|value| !value.trim().is_empty());
+        if let Some(value) = get("SWITCHBOARD_LISTEN") {
+            self.listen = parse_number("SWITCHBOARD_LISTEN", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_DATABASE").or_else(|| get("SWITCHBOARD_DATABASE_URL"))
+        {
+            self.database = Some(value);
+        }
+        if let Some(value) = get("SWITCHBOARD_DATA_DIR") {
+            self.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = get("SWITCHBOARD_SECRET") {
+            self.secret = Some(value.trim().to_owned());
+        }
+        if let Some(value) = get("SWITCHBOARD_SECRETS") {
+            self.secrets = value
+                .split(',')
+                .map(str::trim)
+                .filter(|secret| !secret.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(value) = get("SWITCHBOARD_CHECKSUM_ALGORITHMS") {
+            self.checksum_algorithms = parse_algorithms("SWITCHBOARD_CHECKSUM_ALGORITHMS", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_BACKEND_CHECKSUM") {
+            self.backend_checksum = ChecksumAlgorithm::parse(&value).ok_or_else(|| {
+                invalid(
+                    "SWITCHBOARD_BACKEND_CHECKSUM",
+                    "use sha1, sha256, sha384 or sha512",
+                )
+            })?;
+        }
+        if let Some(value) = get("SWITCHBOARD_BACKEND_TIMEOUT_MS") {
+            self.backend_timeout_ms = parse_number("SWITCHBOARD_BACKEND_TIMEOUT_MS", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_GET_MEETINGS_TIMEOUT_MS") {
+            self.get_meetings_timeout_ms =
+                parse_number("SWITCHBOARD_GET_MEETINGS_TIMEOUT_MS", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_HEALTH_INTERVAL_SECS") {
+            self.health.interval_secs = parse_number("SWITCHBOARD_HEALTH_INTERVAL_SECS", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_LOG_FORMAT") {
+            self.log_format = value;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.checksum_algorithms.is_empty() {
+            return Err(invalid(
+                "checksum_algorithms",
+                "at least one algorithm must be accepted",
+            ));
+        }
+        if matches!(&self.secret, Some(secret) if secret.is_empty()) {
+            return Err(invalid("secret", "the secret must not be empty"));
+        }
+        if !(self.health.interval_secs.is_finite() && self.health.interval_secs > 0.0) {
+            return Err(invalid(
+                "health.interval_secs",
+                "must be a positive number of seconds",
+            ));
+        }
+        if self.health.offline_after == 0 || self.health.online_after == 0 {
+            return Err(invalid(
+                "health",
+                "offline_after and online_after must be at least 1",
+            ));
+        }
+        if self.create_attempts == 0 {
+            return Err(invalid("create_attempts", "must be at least 1"));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(invalid("log_format", "use `text` or `json`"));
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one or SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("switchboard.db").display()
+            ),
+        }
+    }
+
+    /// Whether the database is the embedded SQLite file in the data folder.
+    pub fn uses_embedded_database(&self) -> bool {
+        self.database.is_none()
+    }
+
+    /// Timeout for calls to servers on the request path.
+    pub fn backend_timeout(&self) -> Duration {
+        Duration::from_millis(self.backend_timeout_ms)
+    }
+
+    /// Per-server timeout while merging getMeetings.
+    pub fn get_meetings_timeout(&self) -> Duration {
+        Duration::from_millis(self.get_meetings_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_just_work() {
+        let settings = Settings::load(None, &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8090");
+        assert_eq!(
+            settings.database_url(),
+            "sqlite://data/switchboard.db?mode=rwc"
+        );
+        assert_eq!(settings.checksum_algorithms.len(), 4);
+    }
+
+    #[test]
+    fn environment_then_flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("switchboard.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\nsecret = \"from-file\"\n[health]\noffline_after = 5\n",
+        )
+        .unwrap();
+        let vars = env(&[
+            ("SWITCHBOARD_SECRET", "from-env"),
+            ("SWITCHBOARD_SECRETS", "old1, old2,"),
+            ("SWITCHBOARD_CHECKSUM_ALGORITHMS", "sha256,sha512"),
+        ]);
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let settings = Settings::load(Some(&file), &vars, &overrides).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(settings.secret.as_deref(), Some("from-env"));
+        assert_eq!(settings.secrets, vec!["old1", "old2"]);
+        assert_eq!(settings.health.offline_after, 5);
+        assert_eq!(
+            settings.checksum_algorithms,
+            vec![ChecksumAlgorithm::Sha256, ChecksumAlgorithm::Sha512]
+        );
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let err = Settings::load(
+            None,
+            &env(&[("SWITCHBOARD_CHECKSUM_ALGORITHMS", "md5")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("md5"), "{err}");
+        let err = Settings::load(
+            None,
+            &env(&[("SWITCHBOARD_LISTEN", "nowhere")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets_and_passwords() {
+        let settings = Settings {
+            secret: Some("topsecret".into()),
+            database: Some("postgres://sb:hunter2@db/sb".into()),
+            ..Settings::default()
+        };
+        let text = format!("{settings:?}");
+        assert!(
+            !text.contains("topsecret") && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `serve --demo N`: simulated BBB servers inside the process, registered and
+//! enabled, with ready-to-paste requests so a newcomer sees it work at once.
+
+use bbb_simulator::{Simulator, SimulatorConfig};
+use switchboard_domain::checksum::{ChecksumAlgorithm, sign};
+use switchboard_domain::events::EventMetadata;
+use switchboard_domain::ids::ServerId;
+use switchboard_domain::server::{ServerCommand, ServerSettings};
+use switchboard_store::Store;
+
+/// Settings key listing the demo servers of the last demo run.
+const DEMO_SERVERS_KEY: &str = "demo_server_ids";
+
+/// Starts `count` simulators and registers them as enabled servers, removing
+/// the (now dead) demo servers of an earlier run first.
+pub async fn start_pool(store: &Store, count: usize) -> anyhow::Result<Vec<Simulator>> {
+    let metadata = EventMetadata::actor("demo");
+    if let Some(previous) = store.setting(DEMO_SERVERS_KEY).await? {
+        for id in previous
+            .split(',')
+            .filter_map(|id| id.parse::<ServerId>().ok())
+        {
+            if store.server(id).await?.is_some() {
+                store
+                    .execute_server(id, &ServerCommand::Remove, &metadata)
+                    .await?;
+            }
+        }
+    }
+    let mut simulators = Vec::with_capacity(count);
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let simulator = Simulator::start(SimulatorConfig {
+            secret: crate::app::generate_secret(),
+            ..SimulatorConfig::default()
+        })
+        .await?;
+        let id = ServerId::new();
+        let command = ServerCommand::Add {
+            id,
+            settings: ServerSettings {
+                url: simulator.url(),
+                secret: simulator.secret().to_owned(),
+                tag: None,
+                load_multiplier: 1.0,
+                checksum: None,
+            },
+            enabled: true,
+        };
+        store.execute_server(id, &command, &metadata).await?;
+        ids.push(id.to_string());
+        simulators.push(simulator);
+    }
+    store.put_setting(DEMO_SERVERS_KEY, &ids.join(",")).await?;
+    Ok(simulators)
+}
+
+/// A signed URL of the facade.
+pub fn signed(api_url: &str, call: &str, query: &str, secret: &str) -> String {
+    let checksum = sign(ChecksumAlgorithm::Sha1, call, query, secret);
+    if query.is_empty() {
+        format!("{api_url}{call}?checksum={checksum}")
+    } else {
+        format!("{api_url}{call}?{query}&checksum={checksum}")
+    }
+}
+
+/// Prints the demo's API URL, secret and example requests.
+pub fn print_instructions(api_url: &str, secret: &str, servers: usize) {
+    let create = signed(
+        api_url,
+        "create",
+        "name=Demo+Room&meetingID=demo-room",
+        secret,
+    );
+    let join = signed(
+        api_url,
+        "join",
+        "meetingID=demo-room&fullName=Alice&role=MODERATOR",
+        secret,
+    );
+    let list = signed(api_url, "getMeetings", "", secret);
+    println!();
+    println!("Demo mode: {servers} simulated BBB server(s) in this process.");
+    println!("  API URL: {api_url}");
+    println!("  Secret:  {secret}");
+    println!();
+    println!("Try it (another terminal):");
+    println!("  curl -s '{create}'");
+    println!("  curl -si '{join}'");
+    println!("  curl -s '{list}'");
+    println!();
+}

@@ -1,0 +1,256 @@
+//! The in-memory routing view: servers, known meetings and per-server load, so
+//! joins and placement never replay streams on the request path.
+//!
+//! It learns of changes made elsewhere (the CLI, another instance, the health
+//! poller) by watching the log's last position and reloading what changed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
+use switchboard_domain::load::{LoadWeights, ServerLoad};
+use switchboard_domain::selection::{Candidate, SelectionError, TagRequest, rank};
+use switchboard_domain::server::ServerState;
+use switchboard_store::{MeetingRecord, ServerRecord, Store, StoreError};
+use switchboard_workers::health::ObservedLoads;
+
+/// Meetings cached at most; past this the cache starts over.
+const MEETING_CACHE_LIMIT: usize = 200_000;
+
+/// How far before the last seen position invalidation looks again, so events
+/// that commit out of position order (PostgreSQL sequences) are not missed.
+const POSITION_OVERLAP: i64 = 256;
+
+/// Running meeting counts: the database's snapshot plus what this process did
+/// since, plus creates in flight.
+#[derive(Debug, Default)]
+struct LoadBook {
+    snapshot: HashMap<ServerId, u64>,
+    snapshot_position: i64,
+    adjustments: Vec<(i64, ServerId, i64)>,
+    in_flight: HashMap<ServerId, u64>,
+}
+
+impl LoadBook {
+    fn meetings(&self, id: ServerId) -> u64 {
+        let base = self.snapshot.get(&id).copied().unwrap_or(0) as i64;
+        let adjusted: i64 = self
+            .adjustments
+            .iter()
+            .filter(|(position, server, _)| *server == id && *position > self.snapshot_position)
+            .map(|(_, _, delta)| delta)
+            .sum();
+        let in_flight = self.in_flight.get(&id).copied().unwrap_or(0) as i64;
+        (base + adjusted + in_flight).max(0) as u64
+    }
+}
+
+/// The routing view shared by all requests.
+#[derive(Debug)]
+pub struct Directory {
+    store: Store,
+    servers: RwLock<Arc<HashMap<ServerId, ServerRecord>>>,
+    meetings: RwLock<HashMap<String, MeetingRecord>>,
+    load: Mutex<LoadBook>,
+    seen_position: AtomicI64,
+    weights: LoadWeights,
+    observed: ObservedLoads,
+}
+
+fn cache_key(tenant: &TenantId, meeting_id: &MeetingId) -> String {
+    format!("{tenant}:{meeting_id}")
+}
+
+/// A server chosen for a create; counts as one more meeting there until dropped.
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    directory: &'a Directory,
+    /// The chosen server.
+    pub server: ServerRecord,
+}
+
+impl Reservation<'_> {
+    /// The create succeeded and was appended at `position`: keep counting it.
+    pub fn confirm(&self, position: i64) {
+        self.directory.adjust(self.server.id, position, 1);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut book) = self.directory.load.lock()
+            && let Some(count) = book.in_flight.get_mut(&self.server.id)
+        {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
+
+impl Directory {
+    /// Loads the view from the store.
+    pub async fn load(
+        store: Store,
+        weights: LoadWeights,
+        observed: ObservedLoads,
+    ) -> Result<Arc<Self>, StoreError> {
+        let directory = Arc::new(Self {
+            store,
+            servers: RwLock::new(Arc::new(HashMap::new())),
+            meetings: RwLock::new(HashMap::new()),
+            load: Mutex::new(LoadBook::default()),
+            seen_position: AtomicI64::new(-1),
+            weights,
+            observed,
+        });
+        directory.refresh().await?;
+        Ok(directory)
+    }
+
+    /// Reloads what changed since the last look; true when anything did.
+    pub async fn refresh(&self) -> Result<bool, StoreError> {
+        let position = self.store.last_position().await?;
+        let seen = self.seen_position.load(Ordering::Acquire);
+        if position == seen {
+            return Ok(false);
+        }
+        let servers: HashMap<ServerId, ServerRecord> = self
+            .store
+            .servers()
+            .await?
+            .into_iter()
+            .map(|server| (server.id, server))
+            .collect();
+        let counts = self.store.running_meetings_per_server().await?;
+        let changed = if seen < 0 {
+            Vec::new()
+        } else {
+            self.store
+                .streams_changed_after((seen - POSITION_OVERLAP).max(0), "Meeting")
+                .await?
+        };
+        *self.servers.write().expect("servers lock") = Arc::new(servers);
+        {
+            let mut meetings = self.meetings.write().expect("meetings lock");
+            for stream in changed {
+                if let Some(key) = stream.strip_prefix("meeting:") {
+                    meetings.remove(key);
+                }
+            }
+        }
+        {
+            let mut book = self.load.lock().expect("load lock");
+            book.snapshot = counts;
+            book.snapshot_position = position;
+            book.adjustments.retain(|(at, _, _)| *at > position);
+        }
+        self.seen_position.store(position, Ordering::Release);
+        Ok(true)
+    }
+
+    /// The log position the view reflects.
+    pub fn position(&self) -> i64 {
+        self.seen_position.load(Ordering::Acquire)
+    }
+
+    /// One server.
+    pub fn server(&self, id: ServerId) -> Option<ServerRecord> {
+        self.servers.read().expect("servers lock").get(&id).cloned()
+    }
+
+    /// Every server.
+    pub fn servers(&self) -> Arc<HashMap<ServerId, ServerRecord>> {
+        self.servers.read().expect("servers lock").clone()
+    }
+
+    /// The meeting of a tenant, from the cache or the projection.
+    pub async fn meeting(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<MeetingRecord>, StoreError> {
+        let key = cache_key(tenant, meeting_id);
+        if let Some(record) = self.meetings.read().expect("meetings lock").get(&key) {
+            return Ok(Some(record.clone()));
+        }
+        let record = self.store.meeting(tenant, meeting_id).await?;
+        if let Some(record) = &record {
+            self.remember(record.clone());
+        }
+        Ok(record)
+    }
+
+    /// Caches a meeting as this process just recorded it.
+    pub fn remember(&self, record: MeetingRecord) {
+        let mut meetings = self.meetings.write().expect("meetings lock");
+        if meetings.len() >= MEETING_CACHE_LIMIT {
+            meetings.clear();
+        }
+        meetings.insert(cache_key(&record.tenant, &record.meeting_id), record);
+    }
+
+    /// Drops a meeting from the cache (it changed in a way not known here).
+    pub fn forget(&self, tenant: &TenantId, meeting_id: &MeetingId) {
+        self.meetings
+            .write()
+            .expect("meetings lock")
+            .remove(&cache_key(tenant, meeting_id));
+    }
+
+    /// Counts a meeting change on a server that this process appended at `position`.
+    pub fn adjust(&self, server: ServerId, position: i64, delta: i64) {
+        let mut book = self.load.lock().expect("load lock");
+        if position > book.snapshot_position {
+            book.adjustments.push((position, server, delta));
+        }
+    }
+
+    /// The load of a server as placement sees it.
+    pub fn load_of(&self, server: &ServerRecord) -> f64 {
+        let book = self.load.lock().expect("load lock");
+        self.load_with(&book, server)
+    }
+
+    fn load_with(&self, book: &LoadBook, server: &ServerRecord) -> f64 {
+        let load = ServerLoad {
+            meetings: book.meetings(server.id),
+            attendees: self
+                .observed
+                .get(server.id)
+                .map(|o| o.attendees)
+                .unwrap_or(0),
+        };
+        self.weights.load(load, server.settings.load_multiplier)
+    }
+
+    /// Picks the least loaded enabled, online server for a create, skipping
+    /// `tried`, and counts the new meeting there at once.
+    pub fn reserve(
+        &self,
+        request: &TagRequest,
+        tried: &[ServerId],
+    ) -> Result<Reservation<'_>, SelectionError> {
+        let servers = self.servers();
+        let mut book = self.load.lock().expect("load lock");
+        let available: Vec<Candidate> = servers
+            .values()
+            .filter(|s| s.state == ServerState::Enabled && s.online && !tried.contains(&s.id))
+            .map(|s| Candidate {
+                id: s.id,
+                tag: s.settings.tag.clone(),
+                load: self.load_with(&book, s),
+            })
+            .collect();
+        let best = rank(&available, request)?[0];
+        *book.in_flight.entry(best).or_default() += 1;
+        let server = servers.get(&best).cloned().expect("ranked from this map");
+        Ok(Reservation {
+            directory: self,
+            server,
+        })
+    }
+
+    /// The store behind the view.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}

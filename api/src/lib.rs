@@ -1,0 +1,11 @@
+//! Switchboard's HTTP side and binary: the BBB API facade under
+//! `/bigbluebutton/api`, health endpoints, the in-memory routing view, the
+//! demo mode and the CLI.
+
+pub mod app;
+pub mod bbb;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod directory;
+pub mod locks;
