@@ -1,0 +1,715 @@
+//! The BBB facade over real HTTP against simulated servers, on SQLite and
+//! PostgreSQL.
+
+use crate::support::*;
+use bbb_simulator::FailureMode;
+use std::time::{Duration, Instant};
+use switchboard_domain::checksum::ChecksumAlgorithm;
+use switchboard_domain::events::EventMetadata;
+use switchboard_domain::server::ServerCommand;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_answers_without_checksum() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    for path in ["bigbluebutton/api", "bigbluebutton/api/"] {
+        let url = format!("http://{}/{path}", harness.app.addr);
+        let reply = harness.get_raw(&url).await;
+        reply.assert_success();
+        assert_eq!(reply.field("version").as_deref(), Some("2.0"));
+        assert!(reply.field("apiVersion").is_some() && reply.field("bbbVersion").is_some());
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_join_end_round_trip_on_both_databases() {
+    for db in BOTH {
+        let harness = Harness::start(db, 2).await;
+        let created = harness.create("room-1").await;
+        created.assert_success();
+        assert!(created.field("moderatorPW").is_some() && created.field("attendeePW").is_some());
+        assert_eq!(harness.meetings_on_sims(), 1, "{db:?}");
+
+        // Join: every parameter forwarded intact and re-signed for the server.
+        let query = format!(
+            "meetingID=room-1&fullName={}&role=MODERATOR&userdata-bbb_hide_nav_bar=true&meta_x={}",
+            enc("Jürgen Müller & Co"),
+            enc("ü/ö?=&")
+        );
+        let join = harness.get("join", &query).await;
+        assert_eq!(join.status, 302, "{db:?}: {}", join.body);
+        let location = join.location.clone().unwrap();
+        let sim = harness.sim_with("room-1").unwrap();
+        assert!(
+            location.starts_with(&format!("{}api/join?", harness.sims[sim].url())),
+            "{location}"
+        );
+        assert!(
+            location.contains(&query),
+            "parameters forwarded byte for byte: {location}"
+        );
+        // The simulated server accepts its checksum and adds the attendee.
+        let followed = harness.client.get(&location).send().await.unwrap();
+        assert_eq!(
+            followed.status().as_u16(),
+            302,
+            "server accepted the re-signed join"
+        );
+        assert_eq!(harness.sims[sim].attendee_count("room-1"), Some(1));
+        let params = harness.sims[sim].last_join_params("room-1").unwrap();
+        assert!(params.contains(&("fullName".into(), "Jürgen Müller & Co".into())));
+        assert!(params.contains(&("userdata-bbb_hide_nav_bar".into(), "true".into())));
+
+        harness
+            .get("isMeetingRunning", "meetingID=room-1")
+            .await
+            .assert_success();
+        let info = harness.get("getMeetingInfo", "meetingID=room-1").await;
+        info.assert_success();
+        assert_eq!(info.field("participantCount").as_deref(), Some("1"));
+
+        let end = harness.get("end", "meetingID=room-1").await;
+        end.assert_success();
+        assert_eq!(end.message_key(), "sentEndMeetingRequest");
+        assert_eq!(harness.meetings_on_sims(), 0);
+        harness
+            .get("getMeetingInfo", "meetingID=room-1")
+            .await
+            .assert_failed("notFound");
+        harness
+            .get("join", "meetingID=room-1&fullName=A&role=VIEWER")
+            .await
+            .assert_failed("notFound");
+        let running = harness.get("isMeetingRunning", "meetingID=room-1").await;
+        running.assert_success();
+        assert_eq!(running.field("running").as_deref(), Some("false"));
+        let record = harness
+            .store()
+            .meetings()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.meeting_id.as_str() == "room-1")
+            .unwrap();
+        assert!(!record.running, "{db:?}: end recorded");
+        harness.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_with_redirect_false_relays_the_servers_xml() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    harness.create("room-x").await.assert_success();
+    let reply = harness
+        .get(
+            "join",
+            "meetingID=room-x&fullName=Bob&role=VIEWER&redirect=false",
+        )
+        .await;
+    reply.assert_success();
+    assert!(reply.field("session_token").is_some() && reply.field("url").is_some());
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksums_follow_bbb_rules() {
+    let harness = Harness::with_tags(Db::Sqlite, &[None], |settings| {
+        settings.secrets = vec!["previous-secret".into()];
+    })
+    .await;
+    let api = harness.app.api_url();
+    for algorithm in ChecksumAlgorithm::ALL {
+        let url = signed_url(&api, "getMeetings", "", SECRET, algorithm);
+        harness.get_raw(&url).await.assert_success();
+    }
+    // Upper-case hex, checksum first, empty rest, rotated secret.
+    let url = harness.url("isMeetingRunning", "meetingID=abc");
+    let (base, sum) = url.rsplit_once("checksum=").unwrap();
+    harness
+        .get_raw(&format!("{base}checksum={}", sum.to_uppercase()))
+        .await
+        .assert_success();
+    let sum = switchboard_domain::checksum::sign(
+        ChecksumAlgorithm::Sha1,
+        "isMeetingRunning",
+        "meetingID=abc",
+        SECRET,
+    );
+    harness
+        .get_raw(&format!(
+            "{api}isMeetingRunning?checksum={sum}&meetingID=abc"
+        ))
+        .await
+        .assert_success();
+    let sum =
+        switchboard_domain::checksum::sign(ChecksumAlgorithm::Sha1, "getMeetings", "", SECRET);
+    harness
+        .get_raw(&format!("{api}getMeetings?&checksum={sum}"))
+        .await
+        .assert_success();
+    let rotated = signed_url(
+        &api,
+        "getMeetings",
+        "",
+        "previous-secret",
+        ChecksumAlgorithm::Sha1,
+    );
+    harness.get_raw(&rotated).await.assert_success();
+    // Wrong secret, wrong call, missing, tampered query.
+    for url in [
+        signed_url(&api, "getMeetings", "", "wrong", ChecksumAlgorithm::Sha1),
+        signed_url(&api, "create", "", SECRET, ChecksumAlgorithm::Sha1)
+            .replace("/create?", "/getMeetings?"),
+        format!("{api}getMeetings"),
+        harness
+            .url("isMeetingRunning", "meetingID=abc")
+            .replace("abc", "abd"),
+    ] {
+        harness.get_raw(&url).await.assert_failed("checksumError");
+    }
+    harness.stop().await;
+
+    // The allowed set is configurable.
+    let harness = Harness::with_tags(Db::Sqlite, &[None], |settings| {
+        settings.checksum_algorithms = vec![ChecksumAlgorithm::Sha256];
+    })
+    .await;
+    let api = harness.app.api_url();
+    harness
+        .get_raw(&signed_url(
+            &api,
+            "getMeetings",
+            "",
+            SECRET,
+            ChecksumAlgorithm::Sha1,
+        ))
+        .await
+        .assert_failed("checksumError");
+    harness
+        .get_raw(&signed_url(
+            &api,
+            "getMeetings",
+            "",
+            SECRET,
+            ChecksumAlgorithm::Sha256,
+        ))
+        .await
+        .assert_success();
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_is_idempotent_and_sticks_to_its_server() {
+    for db in BOTH {
+        let harness = Harness::start(db, 3).await;
+        harness.create("same").await.assert_success();
+        let first = harness.sim_with("same").unwrap();
+        let again = harness.create("same").await;
+        again.assert_success();
+        assert_eq!(again.message_key(), "duplicateWarning", "{db:?}");
+        assert_eq!(harness.sim_with("same"), Some(first));
+        assert_eq!(harness.meetings_on_sims(), 1);
+        let events = harness
+            .store()
+            .stream_events("meeting:default:same")
+            .await
+            .unwrap();
+        assert_eq!(
+            events.len(),
+            1,
+            "{db:?}: a duplicate create records nothing"
+        );
+        assert!(events[0].metadata.actor.starts_with("bbb-api"));
+        assert!(events[0].metadata.request_id.is_some());
+        harness.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_creates_spreads_over_the_pool() {
+    let harness = Harness::start(Db::Sqlite, 4).await;
+    let creates = (0..20).map(|n| {
+        let harness = &harness;
+        async move { harness.create(&format!("burst-{n}")).await }
+    });
+    for reply in futures::future::join_all(creates).await {
+        reply.assert_success();
+    }
+    let counts: Vec<usize> = harness.sims.iter().map(|s| s.meeting_count()).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 20);
+    assert!(counts.iter().all(|&c| c == 5), "even spread: {counts:?}");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_of_one_meeting_give_one_meeting() {
+    for db in BOTH {
+        let harness = Harness::start(db, 3).await;
+        let creates = (0..16).map(|_| {
+            let harness = &harness;
+            async move { harness.create("contested").await }
+        });
+        for reply in futures::future::join_all(creates).await {
+            reply.assert_success();
+        }
+        assert_eq!(harness.meetings_on_sims(), 1, "{db:?}");
+        let events = harness
+            .store()
+            .stream_events("meeting:default:contested")
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{db:?}");
+        harness.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_tags_follow_scalelite_rules() {
+    let harness = Harness::with_tags(Db::Sqlite, &[None, Some("gpu"), Some("big")], |_| {}).await;
+    let create =
+        |id: &str, tag: &str| format!("name=T&meetingID={id}&meta_server-tag={}", enc(tag));
+    harness
+        .get("create", &create("t-gpu", "gpu"))
+        .await
+        .assert_success();
+    assert_eq!(harness.sim_with("t-gpu"), Some(1));
+    harness
+        .get("create", "name=T&meetingID=t-none")
+        .await
+        .assert_success();
+    assert_eq!(
+        harness.sim_with("t-none"),
+        Some(0),
+        "untagged meetings avoid tagged servers"
+    );
+    harness
+        .get("create", &create("t-alt", "nope;big!"))
+        .await
+        .assert_success();
+    assert_eq!(harness.sim_with("t-alt"), Some(2));
+    harness
+        .get("create", &create("t-fallback", "nope"))
+        .await
+        .assert_success();
+    assert_eq!(
+        harness.sim_with("t-fallback"),
+        Some(0),
+        "optional tag falls back to untagged"
+    );
+    let refused = harness.get("create", &create("t-req", "nope!")).await;
+    refused.assert_failed("serverTagUnavailable");
+    assert!(refused.field("message").unwrap().contains("nope"));
+    assert_eq!(harness.sim_with("t-req"), None);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_server_is_skipped_and_never_recorded() {
+    for mode in [
+        FailureMode::RefuseCreate,
+        FailureMode::Garbage,
+        FailureMode::Http500,
+        FailureMode::Timeout,
+    ] {
+        let harness = Harness::start(Db::Sqlite, 2).await;
+        // Make server 0 the first choice by loading server 1.
+        harness.sims[1].create_meeting_directly("placeholder", "x");
+        harness.sims[0].set_failure(mode);
+        let reply = harness.create("failover").await;
+        reply.assert_success();
+        assert_eq!(harness.sim_with("failover"), Some(1), "{mode:?}");
+        let record = harness
+            .store()
+            .meetings()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.meeting_id.as_str() == "failover")
+            .unwrap();
+        assert_eq!(record.run.server_id, harness.servers[1], "{mode:?}");
+        harness.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_server_refuses_nothing_is_recorded() {
+    let harness = Harness::start(Db::Sqlite, 2).await;
+    for sim in &harness.sims {
+        sim.set_failure(FailureMode::RefuseCreate);
+    }
+    let reply = harness.create("nowhere").await;
+    reply.assert_xml();
+    assert_eq!(reply.returncode(), "FAILED");
+    assert!(harness.store().meetings().await.unwrap().is_empty());
+    for sim in &harness.sims {
+        sim.set_failure(FailureMode::Http500);
+    }
+    harness
+        .create("nowhere")
+        .await
+        .assert_failed("internalError");
+    assert!(harness.store().meetings().await.unwrap().is_empty());
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_respect_server_state() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    harness.create("stateful").await.assert_success();
+    let join = "meetingID=stateful&fullName=A&role=VIEWER";
+    let meta = EventMetadata::actor("test");
+    let id = harness.servers[0];
+    harness
+        .store()
+        .execute_server(id, &ServerCommand::Cordon, &meta)
+        .await
+        .unwrap();
+    wait_for_refresh(&harness).await;
+    assert_eq!(
+        harness.get("join", join).await.status,
+        302,
+        "cordoned: still joinable"
+    );
+    harness
+        .create("elsewhere")
+        .await
+        .assert_failed("serverUnavailable");
+    harness
+        .store()
+        .execute_server(id, &ServerCommand::Disable, &meta)
+        .await
+        .unwrap();
+    wait_for_refresh(&harness).await;
+    harness
+        .get("join", join)
+        .await
+        .assert_failed("serverUnavailable");
+    harness
+        .store()
+        .execute_server(id, &ServerCommand::Enable, &meta)
+        .await
+        .unwrap();
+    harness
+        .store()
+        .execute_server(id, &ServerCommand::MarkOffline, &meta)
+        .await
+        .unwrap();
+    wait_for_refresh(&harness).await;
+    harness
+        .get("join", join)
+        .await
+        .assert_failed("serverUnavailable");
+    harness
+        .get("join", "meetingID=unknown&fullName=A&role=VIEWER")
+        .await
+        .assert_failed("notFound");
+    harness
+        .get("join", "meetingID=stateful&role=VIEWER")
+        .await
+        .assert_failed("missingParamFullName");
+    harness.stop().await;
+}
+
+/// Waits until the routing view has caught up with the log.
+async fn wait_for_refresh(harness: &Harness) {
+    let target = harness.store().last_position().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while harness.state().directory.position() < target {
+        assert!(Instant::now() < deadline, "routing view did not refresh");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_added_elsewhere_is_used_within_a_second() {
+    let harness = Harness::start(Db::Sqlite, 0).await;
+    harness
+        .create("early")
+        .await
+        .assert_failed("serverUnavailable");
+    // Another process (the CLI) adds a server to the same database.
+    let sim = bbb_simulator::Simulator::start(bbb_simulator::SimulatorConfig::default())
+        .await
+        .unwrap();
+    let other = switchboard_store::Store::connect(&harness.database_url)
+        .await
+        .unwrap();
+    add_server(&other, &sim, None, true).await;
+    let started = Instant::now();
+    loop {
+        let reply = harness.create("late").await;
+        if reply.returncode() == "SUCCESS" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "not used within a second: {}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim.meeting_count(), 1);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_meetings_merges_servers_and_survives_a_dead_one() {
+    let harness = Harness::start(Db::Sqlite, 3).await;
+    let empty = harness.get("getMeetings", "").await;
+    empty.assert_success();
+    assert_eq!(empty.message_key(), "noMeetings");
+    assert!(empty.body.contains("<meetings/>"));
+    for n in 0..6 {
+        harness.create(&format!("list-{n}")).await.assert_success();
+    }
+    let all = harness.get("getMeetings", "").await;
+    all.assert_success();
+    assert_eq!(all.body.matches("<meeting>").count(), 6);
+    // One server hangs, one answers garbage: the rest still come, in time.
+    harness.sims[0].set_failure(FailureMode::Timeout);
+    harness.sims[1].set_failure(FailureMode::Garbage);
+    let started = Instant::now();
+    let partial = harness.get("getMeetings", "").await;
+    partial.assert_success();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(partial.body.matches("<meeting>").count(), 2);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_bbb_errors_never_a_500() {
+    let harness = Harness::with_tags(Db::Sqlite, &[None], |settings| {
+        settings.max_request_bytes = 32 * 1024;
+    })
+    .await;
+    harness.create("room-b").await.assert_success();
+    harness
+        .get("join", "meetingID=room-b&fullName=%zz&role=VIEWER")
+        .await
+        .assert_failed("validationError");
+    harness
+        .get("join", "meetingID=room-b&meetingID=x&fullName=A")
+        .await
+        .assert_failed("validationError");
+    harness
+        .get("create", "name=x&meetingID=a,b")
+        .await
+        .assert_failed("validationError");
+    harness
+        .get("create", "meetingID=nameless")
+        .await
+        .assert_failed("missingParamName");
+    harness
+        .get("end", "")
+        .await
+        .assert_failed("missingParamMeetingID");
+    harness
+        .get("getRecordingsX", "")
+        .await
+        .assert_failed("unsupportedRequest");
+    let long = format!("meetingID={}", "a".repeat(40 * 1024));
+    harness
+        .get("isMeetingRunning", &long)
+        .await
+        .assert_failed("requestTooLarge");
+    let big_form = harness
+        .client
+        .post(harness.url("create", ""))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "name=x&meetingID=big&welcome={}",
+            "w".repeat(40 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    Reply::read(big_form).await.assert_failed("requestTooLarge");
+    let api = harness.app.api_url();
+    let post_join = harness
+        .client
+        .post(harness.url("join", "meetingID=room-b&fullName=A&role=VIEWER"))
+        .send()
+        .await
+        .unwrap();
+    Reply::read(post_join)
+        .await
+        .assert_failed("unsupportedRequest");
+    let put = harness
+        .client
+        .put(format!("{api}getMeetings"))
+        .send()
+        .await
+        .unwrap();
+    Reply::read(put).await.assert_failed("unsupportedRequest");
+    let json = harness
+        .client
+        .post(harness.url("create", "name=x&meetingID=json"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    Reply::read(json)
+        .await
+        .assert_failed("unsupportedContentType");
+    // Garbage from the server is an XML error, not a crash.
+    harness.sims[0].set_failure(FailureMode::Garbage);
+    harness
+        .get("getMeetingInfo", "meetingID=room-b")
+        .await
+        .assert_failed("internalError");
+    harness.sims[0].set_failure(FailureMode::None);
+    harness
+        .get("getMeetingInfo", "meetingID=room-b")
+        .await
+        .assert_success();
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_bodies_are_accepted_as_bbb_does() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    // Form body, signed via the URL query (empty signed string).
+    let form = harness
+        .client
+        .post(harness.url("create", ""))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Form&meetingID=form-1")
+        .send()
+        .await
+        .unwrap();
+    Reply::read(form).await.assert_success();
+    // Form body signed itself.
+    let body = signed_url(
+        "",
+        "create",
+        "name=Form&meetingID=form-2",
+        SECRET,
+        ChecksumAlgorithm::Sha1,
+    );
+    let body = body.trim_start_matches("create?").to_owned();
+    let form = harness
+        .client
+        .post(format!("{}create", harness.app.api_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    Reply::read(form).await.assert_success();
+    // XML body with slides goes along to the server.
+    let slides = "<modules><module name=\"presentation\"><document url=\"https://example.org/a.pdf\"/></module></modules>";
+    let xml = harness
+        .client
+        .post(harness.url("create", "name=Slides&meetingID=slides-1"))
+        .header("content-type", "text/xml")
+        .body(slides)
+        .send()
+        .await
+        .unwrap();
+    Reply::read(xml).await.assert_success();
+    let insert = harness
+        .client
+        .post(harness.url("insertDocument", "meetingID=slides-1"))
+        .header("content-type", "application/xml")
+        .body(slides)
+        .send()
+        .await
+        .unwrap();
+    Reply::read(insert).await.assert_success();
+    harness
+        .get("sendChatMessage", "meetingID=slides-1&message=hello")
+        .await
+        .assert_success();
+    assert_eq!(harness.meetings_on_sims(), 3);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_polling_flips_servers_and_placement_follows() {
+    let harness = Harness::start(Db::Sqlite, 2).await;
+    let config = switchboard_workers::health::HealthConfig {
+        timeout: Duration::from_millis(300),
+        offline_after: 2,
+        online_after: 1,
+        ..Default::default()
+    };
+    let mut poller = switchboard_workers::health::HealthPoller::new(
+        harness.store().clone(),
+        harness.state().backend.clone(),
+        config,
+        harness.state().observed.clone(),
+    );
+    harness.sims[0].set_failure(FailureMode::Http500);
+    assert!(
+        poller.poll_once().await.unwrap().went_offline.is_empty(),
+        "one failure is not enough"
+    );
+    let report = poller.poll_once().await.unwrap();
+    assert_eq!(report.went_offline, vec![harness.servers[0]]);
+    wait_for_refresh(&harness).await;
+    for n in 0..3 {
+        harness.create(&format!("h-{n}")).await.assert_success();
+    }
+    assert_eq!(
+        harness.sims[1].meeting_count(),
+        3,
+        "offline server gets nothing"
+    );
+    // Nothing changes, nothing is appended.
+    let before = harness.store().event_count().await.unwrap();
+    poller.poll_once().await.unwrap();
+    assert_eq!(harness.store().event_count().await.unwrap(), before);
+    harness.sims[0].set_failure(FailureMode::None);
+    let report = poller.poll_once().await.unwrap();
+    assert_eq!(report.went_online, vec![harness.servers[0]]);
+    let events = harness
+        .store()
+        .stream_events(&harness.servers[0].stream())
+        .await
+        .unwrap();
+    assert_eq!(events.last().unwrap().metadata.actor, "worker:health");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_after_a_mixed_workload_rebuilds_identical_projections() {
+    for db in BOTH {
+        let harness = Harness::start(db, 3).await;
+        for n in 0..8 {
+            harness.create(&format!("mix-{n}")).await.assert_success();
+        }
+        for n in 0..3 {
+            harness
+                .get("end", &format!("meetingID=mix-{n}"))
+                .await
+                .assert_success();
+        }
+        harness.create("mix-0").await.assert_success();
+        let meta = EventMetadata::actor("test");
+        harness
+            .store()
+            .execute_server(harness.servers[1], &ServerCommand::Cordon, &meta)
+            .await
+            .unwrap();
+        harness
+            .store()
+            .execute_server(harness.servers[2], &ServerCommand::MarkOffline, &meta)
+            .await
+            .unwrap();
+        let servers = harness.store().servers().await.unwrap();
+        let meetings = harness.store().meetings().await.unwrap();
+        harness.store().replay().await.unwrap();
+        assert_eq!(harness.store().servers().await.unwrap(), servers, "{db:?}");
+        assert_eq!(
+            harness.store().meetings().await.unwrap(),
+            meetings,
+            "{db:?}"
+        );
+        harness.stop().await;
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the `switchboard` API crate: one test binary.
+
+mod cli;
+mod facade;
+mod support;

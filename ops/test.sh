@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs Switchboard's whole test suite: unit and integration tests of every
+# crate against real SQLite and PostgreSQL, simulated BBB servers over real
+# HTTP, and an independent BBB client library (bigbluebutton-js) end to end.
+#
+# Needs: PostgreSQL reachable at $SWITCHBOARD_TEST_POSTGRES_URL (default
+# postgres://postgres@127.0.0.1:5432/postgres), Node.js with npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export SWITCHBOARD_TEST_POSTGRES_URL="${SWITCHBOARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+if [ ! -d ops/clients/js/node_modules/bigbluebutton-js ]; then
+  echo "Installing the JavaScript BBB client used by the end-to-end test..."
+  npm ci --prefix ops/clients/js --no-audit --no-fund --loglevel=error
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
