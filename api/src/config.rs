@@ -409,6 +409,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_ops_is_valid() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/switchboard.example.toml");
+        let settings = Settings::load(Some(&file), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(settings.health.offline_after, 3);
+    }
+
+    #[test]
     fn bad_values_say_what_is_wrong() {
         let err = Settings::load(
             None,

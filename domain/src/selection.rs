@@ -145,7 +145,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ranked, vec![tagged.id, plain.id]);
-        let ranked = rank(&[plain.clone()], &TagRequest::parse(Some("gpu"))).unwrap();
+        let ranked = rank(
+            std::slice::from_ref(&plain),
+            &TagRequest::parse(Some("gpu")),
+        )
+        .unwrap();
         assert_eq!(ranked, vec![plain.id]);
     }
 

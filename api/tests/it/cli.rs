@@ -100,3 +100,116 @@ fn bad_operator_input_gets_a_clear_error() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+/// Starts `switchboard serve --demo 2` and reads its banner.
+async fn start_demo(data_dir: &std::path::Path) -> (tokio::process::Child, Vec<String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "serve",
+            "--demo",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env_remove("SWITCHBOARD_SECRET")
+        .env_remove("SWITCHBOARD_DATABASE")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start switchboard");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("getMeetings");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .expect("demo banner within 30 s");
+    (child, banner)
+}
+
+fn curl_url(banner: &[String], needle: &str) -> String {
+    let line = banner
+        .iter()
+        .find(|l| l.contains("curl") && l.contains(needle))
+        .unwrap();
+    line.split('\'').nth(1).unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_mode_works_from_the_printed_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, banner) = start_demo(dir.path()).await;
+    let text = banner.join("\n");
+    assert!(text.contains("Generated a BBB API secret"), "{text}");
+    let secret_line = banner
+        .iter()
+        .find(|l| l.trim_start().starts_with("Secret:"))
+        .unwrap();
+    let secret = secret_line.split_whitespace().last().unwrap().to_owned();
+    let client = crate::support::client();
+    let create = crate::support::Reply::read(
+        client
+            .get(curl_url(&banner, "/create?"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    create.assert_success();
+    let join = client
+        .get(curl_url(&banner, "/join?"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(join.status().as_u16(), 302);
+    let location = join.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        client
+            .get(&location)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        302,
+        "the simulated server accepts the join"
+    );
+    let list = crate::support::Reply::read(
+        client
+            .get(curl_url(&banner, "getMeetings"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    list.assert_success();
+    assert!(list.body.contains("<meetingID>demo-room</meetingID>"));
+    child.kill().await.unwrap();
+
+    // A restart keeps the stored secret and replaces the old demo servers.
+    let (mut child, banner) = start_demo(dir.path()).await;
+    let text = banner.join("\n");
+    assert!(!text.contains("Generated"), "{text}");
+    assert!(text.contains(&secret), "same secret after restart");
+    child.kill().await.unwrap();
+    let (ok, json, _) = switchboard(dir.path(), &["servers", "list", "--json"]);
+    assert!(ok);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        2,
+        "old demo servers removed: {json}"
+    );
+}
