@@ -10,6 +10,15 @@ cd "$(dirname "$0")/.."
 
 export SWITCHBOARD_TEST_POSTGRES_URL="${SWITCHBOARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
+# Drop test databases that earlier runs left behind.
+if command -v psql >/dev/null 2>&1; then
+  psql "$SWITCHBOARD_TEST_POSTGRES_URL" -Atqc \
+    "select datname from pg_database where datname like 'switchboard\_test\_%' or datname like 'switchboard\_bench\_%'" 2>/dev/null |
+    while read -r db; do
+      psql "$SWITCHBOARD_TEST_POSTGRES_URL" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true
+    done
+fi
+
 if [ ! -d ops/clients/js/node_modules/bigbluebutton-js ]; then
   echo "Installing the JavaScript BBB client used by the end-to-end test..."
   npm ci --prefix ops/clients/js --no-audit --no-fund --loglevel=error

@@ -713,3 +713,60 @@ async fn replay_after_a_mixed_workload_rebuilds_identical_projections() {
         harness.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_act_as_one() {
+    let harness = Harness::start(Db::Postgres, 3).await;
+    let settings = settings(&harness.database_url);
+    let store = switchboard_api::app::open_store(&settings).await.unwrap();
+    let state = switchboard_api::app::AppState::build(settings, store, vec![SECRET.to_owned()])
+        .await
+        .unwrap();
+    let other = switchboard_api::app::start(
+        state,
+        "127.0.0.1:0".parse().unwrap(),
+        switchboard_api::app::Background { health: false },
+    )
+    .await
+    .unwrap();
+    let other_api = other.api_url();
+    // Load one server through A so the two instances' views differ.
+    harness.create("warm-up").await.assert_success();
+    let query = "name=Race&meetingID=raced";
+    let creates = (0..12).map(|n| {
+        let harness = &harness;
+        let url = if n % 2 == 0 {
+            harness.url("create", query)
+        } else {
+            signed_url(&other_api, "create", query, SECRET, ChecksumAlgorithm::Sha1)
+        };
+        async move { harness.get_raw(&url).await }
+    });
+    for reply in futures::future::join_all(creates).await {
+        reply.assert_success();
+    }
+    let holders: Vec<usize> = (0..3)
+        .filter(|&n| harness.sims[n].meeting_ids().iter().any(|id| id == "raced"))
+        .collect();
+    assert_eq!(holders.len(), 1, "one meeting on one server: {holders:?}");
+    let created = harness
+        .store()
+        .stream_events("meeting:default:raced")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.type_name() == "MeetingCreated")
+        .count();
+    assert_eq!(created, 1);
+    // A meeting created through A is joinable through B at once.
+    let join = signed_url(
+        &other_api,
+        "join",
+        "meetingID=warm-up&fullName=B&role=VIEWER",
+        SECRET,
+        ChecksumAlgorithm::Sha1,
+    );
+    assert_eq!(harness.get_raw(&join).await.status, 302);
+    other.stop().await;
+    harness.stop().await;
+}
