@@ -33,6 +33,14 @@ pub enum CommandError<E> {
     Store(#[from] StoreError),
 }
 
+/// What one attempt of a command ended with.
+enum Attempt<E> {
+    /// Appended (or nothing to append).
+    Done(Executed<E>),
+    /// Another writer came first: load and decide again.
+    Retry,
+}
+
 impl Store {
     /// Runs a server command; returns the events it recorded (possibly none).
     pub async fn execute_server(
@@ -42,9 +50,7 @@ impl Store {
         metadata: &EventMetadata,
     ) -> Result<Executed<ServerEvent>, CommandError<ServerError>> {
         let stream = id.stream();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        for attempt in 1.. {
             let (state, version) = match self.server(id).await? {
                 Some(record) => (record.aggregate(), record.version),
                 None => (
@@ -52,19 +58,15 @@ impl Store {
                     self.stream_version(&stream).await?,
                 ),
             };
-            let events = state.decide(command).map_err(CommandError::Rejected)?;
-            let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
-            match self.append(&stream, version, &domain, metadata).await {
-                Ok(outcome) => {
-                    return Ok(Executed {
-                        events,
-                        position: outcome.position,
-                    });
-                }
-                Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
-                Err(err) => return Err(err.into()),
+            let last = attempt == ATTEMPTS;
+            if let Attempt::Done(executed) = self
+                .attempt(&stream, state, version, command, metadata, last)
+                .await?
+            {
+                return Ok(executed);
             }
         }
+        unreachable!("the last attempt never retries")
     }
 
     /// Runs a meeting command; returns the events it recorded (possibly none).
@@ -76,25 +78,46 @@ impl Store {
         metadata: &EventMetadata,
     ) -> Result<Executed<MeetingEvent>, CommandError<MeetingError>> {
         let stream = meeting_stream(tenant, meeting_id);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        for attempt in 1.. {
             let (state, version) = match self.meeting(tenant, meeting_id).await? {
                 Some(record) => (record.aggregate(), record.version),
                 None => (Meeting::default(), 0),
             };
-            let events = state.decide(command).map_err(CommandError::Rejected)?;
-            let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
-            match self.append(&stream, version, &domain, metadata).await {
-                Ok(outcome) => {
-                    return Ok(Executed {
-                        events,
-                        position: outcome.position,
-                    });
-                }
-                Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
-                Err(err) => return Err(err.into()),
+            let last = attempt == ATTEMPTS;
+            if let Attempt::Done(executed) = self
+                .attempt(&stream, state, version, command, metadata, last)
+                .await?
+            {
+                return Ok(executed);
             }
+        }
+        unreachable!("the last attempt never retries")
+    }
+
+    /// Decides against `state` and appends at `version`; a conflict asks for a
+    /// retry unless this is the `last` attempt.
+    async fn attempt<A>(
+        &self,
+        stream: &str,
+        state: A,
+        version: i64,
+        command: &A::Command,
+        metadata: &EventMetadata,
+        last: bool,
+    ) -> Result<Attempt<A::Event>, CommandError<A::Error>>
+    where
+        A: Aggregate,
+        A::Event: Into<DomainEvent>,
+    {
+        let events = state.decide(command).map_err(CommandError::Rejected)?;
+        let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
+        match self.append(stream, version, &domain, metadata).await {
+            Ok(outcome) => Ok(Attempt::Done(Executed {
+                events,
+                position: outcome.position,
+            })),
+            Err(StoreError::Conflict { .. }) if !last => Ok(Attempt::Retry),
+            Err(err) => Err(err.into()),
         }
     }
 

@@ -4,7 +4,6 @@
 use crate::entities::{meeting, server};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
-use switchboard_domain::checksum::ChecksumAlgorithm;
 use switchboard_domain::events::DomainEvent;
 use switchboard_domain::meeting::MeetingEvent;
 use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
@@ -87,16 +86,7 @@ async fn update_server<C: ConnectionTrait>(
             else {
                 return Ok(());
             };
-            let mut settings = switchboard_domain::server::ServerSettings {
-                url: row.url,
-                secret: row.secret,
-                tag: row.tag,
-                load_multiplier: row.load_multiplier,
-                checksum: row
-                    .checksum_algorithm
-                    .as_deref()
-                    .and_then(ChecksumAlgorithm::parse),
-            };
+            let mut settings = row.settings();
             apply_changes(&mut settings, changes);
             update
                 .col_expr(server::Column::Url, Expr::value(settings.url))

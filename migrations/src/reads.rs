@@ -70,16 +70,7 @@ impl MeetingRecord {
 fn server_record(row: server::Model) -> Option<ServerRecord> {
     Some(ServerRecord {
         id: row.id.parse().ok()?,
-        settings: ServerSettings {
-            url: row.url,
-            secret: row.secret,
-            tag: row.tag,
-            load_multiplier: row.load_multiplier,
-            checksum: row
-                .checksum_algorithm
-                .as_deref()
-                .and_then(switchboard_domain::checksum::ChecksumAlgorithm::parse),
-        },
+        settings: row.settings(),
         state: ServerState::parse(&row.state)?,
         online: row.online,
         version: row.version,

@@ -1,9 +1,8 @@
 //! The event store against real SQLite and PostgreSQL.
 
-use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
-use switchboard_domain::ids::{MeetingId, ServerId, TenantId, meeting_stream};
-use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingRun};
+use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
+use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun};
 use switchboard_domain::server::{
     Server, ServerChanges, ServerCommand, ServerSettings, ServerState,
 };
@@ -28,20 +27,7 @@ fn meta() -> EventMetadata {
 }
 
 async fn server_command(store: &Store, id: ServerId, command: ServerCommand) {
-    let (state, version) = match store.server(id).await.unwrap() {
-        Some(record) => (record.aggregate(), record.version),
-        None => (Server::default(), 0),
-    };
-    let events: Vec<DomainEvent> = state
-        .decide(&command)
-        .unwrap()
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    store
-        .append(&id.stream(), version, &events, &meta())
-        .await
-        .unwrap();
+    store.execute_server(id, &command, &meta()).await.unwrap();
 }
 
 async fn add_server(store: &Store, n: usize) -> ServerId {
@@ -67,25 +53,9 @@ async fn add_server(store: &Store, n: usize) -> ServerId {
 }
 
 async fn meeting_command(store: &Store, name: &str, command: MeetingCommand) {
-    let tenant = TenantId::default_tenant();
     let meeting_id = MeetingId::parse(name).unwrap();
-    let (state, version) = match store.meeting(&tenant, &meeting_id).await.unwrap() {
-        Some(record) => (record.aggregate(), record.version),
-        None => (Meeting::default(), 0),
-    };
-    let events: Vec<DomainEvent> = state
-        .decide(&command)
-        .unwrap()
-        .into_iter()
-        .map(Into::into)
-        .collect();
     store
-        .append(
-            &meeting_stream(&tenant, &meeting_id),
-            version,
-            &events,
-            &meta(),
-        )
+        .execute_meeting(&TenantId::default_tenant(), &meeting_id, &command, &meta())
         .await
         .unwrap();
 }

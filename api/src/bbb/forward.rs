@@ -125,3 +125,20 @@ pub async fn running_meeting(
 pub fn serving(server: &ServerRecord) -> bool {
     server.online && server.state != ServerState::Disabled
 }
+
+/// The running meeting and its server, or the BBB error for a missing one.
+pub async fn meeting_and_server(
+    state: &AppState,
+    request: &ApiRequest,
+) -> Result<(MeetingRecord, ServerRecord), BbbError> {
+    let meeting_id = meeting_param(request)?;
+    let record = running_meeting(state, &meeting_id)
+        .await?
+        .ok_or_else(BbbError::meeting_not_found)?;
+    let server = state
+        .directory
+        .server(record.run.server_id)
+        .filter(serving)
+        .ok_or_else(BbbError::server_unavailable)?;
+    Ok((record, server))
+}

@@ -2,7 +2,7 @@
 //! byte for byte and re-signed, or the server's XML with `redirect=false`.
 
 use super::error::BbbError;
-use super::forward::{self, meeting_param, running_meeting, serving};
+use super::forward::{self, meeting_and_server, meeting_param};
 use super::request::ApiRequest;
 use crate::app::AppState;
 use poem::Response;
@@ -10,21 +10,14 @@ use poem::http::{StatusCode, header};
 
 /// Handles `join`.
 pub async fn join(state: &AppState, request: &ApiRequest) -> Result<Response, BbbError> {
-    let meeting_id = meeting_param(request)?;
+    meeting_param(request)?;
     if request.params.non_empty("fullName").is_none() {
         return Err(BbbError::missing_param(
             "missingParamFullName",
             "You must specify a name for the attendee who will be joining the meeting.",
         ));
     }
-    let record = running_meeting(state, &meeting_id)
-        .await?
-        .ok_or_else(BbbError::meeting_not_found)?;
-    let server = state
-        .directory
-        .server(record.run.server_id)
-        .filter(serving)
-        .ok_or_else(BbbError::server_unavailable)?;
+    let (_, server) = meeting_and_server(state, request).await?;
     let wants_xml = request
         .params
         .get("redirect")

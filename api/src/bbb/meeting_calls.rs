@@ -2,7 +2,9 @@
 //! getMeetingInfo, sendChatMessage and insertDocument.
 
 use super::error::BbbError;
-use super::forward::{self, meeting_param, running_meeting, serving, store_failure};
+use super::forward::{
+    self, meeting_and_server, meeting_param, running_meeting, serving, store_failure,
+};
 use super::request::ApiRequest;
 use super::xml::{XmlWriter, xml_response};
 use crate::app::AppState;
@@ -10,24 +12,7 @@ use poem::Response;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingEvent};
 use switchboard_domain::ports::{Clock, SystemClock};
-use switchboard_store::{MeetingRecord, ServerRecord};
-
-/// The running meeting and its server, or the BBB error for a missing one.
-async fn meeting_and_server(
-    state: &AppState,
-    request: &ApiRequest,
-) -> Result<(MeetingRecord, ServerRecord), BbbError> {
-    let meeting_id = meeting_param(request)?;
-    let record = running_meeting(state, &meeting_id)
-        .await?
-        .ok_or_else(BbbError::meeting_not_found)?;
-    let server = state
-        .directory
-        .server(record.run.server_id)
-        .filter(serving)
-        .ok_or_else(BbbError::server_unavailable)?;
-    Ok((record, server))
-}
+use switchboard_store::MeetingRecord;
 
 /// Forwards the call unchanged to the meeting's server and relays the answer.
 async fn relay_to_meeting_server(

@@ -516,18 +516,14 @@ async fn bad_input_gets_bbb_errors_never_a_500() {
         .get("isMeetingRunning", &long)
         .await
         .assert_failed("requestTooLarge");
-    let big_form = harness
-        .client
-        .post(harness.url("create", ""))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "name=x&meetingID=big&welcome={}",
-            "w".repeat(40 * 1024)
-        ))
-        .send()
+    harness
+        .post(
+            harness.url("create", ""),
+            "application/x-www-form-urlencoded",
+            format!("name=x&meetingID=big&welcome={}", "w".repeat(40 * 1024)),
+        )
         .await
-        .unwrap();
-    Reply::read(big_form).await.assert_failed("requestTooLarge");
+        .assert_failed("requestTooLarge");
     let api = harness.app.api_url();
     let post_join = harness
         .client
@@ -574,15 +570,14 @@ async fn bad_input_gets_bbb_errors_never_a_500() {
 async fn post_bodies_are_accepted_as_bbb_does() {
     let harness = Harness::start(Db::Sqlite, 1).await;
     // Form body, signed via the URL query (empty signed string).
-    let form = harness
-        .client
-        .post(harness.url("create", ""))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("name=Form&meetingID=form-1")
-        .send()
+    harness
+        .post(
+            harness.url("create", ""),
+            "application/x-www-form-urlencoded",
+            "name=Form&meetingID=form-1",
+        )
         .await
-        .unwrap();
-    Reply::read(form).await.assert_success();
+        .assert_success();
     // Form body signed itself.
     let body = signed_url(
         "",
@@ -592,35 +587,32 @@ async fn post_bodies_are_accepted_as_bbb_does() {
         ChecksumAlgorithm::Sha1,
     );
     let body = body.trim_start_matches("create?").to_owned();
-    let form = harness
-        .client
-        .post(format!("{}create", harness.app.api_url()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
+    harness
+        .post(
+            format!("{}create", harness.app.api_url()),
+            "application/x-www-form-urlencoded",
+            body,
+        )
         .await
-        .unwrap();
-    Reply::read(form).await.assert_success();
+        .assert_success();
     // XML body with slides goes along to the server.
     let slides = "<modules><module name=\"presentation\"><document url=\"https://example.org/a.pdf\"/></module></modules>";
-    let xml = harness
-        .client
-        .post(harness.url("create", "name=Slides&meetingID=slides-1"))
-        .header("content-type", "text/xml")
-        .body(slides)
-        .send()
+    harness
+        .post(
+            harness.url("create", "name=Slides&meetingID=slides-1"),
+            "text/xml",
+            slides,
+        )
         .await
-        .unwrap();
-    Reply::read(xml).await.assert_success();
-    let insert = harness
-        .client
-        .post(harness.url("insertDocument", "meetingID=slides-1"))
-        .header("content-type", "application/xml")
-        .body(slides)
-        .send()
+        .assert_success();
+    harness
+        .post(
+            harness.url("insertDocument", "meetingID=slides-1"),
+            "application/xml",
+            slides,
+        )
         .await
-        .unwrap();
-    Reply::read(insert).await.assert_success();
+        .assert_success();
     harness
         .get("sendChatMessage", "meetingID=slides-1&message=hello")
         .await

@@ -159,6 +159,24 @@ impl Harness {
         self.get_raw(&self.url(call, query)).await
     }
 
+    /// POST a body with a content type.
+    pub async fn post(
+        &self,
+        url: impl AsRef<str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let response = self
+            .client
+            .post(url.as_ref())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Reply::read(response).await
+    }
+
     pub async fn get_raw(&self, url: &str) -> Reply {
         let response = self.client.get(url).send().await.unwrap();
         Reply::read(response).await
