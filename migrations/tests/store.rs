@@ -3,9 +3,7 @@
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun};
-use switchboard_domain::server::{
-    Server, ServerChanges, ServerCommand, ServerSettings, ServerState,
-};
+use switchboard_domain::server::{ServerChanges, ServerCommand, ServerSettings, ServerState};
 use switchboard_store::test_support::{fresh_postgres, fresh_sqlite};
 use switchboard_store::{Store, StoreError};
 
