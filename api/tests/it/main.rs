@@ -2,4 +2,5 @@
 
 mod cli;
 mod facade;
+mod js_client;
 mod support;
