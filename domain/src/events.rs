@@ -3,6 +3,7 @@
 
 use crate::meeting::MeetingEvent;
 use crate::server::ServerEvent;
+use crate::token::TokenEvent;
 use serde::{Deserialize, Serialize};
 
 /// Any event Switchboard records.
@@ -13,6 +14,8 @@ pub enum DomainEvent {
     Server(ServerEvent),
     /// About a meeting.
     Meeting(MeetingEvent),
+    /// About an admin token.
+    Token(TokenEvent),
 }
 
 /// The schema version of every event type written today. A changed shape gets a
@@ -25,6 +28,7 @@ impl DomainEvent {
         match self {
             Self::Server(event) => event.type_name(),
             Self::Meeting(event) => event.type_name(),
+            Self::Token(event) => event.type_name(),
         }
     }
 
@@ -40,6 +44,8 @@ impl DomainEvent {
     ) -> Result<Self, serde_json::Error> {
         if event_type.starts_with("Server") {
             serde_json::from_value(payload).map(Self::Server)
+        } else if event_type.starts_with("Token") {
+            serde_json::from_value(payload).map(Self::Token)
         } else {
             serde_json::from_value(payload).map(Self::Meeting)
         }
@@ -49,6 +55,12 @@ impl DomainEvent {
 impl From<ServerEvent> for DomainEvent {
     fn from(event: ServerEvent) -> Self {
         Self::Server(event)
+    }
+}
+
+impl From<TokenEvent> for DomainEvent {
+    fn from(event: TokenEvent) -> Self {
+        Self::Token(event)
     }
 }
 

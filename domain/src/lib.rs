@@ -13,3 +13,4 @@ pub mod params;
 pub mod ports;
 pub mod selection;
 pub mod server;
+pub mod token;

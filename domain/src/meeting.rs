@@ -42,6 +42,8 @@ pub enum EndReason {
     Replaced,
     /// An operator ended it.
     Operator,
+    /// An operator panicked its server: forgotten so the next create places it anew.
+    ServerPanic,
 }
 
 /// What can be asked of a meeting.

@@ -8,6 +8,7 @@ use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId, meeting_stream};
 use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingError, MeetingEvent};
 use switchboard_domain::server::{Server, ServerCommand, ServerError, ServerEvent};
+use switchboard_domain::token::{Token, TokenCommand, TokenError, TokenEvent, token_stream};
 use thiserror::Error;
 
 /// How often a command is decided again after a concurrent change.
@@ -94,6 +95,37 @@ impl Store {
         unreachable!("the last attempt never retries")
     }
 
+    /// Runs a token command; returns the events it recorded.
+    pub async fn execute_token(
+        &self,
+        name: &str,
+        command: &TokenCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Executed<TokenEvent>, CommandError<TokenError>> {
+        let stream = token_stream(name);
+        for attempt in 1.. {
+            let stored = self.stream_events(&stream).await?;
+            let version = stored.last().map(|event| event.version).unwrap_or(0);
+            let events: Vec<TokenEvent> = stored
+                .into_iter()
+                .filter_map(|stored| match stored.event {
+                    DomainEvent::Token(event) => Some(event),
+                    _ => None,
+                })
+                .collect();
+            let mut state = Token::fold(&events);
+            state.name.get_or_insert_with(|| name.to_owned());
+            let last = attempt == ATTEMPTS;
+            if let Attempt::Done(executed) = self
+                .attempt(&stream, state, version, command, metadata, last)
+                .await?
+            {
+                return Ok(executed);
+            }
+        }
+        unreachable!("the last attempt never retries")
+    }
+
     /// Decides against `state` and appends at `version`; a conflict asks for a
     /// retry unless this is the `last` attempt.
     async fn attempt<A>(
@@ -129,7 +161,7 @@ impl Store {
             .into_iter()
             .filter_map(|stored| match stored.event {
                 DomainEvent::Server(event) => Some(event),
-                DomainEvent::Meeting(_) => None,
+                _ => None,
             })
             .collect();
         Ok(Server::fold(&server_events))

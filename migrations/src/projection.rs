@@ -1,12 +1,13 @@
 //! Folds events into the projection tables. Called inside the append's
 //! transaction and by replay, so the two can never disagree.
 
-use crate::entities::{meeting, server};
+use crate::entities::{meeting, server, token};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use switchboard_domain::events::DomainEvent;
 use switchboard_domain::meeting::MeetingEvent;
 use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
+use switchboard_domain::token::TokenEvent;
 
 /// Applies one event of `stream` at `version`/`position` to the projections.
 pub(crate) async fn apply<C: ConnectionTrait>(
@@ -15,6 +16,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
     event: &DomainEvent,
     version: i64,
     position: i64,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), DbErr> {
     let unexpected = || {
         DbErr::Custom(format!(
@@ -34,7 +36,38 @@ pub(crate) async fn apply<C: ConnectionTrait>(
                 .ok_or_else(unexpected)?;
             apply_meeting(db, tenant, meeting_id, event, version, position).await
         }
+        DomainEvent::Token(event) => {
+            let name = stream.strip_prefix("token:").ok_or_else(unexpected)?;
+            apply_token(db, name, event, at).await
+        }
     }
+}
+
+async fn apply_token<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+    event: &TokenEvent,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    match event {
+        TokenEvent::TokenCreated { scope, hash, .. } => {
+            let row = token::ActiveModel {
+                name: Set(name.to_owned()),
+                scope: Set(scope.as_str().to_owned()),
+                hash: Set(hash.clone()),
+                created_at: Set(at),
+            };
+            token::Entity::insert(row)
+                .exec_without_returning(db)
+                .await?;
+        }
+        TokenEvent::TokenRevoked => {
+            token::Entity::delete_by_id(name.to_owned())
+                .exec(db)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn apply_server<C: ConnectionTrait>(

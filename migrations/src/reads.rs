@@ -1,12 +1,13 @@
 //! Reads of the projections, as domain types.
 
-use crate::entities::{meeting, server};
+use crate::entities::{meeting, server, token};
 use crate::store::{Store, StoreError};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use std::collections::HashMap;
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::{Meeting, MeetingRun};
 use switchboard_domain::server::{Server, ServerSettings, ServerState};
+use switchboard_domain::token::TokenScope;
 
 /// A server as the projection holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +68,28 @@ impl MeetingRecord {
     }
 }
 
+/// An admin token in force (its hash, never the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Name.
+    pub name: String,
+    /// Scope.
+    pub scope: TokenScope,
+    /// SHA-256 of the token.
+    pub hash: String,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn token_record(row: token::Model) -> Option<TokenRecord> {
+    Some(TokenRecord {
+        scope: TokenScope::parse(&row.scope)?,
+        name: row.name,
+        hash: row.hash,
+        created_at: row.created_at,
+    })
+}
+
 fn server_record(row: server::Model) -> Option<ServerRecord> {
     Some(ServerRecord {
         id: row.id.parse().ok()?,
@@ -94,6 +117,15 @@ fn meeting_record(row: meeting::Model) -> Option<MeetingRecord> {
 }
 
 impl Store {
+    /// Admin tokens in force, by name.
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = token::Entity::find()
+            .order_by_asc(token::Column::Name)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().filter_map(token_record).collect())
+    }
+
     /// Every server of the pool, oldest first.
     pub async fn servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
         let rows = server::Entity::find()

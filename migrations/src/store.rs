@@ -1,6 +1,6 @@
 //! The event store: connect, migrate, append, read, replay.
 
-use crate::entities::{event, meeting, server, setting};
+use crate::entities::{event, meeting, server, setting, token};
 use crate::migration::Migrator;
 use crate::projection;
 use sea_orm::sea_query::OnConflict;
@@ -61,6 +61,39 @@ pub struct StoredEvent {
     pub metadata: EventMetadata,
     /// When.
     pub recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFilter {
+    /// Only this stream.
+    pub stream: Option<String>,
+    /// Only this type.
+    pub event_type: Option<String>,
+    /// Only events caused by this actor.
+    pub actor: Option<String>,
+    /// Recorded at or after.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recorded at or before.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only positions after this one (pagination).
+    pub after: i64,
+    /// At most this many.
+    pub limit: u64,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        Self {
+            stream: None,
+            event_type: None,
+            actor: None,
+            from: None,
+            to: None,
+            after: 0,
+            limit: 100,
+        }
+    }
 }
 
 /// The database behind Switchboard: log and projections.
@@ -126,6 +159,7 @@ impl Store {
         let txn = self.db.begin().await?;
         let mut version = expected;
         let mut position = 0;
+        let now = chrono::Utc::now();
         for domain_event in events {
             version += 1;
             let row = event::ActiveModel {
@@ -135,7 +169,8 @@ impl Store {
                 schema_version: Set(CURRENT_SCHEMA_VERSION),
                 payload: Set(domain_event.to_payload().to_string()),
                 metadata: Set(metadata_json.clone()),
-                recorded_at: Set(chrono::Utc::now()),
+                recorded_at: Set(now),
+                actor: Set(Some(metadata.actor.clone())),
                 ..Default::default()
             };
             let inserted = event::Entity::insert(row).exec(&txn).await;
@@ -149,7 +184,7 @@ impl Store {
                 }
                 Err(err) => return Err(err.into()),
             };
-            projection::apply(&txn, stream, domain_event, version, position).await?;
+            projection::apply(&txn, stream, domain_event, version, position, now).await?;
         }
         match txn.commit().await {
             Ok(()) => Ok(AppendOutcome { version, position }),
@@ -204,6 +239,31 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
+    /// Events matching a filter, oldest first, after `filter.after`.
+    pub async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut query = event::Entity::find()
+            .filter(event::Column::Position.gt(filter.after))
+            .order_by_asc(event::Column::Position)
+            .limit(filter.limit);
+        if let Some(stream) = &filter.stream {
+            query = query.filter(event::Column::Stream.eq(stream.as_str()));
+        }
+        if let Some(event_type) = &filter.event_type {
+            query = query.filter(event::Column::EventType.eq(event_type.as_str()));
+        }
+        if let Some(actor) = &filter.actor {
+            query = query.filter(event::Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(event::Column::RecordedAt.gte(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(event::Column::RecordedAt.lte(to));
+        }
+        let rows = query.all(&self.db).await?;
+        rows.into_iter().map(decode).collect()
+    }
+
     /// Streams of events of a type prefix after `position` (for cache invalidation).
     pub async fn streams_changed_after(
         &self,
@@ -228,6 +288,7 @@ impl Store {
         const PAGE: u64 = 1000;
         let txn = self.db.begin().await?;
         server::Entity::delete_many().exec(&txn).await?;
+        token::Entity::delete_many().exec(&txn).await?;
         meeting::Entity::delete_many().exec(&txn).await?;
         let mut after = 0;
         let mut applied = 0;
@@ -248,6 +309,7 @@ impl Store {
                     &stored.event,
                     stored.version,
                     stored.position,
+                    stored.recorded_at,
                 )
                 .await?;
                 applied += 1;

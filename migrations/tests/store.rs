@@ -201,3 +201,80 @@ async fn settings_keep_the_first_value() {
         );
     }
 }
+
+#[tokio::test]
+async fn tokens_and_the_event_filter() {
+    use switchboard_domain::token::{TokenCommand, TokenScope, hash_token};
+    use switchboard_store::EventFilter;
+    for (kind, store) in stores().await {
+        let create = TokenCommand::Create {
+            name: "ops".into(),
+            scope: TokenScope::Admin,
+            hash: hash_token("secret-1"),
+        };
+        store
+            .execute_token("ops", &create, &EventMetadata::actor("cli"))
+            .await
+            .unwrap();
+        assert!(
+            store.execute_token("ops", &create, &meta()).await.is_err(),
+            "{kind}: exists"
+        );
+        let tokens = store.tokens().await.unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].hash, hash_token("secret-1"));
+        store
+            .execute_token("ops", &TokenCommand::Revoke, &meta())
+            .await
+            .unwrap();
+        assert!(store.tokens().await.unwrap().is_empty(), "{kind}");
+        store.execute_token("ops", &create, &meta()).await.unwrap();
+        add_server(&store, 1).await;
+
+        let by_actor = store
+            .query_events(&EventFilter {
+                actor: Some("cli".into()),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_actor.len(), 1, "{kind}");
+        let tokens_only = store
+            .query_events(&EventFilter {
+                stream: Some("token:ops".into()),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(tokens_only.len(), 3);
+        let page = store
+            .query_events(&EventFilter {
+                after: tokens_only[0].position,
+                limit: 1,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].position, tokens_only[1].position);
+        let typed = store
+            .query_events(&EventFilter {
+                event_type: Some("ServerAdded".into()),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(typed.len(), 1);
+        let future = store
+            .query_events(&EventFilter {
+                from: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(future.is_empty());
+        let tokens_before = store.tokens().await.unwrap();
+        store.replay().await.unwrap();
+        assert_eq!(store.tokens().await.unwrap(), tokens_before, "{kind}");
+    }
+}

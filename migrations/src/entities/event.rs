@@ -25,6 +25,8 @@ pub struct Model {
     pub metadata: String,
     /// When it was appended.
     pub recorded_at: DateTimeUtc,
+    /// Who caused it (copied from the metadata, for filtering).
+    pub actor: Option<String>,
 }
 
 /// No relations.

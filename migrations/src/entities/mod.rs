@@ -4,3 +4,4 @@ pub mod event;
 pub mod meeting;
 pub mod server;
 pub mod setting;
+pub mod token;

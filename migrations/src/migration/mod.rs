@@ -3,12 +3,16 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_event_log;
+mod m0002_tokens;
 
 /// Every migration of the schema.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_event_log::Migration)]
+        vec![
+            Box::new(m0001_event_log::Migration),
+            Box::new(m0002_tokens::Migration),
+        ]
     }
 }
