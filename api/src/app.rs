@@ -1,6 +1,7 @@
 //! Wiring: the shared state, the HTTP routes, background tasks, and a running
 //! instance that tests and `serve` start the same way.
 
+use crate::admin::service::AdminService;
 use crate::bbb;
 use crate::config::Settings;
 use crate::directory::Directory;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub tenant: TenantId,
     /// What health polls saw on each server.
     pub observed: ObservedLoads,
+    /// The admin operations.
+    pub admin: AdminService,
 }
 
 /// The secrets in force, and the secret generated now if there was none.
@@ -122,15 +125,23 @@ impl AppState {
     ) -> anyhow::Result<Arc<Self>> {
         let observed = ObservedLoads::default();
         let directory = Directory::load(store.clone(), settings.load, observed.clone()).await?;
+        let backend = HttpBackendClient::new();
+        let admin = AdminService::new(
+            store.clone(),
+            backend.clone(),
+            &settings,
+            Some(directory.clone()),
+        );
         Ok(Arc::new(Self {
             settings,
             store,
             directory,
-            backend: HttpBackendClient::new(),
+            backend,
             secrets,
             create_locks: StripedLocks::default(),
             tenant: TenantId::default_tenant(),
             observed,
+            admin,
         }))
     }
 
@@ -168,8 +179,11 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/bigbluebutton/api", get(bbb::index).post(bbb::index))
         .at("/bigbluebutton/api/", get(bbb::index).post(bbb::index))
         .at("/bigbluebutton/api/:call", bbb::api_call)
+        .nest(crate::admin::BASE_PATH, crate::admin::endpoint())
+        .nest("/api/docs", crate::admin::swagger_ui())
         .at("/health", get(health))
         .at("/ready", get(ready))
+        .at("/metrics", get(crate::metrics::metrics_endpoint))
         .data(state)
 }
 
@@ -231,6 +245,7 @@ pub async fn start(
     listen: SocketAddr,
     background: Background,
 ) -> anyhow::Result<RunningApp> {
+    crate::metrics::install();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -250,6 +265,7 @@ pub async fn start(
             .await
     });
     let mut tasks = vec![spawn_refresh(state.clone())];
+    tasks.push(crate::metrics::spawn_gauge_refresh(state.clone()));
     if background.health {
         let poller = HealthPoller::new(
             state.store.clone(),

@@ -204,6 +204,19 @@ impl Directory {
         }
     }
 
+    /// Attendees the last health poll saw on a server.
+    pub fn attendees_of(&self, server: ServerId) -> u64 {
+        self.observed.get(server).map(|o| o.attendees).unwrap_or(0)
+    }
+
+    /// Participants of the largest meeting the last health poll saw on a server.
+    pub fn largest_meeting_of(&self, server: ServerId) -> u64 {
+        self.observed
+            .get(server)
+            .map(|o| o.largest_meeting)
+            .unwrap_or(0)
+    }
+
     /// The load of a server as placement sees it.
     pub fn load_of(&self, server: &ServerRecord) -> f64 {
         let book = self.load.lock().expect("load lock");

@@ -2,6 +2,7 @@
 //! `/bigbluebutton/api`, health endpoints, the in-memory routing view, the
 //! demo mode and the CLI.
 
+pub mod admin;
 pub mod app;
 pub mod bbb;
 pub mod cli;
@@ -9,3 +10,4 @@ pub mod config;
 pub mod demo;
 pub mod directory;
 pub mod locks;
+pub mod metrics;

@@ -15,6 +15,35 @@ use switchboard_domain::ids::ServerId;
 use switchboard_domain::server::{ServerCommand, ServerState};
 use switchboard_store::{ServerRecord, Store};
 
+/// The `job` label of the health poller's metrics.
+const JOB: &str = "health_poll";
+/// Counter: one per server probe, by `job` and `outcome` (`success`/`failure`).
+pub const METRIC_JOBS: &str = "switchboard_worker_jobs_total";
+/// Counter: cycles run, by `job`.
+pub const METRIC_CYCLES: &str = "switchboard_worker_cycles_total";
+/// Histogram: cycle duration in seconds, by `job`.
+pub const METRIC_CYCLE_DURATION: &str = "switchboard_worker_cycle_duration_seconds";
+/// Counter: cycles that failed as a whole (e.g. the database), by `job`.
+pub const METRIC_FAILURES: &str = "switchboard_worker_failures_total";
+
+/// Describes the worker metrics to the installed `metrics` recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        METRIC_JOBS,
+        "Worker jobs done, by job and outcome; for health_poll one per server probe (success or failure)."
+    );
+    metrics::describe_counter!(METRIC_CYCLES, "Worker cycles run, by job.");
+    metrics::describe_histogram!(
+        METRIC_CYCLE_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of one worker cycle, by job."
+    );
+    metrics::describe_counter!(
+        METRIC_FAILURES,
+        "Worker cycles that failed as a whole (not single probes), by job."
+    );
+}
+
 /// Settings of the health poller.
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
@@ -52,6 +81,8 @@ pub struct Observed {
     pub meetings: u64,
     /// Attendees over all its meetings.
     pub attendees: u64,
+    /// Participants of its largest meeting.
+    pub largest_meeting: u64,
 }
 
 /// Observed loads shared with the placement code.
@@ -139,6 +170,18 @@ impl HealthPoller {
 
     /// Polls every enabled or cordoned server once.
     pub async fn poll_once(&mut self) -> anyhow::Result<CycleReport> {
+        let started = Instant::now();
+        let result = self.cycle().await;
+        metrics::counter!(METRIC_CYCLES, "job" => JOB).increment(1);
+        metrics::histogram!(METRIC_CYCLE_DURATION, "job" => JOB)
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!(METRIC_FAILURES, "job" => JOB).increment(1);
+        }
+        result
+    }
+
+    async fn cycle(&mut self) -> anyhow::Result<CycleReport> {
         let servers: Vec<ServerRecord> = self
             .store
             .servers()
@@ -151,6 +194,12 @@ impl HealthPoller {
         let results: Vec<(ServerRecord, Option<Observed>)> = futures::stream::iter(servers)
             .map(|server| async move {
                 let observed = probe(client, config, &server).await;
+                let outcome = if observed.is_some() {
+                    "success"
+                } else {
+                    "failure"
+                };
+                metrics::counter!(METRIC_JOBS, "job" => JOB, "outcome" => outcome).increment(1);
                 (server, observed)
             })
             .buffer_unordered(self.config.concurrency.max(1))
@@ -221,5 +270,11 @@ async fn probe(
     Some(Observed {
         meetings: answer.meetings.len() as u64,
         attendees: answer.meetings.iter().map(|m| m.participants).sum(),
+        largest_meeting: answer
+            .meetings
+            .iter()
+            .map(|m| m.participants)
+            .max()
+            .unwrap_or(0),
     })
 }

@@ -17,6 +17,7 @@ use poem::web::{Data, Path};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use request::{RawRequest, Verifier, verify_request};
 use std::sync::Arc;
+use std::time::Instant;
 use switchboard_domain::events::EventMetadata;
 
 /// The version Switchboard reports, like a BBB server's index answer.
@@ -25,14 +26,18 @@ const BBB_VERSION: &str = "3.0";
 /// `GET /bigbluebutton/api`: no checksum, version information.
 #[handler]
 pub fn index() -> Response {
+    let started = Instant::now();
     let mut xml = xml::XmlWriter::response("SUCCESS");
     xml.text_element("version", "2.0")
         .text_element("apiVersion", "2.0")
         .text_element("bbbVersion", BBB_VERSION);
-    xml::xml_response(xml.finish())
+    let response = xml::xml_response(xml.finish());
+    crate::metrics::record_bbb_request("index", "success", started.elapsed());
+    response
 }
 
-/// `/bigbluebutton/api/{call}`: verifies and dispatches one call.
+/// `/bigbluebutton/api/{call}`: verifies and dispatches one call, counting
+/// it and timing it by call and outcome (see [`crate::metrics::BBB_REQUESTS`]).
 #[handler]
 pub async fn api_call(
     req: &Request,
@@ -40,10 +45,20 @@ pub async fn api_call(
     body: Body,
     Data(state): Data<&Arc<AppState>>,
 ) -> Response {
-    match handle(req, &call, body, state).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+    let started = Instant::now();
+    let (outcome, response) = match handle(req, &call, body, state).await {
+        Ok(response) if response.status() == poem::http::StatusCode::FOUND => {
+            ("redirect", response)
+        }
+        Ok(response) => ("success", response),
+        Err(err) => (err.key, err.into_response()),
+    };
+    crate::metrics::record_bbb_request(
+        crate::metrics::bbb_call_label(&call),
+        outcome,
+        started.elapsed(),
+    );
+    response
 }
 
 async fn handle(

@@ -3,4 +3,5 @@
 mod cli;
 mod facade;
 mod js_client;
+mod metrics;
 mod support;

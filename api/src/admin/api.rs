@@ -1,0 +1,522 @@
+//! The admin API under `/api/v1` (poem-openapi): servers, meetings, the event
+//! log, cluster status and tokens, behind bearer tokens with scopes. Errors
+//! are RFC 7807 problem documents.
+
+use super::model::*;
+use super::service::{AdminService, Failure, Principal};
+use crate::app::AppState;
+use poem::Request;
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi, SecurityScheme, Tags};
+use std::sync::Arc;
+use switchboard_domain::server::ServerCommand;
+use switchboard_domain::token::TokenScope;
+use switchboard_store::EventFilter;
+
+/// Problem-document helper.
+pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Problem {
+    Problem {
+        kind: format!(
+            "https://switchboard.invalid/problems/{}",
+            title.to_lowercase().replace(' ', "-")
+        ),
+        title: title.to_owned(),
+        status,
+        detail: detail.into(),
+    }
+}
+
+/// Every error the admin API answers with.
+#[derive(Debug, ApiResponse)]
+#[oai(bad_request_handler = "bad_request")]
+pub enum AdminError {
+    /// The request is malformed or a value is not allowed.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No or unknown token.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
+    /// The token's scope does not allow this.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
+    /// The thing named does not exist.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The request conflicts with the current state.
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// A BBB server failed.
+    #[oai(status = 502, content_type = "application/problem+json")]
+    BadGateway(Json<Problem>),
+    /// Switchboard failed.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+fn bad_request(err: poem::Error) -> AdminError {
+    AdminError::BadRequest(Json(problem(400, "Bad request", err.to_string())))
+}
+
+impl From<Failure> for AdminError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::NotFound(detail) => {
+                AdminError::NotFound(Json(problem(404, "Not found", detail)))
+            }
+            Failure::Invalid(detail) => {
+                AdminError::BadRequest(Json(problem(400, "Bad request", detail)))
+            }
+            Failure::Conflict(detail) => {
+                AdminError::Conflict(Json(problem(409, "Conflict", detail)))
+            }
+            Failure::Upstream(detail) => {
+                AdminError::BadGateway(Json(problem(502, "Bad gateway", detail)))
+            }
+            Failure::Internal(detail) => {
+                AdminError::Internal(Json(problem(500, "Internal error", detail)))
+            }
+        }
+    }
+}
+
+type Answer<T> = Result<Json<T>, AdminError>;
+
+/// Bearer token authentication; the token's name becomes the events' actor.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_token")]
+pub struct TokenAuth(Principal);
+
+async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    let unauthorized = || {
+        poem::Error::from_string(
+            "the bearer token is unknown or revoked: create one with `switchboard tokens create NAME --scope admin`",
+            poem::http::StatusCode::UNAUTHORIZED,
+        )
+    };
+    let state = req
+        .data::<Arc<AppState>>()
+        .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
+    match state.admin.authenticate(&bearer.token).await {
+        Ok(Some(principal)) => Ok(principal),
+        Ok(None) => Err(unauthorized()),
+        Err(failure) => Err(poem::Error::from_string(
+            failure.to_string(),
+            poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        )),
+    }
+}
+
+impl TokenAuth {
+    fn require(&self, needed: TokenScope) -> Result<&Principal, AdminError> {
+        if self.0.scope.allows(needed) {
+            Ok(&self.0)
+        } else {
+            Err(AdminError::Forbidden(Json(problem(
+                403,
+                "Forbidden",
+                format!(
+                    "token `{}` has the read scope; this needs an admin token",
+                    self.0.name
+                ),
+            ))))
+        }
+    }
+}
+
+#[derive(Tags)]
+enum Tag {
+    /// The pool of BBB servers.
+    Servers,
+    /// Meetings Switchboard placed.
+    Meetings,
+    /// The append-only event log and replayed history.
+    Events,
+    /// The cluster at a glance.
+    Cluster,
+    /// Admin tokens.
+    Tokens,
+}
+
+/// A created resource.
+#[derive(Debug, ApiResponse)]
+pub enum Created<T: poem_openapi::types::ToJSON + Send + Sync> {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+/// An action without a body in its answer.
+#[derive(Debug, ApiResponse)]
+pub enum Done {
+    /// Done.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// The admin API.
+pub struct AdminApi;
+
+fn admin(state: &AppState) -> &AdminService {
+    &state.admin
+}
+
+#[OpenApi(prefix_path = "/api/v1")]
+impl AdminApi {
+    /// List servers.
+    #[oai(
+        path = "/servers",
+        method = "get",
+        tag = "Tag::Servers",
+        operation_id = "list_servers"
+    )]
+    async fn list_servers(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+    ) -> Answer<Vec<ServerView>> {
+        auth.require(TokenScope::Read)?;
+        Ok(Json(admin(&state).servers().await?))
+    }
+
+    /// Add a server. It starts disabled unless `enabled` is true.
+    #[oai(
+        path = "/servers",
+        method = "post",
+        tag = "Tag::Servers",
+        operation_id = "add_server"
+    )]
+    async fn add_server(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        body: Json<NewServer>,
+    ) -> Result<Created<ServerView>, AdminError> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Created::Created(Json(
+            admin(&state).add_server(body.0, principal).await?,
+        )))
+    }
+
+    /// Get a server.
+    #[oai(
+        path = "/servers/:id",
+        method = "get",
+        tag = "Tag::Servers",
+        operation_id = "get_server"
+    )]
+    async fn get_server(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> Answer<ServerView> {
+        auth.require(TokenScope::Read)?;
+        Ok(Json(admin(&state).server(&id).await?))
+    }
+
+    /// Change a server's URL, secret, tag, load multiplier or checksum algorithm.
+    #[oai(
+        path = "/servers/:id",
+        method = "patch",
+        tag = "Tag::Servers",
+        operation_id = "update_server"
+    )]
+    async fn update_server(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        id: Path<String>,
+        body: Json<ServerUpdate>,
+    ) -> Answer<ServerView> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(
+            admin(&state).update_server(&id, body.0, principal).await?,
+        ))
+    }
+
+    /// Let a server take new meetings.
+    #[oai(
+        path = "/servers/:id/enable",
+        method = "post",
+        tag = "Tag::Servers",
+        operation_id = "enable_server"
+    )]
+    async fn enable(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> Answer<ServerView> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(
+            admin(&state)
+                .set_state(&id, ServerCommand::Enable, principal)
+                .await?,
+        ))
+    }
+
+    /// No new meetings; joins keep working. Becomes disabled once its last meeting ends.
+    #[oai(
+        path = "/servers/:id/cordon",
+        method = "post",
+        tag = "Tag::Servers",
+        operation_id = "cordon_server"
+    )]
+    async fn cordon(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> Answer<ServerView> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(
+            admin(&state)
+                .set_state(&id, ServerCommand::Cordon, principal)
+                .await?,
+        ))
+    }
+
+    /// Take a server out of use: no meetings, no joins.
+    #[oai(
+        path = "/servers/:id/disable",
+        method = "post",
+        tag = "Tag::Servers",
+        operation_id = "disable_server"
+    )]
+    async fn disable(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        id: Path<String>,
+    ) -> Answer<ServerView> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(
+            admin(&state)
+                .set_state(&id, ServerCommand::Disable, principal)
+                .await?,
+        ))
+    }
+
+    /// Disable a server and forget its meetings so the next create places them elsewhere.
+    #[oai(
+        path = "/servers/:id/panic",
+        method = "post",
+        tag = "Tag::Servers",
+        operation_id = "panic_server"
+    )]
+    async fn panic(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        id: Path<String>,
+        body: Json<PanicOptions>,
+    ) -> Answer<PanicReport> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(admin(&state).panic(&id, body.0, principal).await?))
+    }
+
+    /// Remove a server; refused while meetings run unless `force=true`.
+    #[oai(
+        path = "/servers/:id",
+        method = "delete",
+        tag = "Tag::Servers",
+        operation_id = "remove_server"
+    )]
+    async fn remove(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        id: Path<String>,
+        force: Query<Option<bool>>,
+    ) -> Result<Done, AdminError> {
+        let principal = auth.require(TokenScope::Admin)?;
+        admin(&state)
+            .remove(&id, force.0.unwrap_or(false), principal)
+            .await?;
+        Ok(Done::NoContent)
+    }
+
+    /// List meetings, optionally by server, state and tenant.
+    #[oai(
+        path = "/meetings",
+        method = "get",
+        tag = "Tag::Meetings",
+        operation_id = "list_meetings"
+    )]
+    async fn list_meetings(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        server: Query<Option<String>>,
+        #[oai(name = "state")] meeting_state: Query<Option<MeetingState>>,
+        tenant: Query<Option<String>>,
+    ) -> Answer<Vec<MeetingView>> {
+        auth.require(TokenScope::Read)?;
+        Ok(Json(
+            admin(&state)
+                .meetings(server.0.as_deref(), meeting_state.0, tenant.0.as_deref())
+                .await?,
+        ))
+    }
+
+    /// Get a meeting.
+    #[oai(
+        path = "/meetings/:tenant/:meeting_id",
+        method = "get",
+        tag = "Tag::Meetings",
+        operation_id = "get_meeting"
+    )]
+    async fn get_meeting(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        tenant: Path<String>,
+        meeting_id: Path<String>,
+    ) -> Answer<MeetingView> {
+        auth.require(TokenScope::Read)?;
+        Ok(Json(admin(&state).meeting(&tenant, &meeting_id).await?))
+    }
+
+    /// End a running meeting on its server.
+    #[oai(
+        path = "/meetings/:tenant/:meeting_id/end",
+        method = "post",
+        tag = "Tag::Meetings",
+        operation_id = "end_meeting"
+    )]
+    async fn end_meeting(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        tenant: Path<String>,
+        meeting_id: Path<String>,
+    ) -> Answer<MeetingView> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(
+            admin(&state)
+                .end_meeting(&tenant, &meeting_id, principal)
+                .await?,
+        ))
+    }
+
+    /// Read the event log, oldest first, filtered and paginated by position.
+    #[oai(
+        path = "/events",
+        method = "get",
+        tag = "Tag::Events",
+        operation_id = "list_events"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn events(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        stream: Query<Option<String>>,
+        #[oai(name = "type")] event_type: Query<Option<String>>,
+        actor: Query<Option<String>>,
+        from: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        to: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        after: Query<Option<i64>>,
+        limit: Query<Option<u64>>,
+    ) -> Answer<EventPage> {
+        auth.require(TokenScope::Read)?;
+        let filter = EventFilter {
+            stream: stream.0,
+            event_type: event_type.0,
+            actor: actor.0,
+            from: from.0,
+            to: to.0,
+            after: after.0.unwrap_or(0),
+            limit: limit.0.unwrap_or(100),
+        };
+        Ok(Json(admin(&state).events(filter).await?))
+    }
+
+    /// Servers and meetings as they were at a moment, replayed from the log.
+    #[oai(
+        path = "/history",
+        method = "get",
+        tag = "Tag::Events",
+        operation_id = "cluster_at"
+    )]
+    async fn history(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        at: Query<chrono::DateTime<chrono::Utc>>,
+    ) -> Answer<ClusterAt> {
+        auth.require(TokenScope::Read)?;
+        Ok(Json(admin(&state).history(at.0).await?))
+    }
+
+    /// Per server: state, online, meetings, users, largest meeting, load.
+    #[oai(
+        path = "/status",
+        method = "get",
+        tag = "Tag::Cluster",
+        operation_id = "cluster_status"
+    )]
+    async fn status(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+    ) -> Answer<ClusterStatus> {
+        auth.require(TokenScope::Read)?;
+        Ok(Json(admin(&state).status().await?))
+    }
+
+    /// Tokens in force (names and scopes; never the secrets).
+    #[oai(
+        path = "/tokens",
+        method = "get",
+        tag = "Tag::Tokens",
+        operation_id = "list_tokens"
+    )]
+    async fn tokens(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+    ) -> Answer<Vec<TokenView>> {
+        auth.require(TokenScope::Admin)?;
+        Ok(Json(admin(&state).tokens().await?))
+    }
+
+    /// Create a token; the answer holds the secret, shown this once.
+    #[oai(
+        path = "/tokens",
+        method = "post",
+        tag = "Tag::Tokens",
+        operation_id = "create_token"
+    )]
+    async fn create_token(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        body: Json<NewToken>,
+    ) -> Result<Created<CreatedToken>, AdminError> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Created::Created(Json(
+            admin(&state).create_token(body.0, principal).await?,
+        )))
+    }
+
+    /// Revoke a token.
+    #[oai(
+        path = "/tokens/:name",
+        method = "delete",
+        tag = "Tag::Tokens",
+        operation_id = "revoke_token"
+    )]
+    async fn revoke_token(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        name: Path<String>,
+    ) -> Result<Done, AdminError> {
+        let principal = auth.require(TokenScope::Admin)?;
+        admin(&state).revoke_token(&name, principal).await?;
+        Ok(Done::NoContent)
+    }
+}

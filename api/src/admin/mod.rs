@@ -1,0 +1,62 @@
+//! The operators' side: the admin API (OpenAPI, bearer tokens with scopes,
+//! problem-JSON errors), its Swagger UI, and the operations it shares with
+//! the CLI.
+
+pub mod api;
+pub mod model;
+pub mod service;
+
+use poem::{Endpoint, EndpointExt, IntoResponse};
+use poem_openapi::OpenApiService;
+
+/// Where the admin API is mounted.
+pub const BASE_PATH: &str = "/api/v1";
+
+/// The OpenAPI service of the admin API.
+pub fn openapi() -> OpenApiService<api::AdminApi, ()> {
+    OpenApiService::new(
+        api::AdminApi,
+        "Switchboard admin API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Operate a Switchboard BigBlueButton load balancer: servers, meetings, the event log, \
+             cluster status and tokens. Authenticate with `Authorization: Bearer TOKEN` \
+             (`switchboard tokens create NAME --scope admin|read`).",
+    )
+    .server(BASE_PATH)
+}
+
+/// The spec as JSON (what `switchboard openapi` prints and `openapi/` holds).
+pub fn spec_json() -> String {
+    openapi().spec()
+}
+
+/// Any error left over (unknown token, unknown route, wrong method) as a
+/// problem document.
+async fn problem_from_error(err: poem::Error) -> poem::Response {
+    let status = err.status();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = api::problem(status.as_u16(), title, err.to_string());
+    poem::Response::builder()
+        .status(status)
+        .content_type("application/problem+json")
+        .body(serde_json::to_string(&body).unwrap_or_default())
+        .into_response()
+}
+
+/// The admin API endpoint, to nest at [`BASE_PATH`].
+pub fn endpoint() -> impl Endpoint {
+    let service = openapi();
+    let spec = service.spec_endpoint();
+    poem::Route::new()
+        .at("/openapi.json", spec)
+        .nest("/", service)
+        .catch_all_error(problem_from_error)
+}
+
+/// The Swagger UI, to nest at `/api/docs`.
+pub fn swagger_ui() -> impl Endpoint {
+    let html = openapi().swagger_ui_html();
+    poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()))
+}

@@ -1,0 +1,740 @@
+//! The operations behind the admin API and the CLI's local mode: each reads
+//! projections, runs commands (every change an event with the caller as
+//! actor) and answers in the admin API's shapes.
+
+use super::model::*;
+use crate::directory::Directory;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_domain::aggregate::Aggregate;
+use switchboard_domain::checksum::ChecksumAlgorithm;
+use switchboard_domain::events::{DomainEvent, EventMetadata};
+use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
+use switchboard_domain::load::{LoadWeights, ServerLoad};
+use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingError};
+use switchboard_domain::params::Params;
+use switchboard_domain::ports::{Clock, SystemClock};
+use switchboard_domain::server::{
+    Server, ServerChanges, ServerCommand, ServerError, ServerSettings, ServerState,
+};
+use switchboard_domain::token::{TokenCommand, TokenError, TokenScope, hash_token};
+use switchboard_store::{
+    CommandError, EventFilter, MeetingRecord, ServerRecord, Store, StoreError, StoredEvent,
+};
+use switchboard_workers::backend::{BackendTarget, HttpBackendClient};
+use switchboard_workers::bbb_xml::read_response;
+use thiserror::Error;
+
+/// Why an admin operation failed, in words an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Failure {
+    /// The thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed or a value is not allowed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A BBB server failed.
+    #[error("{0}")]
+    Upstream(String),
+    /// The database failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, "admin: database failure");
+        Failure::Internal(format!("database failure: {err}"))
+    }
+}
+
+impl From<CommandError<ServerError>> for Failure {
+    fn from(err: CommandError<ServerError>) -> Self {
+        match err {
+            CommandError::Store(err) => err.into(),
+            CommandError::Rejected(ServerError::NotFound) => {
+                Failure::NotFound("no such server".into())
+            }
+            CommandError::Rejected(err @ ServerError::Removed(_)) => {
+                Failure::NotFound(err.to_string())
+            }
+            CommandError::Rejected(err @ ServerError::AlreadyExists(_)) => {
+                Failure::Conflict(err.to_string())
+            }
+            CommandError::Rejected(err) => Failure::Invalid(err.to_string()),
+        }
+    }
+}
+
+impl From<CommandError<TokenError>> for Failure {
+    fn from(err: CommandError<TokenError>) -> Self {
+        match err {
+            CommandError::Store(err) => err.into(),
+            CommandError::Rejected(err @ TokenError::NotFound(_)) => {
+                Failure::NotFound(err.to_string())
+            }
+            CommandError::Rejected(err @ TokenError::Exists(_)) => {
+                Failure::Conflict(err.to_string())
+            }
+            CommandError::Rejected(err) => Failure::Invalid(err.to_string()),
+        }
+    }
+}
+
+impl From<CommandError<MeetingError>> for Failure {
+    fn from(err: CommandError<MeetingError>) -> Self {
+        match err {
+            CommandError::Store(err) => err.into(),
+            CommandError::Rejected(err) => Failure::Conflict(err.to_string()),
+        }
+    }
+}
+
+/// Who is calling: the actor recorded in events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Token name (or `cli`).
+    pub name: String,
+    /// What it may do.
+    pub scope: TokenScope,
+}
+
+/// The admin operations over one database.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    store: Store,
+    backend: HttpBackendClient,
+    backend_checksum: ChecksumAlgorithm,
+    backend_timeout: Duration,
+    weights: LoadWeights,
+    directory: Option<Arc<Directory>>,
+}
+
+fn parse_server_id(id: &str) -> Result<ServerId, Failure> {
+    id.parse().map_err(|_| {
+        Failure::Invalid(format!(
+            "`{id}` is not a server id (a UUID as the server list shows)"
+        ))
+    })
+}
+
+fn parse_checksum(name: &str) -> Result<ChecksumAlgorithm, Failure> {
+    ChecksumAlgorithm::parse(name).ok_or_else(|| {
+        Failure::Invalid(format!(
+            "unknown checksum algorithm `{name}`: use sha1, sha256, sha384 or sha512"
+        ))
+    })
+}
+
+fn scope_view(scope: TokenScope) -> Scope {
+    match scope {
+        TokenScope::Admin => Scope::Admin,
+        TokenScope::Read => Scope::Read,
+    }
+}
+
+fn meeting_view(record: &MeetingRecord) -> MeetingView {
+    MeetingView {
+        tenant: record.tenant.to_string(),
+        meeting_id: record.meeting_id.to_string(),
+        name: record.name.clone(),
+        internal_id: record.run.internal_id.clone(),
+        server_id: record.run.server_id.to_string(),
+        running: record.running,
+        create_time_ms: record.run.create_time_ms,
+        ended_at_ms: record.ended_at_ms,
+    }
+}
+
+/// A payload as operators may see it: secrets replaced.
+fn redacted_payload(event: &DomainEvent) -> serde_json::Value {
+    let mut payload = event.to_payload();
+    for pointer in ["/settings/secret", "/changes/secret"] {
+        if let Some(value) = payload.pointer_mut(pointer) {
+            *value = serde_json::Value::String("***".into());
+        }
+    }
+    payload
+}
+
+fn event_view(stored: StoredEvent) -> EventView {
+    EventView {
+        position: stored.position,
+        stream: stored.stream,
+        version: stored.version,
+        event_type: stored.event.type_name().to_owned(),
+        payload: redacted_payload(&stored.event),
+        actor: stored.metadata.actor,
+        request_id: stored.metadata.request_id,
+        recorded_at: stored.recorded_at,
+    }
+}
+
+/// Generates an admin token: `sbt_` and 40 hex characters.
+pub fn generate_token() -> String {
+    format!("sbt_{}", crate::app::generate_secret())
+}
+
+impl AdminService {
+    /// Operations on `store`; `directory` (when serving) adds live load data.
+    pub fn new(
+        store: Store,
+        backend: HttpBackendClient,
+        settings: &crate::config::Settings,
+        directory: Option<Arc<Directory>>,
+    ) -> Self {
+        Self {
+            store,
+            backend,
+            backend_checksum: settings.backend_checksum,
+            backend_timeout: settings.backend_timeout(),
+            weights: settings.load,
+            directory,
+        }
+    }
+
+    fn metadata(principal: &Principal) -> EventMetadata {
+        EventMetadata {
+            actor: principal.name.clone(),
+            request_id: Some(uuid::Uuid::new_v4().to_string()),
+            tenant: None,
+        }
+    }
+
+    /// The principal of a bearer token, if it is in force.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Failure> {
+        let hash = hash_token(token);
+        let tokens = self.store.tokens().await?;
+        Ok(tokens
+            .into_iter()
+            .find(|record| {
+                use subtle::ConstantTimeEq;
+                bool::from(record.hash.as_bytes().ct_eq(hash.as_bytes()))
+            })
+            .map(|record| Principal {
+                name: record.name,
+                scope: record.scope,
+            }))
+    }
+
+    async fn server_view(&self, record: &ServerRecord, meetings: u64) -> ServerView {
+        let (attendees, load) = match &self.directory {
+            Some(directory) => (directory.attendees_of(record.id), directory.load_of(record)),
+            None => (
+                0,
+                self.weights.load(
+                    ServerLoad {
+                        meetings,
+                        attendees: 0,
+                    },
+                    record.settings.load_multiplier,
+                ),
+            ),
+        };
+        ServerView {
+            id: record.id.to_string(),
+            url: record.settings.url.clone(),
+            tag: record.settings.tag.clone(),
+            load_multiplier: record.settings.load_multiplier,
+            checksum: record.settings.checksum.map(|c| c.name().to_owned()),
+            state: record.state.as_str().to_owned(),
+            online: record.online,
+            meetings,
+            attendees,
+            load,
+        }
+    }
+
+    async fn running_on(&self, id: ServerId) -> Result<u64, Failure> {
+        Ok(self
+            .store
+            .running_meetings_per_server()
+            .await?
+            .get(&id)
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn record(&self, id: ServerId) -> Result<ServerRecord, Failure> {
+        self.store
+            .server(id)
+            .await?
+            .ok_or_else(|| Failure::NotFound(format!("no server with id {id}")))
+    }
+
+    /// Every server.
+    pub async fn servers(&self) -> Result<Vec<ServerView>, Failure> {
+        let counts = self.store.running_meetings_per_server().await?;
+        let mut views = Vec::new();
+        for record in self.store.servers().await? {
+            let meetings = counts.get(&record.id).copied().unwrap_or(0);
+            views.push(self.server_view(&record, meetings).await);
+        }
+        Ok(views)
+    }
+
+    /// One server.
+    pub async fn server(&self, id: &str) -> Result<ServerView, Failure> {
+        let id = parse_server_id(id)?;
+        let record = self.record(id).await?;
+        let meetings = self.running_on(id).await?;
+        Ok(self.server_view(&record, meetings).await)
+    }
+
+    /// Adds a server (disabled unless `enabled`).
+    pub async fn add_server(
+        &self,
+        new: NewServer,
+        principal: &Principal,
+    ) -> Result<ServerView, Failure> {
+        let checksum = new.checksum.as_deref().map(parse_checksum).transpose()?;
+        let id = ServerId::new();
+        let command = ServerCommand::Add {
+            id,
+            settings: ServerSettings {
+                url: new.url,
+                secret: new.secret,
+                tag: new.tag.filter(|tag| !tag.is_empty()),
+                load_multiplier: new.load_multiplier.unwrap_or(1.0),
+                checksum,
+            },
+            enabled: new.enabled.unwrap_or(false),
+        };
+        self.store
+            .execute_server(id, &command, &Self::metadata(principal))
+            .await?;
+        self.server(&id.to_string()).await
+    }
+
+    /// Changes settings.
+    pub async fn update_server(
+        &self,
+        id: &str,
+        update: ServerUpdate,
+        principal: &Principal,
+    ) -> Result<ServerView, Failure> {
+        let server_id = parse_server_id(id)?;
+        let changes = ServerChanges {
+            url: update.url,
+            secret: update.secret,
+            tag: update
+                .tag
+                .map(|tag| Some(tag).filter(|tag| !tag.is_empty())),
+            load_multiplier: update.load_multiplier,
+            checksum: match update.checksum.as_deref() {
+                None => None,
+                Some("") => Some(None),
+                Some(name) => Some(Some(parse_checksum(name)?)),
+            },
+        };
+        self.store
+            .execute_server(
+                server_id,
+                &ServerCommand::Update(changes),
+                &Self::metadata(principal),
+            )
+            .await?;
+        self.server(id).await
+    }
+
+    /// Enables, cordons or disables a server. A cordoned server without
+    /// meetings is drained at once and becomes disabled.
+    pub async fn set_state(
+        &self,
+        id: &str,
+        command: ServerCommand,
+        principal: &Principal,
+    ) -> Result<ServerView, Failure> {
+        let server_id = parse_server_id(id)?;
+        let metadata = Self::metadata(principal);
+        self.store
+            .execute_server(server_id, &command, &metadata)
+            .await?;
+        if command == ServerCommand::Cordon {
+            disable_if_drained(&self.store, server_id, &metadata).await?;
+        }
+        self.server(id).await
+    }
+
+    /// Disables a server and forgets its meetings so the next create places
+    /// them elsewhere; optionally sends `end` for each first.
+    pub async fn panic(
+        &self,
+        id: &str,
+        options: PanicOptions,
+        principal: &Principal,
+    ) -> Result<PanicReport, Failure> {
+        let server_id = parse_server_id(id)?;
+        let record = self.record(server_id).await?;
+        let metadata = Self::metadata(principal);
+        self.store
+            .execute_server(server_id, &ServerCommand::Disable, &metadata)
+            .await?;
+        let meetings = self.meetings_on(server_id).await?;
+        let mut ended = 0;
+        let mut forgotten = Vec::new();
+        for meeting in meetings {
+            if options.end_meetings.unwrap_or(false) && self.send_end(&record, &meeting).await {
+                ended += 1;
+            }
+            self.forget(&meeting, EndReason::ServerPanic, &metadata)
+                .await?;
+            forgotten.push(meeting.meeting_id.to_string());
+        }
+        Ok(PanicReport {
+            server: self.server(id).await?,
+            forgotten,
+            ended,
+        })
+    }
+
+    /// Removes a server; refused while meetings run unless `force`.
+    pub async fn remove(
+        &self,
+        id: &str,
+        force: bool,
+        principal: &Principal,
+    ) -> Result<(), Failure> {
+        let server_id = parse_server_id(id)?;
+        self.record(server_id).await?;
+        let meetings = self.meetings_on(server_id).await?;
+        if !meetings.is_empty() && !force {
+            return Err(Failure::Conflict(format!(
+                "{} meeting(s) still run on server {server_id}: cordon it and wait until they end, or remove it with force",
+                meetings.len()
+            )));
+        }
+        let metadata = Self::metadata(principal);
+        for meeting in meetings {
+            self.forget(&meeting, EndReason::GoneFromServer, &metadata)
+                .await?;
+        }
+        self.store
+            .execute_server(server_id, &ServerCommand::Remove, &metadata)
+            .await?;
+        Ok(())
+    }
+
+    async fn meetings_on(&self, server_id: ServerId) -> Result<Vec<MeetingRecord>, Failure> {
+        Ok(self
+            .store
+            .meetings()
+            .await?
+            .into_iter()
+            .filter(|meeting| meeting.running && meeting.run.server_id == server_id)
+            .collect())
+    }
+
+    async fn forget(
+        &self,
+        meeting: &MeetingRecord,
+        reason: EndReason,
+        metadata: &EventMetadata,
+    ) -> Result<(), Failure> {
+        let command = MeetingCommand::RecordEnded {
+            reason,
+            at_ms: SystemClock.now_ms(),
+        };
+        self.store
+            .execute_meeting(&meeting.tenant, &meeting.meeting_id, &command, metadata)
+            .await?;
+        if let Some(directory) = &self.directory {
+            directory.forget(&meeting.tenant, &meeting.meeting_id);
+        }
+        Ok(())
+    }
+
+    /// Sends `end` for a meeting to its server; true when it answered SUCCESS.
+    async fn send_end(&self, server: &ServerRecord, meeting: &MeetingRecord) -> bool {
+        let mut params = Params::default();
+        params.set("meetingID", meeting.meeting_id.as_str());
+        let target = BackendTarget {
+            url: &server.settings.url,
+            secret: &server.settings.secret,
+            algorithm: server.settings.checksum.unwrap_or(self.backend_checksum),
+        };
+        match self
+            .backend
+            .get(target, "end", &params.to_query(), self.backend_timeout)
+            .await
+        {
+            Ok(response) => read_response(&response.body).is_ok_and(|summary| summary.is_success()),
+            Err(err) => {
+                tracing::warn!(server = %server.id, error = %err, "admin: end call failed");
+                false
+            }
+        }
+    }
+
+    /// Meetings, filtered.
+    pub async fn meetings(
+        &self,
+        server: Option<&str>,
+        state: Option<MeetingState>,
+        tenant: Option<&str>,
+    ) -> Result<Vec<MeetingView>, Failure> {
+        let server = server.map(parse_server_id).transpose()?;
+        Ok(self
+            .store
+            .meetings()
+            .await?
+            .iter()
+            .filter(|m| server.is_none_or(|id| m.run.server_id == id))
+            .filter(|m| match state {
+                Some(MeetingState::Running) => m.running,
+                Some(MeetingState::Ended) => !m.running,
+                None => true,
+            })
+            .filter(|m| tenant.is_none_or(|t| m.tenant.0 == t))
+            .map(meeting_view)
+            .collect())
+    }
+
+    async fn meeting_record(
+        &self,
+        tenant: &str,
+        meeting_id: &str,
+    ) -> Result<MeetingRecord, Failure> {
+        let parsed = MeetingId::parse(meeting_id)
+            .map_err(|err| Failure::Invalid(format!("invalid meetingID: {err}")))?;
+        self.store
+            .meeting(&TenantId(tenant.to_owned()), &parsed)
+            .await?
+            .ok_or_else(|| {
+                Failure::NotFound(format!("no meeting `{meeting_id}` for tenant `{tenant}`"))
+            })
+    }
+
+    /// One meeting.
+    pub async fn meeting(&self, tenant: &str, meeting_id: &str) -> Result<MeetingView, Failure> {
+        Ok(meeting_view(
+            &self.meeting_record(tenant, meeting_id).await?,
+        ))
+    }
+
+    /// Ends a running meeting on its server and records the end.
+    pub async fn end_meeting(
+        &self,
+        tenant: &str,
+        meeting_id: &str,
+        principal: &Principal,
+    ) -> Result<MeetingView, Failure> {
+        let record = self.meeting_record(tenant, meeting_id).await?;
+        if !record.running {
+            return Err(Failure::Conflict(format!(
+                "meeting `{meeting_id}` is not running"
+            )));
+        }
+        if let Some(server) = self.store.server(record.run.server_id).await?
+            && !self.send_end(&server, &record).await
+        {
+            tracing::warn!(meeting = %record.meeting_id, "admin end: the server did not confirm; recording the end anyway");
+        }
+        let metadata = Self::metadata(principal);
+        self.forget(&record, EndReason::Operator, &metadata).await?;
+        disable_if_drained(&self.store, record.run.server_id, &metadata).await?;
+        self.meeting(tenant, meeting_id).await
+    }
+
+    /// A page of the log.
+    pub async fn events(&self, filter: EventFilter) -> Result<EventPage, Failure> {
+        if filter.limit == 0 || filter.limit > 1000 {
+            return Err(Failure::Invalid("limit must be between 1 and 1000".into()));
+        }
+        let limit = filter.limit as usize;
+        let events: Vec<EventView> = self
+            .store
+            .query_events(&filter)
+            .await?
+            .into_iter()
+            .map(event_view)
+            .collect();
+        let next_after = (events.len() == limit)
+            .then(|| events.last().map(|e| e.position))
+            .flatten();
+        Ok(EventPage { events, next_after })
+    }
+
+    /// Servers and meetings as they were at `at`, replayed from the log.
+    pub async fn history(&self, at: chrono::DateTime<chrono::Utc>) -> Result<ClusterAt, Failure> {
+        let mut servers: BTreeMap<String, Server> = BTreeMap::new();
+        let mut meetings: BTreeMap<String, Meeting> = BTreeMap::new();
+        let mut filter = EventFilter {
+            to: Some(at),
+            limit: 1000,
+            ..EventFilter::default()
+        };
+        let mut position = 0;
+        loop {
+            let page = self.store.query_events(&filter).await?;
+            let Some(last) = page.last() else { break };
+            filter.after = last.position;
+            for stored in page {
+                position = stored.position;
+                match &stored.event {
+                    DomainEvent::Server(event) => servers
+                        .entry(stored.stream.clone())
+                        .or_default()
+                        .evolve(event),
+                    DomainEvent::Meeting(event) => meetings
+                        .entry(stored.stream.clone())
+                        .or_default()
+                        .evolve(event),
+                    DomainEvent::Token(_) => {}
+                }
+            }
+        }
+        let servers = servers
+            .into_values()
+            .filter_map(|server| {
+                Some(ServerAt {
+                    id: server.id?.to_string(),
+                    url: server.settings.as_ref()?.url.clone(),
+                    state: server.state.as_str().to_owned(),
+                    online: server.online,
+                    removed: server.removed,
+                })
+            })
+            .collect();
+        let meetings = meetings
+            .into_values()
+            .filter_map(|meeting| {
+                let (tenant, meeting_id) = meeting.identity.clone()?;
+                Some(MeetingAt {
+                    tenant: tenant.to_string(),
+                    meeting_id: meeting_id.to_string(),
+                    server_id: meeting
+                        .current
+                        .as_ref()
+                        .map(|run| run.server_id.to_string()),
+                    running: meeting.current.is_some(),
+                })
+            })
+            .collect();
+        Ok(ClusterAt {
+            at,
+            position,
+            servers,
+            meetings,
+        })
+    }
+
+    /// What Scalelite's `rake status` prints, per server.
+    pub async fn status(&self) -> Result<ClusterStatus, Failure> {
+        let counts = self.store.running_meetings_per_server().await?;
+        let mut servers = Vec::new();
+        for record in self.store.servers().await? {
+            let meetings = counts.get(&record.id).copied().unwrap_or(0);
+            let view = self.server_view(&record, meetings).await;
+            let largest_meeting = self
+                .directory
+                .as_ref()
+                .map(|directory| directory.largest_meeting_of(record.id))
+                .unwrap_or(0);
+            servers.push(ServerStatus {
+                id: view.id,
+                url: view.url,
+                state: view.state,
+                online: view.online,
+                meetings,
+                users: view.attendees,
+                largest_meeting,
+                load: view.load,
+                tag: view.tag,
+            });
+        }
+        Ok(ClusterStatus {
+            meetings: servers.iter().map(|s| s.meetings).sum(),
+            users: servers.iter().map(|s| s.users).sum(),
+            position: self.store.last_position().await?,
+            servers,
+        })
+    }
+
+    /// Creates a token; its secret is returned this once.
+    pub async fn create_token(
+        &self,
+        new: NewToken,
+        principal: &Principal,
+    ) -> Result<CreatedToken, Failure> {
+        let token = generate_token();
+        let scope = match new.scope {
+            Scope::Admin => TokenScope::Admin,
+            Scope::Read => TokenScope::Read,
+        };
+        let command = TokenCommand::Create {
+            name: new.name.clone(),
+            scope,
+            hash: hash_token(&token),
+        };
+        self.store
+            .execute_token(&new.name, &command, &Self::metadata(principal))
+            .await?;
+        Ok(CreatedToken {
+            name: new.name,
+            scope: new.scope,
+            token,
+        })
+    }
+
+    /// Tokens in force.
+    pub async fn tokens(&self) -> Result<Vec<TokenView>, Failure> {
+        Ok(self
+            .store
+            .tokens()
+            .await?
+            .into_iter()
+            .map(|record| TokenView {
+                name: record.name,
+                scope: scope_view(record.scope),
+                created_at: record.created_at,
+            })
+            .collect())
+    }
+
+    /// Revokes a token.
+    pub async fn revoke_token(&self, name: &str, principal: &Principal) -> Result<(), Failure> {
+        self.store
+            .execute_token(name, &TokenCommand::Revoke, &Self::metadata(principal))
+            .await?;
+        Ok(())
+    }
+}
+
+/// A cordoned server whose last meeting ended becomes disabled.
+pub async fn disable_if_drained(
+    store: &Store,
+    server_id: ServerId,
+    metadata: &EventMetadata,
+) -> Result<(), StoreError> {
+    let Some(server) = store.server(server_id).await? else {
+        return Ok(());
+    };
+    if server.state != ServerState::Cordoned {
+        return Ok(());
+    }
+    let running = store
+        .running_meetings_per_server()
+        .await?
+        .get(&server_id)
+        .copied()
+        .unwrap_or(0);
+    if running == 0 {
+        match store
+            .execute_server(server_id, &ServerCommand::Disable, metadata)
+            .await
+        {
+            Ok(_) => tracing::info!(server = %server_id, "cordoned server drained: disabled"),
+            Err(CommandError::Store(err)) => return Err(err),
+            Err(CommandError::Rejected(err)) => {
+                tracing::warn!(server = %server_id, error = %err, "could not disable drained server")
+            }
+        }
+    }
+    Ok(())
+}
