@@ -30,7 +30,7 @@ pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Problem {
 
 /// Every error the admin API answers with.
 #[derive(Debug, ApiResponse)]
-#[oai(bad_request_handler = "bad_request")]
+#[oai(bad_request_handler = "bad_request", display)]
 pub enum AdminError {
     /// The request is malformed or a value is not allowed.
     #[oai(status = 400, content_type = "application/problem+json")]
@@ -53,6 +53,19 @@ pub enum AdminError {
     /// Switchboard failed.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (Self::BadRequest(problem)
+        | Self::Unauthorized(problem)
+        | Self::Forbidden(problem)
+        | Self::NotFound(problem)
+        | Self::Conflict(problem)
+        | Self::BadGateway(problem)
+        | Self::Internal(problem)) = self;
+        f.write_str(&problem.0.detail)
+    }
 }
 
 fn bad_request(err: poem::Error) -> AdminError {
@@ -162,7 +175,7 @@ fn admin(state: &AppState) -> &AdminService {
     &state.admin
 }
 
-#[OpenApi(prefix_path = "/api/v1")]
+#[OpenApi]
 impl AdminApi {
     /// List servers.
     #[oai(

@@ -198,6 +198,15 @@ impl AdminService {
         }
     }
 
+    /// Lets this process's routing view see a change at once.
+    async fn refresh_view(&self) {
+        if let Some(directory) = &self.directory
+            && let Err(err) = directory.refresh().await
+        {
+            tracing::warn!(error = %err, "routing view refresh after an admin change failed");
+        }
+    }
+
     fn metadata(principal: &Principal) -> EventMetadata {
         EventMetadata {
             actor: principal.name.clone(),
@@ -308,6 +317,7 @@ impl AdminService {
         self.store
             .execute_server(id, &command, &Self::metadata(principal))
             .await?;
+        self.refresh_view().await;
         self.server(&id.to_string()).await
     }
 
@@ -339,6 +349,7 @@ impl AdminService {
                 &Self::metadata(principal),
             )
             .await?;
+        self.refresh_view().await;
         self.server(id).await
     }
 
@@ -358,6 +369,7 @@ impl AdminService {
         if command == ServerCommand::Cordon {
             disable_if_drained(&self.store, server_id, &metadata).await?;
         }
+        self.refresh_view().await;
         self.server(id).await
     }
 
@@ -386,6 +398,7 @@ impl AdminService {
                 .await?;
             forgotten.push(meeting.meeting_id.to_string());
         }
+        self.refresh_view().await;
         Ok(PanicReport {
             server: self.server(id).await?,
             forgotten,
@@ -417,6 +430,7 @@ impl AdminService {
         self.store
             .execute_server(server_id, &ServerCommand::Remove, &metadata)
             .await?;
+        self.refresh_view().await;
         Ok(())
     }
 
@@ -538,6 +552,7 @@ impl AdminService {
         let metadata = Self::metadata(principal);
         self.forget(&record, EndReason::Operator, &metadata).await?;
         disable_if_drained(&self.store, record.run.server_id, &metadata).await?;
+        self.refresh_view().await;
         self.meeting(tenant, meeting_id).await
     }
 

@@ -142,5 +142,8 @@ async fn record_ended(
             .adjust(record.run.server_id, executed.position, -1);
     }
     state.directory.forget(&record.tenant, &record.meeting_id);
+    crate::admin::service::disable_if_drained(&state.store, record.run.server_id, metadata)
+        .await
+        .map_err(store_failure)?;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Integration tests of the `switchboard` API crate: one test binary.
 
+mod admin;
 mod cli;
 mod facade;
 mod js_client;
 mod metrics;
+mod openapi;
 mod support;
