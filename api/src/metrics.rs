@@ -86,7 +86,8 @@ pub fn install() -> &'static PrometheusHandle {
 fn describe() {
     describe_counter!(
         BBB_REQUESTS,
-        "BBB API requests by call (unknown calls: other) and outcome: success (answered; \
+        "BBB API requests by call (index for the version answer; unknown calls: other) and \
+         outcome: success (answered; \
          a server's answer relayed verbatim counts as success whatever it says), redirect \
          (join's 302 to a server), or the messageKey of a FAILED answer Switchboard gave itself."
     );

@@ -52,6 +52,7 @@ pub fn endpoint() -> impl Endpoint {
     poem::Route::new()
         .at("/openapi.json", spec)
         .nest("/", service)
+        .with(crate::metrics::AdminMetrics::default())
         .catch_all_error(problem_from_error)
 }
 
