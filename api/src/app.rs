@@ -154,6 +154,8 @@ impl AppState {
             online_after: polling.online_after,
             concurrency: 64,
             default_algorithm: self.settings.backend_checksum,
+            reconcile_grace: Duration::from_secs_f64(polling.reconcile_grace_secs.max(0.0)),
+            adopt_unknown: polling.adopt_unknown,
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct HealthSettings {
     pub offline_after: u32,
     /// Consecutive successes before it counts as online again.
     pub online_after: u32,
+    /// Meetings younger than this many seconds are never reconciled away.
+    pub reconcile_grace_secs: f64,
+    /// Record meetings found on servers but unknown to Switchboard as its own.
+    pub adopt_unknown: bool,
 }
 
 impl Default for HealthSettings {
@@ -77,6 +81,8 @@ impl Default for HealthSettings {
             timeout_ms: 3000,
             offline_after: 3,
             online_after: 1,
+            reconcile_grace_secs: 30.0,
+            adopt_unknown: false,
         }
     }
 }

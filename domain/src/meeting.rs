@@ -66,6 +66,8 @@ pub enum MeetingCommand {
         reason: EndReason,
         /// When, milliseconds since the epoch.
         at_ms: i64,
+        /// Only end this run (by internal id); a newer run is left alone.
+        only_run: Option<String>,
     },
 }
 
@@ -150,9 +152,18 @@ impl Aggregate for Meeting {
                 });
                 Ok(events)
             }
-            MeetingCommand::RecordEnded { reason, at_ms } => Ok(self
+            MeetingCommand::RecordEnded {
+                reason,
+                at_ms,
+                only_run,
+            } => Ok(self
                 .current
                 .as_ref()
+                .filter(|current| {
+                    only_run
+                        .as_ref()
+                        .is_none_or(|run| *run == current.internal_id)
+                })
                 .map(|current| MeetingEvent::MeetingEnded {
                     internal_id: current.internal_id.clone(),
                     reason: *reason,
@@ -254,6 +265,7 @@ mod tests {
         let end = MeetingCommand::RecordEnded {
             reason: EndReason::EndCalled,
             at_ms: 5,
+            only_run: None,
         };
         let events = Meeting::fold(&given).decide(&end).unwrap();
         assert_eq!(events.len(), 1);
@@ -262,6 +274,19 @@ mod tests {
         let ended = Meeting::fold(&all);
         assert_eq!(ended.current, None);
         assert_eq!(ended.decide(&end).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn ending_a_named_run_leaves_a_newer_run_alone() {
+        let given = Meeting::default()
+            .decide(&create(run("a-2", ServerId::new())))
+            .unwrap();
+        let stale = MeetingCommand::RecordEnded {
+            reason: EndReason::GoneFromServer,
+            at_ms: 5,
+            only_run: Some("a-1".into()),
+        };
+        assert_eq!(Meeting::fold(&given).decide(&stale).unwrap(), vec![]);
     }
 
     #[test]

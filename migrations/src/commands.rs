@@ -7,7 +7,7 @@ use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId, meeting_stream};
 use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingError, MeetingEvent};
-use switchboard_domain::server::{Server, ServerCommand, ServerError, ServerEvent};
+use switchboard_domain::server::{Server, ServerCommand, ServerError, ServerEvent, ServerState};
 use switchboard_domain::token::{Token, TokenCommand, TokenError, TokenEvent, token_stream};
 use thiserror::Error;
 
@@ -124,6 +124,33 @@ impl Store {
             }
         }
         unreachable!("the last attempt never retries")
+    }
+
+    /// Disables a cordoned server once no meeting runs on it (drained);
+    /// true when it did.
+    pub async fn disable_if_drained(
+        &self,
+        server_id: ServerId,
+        metadata: &EventMetadata,
+    ) -> Result<bool, StoreError> {
+        let Some(server) = self.server(server_id).await? else {
+            return Ok(false);
+        };
+        if server.state != ServerState::Cordoned {
+            return Ok(false);
+        }
+        let running = self.running_meetings_per_server().await?;
+        if running.get(&server_id).copied().unwrap_or(0) > 0 {
+            return Ok(false);
+        }
+        match self
+            .execute_server(server_id, &ServerCommand::Disable, metadata)
+            .await
+        {
+            Ok(executed) => Ok(!executed.events.is_empty()),
+            Err(CommandError::Store(err)) => Err(err),
+            Err(CommandError::Rejected(_)) => Ok(false),
+        }
     }
 
     /// Decides against `state` and appends at `version`; a conflict asks for a

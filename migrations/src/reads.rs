@@ -165,6 +165,15 @@ impl Store {
         Ok(rows.into_iter().filter_map(meeting_record).collect())
     }
 
+    /// Meetings whose last run goes on.
+    pub async fn running_meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        let rows = meeting::Entity::find()
+            .filter(meeting::Column::Running.eq(true))
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().filter_map(meeting_record).collect())
+    }
+
     /// Running meetings per server.
     pub async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, StoreError> {
         let rows: Vec<(String, i64)> = meeting::Entity::find()

@@ -162,6 +162,7 @@ async fn replay_rebuilds_projections_equal_to_the_live_ones() {
             MeetingCommand::RecordEnded {
                 reason: EndReason::EndCalled,
                 at_ms: 3,
+                only_run: None,
             },
         )
         .await;

@@ -2,9 +2,12 @@
 //! many at once with a per-request timeout, flips a server offline after N
 //! consecutive failures and online after M consecutive successes, and keeps the
 //! attendee counts it saw for placement. Only flips are recorded as events.
+//! Each successful poll also reconciles the server's meetings (see
+//! [`crate::reconcile`]) and disables a cordoned server once it is drained.
 
 use crate::backend::{BackendTarget, HttpBackendClient};
 use crate::bbb_xml::read_meetings;
+use crate::reconcile::{ListedMeeting, create_time_of, plan};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -12,8 +15,11 @@ use std::time::{Duration, Instant};
 use switchboard_domain::checksum::ChecksumAlgorithm;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::ServerId;
+use switchboard_domain::ids::{MeetingId, TenantId};
+use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun};
+use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::server::{ServerCommand, ServerState};
-use switchboard_store::{ServerRecord, Store};
+use switchboard_store::{MeetingRecord, ServerRecord, Store};
 
 /// The `job` label of the health poller's metrics.
 const JOB: &str = "health_poll";
@@ -59,6 +65,11 @@ pub struct HealthConfig {
     pub concurrency: usize,
     /// Checksum algorithm for servers without their own setting.
     pub default_algorithm: ChecksumAlgorithm,
+    /// Meetings younger than this (by createTime) are never reconciled away,
+    /// so clock skew between servers cannot end a meeting that just started.
+    pub reconcile_grace: Duration,
+    /// Record meetings found on a server but unknown to Switchboard as its own.
+    pub adopt_unknown: bool,
 }
 
 impl Default for HealthConfig {
@@ -70,6 +81,8 @@ impl Default for HealthConfig {
             online_after: 1,
             concurrency: 64,
             default_algorithm: ChecksumAlgorithm::Sha256,
+            reconcile_grace: Duration::from_secs(30),
+            adopt_unknown: false,
         }
     }
 }
@@ -120,6 +133,12 @@ pub struct CycleReport {
     pub went_offline: Vec<ServerId>,
     /// Servers recorded as back online in this cycle.
     pub went_online: Vec<ServerId>,
+    /// Meetings recorded as ended because their server no longer lists them.
+    pub ended: Vec<String>,
+    /// Meetings found on servers but unknown to Switchboard.
+    pub unknown: Vec<String>,
+    /// Cordoned servers disabled because no meeting runs on them any more.
+    pub drained: Vec<ServerId>,
 }
 
 /// Polls servers and records health flips.
@@ -191,28 +210,35 @@ impl HealthPoller {
             .collect();
         let client = &self.client;
         let config = &self.config;
-        let results: Vec<(ServerRecord, Option<Observed>)> = futures::stream::iter(servers)
-            .map(|server| async move {
-                let observed = probe(client, config, &server).await;
-                let outcome = if observed.is_some() {
-                    "success"
-                } else {
-                    "failure"
-                };
-                metrics::counter!(METRIC_JOBS, "job" => JOB, "outcome" => outcome).increment(1);
-                (server, observed)
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+        let listed_since_ms = SystemClock.now_ms() - config.reconcile_grace.as_millis() as i64;
+        let results: Vec<(ServerRecord, Option<(Observed, Vec<ListedMeeting>)>)> =
+            futures::stream::iter(servers)
+                .map(|server| async move {
+                    let observed = probe(client, config, &server).await;
+                    let outcome = if observed.is_some() {
+                        "success"
+                    } else {
+                        "failure"
+                    };
+                    metrics::counter!(METRIC_JOBS, "job" => JOB, "outcome" => outcome).increment(1);
+                    (server, observed)
+                })
+                .buffer_unordered(self.config.concurrency.max(1))
+                .collect()
+                .await;
         let mut report = CycleReport {
             polled: results.len(),
             ..CycleReport::default()
         };
         let metadata = EventMetadata::actor("worker:health");
-        for (server, observed) in results {
+        let recorded = self.store.running_meetings().await?;
+        for (server, probed) in results {
+            if let Some((_, listed)) = &probed {
+                self.reconcile(&server, &recorded, listed, listed_since_ms, &mut report)
+                    .await?;
+            }
             let streak = self.streaks.entry(server.id).or_default();
-            let command = match observed {
+            let command = match probed.map(|(observed, _)| observed) {
                 Some(observed) => {
                     report.healthy += 1;
                     self.loads.set(server.id, observed);
@@ -247,12 +273,89 @@ impl HealthPoller {
     }
 }
 
+impl HealthPoller {
+    /// Brings the record in line with what a server listed.
+    async fn reconcile(
+        &self,
+        server: &ServerRecord,
+        recorded: &[MeetingRecord],
+        listed: &[ListedMeeting],
+        listed_since_ms: i64,
+        report: &mut CycleReport,
+    ) -> anyhow::Result<()> {
+        let metadata = EventMetadata::actor("worker:reconcile");
+        let plan = plan(server.id, recorded, listed, listed_since_ms);
+        for meeting in plan.ended {
+            let command = MeetingCommand::RecordEnded {
+                reason: EndReason::GoneFromServer,
+                at_ms: SystemClock.now_ms(),
+                only_run: Some(meeting.run.internal_id.clone()),
+            };
+            self.store
+                .execute_meeting(&meeting.tenant, &meeting.meeting_id, &command, &metadata)
+                .await?;
+            tracing::info!(server = %server.id, meeting = %meeting.meeting_id, "meeting ended on its server");
+            report.ended.push(meeting.meeting_id.to_string());
+        }
+        for stranger in plan.unknown {
+            tracing::warn!(server = %server.id, meeting = %stranger.meeting_id, "meeting runs on a server but is unknown to Switchboard");
+            report.unknown.push(stranger.meeting_id.clone());
+            if self.config.adopt_unknown {
+                self.adopt(server.id, &stranger, &metadata).await?;
+            }
+        }
+        if server.state == ServerState::Cordoned
+            && self.store.disable_if_drained(server.id, &metadata).await?
+        {
+            report.drained.push(server.id);
+        }
+        Ok(())
+    }
+
+    /// Records a meeting found on a server as Switchboard's (default tenant),
+    /// unless that meetingID already runs elsewhere.
+    async fn adopt(
+        &self,
+        server: ServerId,
+        stranger: &ListedMeeting,
+        metadata: &EventMetadata,
+    ) -> anyhow::Result<()> {
+        let tenant = TenantId::default_tenant();
+        let Ok(meeting_id) = MeetingId::parse(&stranger.meeting_id) else {
+            return Ok(());
+        };
+        if self
+            .store
+            .meeting(&tenant, &meeting_id)
+            .await?
+            .is_some_and(|m| m.running)
+        {
+            return Ok(());
+        }
+        let command = MeetingCommand::RecordCreated {
+            tenant: tenant.clone(),
+            meeting_id: meeting_id.clone(),
+            name: stranger.meeting_id.clone(),
+            run: MeetingRun {
+                internal_id: stranger.internal_id.clone(),
+                server_id: server,
+                create_time_ms: create_time_of(&stranger.internal_id)
+                    .unwrap_or_else(|| SystemClock.now_ms()),
+            },
+        };
+        self.store
+            .execute_meeting(&tenant, &meeting_id, &command, metadata)
+            .await?;
+        Ok(())
+    }
+}
+
 /// Asks one server for its meetings; `None` when it fails in any way.
 async fn probe(
     client: &HttpBackendClient,
     config: &HealthConfig,
     server: &ServerRecord,
-) -> Option<Observed> {
+) -> Option<(Observed, Vec<ListedMeeting>)> {
     let target = BackendTarget {
         url: &server.settings.url,
         secret: &server.settings.secret,
@@ -267,7 +370,15 @@ async fn probe(
     if !answer.summary.is_success() {
         return None;
     }
-    Some(Observed {
+    let listed = answer
+        .meetings
+        .iter()
+        .map(|m| ListedMeeting {
+            meeting_id: m.meeting_id.clone(),
+            internal_id: m.internal_id.clone(),
+        })
+        .collect();
+    let observed = Observed {
         meetings: answer.meetings.len() as u64,
         attendees: answer.meetings.iter().map(|m| m.participants).sum(),
         largest_meeting: answer
@@ -276,5 +387,6 @@ async fn probe(
             .map(|m| m.participants)
             .max()
             .unwrap_or(0),
-    })
+    };
+    Some((observed, listed))
 }

@@ -5,3 +5,4 @@
 pub mod backend;
 pub mod bbb_xml;
 pub mod health;
+pub mod reconcile;

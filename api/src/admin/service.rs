@@ -16,7 +16,7 @@ use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingErr
 use switchboard_domain::params::Params;
 use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::server::{
-    Server, ServerChanges, ServerCommand, ServerError, ServerSettings, ServerState,
+    Server, ServerChanges, ServerCommand, ServerError, ServerSettings,
 };
 use switchboard_domain::token::{TokenCommand, TokenError, TokenScope, hash_token};
 use switchboard_store::{
@@ -367,7 +367,7 @@ impl AdminService {
             .execute_server(server_id, &command, &metadata)
             .await?;
         if command == ServerCommand::Cordon {
-            disable_if_drained(&self.store, server_id, &metadata).await?;
+            self.store.disable_if_drained(server_id, &metadata).await?;
         }
         self.refresh_view().await;
         self.server(id).await
@@ -453,6 +453,7 @@ impl AdminService {
         let command = MeetingCommand::RecordEnded {
             reason,
             at_ms: SystemClock.now_ms(),
+            only_run: Some(meeting.run.internal_id.clone()),
         };
         self.store
             .execute_meeting(&meeting.tenant, &meeting.meeting_id, &command, metadata)
@@ -551,7 +552,9 @@ impl AdminService {
         }
         let metadata = Self::metadata(principal);
         self.forget(&record, EndReason::Operator, &metadata).await?;
-        disable_if_drained(&self.store, record.run.server_id, &metadata).await?;
+        self.store
+            .disable_if_drained(record.run.server_id, &metadata)
+            .await?;
         self.refresh_view().await;
         self.meeting(tenant, meeting_id).await
     }
@@ -719,37 +722,4 @@ impl AdminService {
             .await?;
         Ok(())
     }
-}
-
-/// A cordoned server whose last meeting ended becomes disabled.
-pub async fn disable_if_drained(
-    store: &Store,
-    server_id: ServerId,
-    metadata: &EventMetadata,
-) -> Result<(), StoreError> {
-    let Some(server) = store.server(server_id).await? else {
-        return Ok(());
-    };
-    if server.state != ServerState::Cordoned {
-        return Ok(());
-    }
-    let running = store
-        .running_meetings_per_server()
-        .await?
-        .get(&server_id)
-        .copied()
-        .unwrap_or(0);
-    if running == 0 {
-        match store
-            .execute_server(server_id, &ServerCommand::Disable, metadata)
-            .await
-        {
-            Ok(_) => tracing::info!(server = %server_id, "cordoned server drained: disabled"),
-            Err(CommandError::Store(err)) => return Err(err),
-            Err(CommandError::Rejected(err)) => {
-                tracing::warn!(server = %server_id, error = %err, "could not disable drained server")
-            }
-        }
-    }
-    Ok(())
 }

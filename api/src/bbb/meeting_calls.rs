@@ -122,6 +122,7 @@ async fn record_ended(
     let command = MeetingCommand::RecordEnded {
         reason,
         at_ms: SystemClock.now_ms(),
+        only_run: Some(record.run.internal_id.clone()),
     };
     let executed = state
         .store
@@ -142,7 +143,9 @@ async fn record_ended(
             .adjust(record.run.server_id, executed.position, -1);
     }
     state.directory.forget(&record.tenant, &record.meeting_id);
-    crate::admin::service::disable_if_drained(&state.store, record.run.server_id, metadata)
+    state
+        .store
+        .disable_if_drained(record.run.server_id, metadata)
         .await
         .map_err(store_failure)?;
     Ok(())

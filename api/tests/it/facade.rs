@@ -762,3 +762,86 @@ async fn two_instances_on_one_database_act_as_one() {
     other.stop().await;
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_reconciles_meetings_with_their_servers() {
+    for db in BOTH {
+        let harness = Harness::start(db, 2).await;
+        let config = switchboard_workers::health::HealthConfig {
+            reconcile_grace: Duration::ZERO,
+            ..Default::default()
+        };
+        let mut poller = switchboard_workers::health::HealthPoller::new(
+            harness.store().clone(),
+            harness.state().backend.clone(),
+            config.clone(),
+            harness.state().observed.clone(),
+        );
+        harness.create("ends-by-itself").await.assert_success();
+        harness.create("stays").await.assert_success();
+        let host = harness.sim_with("ends-by-itself").unwrap();
+        assert!(harness.sims[host].end_meeting_directly("ends-by-itself"));
+        harness.sims[0].create_meeting_directly("stranger", "Direct");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let report = poller.poll_once().await.unwrap();
+        assert_eq!(report.ended, vec!["ends-by-itself".to_owned()], "{db:?}");
+        assert_eq!(report.unknown, vec!["stranger".to_owned()]);
+        wait_for_refresh(&harness).await;
+        let running = harness
+            .get("isMeetingRunning", "meetingID=ends-by-itself")
+            .await;
+        assert_eq!(running.field("running").as_deref(), Some("false"));
+        let record = harness
+            .store()
+            .meetings()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.meeting_id.as_str() == "ends-by-itself")
+            .unwrap();
+        assert!(!record.running);
+        // Nothing changed since: a second poll records nothing.
+        let before = harness.store().event_count().await.unwrap();
+        poller.poll_once().await.unwrap();
+        assert_eq!(
+            harness.store().event_count().await.unwrap(),
+            before,
+            "{db:?}"
+        );
+
+        // Adoption makes the stranger joinable through Switchboard.
+        let mut adopting = switchboard_workers::health::HealthPoller::new(
+            harness.store().clone(),
+            harness.state().backend.clone(),
+            switchboard_workers::health::HealthConfig {
+                adopt_unknown: true,
+                ..config
+            },
+            harness.state().observed.clone(),
+        );
+        adopting.poll_once().await.unwrap();
+        wait_for_refresh(&harness).await;
+        let join = harness
+            .get("join", "meetingID=stranger&fullName=A&role=VIEWER")
+            .await;
+        assert_eq!(join.status, 302, "{db:?}: {}", join.body);
+
+        // A cordoned server is disabled once its last meeting ended by itself.
+        let stays_on = harness.sim_with("stays").unwrap();
+        let meta = EventMetadata::actor("test");
+        harness
+            .store()
+            .execute_server(harness.servers[stays_on], &ServerCommand::Cordon, &meta)
+            .await
+            .unwrap();
+        harness.sims[stays_on].end_meeting_directly("stays");
+        harness.sims[stays_on].end_meeting_directly("stranger");
+        let report = poller.poll_once().await.unwrap();
+        assert_eq!(
+            report.drained,
+            vec![harness.servers[stays_on]],
+            "{db:?}: {report:?}"
+        );
+        harness.stop().await;
+    }
+}
