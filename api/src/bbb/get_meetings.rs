@@ -6,6 +6,7 @@ use super::error::BbbError;
 use super::forward::{self, serving};
 use super::xml::{XmlWriter, xml_response};
 use crate::app::AppState;
+use bytes::Bytes;
 use poem::Response;
 use switchboard_workers::bbb_xml::read_meetings;
 
@@ -36,7 +37,9 @@ pub async fn get_meetings(state: &AppState) -> Result<Response, BbbError> {
             }
         });
     let bodies = futures::future::join_all(asks).await;
-    let mut meetings = String::new();
+    // The answer is assembled from slices of the servers' bodies (no copy of
+    // the meetings), so memory stays near the size of what the servers sent.
+    let mut chunks: Vec<Bytes> = Vec::new();
     for body in bodies.iter().flatten() {
         let Ok(text) = std::str::from_utf8(body) else {
             continue;
@@ -44,20 +47,28 @@ pub async fn get_meetings(state: &AppState) -> Result<Response, BbbError> {
         match read_meetings(text) {
             Ok(answer) if answer.summary.is_success() => {
                 for meeting in answer.meetings {
-                    meetings.push_str(meeting.raw);
+                    let start = meeting.raw.as_ptr() as usize - text.as_ptr() as usize;
+                    chunks.push(body.slice(start..start + meeting.raw.len()));
                 }
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "getMeetings: unreadable answer"),
         }
     }
-    let mut xml = XmlWriter::response("SUCCESS");
-    if meetings.is_empty() {
+    if chunks.is_empty() {
+        let mut xml = XmlWriter::response("SUCCESS");
         xml.raw("<meetings/>")
             .text_element("messageKey", "noMeetings")
             .text_element("message", "no meetings were found on this server");
-    } else {
-        xml.raw("<meetings>").raw(&meetings).raw("</meetings>");
+        return Ok(xml_response(xml.finish()));
     }
-    Ok(xml_response(xml.finish()))
+    let head = Bytes::from_static(b"<response><returncode>SUCCESS</returncode><meetings>");
+    let tail = Bytes::from_static(b"</meetings></response>");
+    let parts = std::iter::once(head)
+        .chain(chunks)
+        .chain(std::iter::once(tail))
+        .map(Ok::<_, std::io::Error>);
+    Ok(xml_response(poem::Body::from_bytes_stream(
+        futures::stream::iter(parts),
+    )))
 }
