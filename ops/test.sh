@@ -3,7 +3,8 @@
 # crate against real SQLite and PostgreSQL, simulated BBB servers over real
 # HTTP, and an independent BBB client library (bigbluebutton-js) end to end.
 #
-# Needs: PostgreSQL reachable at $SWITCHBOARD_TEST_POSTGRES_URL (default
+# Needs: Python 3 with venv and PyPI access (the generated admin client),
+# PostgreSQL reachable at $SWITCHBOARD_TEST_POSTGRES_URL (default
 # postgres://postgres@127.0.0.1:5432/postgres), Node.js with npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,10 @@ if [ ! -d ops/clients/js/node_modules/bigbluebutton-js ]; then
   echo "Installing the JavaScript BBB client used by the end-to-end test..."
   npm ci --prefix ops/clients/js --no-audit --no-fund --loglevel=error
 fi
+
+# The Python admin client generated from the committed OpenAPI spec
+# (openapi-python-client from PyPI); quick when the spec is unchanged.
+bash ops/clients/python/generate.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A server of the pool as operators see it (never its secret).
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ServerView {
     /// Server id (UUID).
     pub id: String,
@@ -31,6 +32,7 @@ pub struct ServerView {
 
 /// A new server.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct NewServer {
     /// Base URL (`https://host/bigbluebutton/`; a Scalelite-style `.../api` URL works too).
     pub url: String,
@@ -52,6 +54,7 @@ pub struct NewServer {
 
 /// Changes to a server; absent fields stay as they are.
 #[derive(Debug, Clone, PartialEq, Default, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ServerUpdate {
     /// New base URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +75,7 @@ pub struct ServerUpdate {
 
 /// Options of a panic.
 #[derive(Debug, Clone, PartialEq, Default, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PanicOptions {
     /// Also send `end` for each meeting to the server (default false).
     #[serde(default)]
@@ -80,8 +84,11 @@ pub struct PanicOptions {
 
 /// What a panic did.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PanicReport {
-    /// The server after the panic.
+    // The server after the panic. (A doc comment here would make the spec wrap
+    // the reference in `allOf`, which client generators reject.)
+    #[allow(missing_docs)]
     pub server: ServerView,
     /// Meetings forgotten (meetingIDs).
     pub forgotten: Vec<String>,
@@ -91,6 +98,7 @@ pub struct PanicReport {
 
 /// A meeting Switchboard knows.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MeetingView {
     /// Owning tenant.
     pub tenant: String,
@@ -123,6 +131,7 @@ pub enum MeetingState {
 
 /// One event of the log.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventView {
     /// Global position.
     pub position: i64,
@@ -144,6 +153,7 @@ pub struct EventView {
 
 /// A page of events.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventPage {
     /// The events, oldest first.
     pub events: Vec<EventView>,
@@ -153,6 +163,7 @@ pub struct EventPage {
 
 /// A server as it was at a moment.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ServerAt {
     /// Server id.
     pub id: String,
@@ -168,6 +179,7 @@ pub struct ServerAt {
 
 /// A meeting as it was at a moment.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MeetingAt {
     /// Tenant.
     pub tenant: String,
@@ -181,6 +193,7 @@ pub struct MeetingAt {
 
 /// The cluster replayed from the log up to a moment.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ClusterAt {
     /// The moment.
     pub at: chrono::DateTime<chrono::Utc>,
@@ -194,6 +207,7 @@ pub struct ClusterAt {
 
 /// One line of the cluster status (Scalelite's `rake status`).
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ServerStatus {
     /// Server id.
     pub id: String,
@@ -217,6 +231,7 @@ pub struct ServerStatus {
 
 /// The whole cluster at a glance.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ClusterStatus {
     /// One entry per server.
     pub servers: Vec<ServerStatus>,
@@ -241,19 +256,23 @@ pub enum Scope {
 
 /// A new token.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct NewToken {
     /// Name (letters, digits, `-`, `_`, `.`).
     pub name: String,
-    /// Scope.
+    // Scope. (No doc comment: see `PanicReport::server`.)
+    #[allow(missing_docs)]
     pub scope: Scope,
 }
 
 /// A token in force (without the secret).
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TokenView {
     /// Name.
     pub name: String,
-    /// Scope.
+    // Scope. (No doc comment: see `PanicReport::server`.)
+    #[allow(missing_docs)]
     pub scope: Scope,
     /// Created at.
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -261,10 +280,12 @@ pub struct TokenView {
 
 /// A token just created: the secret is shown this once.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreatedToken {
     /// Name.
     pub name: String,
-    /// Scope.
+    // Scope. (No doc comment: see `PanicReport::server`.)
+    #[allow(missing_docs)]
     pub scope: Scope,
     /// The bearer token. Store it now: only its hash is kept.
     pub token: String,
@@ -272,6 +293,7 @@ pub struct CreatedToken {
 
 /// An RFC 7807 problem: what went wrong, in words a person can act on.
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Problem {
     /// A URI reference naming the problem kind.
     #[oai(rename = "type")]

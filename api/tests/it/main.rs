@@ -6,4 +6,5 @@ mod facade;
 mod js_client;
 mod metrics;
 mod openapi;
+mod python_client;
 mod support;
