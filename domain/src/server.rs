@@ -83,14 +83,31 @@ pub struct ServerChanges {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// New tag; `Some(None)` clears it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub tag: Option<Option<String>>,
     /// New load multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_multiplier: Option<f64>,
     /// New checksum algorithm; `Some(None)` returns to the default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub checksum: Option<Option<ChecksumAlgorithm>>,
+}
+
+/// A field that is present (even as `null`) is a change: `null` clears.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// What an operator or a worker can ask of a server.
@@ -533,6 +550,23 @@ mod tests {
             Server::default().decide(&ServerCommand::Enable),
             Err(ServerError::NotFound)
         );
+    }
+
+    #[test]
+    fn a_cleared_tag_survives_the_log() {
+        let changes = ServerChanges {
+            tag: Some(None),
+            checksum: Some(None),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&ServerEvent::ServerUpdated {
+            changes: changes.clone(),
+        })
+        .unwrap();
+        let back: ServerEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ServerEvent::ServerUpdated { changes });
+        let untouched: ServerChanges = serde_json::from_str("{}").unwrap();
+        assert_eq!(untouched, ServerChanges::default());
     }
 
     #[test]

@@ -211,21 +211,20 @@ impl HealthPoller {
         let client = &self.client;
         let config = &self.config;
         let listed_since_ms = SystemClock.now_ms() - config.reconcile_grace.as_millis() as i64;
-        let results: Vec<(ServerRecord, Option<(Observed, Vec<ListedMeeting>)>)> =
-            futures::stream::iter(servers)
-                .map(|server| async move {
-                    let observed = probe(client, config, &server).await;
-                    let outcome = if observed.is_some() {
-                        "success"
-                    } else {
-                        "failure"
-                    };
-                    metrics::counter!(METRIC_JOBS, "job" => JOB, "outcome" => outcome).increment(1);
-                    (server, observed)
-                })
-                .buffer_unordered(self.config.concurrency.max(1))
-                .collect()
-                .await;
+        let results: Vec<(ServerRecord, Option<Probed>)> = futures::stream::iter(servers)
+            .map(|server| async move {
+                let observed = probe(client, config, &server).await;
+                let outcome = if observed.is_some() {
+                    "success"
+                } else {
+                    "failure"
+                };
+                metrics::counter!(METRIC_JOBS, "job" => JOB, "outcome" => outcome).increment(1);
+                (server, observed)
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
         let mut report = CycleReport {
             polled: results.len(),
             ..CycleReport::default()
@@ -350,12 +349,15 @@ impl HealthPoller {
     }
 }
 
+/// What a successful poll of one server gave: its load and its meetings.
+type Probed = (Observed, Vec<ListedMeeting>);
+
 /// Asks one server for its meetings; `None` when it fails in any way.
 async fn probe(
     client: &HttpBackendClient,
     config: &HealthConfig,
     server: &ServerRecord,
-) -> Option<(Observed, Vec<ListedMeeting>)> {
+) -> Option<Probed> {
     let target = BackendTarget {
         url: &server.settings.url,
         secret: &server.settings.secret,

@@ -154,7 +154,7 @@ fn meeting_view(record: &MeetingRecord) -> MeetingView {
 /// A payload as operators may see it: secrets replaced.
 fn redacted_payload(event: &DomainEvent) -> serde_json::Value {
     let mut payload = event.to_payload();
-    for pointer in ["/settings/secret", "/changes/secret"] {
+    for pointer in ["/settings/secret", "/changes/secret", "/hash"] {
         if let Some(value) = payload.pointer_mut(pointer) {
             *value = serde_json::Value::String("***".into());
         }

@@ -10,6 +10,8 @@ fn switchboard(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, Stri
         .env_remove("SWITCHBOARD_SECRET")
         .env_remove("SWITCHBOARD_DATABASE")
         .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("SWITCHBOARD_URL")
+        .env_remove("SWITCHBOARD_TOKEN")
         .output()
         .expect("run switchboard");
     (
@@ -48,9 +50,11 @@ fn servers_commands_manage_the_pool() {
             && list.contains("https://bbb1.example.org/bigbluebutton/")
     );
     assert!(!list.contains("s3cret"), "secrets are not printed");
+    // Cordoning a server without running meetings drains it at once.
     for (command, state) in [
         ("enable", "enabled"),
-        ("cordon", "cordoned"),
+        ("cordon", "disabled"),
+        ("enable", "enabled"),
         ("disable", "disabled"),
     ] {
         let (ok, _, err) = switchboard(dir.path(), &["servers", command, &id]);
@@ -212,4 +216,687 @@ async fn demo_mode_works_from_the_printed_examples() {
         2,
         "old demo servers removed: {json}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Operator commands: tokens, servers, meetings, events, status, sync/export,
+// and the remote mode through the admin API.
+
+use crate::support::{Db, Harness};
+use switchboard_api::admin::model::{NewToken, Scope};
+use switchboard_api::admin::service::Principal;
+use switchboard_domain::token::TokenScope;
+use switchboard_store::EventFilter;
+
+/// Runs the binary with `args` as given (no `--data-dir` added).
+async fn run_async(args: &[&str]) -> (bool, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env_remove("SWITCHBOARD_SECRET")
+        .env_remove("SWITCHBOARD_DATABASE")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("SWITCHBOARD_URL")
+        .env_remove("SWITCHBOARD_TOKEN")
+        .output()
+        .await
+        .expect("run switchboard");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out, err) = switchboard(dir, args);
+    assert!(ok, "{args:?} failed: {err}");
+    out
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(dir: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out, err) = switchboard(dir, args);
+    assert!(!ok, "{args:?} must fail: {out}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    err
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"))
+}
+
+fn add(dir: &std::path::Path, url: &str, secret: &str, extra: &[&str]) -> String {
+    let mut args = vec!["servers", "add", url, secret];
+    args.extend_from_slice(extra);
+    ok(dir, &args).trim().to_owned()
+}
+
+fn position(dir: &std::path::Path) -> i64 {
+    json(&ok(dir, &["status", "--json"]))["position"]
+        .as_i64()
+        .unwrap()
+}
+
+fn servers_json(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    json(&ok(dir, &["servers", "list", "--json"]))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn by_url<'a>(servers: &'a [serde_json::Value], url: &str) -> Option<&'a serde_json::Value> {
+    servers.iter().find(|s| s["url"] == url)
+}
+
+#[test]
+fn tokens_are_created_listed_and_revoked_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok_, token, hint) =
+        switchboard(dir.path(), &["tokens", "create", "ci", "--scope", "read"]);
+    assert!(ok_, "{hint}");
+    let token = token.trim();
+    assert!(
+        token.starts_with("sbt_") && !token.contains(' '),
+        "only the token on stdout: {token}"
+    );
+    assert!(hint.contains("not shown again"), "{hint}");
+    let created = json(&ok(
+        dir.path(),
+        &["tokens", "create", "ops", "--scope", "admin", "--json"],
+    ));
+    assert_eq!(created["name"], "ops");
+    assert_eq!(created["scope"], "admin");
+    assert!(created["token"].as_str().unwrap().starts_with("sbt_"));
+
+    let list = ok(dir.path(), &["tokens", "list"]);
+    assert!(
+        list.contains("NAME") && list.contains("ci") && list.contains("read"),
+        "{list}"
+    );
+    assert!(!list.contains(token), "tokens are never listed");
+    let rows = json(&ok(dir.path(), &["tokens", "list", "--json"]));
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert!(rows[0].get("token").is_none() && rows[0].get("hash").is_none());
+
+    let err = fails(dir.path(), &["tokens", "create", "ci", "--scope", "admin"]);
+    assert!(err.contains("exists"), "{err}");
+    let err = fails(
+        dir.path(),
+        &["tokens", "create", "bad name", "--scope", "admin"],
+    );
+    assert!(err.contains("token names"), "{err}");
+
+    assert!(ok(dir.path(), &["tokens", "revoke", "ci"]).contains("revoked"));
+    let rows = json(&ok(dir.path(), &["tokens", "list", "--json"]));
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    let err = fails(dir.path(), &["tokens", "revoke", "ci"]);
+    assert!(err.contains("no token named `ci`"), "{err}");
+
+    let events = ok(dir.path(), &["events", "list", "--actor", "cli"]);
+    assert!(
+        events.contains("TokenCreated") && events.contains("TokenRevoked"),
+        "{events}"
+    );
+}
+
+#[test]
+fn every_servers_command_works_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = add(
+        dir.path(),
+        "https://bbb1.example.org/bigbluebutton/api",
+        "first-s3cret",
+        &["--tag", "big", "--enable"],
+    );
+    let show = ok(dir.path(), &["servers", "show", &id]);
+    assert!(show.contains("https://bbb1.example.org/bigbluebutton/") && show.contains("enabled"));
+    assert!(
+        !show.contains("first-s3cret"),
+        "secrets are not printed: {show}"
+    );
+    let view = json(&ok(dir.path(), &["servers", "show", &id, "--json"]));
+    assert_eq!(view["tag"], "big");
+    assert!(view.get("secret").is_none());
+
+    let out = ok(
+        dir.path(),
+        &[
+            "servers",
+            "update",
+            &id,
+            "--url",
+            "https://bbb2.example.org/bigbluebutton/",
+            "--secret",
+            "second-s3cret",
+            "--load-multiplier",
+            "3",
+            "--checksum",
+            "sha1",
+        ],
+    );
+    assert!(
+        out.contains("updated") && !out.contains("second-s3cret"),
+        "{out}"
+    );
+    let view = json(&ok(
+        dir.path(),
+        &["servers", "update", &id, "--tag", "", "--json"],
+    ));
+    assert_eq!(view["url"], "https://bbb2.example.org/bigbluebutton/");
+    assert_eq!(view["load_multiplier"], 3.0);
+    assert_eq!(view["checksum"], "sha1");
+    assert!(view["tag"].is_null(), "an empty tag clears it: {view}");
+    let err = fails(dir.path(), &["servers", "update", &id]);
+    assert!(err.contains("nothing to change"), "{err}");
+    let err = fails(
+        dir.path(),
+        &["servers", "update", &id, "--load-multiplier", "0"],
+    );
+    assert!(err.contains("load multiplier"), "{err}");
+
+    let out = ok(dir.path(), &["servers", "cordon", &id]);
+    assert!(out.contains("disabled") && out.contains("drained"), "{out}");
+    ok(dir.path(), &["servers", "enable", &id]);
+    let out = ok(dir.path(), &["servers", "panic", &id]);
+    assert!(
+        out.contains("disabled") && out.contains("forgot 0 meeting(s)"),
+        "{out}"
+    );
+    let report = json(&ok(dir.path(), &["servers", "panic", &id, "--json"]));
+    assert_eq!(report["server"]["state"], "disabled");
+    assert_eq!(report["forgotten"], serde_json::json!([]));
+
+    let list = ok(dir.path(), &["servers", "list"]);
+    let header = list.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("STATE") && header.ends_with("URL"),
+        "{list}"
+    );
+    let status = ok(dir.path(), &["status"]);
+    assert!(
+        status.contains("bbb2.example.org") && status.contains("HOSTNAME"),
+        "{status}"
+    );
+    assert!(status.contains("1 server(s), 0 meeting(s)"), "{status}");
+    let status = json(&ok(dir.path(), &["status", "--json"]));
+    assert_eq!(status["servers"][0]["id"], id.as_str());
+
+    assert_eq!(
+        json(&ok(dir.path(), &["meetings", "list", "--json"])),
+        serde_json::json!([])
+    );
+    assert!(ok(dir.path(), &["meetings", "list", "--state", "running"]).contains("No meetings"));
+    let err = fails(dir.path(), &["meetings", "show", "default", "nope"]);
+    assert!(err.contains("no meeting `nope`"), "{err}");
+    let err = fails(dir.path(), &["meetings", "end", "default", "nope"]);
+    assert!(err.contains("no meeting `nope`"), "{err}");
+
+    // The log: every change above, by `cli`, secrets redacted.
+    let events = ok(dir.path(), &["events", "list", "--actor", "cli"]);
+    for kind in [
+        "ServerAdded",
+        "ServerUpdated",
+        "ServerCordoned",
+        "ServerDisabled",
+        "ServerEnabled",
+    ] {
+        assert!(events.contains(kind), "{kind} missing: {events}");
+    }
+    assert!(!events.contains("s3cret"), "secrets are redacted: {events}");
+    let page = json(&ok(
+        dir.path(),
+        &["events", "list", "--type", "ServerAdded", "--json"],
+    ));
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert_eq!(page["events"][0]["actor"], "cli");
+    let page = json(&ok(
+        dir.path(),
+        &["events", "list", "--limit", "2", "--json"],
+    ));
+    assert_eq!(page["next_after"], 2);
+    assert!(ok(dir.path(), &["events", "list", "--limit", "2"]).contains("--after 2"));
+    let err = fails(dir.path(), &["events", "list", "--limit", "0"]);
+    assert!(err.contains("limit"), "{err}");
+    let future = json(&ok(
+        dir.path(),
+        &["events", "list", "--from", "2999-01-01T00:00:00Z", "--json"],
+    ));
+    assert_eq!(future["events"], serde_json::json!([]));
+    let (ok_, _, err) = switchboard(dir.path(), &["events", "list", "--from", "yesterday"]);
+    assert!(!ok_ && err.contains("RFC 3339"), "{err}");
+
+    // History: before anything the pool was empty; now it has the server.
+    let then = json(&ok(
+        dir.path(),
+        &["events", "at", "2000-01-01T00:00:00Z", "--json"],
+    ));
+    assert_eq!(then["servers"], serde_json::json!([]));
+    let now = chrono::Utc::now().to_rfc3339();
+    let at = json(&ok(dir.path(), &["events", "at", &now, "--json"]));
+    assert_eq!(at["servers"][0]["id"], id.as_str());
+    assert_eq!(at["servers"][0]["state"], "disabled");
+    assert!(ok(dir.path(), &["events", "at", &now]).contains(&id));
+
+    let err = fails(
+        dir.path(),
+        &["servers", "remove", "0192f0c4-7b1e-7cc0-8000-000000000001"],
+    );
+    assert!(err.contains("no server"), "{err}");
+    assert!(ok(dir.path(), &["servers", "remove", &id]).contains("removed"));
+    assert!(ok(dir.path(), &["servers", "list"]).contains("No servers"));
+
+    let spec = json(&ok(dir.path(), &["openapi"]));
+    assert!(spec["paths"]["/servers"].is_object());
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn servers_sync_follows_the_file_in_each_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let a = add(
+        dir.path(),
+        "https://a.example.org/bigbluebutton/",
+        "sa",
+        &["--enable"],
+    );
+    let b = add(
+        dir.path(),
+        "https://b.example.org/bigbluebutton/",
+        "sb",
+        &["--enable"],
+    );
+    add(
+        dir.path(),
+        "https://c.example.org/bigbluebutton/",
+        "sc",
+        &[],
+    );
+    let first = write(
+        files.path(),
+        "first.yml",
+        "servers:\n  a.example.org:\n    url: https://a.example.org/bigbluebutton/api\n    secret: sa2\n    load_multiplier: 2.0\n    tag: big\n  d.example.org:\n    secret: sd\n",
+    );
+
+    // A dry run prints the plan and changes nothing.
+    let before = servers_json(dir.path());
+    let start = position(dir.path());
+    let plan = ok(
+        dir.path(),
+        &["servers", "sync", &first, "--mode", "force", "--dry-run"],
+    );
+    assert!(plan.contains("Dry run"), "{plan}");
+    assert!(
+        plan.contains("update") && plan.contains("secret, tag, load_multiplier"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("add") && plan.contains("https://d.example.org/bigbluebutton/"),
+        "{plan}"
+    );
+    assert_eq!(plan.matches("remove").count(), 2, "{plan}");
+    assert!(
+        !plan.contains("sa2") && !plan.contains("sd"),
+        "no secrets in the plan: {plan}"
+    );
+    assert_eq!(servers_json(dir.path()), before);
+    assert_eq!(position(dir.path()), start, "a dry run records nothing");
+
+    // keep: A is updated, D added (enabled by default), B and C stay.
+    let out = ok(dir.path(), &["servers", "sync", &first, "--mode", "keep"]);
+    assert!(out.contains("keep"), "{out}");
+    let servers = servers_json(dir.path());
+    assert_eq!(servers.len(), 4, "{servers:?}");
+    let server_a = by_url(&servers, "https://a.example.org/bigbluebutton/").unwrap();
+    assert_eq!(server_a["id"], a.as_str());
+    assert_eq!(server_a["load_multiplier"], 2.0);
+    assert_eq!(server_a["tag"], "big");
+    let server_d = by_url(&servers, "https://d.example.org/bigbluebutton/").unwrap();
+    assert_eq!(server_d["state"], "enabled");
+    let again = ok(dir.path(), &["servers", "sync", &first, "--mode", "keep"]);
+    assert!(
+        again.contains("0 change(s)"),
+        "a second sync changes nothing: {again}"
+    );
+
+    // cordon: B (in the file, enabled: false) is cordoned, and being empty
+    // drains to disabled; C (not in the file, empty) is removed.
+    let second = write(
+        files.path(),
+        "second.yml",
+        &format!(
+            "servers:\n  {a}:\n    url: https://a.example.org/bigbluebutton/api\n    secret: sa2\n    load_multiplier: 2.0\n    tag: big\n  d.example.org:\n    secret: sd\n  b.example.org:\n    secret: sb\n    enabled: false\n"
+        ),
+    );
+    ok(dir.path(), &["servers", "sync", &second]);
+    let servers = servers_json(dir.path());
+    assert_eq!(servers.len(), 3, "{servers:?}");
+    let server_b = by_url(&servers, "https://b.example.org/bigbluebutton/").unwrap();
+    assert_eq!(server_b["id"], b.as_str());
+    assert_eq!(server_b["state"], "disabled");
+    assert!(by_url(&servers, "https://c.example.org/bigbluebutton/").is_none());
+
+    // force: only A stays.
+    let third = write(
+        files.path(),
+        "third.yml",
+        "servers:\n  a.example.org:\n    url: https://a.example.org/bigbluebutton/api\n    secret: sa2\n    load_multiplier: 2.0\n    tag: big\n",
+    );
+    ok(dir.path(), &["servers", "sync", &third, "--mode", "force"]);
+    let servers = servers_json(dir.path());
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0]["id"], a.as_str());
+
+    let events = json(&ok(
+        dir.path(),
+        &["events", "list", "--type", "ServerRemoved", "--json"],
+    ));
+    let actors: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(actors, ["cli", "cli", "cli"]);
+
+    let bad = write(
+        files.path(),
+        "bad.yml",
+        "servers:\n  x.example.org:\n    url: https://x/\n",
+    );
+    let err = fails(dir.path(), &["servers", "sync", &bad]);
+    assert!(err.contains("has no secret"), "{err}");
+    let err = fails(dir.path(), &["servers", "sync", "/nonexistent/servers.yml"]);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn export_and_sync_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    add(
+        dir.path(),
+        "https://a.example.org/bigbluebutton/",
+        "123456",
+        &[
+            "--enable",
+            "--tag",
+            "big",
+            "--load-multiplier",
+            "2.5",
+            "--checksum",
+            "sha1",
+        ],
+    );
+    let cordoned = add(
+        dir.path(),
+        "https://b.example.org/bigbluebutton/",
+        "secret-b",
+        &["--enable"],
+    );
+    ok(dir.path(), &["servers", "cordon", &cordoned]);
+    add(
+        dir.path(),
+        "http://c.example.org/bigbluebutton/",
+        "secret-c",
+        &[],
+    );
+
+    let yaml = ok(dir.path(), &["servers", "export"]);
+    assert!(yaml.contains("servers:"), "{yaml}");
+    assert!(
+        yaml.contains("url: https://a.example.org/bigbluebutton/api"),
+        "Scalelite's API URLs: {yaml}"
+    );
+    assert!(
+        yaml.contains("secret-b") && yaml.contains("'123456'"),
+        "exports hold secrets: {yaml}"
+    );
+    let path = files.path().join("servers.yml");
+    let path = path.to_str().unwrap();
+    let (ok_, out, err) = switchboard(dir.path(), &["servers", "export", path]);
+    assert!(
+        ok_ && out.is_empty() && err.contains("keep it private"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(path).unwrap(), yaml);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "exports are private");
+    }
+
+    let before = servers_json(dir.path());
+    let start = position(dir.path());
+    let out = ok(dir.path(), &["servers", "sync", path, "--mode", "force"]);
+    assert!(
+        out.contains("0 change(s)") && out.contains("unchanged"),
+        "{out}"
+    );
+    assert_eq!(
+        position(dir.path()),
+        start,
+        "syncing an export changes nothing"
+    );
+    assert_eq!(servers_json(dir.path()), before);
+
+    // Into a fresh instance: the same servers, with new ids.
+    let other = tempfile::tempdir().unwrap();
+    ok(other.path(), &["servers", "sync", path]);
+    let copied = servers_json(other.path());
+    assert_eq!(copied.len(), 3);
+    for server in &before {
+        let copy = by_url(&copied, server["url"].as_str().unwrap()).unwrap();
+        for field in ["tag", "load_multiplier", "checksum"] {
+            assert_eq!(copy[field], server[field], "{field}");
+        }
+        let enabled = server["state"] == "enabled";
+        assert_eq!(copy["state"] == "enabled", enabled);
+    }
+    assert_eq!(
+        ok(other.path(), &["servers", "export"])
+            .matches("secret-b")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_cordons_then_evicts_servers_with_meetings() {
+    let harness = Harness::start(Db::Sqlite, 2).await;
+    harness.create("busy-room").await.assert_success();
+    let busy = harness.sim_with("busy-room").unwrap();
+    let idle = 1 - busy;
+    let files = tempfile::tempdir().unwrap();
+    let file = write(
+        files.path(),
+        "pool.yml",
+        &format!(
+            "servers:\n  idle:\n    url: {}\n    secret: {}\n",
+            harness.sims[idle].url(),
+            harness.sims[idle].secret()
+        ),
+    );
+    let db = harness.database_url.clone();
+    let busy_id = harness.servers[busy];
+
+    let (ok_, out, err) = run_async(&["servers", "sync", &file, "--database", &db]).await;
+    assert!(ok_, "{err}");
+    assert!(
+        out.contains("cordon") && out.contains("1 meeting(s) still run"),
+        "{out}"
+    );
+    let record = harness.store().server(busy_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.state.as_str(),
+        "cordoned",
+        "kept while its meeting runs"
+    );
+    assert_eq!(harness.sims[busy].meeting_count(), 1);
+
+    let (ok_, out, err) = run_async(&[
+        "servers",
+        "sync",
+        &file,
+        "--mode",
+        "force",
+        "--database",
+        &db,
+    ])
+    .await;
+    assert!(ok_, "{err}");
+    assert!(out.contains("ending its 1 meeting(s) first"), "{out}");
+    assert!(
+        harness.store().server(busy_id).await.unwrap().is_none(),
+        "removed"
+    );
+    assert_eq!(
+        harness.sims[busy].meeting_count(),
+        0,
+        "its meeting was ended"
+    );
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_mode_acts_through_the_admin_api() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    let admin = &harness.state().admin;
+    let creator = Principal {
+        name: "test".into(),
+        scope: TokenScope::Admin,
+    };
+    let token = |name: &str, scope| {
+        let new = NewToken {
+            name: name.into(),
+            scope,
+        };
+        let creator = creator.clone();
+        async move { admin.create_token(new, &creator).await.unwrap().token }
+    };
+    let ops = token("ops", Scope::Admin).await;
+    let viewer = token("viewer", Scope::Read).await;
+    let url = format!("http://{}", harness.app.addr);
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    let remote = |token: &str, args: &[&str]| {
+        let mut all: Vec<String> =
+            vec!["--url".into(), url.clone(), "--token".into(), token.into()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        all.extend(["--data-dir".to_owned(), data_dir.clone()]);
+        async move {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            run_async(&refs).await
+        }
+    };
+
+    let (ok_, out, err) = remote(&ops, &["servers", "list", "--json"]).await;
+    assert!(ok_, "{err}");
+    let rows = json(&out);
+    assert_eq!(rows[0]["id"], harness.servers[0].to_string());
+
+    let (ok_, out, err) = remote(
+        &ops,
+        &[
+            "servers",
+            "add",
+            "https://bbb9.example.org/bigbluebutton/api",
+            "s9",
+            "--enable",
+        ],
+    )
+    .await;
+    assert!(ok_, "{err}");
+    let id: switchboard_domain::ids::ServerId = out.trim().parse().expect("prints the id");
+    let record = harness.store().server(id).await.unwrap().unwrap();
+    assert_eq!(record.state.as_str(), "enabled");
+    assert_eq!(
+        record.settings.url,
+        "https://bbb9.example.org/bigbluebutton/"
+    );
+
+    let (ok_, out, err) = remote(&ops, &["servers", "disable", &id.to_string()]).await;
+    assert!(ok_ && out.contains("disabled"), "{err}");
+    let record = harness.store().server(id).await.unwrap().unwrap();
+    assert_eq!(record.state.as_str(), "disabled");
+    let events = harness
+        .store()
+        .query_events(&EventFilter {
+            actor: Some("ops".into()),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.type_name()).collect();
+    assert_eq!(
+        kinds,
+        ["ServerAdded", "ServerEnabled", "ServerDisabled"],
+        "the token's name is the actor"
+    );
+
+    for args in [
+        &["status", "--json"][..],
+        &["tokens", "list"],
+        &["meetings", "list", "--json"],
+        &["events", "list", "--actor", "ops"],
+        &["servers", "show", &id.to_string()],
+    ] {
+        let (ok_, out, err) = remote(&ops, args).await;
+        assert!(ok_, "{args:?}: {err}");
+        assert!(!out.is_empty(), "{args:?}");
+    }
+    let (_, out, _) = remote(&ops, &["events", "list", "--actor", "ops", "--json"]).await;
+    assert_eq!(json(&out)["events"].as_array().unwrap().len(), 3);
+
+    // A sync over the API (secrets are sent; unchanged ones record nothing).
+    let files = tempfile::tempdir().unwrap();
+    let file = write(
+        files.path(),
+        "pool.yml",
+        "servers:\n  bbb10.example.org:\n    secret: s10\n    enabled: false\n",
+    );
+    let (ok_, out, err) = remote(&ops, &["servers", "sync", &file, "--mode", "keep"]).await;
+    assert!(ok_, "{err}");
+    assert!(
+        out.contains("https://bbb10.example.org/bigbluebutton/"),
+        "{out}"
+    );
+    assert_eq!(harness.store().servers().await.unwrap().len(), 3);
+    let (ok_, _, err) = remote(&ops, &["servers", "export"]).await;
+    assert!(!ok_ && err.contains("never hands out"), "{err}");
+
+    // A read token reads, but may not change anything.
+    let (ok_, _, err) = remote(&viewer, &["servers", "list"]).await;
+    assert!(ok_, "{err}");
+    let (ok_, _, err) = remote(&viewer, &["servers", "enable", &id.to_string()]).await;
+    assert!(!ok_, "a read token cannot enable");
+    assert!(
+        err.starts_with("error: ") && err.contains("read scope") && err.contains("403"),
+        "{err}"
+    );
+
+    // An unknown token is refused with a hint.
+    let (ok_, _, err) = remote("sbt_wrong", &["servers", "list"]).await;
+    assert!(!ok_);
+    assert!(
+        err.contains("unknown or revoked") && err.contains("401"),
+        "{err}"
+    );
+    let (ok_, _, err) = run_async(&["--url", &url, "servers", "list"]).await;
+    assert!(!ok_ && err.contains("--url needs a token"), "{err}");
+    let (ok_, _, err) = remote(&ops, &["migrate"]).await;
+    assert!(!ok_ && err.contains("drop --url"), "{err}");
+
+    assert!(
+        std::fs::read_dir(data.path()).unwrap().next().is_none(),
+        "remote commands open no local database"
+    );
+    harness.stop().await;
 }

@@ -1,0 +1,497 @@
+//! The `switchboard` command line: `serve`, `migrate`, `replay`, `openapi`
+//! and the operator's commands (`servers`, `meetings`, `events`, `tokens`,
+//! `status`), which act on the local database or, with `--url` and
+//! `--token`, on a remote instance through its admin API.
+
+mod ops;
+pub mod scalelite;
+pub mod table;
+pub mod target;
+
+use crate::app::{self, AppState, Background};
+use crate::config::{Overrides, ProcessEnv, Settings};
+use crate::demo;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use target::Target;
+
+pub use scalelite::SyncMode;
+
+/// Switchboard: a load balancer for BigBlueButton.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub struct Cli {
+    /// TOML configuration file (also SWITCHBOARD_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH?mode=rwc or postgres://... (default: SQLite in the data folder).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+    /// Folder for the embedded database (default ./data).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Act on a remote instance through its admin API instead of the local
+    /// database, e.g. https://lb.example.org (give it before the command).
+    #[arg(long = "url", env = "SWITCHBOARD_URL", value_name = "URL")]
+    pub remote: Option<String>,
+    /// Bearer token for --url (`switchboard tokens create NAME --scope admin|read`).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the BBB API and the admin API (and run the health poller).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8090).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Start N simulated BBB servers in this process and use them.
+        #[arg(long, value_name = "N")]
+        demo: Option<usize>,
+        /// Do not poll server health from this process.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Rebuild every projection from the event log.
+    Replay,
+    /// Manage the pool of BBB servers.
+    Servers {
+        /// What to do with servers.
+        #[command(subcommand)]
+        command: ServersCommand,
+    },
+    /// Meetings Switchboard placed.
+    Meetings {
+        /// What to do with meetings.
+        #[command(subcommand)]
+        command: MeetingsCommand,
+    },
+    /// The append-only event log: every change, who made it, when.
+    Events {
+        /// What to read.
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Bearer tokens of the admin API.
+    Tokens {
+        /// What to do with tokens.
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Every server at a glance: state, meetings, users, load (as Scalelite's `rake status`).
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the admin API's OpenAPI spec (JSON).
+    Openapi,
+}
+
+/// `servers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// Add a server (disabled until enabled, unless --enable); prints its id.
+    Add {
+        /// The server's URL, e.g. https://bbb1.example.org/bigbluebutton/ (a Scalelite-style .../api URL works too).
+        url: String,
+        /// The server's shared secret (`bbb-conf --secret`).
+        secret: String,
+        /// Tag for meta_server-tag placement.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Load weight (2.0 = counts twice as loaded).
+        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+        load_multiplier: f64,
+        /// Enable it at once.
+        #[arg(long)]
+        enable: bool,
+        /// Checksum algorithm for calls to it (sha1, sha256, sha384, sha512).
+        #[arg(long)]
+        checksum: Option<String>,
+    },
+    /// List servers.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one server.
+    Show {
+        /// Server id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a server's URL, secret, tag, load multiplier or checksum algorithm.
+    Update {
+        /// Server id.
+        id: String,
+        /// New URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// New shared secret.
+        #[arg(long)]
+        secret: Option<String>,
+        /// New tag; an empty string removes the tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// New load weight.
+        #[arg(long, allow_negative_numbers = true)]
+        load_multiplier: Option<f64>,
+        /// New checksum algorithm; an empty string returns to the configured default.
+        #[arg(long)]
+        checksum: Option<String>,
+        /// Print the server as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a server take new meetings.
+    Enable {
+        /// Server id.
+        id: String,
+    },
+    /// Take a server out of use entirely.
+    Disable {
+        /// Server id.
+        id: String,
+    },
+    /// Stop new meetings on a server; running meetings stay joinable. It
+    /// becomes disabled once its last meeting ends (at once if it has none).
+    Cordon {
+        /// Server id.
+        id: String,
+    },
+    /// For a crashed server: disable it and forget its meetings, so the next
+    /// create of each meeting places it on another server.
+    Panic {
+        /// Server id.
+        id: String,
+        /// Also send `end` for each meeting to the server first.
+        #[arg(long)]
+        end_meetings: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a server from the pool.
+    Remove {
+        /// Server id.
+        id: String,
+        /// Remove it even though meetings run on it (they are forgotten).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make the pool match a Scalelite `servers:sync` YAML file (`-` reads
+    /// standard input): servers of the file are added or updated (matched
+    /// by id, else by URL) and enabled or cordoned as it says; the others
+    /// are handled by --mode.
+    Sync {
+        /// The YAML file (`servers:` mapping ids to url, secret, enabled, load_multiplier, tag).
+        file: PathBuf,
+        /// Servers not in the file: keep them; cordon (remove the empty ones,
+        /// cordon the others and remove them by a later sync); force (end
+        /// their meetings and remove them all).
+        #[arg(long, value_enum, default_value = "cordon")]
+        mode: SyncMode,
+        /// Print what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write the pool in Scalelite's `servers:sync` YAML format, to FILE or
+    /// standard output. The output holds the servers' SECRETS, as
+    /// Scalelite's does: keep it private. Needs the local database (the
+    /// admin API never hands out secrets).
+    Export {
+        /// File to write (created with owner-only permissions); standard output if absent.
+        file: Option<PathBuf>,
+    },
+}
+
+/// `meetings` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MeetingsCommand {
+    /// List meetings, newest runs included.
+    List {
+        /// Only meetings on this server (id).
+        #[arg(long, value_name = "ID")]
+        server: Option<String>,
+        /// Only running or ended meetings.
+        #[arg(long, value_enum)]
+        state: Option<StateFilter>,
+        /// Only this tenant's meetings.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one meeting.
+    Show {
+        /// Tenant (`default` for a single-tenant setup).
+        tenant: String,
+        /// The front-end's meetingID.
+        meeting_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a running meeting on its server.
+    End {
+        /// Tenant (`default` for a single-tenant setup).
+        tenant: String,
+        /// The front-end's meetingID.
+        meeting_id: String,
+    },
+}
+
+/// Meeting state filter of `meetings list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateFilter {
+    /// Running meetings.
+    Running,
+    /// Ended meetings.
+    Ended,
+}
+
+/// `events` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Read the log, oldest first.
+    List {
+        /// Only this stream (e.g. `server-<id>`).
+        #[arg(long)]
+        stream: Option<String>,
+        /// Only this event type (e.g. `ServerEnabled`).
+        #[arg(long = "type", value_name = "TYPE")]
+        event_type: Option<String>,
+        /// Only events by this actor (`cli`, a token's name, `health`, ...).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Recorded at or after (RFC 3339, e.g. 2025-03-01T12:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Recorded at or before (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only events after this log position (the next page).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Servers and meetings as they were at a moment, replayed from the log.
+    At {
+        /// The moment (RFC 3339, e.g. 2025-03-01T12:00:00Z).
+        #[arg(value_parser = parse_time)]
+        time: chrono::DateTime<chrono::Utc>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `tokens` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token and print it (only its hash is kept: it is shown this once).
+    Create {
+        /// Name (letters, digits, `-`, `_`, `.`); it becomes the actor of the token's changes.
+        name: String,
+        /// `admin` (read and change everything) or `read` (read only).
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens in force (never their secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Token scope argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScopeArg {
+    /// Read and change everything.
+    Admin,
+    /// Read only.
+    Read,
+}
+
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("`{text}` is not an RFC 3339 time such as 2025-03-01T12:00:00Z"))
+}
+
+/// Runs the binary: parses arguments and dispatches.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run(cli));
+    if let Err(err) = &result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+    result
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        println!("{}", crate::admin::spec_json());
+        return Ok(());
+    }
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => *listen,
+        _ => None,
+    };
+    let overrides = Overrides {
+        listen,
+        database: cli.database.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    let settings = Settings::load(cli.config.as_deref(), &ProcessEnv, &overrides)?;
+    init_tracing(&settings);
+    let remote = cli
+        .remote
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    let local_only = |name: &str| -> anyhow::Result<()> {
+        if remote.is_some() {
+            bail!("`{name}` works on this machine's database; drop --url (and SWITCHBOARD_URL)");
+        }
+        Ok(())
+    };
+    match cli.command {
+        Command::Serve {
+            demo, no_workers, ..
+        } => {
+            local_only("serve")?;
+            serve(settings, demo, !no_workers).await
+        }
+        Command::Migrate => {
+            local_only("migrate")?;
+            app::open_store(&settings).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Replay => {
+            local_only("replay")?;
+            let store = app::open_store(&settings).await?;
+            let applied = store.replay().await?;
+            println!("rebuilt projections from {applied} events");
+            Ok(())
+        }
+        Command::Openapi => unreachable!("handled above"),
+        command => {
+            let target = match remote {
+                Some(url) => {
+                    let token = cli.token.as_deref().unwrap_or("");
+                    if token.trim().is_empty() {
+                        bail!(
+                            "--url needs a token: pass --token TOKEN or set SWITCHBOARD_TOKEN (create one with `switchboard tokens create NAME --scope admin` on the instance)"
+                        );
+                    }
+                    Target::remote(url, token)?
+                }
+                None => Target::local(&settings).await?,
+            };
+            match command {
+                Command::Servers { command } => ops::servers(&target, command).await,
+                Command::Meetings { command } => ops::meetings(&target, command).await,
+                Command::Events { command } => ops::events(&target, command).await,
+                Command::Tokens { command } => ops::tokens(&target, command).await,
+                Command::Status { json } => ops::status(&target, json).await,
+                _ => unreachable!("local commands handled above"),
+            }
+        }
+    }
+}
+
+fn init_tracing(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if settings.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn serve(
+    settings: Settings,
+    demo_servers: Option<usize>,
+    workers: bool,
+) -> anyhow::Result<()> {
+    let store = app::open_store(&settings).await?;
+    let secrets = app::resolve_secrets(&settings, &store).await?;
+    if let Some(secret) = &secrets.generated {
+        println!("Generated a BBB API secret and stored it in the database: {secret}");
+        println!("(set SWITCHBOARD_SECRET to choose your own)");
+    }
+    let primary = secrets.accepted[0].clone();
+    let pool = match demo_servers {
+        Some(count) => Some(demo::start_pool(&store, count).await?),
+        None => None,
+    };
+    let listen = settings.listen;
+    let state = AppState::build(settings, store, secrets.accepted).await?;
+    let mut running = app::start(state, listen, Background { health: workers }).await?;
+    let api_url = running.api_url();
+    println!("Switchboard is serving the BBB API at {api_url}");
+    if let Some(pool) = &pool {
+        demo::print_instructions(&api_url, &primary, pool.len());
+    } else if secrets.generated.is_none() {
+        tracing::info!("using the configured or stored BBB API secret");
+    }
+    let stop = running.take_stop();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+    });
+    running.wait().await?;
+    if let Some(pool) = pool {
+        for simulator in pool {
+            simulator.shutdown().await;
+        }
+    }
+    Ok(())
+}
