@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard_domain::ids::TenantId;
 use switchboard_store::Store;
 use switchboard_workers::backend::HttpBackendClient;
-use switchboard_workers::health::{HealthConfig, HealthPoller, ObservedLoads};
+use switchboard_workers::health::{HealthConfig, HealthPoller, ObservedLoads, OfflinePolicy};
 use tokio::task::JoinHandle;
 
 /// The settings key of a secret generated at first start.
@@ -156,6 +156,11 @@ impl AppState {
             default_algorithm: self.settings.backend_checksum,
             reconcile_grace: Duration::from_secs_f64(polling.reconcile_grace_secs.max(0.0)),
             adopt_unknown: polling.adopt_unknown,
+            offline_meetings: if polling.offline_meetings == "forget" {
+                OfflinePolicy::Forget
+            } else {
+                OfflinePolicy::KeepFor(Duration::from_secs_f64(polling.offline_grace_secs))
+            },
         }
     }
 }
@@ -247,6 +252,32 @@ pub async fn start(
     listen: SocketAddr,
     background: Background,
 ) -> anyhow::Result<RunningApp> {
+    let endpoint = routes(state.clone()).map_to_response().boxed();
+    start_with(state, listen, endpoint, background).await
+}
+
+/// The routes of a worker process: health, readiness and metrics only.
+pub fn worker_routes(state: Arc<AppState>) -> impl poem::Endpoint {
+    Route::new()
+        .at("/health", get(health))
+        .at("/ready", get(ready))
+        .at("/metrics", get(crate::metrics::metrics_endpoint))
+        .data(state)
+}
+
+/// Starts a worker: the health poller (with reconciliation) and a small
+/// listener for `/health`, `/ready` and `/metrics`; no BBB or admin API.
+pub async fn start_worker(state: Arc<AppState>, listen: SocketAddr) -> anyhow::Result<RunningApp> {
+    let endpoint = worker_routes(state.clone()).map_to_response().boxed();
+    start_with(state, listen, endpoint, Background { health: true }).await
+}
+
+async fn start_with(
+    state: Arc<AppState>,
+    listen: SocketAddr,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
+    background: Background,
+) -> anyhow::Result<RunningApp> {
     crate::metrics::install();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -254,7 +285,6 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let endpoint = routes(state.clone());
     let server = tokio::spawn(async move {
         Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(

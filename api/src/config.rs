@@ -72,6 +72,11 @@ pub struct HealthSettings {
     pub reconcile_grace_secs: f64,
     /// Record meetings found on servers but unknown to Switchboard as its own.
     pub adopt_unknown: bool,
+    /// Meetings of a server that went offline: `keep` (for
+    /// `offline_grace_secs`, then forget) or `forget` (at once, like Scalelite).
+    pub offline_meetings: String,
+    /// How long `keep` keeps them, seconds.
+    pub offline_grace_secs: f64,
 }
 
 impl Default for HealthSettings {
@@ -83,6 +88,8 @@ impl Default for HealthSettings {
             online_after: 1,
             reconcile_grace_secs: 30.0,
             adopt_unknown: false,
+            offline_meetings: "keep".to_owned(),
+            offline_grace_secs: 300.0,
         }
     }
 }
@@ -324,6 +331,15 @@ impl Settings {
             return Err(invalid(
                 "health",
                 "offline_after and online_after must be at least 1",
+            ));
+        }
+        if !matches!(self.health.offline_meetings.as_str(), "keep" | "forget") {
+            return Err(invalid("health.offline_meetings", "use `keep` or `forget`"));
+        }
+        if !(self.health.offline_grace_secs.is_finite() && self.health.offline_grace_secs >= 0.0) {
+            return Err(invalid(
+                "health.offline_grace_secs",
+                "must be zero or more seconds",
             ));
         }
         if self.create_attempts == 0 {

@@ -44,6 +44,8 @@ pub enum EndReason {
     Operator,
     /// An operator panicked its server: forgotten so the next create places it anew.
     ServerPanic,
+    /// Its server stayed offline: forgotten so the next create places it anew.
+    ServerOffline,
 }
 
 /// What can be asked of a meeting.

@@ -50,6 +50,17 @@ pub fn describe_metrics() {
     );
 }
 
+/// What happens to the meetings of a server that went offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflinePolicy {
+    /// Forget them at once (Scalelite's behaviour), so the next create of
+    /// each goes to another server.
+    Forget,
+    /// Keep them for a grace time (the server may come back with its
+    /// meetings), then forget them.
+    KeepFor(Duration),
+}
+
 /// Settings of the health poller.
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
@@ -70,6 +81,8 @@ pub struct HealthConfig {
     pub reconcile_grace: Duration,
     /// Record meetings found on a server but unknown to Switchboard as its own.
     pub adopt_unknown: bool,
+    /// What happens to the meetings of an offline server.
+    pub offline_meetings: OfflinePolicy,
 }
 
 impl Default for HealthConfig {
@@ -83,6 +96,7 @@ impl Default for HealthConfig {
             default_algorithm: ChecksumAlgorithm::Sha256,
             reconcile_grace: Duration::from_secs(30),
             adopt_unknown: false,
+            offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(300)),
         }
     }
 }
@@ -139,6 +153,8 @@ pub struct CycleReport {
     pub unknown: Vec<String>,
     /// Cordoned servers disabled because no meeting runs on them any more.
     pub drained: Vec<ServerId>,
+    /// Meetings forgotten because their server was offline (policy).
+    pub forgotten: Vec<String>,
 }
 
 /// Polls servers and records health flips.
@@ -149,6 +165,8 @@ pub struct HealthPoller {
     config: HealthConfig,
     loads: ObservedLoads,
     streaks: HashMap<ServerId, Streak>,
+    /// Offline servers: since when, and whether their meetings were forgotten.
+    offline: HashMap<ServerId, (Instant, bool)>,
 }
 
 impl HealthPoller {
@@ -165,6 +183,7 @@ impl HealthPoller {
             config,
             loads,
             streaks: HashMap::new(),
+            offline: HashMap::new(),
         }
     }
 
@@ -253,6 +272,16 @@ impl HealthPoller {
                         .then_some(ServerCommand::MarkOffline)
                 }
             };
+            let online_now = match &command {
+                Some(ServerCommand::MarkOffline) => false,
+                Some(ServerCommand::MarkOnline) => true,
+                _ => server.online,
+            };
+            let forget = self.offline_policy_due(server.id, online_now);
+            if forget {
+                self.forget_meetings_of(server.id, &recorded, &mut report)
+                    .await?;
+            }
             let Some(command) = command else { continue };
             let recorded = self
                 .store
@@ -273,6 +302,54 @@ impl HealthPoller {
 }
 
 impl HealthPoller {
+    /// Tracks how long a server has been offline; true once its meetings
+    /// are due to be forgotten under the configured policy.
+    fn offline_policy_due(&mut self, server: ServerId, online: bool) -> bool {
+        if online {
+            self.offline.remove(&server);
+            return false;
+        }
+        let (since, forgotten) = self
+            .offline
+            .entry(server)
+            .or_insert((Instant::now(), false));
+        if *forgotten {
+            return false;
+        }
+        let due = match self.config.offline_meetings {
+            OfflinePolicy::Forget => true,
+            OfflinePolicy::KeepFor(grace) => since.elapsed() >= grace,
+        };
+        *forgotten = due;
+        due
+    }
+
+    /// Forgets the running meetings of an offline server.
+    async fn forget_meetings_of(
+        &self,
+        server: ServerId,
+        recorded: &[MeetingRecord],
+        report: &mut CycleReport,
+    ) -> anyhow::Result<()> {
+        let metadata = EventMetadata::actor("worker:health");
+        for meeting in recorded
+            .iter()
+            .filter(|m| m.running && m.run.server_id == server)
+        {
+            let command = MeetingCommand::RecordEnded {
+                reason: EndReason::ServerOffline,
+                at_ms: SystemClock.now_ms(),
+                only_run: Some(meeting.run.internal_id.clone()),
+            };
+            self.store
+                .execute_meeting(&meeting.tenant, &meeting.meeting_id, &command, &metadata)
+                .await?;
+            tracing::warn!(server = %server, meeting = %meeting.meeting_id, "forgot a meeting of an offline server");
+            report.forgotten.push(meeting.meeting_id.to_string());
+        }
+        Ok(())
+    }
+
     /// Brings the record in line with what a server listed.
     async fn reconcile(
         &self,

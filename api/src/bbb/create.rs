@@ -6,6 +6,9 @@
 //! server accepted it. Concurrent creates of one meetingID are serialised in
 //! this process and, across processes, by the stream's expected version: the
 //! loser moves its create to the winner's server and ends its stray copy.
+//! A meeting whose server is offline (not disabled) answers
+//! `serverUnavailable` until the offline policy forgets it, so a meeting is
+//! never split over two servers.
 
 use super::error::BbbError;
 use super::forward::{self, Answer, meeting_param, serving, store_failure};
@@ -19,6 +22,7 @@ use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
 use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingEvent, MeetingRun};
 use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::selection::{SelectionError, TagRequest};
+use switchboard_domain::server::ServerState;
 use switchboard_store::{MeetingRecord, ServerRecord, StoreError};
 
 /// How often a create starts over after losing a race to another instance.
@@ -75,13 +79,21 @@ pub async fn create(
             .meeting(&state.tenant, &call.meeting_id)
             .await
             .map_err(store_failure)?;
-        if let Some(record) = existing.as_ref().filter(|record| record.running)
-            && let Some(server) = state.directory.server(record.run.server_id).filter(serving)
-        {
-            match call.on_existing(record, &server).await? {
-                Some(Round::Done(response)) => return Ok(response),
-                Some(Round::Raced) => continue,
-                None => {} // its server failed: place it anew
+        if let Some(record) = existing.as_ref().filter(|record| record.running) {
+            match state.directory.server(record.run.server_id) {
+                Some(server) if serving(&server) => {
+                    match call.on_existing(record, &server).await? {
+                        Some(Round::Done(response)) => return Ok(response),
+                        Some(Round::Raced) => continue,
+                        None => {} // its server failed the create: place it anew
+                    }
+                }
+                // Offline, not disabled: its meetings are kept until the
+                // offline policy forgets them, so the meeting is not split.
+                Some(server) if server.state != ServerState::Disabled => {
+                    return Err(BbbError::server_unavailable());
+                }
+                _ => {} // disabled or removed: place it anew
             }
         }
         match call.place(existing.as_ref()).await? {

@@ -64,6 +64,14 @@ pub enum Command {
         #[arg(long)]
         no_workers: bool,
     },
+    /// Run only the background workers (health polling, reconciliation),
+    /// for scale-out beside `serve --no-workers` instances; serves /health,
+    /// /ready and /metrics on --listen.
+    Worker {
+        /// Address for /health, /ready and /metrics (default 127.0.0.1:8091).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Rebuild every projection from the event log.
@@ -402,6 +410,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             local_only("serve")?;
             serve(settings, demo, !no_workers).await
         }
+        Command::Worker { listen } => {
+            local_only("worker")?;
+            worker(settings, listen).await
+        }
         Command::Migrate => {
             local_only("migrate")?;
             app::open_store(&settings).await?;
@@ -452,6 +464,25 @@ fn init_tracing(settings: &Settings) {
     } else {
         builder.try_init()
     };
+}
+
+async fn worker(settings: Settings, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8091)));
+    let store = app::open_store(&settings).await?;
+    let state = AppState::build(settings, store, Vec::new()).await?;
+    let mut running = app::start_worker(state, listen).await?;
+    println!(
+        "Switchboard worker is polling servers; health and metrics at http://{}/health",
+        running.addr
+    );
+    let stop = running.take_stop();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+    });
+    running.wait().await
 }
 
 async fn serve(

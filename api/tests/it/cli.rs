@@ -900,3 +900,73 @@ async fn remote_mode_acts_through_the_admin_api() {
     );
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_polls_servers_and_serves_health_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = bbb_simulator::Simulator::start(bbb_simulator::SimulatorConfig::default())
+        .await
+        .unwrap();
+    let (ok, id, err) = switchboard(
+        dir.path(),
+        &["servers", "add", &sim.url(), sim.secret(), "--enable"],
+    );
+    assert!(ok, "{err}");
+    let id = id.trim().to_owned();
+    sim.shutdown().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["worker", "--listen", &listen, "--data-dir"])
+        .arg(dir.path())
+        .env("SWITCHBOARD_HEALTH_INTERVAL_SECS", "0.2")
+        .env_remove("SWITCHBOARD_DATABASE")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = crate::support::client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, json, _) = switchboard(dir.path(), &["servers", "list", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        if rows[0]["online"] == false {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never marked the dead server offline"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let health = client
+        .get(format!("http://{listen}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let api = client
+        .get(format!("http://{listen}/bigbluebutton/api"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 404, "a worker serves no BBB API");
+    child.kill().await.unwrap();
+    let (_, events, _) = switchboard(
+        dir.path(),
+        &[
+            "events",
+            "list",
+            "--stream",
+            &format!("server:{id}"),
+            "--json",
+        ],
+    );
+    assert!(events.contains("worker:health"), "{events}");
+}

@@ -845,3 +845,58 @@ async fn polling_reconciles_meetings_with_their_servers() {
         harness.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meetings_of_an_offline_server_follow_the_policy() {
+    use switchboard_workers::health::{HealthConfig, HealthPoller, OfflinePolicy};
+    for (policy, forgotten) in [
+        (OfflinePolicy::Forget, true),
+        (OfflinePolicy::KeepFor(Duration::from_secs(3600)), false),
+    ] {
+        let harness = Harness::start(Db::Sqlite, 2).await;
+        harness.create("on-dying").await.assert_success();
+        let dying = harness.sim_with("on-dying").unwrap();
+        let mut poller = HealthPoller::new(
+            harness.store().clone(),
+            harness.state().backend.clone(),
+            HealthConfig {
+                offline_after: 1,
+                timeout: Duration::from_millis(300),
+                offline_meetings: policy,
+                ..Default::default()
+            },
+            harness.state().observed.clone(),
+        );
+        harness.sims[dying].set_failure(FailureMode::Http500);
+        let report = poller.poll_once().await.unwrap();
+        assert_eq!(report.went_offline, vec![harness.servers[dying]]);
+        assert_eq!(
+            !report.forgotten.is_empty(),
+            forgotten,
+            "{policy:?}: {report:?}"
+        );
+        wait_for_refresh(&harness).await;
+        if forgotten {
+            harness.create("on-dying").await.assert_success();
+            let now_on = harness.sim_with_all("on-dying");
+            assert!(
+                now_on.contains(&(1 - dying)),
+                "re-placed on the healthy server: {now_on:?}"
+            );
+        } else {
+            // Kept: not split over two servers while its server may come back.
+            harness
+                .create("on-dying")
+                .await
+                .assert_failed("serverUnavailable");
+            let join = harness
+                .get("join", "meetingID=on-dying&fullName=A&role=VIEWER")
+                .await;
+            join.assert_failed("serverUnavailable");
+        }
+        // Polls while it stays offline forget nothing more.
+        let report = poller.poll_once().await.unwrap();
+        assert!(report.forgotten.is_empty());
+        harness.stop().await;
+    }
+}

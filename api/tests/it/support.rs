@@ -194,6 +194,13 @@ impl Harness {
             .position(|sim| sim.meeting_ids().iter().any(|id| id == meeting_id))
     }
 
+    /// Every simulator that runs a meeting.
+    pub fn sim_with_all(&self, meeting_id: &str) -> Vec<usize> {
+        (0..self.sims.len())
+            .filter(|&n| self.sims[n].meeting_ids().iter().any(|id| id == meeting_id))
+            .collect()
+    }
+
     pub async fn create(&self, meeting_id: &str) -> Reply {
         let query = format!("name=Test&meetingID={}", enc(meeting_id));
         self.get("create", &query).await
