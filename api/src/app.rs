@@ -156,6 +156,7 @@ impl AppState {
             default_algorithm: self.settings.backend_checksum,
             reconcile_grace: Duration::from_secs_f64(polling.reconcile_grace_secs.max(0.0)),
             adopt_unknown: polling.adopt_unknown,
+            weights: self.settings.load,
             offline_meetings: if polling.offline_meetings == "forget" {
                 OfflinePolicy::Forget
             } else {

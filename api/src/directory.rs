@@ -224,13 +224,11 @@ impl Directory {
     }
 
     fn load_with(&self, book: &LoadBook, server: &ServerRecord) -> f64 {
+        let observed = self.observed.get(server.id);
         let load = ServerLoad {
+            polled: observed.map(|o| o.load).unwrap_or(0.0),
+            polled_meetings: observed.map(|o| o.meetings).unwrap_or(0),
             meetings: book.meetings(server.id),
-            attendees: self
-                .observed
-                .get(server.id)
-                .map(|o| o.attendees)
-                .unwrap_or(0),
         };
         self.weights.load(load, server.settings.load_multiplier)
     }

@@ -54,6 +54,12 @@ pub struct MeetingEntry<'a> {
     pub internal_id: String,
     /// participantCount.
     pub participants: u64,
+    /// videoCount.
+    pub video: u64,
+    /// voiceParticipantCount.
+    pub voice: u64,
+    /// createTime (ms since the epoch), 0 when absent.
+    pub create_time_ms: i64,
 }
 
 /// A parsed getMeetings answer.
@@ -112,6 +118,9 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         meeting_id: String::new(),
                         internal_id: String::new(),
                         participants: 0,
+                        video: 0,
+                        voice: 0,
+                        create_time_ms: 0,
                     });
                 }
                 path.push(name);
@@ -134,6 +143,9 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         "meetingID" => entry.meeting_id = text.clone(),
                         "internalMeetingID" => entry.internal_id = text.trim().to_owned(),
                         "participantCount" => entry.participants = text.trim().parse().unwrap_or(0),
+                        "videoCount" => entry.video = text.trim().parse().unwrap_or(0),
+                        "voiceParticipantCount" => entry.voice = text.trim().parse().unwrap_or(0),
+                        "createTime" => entry.create_time_ms = text.trim().parse().unwrap_or(0),
                         _ => {}
                     }
                 }
@@ -188,6 +200,7 @@ mod tests {
     const MEETINGS: &str = "<response><returncode>SUCCESS</returncode><meetings>\
         <meeting><meetingName>A &amp; B</meetingName><meetingID>room&amp;1</meetingID>\
         <internalMeetingID>abc-1</internalMeetingID><participantCount>3</participantCount>\
+        <videoCount>2</videoCount><voiceParticipantCount>1</voiceParticipantCount><createTime>77</createTime>\
         <attendees><attendee><userID>w_1</userID></attendee></attendees><metadata/></meeting>\
         <meeting><meetingID>room-2</meetingID><internalMeetingID>def-2</internalMeetingID>\
         <participantCount>0</participantCount></meeting></meetings></response>";
@@ -199,6 +212,14 @@ mod tests {
         assert_eq!(answer.meetings.len(), 2);
         assert_eq!(answer.meetings[0].meeting_id, "room&1");
         assert_eq!(answer.meetings[0].participants, 3);
+        assert_eq!(
+            (
+                answer.meetings[0].video,
+                answer.meetings[0].voice,
+                answer.meetings[0].create_time_ms
+            ),
+            (2, 1, 77)
+        );
         assert!(
             answer.meetings[0]
                 .raw

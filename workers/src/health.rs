@@ -16,6 +16,7 @@ use switchboard_domain::checksum::ChecksumAlgorithm;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::ids::{MeetingId, TenantId};
+use switchboard_domain::load::{LoadWeights, MeetingSample};
 use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun};
 use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::server::{ServerCommand, ServerState};
@@ -83,6 +84,8 @@ pub struct HealthConfig {
     pub adopt_unknown: bool,
     /// What happens to the meetings of an offline server.
     pub offline_meetings: OfflinePolicy,
+    /// The load formula's weights.
+    pub weights: LoadWeights,
 }
 
 impl Default for HealthConfig {
@@ -97,12 +100,13 @@ impl Default for HealthConfig {
             reconcile_grace: Duration::from_secs(30),
             adopt_unknown: false,
             offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(300)),
+            weights: LoadWeights::default(),
         }
     }
 }
 
 /// What the last poll saw on a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observed {
     /// Meetings it runs.
     pub meetings: u64,
@@ -110,6 +114,8 @@ pub struct Observed {
     pub attendees: u64,
     /// Participants of its largest meeting.
     pub largest_meeting: u64,
+    /// Weighted load of its meetings (before the server's multiplier).
+    pub load: f64,
 }
 
 /// Observed loads shared with the placement code.
@@ -449,6 +455,7 @@ async fn probe(
     if !answer.summary.is_success() {
         return None;
     }
+    let now_ms = SystemClock.now_ms();
     let listed = answer
         .meetings
         .iter()
@@ -466,6 +473,18 @@ async fn probe(
             .map(|m| m.participants)
             .max()
             .unwrap_or(0),
+        load: answer
+            .meetings
+            .iter()
+            .map(|m| {
+                config.weights.meeting_load(MeetingSample {
+                    attendees: m.participants,
+                    video: m.video,
+                    voice: m.voice,
+                    age_seconds: (now_ms - m.create_time_ms).max(0) as u64 / 1000,
+                })
+            })
+            .sum(),
     };
     Some((observed, listed))
 }

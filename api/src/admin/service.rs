@@ -239,7 +239,7 @@ impl AdminService {
                 self.weights.load(
                     ServerLoad {
                         meetings,
-                        attendees: 0,
+                        ..ServerLoad::default()
                     },
                     record.settings.load_multiplier,
                 ),

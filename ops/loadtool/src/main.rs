@@ -1,2 +1,225 @@
-//! placeholder
-fn main() {}
+//! `switchboard-loadtool`: benchmarks Switchboard against simulated BBB servers
+//! and a minimal hyper baseline, and writes the figures to
+//! `docs/benchmarks.md`.
+//!
+//! `switchboard-loadtool run` measures, in this order: join against the
+//! baseline, then for each database (PostgreSQL, and SQLite with `--sqlite`)
+//! create, join and getMeetings against the `switchboard` binary and the
+//! memory of its process once the meetings run, then the baseline again (the
+//! machine's other load moves the figures; the faster baseline run is the
+//! one Switchboard is compared with).
+
+mod baseline;
+mod bbb;
+mod bench;
+mod load;
+mod report;
+mod stats;
+mod target;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::baseline::Baseline;
+use crate::bench::{DatabaseChoice, PassConfig};
+use crate::load::{Expect, Load};
+use crate::report::{Machine, Report};
+use crate::stats::Summary;
+
+/// Load tool for Switchboard.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-loadtool", version, about)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every scenario and write the report.
+    Run(RunArgs),
+}
+
+/// Settings of `run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The switchboard binary (default: `switchboard` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    switchboard: Option<PathBuf>,
+    /// Concurrent connections for join and create.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Concurrent connections for getMeetings (each answer is large).
+    #[arg(long, default_value_t = 8)]
+    get_meetings_connections: usize,
+    /// Seconds per measured scenario.
+    #[arg(long, default_value_t = 5.0)]
+    duration_secs: f64,
+    /// Seconds of uncounted warm-up before each measured scenario.
+    #[arg(long, default_value_t = 1.0)]
+    warmup_secs: f64,
+    /// Simulated BBB servers.
+    #[arg(long, default_value_t = 4)]
+    servers: usize,
+    /// Meetings to have running before join, getMeetings and memory are measured.
+    #[arg(long, default_value_t = 10_000)]
+    meetings: usize,
+    /// Admin URL of the PostgreSQL server; a fresh database is created on it
+    /// with `psql` and dropped afterwards.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres: String,
+    /// Also run every Switchboard scenario on SQLite.
+    #[arg(long)]
+    sqlite: bool,
+    /// Where to write the report.
+    #[arg(long, value_name = "FILE", default_value = "docs/benchmarks.md")]
+    output: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Run(args) = Cli::parse().command;
+    run(args).await
+}
+
+/// The workspace's git commit, and whether it had uncommitted changes.
+fn source_revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(commit) => match git(&["status", "--porcelain"]) {
+            Some(changes) if !changes.is_empty() => {
+                format!("commit {commit} with uncommitted changes")
+            }
+            _ => format!("commit {commit}"),
+        },
+        None => "unknown commit".to_owned(),
+    }
+}
+
+/// Measures join against the baseline server, started for this and stopped
+/// after; `when` labels the progress line.
+async fn measure_baseline(
+    args: &RunArgs,
+    machine: &Machine,
+    warmup: Duration,
+    duration: Duration,
+    when: &str,
+) -> anyhow::Result<Summary> {
+    let secret = target::random_hex(20);
+    let server = Baseline::start(secret.clone(), machine.cpus)?;
+    let summary = Load::timed(server.addr, args.connections, duration, Expect::Redirect)
+        .warmed(warmup)
+        .run(Arc::new(move |seq| {
+            bbb::join("bench-meeting", seq, &secret)
+        }))
+        .await;
+    tokio::task::spawn_blocking(move || server.stop()).await?;
+    eprintln!(
+        "[baseline {when}] join: {:.0} ok/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        summary.rate, summary.p50_ms, summary.p99_ms, summary.errors
+    );
+    Ok(summary)
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.connections == 0 || args.get_meetings_connections == 0 || args.servers == 0 {
+        bail!("--connections, --get-meetings-connections and --servers must be at least 1");
+    }
+    if !(args.duration_secs > 0.0 && args.duration_secs <= 60.0) {
+        bail!("--duration-secs must be above 0 and at most 60");
+    }
+    if !(0.0..=10.0).contains(&args.warmup_secs) {
+        bail!("--warmup-secs must be between 0 and 10");
+    }
+    let binary = match args.switchboard.clone() {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the load tool's executable has no folder")?
+            .join("switchboard"),
+    };
+    if !binary.is_file() {
+        bail!(
+            "no switchboard binary at {} (build it with `cargo build --release -p switchboard-api`, or pass --switchboard)",
+            binary.display()
+        );
+    }
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let machine = Machine::detect();
+    let duration = Duration::from_secs_f64(args.duration_secs);
+    let warmup = Duration::from_secs_f64(args.warmup_secs);
+
+    let baseline_before = measure_baseline(&args, &machine, warmup, duration, "before").await?;
+
+    let config = PassConfig {
+        binary: binary.clone(),
+        connections: args.connections,
+        get_meetings_connections: args.get_meetings_connections,
+        duration,
+        warmup,
+        servers: args.servers,
+        meetings: args.meetings,
+    };
+    let mut choices = vec![DatabaseChoice::Postgres(args.postgres.clone())];
+    if args.sqlite {
+        choices.push(DatabaseChoice::Sqlite);
+    }
+    let mut passes = Vec::new();
+    for choice in &choices {
+        passes.push(bench::run_pass(&config, choice).await?);
+    }
+
+    let baseline_after = measure_baseline(&args, &machine, warmup, duration, "after").await?;
+
+    let report = Report {
+        date,
+        profile: format!(
+            "{}; load tool {}, switchboard `{}`",
+            source_revision(),
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            binary.display()
+        ),
+        machine,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        servers: args.servers,
+        meetings: args.meetings,
+        duration_secs: args.duration_secs,
+        warmup_secs: args.warmup_secs,
+        baselines: vec![
+            ("before".to_owned(), baseline_before),
+            ("after".to_owned(), baseline_after),
+        ],
+        passes,
+    };
+    println!("{}", report.console());
+    if let Some(folder) = args.output.parent()
+        && !folder.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(folder)?;
+    }
+    std::fs::write(&args.output, report.markdown())
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    println!("wrote {}", args.output.display());
+    Ok(())
+}

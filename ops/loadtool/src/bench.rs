@@ -1,0 +1,268 @@
+//! One pass against Switchboard on one database: start everything, measure
+//! create, top up to the wanted number of meetings, measure join and
+//! getMeetings, read the memory figures, tear everything down.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bbb_simulator::{Simulator, SimulatorConfig};
+use rand::Rng;
+
+use crate::bbb;
+use crate::load::{self, Expect, Load, MakeRequest};
+use crate::stats::Summary;
+use crate::target::{Database, Memory, Switchboard, random_hex};
+
+/// Longest a top-up round may take.
+const TOP_UP_LIMIT: Duration = Duration::from_secs(90);
+
+/// Top-up rounds before giving up on reaching the wanted number of meetings.
+const TOP_UP_ROUNDS: usize = 3;
+
+/// Which database a pass runs on.
+#[derive(Debug, Clone)]
+pub enum DatabaseChoice {
+    /// A fresh database on the PostgreSQL server of this admin URL.
+    Postgres(String),
+    /// A fresh SQLite file.
+    Sqlite,
+}
+
+/// Settings shared by every pass.
+#[derive(Debug, Clone)]
+pub struct PassConfig {
+    /// The `switchboard` binary.
+    pub binary: PathBuf,
+    /// Connections for create and join.
+    pub connections: usize,
+    /// Connections for getMeetings.
+    pub get_meetings_connections: usize,
+    /// Length of each measured scenario.
+    pub duration: Duration,
+    /// Uncounted warm-up before each measured scenario.
+    pub warmup: Duration,
+    /// Number of simulated BBB servers.
+    pub servers: usize,
+    /// Meetings to have running before join, getMeetings and memory are measured.
+    pub meetings: usize,
+}
+
+/// What one pass measured.
+#[derive(Debug, Clone)]
+pub struct PassResult {
+    /// `PostgreSQL` or `SQLite`.
+    pub database: &'static str,
+    /// The timed create phase.
+    pub create: Summary,
+    /// The rounds of untimed creates made to reach the wanted number of
+    /// meetings (none when the timed phase made enough).
+    pub top_up: Vec<Summary>,
+    /// Meetings running on the simulated servers after the top-up.
+    pub meetings: usize,
+    /// The join phase.
+    pub join: Summary,
+    /// The getMeetings phase.
+    pub get_meetings: Summary,
+    /// Meetings listed by one getMeetings answer after the phase.
+    pub listed: usize,
+    /// Memory once the meetings were created.
+    pub memory_loaded: Memory,
+    /// Memory at the end of the pass.
+    pub memory_end: Memory,
+}
+
+/// Runs one pass; whatever happens, the child process, the simulators, the
+/// database and the data folder are cleaned up.
+pub async fn run_pass(config: &PassConfig, choice: &DatabaseChoice) -> anyhow::Result<PassResult> {
+    let data_dir = std::env::temp_dir().join(format!("switchboard-bench-{}", random_hex(4)));
+    std::fs::create_dir_all(&data_dir)?;
+    let database = match choice {
+        DatabaseChoice::Postgres(admin_url) => Database::postgres(admin_url).await?,
+        DatabaseChoice::Sqlite => Database::sqlite(&data_dir),
+    };
+    let label = database.label;
+    let secret = random_hex(20);
+    let backend_secret = random_hex(20);
+    let mut simulators = Vec::new();
+    let result = async {
+        for _ in 0..config.servers {
+            simulators.push(
+                Simulator::start(SimulatorConfig {
+                    secret: backend_secret.clone(),
+                    ..SimulatorConfig::default()
+                })
+                .await?,
+            );
+        }
+        let switchboard =
+            Switchboard::start(&config.binary, &database, &data_dir, &secret, &simulators).await?;
+        eprintln!(
+            "[{label}] switchboard pid {} at http://{} with {} simulated servers",
+            switchboard.pid, switchboard.addr, config.servers
+        );
+        let measured = measure(config, label, &switchboard, &simulators, &secret).await;
+        if measured.is_err() {
+            eprintln!("[{label}] switchboard log:\n{}", switchboard.log_tail());
+        }
+        switchboard.stop().await;
+        measured
+    }
+    .await;
+    for simulator in &simulators {
+        simulator.shutdown().await;
+    }
+    if let Err(err) = database.drop_created().await {
+        eprintln!("[{label}] could not drop the benchmark database: {err:#}");
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result
+}
+
+/// The measured scenarios of one pass.
+async fn measure(
+    config: &PassConfig,
+    label: &'static str,
+    switchboard: &Switchboard,
+    simulators: &[Simulator],
+    secret: &str,
+) -> anyhow::Result<PassResult> {
+    let addr = switchboard.addr;
+    let running = || {
+        simulators
+            .iter()
+            .map(Simulator::meeting_count)
+            .sum::<usize>()
+    };
+    let run_id = random_hex(3);
+
+    let create = Load::timed(addr, config.connections, config.duration, Expect::Success)
+        .warmed(config.warmup)
+        .run(creates(format!("bench-{run_id}"), secret))
+        .await;
+    eprintln!("[{label}] create: {}", one_line(&create));
+
+    let mut top_up = Vec::new();
+    for round in 0..TOP_UP_ROUNDS {
+        let missing = config.meetings.saturating_sub(running());
+        if missing == 0 {
+            break;
+        }
+        let load = Load {
+            limit: missing as u64,
+            ..Load::timed(addr, config.connections, TOP_UP_LIMIT, Expect::Success)
+        };
+        let made = load
+            .run(creates(format!("bench-{run_id}-top{round}"), secret))
+            .await;
+        eprintln!("[{label}] top-up of {missing}: {}", one_line(&made));
+        top_up.push(made);
+    }
+    let meetings = running();
+    let memory_loaded = switchboard.memory()?;
+    eprintln!("[{label}] {meetings} meetings running; {memory_loaded:?}");
+
+    let ids: Arc<Vec<String>> =
+        Arc::new(simulators.iter().flat_map(Simulator::meeting_ids).collect());
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "no meeting was created, nothing to join (create errors: {:?})",
+        create.error_samples
+    );
+    let join_secret = secret.to_owned();
+    let joins: MakeRequest = Arc::new(move |seq| {
+        let meeting = &ids[rand::rng().random_range(0..ids.len())];
+        bbb::join(meeting, seq, &join_secret)
+    });
+    let join = Load::timed(addr, config.connections, config.duration, Expect::Redirect)
+        .warmed(config.warmup)
+        .run(joins)
+        .await;
+    eprintln!("[{label}] join: {}", one_line(&join));
+
+    let path = bbb::get_meetings(secret);
+    let listing = Arc::new(path.clone());
+    let get_meetings = Load::timed(
+        addr,
+        config.get_meetings_connections,
+        config.duration,
+        Expect::Success,
+    )
+    .warmed(config.warmup)
+    .run(Arc::new(move |_| listing.as_ref().clone()))
+    .await;
+    eprintln!("[{label}] getMeetings: {}", one_line(&get_meetings));
+    let listed = match load::get(addr, &path).await {
+        Ok((_, body)) => count(&body, b"<meeting>"),
+        Err(err) => {
+            eprintln!("[{label}] getMeetings count failed: {err:#}");
+            0
+        }
+    };
+    let memory_end = switchboard.memory()?;
+    eprintln!("[{label}] getMeetings lists {listed} meetings; {memory_end:?}");
+
+    Ok(PassResult {
+        database: label,
+        create,
+        top_up,
+        meetings,
+        join,
+        get_meetings,
+        listed,
+        memory_loaded,
+        memory_end,
+    })
+}
+
+/// Creates of new meetings `{prefix}-{seq}`.
+fn creates(prefix: String, secret: &str) -> MakeRequest {
+    let secret = secret.to_owned();
+    Arc::new(move |seq| bbb::create(&format!("{prefix}-{seq}"), &secret))
+}
+
+/// A progress line.
+fn one_line(summary: &Summary) -> String {
+    format!(
+        "{:.0} ok/s, p50 {:.2} ms, p99 {:.2} ms, {} ok, {} errors{}",
+        summary.rate,
+        summary.p50_ms,
+        summary.p99_ms,
+        summary.ok,
+        summary.errors,
+        summary
+            .error_samples
+            .first()
+            .map(|sample| format!(" (e.g. {sample})"))
+            .unwrap_or_default()
+    )
+}
+
+/// Non-overlapping occurrences of `needle` in `haystack`.
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    let mut found = 0;
+    let mut at = 0;
+    while at + needle.len() <= haystack.len() {
+        if &haystack[at..at + needle.len()] == needle {
+            found += 1;
+            at += needle.len();
+        } else {
+            at += 1;
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_elements() {
+        assert_eq!(
+            count(b"<meeting>a</meeting><meeting>b</meeting>", b"<meeting>"),
+            2
+        );
+        assert_eq!(count(b"<meetings/>", b"<meeting>"), 0);
+    }
+}

@@ -1,0 +1,497 @@
+//! The figures of a run as a console table and as `docs/benchmarks.md`, with
+//! the issue's targets judged PASS or MISS.
+
+use std::fmt::Write as _;
+
+use crate::bench::PassResult;
+use crate::stats::Summary;
+use crate::target::kib_to_mb;
+
+/// Join throughput Switchboard must reach, as a share of the baseline's.
+const JOIN_SHARE: f64 = 0.60;
+/// Join p99 latency limit, milliseconds.
+const JOIN_P99_MS: f64 = 5.0;
+/// Connections the join targets are stated for.
+const TARGET_CONNECTIONS: usize = 32;
+/// Creates per second on PostgreSQL.
+const CREATES_PER_SEC: f64 = 1000.0;
+/// Peak resident memory limit, MB (10^6 bytes).
+const RSS_MB: f64 = 100.0;
+/// Running meetings the memory target is stated for.
+const RSS_MEETINGS: usize = 10_000;
+
+/// The machine the run happened on.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Logical CPUs available.
+    pub cpus: usize,
+    /// CPU model name from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// Total memory from `/proc/meminfo`, GiB.
+    pub memory_gib: f64,
+    /// Kernel release.
+    pub kernel: String,
+    /// The 1, 5 and 15 minute load averages when the run started: other work
+    /// on the machine skews the figures.
+    pub load_average: String,
+}
+
+impl Machine {
+    /// Reads the machine's description from `/proc`.
+    pub fn detect() -> Machine {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let meminfo = read("/proc/meminfo");
+        let field = |text: &str, key: &str| {
+            text.lines()
+                .find(|line| line.starts_with(key))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, value)| value.trim().to_owned())
+        };
+        let memory_kib: f64 = field(&meminfo, "MemTotal")
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown CPU".to_owned()),
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            load_average: read("/proc/loadavg")
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+/// Everything a report shows.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// When the run started (UTC).
+    pub date: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Build profiles of the load tool and the switchboard binary.
+    pub profile: String,
+    /// The command line of the run.
+    pub command: String,
+    /// Simulated BBB servers per pass.
+    pub servers: usize,
+    /// Meetings wanted before join, getMeetings and memory are measured.
+    pub meetings: usize,
+    /// Seconds per measured scenario.
+    pub duration_secs: f64,
+    /// Seconds of uncounted warm-up before each measured scenario.
+    pub warmup_secs: f64,
+    /// The baseline join, measured before and after the passes, with labels.
+    pub baselines: Vec<(String, Summary)>,
+    /// One pass per database, PostgreSQL first.
+    pub passes: Vec<PassResult>,
+}
+
+/// One target of the issue and how the run did.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// What is wanted.
+    pub goal: String,
+    /// What was measured.
+    pub measured: String,
+    /// Whether it was met.
+    pub pass: bool,
+}
+
+impl Report {
+    /// The PostgreSQL pass, which the targets are judged on.
+    fn postgres(&self) -> Option<&PassResult> {
+        self.passes
+            .iter()
+            .find(|pass| pass.database == "PostgreSQL")
+    }
+
+    /// The faster baseline run's requests/s: the comparison is the harder one.
+    fn baseline_rate(&self) -> f64 {
+        self.baselines
+            .iter()
+            .map(|(_, summary)| summary.rate)
+            .fold(0.0, f64::max)
+    }
+
+    /// Switchboard's join rate as a share of the baseline's.
+    fn join_share(&self, pass: &PassResult) -> f64 {
+        let baseline = self.baseline_rate();
+        if baseline > 0.0 {
+            pass.join.rate / baseline
+        } else {
+            0.0
+        }
+    }
+
+    /// The issue's targets, judged on the PostgreSQL pass.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let Some(pg) = self.postgres() else {
+            return Vec::new();
+        };
+        let at = |connections: usize| {
+            if connections == TARGET_CONNECTIONS {
+                String::new()
+            } else {
+                format!(" (measured at {connections} connections)")
+            }
+        };
+        let share = self.join_share(pg);
+        vec![
+            Verdict {
+                goal: format!(
+                    "join ≥ {:.0}% of the baseline's requests/s at {TARGET_CONNECTIONS} connections",
+                    JOIN_SHARE * 100.0
+                ),
+                measured: format!(
+                    "{:.0}% ({:.0} / {:.0} req/s, the faster baseline run){}",
+                    share * 100.0,
+                    pg.join.rate,
+                    self.baseline_rate(),
+                    at(pg.join.connections)
+                ),
+                pass: share >= JOIN_SHARE,
+            },
+            Verdict {
+                goal: format!("join p99 < {JOIN_P99_MS} ms at {TARGET_CONNECTIONS} connections"),
+                measured: format!("{:.2} ms{}", pg.join.p99_ms, at(pg.join.connections)),
+                pass: pg.join.p99_ms < JOIN_P99_MS,
+            },
+            Verdict {
+                goal: format!("≥ {CREATES_PER_SEC:.0} creates/s on PostgreSQL"),
+                measured: format!("{:.0} creates/s", pg.create.rate),
+                pass: pg.create.rate >= CREATES_PER_SEC,
+            },
+            Verdict {
+                goal: format!(
+                    "RSS < {RSS_MB:.0} MB with {RSS_MEETINGS} running meetings (peak once created)"
+                ),
+                measured: format!(
+                    "{:.1} MB (VmHWM after creating {} meetings)",
+                    kib_to_mb(pg.memory_loaded.hwm_kib),
+                    pg.meetings
+                ),
+                pass: kib_to_mb(pg.memory_loaded.hwm_kib) < RSS_MB && pg.meetings >= RSS_MEETINGS,
+            },
+            Verdict {
+                goal: format!(
+                    "RSS < {RSS_MB:.0} MB with {RSS_MEETINGS} running meetings (peak over the \
+                     whole run, getMeetings included)"
+                ),
+                measured: format!(
+                    "{:.1} MB (VmHWM at the end, after getMeetings at {} connections)",
+                    kib_to_mb(pg.memory_end.hwm_kib),
+                    pg.get_meetings.connections
+                ),
+                pass: kib_to_mb(pg.memory_end.hwm_kib) < RSS_MB && pg.meetings >= RSS_MEETINGS,
+            },
+        ]
+    }
+
+    /// The console table.
+    pub fn console(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<28} {:>5} {:>10} {:>8} {:>8} {:>8} {:>7}",
+            "scenario", "conns", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
+        );
+        let mut row = |name: String, summary: &Summary| {
+            let _ = writeln!(
+                out,
+                "{:<28} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7}",
+                name,
+                summary.connections,
+                summary.rate,
+                summary.p50_ms,
+                summary.p99_ms,
+                summary.max_ms,
+                summary.errors
+            );
+        };
+        for (when, summary) in &self.baselines {
+            row(format!("join, baseline {when}"), summary);
+        }
+        for pass in &self.passes {
+            row(format!("create, {}", pass.database), &pass.create);
+            row(format!("join, {}", pass.database), &pass.join);
+            row(
+                format!("getMeetings, {}", pass.database),
+                &pass.get_meetings,
+            );
+        }
+        for pass in &self.passes {
+            let _ = writeln!(
+                out,
+                "{}: {} meetings, join {:.0}% of baseline, RSS {:.1} MB after loading, peak {:.1} MB",
+                pass.database,
+                pass.meetings,
+                self.join_share(pass) * 100.0,
+                kib_to_mb(pass.memory_loaded.rss_kib),
+                kib_to_mb(pass.memory_end.hwm_kib)
+            );
+        }
+        for verdict in self.verdicts() {
+            let _ = writeln!(
+                out,
+                "{} {}: {}",
+                if verdict.pass { "PASS" } else { "MISS" },
+                verdict.goal,
+                verdict.measured
+            );
+        }
+        out
+    }
+
+    /// `docs/benchmarks.md`.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        self.write_header(&mut out);
+        self.write_targets(&mut out);
+        self.write_join(&mut out);
+        self.write_create(&mut out);
+        self.write_get_meetings(&mut out);
+        self.write_memory(&mut out);
+        self.write_errors(&mut out);
+        out
+    }
+
+    fn write_header(&self, out: &mut String) {
+        let machine = &self.machine;
+        let _ = writeln!(out, "# Benchmarks\n");
+        let _ = writeln!(
+            out,
+            "Written by `switchboard-loadtool run` from the figures of that run; do not edit by \
+             hand, run the tool again (see `ops/loadtool/README.md`).\n"
+        );
+        let _ = writeln!(out, "- Date: {}", self.date);
+        let _ = writeln!(
+            out,
+            "- Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}; load average {} at the start",
+            machine.cpus,
+            machine.cpu_model,
+            machine.memory_gib,
+            machine.kernel,
+            machine.load_average
+        );
+        let _ = writeln!(out, "- Build: {}", self.profile);
+        let _ = writeln!(out, "- Command: `{}`", self.command);
+        let _ = writeln!(
+            out,
+            "- Setup: {} simulated BBB servers (`bbb_simulator`, in the load tool's process); \
+             `switchboard serve --no-workers` as a child process on a fresh database; \
+             closed-loop HTTP/1.1 keep-alive clients, one request in flight per connection, \
+             {} s per scenario after {} s of uncounted warm-up (failures during the warm-up \
+             are counted as errors); creates go on (untimed) until {} meetings run before join, \
+             getMeetings and memory are measured. Load generator, simulators and Switchboard \
+             share the same {} CPUs, and other work on the machine is not controlled: compare \
+             with the baseline of the same run rather than across runs.",
+            self.servers, self.duration_secs, self.warmup_secs, self.meetings, machine.cpus
+        );
+        let _ = writeln!(
+            out,
+            "- req/s counts answers as expected (302 for join, SUCCESS for create and \
+             getMeetings); latencies cover every answer, from sending the request to reading the \
+             whole body.\n"
+        );
+    }
+
+    fn write_targets(&self, out: &mut String) {
+        let _ = writeln!(out, "## Targets\n");
+        let _ = writeln!(out, "| target | measured (PostgreSQL) | result |");
+        let _ = writeln!(out, "|---|---|---|");
+        for verdict in self.verdicts() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                verdict.goal,
+                verdict.measured,
+                if verdict.pass { "PASS" } else { "MISS" }
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    fn write_join(&self, out: &mut String) {
+        let _ = writeln!(out, "## Join\n");
+        let _ = writeln!(
+            out,
+            "A viewer's join to a random running meeting, answered with a 302 (not followed). \
+             The baseline is a minimal hyper server on its own runtime that verifies the sha1 \
+             checksum and answers 302, measured before and after Switchboard; the ratio is to \
+             the faster of the two.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| server | connections | req/s | p50 ms | p99 ms | max ms | errors | ratio to baseline |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        let best = self.baseline_rate();
+        for (when, summary) in &self.baselines {
+            let _ = writeln!(
+                out,
+                "{} {:.0}% |",
+                table_row(&format!("baseline (hyper), {when}"), summary),
+                if best > 0.0 {
+                    summary.rate / best * 100.0
+                } else {
+                    0.0
+                }
+            );
+        }
+        for pass in &self.passes {
+            let _ = writeln!(
+                out,
+                "{} {:.0}% |",
+                table_row(&format!("Switchboard, {}", pass.database), &pass.join),
+                self.join_share(pass) * 100.0
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    fn write_create(&self, out: &mut String) {
+        let _ = writeln!(out, "## Create\n");
+        let _ = writeln!(
+            out,
+            "Creates of new, unique meetings; each is placed on a simulated server and recorded \
+             in the database.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| database | connections | creates/s | p50 ms | p99 ms | max ms | errors |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        for pass in &self.passes {
+            let _ = writeln!(out, "{}", table_row(pass.database, &pass.create));
+        }
+        let _ = writeln!(out);
+        for pass in &self.passes {
+            let made: u64 = pass.top_up.iter().map(|round| round.ok).sum();
+            let errors: u64 = pass.top_up.iter().map(|round| round.errors).sum();
+            let seconds: f64 = pass.top_up.iter().map(|r| r.elapsed.as_secs_f64()).sum();
+            if pass.top_up.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "- {}: the timed phase left {} meetings running.",
+                    pass.database, pass.meetings
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "- {}: topped up untimed with {made} more creates ({:.0}/s, {errors} errors) \
+                     to {} running meetings.",
+                    pass.database,
+                    made as f64 / seconds.max(f64::EPSILON),
+                    pass.meetings
+                );
+            }
+        }
+        let _ = writeln!(out);
+    }
+
+    fn write_get_meetings(&self, out: &mut String) {
+        let _ = writeln!(out, "## getMeetings\n");
+        let _ = writeln!(
+            out,
+            "With the meetings above running on {} servers. Today getMeetings asks every server \
+             live and merges the answers (a later issue serves it from a projection).\n",
+            self.servers
+        );
+        let _ = writeln!(
+            out,
+            "| database | connections | req/s | p50 ms | p99 ms | max ms | errors | meetings listed |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for pass in &self.passes {
+            let _ = writeln!(
+                out,
+                "{} {} of {} |",
+                table_row(pass.database, &pass.get_meetings),
+                pass.listed,
+                pass.meetings
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    fn write_memory(&self, out: &mut String) {
+        let _ = writeln!(out, "## Memory of the switchboard process\n");
+        let _ = writeln!(
+            out,
+            "From `/proc/PID/status`: VmRSS (resident now) and VmHWM (peak resident), MB of 10^6 \
+             bytes.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| database | running meetings | VmRSS after creating | VmHWM after creating | VmRSS at end | VmHWM at end |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for pass in &self.passes {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                pass.database,
+                pass.meetings,
+                kib_to_mb(pass.memory_loaded.rss_kib),
+                kib_to_mb(pass.memory_loaded.hwm_kib),
+                kib_to_mb(pass.memory_end.rss_kib),
+                kib_to_mb(pass.memory_end.hwm_kib)
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    fn write_errors(&self, out: &mut String) {
+        let mut scenarios: Vec<(String, &Summary)> = self
+            .baselines
+            .iter()
+            .map(|(when, summary)| (format!("join, baseline {when}"), summary))
+            .collect();
+        for pass in &self.passes {
+            scenarios.push((format!("create, {}", pass.database), &pass.create));
+            for (round, summary) in pass.top_up.iter().enumerate() {
+                scenarios.push((
+                    format!("create top-up {}, {}", round + 1, pass.database),
+                    summary,
+                ));
+            }
+            scenarios.push((format!("join, {}", pass.database), &pass.join));
+            scenarios.push((
+                format!("getMeetings, {}", pass.database),
+                &pass.get_meetings,
+            ));
+        }
+        let failing: Vec<_> = scenarios
+            .iter()
+            .filter(|(_, summary)| summary.errors > 0)
+            .collect();
+        let _ = writeln!(out, "## Errors\n");
+        if failing.is_empty() {
+            let _ = writeln!(out, "None.");
+            return;
+        }
+        for (name, summary) in failing {
+            let _ = writeln!(out, "- {name}: {} errors, for example:", summary.errors);
+            for sample in &summary.error_samples {
+                let _ = writeln!(out, "  - `{}`", sample.replace('`', "'"));
+            }
+        }
+    }
+}
+
+/// `| name | connections | rate | p50 | p99 | max | errors |`
+fn table_row(name: &str, summary: &Summary) -> String {
+    format!(
+        "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        summary.connections,
+        summary.rate,
+        summary.p50_ms,
+        summary.p99_ms,
+        summary.max_ms,
+        summary.errors
+    )
+}
