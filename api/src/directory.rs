@@ -49,8 +49,8 @@ impl LoadBook {
 #[derive(Debug)]
 pub struct Directory {
     store: Store,
-    servers: RwLock<Arc<HashMap<ServerId, ServerRecord>>>,
-    meetings: RwLock<HashMap<String, MeetingRecord>>,
+    servers: RwLock<Arc<HashMap<ServerId, Arc<ServerRecord>>>>,
+    meetings: RwLock<HashMap<String, Arc<MeetingRecord>>>,
     load: Mutex<LoadBook>,
     seen_position: AtomicI64,
     weights: LoadWeights,
@@ -66,7 +66,7 @@ fn cache_key(tenant: &TenantId, meeting_id: &MeetingId) -> String {
 pub struct Reservation<'a> {
     directory: &'a Directory,
     /// The chosen server.
-    pub server: ServerRecord,
+    pub server: Arc<ServerRecord>,
 }
 
 impl Reservation<'_> {
@@ -113,12 +113,12 @@ impl Directory {
         if position == seen {
             return Ok(false);
         }
-        let servers: HashMap<ServerId, ServerRecord> = self
+        let servers: HashMap<ServerId, Arc<ServerRecord>> = self
             .store
             .servers()
             .await?
             .into_iter()
-            .map(|server| (server.id, server))
+            .map(|server| (server.id, Arc::new(server)))
             .collect();
         let counts = self.store.running_meetings_per_server().await?;
         let changed = if seen < 0 {
@@ -153,12 +153,12 @@ impl Directory {
     }
 
     /// One server.
-    pub fn server(&self, id: ServerId) -> Option<ServerRecord> {
+    pub fn server(&self, id: ServerId) -> Option<Arc<ServerRecord>> {
         self.servers.read().expect("servers lock").get(&id).cloned()
     }
 
     /// Every server.
-    pub fn servers(&self) -> Arc<HashMap<ServerId, ServerRecord>> {
+    pub fn servers(&self) -> Arc<HashMap<ServerId, Arc<ServerRecord>>> {
         self.servers.read().expect("servers lock").clone()
     }
 
@@ -167,20 +167,24 @@ impl Directory {
         &self,
         tenant: &TenantId,
         meeting_id: &MeetingId,
-    ) -> Result<Option<MeetingRecord>, StoreError> {
+    ) -> Result<Option<Arc<MeetingRecord>>, StoreError> {
         let key = cache_key(tenant, meeting_id);
         if let Some(record) = self.meetings.read().expect("meetings lock").get(&key) {
             return Ok(Some(record.clone()));
         }
-        let record = self.store.meeting(tenant, meeting_id).await?;
+        let record = self.store.meeting(tenant, meeting_id).await?.map(Arc::new);
         if let Some(record) = &record {
-            self.remember(record.clone());
+            self.remember_shared(record.clone());
         }
         Ok(record)
     }
 
     /// Caches a meeting as this process just recorded it.
     pub fn remember(&self, record: MeetingRecord) {
+        self.remember_shared(Arc::new(record));
+    }
+
+    fn remember_shared(&self, record: Arc<MeetingRecord>) {
         let mut meetings = self.meetings.write().expect("meetings lock");
         if meetings.len() >= MEETING_CACHE_LIMIT {
             meetings.clear();

@@ -11,8 +11,8 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use poem::http::{Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, handler};
-use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server::ServerState;
@@ -145,10 +145,34 @@ pub fn bbb_call_label(call: &str) -> &'static str {
         .unwrap_or("other")
 }
 
+/// Registered handles of the BBB request metrics, by call and outcome, so
+/// the hot path neither builds label sets nor asks the registry again.
+type BbbHandles = HashMap<(&'static str, &'static str), (metrics::Counter, metrics::Histogram)>;
+
+static BBB_HANDLES: OnceLock<RwLock<BbbHandles>> = OnceLock::new();
+
 /// Counts one BBB API request and records its duration.
 pub fn record_bbb_request(call: &'static str, outcome: &'static str, elapsed: Duration) {
-    counter!(BBB_REQUESTS, "call" => call, "outcome" => outcome).increment(1);
-    histogram!(BBB_REQUEST_DURATION, "call" => call).record(elapsed.as_secs_f64());
+    let handles = BBB_HANDLES.get_or_init(Default::default);
+    let cached = handles
+        .read()
+        .ok()
+        .and_then(|map| map.get(&(call, outcome)).cloned());
+    let (requests, duration) = match cached {
+        Some(pair) => pair,
+        None => {
+            let pair = (
+                counter!(BBB_REQUESTS, "call" => call, "outcome" => outcome),
+                histogram!(BBB_REQUEST_DURATION, "call" => call),
+            );
+            if let Ok(mut map) = handles.write() {
+                map.insert((call, outcome), pair.clone());
+            }
+            pair
+        }
+    };
+    requests.increment(1);
+    duration.record(elapsed.as_secs_f64());
 }
 
 /// Middleware counting admin API requests and timing them:

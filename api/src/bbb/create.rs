@@ -96,7 +96,7 @@ pub async fn create(
                 _ => {} // disabled or removed: place it anew
             }
         }
-        match call.place(existing.as_ref()).await? {
+        match call.place(existing.as_deref()).await? {
             Round::Done(response) => return Ok(response),
             Round::Raced => continue,
         }

@@ -5,6 +5,7 @@ use super::error::BbbError;
 use super::request::{ApiRequest, XmlBody};
 use crate::app::AppState;
 use bytes::Bytes;
+use std::sync::Arc;
 use poem::Response;
 use switchboard_domain::ids::MeetingId;
 use switchboard_domain::server::ServerState;
@@ -111,7 +112,7 @@ pub fn store_failure(err: StoreError) -> BbbError {
 pub async fn running_meeting(
     state: &AppState,
     meeting_id: &MeetingId,
-) -> Result<Option<MeetingRecord>, BbbError> {
+) -> Result<Option<Arc<MeetingRecord>>, BbbError> {
     let record = state
         .directory
         .meeting(&state.tenant, meeting_id)
@@ -122,7 +123,7 @@ pub async fn running_meeting(
 
 /// Whether a server may serve its existing meetings (joins, end, info):
 /// known, online and not disabled. Cordoned servers still serve them.
-pub fn serving(server: &ServerRecord) -> bool {
+pub fn serving(server: &Arc<ServerRecord>) -> bool {
     server.online && server.state != ServerState::Disabled
 }
 
@@ -130,7 +131,7 @@ pub fn serving(server: &ServerRecord) -> bool {
 pub async fn meeting_and_server(
     state: &AppState,
     request: &ApiRequest,
-) -> Result<(MeetingRecord, ServerRecord), BbbError> {
+) -> Result<(Arc<MeetingRecord>, Arc<ServerRecord>), BbbError> {
     let meeting_id = meeting_param(request)?;
     let record = running_meeting(state, &meeting_id)
         .await?

@@ -106,15 +106,15 @@ async fn handle(
         max_bytes: max,
     };
     let request = verify_request(raw, verifier)?;
-    let metadata = EventMetadata {
+    let metadata = || EventMetadata {
         actor: format!("bbb-api:{}", state.tenant),
         request_id: Some(request_id(req)),
         tenant: Some(state.tenant.to_string()),
     };
     match call {
-        "create" => create::create(state, &request, &metadata).await,
+        "create" => create::create(state, &request, &metadata()).await,
         "join" => join::join(state, &request).await,
-        "end" => meeting_calls::end(state, &request, &metadata).await,
+        "end" => meeting_calls::end(state, &request, &metadata()).await,
         "isMeetingRunning" => meeting_calls::is_meeting_running(state, &request).await,
         "getMeetingInfo" => meeting_calls::get_meeting_info(state, &request).await,
         "sendChatMessage" => meeting_calls::send_chat_message(state, &request).await,
