@@ -81,28 +81,47 @@ impl ChecksumAlgorithm {
 
 /// Removes the checksum parameter from a raw query the way BBB does and returns
 /// the rest together with the checksum value (if there was one).
+///
+/// BBB removes the first occurrence of `&checksum=V`, else of `checksum=V&`,
+/// else of `checksum=V`, where `V` is the value of the first `checksum`
+/// parameter. Pairs are separated by `&`, so `&checksum=V` can only occur
+/// earlier than that parameter's own place if it were an earlier checksum
+/// parameter; the text search is therefore needed only when the checksum is
+/// the very first parameter.
 pub fn split_checksum(raw_query: &str) -> (String, Option<&str>) {
-    let Some(value) = find_checksum_value(raw_query) else {
+    const KEY: &str = "checksum=";
+    let mut start = 0;
+    let mut found = None;
+    for piece in raw_query.split('&') {
+        if piece.starts_with(KEY) {
+            found = Some((start, start + piece.len()));
+            break;
+        }
+        start += piece.len() + 1;
+    }
+    let Some((start, end)) = found else {
         return (raw_query.to_owned(), None);
     };
-    let candidates = [
-        format!("&checksum={value}"),
-        format!("checksum={value}&"),
-        format!("checksum={value}"),
-    ];
-    for needle in &candidates {
-        if raw_query.contains(needle.as_str()) {
-            return (raw_query.replacen(needle.as_str(), "", 1), Some(value));
-        }
+    let value = &raw_query[start + KEY.len()..end];
+    let cut = |from: usize, to: usize| {
+        let mut rest = String::with_capacity(raw_query.len() - (to - from));
+        rest.push_str(&raw_query[..from]);
+        rest.push_str(&raw_query[to..]);
+        rest
+    };
+    if start > 0 {
+        return (cut(start - 1, end), Some(value));
     }
-    (raw_query.to_owned(), Some(value))
-}
-
-/// The raw value of the first `checksum` parameter of a query.
-fn find_checksum_value(raw_query: &str) -> Option<&str> {
-    raw_query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("checksum="))
+    let later = format!("&{KEY}{value}");
+    if let Some(at) = raw_query[end..].find(&later) {
+        let at = end + at;
+        return (cut(at, at + later.len()), Some(value));
+    }
+    if raw_query.as_bytes().get(end) == Some(&b'&') {
+        (cut(0, end + 1), Some(value))
+    } else {
+        (cut(0, end), Some(value))
+    }
 }
 
 /// Computes the hex checksum of `call + query + secret`.
@@ -127,7 +146,7 @@ pub fn verify(
     if !allowed.contains(&algorithm) {
         return false;
     }
-    let Ok(given) = hex::decode(checksum.to_ascii_lowercase()) else {
+    let Ok(given) = hex::decode(checksum) else {
         return false;
     };
     let mut matched = subtle::Choice::from(0u8);
@@ -173,6 +192,23 @@ mod tests {
         assert_eq!(split_checksum("checksum=ff"), (String::new(), Some("ff")));
         assert_eq!(split_checksum("&checksum=ff"), (String::new(), Some("ff")));
         assert_eq!(split_checksum("a=1"), ("a=1".to_owned(), None));
+        assert_eq!(
+            split_checksum("a=1&checksum=ff"),
+            ("a=1".to_owned(), Some("ff"))
+        );
+        assert_eq!(
+            split_checksum("xchecksum=1&b=2"),
+            ("xchecksum=1&b=2".to_owned(), None)
+        );
+    }
+
+    #[test]
+    fn a_leading_checksum_follows_bbb_text_replacement_exactly() {
+        // BBB first replaces "&checksum=ab", which here occurs later on.
+        assert_eq!(
+            split_checksum("checksum=ab&x=1&checksum=abc"),
+            ("checksum=ab&x=1c".to_owned(), Some("ab"))
+        );
     }
 
     #[test]

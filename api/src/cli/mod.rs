@@ -466,6 +466,35 @@ fn init_tracing(settings: &Settings) {
     };
 }
 
+/// Stops gracefully on SIGINT (Ctrl-C) or SIGTERM (systemd, containers).
+fn stop_on_signal(stop: Option<tokio::sync::oneshot::Sender<()>>) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut terminate) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("stopping");
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+    });
+}
+
 async fn worker(settings: Settings, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8091)));
     let store = app::open_store(&settings).await?;
@@ -475,13 +504,7 @@ async fn worker(settings: Settings, listen: Option<SocketAddr>) -> anyhow::Resul
         "Switchboard worker is polling servers; health and metrics at http://{}/health",
         running.addr
     );
-    let stop = running.take_stop();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        if let Some(stop) = stop {
-            let _ = stop.send(());
-        }
-    });
+    stop_on_signal(running.take_stop());
     running.wait().await
 }
 
@@ -511,13 +534,7 @@ async fn serve(
     } else if secrets.generated.is_none() {
         tracing::info!("using the configured or stored BBB API secret");
     }
-    let stop = running.take_stop();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        if let Some(stop) = stop {
-            let _ = stop.send(());
-        }
-    });
+    stop_on_signal(running.take_stop());
     running.wait().await?;
     if let Some(pool) = pool {
         for simulator in pool {

@@ -970,3 +970,20 @@ async fn worker_polls_servers_and_serves_health_only() {
     );
     assert!(events.contains("worker:health"), "{events}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _banner) = start_demo(dir.path()).await;
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("serve stops within 10 s of SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+}
