@@ -371,7 +371,7 @@ mod tests {
         gauge!(EVENT_LOG_POSITION).set(7.0);
         metrics::counter!(
             switchboard_workers::health::METRIC_JOBS,
-            "job" => "health_poll",
+            "task" => "health_poll",
             "outcome" => "success"
         )
         .increment(1);

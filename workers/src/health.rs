@@ -216,11 +216,11 @@ impl HealthPoller {
     pub async fn poll_once(&mut self) -> anyhow::Result<CycleReport> {
         let started = Instant::now();
         let result = self.cycle().await;
-        metrics::counter!(METRIC_CYCLES, "job" => JOB).increment(1);
-        metrics::histogram!(METRIC_CYCLE_DURATION, "job" => JOB)
+        metrics::counter!(METRIC_CYCLES, "task" => JOB).increment(1);
+        metrics::histogram!(METRIC_CYCLE_DURATION, "task" => JOB)
             .record(started.elapsed().as_secs_f64());
         if result.is_err() {
-            metrics::counter!(METRIC_FAILURES, "job" => JOB).increment(1);
+            metrics::counter!(METRIC_FAILURES, "task" => JOB).increment(1);
         }
         result
     }
@@ -244,7 +244,7 @@ impl HealthPoller {
                 } else {
                     "failure"
                 };
-                metrics::counter!(METRIC_JOBS, "job" => JOB, "outcome" => outcome).increment(1);
+                metrics::counter!(METRIC_JOBS, "task" => JOB, "outcome" => outcome).increment(1);
                 (server, observed)
             })
             .buffer_unordered(self.config.concurrency.max(1))

@@ -142,9 +142,9 @@ async fn server_gauges_and_health_poll_jobs_appear() {
         assert!(sample(&after, series).is_some(), "{series}:\n{after}");
     }
     for series in [
-        r#"switchboard_worker_jobs_total{job="health_poll",outcome="success"}"#,
-        r#"switchboard_worker_cycles_total{job="health_poll"}"#,
-        r#"switchboard_worker_cycle_duration_seconds_count{job="health_poll"}"#,
+        r#"switchboard_worker_jobs_total{task="health_poll",outcome="success"}"#,
+        r#"switchboard_worker_cycles_total{task="health_poll"}"#,
+        r#"switchboard_worker_cycle_duration_seconds_count{task="health_poll"}"#,
     ] {
         assert!(increased(&before, &after, series), "{series}:\n{after}");
     }
