@@ -2,11 +2,13 @@
 //! decide, append with the expected version, and on a concurrent change decide
 //! again against the fresh state (a conflict is retried, never lost).
 
+use crate::reads::MeetingRecord;
 use crate::store::{Store, StoreError};
 use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId, meeting_stream};
-use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingError, MeetingEvent};
+use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingError, MeetingEvent};
+use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::server::{Server, ServerCommand, ServerError, ServerEvent, ServerState};
 use switchboard_domain::token::{Token, TokenCommand, TokenError, TokenEvent, token_stream};
 use thiserror::Error;
@@ -93,6 +95,23 @@ impl Store {
             }
         }
         unreachable!("the last attempt never retries")
+    }
+
+    /// Records the end of the run a record names (a newer run of the same
+    /// meetingID is left alone), now.
+    pub async fn end_run(
+        &self,
+        record: &MeetingRecord,
+        reason: EndReason,
+        metadata: &EventMetadata,
+    ) -> Result<Executed<MeetingEvent>, CommandError<MeetingError>> {
+        let command = MeetingCommand::RecordEnded {
+            reason,
+            at_ms: SystemClock.now_ms(),
+            only_run: Some(record.run.internal_id.clone()),
+        };
+        self.execute_meeting(&record.tenant, &record.meeting_id, &command, metadata)
+            .await
     }
 
     /// Runs a token command; returns the events it recorded.

@@ -342,13 +342,8 @@ impl HealthPoller {
             .iter()
             .filter(|m| m.running && m.run.server_id == server)
         {
-            let command = MeetingCommand::RecordEnded {
-                reason: EndReason::ServerOffline,
-                at_ms: SystemClock.now_ms(),
-                only_run: Some(meeting.run.internal_id.clone()),
-            };
             self.store
-                .execute_meeting(&meeting.tenant, &meeting.meeting_id, &command, &metadata)
+                .end_run(meeting, EndReason::ServerOffline, &metadata)
                 .await?;
             tracing::warn!(server = %server, meeting = %meeting.meeting_id, "forgot a meeting of an offline server");
             report.forgotten.push(meeting.meeting_id.to_string());
@@ -368,13 +363,8 @@ impl HealthPoller {
         let metadata = EventMetadata::actor("worker:reconcile");
         let plan = plan(server.id, recorded, listed, listed_since_ms);
         for meeting in plan.ended {
-            let command = MeetingCommand::RecordEnded {
-                reason: EndReason::GoneFromServer,
-                at_ms: SystemClock.now_ms(),
-                only_run: Some(meeting.run.internal_id.clone()),
-            };
             self.store
-                .execute_meeting(&meeting.tenant, &meeting.meeting_id, &command, &metadata)
+                .end_run(&meeting, EndReason::GoneFromServer, &metadata)
                 .await?;
             tracing::info!(server = %server.id, meeting = %meeting.meeting_id, "meeting ended on its server");
             report.ended.push(meeting.meeting_id.to_string());

@@ -12,9 +12,8 @@ use switchboard_domain::checksum::ChecksumAlgorithm;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::load::{LoadWeights, ServerLoad};
-use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingError};
+use switchboard_domain::meeting::{EndReason, Meeting, MeetingError};
 use switchboard_domain::params::Params;
-use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::server::{
     Server, ServerChanges, ServerCommand, ServerError, ServerSettings,
 };
@@ -450,14 +449,7 @@ impl AdminService {
         reason: EndReason,
         metadata: &EventMetadata,
     ) -> Result<(), Failure> {
-        let command = MeetingCommand::RecordEnded {
-            reason,
-            at_ms: SystemClock.now_ms(),
-            only_run: Some(meeting.run.internal_id.clone()),
-        };
-        self.store
-            .execute_meeting(&meeting.tenant, &meeting.meeting_id, &command, metadata)
-            .await?;
+        self.store.end_run(meeting, reason, metadata).await?;
         if let Some(directory) = &self.directory {
             directory.forget(&meeting.tenant, &meeting.meeting_id);
         }

@@ -10,8 +10,7 @@ use super::xml::{XmlWriter, xml_response};
 use crate::app::AppState;
 use poem::Response;
 use switchboard_domain::events::EventMetadata;
-use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingEvent};
-use switchboard_domain::ports::{Clock, SystemClock};
+use switchboard_domain::meeting::{EndReason, MeetingEvent};
 use switchboard_store::MeetingRecord;
 
 /// Forwards the call unchanged to the meeting's server and relays the answer.
@@ -119,14 +118,9 @@ async fn record_ended(
     reason: EndReason,
     metadata: &EventMetadata,
 ) -> Result<(), BbbError> {
-    let command = MeetingCommand::RecordEnded {
-        reason,
-        at_ms: SystemClock.now_ms(),
-        only_run: Some(record.run.internal_id.clone()),
-    };
     let executed = state
         .store
-        .execute_meeting(&record.tenant, &record.meeting_id, &command, metadata)
+        .end_run(record, reason, metadata)
         .await
         .map_err(|err| match err {
             switchboard_store::CommandError::Store(err) => store_failure(err),
