@@ -42,6 +42,8 @@ pub struct AppState {
     pub observed: ObservedLoads,
     /// The admin operations.
     pub admin: AdminService,
+    /// getMeetings' shared merge (single flight).
+    pub merged_meetings: crate::bbb::get_meetings::MergedMeetings,
 }
 
 /// The secrets in force, and the secret generated now if there was none.
@@ -142,6 +144,7 @@ impl AppState {
             tenant: TenantId::default_tenant(),
             observed,
             admin,
+            merged_meetings: Default::default(),
         }))
     }
 

@@ -1,6 +1,11 @@
 //! getMeetings: every serving server is asked at once, each with its own
 //! timeout; the `<meeting>` elements of those that answer are merged. A slow or
 //! dead server costs at most its timeout and never fails the answer.
+//!
+//! Requests that arrive while a merge is under way wait for the next one and
+//! share it (single flight): the answer is never older than the request, and
+//! with many callers the servers are asked once per merge, not once per
+//! caller, which also bounds the memory held for their answers.
 
 use super::error::BbbError;
 use super::forward::{self, serving};
@@ -8,10 +13,52 @@ use super::xml::{XmlWriter, xml_response};
 use crate::app::AppState;
 use bytes::Bytes;
 use poem::Response;
+use std::sync::Arc;
+use std::time::Instant;
 use switchboard_workers::bbb_xml::read_meetings;
+
+/// The last merged list and when its merge started.
+#[derive(Debug, Default)]
+pub struct MergedMeetings {
+    last: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Bytes>>)>>,
+}
 
 /// Handles `getMeetings`.
 pub async fn get_meetings(state: &AppState) -> Result<Response, BbbError> {
+    let arrived = Instant::now();
+    let mut last = state.merged_meetings.last.lock().await;
+    let chunks = match last.as_ref() {
+        Some((started, chunks)) if *started >= arrived => chunks.clone(),
+        _ => {
+            let started = Instant::now();
+            let chunks = Arc::new(merge(state).await);
+            *last = Some((started, chunks.clone()));
+            chunks
+        }
+    };
+    drop(last);
+    if chunks.is_empty() {
+        let mut xml = XmlWriter::response("SUCCESS");
+        xml.raw("<meetings/>")
+            .text_element("messageKey", "noMeetings")
+            .text_element("message", "no meetings were found on this server");
+        return Ok(xml_response(xml.finish()));
+    }
+    let head = Bytes::from_static(b"<response><returncode>SUCCESS</returncode><meetings>");
+    let tail = Bytes::from_static(b"</meetings></response>");
+    let meetings: Vec<Bytes> = chunks.iter().cloned().collect();
+    let parts = std::iter::once(head)
+        .chain(meetings)
+        .chain(std::iter::once(tail))
+        .map(Ok::<_, std::io::Error>);
+    Ok(xml_response(poem::Body::from_bytes_stream(
+        futures::stream::iter(parts),
+    )))
+}
+
+/// Asks every serving server and returns its `<meeting>` elements, as slices
+/// of the bodies the servers sent (no copies).
+async fn merge(state: &AppState) -> Vec<Bytes> {
     let servers = state.directory.servers();
     let timeout = state.settings.get_meetings_timeout();
     let asks = servers
@@ -55,20 +102,5 @@ pub async fn get_meetings(state: &AppState) -> Result<Response, BbbError> {
             Err(err) => tracing::warn!(error = %err, "getMeetings: unreadable answer"),
         }
     }
-    if chunks.is_empty() {
-        let mut xml = XmlWriter::response("SUCCESS");
-        xml.raw("<meetings/>")
-            .text_element("messageKey", "noMeetings")
-            .text_element("message", "no meetings were found on this server");
-        return Ok(xml_response(xml.finish()));
-    }
-    let head = Bytes::from_static(b"<response><returncode>SUCCESS</returncode><meetings>");
-    let tail = Bytes::from_static(b"</meetings></response>");
-    let parts = std::iter::once(head)
-        .chain(chunks)
-        .chain(std::iter::once(tail))
-        .map(Ok::<_, std::io::Error>);
-    Ok(xml_response(poem::Body::from_bytes_stream(
-        futures::stream::iter(parts),
-    )))
+    chunks
 }

@@ -4,7 +4,7 @@
 mod create;
 pub mod error;
 mod forward;
-mod get_meetings;
+pub mod get_meetings;
 mod join;
 mod meeting_calls;
 pub mod request;

@@ -900,3 +900,27 @@ async fn meetings_of_an_offline_server_follow_the_policy() {
         harness.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_get_meetings_share_one_ask_per_server() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    harness.create("shared-1").await.assert_success();
+    harness.sims[0].set_latency(Duration::from_millis(200));
+    let before = harness.sims[0].request_count("getMeetings");
+    let calls = (0..6).map(|_| {
+        let harness = &harness;
+        async move { harness.get("getMeetings", "").await }
+    });
+    for reply in futures::future::join_all(calls).await {
+        reply.assert_success();
+        assert_eq!(reply.body.matches("<meeting>").count(), 1);
+    }
+    let asked = harness.sims[0].request_count("getMeetings") - before;
+    assert!(asked <= 2, "six callers, {asked} asks");
+    // Never older than the request: a meeting created just before is listed.
+    harness.sims[0].set_latency(Duration::ZERO);
+    harness.create("shared-2").await.assert_success();
+    let reply = harness.get("getMeetings", "").await;
+    assert_eq!(reply.body.matches("<meeting>").count(), 2);
+    harness.stop().await;
+}
