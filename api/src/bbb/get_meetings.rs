@@ -30,6 +30,8 @@ pub async fn get_meetings(state: &AppState) -> Result<Response, BbbError> {
     let chunks = match last.as_ref() {
         Some((started, chunks)) if *started >= arrived => chunks.clone(),
         _ => {
+            // Let the previous answer go before asking for the next one.
+            *last = None;
             let started = Instant::now();
             let chunks = Arc::new(merge(state).await);
             *last = Some((started, chunks.clone()));
