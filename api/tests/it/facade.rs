@@ -487,30 +487,25 @@ async fn bad_input_gets_bbb_errors_never_a_500() {
     })
     .await;
     harness.create("room-b").await.assert_success();
-    harness
-        .get("join", "meetingID=room-b&fullName=%zz&role=VIEWER")
-        .await
-        .assert_failed("validationError");
-    harness
-        .get("join", "meetingID=room-b&meetingID=x&fullName=A")
-        .await
-        .assert_failed("validationError");
-    harness
-        .get("create", "name=x&meetingID=a,b")
-        .await
-        .assert_failed("validationError");
-    harness
-        .get("create", "meetingID=nameless")
-        .await
-        .assert_failed("missingParamName");
-    harness
-        .get("end", "")
-        .await
-        .assert_failed("missingParamMeetingID");
-    harness
-        .get("getRecordingsX", "")
-        .await
-        .assert_failed("unsupportedRequest");
+    let cases = [
+        (
+            "join",
+            "meetingID=room-b&fullName=%zz&role=VIEWER",
+            "validationError",
+        ),
+        (
+            "join",
+            "meetingID=room-b&meetingID=x&fullName=A",
+            "validationError",
+        ),
+        ("create", "name=x&meetingID=a,b", "validationError"),
+        ("create", "meetingID=nameless", "missingParamName"),
+        ("end", "", "missingParamMeetingID"),
+        ("getRecordingsX", "", "unsupportedRequest"),
+    ];
+    for (call, query, key) in cases {
+        harness.get(call, query).await.assert_failed(key);
+    }
     let long = format!("meetingID={}", "a".repeat(40 * 1024));
     harness
         .get("isMeetingRunning", &long)
