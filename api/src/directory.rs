@@ -21,6 +21,11 @@ const MEETING_CACHE_LIMIT: usize = 200_000;
 /// that commit out of position order (PostgreSQL sequences) are not missed.
 const POSITION_OVERLAP: i64 = 256;
 
+/// The view reloads at least this often even when the last position did not
+/// move: an append that committed below a position already seen (PostgreSQL
+/// sequences commit out of order) is picked up by then.
+const FULL_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Running meeting counts: the database's snapshot plus what this process did
 /// since, plus creates in flight.
 #[derive(Debug, Default)]
@@ -55,6 +60,9 @@ pub struct Directory {
     seen_position: AtomicI64,
     weights: LoadWeights,
     observed: ObservedLoads,
+    /// Serialises refreshes (a slower one must not install an older view);
+    /// holds when the last reload happened.
+    refreshing: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 fn cache_key(tenant: &TenantId, meeting_id: &MeetingId) -> String {
@@ -101,6 +109,7 @@ impl Directory {
             seen_position: AtomicI64::new(-1),
             weights,
             observed,
+            refreshing: tokio::sync::Mutex::new(None),
         });
         directory.refresh().await?;
         Ok(directory)
@@ -108,19 +117,21 @@ impl Directory {
 
     /// Reloads what changed since the last look; true when anything did.
     pub async fn refresh(&self) -> Result<bool, StoreError> {
-        let position = self.store.last_position().await?;
+        let mut last_reload = self.refreshing.lock().await;
         let seen = self.seen_position.load(Ordering::Acquire);
-        if position == seen {
+        let recent = last_reload.is_some_and(|at| at.elapsed() < FULL_RELOAD_EVERY);
+        if recent && self.store.last_position().await? == seen {
             return Ok(false);
         }
-        let servers: HashMap<ServerId, Arc<ServerRecord>> = self
-            .store
-            .servers()
-            .await?
+        *last_reload = Some(std::time::Instant::now());
+        let snapshot = self.store.routing_snapshot().await?;
+        let position = snapshot.position;
+        let servers: HashMap<ServerId, Arc<ServerRecord>> = snapshot
+            .servers
             .into_iter()
             .map(|server| (server.id, Arc::new(server)))
             .collect();
-        let counts = self.store.running_meetings_per_server().await?;
+        let counts = snapshot.running;
         let changed = if seen < 0 {
             Vec::new()
         } else {
@@ -231,7 +242,7 @@ impl Directory {
         let observed = self.observed.get(server.id);
         let load = ServerLoad {
             polled: observed.map(|o| o.load).unwrap_or(0.0),
-            polled_meetings: observed.map(|o| o.meetings).unwrap_or(0),
+            polled_meetings: observed.map(|o| o.known_meetings).unwrap_or(0),
             meetings: book.meetings(server.id),
         };
         self.weights.load(load, server.settings.load_multiplier)

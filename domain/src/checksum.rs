@@ -82,12 +82,10 @@ impl ChecksumAlgorithm {
 /// Removes the checksum parameter from a raw query the way BBB does and returns
 /// the rest together with the checksum value (if there was one).
 ///
-/// BBB removes the first occurrence of `&checksum=V`, else of `checksum=V&`,
-/// else of `checksum=V`, where `V` is the value of the first `checksum`
-/// parameter. Pairs are separated by `&`, so `&checksum=V` can only occur
-/// earlier than that parameter's own place if it were an earlier checksum
-/// parameter; the text search is therefore needed only when the checksum is
-/// the very first parameter.
+/// BBB takes `V`, the value of the first `checksum` parameter, then replaces
+/// every `&checksum=V`, then every `checksum=V&`, then every `checksum=V`
+/// (Java's `String.replace`). When `checksum=` occurs only once, that is
+/// cutting out the one parameter, which is what nearly every request needs.
 pub fn split_checksum(raw_query: &str) -> (String, Option<&str>) {
     const KEY: &str = "checksum=";
     let mut start = 0;
@@ -103,25 +101,25 @@ pub fn split_checksum(raw_query: &str) -> (String, Option<&str>) {
         return (raw_query.to_owned(), None);
     };
     let value = &raw_query[start + KEY.len()..end];
-    let cut = |from: usize, to: usize| {
-        let mut rest = String::with_capacity(raw_query.len() - (to - from));
-        rest.push_str(&raw_query[..from]);
-        rest.push_str(&raw_query[to..]);
-        rest
-    };
-    if start > 0 {
-        return (cut(start - 1, end), Some(value));
+    let elsewhere = raw_query[..start].contains(KEY) || raw_query[end..].contains(KEY);
+    if elsewhere {
+        let rest = raw_query
+            .replace(&format!("&{KEY}{value}"), "")
+            .replace(&format!("{KEY}{value}&"), "")
+            .replace(&format!("{KEY}{value}"), "");
+        return (rest, Some(value));
     }
-    let later = format!("&{KEY}{value}");
-    if let Some(at) = raw_query[end..].find(&later) {
-        let at = end + at;
-        return (cut(at, at + later.len()), Some(value));
-    }
-    if raw_query.as_bytes().get(end) == Some(&b'&') {
-        (cut(0, end + 1), Some(value))
+    let (from, to) = if start > 0 {
+        (start - 1, end)
+    } else if raw_query.as_bytes().get(end) == Some(&b'&') {
+        (0, end + 1)
     } else {
-        (cut(0, end), Some(value))
-    }
+        (0, end)
+    };
+    let mut rest = String::with_capacity(raw_query.len() - (to - from));
+    rest.push_str(&raw_query[..from]);
+    rest.push_str(&raw_query[to..]);
+    (rest, Some(value))
 }
 
 /// Computes the hex checksum of `call + query + secret`.
@@ -203,11 +201,15 @@ mod tests {
     }
 
     #[test]
-    fn a_leading_checksum_follows_bbb_text_replacement_exactly() {
-        // BBB first replaces "&checksum=ab", which here occurs later on.
+    fn repeated_checksums_follow_java_replace_all() {
+        // "&checksum=ab" everywhere, then "checksum=ab&", then "checksum=ab".
         assert_eq!(
             split_checksum("checksum=ab&x=1&checksum=abc"),
-            ("checksum=ab&x=1c".to_owned(), Some("ab"))
+            ("x=1c".to_owned(), Some("ab"))
+        );
+        assert_eq!(
+            split_checksum("a=1&checksum=ff&b=2&checksum=ff"),
+            ("a=1&b=2".to_owned(), Some("ff"))
         );
     }
 

@@ -63,7 +63,7 @@ pub struct MeetingSample {
 pub struct ServerLoad {
     /// Weighted load of the meetings the last poll saw.
     pub polled: f64,
-    /// Meetings the last poll saw.
+    /// Of the meetings the last poll saw, those Switchboard records there.
     pub polled_meetings: u64,
     /// Meetings Switchboard records as running there, plus creates in flight.
     pub meetings: u64,

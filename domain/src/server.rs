@@ -208,6 +208,11 @@ pub enum ServerError {
     /// Empty tag.
     #[error("a tag must not be empty; leave it out for an untagged server")]
     EmptyTag,
+    /// A tag `meta_server-tag` could never select.
+    #[error(
+        "invalid tag `{0}`: no surrounding blanks, no `;` and no trailing `!` (those have a meaning in meta_server-tag)"
+    )]
+    InvalidTag(String),
 }
 
 /// Checks settings an operator gave, normalising the URL to end with `/`.
@@ -256,6 +261,8 @@ fn validate_multiplier(value: f64) -> Result<(), ServerError> {
 fn validate_tag(tag: &str) -> Result<(), ServerError> {
     if tag.trim().is_empty() {
         Err(ServerError::EmptyTag)
+    } else if tag.trim() != tag || tag.contains(';') || tag.ends_with('!') {
+        Err(ServerError::InvalidTag(tag.to_owned()))
     } else {
         Ok(())
     }
@@ -507,6 +514,21 @@ mod tests {
                 enabled: false,
             });
             assert_eq!(result, Err(expected));
+        }
+    }
+
+    #[test]
+    fn tags_must_be_selectable_by_meta_server_tag() {
+        for tag in ["gpu ", "a;b", "x!"] {
+            let result = Server::default().decide(&ServerCommand::Add {
+                id: ServerId::new(),
+                settings: ServerSettings {
+                    tag: Some(tag.into()),
+                    ..settings()
+                },
+                enabled: false,
+            });
+            assert_eq!(result, Err(ServerError::InvalidTag(tag.into())));
         }
     }
 

@@ -12,5 +12,5 @@ mod store;
 pub mod test_support;
 
 pub use commands::{CommandError, Executed};
-pub use reads::{MeetingRecord, ServerRecord, TokenRecord};
+pub use reads::{MeetingRecord, RoutingSnapshot, ServerRecord, TokenRecord};
 pub use store::{AppendOutcome, EventFilter, Store, StoreError, StoredEvent};

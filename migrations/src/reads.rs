@@ -2,7 +2,10 @@
 
 use crate::entities::{meeting, server, token};
 use crate::store::{Store, StoreError};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    AccessMode, ColumnTrait, ConnectionTrait, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
 use std::collections::HashMap;
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::{Meeting, MeetingRun};
@@ -128,11 +131,32 @@ impl Store {
 
     /// Every server of the pool, oldest first.
     pub async fn servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
-        let rows = server::Entity::find()
-            .order_by_asc(server::Column::Id)
-            .all(&self.db)
-            .await?;
-        Ok(rows.into_iter().filter_map(server_record).collect())
+        servers_on(&self.db).await
+    }
+
+    /// The log position, the servers and the running meetings per server,
+    /// read in one consistent snapshot (one repeatable-read transaction), so
+    /// the counts belong to that position.
+    pub async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError> {
+        let txn = if self.is_postgres() {
+            self.db
+                .begin_with_config(
+                    Some(IsolationLevel::RepeatableRead),
+                    Some(AccessMode::ReadOnly),
+                )
+                .await?
+        } else {
+            self.db.begin().await?
+        };
+        let position = crate::store::last_position_on(&txn).await?;
+        let servers = servers_on(&txn).await?;
+        let running = running_per_server_on(&txn).await?;
+        txn.commit().await?;
+        Ok(RoutingSnapshot {
+            position,
+            servers,
+            running,
+        })
     }
 
     /// One server.
@@ -176,18 +200,43 @@ impl Store {
 
     /// Running meetings per server.
     pub async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, StoreError> {
-        let rows: Vec<(String, i64)> = meeting::Entity::find()
-            .select_only()
-            .column(meeting::Column::ServerId)
-            .column_as(meeting::Column::MeetingId.count(), "count")
-            .filter(meeting::Column::Running.eq(true))
-            .group_by(meeting::Column::ServerId)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, count)| Some((id.parse().ok()?, count.max(0) as u64)))
-            .collect())
+        running_per_server_on(&self.db).await
     }
+}
+
+/// What routing needs from the database, as of one position.
+#[derive(Debug, Clone)]
+pub struct RoutingSnapshot {
+    /// The log position the rest belongs to.
+    pub position: i64,
+    /// Every server.
+    pub servers: Vec<ServerRecord>,
+    /// Running meetings per server.
+    pub running: HashMap<ServerId, u64>,
+}
+
+async fn servers_on<C: ConnectionTrait>(db: &C) -> Result<Vec<ServerRecord>, StoreError> {
+    let rows = server::Entity::find()
+        .order_by_asc(server::Column::Id)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().filter_map(server_record).collect())
+}
+
+async fn running_per_server_on<C: ConnectionTrait>(
+    db: &C,
+) -> Result<HashMap<ServerId, u64>, StoreError> {
+    let rows: Vec<(String, i64)> = meeting::Entity::find()
+        .select_only()
+        .column(meeting::Column::ServerId)
+        .column_as(meeting::Column::MeetingId.count(), "count")
+        .filter(meeting::Column::Running.eq(true))
+        .group_by(meeting::Column::ServerId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, count)| Some((id.parse().ok()?, count.max(0) as u64)))
+        .collect())
 }

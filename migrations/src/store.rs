@@ -200,13 +200,7 @@ impl Store {
 
     /// The highest position in the log (0 when empty).
     pub async fn last_position(&self) -> Result<i64, StoreError> {
-        let last = event::Entity::find()
-            .select_only()
-            .column_as(event::Column::Position.max(), "max")
-            .into_tuple::<Option<i64>>()
-            .one(&self.db)
-            .await?;
-        Ok(last.flatten().unwrap_or(0))
+        last_position_on(&self.db).await
     }
 
     /// Number of events in the log.
@@ -360,6 +354,19 @@ impl Store {
             .await?;
         Ok(self.setting(key).await?.unwrap_or_else(|| value.to_owned()))
     }
+}
+
+/// The highest position in the log as `db` sees it.
+pub(crate) async fn last_position_on<C: sea_orm::ConnectionTrait>(
+    db: &C,
+) -> Result<i64, StoreError> {
+    let last = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Position.max(), "max")
+        .into_tuple::<Option<i64>>()
+        .one(db)
+        .await?;
+    Ok(last.flatten().unwrap_or(0))
 }
 
 /// Reads a log row into a domain event.

@@ -116,6 +116,9 @@ pub struct Observed {
     pub largest_meeting: u64,
     /// Weighted load of its meetings (before the server's multiplier).
     pub load: f64,
+    /// Of its meetings, those Switchboard records as running there: the
+    /// others (created directly, strays) load it but are not Switchboard's.
+    pub known_meetings: u64,
 }
 
 /// Observed loads shared with the placement code.
@@ -173,6 +176,8 @@ pub struct HealthPoller {
     streaks: HashMap<ServerId, Streak>,
     /// Offline servers: since when, and whether their meetings were forgotten.
     offline: HashMap<ServerId, (Instant, bool)>,
+    /// Unknown meetings already warned about (internal ids).
+    reported_unknown: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl HealthPoller {
@@ -190,6 +195,7 @@ impl HealthPoller {
             loads,
             streaks: HashMap::new(),
             offline: HashMap::new(),
+            reported_unknown: Default::default(),
         }
     }
 
@@ -262,7 +268,10 @@ impl HealthPoller {
                     .await?;
             }
             let streak = self.streaks.entry(server.id).or_default();
-            let command = match probed.map(|(observed, _)| observed) {
+            let command = match probed.map(|(observed, listed)| Observed {
+                known_meetings: known_on(server.id, &recorded, &listed),
+                ..observed
+            }) {
                 Some(observed) => {
                     report.healthy += 1;
                     self.loads.set(server.id, observed);
@@ -370,7 +379,22 @@ impl HealthPoller {
             report.ended.push(meeting.meeting_id.to_string());
         }
         for stranger in plan.unknown {
-            tracing::warn!(server = %server.id, meeting = %stranger.meeting_id, "meeting runs on a server but is unknown to Switchboard");
+            // Warn once per meeting, not on every cycle it keeps running.
+            let first_time = self
+                .reported_unknown
+                .lock()
+                .map(|mut seen| {
+                    if seen.len() >= 100_000 {
+                        seen.clear();
+                    }
+                    seen.insert(stranger.internal_id.clone())
+                })
+                .unwrap_or(true);
+            if first_time {
+                tracing::warn!(server = %server.id, meeting = %stranger.meeting_id, "meeting runs on a server but is unknown to Switchboard");
+            } else {
+                tracing::debug!(server = %server.id, meeting = %stranger.meeting_id, "unknown meeting still running");
+            }
             report.unknown.push(stranger.meeting_id.clone());
             if self.config.adopt_unknown {
                 self.adopt(server.id, &stranger, &metadata).await?;
@@ -420,6 +444,16 @@ impl HealthPoller {
             .await?;
         Ok(())
     }
+}
+
+/// How many of the meetings a server listed Switchboard records as its own there.
+fn known_on(server: ServerId, recorded: &[MeetingRecord], listed: &[ListedMeeting]) -> u64 {
+    let listed: std::collections::HashSet<&str> =
+        listed.iter().map(|m| m.internal_id.as_str()).collect();
+    recorded
+        .iter()
+        .filter(|m| m.run.server_id == server && listed.contains(m.run.internal_id.as_str()))
+        .count() as u64
 }
 
 /// What a successful poll of one server gave: its load and its meetings.
@@ -475,6 +509,7 @@ async fn probe(
                 })
             })
             .sum(),
+        known_meetings: 0,
     };
     Some((observed, listed))
 }

@@ -94,6 +94,17 @@ impl From<CommandError<MeetingError>> for Failure {
     }
 }
 
+/// What a server said to an `end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EndOutcome {
+    /// It ended the meeting.
+    Ended,
+    /// It no longer had the meeting.
+    Gone,
+    /// It failed; why.
+    Failed(String),
+}
+
 /// Who is calling: the actor recorded in events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -390,7 +401,9 @@ impl AdminService {
         let mut ended = 0;
         let mut forgotten = Vec::new();
         for meeting in meetings {
-            if options.end_meetings.unwrap_or(false) && self.send_end(&record, &meeting).await {
+            if options.end_meetings.unwrap_or(false)
+                && self.send_end(&record, &meeting).await == EndOutcome::Ended
+            {
                 ended += 1;
             }
             self.forget(&meeting, EndReason::ServerPanic, &metadata)
@@ -414,6 +427,15 @@ impl AdminService {
     ) -> Result<(), Failure> {
         let server_id = parse_server_id(id)?;
         self.record(server_id).await?;
+        let metadata = Self::metadata(principal);
+        if force {
+            // No create may place a meeting there between the look at its
+            // meetings and the removal.
+            self.store
+                .execute_server(server_id, &ServerCommand::Disable, &metadata)
+                .await?;
+            self.refresh_view().await;
+        }
         let meetings = self.meetings_on(server_id).await?;
         if !meetings.is_empty() && !force {
             return Err(Failure::Conflict(format!(
@@ -421,7 +443,6 @@ impl AdminService {
                 meetings.len()
             )));
         }
-        let metadata = Self::metadata(principal);
         for meeting in meetings {
             self.forget(&meeting, EndReason::GoneFromServer, &metadata)
                 .await?;
@@ -456,24 +477,52 @@ impl AdminService {
         Ok(())
     }
 
-    /// Sends `end` for a meeting to its server; true when it answered SUCCESS.
-    async fn send_end(&self, server: &ServerRecord, meeting: &MeetingRecord) -> bool {
-        let mut params = Params::default();
-        params.set("meetingID", meeting.meeting_id.as_str());
+    /// Sends `end` for a meeting to its server, with the moderator password
+    /// its getMeetingInfo gives (BBB before 3.0 wants it). The server's
+    /// answer: ended (SUCCESS), already gone (`notFound`) or failed.
+    async fn send_end(&self, server: &ServerRecord, meeting: &MeetingRecord) -> EndOutcome {
         let target = BackendTarget {
             url: &server.settings.url,
             secret: &server.settings.secret,
             algorithm: server.settings.checksum.unwrap_or(self.backend_checksum),
         };
+        let mut params = Params::default();
+        params.set("meetingID", meeting.meeting_id.as_str());
+        if let Ok(info) = self
+            .backend
+            .get(
+                target,
+                "getMeetingInfo",
+                &params.to_query(),
+                self.backend_timeout,
+            )
+            .await
+            && let Ok(summary) = read_response(&info.body)
+        {
+            if summary.message_key() == Some("notFound") {
+                return EndOutcome::Gone;
+            }
+            if let Some(password) = summary.field("moderatorPW") {
+                params.set("password", password);
+            }
+        }
         match self
             .backend
             .get(target, "end", &params.to_query(), self.backend_timeout)
             .await
         {
-            Ok(response) => read_response(&response.body).is_ok_and(|summary| summary.is_success()),
+            Ok(response) => match read_response(&response.body) {
+                Ok(summary) if summary.is_success() => EndOutcome::Ended,
+                Ok(summary) if summary.message_key() == Some("notFound") => EndOutcome::Gone,
+                Ok(summary) => EndOutcome::Failed(format!(
+                    "the server refused to end it: {}",
+                    summary.field("message").unwrap_or("no message")
+                )),
+                Err(err) => EndOutcome::Failed(format!("unreadable answer: {err}")),
+            },
             Err(err) => {
                 tracing::warn!(server = %server.id, error = %err, "admin: end call failed");
-                false
+                EndOutcome::Failed(err.to_string())
             }
         }
     }
@@ -537,10 +586,14 @@ impl AdminService {
                 "meeting `{meeting_id}` is not running"
             )));
         }
+        // Recorded as ended only once its server ended it or no longer has
+        // it (or the server left the pool).
         if let Some(server) = self.store.server(record.run.server_id).await?
-            && !self.send_end(&server, &record).await
+            && let EndOutcome::Failed(reason) = self.send_end(&server, &record).await
         {
-            tracing::warn!(meeting = %record.meeting_id, "admin end: the server did not confirm; recording the end anyway");
+            return Err(Failure::Upstream(format!(
+                "meeting `{meeting_id}` was not ended: {reason}; it is still recorded as running"
+            )));
         }
         let metadata = Self::metadata(principal);
         self.forget(&record, EndReason::Operator, &metadata).await?;

@@ -107,8 +107,10 @@ pub async fn create(
 }
 
 impl CreateCall<'_> {
-    /// Sends the create to the server the meeting runs on. `None` when that
-    /// server failed, so the meeting is placed anew.
+    /// Sends the create to the server the meeting runs on. `None` when the
+    /// meeting is to be placed anew: it had ended there and its server is
+    /// cordoned (draining servers take no new runs). A server that fails the
+    /// create is an error, never a reason to start a second copy elsewhere.
     async fn on_existing(
         &self,
         record: &MeetingRecord,
@@ -118,7 +120,7 @@ impl CreateCall<'_> {
             Ok(answer) => answer,
             Err(err) => {
                 tracing::warn!(server = %server.id, error = %err, "create on the meeting's server failed");
-                return Ok(None);
+                return Err(err.to_bbb());
             }
         };
         if !answer.summary.is_success() {
@@ -129,6 +131,10 @@ impl CreateCall<'_> {
             return Ok(Some(Round::Done(forward::relay(answer))));
         }
         // The meeting had ended on its server and started again there.
+        if server.state != ServerState::Enabled {
+            self.end_copy(server, &answer).await;
+            return Ok(None);
+        }
         Ok(Some(self.record(Some(record), run, answer, None).await?))
     }
 
@@ -233,8 +239,9 @@ impl CreateCall<'_> {
             .await
         {
             Ok(outcome) => {
-                if let Some(reservation) = reservation {
-                    reservation.confirm(outcome.position);
+                match reservation {
+                    Some(reservation) => reservation.confirm(outcome.position),
+                    None => state.directory.adjust(run.server_id, outcome.position, 1),
                 }
                 for event in &events {
                     if let MeetingEvent::MeetingEnded { .. } = event
@@ -281,15 +288,19 @@ impl CreateCall<'_> {
         if winner.is_some_and(|record| record.running && record.run.server_id == run.server_id) {
             return;
         }
-        let Some(server) = state.directory.server(run.server_id) else {
-            return;
-        };
+        if let Some(server) = state.directory.server(run.server_id) {
+            self.end_copy(&server, answer).await;
+        }
+    }
+
+    /// Ends the copy of the meeting a create answer describes on `server`.
+    async fn end_copy(&self, server: &ServerRecord, answer: &Answer) {
         let mut params = switchboard_domain::params::Params::default();
         params.set("meetingID", self.meeting_id.as_str());
         if let Some(password) = answer.summary.field("moderatorPW") {
             params.set("password", password);
         }
-        if let Err(err) = forward::call(state, &server, "end", &params.to_query(), None).await {
+        if let Err(err) = forward::call(self.state, server, "end", &params.to_query(), None).await {
             tracing::warn!(server = %server.id, error = %err, "could not end a stray meeting copy");
         }
     }

@@ -18,10 +18,12 @@ pub async fn join(state: &AppState, request: &ApiRequest) -> Result<Response, Bb
         ));
     }
     let (_, server) = meeting_and_server(state, request).await?;
+    // BBB reads `redirect` with Java's Boolean.parseBoolean: any value but
+    // `true` asks for the XML answer.
     let wants_xml = request
         .params
-        .get("redirect")
-        .is_some_and(|value| value.eq_ignore_ascii_case("false"));
+        .non_empty("redirect")
+        .is_some_and(|value| !value.eq_ignore_ascii_case("true"));
     if wants_xml {
         let answer = forward::call(state, &server, "join", &request.raw_query, None)
             .await

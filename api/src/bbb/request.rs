@@ -151,14 +151,16 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
     let (form_rest, verified) = match (form_text, query_checksum) {
         (None, Some(checksum)) => (None, check(&query_rest, checksum)),
         (None, None) => (None, false),
+        // A body-signed request may carry nothing unsigned in its URL.
         (Some(form), Some(checksum)) => (
             Some(form.to_owned()),
-            check(&query_rest, checksum) || check(form, checksum),
+            check(&query_rest, checksum) || (query_rest.is_empty() && check(form, checksum)),
         ),
         (Some(form), None) => {
             let (rest, body_checksum) = split_checksum(form);
-            let ok = body_checksum
-                .is_some_and(|checksum| check(&rest, checksum) || check(&query_rest, checksum));
+            let ok = body_checksum.is_some_and(|checksum| {
+                (query_rest.is_empty() && check(&rest, checksum)) || check(&query_rest, checksum)
+            });
             (Some(rest), ok)
         }
     };

@@ -7,4 +7,5 @@ mod js_client;
 mod metrics;
 mod openapi;
 mod python_client;
+mod review;
 mod support;

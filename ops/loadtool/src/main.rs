@@ -8,11 +8,17 @@
 //! memory of its process once the meetings run, then the baseline again (the
 //! machine's other load moves the figures; the faster baseline run is the
 //! one Switchboard is compared with).
+//!
+//! `switchboard-loadtool poll` runs one `switchboard worker` against many
+//! simulated servers and writes the polling figures (cycle time, CPU share,
+//! memory, event-log growth) to `docs/benchmarks-polling.md`.
 
 mod baseline;
 mod bbb;
 mod bench;
 mod load;
+mod poll;
+mod poll_report;
 mod report;
 mod stats;
 mod target;
@@ -27,6 +33,8 @@ use clap::{Parser, Subcommand};
 use crate::baseline::Baseline;
 use crate::bench::{DatabaseChoice, PassConfig};
 use crate::load::{Expect, Load};
+use crate::poll::PollConfig;
+use crate::poll_report::PollReport;
 use crate::report::{Machine, Report};
 use crate::stats::Summary;
 
@@ -44,7 +52,13 @@ struct Cli {
 enum Command {
     /// Run every scenario and write the report.
     Run(RunArgs),
+    /// Poll many simulated servers with one `switchboard worker` and write
+    /// the polling report.
+    Poll(PollArgs),
 }
+
+/// The PostgreSQL admin URL used when none is given.
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Settings of `run`.
 #[derive(Debug, clap::Args)]
@@ -75,7 +89,7 @@ struct RunArgs {
     #[arg(
         long,
         value_name = "URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        default_value = DEFAULT_POSTGRES
     )]
     postgres: String,
     /// Also run every Switchboard scenario on SQLite.
@@ -86,10 +100,98 @@ struct RunArgs {
     output: PathBuf,
 }
 
+/// Settings of `poll`.
+#[derive(Debug, clap::Args)]
+struct PollArgs {
+    /// The switchboard binary (default: `switchboard` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    switchboard: Option<PathBuf>,
+    /// Simulated BBB servers, all registered and enabled.
+    #[arg(long, default_value_t = 1000)]
+    servers: usize,
+    /// Meetings running on each simulated server, created on it directly
+    /// (unknown to Switchboard).
+    #[arg(long, default_value_t = 2)]
+    meetings_per_server: usize,
+    /// Seconds between health cycles (`[health] interval_secs`).
+    #[arg(long, default_value_t = 10.0)]
+    interval_secs: f64,
+    /// Timeout of one server's answer, milliseconds (`[health] timeout_ms`).
+    #[arg(long, default_value_t = 3000)]
+    timeout_ms: u64,
+    /// About how long the worker runs, seconds: the measurement covers the
+    /// whole intervals after its first cycle that come nearest (at least one).
+    #[arg(long, default_value_t = 60.0)]
+    duration_secs: f64,
+    /// Use a fresh database on this PostgreSQL server (admin URL; created
+    /// with `psql`, dropped afterwards) instead of a fresh SQLite file.
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_POSTGRES
+    )]
+    postgres: Option<String>,
+    /// Where to write the report.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "docs/benchmarks-polling.md"
+    )]
+    output: PathBuf,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Command::Run(args) = Cli::parse().command;
-    run(args).await
+    match Cli::parse().command {
+        Command::Run(args) => run(args).await,
+        Command::Poll(args) => poll(args).await,
+    }
+}
+
+/// The switchboard binary: the one given, else `switchboard` next to the
+/// load tool; it must exist.
+fn switchboard_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let binary = match given {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the load tool's executable has no folder")?
+            .join("switchboard"),
+    };
+    if !binary.is_file() {
+        bail!(
+            "no switchboard binary at {} (build it with `cargo build --release -p switchboard-api`, or pass --switchboard)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// Source revision and build profiles, for the reports.
+fn build_profile(binary: &std::path::Path) -> String {
+    format!(
+        "{}; load tool {}, switchboard `{}`",
+        source_revision(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        binary.display()
+    )
+}
+
+/// Writes a report, creating its folder.
+fn write_report(output: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    if let Some(folder) = output.parent()
+        && !folder.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(folder)?;
+    }
+    std::fs::write(output, text).with_context(|| format!("cannot write {}", output.display()))?;
+    println!("wrote {}", output.display());
+    Ok(())
 }
 
 /// The workspace's git commit, and whether it had uncommitted changes.
@@ -148,19 +250,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if !(0.0..=10.0).contains(&args.warmup_secs) {
         bail!("--warmup-secs must be between 0 and 10");
     }
-    let binary = match args.switchboard.clone() {
-        Some(path) => path,
-        None => std::env::current_exe()?
-            .parent()
-            .context("the load tool's executable has no folder")?
-            .join("switchboard"),
-    };
-    if !binary.is_file() {
-        bail!(
-            "no switchboard binary at {} (build it with `cargo build --release -p switchboard-api`, or pass --switchboard)",
-            binary.display()
-        );
-    }
+    let binary = switchboard_binary(args.switchboard.clone())?;
     let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let machine = Machine::detect();
     let duration = Duration::from_secs_f64(args.duration_secs);
@@ -190,16 +280,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let report = Report {
         date,
-        profile: format!(
-            "{}; load tool {}, switchboard `{}`",
-            source_revision(),
-            if cfg!(debug_assertions) {
-                "debug"
-            } else {
-                "release"
-            },
-            binary.display()
-        ),
+        profile: build_profile(&binary),
         machine,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         servers: args.servers,
@@ -213,13 +294,42 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         passes,
     };
     println!("{}", report.console());
-    if let Some(folder) = args.output.parent()
-        && !folder.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(folder)?;
+    write_report(&args.output, &report.markdown())
+}
+
+async fn poll(args: PollArgs) -> anyhow::Result<()> {
+    if args.servers == 0 {
+        bail!("--servers must be at least 1");
     }
-    std::fs::write(&args.output, report.markdown())
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
-    println!("wrote {}", args.output.display());
-    Ok(())
+    if !(args.interval_secs >= 0.1 && args.interval_secs <= 600.0) {
+        bail!("--interval-secs must be between 0.1 and 600");
+    }
+    if !(args.duration_secs >= args.interval_secs && args.duration_secs <= 3600.0) {
+        bail!("--duration-secs must be at least --interval-secs and at most 3600");
+    }
+    if args.timeout_ms == 0 {
+        bail!("--timeout-ms must be at least 1");
+    }
+    let binary = switchboard_binary(args.switchboard.clone())?;
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let machine = Machine::detect();
+    let config = PollConfig {
+        binary: binary.clone(),
+        servers: args.servers,
+        meetings_per_server: args.meetings_per_server,
+        interval_secs: args.interval_secs,
+        timeout_ms: args.timeout_ms,
+        duration_secs: args.duration_secs,
+        postgres: args.postgres.clone(),
+    };
+    let result = poll::run(&config).await?;
+    let report = PollReport {
+        date,
+        machine,
+        profile: build_profile(&binary),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        result,
+    };
+    println!("{}", report.console());
+    write_report(&args.output, &report.markdown())
 }

@@ -265,7 +265,8 @@ impl Report {
         let _ = writeln!(
             out,
             "Written by `switchboard-loadtool run` from the figures of that run; do not edit by \
-             hand, run the tool again (see `ops/loadtool/README.md`).\n"
+             hand, run the tool again (see `ops/loadtool/README.md`). The health-polling figures \
+             are in `benchmarks-polling.md` (`switchboard-loadtool poll`).\n"
         );
         let _ = writeln!(out, "- Date: {}", self.date);
         let _ = writeln!(

@@ -222,7 +222,7 @@ impl Switchboard {
 }
 
 /// A free loopback port: bound, read, released.
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub fn free_port() -> anyhow::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?)
 }
@@ -257,6 +257,103 @@ fn status_kib(status: &str, key: &str) -> Option<u64> {
         .and_then(|number| number.parse().ok())
 }
 
+/// CPU time a process has used so far, from `/proc/PID/stat`, in clock
+/// ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// `utime`: ticks in user mode.
+    pub user: u64,
+    /// `stime`: ticks in kernel mode.
+    pub system: u64,
+}
+
+impl CpuTime {
+    /// Reads `utime` and `stime` of process `pid`.
+    pub fn of(pid: u32) -> anyhow::Result<CpuTime> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+        parse_stat_times(&stat).with_context(|| format!("unexpected /proc/{pid}/stat: {stat}"))
+    }
+
+    /// Ticks used since `earlier`.
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+
+    /// User plus system ticks.
+    pub fn total(self) -> u64 {
+        self.user + self.system
+    }
+}
+
+/// `utime` and `stime` (fields 14 and 15) of a `/proc/PID/stat` line. The
+/// command name (field 2) may hold spaces and parentheses, so the fields are
+/// counted from the last `)`.
+fn parse_stat_times(stat: &str) -> Option<CpuTime> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    Some(CpuTime {
+        user: fields.get(11)?.parse().ok()?,
+        system: fields.get(12)?.parse().ok()?,
+    })
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100, the Linux value, if
+/// that fails).
+pub fn clock_ticks() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .filter(|&ticks| ticks > 0)
+        .unwrap_or(100)
+}
+
+/// File descriptors process `pid` has open (entries of `/proc/PID/fd`).
+pub fn open_fds(pid: u32) -> anyhow::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("cannot read /proc/{pid}/fd"))?
+        .count())
+}
+
+/// The soft and hard limits on open files of process `pid` (`None` for
+/// unlimited), from `/proc/PID/limits`.
+pub fn open_file_limits(pid: u32) -> anyhow::Result<(Option<u64>, Option<u64>)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .with_context(|| format!("cannot read /proc/{pid}/limits"))?;
+    parse_open_file_limits(&limits).context("no `Max open files` line in /proc/PID/limits")
+}
+
+/// The `Max open files` line of `/proc/PID/limits`: soft and hard limit.
+fn parse_open_file_limits(limits: &str) -> Option<(Option<u64>, Option<u64>)> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    let mut values = line["Max open files".len()..].split_whitespace();
+    let value = |text: Option<&str>| match text? {
+        "unlimited" => Some(None),
+        number => number.parse().ok().map(Some),
+    };
+    Some((value(values.next())?, value(values.next())?))
+}
+
+/// The number of threads of process `pid`, from `/proc/PID/status`.
+pub fn threads(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .context("no Threads line")
+}
+
 /// Converts KiB to MB (10^6 bytes), the unit of the targets.
 pub fn kib_to_mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1_000_000.0
@@ -280,6 +377,39 @@ mod tests {
             with_database("postgres://h:5432", "b").unwrap(),
             "postgres://h:5432/b"
         );
+    }
+
+    #[test]
+    fn proc_stat_times_are_read() {
+        let stat = "4242 (tokio (worker) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    517 83 0 0 20 0 9 0 123456 1000000 2000 18446744073709551615";
+        assert_eq!(
+            parse_stat_times(stat),
+            Some(CpuTime {
+                user: 517,
+                system: 83
+            })
+        );
+        assert_eq!(parse_stat_times("12 (x) S 1"), None);
+        let own = CpuTime::of(std::process::id()).unwrap();
+        assert!(own.since(CpuTime::default()).total() == own.total());
+    }
+
+    #[test]
+    fn open_file_limits_are_read() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             95402                95402                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(
+            parse_open_file_limits(limits),
+            Some((Some(1024), Some(524288)))
+        );
+        let unlimited =
+            "Max open files            unlimited            unlimited            files     \n";
+        assert_eq!(parse_open_file_limits(unlimited), Some((None, None)));
+        assert!(open_file_limits(std::process::id()).is_ok());
+        assert!(open_fds(std::process::id()).unwrap() > 0);
+        assert!(threads(std::process::id()).unwrap() >= 1);
     }
 
     #[test]
