@@ -12,7 +12,7 @@
 
 use super::error::BbbError;
 use super::forward::{self, Answer, meeting_param, serving, store_failure};
-use super::request::ApiRequest;
+use super::request::{ApiRequest, XmlBody};
 use crate::app::AppState;
 use crate::directory::Reservation;
 use poem::Response;
@@ -178,7 +178,17 @@ impl CreateCall<'_> {
         }
     }
 
+    /// Sends the create: parameters in the URL, or, when the front-end sent
+    /// a form body, as a form body again (long parameter lists do not fit a
+    /// URL), signed over the then empty query as BBB checks it.
     async fn send(&self, server: &ServerRecord) -> Result<Answer, forward::ForwardError> {
+        if self.request.has_form_params && self.request.xml_body.is_none() {
+            let form = XmlBody {
+                content_type: "application/x-www-form-urlencoded".to_owned(),
+                body: bytes::Bytes::from(self.query.clone()),
+            };
+            return forward::call(self.state, server, "create", "", Some(&form)).await;
+        }
         forward::call(
             self.state,
             server,

@@ -52,7 +52,7 @@ pub fn target<'a>(state: &AppState, server: &'a ServerRecord) -> BackendTarget<'
     }
 }
 
-/// Calls a server (GET, or POST when an XML body goes along) and reads its answer.
+/// Calls a server (GET, or POST when a body goes along) and reads its answer.
 pub async fn call(
     state: &AppState,
     server: &ServerRecord,

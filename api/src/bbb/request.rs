@@ -29,7 +29,8 @@ pub fn method_rule(call: &str) -> Option<MethodRule> {
     })
 }
 
-/// An XML document sent with the call (create's slides, insertDocument).
+/// A body sent with the call: an XML document (create's slides,
+/// insertDocument) or, on the way to a server, a form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XmlBody {
     /// The content type as sent.

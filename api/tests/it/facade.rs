@@ -919,3 +919,27 @@ async fn concurrent_get_meetings_share_one_ask_per_server() {
     assert_eq!(reply.body.matches("<meeting>").count(), 2);
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_create_reaches_the_server_as_a_form() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    // Larger than any URL may be (64 KiB): only a form body carries it.
+    let welcome = "w".repeat(70 * 1024);
+    let reply = harness
+        .post(
+            harness.url("create", ""),
+            "application/x-www-form-urlencoded",
+            format!("name=Form&meetingID=long-form&welcome={welcome}&meta_origin=portal"),
+        )
+        .await;
+    reply.assert_success();
+    assert_eq!(harness.sim_with("long-form"), Some(0));
+    let info = harness.get("getMeetingInfo", "meetingID=long-form").await;
+    info.assert_success();
+    assert!(
+        info.body.contains("<origin>portal</origin>"),
+        "{}",
+        info.body
+    );
+    harness.stop().await;
+}
