@@ -3,6 +3,19 @@
 //! `status`), which act on the local database or, with `--url` and
 //! `--token`, on a remote instance through its admin API.
 
+/// Prints a line on stdout; a closed pipe (`switchboard events list | head`)
+/// ends the process quietly instead of panicking as `println!` would.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout(), $($arg)*) {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod ops;
 pub mod scalelite;
 pub mod table;
@@ -378,7 +391,7 @@ pub fn main() -> anyhow::Result<()> {
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Openapi = cli.command {
-        println!("{}", crate::admin::spec_json());
+        out!("{}", crate::admin::spec_json());
         return Ok(());
     }
     let listen = match &cli.command {
@@ -417,14 +430,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             local_only("migrate")?;
             app::open_store(&settings).await?;
-            println!("database is up to date");
+            out!("database is up to date");
             Ok(())
         }
         Command::Replay => {
             local_only("replay")?;
             let store = app::open_store(&settings).await?;
             let applied = store.replay().await?;
-            println!("rebuilt projections from {applied} events");
+            out!("rebuilt projections from {applied} events");
             Ok(())
         }
         Command::Openapi => unreachable!("handled above"),
@@ -500,7 +513,7 @@ async fn worker(settings: Settings, listen: Option<SocketAddr>) -> anyhow::Resul
     let store = app::open_store(&settings).await?;
     let state = AppState::build(settings, store, Vec::new()).await?;
     let mut running = app::start_worker(state, listen).await?;
-    println!(
+    out!(
         "Switchboard worker is polling servers; health and metrics at http://{}/health",
         running.addr
     );
@@ -516,8 +529,8 @@ async fn serve(
     let store = app::open_store(&settings).await?;
     let secrets = app::resolve_secrets(&settings, &store).await?;
     if let Some(secret) = &secrets.generated {
-        println!("Generated a BBB API secret and stored it in the database: {secret}");
-        println!("(set SWITCHBOARD_SECRET to choose your own)");
+        out!("Generated a BBB API secret and stored it in the database: {secret}");
+        out!("(set SWITCHBOARD_SECRET to choose your own)");
     }
     let primary = secrets.accepted[0].clone();
     let pool = match demo_servers {
@@ -528,7 +541,7 @@ async fn serve(
     let state = AppState::build(settings, store, secrets.accepted).await?;
     let mut running = app::start(state, listen, Background { health: workers }).await?;
     let api_url = running.api_url();
-    println!("Switchboard is serving the BBB API at {api_url}");
+    out!("Switchboard is serving the BBB API at {api_url}");
     if let Some(pool) = &pool {
         demo::print_instructions(&api_url, &primary, pool.len());
     } else if secrets.generated.is_none() {

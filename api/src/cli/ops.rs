@@ -31,7 +31,7 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
                     enabled: Some(enable),
                 })
                 .await?;
-            println!("{}", view.id);
+            out!("{}", view.id);
             Ok(())
         }
         ServersCommand::List { json } => {
@@ -75,7 +75,7 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
             if json {
                 return print_json(&server);
             }
-            println!("server {} updated", server.id);
+            out!("server {} updated", server.id);
             print_server(&server);
             Ok(())
         }
@@ -98,7 +98,7 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
             if json {
                 return print_json(&report);
             }
-            println!(
+            out!(
                 "server {} is {}; forgot {} meeting(s){}",
                 report.server.id,
                 report.server.state,
@@ -110,7 +110,7 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
                 }
             );
             for meeting in &report.forgotten {
-                println!("  {meeting}");
+                out!("  {meeting}");
             }
             Ok(())
         }
@@ -122,7 +122,7 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
                     err
                 }
             })?;
-            println!("server {id} removed");
+            out!("server {id} removed");
             Ok(())
         }
         ServersCommand::Sync {
@@ -138,17 +138,18 @@ async fn set_state(target: &Target, id: &str, command: ServerCommand) -> anyhow:
     let cordon = command == ServerCommand::Cordon;
     let server = target.set_state(id, command).await?;
     if cordon && server.state == "disabled" {
-        println!(
+        out!(
             "server {} is disabled: cordoned with no running meetings, it drained at once",
             server.id
         );
     } else if cordon {
-        println!(
+        out!(
             "server {} is cordoned: {} meeting(s) still run; it becomes disabled when they end",
-            server.id, server.meetings
+            server.id,
+            server.meetings
         );
     } else {
-        println!("server {} is {}", server.id, server.state);
+        out!("server {} is {}", server.id, server.state);
     }
     Ok(())
 }
@@ -266,9 +267,11 @@ pub async fn meetings(target: &Target, command: MeetingsCommand) -> anyhow::Resu
         }
         MeetingsCommand::End { tenant, meeting_id } => {
             let meeting = target.end_meeting(&tenant, &meeting_id).await?;
-            println!(
+            out!(
                 "meeting {} ({}) ended on server {}",
-                meeting.meeting_id, meeting.tenant, meeting.server_id
+                meeting.meeting_id,
+                meeting.tenant,
+                meeting.server_id
             );
             Ok(())
         }
@@ -340,7 +343,7 @@ pub async fn events(target: &Target, command: EventsCommand) -> anyhow::Result<(
             }
             table.print_or("No events.");
             if let Some(next) = page.next_after {
-                println!("(more: --after {next})");
+                out!("(more: --after {next})");
             }
             Ok(())
         }
@@ -349,12 +352,12 @@ pub async fn events(target: &Target, command: EventsCommand) -> anyhow::Result<(
             if json {
                 return print_json(&cluster);
             }
-            println!(
+            out!(
                 "Cluster at {} (log position {})",
                 time(cluster.at),
                 cluster.position
             );
-            println!();
+            out!();
             let mut servers = Table::new(&["SERVER", "STATE", "ONLINE", "URL"]);
             for server in cluster.servers.iter().filter(|s| !s.removed) {
                 servers.row(vec![
@@ -365,7 +368,7 @@ pub async fn events(target: &Target, command: EventsCommand) -> anyhow::Result<(
                 ]);
             }
             servers.print_or("No servers then.");
-            println!();
+            out!();
             let mut meetings = Table::new(&["TENANT", "MEETING ID", "SERVER"]);
             for meeting in cluster.meetings.iter().filter(|m| m.running) {
                 meetings.row(vec![
@@ -429,7 +432,7 @@ pub async fn tokens(target: &Target, command: TokensCommand) -> anyhow::Result<(
             if json {
                 return print_json(&created);
             }
-            println!("{}", created.token);
+            out!("{}", created.token);
             eprintln!(
                 "Token `{}` ({} scope) created. Store it now: it is not shown again. Use it as `Authorization: Bearer TOKEN` or `switchboard --url URL --token TOKEN ...`.",
                 created.name,
@@ -457,7 +460,7 @@ pub async fn tokens(target: &Target, command: TokensCommand) -> anyhow::Result<(
         }
         TokensCommand::Revoke { name } => {
             target.revoke_token(&name).await?;
-            println!("token `{name}` revoked");
+            out!("token `{name}` revoked");
             Ok(())
         }
     }
@@ -502,7 +505,7 @@ pub async fn status(target: &Target, json: bool) -> anyhow::Result<()> {
         ]);
     }
     table.print_or("No servers.");
-    println!(
+    out!(
         "{} server(s), {} meeting(s), {} user(s); event log at position {}",
         status.servers.len(),
         status.meetings,

@@ -78,7 +78,7 @@ impl Table {
     /// Prints the table, or `empty` when it has no rows.
     pub fn print_or(&self, empty: &str) {
         if self.is_empty() {
-            println!("{empty}");
+            out!("{empty}");
         } else {
             print!("{}", self.render());
         }
@@ -89,7 +89,7 @@ impl Table {
 pub fn print_fields(fields: &[(&str, String)]) {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in fields {
-        println!(
+        out!(
             "{key:<width$}  {value}",
             key = format!("{key}:"),
             width = width + 1
@@ -134,7 +134,7 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// Prints a value as pretty JSON.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

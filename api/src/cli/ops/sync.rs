@@ -21,7 +21,7 @@ fn read_file(file: &Path) -> anyhow::Result<String> {
 }
 
 fn line(action: &str, server: &str, detail: &str) {
-    println!(
+    out!(
         "{}",
         format!("{action:<9} {server:<36}  {detail}").trim_end()
     );
@@ -75,7 +75,7 @@ pub async fn sync(
         .collect();
     let steps = scalelite::plan(&wanted, &existing, mode)?;
     if dry_run {
-        println!("Dry run: nothing is changed.");
+        out!("Dry run: nothing is changed.");
     }
     let mut changes = 0;
     for step in &steps {
@@ -188,9 +188,9 @@ pub async fn sync(
         }
     }
     if dry_run {
-        println!("Dry run: {changes} change(s) planned, none made.");
+        out!("Dry run: {changes} change(s) planned, none made.");
     } else {
-        println!("Sync done: {changes} change(s).");
+        out!("Sync done: {changes} change(s).");
     }
     Ok(())
 }
