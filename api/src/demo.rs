@@ -80,14 +80,14 @@ pub fn print_instructions(api_url: &str, secret: &str, servers: usize) {
         secret,
     );
     let list = signed(api_url, "getMeetings", "", secret);
-    println!();
-    println!("Demo mode: {servers} simulated BBB server(s) in this process.");
-    println!("  API URL: {api_url}");
-    println!("  Secret:  {secret}");
-    println!();
-    println!("Try it (another terminal):");
-    println!("  curl -s '{create}'");
-    println!("  curl -si '{join}'");
-    println!("  curl -s '{list}'");
-    println!();
+    out!();
+    out!("Demo mode: {servers} simulated BBB server(s) in this process.");
+    out!("  API URL: {api_url}");
+    out!("  Secret:  {secret}");
+    out!();
+    out!("Try it (another terminal):");
+    out!("  curl -s '{create}'");
+    out!("  curl -si '{join}'");
+    out!("  curl -s '{list}'");
+    out!();
 }

@@ -3,19 +3,6 @@
 //! `status`), which act on the local database or, with `--url` and
 //! `--token`, on a remote instance through its admin API.
 
-/// Prints a line on stdout; a closed pipe (`switchboard events list | head`)
-/// ends the process quietly instead of panicking as `println!` would.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(err) = writeln!(std::io::stdout(), $($arg)*) {
-            if err.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
-    }};
-}
-
 mod ops;
 pub mod scalelite;
 pub mod table;
@@ -480,21 +467,28 @@ fn init_tracing(settings: &Settings) {
 }
 
 /// Stops gracefully on SIGINT (Ctrl-C) or SIGTERM (systemd, containers).
+/// The handlers are installed before this returns, so a signal sent right
+/// after the banner is printed is not missed.
 fn stop_on_signal(stop: Option<tokio::sync::oneshot::Sender<()>>) {
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
     tokio::spawn(async move {
         #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut terminate) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = terminate.recv() => {}
-                    }
+        match signals {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
                 }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
         #[cfg(not(unix))]
@@ -513,11 +507,11 @@ async fn worker(settings: Settings, listen: Option<SocketAddr>) -> anyhow::Resul
     let store = app::open_store(&settings).await?;
     let state = AppState::build(settings, store, Vec::new()).await?;
     let mut running = app::start_worker(state, listen).await?;
+    stop_on_signal(running.take_stop());
     out!(
         "Switchboard worker is polling servers; health and metrics at http://{}/health",
         running.addr
     );
-    stop_on_signal(running.take_stop());
     running.wait().await
 }
 
@@ -540,6 +534,7 @@ async fn serve(
     let listen = settings.listen;
     let state = AppState::build(settings, store, secrets.accepted).await?;
     let mut running = app::start(state, listen, Background { health: workers }).await?;
+    stop_on_signal(running.take_stop());
     let api_url = running.api_url();
     out!("Switchboard is serving the BBB API at {api_url}");
     if let Some(pool) = &pool {
@@ -547,7 +542,6 @@ async fn serve(
     } else if secrets.generated.is_none() {
         tracing::info!("using the configured or stored BBB API secret");
     }
-    stop_on_signal(running.take_stop());
     running.wait().await?;
     if let Some(pool) = pool {
         for simulator in pool {

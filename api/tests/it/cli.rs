@@ -140,6 +140,8 @@ async fn start_demo(data_dir: &std::path::Path) -> (tokio::process::Child, Vec<S
     tokio::time::timeout(std::time::Duration::from_secs(30), read)
         .await
         .expect("demo banner within 30 s");
+    // Keep reading: the server's stdout stays open as under a supervisor.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, banner)
 }
 
