@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::poll::PollResult;
-use crate::report::Machine;
+use crate::report::{Machine, Verdict, write_targets_table};
 use crate::target::kib_to_mb;
 
 /// Servers the targets are stated for.
@@ -36,17 +36,6 @@ pub struct PollReport {
     pub command: String,
     /// What was measured.
     pub result: PollResult,
-}
-
-/// One target of the issue and how the run did.
-#[derive(Debug, Clone)]
-pub struct Verdict {
-    /// What is wanted.
-    pub goal: String,
-    /// What was measured.
-    pub measured: String,
-    /// Whether it was met.
-    pub pass: bool,
 }
 
 impl PollReport {
@@ -164,13 +153,7 @@ impl PollReport {
             result.log.other_problems
         );
         for verdict in self.verdicts() {
-            let _ = writeln!(
-                out,
-                "{} {}: {}",
-                if verdict.pass { "PASS" } else { "MISS" },
-                verdict.goal,
-                verdict.measured
-            );
+            let _ = writeln!(out, "{}", verdict.console_line());
         }
         out
     }
@@ -241,19 +224,7 @@ impl PollReport {
     }
 
     fn write_targets(&self, out: &mut String) {
-        let _ = writeln!(out, "## Targets\n");
-        let _ = writeln!(out, "| target | measured | result |");
-        let _ = writeln!(out, "|---|---|---|");
-        for verdict in self.verdicts() {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                verdict.goal,
-                verdict.measured,
-                if verdict.pass { "PASS" } else { "MISS" }
-            );
-        }
-        let _ = writeln!(out);
+        write_targets_table(out, "measured", &self.verdicts());
     }
 
     fn write_summary(&self, out: &mut String) {

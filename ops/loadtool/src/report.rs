@@ -101,6 +101,35 @@ pub struct Verdict {
     pub pass: bool,
 }
 
+impl Verdict {
+    /// `PASS` or `MISS`.
+    pub fn label(&self) -> &'static str {
+        if self.pass { "PASS" } else { "MISS" }
+    }
+
+    /// The console line: `PASS goal: measured`.
+    pub fn console_line(&self) -> String {
+        format!("{} {}: {}", self.label(), self.goal, self.measured)
+    }
+}
+
+/// Writes the `## Targets` table of a report.
+pub fn write_targets_table(out: &mut String, measured_header: &str, verdicts: &[Verdict]) {
+    let _ = writeln!(out, "## Targets\n");
+    let _ = writeln!(out, "| target | {measured_header} | result |");
+    let _ = writeln!(out, "|---|---|---|");
+    for verdict in verdicts {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            verdict.goal,
+            verdict.measured,
+            verdict.label()
+        );
+    }
+    let _ = writeln!(out);
+}
+
 impl Report {
     /// The PostgreSQL pass, which the targets are judged on.
     fn postgres(&self) -> Option<&PassResult> {
@@ -235,13 +264,7 @@ impl Report {
             );
         }
         for verdict in self.verdicts() {
-            let _ = writeln!(
-                out,
-                "{} {}: {}",
-                if verdict.pass { "PASS" } else { "MISS" },
-                verdict.goal,
-                verdict.measured
-            );
+            let _ = writeln!(out, "{}", verdict.console_line());
         }
         out
     }
@@ -301,19 +324,7 @@ impl Report {
     }
 
     fn write_targets(&self, out: &mut String) {
-        let _ = writeln!(out, "## Targets\n");
-        let _ = writeln!(out, "| target | measured (PostgreSQL) | result |");
-        let _ = writeln!(out, "|---|---|---|");
-        for verdict in self.verdicts() {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                verdict.goal,
-                verdict.measured,
-                if verdict.pass { "PASS" } else { "MISS" }
-            );
-        }
-        let _ = writeln!(out);
+        write_targets_table(out, "measured (PostgreSQL)", &self.verdicts());
     }
 
     fn write_join(&self, out: &mut String) {
