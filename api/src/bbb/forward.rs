@@ -130,10 +130,9 @@ pub fn serving(server: &Arc<ServerRecord>) -> bool {
 /// The running meeting and its server, or the BBB error for a missing one.
 pub async fn meeting_and_server(
     state: &AppState,
-    request: &ApiRequest,
+    meeting_id: &MeetingId,
 ) -> Result<(Arc<MeetingRecord>, Arc<ServerRecord>), BbbError> {
-    let meeting_id = meeting_param(request)?;
-    let record = running_meeting(state, &meeting_id)
+    let record = running_meeting(state, meeting_id)
         .await?
         .ok_or_else(BbbError::meeting_not_found)?;
     let server = state

@@ -10,14 +10,14 @@ use poem::http::{StatusCode, header};
 
 /// Handles `join`.
 pub async fn join(state: &AppState, request: &ApiRequest) -> Result<Response, BbbError> {
-    meeting_param(request)?;
+    let meeting_id = meeting_param(request)?;
     if request.params.non_empty("fullName").is_none() {
         return Err(BbbError::missing_param(
             "missingParamFullName",
             "You must specify a name for the attendee who will be joining the meeting.",
         ));
     }
-    let (_, server) = meeting_and_server(state, request).await?;
+    let (_, server) = meeting_and_server(state, &meeting_id).await?;
     // BBB reads `redirect` with Java's Boolean.parseBoolean: any value but
     // `true` asks for the XML answer.
     let wants_xml = request

@@ -18,7 +18,7 @@ async fn relay_to_meeting_server(
     state: &AppState,
     request: &ApiRequest,
 ) -> Result<Response, BbbError> {
-    let (_, server) = meeting_and_server(state, request).await?;
+    let (_, server) = meeting_and_server(state, &meeting_param(request)?).await?;
     let answer = forward::call(
         state,
         &server,
