@@ -155,7 +155,7 @@ impl AppState {
             timeout: Duration::from_millis(polling.timeout_ms),
             offline_after: polling.offline_after,
             online_after: polling.online_after,
-            concurrency: 64,
+            concurrency: polling.concurrency.max(1),
             default_algorithm: self.settings.backend_checksum,
             reconcile_grace: Duration::from_secs_f64(polling.reconcile_grace_secs.max(0.0)),
             adopt_unknown: polling.adopt_unknown,
@@ -320,18 +320,66 @@ async fn start_with(
     })
 }
 
-/// Keeps the routing view current with changes made elsewhere.
+/// Keeps the routing view current with changes made elsewhere: at once when
+/// another instance announces a change (PostgreSQL LISTEN/NOTIFY), and at the
+/// refresh interval in any case (announcements can be lost with a connection).
 fn spawn_refresh(state: Arc<AppState>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let announced = Arc::new(tokio::sync::Notify::new());
+        let listener = spawn_change_listener(state.clone(), announced.clone());
         let mut ticker = tokio::time::interval(Duration::from_millis(
             state.settings.refresh_interval_ms.max(10),
         ));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let _listener = AbortOnDrop(listener);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = announced.notified() => {}
+            }
             if let Err(err) = state.directory.refresh().await {
                 tracing::warn!(error = %err, "routing view refresh failed");
             }
+            // Announcements that arrive meanwhile coalesce into one refresh.
+            tokio::time::sleep(Duration::from_millis(ANNOUNCED_REFRESH_GAP_MS)).await;
+        }
+    })
+}
+
+/// The least time between two refreshes, so a burst of announcements costs
+/// one refresh rather than one each.
+const ANNOUNCED_REFRESH_GAP_MS: u64 = 5;
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Listens for other instances' announcements and wakes the refresher.
+fn spawn_change_listener(
+    state: Arc<AppState>,
+    announced: Arc<tokio::sync::Notify>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match state.store.listen_for_changes().await {
+                Ok(None) => return,
+                Ok(Some(mut listener)) => loop {
+                    match listener.next().await {
+                        Ok(_) => announced.notify_one(),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "change announcements interrupted");
+                            break;
+                        }
+                    }
+                },
+                Err(err) => tracing::warn!(error = %err, "cannot listen for change announcements"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
 }

@@ -77,6 +77,8 @@ pub struct HealthSettings {
     pub offline_meetings: String,
     /// How long `keep` keeps them, seconds.
     pub offline_grace_secs: f64,
+    /// Servers polled at once.
+    pub concurrency: usize,
 }
 
 impl Default for HealthSettings {
@@ -90,6 +92,7 @@ impl Default for HealthSettings {
             adopt_unknown: false,
             offline_meetings: "keep".to_owned(),
             offline_grace_secs: 300.0,
+            concurrency: 64,
         }
     }
 }
@@ -104,6 +107,8 @@ pub struct Settings {
     pub database: Option<String>,
     /// Folder for the embedded database and other local state.
     pub data_dir: PathBuf,
+    /// Redis for the job queue (scale-out); default: the SQL database.
+    pub redis_url: Option<String>,
     /// The BBB API secret front-ends sign with.
     pub secret: Option<String>,
     /// Further accepted secrets (rotation).
@@ -136,6 +141,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
             database: None,
             data_dir: PathBuf::from("data"),
+            redis_url: None,
             secret: None,
             secrets: Vec::new(),
             checksum_algorithms: ChecksumAlgorithm::ALL.to_vec(),
@@ -158,6 +164,7 @@ impl fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("database", &self.database.as_deref().map(redact_url))
             .field("data_dir", &self.data_dir)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("secrets", &format!("<{} redacted>", self.secrets.len()))
             .field("checksum_algorithms", &self.checksum_algorithms)
@@ -269,6 +276,9 @@ impl Settings {
         if let Some(value) = get("SWITCHBOARD_DATABASE").or_else(|| get("SWITCHBOARD_DATABASE_URL"))
         {
             self.database = Some(value);
+        }
+        if let Some(value) = get("SWITCHBOARD_REDIS_URL") {
+            self.redis_url = Some(value);
         }
         if let Some(value) = get("SWITCHBOARD_DATA_DIR") {
             self.data_dir = PathBuf::from(value);

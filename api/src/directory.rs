@@ -4,15 +4,17 @@
 //! It learns of changes made elsewhere (the CLI, another instance, the health
 //! poller) by watching the log's last position and reloading what changed.
 
+use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::load::{LoadWeights, ServerLoad};
 use switchboard_domain::selection::{Candidate, SelectionError, TagRequest, rank};
 use switchboard_domain::server::ServerState;
-use switchboard_store::{MeetingRecord, ServerRecord, Store, StoreError};
-use switchboard_workers::health::ObservedLoads;
+use switchboard_store::{MeetingRecord, ServerRecord, ServerSample, Store, StoreError};
+use switchboard_workers::bbb_xml::read_meetings;
+use switchboard_workers::health::{Observed, ObservedLoads};
 
 /// Meetings cached at most; past this the cache starts over.
 const MEETING_CACHE_LIMIT: usize = 200_000;
@@ -25,6 +27,54 @@ const POSITION_OVERLAP: i64 = 256;
 /// move: an append that committed below a position already seen (PostgreSQL
 /// sequences commit out of order) is picked up by then.
 const FULL_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Samples that changed this long before the newest one seen are looked at
+/// again, so a sample written by a worker whose clock lags is not missed.
+const SAMPLE_OVERLAP_MS: i64 = 30_000;
+
+/// One server's meetings as its last poll listed them.
+#[derive(Debug, Default)]
+pub struct PolledServer {
+    /// When the sample last changed (ms).
+    pub changed_at_ms: i64,
+    /// Each listed meeting: internal id and its `<meeting>` element as sent.
+    pub meetings: Vec<(String, Bytes)>,
+}
+
+impl PolledServer {
+    fn from_sample(sample: &ServerSample) -> Self {
+        let wrapped = format!(
+            "<response><returncode>SUCCESS</returncode><meetings>{}</meetings></response>",
+            sample.meetings_xml
+        );
+        let body = Bytes::from(wrapped);
+        let text = std::str::from_utf8(&body).unwrap_or_default();
+        let meetings = match read_meetings(text) {
+            Ok(answer) => answer
+                .meetings
+                .iter()
+                .map(|meeting| {
+                    let start = meeting.raw.as_ptr() as usize - text.as_ptr() as usize;
+                    (
+                        meeting.internal_id.clone(),
+                        body.slice(start..start + meeting.raw.len()),
+                    )
+                })
+                .collect(),
+            Err(err) => {
+                tracing::warn!(server = %sample.server_id, error = %err, "unreadable server sample");
+                Vec::new()
+            }
+        };
+        Self {
+            changed_at_ms: sample.changed_at_ms,
+            meetings,
+        }
+    }
+}
+
+/// Every server's last polled meetings.
+pub type Picture = HashMap<ServerId, Arc<PolledServer>>;
 
 /// Running meeting counts: the database's snapshot plus what this process did
 /// since, plus creates in flight.
@@ -63,6 +113,12 @@ pub struct Directory {
     /// Serialises refreshes (a slower one must not install an older view);
     /// holds when the last reload happened.
     refreshing: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// What the polls saw, per server.
+    picture: RwLock<Arc<Picture>>,
+    /// The newest sample change time seen.
+    picture_seen_ms: AtomicI64,
+    /// Bumped on every change getMeetings could show.
+    generation: AtomicU64,
 }
 
 fn cache_key(tenant: &TenantId, meeting_id: &MeetingId) -> String {
@@ -110,6 +166,9 @@ impl Directory {
             weights,
             observed,
             refreshing: tokio::sync::Mutex::new(None),
+            picture: RwLock::new(Arc::new(HashMap::new())),
+            picture_seen_ms: AtomicI64::new(0),
+            generation: AtomicU64::new(0),
         });
         directory.refresh().await?;
         Ok(directory)
@@ -118,6 +177,7 @@ impl Directory {
     /// Reloads what changed since the last look; true when anything did.
     pub async fn refresh(&self) -> Result<bool, StoreError> {
         let mut last_reload = self.refreshing.lock().await;
+        self.refresh_picture().await?;
         let seen = self.seen_position.load(Ordering::Acquire);
         let recent = last_reload.is_some_and(|at| at.elapsed() < FULL_RELOAD_EVERY);
         if recent && self.store.last_position().await? == seen {
@@ -155,7 +215,64 @@ impl Directory {
             book.adjustments.retain(|(at, _, _)| *at > position);
         }
         self.seen_position.store(position, Ordering::Release);
+        self.bump();
         Ok(true)
+    }
+
+    /// Reads the samples that changed since the last look.
+    async fn refresh_picture(&self) -> Result<(), StoreError> {
+        let seen = self.picture_seen_ms.load(Ordering::Acquire);
+        let changed = self
+            .store
+            .samples_changed_after(seen.saturating_sub(SAMPLE_OVERLAP_MS))
+            .await?;
+        let Some(newest) = changed.iter().map(|(_, at)| *at).max() else {
+            return Ok(());
+        };
+        let current = self.picture();
+        let stale: Vec<ServerId> = changed
+            .iter()
+            .filter(|(id, at)| current.get(id).map(|p| p.changed_at_ms) != Some(*at))
+            .map(|(id, _)| *id)
+            .collect();
+        if !stale.is_empty() {
+            let samples = self.store.server_samples_of(&stale).await?;
+            let mut next = (*current).clone();
+            for sample in &samples {
+                self.observed.set(
+                    sample.server_id,
+                    Observed {
+                        meetings: sample.meetings,
+                        attendees: sample.attendees,
+                        largest_meeting: sample.largest_meeting,
+                        load: sample.load,
+                        known_meetings: sample.known_meetings,
+                    },
+                );
+                next.insert(
+                    sample.server_id,
+                    Arc::new(PolledServer::from_sample(sample)),
+                );
+            }
+            *self.picture.write().expect("picture lock") = Arc::new(next);
+            self.bump();
+        }
+        self.picture_seen_ms.fetch_max(newest, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// What the polls saw, per server.
+    pub fn picture(&self) -> Arc<Picture> {
+        self.picture.read().expect("picture lock").clone()
+    }
+
+    /// Changes whenever anything getMeetings shows may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The log position the view reflects.
@@ -201,6 +318,8 @@ impl Directory {
             meetings.clear();
         }
         meetings.insert(cache_key(&record.tenant, &record.meeting_id), record);
+        drop(meetings);
+        self.bump();
     }
 
     /// Drops a meeting from the cache (it changed in a way not known here).
@@ -209,6 +328,7 @@ impl Directory {
             .write()
             .expect("meetings lock")
             .remove(&cache_key(tenant, meeting_id));
+        self.bump();
     }
 
     /// Counts a meeting change on a server that this process appended at `position`.
@@ -217,6 +337,8 @@ impl Directory {
         if position > book.snapshot_position {
             book.adjustments.push((position, server, delta));
         }
+        drop(book);
+        self.bump();
     }
 
     /// Attendees the last health poll saw on a server.

@@ -5,12 +5,16 @@
 
 mod commands;
 pub mod entities;
+mod listen;
 pub mod migration;
 mod projection;
 mod reads;
+mod samples;
 mod store;
 pub mod test_support;
 
 pub use commands::{CommandError, Executed};
+pub use listen::ChangeListener;
 pub use reads::{MeetingRecord, RoutingSnapshot, ServerRecord, TokenRecord};
+pub use samples::{CHANGE_CHANNEL, MeetingListing, ServerSample};
 pub use store::{AppendOutcome, EventFilter, Store, StoreError, StoredEvent};

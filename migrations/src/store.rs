@@ -27,6 +27,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] DbErr),
+    /// Listening for other instances' changes failed.
+    #[error("cannot listen for changes: {0}")]
+    Listen(String),
     /// A stored payload could not be read.
     #[error("event at position {position} could not be read: {reason}")]
     Corrupt {
@@ -186,6 +189,7 @@ impl Store {
             };
             projection::apply(&txn, stream, domain_event, version, position, now).await?;
         }
+        crate::samples::announce_change(&txn, self.is_postgres(), "events").await?;
         match txn.commit().await {
             Ok(()) => Ok(AppendOutcome { version, position }),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {

@@ -20,7 +20,7 @@ use switchboard_domain::load::{LoadWeights, MeetingSample};
 use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun};
 use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::server::{ServerCommand, ServerState};
-use switchboard_store::{MeetingRecord, ServerRecord, Store};
+use switchboard_store::{MeetingRecord, ServerRecord, ServerSample, Store};
 
 /// The `job` label of the health poller's metrics.
 const JOB: &str = "health_poll";
@@ -131,18 +131,12 @@ impl ObservedLoads {
         self.0.read().ok()?.get(&id).copied()
     }
 
-    fn set(&self, id: ServerId, observed: Observed) {
+    /// Records what was seen on a server.
+    pub fn set(&self, id: ServerId, observed: Observed) {
         if let Ok(mut map) = self.0.write() {
             map.insert(id, observed);
         }
     }
-}
-
-/// Consecutive results of one server.
-#[derive(Debug, Clone, Copy, Default)]
-struct Streak {
-    failures: u32,
-    successes: u32,
 }
 
 /// One cycle's outcome.
@@ -173,7 +167,6 @@ pub struct HealthPoller {
     client: HttpBackendClient,
     config: HealthConfig,
     loads: ObservedLoads,
-    streaks: HashMap<ServerId, Streak>,
     /// Offline servers: since when, and whether their meetings were forgotten.
     offline: HashMap<ServerId, (Instant, bool)>,
     /// Unknown meetings already warned about (internal ids).
@@ -193,7 +186,6 @@ impl HealthPoller {
             client,
             config,
             loads,
-            streaks: HashMap::new(),
             offline: HashMap::new(),
             reported_unknown: Default::default(),
         }
@@ -262,31 +254,57 @@ impl HealthPoller {
         };
         let metadata = EventMetadata::actor("worker:health");
         let recorded = self.store.running_meetings().await?;
+        // Streaks live in the shared samples, so any worker may take any tick.
+        let previous: HashMap<ServerId, ServerSample> = self
+            .store
+            .server_samples()
+            .await?
+            .into_iter()
+            .map(|sample| (sample.server_id, sample))
+            .collect();
+        let now_ms = SystemClock.now_ms();
+        let mut changed_samples = Vec::new();
         for (server, probed) in results {
-            if let Some((_, listed)) = &probed {
+            if let Some((_, listed, _)) = &probed {
                 self.reconcile(&server, &recorded, listed, listed_since_ms, &mut report)
                     .await?;
             }
-            let streak = self.streaks.entry(server.id).or_default();
-            let command = match probed.map(|(observed, listed)| Observed {
-                known_meetings: known_on(server.id, &recorded, &listed),
-                ..observed
-            }) {
-                Some(observed) => {
+            let before = previous
+                .get(&server.id)
+                .cloned()
+                .unwrap_or_else(|| ServerSample::new(server.id));
+            let mut sample = before.clone();
+            let command = match probed {
+                Some((observed, listed, meetings_xml)) => {
+                    let observed = Observed {
+                        known_meetings: known_on(server.id, &recorded, &listed),
+                        ..observed
+                    };
                     report.healthy += 1;
                     self.loads.set(server.id, observed);
-                    streak.successes += 1;
-                    streak.failures = 0;
-                    (!server.online && streak.successes >= self.config.online_after)
+                    sample.successes = (sample.successes + 1).min(self.config.online_after.max(1));
+                    sample.failures = 0;
+                    sample.meetings = observed.meetings;
+                    sample.attendees = observed.attendees;
+                    sample.largest_meeting = observed.largest_meeting;
+                    sample.known_meetings = observed.known_meetings;
+                    sample.load = observed.load;
+                    sample.meetings_xml = meetings_xml;
+                    (!server.online && sample.successes >= self.config.online_after)
                         .then_some(ServerCommand::MarkOnline)
                 }
                 None => {
-                    streak.failures += 1;
-                    streak.successes = 0;
-                    (server.online && streak.failures >= self.config.offline_after)
+                    sample.failures = (sample.failures + 1).min(self.config.offline_after.max(1));
+                    sample.successes = 0;
+                    (server.online && sample.failures >= self.config.offline_after)
                         .then_some(ServerCommand::MarkOffline)
                 }
             };
+            if sample.content_differs(&before) {
+                sample.polled_at_ms = now_ms;
+                sample.changed_at_ms = now_ms;
+                changed_samples.push(sample);
+            }
             let online_now = match &command {
                 Some(ServerCommand::MarkOffline) => false,
                 Some(ServerCommand::MarkOnline) => true,
@@ -312,9 +330,16 @@ impl HealthPoller {
                 }
             }
         }
+        self.store.put_server_samples(&changed_samples).await?;
+        self.store
+            .prune_meeting_listings(now_ms - LISTING_LIFETIME_MS)
+            .await?;
         Ok(report)
     }
 }
+
+/// Listings of created runs are kept this long; polls list the runs by then.
+const LISTING_LIFETIME_MS: i64 = 10 * 60 * 1000;
 
 impl HealthPoller {
     /// Tracks how long a server has been offline; true once its meetings
@@ -456,8 +481,9 @@ fn known_on(server: ServerId, recorded: &[MeetingRecord], listed: &[ListedMeetin
         .count() as u64
 }
 
-/// What a successful poll of one server gave: its load and its meetings.
-type Probed = (Observed, Vec<ListedMeeting>);
+/// What a successful poll of one server gave: its load, its meetings, and
+/// their `<meeting>` elements as the server sent them.
+type Probed = (Observed, Vec<ListedMeeting>, String);
 
 /// Asks one server for its meetings; `None` when it fails in any way.
 async fn probe(
@@ -511,5 +537,6 @@ async fn probe(
             .sum(),
         known_meetings: 0,
     };
-    Some((observed, listed))
+    let meetings_xml = answer.meetings.iter().map(|m| m.raw).collect();
+    Some((observed, listed, meetings_xml))
 }

@@ -12,6 +12,7 @@
 
 use super::error::BbbError;
 use super::forward::{self, Answer, meeting_param, serving, store_failure};
+use super::listing::created_meeting_xml;
 use super::request::{ApiRequest, XmlBody};
 use crate::app::AppState;
 use crate::directory::Reservation;
@@ -23,7 +24,7 @@ use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingEvent, Meeting
 use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::selection::{SelectionError, TagRequest};
 use switchboard_domain::server::ServerState;
-use switchboard_store::{MeetingRecord, ServerRecord, StoreError};
+use switchboard_store::{MeetingListing, MeetingRecord, ServerRecord, StoreError};
 
 /// How often a create starts over after losing a race to another instance.
 const ROUNDS: usize = 3;
@@ -242,6 +243,7 @@ impl CreateCall<'_> {
             .decide(&command)
             .map_err(|err| BbbError::internal(err.to_string()))?;
         let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
+        self.list(&run, &answer).await;
         let stream = meeting_stream(&state.tenant, &self.meeting_id);
         match state
             .store
@@ -282,6 +284,28 @@ impl CreateCall<'_> {
                 self.end_stray(&run, &answer).await;
                 Err(store_failure(err))
             }
+        }
+    }
+
+    /// Keeps the run's `<meeting>` element for getMeetings until a poll lists
+    /// it. Written before the run is appended, so every instance that sees the
+    /// run finds it; a failure only delays the run's listing to the next poll.
+    async fn list(&self, run: &MeetingRun, answer: &Answer) {
+        let listing = MeetingListing {
+            internal_id: run.internal_id.clone(),
+            server_id: run.server_id,
+            created_at_ms: SystemClock.now_ms(),
+            xml: created_meeting_xml(
+                self.meeting_id.as_str(),
+                &self.name,
+                &run.internal_id,
+                run.create_time_ms,
+                &answer.summary,
+                &self.request.params,
+            ),
+        };
+        if let Err(err) = self.state.store.put_meeting_listing(&listing).await {
+            tracing::warn!(error = %err, "could not keep the listing of a created meeting");
         }
     }
 

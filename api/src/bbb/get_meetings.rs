@@ -1,108 +1,132 @@
-//! getMeetings: every serving server is asked at once, each with its own
-//! timeout; the `<meeting>` elements of those that answer are merged. A slow or
-//! dead server costs at most its timeout and never fails the answer.
+//! getMeetings, answered from the polled picture without asking any server
+//! on the request path: each serving server's `<meeting>` elements as its last
+//! poll listed them, minus the runs Switchboard recorded as ended since, plus
+//! listings of the runs Switchboard created since (see [`super::listing`]).
 //!
-//! Requests that arrive while a merge is under way wait for the next one and
-//! share it (single flight): the answer is never older than the request, and
-//! with many callers the servers are asked once per merge, not once per
-//! caller, which also bounds the memory held for their answers.
+//! The answer is built once per change of what it could show (the directory's
+//! generation) and shared by every request until the next change; callers that
+//! arrive while it is being rebuilt wait for that build (single flight).
 
 use super::error::BbbError;
-use super::forward::{self, serving};
+use super::forward::{serving, store_failure};
 use super::xml::{XmlWriter, xml_response};
 use crate::app::AppState;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use poem::Response;
-use std::sync::Arc;
-use std::time::Instant;
-use switchboard_workers::bbb_xml::read_meetings;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use switchboard_domain::ids::ServerId;
+use switchboard_domain::ports::{Clock, SystemClock};
 
-/// The last merged list and when its merge started.
+/// Runs that ended this long ago are no longer looked up: by then a poll no
+/// longer lists them.
+const ENDED_LOOKBACK_MS: i64 = 60 * 60 * 1000;
+
+/// The answer last built, by the generation it reflects.
 #[derive(Debug, Default)]
 pub struct MergedMeetings {
-    last: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Bytes>>)>>,
+    last: Mutex<Option<(u64, Bytes)>>,
+    building: tokio::sync::Mutex<()>,
+}
+
+impl MergedMeetings {
+    fn cached(&self, generation: u64) -> Option<Bytes> {
+        let last = self.last.lock().expect("getMeetings cache lock");
+        last.as_ref()
+            .filter(|(built_for, _)| *built_for == generation)
+            .map(|(_, body)| body.clone())
+    }
 }
 
 /// Handles `getMeetings`.
 pub async fn get_meetings(state: &AppState) -> Result<Response, BbbError> {
-    let arrived = Instant::now();
-    let mut last = state.merged_meetings.last.lock().await;
-    let chunks = match last.as_ref() {
-        Some((started, chunks)) if *started >= arrived => chunks.clone(),
-        _ => {
-            // Let the previous answer go before asking for the next one.
-            *last = None;
-            let started = Instant::now();
-            let chunks = Arc::new(merge(state).await);
-            *last = Some((started, chunks.clone()));
-            chunks
+    let generation = state.directory.generation();
+    if let Some(body) = state.merged_meetings.cached(generation) {
+        return Ok(xml_response(body));
+    }
+    let _building = state.merged_meetings.building.lock().await;
+    // Whoever built while this request waited may have built what it needs.
+    if let Some(body) = state
+        .merged_meetings
+        .last
+        .lock()
+        .expect("getMeetings cache lock")
+        .as_ref()
+        .filter(|(built_for, _)| *built_for >= generation)
+        .map(|(_, body)| body.clone())
+    {
+        return Ok(xml_response(body));
+    }
+    let generation = state.directory.generation();
+    let body = build(state).await?;
+    *state
+        .merged_meetings
+        .last
+        .lock()
+        .expect("getMeetings cache lock") = Some((generation, body.clone()));
+    Ok(xml_response(body))
+}
+
+/// Builds the whole answer.
+async fn build(state: &AppState) -> Result<Bytes, BbbError> {
+    let now_ms = SystemClock.now_ms();
+    let runs: HashMap<String, bool> = state
+        .store
+        .recent_runs(now_ms - ENDED_LOOKBACK_MS)
+        .await
+        .map_err(store_failure)?
+        .into_iter()
+        .collect();
+    let listings = state
+        .store
+        .running_meeting_listings()
+        .await
+        .map_err(store_failure)?;
+    let picture = state.directory.picture();
+    let servers = state.directory.servers();
+    let mut serving_ids: Vec<ServerId> = servers
+        .values()
+        .filter(|server| serving(server))
+        .map(|server| server.id)
+        .collect();
+    serving_ids.sort();
+    let mut elements: Vec<Bytes> = Vec::new();
+    let mut listed: HashSet<&str> = HashSet::new();
+    for id in &serving_ids {
+        let Some(polled) = picture.get(id) else {
+            continue;
+        };
+        for (internal_id, element) in &polled.meetings {
+            // Recorded as ended since the poll: gone. Unknown runs stay.
+            if runs.get(internal_id) == Some(&false) {
+                continue;
+            }
+            listed.insert(internal_id);
+            elements.push(element.clone());
         }
-    };
-    drop(last);
-    if chunks.is_empty() {
+    }
+    for listing in &listings {
+        if serving_ids.contains(&listing.server_id)
+            && !listed.contains(listing.internal_id.as_str())
+        {
+            elements.push(Bytes::from(listing.xml.clone()));
+        }
+    }
+    if elements.is_empty() {
         let mut xml = XmlWriter::response("SUCCESS");
         xml.raw("<meetings/>")
             .text_element("messageKey", "noMeetings")
             .text_element("message", "no meetings were found on this server");
-        return Ok(xml_response(xml.finish()));
+        return Ok(Bytes::from(xml.finish()));
     }
-    let head = Bytes::from_static(b"<response><returncode>SUCCESS</returncode><meetings>");
-    let tail = Bytes::from_static(b"</meetings></response>");
-    let meetings: Vec<Bytes> = chunks.iter().cloned().collect();
-    let parts = std::iter::once(head)
-        .chain(meetings)
-        .chain(std::iter::once(tail))
-        .map(Ok::<_, std::io::Error>);
-    Ok(xml_response(poem::Body::from_bytes_stream(
-        futures::stream::iter(parts),
-    )))
-}
-
-/// Asks every serving server and returns its `<meeting>` elements, as slices
-/// of the bodies the servers sent (no copies).
-async fn merge(state: &AppState) -> Vec<Bytes> {
-    let servers = state.directory.servers();
-    let timeout = state.settings.get_meetings_timeout();
-    let asks = servers
-        .values()
-        .filter(|server| serving(server))
-        .map(|server| async move {
-            let target = forward::target(state, server);
-            let answer = tokio::time::timeout(
-                timeout,
-                state.backend.get(target, "getMeetings", "", timeout),
-            )
-            .await;
-            match answer {
-                Ok(Ok(response)) => Some(response.body),
-                Ok(Err(err)) => {
-                    tracing::warn!(server = %server.id, error = %err, "getMeetings: server failed");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!(server = %server.id, "getMeetings: server timed out");
-                    None
-                }
-            }
-        });
-    let bodies = futures::future::join_all(asks).await;
-    // The answer is assembled from slices of the servers' bodies (no copy of
-    // the meetings), so memory stays near the size of what the servers sent.
-    let mut chunks: Vec<Bytes> = Vec::new();
-    for body in bodies.iter().flatten() {
-        let Ok(text) = std::str::from_utf8(body) else {
-            continue;
-        };
-        match read_meetings(text) {
-            Ok(answer) if answer.summary.is_success() => {
-                for meeting in answer.meetings {
-                    let start = meeting.raw.as_ptr() as usize - text.as_ptr() as usize;
-                    chunks.push(body.slice(start..start + meeting.raw.len()));
-                }
-            }
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "getMeetings: unreadable answer"),
-        }
+    const HEAD: &[u8] = b"<response><returncode>SUCCESS</returncode><meetings>";
+    const TAIL: &[u8] = b"</meetings></response>";
+    let size = HEAD.len() + TAIL.len() + elements.iter().map(Bytes::len).sum::<usize>();
+    let mut body = BytesMut::with_capacity(size);
+    body.extend_from_slice(HEAD);
+    for element in &elements {
+        body.extend_from_slice(element);
     }
-    chunks
+    body.extend_from_slice(TAIL);
+    Ok(body.freeze())
 }

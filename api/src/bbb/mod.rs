@@ -6,6 +6,7 @@ pub mod error;
 mod forward;
 pub mod get_meetings;
 mod join;
+mod listing;
 mod meeting_calls;
 pub mod request;
 pub mod xml;

@@ -452,8 +452,20 @@ async fn a_server_added_elsewhere_is_used_within_a_second() {
     harness.stop().await;
 }
 
+fn listed_ids(reply: &Reply) -> Vec<String> {
+    let mut ids: Vec<String> = reply
+        .body
+        .split("<meetingID>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</meetingID>").next())
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_meetings_merges_servers_and_survives_a_dead_one() {
+async fn get_meetings_answers_from_the_polled_picture_without_asking_servers() {
     let harness = Harness::start(Db::Sqlite, 3).await;
     let empty = harness.get("getMeetings", "").await;
     empty.assert_success();
@@ -462,21 +474,79 @@ async fn get_meetings_merges_servers_and_survives_a_dead_one() {
     for n in 0..6 {
         harness.create(&format!("list-{n}")).await.assert_success();
     }
+    // Created through Switchboard: listed at once, before any poll.
     let all = harness.get("getMeetings", "").await;
     all.assert_success();
-    assert_eq!(all.body.matches("<meeting>").count(), 6);
-    // One server hangs, one answers garbage: the rest still come, in time.
+    assert_eq!(listed_ids(&all).len(), 6, "{}", all.body);
+    assert!(all.body.contains("<attendeePW>") && all.body.contains("<moderatorPW>"));
+    let asked: usize = harness
+        .sims
+        .iter()
+        .map(|s| s.request_count("getMeetings"))
+        .sum();
+    assert_eq!(asked, 0, "getMeetings must not ask servers");
+
+    let with_foreign = harness.sim_with("list-0").unwrap();
+    harness.sims[with_foreign].create_meeting_directly("foreign", "Made elsewhere");
+    let mut poller = switchboard_workers::health::HealthPoller::new(
+        harness.store().clone(),
+        harness.state().backend.clone(),
+        switchboard_workers::health::HealthConfig {
+            timeout: Duration::from_millis(300),
+            offline_after: 1,
+            online_after: 1,
+            reconcile_grace: Duration::ZERO,
+            ..Default::default()
+        },
+        harness.state().observed.clone(),
+    );
+    poller.poll_once().await.unwrap();
+    harness.state().directory.refresh().await.unwrap();
+    let polled = harness.get("getMeetings", "").await;
+    assert!(
+        listed_ids(&polled).contains(&"foreign".to_owned()),
+        "{}",
+        polled.body
+    );
+    assert_eq!(listed_ids(&polled).len(), 7);
+
+    // Ended through Switchboard: gone at once. Ended on its server: gone
+    // after the next poll.
+    harness
+        .get("end", "meetingID=list-0")
+        .await
+        .assert_success();
+    let ended = harness.get("getMeetings", "").await;
+    assert!(
+        !listed_ids(&ended).contains(&"list-0".to_owned()),
+        "{}",
+        ended.body
+    );
+    let holder = harness.sim_with("list-1").unwrap();
+    assert!(harness.sims[holder].end_meeting_directly("list-1"));
+    poller.poll_once().await.unwrap();
+    harness.state().directory.refresh().await.unwrap();
+    let after = listed_ids(&harness.get("getMeetings", "").await);
+    assert!(!after.contains(&"list-1".to_owned()), "{after:?}");
+
+    // Failing servers cost nothing on the request path; once polls mark them
+    // offline their meetings are no longer listed.
     harness.sims[0].set_failure(FailureMode::Timeout);
     harness.sims[1].set_failure(FailureMode::Garbage);
     let started = Instant::now();
-    let partial = harness.get("getMeetings", "").await;
-    partial.assert_success();
+    let unchanged = harness.get("getMeetings", "").await;
     assert!(
-        started.elapsed() < Duration::from_millis(1500),
+        started.elapsed() < Duration::from_millis(300),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(partial.body.matches("<meeting>").count(), 2);
+    assert_eq!(listed_ids(&unchanged), after);
+    poller.poll_once().await.unwrap();
+    wait_for_refresh(&harness).await;
+    let healthy_only = listed_ids(&harness.get("getMeetings", "").await);
+    let mut expected = harness.sims[2].meeting_ids();
+    expected.sort();
+    assert_eq!(healthy_only, expected);
     harness.stop().await;
 }
 
@@ -897,7 +967,7 @@ async fn meetings_of_an_offline_server_follow_the_policy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_get_meetings_share_one_ask_per_server() {
+async fn concurrent_get_meetings_ask_no_server() {
     let harness = Harness::start(Db::Sqlite, 1).await;
     harness.create("shared-1").await.assert_success();
     harness.sims[0].set_latency(Duration::from_millis(200));
@@ -911,7 +981,7 @@ async fn concurrent_get_meetings_share_one_ask_per_server() {
         assert_eq!(reply.body.matches("<meeting>").count(), 1);
     }
     let asked = harness.sims[0].request_count("getMeetings") - before;
-    assert!(asked <= 2, "six callers, {asked} asks");
+    assert_eq!(asked, 0, "six callers, {asked} asks");
     // Never older than the request: a meeting created just before is listed.
     harness.sims[0].set_latency(Duration::ZERO);
     harness.create("shared-2").await.assert_success();

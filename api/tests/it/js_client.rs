@@ -21,7 +21,7 @@ async fn bigbluebutton_js_drives_create_join_get_meetings_end() {
         "run `npm ci --prefix ops/clients/js` first (ops/test.sh does)"
     );
 
-    let harness = Harness::start(Db::Sqlite, 2).await;
+    let harness = Harness::polled(Db::Sqlite, 2).await;
     let api_url = harness.app.api_url();
     let sims = &harness.sims;
 

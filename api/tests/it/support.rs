@@ -92,11 +92,32 @@ impl Harness {
         Self::with_tags(db, &tags, |_| {}).await
     }
 
+    /// `servers` simulators polled by an in-process worker every 200 ms.
+    pub async fn polled(db: Db, servers: usize) -> Self {
+        let tags = vec![None; servers];
+        Self::build(
+            db,
+            &tags,
+            |settings| settings.health.interval_secs = 0.2,
+            Background { health: true },
+        )
+        .await
+    }
+
     /// One simulator per entry, tagged as given; `tune` adjusts settings.
     pub async fn with_tags(
         db: Db,
         tags: &[Option<&str>],
         tune: impl FnOnce(&mut Settings),
+    ) -> Self {
+        Self::build(db, tags, tune, Background { health: false }).await
+    }
+
+    async fn build(
+        db: Db,
+        tags: &[Option<&str>],
+        tune: impl FnOnce(&mut Settings),
+        background: Background,
     ) -> Self {
         let database_url = database_url(db).await;
         let mut settings = settings(&database_url);
@@ -119,13 +140,9 @@ impl Harness {
             .unwrap()
             .accepted;
         let state = AppState::build(settings, store, secrets).await.unwrap();
-        let app = app::start(
-            state,
-            "127.0.0.1:0".parse().unwrap(),
-            Background { health: false },
-        )
-        .await
-        .unwrap();
+        let app = app::start(state, "127.0.0.1:0".parse().unwrap(), background)
+            .await
+            .unwrap();
         Self {
             app,
             sims,

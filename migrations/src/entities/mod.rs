@@ -2,6 +2,8 @@
 
 pub mod event;
 pub mod meeting;
+pub mod meeting_listing;
 pub mod server;
+pub mod server_sample;
 pub mod setting;
 pub mod token;

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_event_log;
 mod m0002_tokens;
+mod m0003_polled_picture;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_event_log::Migration),
             Box::new(m0002_tokens::Migration),
+            Box::new(m0003_polled_picture::Migration),
         ]
     }
 }
