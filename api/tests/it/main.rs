@@ -8,4 +8,5 @@ mod metrics;
 mod openapi;
 mod python_client;
 mod review;
+mod scale_out;
 mod support;
