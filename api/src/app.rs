@@ -12,7 +12,6 @@ use poem::{EndpointExt, Route, Server, get, handler, web::Data};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_domain::ids::TenantId;
 use switchboard_store::Store;
 use switchboard_workers::backend::HttpBackendClient;
 use switchboard_workers::health::{HealthConfig, HealthPoller, ObservedLoads, OfflinePolicy};
@@ -36,8 +35,6 @@ pub struct AppState {
     pub secrets: Vec<String>,
     /// Serialises creates of one meetingID in this process.
     pub create_locks: StripedLocks,
-    /// The tenant of every request (single-tenant for now).
-    pub tenant: TenantId,
     /// What health polls saw on each server.
     pub observed: ObservedLoads,
     /// The admin operations.
@@ -141,7 +138,6 @@ impl AppState {
             backend,
             secrets,
             create_locks: StripedLocks::default(),
-            tenant: TenantId::default_tenant(),
             observed,
             admin,
             merged_meetings: Default::default(),
@@ -190,6 +186,15 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/bigbluebutton/api", get(bbb::index).post(bbb::index))
         .at("/bigbluebutton/api/", get(bbb::index).post(bbb::index))
         .at("/bigbluebutton/api/:call", bbb::api_call)
+        .at(
+            "/t/:tenant/bigbluebutton/api",
+            get(bbb::tenant_index).post(bbb::tenant_index),
+        )
+        .at(
+            "/t/:tenant/bigbluebutton/api/",
+            get(bbb::tenant_index).post(bbb::tenant_index),
+        )
+        .at("/t/:tenant/bigbluebutton/api/:call", bbb::tenant_api_call)
         .nest(crate::admin::BASE_PATH, crate::admin::endpoint())
         .nest("/api/docs", crate::admin::swagger_ui())
         .at("/health", get(health))

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::load::{LoadWeights, ServerLoad};
-use switchboard_domain::selection::{Candidate, SelectionError, TagRequest, rank};
+use switchboard_domain::selection::{Candidate, SelectionError, TagRequest, rank_in_pool};
 use switchboard_domain::server::ServerState;
+use switchboard_domain::tenant::TenantConfig;
 use switchboard_store::{MeetingRecord, ServerRecord, ServerSample, Store, StoreError};
 use switchboard_workers::bbb_xml::read_meetings;
 use switchboard_workers::health::{Observed, ObservedLoads};
@@ -113,6 +114,8 @@ pub struct Directory {
     /// Serialises refreshes (a slower one must not install an older view);
     /// holds when the last reload happened.
     refreshing: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Tenants in force, by name.
+    tenants: RwLock<Arc<HashMap<String, Arc<TenantConfig>>>>,
     /// What the polls saw, per server.
     picture: RwLock<Arc<Picture>>,
     /// The newest sample change time seen.
@@ -166,6 +169,7 @@ impl Directory {
             weights,
             observed,
             refreshing: tokio::sync::Mutex::new(None),
+            tenants: RwLock::new(Arc::new(HashMap::new())),
             picture: RwLock::new(Arc::new(HashMap::new())),
             picture_seen_ms: AtomicI64::new(0),
             generation: AtomicU64::new(0),
@@ -199,6 +203,14 @@ impl Directory {
                 .streams_changed_after((seen - POSITION_OVERLAP).max(0), "Meeting")
                 .await?
         };
+        let tenants: HashMap<String, Arc<TenantConfig>> = self
+            .store
+            .tenants()
+            .await?
+            .into_iter()
+            .map(|tenant| (tenant.name.clone(), Arc::new(tenant)))
+            .collect();
+        *self.tenants.write().expect("tenants lock") = Arc::new(tenants);
         *self.servers.write().expect("servers lock") = Arc::new(servers);
         {
             let mut meetings = self.meetings.write().expect("meetings lock");
@@ -273,6 +285,20 @@ impl Directory {
 
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Tenants in force, by name.
+    pub fn tenants(&self) -> Arc<HashMap<String, Arc<TenantConfig>>> {
+        self.tenants.read().expect("tenants lock").clone()
+    }
+
+    /// One tenant in force.
+    pub fn tenant(&self, name: &str) -> Option<Arc<TenantConfig>> {
+        self.tenants
+            .read()
+            .expect("tenants lock")
+            .get(name)
+            .cloned()
     }
 
     /// The log position the view reflects.
@@ -370,11 +396,13 @@ impl Directory {
         self.weights.load(load, server.settings.load_multiplier)
     }
 
-    /// Picks the least loaded enabled, online server for a create, skipping
-    /// `tried`, and counts the new meeting there at once.
+    /// Picks the least loaded enabled, online server for a create, within
+    /// the tenant's `pool` of tags (empty: any), skipping `tried`, and counts
+    /// the new meeting there at once.
     pub fn reserve(
         &self,
         request: &TagRequest,
+        pool: &[String],
         tried: &[ServerId],
     ) -> Result<Reservation<'_>, SelectionError> {
         let servers = self.servers();
@@ -388,7 +416,7 @@ impl Directory {
                 load: self.load_with(&book, s),
             })
             .collect();
-        let best = rank(&available, request)?[0];
+        let best = rank_in_pool(&available, request, pool)?[0];
         *book.in_flight.entry(best).or_default() += 1;
         let server = servers.get(&best).cloned().expect("ranked from this map");
         Ok(Reservation {

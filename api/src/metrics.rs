@@ -151,6 +151,20 @@ type BbbHandles = HashMap<(&'static str, &'static str), (metrics::Counter, metri
 
 static BBB_HANDLES: OnceLock<RwLock<BbbHandles>> = OnceLock::new();
 
+/// Counter: creates and joins refused by a tenant limit, by `tenant` and
+/// `limit` (`meetings`, `attendees`).
+pub const TENANT_LIMIT_HITS: &str = "switchboard_tenant_limit_hits_total";
+/// Gauge: running meetings per tenant.
+pub const TENANT_MEETINGS: &str = "switchboard_tenant_meetings";
+/// Gauge: attendees per tenant, as the last polls saw them.
+pub const TENANT_ATTENDEES: &str = "switchboard_tenant_attendees";
+
+/// Counts a create or join refused by a tenant limit.
+pub fn record_limit_hit(tenant: &switchboard_domain::ids::TenantId, limit: &'static str) {
+    metrics::counter!(TENANT_LIMIT_HITS, "tenant" => tenant.to_string(), "limit" => limit)
+        .increment(1);
+}
+
 /// Counts one BBB API request and records its duration.
 pub fn record_bbb_request(call: &'static str, outcome: &'static str, elapsed: Duration) {
     let handles = BBB_HANDLES.get_or_init(Default::default);

@@ -3,6 +3,7 @@
 
 use crate::meeting::MeetingEvent;
 use crate::server::ServerEvent;
+use crate::tenant::TenantEvent;
 use crate::token::TokenEvent;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,8 @@ pub enum DomainEvent {
     Meeting(MeetingEvent),
     /// About an admin token.
     Token(TokenEvent),
+    /// About a tenant.
+    Tenant(TenantEvent),
 }
 
 /// The schema version of every event type written today. A changed shape gets a
@@ -29,6 +32,7 @@ impl DomainEvent {
             Self::Server(event) => event.type_name(),
             Self::Meeting(event) => event.type_name(),
             Self::Token(event) => event.type_name(),
+            Self::Tenant(event) => event.type_name(),
         }
     }
 
@@ -44,6 +48,8 @@ impl DomainEvent {
     ) -> Result<Self, serde_json::Error> {
         if event_type.starts_with("Server") {
             serde_json::from_value(payload).map(Self::Server)
+        } else if event_type.starts_with("Tenant") {
+            serde_json::from_value(payload).map(Self::Tenant)
         } else if event_type.starts_with("Token") {
             serde_json::from_value(payload).map(Self::Token)
         } else {
@@ -61,6 +67,12 @@ impl From<ServerEvent> for DomainEvent {
 impl From<TokenEvent> for DomainEvent {
     fn from(event: TokenEvent) -> Self {
         Self::Token(event)
+    }
+}
+
+impl From<TenantEvent> for DomainEvent {
+    fn from(event: TenantEvent) -> Self {
+        Self::Tenant(event)
     }
 }
 

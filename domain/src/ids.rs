@@ -48,9 +48,17 @@ impl std::str::FromStr for ServerId {
 pub struct TenantId(pub String);
 
 impl TenantId {
+    /// The name of the tenant used when no tenant is recognised.
+    pub const DEFAULT: &'static str = "default";
+
     /// The tenant used when no tenants are configured.
     pub fn default_tenant() -> Self {
-        Self("default".to_owned())
+        Self(Self::DEFAULT.to_owned())
+    }
+
+    /// Whether this is the default tenant.
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
     }
 }
 

@@ -96,9 +96,98 @@ pub fn rank(
     }
 }
 
+/// Orders the servers for a create of a tenant whose meetings require one
+/// of the tags in `pool` (empty: no requirement, Scalelite's rules as in
+/// [`rank`]). Within a pool every server is tagged, so `meta_server-tag`
+/// composes as a preference: no tag means any pool server; `tag` prefers
+/// those pool servers, falling back to the rest of the pool; `tag!` takes
+/// only those.
+pub fn rank_in_pool(
+    available: &[Candidate],
+    request: &TagRequest,
+    pool: &[String],
+) -> Result<Vec<ServerId>, SelectionError> {
+    if pool.is_empty() {
+        return rank(available, request);
+    }
+    let in_pool: Vec<&Candidate> = available
+        .iter()
+        .filter(|c| c.tag.as_ref().is_some_and(|tag| pool.contains(tag)))
+        .collect();
+    let by_load = |mut list: Vec<&Candidate>| {
+        list.sort_by(|a, b| a.load.total_cmp(&b.load).then(a.id.cmp(&b.id)));
+        list.into_iter().map(|c| c.id).collect::<Vec<_>>()
+    };
+    let wanted = |c: &&Candidate| c.tag.as_ref().is_some_and(|tag| request.tags.contains(tag));
+    let ranked = if request.tags.is_empty() {
+        by_load(in_pool)
+    } else {
+        let mut ranked = by_load(in_pool.iter().copied().filter(wanted).collect());
+        if ranked.is_empty() && request.required {
+            return Err(SelectionError::TagUnavailable(request.describe()));
+        }
+        if !request.required {
+            ranked.extend(by_load(
+                in_pool.iter().copied().filter(|c| !wanted(c)).collect(),
+            ));
+        }
+        ranked
+    };
+    if ranked.is_empty() {
+        Err(SelectionError::NoServer)
+    } else {
+        Ok(ranked)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_pool_composes_with_server_tags() {
+        let untagged = candidate(None, 0.0);
+        let gold_busy = candidate(Some("gold"), 5.0);
+        let gold_idle = candidate(Some("gold"), 1.0);
+        let silver = candidate(Some("silver"), 0.5);
+        let other = candidate(Some("other"), 0.1);
+        let all = [
+            untagged.clone(),
+            gold_busy.clone(),
+            gold_idle.clone(),
+            silver.clone(),
+            other.clone(),
+        ];
+        let pool = vec!["gold".to_owned(), "silver".to_owned()];
+        assert_eq!(
+            rank_in_pool(&all, &TagRequest::default(), &pool).unwrap(),
+            vec![silver.id, gold_idle.id, gold_busy.id],
+            "no tag: any pool server by load, never outside the pool"
+        );
+        assert_eq!(
+            rank_in_pool(&all, &TagRequest::parse(Some("gold")), &pool).unwrap(),
+            vec![gold_idle.id, gold_busy.id, silver.id],
+            "a tag is preferred, the rest of the pool follows"
+        );
+        assert_eq!(
+            rank_in_pool(&all, &TagRequest::parse(Some("gold!")), &pool).unwrap(),
+            vec![gold_idle.id, gold_busy.id]
+        );
+        assert_eq!(
+            rank_in_pool(&all, &TagRequest::parse(Some("other!")), &pool),
+            Err(SelectionError::TagUnavailable("other".into())),
+            "a tag outside the pool is not available to the tenant"
+        );
+        assert_eq!(
+            rank_in_pool(&[untagged.clone()], &TagRequest::default(), &pool),
+            Err(SelectionError::NoServer)
+        );
+        assert_eq!(
+            rank_in_pool(&all, &TagRequest::default(), &[]).unwrap(),
+            vec![untagged.id],
+            "without a pool, Scalelite's rules"
+        );
+    }
 
     fn candidate(tag: Option<&str>, load: f64) -> Candidate {
         Candidate {

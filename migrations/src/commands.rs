@@ -10,6 +10,7 @@ use switchboard_domain::ids::{MeetingId, ServerId, TenantId, meeting_stream};
 use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingError, MeetingEvent};
 use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::server::{Server, ServerCommand, ServerError, ServerEvent, ServerState};
+use switchboard_domain::tenant::{Tenant, TenantCommand, TenantError, TenantEvent, tenant_stream};
 use switchboard_domain::token::{Token, TokenCommand, TokenError, TokenEvent, token_stream};
 use thiserror::Error;
 
@@ -140,6 +141,43 @@ impl Store {
                 .await?
             {
                 return Ok(executed);
+            }
+        }
+        unreachable!("the last attempt never retries")
+    }
+
+    /// Runs a tenant command; returns the events it recorded.
+    pub async fn execute_tenant(
+        &self,
+        name: &str,
+        command: &TenantCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Executed<TenantEvent>, CommandError<TenantError>> {
+        let stream = tenant_stream(name);
+        for attempt in 1.. {
+            let stored = self.stream_events(&stream).await?;
+            let version = stored.last().map(|event| event.version).unwrap_or(0);
+            let events: Vec<TenantEvent> = stored
+                .into_iter()
+                .filter_map(|stored| match stored.event {
+                    DomainEvent::Tenant(event) => Some(event),
+                    _ => None,
+                })
+                .collect();
+            let state = Tenant::fold(&events);
+            let last = attempt == ATTEMPTS;
+            match self
+                .attempt(&stream, state, version, command, metadata, last)
+                .await
+            {
+                Ok(Attempt::Done(executed)) => return Ok(executed),
+                Ok(Attempt::Retry) => {}
+                Err(CommandError::Rejected(TenantError::NotFound(_))) => {
+                    return Err(CommandError::Rejected(TenantError::NotFound(
+                        name.to_owned(),
+                    )));
+                }
+                Err(err) => return Err(err),
             }
         }
         unreachable!("the last attempt never retries")

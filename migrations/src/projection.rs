@@ -1,12 +1,14 @@
 //! Folds events into the projection tables. Called inside the append's
 //! transaction and by replay, so the two can never disagree.
 
-use crate::entities::{meeting, server, token};
+use crate::entities::{meeting, server, tenant, token};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::DomainEvent;
 use switchboard_domain::meeting::MeetingEvent;
 use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
+use switchboard_domain::tenant::{Tenant, TenantConfig, TenantEvent};
 use switchboard_domain::token::TokenEvent;
 
 /// Applies one event of `stream` at `version`/`position` to the projections.
@@ -40,7 +42,51 @@ pub(crate) async fn apply<C: ConnectionTrait>(
             let name = stream.strip_prefix("token:").ok_or_else(unexpected)?;
             apply_token(db, name, event, at).await
         }
+        DomainEvent::Tenant(event) => {
+            let name = stream.strip_prefix("tenant:").ok_or_else(unexpected)?;
+            apply_tenant(db, name, event, version).await
+        }
     }
+}
+
+async fn apply_tenant<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+    event: &TenantEvent,
+    version: i64,
+) -> Result<(), DbErr> {
+    let existing = tenant::Entity::find_by_id(name.to_owned()).one(db).await?;
+    let mut state = Tenant {
+        config: existing
+            .as_ref()
+            .and_then(|row| serde_json::from_str::<TenantConfig>(&row.config).ok()),
+    };
+    state.evolve(event);
+    match state.config {
+        Some(config) => {
+            let row = tenant::ActiveModel {
+                name: Set(name.to_owned()),
+                config: Set(
+                    serde_json::to_string(&config).map_err(|err| DbErr::Custom(err.to_string()))?
+                ),
+                version: Set(version),
+            };
+            tenant::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::column(tenant::Column::Name)
+                        .update_columns([tenant::Column::Config, tenant::Column::Version])
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+        }
+        None => {
+            tenant::Entity::delete_by_id(name.to_owned())
+                .exec(db)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn apply_token<C: ConnectionTrait>(

@@ -1,6 +1,6 @@
 //! Reads of the projections, as domain types.
 
-use crate::entities::{meeting, server, token};
+use crate::entities::{meeting, server, tenant, token};
 use crate::store::{Store, StoreError};
 use sea_orm::{
     AccessMode, ColumnTrait, ConnectionTrait, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::{Meeting, MeetingRun};
 use switchboard_domain::server::{Server, ServerSettings, ServerState};
+use switchboard_domain::tenant::TenantConfig;
 use switchboard_domain::token::TokenScope;
 
 /// A server as the projection holds it.
@@ -239,4 +240,79 @@ async fn running_per_server_on<C: ConnectionTrait>(
         .into_iter()
         .filter_map(|(id, count)| Some((id.parse().ok()?, count.max(0) as u64)))
         .collect())
+}
+
+impl Store {
+    /// Every tenant in force, by name.
+    pub async fn tenants(&self) -> Result<Vec<TenantConfig>, StoreError> {
+        let rows = tenant::Entity::find()
+            .order_by_asc(tenant::Column::Name)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| serde_json::from_str(&row.config).ok())
+            .collect())
+    }
+
+    /// One tenant in force.
+    pub async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, StoreError> {
+        let row = tenant::Entity::find_by_id(name.to_owned())
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(|row| serde_json::from_str(&row.config).ok()))
+    }
+
+    /// Running meetings of one tenant.
+    pub async fn running_meetings_of(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        Ok(meeting::Entity::find()
+            .filter(meeting::Column::Tenant.eq(tenant.0.as_str()))
+            .filter(meeting::Column::Running.eq(true))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// Servers running a meeting with this meetingID for another tenant.
+    pub async fn servers_running_elsewhere(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Vec<ServerId>, StoreError> {
+        let rows: Vec<String> = meeting::Entity::find()
+            .select_only()
+            .column(meeting::Column::ServerId)
+            .filter(meeting::Column::MeetingId.eq(meeting_id.as_str()))
+            .filter(meeting::Column::Tenant.ne(tenant.0.as_str()))
+            .filter(meeting::Column::Running.eq(true))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
+    /// Tenant and running state of the runs Switchboard records, by internal
+    /// id; ended runs only when they ended after `ended_since_ms`.
+    pub async fn recent_runs_by_tenant(
+        &self,
+        ended_since_ms: i64,
+    ) -> Result<HashMap<String, (TenantId, bool)>, StoreError> {
+        let rows: Vec<(String, String, bool)> = meeting::Entity::find()
+            .select_only()
+            .column(meeting::Column::InternalId)
+            .column(meeting::Column::Tenant)
+            .column(meeting::Column::Running)
+            .filter(
+                sea_orm::Condition::any()
+                    .add(meeting::Column::Running.eq(true))
+                    .add(meeting::Column::EndedAtMs.gt(ended_since_ms)),
+            )
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(internal, tenant, running)| (internal, (TenantId(tenant), running)))
+            .collect())
+    }
 }

@@ -6,8 +6,7 @@ use crate::entities::{meeting, meeting_listing, server_sample};
 use crate::store::{Store, StoreError};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 use switchboard_domain::ids::ServerId;
 
@@ -251,27 +250,6 @@ impl Store {
             .exec(&self.db)
             .await?;
         Ok(result.rows_affected)
-    }
-
-    /// Internal ids of the runs Switchboard records, with whether each is
-    /// running; ended runs only when they ended after `ended_since_ms`.
-    pub async fn recent_runs(
-        &self,
-        ended_since_ms: i64,
-    ) -> Result<Vec<(String, bool)>, StoreError> {
-        let rows: Vec<(String, bool)> = meeting::Entity::find()
-            .select_only()
-            .column(meeting::Column::InternalId)
-            .column(meeting::Column::Running)
-            .filter(
-                Condition::any()
-                    .add(meeting::Column::Running.eq(true))
-                    .add(meeting::Column::EndedAtMs.gt(ended_since_ms)),
-            )
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(rows)
     }
 }
 

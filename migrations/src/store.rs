@@ -1,6 +1,6 @@
 //! The event store: connect, migrate, append, read, replay.
 
-use crate::entities::{event, meeting, server, setting, token};
+use crate::entities::{event, meeting, server, setting, tenant, token};
 use crate::migration::Migrator;
 use crate::projection;
 use sea_orm::sea_query::OnConflict;
@@ -287,6 +287,7 @@ impl Store {
         let txn = self.db.begin().await?;
         server::Entity::delete_many().exec(&txn).await?;
         token::Entity::delete_many().exec(&txn).await?;
+        tenant::Entity::delete_many().exec(&txn).await?;
         meeting::Entity::delete_many().exec(&txn).await?;
         let mut after = 0;
         let mut applied = 0;

@@ -21,6 +21,7 @@ use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
 use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingEvent, MeetingRun};
+use switchboard_domain::params::Params;
 use switchboard_domain::ports::{Clock, SystemClock};
 use switchboard_domain::selection::{SelectionError, TagRequest};
 use switchboard_domain::server::ServerState;
@@ -41,6 +42,8 @@ enum Round {
 struct CreateCall<'a> {
     state: &'a AppState,
     request: &'a ApiRequest,
+    /// The parameters after the tenant's policy.
+    params: Params,
     meeting_id: MeetingId,
     name: String,
     query: String,
@@ -54,8 +57,13 @@ pub async fn create(
     metadata: &EventMetadata,
 ) -> Result<Response, BbbError> {
     let meeting_id = meeting_param(request)?;
-    let name = request
-        .params
+    let mut params = request.params.clone();
+    if let Some(tenant) = &request.tenant_config {
+        tenant
+            .policy
+            .apply_create(&mut params, request.xml_body.is_some());
+    }
+    let name = params
         .non_empty("name")
         .ok_or_else(|| {
             BbbError::missing_param(
@@ -68,16 +76,18 @@ pub async fn create(
         state,
         request,
         name,
-        query: request.params.to_query(),
+        query: params.to_query(),
+        params,
         metadata,
         meeting_id,
     };
-    let lock_key = format!("{}:{}", state.tenant, call.meeting_id);
+    let tenant = &request.tenant;
+    let lock_key = format!("{tenant}:{}", call.meeting_id);
     let _guard = state.create_locks.lock(&lock_key).await;
     for _ in 0..ROUNDS {
         let existing = state
             .directory
-            .meeting(&state.tenant, &call.meeting_id)
+            .meeting(tenant, &call.meeting_id)
             .await
             .map_err(store_failure)?;
         if let Some(record) = existing.as_ref().filter(|record| record.running) {
@@ -97,6 +107,23 @@ pub async fn create(
                 _ => {} // disabled or removed: place it anew
             }
         }
+        // Within the limit, serialised per tenant in this process.
+        let _limit_guard = match call.meeting_limit() {
+            Some(limit) => {
+                let guard = state.create_locks.lock(&format!("limit:{tenant}")).await;
+                let running = state
+                    .store
+                    .running_meetings_of(tenant)
+                    .await
+                    .map_err(store_failure)?;
+                if running >= limit {
+                    crate::metrics::record_limit_hit(tenant, "meetings");
+                    return Err(BbbError::max_meetings_reached(limit));
+                }
+                Some(guard)
+            }
+            None => None,
+        };
         match call.place(existing.as_deref()).await? {
             Round::Done(response) => return Ok(response),
             Round::Raced => continue,
@@ -139,16 +166,40 @@ impl CreateCall<'_> {
         Ok(Some(self.record(Some(record), run, answer, None).await?))
     }
 
-    /// Places the meeting on the best server that accepts it.
+    /// The tenant's cap on running meetings, if any.
+    fn meeting_limit(&self) -> Option<u64> {
+        self.request
+            .tenant_config
+            .as_ref()
+            .and_then(|tenant| tenant.limits.max_meetings)
+    }
+
+    /// Places the meeting on the best server that accepts it: within the
+    /// tenant's pool, and never beside another tenant's meeting of the same
+    /// meetingID (a server knows a meeting by its meetingID alone).
     async fn place(&self, existing: Option<&MeetingRecord>) -> Result<Round, BbbError> {
         let state = self.state;
-        let tags = TagRequest::parse(self.request.params.get("meta_server-tag"));
+        let tags = TagRequest::parse(self.params.get("meta_server-tag"));
+        let pool: &[String] = self
+            .request
+            .tenant_config
+            .as_ref()
+            .map(|tenant| tenant.required_tags.as_slice())
+            .unwrap_or_default();
         let mut tried: Vec<ServerId> = Vec::new();
+        if !state.directory.tenants().is_empty() {
+            tried = state
+                .store
+                .servers_running_elsewhere(&self.request.tenant, &self.meeting_id)
+                .await
+                .map_err(store_failure)?;
+        }
+        let occupied = tried.len();
         let mut refused: Option<Answer> = None;
         for _ in 0..state.settings.create_attempts {
-            let reservation = match state.directory.reserve(&tags, &tried) {
+            let reservation = match state.directory.reserve(&tags, pool, &tried) {
                 Ok(reservation) => reservation,
-                Err(_) if !tried.is_empty() => break,
+                Err(_) if tried.len() > occupied => break,
                 Err(SelectionError::TagUnavailable(tags)) => {
                     return Err(BbbError::tag_unavailable(&tags));
                 }
@@ -233,8 +284,9 @@ impl CreateCall<'_> {
         let (aggregate, version) = existing
             .map(|record| (record.aggregate(), record.version))
             .unwrap_or((Meeting::default(), 0));
+        let tenant = &self.request.tenant;
         let command = MeetingCommand::RecordCreated {
-            tenant: state.tenant.clone(),
+            tenant: tenant.clone(),
             meeting_id: self.meeting_id.clone(),
             name: self.name.clone(),
             run: run.clone(),
@@ -244,7 +296,7 @@ impl CreateCall<'_> {
             .map_err(|err| BbbError::internal(err.to_string()))?;
         let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
         self.list(&run, &answer).await;
-        let stream = meeting_stream(&state.tenant, &self.meeting_id);
+        let stream = meeting_stream(tenant, &self.meeting_id);
         match state
             .store
             .append(&stream, version, &domain, self.metadata)
@@ -265,7 +317,7 @@ impl CreateCall<'_> {
                     }
                 }
                 state.directory.remember(MeetingRecord {
-                    tenant: state.tenant.clone(),
+                    tenant: tenant.clone(),
                     meeting_id: self.meeting_id.clone(),
                     name: self.name.clone(),
                     run,
@@ -276,7 +328,7 @@ impl CreateCall<'_> {
                 Ok(Round::Done(forward::relay(answer)))
             }
             Err(StoreError::Conflict { .. }) => {
-                state.directory.forget(&state.tenant, &self.meeting_id);
+                state.directory.forget(tenant, &self.meeting_id);
                 self.end_stray(&run, &answer).await;
                 Ok(Round::Raced)
             }
@@ -301,7 +353,7 @@ impl CreateCall<'_> {
                 &run.internal_id,
                 run.create_time_ms,
                 &answer.summary,
-                &self.request.params,
+                &self.params,
             ),
         };
         if let Err(err) = self.state.store.put_meeting_listing(&listing).await {
@@ -315,7 +367,7 @@ impl CreateCall<'_> {
         let state = self.state;
         let winner = state
             .store
-            .meeting(&state.tenant, &self.meeting_id)
+            .meeting(&self.request.tenant, &self.meeting_id)
             .await
             .ok()
             .flatten();

@@ -28,6 +28,24 @@ impl BbbError {
         )
     }
 
+    /// The tenant runs as many meetings as it may.
+    pub fn max_meetings_reached(limit: u64) -> Self {
+        Self::new(
+            "maxMeetingsReached",
+            format!(
+                "The maximum number of running meetings ({limit}) has been reached; end a meeting or ask the operator to raise the limit."
+            ),
+        )
+    }
+
+    /// The tenant's meetings hold as many attendees as it may.
+    pub fn max_participants_reached(limit: u64) -> Self {
+        Self::new(
+            "maxParticipantsReached",
+            format!("The number of participants allowed ({limit}) has been reached."),
+        )
+    }
+
     /// Unknown call or wrong method.
     pub fn unsupported_request() -> Self {
         Self::new("unsupportedRequest", "This request is not supported.")

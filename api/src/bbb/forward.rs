@@ -7,7 +7,7 @@ use crate::app::AppState;
 use bytes::Bytes;
 use poem::Response;
 use std::sync::Arc;
-use switchboard_domain::ids::MeetingId;
+use switchboard_domain::ids::{MeetingId, TenantId};
 use switchboard_domain::server::ServerState;
 use switchboard_store::{MeetingRecord, ServerRecord, StoreError};
 use switchboard_workers::backend::{BackendError, BackendTarget};
@@ -111,11 +111,12 @@ pub fn store_failure(err: StoreError) -> BbbError {
 /// The running meeting of this request's tenant, if any.
 pub async fn running_meeting(
     state: &AppState,
+    tenant: &TenantId,
     meeting_id: &MeetingId,
 ) -> Result<Option<Arc<MeetingRecord>>, BbbError> {
     let record = state
         .directory
-        .meeting(&state.tenant, meeting_id)
+        .meeting(tenant, meeting_id)
         .await
         .map_err(store_failure)?;
     Ok(record.filter(|record| record.running))
@@ -130,9 +131,10 @@ pub fn serving(server: &Arc<ServerRecord>) -> bool {
 /// The running meeting and its server, or the BBB error for a missing one.
 pub async fn meeting_and_server(
     state: &AppState,
+    tenant: &TenantId,
     meeting_id: &MeetingId,
 ) -> Result<(Arc<MeetingRecord>, Arc<ServerRecord>), BbbError> {
-    let record = running_meeting(state, meeting_id)
+    let record = running_meeting(state, tenant, meeting_id)
         .await?
         .ok_or_else(BbbError::meeting_not_found)?;
     let server = state

@@ -3,9 +3,13 @@
 //! poll listed them, minus the runs Switchboard recorded as ended since, plus
 //! listings of the runs Switchboard created since (see [`super::listing`]).
 //!
-//! The answer is built once per change of what it could show (the directory's
-//! generation) and shared by every request until the next change; callers that
-//! arrive while it is being rebuilt wait for that build (single flight).
+//! Each tenant sees its own runs only; meetings running on servers without
+//! Switchboard having created them are the default tenant's.
+//!
+//! The answer is built once per tenant and change of what it could show (the
+//! directory's generation) and shared by every request until the next change;
+//! callers that arrive while it is being rebuilt wait for that build (single
+//! flight).
 
 use super::error::BbbError;
 use super::forward::{serving, store_failure};
@@ -15,68 +19,67 @@ use bytes::{Bytes, BytesMut};
 use poem::Response;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use switchboard_domain::ids::ServerId;
+use switchboard_domain::ids::{ServerId, TenantId};
 use switchboard_domain::ports::{Clock, SystemClock};
 
 /// Runs that ended this long ago are no longer looked up: by then a poll no
 /// longer lists them.
 const ENDED_LOOKBACK_MS: i64 = 60 * 60 * 1000;
 
-/// The answer last built, by the generation it reflects.
+/// The answers last built, per tenant, by the generation they reflect.
 #[derive(Debug, Default)]
 pub struct MergedMeetings {
-    last: Mutex<Option<(u64, Bytes)>>,
+    last: Mutex<HashMap<TenantId, (u64, Bytes)>>,
     building: tokio::sync::Mutex<()>,
 }
 
 impl MergedMeetings {
-    fn cached(&self, generation: u64) -> Option<Bytes> {
+    /// The answer built for `tenant` at `generation` or later.
+    fn cached(&self, tenant: &TenantId, generation: u64) -> Option<Bytes> {
         let last = self.last.lock().expect("getMeetings cache lock");
-        last.as_ref()
-            .filter(|(built_for, _)| *built_for == generation)
+        last.get(tenant)
+            .filter(|(built_for, _)| *built_for >= generation)
             .map(|(_, body)| body.clone())
     }
 }
 
 /// Handles `getMeetings`.
-pub async fn get_meetings(state: &AppState) -> Result<Response, BbbError> {
+pub async fn get_meetings(state: &AppState, tenant: &TenantId) -> Result<Response, BbbError> {
     let generation = state.directory.generation();
-    if let Some(body) = state.merged_meetings.cached(generation) {
+    if let Some(body) = state.merged_meetings.cached(tenant, generation) {
         return Ok(xml_response(body));
     }
     let _building = state.merged_meetings.building.lock().await;
     // Whoever built while this request waited may have built what it needs.
-    if let Some(body) = state
-        .merged_meetings
-        .last
-        .lock()
-        .expect("getMeetings cache lock")
-        .as_ref()
-        .filter(|(built_for, _)| *built_for >= generation)
-        .map(|(_, body)| body.clone())
-    {
+    if let Some(body) = state.merged_meetings.cached(tenant, generation) {
         return Ok(xml_response(body));
     }
     let generation = state.directory.generation();
-    let body = build(state).await?;
-    *state
+    let body = build(state, tenant).await?;
+    let mut last = state
         .merged_meetings
         .last
         .lock()
-        .expect("getMeetings cache lock") = Some((generation, body.clone()));
+        .expect("getMeetings cache lock");
+    // Answers of other generations are dropped: they would be rebuilt anyway.
+    last.retain(|_, (built_for, _)| *built_for == generation);
+    last.insert(tenant.clone(), (generation, body.clone()));
     Ok(xml_response(body))
 }
 
-/// Builds the whole answer.
-async fn build(state: &AppState) -> Result<Bytes, BbbError> {
+/// Builds a tenant's whole answer.
+async fn build(state: &AppState, tenant: &TenantId) -> Result<Bytes, BbbError> {
     let now_ms = SystemClock.now_ms();
-    let runs: HashMap<String, bool> = state
+    let runs: HashMap<String, (TenantId, bool)> = state
         .store
-        .recent_runs(now_ms - ENDED_LOOKBACK_MS)
+        .recent_runs_by_tenant(now_ms - ENDED_LOOKBACK_MS)
         .await
-        .map_err(store_failure)?
-        .into_iter()
-        .collect();
+        .map_err(store_failure)?;
+    // Its own running runs; runs unknown to Switchboard go to the default tenant.
+    let shown = |internal_id: &str| match runs.get(internal_id) {
+        Some((owner, running)) => owner == tenant && *running,
+        None => tenant.is_default(),
+    };
     let listings = state
         .store
         .running_meeting_listings()
@@ -97,8 +100,8 @@ async fn build(state: &AppState) -> Result<Bytes, BbbError> {
             continue;
         };
         for (internal_id, element) in &polled.meetings {
-            // Recorded as ended since the poll: gone. Unknown runs stay.
-            if runs.get(internal_id) == Some(&false) {
+            // Recorded as ended since the poll, or another tenant's: not shown.
+            if !shown(internal_id) {
                 continue;
             }
             listed.insert(internal_id);
@@ -108,6 +111,8 @@ async fn build(state: &AppState) -> Result<Bytes, BbbError> {
     for listing in &listings {
         if serving_ids.contains(&listing.server_id)
             && !listed.contains(listing.internal_id.as_str())
+            && runs.contains_key(&listing.internal_id)
+            && shown(&listing.internal_id)
         {
             elements.push(Bytes::from(listing.xml.clone()));
         }

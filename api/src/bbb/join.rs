@@ -17,7 +17,7 @@ pub async fn join(state: &AppState, request: &ApiRequest) -> Result<Response, Bb
             "You must specify a name for the attendee who will be joining the meeting.",
         ));
     }
-    let (_, server) = meeting_and_server(state, &meeting_id).await?;
+    let (_, server) = meeting_and_server(state, &request.tenant, &meeting_id).await?;
     // BBB reads `redirect` with Java's Boolean.parseBoolean: any value but
     // `true` asks for the XML answer.
     let wants_xml = request

@@ -18,7 +18,7 @@ async fn relay_to_meeting_server(
     state: &AppState,
     request: &ApiRequest,
 ) -> Result<Response, BbbError> {
-    let (_, server) = meeting_and_server(state, &meeting_param(request)?).await?;
+    let (_, server) = meeting_and_server(state, &request.tenant, &meeting_param(request)?).await?;
     let answer = forward::call(
         state,
         &server,
@@ -65,7 +65,7 @@ pub async fn is_meeting_running(
     request: &ApiRequest,
 ) -> Result<Response, BbbError> {
     let meeting_id = meeting_param(request)?;
-    let Some(record) = running_meeting(state, &meeting_id).await? else {
+    let Some(record) = running_meeting(state, &request.tenant, &meeting_id).await? else {
         return Ok(not_running());
     };
     let Some(server) = state.directory.server(record.run.server_id).filter(serving) else {
@@ -88,7 +88,7 @@ pub async fn end(
     metadata: &EventMetadata,
 ) -> Result<Response, BbbError> {
     let meeting_id = meeting_param(request)?;
-    let record = running_meeting(state, &meeting_id)
+    let record = running_meeting(state, &request.tenant, &meeting_id)
         .await?
         .ok_or_else(BbbError::meeting_not_found)?;
     let Some(server) = state.directory.server(record.run.server_id) else {

@@ -9,6 +9,7 @@ mod join;
 mod listing;
 mod meeting_calls;
 pub mod request;
+pub mod tenancy;
 pub mod xml;
 
 use crate::app::AppState;
@@ -27,6 +28,10 @@ const BBB_VERSION: &str = "3.0";
 /// `GET /bigbluebutton/api`: no checksum, version information.
 #[handler]
 pub fn index() -> Response {
+    index_response()
+}
+
+fn index_response() -> Response {
     let started = Instant::now();
     let mut xml = xml::XmlWriter::response("SUCCESS");
     xml.text_element("version", "2.0")
@@ -46,8 +51,35 @@ pub async fn api_call(
     body: Body,
     Data(state): Data<&Arc<AppState>>,
 ) -> Response {
+    answer(req, None, &call, body, state).await
+}
+
+/// `/t/{tenant}/bigbluebutton/api`: the index, for a tenant's front-end.
+#[handler]
+pub fn tenant_index(Path(_tenant): Path<String>) -> Response {
+    index_response()
+}
+
+/// `/t/{tenant}/bigbluebutton/api/{call}`: a call of the tenant named in the path.
+#[handler]
+pub async fn tenant_api_call(
+    req: &Request,
+    Path((tenant, call)): Path<(String, String)>,
+    body: Body,
+    Data(state): Data<&Arc<AppState>>,
+) -> Response {
+    answer(req, Some(&tenant), &call, body, state).await
+}
+
+async fn answer(
+    req: &Request,
+    tenant: Option<&str>,
+    call: &str,
+    body: Body,
+    state: &AppState,
+) -> Response {
     let started = Instant::now();
-    let (outcome, response) = match handle(req, &call, body, state).await {
+    let (outcome, response) = match handle(req, tenant, call, body, state).await {
         Ok(response) if response.status() == poem::http::StatusCode::FOUND => {
             ("redirect", response)
         }
@@ -55,7 +87,7 @@ pub async fn api_call(
         Err(err) => (err.key, err.into_response()),
     };
     crate::metrics::record_bbb_request(
-        crate::metrics::bbb_call_label(&call),
+        crate::metrics::bbb_call_label(call),
         outcome,
         started.elapsed(),
     );
@@ -64,6 +96,7 @@ pub async fn api_call(
 
 async fn handle(
     req: &Request,
+    path_tenant: Option<&str>,
     call: &str,
     body: Body,
     state: &AppState,
@@ -101,16 +134,24 @@ async fn handle(
         content_type,
         body: &body,
     };
+    let host = req
+        .headers()
+        .get(poem::http::header::HOST)
+        .and_then(|value| value.to_str().ok());
+    let tenant = tenancy::resolve(state, path_tenant, host)?;
     let verifier = Verifier {
-        secrets: &state.secrets,
+        secrets: tenant.secrets(state),
         algorithms: &state.settings.checksum_algorithms,
         max_bytes: max,
     };
-    let request = verify_request(raw, verifier)?;
+    let mut request = verify_request(raw, verifier)?;
+    request.tenant = tenant.id;
+    request.tenant_config = tenant.config;
+    let request = request;
     let metadata = || EventMetadata {
-        actor: format!("bbb-api:{}", state.tenant),
+        actor: format!("bbb-api:{}", request.tenant),
         request_id: Some(request_id(req)),
-        tenant: Some(state.tenant.to_string()),
+        tenant: Some(request.tenant.to_string()),
     };
     match call {
         "create" => create::create(state, &request, &metadata()).await,
@@ -120,7 +161,7 @@ async fn handle(
         "getMeetingInfo" => meeting_calls::get_meeting_info(state, &request).await,
         "sendChatMessage" => meeting_calls::send_chat_message(state, &request).await,
         "insertDocument" => meeting_calls::insert_document(state, &request).await,
-        "getMeetings" => get_meetings::get_meetings(state).await,
+        "getMeetings" => get_meetings::get_meetings(state, &request.tenant).await,
         _ => Err(BbbError::unsupported_request()),
     }
 }

@@ -4,8 +4,11 @@
 
 use super::error::BbbError;
 use bytes::Bytes;
+use std::sync::Arc;
 use switchboard_domain::checksum::{ChecksumAlgorithm, split_checksum, verify};
+use switchboard_domain::ids::TenantId;
 use switchboard_domain::params::{ParamError, Params};
+use switchboard_domain::tenant::TenantConfig;
 
 /// What a call accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,10 @@ pub struct ApiRequest {
     pub has_form_params: bool,
     /// An XML body, if one came.
     pub xml_body: Option<XmlBody>,
+    /// The tenant whose secret signed the request.
+    pub tenant: TenantId,
+    /// Its configuration; `None` for the default tenant.
+    pub tenant_config: Option<Arc<TenantConfig>>,
 }
 
 /// The raw pieces of an incoming request.
@@ -191,6 +198,8 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
         raw_query: query_rest,
         has_form_params,
         xml_body,
+        tenant: TenantId::default_tenant(),
+        tenant_config: None,
     })
 }
 

@@ -6,4 +6,5 @@ pub mod meeting_listing;
 pub mod server;
 pub mod server_sample;
 pub mod setting;
+pub mod tenant;
 pub mod token;
