@@ -9,10 +9,12 @@
 
 pub mod archive;
 pub mod ids;
+pub mod layout;
 
 pub mod metadata;
 
 pub use archive::{ArchiveError, ArchiveLimits, ExtractedRecording};
 pub use ids::{FormatName, IdError, RecordId};
+pub use layout::{Layout, LayoutError, Visibility};
 
 pub use metadata::{FormatDir, MetadataError, PlaybackFormat, PreviewImage, RecordingMetadata};
