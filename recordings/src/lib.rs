@@ -10,13 +10,13 @@
 pub mod archive;
 pub mod ids;
 pub mod layout;
-pub mod spool;
-
 pub mod metadata;
+pub mod protected;
+pub mod spool;
 
 pub use archive::{ArchiveError, ArchiveLimits, ExtractedRecording};
 pub use ids::{FormatName, IdError, RecordId};
 pub use layout::{Layout, LayoutError, Visibility};
-pub use spool::{Spool, SpoolConfig, SpoolError};
-
 pub use metadata::{FormatDir, MetadataError, PlaybackFormat, PreviewImage, RecordingMetadata};
+pub use protected::{PlaybackKey, ProtectedError, UsedTokens};
+pub use spool::{Spool, SpoolConfig, SpoolError};
