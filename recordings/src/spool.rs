@@ -130,8 +130,10 @@ impl Spool {
 
     /// The archives ready at `now`, oldest first. An archive is ready when
     /// its modification time is at least the settle time before `now` and
-    /// its size and modification time are what the previous scan saw (or
-    /// this is the first scan to see it).
+    /// its size and modification time are what the previous scan saw when
+    /// it last held the file back (or no scan held it back). Archives
+    /// returned stay where they are until [`done`](Self::done) or
+    /// [`fail`](Self::fail) moves them, so a later scan returns them again.
     pub fn scan(&mut self, now: SystemTime) -> Result<Vec<ReadyArchive>, SpoolError> {
         let dir = &self.config.dir;
         let entries = fs::read_dir(dir).map_err(io_err("list spool", dir))?;
@@ -162,7 +164,6 @@ impl Spool {
                 .seen
                 .get(&path)
                 .is_none_or(|previous| *previous == (size, modified));
-            seen.insert(path.clone(), (size, modified));
             if settled && unchanged {
                 ready.push(ReadyArchive {
                     path,
@@ -170,6 +171,8 @@ impl Spool {
                     size,
                     modified,
                 });
+            } else {
+                seen.insert(path, (size, modified));
             }
         }
         self.seen = seen;
@@ -334,10 +337,18 @@ mod tests {
         let mut spool = Spool::new(SpoolConfig::new(dir.path()));
         let path = dir.path().join("x.tar");
         fs::write(&path, "part").unwrap();
-        let later = SystemTime::now() + Duration::from_secs(3600);
-        assert_eq!(names(&spool.scan(later).unwrap()), ["x.tar"]);
+        assert!(
+            spool.scan(SystemTime::now()).unwrap().is_empty(),
+            "held back"
+        );
         fs::write(&path, "part and more").unwrap();
-        assert!(spool.scan(later).unwrap().is_empty());
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert!(
+            spool.scan(later).unwrap().is_empty(),
+            "grew since held back"
+        );
+        assert_eq!(names(&spool.scan(later).unwrap()), ["x.tar"]);
+        // Until moved away, a ready archive stays ready.
         assert_eq!(names(&spool.scan(later).unwrap()), ["x.tar"]);
     }
 
