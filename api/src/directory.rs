@@ -33,6 +33,9 @@ const FULL_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(2)
 /// again, so a sample written by a worker whose clock lags is not missed.
 const SAMPLE_OVERLAP_MS: i64 = 30_000;
 
+/// How long a join counts as an attendee before a poll confirms it.
+pub const PENDING_JOIN_MS: i64 = 60_000;
+
 /// One server's meetings as its last poll listed them.
 #[derive(Debug, Default)]
 pub struct PolledServer {
@@ -40,6 +43,8 @@ pub struct PolledServer {
     pub changed_at_ms: i64,
     /// Each listed meeting: internal id and its `<meeting>` element as sent.
     pub meetings: Vec<(String, Bytes)>,
+    /// Participants of each listed meeting, by internal id.
+    pub participants: HashMap<String, u64>,
 }
 
 impl PolledServer {
@@ -50,11 +55,13 @@ impl PolledServer {
         );
         let body = Bytes::from(wrapped);
         let text = std::str::from_utf8(&body).unwrap_or_default();
+        let mut participants = HashMap::new();
         let meetings = match read_meetings(text) {
             Ok(answer) => answer
                 .meetings
                 .iter()
                 .map(|meeting| {
+                    participants.insert(meeting.internal_id.clone(), meeting.participants);
                     let start = meeting.raw.as_ptr() as usize - text.as_ptr() as usize;
                     (
                         meeting.internal_id.clone(),
@@ -70,6 +77,7 @@ impl PolledServer {
         Self {
             changed_at_ms: sample.changed_at_ms,
             meetings,
+            participants,
         }
     }
 }
@@ -122,6 +130,9 @@ pub struct Directory {
     picture_seen_ms: AtomicI64,
     /// Bumped on every change getMeetings could show.
     generation: AtomicU64,
+    /// Joins sent by this process and not yet seen by a poll: tenant,
+    /// server, when (ms).
+    pending_joins: Mutex<Vec<(TenantId, ServerId, i64)>>,
 }
 
 fn cache_key(tenant: &TenantId, meeting_id: &MeetingId) -> String {
@@ -173,6 +184,7 @@ impl Directory {
             picture: RwLock::new(Arc::new(HashMap::new())),
             picture_seen_ms: AtomicI64::new(0),
             generation: AtomicU64::new(0),
+            pending_joins: Mutex::new(Vec::new()),
         });
         directory.refresh().await?;
         Ok(directory)
@@ -276,6 +288,46 @@ impl Directory {
     /// What the polls saw, per server.
     pub fn picture(&self) -> Arc<Picture> {
         self.picture.read().expect("picture lock").clone()
+    }
+
+    /// Notes a join sent to `server` for `tenant`, counted until a poll of
+    /// that server shows a change (or for [`PENDING_JOIN_MS`]).
+    pub fn note_join(&self, tenant: &TenantId, server: ServerId) {
+        let now = switchboard_domain::ports::Clock::now_ms(&switchboard_domain::ports::SystemClock);
+        let mut pending = self.pending_joins.lock().expect("pending joins lock");
+        pending.retain(|(_, _, at)| *at > now - PENDING_JOIN_MS);
+        pending.push((tenant.clone(), server, now));
+    }
+
+    /// Attendees of a tenant: what the polls saw in its running runs
+    /// (`runs`: internal ids) plus joins sent since those polls.
+    pub fn attendees_of_tenant(
+        &self,
+        tenant: &TenantId,
+        runs: &std::collections::HashSet<String>,
+    ) -> u64 {
+        let picture = self.picture();
+        let polled: u64 = picture
+            .values()
+            .flat_map(|server| server.participants.iter())
+            .filter(|(internal_id, _)| runs.contains(*internal_id))
+            .map(|(_, count)| *count)
+            .sum();
+        let now = switchboard_domain::ports::Clock::now_ms(&switchboard_domain::ports::SystemClock);
+        let pending = self
+            .pending_joins
+            .lock()
+            .expect("pending joins lock")
+            .iter()
+            .filter(|(owner, server, at)| {
+                owner == tenant
+                    && *at > now - PENDING_JOIN_MS
+                    && picture
+                        .get(server)
+                        .is_none_or(|polled| *at > polled.changed_at_ms)
+            })
+            .count() as u64;
+        polled + pending
     }
 
     /// Changes whenever anything getMeetings shows may have changed.

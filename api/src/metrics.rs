@@ -85,6 +85,15 @@ pub fn install() -> &'static PrometheusHandle {
 /// Describes every Switchboard metric to the installed recorder.
 fn describe() {
     describe_counter!(
+        TENANT_LIMIT_HITS,
+        "Creates and joins refused by a tenant limit, by tenant and limit (meetings, attendees)."
+    );
+    describe_gauge!(TENANT_MEETINGS, "Running meetings per tenant.");
+    describe_gauge!(
+        TENANT_ATTENDEES,
+        "Attendees per tenant: the last polls plus joins sent since."
+    );
+    describe_counter!(
         BBB_REQUESTS,
         "BBB API requests by call (index for the version answer; unknown calls: other) and \
          outcome: success (answered; \
@@ -329,6 +338,21 @@ fn zero_server_gauges(id: ServerId) {
     gauge!(SERVER_ATTENDEES, "server" => id).set(0.0);
 }
 
+/// Sets the per-tenant gauges: running meetings and attendees.
+async fn refresh_tenant_gauges(state: &AppState) {
+    for name in state.directory.tenants().keys() {
+        let tenant = switchboard_domain::ids::TenantId(name.clone());
+        let Ok(runs) = state.store.running_runs_of(&tenant).await else {
+            continue;
+        };
+        let meetings = runs.len() as f64;
+        let runs: HashSet<String> = runs.into_iter().collect();
+        let attendees = state.directory.attendees_of_tenant(&tenant, &runs) as f64;
+        metrics::gauge!(TENANT_MEETINGS, "tenant" => name.clone()).set(meetings);
+        metrics::gauge!(TENANT_ATTENDEES, "tenant" => name.clone()).set(attendees);
+    }
+}
+
 /// Refreshes the gauges every [`GAUGE_REFRESH_INTERVAL`] and runs the
 /// recorder's upkeep (draining histogram samples even when nobody scrapes).
 pub fn spawn_gauge_refresh(state: Arc<AppState>) -> JoinHandle<()> {
@@ -344,6 +368,7 @@ pub fn spawn_gauge_refresh(state: Arc<AppState>) -> JoinHandle<()> {
                 zero_server_gauges(*gone);
             }
             known = current;
+            refresh_tenant_gauges(&state).await;
             handle.run_upkeep();
         }
     })

@@ -273,6 +273,18 @@ impl Store {
             .await?)
     }
 
+    /// Internal ids of a tenant's running runs.
+    pub async fn running_runs_of(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
+        Ok(meeting::Entity::find()
+            .select_only()
+            .column(meeting::Column::InternalId)
+            .filter(meeting::Column::Tenant.eq(tenant.0.as_str()))
+            .filter(meeting::Column::Running.eq(true))
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
     /// Servers running a meeting with this meetingID for another tenant.
     pub async fn servers_running_elsewhere(
         &self,

@@ -94,7 +94,8 @@ impl From<Failure> for AdminError {
     }
 }
 
-type Answer<T> = Result<Json<T>, AdminError>;
+/// A JSON answer or a problem.
+pub type Answer<T> = Result<Json<T>, AdminError>;
 
 /// Bearer token authentication; the token's name becomes the events' actor.
 #[derive(SecurityScheme)]
@@ -122,7 +123,8 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
 }
 
 impl TokenAuth {
-    fn require(&self, needed: TokenScope) -> Result<&Principal, AdminError> {
+    /// The principal, when its scope covers `needed`.
+    pub fn require(&self, needed: TokenScope) -> Result<&Principal, AdminError> {
         if self.0.scope.allows(needed) {
             Ok(&self.0)
         } else {
@@ -138,8 +140,9 @@ impl TokenAuth {
     }
 }
 
+/// Groups of operations in the spec.
 #[derive(Tags)]
-enum Tag {
+pub enum Tag {
     /// The pool of BBB servers.
     Servers,
     /// Meetings Switchboard placed.
@@ -150,6 +153,8 @@ enum Tag {
     Cluster,
     /// Admin tokens.
     Tokens,
+    /// Front-ends with their own secrets, policy, limits and server pool.
+    Tenants,
 }
 
 /// A created resource.

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod model;
 pub mod service;
+pub mod tenants;
 
 use poem::{Endpoint, EndpointExt, IntoResponse};
 use poem_openapi::OpenApiService;
@@ -13,15 +14,15 @@ use poem_openapi::OpenApiService;
 pub const BASE_PATH: &str = "/api/v1";
 
 /// The OpenAPI service of the admin API.
-pub fn openapi() -> OpenApiService<api::AdminApi, ()> {
+pub fn openapi() -> OpenApiService<(api::AdminApi, tenants::TenantsApi), ()> {
     OpenApiService::new(
-        api::AdminApi,
+        (api::AdminApi, tenants::TenantsApi),
         "Switchboard admin API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Operate a Switchboard BigBlueButton load balancer: servers, meetings, the event log, \
-             cluster status and tokens. Authenticate with `Authorization: Bearer TOKEN` \
+             cluster status, tokens and tenants. Authenticate with `Authorization: Bearer TOKEN` \
              (`switchboard tokens create NAME --scope admin|read`).",
     )
     .server(BASE_PATH)

@@ -117,12 +117,12 @@ pub struct Principal {
 /// The admin operations over one database.
 #[derive(Debug, Clone)]
 pub struct AdminService {
-    store: Store,
+    pub(super) store: Store,
     backend: HttpBackendClient,
     backend_checksum: ChecksumAlgorithm,
     backend_timeout: Duration,
     weights: LoadWeights,
-    directory: Option<Arc<Directory>>,
+    pub(super) directory: Option<Arc<Directory>>,
 }
 
 fn parse_server_id(id: &str) -> Result<ServerId, Failure> {
@@ -164,7 +164,7 @@ fn meeting_view(record: &MeetingRecord) -> MeetingView {
 /// A payload as operators may see it: secrets replaced.
 fn redacted_payload(event: &DomainEvent) -> serde_json::Value {
     let mut payload = event.to_payload();
-    for pointer in ["/settings/secret", "/changes/secret", "/hash"] {
+    for pointer in ["/settings/secret", "/changes/secret", "/hash", "/secret"] {
         if let Some(value) = payload.pointer_mut(pointer) {
             *value = serde_json::Value::String("***".into());
         }
@@ -209,7 +209,7 @@ impl AdminService {
     }
 
     /// Lets this process's routing view see a change at once.
-    async fn refresh_view(&self) {
+    pub(super) async fn refresh_view(&self) {
         if let Some(directory) = &self.directory
             && let Err(err) = directory.refresh().await
         {
@@ -217,7 +217,7 @@ impl AdminService {
         }
     }
 
-    fn metadata(principal: &Principal) -> EventMetadata {
+    pub(super) fn metadata(principal: &Principal) -> EventMetadata {
         EventMetadata {
             actor: principal.name.clone(),
             request_id: Some(uuid::Uuid::new_v4().to_string()),

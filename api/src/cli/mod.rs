@@ -1,5 +1,5 @@
 //! The `switchboard` command line: `serve`, `migrate`, `replay`, `openapi`
-//! and the operator's commands (`servers`, `meetings`, `events`, `tokens`,
+//! and the operator's commands (`servers`, `meetings`, `events`, `tokens`, `tenants`,
 //! `status`), which act on the local database or, with `--url` and
 //! `--token`, on a remote instance through its admin API.
 
@@ -7,6 +7,7 @@ mod ops;
 pub mod scalelite;
 pub mod table;
 pub mod target;
+pub mod tenants;
 
 use crate::app::{self, AppState, Background};
 use crate::config::{Overrides, ProcessEnv, Settings};
@@ -99,6 +100,12 @@ pub enum Command {
         /// What to do with tokens.
         #[command(subcommand)]
         command: TokensCommand,
+    },
+    /// Tenants: front-ends with their own secrets, policy, limits and server pool.
+    Tenants {
+        /// What to do with tenants.
+        #[command(subcommand)]
+        command: tenants::TenantsCommand,
     },
     /// Every server at a glance: state, meetings, users, load (as Scalelite's `rake status`).
     Status {
@@ -446,6 +453,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Meetings { command } => ops::meetings(&target, command).await,
                 Command::Events { command } => ops::events(&target, command).await,
                 Command::Tokens { command } => ops::tokens(&target, command).await,
+                Command::Tenants { command } => tenants::run(&target, command).await,
                 Command::Status { json } => ops::status(&target, json).await,
                 _ => unreachable!("local commands handled above"),
             }

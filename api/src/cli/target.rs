@@ -23,9 +23,9 @@ pub const CLI_ACTOR: &str = "cli";
 /// The local database.
 #[derive(Debug)]
 pub struct Local {
-    admin: AdminService,
+    pub(super) admin: AdminService,
     store: Store,
-    principal: Principal,
+    pub(super) principal: Principal,
 }
 
 /// A remote instance's admin API.
@@ -423,7 +423,7 @@ impl RemoteClient {
         }
     }
 
-    async fn get<T: DeserializeOwned>(
+    pub(super) async fn get<T: DeserializeOwned>(
         &self,
         segments: &[&str],
         query: &[(&str, String)],
@@ -432,7 +432,7 @@ impl RemoteClient {
             .await
     }
 
-    async fn send<T: DeserializeOwned>(
+    pub(super) async fn send<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         segments: &[&str],
@@ -452,7 +452,7 @@ impl RemoteClient {
         })
     }
 
-    async fn send_empty(
+    pub(super) async fn send_empty(
         &self,
         method: reqwest::Method,
         segments: &[&str],

@@ -10,3 +10,4 @@ mod python_client;
 mod review;
 mod scale_out;
 mod support;
+mod tenants;

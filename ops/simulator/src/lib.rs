@@ -239,6 +239,15 @@ impl Simulator {
             .and_then(|meeting| meeting.last_join_params.clone())
     }
 
+    /// The decoded parameters of the create that made the meeting (without
+    /// the checksum). `None` for an unknown meeting.
+    pub fn create_params(&self, meeting_id: &str) -> Option<Vec<(String, String)>> {
+        self.shared
+            .meetings()
+            .get(meeting_id)
+            .map(|meeting| meeting.create_params.clone())
+    }
+
     /// Creates a meeting on the server directly, bypassing any load balancer
     /// (passwords are generated). Does nothing if the meeting exists.
     pub fn create_meeting_directly(&self, meeting_id: &str, name: &str) {

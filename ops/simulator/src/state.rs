@@ -76,6 +76,8 @@ pub(crate) struct Meeting {
     /// True once a moderator was made presenter (the first one to join).
     pub(crate) has_presenter: bool,
     pub(crate) last_join_params: Option<Vec<(String, String)>>,
+    /// The decoded parameters of the create that made the meeting.
+    pub(crate) create_params: Vec<(String, String)>,
 }
 
 impl Meeting {
@@ -214,6 +216,10 @@ impl Meetings {
             has_user_joined: false,
             has_presenter: false,
             last_join_params: None,
+            create_params: params
+                .iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect(),
         };
         self.voice_bridges.insert(voice_bridge);
         self.by_id.insert(meeting_id.to_owned(), meeting);

@@ -1,0 +1,591 @@
+//! Tenants in the admin API: front-ends with their own secrets, parameter
+//! policy, limits and server pool. Secrets are accepted but never shown
+//! again: views carry fingerprints.
+
+use super::api::{AdminError, Answer, Created, Done, Tag, TokenAuth};
+use super::service::{AdminService, Failure, Principal};
+use crate::app::AppState;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use switchboard_domain::ids::TenantId;
+use switchboard_domain::tenant::{
+    ParamRule, TenantCommand, TenantConfig, TenantError, TenantLimits, TenantPolicy,
+};
+use switchboard_domain::token::TokenScope;
+use switchboard_store::CommandError;
+
+/// What a policy rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Set when absent.
+    Default,
+    /// Always set.
+    Override,
+    /// Remove.
+    Block,
+    /// Cap a number (absent or 0 counts as over the cap).
+    Max,
+    /// Add items to a comma-separated list.
+    Append,
+}
+
+/// One rule for a create or join parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct PolicyRule {
+    /// What to do.
+    pub action: RuleAction,
+    /// The parameter, as BBB spells it (e.g. `maxParticipants`).
+    pub param: String,
+    /// The value (a number for `max`; none for `block`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// How a tenant's create and join parameters are adjusted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct PolicyView {
+    /// Rules for create, applied in order.
+    #[oai(default)]
+    #[serde(default)]
+    pub create: Vec<PolicyRule>,
+    /// Rules for join, applied in order.
+    #[oai(default)]
+    #[serde(default)]
+    pub join: Vec<PolicyRule>,
+    /// Presentation URL for creates that bring none (`preUploadedPresentation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_presentation: Option<String>,
+    /// Logo URL for creates that bring none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+}
+
+/// Caps on what a tenant runs at once; absent is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct LimitsView {
+    /// Running meetings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_meetings: Option<u64>,
+    /// Attendees over all its running meetings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attendees: Option<u64>,
+}
+
+/// A tenant as operators see it (secrets as fingerprints only).
+#[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+pub struct TenantView {
+    /// Name: the first host label (`NAME.lb.example.org`) and path prefix
+    /// (`/t/NAME/bigbluebutton/api/`) that select it.
+    pub name: String,
+    /// Its BBB API path.
+    pub api_path: String,
+    /// Fingerprints of its secrets (first 4 characters and length).
+    pub secrets: Vec<String>,
+    /// Server tags its meetings require (any of them); empty: every server.
+    pub required_tags: Vec<String>,
+    /// Limits.
+    pub limits: LimitsView,
+    /// Parameter policy.
+    pub policy: PolicyView,
+    /// Meetings it runs now.
+    pub running_meetings: u64,
+}
+
+/// A new tenant.
+#[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct NewTenant {
+    /// Name (a lower-case DNS label; not `default`).
+    pub name: String,
+    /// Its first secret (at least 8 characters).
+    pub secret: String,
+    /// Server tags its meetings require.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_tags: Option<Vec<String>>,
+    /// Limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsView>,
+    /// Parameter policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyView>,
+}
+
+/// Changes to a tenant; absent fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Default, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct TenantUpdate {
+    /// Server tags its meetings require (empty list: every server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_tags: Option<Vec<String>>,
+    /// Limits (replaced as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsView>,
+    /// Parameter policy (replaced as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyView>,
+}
+
+/// A secret to add or revoke (sent in the body, never in a URL).
+#[derive(Debug, Clone, PartialEq, Eq, Object, Serialize, Deserialize)]
+pub struct SecretBody {
+    /// The secret.
+    pub secret: String,
+}
+
+/// The fingerprint of a secret: enough to tell secrets apart, not to use one.
+pub fn fingerprint(secret: &str) -> String {
+    let head: String = secret.chars().take(4).collect();
+    format!("{head}… ({} characters)", secret.chars().count())
+}
+
+fn rule_from_view(rule: &PolicyRule) -> Result<ParamRule, Failure> {
+    let param = rule.param.clone();
+    let value = || {
+        rule.value.clone().ok_or_else(|| {
+            Failure::Invalid(format!(
+                "the {:?} rule for `{param}` needs a value",
+                rule.action
+            ))
+        })
+    };
+    Ok(match rule.action {
+        RuleAction::Default => ParamRule::Default {
+            value: value()?,
+            param,
+        },
+        RuleAction::Override => ParamRule::Override {
+            value: value()?,
+            param,
+        },
+        RuleAction::Block => ParamRule::Block { param },
+        RuleAction::Append => ParamRule::Append {
+            value: value()?,
+            param,
+        },
+        RuleAction::Max => {
+            let text = value()?;
+            let value = text
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    Failure::Invalid(format!(
+                        "the max rule for `{param}` needs a positive whole number, not `{text}`"
+                    ))
+                })?;
+            ParamRule::Max { param, value }
+        }
+    })
+}
+
+fn rule_view(rule: &ParamRule) -> PolicyRule {
+    let (action, value) = match rule {
+        ParamRule::Default { value, .. } => (RuleAction::Default, Some(value.clone())),
+        ParamRule::Override { value, .. } => (RuleAction::Override, Some(value.clone())),
+        ParamRule::Block { .. } => (RuleAction::Block, None),
+        ParamRule::Max { value, .. } => (RuleAction::Max, Some(value.to_string())),
+        ParamRule::Append { value, .. } => (RuleAction::Append, Some(value.clone())),
+    };
+    PolicyRule {
+        action,
+        param: rule.param().to_owned(),
+        value,
+    }
+}
+
+/// The domain policy a view describes.
+pub fn policy_from_view(view: &PolicyView) -> Result<TenantPolicy, Failure> {
+    Ok(TenantPolicy {
+        create: view
+            .create
+            .iter()
+            .map(rule_from_view)
+            .collect::<Result<_, _>>()?,
+        join: view
+            .join
+            .iter()
+            .map(rule_from_view)
+            .collect::<Result<_, _>>()?,
+        default_presentation: view.default_presentation.clone().filter(|u| !u.is_empty()),
+        logo: view.logo.clone().filter(|u| !u.is_empty()),
+    })
+}
+
+fn policy_view(policy: &TenantPolicy) -> PolicyView {
+    PolicyView {
+        create: policy.create.iter().map(rule_view).collect(),
+        join: policy.join.iter().map(rule_view).collect(),
+        default_presentation: policy.default_presentation.clone(),
+        logo: policy.logo.clone(),
+    }
+}
+
+fn limits(view: LimitsView) -> TenantLimits {
+    TenantLimits {
+        max_meetings: view.max_meetings,
+        max_attendees: view.max_attendees,
+    }
+}
+
+impl From<CommandError<TenantError>> for Failure {
+    fn from(err: CommandError<TenantError>) -> Self {
+        match err {
+            CommandError::Store(err) => err.into(),
+            CommandError::Rejected(err @ TenantError::NotFound(_)) => {
+                Failure::NotFound(err.to_string())
+            }
+            CommandError::Rejected(err @ TenantError::Exists(_)) => {
+                Failure::Conflict(err.to_string())
+            }
+            CommandError::Rejected(err) => Failure::Invalid(err.to_string()),
+        }
+    }
+}
+
+impl AdminService {
+    async fn tenant_view(&self, config: &TenantConfig) -> Result<TenantView, Failure> {
+        let running_meetings = self
+            .store
+            .running_meetings_of(&TenantId(config.name.clone()))
+            .await?;
+        Ok(TenantView {
+            name: config.name.clone(),
+            api_path: format!("/t/{}/bigbluebutton/api/", config.name),
+            secrets: config.secrets.iter().map(|s| fingerprint(s)).collect(),
+            required_tags: config.required_tags.clone(),
+            limits: LimitsView {
+                max_meetings: config.limits.max_meetings,
+                max_attendees: config.limits.max_attendees,
+            },
+            policy: policy_view(&config.policy),
+            running_meetings,
+        })
+    }
+
+    /// Every tenant.
+    pub async fn tenants(&self) -> Result<Vec<TenantView>, Failure> {
+        let mut views = Vec::new();
+        for config in self.store.tenants().await? {
+            views.push(self.tenant_view(&config).await?);
+        }
+        Ok(views)
+    }
+
+    /// One tenant.
+    pub async fn tenant(&self, name: &str) -> Result<TenantView, Failure> {
+        let config = self
+            .store
+            .tenant(name)
+            .await?
+            .ok_or_else(|| Failure::NotFound(format!("no tenant named `{name}`")))?;
+        self.tenant_view(&config).await
+    }
+
+    async fn run_tenant(
+        &self,
+        name: &str,
+        commands: &[TenantCommand],
+        principal: &Principal,
+    ) -> Result<(), Failure> {
+        let mut metadata = Self::metadata(principal);
+        metadata.tenant = Some(name.to_owned());
+        for command in commands {
+            self.store.execute_tenant(name, command, &metadata).await?;
+        }
+        self.refresh_view().await;
+        Ok(())
+    }
+
+    /// Creates a tenant, with its pool, limits and policy if given.
+    pub async fn create_tenant(
+        &self,
+        new: NewTenant,
+        principal: &Principal,
+    ) -> Result<TenantView, Failure> {
+        let mut commands = vec![TenantCommand::Create {
+            name: new.name.clone(),
+            secret: new.secret,
+        }];
+        commands.extend(self.update_commands(&TenantUpdate {
+            required_tags: new.required_tags,
+            limits: new.limits,
+            policy: new.policy,
+        })?);
+        self.run_tenant(&new.name, &commands, principal).await?;
+        self.tenant(&new.name).await
+    }
+
+    fn update_commands(&self, update: &TenantUpdate) -> Result<Vec<TenantCommand>, Failure> {
+        let mut commands = Vec::new();
+        if let Some(tags) = &update.required_tags {
+            let tags = tags.iter().map(|t| t.trim().to_owned()).collect();
+            commands.push(TenantCommand::SetRequiredTags(tags));
+        }
+        if let Some(view) = update.limits {
+            commands.push(TenantCommand::SetLimits(limits(view)));
+        }
+        if let Some(view) = &update.policy {
+            commands.push(TenantCommand::SetPolicy(policy_from_view(view)?));
+        }
+        Ok(commands)
+    }
+
+    /// Changes a tenant's pool, limits or policy.
+    pub async fn update_tenant(
+        &self,
+        name: &str,
+        update: TenantUpdate,
+        principal: &Principal,
+    ) -> Result<TenantView, Failure> {
+        let commands = self.update_commands(&update)?;
+        self.run_tenant(name, &commands, principal).await?;
+        self.tenant(name).await
+    }
+
+    /// Accepts another secret for a tenant (rotation).
+    pub async fn add_tenant_secret(
+        &self,
+        name: &str,
+        secret: String,
+        principal: &Principal,
+    ) -> Result<TenantView, Failure> {
+        self.run_tenant(name, &[TenantCommand::AddSecret(secret)], principal)
+            .await?;
+        self.tenant(name).await
+    }
+
+    /// Stops accepting a secret.
+    pub async fn revoke_tenant_secret(
+        &self,
+        name: &str,
+        secret: String,
+        principal: &Principal,
+    ) -> Result<TenantView, Failure> {
+        self.run_tenant(name, &[TenantCommand::RevokeSecret(secret)], principal)
+            .await?;
+        self.tenant(name).await
+    }
+
+    /// Deletes a tenant; refused while it runs meetings unless `force`.
+    pub async fn delete_tenant(
+        &self,
+        name: &str,
+        force: bool,
+        principal: &Principal,
+    ) -> Result<(), Failure> {
+        let running = self
+            .store
+            .running_meetings_of(&TenantId(name.to_owned()))
+            .await?;
+        if running > 0 && !force {
+            return Err(Failure::Conflict(format!(
+                "tenant `{name}` runs {running} meeting(s); end them first or delete with force"
+            )));
+        }
+        self.run_tenant(name, &[TenantCommand::Delete], principal)
+            .await
+    }
+}
+
+/// The tenants part of the admin API.
+pub struct TenantsApi;
+
+fn admin(state: &AppState) -> &AdminService {
+    &state.admin
+}
+
+#[OpenApi]
+impl TenantsApi {
+    /// List tenants.
+    #[oai(
+        path = "/tenants",
+        method = "get",
+        tag = "Tag::Tenants",
+        operation_id = "list_tenants"
+    )]
+    async fn list_tenants(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+    ) -> Answer<Vec<TenantView>> {
+        auth.require(TokenScope::Read)?;
+        Ok(Json(admin(&state).tenants().await?))
+    }
+
+    /// Create a tenant.
+    #[oai(
+        path = "/tenants",
+        method = "post",
+        tag = "Tag::Tenants",
+        operation_id = "create_tenant"
+    )]
+    async fn create_tenant(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        body: Json<NewTenant>,
+    ) -> Result<Created<TenantView>, AdminError> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Created::Created(Json(
+            admin(&state).create_tenant(body.0, principal).await?,
+        )))
+    }
+
+    /// One tenant.
+    #[oai(
+        path = "/tenants/:name",
+        method = "get",
+        tag = "Tag::Tenants",
+        operation_id = "get_tenant"
+    )]
+    async fn get_tenant(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        name: Path<String>,
+    ) -> Answer<TenantView> {
+        auth.require(TokenScope::Read)?;
+        Ok(Json(admin(&state).tenant(&name).await?))
+    }
+
+    /// Change a tenant's required tags, limits or policy.
+    #[oai(
+        path = "/tenants/:name",
+        method = "patch",
+        tag = "Tag::Tenants",
+        operation_id = "update_tenant"
+    )]
+    async fn update_tenant(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        name: Path<String>,
+        body: Json<TenantUpdate>,
+    ) -> Answer<TenantView> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(
+            admin(&state)
+                .update_tenant(&name, body.0, principal)
+                .await?,
+        ))
+    }
+
+    /// Delete a tenant (refused while it runs meetings unless `force=true`).
+    #[oai(
+        path = "/tenants/:name",
+        method = "delete",
+        tag = "Tag::Tenants",
+        operation_id = "delete_tenant"
+    )]
+    async fn delete_tenant(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        name: Path<String>,
+        force: Query<Option<bool>>,
+    ) -> Result<Done, AdminError> {
+        let principal = auth.require(TokenScope::Admin)?;
+        admin(&state)
+            .delete_tenant(&name, force.0.unwrap_or(false), principal)
+            .await?;
+        Ok(Done::NoContent)
+    }
+
+    /// Add a secret (rotation: add the new one, move front-ends, revoke the old).
+    #[oai(
+        path = "/tenants/:name/secrets",
+        method = "post",
+        tag = "Tag::Tenants",
+        operation_id = "add_tenant_secret"
+    )]
+    async fn add_secret(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        name: Path<String>,
+        body: Json<SecretBody>,
+    ) -> Answer<TenantView> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(
+            admin(&state)
+                .add_tenant_secret(&name, body.0.secret, principal)
+                .await?,
+        ))
+    }
+
+    /// Revoke a secret (the last one cannot go).
+    #[oai(
+        path = "/tenants/:name/secrets/revoke",
+        method = "post",
+        tag = "Tag::Tenants",
+        operation_id = "revoke_tenant_secret"
+    )]
+    async fn revoke_secret(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AppState>>,
+        name: Path<String>,
+        body: Json<SecretBody>,
+    ) -> Answer<TenantView> {
+        let principal = auth.require(TokenScope::Admin)?;
+        Ok(Json(
+            admin(&state)
+                .revoke_tenant_secret(&name, body.0.secret, principal)
+                .await?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_convert_both_ways_and_bad_ones_are_explained() {
+        let view = PolicyView {
+            create: vec![
+                PolicyRule {
+                    action: RuleAction::Max,
+                    param: "maxParticipants".into(),
+                    value: Some("25".into()),
+                },
+                PolicyRule {
+                    action: RuleAction::Block,
+                    param: "logoutURL".into(),
+                    value: None,
+                },
+            ],
+            join: vec![PolicyRule {
+                action: RuleAction::Append,
+                param: "userdata-bbb_hide_actions_bar".into(),
+                value: Some("x".into()),
+            }],
+            default_presentation: Some("https://cdn/p.pdf".into()),
+            logo: None,
+        };
+        let policy = policy_from_view(&view).unwrap();
+        assert_eq!(policy_view(&policy), view);
+        let bad = PolicyView {
+            create: vec![PolicyRule {
+                action: RuleAction::Max,
+                param: "duration".into(),
+                value: Some("lots".into()),
+            }],
+            ..PolicyView::default()
+        };
+        match policy_from_view(&bad) {
+            Err(Failure::Invalid(message)) => assert!(message.contains("positive whole number")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fingerprint("abcdefghij"), "abcd… (10 characters)");
+    }
+}
