@@ -38,7 +38,8 @@ pub enum RuleAction {
 #[derive(Debug, Clone, PartialEq, Eq, Object, Serialize, Deserialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct PolicyRule {
-    /// What to do.
+    // What to do. (No doc comment: see `PanicReport::server`.)
+    #[allow(missing_docs)]
     pub action: RuleAction,
     /// The parameter, as BBB spells it (e.g. `maxParticipants`).
     pub param: String,
