@@ -1,0 +1,3 @@
+//! Integration tests of switchboard-workers (one test binary).
+
+mod jobs;
