@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_store::Store;
 use switchboard_workers::backend::HttpBackendClient;
-use switchboard_workers::health::{HealthConfig, HealthPoller, ObservedLoads, OfflinePolicy};
+use switchboard_workers::health::{HealthConfig, ObservedLoads, OfflinePolicy};
 use tokio::task::JoinHandle;
 
 /// The settings key of a secret generated at first start.
@@ -144,7 +144,8 @@ impl AppState {
         }))
     }
 
-    fn health_config(&self) -> HealthConfig {
+    /// The health poller's settings.
+    pub fn health_config(&self) -> HealthConfig {
         let polling = &self.settings.health;
         HealthConfig {
             interval: Duration::from_secs_f64(polling.interval_secs),
@@ -212,7 +213,10 @@ pub struct RunningApp {
     pub state: Arc<AppState>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    /// Job scheduler and worker: told to stop, then given a grace time.
+    jobs: Vec<JoinHandle<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop_background: tokio::sync::watch::Sender<bool>,
 }
 
 impl RunningApp {
@@ -226,18 +230,33 @@ impl RunningApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        for task in &self.background {
+        self.stop_background().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+    }
+
+    /// Asks the background tasks to stop (a running poll cycle finishes),
+    /// then aborts what is left after a grace time.
+    async fn stop_background(&mut self) {
+        let _ = self.stop_background.send(true);
+        for task in self.background.drain(..) {
             task.abort();
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+        let tasks = std::mem::take(&mut self.jobs);
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        if tokio::time::timeout(BACKGROUND_GRACE, futures::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            for task in aborts {
+                task.abort();
+            }
+        }
     }
 
     /// Waits until the server ends (after `stop` or an error).
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let result = (&mut self.server).await;
-        for task in &self.background {
-            task.abort();
-        }
+        self.stop_background().await;
         result??;
         Ok(())
     }
@@ -247,6 +266,9 @@ impl RunningApp {
         self.stop.take()
     }
 }
+
+/// How long background tasks get to finish when stopping.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(2);
 
 /// What runs beside the HTTP server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,23 +327,24 @@ async fn start_with(
             )
             .await
     });
-    let mut tasks = vec![spawn_refresh(state.clone())];
-    tasks.push(crate::metrics::spawn_gauge_refresh(state.clone()));
-    if background.health {
-        let poller = HealthPoller::new(
-            state.store.clone(),
-            state.backend.clone(),
-            state.health_config(),
-            state.observed.clone(),
-        );
-        tasks.push(tokio::spawn(poller.run()));
-    }
+    let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
+    let tasks = vec![
+        spawn_refresh(state.clone()),
+        crate::metrics::spawn_gauge_refresh(state.clone()),
+    ];
+    let jobs = if background.health {
+        crate::polling::spawn(&state, background_stopped).await?
+    } else {
+        Vec::new()
+    };
     Ok(RunningApp {
         addr,
         state,
         server,
         background: tasks,
+        jobs,
         stop: Some(stop_tx),
+        stop_background,
     })
 }
 

@@ -109,6 +109,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Redis for the job queue (scale-out); default: the SQL database.
     pub redis_url: Option<String>,
+    /// Prefix of the job queues' names, so several clusters can share one Redis.
+    pub job_namespace: String,
     /// The BBB API secret front-ends sign with.
     pub secret: Option<String>,
     /// Further accepted secrets (rotation).
@@ -142,6 +144,7 @@ impl Default for Settings {
             database: None,
             data_dir: PathBuf::from("data"),
             redis_url: None,
+            job_namespace: "switchboard".to_owned(),
             secret: None,
             secrets: Vec::new(),
             checksum_algorithms: ChecksumAlgorithm::ALL.to_vec(),
@@ -279,6 +282,9 @@ impl Settings {
         }
         if let Some(value) = get("SWITCHBOARD_REDIS_URL") {
             self.redis_url = Some(value);
+        }
+        if let Some(value) = get("SWITCHBOARD_JOB_NAMESPACE") {
+            self.job_namespace = value;
         }
         if let Some(value) = get("SWITCHBOARD_DATA_DIR") {
             self.data_dir = PathBuf::from(value);

@@ -1,5 +1,5 @@
-//! Scale-out: two `serve` instances and one `worker` on one PostgreSQL behave
-//! as one. The instances' periodic refresh is switched off (an hour), so what
+//! Scale-out: two `serve` instances and one `worker` on one PostgreSQL and
+//! one Redis (the worker's job queue) behave as one. The instances' periodic refresh is switched off (an hour), so what
 //! B learns of A's changes it learns from LISTEN/NOTIFY announcements and the
 //! shared samples.
 
@@ -14,8 +14,9 @@ use switchboard_domain::token::TokenScope;
 
 const NO_PERIODIC_REFRESH_MS: u64 = 3_600_000;
 
-async fn instance(database_url: &str, worker: bool) -> RunningApp {
+async fn instance(database_url: &str, namespace: &str, worker: bool) -> RunningApp {
     let mut settings = settings(database_url);
+    settings.job_namespace = namespace.to_owned();
     settings.refresh_interval_ms = NO_PERIODIC_REFRESH_MS;
     settings.health.interval_secs = 0.2;
     settings.health.reconcile_grace_secs = 0.0;
@@ -56,8 +57,10 @@ async fn two_serves_and_one_worker_on_postgres_act_as_one() {
         settings.refresh_interval_ms = NO_PERIODIC_REFRESH_MS;
     })
     .await;
-    let b = instance(&a.database_url, false).await;
-    let worker = instance(&a.database_url, true).await;
+    // Jobs go through Redis, in a namespace of this test's own.
+    let namespace = format!("switchboard-test-{}", uuid::Uuid::new_v4());
+    let b = instance(&a.database_url, &namespace, false).await;
+    let worker = instance(&a.database_url, &namespace, true).await;
 
     // A meeting created through A is joinable through B at once.
     a.create("scale-1").await.assert_success();

@@ -1,0 +1,82 @@
+//! Health polling as apalis jobs: a scheduler pushes one `PollTick` per
+//! interval (deduplicated across processes by an idempotency key) and a
+//! worker runs a poll cycle for each. Jobs live in Redis when
+//! `SWITCHBOARD_REDIS_URL` is set, else in the SQL database.
+//!
+//! Health streaks live in the shared samples, so whichever process takes a
+//! tick continues where the last one left off.
+
+use crate::app::AppState;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_workers::health::HealthPoller;
+use switchboard_workers::jobs::{
+    JobQueue, JobStorage, PollScheduler, PollTick, poll_worker_options, run_poll_worker,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A future that completes once `stop` says so.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Starts the poll scheduler and worker; they end when `stop` turns true.
+pub async fn spawn(
+    state: &Arc<AppState>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let storage = JobStorage::from_store(&state.store, state.settings.redis_url.as_deref());
+    let described = storage.describe();
+    let backend = storage
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the job storage ({described})"))?;
+    backend
+        .setup()
+        .await
+        .with_context(|| format!("cannot prepare the job storage ({described})"))?;
+    let interval = Duration::from_secs_f64(state.settings.health.interval_secs);
+    let queue_name = format!("{}.poll", state.settings.job_namespace);
+    tracing::info!(storage = %described, queue = %queue_name, ?interval, "health polling as jobs");
+    let scheduler = PollScheduler::new(
+        JobQueue::<PollTick>::new(&backend, queue_name.clone()),
+        interval,
+    );
+    let poller = Arc::new(tokio::sync::Mutex::new(HealthPoller::new(
+        state.store.clone(),
+        state.backend.clone(),
+        state.health_config(),
+        state.observed.clone(),
+    )));
+    let handler = move |_tick: PollTick| {
+        let poller = poller.clone();
+        async move {
+            let report = poller.lock().await.poll_once().await?;
+            tracing::debug!(
+                polled = report.polled,
+                healthy = report.healthy,
+                "poll cycle"
+            );
+            Ok(())
+        }
+    };
+    let scheduled = tokio::spawn(scheduler.run(stopped(stop.clone())));
+    let worker = tokio::spawn(async move {
+        let options = poll_worker_options(interval);
+        if let Err(err) = run_poll_worker(
+            &backend,
+            &queue_name,
+            interval,
+            options,
+            handler,
+            stopped(stop),
+        )
+        .await
+        {
+            tracing::error!(error = %err, "the poll worker stopped");
+        }
+    });
+    Ok(vec![scheduled, worker])
+}
