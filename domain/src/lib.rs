@@ -13,4 +13,5 @@ pub mod params;
 pub mod ports;
 pub mod selection;
 pub mod server;
+pub mod server_metrics;
 pub mod token;
