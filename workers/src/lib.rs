@@ -5,4 +5,5 @@
 pub mod backend;
 pub mod bbb_xml;
 pub mod health;
+pub mod node_metrics;
 pub mod reconcile;

@@ -9,4 +9,5 @@ mod openapi;
 mod python_client;
 mod review;
 mod scale_out;
+mod server_metrics;
 mod support;

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_event_log;
 mod m0002_tokens;
 mod m0003_polled_picture;
+mod m0005_server_metrics;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_event_log::Migration),
             Box::new(m0002_tokens::Migration),
             Box::new(m0003_polled_picture::Migration),
+            Box::new(m0005_server_metrics::Migration),
         ]
     }
 }
