@@ -157,6 +157,7 @@ impl AppState {
             reconcile_grace: Duration::from_secs_f64(polling.reconcile_grace_secs.max(0.0)),
             adopt_unknown: polling.adopt_unknown,
             weights: self.settings.load,
+            metrics_window: Duration::from_secs_f64(polling.metrics_window_secs),
             offline_meetings: if polling.offline_meetings == "forget" {
                 OfflinePolicy::Forget
             } else {

@@ -79,6 +79,9 @@ pub struct HealthSettings {
     pub offline_grace_secs: f64,
     /// Servers polled at once.
     pub concurrency: usize,
+    /// CPU and memory read from servers' metrics URLs are averaged over this
+    /// many seconds; a last good value is used this long when reads fail.
+    pub metrics_window_secs: f64,
 }
 
 impl Default for HealthSettings {
@@ -93,6 +96,7 @@ impl Default for HealthSettings {
             offline_meetings: "keep".to_owned(),
             offline_grace_secs: 300.0,
             concurrency: 64,
+            metrics_window_secs: 300.0,
         }
     }
 }
@@ -358,11 +362,39 @@ impl Settings {
                 "must be zero or more seconds",
             ));
         }
+        if !(self.health.metrics_window_secs.is_finite() && self.health.metrics_window_secs > 0.0) {
+            return Err(invalid(
+                "health.metrics_window_secs",
+                "must be a positive number of seconds",
+            ));
+        }
+        self.validate_load()?;
         if self.create_attempts == 0 {
             return Err(invalid("create_attempts", "must be at least 1"));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(invalid("log_format", "use `text` or `json`"));
+        }
+        Ok(())
+    }
+
+    fn validate_load(&self) -> Result<(), ConfigError> {
+        let load = &self.load;
+        for (key, weight) in [("load.cpu", load.cpu), ("load.memory", load.memory)] {
+            if !(weight.is_finite() && weight >= 0.0) {
+                return Err(invalid(key, "must be zero or a positive number"));
+            }
+        }
+        if !(load.cpu_exponent.is_finite() && load.cpu_exponent > 0.0) {
+            return Err(invalid("load.cpu_exponent", "must be a positive number"));
+        }
+        for (key, limit) in [
+            ("load.cpu_limit", load.cpu_limit),
+            ("load.memory_limit", load.memory_limit),
+        ] {
+            if limit.is_some_and(|limit| !(0.0..=100.0).contains(&limit)) {
+                return Err(invalid(key, "must be a percentage from 0 to 100"));
+            }
         }
         Ok(())
     }
@@ -483,5 +515,51 @@ mod tests {
             !text.contains("topsecret") && !text.contains("hunter2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn metrics_weights_limits_and_window_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("sb-config-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("switchboard.toml");
+        let write_and_load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Settings::load(Some(&file), &env(&[]), &Overrides::default())
+        };
+        let settings = write_and_load(
+            "[health]\nmetrics_window_secs = 60\n[load]\ncpu = 8.0\ncpu_exponent = 2.0\n\
+             memory = 2.0\ncpu_limit = 85\nmemory_limit = 90\n",
+        )
+        .unwrap();
+        assert_eq!(settings.health.metrics_window_secs, 60.0);
+        assert_eq!(settings.load.cpu, 8.0);
+        assert_eq!(settings.load.cpu_exponent, 2.0);
+        assert_eq!(settings.load.cpu_limit, Some(85.0));
+        assert_eq!(settings.load.memory_limit, Some(90.0));
+        assert_eq!(
+            settings.load.meeting, 1.0,
+            "the other weights keep their defaults"
+        );
+        let defaults = Settings::default();
+        assert_eq!(
+            (
+                defaults.load.cpu,
+                defaults.load.memory,
+                defaults.load.cpu_limit
+            ),
+            (0.0, 0.0, None)
+        );
+        for (text, key) in [
+            ("[load]\ncpu_limit = 120\n", "load.cpu_limit"),
+            ("[load]\nmemory = -1.0\n", "load.memory"),
+            ("[load]\ncpu_exponent = 0.0\n", "load.cpu_exponent"),
+            (
+                "[health]\nmetrics_window_secs = 0\n",
+                "health.metrics_window_secs",
+            ),
+        ] {
+            let err = write_and_load(text).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
     }
 }

@@ -44,6 +44,7 @@ pub async fn start_pool(store: &Store, count: usize) -> anyhow::Result<Vec<Simul
                 tag: None,
                 load_multiplier: 1.0,
                 checksum: None,
+                metrics_url: None,
             },
             enabled: true,
         };

@@ -13,9 +13,11 @@ use switchboard_domain::load::{LoadWeights, ServerLoad};
 use switchboard_domain::selection::{Candidate, SelectionError, TagRequest, rank_in_pool};
 use switchboard_domain::server::ServerState;
 use switchboard_domain::tenant::TenantConfig;
+use switchboard_domain::server_metrics::ResourceUsage;
 use switchboard_store::{MeetingRecord, ServerRecord, ServerSample, Store, StoreError};
 use switchboard_workers::bbb_xml::read_meetings;
 use switchboard_workers::health::{Observed, ObservedLoads};
+use switchboard_workers::node_metrics::MetricsStatus;
 
 /// Meetings cached at most; past this the cache starts over.
 const MEETING_CACHE_LIMIT: usize = 200_000;
@@ -271,6 +273,7 @@ impl Directory {
                         largest_meeting: sample.largest_meeting,
                         load: sample.load,
                         known_meetings: sample.known_meetings,
+                        metrics: MetricsStatus::of_sample(sample),
                     },
                 );
                 next.insert(
@@ -432,6 +435,25 @@ impl Directory {
             .unwrap_or(0)
     }
 
+    /// A server's windowed CPU and memory and the state of their reads, as
+    /// the last poll left them (`None`: not polled yet).
+    pub fn metrics_of(&self, server: ServerId) -> Option<MetricsStatus> {
+        self.observed.get(server).map(|o| o.metrics)
+    }
+
+    fn usage_of(&self, server: ServerId) -> ResourceUsage {
+        self.observed
+            .get(server)
+            .map(|o| o.metrics.usage)
+            .unwrap_or_default()
+    }
+
+    /// Whether a server's windowed CPU or memory is over its limit: it takes
+    /// no new meetings until it is back under (joins still go there).
+    pub fn over_limit(&self, server: ServerId) -> bool {
+        self.weights.over_limit(self.usage_of(server))
+    }
+
     /// The load of a server as placement sees it.
     pub fn load_of(&self, server: &ServerRecord) -> f64 {
         let book = self.load.lock().expect("load lock");
@@ -441,16 +463,18 @@ impl Directory {
     fn load_with(&self, book: &LoadBook, server: &ServerRecord) -> f64 {
         let observed = self.observed.get(server.id);
         let load = ServerLoad {
-            polled: observed.map(|o| o.load).unwrap_or(0.0),
-            polled_meetings: observed.map(|o| o.known_meetings).unwrap_or(0),
+            polled: observed.as_ref().map(|o| o.load).unwrap_or(0.0),
+            polled_meetings: observed.as_ref().map(|o| o.known_meetings).unwrap_or(0),
             meetings: book.meetings(server.id),
         };
-        self.weights.load(load, server.settings.load_multiplier)
+        let usage = observed.map(|o| o.metrics.usage).unwrap_or_default();
+        self.weights
+            .effective_load(load, server.settings.load_multiplier, usage)
     }
 
     /// Picks the least loaded enabled, online server for a create, within
-    /// the tenant's `pool` of tags (empty: any), skipping `tried`, and counts
-    /// the new meeting there at once.
+    /// the tenant's `pool` of tags (empty: any), skipping `tried` and servers
+    /// over their CPU or memory limit, and counts the new meeting there at once.
     pub fn reserve(
         &self,
         request: &TagRequest,
@@ -462,6 +486,7 @@ impl Directory {
         let available: Vec<Candidate> = servers
             .values()
             .filter(|s| s.state == ServerState::Enabled && s.online && !tried.contains(&s.id))
+            .filter(|s| !self.over_limit(s.id))
             .map(|s| Candidate {
                 id: s.id,
                 tag: s.settings.tag.clone(),

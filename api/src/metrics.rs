@@ -16,6 +16,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server::ServerState;
+use switchboard_domain::server_metrics::MetricsState;
+use switchboard_workers::node_metrics::MetricsStatus;
 use tokio::task::JoinHandle;
 
 /// Counter: BBB API requests by `call` and `outcome`.
@@ -34,6 +36,18 @@ pub const SERVER_MEETINGS: &str = "switchboard_server_meetings";
 pub const SERVER_ATTENDEES: &str = "switchboard_server_attendees";
 /// Gauge: a server's load as placement sees it, by `server`.
 pub const SERVER_LOAD: &str = "switchboard_server_load";
+/// Gauge: a server's windowed CPU utilisation in percent, by `server` (NaN
+/// when not known).
+pub const SERVER_CPU: &str = "switchboard_server_cpu_percent";
+/// Gauge: a server's windowed used memory in percent, by `server` (NaN when
+/// not known).
+pub const SERVER_MEMORY: &str = "switchboard_server_memory_percent";
+/// Gauge: 1 for the state of a server's metrics reads, 0 for the others, by
+/// `server` and `state` (`ok`, `stale`, `unreadable`, `not_configured`).
+pub const SERVER_METRICS_STATE: &str = "switchboard_server_metrics_state";
+/// Gauge: 1 while a server is over its CPU or memory limit (takes no new
+/// meetings), by `server`.
+pub const SERVER_OVER_LIMIT: &str = "switchboard_server_over_limit";
 /// Gauge: the event-log position the routing view reflects.
 pub const EVENT_LOG_POSITION: &str = "switchboard_event_log_position";
 
@@ -129,6 +143,22 @@ fn describe() {
     describe_gauge!(
         SERVER_LOAD,
         "A server's load as placement weighs it (meetings, attendees, multiplier), by server id."
+    );
+    describe_gauge!(
+        SERVER_CPU,
+        "A server's CPU utilisation averaged over the metrics window, from its metrics URL, by server id (NaN: not known)."
+    );
+    describe_gauge!(
+        SERVER_MEMORY,
+        "A server's used memory averaged over the metrics window, from its metrics URL, by server id (NaN: not known)."
+    );
+    describe_gauge!(
+        SERVER_METRICS_STATE,
+        "1 for the state of a server's metrics reads (ok, stale, unreadable, not_configured), 0 for the others, by server id."
+    );
+    describe_gauge!(
+        SERVER_OVER_LIMIT,
+        "1 while a server's CPU or memory is over its configured limit (it takes no new meetings), by server id."
     );
     describe_gauge!(
         EVENT_LOG_POSITION,
@@ -314,6 +344,13 @@ fn refresh_gauges_from(state: &AppState) -> HashSet<ServerId> {
         counts[index][usize::from(server.online)] += 1;
         let id = server.id.to_string();
         gauge!(SERVER_LOAD, "server" => id.clone()).set(state.directory.load_of(server));
+        let metrics = server
+            .settings
+            .metrics_url
+            .as_ref()
+            .and_then(|_| state.directory.metrics_of(server.id))
+            .unwrap_or_default();
+        set_metrics_gauges(&id, &metrics, state.directory.over_limit(server.id));
         if let Some(observed) = state.observed.get(server.id) {
             gauge!(SERVER_MEETINGS, "server" => id.clone()).set(observed.meetings as f64);
             gauge!(SERVER_ATTENDEES, "server" => id).set(observed.attendees as f64);
@@ -329,10 +366,25 @@ fn refresh_gauges_from(state: &AppState) -> HashSet<ServerId> {
     servers.keys().copied().collect()
 }
 
+/// Sets a server's CPU, memory, metrics state and over-limit gauges.
+fn set_metrics_gauges(id: &str, metrics: &MetricsStatus, over_limit: bool) {
+    let id = id.to_owned();
+    gauge!(SERVER_CPU, "server" => id.clone()).set(metrics.usage.cpu_percent.unwrap_or(f64::NAN));
+    gauge!(SERVER_MEMORY, "server" => id.clone())
+        .set(metrics.usage.memory_percent.unwrap_or(f64::NAN));
+    for candidate in MetricsState::ALL {
+        gauge!(SERVER_METRICS_STATE, "server" => id.clone(), "state" => candidate.as_str())
+            .set(f64::from(u8::from(candidate == metrics.state)));
+    }
+    gauge!(SERVER_OVER_LIMIT, "server" => id).set(f64::from(u8::from(over_limit)));
+}
+
 /// Zeroes the per-server gauges of servers no longer in the pool (the
 /// recorder cannot drop a series).
 fn zero_server_gauges(id: ServerId) {
     let id = id.to_string();
+    set_metrics_gauges(&id, &MetricsStatus::default(), false);
+    gauge!(SERVER_METRICS_STATE, "server" => id.clone(), "state" => MetricsState::NotConfigured.as_str()).set(0.0);
     gauge!(SERVER_LOAD, "server" => id.clone()).set(0.0);
     gauge!(SERVER_MEETINGS, "server" => id.clone()).set(0.0);
     gauge!(SERVER_ATTENDEES, "server" => id).set(0.0);

@@ -121,6 +121,20 @@ mod tests {
         });
         let event = DomainEvent::from_payload("ServerAdded", added).unwrap();
         assert_eq!(event.type_name(), "ServerAdded");
+        let DomainEvent::Server(ServerEvent::ServerAdded { settings, .. }) = &event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(settings.metrics_url, None, "added before metrics URLs");
+        let updated = serde_json::json!({"type": "ServerUpdated", "changes": {"tag": "big"}});
+        let DomainEvent::Server(ServerEvent::ServerUpdated { changes }) =
+            DomainEvent::from_payload("ServerUpdated", updated).unwrap()
+        else {
+            panic!("not an update");
+        };
+        assert_eq!(
+            changes.metrics_url, None,
+            "an old update leaves the URL alone"
+        );
         let created = serde_json::json!({
             "type": "MeetingCreated", "tenant": "default", "meeting_id": "room-1", "name": "Room",
             "run": {"internal_id": "x-1", "server_id": "0192f0c4-7b1e-7cc0-8000-000000000001", "create_time_ms": 1}
@@ -143,6 +157,7 @@ mod tests {
                 tag: Some("t".into()),
                 load_multiplier: 2.5,
                 checksum: Some(crate::checksum::ChecksumAlgorithm::Sha1),
+                metrics_url: Some("https://u:p@a:9100/metrics".into()),
             },
         });
         let back = DomainEvent::from_payload(event.type_name(), event.to_payload()).unwrap();

@@ -14,4 +14,5 @@ pub mod ports;
 pub mod selection;
 pub mod server;
 pub mod tenant;
+pub mod server_metrics;
 pub mod token;

@@ -10,7 +10,17 @@
 //! have not been seen yet; they count as young meetings with no attendees,
 //! so a burst of creates spreads at once and a meeting that just started
 //! counts as what it is about to become.
+//!
+//! Servers with a metrics URL add what they feel (after the multiplier, as
+//! CPU and memory already measure the machine):
+//!
+//! `cpu × (cpu% / 100)^cpu_exponent + memory × (memory% / 100)`
+//!
+//! and a server whose windowed CPU or memory is over its limit takes no new
+//! meetings (joins still go there). The defaults (weights 0, no limits)
+//! change nothing.
 
+use crate::server_metrics::ResourceUsage;
 use serde::{Deserialize, Serialize};
 
 /// Weights of the load formula.
@@ -30,6 +40,21 @@ pub struct LoadWeights {
     pub young_seconds: f64,
     /// The attendees a young meeting counts as at least.
     pub young_size: u64,
+    /// Weight of a server's windowed CPU utilisation: a server at 100 % CPU
+    /// counts this much more (0: CPU does not count).
+    pub cpu: f64,
+    /// Exponent of the CPU term: above 1 a server is avoided more steeply
+    /// the hotter it runs (2: at 50 % CPU it counts a quarter of `cpu`).
+    pub cpu_exponent: f64,
+    /// Weight of a server's windowed used memory: a server with all memory
+    /// used counts this much more (0: memory does not count).
+    pub memory: f64,
+    /// A server whose windowed CPU utilisation (percent) is over this takes
+    /// no new meetings until it is back under.
+    pub cpu_limit: Option<f64>,
+    /// A server whose windowed used memory (percent) is over this takes no
+    /// new meetings until it is back under.
+    pub memory_limit: Option<f64>,
 }
 
 impl Default for LoadWeights {
@@ -41,6 +66,11 @@ impl Default for LoadWeights {
             voice: 0.05,
             young_seconds: 300.0,
             young_size: 10,
+            cpu: 0.0,
+            cpu_exponent: 1.0,
+            memory: 0.0,
+            cpu_limit: None,
+            memory_limit: None,
         }
     }
 }
@@ -92,6 +122,32 @@ impl LoadWeights {
     pub fn load(&self, load: ServerLoad, multiplier: f64) -> f64 {
         let unseen = load.meetings.saturating_sub(load.polled_meetings);
         (load.polled + unseen as f64 * self.unseen_meeting_load()) * multiplier
+    }
+
+    /// What a server's CPU and memory add to its load (0 for what is not
+    /// known).
+    pub fn resource_load(&self, usage: ResourceUsage) -> f64 {
+        let share = |percent: f64| (percent / 100.0).clamp(0.0, 1.0);
+        let cpu = usage
+            .cpu_percent
+            .map_or(0.0, |cpu| self.cpu * share(cpu).powf(self.cpu_exponent));
+        let memory = usage
+            .memory_percent
+            .map_or(0.0, |memory| self.memory * share(memory));
+        cpu + memory
+    }
+
+    /// The effective load of a server: its meetings (times its multiplier)
+    /// plus what its CPU and memory add.
+    pub fn effective_load(&self, load: ServerLoad, multiplier: f64, usage: ResourceUsage) -> f64 {
+        self.load(load, multiplier) + self.resource_load(usage)
+    }
+
+    /// Whether a server's windowed CPU or memory is over its limit (so it
+    /// takes no new meetings). Values not known are never over.
+    pub fn over_limit(&self, usage: ResourceUsage) -> bool {
+        let over = |value: Option<f64>, limit: Option<f64>| matches!((value, limit), (Some(value), Some(limit)) if value > limit);
+        over(usage.cpu_percent, self.cpu_limit) || over(usage.memory_percent, self.memory_limit)
     }
 }
 
@@ -149,5 +205,79 @@ mod tests {
             "ended since the poll: no negative load"
         );
         assert_eq!(weights().load(ServerLoad::default(), 3.0), 0.0);
+    }
+
+    fn usage(cpu: Option<f64>, memory: Option<f64>) -> ResourceUsage {
+        ResourceUsage {
+            cpu_percent: cpu,
+            memory_percent: memory,
+        }
+    }
+
+    #[test]
+    fn by_default_cpu_and_memory_change_nothing() {
+        let load = ServerLoad {
+            meetings: 2,
+            ..ServerLoad::default()
+        };
+        let hot = usage(Some(99.0), Some(99.0));
+        assert_eq!(
+            weights().effective_load(load, 1.5, hot),
+            weights().load(load, 1.5)
+        );
+        assert!(!weights().over_limit(hot));
+    }
+
+    #[test]
+    fn cpu_and_memory_terms_add_to_the_load() {
+        let weights = LoadWeights {
+            cpu: 10.0,
+            memory: 4.0,
+            ..LoadWeights::default()
+        };
+        let load = ServerLoad {
+            meetings: 1,
+            ..ServerLoad::default()
+        };
+        let base = weights.load(load, 2.0);
+        let got = weights.effective_load(load, 2.0, usage(Some(50.0), Some(25.0)));
+        assert!((got - (base + 5.0 + 1.0)).abs() < 1e-9, "{got}");
+        let unknown = weights.effective_load(load, 2.0, ResourceUsage::default());
+        assert!((unknown - base).abs() < 1e-9, "unknown values add nothing");
+    }
+
+    #[test]
+    fn a_reinforcing_exponent_avoids_hot_servers_more_steeply() {
+        let weights = LoadWeights {
+            cpu: 10.0,
+            cpu_exponent: 3.0,
+            ..LoadWeights::default()
+        };
+        let at = |cpu| weights.resource_load(usage(Some(cpu), None));
+        assert!((at(50.0) - 1.25).abs() < 1e-9);
+        assert!((at(100.0) - 10.0).abs() < 1e-9);
+        assert!(
+            at(90.0) - at(80.0) > at(30.0) - at(20.0),
+            "steeper when hot"
+        );
+    }
+
+    #[test]
+    fn limits_stop_new_meetings_while_over() {
+        let weights = LoadWeights {
+            cpu_limit: Some(80.0),
+            memory_limit: Some(90.0),
+            ..LoadWeights::default()
+        };
+        assert!(weights.over_limit(usage(Some(80.5), None)));
+        assert!(weights.over_limit(usage(Some(10.0), Some(95.0))));
+        assert!(
+            !weights.over_limit(usage(Some(80.0), Some(90.0))),
+            "at the limit is fine"
+        );
+        assert!(
+            !weights.over_limit(ResourceUsage::default()),
+            "unknown is never over"
+        );
     }
 }

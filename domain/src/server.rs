@@ -55,6 +55,12 @@ pub struct ServerSettings {
     /// default (old servers may accept sha1 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ChecksumAlgorithm>,
+    /// Prometheus text endpoint with the server's CPU and memory (e.g.
+    /// node_exporter's `http://host:9100/metrics`); may carry credentials,
+    /// so show it only through [`crate::server_metrics::redact_credentials`].
+    /// Events written before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
 }
 
 /// A server as its events describe it.
@@ -99,6 +105,13 @@ pub struct ServerChanges {
         deserialize_with = "present"
     )]
     pub checksum: Option<Option<ChecksumAlgorithm>>,
+    /// New metrics URL; `Some(None)` removes it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub metrics_url: Option<Option<String>>,
 }
 
 /// A field that is present (even as `null`) is a change: `null` clears.
@@ -208,6 +221,9 @@ pub enum ServerError {
     /// Empty tag.
     #[error("a tag must not be empty; leave it out for an untagged server")]
     EmptyTag,
+    /// A metrics URL that is not http(s); not echoed, it may carry credentials.
+    #[error("invalid metrics URL: it must start with http:// or https:// and name a host")]
+    InvalidMetricsUrl,
     /// A tag `meta_server-tag` could never select.
     #[error(
         "invalid tag `{0}`: no surrounding blanks, no `;` and no trailing `!` (those have a meaning in meta_server-tag)"
@@ -223,7 +239,23 @@ pub fn validate_settings(mut settings: ServerSettings) -> Result<ServerSettings,
     if let Some(tag) = &settings.tag {
         validate_tag(tag)?;
     }
+    if let Some(url) = &settings.metrics_url {
+        settings.metrics_url = Some(validate_metrics_url(url)?);
+    }
     Ok(settings)
+}
+
+fn validate_metrics_url(url: &str) -> Result<String, ServerError> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(' ') => {
+            Ok(url.to_owned())
+        }
+        _ => Err(ServerError::InvalidMetricsUrl),
+    }
 }
 
 fn normalise_url(url: &str) -> Result<String, ServerError> {
@@ -325,6 +357,9 @@ impl Aggregate for Server {
                 if let Some(Some(tag)) = &changes.tag {
                     validate_tag(tag)?;
                 }
+                if let Some(Some(url)) = &changes.metrics_url {
+                    changes.metrics_url = Some(Some(validate_metrics_url(url)?));
+                }
                 let current = self.settings.as_ref().ok_or(ServerError::NotFound)?;
                 // Keep only real changes so the log stays meaningful.
                 if changes.url.as_ref() == Some(&current.url) {
@@ -341,6 +376,9 @@ impl Aggregate for Server {
                 }
                 if changes.checksum == Some(current.checksum) {
                     changes.checksum = None;
+                }
+                if changes.metrics_url.as_ref() == Some(&current.metrics_url) {
+                    changes.metrics_url = None;
                 }
                 if changes == ServerChanges::default() {
                     Vec::new()
@@ -404,6 +442,9 @@ pub fn apply_changes(settings: &mut ServerSettings, changes: &ServerChanges) {
     if let Some(checksum) = changes.checksum {
         settings.checksum = checksum;
     }
+    if let Some(url) = &changes.metrics_url {
+        settings.metrics_url = url.clone();
+    }
 }
 
 #[cfg(test)]
@@ -417,6 +458,7 @@ mod tests {
             tag: None,
             load_multiplier: 1.0,
             checksum: None,
+            metrics_url: None,
         }
     }
 
@@ -616,5 +658,46 @@ mod tests {
         let settings = given(&all).settings.unwrap();
         assert_eq!(settings.secret, "new");
         assert_eq!(settings.tag.as_deref(), Some("big"));
+    }
+
+    #[test]
+    fn metrics_urls_are_checked_set_and_cleared() {
+        let refused = Server::default().decide(&ServerCommand::Add {
+            id: ServerId::new(),
+            settings: ServerSettings {
+                metrics_url: Some("bbb1:9100/metrics".into()),
+                ..settings()
+            },
+            enabled: false,
+        });
+        assert_eq!(refused, Err(ServerError::InvalidMetricsUrl));
+        let mut events = added();
+        let set = ServerChanges {
+            metrics_url: Some(Some(" http://u:p@bbb1:9100/metrics ".into())),
+            ..Default::default()
+        };
+        events.extend(given(&events).decide(&ServerCommand::Update(set)).unwrap());
+        assert_eq!(
+            given(&events).settings.unwrap().metrics_url.as_deref(),
+            Some("http://u:p@bbb1:9100/metrics")
+        );
+        let same = ServerChanges {
+            metrics_url: Some(Some("http://u:p@bbb1:9100/metrics".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            given(&events).decide(&ServerCommand::Update(same)).unwrap(),
+            vec![]
+        );
+        let clear = ServerChanges {
+            metrics_url: Some(None),
+            ..Default::default()
+        };
+        let cleared = given(&events)
+            .decide(&ServerCommand::Update(clear.clone()))
+            .unwrap();
+        assert_eq!(cleared, vec![ServerEvent::ServerUpdated { changes: clear }]);
+        events.extend(cleared);
+        assert_eq!(given(&events).settings.unwrap().metrics_url, None);
     }
 }

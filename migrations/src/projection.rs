@@ -133,6 +133,7 @@ async fn apply_server<C: ConnectionTrait>(
         tag: Set(settings.tag.clone()),
         load_multiplier: Set(settings.load_multiplier),
         checksum_algorithm: Set(settings.checksum.map(|c| c.name().to_owned())),
+        metrics_url: Set(settings.metrics_url.clone()),
         state: Set(ServerState::Disabled.as_str().to_owned()),
         online: Set(true),
         version: Set(version),
@@ -178,6 +179,10 @@ async fn update_server<C: ConnectionTrait>(
                 .col_expr(
                     server::Column::ChecksumAlgorithm,
                     Expr::value(settings.checksum.map(|c| c.name().to_owned())),
+                )
+                .col_expr(
+                    server::Column::MetricsUrl,
+                    Expr::value(settings.metrics_url),
                 )
         }
         ServerEvent::ServerEnabled => update.col_expr(

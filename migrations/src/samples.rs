@@ -9,6 +9,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 use switchboard_domain::ids::ServerId;
+use switchboard_domain::server_metrics::{MetricsState, ResourceUsage};
 
 /// The PostgreSQL channel on which appends and sample writes are announced,
 /// so other instances refresh their views at once.
@@ -39,6 +40,16 @@ pub struct ServerSample {
     pub load: f64,
     /// The `<meeting>` elements of its last good getMeetings answer, as sent.
     pub meetings_xml: String,
+    /// Windowed CPU utilisation, percent (`None`: not known).
+    pub cpu_percent: Option<f64>,
+    /// Windowed used memory, percent (`None`: not known).
+    pub memory_percent: Option<f64>,
+    /// Whether its metrics can be used.
+    pub metrics_state: MetricsState,
+    /// Why the last metrics read failed (never with credentials).
+    pub metrics_error: Option<String>,
+    /// When its metrics were last read well (ms).
+    pub metrics_read_at_ms: Option<i64>,
 }
 
 impl ServerSample {
@@ -56,6 +67,19 @@ impl ServerSample {
             known_meetings: 0,
             load: 0.0,
             meetings_xml: String::new(),
+            cpu_percent: None,
+            memory_percent: None,
+            metrics_state: MetricsState::NotConfigured,
+            metrics_error: None,
+            metrics_read_at_ms: None,
+        }
+    }
+
+    /// The windowed CPU and memory placement may use.
+    pub fn usage(&self) -> ResourceUsage {
+        ResourceUsage {
+            cpu_percent: self.cpu_percent,
+            memory_percent: self.memory_percent,
         }
     }
 
@@ -69,6 +93,11 @@ impl ServerSample {
             || self.known_meetings != other.known_meetings
             || self.load.to_bits() != other.load.to_bits()
             || self.meetings_xml != other.meetings_xml
+            || self.cpu_percent.map(f64::to_bits) != other.cpu_percent.map(f64::to_bits)
+            || self.memory_percent.map(f64::to_bits) != other.memory_percent.map(f64::to_bits)
+            || self.metrics_state != other.metrics_state
+            || self.metrics_error != other.metrics_error
+            || self.metrics_read_at_ms != other.metrics_read_at_ms
     }
 }
 
@@ -98,6 +127,11 @@ fn to_sample(row: server_sample::Model) -> Option<ServerSample> {
         known_meetings: row.known_meetings.max(0) as u64,
         load: row.load,
         meetings_xml: row.meetings_xml,
+        cpu_percent: row.cpu_percent,
+        memory_percent: row.memory_percent,
+        metrics_state: MetricsState::parse(&row.metrics_state).unwrap_or_default(),
+        metrics_error: row.metrics_error,
+        metrics_read_at_ms: row.metrics_read_at_ms,
     })
 }
 
@@ -115,6 +149,11 @@ fn to_row(sample: &ServerSample) -> server_sample::ActiveModel {
         known_meetings: Set(clamp(sample.known_meetings)),
         load: Set(sample.load),
         meetings_xml: Set(sample.meetings_xml.clone()),
+        cpu_percent: Set(sample.cpu_percent),
+        memory_percent: Set(sample.memory_percent),
+        metrics_state: Set(sample.metrics_state.as_str().to_owned()),
+        metrics_error: Set(sample.metrics_error.clone()),
+        metrics_read_at_ms: Set(sample.metrics_read_at_ms),
     }
 }
 
@@ -183,6 +222,11 @@ impl Store {
                             server_sample::Column::KnownMeetings,
                             server_sample::Column::Load,
                             server_sample::Column::MeetingsXml,
+                            server_sample::Column::CpuPercent,
+                            server_sample::Column::MemoryPercent,
+                            server_sample::Column::MetricsState,
+                            server_sample::Column::MetricsError,
+                            server_sample::Column::MetricsReadAtMs,
                         ])
                         .to_owned(),
                 )

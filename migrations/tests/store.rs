@@ -36,6 +36,7 @@ async fn add_server(store: &Store, n: usize) -> ServerId {
         tag: None,
         load_multiplier: 1.0,
         checksum: None,
+        metrics_url: (n == 2).then(|| format!("http://bbb{n}.example.org:9100/metrics")),
     };
     server_command(
         store,
@@ -149,6 +150,7 @@ async fn replay_rebuilds_projections_equal_to_the_live_ones() {
                 secret: Some("rotated".into()),
                 tag: Some(Some("big".into())),
                 load_multiplier: Some(2.5),
+                metrics_url: Some(Some("https://u:p@bbb1.example.org/metrics".into())),
                 ..Default::default()
             }),
         )
@@ -170,6 +172,23 @@ async fn replay_rebuilds_projections_equal_to_the_live_ones() {
         meeting_command(&store, "room-2", created("room-2", a, 5)).await;
 
         let live_servers = store.servers().await.unwrap();
+        let metrics_urls: Vec<Option<&str>> = [a, b]
+            .iter()
+            .map(|id| {
+                live_servers
+                    .iter()
+                    .find(|s| s.id == *id)
+                    .and_then(|s| s.settings.metrics_url.as_deref())
+            })
+            .collect();
+        assert_eq!(
+            metrics_urls,
+            [
+                Some("https://u:p@bbb1.example.org/metrics"),
+                Some("http://bbb2.example.org:9100/metrics")
+            ],
+            "{kind}"
+        );
         let live_meetings = store.meetings().await.unwrap();
         assert_eq!(live_servers.len(), 2, "{kind}: removed server is gone");
         assert_eq!(live_meetings.len(), 2);
@@ -277,5 +296,51 @@ async fn tokens_and_the_event_filter() {
         let tokens_before = store.tokens().await.unwrap();
         store.replay().await.unwrap();
         assert_eq!(store.tokens().await.unwrap(), tokens_before, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn samples_keep_the_windowed_metrics() {
+    use switchboard_domain::server_metrics::MetricsState;
+    use switchboard_store::ServerSample;
+    for (kind, store) in stores().await {
+        let a = add_server(&store, 1).await;
+        let b = add_server(&store, 2).await;
+        let hot = ServerSample {
+            changed_at_ms: 10,
+            polled_at_ms: 10,
+            cpu_percent: Some(91.5),
+            memory_percent: Some(40.25),
+            metrics_state: MetricsState::Stale,
+            metrics_error: Some("HTTP status 500".into()),
+            metrics_read_at_ms: Some(7),
+            ..ServerSample::new(a)
+        };
+        let plain = ServerSample {
+            changed_at_ms: 10,
+            ..ServerSample::new(b)
+        };
+        store
+            .put_server_samples(&[hot.clone(), plain.clone()])
+            .await
+            .unwrap();
+        let mut read = store.server_samples().await.unwrap();
+        read.sort_by_key(|s| s.server_id != a);
+        assert_eq!(read, vec![hot.clone(), plain], "{kind}");
+        let cooled = ServerSample {
+            changed_at_ms: 20,
+            cpu_percent: None,
+            metrics_state: MetricsState::Unreadable,
+            ..hot
+        };
+        store
+            .put_server_samples(std::slice::from_ref(&cooled))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.server_samples_of(&[a]).await.unwrap(),
+            vec![cooled],
+            "{kind}: overwritten in place"
+        );
     }
 }

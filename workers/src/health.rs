@@ -7,6 +7,9 @@
 
 use crate::backend::{BackendTarget, HttpBackendClient};
 use crate::bbb_xml::read_meetings;
+use crate::node_metrics::{
+    MetricsError, MetricsScraper, MetricsStatus, MetricsTracker, NodeMetrics,
+};
 use crate::reconcile::{ListedMeeting, create_time_of, plan};
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -86,6 +89,9 @@ pub struct HealthConfig {
     pub offline_meetings: OfflinePolicy,
     /// The load formula's weights.
     pub weights: LoadWeights,
+    /// CPU and memory read from servers' metrics URLs are averaged over
+    /// this window; a last good value ages out after it.
+    pub metrics_window: Duration,
 }
 
 impl Default for HealthConfig {
@@ -101,12 +107,13 @@ impl Default for HealthConfig {
             adopt_unknown: false,
             offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(300)),
             weights: LoadWeights::default(),
+            metrics_window: Duration::from_secs(300),
         }
     }
 }
 
 /// What the last poll saw on a server.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     /// Meetings it runs.
     pub meetings: u64,
@@ -119,6 +126,8 @@ pub struct Observed {
     /// Of its meetings, those Switchboard records as running there: the
     /// others (created directly, strays) load it but are not Switchboard's.
     pub known_meetings: u64,
+    /// Its windowed CPU and memory and whether they could be read.
+    pub metrics: MetricsStatus,
 }
 
 /// Observed loads shared with the placement code.
@@ -128,7 +137,7 @@ pub struct ObservedLoads(Arc<RwLock<HashMap<ServerId, Observed>>>);
 impl ObservedLoads {
     /// What was last seen on a server.
     pub fn get(&self, id: ServerId) -> Option<Observed> {
-        self.0.read().ok()?.get(&id).copied()
+        self.0.read().ok()?.get(&id).cloned()
     }
 
     /// Records what was seen on a server.
@@ -171,6 +180,10 @@ pub struct HealthPoller {
     offline: HashMap<ServerId, (Instant, bool)>,
     /// Unknown meetings already warned about (internal ids).
     reported_unknown: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Reads servers' metrics URLs.
+    scraper: MetricsScraper,
+    /// Each server's metrics readings of the window.
+    metrics: MetricsTracker,
 }
 
 impl HealthPoller {
@@ -188,6 +201,8 @@ impl HealthPoller {
             loads,
             offline: HashMap::new(),
             reported_unknown: Default::default(),
+            scraper: MetricsScraper::new(),
+            metrics: MetricsTracker::default(),
         }
     }
 
@@ -232,22 +247,30 @@ impl HealthPoller {
             .filter(|server| server.state != ServerState::Disabled)
             .collect();
         let client = &self.client;
+        let scraper = &self.scraper;
         let config = &self.config;
         let listed_since_ms = SystemClock.now_ms() - config.reconcile_grace.as_millis() as i64;
-        let results: Vec<(ServerRecord, Option<Probed>)> = futures::stream::iter(servers)
-            .map(|server| async move {
-                let observed = probe(client, config, &server).await;
-                let outcome = if observed.is_some() {
-                    "success"
-                } else {
-                    "failure"
-                };
-                metrics::counter!(METRIC_JOBS, "task" => JOB, "outcome" => outcome).increment(1);
-                (server, observed)
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+        let results: Vec<(ServerRecord, Option<Probed>, MetricsRead)> =
+            futures::stream::iter(servers)
+                .map(|server| async move {
+                    let (observed, read) = futures::join!(
+                        probe(client, config, &server),
+                        read_metrics(scraper, config, &server)
+                    );
+                    let outcome = if observed.is_some() {
+                        "success"
+                    } else {
+                        "failure"
+                    };
+                    metrics::counter!(METRIC_JOBS, "task" => JOB, "outcome" => outcome)
+                        .increment(1);
+                    (server, observed, read)
+                })
+                .buffer_unordered(self.config.concurrency.max(1))
+                .collect()
+                .await;
+        self.metrics
+            .retain(&results.iter().map(|(server, _, _)| server.id).collect());
         let mut report = CycleReport {
             polled: results.len(),
             ..CycleReport::default()
@@ -264,7 +287,14 @@ impl HealthPoller {
             .collect();
         let now_ms = SystemClock.now_ms();
         let mut changed_samples = Vec::new();
-        for (server, probed) in results {
+        for (server, probed, (read, read_at_ms)) in results {
+            let metrics = self.metrics.record(
+                server.id,
+                server.settings.metrics_url.as_deref(),
+                read,
+                read_at_ms,
+                self.config.metrics_window,
+            );
             if let Some((_, listed, _)) = &probed {
                 self.reconcile(&server, &recorded, listed, listed_since_ms, &mut report)
                     .await?;
@@ -274,14 +304,20 @@ impl HealthPoller {
                 .cloned()
                 .unwrap_or_else(|| ServerSample::new(server.id));
             let mut sample = before.clone();
+            sample.cpu_percent = metrics.usage.cpu_percent;
+            sample.memory_percent = metrics.usage.memory_percent;
+            sample.metrics_state = metrics.state;
+            sample.metrics_error = metrics.error.clone();
+            sample.metrics_read_at_ms = metrics.read_at_ms;
             let command = match probed {
                 Some((observed, listed, meetings_xml)) => {
                     let observed = Observed {
                         known_meetings: known_on(server.id, &recorded, &listed),
+                        metrics,
                         ..observed
                     };
                     report.healthy += 1;
-                    self.loads.set(server.id, observed);
+                    self.loads.set(server.id, observed.clone());
                     sample.successes = (sample.successes + 1).min(self.config.online_after.max(1));
                     sample.failures = 0;
                     sample.meetings = observed.meetings;
@@ -294,6 +330,15 @@ impl HealthPoller {
                         .then_some(ServerCommand::MarkOnline)
                 }
                 None => {
+                    if let Some(observed) = self.loads.get(server.id) {
+                        self.loads.set(
+                            server.id,
+                            Observed {
+                                metrics,
+                                ..observed
+                            },
+                        );
+                    }
                     sample.failures = (sample.failures + 1).min(self.config.offline_after.max(1));
                     sample.successes = 0;
                     (server.online && sample.failures >= self.config.offline_after)
@@ -481,6 +526,22 @@ fn known_on(server: ServerId, recorded: &[MeetingRecord], listed: &[ListedMeetin
         .count() as u64
 }
 
+/// A metrics read (`None`: no metrics URL) and when it ended (ms).
+type MetricsRead = (Option<Result<NodeMetrics, MetricsError>>, i64);
+
+/// Reads a server's metrics URL, if it has one, within the poll timeout.
+async fn read_metrics(
+    scraper: &MetricsScraper,
+    config: &HealthConfig,
+    server: &ServerRecord,
+) -> MetricsRead {
+    let read = match &server.settings.metrics_url {
+        Some(url) => Some(scraper.scrape(url, config.timeout).await),
+        None => None,
+    };
+    (read, SystemClock.now_ms())
+}
+
 /// What a successful poll of one server gave: its load, its meetings, and
 /// their `<meeting>` elements as the server sent them.
 type Probed = (Observed, Vec<ListedMeeting>, String);
@@ -536,6 +597,7 @@ async fn probe(
             })
             .sum(),
         known_meetings: 0,
+        metrics: MetricsStatus::default(),
     };
     let meetings_xml = answer.meetings.iter().map(|m| m.raw).collect();
     Some((observed, listed, meetings_xml))

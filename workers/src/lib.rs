@@ -6,4 +6,5 @@ pub mod backend;
 pub mod bbb_xml;
 pub mod health;
 pub mod jobs;
+pub mod node_metrics;
 pub mod reconcile;

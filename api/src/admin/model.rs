@@ -28,6 +28,25 @@ pub struct ServerView {
     pub attendees: u64,
     /// Effective load used for placement.
     pub load: f64,
+    /// Metrics URL with any password replaced by `***` (absent: none set).
+    pub metrics_url: Option<String>,
+    /// Whether its CPU and memory can be read: `ok`, `stale` (the last read
+    /// failed; values read within the window are used), `unreadable` (placed
+    /// by meeting counts alone) or `not_configured`.
+    #[serde(default)]
+    pub metrics_state: String,
+    /// Windowed CPU utilisation, percent (absent: not known).
+    pub cpu_percent: Option<f64>,
+    /// Windowed used memory, percent (absent: not known).
+    pub memory_percent: Option<f64>,
+    /// Why the last metrics read failed.
+    pub metrics_error: Option<String>,
+    /// When the metrics were last read well (ms since the epoch).
+    pub metrics_read_at_ms: Option<i64>,
+    /// True while its CPU or memory is over the configured limit: it takes
+    /// no new meetings (joins still go there).
+    #[serde(default)]
+    pub over_limit: bool,
 }
 
 /// A new server.
@@ -47,6 +66,10 @@ pub struct NewServer {
     /// Checksum algorithm for calls to it: sha1, sha256, sha384 or sha512.
     #[serde(default)]
     pub checksum: Option<String>,
+    /// Prometheus text endpoint with its CPU and memory, e.g. node_exporter's
+    /// `https://user:password@bbb1.example.org:9100/metrics`.
+    #[serde(default)]
+    pub metrics_url: Option<String>,
     /// Start enabled (default: disabled until enabled, as in Scalelite).
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -71,6 +94,9 @@ pub struct ServerUpdate {
     /// New checksum algorithm; an empty string returns to the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// New metrics URL; an empty string removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
 }
 
 /// Options of a panic.
@@ -227,6 +253,18 @@ pub struct ServerStatus {
     pub load: f64,
     /// Tag.
     pub tag: Option<String>,
+    /// `ok`, `stale`, `unreadable` or `not_configured` (see `ServerView`).
+    #[serde(default)]
+    pub metrics_state: String,
+    /// Windowed CPU utilisation, percent.
+    pub cpu_percent: Option<f64>,
+    /// Windowed used memory, percent.
+    pub memory_percent: Option<f64>,
+    /// Why the last metrics read failed.
+    pub metrics_error: Option<String>,
+    /// Over its CPU or memory limit: takes no new meetings.
+    #[serde(default)]
+    pub over_limit: bool,
 }
 
 /// The whole cluster at a glance.

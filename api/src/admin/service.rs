@@ -17,12 +17,14 @@ use switchboard_domain::params::Params;
 use switchboard_domain::server::{
     Server, ServerChanges, ServerCommand, ServerError, ServerSettings,
 };
+use switchboard_domain::server_metrics::redact_credentials;
 use switchboard_domain::token::{TokenCommand, TokenError, TokenScope, hash_token};
 use switchboard_store::{
     CommandError, EventFilter, MeetingRecord, ServerRecord, Store, StoreError, StoredEvent,
 };
 use switchboard_workers::backend::{BackendTarget, HttpBackendClient};
 use switchboard_workers::bbb_xml::read_response;
+use switchboard_workers::node_metrics::MetricsStatus;
 use thiserror::Error;
 
 /// Why an admin operation failed, in words an operator can act on.
@@ -161,12 +163,18 @@ fn meeting_view(record: &MeetingRecord) -> MeetingView {
     }
 }
 
-/// A payload as operators may see it: secrets replaced.
+/// A payload as operators may see it: secrets replaced, passwords in
+/// metrics URLs too.
 fn redacted_payload(event: &DomainEvent) -> serde_json::Value {
     let mut payload = event.to_payload();
     for pointer in ["/settings/secret", "/changes/secret", "/hash", "/secret"] {
         if let Some(value) = payload.pointer_mut(pointer) {
             *value = serde_json::Value::String("***".into());
+        }
+    }
+    for pointer in ["/settings/metrics_url", "/changes/metrics_url"] {
+        if let Some(serde_json::Value::String(url)) = payload.pointer_mut(pointer) {
+            *url = redact_credentials(url);
         }
     }
     payload
@@ -242,18 +250,41 @@ impl AdminService {
     }
 
     async fn server_view(&self, record: &ServerRecord, meetings: u64) -> ServerView {
-        let (attendees, load) = match &self.directory {
-            Some(directory) => (directory.attendees_of(record.id), directory.load_of(record)),
-            None => (
-                0,
-                self.weights.load(
+        let (attendees, load, metrics) = match &self.directory {
+            Some(directory) => (
+                directory.attendees_of(record.id),
+                directory.load_of(record),
+                directory.metrics_of(record.id).unwrap_or_default(),
+            ),
+            None => {
+                // No routing view here (the CLI on the database): the
+                // shared sample has what the poller last read.
+                let metrics = match self.store.server_samples_of(&[record.id]).await {
+                    Ok(samples) => samples
+                        .first()
+                        .map(MetricsStatus::of_sample)
+                        .unwrap_or_default(),
+                    Err(err) => {
+                        tracing::warn!(server = %record.id, error = %err, "cannot read the server's sample");
+                        MetricsStatus::default()
+                    }
+                };
+                let load = self.weights.effective_load(
                     ServerLoad {
                         meetings,
                         ..ServerLoad::default()
                     },
                     record.settings.load_multiplier,
-                ),
-            ),
+                    metrics.usage,
+                );
+                (0, load, metrics)
+            }
+        };
+        // A URL removed since the last poll: nothing is read any more.
+        let metrics = if record.settings.metrics_url.is_some() {
+            metrics
+        } else {
+            MetricsStatus::default()
         };
         ServerView {
             id: record.id.to_string(),
@@ -266,6 +297,17 @@ impl AdminService {
             meetings,
             attendees,
             load,
+            metrics_url: record
+                .settings
+                .metrics_url
+                .as_deref()
+                .map(redact_credentials),
+            metrics_state: metrics.state.as_str().to_owned(),
+            cpu_percent: metrics.usage.cpu_percent,
+            memory_percent: metrics.usage.memory_percent,
+            metrics_error: metrics.error,
+            metrics_read_at_ms: metrics.read_at_ms,
+            over_limit: self.weights.over_limit(metrics.usage),
         }
     }
 
@@ -321,6 +363,7 @@ impl AdminService {
                 tag: new.tag.filter(|tag| !tag.is_empty()),
                 load_multiplier: new.load_multiplier.unwrap_or(1.0),
                 checksum,
+                metrics_url: new.metrics_url.filter(|url| !url.trim().is_empty()),
             },
             enabled: new.enabled.unwrap_or(false),
         };
@@ -351,6 +394,9 @@ impl AdminService {
                 Some("") => Some(None),
                 Some(name) => Some(Some(parse_checksum(name)?)),
             },
+            metrics_url: update
+                .metrics_url
+                .map(|url| Some(url).filter(|url| !url.trim().is_empty())),
         };
         self.store
             .execute_server(
@@ -709,6 +755,11 @@ impl AdminService {
                 largest_meeting,
                 load: view.load,
                 tag: view.tag,
+                metrics_state: view.metrics_state,
+                cpu_percent: view.cpu_percent,
+                memory_percent: view.memory_percent,
+                metrics_error: view.metrics_error,
+                over_limit: view.over_limit,
             });
         }
         Ok(ClusterStatus {

@@ -138,6 +138,10 @@ pub enum ServersCommand {
         /// Checksum algorithm for calls to it (sha1, sha256, sha384, sha512).
         #[arg(long)]
         checksum: Option<String>,
+        /// Prometheus text endpoint with its CPU and memory (node_exporter),
+        /// e.g. https://user:password@bbb1.example.org:9100/metrics.
+        #[arg(long)]
+        metrics_url: Option<String>,
     },
     /// List servers.
     List {
@@ -153,7 +157,7 @@ pub enum ServersCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change a server's URL, secret, tag, load multiplier or checksum algorithm.
+    /// Change a server's URL, secret, tag, load multiplier, checksum algorithm or metrics URL.
     Update {
         /// Server id.
         id: String,
@@ -172,6 +176,9 @@ pub enum ServersCommand {
         /// New checksum algorithm; an empty string returns to the configured default.
         #[arg(long)]
         checksum: Option<String>,
+        /// New metrics URL; an empty string removes it.
+        #[arg(long)]
+        metrics_url: Option<String>,
         /// Print the server as JSON.
         #[arg(long)]
         json: bool,

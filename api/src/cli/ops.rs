@@ -20,6 +20,7 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
             load_multiplier,
             enable,
             checksum,
+            metrics_url,
         } => {
             let view = target
                 .add_server(NewServer {
@@ -28,6 +29,7 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
                     tag,
                     load_multiplier: Some(load_multiplier),
                     checksum,
+                    metrics_url,
                     enabled: Some(enable),
                 })
                 .await?;
@@ -57,6 +59,7 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
             tag,
             load_multiplier,
             checksum,
+            metrics_url,
             json,
         } => {
             let update = ServerUpdate {
@@ -65,10 +68,11 @@ pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result
                 tag,
                 load_multiplier,
                 checksum,
+                metrics_url,
             };
             if update == ServerUpdate::default() {
                 anyhow::bail!(
-                    "nothing to change: give --url, --secret, --tag, --load-multiplier or --checksum"
+                    "nothing to change: give --url, --secret, --tag, --load-multiplier, --checksum or --metrics-url"
                 );
             }
             let server = target.update_server(&id, update).await?;
@@ -201,7 +205,36 @@ fn print_server(server: &ServerView) {
                 .clone()
                 .unwrap_or_else(|| "(configured default)".into()),
         ),
+        ("metrics url", or_dash(server.metrics_url.as_deref())),
+        (
+            "metrics",
+            metrics_summary(&server.metrics_state, server.over_limit),
+        ),
+        ("cpu", percent(server.cpu_percent)),
+        ("memory", percent(server.memory_percent)),
+        (
+            "metrics read at",
+            server
+                .metrics_read_at_ms
+                .map(time_ms)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        ("metrics error", or_dash(server.metrics_error.as_deref())),
     ]);
+}
+
+/// A windowed percentage, or `-` when not known.
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}%"))
+}
+
+/// The metrics state, marked when the server is over its limit.
+fn metrics_summary(state: &str, over_limit: bool) -> String {
+    if over_limit {
+        format!("{state} (over limit: no new meetings)")
+    } else {
+        state.to_owned()
+    }
 }
 
 fn online(online: bool) -> String {
@@ -487,10 +520,13 @@ pub async fn status(target: &Target, json: bool) -> anyhow::Result<()> {
         "USERS",
         "LARGEST MEETING",
         "LOAD",
+        "CPU",
+        "MEMORY",
+        "METRICS",
         "TAG",
         "ID",
     ])
-    .right(&[3, 4, 5, 6]);
+    .right(&[3, 4, 5, 6, 7, 8]);
     for server in &status.servers {
         table.row(vec![
             hostname(&server.url),
@@ -500,6 +536,9 @@ pub async fn status(target: &Target, json: bool) -> anyhow::Result<()> {
             server.users.to_string(),
             server.largest_meeting.to_string(),
             number(server.load),
+            percent(server.cpu_percent),
+            percent(server.memory_percent),
+            metrics_summary(&server.metrics_state, server.over_limit),
             or_dash(server.tag.as_deref()),
             server.id.clone(),
         ]);

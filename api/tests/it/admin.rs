@@ -7,7 +7,7 @@ use switchboard_api::admin::model::{NewToken, Scope};
 use switchboard_api::admin::service::Principal;
 use switchboard_domain::token::TokenScope;
 
-struct Admin<'a> {
+pub struct Admin<'a> {
     harness: &'a Harness,
     token: String,
 }
@@ -31,7 +31,7 @@ impl Admin<'_> {
         (status, content_type, body)
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
         let (status, _, body) = self.send(self.harness.client.get(self.url(path))).await;
         (status, body)
     }
@@ -43,7 +43,7 @@ impl Admin<'_> {
         (status, body)
     }
 
-    async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
         let (status, _, body) = self
             .send(self.harness.client.patch(self.url(path)).json(&body))
             .await;
@@ -76,7 +76,7 @@ async fn token(harness: &Harness, name: &str, scope: Scope) -> String {
         .token
 }
 
-async fn admin(harness: &Harness) -> Admin<'_> {
+pub async fn admin(harness: &Harness) -> Admin<'_> {
     Admin {
         harness,
         token: token(harness, "ops-admin", Scope::Admin).await,

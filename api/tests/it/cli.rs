@@ -989,3 +989,44 @@ async fn serve_stops_gracefully_on_sigterm() {
         .unwrap();
     assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
 }
+
+#[test]
+fn metrics_urls_are_set_shown_redacted_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = add(
+        dir.path(),
+        "https://bbb1.example.org/bigbluebutton/",
+        "s3cret",
+        &[
+            "--metrics-url",
+            "https://prom:hunter2@bbb1.example.org:9100/metrics",
+        ],
+    );
+    let show = ok(dir.path(), &["servers", "show", &id]);
+    assert!(
+        show.contains("https://prom:***@bbb1.example.org:9100/metrics"),
+        "{show}"
+    );
+    assert!(show.contains("not_configured"), "not polled yet: {show}");
+    assert!(!show.contains("hunter2"), "{show}");
+    let status = ok(dir.path(), &["status"]);
+    assert!(
+        status.contains("CPU") && status.contains("MEMORY") && status.contains("METRICS"),
+        "{status}"
+    );
+    let status = json(&ok(dir.path(), &["status", "--json"]));
+    assert_eq!(status["servers"][0]["metrics_state"], "not_configured");
+    let events = ok(dir.path(), &["events", "list", "--json"]);
+    assert!(!events.contains("hunter2"), "{events}");
+
+    let err = fails(
+        dir.path(),
+        &["servers", "update", &id, "--metrics-url", "ftp://x"],
+    );
+    assert!(err.contains("invalid metrics URL"), "{err}");
+    let view = json(&ok(
+        dir.path(),
+        &["servers", "update", &id, "--metrics-url", "", "--json"],
+    ));
+    assert!(view["metrics_url"].is_null(), "{view}");
+}

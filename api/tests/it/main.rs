@@ -9,5 +9,6 @@ mod openapi;
 mod python_client;
 mod review;
 mod scale_out;
+mod server_metrics;
 mod support;
 mod tenants;

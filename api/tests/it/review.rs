@@ -219,6 +219,7 @@ async fn admin_accepts_tags_no_create_can_select() {
                 tag: Some("gpu ".into()),
                 load_multiplier: None,
                 checksum: None,
+                metrics_url: None,
                 enabled: Some(true),
             },
             &principal,

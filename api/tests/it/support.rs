@@ -75,6 +75,7 @@ pub async fn add_server(
             tag: tag.map(str::to_owned),
             load_multiplier: 1.0,
             checksum: None,
+            metrics_url: None,
         },
         enabled,
     };
@@ -99,6 +100,21 @@ impl Harness {
             db,
             &tags,
             |settings| settings.health.interval_secs = 0.2,
+            Background { health: true },
+        )
+        .await
+    }
+
+    /// `servers` simulators polled every 200 ms; `tune` adjusts settings.
+    pub async fn polled_with(db: Db, servers: usize, tune: impl FnOnce(&mut Settings)) -> Self {
+        let tags = vec![None; servers];
+        Self::build(
+            db,
+            &tags,
+            |settings| {
+                settings.health.interval_secs = 0.2;
+                tune(settings);
+            },
             Background { health: true },
         )
         .await

@@ -19,6 +19,9 @@ pub struct Model {
     pub load_multiplier: f64,
     /// Checksum algorithm for calls to it (`None`: the default).
     pub checksum_algorithm: Option<String>,
+    /// Prometheus text endpoint with its CPU and memory (may carry credentials).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub metrics_url: Option<String>,
     /// enabled, cordoned or disabled.
     pub state: String,
     /// Whether health checks reach it.
@@ -41,6 +44,7 @@ impl Model {
                 .checksum_algorithm
                 .as_deref()
                 .and_then(switchboard_domain::checksum::ChecksumAlgorithm::parse),
+            metrics_url: self.metrics_url.clone(),
         }
     }
 }

@@ -30,6 +30,17 @@ pub struct Model {
     /// The `<meeting>` elements of its last good getMeetings answer.
     #[sea_orm(column_type = "Text")]
     pub meetings_xml: String,
+    /// Windowed CPU utilisation, percent.
+    pub cpu_percent: Option<f64>,
+    /// Windowed used memory, percent.
+    pub memory_percent: Option<f64>,
+    /// not_configured, ok, stale or unreadable.
+    pub metrics_state: String,
+    /// Why the last metrics read failed.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub metrics_error: Option<String>,
+    /// When metrics were last read well (ms).
+    pub metrics_read_at_ms: Option<i64>,
 }
 
 /// No relations.

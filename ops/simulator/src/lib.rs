@@ -6,12 +6,14 @@
 //! getRecordings. Checksums are verified like BBB does (raw query, sha1 to
 //! sha512). Failures ([`FailureMode`]) and latency can be switched on at any
 //! time, and the handle exposes what the server saw (meetings, attendees,
-//! request counts, the last join's parameters).
+//! request counts, the last join's parameters). `/metrics` answers like
+//! node_exporter with the CPU utilisation and used memory set on the handle.
 //!
 //! Used by integration tests, by `switchboard serve --demo N` and by the load
 //! tool.
 
 mod api;
+mod node;
 mod routes;
 mod state;
 mod xml;
@@ -260,6 +262,38 @@ impl Simulator {
     /// Returns whether it existed.
     pub fn end_meeting_directly(&self, meeting_id: &str) -> bool {
         self.shared.meetings().remove(meeting_id)
+    }
+
+    /// The node_exporter-like metrics URL: `http://127.0.0.1:PORT/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.control.addr)
+    }
+
+    /// Sets the CPU utilisation (percent, default 10) `/metrics` reports
+    /// from now on: its counters advance consistently with it.
+    pub fn set_cpu_percent(&self, percent: f64) {
+        self.shared.node().set_cpu_percent(percent);
+    }
+
+    /// Sets the used memory (percent, default 30) `/metrics` reports.
+    pub fn set_memory_percent(&self, percent: f64) {
+        self.shared.node().set_memory_percent(percent);
+    }
+
+    /// Makes `/metrics` answer HTTP 500 (`true`) or metrics again (`false`).
+    pub fn set_metrics_failing(&self, failing: bool) {
+        self.shared.node().failing = failing;
+    }
+
+    /// Requires basic auth with these credentials on `/metrics` (`None`: open).
+    pub fn set_metrics_credentials(&self, credentials: Option<(&str, &str)>) {
+        self.shared.node().authorization =
+            credentials.map(|(user, password)| node::basic_authorization(user, password));
+    }
+
+    /// Requests for `/metrics` so far, whatever their outcome.
+    pub fn metrics_request_count(&self) -> usize {
+        self.shared.node().requests
     }
 
     /// Stops listening: new connections are refused once this returns. Requests

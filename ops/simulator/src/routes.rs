@@ -34,6 +34,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
             .content_type("text/html; charset=utf-8")
             .body(CLIENT_PAGE);
     }
+    if path == "/metrics" {
+        return node_metrics(&shared, &req);
+    }
     let Some(rest) = path.strip_prefix("/bigbluebutton/api") else {
         return not_found();
     };
@@ -83,6 +86,35 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request) -> Response {
             .header(header::LOCATION, url)
             .body(""),
     }
+}
+
+/// `/metrics`: node_exporter's answer, or 401 without the required basic
+/// auth, or 500 while failing.
+fn node_metrics(shared: &Shared, req: &Request) -> Response {
+    let mut node = shared.node();
+    node.requests += 1;
+    if let Some(required) = &node.authorization {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        if given != Some(required.as_str()) {
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(header::WWW_AUTHENTICATE, "Basic realm=\"node_exporter\"")
+                .body("Unauthorized");
+        }
+    }
+    if node.failing {
+        return Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .content_type("text/plain")
+            .body("Internal Server Error");
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(node.render())
 }
 
 /// Sleeps for the configured latency.

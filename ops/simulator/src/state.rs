@@ -290,6 +290,7 @@ pub(crate) struct Shared {
     failure: AtomicU8,
     meetings: Mutex<Meetings>,
     request_counts: Mutex<HashMap<String, usize>>,
+    node: Mutex<crate::node::Node>,
 }
 
 impl Shared {
@@ -308,6 +309,7 @@ impl Shared {
             failure: AtomicU8::new(FailureMode::None.to_u8()),
             meetings: Mutex::new(Meetings::default()),
             request_counts: Mutex::new(HashMap::new()),
+            node: Mutex::new(crate::node::Node::default()),
         };
         shared.set_latency(latency);
         shared
@@ -322,6 +324,11 @@ impl Shared {
     /// consistent because no handler panics half-way through an update).
     pub(crate) fn meetings(&self) -> MutexGuard<'_, Meetings> {
         self.meetings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Locks the simulated machine's CPU and memory.
+    pub(crate) fn node(&self) -> MutexGuard<'_, crate::node::Node> {
+        self.node.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The latency added to every answer.

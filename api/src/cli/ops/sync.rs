@@ -95,6 +95,7 @@ pub async fn sync(
                         tag: server.tag.clone(),
                         load_multiplier: Some(server.load_multiplier),
                         checksum: server.checksum.clone().filter(|c| !c.is_empty()),
+                        metrics_url: None,
                         enabled: Some(server.enabled),
                     })
                     .await
