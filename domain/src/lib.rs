@@ -13,6 +13,6 @@ pub mod params;
 pub mod ports;
 pub mod selection;
 pub mod server;
-pub mod tenant;
 pub mod server_metrics;
+pub mod tenant;
 pub mod token;

@@ -83,7 +83,8 @@ impl ServerSample {
         }
     }
 
-    /// Whether anything but the poll time differs from `other`.
+    /// Whether anything but the poll and read times differs from `other`
+    /// (CPU and memory: by at least [`METRICS_STEP_PERCENT`]).
     pub fn content_differs(&self, other: &ServerSample) -> bool {
         self.failures != other.failures
             || self.successes != other.successes
@@ -93,11 +94,27 @@ impl ServerSample {
             || self.known_meetings != other.known_meetings
             || self.load.to_bits() != other.load.to_bits()
             || self.meetings_xml != other.meetings_xml
-            || self.cpu_percent.map(f64::to_bits) != other.cpu_percent.map(f64::to_bits)
-            || self.memory_percent.map(f64::to_bits) != other.memory_percent.map(f64::to_bits)
+            || differs_by(self.cpu_percent, other.cpu_percent, METRICS_STEP_PERCENT)
+            || differs_by(
+                self.memory_percent,
+                other.memory_percent,
+                METRICS_STEP_PERCENT,
+            )
             || self.metrics_state != other.metrics_state
             || self.metrics_error != other.metrics_error
-            || self.metrics_read_at_ms != other.metrics_read_at_ms
+    }
+}
+
+/// CPU and memory changes smaller than this (percentage points) are not a
+/// change of the sample: they would rewrite it, and wake every instance, on
+/// every poll.
+pub const METRICS_STEP_PERCENT: f64 = 0.5;
+
+fn differs_by(a: Option<f64>, b: Option<f64>, step: f64) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() >= step,
+        (None, None) => false,
+        _ => true,
     }
 }
 
@@ -309,4 +326,28 @@ pub(crate) async fn announce_change<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_metric_moves_and_read_times_are_no_change() {
+        let before = ServerSample {
+            cpu_percent: Some(40.0),
+            memory_percent: Some(60.0),
+            metrics_read_at_ms: Some(1),
+            ..ServerSample::new(ServerId::new())
+        };
+        let mut after = before.clone();
+        after.cpu_percent = Some(40.3);
+        after.metrics_read_at_ms = Some(2);
+        after.polled_at_ms = 5;
+        assert!(!after.content_differs(&before));
+        after.cpu_percent = Some(41.0);
+        assert!(after.content_differs(&before));
+        after.cpu_percent = None;
+        assert!(after.content_differs(&before));
+    }
 }

@@ -349,6 +349,11 @@ impl HealthPoller {
                 sample.polled_at_ms = now_ms;
                 sample.changed_at_ms = now_ms;
                 changed_samples.push(sample);
+            } else if now_ms - before.polled_at_ms >= SAMPLE_HEARTBEAT_MS {
+                // Only the poll and read times moved: written now and then so
+                // views show recent times, without making instances re-read.
+                sample.polled_at_ms = now_ms;
+                changed_samples.push(sample);
             }
             let online_now = match &command {
                 Some(ServerCommand::MarkOffline) => false,
@@ -382,6 +387,9 @@ impl HealthPoller {
         Ok(report)
     }
 }
+
+/// A sample whose content did not change is still written this often.
+const SAMPLE_HEARTBEAT_MS: i64 = 60_000;
 
 /// Listings of created runs are kept this long; polls list the runs by then.
 const LISTING_LIFETIME_MS: i64 = 10 * 60 * 1000;
