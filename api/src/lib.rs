@@ -24,3 +24,4 @@ pub mod demo;
 pub mod directory;
 pub mod locks;
 pub mod metrics;
+pub mod recordings;

@@ -55,6 +55,12 @@ const KNOWN_CALLS: &[&str] = &[
     "sendChatMessage",
     "insertDocument",
     "getMeetings",
+    "getRecordings",
+    "publishRecordings",
+    "deleteRecordings",
+    "updateRecordings",
+    "getRecordingTextTracks",
+    "putRecordingTextTrack",
 ];
 
 /// The Content-Type of the Prometheus text format.

@@ -179,7 +179,11 @@ mod tests {
             "a tag outside the pool is not available to the tenant"
         );
         assert_eq!(
-            rank_in_pool(std::slice::from_ref(&untagged), &TagRequest::default(), &pool),
+            rank_in_pool(
+                std::slice::from_ref(&untagged),
+                &TagRequest::default(),
+                &pool
+            ),
             Err(SelectionError::NoServer)
         );
         assert_eq!(

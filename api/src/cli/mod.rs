@@ -505,7 +505,9 @@ fn stop_on_signal(stop: Option<tokio::sync::oneshot::Sender<()>>) {
 async fn worker(settings: Settings, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8091)));
     let store = app::open_store(&settings).await?;
-    let state = AppState::build(settings, store, Vec::new()).await?;
+    // The secrets sign recording-ready callbacks of imports done here.
+    let secrets = app::resolve_secrets(&settings, &store).await?;
+    let state = AppState::build(settings, store, secrets.accepted).await?;
     let mut running = app::start_worker(state, listen).await?;
     stop_on_signal(running.take_stop());
     out!(

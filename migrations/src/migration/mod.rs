@@ -6,6 +6,7 @@ mod m0001_event_log;
 mod m0002_tokens;
 mod m0003_polled_picture;
 mod m0004_tenants;
+mod m0006_recordings;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_tokens::Migration),
             Box::new(m0003_polled_picture::Migration),
             Box::new(m0004_tenants::Migration),
+            Box::new(m0006_recordings::Migration),
         ]
     }
 }
