@@ -323,3 +323,115 @@ fn has_archives(dir: &Path) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// What [`import_tree`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeImport {
+    /// Recordings recorded now (new, or with new formats).
+    pub imported: usize,
+    /// Recordings already known as they are.
+    pub unchanged: usize,
+    /// Directories skipped, with the reason.
+    pub problems: Vec<(std::path::PathBuf, String)>,
+}
+
+/// Copies `from` into `to` (directories and regular files only; links and
+/// special files are skipped).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Imports an existing published tree (`<path>/<format>/<recordID>/`, a BBB
+/// server's `/var/bigbluebutton/published` or a Scalelite published
+/// directory): each format is copied into the recording tree (through
+/// staging, so a half copy is never served) and recorded. Safe to run again.
+pub async fn import_tree(service: &RecordingService, path: &Path) -> anyhow::Result<TreeImport> {
+    let source = path.to_path_buf();
+    let scan =
+        tokio::task::spawn_blocking(move || switchboard_recordings::layout::import_dir(&source))
+            .await??;
+    let mut report = TreeImport {
+        problems: scan
+            .problems
+            .into_iter()
+            .map(|p| (p.path, p.reason))
+            .collect(),
+        ..TreeImport::default()
+    };
+    for found in scan.recordings {
+        let layout = service.layout.clone();
+        let formats = found.formats.clone();
+        let installed = tokio::task::spawn_blocking(move || {
+            let staging = layout
+                .staging_dir()
+                .join(format!("import-{}", hex::encode(rand::random::<[u8; 6]>())));
+            let mut installed = Vec::new();
+            for format in &formats {
+                let copy = staging
+                    .join(format.format.as_str())
+                    .join(format.record_id.as_str());
+                let result = copy_dir(&format.dir, &copy)
+                    .map_err(|err| err.to_string())
+                    .and_then(|()| {
+                        let staged = FormatDir {
+                            dir: copy.clone(),
+                            ..format.clone()
+                        };
+                        layout
+                            .install(
+                                &staged,
+                                Visibility::from_published(format.metadata.published),
+                            )
+                            .map_err(|err| err.to_string())
+                    });
+                installed.push(result);
+            }
+            let _ = std::fs::remove_dir_all(&staging);
+            installed
+        })
+        .await?;
+        let mut formats = Vec::new();
+        let mut published = true;
+        for (format, result) in found.formats.iter().zip(installed) {
+            match result {
+                Ok(done) => {
+                    published = done.visibility == Visibility::Published;
+                    formats.push(format_of(format));
+                }
+                Err(reason) => report.problems.push((format.dir.clone(), reason)),
+            }
+        }
+        let Some(first) = found.formats.first() else {
+            continue;
+        };
+        if formats.is_empty() {
+            continue;
+        }
+        match record_import(
+            service,
+            found.record_id.as_str(),
+            first,
+            formats,
+            published,
+            "cli:import-dir",
+        )
+        .await
+        {
+            Ok(outcome) if outcome.events.is_empty() => report.unchanged += 1,
+            Ok(_) => report.imported += 1,
+            Err(err) => report.problems.push((first.dir.clone(), err.to_string())),
+        }
+    }
+    Ok(report)
+}

@@ -6,6 +6,7 @@
 //! tokio task ([`import::spawn_spool_importer`]) that scans and watches the
 //! spool and calls it with retries; it can move onto the job queue as is.
 
+pub mod bench;
 pub mod callbacks;
 pub mod import;
 pub mod playback;
@@ -98,6 +99,7 @@ impl RecordingService {
         let bytes =
             hex::decode(stored.trim()).map_err(|e| RecordingSetupError::Key(e.to_string()))?;
         let key = PlaybackKey::new(&bytes).map_err(|e| RecordingSetupError::Key(e.to_string()))?;
+        switchboard_workers::backend::install_crypto_provider();
         let public_url = OnceLock::new();
         if let Some(url) = &settings.public_url {
             let _ = public_url.set(url.trim_end_matches('/').to_owned());
@@ -155,6 +157,11 @@ impl RecordingService {
     pub fn used_tokens(&self) -> DbUsedTokens {
         DbUsedTokens(self.store.clone())
     }
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn protected_now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// [`UsedTokens`] in the database (`used_tokens`), so a link works once

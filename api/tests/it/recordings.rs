@@ -753,3 +753,41 @@ async fn text_tracks_are_uploaded_listed_and_served() {
     assert!(missing.body.contains("noRecordings"), "{}", missing.body);
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_published_tree_is_imported_once() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    let id = create_run(&harness, "room-old", "").await;
+    let tree = tempfile::tempdir().unwrap();
+    let unpacked = archive(&id, &["presentation", "video"], "room-old");
+    tar::Archive::new(unpacked.as_slice())
+        .unpack(tree.path())
+        .unwrap();
+    std::fs::create_dir_all(tree.path().join("presentation/not-a-recording")).unwrap();
+    let service = &harness.state().recordings;
+    let report = switchboard_api::recordings::import::import_tree(service, tree.path())
+        .await
+        .unwrap();
+    assert_eq!((report.imported, report.unchanged), (1, 0), "{report:?}");
+    let root = service.layout.root();
+    assert!(
+        root.join(format!("published/video/{id}/data.bin"))
+            .is_file()
+    );
+    assert!(
+        tree.path().join(format!("video/{id}/data.bin")).is_file(),
+        "copied, not moved"
+    );
+    let again = switchboard_api::recordings::import::import_tree(service, tree.path())
+        .await
+        .unwrap();
+    assert_eq!((again.imported, again.unchanged), (0, 1));
+    let listed = harness.get("getRecordings", "meetingID=room-old").await;
+    assert_eq!(
+        listed.body.matches("<format>").count(),
+        2,
+        "{}",
+        listed.body
+    );
+    harness.stop().await;
+}
