@@ -41,6 +41,8 @@ pub struct AppState {
     pub admin: AdminService,
     /// getMeetings' shared merge (single flight).
     pub merged_meetings: crate::bbb::get_meetings::MergedMeetings,
+    /// Recordings: tree, importer, playback.
+    pub recordings: Arc<crate::recordings::RecordingService>,
 }
 
 /// The secrets in force, and the secret generated now if there was none.
@@ -125,6 +127,15 @@ impl AppState {
         let observed = ObservedLoads::default();
         let directory = Directory::load(store.clone(), settings.load, observed.clone()).await?;
         let backend = HttpBackendClient::new();
+        let recordings = Arc::new(
+            crate::recordings::RecordingService::open(
+                &settings,
+                store.clone(),
+                secrets.first().cloned().unwrap_or_default(),
+            )
+            .await
+            .context("cannot set up recordings")?,
+        );
         let admin = AdminService::new(
             store.clone(),
             backend.clone(),
@@ -141,6 +152,7 @@ impl AppState {
             observed,
             admin,
             merged_meetings: Default::default(),
+            recordings,
         }))
     }
 
@@ -202,6 +214,23 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/health", get(health))
         .at("/ready", get(ready))
         .at("/metrics", get(crate::metrics::metrics_endpoint))
+        .at(
+            "/recording-link/:format/:token",
+            get(crate::recordings::playback::redeem_link),
+        )
+        .at("/playback/*path", get(crate::recordings::playback::player))
+        .at(
+            "/captions/:record_id/:file",
+            get(crate::recordings::playback::caption),
+        )
+        .at(
+            "/recordings/upload",
+            poem::post(crate::recordings::upload::upload),
+        )
+        .at(
+            "/:format/:record_id/*rest",
+            get(crate::recordings::playback::asset),
+        )
         .data(state)
 }
 
@@ -328,11 +357,19 @@ async fn start_with(
             )
             .await
     });
+    state
+        .recordings
+        .bind_public_url(state.settings.public_url_for(addr));
     let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
-    let tasks = vec![
+    let mut tasks = vec![
         spawn_refresh(state.clone()),
         crate::metrics::spawn_gauge_refresh(state.clone()),
     ];
+    if state.settings.recordings.import {
+        tasks.push(crate::recordings::import::spawn_spool_importer(
+            state.recordings.clone(),
+        ));
+    }
     let jobs = if background.health {
         crate::polling::spawn(&state, background_stopped).await?
     } else {

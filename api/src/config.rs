@@ -101,6 +101,74 @@ impl Default for HealthSettings {
     }
 }
 
+/// How recordings are imported, stored and played back.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingSettings {
+    /// Root of the recording tree (`published/`, `unpublished/`, `captions/`);
+    /// default `<data_dir>/recordings`.
+    pub dir: Option<PathBuf>,
+    /// The spool directory archives arrive in; default `<data_dir>/spool`.
+    pub spool_dir: Option<PathBuf>,
+    /// Seconds an archive must stay unchanged before it is imported.
+    pub spool_settle_secs: f64,
+    /// Seconds between rescans of the spool (the watcher can miss events).
+    pub rescan_interval_secs: f64,
+    /// Run the spool importer in this process.
+    pub import: bool,
+    /// Attempts of one import before the archive waits for the next rescan.
+    pub import_attempts: u32,
+    /// Milliseconds before the first retry of an import or callback (doubles).
+    pub retry_base_ms: u64,
+    /// Keep imported archives in `<spool>/done` (else delete them).
+    pub keep_done: bool,
+    /// `serve` (Switchboard serves playback files) or `x-accel-redirect`
+    /// (nginx serves them; see `ops/nginx/switchboard-recordings.conf`).
+    pub playback: String,
+    /// The internal nginx location `X-Accel-Redirect` points into; it must
+    /// alias `<dir>/published/`.
+    pub x_accel_prefix: String,
+    /// The installed BBB presentation player (bbb-playback), served at
+    /// `/playback/presentation/2.3/`; e.g. `/var/bigbluebutton/playback/presentation/2.3`.
+    pub presentation_player_dir: Option<PathBuf>,
+    /// Seconds a protected recording's one-time link stays valid.
+    pub link_ttl_secs: u64,
+    /// Seconds the playback cookie a link sets stays valid.
+    pub cookie_ttl_secs: u64,
+    /// `Cache-Control` max-age of unprotected playback files, seconds.
+    pub cache_max_age_secs: u64,
+    /// Largest archive the upload endpoint takes, bytes.
+    pub upload_max_bytes: u64,
+    /// Attempts of a recording-ready callback.
+    pub callback_attempts: u32,
+    /// Largest caption file putRecordingTextTrack takes, bytes.
+    pub text_track_max_bytes: usize,
+}
+
+impl Default for RecordingSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            spool_dir: None,
+            spool_settle_secs: 10.0,
+            rescan_interval_secs: 60.0,
+            import: true,
+            import_attempts: 3,
+            retry_base_ms: 1000,
+            keep_done: true,
+            playback: "serve".to_owned(),
+            x_accel_prefix: "/switchboard-recordings".to_owned(),
+            presentation_player_dir: None,
+            link_ttl_secs: 300,
+            cookie_ttl_secs: 4 * 3600,
+            cache_max_age_secs: 3600,
+            upload_max_bytes: 8 << 30,
+            callback_attempts: 6,
+            text_track_max_bytes: 8 << 20,
+        }
+    }
+}
+
 /// Everything Switchboard can be told.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -139,6 +207,11 @@ pub struct Settings {
     pub load: LoadWeights,
     /// `text` or `json` logs.
     pub log_format: String,
+    /// The URL front-ends and viewers reach Switchboard at (playback links
+    /// are built on it); default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Recordings.
+    pub recordings: RecordingSettings,
 }
 
 impl Default for Settings {
@@ -161,6 +234,8 @@ impl Default for Settings {
             health: HealthSettings::default(),
             load: LoadWeights::default(),
             log_format: "text".to_owned(),
+            public_url: None,
+            recordings: RecordingSettings::default(),
         }
     }
 }
@@ -178,6 +253,8 @@ impl fmt::Debug for Settings {
             .field("backend_checksum", &self.backend_checksum)
             .field("health", &self.health)
             .field("load", &self.load)
+            .field("public_url", &self.public_url)
+            .field("recordings", &self.recordings)
             .finish_non_exhaustive()
     }
 }
@@ -325,6 +402,18 @@ impl Settings {
         if let Some(value) = get("SWITCHBOARD_HEALTH_INTERVAL_SECS") {
             self.health.interval_secs = parse_number("SWITCHBOARD_HEALTH_INTERVAL_SECS", &value)?;
         }
+        if let Some(value) = get("SWITCHBOARD_PUBLIC_URL") {
+            self.public_url = Some(value.trim().trim_end_matches('/').to_owned());
+        }
+        if let Some(value) = get("SWITCHBOARD_RECORDINGS_DIR") {
+            self.recordings.dir = Some(PathBuf::from(value));
+        }
+        if let Some(value) = get("SWITCHBOARD_SPOOL_DIR") {
+            self.recordings.spool_dir = Some(PathBuf::from(value));
+        }
+        if let Some(value) = get("SWITCHBOARD_PLAYBACK") {
+            self.recordings.playback = value.trim().to_owned();
+        }
         if let Some(value) = get("SWITCHBOARD_LOG_FORMAT") {
             self.log_format = value;
         }
@@ -372,6 +461,29 @@ impl Settings {
         if self.create_attempts == 0 {
             return Err(invalid("create_attempts", "must be at least 1"));
         }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("public_url", "must start with http:// or https://"));
+        }
+        if !matches!(
+            self.recordings.playback.as_str(),
+            "serve" | "x-accel-redirect"
+        ) {
+            return Err(invalid(
+                "recordings.playback",
+                "use `serve` or `x-accel-redirect`",
+            ));
+        }
+        if !self.recordings.x_accel_prefix.starts_with('/') {
+            return Err(invalid("recordings.x_accel_prefix", "must start with `/`"));
+        }
+        if self.recordings.import_attempts == 0 || self.recordings.callback_attempts == 0 {
+            return Err(invalid(
+                "recordings",
+                "import_attempts and callback_attempts must be at least 1",
+            ));
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(invalid("log_format", "use `text` or `json`"));
         }
@@ -418,6 +530,37 @@ impl Settings {
     /// Timeout for calls to servers on the request path.
     pub fn backend_timeout(&self) -> Duration {
         Duration::from_millis(self.backend_timeout_ms)
+    }
+
+    /// The recording tree's root.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.recordings
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("recordings"))
+    }
+
+    /// The spool directory.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.recordings
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("spool"))
+    }
+
+    /// The public URL, given the address actually listened on.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let host = if bound.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], bound.port()))
+                } else {
+                    bound
+                };
+                format!("http://{host}")
+            }
+        }
     }
 
     /// Per-server timeout while merging getMeetings.
@@ -475,6 +618,35 @@ mod tests {
         assert_eq!(
             settings.checksum_algorithms,
             vec![ChecksumAlgorithm::Sha256, ChecksumAlgorithm::Sha512]
+        );
+    }
+
+    #[test]
+    fn public_url_and_recording_settings_from_env() {
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_PUBLIC_URL", "https://lb.example.org/"),
+                ("SWITCHBOARD_PLAYBACK", "x-accel-redirect"),
+                ("SWITCHBOARD_SPOOL_DIR", "/srv/spool"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let bound = "0.0.0.0:9000".parse().unwrap();
+        assert_eq!(settings.public_url_for(bound), "https://lb.example.org");
+        assert_eq!(settings.recordings.playback, "x-accel-redirect");
+        assert_eq!(settings.spool_dir(), PathBuf::from("/srv/spool"));
+        assert_eq!(settings.recordings_dir(), PathBuf::from("data/recordings"));
+        let default = Settings::default();
+        assert_eq!(default.public_url_for(bound), "http://127.0.0.1:9000");
+        assert!(
+            Settings::load(
+                None,
+                &env(&[("SWITCHBOARD_PLAYBACK", "nginx")]),
+                &Overrides::default()
+            )
+            .is_err()
         );
     }
 

@@ -25,3 +25,4 @@ pub mod directory;
 pub mod locks;
 pub mod metrics;
 pub mod polling;
+pub mod recordings;

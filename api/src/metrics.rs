@@ -69,6 +69,12 @@ const KNOWN_CALLS: &[&str] = &[
     "sendChatMessage",
     "insertDocument",
     "getMeetings",
+    "getRecordings",
+    "publishRecordings",
+    "deleteRecordings",
+    "updateRecordings",
+    "getRecordingTextTracks",
+    "putRecordingTextTrack",
 ];
 
 /// The Content-Type of the Prometheus text format.
@@ -443,7 +449,8 @@ mod tests {
     fn unknown_calls_share_one_label() {
         assert_eq!(bbb_call_label("create"), "create");
         assert_eq!(bbb_call_label("getMeetingInfo"), "getMeetingInfo");
-        assert_eq!(bbb_call_label("getRecordings"), "other");
+        assert_eq!(bbb_call_label("getRecordings"), "getRecordings");
+        assert_eq!(bbb_call_label("getRecordingsX"), "other");
         assert_eq!(bbb_call_label("create2"), "other");
         assert_eq!(bbb_call_label(""), "other");
     }

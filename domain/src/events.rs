@@ -2,6 +2,7 @@
 //! schema version, and the metadata recorded beside it.
 
 use crate::meeting::MeetingEvent;
+use crate::recording::RecordingEvent;
 use crate::server::ServerEvent;
 use crate::tenant::TenantEvent;
 use crate::token::TokenEvent;
@@ -19,6 +20,8 @@ pub enum DomainEvent {
     Token(TokenEvent),
     /// About a tenant.
     Tenant(TenantEvent),
+    /// About a recording.
+    Recording(RecordingEvent),
 }
 
 /// The schema version of every event type written today. A changed shape gets a
@@ -33,6 +36,7 @@ impl DomainEvent {
             Self::Meeting(event) => event.type_name(),
             Self::Token(event) => event.type_name(),
             Self::Tenant(event) => event.type_name(),
+            Self::Recording(event) => event.type_name(),
         }
     }
 
@@ -50,6 +54,8 @@ impl DomainEvent {
             serde_json::from_value(payload).map(Self::Server)
         } else if event_type.starts_with("Tenant") {
             serde_json::from_value(payload).map(Self::Tenant)
+        } else if event_type.starts_with("Recording") {
+            serde_json::from_value(payload).map(Self::Recording)
         } else if event_type.starts_with("Token") {
             serde_json::from_value(payload).map(Self::Token)
         } else {
@@ -73,6 +79,12 @@ impl From<TokenEvent> for DomainEvent {
 impl From<TenantEvent> for DomainEvent {
     fn from(event: TenantEvent) -> Self {
         Self::Tenant(event)
+    }
+}
+
+impl From<RecordingEvent> for DomainEvent {
+    fn from(event: RecordingEvent) -> Self {
+        Self::Recording(event)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod load;
 pub mod meeting;
 pub mod params;
 pub mod ports;
+pub mod recording;
 pub mod selection;
 pub mod server;
 pub mod server_metrics;

@@ -15,6 +15,20 @@ pub struct MeetingRun {
     pub server_id: ServerId,
     /// BBB's createTime, milliseconds since the epoch.
     pub create_time_ms: i64,
+    /// `meta_bbb-recording-ready-url` of the create: Switchboard (not the
+    /// server) calls it once the run's recording is imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_ready_url: Option<String>,
+}
+
+impl MeetingRun {
+    /// Whether two runs are the same run (same internal id on the same
+    /// server), whatever else was recorded about them.
+    pub fn same_run(&self, other: &MeetingRun) -> bool {
+        self.internal_id == other.internal_id
+            && self.server_id == other.server_id
+            && self.create_time_ms == other.create_time_ms
+    }
 }
 
 /// A meeting as its events describe it.
@@ -137,7 +151,7 @@ impl Aggregate for Meeting {
                 }
                 let mut events = Vec::new();
                 if let Some(current) = &self.current {
-                    if current == run {
+                    if current.same_run(run) {
                         return Ok(events);
                     }
                     events.push(MeetingEvent::MeetingEnded {
@@ -206,6 +220,7 @@ mod tests {
             internal_id: internal.into(),
             server_id: server,
             create_time_ms: 1000,
+            recording_ready_url: None,
         }
     }
 

@@ -1,12 +1,14 @@
 //! Folds events into the projection tables. Called inside the append's
 //! transaction and by replay, so the two can never disagree.
 
-use crate::entities::{meeting, server, tenant, token};
+use crate::entities::{meeting, meeting_run, recording, recording_meta, server, tenant, token};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use std::collections::BTreeMap;
 use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::DomainEvent;
 use switchboard_domain::meeting::MeetingEvent;
+use switchboard_domain::recording::{RecordingEvent, RecordingFormat};
 use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
 use switchboard_domain::tenant::{Tenant, TenantConfig, TenantEvent};
 use switchboard_domain::token::TokenEvent;
@@ -46,7 +48,163 @@ pub(crate) async fn apply<C: ConnectionTrait>(
             let name = stream.strip_prefix("tenant:").ok_or_else(unexpected)?;
             apply_tenant(db, name, event, version).await
         }
+        DomainEvent::Recording(event) => {
+            let id = stream.strip_prefix("recording:").ok_or_else(unexpected)?;
+            apply_recording(db, id, event, version, position).await
+        }
     }
+}
+
+fn json_err(err: serde_json::Error) -> DbErr {
+    DbErr::Custom(err.to_string())
+}
+
+/// Replaces the `recording_meta` rows of a recording.
+async fn write_meta<C: ConnectionTrait>(
+    db: &C,
+    record_id: &str,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), DbErr> {
+    recording_meta::Entity::delete_many()
+        .filter(recording_meta::Column::RecordId.eq(record_id))
+        .exec(db)
+        .await?;
+    if metadata.is_empty() {
+        return Ok(());
+    }
+    let rows = metadata
+        .iter()
+        .map(|(key, value)| recording_meta::ActiveModel {
+            record_id: Set(record_id.to_owned()),
+            key: Set(key.clone()),
+            value: Set(value.clone()),
+        });
+    recording_meta::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+fn state_name(published: bool) -> &'static str {
+    if published {
+        "published"
+    } else {
+        "unpublished"
+    }
+}
+
+async fn apply_recording<C: ConnectionTrait>(
+    db: &C,
+    record_id: &str,
+    event: &RecordingEvent,
+    version: i64,
+    position: i64,
+) -> Result<(), DbErr> {
+    if let RecordingEvent::RecordingImported {
+        details, formats, ..
+    } = event
+    {
+        let row = recording::ActiveModel {
+            record_id: Set(record_id.to_owned()),
+            tenant: Set(details.tenant.0.clone()),
+            meeting_id: Set(details.meeting_id.clone()),
+            internal_meeting_id: Set(details.internal_meeting_id.clone()),
+            name: Set(details.name.clone()),
+            is_breakout: Set(details.is_breakout),
+            published: Set(details.published),
+            state: Set(state_name(details.published).to_owned()),
+            start_time_ms: Set(details.start_time_ms),
+            end_time_ms: Set(details.end_time_ms),
+            participants: Set(i32::try_from(details.participants).unwrap_or(i32::MAX)),
+            protected: Set(false),
+            metadata: Set(serde_json::to_string(&details.metadata).map_err(json_err)?),
+            formats: Set(serde_json::to_string(formats).map_err(json_err)?),
+            version: Set(version),
+            position: Set(position),
+        };
+        recording::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(recording::Column::RecordId)
+                    .update_columns([
+                        recording::Column::Tenant,
+                        recording::Column::MeetingId,
+                        recording::Column::InternalMeetingId,
+                        recording::Column::Name,
+                        recording::Column::IsBreakout,
+                        recording::Column::Published,
+                        recording::Column::State,
+                        recording::Column::StartTimeMs,
+                        recording::Column::EndTimeMs,
+                        recording::Column::Participants,
+                        recording::Column::Protected,
+                        recording::Column::Metadata,
+                        recording::Column::Formats,
+                        recording::Column::Version,
+                        recording::Column::Position,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+        return write_meta(db, record_id, &details.metadata).await;
+    }
+    let update = recording::Entity::update_many()
+        .col_expr(recording::Column::Version, Expr::value(version))
+        .col_expr(recording::Column::Position, Expr::value(position))
+        .filter(recording::Column::RecordId.eq(record_id));
+    let update = match event {
+        RecordingEvent::RecordingImported { .. } => return Ok(()),
+        RecordingEvent::RecordingFormatAdded { format } => {
+            let Some(row) = recording::Entity::find_by_id(record_id.to_owned())
+                .one(db)
+                .await?
+            else {
+                return Ok(());
+            };
+            let mut formats: Vec<RecordingFormat> =
+                serde_json::from_str(&row.formats).map_err(json_err)?;
+            formats.push(format.clone());
+            update.col_expr(
+                recording::Column::Formats,
+                Expr::value(serde_json::to_string(&formats).map_err(json_err)?),
+            )
+        }
+        RecordingEvent::RecordingPublished | RecordingEvent::RecordingUnpublished => {
+            let published = matches!(event, RecordingEvent::RecordingPublished);
+            update
+                .col_expr(recording::Column::Published, Expr::value(published))
+                .col_expr(recording::Column::State, Expr::value(state_name(published)))
+        }
+        RecordingEvent::RecordingMetadataUpdated { set, removed } => {
+            let Some(row) = recording::Entity::find_by_id(record_id.to_owned())
+                .one(db)
+                .await?
+            else {
+                return Ok(());
+            };
+            let mut metadata: BTreeMap<String, String> =
+                serde_json::from_str(&row.metadata).map_err(json_err)?;
+            for key in removed {
+                metadata.remove(key);
+            }
+            for (key, value) in set {
+                metadata.insert(key.clone(), value.clone());
+            }
+            write_meta(db, record_id, &metadata).await?;
+            update.col_expr(
+                recording::Column::Metadata,
+                Expr::value(serde_json::to_string(&metadata).map_err(json_err)?),
+            )
+        }
+        RecordingEvent::RecordingProtected { protected } => {
+            update.col_expr(recording::Column::Protected, Expr::value(*protected))
+        }
+        RecordingEvent::RecordingDeleted => update
+            .col_expr(recording::Column::Published, Expr::value(false))
+            .col_expr(recording::Column::State, Expr::value("deleted")),
+    };
+    update.exec(db).await?;
+    Ok(())
 }
 
 async fn apply_tenant<C: ConnectionTrait>(
@@ -251,6 +409,28 @@ async fn apply_meeting<C: ConnectionTrait>(
                             meeting::Column::Running,
                             meeting::Column::Version,
                             meeting::Column::Position,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+            let run_row = meeting_run::ActiveModel {
+                internal_id: Set(run.internal_id.clone()),
+                tenant: Set(tenant.0.clone()),
+                meeting_id: Set(meeting_id.as_str().to_owned()),
+                server_id: Set(run.server_id.to_string()),
+                create_time_ms: Set(run.create_time_ms),
+                recording_ready_url: Set(run.recording_ready_url.clone()),
+            };
+            meeting_run::Entity::insert(run_row)
+                .on_conflict(
+                    OnConflict::column(meeting_run::Column::InternalId)
+                        .update_columns([
+                            meeting_run::Column::Tenant,
+                            meeting_run::Column::MeetingId,
+                            meeting_run::Column::ServerId,
+                            meeting_run::Column::CreateTimeMs,
+                            meeting_run::Column::RecordingReadyUrl,
                         ])
                         .to_owned(),
                 )

@@ -113,6 +113,7 @@ fn meeting_record(row: meeting::Model) -> Option<MeetingRecord> {
             internal_id: row.internal_id,
             server_id: row.server_id.parse().ok()?,
             create_time_ms: row.create_time_ms,
+            recording_ready_url: None,
         },
         running: row.running,
         ended_at_ms: row.ended_at_ms,

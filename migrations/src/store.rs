@@ -1,6 +1,8 @@
 //! The event store: connect, migrate, append, read, replay.
 
-use crate::entities::{event, meeting, server, setting, tenant, token};
+use crate::entities::{
+    event, meeting, meeting_run, recording, recording_meta, server, setting, tenant, token,
+};
 use crate::migration::Migrator;
 use crate::projection;
 use sea_orm::sea_query::OnConflict;
@@ -289,6 +291,9 @@ impl Store {
         token::Entity::delete_many().exec(&txn).await?;
         tenant::Entity::delete_many().exec(&txn).await?;
         meeting::Entity::delete_many().exec(&txn).await?;
+        meeting_run::Entity::delete_many().exec(&txn).await?;
+        recording::Entity::delete_many().exec(&txn).await?;
+        recording_meta::Entity::delete_many().exec(&txn).await?;
         let mut after = 0;
         let mut applied = 0;
         loop {

@@ -68,6 +68,7 @@ fn created(name: &str, server: ServerId, at: i64) -> MeetingCommand {
             internal_id: meeting_id.internal_id(at),
             server_id: server,
             create_time_ms: at,
+            recording_ready_url: None,
         },
         meeting_id,
     }
@@ -342,5 +343,255 @@ async fn samples_keep_the_windowed_metrics() {
             vec![cooled],
             "{kind}: overwritten in place"
         );
+    }
+}
+
+mod recordings {
+    use super::*;
+    use std::collections::BTreeMap;
+    use switchboard_domain::recording::{RecordingCommand, RecordingDetails, RecordingFormat};
+    use switchboard_store::RecordingQuery;
+
+    fn record_id(meeting: &str, at: i64) -> String {
+        MeetingId::parse(meeting).unwrap().internal_id(at)
+    }
+
+    fn import(
+        tenant: &str,
+        meeting: &str,
+        at: i64,
+        format: &str,
+        origin: &str,
+    ) -> RecordingCommand {
+        RecordingCommand::Import {
+            details: RecordingDetails {
+                tenant: TenantId(tenant.into()),
+                meeting_id: meeting.into(),
+                internal_meeting_id: record_id(meeting, at),
+                name: format!("Name {meeting}"),
+                is_breakout: false,
+                published: true,
+                start_time_ms: at,
+                end_time_ms: at + 1000,
+                participants: 2,
+                metadata: BTreeMap::from([("bbb-origin".into(), origin.into())]),
+            },
+            formats: vec![RecordingFormat {
+                format: format.into(),
+                url: format!("https://bbb/playback/{format}/2.3/x"),
+                processing_time_ms: 1,
+                length_ms: 120_000,
+                images: vec![],
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn recordings_project_filter_page_and_replay() {
+        for (kind, store) in stores().await {
+            let a1 = record_id("room-a", 1_700_000_000_001);
+            let a2 = record_id("room-a", 1_700_000_000_002);
+            let b1 = record_id("room-b", 1_700_000_000_003);
+            for (id, meeting, at, origin) in [
+                (&a1, "room-a", 1_700_000_000_001, "Moodle"),
+                (&a2, "room-a", 1_700_000_000_002, "Greenlight"),
+                (&b1, "room-b", 1_700_000_000_003, "Moodle"),
+            ] {
+                let done = store
+                    .execute_recording(
+                        id,
+                        &import("default", meeting, at, "presentation", origin),
+                        &meta(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(done.events.len(), 1, "{kind}");
+            }
+            // Another tenant's recording never shows.
+            let other = record_id("room-a", 1_700_000_000_009);
+            store
+                .execute_recording(
+                    &other,
+                    &import("t2", "room-a", 1_700_000_000_009, "presentation", "Moodle"),
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            // The same archive again: nothing; a second format merges.
+            let again = store
+                .execute_recording(
+                    &a1,
+                    &import(
+                        "default",
+                        "room-a",
+                        1_700_000_000_001,
+                        "presentation",
+                        "Moodle",
+                    ),
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            assert!(again.events.is_empty(), "{kind}");
+            store
+                .execute_recording(
+                    &a1,
+                    &import("default", "room-a", 1_700_000_000_001, "video", "Moodle"),
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                store.recording(&a1).await.unwrap().unwrap().formats.len(),
+                2
+            );
+
+            let default = TenantId::default_tenant();
+            let mut query = RecordingQuery::new(default.clone());
+            query.meeting_ids = vec!["room-a".into()];
+            let page = store.find_recordings(&query).await.unwrap();
+            let ids: Vec<_> = page
+                .recordings
+                .iter()
+                .map(|r| r.record_id.clone())
+                .collect();
+            assert_eq!(ids, vec![a1.clone(), a2.clone()], "{kind}");
+            assert_eq!(page.total, None);
+
+            let mut query = RecordingQuery::new(default.clone());
+            query.record_id_prefixes = vec![b1[..45].to_owned()];
+            assert_eq!(
+                store
+                    .find_recordings(&query)
+                    .await
+                    .unwrap()
+                    .recordings
+                    .len(),
+                1,
+                "{kind}"
+            );
+
+            let mut query = RecordingQuery::new(default.clone());
+            query.meta = vec![("bbb-origin".into(), "Moodle".into())];
+            query.limit = Some(1);
+            query.offset = 1;
+            let page = store.find_recordings(&query).await.unwrap();
+            assert_eq!(page.total, Some(2), "{kind}");
+            assert_eq!(page.recordings[0].record_id, b1, "{kind}");
+
+            store
+                .execute_recording(&a2, &RecordingCommand::SetPublished(false), &meta())
+                .await
+                .unwrap();
+            store
+                .execute_recording(&a1, &RecordingCommand::Delete, &meta())
+                .await
+                .unwrap();
+            let mut query = RecordingQuery::new(default.clone());
+            query.states = Some(vec!["unpublished".into()]);
+            let page = store.find_recordings(&query).await.unwrap();
+            assert_eq!(page.recordings.len(), 1, "{kind}");
+            assert_eq!(page.recordings[0].record_id, a2);
+            let all = RecordingQuery::new(default.clone());
+            assert_eq!(
+                store.find_recordings(&all).await.unwrap().recordings.len(),
+                2,
+                "{kind}"
+            );
+            store
+                .execute_recording(
+                    &b1,
+                    &RecordingCommand::UpdateMetadata {
+                        set: BTreeMap::from([("k".into(), "v".into())]),
+                        remove: vec!["bbb-origin".into()],
+                    },
+                    &meta(),
+                )
+                .await
+                .unwrap();
+
+            let before: Vec<_> = store
+                .find_recordings(&RecordingQuery {
+                    states: None,
+                    ..RecordingQuery::new(default.clone())
+                })
+                .await
+                .unwrap()
+                .recordings;
+            store.replay().await.unwrap();
+            let after: Vec<_> = store
+                .find_recordings(&RecordingQuery {
+                    states: None,
+                    ..RecordingQuery::new(default.clone())
+                })
+                .await
+                .unwrap()
+                .recordings;
+            assert_eq!(before, after, "{kind}: replay rebuilds the same rows");
+            let mut query = RecordingQuery::new(default.clone());
+            query.meta = vec![("k".into(), "v".into())];
+            assert_eq!(
+                store
+                    .find_recordings(&query)
+                    .await
+                    .unwrap()
+                    .recordings
+                    .len(),
+                1,
+                "{kind}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn meeting_runs_keep_every_run_and_replay_rebuilds_them() {
+        for (kind, store) in stores().await {
+            let server = add_server(&store, 1).await;
+            let first = 1_700_000_000_000;
+            let mut command = created("room-r", server, first);
+            if let MeetingCommand::RecordCreated { run, .. } = &mut command {
+                run.recording_ready_url = Some("https://fe/ready".into());
+            }
+            meeting_command(&store, "room-r", command).await;
+            meeting_command(&store, "room-r", created("room-r", server, first + 5)).await;
+            let id = MeetingId::parse("room-r").unwrap();
+            let old = store
+                .meeting_run(&id.internal_id(first))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                old.recording_ready_url.as_deref(),
+                Some("https://fe/ready"),
+                "{kind}"
+            );
+            assert_eq!(old.tenant, TenantId::default_tenant());
+            store.replay().await.unwrap();
+            assert!(
+                store
+                    .meeting_run(&id.internal_id(first))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{kind}"
+            );
+            assert!(
+                store
+                    .meeting_run(&id.internal_id(first + 5))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{kind}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn used_tokens_are_claimed_once() {
+        for (kind, store) in stores().await {
+            assert!(store.claim_token("n1", 200, 100).await.unwrap(), "{kind}");
+            assert!(!store.claim_token("n1", 200, 100).await.unwrap(), "{kind}");
+            assert!(store.claim_token("n2", 200, 100).await.unwrap(), "{kind}");
+        }
     }
 }

@@ -515,6 +515,7 @@ impl HealthPoller {
                 server_id: server,
                 create_time_ms: create_time_of(&stranger.internal_id)
                     .unwrap_or_else(|| SystemClock.now_ms()),
+                recording_ready_url: None,
             },
         };
         self.store

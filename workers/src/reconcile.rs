@@ -79,6 +79,7 @@ mod tests {
                 internal_id: meeting_id.internal_id(created),
                 server_id: server,
                 create_time_ms: created,
+                recording_ready_url: None,
             },
             meeting_id,
             running: true,

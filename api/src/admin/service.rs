@@ -694,7 +694,7 @@ impl AdminService {
                         .entry(stored.stream.clone())
                         .or_default()
                         .evolve(event),
-                    DomainEvent::Token(_) | DomainEvent::Tenant(_) => {}
+                    DomainEvent::Token(_) | DomainEvent::Tenant(_) | DomainEvent::Recording(_) => {}
                 }
             }
         }

@@ -48,6 +48,29 @@ struct CreateCall<'a> {
     name: String,
     query: String,
     metadata: &'a EventMetadata,
+    /// `meta_bbb-recording-ready-url`, kept here and not forwarded.
+    recording_ready_url: Option<String>,
+}
+
+/// Removes every spelling of `meta_bbb-recording-ready-url` (BBB lower-cases
+/// meta keys) from the parameters; returns the first non-empty value.
+fn take_recording_ready_url(params: &mut Params) -> Option<String> {
+    let keys: Vec<String> = params
+        .iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.eq_ignore_ascii_case("meta_bbb-recording-ready-url"))
+        .map(str::to_owned)
+        .collect();
+    let mut found = None;
+    for key in keys {
+        if let Some(value) = params.remove(&key)
+            && found.is_none()
+            && !value.trim().is_empty()
+        {
+            found = Some(value.trim().to_owned());
+        }
+    }
+    found
 }
 
 /// Handles `create`.
@@ -63,6 +86,9 @@ pub async fn create(
             .policy
             .apply_create(&mut params, request.xml_body.is_some());
     }
+    // Switchboard calls the recording-ready URL itself, once the recording
+    // is imported here; the server must not call it (nor see it).
+    let recording_ready_url = take_recording_ready_url(&mut params);
     let name = params
         .non_empty("name")
         .ok_or_else(|| {
@@ -80,6 +106,7 @@ pub async fn create(
         params,
         metadata,
         meeting_id,
+        recording_ready_url,
     };
     let tenant = &request.tenant;
     let lock_key = format!("{tenant}:{}", call.meeting_id);
@@ -268,6 +295,7 @@ impl CreateCall<'_> {
             internal_id,
             server_id,
             create_time_ms,
+            recording_ready_url: self.recording_ready_url.clone(),
         }
     }
 

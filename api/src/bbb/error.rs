@@ -67,6 +67,11 @@ impl BbbError {
         )
     }
 
+    /// None of the named recordings is the tenant's.
+    pub fn recordings_not_found() -> Self {
+        Self::new("notFound", "We could not find recordings")
+    }
+
     /// A required parameter is missing.
     pub fn missing_param(key: &'static str, message: &str) -> Self {
         Self::new(key, message)

@@ -8,6 +8,7 @@ pub mod get_meetings;
 mod join;
 mod listing;
 mod meeting_calls;
+pub mod recordings;
 pub mod request;
 pub mod tenancy;
 pub mod xml;
@@ -106,7 +107,15 @@ async fn handle(
         Method::POST => true,
         _ => return Err(BbbError::unsupported_request()),
     };
-    let max = state.settings.max_request_bytes;
+    let max = if call == "putRecordingTextTrack" {
+        state
+            .settings
+            .recordings
+            .text_track_max_bytes
+            .max(state.settings.max_request_bytes)
+    } else {
+        state.settings.max_request_bytes
+    };
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
@@ -162,6 +171,14 @@ async fn handle(
         "sendChatMessage" => meeting_calls::send_chat_message(state, &request).await,
         "insertDocument" => meeting_calls::insert_document(state, &request).await,
         "getMeetings" => get_meetings::get_meetings(state, &request.tenant).await,
+        "getRecordings" => recordings::get_recordings(state, &request).await,
+        "publishRecordings" => recordings::publish_recordings(state, &request, &metadata()).await,
+        "deleteRecordings" => recordings::delete_recordings(state, &request, &metadata()).await,
+        "updateRecordings" => recordings::update_recordings(state, &request, &metadata()).await,
+        "getRecordingTextTracks" => {
+            Ok(recordings::get_recording_text_tracks(state, &request).await)
+        }
+        "putRecordingTextTrack" => Ok(recordings::put_recording_text_track(state, &request).await),
         _ => Err(BbbError::unsupported_request()),
     }
 }

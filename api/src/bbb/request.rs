@@ -19,6 +19,8 @@ pub enum MethodRule {
     GetOrPost,
     /// POST with an XML body.
     PostXml,
+    /// POST with a `multipart/form-data` body (a file upload).
+    PostMultipart,
 }
 
 /// The calls the facade knows, with their method rules.
@@ -28,6 +30,9 @@ pub fn method_rule(call: &str) -> Option<MethodRule> {
         "join" | "end" | "isMeetingRunning" | "getMeetingInfo" | "getMeetings"
         | "sendChatMessage" => MethodRule::GetOnly,
         "insertDocument" => MethodRule::PostXml,
+        "getRecordings" | "updateRecordings" | "getRecordingTextTracks" => MethodRule::GetOrPost,
+        "publishRecordings" | "deleteRecordings" => MethodRule::GetOnly,
+        "putRecordingTextTrack" => MethodRule::PostMultipart,
         _ => return None,
     })
 }
@@ -55,6 +60,8 @@ pub struct ApiRequest {
     pub has_form_params: bool,
     /// An XML body, if one came.
     pub xml_body: Option<XmlBody>,
+    /// A multipart body (putRecordingTextTrack), if one came.
+    pub multipart: Option<XmlBody>,
     /// The tenant whose secret signed the request.
     pub tenant: TenantId,
     /// Its configuration; `None` for the default tenant.
@@ -91,6 +98,7 @@ enum BodyKind {
     None,
     Form,
     Xml(String),
+    Multipart(String),
 }
 
 fn body_kind(raw: &RawRequest<'_>, rule: MethodRule) -> Result<BodyKind, BbbError> {
@@ -110,6 +118,10 @@ fn body_kind(raw: &RawRequest<'_>, rule: MethodRule) -> Result<BodyKind, BbbErro
         .unwrap_or_default();
     let kind = match media_type.as_str() {
         "application/x-www-form-urlencoded" if rule == MethodRule::GetOrPost => BodyKind::Form,
+        "multipart/form-data" if rule == MethodRule::PostMultipart => {
+            BodyKind::Multipart(raw.content_type.unwrap_or_default().to_owned())
+        }
+        _ if rule == MethodRule::PostMultipart => return Err(BbbError::unsupported_content_type()),
         "text/xml" | "application/xml" => BodyKind::Xml(media_type.clone()),
         "" if raw.body.is_empty() && rule == MethodRule::GetOrPost => BodyKind::None,
         _ => return Err(BbbError::unsupported_content_type()),
@@ -128,7 +140,9 @@ fn param_error(err: ParamError) -> BbbError {
 pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<ApiRequest, BbbError> {
     let rule = method_rule(raw.call).ok_or_else(BbbError::unsupported_request)?;
     match (rule, raw.is_post) {
-        (MethodRule::GetOnly, true) | (MethodRule::PostXml, false) => {
+        (MethodRule::GetOnly, true)
+        | (MethodRule::PostXml, false)
+        | (MethodRule::PostMultipart, false) => {
             return Err(BbbError::unsupported_request());
         }
         _ => {}
@@ -185,12 +199,22 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
         }
         None => false,
     };
-    let xml_body = match kind {
-        BodyKind::Xml(content_type) if !raw.body.is_empty() => Some(XmlBody {
-            content_type,
-            body: raw.body.clone(),
-        }),
-        _ => None,
+    let (xml_body, multipart) = match kind {
+        BodyKind::Xml(content_type) if !raw.body.is_empty() => (
+            Some(XmlBody {
+                content_type,
+                body: raw.body.clone(),
+            }),
+            None,
+        ),
+        BodyKind::Multipart(content_type) => (
+            None,
+            Some(XmlBody {
+                content_type,
+                body: raw.body.clone(),
+            }),
+        ),
+        _ => (None, None),
     };
     Ok(ApiRequest {
         call: raw.call.to_owned(),
@@ -198,6 +222,7 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
         raw_query: query_rest,
         has_form_params,
         xml_body,
+        multipart,
         tenant: TenantId::default_tenant(),
         tenant_config: None,
     })

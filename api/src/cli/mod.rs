@@ -113,8 +113,41 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Recordings on this machine.
+    Recordings {
+        /// What to do with recordings.
+        #[command(subcommand)]
+        command: RecordingsCommand,
+    },
     /// Print the admin API's OpenAPI spec (JSON).
     Openapi,
+}
+
+/// `recordings` subcommands (local: they work on this machine's recording
+/// tree and database).
+#[derive(Debug, Subcommand)]
+pub enum RecordingsCommand {
+    /// Import an existing published tree (`<PATH>/<format>/<recordID>/`,
+    /// e.g. a BBB server's /var/bigbluebutton/published): copies it into
+    /// Switchboard's recording tree and records the recordings.
+    ImportDir {
+        /// The tree to import.
+        path: std::path::PathBuf,
+    },
+    /// Measure getRecordings and spool import: seeds COUNT recordings
+    /// (skipped when already there), times getRecordings for one meetingID
+    /// and for a page of 100, and imports IMPORTS archives from a spool.
+    Bench {
+        /// Recordings in the database to measure against.
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        /// Archives to import for the throughput figure.
+        #[arg(long, default_value_t = 200)]
+        imports: usize,
+        /// Queries timed per figure.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
 }
 
 /// `servers` subcommands.
@@ -441,6 +474,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             out!("rebuilt projections from {applied} events");
             Ok(())
         }
+        Command::Recordings { command } => {
+            local_only("recordings")?;
+            let store = app::open_store(&settings).await?;
+            let secrets = app::resolve_secrets(&settings, &store).await?;
+            let service = crate::recordings::RecordingService::open(
+                &settings,
+                store,
+                secrets.accepted.first().cloned().unwrap_or_default(),
+            )
+            .await?;
+            match command {
+                RecordingsCommand::ImportDir { path } => {
+                    let report = crate::recordings::import::import_tree(&service, &path).await?;
+                    for (path, reason) in &report.problems {
+                        out!("skipped {}: {reason}", path.display());
+                    }
+                    out!(
+                        "imported {} recordings, {} unchanged, {} skipped",
+                        report.imported,
+                        report.unchanged,
+                        report.problems.len()
+                    );
+                    Ok(())
+                }
+                RecordingsCommand::Bench {
+                    count,
+                    imports,
+                    samples,
+                } => crate::recordings::bench::run(&service, count, imports, samples).await,
+            }
+        }
         Command::Openapi => unreachable!("handled above"),
         command => {
             let target = match remote {
@@ -520,7 +584,9 @@ fn stop_on_signal(stop: Option<tokio::sync::oneshot::Sender<()>>) {
 async fn worker(settings: Settings, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8091)));
     let store = app::open_store(&settings).await?;
-    let state = AppState::build(settings, store, Vec::new()).await?;
+    // The secrets sign recording-ready callbacks of imports done here.
+    let secrets = app::resolve_secrets(&settings, &store).await?;
+    let state = AppState::build(settings, store, secrets.accepted).await?;
     let mut running = app::start_worker(state, listen).await?;
     stop_on_signal(running.take_stop());
     out!(

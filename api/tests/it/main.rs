@@ -7,6 +7,7 @@ mod js_client;
 mod metrics;
 mod openapi;
 mod python_client;
+mod recordings;
 mod review;
 mod scale_out;
 mod server_metrics;

@@ -3,8 +3,12 @@
 pub mod event;
 pub mod meeting;
 pub mod meeting_listing;
+pub mod meeting_run;
+pub mod recording;
+pub mod recording_meta;
 pub mod server;
 pub mod server_sample;
 pub mod setting;
 pub mod tenant;
 pub mod token;
+pub mod used_token;

@@ -7,6 +7,7 @@ mod m0002_tokens;
 mod m0003_polled_picture;
 mod m0004_tenants;
 mod m0005_server_metrics;
+mod m0006_recordings;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_polled_picture::Migration),
             Box::new(m0004_tenants::Migration),
             Box::new(m0005_server_metrics::Migration),
+            Box::new(m0006_recordings::Migration),
         ]
     }
 }

@@ -1,0 +1,150 @@
+//! Recording-ready callbacks: `meta_bbb-recording-ready-url` of a create is
+//! kept by Switchboard (never forwarded to the server) and called once the
+//! recording is imported: `POST signed_parameters=<JWT HS256 {meeting_id,
+//! record_id}>`, signed with the tenant's first secret (the global primary
+//! secret for the default tenant), retried with doubling backoff.
+
+use super::RecordingService;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+use std::time::Duration;
+use switchboard_domain::ids::TenantId;
+
+/// The JWT claims BBB sends.
+#[derive(Debug, Serialize)]
+struct Claims<'a> {
+    meeting_id: &'a str,
+    record_id: &'a str,
+}
+
+/// The `signed_parameters` value for a recording.
+pub fn signed_parameters(
+    secret: &str,
+    meeting_id: &str,
+    record_id: &str,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &Claims {
+            meeting_id,
+            record_id,
+        },
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+}
+
+/// Calls the recording-ready URL in the background, with retries.
+pub fn spawn_recording_ready(
+    service: &RecordingService,
+    url: String,
+    tenant: TenantId,
+    record_id: &str,
+) {
+    let store = service.store.clone();
+    let http = service.http.clone();
+    let primary = service.primary_secret().to_owned();
+    let attempts = service.settings.callback_attempts.max(1);
+    let base = Duration::from_millis(service.settings.retry_base_ms);
+    let record_id = record_id.to_owned();
+    tokio::spawn(async move {
+        let secret = if tenant.is_default() {
+            Some(primary)
+        } else {
+            match store.tenant(&tenant.0).await {
+                Ok(config) => config.and_then(|config| config.secrets.first().cloned()),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the tenant for a recording-ready callback");
+                    None
+                }
+            }
+        };
+        let Some(secret) = secret else {
+            tracing::warn!(%record_id, %tenant, "no secret to sign the recording-ready callback with");
+            return;
+        };
+        let meeting_id = match store.recording(&record_id).await {
+            Ok(Some(recording)) => recording.meeting_id,
+            _ => String::new(),
+        };
+        let token = match signed_parameters(&secret, &meeting_id, &record_id) {
+            Ok(token) => token,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot sign a recording-ready callback");
+                return;
+            }
+        };
+        deliver(&http, &url, &token, &record_id, attempts, base).await;
+    });
+}
+
+/// POSTs the callback until it succeeds (2xx) or attempts run out.
+async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    record_id: &str,
+    attempts: u32,
+    base: Duration,
+) -> bool {
+    let mut delay = base;
+    for attempt in 1..=attempts {
+        let result = http
+            .post(url)
+            .form(&[("signed_parameters", token)])
+            .send()
+            .await;
+        match result {
+            Ok(response) if response.status().is_success() => {
+                tracing::info!(record_id, attempt, "recording-ready callback delivered");
+                return true;
+            }
+            Ok(response) => {
+                tracing::warn!(
+                    record_id,
+                    attempt,
+                    status = response.status().as_u16(),
+                    "recording-ready callback refused"
+                );
+            }
+            Err(err) => {
+                tracing::warn!(record_id, attempt, error = %err, "recording-ready callback failed");
+            }
+        }
+        if attempt < attempts {
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+        }
+    }
+    tracing::error!(record_id, url, "recording-ready callback given up");
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    #[test]
+    fn signed_parameters_verify_with_the_secret_only() {
+        let token = signed_parameters("the-secret", "room-1", "abc-1").unwrap();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        let decoded = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &DecodingKey::from_secret(b"the-secret"),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(decoded.claims["meeting_id"], "room-1");
+        assert_eq!(decoded.claims["record_id"], "abc-1");
+        assert!(
+            jsonwebtoken::decode::<serde_json::Value>(
+                &token,
+                &DecodingKey::from_secret(b"other"),
+                &validation
+            )
+            .is_err()
+        );
+    }
+}

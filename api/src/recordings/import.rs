@@ -1,0 +1,437 @@
+//! Importing recording archives: extract safely into staging, install into
+//! the tree, record the events, announce the recording.
+//!
+//! [`import_archive`] is one job (idempotent: the same archive twice changes
+//! nothing; a second format of a recording is merged in).
+//! [`spawn_spool_importer`] scans the spool at start, on every change the
+//! watcher reports and at the rescan interval, and runs the job with
+//! retries; bad archives go to `<spool>/failed/` with a `.reason.txt`
+//! beside them and a warning in the log (`recording archive refused`).
+
+use super::RecordingService;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use switchboard_domain::events::EventMetadata;
+use switchboard_domain::ids::TenantId;
+use switchboard_domain::recording::{
+    PreviewImage, RecordingCommand, RecordingDetails, RecordingEvent, RecordingFormat,
+};
+use switchboard_recordings::archive::{self, ArchiveLimits};
+use switchboard_recordings::layout::Visibility;
+use switchboard_recordings::spool::{self, Spool, SpoolConfig};
+use switchboard_recordings::{ExtractedRecording, FormatDir};
+use switchboard_store::CommandError;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+
+/// Why an import did not go through.
+#[derive(Debug, Error)]
+pub enum ImportError {
+    /// The archive itself is bad: move it aside, never retry.
+    #[error("bad archive: {0}")]
+    BadArchive(String),
+    /// The disk or the database failed: keep the archive and retry.
+    #[error("import failed, will retry: {0}")]
+    Retry(String),
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// The recording.
+    pub record_id: String,
+    /// Its owner.
+    pub tenant: TenantId,
+    /// The events recorded (none when the archive changed nothing).
+    pub events: Vec<RecordingEvent>,
+}
+
+impl ImportOutcome {
+    /// Whether this import created the recording.
+    pub fn created(&self) -> bool {
+        self.events
+            .iter()
+            .any(|event| matches!(event, RecordingEvent::RecordingImported { .. }))
+    }
+}
+
+fn join_error(err: tokio::task::JoinError) -> ImportError {
+    ImportError::Retry(format!("import task failed: {err}"))
+}
+
+/// Imports one archive file (`<recordID>.tar` or `.tar.gz`).
+pub async fn import_archive(
+    service: &RecordingService,
+    archive_path: &Path,
+) -> Result<ImportOutcome, ImportError> {
+    let staging = service.layout.staging_dir();
+    let path = archive_path.to_path_buf();
+    let extracted = tokio::task::spawn_blocking(move || {
+        archive::extract_file(&path, &staging, &ArchiveLimits::default())
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(|err| {
+        if err.is_bad_archive() {
+            ImportError::BadArchive(err.to_string())
+        } else {
+            ImportError::Retry(err.to_string())
+        }
+    })?;
+    import_extracted(service, extracted, "importer").await
+}
+
+/// Converts a format's metadata into the event's shape.
+fn format_of(dir: &FormatDir) -> RecordingFormat {
+    let playback = &dir.metadata.playback;
+    RecordingFormat {
+        format: dir.format.to_string(),
+        url: playback.link.clone(),
+        processing_time_ms: playback.processing_time_ms.unwrap_or(0),
+        length_ms: playback.duration_ms.unwrap_or(0),
+        images: playback
+            .images
+            .iter()
+            .map(|image| PreviewImage {
+                url: image.url.clone(),
+                width: image.width,
+                height: image.height,
+                alt: image.alt.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Installs an extracted recording and records it.
+pub async fn import_extracted(
+    service: &RecordingService,
+    extracted: ExtractedRecording,
+    actor: &str,
+) -> Result<ImportOutcome, ImportError> {
+    let record_id = extracted.record_id().to_string();
+    let Some(first) = extracted.formats().first().cloned() else {
+        return Err(ImportError::BadArchive("no formats".into()));
+    };
+    let formats: Vec<RecordingFormat> = extracted.formats().iter().map(format_of).collect();
+    let layout = service.layout.clone();
+    let (installed, extracted) = tokio::task::spawn_blocking(move || {
+        let installed = layout.install_all(&extracted);
+        (installed, extracted)
+    })
+    .await
+    .map_err(join_error)?;
+    let installed = installed.map_err(|err| ImportError::Retry(err.to_string()))?;
+    drop(extracted);
+    let published = installed
+        .first()
+        .is_none_or(|i| i.visibility == Visibility::Published);
+    record_import(service, &record_id, &first, formats, published, actor).await
+}
+
+/// Records an installed recording's formats (used by the importer and by
+/// `recordings import-dir`).
+pub async fn record_import(
+    service: &RecordingService,
+    record_id: &str,
+    first: &FormatDir,
+    formats: Vec<RecordingFormat>,
+    published: bool,
+    actor: &str,
+) -> Result<ImportOutcome, ImportError> {
+    let store = &service.store;
+    let run = store
+        .meeting_run(record_id)
+        .await
+        .map_err(|err| ImportError::Retry(err.to_string()))?;
+    let tenant = run
+        .as_ref()
+        .map(|run| run.tenant.clone())
+        .unwrap_or_else(TenantId::default_tenant);
+    let meta = &first.metadata;
+    let metadata: BTreeMap<String, String> = meta
+        .metadata
+        .iter()
+        .map(|(key, value)| (key.to_ascii_lowercase(), value.clone()))
+        .collect();
+    let details = RecordingDetails {
+        tenant: tenant.clone(),
+        meeting_id: run
+            .as_ref()
+            .map(|run| run.meeting_id.clone())
+            .filter(|_| meta.meeting_id.is_empty())
+            .unwrap_or_else(|| meta.meeting_id.clone()),
+        internal_meeting_id: meta.internal_meeting_id.clone(),
+        name: meta.name.clone(),
+        is_breakout: meta.is_breakout,
+        published,
+        start_time_ms: i64::try_from(meta.start_time_ms).unwrap_or(i64::MAX),
+        end_time_ms: i64::try_from(meta.end_time_ms).unwrap_or(i64::MAX),
+        participants: meta.participants,
+        metadata,
+    };
+    let command = RecordingCommand::Import { details, formats };
+    let metadata = EventMetadata {
+        actor: actor.to_owned(),
+        request_id: None,
+        tenant: Some(tenant.to_string()),
+    };
+    let executed = store
+        .execute_recording(record_id, &command, &metadata)
+        .await
+        .map_err(|err| match err {
+            CommandError::Rejected(err) => ImportError::BadArchive(err.to_string()),
+            CommandError::Store(err) => ImportError::Retry(err.to_string()),
+        })?;
+    let outcome = ImportOutcome {
+        record_id: record_id.to_owned(),
+        tenant,
+        events: executed.events,
+    };
+    if outcome.created() {
+        tracing::info!(record_id, tenant = %outcome.tenant, "recording imported");
+        if let Some(url) = run.and_then(|run| run.recording_ready_url) {
+            super::callbacks::spawn_recording_ready(
+                service,
+                url,
+                outcome.tenant.clone(),
+                record_id,
+            );
+        }
+    } else if !outcome.events.is_empty() {
+        tracing::info!(record_id, "recording format added");
+    }
+    Ok(outcome)
+}
+
+/// Runs [`import_archive`] up to the configured attempts with doubling
+/// backoff; a bad archive is not retried.
+pub async fn import_with_retry(
+    service: &RecordingService,
+    archive_path: &Path,
+) -> Result<ImportOutcome, ImportError> {
+    let mut delay = Duration::from_millis(service.settings.retry_base_ms);
+    let attempts = service.settings.import_attempts.max(1);
+    for attempt in 1..=attempts {
+        match import_archive(service, archive_path).await {
+            Err(ImportError::Retry(reason)) if attempt < attempts => {
+                tracing::warn!(archive = %archive_path.display(), attempt, %reason, "recording import failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Imports every settled archive in the spool once; returns how many were
+/// imported (bad ones are moved to `failed/`).
+pub async fn process_spool(service: &RecordingService, spool: &mut Spool) -> usize {
+    let ready = match spool.scan(SystemTime::now()) {
+        Ok(ready) => ready,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot scan the recording spool");
+            return 0;
+        }
+    };
+    let mut imported = 0;
+    for archive in ready {
+        match import_with_retry(service, &archive.path).await {
+            Ok(outcome) => {
+                imported += 1;
+                tracing::debug!(record_id = %outcome.record_id, events = outcome.events.len(), "archive imported");
+                if let Err(err) = spool.done(&archive.path) {
+                    tracing::warn!(error = %err, "cannot move an imported archive out of the spool");
+                }
+            }
+            Err(ImportError::BadArchive(reason)) => match spool.fail(&archive.path, &reason) {
+                Ok(moved) => tracing::warn!(
+                    archive = %archive.name,
+                    moved_to = %moved.display(),
+                    %reason,
+                    "recording archive refused"
+                ),
+                Err(err) => {
+                    tracing::error!(archive = %archive.name, %reason, error = %err, "recording archive refused and could not be moved aside")
+                }
+            },
+            Err(ImportError::Retry(reason)) => {
+                tracing::warn!(archive = %archive.name, %reason, "recording import failed; the archive stays for the next scan");
+            }
+        }
+    }
+    imported
+}
+
+/// Scans the spool at start, whenever the watcher reports a change (after
+/// the settle time) and at the rescan interval, importing what is ready.
+pub fn spawn_spool_importer(service: Arc<RecordingService>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let settle = Duration::from_secs_f64(service.settings.spool_settle_secs.max(0.0));
+        let mut spool = Spool::new(SpoolConfig {
+            dir: service.spool_dir.clone(),
+            settle,
+            keep_done: service.settings.keep_done,
+        });
+        let (_watcher, mut changes) = match spool::watch(&service.spool_dir) {
+            Ok((watcher, changes)) => (Some(watcher), Some(changes)),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot watch the spool; rescanning at the interval only");
+                (None, None)
+            }
+        };
+        let interval = Duration::from_secs_f64(service.settings.rescan_interval_secs.max(0.05));
+        // A file seen but not yet settled is looked at again soon.
+        let recheck = settle.max(Duration::from_millis(50)) + Duration::from_millis(20);
+        let mut pending = false;
+        loop {
+            process_spool(&service, &mut spool).await;
+            if !pending {
+                pending = has_archives(&service.spool_dir);
+            }
+            let wait = if pending {
+                recheck.min(interval)
+            } else {
+                interval
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                Some(()) = async {
+                    match changes.as_mut() {
+                        Some(changes) => changes.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+            pending = has_archives(&service.spool_dir);
+        }
+    })
+}
+
+/// Whether the spool holds archive files (settled or not).
+fn has_archives(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.flatten().any(|entry| {
+                entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(spool::is_archive_name)
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// What [`import_tree`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeImport {
+    /// Recordings recorded now (new, or with new formats).
+    pub imported: usize,
+    /// Recordings already known as they are.
+    pub unchanged: usize,
+    /// Directories skipped, with the reason.
+    pub problems: Vec<(std::path::PathBuf, String)>,
+}
+
+/// Copies `from` into `to` (directories and regular files only; links and
+/// special files are skipped).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Imports an existing published tree (`<path>/<format>/<recordID>/`, a BBB
+/// server's `/var/bigbluebutton/published` or a Scalelite published
+/// directory): each format is copied into the recording tree (through
+/// staging, so a half copy is never served) and recorded. Safe to run again.
+pub async fn import_tree(service: &RecordingService, path: &Path) -> anyhow::Result<TreeImport> {
+    let source = path.to_path_buf();
+    let scan =
+        tokio::task::spawn_blocking(move || switchboard_recordings::layout::import_dir(&source))
+            .await??;
+    let mut report = TreeImport {
+        problems: scan
+            .problems
+            .into_iter()
+            .map(|p| (p.path, p.reason))
+            .collect(),
+        ..TreeImport::default()
+    };
+    for found in scan.recordings {
+        let layout = service.layout.clone();
+        let formats = found.formats.clone();
+        let installed = tokio::task::spawn_blocking(move || {
+            let staging = layout
+                .staging_dir()
+                .join(format!("import-{}", hex::encode(rand::random::<[u8; 6]>())));
+            let mut installed = Vec::new();
+            for format in &formats {
+                let copy = staging
+                    .join(format.format.as_str())
+                    .join(format.record_id.as_str());
+                let result = copy_dir(&format.dir, &copy)
+                    .map_err(|err| err.to_string())
+                    .and_then(|()| {
+                        let staged = FormatDir {
+                            dir: copy.clone(),
+                            ..format.clone()
+                        };
+                        layout
+                            .install(
+                                &staged,
+                                Visibility::from_published(format.metadata.published),
+                            )
+                            .map_err(|err| err.to_string())
+                    });
+                installed.push(result);
+            }
+            let _ = std::fs::remove_dir_all(&staging);
+            installed
+        })
+        .await?;
+        let mut formats = Vec::new();
+        let mut published = true;
+        for (format, result) in found.formats.iter().zip(installed) {
+            match result {
+                Ok(done) => {
+                    published = done.visibility == Visibility::Published;
+                    formats.push(format_of(format));
+                }
+                Err(reason) => report.problems.push((format.dir.clone(), reason)),
+            }
+        }
+        let Some(first) = found.formats.first() else {
+            continue;
+        };
+        if formats.is_empty() {
+            continue;
+        }
+        match record_import(
+            service,
+            found.record_id.as_str(),
+            first,
+            formats,
+            published,
+            "cli:import-dir",
+        )
+        .await
+        {
+            Ok(outcome) if outcome.events.is_empty() => report.unchanged += 1,
+            Ok(_) => report.imported += 1,
+            Err(err) => report.problems.push((first.dir.clone(), err.to_string())),
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,291 @@
+//! Playback: Switchboard serves the recording tree as a BBB server's nginx
+//! does, on the same URL shapes, so the links in metadata.xml only need a
+//! new host:
+//!
+//! | URL | served from |
+//! |---|---|
+//! | `/playback/presentation/2.3/<recordID>` | the bbb-playback player (`recordings.presentation_player_dir`), `index.html` for any path that is not a file |
+//! | `/playback/<format>/<recordID>/<file>` | `<dir>/published/<format>/<recordID>/<file>` (`index.html` when empty; the `video` format) |
+//! | `/<format>/<recordID>/<file>` | `<dir>/published/<format>/<recordID>/<file>` (the player's assets, thumbnails, podcast audio) |
+//! | `/recording-link/<format>/<token>` | redeems a protected recording's one-time link: sets a cookie for that recording and redirects to its playback URL |
+//!
+//! Files answer with `ETag`, `Last-Modified`, `Cache-Control` and range
+//! requests; with `recordings.playback = "x-accel-redirect"` the answer is an
+//! empty `X-Accel-Redirect` to `<x_accel_prefix>/<format>/<recordID>/<file>`
+//! for nginx to serve. Unknown, unpublished, deleted and protected-without-
+//! cookie recordings answer 404, as do paths that try to leave a recording.
+
+use super::RecordingService;
+use crate::app::AppState;
+use poem::http::{StatusCode, header};
+use poem::web::{Data, Path, StaticFileRequest};
+use poem::{FromRequest, IntoResponse, Request, Response, handler};
+use std::sync::Arc;
+use switchboard_recordings::protected::{self, ProtectedError};
+use switchboard_recordings::{FormatName, RecordId};
+
+/// The cookie that admits to one protected recording.
+pub fn cookie_name(record_id: &RecordId) -> String {
+    format!("sb_rec_{}", record_id.as_str().replace('-', "_"))
+}
+
+fn not_found() -> Response {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .content_type("text/plain; charset=utf-8")
+        .body("Not found")
+}
+
+/// The value of a cookie in the request.
+fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// Whether the request may see the recording: it is published, and, when
+/// protected, the request carries a valid cookie for it. `Some(protected)`
+/// when admitted.
+async fn admitted(
+    service: &RecordingService,
+    req: &Request,
+    id: &RecordId,
+) -> Result<Option<bool>, ()> {
+    let recording = match service.store.recording(id.as_str()).await {
+        Ok(Some(recording)) => recording,
+        Ok(None) => return Ok(None),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read a recording for playback");
+            return Err(());
+        }
+    };
+    if recording.state != "published" {
+        return Ok(None);
+    }
+    if !recording.protected {
+        return Ok(Some(false));
+    }
+    let Some(value) = cookie(req, &cookie_name(id)) else {
+        return Ok(None);
+    };
+    Ok(
+        protected::verify_cookie(service.key(), value, id, protected::unix_now())
+            .is_ok()
+            .then_some(true),
+    )
+}
+
+fn cache_control(service: &RecordingService, protected: bool) -> String {
+    if protected {
+        "private, no-store".to_owned()
+    } else {
+        format!("public, max-age={}", service.settings.cache_max_age_secs)
+    }
+}
+
+/// Serves `<format>/<recordID>/<rest>` of the published tree.
+async fn serve_recording_file(
+    service: &RecordingService,
+    req: &Request,
+    format: &str,
+    record_id: &str,
+    rest: &str,
+) -> Response {
+    let (Ok(format), Ok(id)) = (FormatName::parse(format), RecordId::parse(record_id)) else {
+        return not_found();
+    };
+    let protected = match admitted(service, req, &id).await {
+        Ok(Some(protected)) => protected,
+        Ok(None) => return not_found(),
+        Err(()) => {
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .body("database unavailable");
+        }
+    };
+    let rest = if rest.is_empty() || rest.ends_with('/') {
+        format!("{rest}index.html")
+    } else {
+        rest.to_owned()
+    };
+    let request_path = format!("{format}/{id}/{rest}");
+    let file = match service.layout.resolve_playback(&request_path) {
+        Ok(file) => file,
+        Err(err) => {
+            tracing::debug!(error = %err, "playback request refused");
+            return not_found();
+        }
+    };
+    let cache = cache_control(service, protected);
+    if service.settings.playback == "x-accel-redirect" {
+        let encoded: Vec<String> = request_path
+            .split('/')
+            .map(switchboard_domain::params::encode_component)
+            .collect();
+        let target = format!(
+            "{}/{}",
+            service.settings.x_accel_prefix.trim_end_matches('/'),
+            encoded.join("/")
+        );
+        return Response::builder()
+            .header("X-Accel-Redirect", target)
+            .header(header::CACHE_CONTROL, cache)
+            .body(());
+    }
+    serve_file(req, &file, &cache).await
+}
+
+/// Serves one file with conditional and range request support.
+async fn serve_file(req: &Request, file: &std::path::Path, cache: &str) -> Response {
+    let static_request = match StaticFileRequest::from_request_without_body(req).await {
+        Ok(request) => request,
+        Err(err) => return err.into_response(),
+    };
+    match static_request.create_response(file, true, false) {
+        Ok(response) => {
+            let mut response = response.into_response();
+            if let Ok(value) = cache.parse() {
+                response.headers_mut().insert(header::CACHE_CONTROL, value);
+            }
+            response
+        }
+        Err(err) => poem::Error::from(err).into_response(),
+    }
+}
+
+/// `/<format>/<recordID>/<file>`: a recording's assets.
+#[handler]
+pub async fn asset(
+    req: &Request,
+    Path((format, record_id, rest)): Path<(String, String, String)>,
+    Data(state): Data<&Arc<AppState>>,
+) -> Response {
+    serve_recording_file(&state.recordings, req, &format, &record_id, &rest).await
+}
+
+/// `/playback/<path>`: the presentation player, or a format's own pages.
+#[handler]
+pub async fn player(
+    req: &Request,
+    Path(path): Path<String>,
+    Data(state): Data<&Arc<AppState>>,
+) -> Response {
+    let service = &state.recordings;
+    let path = path.trim_start_matches('/');
+    if let Some(rest) = path.strip_prefix("presentation/2.3/") {
+        return presentation_player(service, req, rest).await;
+    }
+    let mut parts = path.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(format), Some(id), rest) => {
+            serve_recording_file(service, req, format, id, rest.unwrap_or("")).await
+        }
+        _ => not_found(),
+    }
+}
+
+/// The bbb-playback player: its files, and `index.html` for the record id
+/// paths it routes itself.
+async fn presentation_player(service: &RecordingService, req: &Request, rest: &str) -> Response {
+    let first = rest.split('/').next().unwrap_or("");
+    let mut protected = false;
+    if let Ok(id) = RecordId::parse(first) {
+        match admitted(service, req, &id).await {
+            Ok(Some(is_protected)) => protected = is_protected,
+            _ => return not_found(),
+        }
+    }
+    let Some(dir) = &service.settings.presentation_player_dir else {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .content_type("text/plain; charset=utf-8")
+            .body("The presentation player is not installed here (set recordings.presentation_player_dir).");
+    };
+    let safe = rest
+        .split('/')
+        .all(|segment| segment != ".." && segment != "." && !segment.contains('\\'));
+    let candidate = dir.join(rest);
+    let file = match (safe, candidate.canonicalize(), dir.canonicalize()) {
+        (true, Ok(real), Ok(base)) if real.starts_with(&base) && real.is_file() => real,
+        _ => dir.join("index.html"),
+    };
+    serve_file(req, &file, &cache_control(service, protected)).await
+}
+
+/// `/recording-link/<format>/<token>`: redeems a one-time link.
+#[handler]
+pub async fn redeem_link(
+    Path((format, token)): Path<(String, String)>,
+    Data(state): Data<&Arc<AppState>>,
+) -> Response {
+    let service = &state.recordings;
+    let now = protected::unix_now();
+    let id = match protected::redeem_link_token(service.key(), &token, now, &service.used_tokens())
+        .await
+    {
+        Ok(id) => id,
+        Err(ProtectedError::Store(err)) => {
+            tracing::warn!(error = %err, "cannot check a playback link");
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .body("try again");
+        }
+        Err(err) => {
+            tracing::info!(reason = %err, "playback link refused");
+            return not_found();
+        }
+    };
+    let recording = match service.store.recording(id.as_str()).await {
+        Ok(Some(recording)) if recording.state == "published" => recording,
+        _ => return not_found(),
+    };
+    let Some(playback) = recording.formats.iter().find(|f| f.format == format) else {
+        return not_found();
+    };
+    let target = switchboard_recordings::metadata::rebase_url(&playback.url, service.public_url())
+        .unwrap_or_else(|_| playback.url.clone());
+    let expires = now + service.settings.cookie_ttl_secs;
+    let value = protected::mint_cookie(service.key(), &id, expires);
+    let secure = if service.public_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        cookie_name(&id),
+        service.settings.cookie_ttl_secs
+    );
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, target)
+        .header(header::SET_COOKIE, cookie)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(())
+}
+
+/// `/captions/<recordID>/<kind>_<lang>.vtt`: a text track.
+#[handler]
+pub async fn caption(
+    req: &Request,
+    Path((record_id, file)): Path<(String, String)>,
+    Data(state): Data<&Arc<AppState>>,
+) -> Response {
+    let service = &state.recordings;
+    let Ok(id) = RecordId::parse(&record_id) else {
+        return not_found();
+    };
+    let protected = match admitted(service, req, &id).await {
+        Ok(Some(protected)) => protected,
+        _ => return not_found(),
+    };
+    match super::text_tracks::file(service, &id, &file).await {
+        Some(path) => serve_file(req, &path, &cache_control(service, protected)).await,
+        None => not_found(),
+    }
+}

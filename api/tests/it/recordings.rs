@@ -1,0 +1,793 @@
+//! Recordings end to end over real HTTP: spool import, getRecordings and the
+//! other recording calls, playback serving, protected links, callbacks, the
+//! upload endpoint and text tracks, on SQLite and PostgreSQL.
+
+use crate::support::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use switchboard_domain::checksum::ChecksumAlgorithm;
+use switchboard_domain::events::EventMetadata;
+use switchboard_domain::tenant::TenantCommand;
+
+fn metadata_xml(id: &str, format: &str, meeting: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<recording>
+  <id>{id}</id><state>published</state><published>true</published>
+  <start_time>1741369843904</start_time><end_time>1741375480408</end_time>
+  <participants>20</participants>
+  <meeting id="{id}" externalId="{meeting}" name="Physics &amp; Maths" breakout="false"/>
+  <meta><isBreakout>false</isBreakout><meetingId>{meeting}</meetingId>
+    <meetingName>Physics &amp; Maths</meetingName><bbb-origin>Moodle</bbb-origin></meta>
+  <playback><format>{format}</format>
+    <link>https://bbb1.example.org/playback/{format}/2.3/{id}</link>
+    <processing_time>652354</processing_time><duration>4684838</duration>
+    <extensions><preview><images>
+      <image width="176" height="136" alt="Welcome">https://bbb1.example.org/{format}/{id}/presentation/p1/thumbnails/thumb-1.png</image>
+    </images></preview></extensions></playback>
+</recording>
+"#
+    )
+}
+
+/// A `<recordID>.tar` with the given formats, each with metadata.xml and a
+/// 1000-byte `data.bin`.
+fn archive(id: &str, formats: &[&str], meeting: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for format in formats {
+        for (name, content) in [
+            (
+                "metadata.xml",
+                metadata_xml(id, format, meeting).into_bytes(),
+            ),
+            ("data.bin", (0..1000u32).map(|n| (n % 251) as u8).collect()),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(
+                    &mut header,
+                    format!("{format}/{id}/{name}"),
+                    content.as_slice(),
+                )
+                .unwrap();
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+fn drop_in_spool(spool: &Path, name: &str, bytes: &[u8]) {
+    let temp = spool.join(format!(".{name}.part"));
+    std::fs::write(&temp, bytes).unwrap();
+    std::fs::rename(&temp, spool.join(name)).unwrap();
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn recordings_harness(db: Db) -> Harness {
+    Harness::with_tags(db, &[None], |settings| {
+        settings.recordings.spool_settle_secs = 0.0;
+        settings.recordings.rescan_interval_secs = 0.2;
+        settings.recordings.retry_base_ms = 20;
+    })
+    .await
+}
+
+/// Creates `meeting` and returns its record id (the run's internal id).
+async fn create_run(harness: &Harness, meeting: &str, extra: &str) -> String {
+    let created = harness
+        .get("create", &format!("name=Test&meetingID={meeting}{extra}"))
+        .await;
+    created.assert_success();
+    created.field("internalMeetingID").unwrap()
+}
+
+fn public(harness: &Harness) -> String {
+    format!("http://{}", harness.app.addr)
+}
+
+async fn stream_events(harness: &Harness, id: &str) -> usize {
+    let stream = format!("recording:{id}");
+    harness.store().stream_events(&stream).await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_import_then_get_publish_update_delete_on_both_databases() {
+    for db in BOTH {
+        let harness = recordings_harness(db).await;
+        let id = create_run(&harness, "room-1", "").await;
+        let spool = harness.state().recordings.spool_dir.clone();
+        let root = harness.state().recordings.layout.root().to_path_buf();
+        drop_in_spool(
+            &spool,
+            &format!("{id}.tar"),
+            &archive(&id, &["presentation"], "room-1"),
+        );
+        eventually("the import", || async {
+            harness.store().recording(&id).await.unwrap().is_some()
+        })
+        .await;
+        let base = public(&harness);
+        let listed = harness.get("getRecordings", "meetingID=room-1").await;
+        listed.assert_success();
+        assert_eq!(
+            listed.body,
+            format!(
+                "<response><returncode>SUCCESS</returncode><recordings><recording>\
+                 <recordID>{id}</recordID><meetingID>room-1</meetingID><internalMeetingID>{id}</internalMeetingID>\
+                 <name>Physics &amp; Maths</name><isBreakout>false</isBreakout><published>true</published>\
+                 <state>published</state><startTime>1741369843904</startTime><endTime>1741375480408</endTime>\
+                 <participants>20</participants><protected>false</protected>\
+                 <metadata><bbb-origin>Moodle</bbb-origin></metadata><playback><format><type>presentation</type>\
+                 <url>{base}/playback/presentation/2.3/{id}</url><processingTime>652354</processingTime><length>78</length>\
+                 <preview><images><image width=\"176\" height=\"136\" alt=\"Welcome\">{base}/presentation/{id}/presentation/p1/thumbnails/thumb-1.png</image></images></preview>\
+                 </format></playback></recording></recordings></response>"
+            ),
+            "{db:?}"
+        );
+        assert!(
+            root.join(format!("published/presentation/{id}/data.bin"))
+                .is_file()
+        );
+        assert!(
+            spool.join("done").join(format!("{id}.tar")).is_file(),
+            "archive moved to done/"
+        );
+
+        // The same archive again changes nothing; a second format merges in.
+        let events = stream_events(&harness, &id).await;
+        drop_in_spool(
+            &spool,
+            &format!("{id}.tar"),
+            &archive(&id, &["presentation"], "room-1"),
+        );
+        eventually("the second archive to leave the spool", || async {
+            !spool.join(format!("{id}.tar")).exists()
+        })
+        .await;
+        assert_eq!(
+            stream_events(&harness, &id).await,
+            events,
+            "{db:?}: nothing new"
+        );
+        drop_in_spool(&spool, &format!("{id}.tar.gz"), &{
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&archive(&id, &["video"], "room-1")).unwrap();
+            gz.finish().unwrap()
+        });
+        eventually("the video format", || async {
+            harness
+                .store()
+                .recording(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .formats
+                .len()
+                == 2
+        })
+        .await;
+
+        // A bad archive is moved aside with its reason; the importer goes on.
+        let evil_id = format!("{}-1741369843904", "a".repeat(40));
+        let mut evil = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_cksum();
+        evil.append_data(
+            &mut header,
+            format!("presentation/{evil_id}/metadata.xml"),
+            &b"x"[..],
+        )
+        .unwrap();
+        drop_in_spool(
+            &spool,
+            &format!("{evil_id}.tar"),
+            &evil.into_inner().unwrap(),
+        );
+        let reason = spool
+            .join("failed")
+            .join(format!("{evil_id}.tar.reason.txt"));
+        eventually("the bad archive to be moved aside", || async {
+            reason.is_file()
+        })
+        .await;
+        assert!(
+            std::fs::read_to_string(&reason)
+                .unwrap()
+                .contains("metadata.xml")
+        );
+
+        // Filters, pagination.
+        let other = create_run(&harness, "room-2", "").await;
+        drop_in_spool(
+            &spool,
+            &format!("{other}.tar"),
+            &archive(&other, &["presentation"], "room-2"),
+        );
+        eventually("the second recording", || async {
+            harness.store().recording(&other).await.unwrap().is_some()
+        })
+        .await;
+        let page = harness.get("getRecordings", "limit=1&offset=1").await;
+        page.assert_success();
+        assert_eq!(page.field("totalElements").as_deref(), Some("2"), "{db:?}");
+        assert_eq!(page.body.matches("<recording>").count(), 1);
+        let by_prefix = harness
+            .get("getRecordings", &format!("recordID={}", &other[..20]))
+            .await;
+        assert_eq!(by_prefix.field("recordID").as_deref(), Some(other.as_str()));
+        let by_meta = harness.get("getRecordings", "meta_bbb-origin=Nobody").await;
+        assert_eq!(
+            by_meta.body,
+            "<response><returncode>SUCCESS</returncode><recordings></recordings>\
+             <messageKey>noRecordings</messageKey><message>There are no recordings for the meeting(s).</message></response>"
+        );
+
+        // Playback: file with validators and ranges; gone when unpublished.
+        let asset = format!("{base}/presentation/{id}/data.bin");
+        let response = harness
+            .client
+            .get(&asset)
+            .header("range", "bytes=10-19")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 206, "{db:?}");
+        assert!(response.headers().get("etag").is_some());
+        assert!(response.headers().get("last-modified").is_some());
+        assert_eq!(
+            response.headers().get("cache-control").unwrap(),
+            "public, max-age=3600"
+        );
+        let bytes = response.bytes().await.unwrap();
+        assert_eq!(bytes.as_ref(), &(10..20u8).collect::<Vec<_>>()[..]);
+        for bad in [
+            format!("{base}/presentation/{id}/../../unpublished"),
+            format!("{base}/presentation/{id}/%2e%2e/x"),
+            format!("{base}/presentation/not-an-id/data.bin"),
+        ] {
+            let status = harness.client.get(&bad).send().await.unwrap().status();
+            assert_eq!(status.as_u16(), 404, "{bad}");
+        }
+        harness
+            .get("publishRecordings", &format!("recordID={id}&publish=false"))
+            .await
+            .assert_success();
+        assert!(
+            root.join(format!("unpublished/presentation/{id}/data.bin"))
+                .is_file()
+        );
+        assert_eq!(
+            harness
+                .client
+                .get(&asset)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
+        let unpublished = harness
+            .get("getRecordings", &format!("recordID={id}&state=unpublished"))
+            .await;
+        assert_eq!(unpublished.field("state").as_deref(), Some("unpublished"));
+        harness
+            .get("publishRecordings", &format!("recordID={id}&publish=true"))
+            .await
+            .assert_success();
+        assert_eq!(
+            harness
+                .client
+                .get(&asset)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200
+        );
+
+        // Metadata updates.
+        harness
+            .get(
+                "updateRecordings",
+                &format!("recordID={id}&meta_course=Physics&meta_bbb-origin="),
+            )
+            .await
+            .assert_success();
+        let updated = harness.get("getRecordings", "meta_course=Physics").await;
+        assert!(
+            updated
+                .body
+                .contains("<metadata><course>Physics</course></metadata>"),
+            "{}",
+            updated.body
+        );
+
+        // Errors, exactly as BBB words them.
+        assert_eq!(
+            harness.get("publishRecordings", "publish=true").await.body,
+            "<response><returncode>FAILED</returncode><messageKey>missingParamRecordID</messageKey>\
+             <message>You must specify a recordID.</message></response>"
+        );
+        assert_eq!(
+            harness
+                .get("publishRecordings", &format!("recordID={id}"))
+                .await
+                .body,
+            "<response><returncode>FAILED</returncode><messageKey>missingParamPublish</messageKey>\
+             <message>You must specify a publish value true or false.</message></response>"
+        );
+        assert_eq!(
+            harness
+                .get("deleteRecordings", &format!("recordID={}", evil_id))
+                .await
+                .body,
+            "<response><returncode>FAILED</returncode><messageKey>notFound</messageKey>\
+             <message>We could not find recordings</message></response>"
+        );
+
+        // Delete removes the files.
+        let deleted = harness
+            .get("deleteRecordings", &format!("recordID={id}"))
+            .await;
+        assert_eq!(
+            deleted.body,
+            "<response><returncode>SUCCESS</returncode><deleted>true</deleted></response>"
+        );
+        assert!(!root.join(format!("published/presentation/{id}")).exists());
+        assert!(!root.join(format!("published/video/{id}")).exists());
+        let gone = harness
+            .get("getRecordings", &format!("recordID={id}"))
+            .await;
+        assert_eq!(gone.message_key(), "noRecordings");
+        let any = harness
+            .get("getRecordings", &format!("recordID={id}&state=deleted"))
+            .await;
+        assert_eq!(any.field("state").as_deref(), Some("deleted"));
+        harness.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_see_only_their_own_recordings() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    harness
+        .store()
+        .execute_tenant(
+            "school",
+            &TenantCommand::Create {
+                name: "school".into(),
+                secret: "school-secret-1".into(),
+            },
+            &EventMetadata::actor("test"),
+        )
+        .await
+        .unwrap();
+    let school_api = format!("http://{}/t/school/bigbluebutton/api/", harness.app.addr);
+    let school = |call: &str, query: &str| {
+        signed_url(
+            &school_api,
+            call,
+            query,
+            "school-secret-1",
+            ChecksumAlgorithm::Sha1,
+        )
+    };
+    eventually("the tenant to be known", || async {
+        harness
+            .get_raw(&school("getRecordings", ""))
+            .await
+            .returncode()
+            == "SUCCESS"
+    })
+    .await;
+    let created = harness
+        .get_raw(&school("create", "name=T&meetingID=school-room"))
+        .await;
+    created.assert_success();
+    let school_id = created.field("internalMeetingID").unwrap();
+    let default_id = create_run(&harness, "default-room", "").await;
+    let spool = harness.state().recordings.spool_dir.clone();
+    drop_in_spool(
+        &spool,
+        &format!("{school_id}.tar"),
+        &archive(&school_id, &["presentation"], "school-room"),
+    );
+    drop_in_spool(
+        &spool,
+        &format!("{default_id}.tar"),
+        &archive(&default_id, &["presentation"], "default-room"),
+    );
+    eventually("both imports", || async {
+        harness
+            .store()
+            .recording(&school_id)
+            .await
+            .unwrap()
+            .is_some()
+            && harness
+                .store()
+                .recording(&default_id)
+                .await
+                .unwrap()
+                .is_some()
+    })
+    .await;
+    let theirs = harness.get_raw(&school("getRecordings", "")).await;
+    assert!(theirs.body.contains(&school_id) && !theirs.body.contains(&default_id));
+    let ours = harness.get("getRecordings", "").await;
+    assert!(ours.body.contains(&default_id) && !ours.body.contains(&school_id));
+    // Another tenant's recording cannot be changed.
+    harness
+        .get("deleteRecordings", &format!("recordID={school_id}"))
+        .await
+        .assert_failed("notFound");
+    harness
+        .get_raw(&school(
+            "publishRecordings",
+            &format!("recordID={default_id}&publish=false"),
+        ))
+        .await
+        .assert_failed("notFound");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_recordings_play_through_one_time_links() {
+    for db in BOTH {
+        let harness = recordings_harness(db).await;
+        let id = create_run(&harness, "room-p", "").await;
+        let spool = harness.state().recordings.spool_dir.clone();
+        drop_in_spool(
+            &spool,
+            &format!("{id}.tar"),
+            &archive(&id, &["presentation"], "room-p"),
+        );
+        eventually("the import", || async {
+            harness.store().recording(&id).await.unwrap().is_some()
+        })
+        .await;
+        harness
+            .get("updateRecordings", &format!("recordID={id}&protect=true"))
+            .await
+            .assert_success();
+        let base = public(&harness);
+        let asset = format!("{base}/presentation/{id}/data.bin");
+        assert_eq!(
+            harness
+                .client
+                .get(&asset)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            404,
+            "{db:?}"
+        );
+        let listed = harness
+            .get("getRecordings", &format!("recordID={id}"))
+            .await;
+        assert_eq!(listed.field("protected").as_deref(), Some("true"));
+        let link = listed.field("url").unwrap();
+        assert!(
+            link.starts_with(&format!("{base}/recording-link/presentation/")),
+            "{link}"
+        );
+        let redeemed = harness.client.get(&link).send().await.unwrap();
+        assert_eq!(redeemed.status().as_u16(), 302, "{db:?}");
+        assert_eq!(
+            redeemed.headers().get("location").unwrap(),
+            &format!("{base}/playback/presentation/2.3/{id}")
+        );
+        let cookie = redeemed
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let with_cookie = harness
+            .client
+            .get(&asset)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with_cookie.status().as_u16(), 200);
+        assert_eq!(
+            with_cookie.headers().get("cache-control").unwrap(),
+            "private, no-store"
+        );
+        // Used once; forged and altered tokens: 404.
+        assert_eq!(
+            harness
+                .client
+                .get(&link)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
+        let forged = format!(
+            "{base}/recording-link/presentation/{id}.99999999999.{}.{}",
+            "0".repeat(32),
+            "0".repeat(64)
+        );
+        assert_eq!(
+            harness
+                .client
+                .get(&forged)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
+        // A cookie of another recording does not open this one.
+        let wrong = cookie.replace(&id.replace('-', "_"), &"b".repeat(40));
+        assert_eq!(
+            harness
+                .client
+                .get(&asset)
+                .header("cookie", wrong)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
+        harness.stop().await;
+    }
+}
+
+/// A receiver that fails its first request and records the bodies.
+async fn callback_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use poem::{EndpointExt, Route, handler, post, web::Data};
+    use std::sync::{Arc, Mutex};
+    type Seen = Arc<Mutex<Vec<String>>>;
+    #[handler]
+    fn receive(body: String, Data(seen): Data<&Seen>) -> poem::Response {
+        let mut seen = seen.lock().unwrap();
+        seen.push(body);
+        let status = if seen.len() == 1 { 500 } else { 200 };
+        poem::Response::builder()
+            .status(poem::http::StatusCode::from_u16(status).unwrap())
+            .body("")
+    }
+    let seen: Seen = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+    let app = Route::new().at("/ready", post(receive)).data(seen.clone());
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    (format!("http://{addr}/ready"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_ready_callback_is_kept_from_the_server_and_sent_after_import() {
+    let harness = recordings_harness(Db::Postgres).await;
+    let (url, seen) = callback_receiver().await;
+    let id = create_run(
+        &harness,
+        "room-cb",
+        &format!("&meta_bbb-recording-ready-url={}&meta_other=x", enc(&url)),
+    )
+    .await;
+    let info = harness.get("getMeetingInfo", "meetingID=room-cb").await;
+    info.assert_success();
+    assert!(info.body.contains("<other>x</other>"), "{}", info.body);
+    assert!(
+        !info.body.contains("recording-ready"),
+        "not forwarded: {}",
+        info.body
+    );
+    let spool = harness.state().recordings.spool_dir.clone();
+    drop_in_spool(
+        &spool,
+        &format!("{id}.tar"),
+        &archive(&id, &["presentation"], "room-cb"),
+    );
+    eventually("the callback to succeed after a failure", || async {
+        seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    let body = seen.lock().unwrap()[1].clone();
+    let token = body.strip_prefix("signed_parameters=").unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["meeting_id"], "room-cb");
+    assert_eq!(claims["record_id"], id.as_str());
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_upload_archives_signed_with_their_secret() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    let id = create_run(&harness, "room-up", "").await;
+    let ts = switchboard_recordings::protected::unix_now();
+    let upload = |secret: &str, ts: u64| {
+        let signature = switchboard_api::recordings::upload::sign(secret, "127.0.0.1", &id, ts);
+        format!(
+            "{}/recordings/upload?server=127.0.0.1&recordID={id}&ts={ts}&signature={signature}",
+            public(&harness)
+        )
+    };
+    let body = archive(&id, &["presentation"], "room-up");
+    let refused = harness
+        .client
+        .post(upload("wrong-secret", ts))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let stale = harness
+        .client
+        .post(upload(harness.sims[0].secret(), ts - 3600))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status().as_u16(), 401);
+    let accepted = harness
+        .client
+        .post(upload(harness.sims[0].secret(), ts))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status().as_u16(), 200);
+    let summary: serde_json::Value = accepted.json().await.unwrap();
+    assert_eq!(summary["created"], true);
+    assert!(harness.store().recording(&id).await.unwrap().is_some());
+    let bad = harness
+        .client
+        .post(upload(harness.sims[0].secret(), ts))
+        .body(b"not a tar".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_tracks_are_uploaded_listed_and_served() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    let id = create_run(&harness, "room-tt", "").await;
+    let spool = harness.state().recordings.spool_dir.clone();
+    drop_in_spool(
+        &spool,
+        &format!("{id}.tar"),
+        &archive(&id, &["presentation"], "room-tt"),
+    );
+    eventually("the import", || async {
+        harness.store().recording(&id).await.unwrap().is_some()
+    })
+    .await;
+    let empty = harness
+        .get_raw(&harness.url("getRecordingTextTracks", &format!("recordID={id}")))
+        .await;
+    assert_eq!(
+        empty.body,
+        r#"{"response":{"returncode":"SUCCESS","tracks":[]}}"#
+    );
+    let boundary = "XBOUNDARYX";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"en.srt\"\r\nContent-Type: text/plain\r\n\r\n1\n00:00:01,000 --> 00:00:02,000\nHello\n\r\n--{boundary}--\r\n"
+    );
+    let put = harness
+        .post(
+            harness.url(
+                "putRecordingTextTrack",
+                &format!("recordID={id}&kind=subtitles&lang=en-US&label=English"),
+            ),
+            &format!("multipart/form-data; boundary={boundary}"),
+            body,
+        )
+        .await;
+    assert_eq!(
+        put.body,
+        format!(
+            r#"{{"response":{{"message":"Text track uploaded successfully","messageKey":"upload_text_track_success","recordId":"{id}","returncode":"SUCCESS"}}}}"#
+        )
+    );
+    let listed = harness
+        .get_raw(&harness.url("getRecordingTextTracks", &format!("recordID={id}")))
+        .await;
+    let href = format!("{}/captions/{id}/subtitles_en-US.vtt", public(&harness));
+    assert_eq!(
+        listed.body,
+        format!(
+            r#"{{"response":{{"returncode":"SUCCESS","tracks":[{{"href":"{href}","kind":"subtitles","label":"English","lang":"en-US","source":"upload"}}]}}}}"#
+        )
+    );
+    let vtt = harness
+        .client
+        .get(&href)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        vtt.starts_with("WEBVTT") && vtt.contains("00:00:01.000 --> 00:00:02.000"),
+        "{vtt}"
+    );
+    let missing = harness
+        .get_raw(&harness.url("getRecordingTextTracks", "recordID=nope"))
+        .await;
+    assert!(missing.body.contains("noRecordings"), "{}", missing.body);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_published_tree_is_imported_once() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    let id = create_run(&harness, "room-old", "").await;
+    let tree = tempfile::tempdir().unwrap();
+    let unpacked = archive(&id, &["presentation", "video"], "room-old");
+    tar::Archive::new(unpacked.as_slice())
+        .unpack(tree.path())
+        .unwrap();
+    std::fs::create_dir_all(tree.path().join("presentation/not-a-recording")).unwrap();
+    let service = &harness.state().recordings;
+    let report = switchboard_api::recordings::import::import_tree(service, tree.path())
+        .await
+        .unwrap();
+    assert_eq!((report.imported, report.unchanged), (1, 0), "{report:?}");
+    let root = service.layout.root();
+    assert!(
+        root.join(format!("published/video/{id}/data.bin"))
+            .is_file()
+    );
+    assert!(
+        tree.path().join(format!("video/{id}/data.bin")).is_file(),
+        "copied, not moved"
+    );
+    let again = switchboard_api::recordings::import::import_tree(service, tree.path())
+        .await
+        .unwrap();
+    assert_eq!((again.imported, again.unchanged), (0, 1));
+    let listed = harness.get("getRecordings", "meetingID=room-old").await;
+    assert_eq!(
+        listed.body.matches("<format>").count(),
+        2,
+        "{}",
+        listed.body
+    );
+    harness.stop().await;
+}

@@ -1,0 +1,305 @@
+//! Recordings in the store: reads indexed for getRecordings' filters, the
+//! recording command (decide against the stream, append), meeting runs by
+//! internal id, and the shared one-time token nonces.
+
+use crate::commands::{CommandError, Executed};
+use crate::entities::{meeting_run, recording, recording_meta, used_token};
+use crate::store::{Store, StoreError};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TryInsertResult,
+};
+use std::collections::BTreeMap;
+use switchboard_domain::aggregate::Aggregate;
+use switchboard_domain::events::{DomainEvent, EventMetadata};
+use switchboard_domain::ids::{ServerId, TenantId};
+use switchboard_domain::recording::{
+    Recording, RecordingCommand, RecordingError, RecordingEvent, RecordingFormat, recording_stream,
+};
+
+/// How often a recording command is decided again after a concurrent change.
+const ATTEMPTS: usize = 5;
+
+/// A recording as the projection holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingRecord {
+    /// The record id.
+    pub record_id: String,
+    /// Owner.
+    pub tenant: TenantId,
+    /// The front-end's meetingID.
+    pub meeting_id: String,
+    /// BBB's internal meeting id.
+    pub internal_meeting_id: String,
+    /// Meeting name.
+    pub name: String,
+    /// A breakout room's recording.
+    pub is_breakout: bool,
+    /// Published or not.
+    pub published: bool,
+    /// `published`, `unpublished` or `deleted`.
+    pub state: String,
+    /// Start, ms.
+    pub start_time_ms: i64,
+    /// End, ms.
+    pub end_time_ms: i64,
+    /// Participants.
+    pub participants: u32,
+    /// Playback only through one-time links.
+    pub protected: bool,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Playback formats.
+    pub formats: Vec<RecordingFormat>,
+    /// Stream version.
+    pub version: i64,
+}
+
+fn recording_record(row: recording::Model) -> RecordingRecord {
+    RecordingRecord {
+        metadata: serde_json::from_str(&row.metadata).unwrap_or_default(),
+        formats: serde_json::from_str(&row.formats).unwrap_or_default(),
+        record_id: row.record_id,
+        tenant: TenantId(row.tenant),
+        meeting_id: row.meeting_id,
+        internal_meeting_id: row.internal_meeting_id,
+        name: row.name,
+        is_breakout: row.is_breakout,
+        published: row.published,
+        state: row.state,
+        start_time_ms: row.start_time_ms,
+        end_time_ms: row.end_time_ms,
+        participants: u32::try_from(row.participants).unwrap_or(0),
+        protected: row.protected,
+        version: row.version,
+    }
+}
+
+/// getRecordings' filters, for one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingQuery {
+    /// Only this tenant's recordings.
+    pub tenant: TenantId,
+    /// Any of these meetingIDs (exact); empty: all.
+    pub meeting_ids: Vec<String>,
+    /// Record ids starting with any of these; empty: all.
+    pub record_id_prefixes: Vec<String>,
+    /// Any of these states; `None`: any state.
+    pub states: Option<Vec<String>>,
+    /// Every one of these metadata key/value pairs.
+    pub meta: Vec<(String, String)>,
+    /// Skip this many.
+    pub offset: u64,
+    /// At most this many; `Some` also counts the total.
+    pub limit: Option<u64>,
+}
+
+impl RecordingQuery {
+    /// Every published or unpublished recording of a tenant (BBB's default).
+    pub fn new(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            meeting_ids: Vec::new(),
+            record_id_prefixes: Vec::new(),
+            states: Some(vec!["published".into(), "unpublished".into()]),
+            meta: Vec::new(),
+            offset: 0,
+            limit: None,
+        }
+    }
+
+    fn condition(&self) -> Condition {
+        let mut condition =
+            Condition::all().add(recording::Column::Tenant.eq(self.tenant.0.as_str()));
+        if !self.meeting_ids.is_empty() {
+            condition = condition.add(recording::Column::MeetingId.is_in(self.meeting_ids.clone()));
+        }
+        if !self.record_id_prefixes.is_empty() {
+            let mut any = Condition::any();
+            for prefix in &self.record_id_prefixes {
+                let len = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+                let head = Func::cust("substr").args([
+                    Expr::col(recording::Column::RecordId),
+                    Expr::val(1i32),
+                    Expr::val(len),
+                ]);
+                any = any.add(ExprTrait::eq(Expr::expr(head), prefix.as_str()));
+            }
+            condition = condition.add(any);
+        }
+        if let Some(states) = &self.states {
+            condition = condition.add(recording::Column::State.is_in(states.clone()));
+        }
+        for (key, value) in &self.meta {
+            let sub = Query::select()
+                .column(recording_meta::Column::RecordId)
+                .from(recording_meta::Entity)
+                .and_where(recording_meta::Column::Key.eq(key.as_str()))
+                .and_where(recording_meta::Column::Value.eq(value.as_str()))
+                .to_owned();
+            condition = condition.add(recording::Column::RecordId.in_subquery(sub));
+        }
+        condition
+    }
+}
+
+/// One page of getRecordings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingPage {
+    /// The recordings, oldest first.
+    pub recordings: Vec<RecordingRecord>,
+    /// All matches, when a limit was asked for.
+    pub total: Option<u64>,
+}
+
+/// A meeting run as `meeting_runs` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingRunRecord {
+    /// BBB's internal meeting id.
+    pub internal_id: String,
+    /// Owner.
+    pub tenant: TenantId,
+    /// The front-end's meetingID.
+    pub meeting_id: String,
+    /// Its server.
+    pub server_id: Option<ServerId>,
+    /// createTime, ms.
+    pub create_time_ms: i64,
+    /// Where to announce its recording.
+    pub recording_ready_url: Option<String>,
+}
+
+impl Store {
+    /// Recordings matching a query, oldest first (then by record id).
+    pub async fn find_recordings(
+        &self,
+        query: &RecordingQuery,
+    ) -> Result<RecordingPage, StoreError> {
+        let condition = query.condition();
+        let mut select = recording::Entity::find()
+            .filter(condition.clone())
+            .order_by_asc(recording::Column::StartTimeMs)
+            .order_by_asc(recording::Column::RecordId);
+        if query.offset > 0 {
+            select = select.offset(query.offset);
+        }
+        let total = match query.limit {
+            Some(limit) => {
+                select = select.limit(limit);
+                Some(
+                    recording::Entity::find()
+                        .filter(condition)
+                        .count(&self.db)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let rows = select.all(&self.db).await?;
+        Ok(RecordingPage {
+            recordings: rows.into_iter().map(recording_record).collect(),
+            total,
+        })
+    }
+
+    /// One recording, in any state.
+    pub async fn recording(&self, record_id: &str) -> Result<Option<RecordingRecord>, StoreError> {
+        Ok(recording::Entity::find_by_id(record_id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(recording_record))
+    }
+
+    /// Number of recordings in the projection (any state).
+    pub async fn recording_count(&self) -> Result<u64, StoreError> {
+        Ok(recording::Entity::find().count(&self.db).await?)
+    }
+
+    /// A meeting run by internal id (the record id of its recording).
+    pub async fn meeting_run(
+        &self,
+        internal_id: &str,
+    ) -> Result<Option<MeetingRunRecord>, StoreError> {
+        let row = meeting_run::Entity::find_by_id(internal_id.to_owned())
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|row| MeetingRunRecord {
+            internal_id: row.internal_id,
+            tenant: TenantId(row.tenant),
+            meeting_id: row.meeting_id,
+            server_id: row.server_id.parse().ok(),
+            create_time_ms: row.create_time_ms,
+            recording_ready_url: row.recording_ready_url,
+        }))
+    }
+
+    /// Runs a recording command against its stream; returns the events it
+    /// recorded (possibly none).
+    pub async fn execute_recording(
+        &self,
+        record_id: &str,
+        command: &RecordingCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Executed<RecordingEvent>, CommandError<RecordingError>> {
+        let stream = recording_stream(record_id);
+        for attempt in 1..=ATTEMPTS {
+            let stored = self.stream_events(&stream).await?;
+            let version = stored.last().map(|event| event.version).unwrap_or(0);
+            let mut state = Recording::default();
+            for stored in &stored {
+                if let DomainEvent::Recording(event) = &stored.event {
+                    state.evolve(event);
+                }
+            }
+            let events = state
+                .decide_for(record_id, command)
+                .map_err(CommandError::Rejected)?;
+            let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
+            match self.append(&stream, version, &domain, metadata).await {
+                Ok(outcome) => {
+                    return Ok(Executed {
+                        events,
+                        position: outcome.position,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        unreachable!("the last attempt never retries")
+    }
+
+    /// Marks a one-time token nonce used until `expires_at` (unix seconds);
+    /// true when it was not used before. Shared by every instance on this
+    /// database. Forgets expired nonces now and then.
+    pub async fn claim_token(
+        &self,
+        nonce: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        if rand_sweep() {
+            used_token::Entity::delete_many()
+                .filter(used_token::Column::ExpiresAt.lte(i64::try_from(now).unwrap_or(i64::MAX)))
+                .exec(&self.db)
+                .await?;
+        }
+        let row = used_token::ActiveModel {
+            nonce: Set(nonce.to_owned()),
+            expires_at: Set(i64::try_from(expires_at).unwrap_or(i64::MAX)),
+        };
+        let inserted = used_token::Entity::insert(row)
+            .on_conflict_do_nothing_on([used_token::Column::Nonce])
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(matches!(inserted, TryInsertResult::Inserted(n) if n > 0))
+    }
+}
+
+/// True about once in 64 calls.
+fn rand_sweep() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(64)
+}
