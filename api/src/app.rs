@@ -361,20 +361,29 @@ async fn start_with(
         .recordings
         .bind_public_url(state.settings.public_url_for(addr));
     let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
-    let mut tasks = vec![
+    let tasks = vec![
         spawn_refresh(state.clone()),
         crate::metrics::spawn_gauge_refresh(state.clone()),
     ];
-    if state.settings.recordings.import {
-        tasks.push(crate::recordings::import::spawn_spool_importer(
-            state.recordings.clone(),
-        ));
+    let mut jobs = Vec::new();
+    if background.health || state.settings.recordings.import {
+        let backend = crate::polling::connect_jobs(&state).await?;
+        if background.health {
+            jobs.extend(crate::polling::spawn(
+                &state,
+                &backend,
+                background_stopped.clone(),
+            ));
+        }
+        if state.settings.recordings.import {
+            jobs.extend(crate::recordings::jobs::spawn(
+                state.recordings.clone(),
+                &backend,
+                &state.settings.job_namespace,
+                background_stopped,
+            ));
+        }
     }
-    let jobs = if background.health {
-        crate::polling::spawn(&state, background_stopped).await?
-    } else {
-        Vec::new()
-    };
     Ok(RunningApp {
         addr,
         state,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_workers::health::HealthPoller;
 use switchboard_workers::jobs::{
-    JobQueue, JobStorage, PollScheduler, PollTick, poll_worker_options, run_poll_worker,
+    JobBackend, JobQueue, JobStorage, PollScheduler, PollTick, poll_worker_options, run_poll_worker,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,11 +22,9 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Starts the poll scheduler and worker; they end when `stop` turns true.
-pub async fn spawn(
-    state: &Arc<AppState>,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
+/// Connects to the job storage the settings name (Redis, else the SQL
+/// database) and prepares it.
+pub async fn connect_jobs(state: &AppState) -> anyhow::Result<JobBackend> {
     let storage = JobStorage::from_store(&state.store, state.settings.redis_url.as_deref());
     let described = storage.describe();
     let backend = storage
@@ -37,9 +35,19 @@ pub async fn spawn(
         .setup()
         .await
         .with_context(|| format!("cannot prepare the job storage ({described})"))?;
+    tracing::info!(storage = %described, "job storage ready");
+    Ok(backend)
+}
+
+/// Starts the poll scheduler and worker; they end when `stop` turns true.
+pub fn spawn(
+    state: &Arc<AppState>,
+    backend: &JobBackend,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     let interval = Duration::from_secs_f64(state.settings.health.interval_secs);
     let queue_name = format!("{}.poll", state.settings.job_namespace);
-    tracing::info!(storage = %described, queue = %queue_name, ?interval, "health polling as jobs");
+    tracing::info!(queue = %queue_name, ?interval, "health polling as jobs");
     let scheduler = PollScheduler::new(
         JobQueue::<PollTick>::new(&backend, queue_name.clone()),
         interval,
@@ -63,6 +71,7 @@ pub async fn spawn(
         }
     };
     let scheduled = tokio::spawn(scheduler.run(stopped(stop.clone())));
+    let backend = backend.clone();
     let worker = tokio::spawn(async move {
         let options = poll_worker_options(interval);
         if let Err(err) = run_poll_worker(
@@ -78,5 +87,5 @@ pub async fn spawn(
             tracing::error!(error = %err, "the poll worker stopped");
         }
     });
-    Ok(vec![scheduled, worker])
+    vec![scheduled, worker]
 }

@@ -2,16 +2,14 @@
 //! the tree, record the events, announce the recording.
 //!
 //! [`import_archive`] is one job (idempotent: the same archive twice changes
-//! nothing; a second format of a recording is merged in).
-//! [`spawn_spool_importer`] scans the spool at start, on every change the
-//! watcher reports and at the rescan interval, and runs the job with
-//! retries; bad archives go to `<spool>/failed/` with a `.reason.txt`
-//! beside them and a warning in the log (`recording archive refused`).
+//! nothing; a second format of a recording is merged in); [`super::jobs`]
+//! queues and runs it. Bad archives go to `<spool>/failed/` with a
+//! `.reason.txt` beside them and a warning in the log (`recording archive
+//! refused`).
 
 use super::RecordingService;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::TenantId;
@@ -20,11 +18,10 @@ use switchboard_domain::recording::{
 };
 use switchboard_recordings::archive::{self, ArchiveLimits};
 use switchboard_recordings::layout::Visibility;
-use switchboard_recordings::spool::{self, Spool, SpoolConfig};
+use switchboard_recordings::spool::{self, Spool};
 use switchboard_recordings::{ExtractedRecording, FormatDir};
 use switchboard_store::CommandError;
 use thiserror::Error;
-use tokio::task::JoinHandle;
 
 /// Why an import did not go through.
 #[derive(Debug, Error)]
@@ -265,53 +262,8 @@ pub async fn process_spool(service: &RecordingService, spool: &mut Spool) -> usi
     imported
 }
 
-/// Scans the spool at start, whenever the watcher reports a change (after
-/// the settle time) and at the rescan interval, importing what is ready.
-pub fn spawn_spool_importer(service: Arc<RecordingService>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let settle = Duration::from_secs_f64(service.settings.spool_settle_secs.max(0.0));
-        let mut spool = Spool::new(SpoolConfig {
-            dir: service.spool_dir.clone(),
-            settle,
-            keep_done: service.settings.keep_done,
-        });
-        let (_watcher, mut changes) = match spool::watch(&service.spool_dir) {
-            Ok((watcher, changes)) => (Some(watcher), Some(changes)),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot watch the spool; rescanning at the interval only");
-                (None, None)
-            }
-        };
-        let interval = Duration::from_secs_f64(service.settings.rescan_interval_secs.max(0.05));
-        // A file seen but not yet settled is looked at again soon.
-        let recheck = settle.max(Duration::from_millis(50)) + Duration::from_millis(20);
-        let mut pending = false;
-        loop {
-            process_spool(&service, &mut spool).await;
-            if !pending {
-                pending = has_archives(&service.spool_dir);
-            }
-            let wait = if pending {
-                recheck.min(interval)
-            } else {
-                interval
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                Some(()) = async {
-                    match changes.as_mut() {
-                        Some(changes) => changes.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
-            }
-            pending = has_archives(&service.spool_dir);
-        }
-    })
-}
-
 /// Whether the spool holds archive files (settled or not).
-fn has_archives(dir: &Path) -> bool {
+pub fn has_archives(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries.flatten().any(|entry| {

@@ -2,13 +2,13 @@
 //! the importer (spool watcher and upload endpoint), playback serving with
 //! protected links, and recording-ready callbacks.
 //!
-//! The importer is a plain async function, [`import::import_archive`], and a
-//! tokio task ([`import::spawn_spool_importer`]) that scans and watches the
-//! spool and calls it with retries; it can move onto the job queue as is.
+//! The importer is a plain async function, [`import::import_archive`], run as
+//! apalis jobs that the spool scanner queues ([`jobs`]).
 
 pub mod bench;
 pub mod callbacks;
 pub mod import;
+pub mod jobs;
 pub mod playback;
 pub mod text_tracks;
 pub mod upload;

@@ -1,0 +1,231 @@
+//! Recording imports as apalis jobs: the spool scanner (at start, on every
+//! change the watcher reports, and at the rescan interval) queues one
+//! `ImportArchive` job per settled archive, and a worker runs
+//! [`import_archive`] for each, with retries and backoff. Jobs live where the
+//! poll jobs live (Redis, or the SQL database).
+//!
+//! A job names an archive of the spool by file name only, never by path. The
+//! queue belongs to one spool on one host, so no process without the file
+//! takes the job.
+
+use super::RecordingService;
+use super::import::{ImportError, import_archive};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use switchboard_recordings::spool::{self, Spool, SpoolConfig};
+use switchboard_workers::jobs::{
+    JobBackend, JobQueue, PushOptions, PushOutcome, WorkerOptions, run_worker,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// One archive of the spool to import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportArchive {
+    /// Its file name in the spool.
+    pub name: String,
+    /// Its size when queued (part of the idempotency key).
+    pub size: u64,
+    /// Its modification time when queued, ms (part of the idempotency key).
+    pub modified_ms: i64,
+}
+
+impl ImportArchive {
+    /// The key that makes queueing the same archive twice a no-op. It
+    /// includes the hour, so an archive whose job failed for good (it stays
+    /// in the spool) is tried again the next hour.
+    pub fn idempotency_key(&self, now: SystemTime) -> String {
+        let hour = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() / 3600)
+            .unwrap_or(0);
+        format!(
+            "import:{}:{}:{}:{hour}",
+            self.name, self.size, self.modified_ms
+        )
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// The queue of one spool directory on this host.
+pub fn import_queue(namespace: &str, spool_dir: &Path) -> String {
+    let dir = spool_dir
+        .canonicalize()
+        .unwrap_or_else(|_| spool_dir.to_path_buf());
+    let digest = Sha256::digest(format!("{}\n{}", host_name(), dir.display()).as_bytes());
+    format!("{namespace}.import.{}", &hex::encode(digest)[..16])
+}
+
+fn spool_of(service: &RecordingService) -> Spool {
+    Spool::new(SpoolConfig {
+        dir: service.spool_dir.clone(),
+        settle: Duration::from_secs_f64(service.settings.spool_settle_secs.max(0.0)),
+        keep_done: service.settings.keep_done,
+    })
+}
+
+/// Runs one import job: the archive goes to `done/` (imported), `failed/`
+/// with its reason (bad: never retried), or stays for a retry.
+pub async fn handle(service: &RecordingService, job: &ImportArchive) -> anyhow::Result<()> {
+    if job.name.contains(['/', '\\']) || !spool::is_archive_name(&job.name) {
+        tracing::warn!(name = %job.name, "import job names no spool archive; dropped");
+        return Ok(());
+    }
+    let path = service.spool_dir.join(&job.name);
+    if !path.is_file() {
+        tracing::debug!(name = %job.name, "archive already handled");
+        return Ok(());
+    }
+    let spool = spool_of(service);
+    match import_archive(service, &path).await {
+        Ok(outcome) => {
+            tracing::debug!(record_id = %outcome.record_id, events = outcome.events.len(), "archive imported");
+            if let Err(err) = spool.done(&path) {
+                tracing::warn!(error = %err, "cannot move an imported archive out of the spool");
+            }
+            Ok(())
+        }
+        Err(ImportError::BadArchive(reason)) => {
+            match spool.fail(&path, &reason) {
+                Ok(moved) => tracing::warn!(
+                    archive = %job.name,
+                    moved_to = %moved.display(),
+                    %reason,
+                    "recording archive refused"
+                ),
+                Err(err) => {
+                    tracing::error!(archive = %job.name, %reason, error = %err, "recording archive refused and could not be moved aside")
+                }
+            }
+            Ok(())
+        }
+        Err(ImportError::Retry(reason)) => {
+            tracing::warn!(archive = %job.name, %reason, "recording import failed; retrying");
+            Err(anyhow::anyhow!(reason))
+        }
+    }
+}
+
+/// Queues every settled archive of the spool; returns how many were new.
+pub async fn queue_ready(
+    queue: &JobQueue<ImportArchive>,
+    spool: &mut Spool,
+    attempts: u32,
+) -> usize {
+    let now = SystemTime::now();
+    let ready = match spool.scan(now) {
+        Ok(ready) => ready,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot scan the recording spool");
+            return 0;
+        }
+    };
+    let mut queued = 0;
+    for archive in ready {
+        let job = ImportArchive {
+            name: archive.name.clone(),
+            size: archive.size,
+            modified_ms: archive
+                .modified
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        };
+        let options = PushOptions {
+            idempotency_key: Some(job.idempotency_key(now)),
+            max_attempts: attempts,
+        };
+        match queue.push_with(job, &options).await {
+            Ok(PushOutcome::Queued) => queued += 1,
+            Ok(PushOutcome::AlreadyQueued) => {}
+            Err(err) => {
+                tracing::warn!(archive = %archive.name, error = %err, "cannot queue a recording import")
+            }
+        }
+    }
+    queued
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Starts the spool scanner and the import worker; they end when `stop`
+/// turns true.
+pub fn spawn(
+    service: Arc<RecordingService>,
+    backend: &JobBackend,
+    namespace: &str,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let queue_name = import_queue(namespace, &service.spool_dir);
+    let queue = JobQueue::<ImportArchive>::new(backend, queue_name.clone());
+    let attempts = service.settings.import_attempts.max(1);
+    tracing::info!(queue = %queue_name, spool = %service.spool_dir.display(), "recording imports as jobs");
+    let scanner = {
+        let service = service.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut spool = spool_of(&service);
+            let (_watcher, mut changes) = match spool::watch(&service.spool_dir) {
+                Ok((watcher, changes)) => (Some(watcher), Some(changes)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot watch the spool; rescanning at the interval only");
+                    (None, None)
+                }
+            };
+            let interval = Duration::from_secs_f64(service.settings.rescan_interval_secs.max(0.05));
+            let settle = Duration::from_secs_f64(service.settings.spool_settle_secs.max(0.0));
+            // A file seen but not yet settled is looked at again soon.
+            let recheck = settle.max(Duration::from_millis(50)) + Duration::from_millis(20);
+            loop {
+                queue_ready(&queue, &mut spool, attempts).await;
+                let wait = if super::import::has_archives(&service.spool_dir) {
+                    recheck.min(interval)
+                } else {
+                    interval
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    Some(()) = async {
+                        match changes.as_mut() {
+                            Some(changes) => changes.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
+                }
+            }
+        })
+    };
+    let worker = {
+        let backend = backend.clone();
+        let retry_base = Duration::from_millis(service.settings.retry_base_ms.max(1));
+        let handler = move |job: ImportArchive| {
+            let service = service.clone();
+            async move { handle(&service, &job).await }
+        };
+        let options = WorkerOptions::new("switchboard-import")
+            .concurrency(2)
+            .max_attempts(attempts)
+            .backoff(retry_base, Duration::from_secs(60))
+            .job_timeout(Duration::from_secs(30 * 60));
+        tokio::spawn(async move {
+            if let Err(err) =
+                run_worker(&backend, &queue_name, options, handler, stopped(stop)).await
+            {
+                tracing::error!(error = %err, "the recording import worker stopped");
+            }
+        })
+    };
+    vec![scanner, worker]
+}
