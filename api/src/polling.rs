@@ -49,7 +49,7 @@ pub fn spawn(
     let queue_name = format!("{}.poll", state.settings.job_namespace);
     tracing::info!(queue = %queue_name, ?interval, "health polling as jobs");
     let scheduler = PollScheduler::new(
-        JobQueue::<PollTick>::new(&backend, queue_name.clone()),
+        JobQueue::<PollTick>::new(backend, queue_name.clone()),
         interval,
     );
     let poller = Arc::new(tokio::sync::Mutex::new(HealthPoller::new(
