@@ -256,38 +256,39 @@ async fn tenants_see_and_control_only_their_own_meetings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_policy_sets_overrides_blocks_caps_and_appends() {
-    let harness = Harness::start(Db::Sqlite, 1).await;
-    add_tenant(&harness, "t1", T1_SECRET).await;
-    let rule = |action, param: &str, value: Option<&str>| PolicyRule {
-        action,
-        param: param.into(),
-        value: value.map(str::to_owned),
-    };
-    update(
-        &harness,
-        "t1",
-        TenantUpdate {
-            policy: Some(PolicyView {
-                create: vec![
-                    rule(RuleAction::Default, "welcome", Some("Hello from t1")),
-                    rule(RuleAction::Override, "record", Some("false")),
-                    rule(RuleAction::Block, "logoutURL", None),
-                    rule(RuleAction::Max, "maxParticipants", Some("10")),
-                    rule(RuleAction::Append, "disabledFeatures", Some("chat")),
-                ],
-                join: vec![rule(
-                    RuleAction::Override,
-                    "userdata-bbb_auto_join_audio",
-                    Some("false"),
-                )],
-                default_presentation: Some("https://cdn.example.org/welcome.pdf".into()),
-                logo: Some("https://cdn.example.org/logo.png".into()),
-            }),
-            ..TenantUpdate::default()
-        },
-    )
-    .await;
-    tenant_get(
+    for db in BOTH {
+        let harness = Harness::start(db, 1).await;
+        add_tenant(&harness, "t1", T1_SECRET).await;
+        let rule = |action, param: &str, value: Option<&str>| PolicyRule {
+            action,
+            param: param.into(),
+            value: value.map(str::to_owned),
+        };
+        update(
+            &harness,
+            "t1",
+            TenantUpdate {
+                policy: Some(PolicyView {
+                    create: vec![
+                        rule(RuleAction::Default, "welcome", Some("Hello from t1")),
+                        rule(RuleAction::Override, "record", Some("false")),
+                        rule(RuleAction::Block, "logoutURL", None),
+                        rule(RuleAction::Max, "maxParticipants", Some("10")),
+                        rule(RuleAction::Append, "disabledFeatures", Some("chat")),
+                    ],
+                    join: vec![rule(
+                        RuleAction::Override,
+                        "userdata-bbb_auto_join_audio",
+                        Some("false"),
+                    )],
+                    default_presentation: Some("https://cdn.example.org/welcome.pdf".into()),
+                    logo: Some("https://cdn.example.org/logo.png".into()),
+                }),
+                ..TenantUpdate::default()
+            },
+        )
+        .await;
+        tenant_get(
         &harness,
         "t1",
         T1_SECRET,
@@ -296,74 +297,75 @@ async fn tenant_policy_sets_overrides_blocks_caps_and_appends() {
     )
     .await
     .assert_success();
-    let params: HashMap<String, String> = harness.sims[0]
-        .create_params("policy")
-        .unwrap()
-        .into_iter()
-        .collect();
-    assert_eq!(
-        params.get("welcome").map(String::as_str),
-        Some("Hello from t1")
-    );
-    assert_eq!(params.get("record").map(String::as_str), Some("false"));
-    assert_eq!(params.get("logoutURL"), None);
-    assert_eq!(
-        params.get("maxParticipants").map(String::as_str),
-        Some("10")
-    );
-    assert_eq!(
-        params.get("disabledFeatures").map(String::as_str),
-        Some("polls,chat")
-    );
-    assert_eq!(
-        params.get("preUploadedPresentation").map(String::as_str),
-        Some("https://cdn.example.org/welcome.pdf")
-    );
-    assert_eq!(
-        params.get("logo").map(String::as_str),
-        Some("https://cdn.example.org/logo.png")
-    );
-    // The default tenant's creates are untouched.
-    harness
-        .get("create", "name=D&meetingID=plain&record=true")
-        .await
-        .assert_success();
-    let plain: HashMap<String, String> = harness.sims[0]
-        .create_params("plain")
-        .unwrap()
-        .into_iter()
-        .collect();
-    assert_eq!(plain.get("record").map(String::as_str), Some("true"));
-    assert_eq!(plain.get("welcome"), None);
-    // Join policy, followed to the server.
-    let join = tenant_get(
-        &harness,
-        "t1",
-        T1_SECRET,
-        "join",
-        "meetingID=policy&fullName=Ann&role=MODERATOR&userdata-bbb_auto_join_audio=true",
-    )
-    .await;
-    assert_eq!(join.status, 302);
-    assert_eq!(
+        let params: HashMap<String, String> = harness.sims[0]
+            .create_params("policy")
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            params.get("welcome").map(String::as_str),
+            Some("Hello from t1")
+        );
+        assert_eq!(params.get("record").map(String::as_str), Some("false"));
+        assert_eq!(params.get("logoutURL"), None);
+        assert_eq!(
+            params.get("maxParticipants").map(String::as_str),
+            Some("10")
+        );
+        assert_eq!(
+            params.get("disabledFeatures").map(String::as_str),
+            Some("polls,chat")
+        );
+        assert_eq!(
+            params.get("preUploadedPresentation").map(String::as_str),
+            Some("https://cdn.example.org/welcome.pdf")
+        );
+        assert_eq!(
+            params.get("logo").map(String::as_str),
+            Some("https://cdn.example.org/logo.png")
+        );
+        // The default tenant's creates are untouched.
         harness
-            .get_raw(join.location.as_deref().unwrap())
+            .get("create", "name=D&meetingID=plain&record=true")
             .await
-            .status,
-        302
-    );
-    let joined: HashMap<String, String> = harness.sims[0]
-        .last_join_params("policy")
-        .unwrap()
-        .into_iter()
-        .collect();
-    assert_eq!(
-        joined
-            .get("userdata-bbb_auto_join_audio")
-            .map(String::as_str),
-        Some("false")
-    );
-    harness.stop().await;
+            .assert_success();
+        let plain: HashMap<String, String> = harness.sims[0]
+            .create_params("plain")
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(plain.get("record").map(String::as_str), Some("true"));
+        assert_eq!(plain.get("welcome"), None);
+        // Join policy, followed to the server.
+        let join = tenant_get(
+            &harness,
+            "t1",
+            T1_SECRET,
+            "join",
+            "meetingID=policy&fullName=Ann&role=MODERATOR&userdata-bbb_auto_join_audio=true",
+        )
+        .await;
+        assert_eq!(join.status, 302);
+        assert_eq!(
+            harness
+                .get_raw(join.location.as_deref().unwrap())
+                .await
+                .status,
+            302
+        );
+        let joined: HashMap<String, String> = harness.sims[0]
+            .last_join_params("policy")
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            joined
+                .get("userdata-bbb_auto_join_audio")
+                .map(String::as_str),
+            Some("false")
+        );
+        harness.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,68 +500,70 @@ async fn a_tenant_pool_keeps_its_meetings_on_its_tagged_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_admin_changes_are_events_and_never_show_secrets() {
-    let harness = Harness::start(Db::Postgres, 1).await;
-    let admin = &harness.state().admin;
-    add_tenant(&harness, "t1", T1_SECRET).await;
-    admin
-        .add_tenant_secret("t1", "tenant-one-rotated".into(), &operator())
-        .await
-        .unwrap();
-    let view = admin
-        .revoke_tenant_secret("t1", T1_SECRET.into(), &operator())
-        .await
-        .unwrap();
-    assert_eq!(view.secrets, vec!["tena… (18 characters)".to_owned()]);
-    tenant_get(&harness, "t1", T1_SECRET, "getMeetings", "")
-        .await
-        .assert_failed("checksumError");
-    tenant_get(&harness, "t1", "tenant-one-rotated", "getMeetings", "")
+    for db in BOTH {
+        let harness = Harness::start(db, 1).await;
+        let admin = &harness.state().admin;
+        add_tenant(&harness, "t1", T1_SECRET).await;
+        admin
+            .add_tenant_secret("t1", "tenant-one-rotated".into(), &operator())
+            .await
+            .unwrap();
+        let view = admin
+            .revoke_tenant_secret("t1", T1_SECRET.into(), &operator())
+            .await
+            .unwrap();
+        assert_eq!(view.secrets, vec!["tena… (18 characters)".to_owned()]);
+        tenant_get(&harness, "t1", T1_SECRET, "getMeetings", "")
+            .await
+            .assert_failed("checksumError");
+        tenant_get(&harness, "t1", "tenant-one-rotated", "getMeetings", "")
+            .await
+            .assert_success();
+        let weak = admin
+            .add_tenant_secret("t1", "short".into(), &operator())
+            .await
+            .unwrap_err();
+        assert!(weak.to_string().contains("at least 8"), "{weak}");
+        let events = admin
+            .events(switchboard_store::EventFilter {
+                stream: Some("tenant:t1".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let types: Vec<&str> = events
+            .events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect();
+        assert_eq!(
+            types,
+            vec!["TenantCreated", "TenantSecretAdded", "TenantSecretRevoked"]
+        );
+        let shown = serde_json::to_string(&events.events).unwrap();
+        assert!(
+            !shown.contains(T1_SECRET) && !shown.contains("tenant-one-rotated"),
+            "{shown}"
+        );
+        // Deleting a tenant that runs meetings needs force.
+        tenant_get(
+            &harness,
+            "t1",
+            "tenant-one-rotated",
+            "create",
+            "name=X&meetingID=keep",
+        )
         .await
         .assert_success();
-    let weak = admin
-        .add_tenant_secret("t1", "short".into(), &operator())
-        .await
-        .unwrap_err();
-    assert!(weak.to_string().contains("at least 8"), "{weak}");
-    let events = admin
-        .events(switchboard_store::EventFilter {
-            stream: Some("tenant:t1".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let types: Vec<&str> = events
-        .events
-        .iter()
-        .map(|e| e.event_type.as_str())
-        .collect();
-    assert_eq!(
-        types,
-        vec!["TenantCreated", "TenantSecretAdded", "TenantSecretRevoked"]
-    );
-    let shown = serde_json::to_string(&events.events).unwrap();
-    assert!(
-        !shown.contains(T1_SECRET) && !shown.contains("tenant-one-rotated"),
-        "{shown}"
-    );
-    // Deleting a tenant that runs meetings needs force.
-    tenant_get(
-        &harness,
-        "t1",
-        "tenant-one-rotated",
-        "create",
-        "name=X&meetingID=keep",
-    )
-    .await
-    .assert_success();
-    let refused = admin
-        .delete_tenant("t1", false, &operator())
-        .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("runs 1 meeting"), "{refused}");
-    admin.delete_tenant("t1", true, &operator()).await.unwrap();
-    tenant_get(&harness, "t1", "tenant-one-rotated", "getMeetings", "")
-        .await
-        .assert_failed("checksumError");
-    harness.stop().await;
+        let refused = admin
+            .delete_tenant("t1", false, &operator())
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("runs 1 meeting"), "{refused}");
+        admin.delete_tenant("t1", true, &operator()).await.unwrap();
+        tenant_get(&harness, "t1", "tenant-one-rotated", "getMeetings", "")
+            .await
+            .assert_failed("checksumError");
+        harness.stop().await;
+    }
 }
