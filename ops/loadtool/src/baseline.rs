@@ -1,5 +1,8 @@
 //! The baseline: the least a join can cost. A minimal hyper server that
 //! verifies the sha1 checksum of `/bigbluebutton/api/join` and answers 302.
+//! For getMeetings ([`Baseline::start_static`]) it verifies the checksum of
+//! `/bigbluebutton/api/getMeetings` and answers a fixed body: the least an
+//! answer of that size can cost.
 //!
 //! It runs on its own thread and Tokio runtime (as many workers as the machine
 //! has cores, like Switchboard's) so that, like Switchboard in its own process,
@@ -22,6 +25,20 @@ use tokio::sync::oneshot;
 /// Where the redirect points; never followed by the load generator.
 const BACKEND_JOIN: &str = "http://127.0.0.1:1/bigbluebutton/api/join?";
 
+/// What the baseline answers to a correctly signed request.
+#[derive(Debug, Clone)]
+enum Answer {
+    /// `join`: a 302 to the backend.
+    Join,
+    /// `call`: 200 with this body.
+    Static {
+        /// The API call answered.
+        call: &'static str,
+        /// The body of every answer.
+        body: Bytes,
+    },
+}
+
 /// A running baseline server.
 #[derive(Debug)]
 pub struct Baseline {
@@ -35,6 +52,23 @@ impl Baseline {
     /// Binds `127.0.0.1` on a free port and serves from a new thread with
     /// `threads` runtime workers; checksums must be made with `secret`.
     pub fn start(secret: String, threads: usize) -> anyhow::Result<Baseline> {
+        Baseline::serving(Answer::Join, secret, threads)
+    }
+
+    /// Like [`Baseline::start`], but answers correctly signed requests of
+    /// `call` with HTTP 200 and `body` (shared, not copied, like a cached
+    /// answer).
+    pub fn start_static(
+        call: &'static str,
+        body: Bytes,
+        secret: String,
+        threads: usize,
+    ) -> anyhow::Result<Baseline> {
+        Baseline::serving(Answer::Static { call, body }, secret, threads)
+    }
+
+    /// Binds and serves `answer`.
+    fn serving(answer: Answer, secret: String, threads: usize) -> anyhow::Result<Baseline> {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -46,7 +80,7 @@ impl Baseline {
             .context("cannot start the baseline runtime")?;
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::spawn(move || {
-            if let Err(err) = runtime.block_on(serve(listener, secret, stopped)) {
+            if let Err(err) = runtime.block_on(serve(listener, answer, secret, stopped)) {
                 eprintln!("baseline server failed: {err:#}");
             }
         });
@@ -71,6 +105,7 @@ impl Baseline {
 /// Accepts connections until told to stop.
 async fn serve(
     listener: std::net::TcpListener,
+    kind: Answer,
     secret: String,
     mut stopped: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
@@ -82,9 +117,10 @@ async fn serve(
         };
         stream.set_nodelay(true)?;
         let secret = secret.clone();
+        let kind = kind.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let answer = answer(&request, &secret);
+                let answer = answer(&request, &kind, &secret);
                 async move { Ok::<_, Infallible>(answer) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -94,16 +130,29 @@ async fn serve(
     }
 }
 
-/// 302 for a correctly signed join, a BBB-style FAILED document otherwise.
-fn answer(request: &Request<Incoming>, secret: &str) -> Response<Full<Bytes>> {
+/// 302 for a correctly signed join, the fixed body for a correctly signed
+/// static call, a BBB-style FAILED document otherwise.
+fn answer(request: &Request<Incoming>, kind: &Answer, secret: &str) -> Response<Full<Bytes>> {
     let uri = request.uri();
     let query = uri.query().unwrap_or("");
-    if uri.path() == "/bigbluebutton/api/join" && checksum_ok("join", query, secret) {
-        return Response::builder()
-            .status(StatusCode::FOUND)
-            .header(header::LOCATION, format!("{BACKEND_JOIN}{query}"))
-            .body(Full::new(Bytes::new()))
-            .expect("static parts make a valid response");
+    let call = uri.path().strip_prefix("/bigbluebutton/api/");
+    match kind {
+        Answer::Join if call == Some("join") && checksum_ok("join", query, secret) => {
+            return Response::builder()
+                .status(StatusCode::FOUND)
+                .header(header::LOCATION, format!("{BACKEND_JOIN}{query}"))
+                .body(Full::new(Bytes::new()))
+                .expect("static parts make a valid response");
+        }
+        Answer::Static { call: wanted, body }
+            if call == Some(*wanted) && checksum_ok(wanted, query, secret) =>
+        {
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
+                .body(Full::new(body.clone()))
+                .expect("static parts make a valid response");
+        }
+        _ => {}
     }
     Response::builder()
         .header(header::CONTENT_TYPE, "text/xml")
@@ -114,20 +163,30 @@ fn answer(request: &Request<Incoming>, secret: &str) -> Response<Full<Bytes>> {
         .expect("static parts make a valid response")
 }
 
-/// Verifies `&checksum=HEX` (sha1) against `call + rest of the query + secret`.
+/// Verifies `&checksum=HEX` (sha1; or `checksum=HEX` as the whole query, as
+/// a call without parameters sends it) against `call + rest of the query +
+/// secret`.
 fn checksum_ok(call: &str, query: &str, secret: &str) -> bool {
-    let Some(start) = query.find("&checksum=") else {
-        return false;
+    let (start, value_start) = match query.strip_prefix("checksum=") {
+        Some(_) => (0, "checksum=".len()),
+        None => match query.find("&checksum=") {
+            Some(start) => (start, start + "&checksum=".len()),
+            None => return false,
+        },
     };
-    let value_start = start + "&checksum=".len();
     let value_end = query[value_start..]
         .find('&')
         .map_or(query.len(), |offset| value_start + offset);
     let given = &query[value_start..value_end];
+    let rest = if start == 0 {
+        query[value_end..].strip_prefix('&').unwrap_or_default()
+    } else {
+        &query[value_end..]
+    };
     let mut hasher = Sha1::new();
     hasher.update(call.as_bytes());
     hasher.update(&query.as_bytes()[..start]);
-    hasher.update(&query.as_bytes()[value_end..]);
+    hasher.update(rest.as_bytes());
     hasher.update(secret.as_bytes());
     hex::encode(hasher.finalize()).eq_ignore_ascii_case(given)
 }
@@ -136,7 +195,7 @@ fn checksum_ok(call: &str, query: &str, secret: &str) -> bool {
 mod tests {
     use super::*;
     use crate::bbb;
-    use crate::load::{Expect, Load};
+    use crate::load::{self, Expect, Load};
     use std::sync::Arc;
     use std::time::Duration;
     use switchboard_domain::checksum::{ChecksumAlgorithm, sign};
@@ -160,6 +219,31 @@ mod tests {
             .unwrap();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_signed_get_meetings_with_the_static_body() {
+        let body = Bytes::from_static(
+            b"<response><returncode>SUCCESS</returncode><meetings><meeting/></meetings></response>",
+        );
+        let server =
+            Baseline::start_static("getMeetings", body.clone(), "s3cret".to_owned(), 1).unwrap();
+        let (status, got) = load::get(server.addr, &bbb::get_meetings("s3cret"))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(got, body);
+        let (_, refused) = load::get(server.addr, &bbb::get_meetings("wrong"))
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&refused).contains("checksumError"));
+        let (_, join) = load::get(server.addr, &bbb::join("m", 1, "s3cret"))
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&join).contains("checksumError"));
+        tokio::task::spawn_blocking(move || server.stop())
+            .await
+            .unwrap();
+    }
+
     #[test]
     fn accepts_what_switchboard_signing_produces() {
         let query = "fullName=A&meetingID=m&role=VIEWER";
@@ -175,5 +259,22 @@ mod tests {
             "other"
         ));
         assert!(!checksum_ok("join", query, "s3cret"));
+        let alone = sign(ChecksumAlgorithm::Sha1, "getMeetings", "", "s3cret");
+        assert!(checksum_ok(
+            "getMeetings",
+            &format!("checksum={alone}"),
+            "s3cret"
+        ));
+        assert!(!checksum_ok(
+            "getMeetings",
+            &format!("checksum={alone}"),
+            "x"
+        ));
+        let first = sign(ChecksumAlgorithm::Sha1, "join", "a=1", "s3cret");
+        assert!(checksum_ok(
+            "join",
+            &format!("checksum={first}&a=1"),
+            "s3cret"
+        ));
     }
 }

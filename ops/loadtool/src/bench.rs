@@ -239,7 +239,7 @@ fn one_line(summary: &Summary) -> String {
 }
 
 /// Non-overlapping occurrences of `needle` in `haystack`.
-fn count(haystack: &[u8], needle: &[u8]) -> usize {
+pub(crate) fn count(haystack: &[u8], needle: &[u8]) -> usize {
     let mut found = 0;
     let mut at = 0;
     while at + needle.len() <= haystack.len() {

@@ -28,6 +28,28 @@ pub enum Expect {
 /// `seq`; numbers are unique across the connections of one run.
 pub type MakeRequest = Arc<dyn Fn(u64) -> String + Send + Sync>;
 
+/// Looks at an answer's body: `Ok`, or what is wrong with it.
+pub type CheckBody = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+
+/// A deeper look at the body of some answers, on top of [`Expect`]: the
+/// answers to every `every`-th request (by sequence number) are handed to
+/// `check`, which says what is wrong with them, if anything.
+#[derive(Clone)]
+pub struct BodyCheck {
+    /// Check the answer to request `seq` when `seq % every == 0`.
+    pub every: u64,
+    /// `Ok`, or a short description of what is wrong (counted as an error).
+    pub check: CheckBody,
+}
+
+impl std::fmt::Debug for BodyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyCheck")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One load run.
 #[derive(Debug, Clone)]
 pub struct Load {
@@ -47,6 +69,8 @@ pub struct Load {
     /// A request not answered within this time counts as an error and its
     /// connection is replaced.
     pub timeout: Duration,
+    /// Checks some answers' bodies in depth; none when `None`.
+    pub body_check: Option<BodyCheck>,
 }
 
 impl Load {
@@ -60,12 +84,21 @@ impl Load {
             limit: u64::MAX,
             expect,
             timeout: Duration::from_secs(10),
+            body_check: None,
         }
     }
 
     /// The same run with a warm-up first.
     pub fn warmed(self, warmup: Duration) -> Load {
         Load { warmup, ..self }
+    }
+
+    /// The same run with some answers' bodies checked in depth.
+    pub fn checked(self, body_check: BodyCheck) -> Load {
+        Load {
+            body_check: Some(body_check),
+            ..self
+        }
     }
 
     /// Runs the load and summarises it. Wall time runs from the end of the
@@ -139,7 +172,9 @@ impl Worker {
             // failures always count.
             let counted = started >= self.measure_from;
             match answer {
-                Ok(Ok((status, body))) => match check(self.load.expect, status, &body) {
+                Ok(Ok((status, body))) => match check(self.load.expect, status, &body)
+                    .and_then(|()| self.check_body(seq, counted, &body, &mut samples))
+                {
                     Ok(()) if counted => {
                         samples.latencies_us.push(micros);
                         samples.ok += 1;
@@ -163,6 +198,29 @@ impl Worker {
             }
         }
         samples
+    }
+
+    /// Runs the body check on the answer to request `seq` when it is one of
+    /// those to look at, counting it in `samples` when it passes and is
+    /// measured.
+    fn check_body(
+        &self,
+        seq: u64,
+        counted: bool,
+        body: &[u8],
+        samples: &mut Samples,
+    ) -> Result<(), String> {
+        let Some(body_check) = &self.load.body_check else {
+            return Ok(());
+        };
+        if !seq.is_multiple_of(body_check.every.max(1)) {
+            return Ok(());
+        }
+        (body_check.check)(body)?;
+        if counted {
+            samples.checked += 1;
+        }
+        Ok(())
     }
 }
 
@@ -203,6 +261,36 @@ pub async fn get(addr: SocketAddr, path_and_query: &str) -> anyhow::Result<(Stat
     tokio::time::timeout(Duration::from_secs(10), async {
         let mut sender = connect(addr).await?;
         exchange(&mut sender, request).await
+    })
+    .await?
+}
+
+/// One GET on a new connection that must be answered with a redirect,
+/// within 10 seconds: the `Location` it points at.
+pub async fn redirect_target(addr: SocketAddr, path_and_query: &str) -> anyhow::Result<String> {
+    let request = Request::get(path_and_query)
+        .header(header::HOST, addr.to_string())
+        .body(Empty::new())?;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut sender = connect(addr).await?;
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.into_body().collect().await?.to_bytes();
+        match location {
+            Some(location) if status == StatusCode::FOUND => Ok(location),
+            _ => Err(anyhow::anyhow!(
+                "{}",
+                check(Expect::Redirect, status, &body)
+                    .err()
+                    .unwrap_or_else(|| "302 without a Location header".to_owned())
+            )),
+        }
     })
     .await?
 }

@@ -12,11 +12,19 @@
 //! `switchboard-loadtool poll` runs one `switchboard worker` against many
 //! simulated servers and writes the polling figures (cycle time, CPU share,
 //! memory, event-log growth) to `docs/benchmarks-polling.md`.
+//!
+//! `switchboard-loadtool meetings` runs `switchboard serve` with its poller
+//! against simulated servers running meetings created through it, measures
+//! getMeetings answered from the polled picture (and checks no server is
+//! asked on the request path) against a hyper baseline serving the same
+//! bytes, and writes `docs/benchmarks-get-meetings.md`.
 
 mod baseline;
 mod bbb;
 mod bench;
 mod load;
+mod meetings;
+mod meetings_report;
 mod poll;
 mod poll_report;
 mod report;
@@ -33,6 +41,8 @@ use clap::{Parser, Subcommand};
 use crate::baseline::Baseline;
 use crate::bench::{DatabaseChoice, PassConfig};
 use crate::load::{Expect, Load};
+use crate::meetings::MeetingsConfig;
+use crate::meetings_report::MeetingsReport;
 use crate::poll::PollConfig;
 use crate::poll_report::PollReport;
 use crate::report::{Machine, Report};
@@ -55,6 +65,10 @@ enum Command {
     /// Poll many simulated servers with one `switchboard worker` and write
     /// the polling report.
     Poll(PollArgs),
+    /// Measure getMeetings answered from the polled picture, with
+    /// `switchboard serve` polling simulated servers, and write the
+    /// getMeetings report.
+    Meetings(MeetingsArgs),
 }
 
 /// The PostgreSQL admin URL used when none is given.
@@ -141,11 +155,61 @@ struct PollArgs {
     output: PathBuf,
 }
 
+/// Settings of `meetings`.
+#[derive(Debug, clap::Args)]
+struct MeetingsArgs {
+    /// The switchboard binary (default: `switchboard` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    switchboard: Option<PathBuf>,
+    /// Simulated BBB servers, all registered and enabled.
+    #[arg(long, default_value_t = 10)]
+    servers: usize,
+    /// Meetings created through Switchboard.
+    #[arg(long, default_value_t = 1000)]
+    meetings: usize,
+    /// Viewers joined through Switchboard, round-robin over the meetings.
+    #[arg(long, default_value_t = 1000)]
+    attendees: usize,
+    /// Connection counts getMeetings is measured at (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "8,32")]
+    connections: Vec<usize>,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 5.0)]
+    duration_secs: f64,
+    /// Seconds of uncounted warm-up before each measured phase.
+    #[arg(long, default_value_t = 1.0)]
+    warmup_secs: f64,
+    /// Seconds between health cycles of Switchboard's poller.
+    #[arg(long, default_value_t = 1.0)]
+    interval_secs: f64,
+    /// Run on a fresh database on this PostgreSQL server (admin URL; created
+    /// with `psql`, dropped afterwards) instead of a fresh SQLite file.
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_POSTGRES
+    )]
+    postgres: Option<String>,
+    /// With `--postgres`, also run on SQLite (after PostgreSQL), in the same
+    /// report.
+    #[arg(long)]
+    sqlite: bool,
+    /// Where to write the report.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "docs/benchmarks-get-meetings.md"
+    )]
+    output: PathBuf,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
         Command::Poll(args) => poll(args).await,
+        Command::Meetings(args) => get_meetings(args).await,
     }
 }
 
@@ -329,6 +393,67 @@ async fn poll(args: PollArgs) -> anyhow::Result<()> {
         profile: build_profile(&binary),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         result,
+    };
+    println!("{}", report.console());
+    write_report(&args.output, &report.markdown())
+}
+
+async fn get_meetings(args: MeetingsArgs) -> anyhow::Result<()> {
+    if args.servers == 0 || args.meetings == 0 {
+        bail!("--servers and --meetings must be at least 1");
+    }
+    if args.connections.is_empty() || args.connections.contains(&0) {
+        bail!("--connections must list connection counts of at least 1");
+    }
+    if !(args.duration_secs > 0.0 && args.duration_secs <= 60.0) {
+        bail!("--duration-secs must be above 0 and at most 60");
+    }
+    if !(0.0..=10.0).contains(&args.warmup_secs) {
+        bail!("--warmup-secs must be between 0 and 10");
+    }
+    if !(args.interval_secs >= 0.1 && args.interval_secs <= 60.0) {
+        bail!("--interval-secs must be between 0.1 and 60");
+    }
+    let binary = switchboard_binary(args.switchboard.clone())?;
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let machine = Machine::detect();
+    let config = MeetingsConfig {
+        binary: binary.clone(),
+        servers: args.servers,
+        meetings: args.meetings,
+        attendees: args.attendees,
+        connections: args.connections.clone(),
+        create_connections: 16,
+        duration: Duration::from_secs_f64(args.duration_secs),
+        warmup: Duration::from_secs_f64(args.warmup_secs),
+        interval_secs: args.interval_secs,
+        postgres: None,
+        baseline_threads: machine.cpus,
+    };
+    let mut databases = Vec::new();
+    match &args.postgres {
+        Some(url) => {
+            databases.push(Some(url.clone()));
+            if args.sqlite {
+                databases.push(None);
+            }
+        }
+        None => databases.push(None),
+    }
+    let mut results = Vec::new();
+    for postgres in databases {
+        let config = MeetingsConfig {
+            postgres,
+            ..config.clone()
+        };
+        results.push(meetings::run(&config).await?);
+    }
+    let report = MeetingsReport {
+        date,
+        machine,
+        profile: build_profile(&binary),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        results,
     };
     println!("{}", report.console());
     write_report(&args.output, &report.markdown())

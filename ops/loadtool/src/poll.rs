@@ -565,7 +565,7 @@ fn sync_yaml(simulators: &[Simulator]) -> String {
 }
 
 /// `GET /metrics` of the worker.
-async fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
+pub(crate) async fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
     let (status, body) = load::get(addr, "/metrics").await?;
     if !status.is_success() {
         bail!("/metrics answered HTTP {}", status.as_u16());
@@ -682,7 +682,7 @@ fn sample<'a>(line: &'a str, name: &str) -> Option<(Vec<(&'a str, &'a str)>, f64
 }
 
 /// The value of the first sample of `name` carrying every label of `wanted`.
-fn metric(text: &str, name: &str, wanted: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str, wanted: &[(&str, &str)]) -> Option<f64> {
     text.lines().find_map(|line| {
         let (labels, value) = sample(line, name)?;
         wanted

@@ -11,6 +11,9 @@ pub struct Samples {
     pub ok: u64,
     /// Requests that failed: transport errors, timeouts, unexpected status or body.
     pub errors: u64,
+    /// Measured answers whose body was also checked in depth (see
+    /// `load::BodyCheck`) and passed.
+    pub checked: u64,
     /// A few distinct error descriptions, for the report.
     pub error_samples: Vec<String>,
 }
@@ -33,6 +36,7 @@ impl Samples {
     pub fn merge(&mut self, other: Samples) {
         self.latencies_us.extend(other.latencies_us);
         self.ok += other.ok;
+        self.checked += other.checked;
         for description in other.error_samples {
             if self.error_samples.len() < MAX_ERROR_SAMPLES
                 && !self.error_samples.contains(&description)
@@ -55,6 +59,8 @@ pub struct Summary {
     pub ok: u64,
     /// Failed requests.
     pub errors: u64,
+    /// Measured answers checked in depth that passed.
+    pub checked: u64,
     /// Successful requests per second.
     pub rate: f64,
     /// Median latency, milliseconds.
@@ -77,6 +83,7 @@ impl Summary {
             elapsed,
             ok: samples.ok,
             errors: samples.errors,
+            checked: samples.checked,
             rate: samples.ok as f64 / seconds,
             p50_ms: percentile_ms(&samples.latencies_us, 50.0),
             p99_ms: percentile_ms(&samples.latencies_us, 99.0),

@@ -105,6 +105,16 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buffer)
 }
 
+/// How `switchboard serve` runs.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Run the health poller in the process (as apalis jobs on the
+    /// database), with `SWITCHBOARD_HEALTH_INTERVAL_SECS` set to this many
+    /// seconds, and without any other `SWITCHBOARD_*` variable of this
+    /// environment; `None`: `--no-workers`, environment inherited.
+    pub health_interval_secs: Option<f64>,
+}
+
 /// A running `switchboard serve` child process.
 #[derive(Debug)]
 pub struct Switchboard {
@@ -128,7 +138,35 @@ impl Switchboard {
         secret: &str,
         simulators: &[Simulator],
     ) -> anyhow::Result<Switchboard> {
+        Switchboard::start_with(
+            binary,
+            database,
+            data_dir,
+            secret,
+            simulators,
+            &ServeOptions::default(),
+        )
+        .await
+    }
+
+    /// Like [`Switchboard::start`], with the poller running as `options`
+    /// say.
+    pub async fn start_with(
+        binary: &Path,
+        database: &Database,
+        data_dir: &Path,
+        secret: &str,
+        simulators: &[Simulator],
+        options: &ServeOptions,
+    ) -> anyhow::Result<Switchboard> {
         let base = |command: &mut Command| {
+            if options.health_interval_secs.is_some() {
+                for (key, _) in std::env::vars_os() {
+                    if key.to_string_lossy().starts_with("SWITCHBOARD_") {
+                        command.env_remove(key);
+                    }
+                }
+            }
             command
                 .arg("--database")
                 .arg(&database.url)
@@ -163,8 +201,16 @@ impl Switchboard {
         let log_file = std::fs::File::create(&log)?;
         let mut serve = Command::new(binary);
         base(&mut serve);
+        serve.args(["serve", "--listen", &addr.to_string()]);
+        match options.health_interval_secs {
+            Some(interval) => {
+                serve.env("SWITCHBOARD_HEALTH_INTERVAL_SECS", interval.to_string());
+            }
+            None => {
+                serve.arg("--no-workers");
+            }
+        }
         let child = serve
-            .args(["serve", "--no-workers", "--listen", &addr.to_string()])
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .kill_on_drop(true)
