@@ -206,23 +206,31 @@ impl HealthPoller {
         }
     }
 
-    /// Runs cycles forever at the configured interval.
+    /// Runs cycles forever at the configured interval (without a job queue).
     pub async fn run(mut self) {
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let started = Instant::now();
-            match self.poll_once().await {
-                Ok(report) => tracing::debug!(
-                    polled = report.polled,
-                    healthy = report.healthy,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "health cycle"
-                ),
-                Err(err) => tracing::warn!(error = %err, "health cycle failed"),
-            }
+            let _ = self.run_cycle().await;
         }
+    }
+
+    /// Runs one cycle and logs it (`health cycle` with `polled`, `healthy`
+    /// and `elapsed_ms`, at debug level; failures as warnings).
+    pub async fn run_cycle(&mut self) -> anyhow::Result<CycleReport> {
+        let started = Instant::now();
+        let result = self.poll_once().await;
+        match &result {
+            Ok(report) => tracing::debug!(
+                polled = report.polled,
+                healthy = report.healthy,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "health cycle"
+            ),
+            Err(err) => tracing::warn!(error = %err, "health cycle failed"),
+        }
+        result
     }
 
     /// Polls every enabled or cordoned server once.
