@@ -1,9 +1,13 @@
 //! Folds events into the projection tables. Called inside the append's
 //! transaction and by replay, so the two can never disagree.
 
-use crate::entities::{meeting, meeting_run, recording, recording_meta, server, tenant, token};
+use crate::entities::{
+    meeting, meeting_run, recording, recording_count, recording_meta, server, tenant, token,
+};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 use std::collections::BTreeMap;
 use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::DomainEvent;
@@ -13,7 +17,52 @@ use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
 use switchboard_domain::tenant::{Tenant, TenantConfig, TenantEvent};
 use switchboard_domain::token::TokenEvent;
 
-/// Applies one event of `stream` at `version`/`position` to the projections.
+/// Changes to `recording_counts` gathered over the events of one append (or
+/// a whole replay) and written once at the end, in key order, so concurrent
+/// appends lock the shared counter rows in the same order and only briefly.
+#[derive(Debug, Default)]
+pub(crate) struct CountChanges(BTreeMap<(String, String), i64>);
+
+impl CountChanges {
+    fn add(&mut self, tenant: &str, state: &str, delta: i64) {
+        *self
+            .0
+            .entry((tenant.to_owned(), state.to_owned()))
+            .or_default() += delta;
+    }
+
+    /// Adds the gathered changes to `recording_counts`.
+    pub(crate) async fn write<C: ConnectionTrait>(self, db: &C) -> Result<(), DbErr> {
+        for ((tenant, state), delta) in self.0 {
+            if delta == 0 {
+                continue;
+            }
+            let row = recording_count::ActiveModel {
+                tenant: Set(tenant),
+                state: Set(state),
+                count: Set(delta),
+            };
+            recording_count::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([
+                        recording_count::Column::Tenant,
+                        recording_count::Column::State,
+                    ])
+                    .value(
+                        recording_count::Column::Count,
+                        Expr::cust("recording_counts.count + excluded.count"),
+                    )
+                    .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies one event of `stream` at `version`/`position` to the projections;
+/// changes to the recording counts go to `counts`, for the caller to write.
 pub(crate) async fn apply<C: ConnectionTrait>(
     db: &C,
     stream: &str,
@@ -21,6 +70,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
     version: i64,
     position: i64,
     at: chrono::DateTime<chrono::Utc>,
+    counts: &mut CountChanges,
 ) -> Result<(), DbErr> {
     let unexpected = || {
         DbErr::Custom(format!(
@@ -50,7 +100,7 @@ pub(crate) async fn apply<C: ConnectionTrait>(
         }
         DomainEvent::Recording(event) => {
             let id = stream.strip_prefix("recording:").ok_or_else(unexpected)?;
-            apply_recording(db, id, event, version, position).await
+            apply_recording(db, id, event, version, position, counts).await
         }
     }
 }
@@ -93,13 +143,51 @@ fn state_name(published: bool) -> &'static str {
     }
 }
 
+/// The tenant and state of a recording's row, if it has one.
+async fn tenant_state<C: ConnectionTrait>(
+    db: &C,
+    record_id: &str,
+) -> Result<Option<(String, String)>, DbErr> {
+    recording::Entity::find_by_id(record_id.to_owned())
+        .select_only()
+        .column(recording::Column::Tenant)
+        .column(recording::Column::State)
+        .into_tuple()
+        .one(db)
+        .await
+}
+
 async fn apply_recording<C: ConnectionTrait>(
     db: &C,
     record_id: &str,
     event: &RecordingEvent,
     version: i64,
     position: i64,
+    counts: &mut CountChanges,
 ) -> Result<(), DbErr> {
+    let new_state = match event {
+        RecordingEvent::RecordingImported { details, .. } => Some(state_name(details.published)),
+        RecordingEvent::RecordingPublished => Some("published"),
+        RecordingEvent::RecordingUnpublished => Some("unpublished"),
+        RecordingEvent::RecordingDeleted => Some("deleted"),
+        _ => None,
+    };
+    if let Some(new_state) = new_state {
+        let old = tenant_state(db, record_id).await?;
+        let tenant = match (event, &old) {
+            (RecordingEvent::RecordingImported { details, .. }, _) => {
+                Some(details.tenant.0.clone())
+            }
+            (_, Some((tenant, _))) => Some(tenant.clone()),
+            (_, None) => None,
+        };
+        if let (Some((old_tenant, old_state)), Some(_)) = (&old, &tenant) {
+            counts.add(old_tenant, old_state, -1);
+        }
+        if let Some(tenant) = tenant {
+            counts.add(&tenant, new_state, 1);
+        }
+    }
     if let RecordingEvent::RecordingImported {
         details, formats, ..
     } = event

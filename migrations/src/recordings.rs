@@ -3,12 +3,13 @@
 //! internal id, and the shared one-time token nonces.
 
 use crate::commands::{CommandError, Executed};
-use crate::entities::{meeting_run, recording, recording_meta, used_token};
+use crate::entities::{meeting_run, recording, recording_count, recording_meta, used_token};
 use crate::store::{Store, StoreError};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TryInsertResult,
+    AccessMode, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    TryInsertResult,
 };
 use std::collections::BTreeMap;
 use switchboard_domain::aggregate::Aggregate;
@@ -172,34 +173,52 @@ pub struct MeetingRunRecord {
 
 impl Store {
     /// Recordings matching a query, oldest first (then by record id).
+    ///
+    /// With a limit, the page and `total` are read in one snapshot, so they
+    /// agree. The total comes from `recording_counts` when the only filters
+    /// are tenant and states, else from `COUNT(*)`. A page picks its record
+    /// ids from the `(tenant, start_time_ms, record_id, state)` index
+    /// (index-only, walking from the nearer end when the offset is past the
+    /// middle) and then reads just those rows.
     pub async fn find_recordings(
         &self,
         query: &RecordingQuery,
     ) -> Result<RecordingPage, StoreError> {
-        let condition = query.condition();
-        let mut select = recording::Entity::find()
-            .filter(condition.clone())
-            .order_by_asc(recording::Column::StartTimeMs)
-            .order_by_asc(recording::Column::RecordId);
-        if query.offset > 0 {
-            select = select.offset(query.offset);
-        }
-        let total = match query.limit {
-            Some(limit) => {
-                select = select.limit(limit);
-                Some(
-                    recording::Entity::find()
-                        .filter(condition)
-                        .count(&self.db)
-                        .await?,
-                )
+        let Some(limit) = query.limit else {
+            let mut select = recording::Entity::find()
+                .filter(query.condition())
+                .order_by_asc(recording::Column::StartTimeMs)
+                .order_by_asc(recording::Column::RecordId);
+            if query.offset > 0 {
+                select = select.offset(query.offset);
             }
-            None => None,
+            let rows = select.all(&self.db).await?;
+            return Ok(RecordingPage {
+                recordings: rows.into_iter().map(recording_record).collect(),
+                total: None,
+            });
         };
-        let rows = select.all(&self.db).await?;
+        let txn = if self.is_postgres() {
+            self.db
+                .begin_with_config(
+                    Some(IsolationLevel::RepeatableRead),
+                    Some(AccessMode::ReadOnly),
+                )
+                .await?
+        } else {
+            self.db.begin().await?
+        };
+        let total = recording_total(&txn, query).await?;
+        let recordings = if query.offset >= total || limit == 0 {
+            Vec::new()
+        } else {
+            let rows = recording_page(&txn, query, limit, total).await?;
+            rows.into_iter().map(recording_record).collect()
+        };
+        txn.commit().await?;
         Ok(RecordingPage {
-            recordings: rows.into_iter().map(recording_record).collect(),
-            total,
+            recordings,
+            total: Some(total),
         })
     }
 
@@ -295,6 +314,65 @@ impl Store {
             .await?;
         Ok(matches!(inserted, TryInsertResult::Inserted(n) if n > 0))
     }
+}
+
+/// All matches of a query: the tenant's `recording_counts` when only tenant
+/// and states filter, else `COUNT(*)`.
+async fn recording_total<C: ConnectionTrait>(
+    db: &C,
+    query: &RecordingQuery,
+) -> Result<u64, StoreError> {
+    if !query.meeting_ids.is_empty()
+        || !query.record_id_prefixes.is_empty()
+        || !query.meta.is_empty()
+    {
+        return Ok(recording::Entity::find()
+            .filter(query.condition())
+            .count(db)
+            .await?);
+    }
+    let mut select = recording_count::Entity::find()
+        .select_only()
+        .expr(Expr::cust("CAST(COALESCE(SUM(count), 0) AS BIGINT)"))
+        .filter(recording_count::Column::Tenant.eq(query.tenant.0.as_str()));
+    if let Some(states) = &query.states {
+        select = select.filter(recording_count::Column::State.is_in(states.clone()));
+    }
+    let total: Option<i64> = select.into_tuple().one(db).await?;
+    Ok(u64::try_from(total.unwrap_or(0)).unwrap_or(0))
+}
+
+/// One page of a query's matches, `query.offset < total`: the record ids
+/// from the ordered index (from the far end when that skips fewer), then
+/// their rows.
+async fn recording_page<C: ConnectionTrait>(
+    db: &C,
+    query: &RecordingQuery,
+    limit: u64,
+    total: u64,
+) -> Result<Vec<recording::Model>, StoreError> {
+    let take = Ord::min(limit, total - query.offset);
+    let after = total - query.offset - take;
+    let (order, skip) = if after < query.offset {
+        (Order::Desc, after)
+    } else {
+        (Order::Asc, query.offset)
+    };
+    let ids = Query::select()
+        .column(recording::Column::RecordId)
+        .from(recording::Entity)
+        .cond_where(query.condition())
+        .order_by(recording::Column::StartTimeMs, order.clone())
+        .order_by(recording::Column::RecordId, order)
+        .limit(take)
+        .offset(skip)
+        .to_owned();
+    Ok(recording::Entity::find()
+        .filter(recording::Column::RecordId.in_subquery(ids))
+        .order_by_asc(recording::Column::StartTimeMs)
+        .order_by_asc(recording::Column::RecordId)
+        .all(db)
+        .await?)
 }
 
 /// True about once in 64 calls.

@@ -543,6 +543,165 @@ mod recordings {
         }
     }
 
+    /// Every page (`limit` with offsets across the range, from either end)
+    /// and `totalElements` of a query against the full unpaged listing.
+    async fn check_pages(store: &Store, kind: &str, query: &RecordingQuery) {
+        let mut all_query = query.clone();
+        all_query.offset = 0;
+        all_query.limit = None;
+        let all: Vec<String> = store
+            .find_recordings(&all_query)
+            .await
+            .unwrap()
+            .recordings
+            .into_iter()
+            .map(|r| r.record_id)
+            .collect();
+        for limit in [1u64, 2, 3, 100] {
+            for offset in 0..=all.len() as u64 + 1 {
+                let mut paged = query.clone();
+                paged.offset = offset;
+                paged.limit = Some(limit);
+                let page = store.find_recordings(&paged).await.unwrap();
+                assert_eq!(
+                    page.total,
+                    Some(all.len() as u64),
+                    "{kind}: total of {query:?}"
+                );
+                let ids: Vec<String> = page.recordings.into_iter().map(|r| r.record_id).collect();
+                let expected: Vec<String> = all
+                    .iter()
+                    .skip(offset as usize)
+                    .take(limit as usize)
+                    .cloned()
+                    .collect();
+                assert_eq!(ids, expected, "{kind}: offset {offset} limit {limit}");
+            }
+        }
+    }
+
+    /// The queries whose totals come from `recording_counts`, and one that
+    /// counts rows, for one tenant.
+    fn count_queries(tenant: &str) -> Vec<RecordingQuery> {
+        let base = RecordingQuery::new(TenantId(tenant.into()));
+        let states = |list: &[&str]| RecordingQuery {
+            states: Some(list.iter().map(|s| s.to_string()).collect()),
+            ..base.clone()
+        };
+        vec![
+            base.clone(),
+            RecordingQuery {
+                states: None,
+                ..base.clone()
+            },
+            states(&["published"]),
+            states(&["unpublished"]),
+            states(&["deleted"]),
+            states(&[]),
+            RecordingQuery {
+                meeting_ids: vec!["room-c".into()],
+                ..base.clone()
+            },
+        ]
+    }
+
+    #[tokio::test]
+    async fn total_elements_stay_exact_through_changes_and_replay() {
+        for (kind, store) in stores().await {
+            let mut ids = Vec::new();
+            // Out of start-time order, two tenants, equal start times.
+            for (n, at) in [5i64, 1, 4, 1, 3, 2, 6].into_iter().enumerate() {
+                let meeting = if n % 2 == 0 { "room-c" } else { "room-d" };
+                let created = 1_700_000_000_000 + n as i64;
+                let id = record_id(meeting, created);
+                let mut command = import("default", meeting, created, "presentation", "Moodle");
+                if let RecordingCommand::Import { details, .. } = &mut command {
+                    details.start_time_ms = 1_700_000_000_000 + at;
+                }
+                store
+                    .execute_recording(&id, &command, &meta())
+                    .await
+                    .unwrap();
+                ids.push(id);
+            }
+            let other = record_id("room-c", 1_700_000_000_100);
+            store
+                .execute_recording(
+                    &other,
+                    &import("t2", "room-c", 1_700_000_000_100, "presentation", "Moodle"),
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            let check = async |stage: &str| {
+                for query in count_queries("default").iter().chain(&count_queries("t2")) {
+                    check_pages(&store, &format!("{kind} {stage}"), query).await;
+                }
+                for query in count_queries("nobody") {
+                    let mut paged = query.clone();
+                    paged.limit = Some(10);
+                    assert_eq!(
+                        store.find_recordings(&paged).await.unwrap().total,
+                        Some(0),
+                        "{kind} {stage}"
+                    );
+                }
+            };
+            check("imported").await;
+            let published = |on: bool| RecordingCommand::SetPublished(on);
+            for (id, command) in [
+                (&ids[0], published(false)),
+                (&ids[1], published(false)),
+                (&ids[1], published(true)),
+                (&ids[2], published(false)),
+                (&ids[2], RecordingCommand::Delete),
+                (&ids[3], RecordingCommand::Delete),
+                (&other, published(false)),
+            ] {
+                store
+                    .execute_recording(id, &command, &meta())
+                    .await
+                    .unwrap();
+            }
+            check("changed").await;
+            let unpublished = RecordingQuery {
+                states: Some(vec!["unpublished".into()]),
+                limit: Some(10),
+                ..RecordingQuery::new(TenantId::default_tenant())
+            };
+            assert_eq!(
+                store.find_recordings(&unpublished).await.unwrap().total,
+                Some(1),
+                "{kind}"
+            );
+            let deleted = RecordingQuery {
+                states: Some(vec!["deleted".into()]),
+                ..unpublished.clone()
+            };
+            assert_eq!(
+                store.find_recordings(&deleted).await.unwrap().total,
+                Some(2),
+                "{kind}"
+            );
+            let live = RecordingQuery {
+                limit: Some(10),
+                ..RecordingQuery::new(TenantId::default_tenant())
+            };
+            assert_eq!(
+                store.find_recordings(&live).await.unwrap().total,
+                Some(5),
+                "{kind}"
+            );
+            store.replay().await.unwrap();
+            check("replayed").await;
+            assert_eq!(
+                store.find_recordings(&live).await.unwrap().total,
+                Some(5),
+                "{kind}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn meeting_runs_keep_every_run_and_replay_rebuilds_them() {
         for (kind, store) in stores().await {

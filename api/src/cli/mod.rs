@@ -135,8 +135,9 @@ pub enum RecordingsCommand {
         path: std::path::PathBuf,
     },
     /// Measure getRecordings and spool import: seeds COUNT recordings
-    /// (skipped when already there), times getRecordings for one meetingID
-    /// and for a page of 100, and imports IMPORTS archives from a spool.
+    /// (skipped when already there), times a `SELECT 1` baseline and
+    /// getRecordings for one meetingID, the first page of 100 and a page of
+    /// 100 at a random offset, and imports IMPORTS archives from a spool.
     Bench {
         /// Recordings in the database to measure against.
         #[arg(long, default_value_t = 100_000)]

@@ -5,6 +5,7 @@ pub mod meeting;
 pub mod meeting_listing;
 pub mod meeting_run;
 pub mod recording;
+pub mod recording_count;
 pub mod recording_meta;
 pub mod server;
 pub mod server_sample;

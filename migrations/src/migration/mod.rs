@@ -8,6 +8,7 @@ mod m0003_polled_picture;
 mod m0004_tenants;
 mod m0005_server_metrics;
 mod m0006_recordings;
+mod m0007_recording_counts;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_tenants::Migration),
             Box::new(m0005_server_metrics::Migration),
             Box::new(m0006_recordings::Migration),
+            Box::new(m0007_recording_counts::Migration),
         ]
     }
 }
