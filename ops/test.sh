@@ -5,7 +5,9 @@
 #
 # Needs: Python 3 with venv and PyPI access (the generated admin client),
 # PostgreSQL reachable at $SWITCHBOARD_TEST_POSTGRES_URL (default
-# postgres://postgres@127.0.0.1:5432/postgres), Node.js with npm.
+# postgres://postgres@127.0.0.1:5432/postgres), Redis at
+# $SWITCHBOARD_TEST_REDIS_URL (default redis://127.0.0.1:6379; job queue and
+# scale-out tests), Node.js with npm. `.ci/run` installs and starts them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

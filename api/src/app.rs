@@ -35,6 +35,9 @@ pub struct AppState {
     pub secrets: Vec<String>,
     /// Serialises creates of one meetingID in this process.
     pub create_locks: StripedLocks,
+    /// Serialises a tenant's creates while it has a meeting limit (a lock set
+    /// of its own: taken while a create lock is held).
+    pub limit_locks: StripedLocks,
     /// What health polls saw on each server.
     pub observed: ObservedLoads,
     /// The admin operations.
@@ -149,6 +152,7 @@ impl AppState {
             backend,
             secrets,
             create_locks: StripedLocks::default(),
+            limit_locks: StripedLocks::default(),
             observed,
             admin,
             merged_meetings: Default::default(),
@@ -366,8 +370,26 @@ async fn start_with(
         crate::metrics::spawn_gauge_refresh(state.clone()),
     ];
     let mut jobs = Vec::new();
-    if background.health || state.settings.recordings.import {
-        let backend = crate::polling::connect_jobs(&state).await?;
+    // Polling runs where workers run (`serve` without --no-workers, and
+    // `worker`); spool imports wherever `[recordings] import` is on. A
+    // `--no-workers` instance whose job storage cannot be prepared serves on
+    // without spool imports.
+    let backend = if background.health || state.settings.recordings.import {
+        match crate::polling::connect_jobs(&state).await {
+            Ok(backend) => Some(backend),
+            Err(err) if !background.health => {
+                tracing::error!(
+                    error = format!("{err:#}"),
+                    "spool imports are off in this instance: the job storage is not usable"
+                );
+                None
+            }
+            Err(err) => return Err(err),
+        }
+    } else {
+        None
+    };
+    if let Some(backend) = backend {
         if background.health {
             jobs.extend(crate::polling::spawn(
                 &state,

@@ -62,13 +62,14 @@ impl PolledServer {
             Ok(answer) => answer
                 .meetings
                 .iter()
-                .map(|meeting| {
+                .filter_map(|meeting| {
                     participants.insert(meeting.internal_id.clone(), meeting.participants);
-                    let start = meeting.raw.as_ptr() as usize - text.as_ptr() as usize;
-                    (
-                        meeting.internal_id.clone(),
-                        body.slice(start..start + meeting.raw.len()),
-                    )
+                    // The element is a slice of `text`; anything else is skipped.
+                    let start =
+                        (meeting.raw.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+                    let end = start.checked_add(meeting.raw.len())?;
+                    (end <= text.len())
+                        .then(|| (meeting.internal_id.clone(), body.slice(start..end)))
                 })
                 .collect(),
             Err(err) => {

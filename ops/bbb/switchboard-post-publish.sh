@@ -51,10 +51,16 @@ fi
 : "${SWITCHBOARD_URL:?set SWITCHBOARD_URL in /etc/default/switchboard-recordings}"
 : "${SWITCHBOARD_SERVER:?set SWITCHBOARD_SERVER in /etc/default/switchboard-recordings}"
 SECRET="${SWITCHBOARD_SERVER_SECRET:-$(bbb-conf --secret | awk '/Secret:/ {print $2}')}"
-TS="$(date +%s)"
-SIGNATURE="$(printf 'switchboard-upload\n%s\n%s\n%s' "$SWITCHBOARD_SERVER" "$RECORD_ID" "$TS" \
-  | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)"
+# Note: openssl takes the key as an argument, visible to local users in ps
+# for a moment; run this on a BBB server without untrusted local users.
+sign() {
+  printf 'switchboard-upload\n%s\n%s\n%s' "$SWITCHBOARD_SERVER" "$RECORD_ID" "$1" \
+    | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1
+}
 for attempt in 1 2 3 4 5; do
+  # Signed afresh for each attempt: a signature is valid for 5 minutes.
+  TS="$(date +%s)"
+  SIGNATURE="$(sign "$TS")"
   STATUS="$(curl --silent --show-error --output "$WORK/answer" --write-out '%{http_code}' \
     --request POST --data-binary "@$ARCHIVE" --header 'Content-Type: application/x-tar' \
     "${SWITCHBOARD_URL%/}/recordings/upload?server=${SWITCHBOARD_SERVER}&recordID=${RECORD_ID}&ts=${TS}&signature=${SIGNATURE}" || echo 000)"

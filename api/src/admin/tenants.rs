@@ -141,10 +141,12 @@ pub struct SecretBody {
     pub secret: String,
 }
 
-/// The fingerprint of a secret: enough to tell secrets apart, not to use one.
+/// The fingerprint of a secret: enough to tell secrets apart, nothing of
+/// the secret itself (the first 8 hex digits of its SHA-256).
 pub fn fingerprint(secret: &str) -> String {
-    let head: String = secret.chars().take(4).collect();
-    format!("{head}… ({} characters)", secret.chars().count())
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+    format!("sha256:{}", &digest[..8])
 }
 
 fn rule_from_view(rule: &PolicyRule) -> Result<ParamRule, Failure> {
@@ -587,6 +589,7 @@ mod tests {
             Err(Failure::Invalid(message)) => assert!(message.contains("positive whole number")),
             other => panic!("{other:?}"),
         }
-        assert_eq!(fingerprint("abcdefghij"), "abcd… (10 characters)");
+        assert_eq!(fingerprint("abcdefghij"), "sha256:72399361");
+        assert!(!fingerprint("abcdefghij").contains("abcd"));
     }
 }

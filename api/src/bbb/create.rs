@@ -109,8 +109,9 @@ pub async fn create(
         recording_ready_url,
     };
     let tenant = &request.tenant;
-    let lock_key = format!("{tenant}:{}", call.meeting_id);
-    let _guard = state.create_locks.lock(&lock_key).await;
+    // By meetingID alone: tenants' creates of one meetingID are serialised
+    // too, since a server knows a meeting by its meetingID only.
+    let _guard = state.create_locks.lock(call.meeting_id.as_str()).await;
     for _ in 0..ROUNDS {
         let existing = state
             .directory
@@ -137,7 +138,7 @@ pub async fn create(
         // Within the limit, serialised per tenant in this process.
         let _limit_guard = match call.meeting_limit() {
             Some(limit) => {
-                let guard = state.create_locks.lock(&format!("limit:{tenant}")).await;
+                let guard = state.limit_locks.lock(&tenant.0).await;
                 let running = state
                     .store
                     .running_meetings_of(tenant)
@@ -235,6 +236,15 @@ impl CreateCall<'_> {
             let server = reservation.server.clone();
             tried.push(server.id);
             let answer = match self.send(&server).await {
+                // With tenants, a meeting of this meetingID already running on
+                // the server is someone else's: never join it, try another.
+                Ok(answer)
+                    if answer.summary.message_key() == Some("duplicateWarning")
+                        && !state.directory.tenants().is_empty() =>
+                {
+                    tracing::warn!(server = %server.id, "a meeting of this meetingID runs there already; trying another server");
+                    continue;
+                }
                 Ok(answer) if answer.summary.is_success() => answer,
                 Ok(answer) => {
                     tracing::warn!(server = %server.id, key = ?answer.summary.message_key(), "server refused a create");

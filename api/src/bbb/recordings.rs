@@ -47,8 +47,11 @@ fn xml_name_ok(name: &str) -> bool {
 pub fn query_from(request: &ApiRequest) -> RecordingQuery {
     let params = &request.params;
     let mut query = RecordingQuery::new(request.tenant.clone());
-    query.meeting_ids = list(params.get("meetingID"));
     query.record_id_prefixes = list(params.get("recordID"));
+    // As BBB does: with recordIDs given, meetingID is ignored.
+    if query.record_id_prefixes.is_empty() {
+        query.meeting_ids = list(params.get("meetingID"));
+    }
     let states = list(params.get("state"));
     if states.iter().any(|state| state.eq_ignore_ascii_case("any")) {
         query.states = None;

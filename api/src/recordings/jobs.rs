@@ -34,18 +34,12 @@ pub struct ImportArchive {
 }
 
 impl ImportArchive {
-    /// The key that makes queueing the same archive twice a no-op. It
-    /// includes the hour, so an archive whose job failed for good (it stays
-    /// in the spool) is tried again the next hour.
-    pub fn idempotency_key(&self, now: SystemTime) -> String {
-        let hour = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() / 3600)
-            .unwrap_or(0);
-        format!(
-            "import:{}:{}:{}:{hour}",
-            self.name, self.size, self.modified_ms
-        )
+    /// The key that makes queueing the same archive twice a no-op (while
+    /// the job is kept: an archive whose job failed for good stays in the
+    /// spool and is queued again once finished jobs are cleaned up, or when
+    /// it is touched).
+    pub fn idempotency_key(&self) -> String {
+        format!("import:{}:{}:{}", self.name, self.size, self.modified_ms)
     }
 }
 
@@ -141,7 +135,7 @@ pub async fn queue_ready(
                 .unwrap_or(0),
         };
         let options = PushOptions {
-            idempotency_key: Some(job.idempotency_key(now)),
+            idempotency_key: Some(job.idempotency_key()),
             max_attempts: attempts,
         };
         match queue.push_with(job, &options).await {

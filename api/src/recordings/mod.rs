@@ -113,8 +113,11 @@ impl RecordingService {
             public_url,
             configured_public_url: settings.public_url.clone(),
             primary_secret,
+            // Callback URLs come from front-ends: never follow a redirect
+            // somewhere else.
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
         })

@@ -127,16 +127,33 @@ pub async fn upload(
     };
     let host = query.server.trim().to_ascii_lowercase();
     let message = signed_message(&query.server, record_id.as_str(), query.ts);
-    let mut authorised = false;
+    let mut signers = Vec::new();
     for server in &servers {
         if host_of(&server.settings.url).as_deref() == Some(host.as_str()) {
             // Every candidate is checked, so timing says nothing about which.
-            authorised |= verify(&server.settings.secret, &message, &query.signature);
+            if verify(&server.settings.secret, &message, &query.signature) {
+                signers.push(server.id);
+            }
         }
     }
-    if !authorised {
+    if signers.is_empty() {
         tracing::warn!(server = %host, record_id = %record_id, "recording upload refused: bad signature");
         return refuse(StatusCode::UNAUTHORIZED, "the signature is not valid");
+    }
+    // A server may send only recordings of meetings it ran (when the run is known).
+    match state.store.meeting_run(record_id.as_str()).await {
+        Ok(Some(run)) if run.server_id.is_some_and(|ran| !signers.contains(&ran)) => {
+            tracing::warn!(server = %host, record_id = %record_id, "recording upload refused: the meeting ran on another server");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "this recording's meeting ran on another server",
+            );
+        }
+        Ok(_) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the meeting run of an upload");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+        }
     }
     let uploads = service.spool_dir.join(".uploads");
     if let Err(err) = tokio::fs::create_dir_all(&uploads).await {

@@ -166,7 +166,7 @@ async fn two_serves_and_one_worker_on_postgres_act_as_one() {
     a.get_raw(&url_of(&b, "end", "meetingID=scale-1"))
         .await
         .assert_success();
-    eventually("A sees the end", Duration::from_secs(1), async || {
+    eventually("A sees the end", Duration::from_secs(3), async || {
         a.get("isMeetingRunning", "meetingID=scale-1")
             .await
             .field("running")

@@ -242,9 +242,14 @@ impl Harness {
     }
 
     pub async fn stop(self) {
+        let data_dir = self.app.state.settings.data_dir.clone();
         self.app.stop().await;
         for sim in &self.sims {
             sim.shutdown().await;
+        }
+        // The per-test data folder (recordings, spool) in the temp dir.
+        if data_dir.starts_with(std::env::temp_dir()) {
+            let _ = std::fs::remove_dir_all(&data_dir);
         }
     }
 }

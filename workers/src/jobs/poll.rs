@@ -122,14 +122,20 @@ impl PollScheduler {
     }
 }
 
-/// Worker options for the poll job: one tick at a time, an attempt may take
-/// one interval, short backoff.
+/// Worker options for the poll job: one tick at a time, short backoff, and
+/// an attempt may take [`POLL_JOB_TIMEOUT`] (or ten intervals, if longer):
+/// the first cycle of a large pool records every server coming online, and
+/// cutting it short would only make the next tick start over. Ticks that
+/// wait meanwhile go stale and are skipped.
 pub fn poll_worker_options(interval: Duration) -> WorkerOptions {
     WorkerOptions::new("switchboard-poll")
         .concurrency(1)
-        .job_timeout(interval.max(Duration::from_secs(1)))
+        .job_timeout(POLL_JOB_TIMEOUT.max(interval.saturating_mul(10)))
         .backoff(Duration::from_millis(200), Duration::from_secs(2))
 }
+
+/// The least time one poll cycle may take before it is cut short.
+pub const POLL_JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs the poll worker: like [`run_worker`], but ticks older than one
 /// `interval` are skipped (counted as done) instead of handled.
@@ -200,6 +206,11 @@ mod tests {
     fn poll_jobs_run_one_at_a_time() {
         let options = poll_worker_options(Duration::from_secs(10));
         assert_eq!(options.concurrency, 1);
-        assert_eq!(options.job_timeout, Duration::from_secs(10));
+        assert_eq!(
+            options.job_timeout, POLL_JOB_TIMEOUT,
+            "a slow cycle is not cut at one interval"
+        );
+        let slow = poll_worker_options(Duration::from_secs(60));
+        assert_eq!(slow.job_timeout, Duration::from_secs(600));
     }
 }
