@@ -61,12 +61,7 @@ pub fn spawn(
     let handler = move |_tick: PollTick| {
         let poller = poller.clone();
         async move {
-            let report = poller.lock().await.poll_once().await?;
-            tracing::debug!(
-                polled = report.polled,
-                healthy = report.healthy,
-                "poll cycle"
-            );
+            poller.lock().await.run_cycle().await?;
             Ok(())
         }
     };
