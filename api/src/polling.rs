@@ -82,5 +82,28 @@ pub fn spawn(
             tracing::error!(error = %err, "the poll worker stopped");
         }
     });
-    vec![scheduled, worker]
+    let mut tasks = vec![scheduled, worker];
+    if state.settings.redis_url.is_none() {
+        tasks.push(spawn_job_pruning(state.store.clone()));
+    }
+    tasks
+}
+
+/// Finished jobs are kept this long in the SQL job tables, then deleted.
+pub const FINISHED_JOBS_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn spawn_job_pruning(store: switchboard_store::Store) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            ticker.tick().await;
+            match store.prune_finished_jobs(FINISHED_JOBS_KEPT).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "finished jobs deleted"),
+                Err(err) => {
+                    tracing::warn!(error = format!("{err:#}"), "cannot delete finished jobs")
+                }
+            }
+        }
+    })
 }

@@ -314,6 +314,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes jobs finished more than `kept` ago from apalis' SQL job tables
+    /// (apalis keeps them for ever: a poll tick every 10 s would add 8,640
+    /// rows a day); returns how many went. Only for job storage in this
+    /// database (not Redis).
+    pub async fn prune_finished_jobs(&self, kept: std::time::Duration) -> Result<u64, StoreError> {
+        let kept = kept.as_secs();
+        let sql = if self.is_postgres() {
+            format!(
+                "DELETE FROM apalis.jobs WHERE status IN ('Done', 'Failed', 'Killed') \
+                 AND done_at < now() - interval '{kept} seconds'"
+            )
+        } else {
+            format!(
+                "DELETE FROM Jobs WHERE status IN ('Done', 'Failed', 'Killed') \
+                 AND done_at IS NOT NULL AND done_at < strftime('%s', 'now') - {kept}"
+            )
+        };
+        Ok(self.db.execute_unprepared(&sql).await?.rows_affected())
+    }
+}
+
 /// Tells other instances (PostgreSQL LISTEN) that something changed; the
 /// notification is delivered when the transaction commits.
 pub(crate) async fn announce_change<C: ConnectionTrait>(

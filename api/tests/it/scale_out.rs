@@ -185,3 +185,29 @@ async fn two_serves_and_one_worker_on_postgres_act_as_one() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_are_pruned_from_the_sql_job_tables() {
+    for db in BOTH {
+        let harness = Harness::polled(db, 1).await;
+        let store = harness.store().clone();
+        // Poll ticks every 200 ms: some jobs finish.
+        let mut pruned = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pruned == 0 {
+            assert!(Instant::now() < deadline, "{db:?}: no finished job to prune");
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            pruned = store.prune_finished_jobs(Duration::ZERO).await.unwrap();
+        }
+        // Jobs finished within the kept time stay.
+        assert_eq!(
+            store
+                .prune_finished_jobs(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0,
+            "{db:?}"
+        );
+        harness.stop().await;
+    }
+}
