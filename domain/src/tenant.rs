@@ -223,6 +223,9 @@ pub struct TenantConfig {
 pub struct Tenant {
     /// Set while the tenant exists.
     pub config: Option<TenantConfig>,
+    /// Set once the tenant was deleted: its name is retired, so a new
+    /// tenant never inherits the old one's recordings and meeting runs.
+    pub retired: bool,
 }
 
 /// What can be asked of a tenant.
@@ -310,6 +313,11 @@ pub enum TenantError {
     /// A tenant of that name exists.
     #[error("a tenant named `{0}` exists")]
     Exists(String),
+    /// The name belonged to a deleted tenant.
+    #[error(
+        "`{0}` belonged to a deleted tenant whose recordings and meetings keep the name; choose another name"
+    )]
+    Retired(String),
     /// No tenant of that name exists.
     #[error("no tenant named `{0}`")]
     NotFound(String),
@@ -376,6 +384,9 @@ impl Aggregate for Tenant {
             validate_secret(secret)?;
             if self.config.is_some() {
                 return Err(TenantError::Exists(name.clone()));
+            }
+            if self.retired {
+                return Err(TenantError::Retired(name.clone()));
             }
             return Ok(vec![TenantEvent::TenantCreated {
                 name: name.clone(),
@@ -451,7 +462,10 @@ impl Aggregate for Tenant {
                     required_tags: Vec::new(),
                 });
             }
-            TenantEvent::TenantDeleted => self.config = None,
+            TenantEvent::TenantDeleted => {
+                self.config = None;
+                self.retired = true;
+            }
             other => {
                 let Some(config) = self.config.as_mut() else {
                     return;
@@ -563,9 +577,9 @@ mod tests {
             Err(TenantError::NotFound(_))
         ));
         assert_eq!(
-            tenant.decide(&create).unwrap().len(),
-            1,
-            "the name is free again"
+            tenant.decide(&create),
+            Err(TenantError::Retired("school".into())),
+            "a deleted tenant's name is not reused"
         );
     }
 

@@ -306,6 +306,7 @@ async fn apply_tenant<C: ConnectionTrait>(
         config: existing
             .as_ref()
             .and_then(|row| serde_json::from_str::<TenantConfig>(&row.config).ok()),
+        ..Tenant::default()
     };
     state.evolve(event);
     match state.config {

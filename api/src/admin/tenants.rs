@@ -246,7 +246,7 @@ impl From<CommandError<TenantError>> for Failure {
             CommandError::Rejected(err @ TenantError::NotFound(_)) => {
                 Failure::NotFound(err.to_string())
             }
-            CommandError::Rejected(err @ TenantError::Exists(_)) => {
+            CommandError::Rejected(err @ (TenantError::Exists(_) | TenantError::Retired(_))) => {
                 Failure::Conflict(err.to_string())
             }
             CommandError::Rejected(err) => Failure::Invalid(err.to_string()),

@@ -31,6 +31,11 @@ pub struct ImportArchive {
     pub size: u64,
     /// Its modification time when queued, ms (part of the idempotency key).
     pub modified_ms: i64,
+    /// The file's identity (inode and change time), so an archive dropped
+    /// into the spool again is a new job even with the same name, size and
+    /// modification time.
+    #[serde(default)]
+    pub file_id: String,
 }
 
 impl ImportArchive {
@@ -39,7 +44,10 @@ impl ImportArchive {
     /// spool and is queued again once finished jobs are cleaned up, or when
     /// it is touched).
     pub fn idempotency_key(&self) -> String {
-        format!("import:{}:{}:{}", self.name, self.size, self.modified_ms)
+        format!(
+            "import:{}:{}:{}:{}",
+            self.name, self.size, self.modified_ms, self.file_id
+        )
     }
 }
 
@@ -133,6 +141,7 @@ pub async fn queue_ready(
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0),
+            file_id: file_id(&archive.path),
         };
         let options = PushOptions {
             idempotency_key: Some(job.idempotency_key()),
@@ -147,6 +156,14 @@ pub async fn queue_ready(
         }
     }
     queued
+}
+
+/// Inode and change time of a file (empty when it cannot be read).
+fn file_id(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .map(|m| format!("{}.{}.{}", m.ino(), m.ctime(), m.ctime_nsec()))
+        .unwrap_or_default()
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

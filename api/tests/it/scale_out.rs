@@ -195,7 +195,10 @@ async fn finished_jobs_are_pruned_from_the_sql_job_tables() {
         let mut pruned = 0;
         let deadline = Instant::now() + Duration::from_secs(10);
         while pruned == 0 {
-            assert!(Instant::now() < deadline, "{db:?}: no finished job to prune");
+            assert!(
+                Instant::now() < deadline,
+                "{db:?}: no finished job to prune"
+            );
             tokio::time::sleep(Duration::from_millis(1100)).await;
             pruned = store.prune_finished_jobs(Duration::ZERO).await.unwrap();
         }

@@ -566,6 +566,20 @@ async fn tenant_admin_changes_are_events_and_never_show_secrets() {
             .unwrap_err();
         assert!(refused.to_string().contains("runs 1 meeting"), "{refused}");
         admin.delete_tenant("t1", true, &operator()).await.unwrap();
+        let reused = admin
+            .create_tenant(
+                NewTenant {
+                    name: "t1".into(),
+                    secret: "another-secret".into(),
+                    required_tags: None,
+                    limits: None,
+                    policy: None,
+                },
+                &operator(),
+            )
+            .await
+            .unwrap_err();
+        assert!(reused.to_string().contains("deleted tenant"), "{reused}");
         tenant_get(&harness, "t1", "tenant-one-rotated", "getMeetings", "")
             .await
             .assert_failed("checksumError");
