@@ -111,7 +111,7 @@ fn describe() {
     describe_gauge!(TENANT_MEETINGS, "Running meetings per tenant.");
     describe_gauge!(
         TENANT_ATTENDEES,
-        "Attendees per tenant: the last polls plus joins sent since."
+        "Attendees per tenant: the last polls (plus joins sent since, for tenants with an attendee limit)."
     );
     describe_counter!(
         BBB_REQUESTS,

@@ -34,7 +34,14 @@ pub async fn join(state: &AppState, request: &ApiRequest) -> Result<Response, Bb
             .map_err(|err| err.to_bbb())?;
         return Ok(forward::relay(answer));
     }
-    state.directory.note_join(&request.tenant, server.id);
+    // Counted only where an attendee limit needs it: not on every join.
+    if request
+        .tenant_config
+        .as_ref()
+        .is_some_and(|tenant| tenant.limits.max_attendees.is_some())
+    {
+        state.directory.note_join(&request.tenant, server.id);
+    }
     let location = forward::target(state, &server).signed_url("join", &query);
     Ok(Response::builder()
         .status(StatusCode::FOUND)
