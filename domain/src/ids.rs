@@ -18,8 +18,8 @@ impl ServerId {
     }
 
     /// The event stream of this server.
-    pub fn stream(&self) -> String {
-        format!("server:{}", self.0)
+    pub fn stream(&self) -> StreamId {
+        StreamId::Server(*self)
     }
 }
 
@@ -118,13 +118,142 @@ impl fmt::Display for MeetingId {
 }
 
 /// The event stream of a tenant's meeting id (all of its runs, one after another).
-pub fn meeting_stream(tenant: &TenantId, meeting: &MeetingId) -> String {
-    format!("meeting:{tenant}:{meeting}")
+pub fn meeting_stream(tenant: &TenantId, meeting: &MeetingId) -> StreamId {
+    StreamId::Meeting(tenant.clone(), meeting.clone())
+}
+
+/// The aggregate kinds, each with its own kind of stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// `server:<uuid>`
+    Server,
+    /// `meeting:<tenant>:<meetingID>`
+    Meeting,
+    /// `token:<name>`
+    Token,
+    /// `tenant:<name>`
+    Tenant,
+    /// `recording:<recordID>`
+    Recording,
+}
+
+impl StreamKind {
+    /// The prefix its streams are written with (before the first `:`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Meeting => "meeting",
+            Self::Token => "token",
+            Self::Tenant => "tenant",
+            Self::Recording => "recording",
+        }
+    }
+}
+
+/// The event stream of one aggregate. Stored as text (`server:<uuid>`,
+/// `meeting:<tenant>:<meetingID>`, `token:<name>`, `tenant:<name>`,
+/// `recording:<recordID>`); [`Display`](fmt::Display) writes that form and
+/// [`FromStr`](std::str::FromStr) reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamId {
+    /// A server.
+    Server(ServerId),
+    /// A tenant's meetingID (all of its runs).
+    Meeting(TenantId, MeetingId),
+    /// An admin token, by name.
+    Token(String),
+    /// A tenant, by name.
+    Tenant(String),
+    /// A recording, by record id.
+    Recording(String),
+}
+
+impl StreamId {
+    /// Which aggregate the stream belongs to.
+    pub fn kind(&self) -> StreamKind {
+        match self {
+            Self::Server(_) => StreamKind::Server,
+            Self::Meeting(..) => StreamKind::Meeting,
+            Self::Token(_) => StreamKind::Token,
+            Self::Tenant(_) => StreamKind::Tenant,
+            Self::Recording(_) => StreamKind::Recording,
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Server(id) => write!(f, "server:{id}"),
+            Self::Meeting(tenant, meeting) => write!(f, "meeting:{tenant}:{meeting}"),
+            Self::Token(name) => write!(f, "token:{name}"),
+            Self::Tenant(name) => write!(f, "tenant:{name}"),
+            Self::Recording(id) => write!(f, "recording:{id}"),
+        }
+    }
+}
+
+/// A stream name that is not one of Switchboard's.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("`{0}` is not a Switchboard event stream")]
+pub struct UnknownStream(pub String);
+
+impl std::str::FromStr for StreamId {
+    type Err = UnknownStream;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let unknown = || UnknownStream(s.to_owned());
+        let (kind, rest) = s.split_once(':').ok_or_else(unknown)?;
+        if rest.is_empty() {
+            return Err(unknown());
+        }
+        Ok(match kind {
+            "server" => Self::Server(rest.parse().map_err(|_| unknown())?),
+            "meeting" => {
+                // Tenant names are DNS labels (no `:`); meetingIDs may hold one.
+                let (tenant, meeting) = rest.split_once(':').ok_or_else(unknown)?;
+                Self::Meeting(
+                    TenantId(tenant.to_owned()),
+                    MeetingId::parse(meeting).map_err(|_| unknown())?,
+                )
+            }
+            "token" => Self::Token(rest.to_owned()),
+            "tenant" => Self::Tenant(rest.to_owned()),
+            "recording" => Self::Recording(rest.to_owned()),
+            _ => return Err(unknown()),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streams_are_written_and_read_back() {
+        let server = ServerId::new();
+        let streams = [
+            StreamId::Server(server),
+            StreamId::Meeting(
+                TenantId("acme".into()),
+                MeetingId::parse("room:1:a").unwrap(),
+            ),
+            StreamId::Token("ci".into()),
+            StreamId::Tenant("acme".into()),
+            StreamId::Recording("abc-1".into()),
+        ];
+        for stream in streams {
+            let text = stream.to_string();
+            assert_eq!(text.parse::<StreamId>().unwrap(), stream, "{text}");
+        }
+        assert_eq!(
+            StreamId::Meeting(TenantId("t".into()), MeetingId::parse("m:x").unwrap()).to_string(),
+            "meeting:t:m:x"
+        );
+        assert_eq!(format!("{}", server.stream()), format!("server:{server}"));
+        for bad in ["", "server", "server:", "server:nope", "bogus:x", "meeting:t"] {
+            assert!(bad.parse::<StreamId>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn meeting_ids_follow_bbb_rules() {

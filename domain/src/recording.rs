@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// The event stream of a recording.
-pub fn recording_stream(record_id: &str) -> String {
-    format!("recording:{record_id}")
+pub fn recording_stream(record_id: &str) -> crate::ids::StreamId {
+    crate::ids::StreamId::Recording(record_id.to_owned())
 }
 
 /// A preview image of a playback format.

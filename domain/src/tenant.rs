@@ -369,8 +369,8 @@ fn validate_secret(secret: &str) -> Result<(), TenantError> {
 }
 
 /// The event stream of a tenant name.
-pub fn tenant_stream(name: &str) -> String {
-    format!("tenant:{name}")
+pub fn tenant_stream(name: &str) -> crate::ids::StreamId {
+    crate::ids::StreamId::Tenant(name.to_owned())
 }
 
 impl Aggregate for Tenant {

@@ -130,8 +130,8 @@ pub fn validate_name(name: &str) -> Result<(), TokenError> {
 }
 
 /// The event stream of a token name.
-pub fn token_stream(name: &str) -> String {
-    format!("token:{name}")
+pub fn token_stream(name: &str) -> crate::ids::StreamId {
+    crate::ids::StreamId::Token(name.to_owned())
 }
 
 impl Aggregate for Token {

@@ -3,9 +3,9 @@
 //! same transaction) and the projection reads routing uses. The same code runs
 //! on SQLite (the embedded default) and PostgreSQL.
 
-mod commands;
 pub mod entities;
 mod listen;
+mod ports;
 pub mod migration;
 mod projection;
 mod reads;
@@ -14,9 +14,6 @@ mod samples;
 mod store;
 pub mod test_support;
 
-pub use commands::{CommandError, Executed};
 pub use listen::ChangeListener;
-pub use reads::{MeetingRecord, RoutingSnapshot, ServerRecord, TokenRecord};
-pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
-pub use samples::{CHANGE_CHANNEL, MeetingListing, ServerSample};
-pub use store::{AppendOutcome, EventFilter, Store, StoreError, StoredEvent};
+pub use samples::CHANGE_CHANNEL;
+pub use store::{SqlError, Store};

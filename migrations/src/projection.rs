@@ -11,6 +11,7 @@ use sea_orm::{
 use std::collections::BTreeMap;
 use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::DomainEvent;
+use switchboard_domain::ids::StreamId;
 use switchboard_domain::meeting::MeetingEvent;
 use switchboard_domain::recording::{RecordingEvent, RecordingFormat};
 use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
@@ -65,43 +66,33 @@ impl CountChanges {
 /// changes to the recording counts go to `counts`, for the caller to write.
 pub(crate) async fn apply<C: ConnectionTrait>(
     db: &C,
-    stream: &str,
+    stream: &StreamId,
     event: &DomainEvent,
     version: i64,
     position: i64,
     at: chrono::DateTime<chrono::Utc>,
     counts: &mut CountChanges,
 ) -> Result<(), DbErr> {
-    let unexpected = || {
-        DbErr::Custom(format!(
-            "event {} in unexpected stream `{stream}`",
-            event.type_name()
-        ))
-    };
-    match event {
-        DomainEvent::Server(event) => {
-            let id = stream.strip_prefix("server:").ok_or_else(unexpected)?;
-            apply_server(db, id, event, version, position).await
+    match (stream, event) {
+        (StreamId::Server(id), DomainEvent::Server(event)) => {
+            apply_server(db, &id.to_string(), event, version, position).await
         }
-        DomainEvent::Meeting(event) => {
-            let (tenant, meeting_id) = stream
-                .strip_prefix("meeting:")
-                .and_then(|rest| rest.split_once(':'))
-                .ok_or_else(unexpected)?;
-            apply_meeting(db, tenant, meeting_id, event, version, position).await
+        (StreamId::Meeting(tenant, meeting_id), DomainEvent::Meeting(event)) => {
+            apply_meeting(db, &tenant.0, meeting_id.as_str(), event, version, position).await
         }
-        DomainEvent::Token(event) => {
-            let name = stream.strip_prefix("token:").ok_or_else(unexpected)?;
+        (StreamId::Token(name), DomainEvent::Token(event)) => {
             apply_token(db, name, event, at).await
         }
-        DomainEvent::Tenant(event) => {
-            let name = stream.strip_prefix("tenant:").ok_or_else(unexpected)?;
+        (StreamId::Tenant(name), DomainEvent::Tenant(event)) => {
             apply_tenant(db, name, event, version).await
         }
-        DomainEvent::Recording(event) => {
-            let id = stream.strip_prefix("recording:").ok_or_else(unexpected)?;
+        (StreamId::Recording(id), DomainEvent::Recording(event)) => {
             apply_recording(db, id, event, version, position, counts).await
         }
+        _ => Err(DbErr::Custom(format!(
+            "event {} in unexpected stream `{stream}`",
+            event.type_name()
+        ))),
     }
 }
 

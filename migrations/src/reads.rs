@@ -1,89 +1,18 @@
 //! Reads of the projections, as domain types.
 
 use crate::entities::{meeting, server, tenant, token};
-use crate::store::{Store, StoreError};
+use crate::store::{SqlError, Store};
+use switchboard_app::records::{MeetingRecord, RoutingSnapshot, ServerRecord, TokenRecord};
 use sea_orm::{
     AccessMode, ColumnTrait, ConnectionTrait, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
 };
 use std::collections::HashMap;
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
-use switchboard_domain::meeting::{Meeting, MeetingRun};
-use switchboard_domain::server::{Server, ServerSettings, ServerState};
+use switchboard_domain::meeting::MeetingRun;
+use switchboard_domain::server::ServerState;
 use switchboard_domain::tenant::TenantConfig;
 use switchboard_domain::token::TokenScope;
-
-/// A server as the projection holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerRecord {
-    /// Its id.
-    pub id: ServerId,
-    /// Its settings.
-    pub settings: ServerSettings,
-    /// Enabled, cordoned or disabled.
-    pub state: ServerState,
-    /// Reachable by health checks.
-    pub online: bool,
-    /// Stream version.
-    pub version: i64,
-}
-
-impl ServerRecord {
-    /// The aggregate state this row stands for.
-    pub fn aggregate(&self) -> Server {
-        Server {
-            id: Some(self.id),
-            settings: Some(self.settings.clone()),
-            state: self.state,
-            online: self.online,
-            removed: false,
-        }
-    }
-}
-
-/// A meeting as the projection holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeetingRecord {
-    /// Owner.
-    pub tenant: TenantId,
-    /// Front-end id.
-    pub meeting_id: MeetingId,
-    /// Name from the last create.
-    pub name: String,
-    /// The last run.
-    pub run: MeetingRun,
-    /// Whether that run goes on.
-    pub running: bool,
-    /// When it ended.
-    pub ended_at_ms: Option<i64>,
-    /// Stream version.
-    pub version: i64,
-}
-
-impl MeetingRecord {
-    /// The aggregate state this row stands for.
-    pub fn aggregate(&self) -> Meeting {
-        Meeting {
-            identity: Some((self.tenant.clone(), self.meeting_id.clone())),
-            name: self.name.clone(),
-            current: self.running.then(|| self.run.clone()),
-            ended_at_ms: self.ended_at_ms,
-        }
-    }
-}
-
-/// An admin token in force (its hash, never the token).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    /// Name.
-    pub name: String,
-    /// Scope.
-    pub scope: TokenScope,
-    /// SHA-256 of the token.
-    pub hash: String,
-    /// When it was created.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-}
 
 fn token_record(row: token::Model) -> Option<TokenRecord> {
     Some(TokenRecord {
@@ -123,7 +52,7 @@ fn meeting_record(row: meeting::Model) -> Option<MeetingRecord> {
 
 impl Store {
     /// Admin tokens in force, by name.
-    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+    pub(crate) async fn tokens(&self) -> Result<Vec<TokenRecord>, SqlError> {
         let rows = token::Entity::find()
             .order_by_asc(token::Column::Name)
             .all(&self.db)
@@ -132,14 +61,14 @@ impl Store {
     }
 
     /// Every server of the pool, oldest first.
-    pub async fn servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
+    pub(crate) async fn servers(&self) -> Result<Vec<ServerRecord>, SqlError> {
         servers_on(&self.db).await
     }
 
     /// The log position, the servers and the running meetings per server,
     /// read in one consistent snapshot (one repeatable-read transaction), so
     /// the counts belong to that position.
-    pub async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError> {
+    pub(crate) async fn routing_snapshot(&self) -> Result<RoutingSnapshot, SqlError> {
         let txn = if self.is_postgres() {
             self.db
                 .begin_with_config(
@@ -162,7 +91,7 @@ impl Store {
     }
 
     /// One server.
-    pub async fn server(&self, id: ServerId) -> Result<Option<ServerRecord>, StoreError> {
+    pub(crate) async fn server(&self, id: ServerId) -> Result<Option<ServerRecord>, SqlError> {
         let row = server::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?;
@@ -170,11 +99,11 @@ impl Store {
     }
 
     /// One meeting (its last run).
-    pub async fn meeting(
+    pub(crate) async fn meeting(
         &self,
         tenant: &TenantId,
         meeting_id: &MeetingId,
-    ) -> Result<Option<MeetingRecord>, StoreError> {
+    ) -> Result<Option<MeetingRecord>, SqlError> {
         let row = meeting::Entity::find_by_id((tenant.0.clone(), meeting_id.as_str().to_owned()))
             .one(&self.db)
             .await?;
@@ -182,7 +111,7 @@ impl Store {
     }
 
     /// Every meeting row, running or not, ordered by tenant and id.
-    pub async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+    pub(crate) async fn meetings(&self) -> Result<Vec<MeetingRecord>, SqlError> {
         let rows = meeting::Entity::find()
             .order_by_asc(meeting::Column::Tenant)
             .order_by_asc(meeting::Column::MeetingId)
@@ -192,7 +121,7 @@ impl Store {
     }
 
     /// Meetings whose last run goes on.
-    pub async fn running_meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+    pub(crate) async fn running_meetings(&self) -> Result<Vec<MeetingRecord>, SqlError> {
         let rows = meeting::Entity::find()
             .filter(meeting::Column::Running.eq(true))
             .all(&self.db)
@@ -201,23 +130,13 @@ impl Store {
     }
 
     /// Running meetings per server.
-    pub async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, StoreError> {
+    pub(crate) async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, SqlError> {
         running_per_server_on(&self.db).await
     }
 }
 
-/// What routing needs from the database, as of one position.
-#[derive(Debug, Clone)]
-pub struct RoutingSnapshot {
-    /// The log position the rest belongs to.
-    pub position: i64,
-    /// Every server.
-    pub servers: Vec<ServerRecord>,
-    /// Running meetings per server.
-    pub running: HashMap<ServerId, u64>,
-}
 
-async fn servers_on<C: ConnectionTrait>(db: &C) -> Result<Vec<ServerRecord>, StoreError> {
+async fn servers_on<C: ConnectionTrait>(db: &C) -> Result<Vec<ServerRecord>, SqlError> {
     let rows = server::Entity::find()
         .order_by_asc(server::Column::Id)
         .all(db)
@@ -227,7 +146,7 @@ async fn servers_on<C: ConnectionTrait>(db: &C) -> Result<Vec<ServerRecord>, Sto
 
 async fn running_per_server_on<C: ConnectionTrait>(
     db: &C,
-) -> Result<HashMap<ServerId, u64>, StoreError> {
+) -> Result<HashMap<ServerId, u64>, SqlError> {
     let rows: Vec<(String, i64)> = meeting::Entity::find()
         .select_only()
         .column(meeting::Column::ServerId)
@@ -245,7 +164,7 @@ async fn running_per_server_on<C: ConnectionTrait>(
 
 impl Store {
     /// Every tenant in force, by name.
-    pub async fn tenants(&self) -> Result<Vec<TenantConfig>, StoreError> {
+    pub(crate) async fn tenants(&self) -> Result<Vec<TenantConfig>, SqlError> {
         let rows = tenant::Entity::find()
             .order_by_asc(tenant::Column::Name)
             .all(&self.db)
@@ -257,7 +176,7 @@ impl Store {
     }
 
     /// One tenant in force.
-    pub async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, StoreError> {
+    pub(crate) async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, SqlError> {
         let row = tenant::Entity::find_by_id(name.to_owned())
             .one(&self.db)
             .await?;
@@ -265,7 +184,7 @@ impl Store {
     }
 
     /// Running meetings of one tenant.
-    pub async fn running_meetings_of(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+    pub(crate) async fn running_meetings_of(&self, tenant: &TenantId) -> Result<u64, SqlError> {
         use sea_orm::PaginatorTrait;
         Ok(meeting::Entity::find()
             .filter(meeting::Column::Tenant.eq(tenant.0.as_str()))
@@ -275,7 +194,7 @@ impl Store {
     }
 
     /// Internal ids of a tenant's running runs.
-    pub async fn running_runs_of(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn running_runs_of(&self, tenant: &TenantId) -> Result<Vec<String>, SqlError> {
         Ok(meeting::Entity::find()
             .select_only()
             .column(meeting::Column::InternalId)
@@ -287,11 +206,11 @@ impl Store {
     }
 
     /// Servers running a meeting with this meetingID for another tenant.
-    pub async fn servers_running_elsewhere(
+    pub(crate) async fn servers_running_elsewhere(
         &self,
         tenant: &TenantId,
         meeting_id: &MeetingId,
-    ) -> Result<Vec<ServerId>, StoreError> {
+    ) -> Result<Vec<ServerId>, SqlError> {
         let rows: Vec<String> = meeting::Entity::find()
             .select_only()
             .column(meeting::Column::ServerId)
@@ -306,10 +225,10 @@ impl Store {
 
     /// Tenant and running state of the runs Switchboard records, by internal
     /// id; ended runs only when they ended after `ended_since_ms`.
-    pub async fn recent_runs_by_tenant(
+    pub(crate) async fn recent_runs_by_tenant(
         &self,
         ended_since_ms: i64,
-    ) -> Result<HashMap<String, (TenantId, bool)>, StoreError> {
+    ) -> Result<HashMap<String, (TenantId, bool)>, SqlError> {
         let rows: Vec<(String, String, bool)> = meeting::Entity::find()
             .select_only()
             .column(meeting::Column::InternalId)

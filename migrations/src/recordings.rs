@@ -2,60 +2,17 @@
 //! recording command (decide against the stream, append), meeting runs by
 //! internal id, and the shared one-time token nonces.
 
-use crate::commands::{CommandError, Executed};
 use crate::entities::{meeting_run, recording, recording_count, recording_meta, used_token};
-use crate::store::{Store, StoreError};
+use crate::store::{SqlError, Store};
+use switchboard_app::records::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 use sea_orm::{
     AccessMode, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     TryInsertResult,
 };
-use std::collections::BTreeMap;
-use switchboard_domain::aggregate::Aggregate;
-use switchboard_domain::events::{DomainEvent, EventMetadata};
-use switchboard_domain::ids::{ServerId, TenantId};
-use switchboard_domain::recording::{
-    Recording, RecordingCommand, RecordingError, RecordingEvent, RecordingFormat, recording_stream,
-};
+use switchboard_domain::ids::TenantId;
 
-/// How often a recording command is decided again after a concurrent change.
-const ATTEMPTS: usize = 5;
-
-/// A recording as the projection holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingRecord {
-    /// The record id.
-    pub record_id: String,
-    /// Owner.
-    pub tenant: TenantId,
-    /// The front-end's meetingID.
-    pub meeting_id: String,
-    /// BBB's internal meeting id.
-    pub internal_meeting_id: String,
-    /// Meeting name.
-    pub name: String,
-    /// A breakout room's recording.
-    pub is_breakout: bool,
-    /// Published or not.
-    pub published: bool,
-    /// `published`, `unpublished` or `deleted`.
-    pub state: String,
-    /// Start, ms.
-    pub start_time_ms: i64,
-    /// End, ms.
-    pub end_time_ms: i64,
-    /// Participants.
-    pub participants: u32,
-    /// Playback only through one-time links.
-    pub protected: bool,
-    /// Metadata.
-    pub metadata: BTreeMap<String, String>,
-    /// Playback formats.
-    pub formats: Vec<RecordingFormat>,
-    /// Stream version.
-    pub version: i64,
-}
 
 fn recording_record(row: recording::Model) -> RecordingRecord {
     RecordingRecord {
@@ -77,39 +34,11 @@ fn recording_record(row: recording::Model) -> RecordingRecord {
     }
 }
 
-/// getRecordings' filters, for one tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingQuery {
-    /// Only this tenant's recordings.
-    pub tenant: TenantId,
-    /// Any of these meetingIDs (exact); empty: all.
-    pub meeting_ids: Vec<String>,
-    /// Record ids starting with any of these; empty: all.
-    pub record_id_prefixes: Vec<String>,
-    /// Any of these states; `None`: any state.
-    pub states: Option<Vec<String>>,
-    /// Every one of these metadata key/value pairs.
-    pub meta: Vec<(String, String)>,
-    /// Skip this many.
-    pub offset: u64,
-    /// At most this many; `Some` also counts the total.
-    pub limit: Option<u64>,
+trait QueryCondition {
+    fn condition(&self) -> Condition;
 }
 
-impl RecordingQuery {
-    /// Every published or unpublished recording of a tenant (BBB's default).
-    pub fn new(tenant: TenantId) -> Self {
-        Self {
-            tenant,
-            meeting_ids: Vec::new(),
-            record_id_prefixes: Vec::new(),
-            states: Some(vec!["published".into(), "unpublished".into()]),
-            meta: Vec::new(),
-            offset: 0,
-            limit: None,
-        }
-    }
-
+impl QueryCondition for RecordingQuery {
     fn condition(&self) -> Condition {
         let mut condition =
             Condition::all().add(recording::Column::Tenant.eq(self.tenant.0.as_str()));
@@ -145,32 +74,6 @@ impl RecordingQuery {
     }
 }
 
-/// One page of getRecordings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingPage {
-    /// The recordings, oldest first.
-    pub recordings: Vec<RecordingRecord>,
-    /// All matches, when a limit was asked for.
-    pub total: Option<u64>,
-}
-
-/// A meeting run as `meeting_runs` holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeetingRunRecord {
-    /// BBB's internal meeting id.
-    pub internal_id: String,
-    /// Owner.
-    pub tenant: TenantId,
-    /// The front-end's meetingID.
-    pub meeting_id: String,
-    /// Its server.
-    pub server_id: Option<ServerId>,
-    /// createTime, ms.
-    pub create_time_ms: i64,
-    /// Where to announce its recording.
-    pub recording_ready_url: Option<String>,
-}
-
 impl Store {
     /// Recordings matching a query, oldest first (then by record id).
     ///
@@ -180,10 +83,10 @@ impl Store {
     /// ids from the `(tenant, start_time_ms, record_id, state)` index
     /// (index-only, walking from the nearer end when the offset is past the
     /// middle) and then reads just those rows.
-    pub async fn find_recordings(
+    pub(crate) async fn find_recordings(
         &self,
         query: &RecordingQuery,
-    ) -> Result<RecordingPage, StoreError> {
+    ) -> Result<RecordingPage, SqlError> {
         let Some(limit) = query.limit else {
             let mut select = recording::Entity::find()
                 .filter(query.condition())
@@ -223,7 +126,7 @@ impl Store {
     }
 
     /// One recording, in any state.
-    pub async fn recording(&self, record_id: &str) -> Result<Option<RecordingRecord>, StoreError> {
+    pub(crate) async fn recording(&self, record_id: &str) -> Result<Option<RecordingRecord>, SqlError> {
         Ok(recording::Entity::find_by_id(record_id.to_owned())
             .one(&self.db)
             .await?
@@ -231,15 +134,15 @@ impl Store {
     }
 
     /// Number of recordings in the projection (any state).
-    pub async fn recording_count(&self) -> Result<u64, StoreError> {
+    pub(crate) async fn recording_count(&self) -> Result<u64, SqlError> {
         Ok(recording::Entity::find().count(&self.db).await?)
     }
 
     /// A meeting run by internal id (the record id of its recording).
-    pub async fn meeting_run(
+    pub(crate) async fn meeting_run(
         &self,
         internal_id: &str,
-    ) -> Result<Option<MeetingRunRecord>, StoreError> {
+    ) -> Result<Option<MeetingRunRecord>, SqlError> {
         let row = meeting_run::Entity::find_by_id(internal_id.to_owned())
             .one(&self.db)
             .await?;
@@ -253,51 +156,16 @@ impl Store {
         }))
     }
 
-    /// Runs a recording command against its stream; returns the events it
-    /// recorded (possibly none).
-    pub async fn execute_recording(
-        &self,
-        record_id: &str,
-        command: &RecordingCommand,
-        metadata: &EventMetadata,
-    ) -> Result<Executed<RecordingEvent>, CommandError<RecordingError>> {
-        let stream = recording_stream(record_id);
-        for attempt in 1..=ATTEMPTS {
-            let stored = self.stream_events(&stream).await?;
-            let version = stored.last().map(|event| event.version).unwrap_or(0);
-            let mut state = Recording::default();
-            for stored in &stored {
-                if let DomainEvent::Recording(event) = &stored.event {
-                    state.evolve(event);
-                }
-            }
-            let events = state
-                .decide_for(record_id, command)
-                .map_err(CommandError::Rejected)?;
-            let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
-            match self.append(&stream, version, &domain, metadata).await {
-                Ok(outcome) => {
-                    return Ok(Executed {
-                        events,
-                        position: outcome.position,
-                    });
-                }
-                Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => {}
-                Err(err) => return Err(err.into()),
-            }
-        }
-        unreachable!("the last attempt never retries")
-    }
 
     /// Marks a one-time token nonce used until `expires_at` (unix seconds);
     /// true when it was not used before. Shared by every instance on this
     /// database. Forgets expired nonces now and then.
-    pub async fn claim_token(
+    pub(crate) async fn claim_token(
         &self,
         nonce: &str,
         expires_at: u64,
         now: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, SqlError> {
         if rand_sweep() {
             used_token::Entity::delete_many()
                 .filter(used_token::Column::ExpiresAt.lte(i64::try_from(now).unwrap_or(i64::MAX)))
@@ -321,7 +189,7 @@ impl Store {
 async fn recording_total<C: ConnectionTrait>(
     db: &C,
     query: &RecordingQuery,
-) -> Result<u64, StoreError> {
+) -> Result<u64, SqlError> {
     if !query.meeting_ids.is_empty()
         || !query.record_id_prefixes.is_empty()
         || !query.meta.is_empty()
@@ -350,7 +218,7 @@ async fn recording_page<C: ConnectionTrait>(
     query: &RecordingQuery,
     limit: u64,
     total: u64,
-) -> Result<Vec<recording::Model>, StoreError> {
+) -> Result<Vec<recording::Model>, SqlError> {
     let take = Ord::min(limit, total - query.offset);
     let after = total - query.offset - take;
     let (order, skip) = if after < query.offset {

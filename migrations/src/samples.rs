@@ -3,133 +3,18 @@
 //! are not changes, so they never enter the event log).
 
 use crate::entities::{meeting, meeting_listing, server_sample};
-use crate::store::{Store, StoreError};
+use crate::store::{SqlError, Store};
+use switchboard_app::records::{MeetingListing, ServerSample};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 use switchboard_domain::ids::ServerId;
-use switchboard_domain::server_metrics::{MetricsState, ResourceUsage};
+use switchboard_domain::server_metrics::MetricsState;
 
 /// The PostgreSQL channel on which appends and sample writes are announced,
 /// so other instances refresh their views at once.
 pub const CHANGE_CHANNEL: &str = "switchboard_changes";
-
-/// What the last polls saw on one server.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerSample {
-    /// The server.
-    pub server_id: ServerId,
-    /// When the content (not only the poll time) last changed (ms).
-    pub changed_at_ms: i64,
-    /// When it was last polled (ms).
-    pub polled_at_ms: i64,
-    /// Consecutive failed polls.
-    pub failures: u32,
-    /// Consecutive good polls.
-    pub successes: u32,
-    /// Meetings it runs.
-    pub meetings: u64,
-    /// Attendees over its meetings.
-    pub attendees: u64,
-    /// Participants of its largest meeting.
-    pub largest_meeting: u64,
-    /// Of its meetings, those Switchboard records there.
-    pub known_meetings: u64,
-    /// Weighted load of its meetings (before the server's multiplier).
-    pub load: f64,
-    /// The `<meeting>` elements of its last good getMeetings answer, as sent.
-    pub meetings_xml: String,
-    /// Windowed CPU utilisation, percent (`None`: not known).
-    pub cpu_percent: Option<f64>,
-    /// Windowed used memory, percent (`None`: not known).
-    pub memory_percent: Option<f64>,
-    /// Whether its metrics can be used.
-    pub metrics_state: MetricsState,
-    /// Why the last metrics read failed (never with credentials).
-    pub metrics_error: Option<String>,
-    /// When its metrics were last read well (ms).
-    pub metrics_read_at_ms: Option<i64>,
-}
-
-impl ServerSample {
-    /// An empty sample of a server never polled.
-    pub fn new(server_id: ServerId) -> Self {
-        Self {
-            server_id,
-            changed_at_ms: 0,
-            polled_at_ms: 0,
-            failures: 0,
-            successes: 0,
-            meetings: 0,
-            attendees: 0,
-            largest_meeting: 0,
-            known_meetings: 0,
-            load: 0.0,
-            meetings_xml: String::new(),
-            cpu_percent: None,
-            memory_percent: None,
-            metrics_state: MetricsState::NotConfigured,
-            metrics_error: None,
-            metrics_read_at_ms: None,
-        }
-    }
-
-    /// The windowed CPU and memory placement may use.
-    pub fn usage(&self) -> ResourceUsage {
-        ResourceUsage {
-            cpu_percent: self.cpu_percent,
-            memory_percent: self.memory_percent,
-        }
-    }
-
-    /// Whether anything but the poll and read times differs from `other`
-    /// (CPU and memory: by at least [`METRICS_STEP_PERCENT`]).
-    pub fn content_differs(&self, other: &ServerSample) -> bool {
-        self.failures != other.failures
-            || self.successes != other.successes
-            || self.meetings != other.meetings
-            || self.attendees != other.attendees
-            || self.largest_meeting != other.largest_meeting
-            || self.known_meetings != other.known_meetings
-            || self.load.to_bits() != other.load.to_bits()
-            || self.meetings_xml != other.meetings_xml
-            || differs_by(self.cpu_percent, other.cpu_percent, METRICS_STEP_PERCENT)
-            || differs_by(
-                self.memory_percent,
-                other.memory_percent,
-                METRICS_STEP_PERCENT,
-            )
-            || self.metrics_state != other.metrics_state
-            || self.metrics_error != other.metrics_error
-    }
-}
-
-/// CPU and memory changes smaller than this (percentage points) are not a
-/// change of the sample: they would rewrite it, and wake every instance, on
-/// every poll.
-pub const METRICS_STEP_PERCENT: f64 = 0.5;
-
-fn differs_by(a: Option<f64>, b: Option<f64>, step: f64) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => (a - b).abs() >= step,
-        (None, None) => false,
-        _ => true,
-    }
-}
-
-/// A `<meeting>` element for a run Switchboard created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeetingListing {
-    /// BBB's internal meeting id of the run.
-    pub internal_id: String,
-    /// Its server.
-    pub server_id: ServerId,
-    /// When it was created (ms).
-    pub created_at_ms: i64,
-    /// The `<meeting>` element.
-    pub xml: String,
-}
 
 fn to_sample(row: server_sample::Model) -> Option<ServerSample> {
     Some(ServerSample {
@@ -176,17 +61,17 @@ fn to_row(sample: &ServerSample) -> server_sample::ActiveModel {
 
 impl Store {
     /// Every server's sample.
-    pub async fn server_samples(&self) -> Result<Vec<ServerSample>, StoreError> {
+    pub(crate) async fn server_samples(&self) -> Result<Vec<ServerSample>, SqlError> {
         let rows = server_sample::Entity::find().all(&self.db).await?;
         Ok(rows.into_iter().filter_map(to_sample).collect())
     }
 
     /// Which samples changed after `since_ms`, with their change times (cheap:
     /// no XML is read).
-    pub async fn samples_changed_after(
+    pub(crate) async fn samples_changed_after(
         &self,
         since_ms: i64,
-    ) -> Result<Vec<(ServerId, i64)>, StoreError> {
+    ) -> Result<Vec<(ServerId, i64)>, SqlError> {
         let rows: Vec<(String, i64)> = server_sample::Entity::find()
             .select_only()
             .column(server_sample::Column::ServerId)
@@ -202,10 +87,10 @@ impl Store {
     }
 
     /// The samples of some servers.
-    pub async fn server_samples_of(
+    pub(crate) async fn server_samples_of(
         &self,
         servers: &[ServerId],
-    ) -> Result<Vec<ServerSample>, StoreError> {
+    ) -> Result<Vec<ServerSample>, SqlError> {
         if servers.is_empty() {
             return Ok(Vec::new());
         }
@@ -219,7 +104,7 @@ impl Store {
 
     /// Writes samples (insert or overwrite), in one transaction, and tells
     /// other instances when anything was written.
-    pub async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError> {
+    pub(crate) async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), SqlError> {
         if samples.is_empty() {
             return Ok(());
         }
@@ -257,7 +142,7 @@ impl Store {
 
     /// Records the listing of a run this instance is creating. Written before
     /// the run is appended, so any instance that sees the run sees its listing.
-    pub async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError> {
+    pub(crate) async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), SqlError> {
         let row = meeting_listing::ActiveModel {
             internal_id: Set(listing.internal_id.clone()),
             server_id: Set(listing.server_id.to_string()),
@@ -280,7 +165,7 @@ impl Store {
     }
 
     /// Listings of runs Switchboard records as running.
-    pub async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, StoreError> {
+    pub(crate) async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, SqlError> {
         let running: Vec<String> = meeting::Entity::find()
             .select_only()
             .column(meeting::Column::InternalId)
@@ -305,7 +190,7 @@ impl Store {
     }
 
     /// Drops listings created before `before_ms` (by then polls list the runs).
-    pub async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, StoreError> {
+    pub(crate) async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, SqlError> {
         let result = meeting_listing::Entity::delete_many()
             .filter(meeting_listing::Column::CreatedAtMs.lt(before_ms))
             .exec(&self.db)
@@ -319,7 +204,7 @@ impl Store {
     /// (apalis keeps them for ever: a poll tick every 10 s would add 8,640
     /// rows a day); returns how many went. Only for job storage in this
     /// database (not Redis).
-    pub async fn prune_finished_jobs(&self, kept: std::time::Duration) -> Result<u64, StoreError> {
+    pub async fn prune_finished_jobs(&self, kept: std::time::Duration) -> Result<u64, SqlError> {
         let kept = kept.as_secs();
         let sql = if self.is_postgres() {
             format!(
@@ -342,7 +227,7 @@ pub(crate) async fn announce_change<C: ConnectionTrait>(
     db: &C,
     postgres: bool,
     what: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), SqlError> {
     if postgres {
         db.execute_unprepared(&format!("NOTIFY {CHANGE_CHANNEL}, '{what}'"))
             .await?;

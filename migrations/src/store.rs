@@ -13,12 +13,15 @@ use sea_orm::{
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
+use switchboard_app::records::{AppendOutcome, EventFilter, StoredEvent};
 use switchboard_domain::events::{CURRENT_SCHEMA_VERSION, DomainEvent, EventMetadata};
+use switchboard_domain::ids::{StreamId, StreamKind};
 use thiserror::Error;
 
-/// What went wrong in the store.
+/// What went wrong in the SQL store; the ports answer it as
+/// [`switchboard_app::StoreError`].
 #[derive(Debug, Error)]
-pub enum StoreError {
+pub enum SqlError {
     /// Another writer appended to the stream first (optimistic concurrency).
     #[error("stream `{stream}` changed concurrently: expected version {expected}")]
     Conflict {
@@ -43,65 +46,6 @@ pub enum StoreError {
     },
 }
 
-/// Where an append left the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppendOutcome {
-    /// The stream's version after the append.
-    pub version: i64,
-    /// Position of the last appended event (0 when nothing was appended).
-    pub position: i64,
-}
-
-/// An event as read back from the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
-    /// Global position.
-    pub position: i64,
-    /// Stream.
-    pub stream: String,
-    /// Version within the stream.
-    pub version: i64,
-    /// The event.
-    pub event: DomainEvent,
-    /// Who and why.
-    pub metadata: EventMetadata,
-    /// When.
-    pub recorded_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Which events to read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventFilter {
-    /// Only this stream.
-    pub stream: Option<String>,
-    /// Only this type.
-    pub event_type: Option<String>,
-    /// Only events caused by this actor.
-    pub actor: Option<String>,
-    /// Recorded at or after.
-    pub from: Option<chrono::DateTime<chrono::Utc>>,
-    /// Recorded at or before.
-    pub to: Option<chrono::DateTime<chrono::Utc>>,
-    /// Only positions after this one (pagination).
-    pub after: i64,
-    /// At most this many.
-    pub limit: u64,
-}
-
-impl Default for EventFilter {
-    fn default() -> Self {
-        Self {
-            stream: None,
-            event_type: None,
-            actor: None,
-            from: None,
-            to: None,
-            after: 0,
-            limit: 100,
-        }
-    }
-}
-
 /// The database behind Switchboard: log and projections.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -110,7 +54,7 @@ pub struct Store {
 
 impl Store {
     /// Connects to `sqlite://PATH?mode=rwc` or `postgres://...`.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str) -> Result<Self, SqlError> {
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false).max_connections(16);
         let db = Database::connect(options).await?;
@@ -124,7 +68,7 @@ impl Store {
     }
 
     /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub async fn migrate(&self) -> Result<(), SqlError> {
         Migrator::up(&self.db, None).await?;
         Ok(())
     }
@@ -141,7 +85,7 @@ impl Store {
 
     /// Runs `SELECT 1` as a prepared statement: one round trip with nothing
     /// to read, the baseline benchmarks compare their queries against.
-    pub async fn select_one(&self) -> Result<(), StoreError> {
+    pub async fn select_one(&self) -> Result<(), SqlError> {
         let backend = self.db.get_database_backend();
         self.db
             .query_one_raw(sea_orm::Statement::from_string(backend, "SELECT 1"))
@@ -153,7 +97,7 @@ impl Store {
     /// PostgreSQL with `VACUUM (ANALYZE)`, which also marks pages all-visible
     /// for index-only scans), as autovacuum does in a running deployment;
     /// for benchmarks on freshly seeded data.
-    pub async fn analyze_recordings(&self) -> Result<(), StoreError> {
+    pub async fn analyze_recordings(&self) -> Result<(), SqlError> {
         let sql = if self.is_postgres() {
             "VACUUM (ANALYZE) recordings, recording_meta, recording_counts"
         } else {
@@ -164,7 +108,7 @@ impl Store {
     }
 
     /// Checks that the database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> Result<(), SqlError> {
         self.db.ping().await?;
         Ok(())
     }
@@ -172,20 +116,24 @@ impl Store {
     /// Appends events to a stream whose current version must be `expected`,
     /// updating the projections in the same transaction. Nothing is written
     /// when `events` is empty.
-    pub async fn append(
+    pub(crate) async fn append(
         &self,
-        stream: &str,
+        stream: &StreamId,
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
-    ) -> Result<AppendOutcome, StoreError> {
+    ) -> Result<AppendOutcome, SqlError> {
         if events.is_empty() {
             return Ok(AppendOutcome {
                 version: expected,
                 position: 0,
             });
         }
-        let metadata_json = serde_json::to_string(metadata).unwrap_or_else(|_| "{}".into());
+        let metadata_json = serde_json::to_string(metadata).map_err(|err| SqlError::Corrupt {
+            position: 0,
+            reason: format!("event metadata cannot be written: {err}"),
+        })?;
+        let stream_text = stream.to_string();
         let txn = self.db.begin().await?;
         let mut version = expected;
         let mut position = 0;
@@ -194,11 +142,17 @@ impl Store {
         for domain_event in events {
             version += 1;
             let row = event::ActiveModel {
-                stream: Set(stream.to_owned()),
+                stream: Set(stream_text.clone()),
                 version: Set(version),
                 event_type: Set(domain_event.type_name().to_owned()),
                 schema_version: Set(CURRENT_SCHEMA_VERSION),
-                payload: Set(domain_event.to_payload().to_string()),
+                payload: Set(domain_event
+                    .to_payload()
+                    .map_err(|err| SqlError::Corrupt {
+                        position: 0,
+                        reason: format!("{} cannot be written: {err}", domain_event.type_name()),
+                    })?
+                    .to_string()),
                 metadata: Set(metadata_json.clone()),
                 recorded_at: Set(now),
                 actor: Set(Some(metadata.actor.clone())),
@@ -208,8 +162,8 @@ impl Store {
             position = match inserted {
                 Ok(result) => result.last_insert_id,
                 Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                    return Err(StoreError::Conflict {
-                        stream: stream.to_owned(),
+                    return Err(SqlError::Conflict {
+                        stream: stream_text,
                         expected,
                     });
                 }
@@ -232,8 +186,8 @@ impl Store {
         match txn.commit().await {
             Ok(()) => Ok(AppendOutcome { version, position }),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(StoreError::Conflict {
-                    stream: stream.to_owned(),
+                Err(SqlError::Conflict {
+                    stream: stream_text,
                     expected,
                 })
             }
@@ -242,21 +196,21 @@ impl Store {
     }
 
     /// The highest position in the log (0 when empty).
-    pub async fn last_position(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn last_position(&self) -> Result<i64, SqlError> {
         last_position_on(&self.db).await
     }
 
     /// Number of events in the log.
-    pub async fn event_count(&self) -> Result<u64, StoreError> {
+    pub async fn event_count(&self) -> Result<u64, SqlError> {
         Ok(event::Entity::find().count(&self.db).await?)
     }
 
     /// Events after `position`, oldest first, at most `limit`.
-    pub async fn events_after(
+    pub(crate) async fn events_after(
         &self,
         position: i64,
         limit: u64,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    ) -> Result<Vec<StoredEvent>, SqlError> {
         let rows = event::Entity::find()
             .filter(event::Column::Position.gt(position))
             .order_by_asc(event::Column::Position)
@@ -267,9 +221,12 @@ impl Store {
     }
 
     /// Every event of one stream, oldest first.
-    pub async fn stream_events(&self, stream: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    pub(crate) async fn stream_events(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Vec<StoredEvent>, SqlError> {
         let rows = event::Entity::find()
-            .filter(event::Column::Stream.eq(stream))
+            .filter(event::Column::Stream.eq(stream.to_string()))
             .order_by_asc(event::Column::Version)
             .all(&self.db)
             .await?;
@@ -277,13 +234,13 @@ impl Store {
     }
 
     /// Events matching a filter, oldest first, after `filter.after`.
-    pub async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+    pub(crate) async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, SqlError> {
         let mut query = event::Entity::find()
             .filter(event::Column::Position.gt(filter.after))
             .order_by_asc(event::Column::Position)
             .limit(filter.limit);
         if let Some(stream) = &filter.stream {
-            query = query.filter(event::Column::Stream.eq(stream.as_str()));
+            query = query.filter(event::Column::Stream.eq(stream.to_string()));
         }
         if let Some(event_type) = &filter.event_type {
             query = query.filter(event::Column::EventType.eq(event_type.as_str()));
@@ -301,27 +258,30 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
-    /// Streams of events of a type prefix after `position` (for cache invalidation).
-    pub async fn streams_changed_after(
+    /// Streams of one kind with events after `position` (for cache invalidation).
+    pub(crate) async fn streams_changed_after(
         &self,
         position: i64,
-        type_prefix: &str,
-    ) -> Result<Vec<String>, StoreError> {
+        kind: StreamKind,
+    ) -> Result<Vec<StreamId>, SqlError> {
         let streams = event::Entity::find()
             .select_only()
             .column(event::Column::Stream)
             .filter(event::Column::Position.gt(position))
-            .filter(event::Column::EventType.starts_with(type_prefix))
+            .filter(event::Column::Stream.starts_with(format!("{}:", kind.prefix())))
             .distinct()
             .into_tuple::<String>()
             .all(&self.db)
             .await?;
-        Ok(streams)
+        Ok(streams
+            .into_iter()
+            .filter_map(|stream| stream.parse().ok())
+            .collect())
     }
 
     /// Rebuilds every projection from the log, in one transaction. Returns the
     /// number of events applied.
-    pub async fn replay(&self) -> Result<u64, StoreError> {
+    pub async fn replay(&self) -> Result<u64, SqlError> {
         const PAGE: u64 = 1000;
         let txn = self.db.begin().await?;
         server::Entity::delete_many().exec(&txn).await?;
@@ -365,7 +325,7 @@ impl Store {
     }
 
     /// A stored setting.
-    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn setting(&self, key: &str) -> Result<Option<String>, SqlError> {
         Ok(setting::Entity::find_by_id(key.to_owned())
             .one(&self.db)
             .await?
@@ -373,7 +333,7 @@ impl Store {
     }
 
     /// Stores a setting, replacing an earlier value.
-    pub async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub(crate) async fn put_setting(&self, key: &str, value: &str) -> Result<(), SqlError> {
         let row = setting::ActiveModel {
             key: Set(key.to_owned()),
             value: Set(value.to_owned()),
@@ -390,7 +350,7 @@ impl Store {
     }
 
     /// Stores a setting unless it exists; returns the value that is stored now.
-    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+    pub(crate) async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, SqlError> {
         let row = setting::ActiveModel {
             key: Set(key.to_owned()),
             value: Set(value.to_owned()),
@@ -410,7 +370,7 @@ impl Store {
 /// The highest position in the log as `db` sees it.
 pub(crate) async fn last_position_on<C: sea_orm::ConnectionTrait>(
     db: &C,
-) -> Result<i64, StoreError> {
+) -> Result<i64, SqlError> {
     let last = event::Entity::find()
         .select_only()
         .column_as(event::Column::Position.max(), "max")
@@ -421,19 +381,23 @@ pub(crate) async fn last_position_on<C: sea_orm::ConnectionTrait>(
 }
 
 /// Reads a log row into a domain event.
-fn decode(row: event::Model) -> Result<StoredEvent, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
+fn decode(row: event::Model) -> Result<StoredEvent, SqlError> {
+    let corrupt = |reason: String| SqlError::Corrupt {
         position: row.position,
         reason,
     };
+    let stream: StreamId = row
+        .stream
+        .parse()
+        .map_err(|err: switchboard_domain::ids::UnknownStream| corrupt(err.to_string()))?;
     let payload: serde_json::Value =
         serde_json::from_str(&row.payload).map_err(|err| corrupt(err.to_string()))?;
-    let event = DomainEvent::from_payload(&row.event_type, payload)
+    let event = DomainEvent::from_stored(stream.kind(), &row.event_type, row.schema_version, payload)
         .map_err(|err| corrupt(err.to_string()))?;
     let metadata = serde_json::from_str(&row.metadata).unwrap_or_default();
     Ok(StoredEvent {
         position: row.position,
-        stream: row.stream,
+        stream,
         version: row.version,
         event,
         metadata,

@@ -1,0 +1,302 @@
+//! The one command executor: load an aggregate's state, decide, append with
+//! the expected version, and on a concurrent change decide again against the
+//! fresh state. Every command of every aggregate runs through it, and every
+//! append is published to the in-process subscribers (the routing view).
+
+use crate::error::StoreError;
+use crate::ports::EventStore;
+use std::sync::{Arc, RwLock};
+use switchboard_domain::aggregate::Aggregate;
+use switchboard_domain::events::{AggregateEvent, DomainEvent, EventMetadata};
+use switchboard_domain::ids::StreamId;
+use switchboard_domain::meeting::Meeting;
+use switchboard_domain::recording::{Recording, RecordingCommand, RecordingError, RecordingEvent};
+use switchboard_domain::server::Server;
+use switchboard_domain::tenant::{Tenant, TenantCommand, TenantError, TenantEvent};
+use switchboard_domain::token::Token;
+use thiserror::Error;
+
+/// How often a command is decided again after a concurrent change.
+pub const ATTEMPTS: usize = 5;
+
+/// What a command recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Executed<E> {
+    /// The events appended (none when the command changed nothing).
+    pub events: Vec<E>,
+    /// Position of the last appended event (0 when none).
+    pub position: i64,
+    /// The stream's version after the command.
+    pub version: i64,
+}
+
+/// Why a command did not go through.
+#[derive(Debug, Error)]
+pub enum CommandError<E> {
+    /// The aggregate refused it.
+    #[error(transparent)]
+    Rejected(E),
+    /// The store failed (or conflicts kept happening).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<E> CommandError<E> {
+    /// Whether another writer came first (the last attempt's conflict).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Conflict { .. }))
+    }
+}
+
+/// An aggregate with a stream: how a new one starts and how it decides,
+/// given the stream it lives in.
+pub trait StreamAggregate: Aggregate + Send + Sync
+where
+    Self::Event: AggregateEvent + Send + Sync,
+    Self::Command: Sync,
+    Self::Error: Send,
+{
+    /// The state of a stream without events.
+    fn initial(_stream: &StreamId) -> Self {
+        Self::default()
+    }
+
+    /// Decides a command for the aggregate of `stream`.
+    fn decide_in(
+        &self,
+        _stream: &StreamId,
+        command: &Self::Command,
+    ) -> Result<Vec<Self::Event>, Self::Error> {
+        self.decide(command)
+    }
+}
+
+impl StreamAggregate for Server {}
+impl StreamAggregate for Meeting {}
+
+impl StreamAggregate for Token {
+    fn initial(stream: &StreamId) -> Self {
+        let mut token = Self::default();
+        if let StreamId::Token(name) = stream {
+            token.name = Some(name.clone());
+        }
+        token
+    }
+}
+
+impl StreamAggregate for Tenant {
+    fn decide_in(
+        &self,
+        stream: &StreamId,
+        command: &TenantCommand,
+    ) -> Result<Vec<TenantEvent>, TenantError> {
+        self.decide(command).map_err(|err| match (err, stream) {
+            (TenantError::NotFound(_), StreamId::Tenant(name)) => TenantError::NotFound(name.clone()),
+            (err, _) => err,
+        })
+    }
+}
+
+impl StreamAggregate for Recording {
+    fn decide_in(
+        &self,
+        stream: &StreamId,
+        command: &RecordingCommand,
+    ) -> Result<Vec<RecordingEvent>, RecordingError> {
+        match stream {
+            StreamId::Recording(record_id) => self.decide_for(record_id, command),
+            _ => self.decide(command),
+        }
+    }
+}
+
+/// One event as appended: where it went in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendedEvent {
+    /// Its stream.
+    pub stream: StreamId,
+    /// Its version within the stream.
+    pub version: i64,
+    /// The position of the append that wrote it (its batch's last).
+    pub position: i64,
+    /// The event.
+    pub event: DomainEvent,
+}
+
+/// Hears of every append this process makes, right after it committed.
+pub trait Subscriber: Send + Sync {
+    /// Called once per committed append, with its events in order.
+    fn on_appended(&self, events: &[AppendedEvent]);
+}
+
+/// The in-process subscribers of appended events.
+#[derive(Clone, Default)]
+pub struct EventBus(Arc<RwLock<Vec<Arc<dyn Subscriber>>>>);
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus").finish_non_exhaustive()
+    }
+}
+
+impl EventBus {
+    /// Adds a subscriber.
+    pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
+        self.0.write().expect("bus lock").push(subscriber);
+    }
+
+    /// Tells every subscriber of an append.
+    pub fn publish(&self, events: &[AppendedEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let subscribers = self.0.read().expect("bus lock").clone();
+        for subscriber in subscribers {
+            subscriber.on_appended(events);
+        }
+    }
+}
+
+/// Runs commands against the event store.
+#[derive(Debug, Clone)]
+pub struct CommandExecutor {
+    store: Arc<dyn EventStore>,
+    bus: EventBus,
+}
+
+impl CommandExecutor {
+    /// An executor appending to `store` and publishing to `bus`.
+    pub fn new(store: Arc<dyn EventStore>, bus: EventBus) -> Self {
+        Self { store, bus }
+    }
+
+    /// The subscribers appends are published to.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// The log behind the executor.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// Runs a command on the aggregate of `stream`, folded from its events;
+    /// returns the events it recorded (possibly none).
+    pub async fn execute<A>(
+        &self,
+        stream: &StreamId,
+        command: &A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>>
+    where
+        A: StreamAggregate,
+        A::Event: AggregateEvent + Send + Sync,
+        A::Command: Sync,
+        A::Error: Send,
+    {
+        let (state, version) = self.load::<A>(stream).await?;
+        self.execute_from(stream, state, version, command, metadata)
+            .await
+    }
+
+    /// As [`execute`](Self::execute), with a state already at hand (a
+    /// projection row, the routing view) for the first attempt; a conflict
+    /// folds the stream afresh.
+    pub async fn execute_from<A>(
+        &self,
+        stream: &StreamId,
+        state: A,
+        version: i64,
+        command: &A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>>
+    where
+        A: StreamAggregate,
+        A::Event: AggregateEvent + Send + Sync,
+        A::Command: Sync,
+        A::Error: Send,
+    {
+        let (mut state, mut version) = (state, version);
+        for attempt in 1..=ATTEMPTS {
+            match self
+                .try_once(stream, &state, version, command, metadata)
+                .await
+            {
+                Err(err) if err.is_conflict() && attempt < ATTEMPTS => {
+                    (state, version) = self.load::<A>(stream).await?;
+                }
+                result => return result,
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// One attempt: decide against `state` and append at `version`. A
+    /// conflict is returned as [`CommandError::Store`] with
+    /// [`StoreError::Conflict`], for callers that must act on a lost race.
+    pub async fn try_once<A>(
+        &self,
+        stream: &StreamId,
+        state: &A,
+        version: i64,
+        command: &A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>>
+    where
+        A: StreamAggregate,
+        A::Event: AggregateEvent + Send + Sync,
+        A::Command: Sync,
+        A::Error: Send,
+    {
+        let events = state
+            .decide_in(stream, command)
+            .map_err(CommandError::Rejected)?;
+        if events.is_empty() {
+            return Ok(Executed {
+                events,
+                position: 0,
+                version,
+            });
+        }
+        let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
+        let outcome = self
+            .store
+            .append(stream, version, &domain, metadata)
+            .await?;
+        let appended: Vec<AppendedEvent> = domain
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| AppendedEvent {
+                stream: stream.clone(),
+                version: version + index as i64 + 1,
+                position: outcome.position,
+                event,
+            })
+            .collect();
+        self.bus.publish(&appended);
+        Ok(Executed {
+            events,
+            position: outcome.position,
+            version: outcome.version,
+        })
+    }
+
+    /// The aggregate of `stream` folded from its events, and its version.
+    pub async fn load<A>(&self, stream: &StreamId) -> Result<(A, i64), StoreError>
+    where
+        A: StreamAggregate,
+        A::Event: AggregateEvent + Send + Sync,
+        A::Command: Sync,
+        A::Error: Send,
+    {
+        let stored = self.store.stream_events(stream).await?;
+        let version = stored.last().map(|event| event.version).unwrap_or(0);
+        let mut state = A::initial(stream);
+        for stored in stored {
+            if let Some(event) = A::Event::from_domain(stored.event) {
+                state.evolve(&event);
+            }
+        }
+        Ok((state, version))
+    }
+}

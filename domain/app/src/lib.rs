@@ -1,0 +1,14 @@
+//! Switchboard's application layer, below the HTTP side (`switchboard-api`)
+//! and the background work (`switchboard-workers`): the ports the use cases
+//! need (event store, read models, BBB backend, clock), the one command
+//! executor, and the read models' record types. The SQL adapter
+//! (`switchboard-store`) implements the storage ports.
+
+pub mod clock;
+pub mod error;
+pub mod executor;
+pub mod ports;
+pub mod records;
+
+pub use error::StoreError;
+pub use executor::{CommandError, CommandExecutor, EventBus, Executed};

@@ -1,0 +1,190 @@
+//! The ports the use cases need from the outside world. The SQL adapter
+//! (`switchboard-store`) implements the storage ports, the HTTP client in
+//! `switchboard-workers` the backend port; [`crate::memory`] implements the
+//! storage ports in memory for unit tests.
+
+use crate::error::StoreError;
+use crate::records::{
+    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, RecordingPage,
+    RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample, StoredEvent,
+    TokenRecord,
+};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use switchboard_domain::events::{DomainEvent, EventMetadata};
+use switchboard_domain::ids::{MeetingId, ServerId, StreamId, StreamKind, TenantId};
+use switchboard_domain::tenant::TenantConfig;
+
+/// The append-only log: append with an expected version, read a stream or
+/// from a position, and hear of other instances' appends.
+#[async_trait]
+pub trait EventStore: Send + Sync + std::fmt::Debug {
+    /// Appends events to a stream whose current version must be `expected`,
+    /// updating the projections in the same transaction. Nothing is written
+    /// when `events` is empty. [`StoreError::Conflict`] when another writer
+    /// came first.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: i64,
+        events: &[DomainEvent],
+        metadata: &EventMetadata,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// Every event of one stream, oldest first.
+    async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Events after `position`, oldest first, at most `limit`.
+    async fn events_after(&self, position: i64, limit: u64)
+    -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Events matching a filter, oldest first.
+    async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// The highest position in the log (0 when empty).
+    async fn last_position(&self) -> Result<i64, StoreError>;
+
+    /// Streams of one kind with events after `position`.
+    async fn streams_changed_after(
+        &self,
+        position: i64,
+        kind: StreamKind,
+    ) -> Result<Vec<StreamId>, StoreError>;
+
+    /// Announcements of changes made by other instances (`None`: this
+    /// store has no such channel; views then refresh on a timer).
+    async fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError>;
+}
+
+/// A stream of change announcements from other instances.
+#[async_trait]
+pub trait ChangeFeed: Send {
+    /// Waits for the next announcement (its payload names what changed).
+    async fn next(&mut self) -> Result<String, StoreError>;
+}
+
+/// Servers and admin tokens, as the projections hold them.
+#[async_trait]
+pub trait ServerReads: Send + Sync {
+    /// Every server of the pool, oldest first.
+    async fn servers(&self) -> Result<Vec<ServerRecord>, StoreError>;
+    /// One server.
+    async fn server(&self, id: ServerId) -> Result<Option<ServerRecord>, StoreError>;
+    /// Admin tokens in force, by name.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+}
+
+/// Meetings and their runs, as the projections hold them.
+#[async_trait]
+pub trait MeetingReads: Send + Sync {
+    /// The meeting of a tenant.
+    async fn meeting(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<MeetingRecord>, StoreError>;
+    /// Every meeting, running or ended.
+    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError>;
+    /// Every running meeting.
+    async fn running_meetings(&self) -> Result<Vec<MeetingRecord>, StoreError>;
+    /// Running meetings per server.
+    async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, StoreError>;
+    /// Running meetings of a tenant.
+    async fn running_meetings_of(&self, tenant: &TenantId) -> Result<u64, StoreError>;
+    /// Internal ids of a tenant's running runs.
+    async fn running_runs_of(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError>;
+    /// Servers running this meetingID for another tenant.
+    async fn servers_running_elsewhere(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Vec<ServerId>, StoreError>;
+    /// Runs that run or ended since `ended_since_ms`, by internal id: their
+    /// tenant and whether they run.
+    async fn recent_runs_by_tenant(
+        &self,
+        ended_since_ms: i64,
+    ) -> Result<HashMap<String, (TenantId, bool)>, StoreError>;
+    /// Position, servers and running meetings per server, read together.
+    async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError>;
+    /// A meeting run by internal id.
+    async fn meeting_run(&self, internal_id: &str) -> Result<Option<MeetingRunRecord>, StoreError>;
+}
+
+/// Tenants in force.
+#[async_trait]
+pub trait TenantReads: Send + Sync {
+    /// Every tenant in force.
+    async fn tenants(&self) -> Result<Vec<TenantConfig>, StoreError>;
+    /// One tenant in force.
+    async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, StoreError>;
+}
+
+/// The polled picture: samples and listings, overwritten in place.
+#[async_trait]
+pub trait PolledPicture: Send + Sync {
+    /// Every server's sample.
+    async fn server_samples(&self) -> Result<Vec<ServerSample>, StoreError>;
+    /// Servers whose sample changed after `since_ms`, with the change time.
+    async fn samples_changed_after(&self, since_ms: i64)
+    -> Result<Vec<(ServerId, i64)>, StoreError>;
+    /// The samples of some servers.
+    async fn server_samples_of(&self, servers: &[ServerId])
+    -> Result<Vec<ServerSample>, StoreError>;
+    /// Writes samples (replacing earlier ones) and announces the change.
+    async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError>;
+    /// Keeps the `<meeting>` element of a run Switchboard created.
+    async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError>;
+    /// Listings of runs that still run.
+    async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, StoreError>;
+    /// Drops listings created before `before_ms`.
+    async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// Recordings and the one-time link nonces.
+#[async_trait]
+pub trait RecordingReads: Send + Sync {
+    /// Recordings matching a query.
+    async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError>;
+    /// One recording.
+    async fn recording(&self, record_id: &str) -> Result<Option<RecordingRecord>, StoreError>;
+    /// Number of recordings.
+    async fn recording_count(&self) -> Result<u64, StoreError>;
+    /// Uses a one-time nonce; false when it was used before.
+    async fn claim_token(&self, nonce: &str, expires_at: u64, now: u64)
+    -> Result<bool, StoreError>;
+}
+
+/// Stored settings (a generated secret, ...).
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// A stored setting.
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Stores a setting, replacing an earlier value.
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Stores a setting unless it exists; returns the value stored now.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
+}
+
+/// Every storage port at once, as one adapter (SQL, in memory) provides them.
+pub trait Database:
+    EventStore
+    + ServerReads
+    + MeetingReads
+    + TenantReads
+    + PolledPicture
+    + RecordingReads
+    + SettingsStore
+{
+}
+
+impl<T> Database for T where
+    T: EventStore
+        + ServerReads
+        + MeetingReads
+        + TenantReads
+        + PolledPicture
+        + RecordingReads
+        + SettingsStore
+{
+}

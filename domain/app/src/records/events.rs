@@ -1,0 +1,64 @@
+//! The log as the use cases read it: stored events, filters, append outcomes.
+
+use switchboard_domain::events::{DomainEvent, EventMetadata};
+use switchboard_domain::ids::StreamId;
+
+/// Where an append left the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream's version after the append.
+    pub version: i64,
+    /// Position of the last appended event (0 when nothing was appended).
+    pub position: i64,
+}
+
+/// An event as read back from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Global position.
+    pub position: i64,
+    /// Stream.
+    pub stream: StreamId,
+    /// Version within the stream.
+    pub version: i64,
+    /// The event.
+    pub event: DomainEvent,
+    /// Who and why.
+    pub metadata: EventMetadata,
+    /// When.
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFilter {
+    /// Only this stream.
+    pub stream: Option<StreamId>,
+    /// Only this type.
+    pub event_type: Option<String>,
+    /// Only events caused by this actor.
+    pub actor: Option<String>,
+    /// Recorded at or after.
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recorded at or before.
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only positions after this one (pagination).
+    pub after: i64,
+    /// At most this many.
+    pub limit: u64,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        Self {
+            stream: None,
+            event_type: None,
+            actor: None,
+            from: None,
+            to: None,
+            after: 0,
+            limit: 100,
+        }
+    }
+}
+

@@ -1,0 +1,48 @@
+//! Meetings and their runs as the projections hold them.
+
+use crate::records::servers::ServerRecord;
+use std::collections::HashMap;
+use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
+use switchboard_domain::meeting::{Meeting, MeetingRun};
+
+/// A meeting as the projection holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingRecord {
+    /// Owner.
+    pub tenant: TenantId,
+    /// Front-end id.
+    pub meeting_id: MeetingId,
+    /// Name from the last create.
+    pub name: String,
+    /// The last run.
+    pub run: MeetingRun,
+    /// Whether that run goes on.
+    pub running: bool,
+    /// When it ended.
+    pub ended_at_ms: Option<i64>,
+    /// Stream version.
+    pub version: i64,
+}
+
+impl MeetingRecord {
+    /// The aggregate state this row stands for.
+    pub fn aggregate(&self) -> Meeting {
+        Meeting {
+            identity: Some((self.tenant.clone(), self.meeting_id.clone())),
+            name: self.name.clone(),
+            current: self.running.then(|| self.run.clone()),
+            ended_at_ms: self.ended_at_ms,
+        }
+    }
+}
+
+/// What routing needs from the database, as of one position.
+#[derive(Debug, Clone)]
+pub struct RoutingSnapshot {
+    /// The log position the rest belongs to.
+    pub position: i64,
+    /// Every server.
+    pub servers: Vec<ServerRecord>,
+    /// Running meetings per server.
+    pub running: HashMap<ServerId, u64>,
+}

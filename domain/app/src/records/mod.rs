@@ -1,0 +1,13 @@
+//! Read models: the rows the projections keep, as the use cases read them.
+
+pub mod events;
+pub mod meetings;
+pub mod recordings;
+pub mod samples;
+pub mod servers;
+
+pub use events::{AppendOutcome, EventFilter, StoredEvent};
+pub use meetings::{MeetingRecord, RoutingSnapshot};
+pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
+pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample};
+pub use servers::{ServerRecord, TokenRecord};

@@ -1,0 +1,122 @@
+//! The polled picture: what the last polls saw on each server, and the
+//! listings of runs created since. Overwritten in place, never logged.
+
+use switchboard_domain::ids::ServerId;
+use switchboard_domain::server_metrics::{MetricsState, ResourceUsage};
+
+/// What the last polls saw on one server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSample {
+    /// The server.
+    pub server_id: ServerId,
+    /// When the content (not only the poll time) last changed (ms).
+    pub changed_at_ms: i64,
+    /// When it was last polled (ms).
+    pub polled_at_ms: i64,
+    /// Consecutive failed polls.
+    pub failures: u32,
+    /// Consecutive good polls.
+    pub successes: u32,
+    /// Meetings it runs.
+    pub meetings: u64,
+    /// Attendees over its meetings.
+    pub attendees: u64,
+    /// Participants of its largest meeting.
+    pub largest_meeting: u64,
+    /// Of its meetings, those Switchboard records there.
+    pub known_meetings: u64,
+    /// Weighted load of its meetings (before the server's multiplier).
+    pub load: f64,
+    /// The `<meeting>` elements of its last good getMeetings answer, as sent.
+    pub meetings_xml: String,
+    /// Windowed CPU utilisation, percent (`None`: not known).
+    pub cpu_percent: Option<f64>,
+    /// Windowed used memory, percent (`None`: not known).
+    pub memory_percent: Option<f64>,
+    /// Whether its metrics can be used.
+    pub metrics_state: MetricsState,
+    /// Why the last metrics read failed (never with credentials).
+    pub metrics_error: Option<String>,
+    /// When its metrics were last read well (ms).
+    pub metrics_read_at_ms: Option<i64>,
+}
+
+impl ServerSample {
+    /// An empty sample of a server never polled.
+    pub fn new(server_id: ServerId) -> Self {
+        Self {
+            server_id,
+            changed_at_ms: 0,
+            polled_at_ms: 0,
+            failures: 0,
+            successes: 0,
+            meetings: 0,
+            attendees: 0,
+            largest_meeting: 0,
+            known_meetings: 0,
+            load: 0.0,
+            meetings_xml: String::new(),
+            cpu_percent: None,
+            memory_percent: None,
+            metrics_state: MetricsState::NotConfigured,
+            metrics_error: None,
+            metrics_read_at_ms: None,
+        }
+    }
+
+    /// The windowed CPU and memory placement may use.
+    pub fn usage(&self) -> ResourceUsage {
+        ResourceUsage {
+            cpu_percent: self.cpu_percent,
+            memory_percent: self.memory_percent,
+        }
+    }
+
+    /// Whether anything but the poll and read times differs from `other`
+    /// (CPU and memory: by at least [`METRICS_STEP_PERCENT`]).
+    pub fn content_differs(&self, other: &ServerSample) -> bool {
+        self.failures != other.failures
+            || self.successes != other.successes
+            || self.meetings != other.meetings
+            || self.attendees != other.attendees
+            || self.largest_meeting != other.largest_meeting
+            || self.known_meetings != other.known_meetings
+            || self.load.to_bits() != other.load.to_bits()
+            || self.meetings_xml != other.meetings_xml
+            || differs_by(self.cpu_percent, other.cpu_percent, METRICS_STEP_PERCENT)
+            || differs_by(
+                self.memory_percent,
+                other.memory_percent,
+                METRICS_STEP_PERCENT,
+            )
+            || self.metrics_state != other.metrics_state
+            || self.metrics_error != other.metrics_error
+    }
+}
+
+/// CPU and memory changes smaller than this (percentage points) are not a
+/// change of the sample: they would rewrite it, and wake every instance, on
+/// every poll.
+pub const METRICS_STEP_PERCENT: f64 = 0.5;
+
+fn differs_by(a: Option<f64>, b: Option<f64>, step: f64) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() >= step,
+        (None, None) => false,
+        _ => true,
+    }
+}
+
+/// A `<meeting>` element for a run Switchboard created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingListing {
+    /// BBB's internal meeting id of the run.
+    pub internal_id: String,
+    /// Its server.
+    pub server_id: ServerId,
+    /// When it was created (ms).
+    pub created_at_ms: i64,
+    /// The `<meeting>` element.
+    pub xml: String,
+}
+
