@@ -4,48 +4,73 @@
 use crate::admin::service::AdminService;
 use crate::bbb;
 use crate::config::Settings;
-use crate::directory::Directory;
-use crate::locks::StripedLocks;
 use anyhow::Context;
 use poem::listener::TcpAcceptor;
 use poem::{EndpointExt, Route, Server, get, handler, web::Data};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_app::backend::Backends;
+use switchboard_app::clock::{SharedClock, SystemClock};
+use switchboard_app::executor::{CommandExecutor, EventBus};
+use switchboard_app::health::{HealthConfig, HealthPorts, OfflinePolicy};
+use switchboard_app::meetings::{MeetingService, MeetingSettings};
+use switchboard_app::ports::Database;
+use switchboard_app::ports::prelude::*;
+use switchboard_app::routing::{ObservedLoads, RoutingView};
 use switchboard_store::Store;
 use switchboard_workers::backend::HttpBackendClient;
-use switchboard_workers::health::{HealthConfig, ObservedLoads, OfflinePolicy};
+use switchboard_workers::metrics_scraper::MetricsScraper;
 use tokio::task::JoinHandle;
 
 /// The settings key of a secret generated at first start.
 const GENERATED_SECRET_KEY: &str = "bbb_api_secret";
 
-/// Everything a request handler needs.
+/// The wired application: adapters plugged into the use cases, shared by
+/// the routers and background tasks of one process.
 #[derive(Debug)]
 pub struct AppState {
     /// The settings in force.
     pub settings: Settings,
-    /// The database.
+    /// The SQL adapter itself (readiness, job storage, replay).
     pub store: Store,
+    /// The same database as the application's ports.
+    pub db: Arc<dyn Database>,
+    /// Runs every command; publishes appends to the routing view.
+    pub executor: CommandExecutor,
     /// The routing view.
-    pub directory: Arc<Directory>,
-    /// Client for BBB servers.
-    pub backend: HttpBackendClient,
+    pub routing: Arc<RoutingView>,
+    /// Calls to BBB servers.
+    pub backends: Backends,
+    /// The time.
+    pub clock: SharedClock,
     /// Secrets front-ends may sign with.
     pub secrets: Vec<String>,
-    /// Serialises creates of one meetingID in this process.
-    pub create_locks: StripedLocks,
-    /// Serialises a tenant's creates while it has a meeting limit (a lock set
-    /// of its own: taken while a create lock is held).
-    pub limit_locks: StripedLocks,
     /// What health polls saw on each server.
     pub observed: ObservedLoads,
+    /// The meeting use cases of the BBB API.
+    pub meetings: Arc<MeetingService>,
     /// The admin operations.
     pub admin: AdminService,
-    /// getMeetings' shared merge (single flight).
-    pub merged_meetings: crate::bbb::get_meetings::MergedMeetings,
     /// Recordings: tree, importer, playback.
     pub recordings: Arc<crate::recordings::RecordingService>,
+}
+
+/// The database as the application's ports, and an executor over it that
+/// publishes to `bus`.
+pub fn ports_of(store: &Store, bus: EventBus) -> (Arc<dyn Database>, CommandExecutor) {
+    let db: Arc<dyn Database> = Arc::new(store.clone());
+    let executor = CommandExecutor::new(db.clone(), bus);
+    (db, executor)
+}
+
+/// Calls to BBB servers over HTTP, as the settings say.
+pub fn backends_of(settings: &Settings) -> Backends {
+    Backends::new(
+        Arc::new(HttpBackendClient::new()),
+        settings.backend_checksum,
+        settings.backend_timeout(),
+    )
 }
 
 /// The secrets in force, and the secret generated now if there was none.
@@ -121,43 +146,74 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 impl AppState {
-    /// Builds the state: database, secrets, routing view.
+    /// Builds the state: ports, executor, routing view (subscribed to the
+    /// executor's appends), use cases.
     pub async fn build(
         settings: Settings,
         store: Store,
         secrets: Vec<String>,
     ) -> anyhow::Result<Arc<Self>> {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let bus = EventBus::default();
+        let (db, executor) = ports_of(&store, bus.clone());
         let observed = ObservedLoads::default();
-        let directory = Directory::load(store.clone(), settings.load, observed.clone()).await?;
-        let backend = HttpBackendClient::new();
+        let routing =
+            RoutingView::load(db.clone(), clock.clone(), settings.load, observed.clone()).await?;
+        bus.subscribe(routing.clone());
+        let backends = backends_of(&settings);
         let recordings = Arc::new(
             crate::recordings::RecordingService::open(
                 &settings,
                 store.clone(),
+                executor.clone(),
                 secrets.first().cloned().unwrap_or_default(),
             )
             .await
             .context("cannot set up recordings")?,
         );
         let admin = AdminService::new(
-            store.clone(),
-            backend.clone(),
-            &settings,
-            Some(directory.clone()),
+            db.clone(),
+            executor.clone(),
+            backends.clone(),
+            clock.clone(),
+            settings.load,
+            Some(routing.clone()),
         );
+        let meetings = Arc::new(MeetingService::new(
+            db.clone(),
+            executor.clone(),
+            routing.clone(),
+            backends.clone(),
+            clock.clone(),
+            MeetingSettings {
+                create_attempts: settings.create_attempts,
+            },
+        ));
         Ok(Arc::new(Self {
             settings,
             store,
-            directory,
-            backend,
+            db,
+            executor,
+            routing,
+            backends,
+            clock,
             secrets,
-            create_locks: StripedLocks::default(),
-            limit_locks: StripedLocks::default(),
             observed,
+            meetings,
             admin,
-            merged_meetings: Default::default(),
             recordings,
         }))
+    }
+
+    /// What the health poller works with.
+    pub fn health_ports(&self) -> HealthPorts {
+        HealthPorts {
+            store: self.db.clone(),
+            executor: self.executor.clone(),
+            backends: self.backends.clone(),
+            scraper: Arc::new(MetricsScraper::new()),
+            clock: self.clock.clone(),
+        }
     }
 
     /// The health poller's settings.
@@ -169,7 +225,6 @@ impl AppState {
             offline_after: polling.offline_after,
             online_after: polling.online_after,
             concurrency: polling.concurrency.max(1),
-            default_algorithm: self.settings.backend_checksum,
             reconcile_grace: Duration::from_secs_f64(polling.reconcile_grace_secs.max(0.0)),
             adopt_unknown: polling.adopt_unknown,
             weights: self.settings.load,
@@ -434,7 +489,7 @@ fn spawn_refresh(state: Arc<AppState>) -> JoinHandle<()> {
                 _ = ticker.tick() => {}
                 _ = announced.notified() => {}
             }
-            if let Err(err) = state.directory.refresh().await {
+            if let Err(err) = state.routing.refresh().await {
                 tracing::warn!(error = %err, "routing view refresh failed");
             }
             // Announcements that arrive meanwhile coalesce into one refresh.
@@ -463,7 +518,7 @@ fn spawn_change_listener(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match state.store.listen_for_changes().await {
+            match state.db.changes().await {
                 Ok(None) => return,
                 Ok(Some(mut listener)) => loop {
                     match listener.next().await {

@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use switchboard_domain::checksum::ChecksumAlgorithm;
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 use switchboard_domain::load::LoadWeights;
 use thiserror::Error;
 

@@ -2,10 +2,11 @@
 //! enabled, with ready-to-paste requests so a newcomer sees it work at once.
 
 use bbb_simulator::{Simulator, SimulatorConfig};
-use switchboard_domain::checksum::{ChecksumAlgorithm, sign};
+use switchboard_app::ports::prelude::*;
+use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::ServerId;
-use switchboard_domain::server::{ServerCommand, ServerSettings};
+use switchboard_domain::server::{Server, ServerCommand, ServerSettings};
 use switchboard_store::Store;
 
 /// Settings key listing the demo servers of the last demo run.
@@ -15,14 +16,15 @@ const DEMO_SERVERS_KEY: &str = "demo_server_ids";
 /// the (now dead) demo servers of an earlier run first.
 pub async fn start_pool(store: &Store, count: usize) -> anyhow::Result<Vec<Simulator>> {
     let metadata = EventMetadata::actor("demo");
+    let (_, executor) = crate::app::ports_of(store, Default::default());
     if let Some(previous) = store.setting(DEMO_SERVERS_KEY).await? {
         for id in previous
             .split(',')
             .filter_map(|id| id.parse::<ServerId>().ok())
         {
             if store.server(id).await?.is_some() {
-                store
-                    .execute_server(id, &ServerCommand::Remove, &metadata)
+                executor
+                    .execute::<Server>(&id.stream(), &ServerCommand::Remove, &metadata)
                     .await?;
             }
         }
@@ -48,7 +50,9 @@ pub async fn start_pool(store: &Store, count: usize) -> anyhow::Result<Vec<Simul
             },
             enabled: true,
         };
-        store.execute_server(id, &command, &metadata).await?;
+        executor
+            .execute::<Server>(&id.stream(), &command, &metadata)
+            .await?;
         ids.push(id.to_string());
         simulators.push(simulator);
     }

@@ -21,8 +21,6 @@ pub mod bbb;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod directory;
-pub mod locks;
 pub mod metrics;
 pub mod polling;
 pub mod recordings;

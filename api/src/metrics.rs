@@ -15,9 +15,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use switchboard_domain::ids::ServerId;
+use switchboard_domain::node_metrics::MetricsStatus;
 use switchboard_domain::server::ServerState;
 use switchboard_domain::server_metrics::MetricsState;
-use switchboard_workers::node_metrics::MetricsStatus;
 use tokio::task::JoinHandle;
 
 /// Counter: BBB API requests by `call` and `outcome`.
@@ -170,7 +170,7 @@ fn describe() {
         EVENT_LOG_POSITION,
         "The event-log position the routing view reflects; its rate is the event rate."
     );
-    switchboard_workers::health::describe_metrics();
+    switchboard_app::health::describe_metrics();
 }
 
 /// `GET /metrics`: the Prometheus text format.
@@ -340,7 +340,7 @@ fn refresh_gauges_from(state: &AppState) -> HashSet<ServerId> {
         ServerState::Cordoned,
         ServerState::Disabled,
     ];
-    let servers = state.directory.servers();
+    let servers = state.routing.servers();
     let mut counts = [[0u32; 2]; STATES.len()];
     for server in servers.values() {
         let index = STATES
@@ -349,14 +349,14 @@ fn refresh_gauges_from(state: &AppState) -> HashSet<ServerId> {
             .unwrap_or_default();
         counts[index][usize::from(server.online)] += 1;
         let id = server.id.to_string();
-        gauge!(SERVER_LOAD, "server" => id.clone()).set(state.directory.load_of(server));
+        gauge!(SERVER_LOAD, "server" => id.clone()).set(state.routing.load_of(server));
         let metrics = server
             .settings
             .metrics_url
             .as_ref()
-            .and_then(|_| state.directory.metrics_of(server.id))
+            .and_then(|_| state.routing.metrics_of(server.id))
             .unwrap_or_default();
-        set_metrics_gauges(&id, &metrics, state.directory.over_limit(server.id));
+        set_metrics_gauges(&id, &metrics, state.routing.over_limit(server.id));
         if let Some(observed) = state.observed.get(server.id) {
             gauge!(SERVER_MEETINGS, "server" => id.clone()).set(observed.meetings as f64);
             gauge!(SERVER_ATTENDEES, "server" => id).set(observed.attendees as f64);
@@ -368,7 +368,7 @@ fn refresh_gauges_from(state: &AppState) -> HashSet<ServerId> {
                 .set(f64::from(counts[index][online]));
         }
     }
-    gauge!(EVENT_LOG_POSITION).set(state.directory.position() as f64);
+    gauge!(EVENT_LOG_POSITION).set(state.routing.position() as f64);
     servers.keys().copied().collect()
 }
 
@@ -398,14 +398,14 @@ fn zero_server_gauges(id: ServerId) {
 
 /// Sets the per-tenant gauges: running meetings and attendees.
 async fn refresh_tenant_gauges(state: &AppState) {
-    for name in state.directory.tenants().keys() {
+    for name in state.routing.tenants().keys() {
         let tenant = switchboard_domain::ids::TenantId(name.clone());
-        let Ok(runs) = state.store.running_runs_of(&tenant).await else {
+        let Ok(runs) = state.db.running_runs_of(&tenant).await else {
             continue;
         };
         let meetings = runs.len() as f64;
         let runs: HashSet<String> = runs.into_iter().collect();
-        let attendees = state.directory.attendees_of_tenant(&tenant, &runs) as f64;
+        let attendees = state.routing.attendees_of_tenant(&tenant, &runs) as f64;
         metrics::gauge!(TENANT_MEETINGS, "tenant" => name.clone()).set(meetings);
         metrics::gauge!(TENANT_ATTENDEES, "tenant" => name.clone()).set(attendees);
     }
@@ -468,7 +468,7 @@ mod tests {
         );
         gauge!(EVENT_LOG_POSITION).set(7.0);
         metrics::counter!(
-            switchboard_workers::health::METRIC_JOBS,
+            switchboard_app::health::METRIC_JOBS,
             "task" => "health_poll",
             "outcome" => "success"
         )
@@ -480,7 +480,7 @@ mod tests {
             ADMIN_REQUESTS,
             ADMIN_REQUEST_DURATION,
             EVENT_LOG_POSITION,
-            switchboard_workers::health::METRIC_JOBS,
+            switchboard_app::health::METRIC_JOBS,
         ] {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}:\n{text}");
         }

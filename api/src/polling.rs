@@ -10,7 +10,7 @@ use crate::app::AppState;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_workers::health::HealthPoller;
+use switchboard_app::health::HealthPoller;
 use switchboard_workers::jobs::{
     JobBackend, JobQueue, JobStorage, PollScheduler, PollTick, poll_worker_options, run_poll_worker,
 };
@@ -53,8 +53,7 @@ pub fn spawn(
         interval,
     );
     let poller = Arc::new(tokio::sync::Mutex::new(HealthPoller::new(
-        state.store.clone(),
-        state.backend.clone(),
+        state.health_ports(),
         state.health_config(),
         state.observed.clone(),
     )));

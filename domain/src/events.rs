@@ -42,7 +42,9 @@ pub const UPCASTERS: &[(&str, i32, Upcaster)] = &[];
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// Written by a newer Switchboard than this one.
-    #[error("event `{event_type}` has schema version {version}, newer than this build's {CURRENT_SCHEMA_VERSION}")]
+    #[error(
+        "event `{event_type}` has schema version {version}, newer than this build's {CURRENT_SCHEMA_VERSION}"
+    )]
     TooNew {
         /// The event type.
         event_type: String,
@@ -303,7 +305,7 @@ mod tests {
                 secret: "s".into(),
                 tag: Some("t".into()),
                 load_multiplier: 2.5,
-                checksum: Some(crate::checksum::ChecksumAlgorithm::Sha1),
+                checksum: Some(crate::bbb::checksum::ChecksumAlgorithm::Sha1),
                 metrics_url: Some("https://u:p@a:9100/metrics".into()),
             },
         });
@@ -346,16 +348,20 @@ mod tests {
             Err(DecodeError::NoUpcaster { version: 0, .. })
         ));
         assert!(matches!(
-            DomainEvent::from_stored(StreamKind::Server, "ServerCordoned", 2, serde_json::json!({})),
+            DomainEvent::from_stored(
+                StreamKind::Server,
+                "ServerCordoned",
+                2,
+                serde_json::json!({})
+            ),
             Err(DecodeError::TooNew { version: 2, .. })
         ));
     }
 
     #[test]
     fn an_event_read_from_another_aggregates_stream_is_refused() {
-        let created = serde_json::json!({"type": "TokenCreated", "name": "x", "scope": "admin", "hash": "h"});
-        assert!(
-            DomainEvent::from_stored(StreamKind::Server, "TokenCreated", 1, created).is_err()
-        );
+        let created =
+            serde_json::json!({"type": "TokenCreated", "name": "x", "scope": "admin", "hash": "h"});
+        assert!(DomainEvent::from_stored(StreamKind::Server, "TokenCreated", 1, created).is_err());
     }
 }

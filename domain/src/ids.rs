@@ -250,7 +250,14 @@ mod tests {
             "meeting:t:m:x"
         );
         assert_eq!(format!("{}", server.stream()), format!("server:{server}"));
-        for bad in ["", "server", "server:", "server:nope", "bogus:x", "meeting:t"] {
+        for bad in [
+            "",
+            "server",
+            "server:",
+            "server:nope",
+            "bogus:x",
+            "meeting:t",
+        ] {
             assert!(bad.parse::<StreamId>().is_err(), "{bad}");
         }
     }

@@ -4,12 +4,12 @@
 //! directly; adapters live in the other crates.
 
 pub mod aggregate;
-pub mod checksum;
+pub mod bbb;
 pub mod events;
 pub mod ids;
 pub mod load;
 pub mod meeting;
-pub mod params;
+pub mod node_metrics;
 pub mod ports;
 pub mod recording;
 pub mod selection;

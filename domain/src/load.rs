@@ -151,6 +151,24 @@ impl LoadWeights {
     }
 }
 
+/// What the last poll saw on a server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// Meetings it runs.
+    pub meetings: u64,
+    /// Attendees over all its meetings.
+    pub attendees: u64,
+    /// Participants of its largest meeting.
+    pub largest_meeting: u64,
+    /// Weighted load of its meetings (before the server's multiplier).
+    pub load: f64,
+    /// Of its meetings, those Switchboard records as running there: the
+    /// others (created directly, strays) load it but are not Switchboard's.
+    pub known_meetings: u64,
+    /// Its windowed CPU and memory and whether they could be read.
+    pub metrics: crate::node_metrics::MetricsStatus,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! The server aggregate: a BBB server of the pool, its settings and its state.
 
 use crate::aggregate::Aggregate;
-use crate::checksum::ChecksumAlgorithm;
+use crate::bbb::checksum::ChecksumAlgorithm;
 use crate::ids::ServerId;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

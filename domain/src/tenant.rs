@@ -7,7 +7,7 @@
 //! the global secrets).
 
 use crate::aggregate::Aggregate;
-use crate::params::Params;
+use crate::bbb::params::Params;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 

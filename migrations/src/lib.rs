@@ -5,8 +5,8 @@
 
 pub mod entities;
 mod listen;
-mod ports;
 pub mod migration;
+mod ports;
 mod projection;
 mod reads;
 mod recordings;

@@ -2,7 +2,7 @@
 //! caches are invalidated within milliseconds instead of at the next tick.
 
 use crate::samples::CHANGE_CHANNEL;
-use crate::store::{Store, SqlError};
+use crate::store::{SqlError, Store};
 use sea_orm::sqlx::postgres::PgListener;
 
 /// A subscription to change announcements.

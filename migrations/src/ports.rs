@@ -37,11 +37,11 @@ impl EventStore for Store {
         events: &[DomainEvent],
         metadata: &EventMetadata,
     ) -> Result<AppendOutcome, StoreError> {
-        Ok(Store::append(self, stream, expected, events, metadata).await?)
+        Ok(Store::append_sql(self, stream, expected, events, metadata).await?)
     }
 
     async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(Store::stream_events(self, stream).await?)
+        Ok(Store::stream_events_sql(self, stream).await?)
     }
 
     async fn events_after(
@@ -49,15 +49,15 @@ impl EventStore for Store {
         position: i64,
         limit: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(Store::events_after(self, position, limit).await?)
+        Ok(Store::events_after_sql(self, position, limit).await?)
     }
 
     async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(Store::query_events(self, filter).await?)
+        Ok(Store::query_events_sql(self, filter).await?)
     }
 
     async fn last_position(&self) -> Result<i64, StoreError> {
-        Ok(Store::last_position(self).await?)
+        Ok(Store::last_position_sql(self).await?)
     }
 
     async fn streams_changed_after(
@@ -65,7 +65,7 @@ impl EventStore for Store {
         position: i64,
         kind: StreamKind,
     ) -> Result<Vec<StreamId>, StoreError> {
-        Ok(Store::streams_changed_after(self, position, kind).await?)
+        Ok(Store::streams_changed_after_sql(self, position, kind).await?)
     }
 
     async fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
@@ -86,15 +86,15 @@ impl ChangeFeed for crate::ChangeListener {
 #[async_trait]
 impl ServerReads for Store {
     async fn servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
-        Ok(Store::servers(self).await?)
+        Ok(Store::servers_sql(self).await?)
     }
 
     async fn server(&self, id: ServerId) -> Result<Option<ServerRecord>, StoreError> {
-        Ok(Store::server(self, id).await?)
+        Ok(Store::server_sql(self, id).await?)
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        Ok(Store::tokens(self).await?)
+        Ok(Store::tokens_sql(self).await?)
     }
 }
 
@@ -105,27 +105,27 @@ impl MeetingReads for Store {
         tenant: &TenantId,
         meeting_id: &MeetingId,
     ) -> Result<Option<MeetingRecord>, StoreError> {
-        Ok(Store::meeting(self, tenant, meeting_id).await?)
+        Ok(Store::meeting_sql(self, tenant, meeting_id).await?)
     }
 
     async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
-        Ok(Store::meetings(self).await?)
+        Ok(Store::meetings_sql(self).await?)
     }
 
     async fn running_meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
-        Ok(Store::running_meetings(self).await?)
+        Ok(Store::running_meetings_sql(self).await?)
     }
 
     async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, StoreError> {
-        Ok(Store::running_meetings_per_server(self).await?)
+        Ok(Store::running_meetings_per_server_sql(self).await?)
     }
 
     async fn running_meetings_of(&self, tenant: &TenantId) -> Result<u64, StoreError> {
-        Ok(Store::running_meetings_of(self, tenant).await?)
+        Ok(Store::running_meetings_of_sql(self, tenant).await?)
     }
 
     async fn running_runs_of(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
-        Ok(Store::running_runs_of(self, tenant).await?)
+        Ok(Store::running_runs_of_sql(self, tenant).await?)
     }
 
     async fn servers_running_elsewhere(
@@ -133,85 +133,85 @@ impl MeetingReads for Store {
         tenant: &TenantId,
         meeting_id: &MeetingId,
     ) -> Result<Vec<ServerId>, StoreError> {
-        Ok(Store::servers_running_elsewhere(self, tenant, meeting_id).await?)
+        Ok(Store::servers_running_elsewhere_sql(self, tenant, meeting_id).await?)
     }
 
     async fn recent_runs_by_tenant(
         &self,
         ended_since_ms: i64,
     ) -> Result<HashMap<String, (TenantId, bool)>, StoreError> {
-        Ok(Store::recent_runs_by_tenant(self, ended_since_ms).await?)
+        Ok(Store::recent_runs_by_tenant_sql(self, ended_since_ms).await?)
     }
 
     async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError> {
-        Ok(Store::routing_snapshot(self).await?)
+        Ok(Store::routing_snapshot_sql(self).await?)
     }
 
     async fn meeting_run(&self, internal_id: &str) -> Result<Option<MeetingRunRecord>, StoreError> {
-        Ok(Store::meeting_run(self, internal_id).await?)
+        Ok(Store::meeting_run_sql(self, internal_id).await?)
     }
 }
 
 #[async_trait]
 impl TenantReads for Store {
     async fn tenants(&self) -> Result<Vec<TenantConfig>, StoreError> {
-        Ok(Store::tenants(self).await?)
+        Ok(Store::tenants_sql(self).await?)
     }
 
     async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, StoreError> {
-        Ok(Store::tenant(self, name).await?)
+        Ok(Store::tenant_sql(self, name).await?)
     }
 }
 
 #[async_trait]
 impl PolledPicture for Store {
     async fn server_samples(&self) -> Result<Vec<ServerSample>, StoreError> {
-        Ok(Store::server_samples(self).await?)
+        Ok(Store::server_samples_sql(self).await?)
     }
 
     async fn samples_changed_after(
         &self,
         since_ms: i64,
     ) -> Result<Vec<(ServerId, i64)>, StoreError> {
-        Ok(Store::samples_changed_after(self, since_ms).await?)
+        Ok(Store::samples_changed_after_sql(self, since_ms).await?)
     }
 
     async fn server_samples_of(
         &self,
         servers: &[ServerId],
     ) -> Result<Vec<ServerSample>, StoreError> {
-        Ok(Store::server_samples_of(self, servers).await?)
+        Ok(Store::server_samples_of_sql(self, servers).await?)
     }
 
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError> {
-        Ok(Store::put_server_samples(self, samples).await?)
+        Ok(Store::put_server_samples_sql(self, samples).await?)
     }
 
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError> {
-        Ok(Store::put_meeting_listing(self, listing).await?)
+        Ok(Store::put_meeting_listing_sql(self, listing).await?)
     }
 
     async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, StoreError> {
-        Ok(Store::running_meeting_listings(self).await?)
+        Ok(Store::running_meeting_listings_sql(self).await?)
     }
 
     async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, StoreError> {
-        Ok(Store::prune_meeting_listings(self, before_ms).await?)
+        Ok(Store::prune_meeting_listings_sql(self, before_ms).await?)
     }
 }
 
 #[async_trait]
 impl RecordingReads for Store {
     async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError> {
-        Ok(Store::find_recordings(self, query).await?)
+        Ok(Store::find_recordings_sql(self, query).await?)
     }
 
     async fn recording(&self, record_id: &str) -> Result<Option<RecordingRecord>, StoreError> {
-        Ok(Store::recording(self, record_id).await?)
+        Ok(Store::recording_sql(self, record_id).await?)
     }
 
     async fn recording_count(&self) -> Result<u64, StoreError> {
-        Ok(Store::recording_count(self).await?)
+        Ok(Store::recording_count_sql(self).await?)
     }
 
     async fn claim_token(
@@ -220,21 +220,21 @@ impl RecordingReads for Store {
         expires_at: u64,
         now: u64,
     ) -> Result<bool, StoreError> {
-        Ok(Store::claim_token(self, nonce, expires_at, now).await?)
+        Ok(Store::claim_token_sql(self, nonce, expires_at, now).await?)
     }
 }
 
 #[async_trait]
 impl SettingsStore for Store {
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(Store::setting(self, key).await?)
+        Ok(Store::setting_sql(self, key).await?)
     }
 
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        Ok(Store::put_setting(self, key, value).await?)
+        Ok(Store::put_setting_sql(self, key, value).await?)
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        Ok(Store::setting_or_insert(self, key, value).await?)
+        Ok(Store::setting_or_insert_sql(self, key, value).await?)
     }
 }

@@ -2,12 +2,12 @@
 
 use crate::entities::{meeting, server, tenant, token};
 use crate::store::{SqlError, Store};
-use switchboard_app::records::{MeetingRecord, RoutingSnapshot, ServerRecord, TokenRecord};
 use sea_orm::{
     AccessMode, ColumnTrait, ConnectionTrait, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
 };
 use std::collections::HashMap;
+use switchboard_app::records::{MeetingRecord, RoutingSnapshot, ServerRecord, TokenRecord};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::MeetingRun;
 use switchboard_domain::server::ServerState;
@@ -52,7 +52,7 @@ fn meeting_record(row: meeting::Model) -> Option<MeetingRecord> {
 
 impl Store {
     /// Admin tokens in force, by name.
-    pub(crate) async fn tokens(&self) -> Result<Vec<TokenRecord>, SqlError> {
+    pub(crate) async fn tokens_sql(&self) -> Result<Vec<TokenRecord>, SqlError> {
         let rows = token::Entity::find()
             .order_by_asc(token::Column::Name)
             .all(&self.db)
@@ -61,14 +61,14 @@ impl Store {
     }
 
     /// Every server of the pool, oldest first.
-    pub(crate) async fn servers(&self) -> Result<Vec<ServerRecord>, SqlError> {
+    pub(crate) async fn servers_sql(&self) -> Result<Vec<ServerRecord>, SqlError> {
         servers_on(&self.db).await
     }
 
     /// The log position, the servers and the running meetings per server,
     /// read in one consistent snapshot (one repeatable-read transaction), so
     /// the counts belong to that position.
-    pub(crate) async fn routing_snapshot(&self) -> Result<RoutingSnapshot, SqlError> {
+    pub(crate) async fn routing_snapshot_sql(&self) -> Result<RoutingSnapshot, SqlError> {
         let txn = if self.is_postgres() {
             self.db
                 .begin_with_config(
@@ -91,7 +91,7 @@ impl Store {
     }
 
     /// One server.
-    pub(crate) async fn server(&self, id: ServerId) -> Result<Option<ServerRecord>, SqlError> {
+    pub(crate) async fn server_sql(&self, id: ServerId) -> Result<Option<ServerRecord>, SqlError> {
         let row = server::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?;
@@ -99,7 +99,7 @@ impl Store {
     }
 
     /// One meeting (its last run).
-    pub(crate) async fn meeting(
+    pub(crate) async fn meeting_sql(
         &self,
         tenant: &TenantId,
         meeting_id: &MeetingId,
@@ -111,7 +111,7 @@ impl Store {
     }
 
     /// Every meeting row, running or not, ordered by tenant and id.
-    pub(crate) async fn meetings(&self) -> Result<Vec<MeetingRecord>, SqlError> {
+    pub(crate) async fn meetings_sql(&self) -> Result<Vec<MeetingRecord>, SqlError> {
         let rows = meeting::Entity::find()
             .order_by_asc(meeting::Column::Tenant)
             .order_by_asc(meeting::Column::MeetingId)
@@ -121,7 +121,7 @@ impl Store {
     }
 
     /// Meetings whose last run goes on.
-    pub(crate) async fn running_meetings(&self) -> Result<Vec<MeetingRecord>, SqlError> {
+    pub(crate) async fn running_meetings_sql(&self) -> Result<Vec<MeetingRecord>, SqlError> {
         let rows = meeting::Entity::find()
             .filter(meeting::Column::Running.eq(true))
             .all(&self.db)
@@ -130,11 +130,12 @@ impl Store {
     }
 
     /// Running meetings per server.
-    pub(crate) async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, SqlError> {
+    pub(crate) async fn running_meetings_per_server_sql(
+        &self,
+    ) -> Result<HashMap<ServerId, u64>, SqlError> {
         running_per_server_on(&self.db).await
     }
 }
-
 
 async fn servers_on<C: ConnectionTrait>(db: &C) -> Result<Vec<ServerRecord>, SqlError> {
     let rows = server::Entity::find()
@@ -164,7 +165,7 @@ async fn running_per_server_on<C: ConnectionTrait>(
 
 impl Store {
     /// Every tenant in force, by name.
-    pub(crate) async fn tenants(&self) -> Result<Vec<TenantConfig>, SqlError> {
+    pub(crate) async fn tenants_sql(&self) -> Result<Vec<TenantConfig>, SqlError> {
         let rows = tenant::Entity::find()
             .order_by_asc(tenant::Column::Name)
             .all(&self.db)
@@ -176,7 +177,7 @@ impl Store {
     }
 
     /// One tenant in force.
-    pub(crate) async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, SqlError> {
+    pub(crate) async fn tenant_sql(&self, name: &str) -> Result<Option<TenantConfig>, SqlError> {
         let row = tenant::Entity::find_by_id(name.to_owned())
             .one(&self.db)
             .await?;
@@ -184,7 +185,7 @@ impl Store {
     }
 
     /// Running meetings of one tenant.
-    pub(crate) async fn running_meetings_of(&self, tenant: &TenantId) -> Result<u64, SqlError> {
+    pub(crate) async fn running_meetings_of_sql(&self, tenant: &TenantId) -> Result<u64, SqlError> {
         use sea_orm::PaginatorTrait;
         Ok(meeting::Entity::find()
             .filter(meeting::Column::Tenant.eq(tenant.0.as_str()))
@@ -194,7 +195,10 @@ impl Store {
     }
 
     /// Internal ids of a tenant's running runs.
-    pub(crate) async fn running_runs_of(&self, tenant: &TenantId) -> Result<Vec<String>, SqlError> {
+    pub(crate) async fn running_runs_of_sql(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<String>, SqlError> {
         Ok(meeting::Entity::find()
             .select_only()
             .column(meeting::Column::InternalId)
@@ -206,7 +210,7 @@ impl Store {
     }
 
     /// Servers running a meeting with this meetingID for another tenant.
-    pub(crate) async fn servers_running_elsewhere(
+    pub(crate) async fn servers_running_elsewhere_sql(
         &self,
         tenant: &TenantId,
         meeting_id: &MeetingId,
@@ -225,7 +229,7 @@ impl Store {
 
     /// Tenant and running state of the runs Switchboard records, by internal
     /// id; ended runs only when they ended after `ended_since_ms`.
-    pub(crate) async fn recent_runs_by_tenant(
+    pub(crate) async fn recent_runs_by_tenant_sql(
         &self,
         ended_since_ms: i64,
     ) -> Result<HashMap<String, (TenantId, bool)>, SqlError> {

@@ -4,15 +4,14 @@
 
 use crate::entities::{meeting_run, recording, recording_count, recording_meta, used_token};
 use crate::store::{SqlError, Store};
-use switchboard_app::records::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 use sea_orm::{
     AccessMode, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     TryInsertResult,
 };
+use switchboard_app::records::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 use switchboard_domain::ids::TenantId;
-
 
 fn recording_record(row: recording::Model) -> RecordingRecord {
     RecordingRecord {
@@ -83,7 +82,7 @@ impl Store {
     /// ids from the `(tenant, start_time_ms, record_id, state)` index
     /// (index-only, walking from the nearer end when the offset is past the
     /// middle) and then reads just those rows.
-    pub(crate) async fn find_recordings(
+    pub(crate) async fn find_recordings_sql(
         &self,
         query: &RecordingQuery,
     ) -> Result<RecordingPage, SqlError> {
@@ -126,7 +125,10 @@ impl Store {
     }
 
     /// One recording, in any state.
-    pub(crate) async fn recording(&self, record_id: &str) -> Result<Option<RecordingRecord>, SqlError> {
+    pub(crate) async fn recording_sql(
+        &self,
+        record_id: &str,
+    ) -> Result<Option<RecordingRecord>, SqlError> {
         Ok(recording::Entity::find_by_id(record_id.to_owned())
             .one(&self.db)
             .await?
@@ -134,12 +136,12 @@ impl Store {
     }
 
     /// Number of recordings in the projection (any state).
-    pub(crate) async fn recording_count(&self) -> Result<u64, SqlError> {
+    pub(crate) async fn recording_count_sql(&self) -> Result<u64, SqlError> {
         Ok(recording::Entity::find().count(&self.db).await?)
     }
 
     /// A meeting run by internal id (the record id of its recording).
-    pub(crate) async fn meeting_run(
+    pub(crate) async fn meeting_run_sql(
         &self,
         internal_id: &str,
     ) -> Result<Option<MeetingRunRecord>, SqlError> {
@@ -156,11 +158,10 @@ impl Store {
         }))
     }
 
-
     /// Marks a one-time token nonce used until `expires_at` (unix seconds);
     /// true when it was not used before. Shared by every instance on this
     /// database. Forgets expired nonces now and then.
-    pub(crate) async fn claim_token(
+    pub(crate) async fn claim_token_sql(
         &self,
         nonce: &str,
         expires_at: u64,

@@ -4,11 +4,11 @@
 
 use crate::entities::{meeting, meeting_listing, server_sample};
 use crate::store::{SqlError, Store};
-use switchboard_app::records::{MeetingListing, ServerSample};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
+use switchboard_app::records::{MeetingListing, ServerSample};
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server_metrics::MetricsState;
 
@@ -61,14 +61,14 @@ fn to_row(sample: &ServerSample) -> server_sample::ActiveModel {
 
 impl Store {
     /// Every server's sample.
-    pub(crate) async fn server_samples(&self) -> Result<Vec<ServerSample>, SqlError> {
+    pub(crate) async fn server_samples_sql(&self) -> Result<Vec<ServerSample>, SqlError> {
         let rows = server_sample::Entity::find().all(&self.db).await?;
         Ok(rows.into_iter().filter_map(to_sample).collect())
     }
 
     /// Which samples changed after `since_ms`, with their change times (cheap:
     /// no XML is read).
-    pub(crate) async fn samples_changed_after(
+    pub(crate) async fn samples_changed_after_sql(
         &self,
         since_ms: i64,
     ) -> Result<Vec<(ServerId, i64)>, SqlError> {
@@ -87,7 +87,7 @@ impl Store {
     }
 
     /// The samples of some servers.
-    pub(crate) async fn server_samples_of(
+    pub(crate) async fn server_samples_of_sql(
         &self,
         servers: &[ServerId],
     ) -> Result<Vec<ServerSample>, SqlError> {
@@ -104,7 +104,10 @@ impl Store {
 
     /// Writes samples (insert or overwrite), in one transaction, and tells
     /// other instances when anything was written.
-    pub(crate) async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), SqlError> {
+    pub(crate) async fn put_server_samples_sql(
+        &self,
+        samples: &[ServerSample],
+    ) -> Result<(), SqlError> {
         if samples.is_empty() {
             return Ok(());
         }
@@ -142,7 +145,10 @@ impl Store {
 
     /// Records the listing of a run this instance is creating. Written before
     /// the run is appended, so any instance that sees the run sees its listing.
-    pub(crate) async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), SqlError> {
+    pub(crate) async fn put_meeting_listing_sql(
+        &self,
+        listing: &MeetingListing,
+    ) -> Result<(), SqlError> {
         let row = meeting_listing::ActiveModel {
             internal_id: Set(listing.internal_id.clone()),
             server_id: Set(listing.server_id.to_string()),
@@ -165,7 +171,9 @@ impl Store {
     }
 
     /// Listings of runs Switchboard records as running.
-    pub(crate) async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, SqlError> {
+    pub(crate) async fn running_meeting_listings_sql(
+        &self,
+    ) -> Result<Vec<MeetingListing>, SqlError> {
         let running: Vec<String> = meeting::Entity::find()
             .select_only()
             .column(meeting::Column::InternalId)
@@ -190,7 +198,7 @@ impl Store {
     }
 
     /// Drops listings created before `before_ms` (by then polls list the runs).
-    pub(crate) async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, SqlError> {
+    pub(crate) async fn prune_meeting_listings_sql(&self, before_ms: i64) -> Result<u64, SqlError> {
         let result = meeting_listing::Entity::delete_many()
             .filter(meeting_listing::Column::CreatedAtMs.lt(before_ms))
             .exec(&self.db)

@@ -116,7 +116,7 @@ impl Store {
     /// Appends events to a stream whose current version must be `expected`,
     /// updating the projections in the same transaction. Nothing is written
     /// when `events` is empty.
-    pub(crate) async fn append(
+    pub(crate) async fn append_sql(
         &self,
         stream: &StreamId,
         expected: i64,
@@ -196,7 +196,7 @@ impl Store {
     }
 
     /// The highest position in the log (0 when empty).
-    pub(crate) async fn last_position(&self) -> Result<i64, SqlError> {
+    pub(crate) async fn last_position_sql(&self) -> Result<i64, SqlError> {
         last_position_on(&self.db).await
     }
 
@@ -206,7 +206,7 @@ impl Store {
     }
 
     /// Events after `position`, oldest first, at most `limit`.
-    pub(crate) async fn events_after(
+    pub(crate) async fn events_after_sql(
         &self,
         position: i64,
         limit: u64,
@@ -221,7 +221,7 @@ impl Store {
     }
 
     /// Every event of one stream, oldest first.
-    pub(crate) async fn stream_events(
+    pub(crate) async fn stream_events_sql(
         &self,
         stream: &StreamId,
     ) -> Result<Vec<StoredEvent>, SqlError> {
@@ -234,7 +234,10 @@ impl Store {
     }
 
     /// Events matching a filter, oldest first, after `filter.after`.
-    pub(crate) async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, SqlError> {
+    pub(crate) async fn query_events_sql(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<Vec<StoredEvent>, SqlError> {
         let mut query = event::Entity::find()
             .filter(event::Column::Position.gt(filter.after))
             .order_by_asc(event::Column::Position)
@@ -259,7 +262,7 @@ impl Store {
     }
 
     /// Streams of one kind with events after `position` (for cache invalidation).
-    pub(crate) async fn streams_changed_after(
+    pub(crate) async fn streams_changed_after_sql(
         &self,
         position: i64,
         kind: StreamKind,
@@ -325,7 +328,7 @@ impl Store {
     }
 
     /// A stored setting.
-    pub(crate) async fn setting(&self, key: &str) -> Result<Option<String>, SqlError> {
+    pub(crate) async fn setting_sql(&self, key: &str) -> Result<Option<String>, SqlError> {
         Ok(setting::Entity::find_by_id(key.to_owned())
             .one(&self.db)
             .await?
@@ -333,7 +336,7 @@ impl Store {
     }
 
     /// Stores a setting, replacing an earlier value.
-    pub(crate) async fn put_setting(&self, key: &str, value: &str) -> Result<(), SqlError> {
+    pub(crate) async fn put_setting_sql(&self, key: &str, value: &str) -> Result<(), SqlError> {
         let row = setting::ActiveModel {
             key: Set(key.to_owned()),
             value: Set(value.to_owned()),
@@ -350,7 +353,11 @@ impl Store {
     }
 
     /// Stores a setting unless it exists; returns the value that is stored now.
-    pub(crate) async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, SqlError> {
+    pub(crate) async fn setting_or_insert_sql(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<String, SqlError> {
         let row = setting::ActiveModel {
             key: Set(key.to_owned()),
             value: Set(value.to_owned()),
@@ -363,14 +370,15 @@ impl Store {
             )
             .exec_without_returning(&self.db)
             .await?;
-        Ok(self.setting(key).await?.unwrap_or_else(|| value.to_owned()))
+        Ok(self
+            .setting_sql(key)
+            .await?
+            .unwrap_or_else(|| value.to_owned()))
     }
 }
 
 /// The highest position in the log as `db` sees it.
-pub(crate) async fn last_position_on<C: sea_orm::ConnectionTrait>(
-    db: &C,
-) -> Result<i64, SqlError> {
+pub(crate) async fn last_position_on<C: sea_orm::ConnectionTrait>(db: &C) -> Result<i64, SqlError> {
     let last = event::Entity::find()
         .select_only()
         .column_as(event::Column::Position.max(), "max")
@@ -392,8 +400,9 @@ fn decode(row: event::Model) -> Result<StoredEvent, SqlError> {
         .map_err(|err: switchboard_domain::ids::UnknownStream| corrupt(err.to_string()))?;
     let payload: serde_json::Value =
         serde_json::from_str(&row.payload).map_err(|err| corrupt(err.to_string()))?;
-    let event = DomainEvent::from_stored(stream.kind(), &row.event_type, row.schema_version, payload)
-        .map_err(|err| corrupt(err.to_string()))?;
+    let event =
+        DomainEvent::from_stored(stream.kind(), &row.event_type, row.schema_version, payload)
+            .map_err(|err| corrupt(err.to_string()))?;
     let metadata = serde_json::from_str(&row.metadata).unwrap_or_default();
     Ok(StoredEvent {
         position: row.position,

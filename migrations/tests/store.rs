@@ -1,11 +1,16 @@
 //! The event store against real SQLite and PostgreSQL.
 
+use switchboard_app::StoreError;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun};
 use switchboard_domain::server::{ServerChanges, ServerCommand, ServerSettings, ServerState};
+use switchboard_store::Store;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 use switchboard_store::test_support::{fresh_postgres, fresh_sqlite};
-use switchboard_store::{Store, StoreError};
 
 async fn stores() -> Vec<(&'static str, Store)> {
     let mut stores = Vec::new();
@@ -225,8 +230,8 @@ async fn settings_keep_the_first_value() {
 
 #[tokio::test]
 async fn tokens_and_the_event_filter() {
+    use switchboard_app::records::EventFilter;
     use switchboard_domain::token::{TokenCommand, TokenScope, hash_token};
-    use switchboard_store::EventFilter;
     for (kind, store) in stores().await {
         let create = TokenCommand::Create {
             name: "ops".into(),
@@ -302,8 +307,8 @@ async fn tokens_and_the_event_filter() {
 
 #[tokio::test]
 async fn samples_keep_the_windowed_metrics() {
+    use switchboard_app::records::ServerSample;
     use switchboard_domain::server_metrics::MetricsState;
-    use switchboard_store::ServerSample;
     for (kind, store) in stores().await {
         let a = add_server(&store, 1).await;
         let b = add_server(&store, 2).await;
@@ -349,8 +354,8 @@ async fn samples_keep_the_windowed_metrics() {
 mod recordings {
     use super::*;
     use std::collections::BTreeMap;
+    use switchboard_app::records::RecordingQuery;
     use switchboard_domain::recording::{RecordingCommand, RecordingDetails, RecordingFormat};
-    use switchboard_store::RecordingQuery;
 
     fn record_id(meeting: &str, at: i64) -> String {
         MeetingId::parse(meeting).unwrap().internal_id(at)

@@ -1,62 +1,10 @@
-//! `HttpBackendClient`: calls a BBB server's API, signed with its own secret.
+//! `HttpBackendClient`: the backend port over HTTP (reqwest, rustls),
+//! calling a BBB server's API signed with its own secret.
 
 use bytes::Bytes;
 use std::time::Duration;
-use switchboard_domain::checksum::{ChecksumAlgorithm, sign};
-use thiserror::Error;
-
-/// Why a backend call failed.
-#[derive(Debug, Error)]
-pub enum BackendError {
-    /// No answer within the timeout.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    /// Connection refused, DNS, TLS...
-    #[error("connection failed: {0}")]
-    Connect(String),
-    /// An HTTP status other than 200.
-    #[error("HTTP status {0}")]
-    Status(u16),
-}
-
-/// Where and how to call one server.
-#[derive(Debug, Clone, Copy)]
-pub struct BackendTarget<'a> {
-    /// Base URL ending in `/`, e.g. `https://bbb1/bigbluebutton/`.
-    pub url: &'a str,
-    /// The server's secret.
-    pub secret: &'a str,
-    /// The checksum algorithm it accepts.
-    pub algorithm: ChecksumAlgorithm,
-}
-
-impl BackendTarget<'_> {
-    /// The signed URL of an API call with an already encoded query.
-    pub fn signed_url(&self, call: &str, query: &str) -> String {
-        let checksum = sign(self.algorithm, call, query, self.secret);
-        let mut url = String::with_capacity(self.url.len() + call.len() + query.len() + 150);
-        url.push_str(self.url);
-        url.push_str("api/");
-        url.push_str(call);
-        url.push('?');
-        if !query.is_empty() {
-            url.push_str(query);
-            url.push('&');
-        }
-        url.push_str("checksum=");
-        url.push_str(&checksum);
-        url
-    }
-}
-
-/// A server's answer.
-#[derive(Debug, Clone)]
-pub struct BackendResponse {
-    /// HTTP status (always 200 here; others are errors).
-    pub status: u16,
-    /// Body bytes.
-    pub body: Bytes,
-}
+use switchboard_app::backend::BackendClient;
+pub use switchboard_app::backend::{BackendError, BackendResponse, BackendTarget, RequestBody};
 
 /// The HTTP client for BBB servers (reqwest over rustls, connection pooling).
 #[derive(Debug, Clone)]
@@ -139,6 +87,33 @@ impl HttpBackendClient {
     }
 }
 
+#[async_trait::async_trait]
+impl BackendClient for HttpBackendClient {
+    async fn call(
+        &self,
+        target: BackendTarget<'_>,
+        call: &str,
+        query: &str,
+        body: Option<&RequestBody>,
+        timeout: Duration,
+    ) -> Result<BackendResponse, BackendError> {
+        match body {
+            Some(body) => {
+                self.post(
+                    target,
+                    call,
+                    query,
+                    &body.content_type,
+                    body.body.clone(),
+                    timeout,
+                )
+                .await
+            }
+            None => self.get(target, call, query, timeout).await,
+        }
+    }
+}
+
 impl Default for HttpBackendClient {
     fn default() -> Self {
         Self::new()
@@ -153,31 +128,4 @@ fn without_url(err: &reqwest::Error) -> String {
         text = text.replace(url.as_str(), "<backend>");
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signed_url_matches_bbb_rules() {
-        let target = BackendTarget {
-            url: "http://bbb/bigbluebutton/",
-            secret: "s",
-            algorithm: ChecksumAlgorithm::Sha1,
-        };
-        let url = target.signed_url("create", "meetingID=a");
-        assert_eq!(
-            url,
-            format!(
-                "http://bbb/bigbluebutton/api/create?meetingID=a&checksum={}",
-                sign(ChecksumAlgorithm::Sha1, "create", "meetingID=a", "s")
-            )
-        );
-        assert!(
-            target
-                .signed_url("getMeetings", "")
-                .contains("getMeetings?checksum=")
-        );
-    }
 }

@@ -1,10 +1,8 @@
-//! Switchboard's background work and its adapter to BBB servers: the signed
-//! HTTP client for backends, reading BBB's XML answers, and the health poller
-//! that keeps each server's online state and observed load current.
+//! Switchboard's background work and its adapters to BBB servers: the apalis
+//! job plumbing (polling ticks, recording imports), the signed HTTP client
+//! that implements the application's backend port, and the metrics scraper.
+//! What a job does is a use case of `switchboard-app`.
 
 pub mod backend;
-pub mod bbb_xml;
-pub mod health;
 pub mod jobs;
-pub mod node_metrics;
-pub mod reconcile;
+pub mod metrics_scraper;

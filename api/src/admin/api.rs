@@ -11,9 +11,9 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, SecurityScheme, Tags};
 use std::sync::Arc;
+use switchboard_app::records::EventFilter;
 use switchboard_domain::server::ServerCommand;
 use switchboard_domain::token::TokenScope;
-use switchboard_store::EventFilter;
 
 /// Problem-document helper.
 pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Problem {

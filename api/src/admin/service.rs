@@ -3,28 +3,29 @@
 //! actor) and answers in the admin API's shapes.
 
 use super::model::*;
-use crate::directory::Directory;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use switchboard_app::backend::Backends;
+use switchboard_app::executor::CommandExecutor;
+use switchboard_app::lifecycle::{disable_if_drained, end_run};
+use switchboard_app::ports::Database;
+use switchboard_app::records::{EventFilter, MeetingRecord, ServerRecord, StoredEvent};
+use switchboard_app::routing::RoutingView;
+use switchboard_app::{CommandError, StoreError};
 use switchboard_domain::aggregate::Aggregate;
-use switchboard_domain::checksum::ChecksumAlgorithm;
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
+use switchboard_domain::bbb::params::Params;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::load::{LoadWeights, ServerLoad};
 use switchboard_domain::meeting::{EndReason, Meeting, MeetingError};
-use switchboard_domain::params::Params;
+use switchboard_domain::node_metrics::MetricsStatus;
 use switchboard_domain::server::{
     Server, ServerChanges, ServerCommand, ServerError, ServerSettings,
 };
 use switchboard_domain::server_metrics::redact_credentials;
+use switchboard_domain::token::Token;
 use switchboard_domain::token::{TokenCommand, TokenError, TokenScope, hash_token};
-use switchboard_store::{
-    CommandError, EventFilter, MeetingRecord, ServerRecord, Store, StoreError, StoredEvent,
-};
-use switchboard_workers::backend::{BackendTarget, HttpBackendClient};
-use switchboard_workers::bbb_xml::read_response;
-use switchboard_workers::node_metrics::MetricsStatus;
 use thiserror::Error;
 
 /// Why an admin operation failed, in words an operator can act on.
@@ -119,12 +120,12 @@ pub struct Principal {
 /// The admin operations over one database.
 #[derive(Debug, Clone)]
 pub struct AdminService {
-    pub(super) store: Store,
-    backend: HttpBackendClient,
-    backend_checksum: ChecksumAlgorithm,
-    backend_timeout: Duration,
+    pub(super) store: Arc<dyn Database>,
+    pub(super) executor: CommandExecutor,
+    backends: Backends,
+    clock: switchboard_app::clock::SharedClock,
     weights: LoadWeights,
-    pub(super) directory: Option<Arc<Directory>>,
+    directory: Option<Arc<RoutingView>>,
 }
 
 fn parse_server_id(id: &str) -> Result<ServerId, Failure> {
@@ -166,7 +167,7 @@ fn meeting_view(record: &MeetingRecord) -> MeetingView {
 /// A payload as operators may see it: secrets replaced, passwords in
 /// metrics URLs too.
 fn redacted_payload(event: &DomainEvent) -> serde_json::Value {
-    let mut payload = event.to_payload();
+    let mut payload = event.to_payload().unwrap_or_default();
     for pointer in ["/settings/secret", "/changes/secret", "/hash", "/secret"] {
         if let Some(value) = payload.pointer_mut(pointer) {
             *value = serde_json::Value::String("***".into());
@@ -183,7 +184,7 @@ fn redacted_payload(event: &DomainEvent) -> serde_json::Value {
 fn event_view(stored: StoredEvent) -> EventView {
     EventView {
         position: stored.position,
-        stream: stored.stream,
+        stream: stored.stream.to_string(),
         version: stored.version,
         event_type: stored.event.type_name().to_owned(),
         payload: redacted_payload(&stored.event),
@@ -199,30 +200,39 @@ pub fn generate_token() -> String {
 }
 
 impl AdminService {
-    /// Operations on `store`; `directory` (when serving) adds live load data.
+    /// Operations on `store`, recorded through `executor`; `directory`
+    /// (when serving) adds live load data.
     pub fn new(
-        store: Store,
-        backend: HttpBackendClient,
-        settings: &crate::config::Settings,
-        directory: Option<Arc<Directory>>,
+        store: Arc<dyn Database>,
+        executor: CommandExecutor,
+        backends: Backends,
+        clock: switchboard_app::clock::SharedClock,
+        weights: LoadWeights,
+        directory: Option<Arc<RoutingView>>,
     ) -> Self {
         Self {
             store,
-            backend,
-            backend_checksum: settings.backend_checksum,
-            backend_timeout: settings.backend_timeout(),
-            weights: settings.load,
+            executor,
+            backends,
+            clock,
+            weights,
             directory,
         }
     }
 
-    /// Lets this process's routing view see a change at once.
-    pub(super) async fn refresh_view(&self) {
-        if let Some(directory) = &self.directory
-            && let Err(err) = directory.refresh().await
-        {
-            tracing::warn!(error = %err, "routing view refresh after an admin change failed");
-        }
+    /// Runs a server command.
+    pub(super) async fn execute_server(
+        &self,
+        id: ServerId,
+        command: &ServerCommand,
+        metadata: &EventMetadata,
+    ) -> Result<
+        switchboard_app::Executed<switchboard_domain::server::ServerEvent>,
+        CommandError<ServerError>,
+    > {
+        self.executor
+            .execute::<Server>(&id.stream(), command, metadata)
+            .await
     }
 
     pub(super) fn metadata(principal: &Principal) -> EventMetadata {
@@ -262,7 +272,7 @@ impl AdminService {
                 let metrics = match self.store.server_samples_of(&[record.id]).await {
                     Ok(samples) => samples
                         .first()
-                        .map(MetricsStatus::of_sample)
+                        .map(|sample| sample.metrics_status())
                         .unwrap_or_default(),
                     Err(err) => {
                         tracing::warn!(server = %record.id, error = %err, "cannot read the server's sample");
@@ -367,10 +377,8 @@ impl AdminService {
             },
             enabled: new.enabled.unwrap_or(false),
         };
-        self.store
-            .execute_server(id, &command, &Self::metadata(principal))
+        self.execute_server(id, &command, &Self::metadata(principal))
             .await?;
-        self.refresh_view().await;
         self.server(&id.to_string()).await
     }
 
@@ -398,14 +406,12 @@ impl AdminService {
                 .metrics_url
                 .map(|url| Some(url).filter(|url| !url.trim().is_empty())),
         };
-        self.store
-            .execute_server(
-                server_id,
-                &ServerCommand::Update(changes),
-                &Self::metadata(principal),
-            )
-            .await?;
-        self.refresh_view().await;
+        self.execute_server(
+            server_id,
+            &ServerCommand::Update(changes),
+            &Self::metadata(principal),
+        )
+        .await?;
         self.server(id).await
     }
 
@@ -419,13 +425,10 @@ impl AdminService {
     ) -> Result<ServerView, Failure> {
         let server_id = parse_server_id(id)?;
         let metadata = Self::metadata(principal);
-        self.store
-            .execute_server(server_id, &command, &metadata)
-            .await?;
+        self.execute_server(server_id, &command, &metadata).await?;
         if command == ServerCommand::Cordon {
-            self.store.disable_if_drained(server_id, &metadata).await?;
+            disable_if_drained(self.store.as_ref(), &self.executor, server_id, &metadata).await?;
         }
-        self.refresh_view().await;
         self.server(id).await
     }
 
@@ -440,8 +443,7 @@ impl AdminService {
         let server_id = parse_server_id(id)?;
         let record = self.record(server_id).await?;
         let metadata = Self::metadata(principal);
-        self.store
-            .execute_server(server_id, &ServerCommand::Disable, &metadata)
+        self.execute_server(server_id, &ServerCommand::Disable, &metadata)
             .await?;
         let meetings = self.meetings_on(server_id).await?;
         let mut ended = 0;
@@ -456,7 +458,6 @@ impl AdminService {
                 .await?;
             forgotten.push(meeting.meeting_id.to_string());
         }
-        self.refresh_view().await;
         Ok(PanicReport {
             server: self.server(id).await?,
             forgotten,
@@ -477,10 +478,8 @@ impl AdminService {
         if force {
             // No create may place a meeting there between the look at its
             // meetings and the removal.
-            self.store
-                .execute_server(server_id, &ServerCommand::Disable, &metadata)
+            self.execute_server(server_id, &ServerCommand::Disable, &metadata)
                 .await?;
-            self.refresh_view().await;
         }
         let meetings = self.meetings_on(server_id).await?;
         if !meetings.is_empty() && !force {
@@ -493,10 +492,8 @@ impl AdminService {
             self.forget(&meeting, EndReason::GoneFromServer, &metadata)
                 .await?;
         }
-        self.store
-            .execute_server(server_id, &ServerCommand::Remove, &metadata)
+        self.execute_server(server_id, &ServerCommand::Remove, &metadata)
             .await?;
-        self.refresh_view().await;
         Ok(())
     }
 
@@ -516,10 +513,14 @@ impl AdminService {
         reason: EndReason,
         metadata: &EventMetadata,
     ) -> Result<(), Failure> {
-        self.store.end_run(meeting, reason, metadata).await?;
-        if let Some(directory) = &self.directory {
-            directory.forget(&meeting.tenant, &meeting.meeting_id);
-        }
+        end_run(
+            &self.executor,
+            meeting,
+            reason,
+            self.clock.now_ms(),
+            metadata,
+        )
+        .await?;
         Ok(())
     }
 
@@ -527,45 +528,34 @@ impl AdminService {
     /// its getMeetingInfo gives (BBB before 3.0 wants it). The server's
     /// answer: ended (SUCCESS), already gone (`notFound`) or failed.
     async fn send_end(&self, server: &ServerRecord, meeting: &MeetingRecord) -> EndOutcome {
-        let target = BackendTarget {
-            url: &server.settings.url,
-            secret: &server.settings.secret,
-            algorithm: server.settings.checksum.unwrap_or(self.backend_checksum),
-        };
         let mut params = Params::default();
         params.set("meetingID", meeting.meeting_id.as_str());
         if let Ok(info) = self
-            .backend
-            .get(
-                target,
-                "getMeetingInfo",
-                &params.to_query(),
-                self.backend_timeout,
-            )
+            .backends
+            .call(server, "getMeetingInfo", &params.to_query(), None)
             .await
-            && let Ok(summary) = read_response(&info.body)
         {
-            if summary.message_key() == Some("notFound") {
+            if info.summary.message_key() == Some("notFound") {
                 return EndOutcome::Gone;
             }
-            if let Some(password) = summary.field("moderatorPW") {
+            if let Some(password) = info.summary.field("moderatorPW") {
                 params.set("password", password);
             }
         }
         match self
-            .backend
-            .get(target, "end", &params.to_query(), self.backend_timeout)
+            .backends
+            .call(server, "end", &params.to_query(), None)
             .await
         {
-            Ok(response) => match read_response(&response.body) {
-                Ok(summary) if summary.is_success() => EndOutcome::Ended,
-                Ok(summary) if summary.message_key() == Some("notFound") => EndOutcome::Gone,
-                Ok(summary) => EndOutcome::Failed(format!(
-                    "the server refused to end it: {}",
-                    summary.field("message").unwrap_or("no message")
-                )),
-                Err(err) => EndOutcome::Failed(format!("unreadable answer: {err}")),
-            },
+            Ok(answer) if answer.summary.is_success() => EndOutcome::Ended,
+            Ok(answer) if answer.summary.message_key() == Some("notFound") => EndOutcome::Gone,
+            Ok(answer) => EndOutcome::Failed(format!(
+                "the server refused to end it: {}",
+                answer.summary.field("message").unwrap_or("no message")
+            )),
+            Err(switchboard_app::backend::CallFailure::Garbage(err)) => {
+                EndOutcome::Failed(format!("unreadable answer: {err}"))
+            }
             Err(err) => {
                 tracing::warn!(server = %server.id, error = %err, "admin: end call failed");
                 EndOutcome::Failed(err.to_string())
@@ -643,10 +633,13 @@ impl AdminService {
         }
         let metadata = Self::metadata(principal);
         self.forget(&record, EndReason::Operator, &metadata).await?;
-        self.store
-            .disable_if_drained(record.run.server_id, &metadata)
-            .await?;
-        self.refresh_view().await;
+        disable_if_drained(
+            self.store.as_ref(),
+            &self.executor,
+            record.run.server_id,
+            &metadata,
+        )
+        .await?;
         self.meeting(tenant, meeting_id).await
     }
 
@@ -687,11 +680,11 @@ impl AdminService {
                 position = stored.position;
                 match &stored.event {
                     DomainEvent::Server(event) => servers
-                        .entry(stored.stream.clone())
+                        .entry(stored.stream.to_string())
                         .or_default()
                         .evolve(event),
                     DomainEvent::Meeting(event) => meetings
-                        .entry(stored.stream.clone())
+                        .entry(stored.stream.to_string())
                         .or_default()
                         .evolve(event),
                     DomainEvent::Token(_) | DomainEvent::Tenant(_) | DomainEvent::Recording(_) => {}
@@ -786,8 +779,12 @@ impl AdminService {
             scope,
             hash: hash_token(&token),
         };
-        self.store
-            .execute_token(&new.name, &command, &Self::metadata(principal))
+        self.executor
+            .execute::<Token>(
+                &switchboard_domain::token::token_stream(&new.name),
+                &command,
+                &Self::metadata(principal),
+            )
             .await?;
         Ok(CreatedToken {
             name: new.name,
@@ -813,8 +810,12 @@ impl AdminService {
 
     /// Revokes a token.
     pub async fn revoke_token(&self, name: &str, principal: &Principal) -> Result<(), Failure> {
-        self.store
-            .execute_token(name, &TokenCommand::Revoke, &Self::metadata(principal))
+        self.executor
+            .execute::<Token>(
+                &switchboard_domain::token::token_stream(name),
+                &TokenCommand::Revoke,
+                &Self::metadata(principal),
+            )
             .await?;
         Ok(())
     }

@@ -10,12 +10,12 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use switchboard_app::CommandError;
 use switchboard_domain::ids::TenantId;
 use switchboard_domain::tenant::{
     ParamRule, TenantCommand, TenantConfig, TenantError, TenantLimits, TenantPolicy,
 };
 use switchboard_domain::token::TokenScope;
-use switchboard_store::CommandError;
 
 /// What a policy rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
@@ -302,9 +302,14 @@ impl AdminService {
         let mut metadata = Self::metadata(principal);
         metadata.tenant = Some(name.to_owned());
         for command in commands {
-            self.store.execute_tenant(name, command, &metadata).await?;
+            self.executor
+                .execute::<switchboard_domain::tenant::Tenant>(
+                    &switchboard_domain::tenant::tenant_stream(name),
+                    command,
+                    &metadata,
+                )
+                .await?;
         }
-        self.refresh_view().await;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use super::xml::XmlWriter;
 use poem::{IntoResponse, Response};
+use switchboard_app::meetings::CallError;
 
 /// A FAILED answer of the BBB API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,32 @@ impl BbbError {
         xml.text_element("messageKey", self.key);
         xml.text_element("message", &self.message);
         xml.finish()
+    }
+}
+
+impl From<CallError> for BbbError {
+    fn from(err: CallError) -> Self {
+        match err {
+            CallError::MissingParam { key, message } => Self::missing_param(key, message),
+            CallError::Invalid(message) => Self::validation(message),
+            CallError::NotFound => Self::meeting_not_found(),
+            CallError::ServerUnavailable => Self::server_unavailable(),
+            CallError::NoServer => Self::no_server(),
+            CallError::TagUnavailable(tags) => Self::tag_unavailable(&tags),
+            CallError::MaxMeetings(limit) => Self::max_meetings_reached(limit),
+            CallError::MaxParticipants(limit) => Self::max_participants_reached(limit),
+            err @ CallError::ServerFailed(_) => Self::internal(err.to_string()),
+            CallError::Store(err) => Self::store_failure(err),
+            CallError::Internal(message) => Self::internal(message),
+        }
+    }
+}
+
+impl BbbError {
+    /// A database failure, logged, as a front-end sees it.
+    pub fn store_failure(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "database failure on the BBB API");
+        Self::internal("Switchboard's database is unavailable; please retry.")
     }
 }
 

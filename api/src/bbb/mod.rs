@@ -1,13 +1,8 @@
 //! The BBB API facade: `/bigbluebutton/api` and `/bigbluebutton/api/{call}`,
 //! answering every front-end exactly as one BBB server would.
 
-mod create;
 pub mod error;
-mod forward;
-pub mod get_meetings;
-mod join;
-mod listing;
-mod meeting_calls;
+mod meetings;
 pub mod recordings;
 pub mod request;
 pub mod tenancy;
@@ -162,15 +157,16 @@ async fn handle(
         request_id: Some(request_id(req)),
         tenant: Some(request.tenant.to_string()),
     };
+    let meetings = &state.meetings;
     match call {
-        "create" => create::create(state, &request, &metadata()).await,
-        "join" => join::join(state, &request).await,
-        "end" => meeting_calls::end(state, &request, &metadata()).await,
-        "isMeetingRunning" => meeting_calls::is_meeting_running(state, &request).await,
-        "getMeetingInfo" => meeting_calls::get_meeting_info(state, &request).await,
-        "sendChatMessage" => meeting_calls::send_chat_message(state, &request).await,
-        "insertDocument" => meeting_calls::insert_document(state, &request).await,
-        "getMeetings" => get_meetings::get_meetings(state, &request.tenant).await,
+        "create" => meetings::create(meetings, &request, &metadata()).await,
+        "join" => meetings::join(meetings, &request).await,
+        "end" => meetings::end(meetings, &request, &metadata()).await,
+        "isMeetingRunning" => meetings::is_meeting_running(meetings, &request).await,
+        "getMeetingInfo" | "sendChatMessage" | "insertDocument" => {
+            meetings::relay(meetings, &request).await
+        }
+        "getMeetings" => meetings::get_meetings(meetings, &request.tenant).await,
         "getRecordings" => recordings::get_recordings(state, &request).await,
         "publishRecordings" => recordings::publish_recordings(state, &request, &metadata()).await,
         "deleteRecordings" => recordings::delete_recordings(state, &request, &metadata()).await,

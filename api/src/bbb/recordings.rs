@@ -10,11 +10,13 @@ use crate::recordings::RecordingService;
 use poem::Response;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use switchboard_app::CommandError;
+use switchboard_app::ports::prelude::*;
+use switchboard_app::records::{RecordingQuery, RecordingRecord};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::recording::RecordingCommand;
 use switchboard_recordings::RecordId;
 use switchboard_recordings::metadata::rebase_url;
-use switchboard_store::{CommandError, RecordingQuery, RecordingRecord};
 
 /// Most recordings one page holds.
 pub const MAX_PAGE: u64 = 100;
@@ -208,8 +210,13 @@ async fn execute(
     metadata: &EventMetadata,
 ) -> Result<(), BbbError> {
     match state
-        .store
-        .execute_recording(record_id, command, metadata)
+        .recordings
+        .executor
+        .execute::<switchboard_domain::recording::Recording>(
+            &switchboard_domain::recording::recording_stream(record_id),
+            command,
+            metadata,
+        )
         .await
     {
         Ok(_) => Ok(()),

@@ -4,11 +4,9 @@
 
 use super::error::BbbError;
 use bytes::Bytes;
-use std::sync::Arc;
-use switchboard_domain::checksum::{ChecksumAlgorithm, split_checksum, verify};
+use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, split_checksum, verify};
+use switchboard_domain::bbb::params::{ParamError, Params};
 use switchboard_domain::ids::TenantId;
-use switchboard_domain::params::{ParamError, Params};
-use switchboard_domain::tenant::TenantConfig;
 
 /// What a call accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,36 +35,8 @@ pub fn method_rule(call: &str) -> Option<MethodRule> {
     })
 }
 
-/// A body sent with the call: an XML document (create's slides,
-/// insertDocument) or, on the way to a server, a form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XmlBody {
-    /// The content type as sent.
-    pub content_type: String,
-    /// The document.
-    pub body: Bytes,
-}
-
-/// A verified request.
-#[derive(Debug, Clone)]
-pub struct ApiRequest {
-    /// The call name (`create`, `join`, ...).
-    pub call: String,
-    /// Decoded parameters from the URL and a form body.
-    pub params: Params,
-    /// The raw URL query without the checksum, as the client signed it.
-    pub raw_query: String,
-    /// True when parameters came from a form body (the raw query is not all).
-    pub has_form_params: bool,
-    /// An XML body, if one came.
-    pub xml_body: Option<XmlBody>,
-    /// A multipart body (putRecordingTextTrack), if one came.
-    pub multipart: Option<XmlBody>,
-    /// The tenant whose secret signed the request.
-    pub tenant: TenantId,
-    /// Its configuration; `None` for the default tenant.
-    pub tenant_config: Option<Arc<TenantConfig>>,
-}
+pub use switchboard_app::backend::RequestBody as XmlBody;
+pub use switchboard_app::meetings::ApiRequest;
 
 /// The raw pieces of an incoming request.
 #[derive(Debug, Clone, Copy)]
@@ -231,7 +201,7 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_domain::checksum::sign;
+    use switchboard_domain::bbb::checksum::sign;
 
     const SECRET: &str = "front-end-secret";
 

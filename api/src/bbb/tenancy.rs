@@ -55,17 +55,14 @@ pub fn resolve(
     host: Option<&str>,
 ) -> Result<ResolvedTenant, BbbError> {
     if let Some(name) = path_tenant {
-        let config = state
-            .directory
-            .tenant(name)
-            .ok_or_else(BbbError::checksum)?;
+        let config = state.routing.tenant(name).ok_or_else(BbbError::checksum)?;
         return Ok(ResolvedTenant {
             id: TenantId(config.name.clone()),
             config: Some(config),
         });
     }
     if let Some(label) = host.and_then(host_label)
-        && let Some(config) = state.directory.tenant(&label)
+        && let Some(config) = state.routing.tenant(&label)
     {
         return Ok(ResolvedTenant {
             id: TenantId(config.name.clone()),

@@ -479,9 +479,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             local_only("recordings")?;
             let store = app::open_store(&settings).await?;
             let secrets = app::resolve_secrets(&settings, &store).await?;
+            let (_, executor) = app::ports_of(&store, Default::default());
             let service = crate::recordings::RecordingService::open(
                 &settings,
                 store,
+                executor,
                 secrets.accepted.first().cloned().unwrap_or_default(),
             )
             .await?;

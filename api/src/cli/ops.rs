@@ -7,8 +7,8 @@ use super::table::{Table, clip, number, or_dash, print_fields, print_json, time,
 use super::target::Target;
 use super::{EventsCommand, MeetingsCommand, ScopeArg, ServersCommand, StateFilter, TokensCommand};
 use crate::admin::model::*;
+use switchboard_app::records::EventFilter;
 use switchboard_domain::server::ServerCommand;
-use switchboard_store::EventFilter;
 
 /// `servers ...`
 pub async fn servers(target: &Target, command: ServersCommand) -> anyhow::Result<()> {

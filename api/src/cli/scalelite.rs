@@ -22,7 +22,7 @@
 use crate::admin::model::ServerUpdate;
 use anyhow::{Context, anyhow, bail};
 use serde_yaml_ng::{Mapping, Value};
-use switchboard_domain::checksum::ChecksumAlgorithm;
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 
 /// Parameters Scalelite's verbose export adds and `servers:sync` ignores.
 const IGNORED: [&str; 3] = ["load", "state", "online"];

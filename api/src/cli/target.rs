@@ -12,10 +12,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::time::Duration;
+use switchboard_app::ports::prelude::*;
+use switchboard_app::records::EventFilter;
 use switchboard_domain::server::ServerCommand;
 use switchboard_domain::token::TokenScope;
-use switchboard_store::{EventFilter, Store};
-use switchboard_workers::backend::HttpBackendClient;
+use switchboard_store::Store;
 
 /// The actor of events the CLI records locally.
 pub const CLI_ACTOR: &str = "cli";
@@ -53,7 +54,15 @@ impl Target {
     /// Opens the database the settings name.
     pub async fn local(settings: &Settings) -> anyhow::Result<Self> {
         let store = app::open_store(settings).await?;
-        let admin = AdminService::new(store.clone(), HttpBackendClient::new(), settings, None);
+        let (db, executor) = app::ports_of(&store, Default::default());
+        let admin = AdminService::new(
+            db,
+            executor,
+            app::backends_of(settings),
+            std::sync::Arc::new(switchboard_app::clock::SystemClock),
+            settings.load,
+            None,
+        );
         Ok(Target::Local(Local {
             admin,
             store,

@@ -17,13 +17,14 @@ use super::import::process_spool;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use switchboard_app::ports::prelude::*;
+use switchboard_app::records::RecordingQuery;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, TenantId};
 use switchboard_domain::recording::{
     RecordingDetails, RecordingEvent, RecordingFormat, recording_stream,
 };
 use switchboard_recordings::spool::{Spool, SpoolConfig};
-use switchboard_store::RecordingQuery;
 
 /// Recordings per meetingID in the seeded table.
 const PER_MEETING: usize = 5;
@@ -104,7 +105,7 @@ pub async fn run(
             .buffer_unordered(16);
         while let Some(result) = appends.next().await {
             if let Err(err) = result
-                && !matches!(err, switchboard_store::StoreError::Conflict { .. })
+                && !matches!(err, switchboard_app::StoreError::Conflict { .. })
             {
                 return Err(err.into());
             }

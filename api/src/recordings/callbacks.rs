@@ -8,6 +8,7 @@ use super::RecordingService;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 use std::time::Duration;
+use switchboard_app::ports::prelude::*;
 use switchboard_domain::ids::TenantId;
 
 /// The JWT claims BBB sends.

@@ -11,6 +11,8 @@ use super::RecordingService;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+use switchboard_app::CommandError;
+use switchboard_app::ports::prelude::*;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::TenantId;
 use switchboard_domain::recording::{
@@ -20,7 +22,6 @@ use switchboard_recordings::archive::{self, ArchiveLimits};
 use switchboard_recordings::layout::Visibility;
 use switchboard_recordings::spool::{self, Spool};
 use switchboard_recordings::{ExtractedRecording, FormatDir};
-use switchboard_store::CommandError;
 use thiserror::Error;
 
 /// Why an import did not go through.
@@ -174,8 +175,13 @@ pub async fn record_import(
         request_id: None,
         tenant: Some(tenant.to_string()),
     };
-    let executed = store
-        .execute_recording(record_id, &command, &metadata)
+    let executed = service
+        .executor
+        .execute::<switchboard_domain::recording::Recording>(
+            &switchboard_domain::recording::recording_stream(record_id),
+            &command,
+            &metadata,
+        )
         .await
         .map_err(|err| match err {
             CommandError::Rejected(err) => ImportError::BadArchive(err.to_string()),

@@ -17,6 +17,7 @@ use crate::config::{RecordingSettings, Settings};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use switchboard_app::ports::prelude::*;
 use switchboard_recordings::protected::{self, UsedTokens, UsedTokensError};
 use switchboard_recordings::{Layout, PlaybackKey, RecordId};
 use switchboard_store::Store;
@@ -42,7 +43,7 @@ pub enum RecordingSetupError {
     },
     /// The playback key could not be read or stored.
     #[error("cannot read or store the playback key: {0}")]
-    Store(#[from] switchboard_store::StoreError),
+    Store(#[from] switchboard_app::StoreError),
     /// The stored playback key is unusable.
     #[error("the stored playback key is unusable: {0}")]
     Key(String),
@@ -58,6 +59,8 @@ pub struct RecordingService {
     pub settings: RecordingSettings,
     /// The database.
     pub store: Store,
+    /// Records recording commands.
+    pub executor: switchboard_app::CommandExecutor,
     /// Signs one-time links and playback cookies.
     key: PlaybackKey,
     public_url: OnceLock<String>,
@@ -84,6 +87,7 @@ impl RecordingService {
     pub async fn open(
         settings: &Settings,
         store: Store,
+        executor: switchboard_app::CommandExecutor,
         primary_secret: String,
     ) -> Result<Self, RecordingSetupError> {
         let layout = Layout::create(settings.recordings_dir())?;
@@ -109,6 +113,7 @@ impl RecordingService {
             spool_dir,
             settings: settings.recordings.clone(),
             store,
+            executor,
             key,
             public_url,
             configured_public_url: settings.public_url.clone(),

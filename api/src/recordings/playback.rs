@@ -21,6 +21,7 @@ use poem::http::{StatusCode, header};
 use poem::web::{Data, Path, StaticFileRequest};
 use poem::{FromRequest, IntoResponse, Request, Response, handler};
 use std::sync::Arc;
+use switchboard_app::ports::prelude::*;
 use switchboard_recordings::protected::{self, ProtectedError};
 use switchboard_recordings::{FormatName, RecordId};
 
@@ -125,7 +126,7 @@ async fn serve_recording_file(
     if service.settings.playback == "x-accel-redirect" {
         let encoded: Vec<String> = request_path
             .split('/')
-            .map(switchboard_domain::params::encode_component)
+            .map(switchboard_domain::bbb::params::encode_component)
             .collect();
         let target = format!(
             "{}/{}",

@@ -32,6 +32,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use switchboard_app::ports::prelude::*;
 use switchboard_recordings::RecordId;
 use switchboard_recordings::archive::{self, ArchiveLimits};
 use switchboard_recordings::spool::{Spool, SpoolConfig};

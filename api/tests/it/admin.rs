@@ -5,7 +5,11 @@ use crate::support::*;
 use serde_json::{Value, json};
 use switchboard_api::admin::model::{NewToken, Scope};
 use switchboard_api::admin::service::Principal;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
 use switchboard_domain::token::TokenScope;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 pub struct Admin<'a> {
     harness: &'a Harness,
@@ -191,7 +195,7 @@ async fn servers_lifecycle_through_the_api() {
         // The change is used by the facade: creates may land on the new server.
         let events = harness
             .store()
-            .stream_events(&format!("server:{id}"))
+            .stream_events(&format!("server:{id}").parse().unwrap())
             .await
             .unwrap();
         assert!(

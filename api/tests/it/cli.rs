@@ -1,6 +1,10 @@
 //! The `switchboard` binary as an operator runs it.
 
 use std::process::Command;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 fn switchboard(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -227,8 +231,8 @@ async fn demo_mode_works_from_the_printed_examples() {
 use crate::support::{Db, Harness};
 use switchboard_api::admin::model::{NewToken, Scope};
 use switchboard_api::admin::service::Principal;
+use switchboard_app::records::EventFilter;
 use switchboard_domain::token::TokenScope;
-use switchboard_store::EventFilter;
 
 /// Runs the binary with `args` as given (no `--data-dir` added).
 async fn run_async(args: &[&str]) -> (bool, String, String) {

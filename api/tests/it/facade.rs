@@ -4,9 +4,13 @@
 use crate::support::*;
 use bbb_simulator::FailureMode;
 use std::time::{Duration, Instant};
-use switchboard_domain::checksum::ChecksumAlgorithm;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::server::ServerCommand;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_answers_without_checksum() {
@@ -129,7 +133,7 @@ async fn checksums_follow_bbb_rules() {
         .get_raw(&format!("{base}checksum={}", sum.to_uppercase()))
         .await
         .assert_success();
-    let sum = switchboard_domain::checksum::sign(
+    let sum = switchboard_domain::bbb::checksum::sign(
         ChecksumAlgorithm::Sha1,
         "isMeetingRunning",
         "meetingID=abc",
@@ -142,7 +146,7 @@ async fn checksums_follow_bbb_rules() {
         .await
         .assert_success();
     let sum =
-        switchboard_domain::checksum::sign(ChecksumAlgorithm::Sha1, "getMeetings", "", SECRET);
+        switchboard_domain::bbb::checksum::sign(ChecksumAlgorithm::Sha1, "getMeetings", "", SECRET);
     harness
         .get_raw(&format!("{api}getMeetings?&checksum={sum}"))
         .await
@@ -211,7 +215,7 @@ async fn create_is_idempotent_and_sticks_to_its_server() {
         assert_eq!(harness.meetings_on_sims(), 1);
         let events = harness
             .store()
-            .stream_events("meeting:default:same")
+            .stream_events(&"meeting:default:same".parse().unwrap())
             .await
             .unwrap();
         assert_eq!(
@@ -255,7 +259,7 @@ async fn concurrent_creates_of_one_meeting_give_one_meeting() {
         assert_eq!(harness.meetings_on_sims(), 1, "{db:?}");
         let events = harness
             .store()
-            .stream_events("meeting:default:contested")
+            .stream_events(&"meeting:default:contested".parse().unwrap())
             .await
             .unwrap();
         assert_eq!(events.len(), 1, "{db:?}");
@@ -414,7 +418,7 @@ async fn joins_respect_server_state() {
 async fn wait_for_refresh(harness: &Harness) {
     let target = harness.store().last_position().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(2);
-    while harness.state().directory.position() < target {
+    while harness.state().routing.position() < target {
         assert!(Instant::now() < deadline, "routing view did not refresh");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -488,10 +492,9 @@ async fn get_meetings_answers_from_the_polled_picture_without_asking_servers() {
 
     let with_foreign = harness.sim_with("list-0").unwrap();
     harness.sims[with_foreign].create_meeting_directly("foreign", "Made elsewhere");
-    let mut poller = switchboard_workers::health::HealthPoller::new(
-        harness.store().clone(),
-        harness.state().backend.clone(),
-        switchboard_workers::health::HealthConfig {
+    let mut poller = switchboard_app::health::HealthPoller::new(
+        harness.state().health_ports(),
+        switchboard_app::health::HealthConfig {
             timeout: Duration::from_millis(300),
             offline_after: 1,
             online_after: 1,
@@ -501,7 +504,7 @@ async fn get_meetings_answers_from_the_polled_picture_without_asking_servers() {
         harness.state().observed.clone(),
     );
     poller.poll_once().await.unwrap();
-    harness.state().directory.refresh().await.unwrap();
+    harness.state().routing.refresh().await.unwrap();
     let polled = harness.get("getMeetings", "").await;
     assert!(
         listed_ids(&polled).contains(&"foreign".to_owned()),
@@ -525,7 +528,7 @@ async fn get_meetings_answers_from_the_polled_picture_without_asking_servers() {
     let holder = harness.sim_with("list-1").unwrap();
     assert!(harness.sims[holder].end_meeting_directly("list-1"));
     poller.poll_once().await.unwrap();
-    harness.state().directory.refresh().await.unwrap();
+    harness.state().routing.refresh().await.unwrap();
     let after = listed_ids(&harness.get("getMeetings", "").await);
     assert!(!after.contains(&"list-1".to_owned()), "{after:?}");
 
@@ -689,15 +692,14 @@ async fn post_bodies_are_accepted_as_bbb_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_polling_flips_servers_and_placement_follows() {
     let harness = Harness::start(Db::Sqlite, 2).await;
-    let config = switchboard_workers::health::HealthConfig {
+    let config = switchboard_app::health::HealthConfig {
         timeout: Duration::from_millis(300),
         offline_after: 2,
         online_after: 1,
         ..Default::default()
     };
-    let mut poller = switchboard_workers::health::HealthPoller::new(
-        harness.store().clone(),
-        harness.state().backend.clone(),
+    let mut poller = switchboard_app::health::HealthPoller::new(
+        harness.state().health_ports(),
         config,
         harness.state().observed.clone(),
     );
@@ -808,7 +810,7 @@ async fn two_instances_on_one_database_act_as_one() {
     assert_eq!(holders.len(), 1, "one meeting on one server: {holders:?}");
     let created = harness
         .store()
-        .stream_events("meeting:default:raced")
+        .stream_events(&"meeting:default:raced".parse().unwrap())
         .await
         .unwrap()
         .into_iter()
@@ -832,13 +834,12 @@ async fn two_instances_on_one_database_act_as_one() {
 async fn polling_reconciles_meetings_with_their_servers() {
     for db in BOTH {
         let harness = Harness::start(db, 2).await;
-        let config = switchboard_workers::health::HealthConfig {
+        let config = switchboard_app::health::HealthConfig {
             reconcile_grace: Duration::ZERO,
             ..Default::default()
         };
-        let mut poller = switchboard_workers::health::HealthPoller::new(
-            harness.store().clone(),
-            harness.state().backend.clone(),
+        let mut poller = switchboard_app::health::HealthPoller::new(
+            harness.state().health_ports(),
             config.clone(),
             harness.state().observed.clone(),
         );
@@ -875,10 +876,9 @@ async fn polling_reconciles_meetings_with_their_servers() {
         );
 
         // Adoption makes the stranger joinable through Switchboard.
-        let mut adopting = switchboard_workers::health::HealthPoller::new(
-            harness.store().clone(),
-            harness.state().backend.clone(),
-            switchboard_workers::health::HealthConfig {
+        let mut adopting = switchboard_app::health::HealthPoller::new(
+            harness.state().health_ports(),
+            switchboard_app::health::HealthConfig {
                 adopt_unknown: true,
                 ..config
             },
@@ -913,7 +913,7 @@ async fn polling_reconciles_meetings_with_their_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meetings_of_an_offline_server_follow_the_policy() {
-    use switchboard_workers::health::{HealthConfig, HealthPoller, OfflinePolicy};
+    use switchboard_app::health::{HealthConfig, HealthPoller, OfflinePolicy};
     for (policy, forgotten) in [
         (OfflinePolicy::Forget, true),
         (OfflinePolicy::KeepFor(Duration::from_secs(3600)), false),
@@ -922,8 +922,7 @@ async fn meetings_of_an_offline_server_follow_the_policy() {
         harness.create("on-dying").await.assert_success();
         let dying = harness.sim_with("on-dying").unwrap();
         let mut poller = HealthPoller::new(
-            harness.store().clone(),
-            harness.state().backend.clone(),
+            harness.state().health_ports(),
             HealthConfig {
                 offline_after: 1,
                 timeout: Duration::from_millis(300),

@@ -7,7 +7,11 @@
 use crate::support::*;
 use std::time::Duration;
 use switchboard_api::metrics::refresh_gauges;
-use switchboard_workers::health::{HealthConfig, HealthPoller};
+use switchboard_app::health::{HealthConfig, HealthPoller};
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 /// The text of `GET /metrics`.
 async fn scrape(harness: &Harness) -> String {
@@ -94,8 +98,7 @@ async fn server_gauges_and_health_poll_jobs_appear() {
 
     let state = harness.state();
     let mut poller = HealthPoller::new(
-        state.store.clone(),
-        state.backend.clone(),
+        state.health_ports(),
         HealthConfig {
             timeout: Duration::from_secs(2),
             ..HealthConfig::default()
@@ -104,7 +107,7 @@ async fn server_gauges_and_health_poll_jobs_appear() {
     );
     let report = poller.poll_once().await.unwrap();
     assert_eq!(report.healthy, 1);
-    state.directory.refresh().await.unwrap();
+    state.routing.refresh().await.unwrap();
     refresh_gauges(state);
 
     let after = scrape(&harness).await;

@@ -11,8 +11,12 @@ use std::path::Path;
 use std::time::Duration;
 use switchboard_api::admin::model::{NewToken, Scope};
 use switchboard_api::admin::service::Principal;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
 use switchboard_domain::server::ServerState;
 use switchboard_domain::token::TokenScope;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -95,7 +99,7 @@ async fn generated_python_client_adds_enables_and_reads_back_a_server() {
     assert_eq!(server.state, ServerState::Enabled);
     let events = harness
         .store()
-        .stream_events(&format!("server:{}", server.id))
+        .stream_events(&format!("server:{}", server.id).parse().unwrap())
         .await
         .unwrap();
     let types: Vec<&str> = events.iter().map(|e| e.event.type_name()).collect();

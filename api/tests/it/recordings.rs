@@ -5,9 +5,13 @@
 use crate::support::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use switchboard_domain::checksum::ChecksumAlgorithm;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::tenant::TenantCommand;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 fn metadata_xml(id: &str, format: &str, meeting: &str) -> String {
     format!(
@@ -100,7 +104,12 @@ fn public(harness: &Harness) -> String {
 
 async fn stream_events(harness: &Harness, id: &str) -> usize {
     let stream = format!("recording:{id}");
-    harness.store().stream_events(&stream).await.unwrap().len()
+    harness
+        .store()
+        .stream_events(&stream.parse().unwrap())
+        .await
+        .unwrap()
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,17 +7,21 @@ use bbb_simulator::FailureMode;
 use std::time::{Duration, Instant};
 use switchboard_api::admin::model::NewServer;
 use switchboard_api::admin::service::Principal;
-use switchboard_domain::checksum::{ChecksumAlgorithm, sign, split_checksum};
+use switchboard_app::health::{HealthConfig, HealthPoller};
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign, split_checksum};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::server::ServerCommand;
 use switchboard_domain::token::TokenScope;
-use switchboard_workers::health::{HealthConfig, HealthPoller};
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 /// Waits until the routing view has caught up with the log.
 async fn caught_up(harness: &Harness) {
     let target = harness.store().last_position().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
-    while harness.state().directory.position() < target {
+    while harness.state().routing.position() < target {
         assert!(Instant::now() < deadline, "routing view did not refresh");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -137,10 +141,8 @@ async fn foreign_meetings_hide_new_placements_from_the_load() {
     }
     let state = harness.state();
     let mut poller = HealthPoller::new(
-        state.store.clone(),
-        state.backend.clone(),
+        state.health_ports(),
         HealthConfig {
-            default_algorithm: state.settings.backend_checksum,
             ..HealthConfig::default()
         },
         state.observed.clone(),
@@ -179,18 +181,14 @@ async fn a_new_run_on_the_same_server_is_not_counted() {
     })
     .await;
     harness.create("rerun").await.assert_success();
-    let server = harness
-        .state()
-        .directory
-        .server(harness.servers[0])
-        .unwrap();
-    let before = harness.state().directory.load_of(&server);
+    let server = harness.state().routing.server(harness.servers[0]).unwrap();
+    let before = harness.state().routing.load_of(&server);
     assert!(before > 0.0);
     assert!(harness.sims[0].end_meeting_directly("rerun"));
     harness.create("rerun").await.assert_success();
-    let after = harness.state().directory.load_of(&server);
-    harness.state().directory.refresh().await.unwrap();
-    let refreshed = harness.state().directory.load_of(&server);
+    let after = harness.state().routing.load_of(&server);
+    harness.state().routing.refresh().await.unwrap();
+    let refreshed = harness.state().routing.load_of(&server);
     assert_eq!(refreshed, before, "the database counts one meeting");
     assert_eq!(after, before, "the live view lost the meeting");
     harness.stop().await;
@@ -250,7 +248,7 @@ async fn a_late_commit_below_the_seen_position_is_never_counted() {
     })
     .await;
     let server_id = harness.servers[0];
-    let directory = &harness.state().directory;
+    let directory = &harness.state().routing;
     directory.refresh().await.unwrap();
     let mut psql = Command::new("psql")
         .arg(&harness.database_url)
@@ -306,7 +304,7 @@ async fn a_late_commit_below_the_seen_position_is_never_counted() {
     let events = harness.store().events_after(0, 100).await.unwrap();
     let late = events
         .iter()
-        .find(|e| e.stream == "meeting:default:late-1")
+        .find(|e| e.stream.to_string() == "meeting:default:late-1")
         .unwrap();
     assert!(
         late.position < harness.store().last_position().await.unwrap(),

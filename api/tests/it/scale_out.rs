@@ -8,9 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_api::admin::service::Principal;
 use switchboard_api::app::{self, AppState, Background, RunningApp};
-use switchboard_domain::checksum::ChecksumAlgorithm;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 use switchboard_domain::server::{ServerCommand, ServerState};
 use switchboard_domain::token::TokenScope;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 const NO_PERIODIC_REFRESH_MS: u64 = 3_600_000;
 
@@ -93,7 +97,7 @@ async fn two_serves_and_one_worker_on_postgres_act_as_one() {
     assert_eq!(attended.status, 302);
     let server = a.servers[host];
     eventually("B sees the attendee", Duration::from_secs(3), async || {
-        b.state.directory.attendees_of(server) == 1
+        b.state.routing.attendees_of(server) == 1
     })
     .await;
 
@@ -113,7 +117,7 @@ async fn two_serves_and_one_worker_on_postgres_act_as_one() {
         Duration::from_secs(1),
         async || {
             b.state
-                .directory
+                .routing
                 .server(other)
                 .is_some_and(|s| s.state == ServerState::Disabled)
         },

@@ -4,9 +4,13 @@
 use crate::support::*;
 use std::time::Duration;
 use switchboard_api::admin::model::ServerView;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server::{ServerChanges, ServerCommand};
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 /// Polls every 200 ms, averages over one second.
 fn fast_window(settings: &mut switchboard_api::config::Settings) {

@@ -4,11 +4,15 @@ use bbb_simulator::{Simulator, SimulatorConfig};
 use std::sync::Arc;
 use switchboard_api::app::{self, AppState, Background, RunningApp};
 use switchboard_api::config::Settings;
-use switchboard_domain::checksum::{ChecksumAlgorithm, sign};
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server::{ServerCommand, ServerSettings};
 use switchboard_store::Store;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 use switchboard_store::test_support::{fresh_postgres, fresh_sqlite};
 
 /// The front-end secret tests sign with.
@@ -270,7 +274,7 @@ pub fn signed_url(
 }
 
 pub fn enc(text: &str) -> String {
-    switchboard_domain::params::encode_component(text)
+    switchboard_domain::bbb::params::encode_component(text)
 }
 
 /// An answer of the facade.

@@ -8,8 +8,12 @@ use switchboard_api::admin::service::Principal;
 use switchboard_api::admin::tenants::{
     LimitsView, NewTenant, PolicyRule, PolicyView, RuleAction, TenantUpdate,
 };
-use switchboard_domain::checksum::ChecksumAlgorithm;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 use switchboard_domain::token::TokenScope;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 
 const T1_SECRET: &str = "tenant-one-secret";
 const T2_SECRET: &str = "tenant-two-secret";
@@ -530,7 +534,7 @@ async fn tenant_admin_changes_are_events_and_never_show_secrets() {
             .unwrap_err();
         assert!(weak.to_string().contains("at least 8"), "{weak}");
         let events = admin
-            .events(switchboard_store::EventFilter {
+            .events(switchboard_app::records::EventFilter {
                 stream: Some("tenant:t1".into()),
                 ..Default::default()
             })

@@ -91,7 +91,9 @@ impl StreamAggregate for Tenant {
         command: &TenantCommand,
     ) -> Result<Vec<TenantEvent>, TenantError> {
         self.decide(command).map_err(|err| match (err, stream) {
-            (TenantError::NotFound(_), StreamId::Tenant(name)) => TenantError::NotFound(name.clone()),
+            (TenantError::NotFound(_), StreamId::Tenant(name)) => {
+                TenantError::NotFound(name.clone())
+            }
             (err, _) => err,
         })
     }

@@ -4,11 +4,17 @@
 //! executor, and the read models' record types. The SQL adapter
 //! (`switchboard-store`) implements the storage ports.
 
+pub mod backend;
 pub mod clock;
 pub mod error;
 pub mod executor;
+pub mod health;
+pub mod lifecycle;
+pub mod locks;
+pub mod meetings;
 pub mod ports;
 pub mod records;
+pub mod routing;
 
 pub use error::StoreError;
 pub use executor::{CommandError, CommandExecutor, EventBus, Executed};

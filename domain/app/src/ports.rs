@@ -126,11 +126,15 @@ pub trait PolledPicture: Send + Sync {
     /// Every server's sample.
     async fn server_samples(&self) -> Result<Vec<ServerSample>, StoreError>;
     /// Servers whose sample changed after `since_ms`, with the change time.
-    async fn samples_changed_after(&self, since_ms: i64)
-    -> Result<Vec<(ServerId, i64)>, StoreError>;
+    async fn samples_changed_after(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(ServerId, i64)>, StoreError>;
     /// The samples of some servers.
-    async fn server_samples_of(&self, servers: &[ServerId])
-    -> Result<Vec<ServerSample>, StoreError>;
+    async fn server_samples_of(
+        &self,
+        servers: &[ServerId],
+    ) -> Result<Vec<ServerSample>, StoreError>;
     /// Writes samples (replacing earlier ones) and announces the change.
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError>;
     /// Keeps the `<meeting>` element of a run Switchboard created.
@@ -166,6 +170,20 @@ pub trait SettingsStore: Send + Sync {
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 }
 
+/// Reads servers' metrics endpoints (node_exporter).
+#[async_trait]
+pub trait MetricsSource: Send + Sync + std::fmt::Debug {
+    /// Reads one endpoint within `timeout`.
+    async fn scrape(
+        &self,
+        url: &str,
+        timeout: std::time::Duration,
+    ) -> Result<
+        switchboard_domain::node_metrics::NodeMetrics,
+        switchboard_domain::node_metrics::MetricsError,
+    >;
+}
+
 /// Every storage port at once, as one adapter (SQL, in memory) provides them.
 pub trait Database:
     EventStore
@@ -187,4 +205,12 @@ impl<T> Database for T where
         + RecordingReads
         + SettingsStore
 {
+}
+
+/// The storage ports' methods in scope, for code holding an adapter.
+pub mod prelude {
+    pub use super::{
+        EventStore as _, MeetingReads as _, PolledPicture as _, RecordingReads as _,
+        ServerReads as _, SettingsStore as _, TenantReads as _,
+    };
 }

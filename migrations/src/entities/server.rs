@@ -43,7 +43,7 @@ impl Model {
             checksum: self
                 .checksum_algorithm
                 .as_deref()
-                .and_then(switchboard_domain::checksum::ChecksumAlgorithm::parse),
+                .and_then(switchboard_domain::bbb::checksum::ChecksumAlgorithm::parse),
             metrics_url: self.metrics_url.clone(),
         }
     }

@@ -198,7 +198,7 @@ mod tests {
     use crate::load::{self, Expect, Load};
     use std::sync::Arc;
     use std::time::Duration;
-    use switchboard_domain::checksum::{ChecksumAlgorithm, sign};
+    use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_signed_joins_with_302_under_load() {

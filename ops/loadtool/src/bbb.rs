@@ -1,6 +1,6 @@
 //! Signed BBB API request paths, as a front-end sends them.
 
-use switchboard_domain::checksum::{ChecksumAlgorithm, sign};
+use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
 
 /// `/bigbluebutton/api/{call}?{query}&checksum=...`, signed with sha1 like
 /// every client library does.
@@ -39,7 +39,7 @@ pub fn get_meetings(secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_domain::checksum::{split_checksum, verify};
+    use switchboard_domain::bbb::checksum::{split_checksum, verify};
 
     #[test]
     fn paths_verify_like_bbb_does() {

@@ -1,6 +1,6 @@
 //! The BBB API calls, on already verified and decoded parameters.
 
-use switchboard_domain::params::Params;
+use switchboard_domain::bbb::params::Params;
 
 use crate::state::{Attendee, CreateOutcome, Meeting, Role, Shared, random_token};
 use crate::xml::{self, XmlWriter};

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use poem::Server;
 use poem::listener::TcpAcceptor;
-use switchboard_domain::params::Params;
+use switchboard_domain::bbb::params::Params;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

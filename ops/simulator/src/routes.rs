@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use poem::http::{Method, StatusCode, header};
 use poem::{Request, Response};
-use switchboard_domain::checksum::{ChecksumAlgorithm, split_checksum, verify};
-use switchboard_domain::params::Params;
+use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, split_checksum, verify};
+use switchboard_domain::bbb::params::Params;
 
 use crate::FailureMode;
 use crate::api::{self, KNOWN_CALLS, Reply};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha1::{Digest, Sha1};
-use switchboard_domain::params::Params;
+use switchboard_domain::bbb::params::Params;
 
 use crate::FailureMode;
 

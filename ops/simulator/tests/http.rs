@@ -6,8 +6,8 @@ use bbb_simulator::{FailureMode, Simulator, SimulatorConfig};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use reqwest::StatusCode;
-use switchboard_domain::checksum::{ChecksumAlgorithm, sign};
-use switchboard_domain::params::Params;
+use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
+use switchboard_domain::bbb::params::Params;
 
 /// A client that does not follow redirects.
 fn client() -> reqwest::Client {

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+#[allow(unused_imports)]
+use switchboard_store::test_support::StoreCommands as _;
 use switchboard_store::{Store, test_support};
 use switchboard_workers::jobs::{
     JobBackend, JobQueue, JobStorage, PollScheduler, PollTick, PushOptions, PushOutcome,

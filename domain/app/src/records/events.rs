@@ -33,7 +33,7 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventFilter {
     /// Only this stream.
-    pub stream: Option<StreamId>,
+    pub stream: Option<String>,
     /// Only this type.
     pub event_type: Option<String>,
     /// Only events caused by this actor.
@@ -61,4 +61,3 @@ impl Default for EventFilter {
         }
     }
 }
-

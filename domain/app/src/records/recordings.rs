@@ -72,7 +72,6 @@ impl RecordingQuery {
             limit: None,
         }
     }
-
 }
 
 /// One page of getRecordings.
@@ -100,4 +99,3 @@ pub struct MeetingRunRecord {
     /// Where to announce its recording.
     pub recording_ready_url: Option<String>,
 }
-

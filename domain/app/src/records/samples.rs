@@ -2,6 +2,7 @@
 //! listings of runs created since. Overwritten in place, never logged.
 
 use switchboard_domain::ids::ServerId;
+use switchboard_domain::node_metrics::MetricsStatus;
 use switchboard_domain::server_metrics::{MetricsState, ResourceUsage};
 
 /// What the last polls saw on one server.
@@ -64,6 +65,16 @@ impl ServerSample {
         }
     }
 
+    /// The metrics status the poll that wrote this sample left.
+    pub fn metrics_status(&self) -> MetricsStatus {
+        MetricsStatus {
+            state: self.metrics_state,
+            usage: self.usage(),
+            error: self.metrics_error.clone(),
+            read_at_ms: self.metrics_read_at_ms,
+        }
+    }
+
     /// The windowed CPU and memory placement may use.
     pub fn usage(&self) -> ResourceUsage {
         ResourceUsage {
@@ -119,4 +130,3 @@ pub struct MeetingListing {
     /// The `<meeting>` element.
     pub xml: String,
 }
-

@@ -44,4 +44,3 @@ pub struct TokenRecord {
     /// When it was created.
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
-

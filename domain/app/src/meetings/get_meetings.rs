@@ -11,16 +11,13 @@
 //! callers that arrive while it is being rebuilt wait for that build (single
 //! flight).
 
-use super::error::BbbError;
-use super::forward::{serving, store_failure};
-use super::xml::{XmlWriter, xml_response};
-use crate::app::AppState;
+use super::calls::serving;
+use super::{CallError, MeetingService};
 use bytes::{Bytes, BytesMut};
-use poem::Response;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use switchboard_domain::bbb::xml_write::XmlWriter;
 use switchboard_domain::ids::{ServerId, TenantId};
-use switchboard_domain::ports::{Clock, SystemClock};
 
 /// Runs that ended this long ago are no longer looked up: by then a poll no
 /// longer lists them.
@@ -43,50 +40,43 @@ impl MergedMeetings {
     }
 }
 
-/// Handles `getMeetings`.
-pub async fn get_meetings(state: &AppState, tenant: &TenantId) -> Result<Response, BbbError> {
-    let generation = state.directory.generation();
-    if let Some(body) = state.merged_meetings.cached(tenant, generation) {
-        return Ok(xml_response(body));
+impl MeetingService {
+    /// `getMeetings`: the tenant's whole answer, shared until it changes.
+    pub async fn get_meetings(&self, tenant: &TenantId) -> Result<Bytes, CallError> {
+        let generation = self.routing.generation();
+        if let Some(body) = self.merged.cached(tenant, generation) {
+            return Ok(body);
+        }
+        let _building = self.merged.building.lock().await;
+        // Whoever built while this request waited may have built what it needs.
+        if let Some(body) = self.merged.cached(tenant, generation) {
+            return Ok(body);
+        }
+        let generation = self.routing.generation();
+        let body = build(self, tenant).await?;
+        let mut last = self.merged.last.lock().expect("getMeetings cache lock");
+        // Answers of other generations are dropped: they would be rebuilt anyway.
+        last.retain(|_, (built_for, _)| *built_for == generation);
+        last.insert(tenant.clone(), (generation, body.clone()));
+        Ok(body)
     }
-    let _building = state.merged_meetings.building.lock().await;
-    // Whoever built while this request waited may have built what it needs.
-    if let Some(body) = state.merged_meetings.cached(tenant, generation) {
-        return Ok(xml_response(body));
-    }
-    let generation = state.directory.generation();
-    let body = build(state, tenant).await?;
-    let mut last = state
-        .merged_meetings
-        .last
-        .lock()
-        .expect("getMeetings cache lock");
-    // Answers of other generations are dropped: they would be rebuilt anyway.
-    last.retain(|_, (built_for, _)| *built_for == generation);
-    last.insert(tenant.clone(), (generation, body.clone()));
-    Ok(xml_response(body))
 }
 
 /// Builds a tenant's whole answer.
-async fn build(state: &AppState, tenant: &TenantId) -> Result<Bytes, BbbError> {
-    let now_ms = SystemClock.now_ms();
+async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallError> {
+    let now_ms = state.clock.now_ms();
     let runs: HashMap<String, (TenantId, bool)> = state
         .store
         .recent_runs_by_tenant(now_ms - ENDED_LOOKBACK_MS)
-        .await
-        .map_err(store_failure)?;
+        .await?;
     // Its own running runs; runs unknown to Switchboard go to the default tenant.
     let shown = |internal_id: &str| match runs.get(internal_id) {
         Some((owner, running)) => owner == tenant && *running,
         None => tenant.is_default(),
     };
-    let listings = state
-        .store
-        .running_meeting_listings()
-        .await
-        .map_err(store_failure)?;
-    let picture = state.directory.picture();
-    let servers = state.directory.servers();
+    let listings = state.store.running_meeting_listings().await?;
+    let picture = state.routing.picture();
+    let servers = state.routing.servers();
     let mut serving_ids: Vec<ServerId> = servers
         .values()
         .filter(|server| serving(server))

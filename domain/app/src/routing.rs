@@ -1,23 +1,37 @@
-//! The in-memory routing view: servers, known meetings and per-server load, so
-//! joins and placement never replay streams on the request path.
+//! The in-memory routing view: servers, tenants, known meetings and
+//! per-server load, so joins and placement never replay streams on the
+//! request path.
 //!
-//! It learns of changes made elsewhere (the CLI, another instance, the health
-//! poller) by watching the log's last position and reloading what changed.
+//! It has no write path but events: this process's appends reach it through
+//! the [`EventBus`](crate::executor::EventBus) (it is a
+//! [`Subscriber`](crate::executor::Subscriber)), and changes made elsewhere
+//! (the CLI, another instance, a worker) through [`RoutingView::refresh`],
+//! which reloads what the projections say once the log moved (woken by the
+//! store's change announcements, and on a timer).
 
+use crate::clock::SharedClock;
+use crate::error::StoreError;
+use crate::executor::{AppendedEvent, Subscriber};
+use crate::ports::Database;
+use crate::records::{MeetingRecord, ServerRecord, ServerSample};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use switchboard_domain::aggregate::Aggregate;
+use switchboard_domain::bbb::xml::read_meetings;
+use switchboard_domain::events::DomainEvent;
+use switchboard_domain::ids::StreamId;
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
+use switchboard_domain::load::Observed;
 use switchboard_domain::load::{LoadWeights, ServerLoad};
+use switchboard_domain::meeting::MeetingEvent;
+use switchboard_domain::node_metrics::MetricsStatus;
 use switchboard_domain::selection::{Candidate, SelectionError, TagRequest, rank_in_pool};
+use switchboard_domain::server::Server;
 use switchboard_domain::server::ServerState;
 use switchboard_domain::server_metrics::ResourceUsage;
-use switchboard_domain::tenant::TenantConfig;
-use switchboard_store::{MeetingRecord, ServerRecord, ServerSample, Store, StoreError};
-use switchboard_workers::bbb_xml::read_meetings;
-use switchboard_workers::health::{Observed, ObservedLoads};
-use switchboard_workers::node_metrics::MetricsStatus;
+use switchboard_domain::tenant::{Tenant, TenantConfig};
 
 /// Meetings cached at most; past this the cache starts over.
 const MEETING_CACHE_LIMIT: usize = 200_000;
@@ -112,10 +126,32 @@ impl LoadBook {
     }
 }
 
+/// Observed loads shared by the poller and placement.
+#[derive(Debug, Clone, Default)]
+pub struct ObservedLoads(Arc<RwLock<HashMap<ServerId, Observed>>>);
+
+impl ObservedLoads {
+    /// What was last seen on a server.
+    pub fn get(&self, id: ServerId) -> Option<Observed> {
+        self.0.read().ok()?.get(&id).cloned()
+    }
+
+    /// Records what was seen on a server.
+    pub fn set(&self, id: ServerId, observed: Observed) {
+        if let Ok(mut map) = self.0.write() {
+            map.insert(id, observed);
+        }
+    }
+}
+
 /// The routing view shared by all requests.
 #[derive(Debug)]
-pub struct Directory {
-    store: Store,
+pub struct RoutingView {
+    store: Arc<dyn Database>,
+    clock: SharedClock,
+    /// Set when an append could not be applied here in full (a meeting
+    /// ended that was not cached): the next refresh reloads at once.
+    stale: std::sync::atomic::AtomicBool,
     servers: RwLock<Arc<HashMap<ServerId, Arc<ServerRecord>>>>,
     meetings: RwLock<HashMap<String, Arc<MeetingRecord>>>,
     load: Mutex<LoadBook>,
@@ -145,16 +181,9 @@ fn cache_key(tenant: &TenantId, meeting_id: &MeetingId) -> String {
 /// A server chosen for a create; counts as one more meeting there until dropped.
 #[derive(Debug)]
 pub struct Reservation<'a> {
-    directory: &'a Directory,
+    directory: &'a RoutingView,
     /// The chosen server.
     pub server: Arc<ServerRecord>,
-}
-
-impl Reservation<'_> {
-    /// The create succeeded and was appended at `position`: keep counting it.
-    pub fn confirm(&self, position: i64) {
-        self.directory.adjust(self.server.id, position, 1);
-    }
 }
 
 impl Drop for Reservation<'_> {
@@ -167,15 +196,18 @@ impl Drop for Reservation<'_> {
     }
 }
 
-impl Directory {
+impl RoutingView {
     /// Loads the view from the store.
     pub async fn load(
-        store: Store,
+        store: Arc<dyn Database>,
+        clock: SharedClock,
         weights: LoadWeights,
         observed: ObservedLoads,
     ) -> Result<Arc<Self>, StoreError> {
         let directory = Arc::new(Self {
             store,
+            clock,
+            stale: std::sync::atomic::AtomicBool::new(false),
             servers: RwLock::new(Arc::new(HashMap::new())),
             meetings: RwLock::new(HashMap::new()),
             load: Mutex::new(LoadBook::default()),
@@ -199,7 +231,8 @@ impl Directory {
         self.refresh_picture().await?;
         let seen = self.seen_position.load(Ordering::Acquire);
         let recent = last_reload.is_some_and(|at| at.elapsed() < FULL_RELOAD_EVERY);
-        if recent && self.store.last_position().await? == seen {
+        let stale = self.stale.swap(false, Ordering::AcqRel);
+        if recent && !stale && self.store.last_position().await? == seen {
             return Ok(false);
         }
         *last_reload = Some(std::time::Instant::now());
@@ -215,7 +248,10 @@ impl Directory {
             Vec::new()
         } else {
             self.store
-                .streams_changed_after((seen - POSITION_OVERLAP).max(0), "Meeting")
+                .streams_changed_after(
+                    (seen - POSITION_OVERLAP).max(0),
+                    switchboard_domain::ids::StreamKind::Meeting,
+                )
                 .await?
         };
         let tenants: HashMap<String, Arc<TenantConfig>> = self
@@ -230,8 +266,8 @@ impl Directory {
         {
             let mut meetings = self.meetings.write().expect("meetings lock");
             for stream in changed {
-                if let Some(key) = stream.strip_prefix("meeting:") {
-                    meetings.remove(key);
+                if let StreamId::Meeting(tenant, meeting_id) = stream {
+                    meetings.remove(&cache_key(&tenant, &meeting_id));
                 }
             }
         }
@@ -274,7 +310,7 @@ impl Directory {
                         largest_meeting: sample.largest_meeting,
                         load: sample.load,
                         known_meetings: sample.known_meetings,
-                        metrics: MetricsStatus::of_sample(sample),
+                        metrics: sample.metrics_status(),
                     },
                 );
                 next.insert(
@@ -297,7 +333,7 @@ impl Directory {
     /// Notes a join sent to `server` for `tenant`, counted until a poll of
     /// that server shows a change (or for [`PENDING_JOIN_MS`]).
     pub fn note_join(&self, tenant: &TenantId, server: ServerId) {
-        let now = switchboard_domain::ports::Clock::now_ms(&switchboard_domain::ports::SystemClock);
+        let now = self.clock.now_ms();
         let mut pending = self.pending_joins.lock().expect("pending joins lock");
         pending.retain(|(_, _, at)| *at > now - PENDING_JOIN_MS);
         pending.push((tenant.clone(), server, now));
@@ -317,7 +353,7 @@ impl Directory {
             .filter(|(internal_id, _)| runs.contains(*internal_id))
             .map(|(_, count)| *count)
             .sum();
-        let now = switchboard_domain::ports::Clock::now_ms(&switchboard_domain::ports::SystemClock);
+        let now = self.clock.now_ms();
         let pending = self
             .pending_joins
             .lock()
@@ -389,11 +425,6 @@ impl Directory {
         Ok(record)
     }
 
-    /// Caches a meeting as this process just recorded it.
-    pub fn remember(&self, record: MeetingRecord) {
-        self.remember_shared(Arc::new(record));
-    }
-
     fn remember_shared(&self, record: Arc<MeetingRecord>) {
         let mut meetings = self.meetings.write().expect("meetings lock");
         if meetings.len() >= MEETING_CACHE_LIMIT {
@@ -405,7 +436,7 @@ impl Directory {
     }
 
     /// Drops a meeting from the cache (it changed in a way not known here).
-    pub fn forget(&self, tenant: &TenantId, meeting_id: &MeetingId) {
+    fn forget(&self, tenant: &TenantId, meeting_id: &MeetingId) {
         self.meetings
             .write()
             .expect("meetings lock")
@@ -414,7 +445,7 @@ impl Directory {
     }
 
     /// Counts a meeting change on a server that this process appended at `position`.
-    pub fn adjust(&self, server: ServerId, position: i64, delta: i64) {
+    fn adjust(&self, server: ServerId, position: i64, delta: i64) {
         let mut book = self.load.lock().expect("load lock");
         if position > book.snapshot_position {
             book.adjustments.push((position, server, delta));
@@ -503,8 +534,141 @@ impl Directory {
         })
     }
 
-    /// The store behind the view.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Applies the events of one append to a meeting stream.
+    fn apply_meeting(&self, tenant: &TenantId, meeting_id: &MeetingId, events: &[AppendedEvent]) {
+        let key = cache_key(tenant, meeting_id);
+        let mut current = self
+            .meetings
+            .read()
+            .expect("meetings lock")
+            .get(&key)
+            .map(|record| (**record).clone());
+        for appended in events {
+            let DomainEvent::Meeting(event) = &appended.event else {
+                continue;
+            };
+            match event {
+                MeetingEvent::MeetingCreated {
+                    tenant,
+                    meeting_id,
+                    name,
+                    run,
+                } => {
+                    self.adjust(run.server_id, appended.position, 1);
+                    current = Some(MeetingRecord {
+                        tenant: tenant.clone(),
+                        meeting_id: meeting_id.clone(),
+                        name: name.clone(),
+                        run: run.clone(),
+                        running: true,
+                        ended_at_ms: None,
+                        version: appended.version,
+                    });
+                }
+                MeetingEvent::MeetingEnded {
+                    internal_id, at_ms, ..
+                } => match current.as_mut() {
+                    Some(record) if record.run.internal_id == *internal_id => {
+                        if record.running {
+                            self.adjust(record.run.server_id, appended.position, -1);
+                        }
+                        record.running = false;
+                        record.ended_at_ms = Some(*at_ms);
+                        record.version = appended.version;
+                    }
+                    _ => {
+                        // Not known here: the projection says where it ran.
+                        current = None;
+                        self.stale.store(true, Ordering::Release);
+                    }
+                },
+            }
+        }
+        match current {
+            Some(record) => self.remember_shared(Arc::new(record)),
+            None => self.forget(tenant, meeting_id),
+        }
+    }
+
+    /// Applies a server's events to its record.
+    fn apply_server(&self, id: ServerId, events: &[AppendedEvent]) {
+        let mut servers = self.servers.write().expect("servers lock");
+        let mut next = (**servers).clone();
+        let mut state = next
+            .get(&id)
+            .map(|record| record.aggregate())
+            .unwrap_or_default();
+        let mut version = next.get(&id).map(|record| record.version).unwrap_or(0);
+        for appended in events {
+            if let DomainEvent::Server(event) = &appended.event {
+                state.evolve(event);
+                version = appended.version;
+            }
+        }
+        match server_record(id, &state, version) {
+            Some(record) => {
+                next.insert(id, Arc::new(record));
+            }
+            None => {
+                next.remove(&id);
+            }
+        }
+        *servers = Arc::new(next);
+        drop(servers);
+        self.bump();
+    }
+
+    /// Applies a tenant's events to the tenants in force.
+    fn apply_tenant(&self, name: &str, events: &[AppendedEvent]) {
+        let mut tenants = self.tenants.write().expect("tenants lock");
+        let mut state = Tenant {
+            config: tenants.get(name).map(|config| (**config).clone()),
+            retired: false,
+        };
+        for appended in events {
+            if let DomainEvent::Tenant(event) = &appended.event {
+                state.evolve(event);
+            }
+        }
+        let mut next = (**tenants).clone();
+        match state.config {
+            Some(config) => {
+                next.insert(name.to_owned(), Arc::new(config));
+            }
+            None => {
+                next.remove(name);
+            }
+        }
+        *tenants = Arc::new(next);
+        drop(tenants);
+        self.bump();
+    }
+}
+
+/// The record a server's state stands for (`None`: removed or never added).
+fn server_record(id: ServerId, state: &Server, version: i64) -> Option<ServerRecord> {
+    if state.removed {
+        return None;
+    }
+    Some(ServerRecord {
+        id,
+        settings: state.settings.clone()?,
+        state: state.state,
+        online: state.online,
+        version,
+    })
+}
+
+impl Subscriber for RoutingView {
+    fn on_appended(&self, events: &[AppendedEvent]) {
+        let Some(first) = events.first() else {
+            return;
+        };
+        match &first.stream {
+            StreamId::Meeting(tenant, meeting_id) => self.apply_meeting(tenant, meeting_id, events),
+            StreamId::Server(id) => self.apply_server(*id, events),
+            StreamId::Tenant(name) => self.apply_tenant(name, events),
+            StreamId::Token(_) | StreamId::Recording(_) => {}
+        }
     }
 }

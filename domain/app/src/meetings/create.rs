@@ -10,22 +10,18 @@
 //! `serverUnavailable` until the offline policy forgets it, so a meeting is
 //! never split over two servers.
 
-use super::error::BbbError;
-use super::forward::{self, Answer, meeting_param, serving, store_failure};
+use super::calls::serving;
 use super::listing::created_meeting_xml;
-use super::request::{ApiRequest, XmlBody};
-use crate::app::AppState;
-use crate::directory::Reservation;
-use poem::Response;
-use switchboard_domain::aggregate::Aggregate;
-use switchboard_domain::events::{DomainEvent, EventMetadata};
+use super::{ApiRequest, CallError, MeetingService};
+use crate::backend::{Answer, CallFailure, RequestBody};
+use crate::executor::CommandError;
+use crate::records::{MeetingListing, MeetingRecord, ServerRecord};
+use switchboard_domain::bbb::params::Params;
+use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
-use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingEvent, MeetingRun};
-use switchboard_domain::params::Params;
-use switchboard_domain::ports::{Clock, SystemClock};
+use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingRun};
 use switchboard_domain::selection::{SelectionError, TagRequest};
 use switchboard_domain::server::ServerState;
-use switchboard_store::{MeetingListing, MeetingRecord, ServerRecord, StoreError};
 
 /// How often a create starts over after losing a race to another instance.
 const ROUNDS: usize = 3;
@@ -33,14 +29,14 @@ const ROUNDS: usize = 3;
 /// What one placement round ended with.
 enum Round {
     /// Answer the front-end.
-    Done(Response),
+    Done(Answer),
     /// Another instance recorded the meeting first: look again.
     Raced,
 }
 
 /// The parts of a create that every round needs.
 struct CreateCall<'a> {
-    state: &'a AppState,
+    state: &'a MeetingService,
     request: &'a ApiRequest,
     /// The parameters after the tenant's policy.
     params: Params,
@@ -73,13 +69,23 @@ fn take_recording_ready_url(params: &mut Params) -> Option<String> {
     found
 }
 
-/// Handles `create`.
-pub async fn create(
-    state: &AppState,
+impl MeetingService {
+    /// `create`: the server's answer to relay.
+    pub async fn create(
+        &self,
+        request: &ApiRequest,
+        metadata: &EventMetadata,
+    ) -> Result<Answer, CallError> {
+        create(self, request, metadata).await
+    }
+}
+
+async fn create(
+    state: &MeetingService,
     request: &ApiRequest,
     metadata: &EventMetadata,
-) -> Result<Response, BbbError> {
-    let meeting_id = meeting_param(request)?;
+) -> Result<Answer, CallError> {
+    let meeting_id = request.meeting_id()?;
     let mut params = request.params.clone();
     if let Some(tenant) = &request.tenant_config {
         tenant
@@ -91,11 +97,9 @@ pub async fn create(
     let recording_ready_url = take_recording_ready_url(&mut params);
     let name = params
         .non_empty("name")
-        .ok_or_else(|| {
-            BbbError::missing_param(
-                "missingParamName",
-                "You must specify a name for the meeting.",
-            )
+        .ok_or(CallError::MissingParam {
+            key: "missingParamName",
+            message: "You must specify a name for the meeting.",
         })?
         .to_owned();
     let call = CreateCall {
@@ -112,25 +116,35 @@ pub async fn create(
     // By meetingID alone: tenants' creates of one meetingID are serialised
     // too, since a server knows a meeting by its meetingID only.
     let _guard = state.create_locks.lock(call.meeting_id.as_str()).await;
+    let mut raced = false;
     for _ in 0..ROUNDS {
-        let existing = state
-            .directory
-            .meeting(tenant, &call.meeting_id)
-            .await
-            .map_err(store_failure)?;
+        // After a lost race the routing view may not have heard of the
+        // winner yet: read the projection itself.
+        let existing = if raced {
+            state
+                .store
+                .meeting(tenant, &call.meeting_id)
+                .await?
+                .map(std::sync::Arc::new)
+        } else {
+            state.routing.meeting(tenant, &call.meeting_id).await?
+        };
         if let Some(record) = existing.as_ref().filter(|record| record.running) {
-            match state.directory.server(record.run.server_id) {
+            match state.server_of(record).await? {
                 Some(server) if serving(&server) => {
                     match call.on_existing(record, &server).await? {
                         Some(Round::Done(response)) => return Ok(response),
-                        Some(Round::Raced) => continue,
+                        Some(Round::Raced) => {
+                            raced = true;
+                            continue;
+                        }
                         None => {} // its server failed the create: place it anew
                     }
                 }
                 // Offline, not disabled: its meetings are kept until the
                 // offline policy forgets them, so the meeting is not split.
                 Some(server) if server.state != ServerState::Disabled => {
-                    return Err(BbbError::server_unavailable());
+                    return Err(CallError::ServerUnavailable);
                 }
                 _ => {} // disabled or removed: place it anew
             }
@@ -139,14 +153,9 @@ pub async fn create(
         let _limit_guard = match call.meeting_limit() {
             Some(limit) => {
                 let guard = state.limit_locks.lock(&tenant.0).await;
-                let running = state
-                    .store
-                    .running_meetings_of(tenant)
-                    .await
-                    .map_err(store_failure)?;
+                let running = state.store.running_meetings_of(tenant).await?;
                 if running >= limit {
-                    crate::metrics::record_limit_hit(tenant, "meetings");
-                    return Err(BbbError::max_meetings_reached(limit));
+                    return Err(CallError::MaxMeetings(limit));
                 }
                 Some(guard)
             }
@@ -154,12 +163,32 @@ pub async fn create(
         };
         match call.place(existing.as_deref()).await? {
             Round::Done(response) => return Ok(response),
-            Round::Raced => continue,
+            Round::Raced => raced = true,
         }
     }
-    Err(BbbError::internal(
-        "The meeting was changed concurrently too often; please retry.",
+    Err(CallError::Internal(
+        "The meeting was changed concurrently too often; please retry.".into(),
     ))
+}
+
+impl MeetingService {
+    /// The server a running meeting is on. The routing view may lag behind
+    /// another instance's change (a server just enabled there); before a
+    /// meeting is placed anew because its server looks unusable here, the
+    /// projection is asked, so a meeting is never split over two servers.
+    async fn server_of(
+        &self,
+        record: &MeetingRecord,
+    ) -> Result<Option<std::sync::Arc<ServerRecord>>, CallError> {
+        match self.routing.server(record.run.server_id) {
+            Some(server) if serving(&server) => Ok(Some(server)),
+            _ => Ok(self
+                .store
+                .server(record.run.server_id)
+                .await?
+                .map(std::sync::Arc::new)),
+        }
+    }
 }
 
 impl CreateCall<'_> {
@@ -171,27 +200,27 @@ impl CreateCall<'_> {
         &self,
         record: &MeetingRecord,
         server: &ServerRecord,
-    ) -> Result<Option<Round>, BbbError> {
+    ) -> Result<Option<Round>, CallError> {
         let answer = match self.send(server).await {
             Ok(answer) => answer,
             Err(err) => {
                 tracing::warn!(server = %server.id, error = %err, "create on the meeting's server failed");
-                return Err(err.to_bbb());
+                return Err(err.into());
             }
         };
         if !answer.summary.is_success() {
-            return Ok(Some(Round::Done(forward::relay(answer))));
+            return Ok(Some(Round::Done(answer)));
         }
         let run = self.run_from(&answer, server.id);
         if run.internal_id == record.run.internal_id {
-            return Ok(Some(Round::Done(forward::relay(answer))));
+            return Ok(Some(Round::Done(answer)));
         }
         // The meeting had ended on its server and started again there.
         if server.state != ServerState::Enabled {
             self.end_copy(server, &answer).await;
             return Ok(None);
         }
-        Ok(Some(self.record(Some(record), run, answer, None).await?))
+        Ok(Some(self.record(Some(record), run, answer).await?))
     }
 
     /// The tenant's cap on running meetings, if any.
@@ -205,7 +234,7 @@ impl CreateCall<'_> {
     /// Places the meeting on the best server that accepts it: within the
     /// tenant's pool, and never beside another tenant's meeting of the same
     /// meetingID (a server knows a meeting by its meetingID alone).
-    async fn place(&self, existing: Option<&MeetingRecord>) -> Result<Round, BbbError> {
+    async fn place(&self, existing: Option<&MeetingRecord>) -> Result<Round, CallError> {
         let state = self.state;
         let tags = TagRequest::parse(self.params.get("meta_server-tag"));
         let pool: &[String] = self
@@ -215,23 +244,22 @@ impl CreateCall<'_> {
             .map(|tenant| tenant.required_tags.as_slice())
             .unwrap_or_default();
         let mut tried: Vec<ServerId> = Vec::new();
-        if !state.directory.tenants().is_empty() {
+        if !state.routing.tenants().is_empty() {
             tried = state
                 .store
                 .servers_running_elsewhere(&self.request.tenant, &self.meeting_id)
-                .await
-                .map_err(store_failure)?;
+                .await?;
         }
         let occupied = tried.len();
         let mut refused: Option<Answer> = None;
         for _ in 0..state.settings.create_attempts {
-            let reservation = match state.directory.reserve(&tags, pool, &tried) {
+            let reservation = match state.routing.reserve(&tags, pool, &tried) {
                 Ok(reservation) => reservation,
                 Err(_) if tried.len() > occupied => break,
                 Err(SelectionError::TagUnavailable(tags)) => {
-                    return Err(BbbError::tag_unavailable(&tags));
+                    return Err(CallError::TagUnavailable(tags));
                 }
-                Err(SelectionError::NoServer) => return Err(BbbError::no_server()),
+                Err(SelectionError::NoServer) => return Err(CallError::NoServer),
             };
             let server = reservation.server.clone();
             tried.push(server.id);
@@ -240,7 +268,7 @@ impl CreateCall<'_> {
                 // the server is someone else's: never join it, try another.
                 Ok(answer)
                     if answer.summary.message_key() == Some("duplicateWarning")
-                        && !state.directory.tenants().is_empty() =>
+                        && !state.routing.tenants().is_empty() =>
                 {
                     tracing::warn!(server = %server.id, "a meeting of this meetingID runs there already; trying another server");
                     continue;
@@ -257,12 +285,16 @@ impl CreateCall<'_> {
                 }
             };
             let run = self.run_from(&answer, server.id);
-            return self.record(existing, run, answer, Some(&reservation)).await;
+            // The reservation counts the meeting until the append's event
+            // reaches the routing view, which counts it from then on.
+            let round = self.record(existing, run, answer).await;
+            drop(reservation);
+            return round;
         }
         match refused {
-            Some(answer) => Ok(Round::Done(forward::relay(answer))),
-            None => Err(BbbError::internal(
-                "No server could create the meeting; please retry.",
+            Some(answer) => Ok(Round::Done(answer)),
+            None => Err(CallError::Internal(
+                "No server could create the meeting; please retry.".into(),
             )),
         }
     }
@@ -270,22 +302,23 @@ impl CreateCall<'_> {
     /// Sends the create: parameters in the URL, or, when the front-end sent
     /// a form body, as a form body again (long parameter lists do not fit a
     /// URL), signed over the then empty query as BBB checks it.
-    async fn send(&self, server: &ServerRecord) -> Result<Answer, forward::ForwardError> {
+    async fn send(&self, server: &ServerRecord) -> Result<Answer, CallFailure> {
+        let backends = &self.state.backends;
         if self.request.has_form_params && self.request.xml_body.is_none() {
-            let form = XmlBody {
+            let form = RequestBody {
                 content_type: "application/x-www-form-urlencoded".to_owned(),
                 body: bytes::Bytes::from(self.query.clone()),
             };
-            return forward::call(self.state, server, "create", "", Some(&form)).await;
+            return backends.call(server, "create", "", Some(&form)).await;
         }
-        forward::call(
-            self.state,
-            server,
-            "create",
-            &self.query,
-            self.request.xml_body.as_ref(),
-        )
-        .await
+        backends
+            .call(
+                server,
+                "create",
+                &self.query,
+                self.request.xml_body.as_ref(),
+            )
+            .await
     }
 
     /// The run a server reported (ids computed as BBB does when missing).
@@ -294,7 +327,7 @@ impl CreateCall<'_> {
             .summary
             .field("createTime")
             .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| SystemClock.now_ms());
+            .unwrap_or_else(|| self.state.clock.now_ms());
         let internal_id = answer
             .summary
             .field("internalMeetingID")
@@ -316,8 +349,7 @@ impl CreateCall<'_> {
         existing: Option<&MeetingRecord>,
         run: MeetingRun,
         answer: Answer,
-        reservation: Option<&Reservation<'_>>,
-    ) -> Result<Round, BbbError> {
+    ) -> Result<Round, CallError> {
         let state = self.state;
         let (aggregate, version) = existing
             .map(|record| (record.aggregate(), record.version))
@@ -329,50 +361,27 @@ impl CreateCall<'_> {
             name: self.name.clone(),
             run: run.clone(),
         };
-        let events = aggregate
-            .decide(&command)
-            .map_err(|err| BbbError::internal(err.to_string()))?;
-        let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
         self.list(&run, &answer).await;
         let stream = meeting_stream(tenant, &self.meeting_id);
+        // One attempt: a lost race is handled here (the stray copy ended and
+        // the create looked at again), never decided again blindly.
         match state
-            .store
-            .append(&stream, version, &domain, self.metadata)
+            .executor
+            .try_once(&stream, &aggregate, version, &command, self.metadata)
             .await
         {
-            Ok(outcome) => {
-                match reservation {
-                    Some(reservation) => reservation.confirm(outcome.position),
-                    None => state.directory.adjust(run.server_id, outcome.position, 1),
-                }
-                for event in &events {
-                    if let MeetingEvent::MeetingEnded { .. } = event
-                        && let Some(previous) = existing
-                    {
-                        state
-                            .directory
-                            .adjust(previous.run.server_id, outcome.position, -1);
-                    }
-                }
-                state.directory.remember(MeetingRecord {
-                    tenant: tenant.clone(),
-                    meeting_id: self.meeting_id.clone(),
-                    name: self.name.clone(),
-                    run,
-                    running: true,
-                    ended_at_ms: None,
-                    version: outcome.version,
-                });
-                Ok(Round::Done(forward::relay(answer)))
-            }
-            Err(StoreError::Conflict { .. }) => {
-                state.directory.forget(tenant, &self.meeting_id);
+            Ok(_) => Ok(Round::Done(answer)),
+            Err(err) if err.is_conflict() => {
                 self.end_stray(&run, &answer).await;
                 Ok(Round::Raced)
             }
-            Err(err) => {
+            Err(CommandError::Rejected(err)) => {
                 self.end_stray(&run, &answer).await;
-                Err(store_failure(err))
+                Err(CallError::Internal(err.to_string()))
+            }
+            Err(CommandError::Store(err)) => {
+                self.end_stray(&run, &answer).await;
+                Err(err.into())
             }
         }
     }
@@ -384,7 +393,7 @@ impl CreateCall<'_> {
         let listing = MeetingListing {
             internal_id: run.internal_id.clone(),
             server_id: run.server_id,
-            created_at_ms: SystemClock.now_ms(),
+            created_at_ms: self.state.clock.now_ms(),
             xml: created_meeting_xml(
                 self.meeting_id.as_str(),
                 &self.name,
@@ -412,19 +421,24 @@ impl CreateCall<'_> {
         if winner.is_some_and(|record| record.running && record.run.server_id == run.server_id) {
             return;
         }
-        if let Some(server) = state.directory.server(run.server_id) {
+        if let Some(server) = state.routing.server(run.server_id) {
             self.end_copy(&server, answer).await;
         }
     }
 
     /// Ends the copy of the meeting a create answer describes on `server`.
     async fn end_copy(&self, server: &ServerRecord, answer: &Answer) {
-        let mut params = switchboard_domain::params::Params::default();
+        let mut params = Params::default();
         params.set("meetingID", self.meeting_id.as_str());
         if let Some(password) = answer.summary.field("moderatorPW") {
             params.set("password", password);
         }
-        if let Err(err) = forward::call(self.state, server, "end", &params.to_query(), None).await {
+        if let Err(err) = self
+            .state
+            .backends
+            .call(server, "end", &params.to_query(), None)
+            .await
+        {
             tracing::warn!(server = %server.id, error = %err, "could not end a stray meeting copy");
         }
     }

@@ -3,27 +3,35 @@
 //! consecutive failures and online after M consecutive successes, and keeps the
 //! attendee counts it saw for placement. Only flips are recorded as events.
 //! Each successful poll also reconciles the server's meetings (see
-//! [`crate::reconcile`]) and disables a cordoned server once it is drained.
+//! [`reconcile`]) and disables a cordoned server once it is drained.
 
-use crate::backend::{BackendTarget, HttpBackendClient};
-use crate::bbb_xml::read_meetings;
-use crate::node_metrics::{
-    MetricsError, MetricsScraper, MetricsStatus, MetricsTracker, NodeMetrics,
-};
-use crate::reconcile::{ListedMeeting, create_time_of, plan};
+pub mod metrics_window;
+pub mod reconcile;
+
+use crate::backend::Backends;
+use crate::clock::SharedClock;
+use crate::executor::CommandExecutor;
+use crate::lifecycle::{disable_if_drained, end_run};
+use crate::ports::{Database, MetricsSource};
+use crate::records::{MeetingRecord, ServerRecord, ServerSample};
+use crate::routing::ObservedLoads;
 use futures::StreamExt;
+use metrics_window::MetricsTracker;
+use reconcile::{ListedMeeting, create_time_of, plan};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard_domain::checksum::ChecksumAlgorithm;
+use switchboard_domain::bbb::xml::read_meetings;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::ServerId;
-use switchboard_domain::ids::{MeetingId, TenantId};
+use switchboard_domain::ids::{MeetingId, TenantId, meeting_stream};
+use switchboard_domain::load::Observed;
 use switchboard_domain::load::{LoadWeights, MeetingSample};
+use switchboard_domain::meeting::Meeting;
 use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun};
-use switchboard_domain::ports::{Clock, SystemClock};
+use switchboard_domain::node_metrics::{MetricsError, MetricsStatus, NodeMetrics};
+use switchboard_domain::server::Server;
 use switchboard_domain::server::{ServerCommand, ServerState};
-use switchboard_store::{MeetingRecord, ServerRecord, ServerSample, Store};
 
 /// The `job` label of the health poller's metrics.
 const JOB: &str = "health_poll";
@@ -78,8 +86,6 @@ pub struct HealthConfig {
     pub online_after: u32,
     /// Servers asked at once.
     pub concurrency: usize,
-    /// Checksum algorithm for servers without their own setting.
-    pub default_algorithm: ChecksumAlgorithm,
     /// Meetings younger than this (by createTime) are never reconciled away,
     /// so clock skew between servers cannot end a meeting that just started.
     pub reconcile_grace: Duration,
@@ -102,48 +108,11 @@ impl Default for HealthConfig {
             offline_after: 3,
             online_after: 1,
             concurrency: 64,
-            default_algorithm: ChecksumAlgorithm::Sha256,
             reconcile_grace: Duration::from_secs(30),
             adopt_unknown: false,
             offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(300)),
             weights: LoadWeights::default(),
             metrics_window: Duration::from_secs(300),
-        }
-    }
-}
-
-/// What the last poll saw on a server.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observed {
-    /// Meetings it runs.
-    pub meetings: u64,
-    /// Attendees over all its meetings.
-    pub attendees: u64,
-    /// Participants of its largest meeting.
-    pub largest_meeting: u64,
-    /// Weighted load of its meetings (before the server's multiplier).
-    pub load: f64,
-    /// Of its meetings, those Switchboard records as running there: the
-    /// others (created directly, strays) load it but are not Switchboard's.
-    pub known_meetings: u64,
-    /// Its windowed CPU and memory and whether they could be read.
-    pub metrics: MetricsStatus,
-}
-
-/// Observed loads shared with the placement code.
-#[derive(Debug, Clone, Default)]
-pub struct ObservedLoads(Arc<RwLock<HashMap<ServerId, Observed>>>);
-
-impl ObservedLoads {
-    /// What was last seen on a server.
-    pub fn get(&self, id: ServerId) -> Option<Observed> {
-        self.0.read().ok()?.get(&id).cloned()
-    }
-
-    /// Records what was seen on a server.
-    pub fn set(&self, id: ServerId, observed: Observed) {
-        if let Ok(mut map) = self.0.write() {
-            map.insert(id, observed);
         }
     }
 }
@@ -169,11 +138,28 @@ pub struct CycleReport {
     pub forgotten: Vec<String>,
 }
 
+/// What the poller works with.
+#[derive(Debug, Clone)]
+pub struct HealthPorts {
+    /// The projections and the polled picture.
+    pub store: Arc<dyn Database>,
+    /// Records health flips and reconciled meetings.
+    pub executor: CommandExecutor,
+    /// Asks servers for their meetings.
+    pub backends: Backends,
+    /// Reads servers' metrics URLs.
+    pub scraper: Arc<dyn MetricsSource>,
+    /// The time.
+    pub clock: SharedClock,
+}
+
 /// Polls servers and records health flips.
 #[derive(Debug)]
 pub struct HealthPoller {
-    store: Store,
-    client: HttpBackendClient,
+    store: Arc<dyn Database>,
+    executor: CommandExecutor,
+    backends: Backends,
+    clock: SharedClock,
     config: HealthConfig,
     loads: ObservedLoads,
     /// Offline servers: since when, and whether their meetings were forgotten.
@@ -181,27 +167,33 @@ pub struct HealthPoller {
     /// Unknown meetings already warned about (internal ids).
     reported_unknown: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Reads servers' metrics URLs.
-    scraper: MetricsScraper,
+    scraper: Arc<dyn MetricsSource>,
     /// Each server's metrics readings of the window.
     metrics: MetricsTracker,
 }
 
 impl HealthPoller {
-    /// A poller writing to `store` and `loads`.
-    pub fn new(
-        store: Store,
-        client: HttpBackendClient,
-        config: HealthConfig,
-        loads: ObservedLoads,
-    ) -> Self {
+    /// A poller reading `store`, recording through `executor`, asking
+    /// servers through `backends` and metrics URLs through `scraper`, and
+    /// sharing what it saw in `loads`.
+    pub fn new(ports: HealthPorts, config: HealthConfig, loads: ObservedLoads) -> Self {
+        let HealthPorts {
+            store,
+            executor,
+            backends,
+            scraper,
+            clock,
+        } = ports;
         Self {
             store,
-            client,
+            executor,
+            backends,
+            clock,
             config,
             loads,
             offline: HashMap::new(),
             reported_unknown: Default::default(),
-            scraper: MetricsScraper::new(),
+            scraper,
             metrics: MetricsTracker::default(),
         }
     }
@@ -254,16 +246,17 @@ impl HealthPoller {
             .into_iter()
             .filter(|server| server.state != ServerState::Disabled)
             .collect();
-        let client = &self.client;
-        let scraper = &self.scraper;
+        let backends = &self.backends;
+        let scraper = self.scraper.as_ref();
         let config = &self.config;
-        let listed_since_ms = SystemClock.now_ms() - config.reconcile_grace.as_millis() as i64;
+        let clock = self.clock.as_ref();
+        let listed_since_ms = clock.now_ms() - config.reconcile_grace.as_millis() as i64;
         let results: Vec<(ServerRecord, Option<Probed>, MetricsRead)> =
             futures::stream::iter(servers)
                 .map(|server| async move {
                     let (observed, read) = futures::join!(
-                        probe(client, config, &server),
-                        read_metrics(scraper, config, &server)
+                        probe(backends, clock, config, &server),
+                        read_metrics(scraper, clock, config, &server)
                     );
                     let outcome = if observed.is_some() {
                         "success"
@@ -293,7 +286,7 @@ impl HealthPoller {
             .into_iter()
             .map(|sample| (sample.server_id, sample))
             .collect();
-        let now_ms = SystemClock.now_ms();
+        let now_ms = self.clock.now_ms();
         let mut changed_samples = Vec::new();
         for (server, probed, (read, read_at_ms)) in results {
             let metrics = self.metrics.record(
@@ -375,8 +368,8 @@ impl HealthPoller {
             }
             let Some(command) = command else { continue };
             let recorded = self
-                .store
-                .execute_server(server.id, &command, &metadata)
+                .executor
+                .execute::<Server>(&server.id.stream(), &command, &metadata)
                 .await?;
             if !recorded.events.is_empty() {
                 if command == ServerCommand::MarkOnline {
@@ -437,9 +430,14 @@ impl HealthPoller {
             .iter()
             .filter(|m| m.running && m.run.server_id == server)
         {
-            self.store
-                .end_run(meeting, EndReason::ServerOffline, &metadata)
-                .await?;
+            end_run(
+                &self.executor,
+                meeting,
+                EndReason::ServerOffline,
+                self.clock.now_ms(),
+                &metadata,
+            )
+            .await?;
             tracing::warn!(server = %server, meeting = %meeting.meeting_id, "forgot a meeting of an offline server");
             report.forgotten.push(meeting.meeting_id.to_string());
         }
@@ -458,9 +456,14 @@ impl HealthPoller {
         let metadata = EventMetadata::actor("worker:reconcile");
         let plan = plan(server.id, recorded, listed, listed_since_ms);
         for meeting in plan.ended {
-            self.store
-                .end_run(&meeting, EndReason::GoneFromServer, &metadata)
-                .await?;
+            end_run(
+                &self.executor,
+                &meeting,
+                EndReason::GoneFromServer,
+                self.clock.now_ms(),
+                &metadata,
+            )
+            .await?;
             tracing::info!(server = %server.id, meeting = %meeting.meeting_id, "meeting ended on its server");
             report.ended.push(meeting.meeting_id.to_string());
         }
@@ -487,7 +490,7 @@ impl HealthPoller {
             }
         }
         if server.state == ServerState::Cordoned
-            && self.store.disable_if_drained(server.id, &metadata).await?
+            && disable_if_drained(self.store.as_ref(), &self.executor, server.id, &metadata).await?
         {
             report.drained.push(server.id);
         }
@@ -522,12 +525,12 @@ impl HealthPoller {
                 internal_id: stranger.internal_id.clone(),
                 server_id: server,
                 create_time_ms: create_time_of(&stranger.internal_id)
-                    .unwrap_or_else(|| SystemClock.now_ms()),
+                    .unwrap_or_else(|| self.clock.now_ms()),
                 recording_ready_url: None,
             },
         };
-        self.store
-            .execute_meeting(&tenant, &meeting_id, &command, metadata)
+        self.executor
+            .execute::<Meeting>(&meeting_stream(&tenant, &meeting_id), &command, metadata)
             .await?;
         Ok(())
     }
@@ -548,7 +551,8 @@ type MetricsRead = (Option<Result<NodeMetrics, MetricsError>>, i64);
 
 /// Reads a server's metrics URL, if it has one, within the poll timeout.
 async fn read_metrics(
-    scraper: &MetricsScraper,
+    scraper: &dyn MetricsSource,
+    clock: &dyn crate::clock::Clock,
     config: &HealthConfig,
     server: &ServerRecord,
 ) -> MetricsRead {
@@ -556,7 +560,7 @@ async fn read_metrics(
         Some(url) => Some(scraper.scrape(url, config.timeout).await),
         None => None,
     };
-    (read, SystemClock.now_ms())
+    (read, clock.now_ms())
 }
 
 /// What a successful poll of one server gave: its load, its meetings, and
@@ -565,17 +569,20 @@ type Probed = (Observed, Vec<ListedMeeting>, String);
 
 /// Asks one server for its meetings; `None` when it fails in any way.
 async fn probe(
-    client: &HttpBackendClient,
+    backends: &Backends,
+    clock: &dyn crate::clock::Clock,
     config: &HealthConfig,
     server: &ServerRecord,
 ) -> Option<Probed> {
-    let target = BackendTarget {
-        url: &server.settings.url,
-        secret: &server.settings.secret,
-        algorithm: server.settings.checksum.unwrap_or(config.default_algorithm),
-    };
-    let response = client
-        .get(target, "getMeetings", "", config.timeout)
+    let response = backends
+        .client()
+        .call(
+            backends.target(server),
+            "getMeetings",
+            "",
+            None,
+            config.timeout,
+        )
         .await
         .ok()?;
     let body = std::str::from_utf8(&response.body).ok()?;
@@ -583,7 +590,7 @@ async fn probe(
     if !answer.summary.is_success() {
         return None;
     }
-    let now_ms = SystemClock.now_ms();
+    let now_ms = clock.now_ms();
     let listed = answer
         .meetings
         .iter()

@@ -3,9 +3,9 @@
 //! ended; a listed meeting Switchboard does not know is reported (and adopted
 //! when configured). Deciding is pure; the poller applies the plan.
 
+use crate::records::MeetingRecord;
 use std::collections::HashSet;
 use switchboard_domain::ids::{MeetingId, ServerId};
-use switchboard_store::MeetingRecord;
 
 /// A meeting a server listed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 //! built from the server's create answer and the create's parameters, with the
 //! fields a freshly created BBB meeting has.
 
-use super::xml::escape;
-use switchboard_domain::params::Params;
-use switchboard_workers::bbb_xml::ResponseSummary;
+use switchboard_domain::bbb::params::Params;
+use switchboard_domain::bbb::xml::ResponseSummary;
+use switchboard_domain::bbb::xml_write::escape;
 
 fn element(out: &mut String, name: &str, text: &str) {
     out.push('<');
@@ -99,7 +99,7 @@ pub fn created_meeting_xml(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_workers::bbb_xml::{read_meetings, read_response};
+    use switchboard_domain::bbb::xml::{read_meetings, read_response};
 
     fn answer() -> ResponseSummary {
         read_response(
