@@ -13,18 +13,14 @@ use std::time::Duration;
 use switchboard_app::backend::Backends;
 use switchboard_app::clock::{SharedClock, SystemClock};
 use switchboard_app::executor::{CommandExecutor, EventBus};
-use switchboard_app::health::{HealthConfig, HealthPorts, OfflinePolicy};
+use switchboard_app::health::{HealthConfig, HealthPoller, HealthPorts, OfflinePolicy};
 use switchboard_app::meetings::{MeetingService, MeetingSettings};
 use switchboard_app::ports::Database;
-use switchboard_app::ports::prelude::*;
 use switchboard_app::routing::{ObservedLoads, RoutingView};
 use switchboard_store::Store;
 use switchboard_workers::backend::HttpBackendClient;
 use switchboard_workers::metrics_scraper::MetricsScraper;
 use tokio::task::JoinHandle;
-
-/// The settings key of a secret generated at first start.
-const GENERATED_SECRET_KEY: &str = "bbb_api_secret";
 
 /// The wired application: adapters plugged into the use cases, shared by
 /// the routers and background tasks of one process.
@@ -51,7 +47,9 @@ pub struct AppState {
     /// The meeting use cases of the BBB API.
     pub meetings: Arc<MeetingService>,
     /// The admin operations.
-    pub admin: AdminService,
+    pub admin: Arc<AdminService>,
+    /// The BBB API facade's state.
+    pub bbb: Arc<bbb::BbbState>,
     /// Recordings: tree, importer, playback.
     pub recordings: Arc<crate::recordings::RecordingService>,
 }
@@ -73,57 +71,7 @@ pub fn backends_of(settings: &Settings) -> Backends {
     )
 }
 
-/// The secrets in force, and the secret generated now if there was none.
-#[derive(Debug)]
-pub struct Secrets {
-    /// Accepted secrets, the primary first.
-    pub accepted: Vec<String>,
-    /// Set when this start generated and stored the primary secret.
-    pub generated: Option<String>,
-}
-
-/// Generates a 40-character hex secret, as `bbb-conf --secret` shows them.
-pub fn generate_secret() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 20];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-/// The configured secrets, or the stored (or newly generated) one.
-pub async fn resolve_secrets(settings: &Settings, store: &Store) -> anyhow::Result<Secrets> {
-    let mut accepted = Vec::new();
-    let mut generated = None;
-    match &settings.secret {
-        Some(secret) => accepted.push(secret.clone()),
-        None => {
-            let existing = store.setting(GENERATED_SECRET_KEY).await?;
-            let secret = match existing {
-                Some(secret) => secret,
-                None => {
-                    let fresh = generate_secret();
-                    let stored = store
-                        .setting_or_insert(GENERATED_SECRET_KEY, &fresh)
-                        .await?;
-                    if stored == fresh {
-                        generated = Some(fresh);
-                    }
-                    stored
-                }
-            };
-            accepted.push(secret);
-        }
-    }
-    for secret in &settings.secrets {
-        if !accepted.contains(secret) {
-            accepted.push(secret.clone());
-        }
-    }
-    Ok(Secrets {
-        accepted,
-        generated,
-    })
-}
+pub use crate::secrets::{Secrets, generate_secret, resolve_secrets};
 
 /// Opens the database named by the settings (creating the data folder for the
 /// embedded default) and applies migrations.
@@ -171,14 +119,14 @@ impl AppState {
             .await
             .context("cannot set up recordings")?,
         );
-        let admin = AdminService::new(
+        let admin = Arc::new(AdminService::new(
             db.clone(),
             executor.clone(),
             backends.clone(),
             clock.clone(),
             settings.load,
             Some(routing.clone()),
-        );
+        ));
         let meetings = Arc::new(MeetingService::new(
             db.clone(),
             executor.clone(),
@@ -189,7 +137,16 @@ impl AppState {
                 create_attempts: settings.create_attempts,
             },
         ));
+        let bbb = Arc::new(bbb::BbbState {
+            meetings: meetings.clone(),
+            recordings: recordings.clone(),
+            secrets: secrets.clone(),
+            checksum_algorithms: settings.checksum_algorithms.clone(),
+            max_request_bytes: settings.max_request_bytes,
+            text_track_max_bytes: settings.recordings.text_track_max_bytes,
+        });
         Ok(Arc::new(Self {
+            bbb,
             settings,
             store,
             db,
@@ -203,6 +160,15 @@ impl AppState {
             admin,
             recordings,
         }))
+    }
+
+    /// What the `/metrics` gauges are read from.
+    pub fn gauge_sources(&self) -> crate::metrics::GaugeSources {
+        crate::metrics::GaugeSources {
+            routing: self.routing.clone(),
+            observed: self.observed.clone(),
+            db: self.db.clone(),
+        }
     }
 
     /// What the health poller works with.
@@ -244,8 +210,8 @@ fn health() -> &'static str {
 }
 
 #[handler]
-async fn ready(Data(state): Data<&Arc<AppState>>) -> poem::Response {
-    match state.store.ping().await {
+async fn ready(Data(store): Data<&Store>) -> poem::Response {
+    match store.ping().await {
         Ok(()) => poem::Response::builder().body("ready"),
         Err(_) => poem::Response::builder()
             .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
@@ -258,7 +224,10 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     Route::new()
         .at("/bigbluebutton/api", get(bbb::index).post(bbb::index))
         .at("/bigbluebutton/api/", get(bbb::index).post(bbb::index))
-        .at("/bigbluebutton/api/:call", bbb::api_call)
+        .at(
+            "/bigbluebutton/api/:call",
+            bbb::api_call.data(state.bbb.clone()),
+        )
         .at(
             "/t/:tenant/bigbluebutton/api",
             get(bbb::tenant_index).post(bbb::tenant_index),
@@ -267,12 +236,24 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
             "/t/:tenant/bigbluebutton/api/",
             get(bbb::tenant_index).post(bbb::tenant_index),
         )
-        .at("/t/:tenant/bigbluebutton/api/:call", bbb::tenant_api_call)
-        .nest(crate::admin::BASE_PATH, crate::admin::endpoint())
+        .at(
+            "/t/:tenant/bigbluebutton/api/:call",
+            bbb::tenant_api_call.data(state.bbb.clone()),
+        )
+        .nest(
+            crate::admin::BASE_PATH,
+            crate::admin::endpoint().data(state.admin.clone()),
+        )
         .nest("/api/docs", crate::admin::swagger_ui())
         .at("/health", get(health))
-        .at("/ready", get(ready))
+        .at("/ready", get(ready).data(state.store.clone()))
         .at("/metrics", get(crate::metrics::metrics_endpoint))
+        .nest("/", recording_routes(state.recordings.clone()))
+}
+
+/// Playback, protected links, captions and uploads of recordings.
+fn recording_routes(recordings: Arc<crate::recordings::RecordingService>) -> impl poem::Endpoint {
+    Route::new()
         .at(
             "/recording-link/:format/:token",
             get(crate::recordings::playback::redeem_link),
@@ -290,7 +271,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
             "/:format/:record_id/*rest",
             get(crate::recordings::playback::asset),
         )
-        .data(state)
+        .data(recordings)
 }
 
 /// A running instance.
@@ -380,9 +361,8 @@ pub async fn start(
 pub fn worker_routes(state: Arc<AppState>) -> impl poem::Endpoint {
     Route::new()
         .at("/health", get(health))
-        .at("/ready", get(ready))
+        .at("/ready", get(ready).data(state.store.clone()))
         .at("/metrics", get(crate::metrics::metrics_endpoint))
-        .data(state)
 }
 
 /// Starts a worker: the health poller (with reconciliation) and a small
@@ -422,7 +402,7 @@ async fn start_with(
     let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
     let tasks = vec![
         spawn_refresh(state.clone()),
-        crate::metrics::spawn_gauge_refresh(state.clone()),
+        crate::metrics::spawn_gauge_refresh(state.gauge_sources()),
     ];
     let mut jobs = Vec::new();
     // Polling runs where workers run (`serve` without --no-workers, and
@@ -430,7 +410,7 @@ async fn start_with(
     // `--no-workers` instance whose job storage cannot be prepared serves on
     // without spool imports.
     let backend = if background.health || state.settings.recordings.import {
-        match crate::polling::connect_jobs(&state).await {
+        match crate::polling::connect_jobs(&state.store, &state.settings).await {
             Ok(backend) => Some(backend),
             Err(err) if !background.health => {
                 tracing::error!(
@@ -446,8 +426,15 @@ async fn start_with(
     };
     if let Some(backend) = backend {
         if background.health {
+            let poller = HealthPoller::new(
+                state.health_ports(),
+                state.health_config(),
+                state.observed.clone(),
+            );
             jobs.extend(crate::polling::spawn(
-                &state,
+                poller,
+                &state.store,
+                &state.settings,
                 &backend,
                 background_stopped.clone(),
             ));

@@ -33,7 +33,7 @@ pub async fn start_pool(store: &Store, count: usize) -> anyhow::Result<Vec<Simul
     let mut ids = Vec::with_capacity(count);
     for _ in 0..count {
         let simulator = Simulator::start(SimulatorConfig {
-            secret: crate::app::generate_secret(),
+            secret: crate::secrets::generate_secret(),
             ..SimulatorConfig::default()
         })
         .await?;

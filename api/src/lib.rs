@@ -24,3 +24,4 @@ pub mod demo;
 pub mod metrics;
 pub mod polling;
 pub mod recordings;
+pub mod secrets;

@@ -6,7 +6,6 @@
 //! their route template (never a raw path), servers with their id only (their
 //! URLs may carry credentials).
 
-use crate::app::AppState;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use poem::http::{Method, StatusCode, header};
@@ -327,14 +326,25 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// What the gauges are read from.
+#[derive(Debug, Clone)]
+pub struct GaugeSources {
+    /// The routing view.
+    pub routing: Arc<switchboard_app::routing::RoutingView>,
+    /// What polls saw.
+    pub observed: switchboard_app::routing::ObservedLoads,
+    /// The database (tenants' runs).
+    pub db: Arc<dyn switchboard_app::ports::Database>,
+}
+
 /// Sets the server and event-log gauges from the routing view (in memory, no
 /// database round trip).
-pub fn refresh_gauges(state: &AppState) {
+pub fn refresh_gauges(state: &GaugeSources) {
     refresh_gauges_from(state);
 }
 
 /// Sets the gauges and returns the servers it set them for.
-fn refresh_gauges_from(state: &AppState) -> HashSet<ServerId> {
+fn refresh_gauges_from(state: &GaugeSources) -> HashSet<ServerId> {
     const STATES: [ServerState; 3] = [
         ServerState::Enabled,
         ServerState::Cordoned,
@@ -397,7 +407,7 @@ fn zero_server_gauges(id: ServerId) {
 }
 
 /// Sets the per-tenant gauges: running meetings and attendees.
-async fn refresh_tenant_gauges(state: &AppState) {
+async fn refresh_tenant_gauges(state: &GaugeSources) {
     for name in state.routing.tenants().keys() {
         let tenant = switchboard_domain::ids::TenantId(name.clone());
         let Ok(runs) = state.db.running_runs_of(&tenant).await else {
@@ -413,7 +423,7 @@ async fn refresh_tenant_gauges(state: &AppState) {
 
 /// Refreshes the gauges every [`GAUGE_REFRESH_INTERVAL`] and runs the
 /// recorder's upkeep (draining histogram samples even when nobody scrapes).
-pub fn spawn_gauge_refresh(state: Arc<AppState>) -> JoinHandle<()> {
+pub fn spawn_gauge_refresh(state: GaugeSources) -> JoinHandle<()> {
     let handle = install();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(GAUGE_REFRESH_INTERVAL);

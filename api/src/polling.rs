@@ -6,7 +6,7 @@
 //! Health streaks live in the shared samples, so whichever process takes a
 //! tick continues where the last one left off.
 
-use crate::app::AppState;
+use crate::config::Settings;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +24,11 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 
 /// Connects to the job storage the settings name (Redis, else the SQL
 /// database) and prepares it.
-pub async fn connect_jobs(state: &AppState) -> anyhow::Result<JobBackend> {
-    let storage = JobStorage::from_store(&state.store, state.settings.redis_url.as_deref());
+pub async fn connect_jobs(
+    store: &switchboard_store::Store,
+    settings: &Settings,
+) -> anyhow::Result<JobBackend> {
+    let storage = JobStorage::from_store(store, settings.redis_url.as_deref());
     let described = storage.describe();
     let backend = storage
         .connect()
@@ -39,24 +42,23 @@ pub async fn connect_jobs(state: &AppState) -> anyhow::Result<JobBackend> {
     Ok(backend)
 }
 
-/// Starts the poll scheduler and worker; they end when `stop` turns true.
+/// Starts the poll scheduler and a worker running `poller` for each tick;
+/// they end when `stop` turns true.
 pub fn spawn(
-    state: &Arc<AppState>,
+    poller: HealthPoller,
+    store: &switchboard_store::Store,
+    settings: &Settings,
     backend: &JobBackend,
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
-    let interval = Duration::from_secs_f64(state.settings.health.interval_secs);
-    let queue_name = format!("{}.poll", state.settings.job_namespace);
+    let interval = Duration::from_secs_f64(settings.health.interval_secs);
+    let queue_name = format!("{}.poll", settings.job_namespace);
     tracing::info!(queue = %queue_name, ?interval, "health polling as jobs");
     let scheduler = PollScheduler::new(
         JobQueue::<PollTick>::new(backend, queue_name.clone()),
         interval,
     );
-    let poller = Arc::new(tokio::sync::Mutex::new(HealthPoller::new(
-        state.health_ports(),
-        state.health_config(),
-        state.observed.clone(),
-    )));
+    let poller = Arc::new(tokio::sync::Mutex::new(poller));
     let handler = move |_tick: PollTick| {
         let poller = poller.clone();
         async move {
@@ -82,8 +84,8 @@ pub fn spawn(
         }
     });
     let mut tasks = vec![scheduled, worker];
-    if state.settings.redis_url.is_none() {
-        tasks.push(spawn_job_pruning(state.store.clone()));
+    if settings.redis_url.is_none() {
+        tasks.push(spawn_job_pruning(store.clone()));
     }
     tasks
 }

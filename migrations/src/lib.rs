@@ -3,6 +3,7 @@
 //! same transaction) and the projection reads routing uses. The same code runs
 //! on SQLite (the embedded default) and PostgreSQL.
 
+mod announce;
 pub mod entities;
 mod listen;
 pub mod migration;
@@ -14,6 +15,6 @@ mod samples;
 mod store;
 pub mod test_support;
 
+pub use announce::CHANGE_CHANNEL;
 pub use listen::ChangeListener;
-pub use samples::CHANGE_CHANNEL;
 pub use store::{SqlError, Store};

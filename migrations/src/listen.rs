@@ -1,7 +1,7 @@
 //! Hearing of other instances' writes at once (PostgreSQL LISTEN/NOTIFY), so
 //! caches are invalidated within milliseconds instead of at the next tick.
 
-use crate::samples::CHANGE_CHANNEL;
+use crate::announce::CHANGE_CHANNEL;
 use crate::store::{SqlError, Store};
 use sea_orm::sqlx::postgres::PgListener;
 

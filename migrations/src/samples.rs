@@ -12,10 +12,6 @@ use switchboard_app::records::{MeetingListing, ServerSample};
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server_metrics::MetricsState;
 
-/// The PostgreSQL channel on which appends and sample writes are announced,
-/// so other instances refresh their views at once.
-pub const CHANGE_CHANNEL: &str = "switchboard_changes";
-
 fn to_sample(row: server_sample::Model) -> Option<ServerSample> {
     Some(ServerSample {
         server_id: row.server_id.parse().ok()?,
@@ -138,7 +134,7 @@ impl Store {
                 .exec(&txn)
                 .await?;
         }
-        announce_change(&txn, self.is_postgres(), "samples").await?;
+        crate::announce::announce_change(&txn, self.is_postgres(), "samples").await?;
         txn.commit().await?;
         Ok(())
     }
@@ -226,43 +222,5 @@ impl Store {
             )
         };
         Ok(self.db.execute_unprepared(&sql).await?.rows_affected())
-    }
-}
-
-/// Tells other instances (PostgreSQL LISTEN) that something changed; the
-/// notification is delivered when the transaction commits.
-pub(crate) async fn announce_change<C: ConnectionTrait>(
-    db: &C,
-    postgres: bool,
-    what: &str,
-) -> Result<(), SqlError> {
-    if postgres {
-        db.execute_unprepared(&format!("NOTIFY {CHANGE_CHANNEL}, '{what}'"))
-            .await?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_metric_moves_and_read_times_are_no_change() {
-        let before = ServerSample {
-            cpu_percent: Some(40.0),
-            memory_percent: Some(60.0),
-            metrics_read_at_ms: Some(1),
-            ..ServerSample::new(ServerId::new())
-        };
-        let mut after = before.clone();
-        after.cpu_percent = Some(40.3);
-        after.metrics_read_at_ms = Some(2);
-        after.polled_at_ms = 5;
-        assert!(!after.content_differs(&before));
-        after.cpu_percent = Some(41.0);
-        assert!(after.content_differs(&before));
-        after.cpu_percent = None;
-        assert!(after.content_differs(&before));
     }
 }

@@ -182,7 +182,7 @@ impl Store {
         }
         // Last, so the shared counter rows stay locked only until the commit.
         counts.write(&txn).await?;
-        crate::samples::announce_change(&txn, self.is_postgres(), "events").await?;
+        crate::announce::announce_change(&txn, self.is_postgres(), "events").await?;
         match txn.commit().await {
             Ok(()) => Ok(AppendOutcome { version, position }),
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {

@@ -181,7 +181,7 @@ impl ArchiveError {
 }
 
 /// A recording unpacked into a staging directory, waiting to be installed
-/// (see [`crate::layout::Layout::install`]). Dropping it removes whatever is
+/// (see `Layout::install` in the layout module). Dropping it removes whatever is
 /// left of the staging directory.
 #[derive(Debug)]
 pub struct ExtractedRecording {

@@ -4,7 +4,6 @@
 
 use super::model::*;
 use super::service::{AdminService, Failure, Principal};
-use crate::app::AppState;
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
@@ -110,9 +109,9 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
         )
     };
     let state = req
-        .data::<Arc<AppState>>()
+        .data::<Arc<AdminService>>()
         .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
-    match state.admin.authenticate(&bearer.token).await {
+    match state.authenticate(&bearer.token).await {
         Ok(Some(principal)) => Ok(principal),
         Ok(None) => Err(unauthorized()),
         Err(failure) => Err(poem::Error::from_string(
@@ -176,8 +175,8 @@ pub enum Done {
 /// The admin API.
 pub struct AdminApi;
 
-fn admin(state: &AppState) -> &AdminService {
-    &state.admin
+fn admin(service: &AdminService) -> &AdminService {
+    service
 }
 
 #[OpenApi]
@@ -192,7 +191,7 @@ impl AdminApi {
     async fn list_servers(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
     ) -> Answer<Vec<ServerView>> {
         auth.require(TokenScope::Read)?;
         Ok(Json(admin(&state).servers().await?))
@@ -208,7 +207,7 @@ impl AdminApi {
     async fn add_server(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         body: Json<NewServer>,
     ) -> Result<Created<ServerView>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -227,7 +226,7 @@ impl AdminApi {
     async fn get_server(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         id: Path<String>,
     ) -> Answer<ServerView> {
         auth.require(TokenScope::Read)?;
@@ -244,7 +243,7 @@ impl AdminApi {
     async fn update_server(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         id: Path<String>,
         body: Json<ServerUpdate>,
     ) -> Answer<ServerView> {
@@ -264,7 +263,7 @@ impl AdminApi {
     async fn enable(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         id: Path<String>,
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -285,7 +284,7 @@ impl AdminApi {
     async fn cordon(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         id: Path<String>,
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -306,7 +305,7 @@ impl AdminApi {
     async fn disable(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         id: Path<String>,
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -327,7 +326,7 @@ impl AdminApi {
     async fn panic(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         id: Path<String>,
         body: Json<PanicOptions>,
     ) -> Answer<PanicReport> {
@@ -345,7 +344,7 @@ impl AdminApi {
     async fn remove(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         id: Path<String>,
         force: Query<Option<bool>>,
     ) -> Result<Done, AdminError> {
@@ -366,7 +365,7 @@ impl AdminApi {
     async fn list_meetings(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         server: Query<Option<String>>,
         #[oai(name = "state")] meeting_state: Query<Option<MeetingState>>,
         tenant: Query<Option<String>>,
@@ -389,7 +388,7 @@ impl AdminApi {
     async fn get_meeting(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         tenant: Path<String>,
         meeting_id: Path<String>,
     ) -> Answer<MeetingView> {
@@ -407,7 +406,7 @@ impl AdminApi {
     async fn end_meeting(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         tenant: Path<String>,
         meeting_id: Path<String>,
     ) -> Answer<MeetingView> {
@@ -430,7 +429,7 @@ impl AdminApi {
     async fn events(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         stream: Query<Option<String>>,
         #[oai(name = "type")] event_type: Query<Option<String>>,
         actor: Query<Option<String>>,
@@ -462,7 +461,7 @@ impl AdminApi {
     async fn history(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         at: Query<chrono::DateTime<chrono::Utc>>,
     ) -> Answer<ClusterAt> {
         auth.require(TokenScope::Read)?;
@@ -479,7 +478,7 @@ impl AdminApi {
     async fn status(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
     ) -> Answer<ClusterStatus> {
         auth.require(TokenScope::Read)?;
         Ok(Json(admin(&state).status().await?))
@@ -495,7 +494,7 @@ impl AdminApi {
     async fn tokens(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
     ) -> Answer<Vec<TokenView>> {
         auth.require(TokenScope::Admin)?;
         Ok(Json(admin(&state).tokens().await?))
@@ -511,7 +510,7 @@ impl AdminApi {
     async fn create_token(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         body: Json<NewToken>,
     ) -> Result<Created<CreatedToken>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -530,7 +529,7 @@ impl AdminApi {
     async fn revoke_token(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         name: Path<String>,
     ) -> Result<Done, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;

@@ -196,7 +196,7 @@ fn event_view(stored: StoredEvent) -> EventView {
 
 /// Generates an admin token: `sbt_` and 40 hex characters.
 pub fn generate_token() -> String {
-    format!("sbt_{}", crate::app::generate_secret())
+    format!("sbt_{}", crate::secrets::generate_secret())
 }
 
 impl AdminService {

@@ -4,7 +4,6 @@
 
 use super::api::{AdminError, Answer, Created, Done, Tag, TokenAuth};
 use super::service::{AdminService, Failure, Principal};
-use crate::app::AppState;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
@@ -407,8 +406,8 @@ impl AdminService {
 /// The tenants part of the admin API.
 pub struct TenantsApi;
 
-fn admin(state: &AppState) -> &AdminService {
-    &state.admin
+fn admin(service: &AdminService) -> &AdminService {
+    service
 }
 
 #[OpenApi]
@@ -423,7 +422,7 @@ impl TenantsApi {
     async fn list_tenants(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
     ) -> Answer<Vec<TenantView>> {
         auth.require(TokenScope::Read)?;
         Ok(Json(admin(&state).tenants().await?))
@@ -439,7 +438,7 @@ impl TenantsApi {
     async fn create_tenant(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         body: Json<NewTenant>,
     ) -> Result<Created<TenantView>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -458,7 +457,7 @@ impl TenantsApi {
     async fn get_tenant(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         name: Path<String>,
     ) -> Answer<TenantView> {
         auth.require(TokenScope::Read)?;
@@ -475,7 +474,7 @@ impl TenantsApi {
     async fn update_tenant(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         name: Path<String>,
         body: Json<TenantUpdate>,
     ) -> Answer<TenantView> {
@@ -497,7 +496,7 @@ impl TenantsApi {
     async fn delete_tenant(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         name: Path<String>,
         force: Query<Option<bool>>,
     ) -> Result<Done, AdminError> {
@@ -518,7 +517,7 @@ impl TenantsApi {
     async fn add_secret(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         name: Path<String>,
         body: Json<SecretBody>,
     ) -> Answer<TenantView> {
@@ -540,7 +539,7 @@ impl TenantsApi {
     async fn revoke_secret(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AppState>>,
+        state: poem::web::Data<&Arc<AdminService>>,
         name: Path<String>,
         body: Json<SecretBody>,
     ) -> Answer<TenantView> {

@@ -8,7 +8,6 @@ pub mod request;
 pub mod tenancy;
 pub mod xml;
 
-use crate::app::AppState;
 use error::BbbError;
 use poem::http::Method;
 use poem::web::{Data, Path};
@@ -17,6 +16,23 @@ use request::{RawRequest, Verifier, verify_request};
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard_domain::events::EventMetadata;
+
+/// What the BBB API facade works with.
+#[derive(Debug)]
+pub struct BbbState {
+    /// The meeting use cases.
+    pub meetings: Arc<switchboard_app::meetings::MeetingService>,
+    /// Recordings: the tree, the store, callbacks.
+    pub recordings: Arc<crate::recordings::RecordingService>,
+    /// Secrets the default tenant's front-ends sign with.
+    pub secrets: Vec<String>,
+    /// Accepted checksum algorithms.
+    pub checksum_algorithms: Vec<switchboard_domain::bbb::checksum::ChecksumAlgorithm>,
+    /// Largest query plus body.
+    pub max_request_bytes: usize,
+    /// Largest putRecordingTextTrack upload.
+    pub text_track_max_bytes: usize,
+}
 
 /// The version Switchboard reports, like a BBB server's index answer.
 const BBB_VERSION: &str = "3.0";
@@ -45,7 +61,7 @@ pub async fn api_call(
     req: &Request,
     Path(call): Path<String>,
     body: Body,
-    Data(state): Data<&Arc<AppState>>,
+    Data(state): Data<&Arc<BbbState>>,
 ) -> Response {
     answer(req, None, &call, body, state).await
 }
@@ -62,7 +78,7 @@ pub async fn tenant_api_call(
     req: &Request,
     Path((tenant, call)): Path<(String, String)>,
     body: Body,
-    Data(state): Data<&Arc<AppState>>,
+    Data(state): Data<&Arc<BbbState>>,
 ) -> Response {
     answer(req, Some(&tenant), &call, body, state).await
 }
@@ -72,7 +88,7 @@ async fn answer(
     tenant: Option<&str>,
     call: &str,
     body: Body,
-    state: &AppState,
+    state: &BbbState,
 ) -> Response {
     let started = Instant::now();
     let (outcome, response) = match handle(req, tenant, call, body, state).await {
@@ -95,7 +111,7 @@ async fn handle(
     path_tenant: Option<&str>,
     call: &str,
     body: Body,
-    state: &AppState,
+    state: &BbbState,
 ) -> Result<Response, BbbError> {
     let is_post = match *req.method() {
         Method::GET => false,
@@ -103,13 +119,9 @@ async fn handle(
         _ => return Err(BbbError::unsupported_request()),
     };
     let max = if call == "putRecordingTextTrack" {
-        state
-            .settings
-            .recordings
-            .text_track_max_bytes
-            .max(state.settings.max_request_bytes)
+        state.text_track_max_bytes.max(state.max_request_bytes)
     } else {
-        state.settings.max_request_bytes
+        state.max_request_bytes
     };
     let declared = req
         .headers()
@@ -145,7 +157,7 @@ async fn handle(
     let tenant = tenancy::resolve(state, path_tenant, host)?;
     let verifier = Verifier {
         secrets: tenant.secrets(state),
-        algorithms: &state.settings.checksum_algorithms,
+        algorithms: &state.checksum_algorithms,
         max_bytes: max,
     };
     let mut request = verify_request(raw, verifier)?;

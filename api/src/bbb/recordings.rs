@@ -2,21 +2,19 @@
 //! updateRecordings. Each sees and changes only the requesting tenant's
 //! recordings; another tenant's record id is as unknown as a made-up one.
 
+use super::BbbState;
 use super::error::BbbError;
 use super::request::ApiRequest;
-use super::xml::{XmlWriter, escape, xml_response};
-use crate::app::AppState;
-use crate::recordings::RecordingService;
+use super::xml::{XmlWriter, xml_response};
+use crate::recordings::listing::recording_xml;
 use poem::Response;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use switchboard_app::CommandError;
 use switchboard_app::ports::prelude::*;
 use switchboard_app::records::{RecordingQuery, RecordingRecord};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::recording::RecordingCommand;
 use switchboard_recordings::RecordId;
-use switchboard_recordings::metadata::rebase_url;
 
 /// Most recordings one page holds.
 pub const MAX_PAGE: u64 = 100;
@@ -35,14 +33,6 @@ fn list(value: Option<&str>) -> Vec<String> {
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-/// Whether `name` can stand as an XML element name as it is.
-fn xml_name_ok(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
-        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.to_ascii_lowercase().starts_with("xml")
 }
 
 /// The getRecordings query a request asks for.
@@ -77,77 +67,11 @@ pub fn query_from(request: &ApiRequest) -> RecordingQuery {
     query
 }
 
-/// Writes one `<recording>` element.
-pub fn recording_xml(out: &mut String, recording: &RecordingRecord, service: &RecordingService) {
-    let base = service.public_url();
-    let _ = write!(
-        out,
-        "<recording><recordID>{}</recordID><meetingID>{}</meetingID>\
-         <internalMeetingID>{}</internalMeetingID><name>{}</name>\
-         <isBreakout>{}</isBreakout><published>{}</published><state>{}</state>\
-         <startTime>{}</startTime><endTime>{}</endTime><participants>{}</participants>\
-         <protected>{}</protected>",
-        escape(&recording.record_id),
-        escape(&recording.meeting_id),
-        escape(&recording.internal_meeting_id),
-        escape(&recording.name),
-        recording.is_breakout,
-        recording.published,
-        escape(&recording.state),
-        recording.start_time_ms,
-        recording.end_time_ms,
-        recording.participants,
-        recording.protected,
-    );
-    out.push_str("<metadata>");
-    for (key, value) in &recording.metadata {
-        if xml_name_ok(key) {
-            let _ = write!(out, "<{key}>{}</{key}>", escape(value));
-        }
-    }
-    out.push_str("</metadata><playback>");
-    let id = RecordId::parse(&recording.record_id).ok();
-    for format in &recording.formats {
-        let url = match (&id, recording.protected) {
-            (Some(id), true) => service.protected_link(id, &format.format),
-            _ => rebase_url(&format.url, base).unwrap_or_else(|_| format.url.clone()),
-        };
-        let minutes = (format.length_ms + 30_000) / 60_000;
-        let _ = write!(
-            out,
-            "<format><type>{}</type><url>{}</url><processingTime>{}</processingTime><length>{}</length>",
-            escape(&format.format),
-            escape(&url),
-            format.processing_time_ms,
-            minutes,
-        );
-        if !format.images.is_empty() {
-            out.push_str("<preview><images>");
-            for image in &format.images {
-                out.push_str("<image");
-                if let Some(width) = image.width {
-                    let _ = write!(out, " width=\"{width}\"");
-                }
-                if let Some(height) = image.height {
-                    let _ = write!(out, " height=\"{height}\"");
-                }
-                if let Some(alt) = &image.alt {
-                    let _ = write!(out, " alt=\"{}\"", escape(alt));
-                }
-                let url = rebase_url(&image.url, base).unwrap_or_else(|_| image.url.clone());
-                let _ = write!(out, ">{}</image>", escape(&url));
-            }
-            out.push_str("</images></preview>");
-        }
-        out.push_str("</format>");
-    }
-    out.push_str("</playback></recording>");
-}
-
 /// `getRecordings`.
-pub async fn get_recordings(state: &AppState, request: &ApiRequest) -> Result<Response, BbbError> {
+pub async fn get_recordings(state: &BbbState, request: &ApiRequest) -> Result<Response, BbbError> {
     let query = query_from(request);
     let page = state
+        .recordings
         .store
         .find_recordings(&query)
         .await
@@ -175,7 +99,7 @@ fn missing_record_id() -> BbbError {
 /// The tenant's live recordings among the request's `recordID` list;
 /// `notFound` when none is.
 async fn own_recordings(
-    state: &AppState,
+    state: &BbbState,
     request: &ApiRequest,
 ) -> Result<Vec<RecordingRecord>, BbbError> {
     let ids = list(request.params.get("recordID"));
@@ -187,7 +111,12 @@ async fn own_recordings(
         if RecordId::parse(&id).is_err() {
             continue;
         }
-        if let Some(recording) = state.store.recording(&id).await.map_err(store_failure)?
+        if let Some(recording) = state
+            .recordings
+            .store
+            .recording(&id)
+            .await
+            .map_err(store_failure)?
             && recording.tenant == request.tenant
             && recording.state != "deleted"
             && !found
@@ -204,7 +133,7 @@ async fn own_recordings(
 }
 
 async fn execute(
-    state: &AppState,
+    state: &BbbState,
     record_id: &str,
     command: &RecordingCommand,
     metadata: &EventMetadata,
@@ -234,7 +163,7 @@ fn answer(element: &str) -> Response {
 /// Runs a blocking tree operation; a recording missing from disk is fine
 /// (the events still record the intent).
 async fn on_disk(
-    state: &AppState,
+    state: &BbbState,
     record_id: &str,
     op: fn(
         &switchboard_recordings::Layout,
@@ -262,7 +191,7 @@ async fn on_disk(
 
 /// `publishRecordings`.
 pub async fn publish_recordings(
-    state: &AppState,
+    state: &BbbState,
     request: &ApiRequest,
     metadata: &EventMetadata,
 ) -> Result<Response, BbbError> {
@@ -299,7 +228,7 @@ pub async fn publish_recordings(
 
 /// `deleteRecordings`.
 pub async fn delete_recordings(
-    state: &AppState,
+    state: &BbbState,
     request: &ApiRequest,
     metadata: &EventMetadata,
 ) -> Result<Response, BbbError> {
@@ -324,7 +253,7 @@ pub async fn delete_recordings(
 
 /// `updateRecordings`: `meta_k=v` sets, `meta_k=` removes, `protect=true|false`.
 pub async fn update_recordings(
-    state: &AppState,
+    state: &BbbState,
     request: &ApiRequest,
     metadata: &EventMetadata,
 ) -> Result<Response, BbbError> {
@@ -386,7 +315,7 @@ fn json_failure(key: &str, message: &str) -> Response {
 
 /// The tenant's live recording named by `recordID` (a single id).
 async fn own_recording(
-    state: &AppState,
+    state: &BbbState,
     request: &ApiRequest,
 ) -> Result<(RecordId, RecordingRecord), Response> {
     let Some(raw) = request.params.non_empty("recordID") else {
@@ -399,7 +328,7 @@ async fn own_recording(
     let Ok(id) = RecordId::parse(raw.trim()) else {
         return Err(not_found());
     };
-    match state.store.recording(id.as_str()).await {
+    match state.recordings.store.recording(id.as_str()).await {
         Ok(Some(recording))
             if recording.tenant == request.tenant && recording.state != "deleted" =>
         {
@@ -417,7 +346,7 @@ async fn own_recording(
 }
 
 /// `getRecordingTextTracks` (JSON, as BBB answers it).
-pub async fn get_recording_text_tracks(state: &AppState, request: &ApiRequest) -> Response {
+pub async fn get_recording_text_tracks(state: &BbbState, request: &ApiRequest) -> Response {
     let (id, _) = match own_recording(state, request).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -458,7 +387,7 @@ async fn uploaded_file(request: &ApiRequest) -> Option<Vec<u8>> {
 
 /// `putRecordingTextTrack`: multipart upload of a caption file; `recordID`,
 /// `kind`, `lang` and `label` in the signed query.
-pub async fn put_recording_text_track(state: &AppState, request: &ApiRequest) -> Response {
+pub async fn put_recording_text_track(state: &BbbState, request: &ApiRequest) -> Response {
     use crate::recordings::text_tracks::{TextTrack, TrackError, put};
     let (id, _) = match own_recording(state, request).await {
         Ok(found) => found,
@@ -505,16 +434,6 @@ pub async fn put_recording_text_track(state: &AppState, request: &ApiRequest) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn xml_names_are_checked() {
-        assert!(xml_name_ok("bbb-origin"));
-        assert!(xml_name_ok("gl_listed"));
-        assert!(!xml_name_ok("1a"));
-        assert!(!xml_name_ok("a\"b"));
-        assert!(!xml_name_ok("xmlns"));
-        assert!(!xml_name_ok(""));
-    }
 
     #[test]
     fn lists_drop_empty_items() {

@@ -7,8 +7,8 @@
 //! balancer. A path naming an unknown tenant answers `checksumError`, as does
 //! a request signed with another tenant's secret.
 
+use super::BbbState;
 use super::error::BbbError;
-use crate::app::AppState;
 use std::sync::Arc;
 use switchboard_domain::ids::TenantId;
 use switchboard_domain::tenant::TenantConfig;
@@ -24,7 +24,7 @@ pub struct ResolvedTenant {
 
 impl ResolvedTenant {
     /// The secrets that may sign its requests.
-    pub fn secrets<'a>(&'a self, state: &'a AppState) -> &'a [String] {
+    pub fn secrets<'a>(&'a self, state: &'a BbbState) -> &'a [String] {
         match &self.config {
             Some(config) => &config.secrets,
             None => &state.secrets,
@@ -50,19 +50,23 @@ pub fn host_label(host: &str) -> Option<String> {
 
 /// Finds the tenant of a request from its path prefix (if any) or host.
 pub fn resolve(
-    state: &AppState,
+    state: &BbbState,
     path_tenant: Option<&str>,
     host: Option<&str>,
 ) -> Result<ResolvedTenant, BbbError> {
     if let Some(name) = path_tenant {
-        let config = state.routing.tenant(name).ok_or_else(BbbError::checksum)?;
+        let config = state
+            .meetings
+            .routing()
+            .tenant(name)
+            .ok_or_else(BbbError::checksum)?;
         return Ok(ResolvedTenant {
             id: TenantId(config.name.clone()),
             config: Some(config),
         });
     }
     if let Some(label) = host.and_then(host_label)
-        && let Some(config) = state.routing.tenant(&label)
+        && let Some(config) = state.meetings.routing().tenant(&label)
     {
         return Ok(ResolvedTenant {
             id: TenantId(config.name.clone()),

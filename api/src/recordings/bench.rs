@@ -215,7 +215,7 @@ async fn timed(service: &RecordingService, query: &RecordingQuery) -> anyhow::Re
     let page = service.store.find_recordings(query).await?;
     let mut xml = String::new();
     for recording in &page.recordings {
-        crate::bbb::recordings::recording_xml(&mut xml, recording, service);
+        super::listing::recording_xml(&mut xml, recording, service);
     }
     std::hint::black_box(&xml);
     Ok(started.elapsed())

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod callbacks;
 pub mod import;
 pub mod jobs;
+pub mod listing;
 pub mod playback;
 pub mod text_tracks;
 pub mod upload;

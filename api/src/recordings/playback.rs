@@ -16,7 +16,6 @@
 //! cookie recordings answer 404, as do paths that try to leave a recording.
 
 use super::RecordingService;
-use crate::app::AppState;
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Path, StaticFileRequest};
 use poem::{FromRequest, IntoResponse, Request, Response, handler};
@@ -164,9 +163,9 @@ async fn serve_file(req: &Request, file: &std::path::Path, cache: &str) -> Respo
 pub async fn asset(
     req: &Request,
     Path((format, record_id, rest)): Path<(String, String, String)>,
-    Data(state): Data<&Arc<AppState>>,
+    Data(service): Data<&Arc<RecordingService>>,
 ) -> Response {
-    serve_recording_file(&state.recordings, req, &format, &record_id, &rest).await
+    serve_recording_file(service, req, &format, &record_id, &rest).await
 }
 
 /// `/playback/<path>`: the presentation player, or a format's own pages.
@@ -174,9 +173,8 @@ pub async fn asset(
 pub async fn player(
     req: &Request,
     Path(path): Path<String>,
-    Data(state): Data<&Arc<AppState>>,
+    Data(service): Data<&Arc<RecordingService>>,
 ) -> Response {
-    let service = &state.recordings;
     let path = path.trim_start_matches('/');
     if let Some(rest) = path.strip_prefix("presentation/2.3/") {
         return presentation_player(service, req, rest).await;
@@ -222,9 +220,8 @@ async fn presentation_player(service: &RecordingService, req: &Request, rest: &s
 #[handler]
 pub async fn redeem_link(
     Path((format, token)): Path<(String, String)>,
-    Data(state): Data<&Arc<AppState>>,
+    Data(service): Data<&Arc<RecordingService>>,
 ) -> Response {
-    let service = &state.recordings;
     let now = protected::unix_now();
     let id = match protected::redeem_link_token(service.key(), &token, now, &service.used_tokens())
         .await
@@ -275,9 +272,8 @@ pub async fn redeem_link(
 pub async fn caption(
     req: &Request,
     Path((record_id, file)): Path<(String, String)>,
-    Data(state): Data<&Arc<AppState>>,
+    Data(service): Data<&Arc<RecordingService>>,
 ) -> Response {
-    let service = &state.recordings;
     let Ok(id) = RecordId::parse(&record_id) else {
         return not_found();
     };

@@ -23,7 +23,6 @@
 
 use super::RecordingService;
 use super::import::{ImportError, import_extracted};
-use crate::app::AppState;
 use hmac::{Hmac, Mac};
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
@@ -106,9 +105,8 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 pub async fn upload(
     Query(query): Query<UploadQuery>,
     body: Body,
-    Data(state): Data<&Arc<AppState>>,
+    Data(service): Data<&Arc<RecordingService>>,
 ) -> Response {
-    let service = &state.recordings;
     let Ok(record_id) = RecordId::parse(&query.record_id) else {
         return refuse(StatusCode::BAD_REQUEST, "recordID is not a BBB record id");
     };
@@ -119,7 +117,7 @@ pub async fn upload(
             "the signature's time is too far from now",
         );
     }
-    let servers = match state.store.servers().await {
+    let servers = match service.store.servers().await {
         Ok(servers) => servers,
         Err(err) => {
             tracing::warn!(error = %err, "cannot read servers for an upload");
@@ -142,7 +140,7 @@ pub async fn upload(
         return refuse(StatusCode::UNAUTHORIZED, "the signature is not valid");
     }
     // A server may send only recordings of meetings it ran (when the run is known).
-    match state.store.meeting_run(record_id.as_str()).await {
+    match service.store.meeting_run(record_id.as_str()).await {
         Ok(Some(run)) if run.server_id.is_some_and(|ran| !signers.contains(&ran)) => {
             tracing::warn!(server = %host, record_id = %record_id, "recording upload refused: the meeting ran on another server");
             return refuse(

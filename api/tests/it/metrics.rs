@@ -108,7 +108,7 @@ async fn server_gauges_and_health_poll_jobs_appear() {
     let report = poller.poll_once().await.unwrap();
     assert_eq!(report.healthy, 1);
     state.routing.refresh().await.unwrap();
-    refresh_gauges(state);
+    refresh_gauges(&state.gauge_sources());
 
     let after = scrape(&harness).await;
     let server = harness.servers[0];

@@ -228,7 +228,7 @@ async fn metrics_urls_with_credentials_are_used_but_never_shown() {
     }
     assert!(events.to_string().contains("prom:***@"), "{events}");
     // The gauges refresh every few seconds; ask them to now.
-    switchboard_api::metrics::refresh_gauges(harness.state());
+    switchboard_api::metrics::refresh_gauges(&harness.state().gauge_sources());
     let gauges = harness
         .client
         .get(format!("http://{}/metrics", harness.app.addr))

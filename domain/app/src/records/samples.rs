@@ -130,3 +130,27 @@ pub struct MeetingListing {
     /// The `<meeting>` element.
     pub xml: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_metric_moves_and_read_times_are_no_change() {
+        let before = ServerSample {
+            cpu_percent: Some(40.0),
+            memory_percent: Some(60.0),
+            metrics_read_at_ms: Some(1),
+            ..ServerSample::new(ServerId::new())
+        };
+        let mut after = before.clone();
+        after.cpu_percent = Some(40.3);
+        after.metrics_read_at_ms = Some(2);
+        after.polled_at_ms = 5;
+        assert!(!after.content_differs(&before));
+        after.cpu_percent = Some(41.0);
+        assert!(after.content_differs(&before));
+        after.cpu_percent = None;
+        assert!(after.content_differs(&before));
+    }
+}

@@ -1,0 +1,61 @@
+//! The BBB API secrets in force: configured ones, or one generated at first
+//! start and kept in the database.
+
+use crate::config::Settings;
+use switchboard_app::ports::prelude::*;
+use switchboard_store::Store;
+
+/// The settings key of a secret generated at first start.
+const GENERATED_SECRET_KEY: &str = "bbb_api_secret";
+
+/// The secrets in force, and the secret generated now if there was none.
+#[derive(Debug)]
+pub struct Secrets {
+    /// Accepted secrets, the primary first.
+    pub accepted: Vec<String>,
+    /// Set when this start generated and stored the primary secret.
+    pub generated: Option<String>,
+}
+
+/// Generates a 40-character hex secret, as `bbb-conf --secret` shows them.
+pub fn generate_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 20];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The configured secrets, or the stored (or newly generated) one.
+pub async fn resolve_secrets(settings: &Settings, store: &Store) -> anyhow::Result<Secrets> {
+    let mut accepted = Vec::new();
+    let mut generated = None;
+    match &settings.secret {
+        Some(secret) => accepted.push(secret.clone()),
+        None => {
+            let existing = store.setting(GENERATED_SECRET_KEY).await?;
+            let secret = match existing {
+                Some(secret) => secret,
+                None => {
+                    let fresh = generate_secret();
+                    let stored = store
+                        .setting_or_insert(GENERATED_SECRET_KEY, &fresh)
+                        .await?;
+                    if stored == fresh {
+                        generated = Some(fresh);
+                    }
+                    stored
+                }
+            };
+            accepted.push(secret);
+        }
+    }
+    for secret in &settings.secrets {
+        if !accepted.contains(secret) {
+            accepted.push(secret.clone());
+        }
+    }
+    Ok(Secrets {
+        accepted,
+        generated,
+    })
+}
