@@ -1,7 +1,7 @@
 //! Wiring: the shared state, the HTTP routes, background tasks, and a running
 //! instance that tests and `serve` start the same way.
 
-use crate::admin::service::AdminService;
+use crate::admin::facade::AdminFacade;
 use crate::bbb;
 use crate::config::Settings;
 use anyhow::Context;
@@ -10,6 +10,7 @@ use poem::{EndpointExt, Route, Server, get, handler, web::Data};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_app::admin::AdminService;
 use switchboard_app::backend::Backends;
 use switchboard_app::clock::{SharedClock, SystemClock};
 use switchboard_app::executor::{CommandExecutor, EventBus};
@@ -46,8 +47,8 @@ pub struct AppState {
     pub observed: ObservedLoads,
     /// The meeting use cases of the BBB API.
     pub meetings: Arc<MeetingService>,
-    /// The admin operations.
-    pub admin: Arc<AdminService>,
+    /// The admin operations, in the admin API's shapes.
+    pub admin: Arc<AdminFacade>,
     /// The BBB API facade's state.
     pub bbb: Arc<bbb::BbbState>,
     /// Recordings: tree, importer, playback.
@@ -119,14 +120,14 @@ impl AppState {
             .await
             .context("cannot set up recordings")?,
         );
-        let admin = Arc::new(AdminService::new(
+        let admin = Arc::new(AdminFacade::new(Arc::new(AdminService::new(
             db.clone(),
             executor.clone(),
             backends.clone(),
             clock.clone(),
             settings.load,
             Some(routing.clone()),
-        ));
+        ))));
         let meetings = Arc::new(MeetingService::new(
             db.clone(),
             executor.clone(),

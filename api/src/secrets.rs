@@ -5,6 +5,8 @@ use crate::config::Settings;
 use switchboard_app::ports::prelude::*;
 use switchboard_store::Store;
 
+pub use switchboard_app::admin::generate_secret;
+
 /// The settings key of a secret generated at first start.
 const GENERATED_SECRET_KEY: &str = "bbb_api_secret";
 
@@ -15,14 +17,6 @@ pub struct Secrets {
     pub accepted: Vec<String>,
     /// Set when this start generated and stored the primary secret.
     pub generated: Option<String>,
-}
-
-/// Generates a 40-character hex secret, as `bbb-conf --secret` shows them.
-pub fn generate_secret() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 20];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// The configured secrets, or the stored (or newly generated) one.

@@ -2,14 +2,15 @@
 //! log, cluster status and tokens, behind bearer tokens with scopes. Errors
 //! are RFC 7807 problem documents.
 
+use super::facade::AdminFacade;
 use super::model::*;
-use super::service::{AdminService, Failure, Principal};
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, SecurityScheme, Tags};
 use std::sync::Arc;
+use switchboard_app::admin::{Failure, Principal};
 use switchboard_app::records::EventFilter;
 use switchboard_domain::server::ServerCommand;
 use switchboard_domain::token::TokenScope;
@@ -109,7 +110,7 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
         )
     };
     let state = req
-        .data::<Arc<AdminService>>()
+        .data::<Arc<AdminFacade>>()
         .ok_or_else(|| poem::Error::from_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR))?;
     match state.authenticate(&bearer.token).await {
         Ok(Some(principal)) => Ok(principal),
@@ -175,7 +176,7 @@ pub enum Done {
 /// The admin API.
 pub struct AdminApi;
 
-fn admin(service: &AdminService) -> &AdminService {
+fn admin(service: &AdminFacade) -> &AdminFacade {
     service
 }
 
@@ -191,7 +192,7 @@ impl AdminApi {
     async fn list_servers(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
     ) -> Answer<Vec<ServerView>> {
         auth.require(TokenScope::Read)?;
         Ok(Json(admin(&state).servers().await?))
@@ -207,7 +208,7 @@ impl AdminApi {
     async fn add_server(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         body: Json<NewServer>,
     ) -> Result<Created<ServerView>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -226,7 +227,7 @@ impl AdminApi {
     async fn get_server(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         id: Path<String>,
     ) -> Answer<ServerView> {
         auth.require(TokenScope::Read)?;
@@ -243,7 +244,7 @@ impl AdminApi {
     async fn update_server(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         id: Path<String>,
         body: Json<ServerUpdate>,
     ) -> Answer<ServerView> {
@@ -263,7 +264,7 @@ impl AdminApi {
     async fn enable(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         id: Path<String>,
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -284,7 +285,7 @@ impl AdminApi {
     async fn cordon(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         id: Path<String>,
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -305,7 +306,7 @@ impl AdminApi {
     async fn disable(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         id: Path<String>,
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -326,7 +327,7 @@ impl AdminApi {
     async fn panic(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         id: Path<String>,
         body: Json<PanicOptions>,
     ) -> Answer<PanicReport> {
@@ -344,7 +345,7 @@ impl AdminApi {
     async fn remove(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         id: Path<String>,
         force: Query<Option<bool>>,
     ) -> Result<Done, AdminError> {
@@ -365,7 +366,7 @@ impl AdminApi {
     async fn list_meetings(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         server: Query<Option<String>>,
         #[oai(name = "state")] meeting_state: Query<Option<MeetingState>>,
         tenant: Query<Option<String>>,
@@ -388,7 +389,7 @@ impl AdminApi {
     async fn get_meeting(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         tenant: Path<String>,
         meeting_id: Path<String>,
     ) -> Answer<MeetingView> {
@@ -406,7 +407,7 @@ impl AdminApi {
     async fn end_meeting(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         tenant: Path<String>,
         meeting_id: Path<String>,
     ) -> Answer<MeetingView> {
@@ -429,7 +430,7 @@ impl AdminApi {
     async fn events(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         stream: Query<Option<String>>,
         #[oai(name = "type")] event_type: Query<Option<String>>,
         actor: Query<Option<String>>,
@@ -461,7 +462,7 @@ impl AdminApi {
     async fn history(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         at: Query<chrono::DateTime<chrono::Utc>>,
     ) -> Answer<ClusterAt> {
         auth.require(TokenScope::Read)?;
@@ -478,7 +479,7 @@ impl AdminApi {
     async fn status(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
     ) -> Answer<ClusterStatus> {
         auth.require(TokenScope::Read)?;
         Ok(Json(admin(&state).status().await?))
@@ -494,7 +495,7 @@ impl AdminApi {
     async fn tokens(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
     ) -> Answer<Vec<TokenView>> {
         auth.require(TokenScope::Admin)?;
         Ok(Json(admin(&state).tokens().await?))
@@ -510,7 +511,7 @@ impl AdminApi {
     async fn create_token(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         body: Json<NewToken>,
     ) -> Result<Created<CreatedToken>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -529,7 +530,7 @@ impl AdminApi {
     async fn revoke_token(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         name: Path<String>,
     ) -> Result<Done, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;

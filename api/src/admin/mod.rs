@@ -3,8 +3,8 @@
 //! the CLI.
 
 pub mod api;
+pub mod facade;
 pub mod model;
-pub mod service;
 pub mod tenants;
 
 use poem::{Endpoint, EndpointExt, IntoResponse};

@@ -3,17 +3,14 @@
 //! again: views carry fingerprints.
 
 use super::api::{AdminError, Answer, Created, Done, Tag, TokenAuth};
-use super::service::{AdminService, Failure, Principal};
+use super::facade::AdminFacade;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use switchboard_app::CommandError;
-use switchboard_domain::ids::TenantId;
-use switchboard_domain::tenant::{
-    ParamRule, TenantCommand, TenantConfig, TenantError, TenantLimits, TenantPolicy,
-};
+use switchboard_app::admin::Failure;
+use switchboard_domain::tenant::{ParamRule, TenantLimits, TenantPolicy};
 use switchboard_domain::token::TokenScope;
 
 /// What a policy rule does.
@@ -140,14 +137,6 @@ pub struct SecretBody {
     pub secret: String,
 }
 
-/// The fingerprint of a secret: enough to tell secrets apart, nothing of
-/// the secret itself (the first 8 hex digits of its SHA-256).
-pub fn fingerprint(secret: &str) -> String {
-    use sha2::Digest;
-    let digest = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
-    format!("sha256:{}", &digest[..8])
-}
-
 fn rule_from_view(rule: &PolicyRule) -> Result<ParamRule, Failure> {
     let param = rule.param.clone();
     let value = || {
@@ -222,7 +211,8 @@ pub fn policy_from_view(view: &PolicyView) -> Result<TenantPolicy, Failure> {
     })
 }
 
-fn policy_view(policy: &TenantPolicy) -> PolicyView {
+/// The API shape of a tenant's policy.
+pub fn policy_view(policy: &TenantPolicy) -> PolicyView {
     PolicyView {
         create: policy.create.iter().map(rule_view).collect(),
         join: policy.join.iter().map(rule_view).collect(),
@@ -231,182 +221,26 @@ fn policy_view(policy: &TenantPolicy) -> PolicyView {
     }
 }
 
-fn limits(view: LimitsView) -> TenantLimits {
+/// The API shape of a tenant's limits.
+pub fn limits_view(limits: TenantLimits) -> LimitsView {
+    LimitsView {
+        max_meetings: limits.max_meetings,
+        max_attendees: limits.max_attendees,
+    }
+}
+
+/// A tenant's limits from their API shape.
+pub fn limits(view: LimitsView) -> TenantLimits {
     TenantLimits {
         max_meetings: view.max_meetings,
         max_attendees: view.max_attendees,
     }
 }
 
-impl From<CommandError<TenantError>> for Failure {
-    fn from(err: CommandError<TenantError>) -> Self {
-        match err {
-            CommandError::Store(err) => err.into(),
-            CommandError::Rejected(err @ TenantError::NotFound(_)) => {
-                Failure::NotFound(err.to_string())
-            }
-            CommandError::Rejected(err @ (TenantError::Exists(_) | TenantError::Retired(_))) => {
-                Failure::Conflict(err.to_string())
-            }
-            CommandError::Rejected(err) => Failure::Invalid(err.to_string()),
-        }
-    }
-}
-
-impl AdminService {
-    async fn tenant_view(&self, config: &TenantConfig) -> Result<TenantView, Failure> {
-        let running_meetings = self
-            .store
-            .running_meetings_of(&TenantId(config.name.clone()))
-            .await?;
-        Ok(TenantView {
-            name: config.name.clone(),
-            api_path: format!("/t/{}/bigbluebutton/api/", config.name),
-            secrets: config.secrets.iter().map(|s| fingerprint(s)).collect(),
-            required_tags: config.required_tags.clone(),
-            limits: LimitsView {
-                max_meetings: config.limits.max_meetings,
-                max_attendees: config.limits.max_attendees,
-            },
-            policy: policy_view(&config.policy),
-            running_meetings,
-        })
-    }
-
-    /// Every tenant.
-    pub async fn tenants(&self) -> Result<Vec<TenantView>, Failure> {
-        let mut views = Vec::new();
-        for config in self.store.tenants().await? {
-            views.push(self.tenant_view(&config).await?);
-        }
-        Ok(views)
-    }
-
-    /// One tenant.
-    pub async fn tenant(&self, name: &str) -> Result<TenantView, Failure> {
-        let config = self
-            .store
-            .tenant(name)
-            .await?
-            .ok_or_else(|| Failure::NotFound(format!("no tenant named `{name}`")))?;
-        self.tenant_view(&config).await
-    }
-
-    async fn run_tenant(
-        &self,
-        name: &str,
-        commands: &[TenantCommand],
-        principal: &Principal,
-    ) -> Result<(), Failure> {
-        let mut metadata = Self::metadata(principal);
-        metadata.tenant = Some(name.to_owned());
-        for command in commands {
-            self.executor
-                .execute::<switchboard_domain::tenant::Tenant>(
-                    &switchboard_domain::tenant::tenant_stream(name),
-                    command,
-                    &metadata,
-                )
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Creates a tenant, with its pool, limits and policy if given.
-    pub async fn create_tenant(
-        &self,
-        new: NewTenant,
-        principal: &Principal,
-    ) -> Result<TenantView, Failure> {
-        let mut commands = vec![TenantCommand::Create {
-            name: new.name.clone(),
-            secret: new.secret,
-        }];
-        commands.extend(self.update_commands(&TenantUpdate {
-            required_tags: new.required_tags,
-            limits: new.limits,
-            policy: new.policy,
-        })?);
-        self.run_tenant(&new.name, &commands, principal).await?;
-        self.tenant(&new.name).await
-    }
-
-    fn update_commands(&self, update: &TenantUpdate) -> Result<Vec<TenantCommand>, Failure> {
-        let mut commands = Vec::new();
-        if let Some(tags) = &update.required_tags {
-            let tags = tags.iter().map(|t| t.trim().to_owned()).collect();
-            commands.push(TenantCommand::SetRequiredTags(tags));
-        }
-        if let Some(view) = update.limits {
-            commands.push(TenantCommand::SetLimits(limits(view)));
-        }
-        if let Some(view) = &update.policy {
-            commands.push(TenantCommand::SetPolicy(policy_from_view(view)?));
-        }
-        Ok(commands)
-    }
-
-    /// Changes a tenant's pool, limits or policy.
-    pub async fn update_tenant(
-        &self,
-        name: &str,
-        update: TenantUpdate,
-        principal: &Principal,
-    ) -> Result<TenantView, Failure> {
-        let commands = self.update_commands(&update)?;
-        self.run_tenant(name, &commands, principal).await?;
-        self.tenant(name).await
-    }
-
-    /// Accepts another secret for a tenant (rotation).
-    pub async fn add_tenant_secret(
-        &self,
-        name: &str,
-        secret: String,
-        principal: &Principal,
-    ) -> Result<TenantView, Failure> {
-        self.run_tenant(name, &[TenantCommand::AddSecret(secret)], principal)
-            .await?;
-        self.tenant(name).await
-    }
-
-    /// Stops accepting a secret.
-    pub async fn revoke_tenant_secret(
-        &self,
-        name: &str,
-        secret: String,
-        principal: &Principal,
-    ) -> Result<TenantView, Failure> {
-        self.run_tenant(name, &[TenantCommand::RevokeSecret(secret)], principal)
-            .await?;
-        self.tenant(name).await
-    }
-
-    /// Deletes a tenant; refused while it runs meetings unless `force`.
-    pub async fn delete_tenant(
-        &self,
-        name: &str,
-        force: bool,
-        principal: &Principal,
-    ) -> Result<(), Failure> {
-        let running = self
-            .store
-            .running_meetings_of(&TenantId(name.to_owned()))
-            .await?;
-        if running > 0 && !force {
-            return Err(Failure::Conflict(format!(
-                "tenant `{name}` runs {running} meeting(s); end them first or delete with force"
-            )));
-        }
-        self.run_tenant(name, &[TenantCommand::Delete], principal)
-            .await
-    }
-}
-
 /// The tenants part of the admin API.
 pub struct TenantsApi;
 
-fn admin(service: &AdminService) -> &AdminService {
+fn admin(service: &AdminFacade) -> &AdminFacade {
     service
 }
 
@@ -422,7 +256,7 @@ impl TenantsApi {
     async fn list_tenants(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
     ) -> Answer<Vec<TenantView>> {
         auth.require(TokenScope::Read)?;
         Ok(Json(admin(&state).tenants().await?))
@@ -438,7 +272,7 @@ impl TenantsApi {
     async fn create_tenant(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         body: Json<NewTenant>,
     ) -> Result<Created<TenantView>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
@@ -457,7 +291,7 @@ impl TenantsApi {
     async fn get_tenant(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         name: Path<String>,
     ) -> Answer<TenantView> {
         auth.require(TokenScope::Read)?;
@@ -474,7 +308,7 @@ impl TenantsApi {
     async fn update_tenant(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         name: Path<String>,
         body: Json<TenantUpdate>,
     ) -> Answer<TenantView> {
@@ -496,7 +330,7 @@ impl TenantsApi {
     async fn delete_tenant(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         name: Path<String>,
         force: Query<Option<bool>>,
     ) -> Result<Done, AdminError> {
@@ -517,7 +351,7 @@ impl TenantsApi {
     async fn add_secret(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         name: Path<String>,
         body: Json<SecretBody>,
     ) -> Answer<TenantView> {
@@ -539,7 +373,7 @@ impl TenantsApi {
     async fn revoke_secret(
         &self,
         auth: TokenAuth,
-        state: poem::web::Data<&Arc<AdminService>>,
+        state: poem::web::Data<&Arc<AdminFacade>>,
         name: Path<String>,
         body: Json<SecretBody>,
     ) -> Answer<TenantView> {
@@ -593,7 +427,5 @@ mod tests {
             Err(Failure::Invalid(message)) => assert!(message.contains("positive whole number")),
             other => panic!("{other:?}"),
         }
-        assert_eq!(fingerprint("abcdefghij"), "sha256:72399361");
-        assert!(!fingerprint("abcdefghij").contains("abcd"));
     }
 }

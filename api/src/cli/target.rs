@@ -2,8 +2,8 @@
 //! service, as actor `cli`) or a remote instance (through its admin API, as
 //! the token's name). Both answer in the admin API's shapes.
 
+use crate::admin::facade::AdminFacade;
 use crate::admin::model::*;
-use crate::admin::service::{AdminService, Principal};
 use crate::app;
 use crate::config::Settings;
 use anyhow::{Context, anyhow, bail};
@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::time::Duration;
+use switchboard_app::admin::{AdminService, Principal};
 use switchboard_app::ports::prelude::*;
 use switchboard_app::records::EventFilter;
 use switchboard_domain::server::ServerCommand;
@@ -24,7 +25,7 @@ pub const CLI_ACTOR: &str = "cli";
 /// The local database.
 #[derive(Debug)]
 pub struct Local {
-    pub(super) admin: AdminService,
+    pub(super) admin: AdminFacade,
     store: Store,
     pub(super) principal: Principal,
 }
@@ -55,14 +56,14 @@ impl Target {
     pub async fn local(settings: &Settings) -> anyhow::Result<Self> {
         let store = app::open_store(settings).await?;
         let (db, executor) = app::ports_of(&store, Default::default());
-        let admin = AdminService::new(
+        let admin = AdminFacade::new(std::sync::Arc::new(AdminService::new(
             db,
             executor,
             app::backends_of(settings),
             std::sync::Arc::new(switchboard_app::clock::SystemClock),
             settings.load,
             None,
-        );
+        )));
         Ok(Target::Local(Local {
             admin,
             store,

@@ -4,7 +4,7 @@
 use crate::support::*;
 use serde_json::{Value, json};
 use switchboard_api::admin::model::{NewToken, Scope};
-use switchboard_api::admin::service::Principal;
+use switchboard_app::admin::Principal;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::token::TokenScope;

@@ -230,7 +230,7 @@ async fn demo_mode_works_from_the_printed_examples() {
 
 use crate::support::{Db, Harness};
 use switchboard_api::admin::model::{NewToken, Scope};
-use switchboard_api::admin::service::Principal;
+use switchboard_app::admin::Principal;
 use switchboard_app::records::EventFilter;
 use switchboard_domain::token::TokenScope;
 

@@ -10,7 +10,7 @@ use bbb_simulator::{Simulator, SimulatorConfig};
 use std::path::Path;
 use std::time::Duration;
 use switchboard_api::admin::model::{NewToken, Scope};
-use switchboard_api::admin::service::Principal;
+use switchboard_app::admin::Principal;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::server::ServerState;

@@ -6,7 +6,7 @@ use crate::support::*;
 use bbb_simulator::FailureMode;
 use std::time::{Duration, Instant};
 use switchboard_api::admin::model::NewServer;
-use switchboard_api::admin::service::Principal;
+use switchboard_app::admin::Principal;
 use switchboard_app::health::{HealthConfig, HealthPoller};
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
@@ -224,7 +224,7 @@ async fn admin_accepts_tags_no_create_can_select() {
         )
         .await;
     match added {
-        Err(switchboard_api::admin::service::Failure::Invalid(detail)) => {
+        Err(switchboard_app::admin::Failure::Invalid(detail)) => {
             assert!(detail.contains("invalid tag"), "{detail}")
         }
         other => panic!("a tag no meta_server-tag can select must be refused: {other:?}"),

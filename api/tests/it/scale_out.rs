@@ -6,7 +6,7 @@
 use crate::support::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard_api::admin::service::Principal;
+use switchboard_app::admin::Principal;
 use switchboard_api::app::{self, AppState, Background, RunningApp};
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;

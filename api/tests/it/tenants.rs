@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use std::collections::HashMap;
-use switchboard_api::admin::service::Principal;
+use switchboard_app::admin::Principal;
 use switchboard_api::admin::tenants::{
     LimitsView, NewTenant, PolicyRule, PolicyView, RuleAction, TenantUpdate,
 };
@@ -518,7 +518,7 @@ async fn tenant_admin_changes_are_events_and_never_show_secrets() {
             .unwrap();
         assert_eq!(
             view.secrets,
-            vec![switchboard_api::admin::tenants::fingerprint(
+            vec![switchboard_app::admin::tenants::fingerprint(
                 "tenant-one-rotated"
             )]
         );

@@ -4,6 +4,7 @@
 //! executor, and the read models' record types. The SQL adapter
 //! (`switchboard-store`) implements the storage ports.
 
+pub mod admin;
 pub mod backend;
 pub mod clock;
 pub mod error;

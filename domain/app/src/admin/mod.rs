@@ -1,17 +1,21 @@
-//! The operations behind the admin API and the CLI's local mode: each reads
-//! projections, runs commands (every change an event with the caller as
-//! actor) and answers in the admin API's shapes.
+//! The administration use cases behind the admin API and the CLI's local
+//! mode: each reads projections, runs commands through the executor (every
+//! change an event with the caller as actor) and answers with read models
+//! ([`views`]); the transports render them.
 
-use super::model::*;
+pub mod tenants;
+pub mod views;
+
+use crate::StoreError;
+use crate::backend::Backends;
+use crate::clock::SharedClock;
+use crate::executor::{CommandError, CommandExecutor, Executed};
+use crate::lifecycle::{disable_if_drained, end_run};
+use crate::ports::Database;
+use crate::records::{EventFilter, MeetingRecord, ServerRecord, StoredEvent};
+use crate::routing::RoutingView;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchboard_app::backend::Backends;
-use switchboard_app::executor::CommandExecutor;
-use switchboard_app::lifecycle::{disable_if_drained, end_run};
-use switchboard_app::ports::Database;
-use switchboard_app::records::{EventFilter, MeetingRecord, ServerRecord, StoredEvent};
-use switchboard_app::routing::RoutingView;
-use switchboard_app::{CommandError, StoreError};
 use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 use switchboard_domain::bbb::params::Params;
@@ -21,12 +25,13 @@ use switchboard_domain::load::{LoadWeights, ServerLoad};
 use switchboard_domain::meeting::{EndReason, Meeting, MeetingError};
 use switchboard_domain::node_metrics::MetricsStatus;
 use switchboard_domain::server::{
-    Server, ServerChanges, ServerCommand, ServerError, ServerSettings,
+    Server, ServerChanges, ServerCommand, ServerError, ServerEvent, ServerSettings,
 };
 use switchboard_domain::server_metrics::redact_credentials;
 use switchboard_domain::token::Token;
 use switchboard_domain::token::{TokenCommand, TokenError, TokenScope, hash_token};
 use thiserror::Error;
+use views::*;
 
 /// Why an admin operation failed, in words an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -120,10 +125,10 @@ pub struct Principal {
 /// The admin operations over one database.
 #[derive(Debug, Clone)]
 pub struct AdminService {
-    pub(super) store: Arc<dyn Database>,
-    pub(super) executor: CommandExecutor,
+    store: Arc<dyn Database>,
+    executor: CommandExecutor,
     backends: Backends,
-    clock: switchboard_app::clock::SharedClock,
+    clock: SharedClock,
     weights: LoadWeights,
     directory: Option<Arc<RoutingView>>,
 }
@@ -142,13 +147,6 @@ fn parse_checksum(name: &str) -> Result<ChecksumAlgorithm, Failure> {
             "unknown checksum algorithm `{name}`: use sha1, sha256, sha384 or sha512"
         ))
     })
-}
-
-fn scope_view(scope: TokenScope) -> Scope {
-    match scope {
-        TokenScope::Admin => Scope::Admin,
-        TokenScope::Read => Scope::Read,
-    }
 }
 
 fn meeting_view(record: &MeetingRecord) -> MeetingView {
@@ -194,9 +192,17 @@ fn event_view(stored: StoredEvent) -> EventView {
     }
 }
 
+/// Generates a 40-character hex secret, as `bbb-conf --secret` shows them.
+pub fn generate_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 20];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// Generates an admin token: `sbt_` and 40 hex characters.
 pub fn generate_token() -> String {
-    format!("sbt_{}", crate::secrets::generate_secret())
+    format!("sbt_{}", generate_secret())
 }
 
 impl AdminService {
@@ -206,7 +212,7 @@ impl AdminService {
         store: Arc<dyn Database>,
         executor: CommandExecutor,
         backends: Backends,
-        clock: switchboard_app::clock::SharedClock,
+        clock: SharedClock,
         weights: LoadWeights,
         directory: Option<Arc<RoutingView>>,
     ) -> Self {
@@ -221,24 +227,21 @@ impl AdminService {
     }
 
     /// Runs a server command.
-    pub(super) async fn execute_server(
+    async fn execute_server(
         &self,
         id: ServerId,
         command: &ServerCommand,
         metadata: &EventMetadata,
-    ) -> Result<
-        switchboard_app::Executed<switchboard_domain::server::ServerEvent>,
-        CommandError<ServerError>,
-    > {
+    ) -> Result<Executed<ServerEvent>, CommandError<ServerError>> {
         self.executor
             .execute::<Server>(&id.stream(), command, metadata)
             .await
     }
 
-    pub(super) fn metadata(principal: &Principal) -> EventMetadata {
+    fn metadata(principal: &Principal) -> EventMetadata {
         EventMetadata {
             actor: principal.name.clone(),
-            request_id: Some(uuid::Uuid::new_v4().to_string()),
+            request_id: Some(generate_secret()),
             tenant: None,
         }
     }
@@ -553,7 +556,7 @@ impl AdminService {
                 "the server refused to end it: {}",
                 answer.summary.field("message").unwrap_or("no message")
             )),
-            Err(switchboard_app::backend::CallFailure::Garbage(err)) => {
+            Err(crate::backend::CallFailure::Garbage(err)) => {
                 EndOutcome::Failed(format!("unreadable answer: {err}"))
             }
             Err(err) => {
@@ -766,29 +769,26 @@ impl AdminService {
     /// Creates a token; its secret is returned this once.
     pub async fn create_token(
         &self,
-        new: NewToken,
+        name: &str,
+        scope: TokenScope,
         principal: &Principal,
     ) -> Result<CreatedToken, Failure> {
         let token = generate_token();
-        let scope = match new.scope {
-            Scope::Admin => TokenScope::Admin,
-            Scope::Read => TokenScope::Read,
-        };
         let command = TokenCommand::Create {
-            name: new.name.clone(),
+            name: name.to_owned(),
             scope,
             hash: hash_token(&token),
         };
         self.executor
             .execute::<Token>(
-                &switchboard_domain::token::token_stream(&new.name),
+                &switchboard_domain::token::token_stream(name),
                 &command,
                 &Self::metadata(principal),
             )
             .await?;
         Ok(CreatedToken {
-            name: new.name,
-            scope: new.scope,
+            name: name.to_owned(),
+            scope,
             token,
         })
     }
@@ -802,7 +802,7 @@ impl AdminService {
             .into_iter()
             .map(|record| TokenView {
                 name: record.name,
-                scope: scope_view(record.scope),
+                scope: record.scope,
                 created_at: record.created_at,
             })
             .collect())
