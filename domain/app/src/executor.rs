@@ -302,3 +302,241 @@ impl CommandExecutor {
         Ok((state, version))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{World, asked, secret, url};
+    use std::sync::Mutex;
+    use switchboard_domain::ids::ServerId;
+    use switchboard_domain::server::{
+        ServerChanges, ServerCommand, ServerError, ServerEvent, ServerSettings,
+    };
+
+    /// A subscriber that keeps what it heard, one entry per append.
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<Vec<AppendedEvent>>>);
+
+    impl Subscriber for Heard {
+        fn on_appended(&self, events: &[AppendedEvent]) {
+            self.0.lock().unwrap().push(events.to_vec());
+        }
+    }
+
+    impl Heard {
+        fn appends(&self) -> Vec<Vec<AppendedEvent>> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    fn listening(world: &World) -> Arc<Heard> {
+        let heard = Arc::new(Heard::default());
+        world.executor.bus().subscribe(heard.clone());
+        heard
+    }
+
+    fn server_events(world: &World, id: ServerId) -> Vec<DomainEvent> {
+        world
+            .store
+            .events()
+            .into_iter()
+            .filter(|stored| stored.stream == id.stream())
+            .map(|stored| stored.event)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn appended_events_reach_a_subscriber_with_their_place_in_the_log() {
+        let world = World::new();
+        world.server("first").await;
+        let heard = listening(&world);
+        let id = ServerId::new();
+        let settings = ServerSettings {
+            url: url("second"),
+            secret: secret("second"),
+            tag: None,
+            load_multiplier: 1.0,
+            checksum: None,
+            metrics_url: None,
+        };
+
+        let executed = world
+            .executor
+            .execute::<Server>(
+                &id.stream(),
+                &ServerCommand::Add {
+                    id,
+                    settings: settings.clone(),
+                    enabled: true,
+                },
+                &asked(),
+            )
+            .await
+            .unwrap();
+
+        let added = ServerEvent::ServerAdded { id, settings };
+        assert_eq!(
+            executed,
+            Executed {
+                events: vec![added.clone(), ServerEvent::ServerEnabled],
+                position: 4,
+                version: 2,
+            }
+        );
+        let appended = |version, event: ServerEvent| AppendedEvent {
+            stream: id.stream(),
+            version,
+            position: 4,
+            event: event.into(),
+        };
+        assert_eq!(
+            heard.appends(),
+            vec![vec![
+                appended(1, added),
+                appended(2, ServerEvent::ServerEnabled)
+            ]],
+            "one delivery per append, every event with the append's last position"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejected_command_appends_and_publishes_nothing() {
+        let world = World::new();
+        let known = world.server("known").await;
+        let heard = listening(&world);
+        let before = world.store.position();
+
+        let unknown = world
+            .executor
+            .execute::<Server>(&ServerId::new().stream(), &ServerCommand::Enable, &asked())
+            .await;
+        let invalid = world
+            .executor
+            .execute::<Server>(
+                &known.stream(),
+                &ServerCommand::Update(ServerChanges {
+                    secret: Some(" ".into()),
+                    ..ServerChanges::default()
+                }),
+                &asked(),
+            )
+            .await;
+
+        assert!(
+            matches!(unknown, Err(CommandError::Rejected(ServerError::NotFound))),
+            "{unknown:?}"
+        );
+        assert!(
+            matches!(
+                invalid,
+                Err(CommandError::Rejected(ServerError::EmptySecret))
+            ),
+            "{invalid:?}"
+        );
+        assert_eq!(world.store.events_after_position(before), vec![]);
+        assert_eq!(heard.appends(), Vec::<Vec<AppendedEvent>>::new());
+    }
+
+    #[tokio::test]
+    async fn a_conflict_is_decided_again_against_the_fresh_state() {
+        let world = World::new();
+        let id = world.server("a").await;
+        let (stale, version) = world.executor.load::<Server>(&id.stream()).await.unwrap();
+        assert_eq!(version, 2);
+        // Meanwhile another writer cordons the server.
+        world
+            .store
+            .append_raw(
+                &id.stream(),
+                version,
+                &[ServerEvent::ServerCordoned.into()],
+                &EventMetadata::actor("another-instance"),
+            )
+            .unwrap();
+        let heard = listening(&world);
+
+        // Cordoning from the stale state: decided again, nothing left to record.
+        let cordon = world
+            .executor
+            .execute_from(
+                &id.stream(),
+                stale.clone(),
+                version,
+                &ServerCommand::Cordon,
+                &asked(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            cordon,
+            Executed {
+                events: vec![],
+                position: 0,
+                version: 3,
+            }
+        );
+
+        // Disabling from the stale state: decided again and appended after theirs.
+        let disable = world
+            .executor
+            .execute_from(
+                &id.stream(),
+                stale,
+                version,
+                &ServerCommand::Disable,
+                &asked(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            disable,
+            Executed {
+                events: vec![ServerEvent::ServerDisabled],
+                position: 4,
+                version: 4,
+            }
+        );
+        assert_eq!(
+            server_events(&world, id)[2..],
+            [
+                ServerEvent::ServerCordoned.into(),
+                ServerEvent::ServerDisabled.into()
+            ]
+        );
+        assert_eq!(heard.appends().len(), 1, "only our append is published");
+    }
+
+    #[tokio::test]
+    async fn one_attempt_reports_a_lost_race_and_writes_nothing() {
+        let world = World::new();
+        let id = world.server("a").await;
+        let (stale, version) = world.executor.load::<Server>(&id.stream()).await.unwrap();
+        world
+            .store
+            .append_raw(
+                &id.stream(),
+                version,
+                &[ServerEvent::ServerCordoned.into()],
+                &EventMetadata::actor("another-instance"),
+            )
+            .unwrap();
+        let before = world.store.position();
+
+        let result = world
+            .executor
+            .try_once(
+                &id.stream(),
+                &stale,
+                version,
+                &ServerCommand::Disable,
+                &asked(),
+            )
+            .await;
+
+        assert!(
+            result.as_ref().is_err_and(CommandError::is_conflict),
+            "{result:?}"
+        );
+        assert_eq!(world.store.events_after_position(before), vec![]);
+    }
+}

@@ -13,9 +13,12 @@ pub mod health;
 pub mod lifecycle;
 pub mod locks;
 pub mod meetings;
+pub mod memory;
 pub mod ports;
 pub mod records;
 pub mod routing;
+#[cfg(test)]
+mod testing;
 
 pub use error::StoreError;
 pub use executor::{CommandError, CommandExecutor, EventBus, Executed};

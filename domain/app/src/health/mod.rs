@@ -626,3 +626,167 @@ async fn probe(
     let meetings_xml = answer.meetings.iter().map(|m| m.raw).collect();
     Some((observed, listed, meetings_xml))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{BackendCall, NoMetrics, ScriptedBackend, answers};
+    use crate::ports::prelude::*;
+    use crate::testing::{NOW_MS, World, ended, meeting_id, url};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use switchboard_domain::events::DomainEvent;
+    use switchboard_domain::server::ServerEvent;
+
+    fn poller(world: &World, backend: &Arc<ScriptedBackend>, config: HealthConfig) -> HealthPoller {
+        let ports = HealthPorts {
+            store: world.store.clone(),
+            executor: world.executor.clone(),
+            backends: world.backends(backend),
+            scraper: Arc::new(NoMetrics),
+            clock: world.shared_clock(),
+        };
+        HealthPoller::new(ports, config, ObservedLoads::default())
+    }
+
+    /// 3 failures to go offline, 2 successes to come back, 30 s grace,
+    /// meetings of offline servers kept (longer than any test runs).
+    fn config() -> HealthConfig {
+        HealthConfig {
+            offline_after: 3,
+            online_after: 2,
+            reconcile_grace: Duration::from_secs(30),
+            offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(3600)),
+            ..HealthConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_flips_offline_after_n_failed_polls_and_online_after_m_good_ones() {
+        let world = World::new();
+        let id = world.server("a").await;
+        let up = Arc::new(AtomicBool::new(false));
+        let answering = up.clone();
+        let backend = Arc::new(ScriptedBackend::new(move |_, call, _| {
+            assert_eq!(call, "getMeetings");
+            if answering.load(Ordering::SeqCst) {
+                answers::meetings(&[])
+            } else {
+                answers::timeout()
+            }
+        }));
+        let mut poller = poller(&world, &backend, config());
+        let before = world.store.position();
+        let mut poll = async || {
+            world.clock.advance_ms(10_000);
+            let report = poller.poll_once().await.unwrap();
+            (
+                report.went_offline,
+                report.went_online,
+                world.store.events_after_position(before),
+            )
+        };
+        let offline: DomainEvent = ServerEvent::ServerWentOffline.into();
+        let online: DomainEvent = ServerEvent::ServerWentOnline.into();
+
+        assert_eq!(poll().await, (vec![], vec![], vec![]), "1st failure");
+        assert_eq!(poll().await, (vec![], vec![], vec![]), "2nd failure");
+        assert_eq!(
+            poll().await,
+            (vec![id], vec![], vec![offline.clone()]),
+            "3rd failure"
+        );
+        assert_eq!(
+            poll().await,
+            (vec![], vec![], vec![offline.clone()]),
+            "4th failure: recorded once"
+        );
+        up.store(true, Ordering::SeqCst);
+        assert_eq!(
+            poll().await,
+            (vec![], vec![], vec![offline.clone()]),
+            "1st success"
+        );
+        assert_eq!(
+            poll().await,
+            (vec![], vec![id], vec![offline, online]),
+            "2nd success"
+        );
+        assert_eq!(
+            backend.calls(),
+            vec![BackendCall::new(url("a"), "getMeetings", ""); 6]
+        );
+        let sample = &world.store.server_samples().await.unwrap()[0];
+        assert_eq!((sample.failures, sample.successes), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn a_meeting_its_server_no_longer_lists_is_ended_after_one_poll_unless_fresh() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("gone", "gone-1", id, NOW_MS - 60_000).await;
+        world
+            .meeting("listed", "listed-1", id, NOW_MS - 60_000)
+            .await;
+        world.meeting("fresh", "fresh-1", id, NOW_MS - 5_000).await;
+        let backend = Arc::new(ScriptedBackend::new(|_, _, _| {
+            answers::meetings(&[answers::meeting_element(
+                "listed",
+                "listed-1",
+                NOW_MS - 60_000,
+                3,
+            )])
+        }));
+        let mut poller = poller(&world, &backend, config());
+        let before = world.store.position();
+
+        let report = poller.poll_once().await.unwrap();
+
+        assert_eq!(report.ended, vec!["gone".to_owned()]);
+        assert_eq!(report.unknown, Vec::<String>::new());
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![ended("gone-1", EndReason::GoneFromServer, NOW_MS)]
+        );
+        let tenant = TenantId::default_tenant();
+        let running = |id: &'static str| {
+            let store = world.store.clone();
+            let tenant = tenant.clone();
+            async move {
+                let record = store.meeting(&tenant, &meeting_id(id)).await.unwrap();
+                record.unwrap().running
+            }
+        };
+        assert!(!running("gone").await);
+        assert!(running("listed").await);
+        assert!(running("fresh").await, "younger than the grace: left alone");
+    }
+
+    #[tokio::test]
+    async fn under_forget_the_meetings_of_a_server_gone_offline_are_ended_with_it() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS - 60_000).await;
+        let backend = Arc::new(ScriptedBackend::new(|_, _, _| answers::status(502)));
+        let config = HealthConfig {
+            offline_after: 1,
+            offline_meetings: OfflinePolicy::Forget,
+            ..config()
+        };
+        let mut poller = poller(&world, &backend, config);
+        let before = world.store.position();
+
+        let report = poller.poll_once().await.unwrap();
+
+        assert_eq!(report.forgotten, vec!["room".to_owned()]);
+        assert_eq!(report.went_offline, vec![id]);
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ended("room-1", EndReason::ServerOffline, NOW_MS),
+                ServerEvent::ServerWentOffline.into(),
+            ]
+        );
+        let again = poller.poll_once().await.unwrap();
+        assert_eq!(again.forgotten, Vec::<String>::new(), "forgotten once");
+    }
+}

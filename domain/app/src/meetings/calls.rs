@@ -229,3 +229,71 @@ impl MeetingService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{BackendCall, ScriptedBackend, answers};
+    use crate::testing::{NOW_MS, World, asked, ended, request, url};
+    use switchboard_domain::server::{ServerCommand, ServerEvent};
+
+    const END: &str = "meetingID=room&password=mp";
+
+    #[tokio::test]
+    async fn end_is_forwarded_recorded_and_disables_a_drained_cordoned_server() {
+        let world = World::new();
+        let draining = world.server("draining").await;
+        world
+            .meeting("room", "room-1", draining, NOW_MS - 60_000)
+            .await;
+        world.on_server(draining, ServerCommand::Cordon).await;
+        let backend = Arc::new(ScriptedBackend::new(|target, call, _| {
+            assert_eq!((target.url, call), (url("draining").as_str(), "end"));
+            answers::end_sent()
+        }));
+        let meetings = world.meetings(&backend).await;
+        world.clock.advance_ms(1_000);
+        let before = world.store.position();
+
+        let answer = meetings.end(&request("end", END), &asked()).await.unwrap();
+
+        assert!(answer.summary.is_success());
+        assert_eq!(
+            backend.calls(),
+            vec![BackendCall::new(url("draining"), "end", END)]
+        );
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ended("room-1", EndReason::EndCalled, NOW_MS + 1_000),
+                ServerEvent::ServerDisabled.into(),
+            ]
+        );
+        let again = meetings.end(&request("end", END), &asked()).await;
+        assert!(matches!(again, Err(CallError::NotFound)), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn end_of_a_meeting_its_server_no_longer_knows_is_recorded_as_gone() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS - 60_000).await;
+        let backend = Arc::new(ScriptedBackend::new(|_, _, _| {
+            answers::failed(
+                "notFound",
+                "We could not find a meeting with that meeting ID",
+            )
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        let answer = meetings.end(&request("end", END), &asked()).await.unwrap();
+
+        assert_eq!(answer.summary.message_key(), Some("notFound"));
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![ended("room-1", EndReason::GoneFromServer, NOW_MS)],
+            "an enabled server is not disabled"
+        );
+    }
+}

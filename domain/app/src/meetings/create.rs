@@ -443,3 +443,381 @@ impl CreateCall<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meetings::JoinOutcome;
+    use crate::memory::answers::{self, Reply};
+    use crate::memory::{BackendCall, ScriptedBackend};
+    use crate::ports::MeetingReads;
+    use crate::testing::{NOW_MS, World, asked, created, ended, meeting_id, request, secret, url};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
+    use switchboard_domain::events::EventMetadata;
+    use switchboard_domain::ids::TenantId;
+    use switchboard_domain::meeting::EndReason;
+    use switchboard_domain::server::ServerCommand;
+
+    const CREATE: &str = "meetingID=room&name=room";
+    const JOIN: &str = "meetingID=room&fullName=Ann&password=ap";
+
+    fn create_call(server: &str) -> BackendCall {
+        BackendCall::new(url(server), "create", CREATE)
+    }
+
+    fn unexpected(url: &str, call: &str) -> Reply {
+        panic!("unexpected call {call} to {url}")
+    }
+
+    #[tokio::test]
+    async fn a_new_meeting_goes_to_the_least_loaded_enabled_online_server_and_stays_there() {
+        let world = World::new();
+        // Added first: on a tie of load these would be chosen.
+        let disabled = world.server("disabled").await;
+        world.on_server(disabled, ServerCommand::Disable).await;
+        let offline = world.server("offline").await;
+        world.on_server(offline, ServerCommand::MarkOffline).await;
+        let busy = world.server("busy").await;
+        world.meeting("other", "other-1", busy, NOW_MS).await;
+        let idle = world.server("idle").await;
+        let first = AtomicBool::new(true);
+        let backend = Arc::new(ScriptedBackend::new(move |target, call, _| {
+            match (call, target.url == url("idle")) {
+                ("create", true) if first.swap(false, Ordering::SeqCst) => {
+                    answers::create_success("room", "room-1", NOW_MS + 7)
+                }
+                ("create", true) => answers::create_duplicate("room", "room-1", NOW_MS + 7),
+                _ => unexpected(target.url, call),
+            }
+        }));
+        let meetings = world.meetings(&backend).await;
+
+        let before = world.store.position();
+        let answer = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![created("room", "room-1", idle, NOW_MS + 7)],
+            "the run the server reported, with its createTime"
+        );
+        assert_eq!(backend.take_calls(), vec![create_call("idle")]);
+        assert!(answer.summary.is_success());
+        assert_eq!(answer.summary.message_key(), None);
+
+        let before = world.store.position();
+        let again = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+        assert_eq!(world.store.events_after_position(before), vec![]);
+        assert_eq!(backend.take_calls(), vec![create_call("idle")]);
+        assert_eq!(again.summary.message_key(), Some("duplicateWarning"));
+        assert_eq!(
+            again.body,
+            answers::create_duplicate("room", "room-1", NOW_MS + 7)
+                .unwrap()
+                .body,
+            "the server's answer is relayed as it came"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_failing_the_create_is_skipped_and_nothing_is_recorded_for_it() {
+        type Failure = fn() -> Reply;
+        let failures: [(&str, Failure); 4] = [
+            ("HTTP 500", || answers::status(500)),
+            ("garbage", answers::garbage),
+            ("timeout", answers::timeout),
+            ("FAILED", || answers::failed("internalError", "boom")),
+        ];
+        for (failure, answer_with) in failures {
+            let world = World::new();
+            world.server("broken").await;
+            let good = world.server("good").await;
+            let backend = Arc::new(ScriptedBackend::new(move |target, call, _| match call {
+                "create" if target.url == url("broken") => answer_with(),
+                "create" if target.url == url("good") => {
+                    answers::create_success("room", "room-1", NOW_MS)
+                }
+                _ => unexpected(target.url, call),
+            }));
+            let meetings = world.meetings(&backend).await;
+            let before = world.store.position();
+
+            let answer = meetings
+                .create(&request("create", CREATE), &asked())
+                .await
+                .unwrap();
+
+            assert!(answer.summary.is_success(), "{failure}");
+            assert_eq!(
+                world.store.events_after_position(before),
+                vec![created("room", "room-1", good, NOW_MS)],
+                "{failure}"
+            );
+            assert_eq!(
+                backend.calls(),
+                vec![create_call("broken"), create_call("good")],
+                "{failure}: tried in order of id (equal load), no end sent to the failed one"
+            );
+            let listed: Vec<(String, ServerId)> = world
+                .store
+                .listings()
+                .into_iter()
+                .map(|listing| (listing.internal_id, listing.server_id))
+                .collect();
+            assert_eq!(listed, vec![("room-1".to_owned(), good)], "{failure}");
+        }
+    }
+
+    #[tokio::test]
+    async fn when_every_server_refuses_the_last_refusal_is_relayed_and_nothing_recorded() {
+        let world = World::new();
+        world.server("a").await;
+        world.server("b").await;
+        let backend = Arc::new(ScriptedBackend::new(|_, call, _| match call {
+            "create" => answers::failed("maxMeetings", "too many meetings"),
+            _ => panic!("unexpected {call}"),
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        let answer = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+
+        assert!(!answer.summary.is_success());
+        assert_eq!(answer.summary.message_key(), Some("maxMeetings"));
+        assert_eq!(world.store.events_after_position(before), vec![]);
+        assert_eq!(backend.calls(), vec![create_call("a"), create_call("b")]);
+    }
+
+    /// A step for a script: the first time it runs, another instance
+    /// records the meeting first, on `winner` with `winner_run`.
+    fn racing_store(
+        world: &World,
+        winner: ServerId,
+        winner_run: &'static str,
+    ) -> impl Fn() + Send + Sync + 'static {
+        let store = world.store.clone();
+        let raced = AtomicBool::new(false);
+        move || {
+            if !raced.swap(true, Ordering::SeqCst) {
+                store
+                    .append_raw(
+                        &meeting_stream(&TenantId::default_tenant(), &meeting_id("room")),
+                        0,
+                        &[created("room", winner_run, winner, NOW_MS - 10)],
+                        &EventMetadata::actor("another-instance"),
+                    )
+                    .expect("the other instance records first");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_that_loses_the_race_ends_its_stray_copy_and_answers_with_the_winners_run() {
+        let world = World::new();
+        let _ours = world.server("ours").await;
+        let theirs = world.server("theirs").await;
+        let race = racing_store(&world, theirs, "theirs-1");
+        let backend = Arc::new(ScriptedBackend::new(move |target, call, _| match call {
+            "create" if target.url == url("ours") => {
+                race();
+                answers::create_success("room", "ours-1", NOW_MS)
+            }
+            "create" if target.url == url("theirs") => {
+                answers::create_duplicate("room", "theirs-1", NOW_MS - 10)
+            }
+            "end" if target.url == url("ours") => answers::end_sent(),
+            _ => unexpected(target.url, call),
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        let answer = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![created("room", "theirs-1", theirs, NOW_MS - 10)],
+            "only the winner's run is recorded"
+        );
+        assert_eq!(
+            backend.calls(),
+            vec![
+                create_call("ours"),
+                BackendCall::new(url("ours"), "end", "meetingID=room&password=mp"),
+                create_call("theirs"),
+            ]
+        );
+        assert_eq!(answer.summary.field("internalMeetingID"), Some("theirs-1"));
+        let record = world
+            .store
+            .meeting(&TenantId::default_tenant(), &meeting_id("room"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((record.run.server_id, record.version), (theirs, 1));
+    }
+
+    #[tokio::test]
+    async fn a_create_that_loses_the_race_on_the_same_server_ends_nothing() {
+        let world = World::new();
+        let shared = world.server("shared").await;
+        world.server("spare").await;
+        let race = racing_store(&world, shared, "shared-1");
+        let backend = Arc::new(ScriptedBackend::new(move |target, call, _| match call {
+            "create" if target.url == url("shared") => {
+                race();
+                answers::create_duplicate("room", "shared-1", NOW_MS - 10)
+            }
+            _ => unexpected(target.url, call),
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        let answer = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![created("room", "shared-1", shared, NOW_MS - 10)]
+        );
+        assert_eq!(
+            backend.calls(),
+            vec![create_call("shared"), create_call("shared")],
+            "no end: the winner's run is that very copy"
+        );
+        assert_eq!(answer.summary.field("internalMeetingID"), Some("shared-1"));
+    }
+
+    #[tokio::test]
+    async fn a_cordoned_server_takes_no_new_meeting_but_still_serves_its_running_one() {
+        let world = World::new();
+        let cordoned = world.server("cordoned").await;
+        world.meeting("room", "room-1", cordoned, NOW_MS).await;
+        // Busier than the cordoned server: only the cordon keeps new meetings off it.
+        let open = world.server("open").await;
+        world.meeting("m1", "m1-1", open, NOW_MS).await;
+        world.meeting("m2", "m2-1", open, NOW_MS).await;
+        world.on_server(cordoned, ServerCommand::Cordon).await;
+        let backend = Arc::new(ScriptedBackend::new(|target, call, query| match call {
+            "create" if target.url == url("cordoned") => {
+                answers::create_duplicate("room", "room-1", NOW_MS)
+            }
+            "create" if target.url == url("open") => {
+                let id = answers::param(query, "meetingID").unwrap();
+                answers::create_success(&id, &format!("{id}-1"), NOW_MS)
+            }
+            _ => unexpected(target.url, call),
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        let again = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+        assert_eq!(again.summary.message_key(), Some("duplicateWarning"));
+        assert_eq!(backend.take_calls(), vec![create_call("cordoned")]);
+
+        let JoinOutcome::Redirect(to) = meetings.join(&request("join", JOIN)).await.unwrap() else {
+            panic!("a join redirects");
+        };
+        assert_eq!(
+            to,
+            format!(
+                "{}api/join?{JOIN}&checksum={}",
+                url("cordoned"),
+                sign(ChecksumAlgorithm::Sha1, "join", JOIN, &secret("cordoned"))
+            )
+        );
+        assert_eq!(backend.take_calls(), vec![], "a redirect asks no server");
+
+        meetings
+            .create(&request("create", "meetingID=fresh&name=fresh"), &asked())
+            .await
+            .unwrap();
+        assert_eq!(
+            backend.take_calls(),
+            vec![BackendCall::new(
+                url("open"),
+                "create",
+                "meetingID=fresh&name=fresh"
+            )]
+        );
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![created("fresh", "fresh-1", open, NOW_MS)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_meeting_on_an_offline_server_answers_server_unavailable_and_is_not_split() {
+        let world = World::new();
+        let down = world.server("down").await;
+        world.meeting("room", "room-1", down, NOW_MS).await;
+        world.server("spare").await;
+        world.on_server(down, ServerCommand::MarkOffline).await;
+        let backend = Arc::new(ScriptedBackend::new(|target, call, _| {
+            unexpected(target.url, call)
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        let create = meetings.create(&request("create", CREATE), &asked()).await;
+        let join = meetings.join(&request("join", JOIN)).await;
+
+        assert!(
+            matches!(create, Err(CallError::ServerUnavailable)),
+            "{create:?}"
+        );
+        assert!(
+            matches!(join, Err(CallError::ServerUnavailable)),
+            "{join:?}"
+        );
+        assert_eq!(world.store.events_after_position(before), vec![]);
+        assert_eq!(backend.calls(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn a_meeting_on_a_disabled_server_is_placed_anew_replacing_its_old_run() {
+        let world = World::new();
+        let old = world.server("old").await;
+        world.meeting("room", "room-1", old, NOW_MS - 60_000).await;
+        let new = world.server("new").await;
+        world.on_server(old, ServerCommand::Disable).await;
+        let backend = Arc::new(ScriptedBackend::new(|target, call, _| match call {
+            "create" if target.url == url("new") => {
+                answers::create_success("room", "room-2", NOW_MS)
+            }
+            _ => unexpected(target.url, call),
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ended("room-1", EndReason::Replaced, NOW_MS),
+                created("room", "room-2", new, NOW_MS),
+            ]
+        );
+        assert_eq!(backend.calls(), vec![create_call("new")]);
+    }
+}

@@ -1,0 +1,1073 @@
+//! [`InMemoryStore`]: the log and every projection in memory, folded from
+//! the appended events as the SQL projections fold them.
+
+use crate::clock::SharedClock;
+use crate::error::StoreError;
+use crate::ports::{
+    ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads, ServerReads,
+    SettingsStore, TenantReads,
+};
+use crate::records::{
+    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, RecordingPage,
+    RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample, StoredEvent,
+    TokenRecord,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use switchboard_domain::aggregate::Aggregate;
+use switchboard_domain::events::{DomainEvent, EventMetadata};
+use switchboard_domain::ids::{MeetingId, ServerId, StreamId, StreamKind, TenantId};
+use switchboard_domain::meeting::{MeetingEvent, MeetingRun};
+use switchboard_domain::recording::RecordingEvent;
+use switchboard_domain::server::{Server, ServerEvent};
+use switchboard_domain::tenant::{Tenant, TenantConfig, TenantEvent};
+use switchboard_domain::token::TokenEvent;
+
+/// Every storage port in memory (it is a [`Database`](crate::ports::Database)).
+///
+/// Appends check the expected version strictly (any other version is a
+/// [`StoreError::Conflict`]), give each event the next global position and
+/// update the projections in the same step: an append that a projection
+/// refuses (an event in another aggregate's stream, a second `ServerAdded`)
+/// leaves nothing behind. Samples, listings, nonces and settings are
+/// overwritten in place, never logged. [`changes`](EventStore::changes) is
+/// `None`: there is no other instance to hear from.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+    /// Stamps `recorded_at` (the system clock when `None`).
+    clock: Option<SharedClock>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    log: Vec<StoredEvent>,
+    versions: HashMap<StreamId, i64>,
+    views: Views,
+    polled: Polled,
+}
+
+/// The projections the log feeds.
+#[derive(Debug, Clone, Default)]
+struct Views {
+    servers: BTreeMap<ServerId, ServerRecord>,
+    meetings: BTreeMap<(TenantId, MeetingId), MeetingRecord>,
+    runs: HashMap<String, MeetingRunRecord>,
+    tenants: BTreeMap<String, TenantConfig>,
+    tokens: BTreeMap<String, TokenRecord>,
+    recordings: BTreeMap<String, RecordingRecord>,
+}
+
+/// What is overwritten in place, never logged.
+#[derive(Debug, Default)]
+struct Polled {
+    samples: BTreeMap<ServerId, ServerSample>,
+    listings: BTreeMap<String, MeetingListing>,
+    used_nonces: HashMap<String, u64>,
+    settings: BTreeMap<String, String>,
+}
+
+impl InMemoryStore {
+    /// An empty store stamping events with the system time.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store stamping events with `clock`'s time.
+    pub fn with_clock(clock: SharedClock) -> Self {
+        Self {
+            state: Mutex::default(),
+            clock: Some(clock),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("in-memory store lock")
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        match &self.clock {
+            Some(clock) => chrono::DateTime::from_timestamp_millis(clock.now_ms())
+                .unwrap_or_else(chrono::Utc::now),
+            None => chrono::Utc::now(),
+        }
+    }
+
+    /// Appends as another writer would (another instance, the CLI): into
+    /// the log and the projections, published to no
+    /// [`EventBus`](crate::executor::EventBus). Synchronous, so a
+    /// [`ScriptedBackend`](super::ScriptedBackend) script can call it to act
+    /// between two steps of a use case (another instance winning a race).
+    /// [`EventStore::append`] is this same step.
+    pub fn append_raw(
+        &self,
+        stream: &StreamId,
+        expected: i64,
+        events: &[DomainEvent],
+        metadata: &EventMetadata,
+    ) -> Result<AppendOutcome, StoreError> {
+        if events.is_empty() {
+            return Ok(AppendOutcome {
+                version: expected,
+                position: 0,
+            });
+        }
+        let recorded_at = self.now();
+        let mut state = self.lock();
+        let current = state.versions.get(stream).copied().unwrap_or(0);
+        if current != expected {
+            return Err(StoreError::Conflict {
+                stream: stream.to_string(),
+                expected,
+            });
+        }
+        // Applied to a copy first, so a refused event leaves nothing behind.
+        let mut views = state.views.clone();
+        let mut stored = Vec::with_capacity(events.len());
+        let mut position = state.log.last().map_or(0, |event| event.position);
+        let mut version = expected;
+        for event in events {
+            version += 1;
+            position += 1;
+            apply(&mut views, stream, event, version, recorded_at)?;
+            stored.push(StoredEvent {
+                position,
+                stream: stream.clone(),
+                version,
+                event: event.clone(),
+                metadata: metadata.clone(),
+                recorded_at,
+            });
+        }
+        state.views = views;
+        state.log.extend(stored);
+        state.versions.insert(stream.clone(), version);
+        Ok(AppendOutcome { version, position })
+    }
+
+    /// The whole log, oldest first.
+    pub fn events(&self) -> Vec<StoredEvent> {
+        self.lock().log.clone()
+    }
+
+    /// The events appended after `position`, oldest first, without their
+    /// stream and metadata (what a "then" of a test compares).
+    pub fn events_after_position(&self, position: i64) -> Vec<DomainEvent> {
+        self.lock()
+            .log
+            .iter()
+            .filter(|stored| stored.position > position)
+            .map(|stored| stored.event.clone())
+            .collect()
+    }
+
+    /// The highest position in the log (0 when empty).
+    pub fn position(&self) -> i64 {
+        self.lock().log.last().map_or(0, |event| event.position)
+    }
+
+    /// The listings kept for getMeetings, by internal id.
+    pub fn listings(&self) -> Vec<MeetingListing> {
+        self.lock().polled.listings.values().cloned().collect()
+    }
+}
+
+/// Folds one event of `stream` into the projections.
+fn apply(
+    views: &mut Views,
+    stream: &StreamId,
+    event: &DomainEvent,
+    version: i64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    match (stream, event) {
+        (StreamId::Server(id), DomainEvent::Server(event)) => {
+            apply_server(views, *id, event, version)
+        }
+        (StreamId::Meeting(tenant, meeting_id), DomainEvent::Meeting(event)) => {
+            apply_meeting(views, tenant, meeting_id, event, version);
+            Ok(())
+        }
+        (StreamId::Token(name), DomainEvent::Token(event)) => apply_token(views, name, event, at),
+        (StreamId::Tenant(name), DomainEvent::Tenant(event)) => {
+            apply_tenant(views, name, event);
+            Ok(())
+        }
+        (StreamId::Recording(id), DomainEvent::Recording(event)) => {
+            apply_recording(views, id, event, version);
+            Ok(())
+        }
+        _ => Err(StoreError::Database(format!(
+            "event {} in unexpected stream `{stream}`",
+            event.type_name()
+        ))),
+    }
+}
+
+/// Servers: a row from `ServerAdded` (keyed by the event's id), changed by
+/// the later events, gone once removed; events for a missing row change
+/// nothing.
+fn apply_server(
+    views: &mut Views,
+    stream_id: ServerId,
+    event: &ServerEvent,
+    version: i64,
+) -> Result<(), StoreError> {
+    let id = match event {
+        ServerEvent::ServerAdded { id, .. } => *id,
+        _ => stream_id,
+    };
+    let mut state = match (event, views.servers.get(&id)) {
+        (ServerEvent::ServerAdded { .. }, Some(_)) => {
+            return Err(StoreError::Database(format!("server {id} exists")));
+        }
+        (ServerEvent::ServerAdded { .. }, None) => Server::default(),
+        (_, Some(record)) => record.aggregate(),
+        (_, None) => return Ok(()),
+    };
+    state.evolve(event);
+    match state.settings {
+        Some(settings) if !state.removed => {
+            views.servers.insert(
+                id,
+                ServerRecord {
+                    id,
+                    settings,
+                    state: state.state,
+                    online: state.online,
+                    version,
+                },
+            );
+        }
+        _ => {
+            views.servers.remove(&id);
+        }
+    }
+    Ok(())
+}
+
+/// Meetings: one row per tenant and meetingID holding the last run (read
+/// back without its recording-ready URL, as the SQL row has none), and the
+/// runs by internal id.
+fn apply_meeting(
+    views: &mut Views,
+    stream_tenant: &TenantId,
+    stream_meeting: &MeetingId,
+    event: &MeetingEvent,
+    version: i64,
+) {
+    match event {
+        MeetingEvent::MeetingCreated {
+            tenant,
+            meeting_id,
+            name,
+            run,
+        } => {
+            views.meetings.insert(
+                (tenant.clone(), meeting_id.clone()),
+                MeetingRecord {
+                    tenant: tenant.clone(),
+                    meeting_id: meeting_id.clone(),
+                    name: name.clone(),
+                    run: MeetingRun {
+                        recording_ready_url: None,
+                        ..run.clone()
+                    },
+                    running: true,
+                    ended_at_ms: None,
+                    version,
+                },
+            );
+            views.runs.insert(
+                run.internal_id.clone(),
+                MeetingRunRecord {
+                    internal_id: run.internal_id.clone(),
+                    tenant: tenant.clone(),
+                    meeting_id: meeting_id.to_string(),
+                    server_id: Some(run.server_id),
+                    create_time_ms: run.create_time_ms,
+                    recording_ready_url: run.recording_ready_url.clone(),
+                },
+            );
+        }
+        MeetingEvent::MeetingEnded { at_ms, .. } => {
+            let key = (stream_tenant.clone(), stream_meeting.clone());
+            if let Some(record) = views.meetings.get_mut(&key) {
+                record.running = false;
+                record.ended_at_ms = Some(*at_ms);
+                record.version = version;
+            }
+        }
+    }
+}
+
+/// Tokens in force: created, then gone once revoked.
+fn apply_token(
+    views: &mut Views,
+    name: &str,
+    event: &TokenEvent,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    match event {
+        TokenEvent::TokenCreated { scope, hash, .. } => {
+            if views.tokens.contains_key(name) {
+                return Err(StoreError::Database(format!("token `{name}` exists")));
+            }
+            views.tokens.insert(
+                name.to_owned(),
+                TokenRecord {
+                    name: name.to_owned(),
+                    scope: *scope,
+                    hash: hash.clone(),
+                    created_at: at,
+                },
+            );
+        }
+        TokenEvent::TokenRevoked => {
+            views.tokens.remove(name);
+        }
+    }
+    Ok(())
+}
+
+/// Tenants in force, folded from the row's configuration.
+fn apply_tenant(views: &mut Views, name: &str, event: &TenantEvent) {
+    let mut state = Tenant {
+        config: views.tenants.get(name).cloned(),
+        retired: false,
+    };
+    state.evolve(event);
+    match state.config {
+        Some(config) => {
+            views.tenants.insert(name.to_owned(), config);
+        }
+        None => {
+            views.tenants.remove(name);
+        }
+    }
+}
+
+fn state_name(published: bool) -> &'static str {
+    if published {
+        "published"
+    } else {
+        "unpublished"
+    }
+}
+
+/// Recordings: a row from the import, changed by the later events; events
+/// for a missing row change nothing.
+fn apply_recording(views: &mut Views, record_id: &str, event: &RecordingEvent, version: i64) {
+    if let RecordingEvent::RecordingImported {
+        details, formats, ..
+    } = event
+    {
+        views.recordings.insert(
+            record_id.to_owned(),
+            RecordingRecord {
+                record_id: record_id.to_owned(),
+                tenant: details.tenant.clone(),
+                meeting_id: details.meeting_id.clone(),
+                internal_meeting_id: details.internal_meeting_id.clone(),
+                name: details.name.clone(),
+                is_breakout: details.is_breakout,
+                published: details.published,
+                state: state_name(details.published).to_owned(),
+                start_time_ms: details.start_time_ms,
+                end_time_ms: details.end_time_ms,
+                participants: details.participants,
+                protected: false,
+                metadata: details.metadata.clone(),
+                formats: formats.clone(),
+                version,
+            },
+        );
+        return;
+    }
+    let Some(row) = views.recordings.get_mut(record_id) else {
+        return;
+    };
+    row.version = version;
+    match event {
+        RecordingEvent::RecordingImported { .. } => {}
+        RecordingEvent::RecordingFormatAdded { format } => row.formats.push(format.clone()),
+        RecordingEvent::RecordingPublished | RecordingEvent::RecordingUnpublished => {
+            row.published = matches!(event, RecordingEvent::RecordingPublished);
+            row.state = state_name(row.published).to_owned();
+        }
+        RecordingEvent::RecordingMetadataUpdated { set, removed } => {
+            for key in removed {
+                row.metadata.remove(key);
+            }
+            for (key, value) in set {
+                row.metadata.insert(key.clone(), value.clone());
+            }
+        }
+        RecordingEvent::RecordingProtected { protected } => row.protected = *protected,
+        RecordingEvent::RecordingDeleted => {
+            row.published = false;
+            row.state = "deleted".to_owned();
+        }
+    }
+}
+
+fn running_per_server(views: &Views) -> HashMap<ServerId, u64> {
+    let mut counts = HashMap::new();
+    for record in views.meetings.values().filter(|record| record.running) {
+        *counts.entry(record.run.server_id).or_default() += 1;
+    }
+    counts
+}
+
+#[async_trait]
+impl EventStore for InMemoryStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: i64,
+        events: &[DomainEvent],
+        metadata: &EventMetadata,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.append_raw(stream, expected, events, metadata)
+    }
+
+    async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .log
+            .iter()
+            .filter(|stored| stored.stream == *stream)
+            .cloned()
+            .collect())
+    }
+
+    async fn events_after(
+        &self,
+        position: i64,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .log
+            .iter()
+            .filter(|stored| stored.position > position)
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .log
+            .iter()
+            .filter(|stored| stored.position > filter.after)
+            .filter(|stored| {
+                filter
+                    .stream
+                    .as_ref()
+                    .is_none_or(|stream| *stream == stored.stream.to_string())
+            })
+            .filter(|stored| {
+                filter
+                    .event_type
+                    .as_ref()
+                    .is_none_or(|name| name == stored.event.type_name())
+            })
+            .filter(|stored| {
+                filter
+                    .actor
+                    .as_ref()
+                    .is_none_or(|actor| *actor == stored.metadata.actor)
+            })
+            .filter(|stored| filter.from.is_none_or(|from| stored.recorded_at >= from))
+            .filter(|stored| filter.to.is_none_or(|to| stored.recorded_at <= to))
+            .take(usize::try_from(filter.limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn last_position(&self) -> Result<i64, StoreError> {
+        Ok(self.position())
+    }
+
+    async fn streams_changed_after(
+        &self,
+        position: i64,
+        kind: StreamKind,
+    ) -> Result<Vec<StreamId>, StoreError> {
+        let streams: BTreeSet<StreamId> = self
+            .lock()
+            .log
+            .iter()
+            .filter(|stored| stored.position > position && stored.stream.kind() == kind)
+            .map(|stored| stored.stream.clone())
+            .collect();
+        Ok(streams.into_iter().collect())
+    }
+
+    async fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl ServerReads for InMemoryStore {
+    async fn servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
+        Ok(self.lock().views.servers.values().cloned().collect())
+    }
+
+    async fn server(&self, id: ServerId) -> Result<Option<ServerRecord>, StoreError> {
+        Ok(self.lock().views.servers.get(&id).cloned())
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(self.lock().views.tokens.values().cloned().collect())
+    }
+}
+
+#[async_trait]
+impl MeetingReads for InMemoryStore {
+    async fn meeting(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<MeetingRecord>, StoreError> {
+        let key = (tenant.clone(), meeting_id.clone());
+        Ok(self.lock().views.meetings.get(&key).cloned())
+    }
+
+    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        Ok(self.lock().views.meetings.values().cloned().collect())
+    }
+
+    async fn running_meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .meetings
+            .values()
+            .filter(|record| record.running)
+            .cloned()
+            .collect())
+    }
+
+    async fn running_meetings_per_server(&self) -> Result<HashMap<ServerId, u64>, StoreError> {
+        Ok(running_per_server(&self.lock().views))
+    }
+
+    async fn running_meetings_of(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .meetings
+            .values()
+            .filter(|record| record.running && record.tenant == *tenant)
+            .count() as u64)
+    }
+
+    async fn running_runs_of(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .meetings
+            .values()
+            .filter(|record| record.running && record.tenant == *tenant)
+            .map(|record| record.run.internal_id.clone())
+            .collect())
+    }
+
+    async fn servers_running_elsewhere(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Vec<ServerId>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .meetings
+            .values()
+            .filter(|record| {
+                record.running && record.meeting_id == *meeting_id && record.tenant != *tenant
+            })
+            .map(|record| record.run.server_id)
+            .collect())
+    }
+
+    async fn recent_runs_by_tenant(
+        &self,
+        ended_since_ms: i64,
+    ) -> Result<HashMap<String, (TenantId, bool)>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .meetings
+            .values()
+            .filter(|record| {
+                record.running || record.ended_at_ms.is_some_and(|at| at > ended_since_ms)
+            })
+            .map(|record| {
+                (
+                    record.run.internal_id.clone(),
+                    (record.tenant.clone(), record.running),
+                )
+            })
+            .collect())
+    }
+
+    async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError> {
+        let state = self.lock();
+        Ok(RoutingSnapshot {
+            position: state.log.last().map_or(0, |event| event.position),
+            servers: state.views.servers.values().cloned().collect(),
+            running: running_per_server(&state.views),
+        })
+    }
+
+    async fn meeting_run(&self, internal_id: &str) -> Result<Option<MeetingRunRecord>, StoreError> {
+        Ok(self.lock().views.runs.get(internal_id).cloned())
+    }
+}
+
+#[async_trait]
+impl TenantReads for InMemoryStore {
+    async fn tenants(&self) -> Result<Vec<TenantConfig>, StoreError> {
+        Ok(self.lock().views.tenants.values().cloned().collect())
+    }
+
+    async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, StoreError> {
+        Ok(self.lock().views.tenants.get(name).cloned())
+    }
+}
+
+#[async_trait]
+impl PolledPicture for InMemoryStore {
+    async fn server_samples(&self) -> Result<Vec<ServerSample>, StoreError> {
+        Ok(self.lock().polled.samples.values().cloned().collect())
+    }
+
+    async fn samples_changed_after(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(ServerId, i64)>, StoreError> {
+        Ok(self
+            .lock()
+            .polled
+            .samples
+            .values()
+            .filter(|sample| sample.changed_at_ms > since_ms)
+            .map(|sample| (sample.server_id, sample.changed_at_ms))
+            .collect())
+    }
+
+    async fn server_samples_of(
+        &self,
+        servers: &[ServerId],
+    ) -> Result<Vec<ServerSample>, StoreError> {
+        Ok(self
+            .lock()
+            .polled
+            .samples
+            .values()
+            .filter(|sample| servers.contains(&sample.server_id))
+            .cloned()
+            .collect())
+    }
+
+    async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        for sample in samples {
+            state
+                .polled
+                .samples
+                .insert(sample.server_id, sample.clone());
+        }
+        Ok(())
+    }
+
+    async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError> {
+        self.lock()
+            .polled
+            .listings
+            .insert(listing.internal_id.clone(), listing.clone());
+        Ok(())
+    }
+
+    async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, StoreError> {
+        let state = self.lock();
+        let running: BTreeSet<&str> = state
+            .views
+            .meetings
+            .values()
+            .filter(|record| record.running)
+            .map(|record| record.run.internal_id.as_str())
+            .collect();
+        Ok(state
+            .polled
+            .listings
+            .values()
+            .filter(|listing| running.contains(listing.internal_id.as_str()))
+            .cloned()
+            .collect())
+    }
+
+    async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let before = state.polled.listings.len();
+        state
+            .polled
+            .listings
+            .retain(|_, listing| listing.created_at_ms >= before_ms);
+        Ok((before - state.polled.listings.len()) as u64)
+    }
+}
+
+/// Whether a recording matches getRecordings' filters.
+fn matches(query: &RecordingQuery, recording: &RecordingRecord) -> bool {
+    recording.tenant == query.tenant
+        && (query.meeting_ids.is_empty() || query.meeting_ids.contains(&recording.meeting_id))
+        && (query.record_id_prefixes.is_empty()
+            || query
+                .record_id_prefixes
+                .iter()
+                .any(|prefix| recording.record_id.starts_with(prefix.as_str())))
+        && query
+            .states
+            .as_ref()
+            .is_none_or(|states| states.contains(&recording.state))
+        && query
+            .meta
+            .iter()
+            .all(|(key, value)| recording.metadata.get(key) == Some(value))
+}
+
+#[async_trait]
+impl RecordingReads for InMemoryStore {
+    async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError> {
+        let mut found: Vec<RecordingRecord> = self
+            .lock()
+            .views
+            .recordings
+            .values()
+            .filter(|recording| matches(query, recording))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.start_time_ms, &a.record_id).cmp(&(b.start_time_ms, &b.record_id)));
+        let total = found.len() as u64;
+        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let page = found.into_iter().skip(offset);
+        Ok(match query.limit {
+            None => RecordingPage {
+                recordings: page.collect(),
+                total: None,
+            },
+            Some(limit) => RecordingPage {
+                recordings: page
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                    .collect(),
+                total: Some(total),
+            },
+        })
+    }
+
+    async fn recording(&self, record_id: &str) -> Result<Option<RecordingRecord>, StoreError> {
+        Ok(self.lock().views.recordings.get(record_id).cloned())
+    }
+
+    async fn recording_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().views.recordings.len() as u64)
+    }
+
+    async fn claim_token(
+        &self,
+        nonce: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let used = &mut state.polled.used_nonces;
+        used.retain(|_, expires| *expires > now);
+        if used.contains_key(nonce) {
+            return Ok(false);
+        }
+        used.insert(nonce.to_owned(), expires_at);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl SettingsStore for InMemoryStore {
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().polled.settings.get(key).cloned())
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.lock()
+            .polled
+            .settings
+            .insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        Ok(self
+            .lock()
+            .polled
+            .settings
+            .entry(key.to_owned())
+            .or_insert_with(|| value.to_owned())
+            .clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{NOW_MS, created, ended, given, meeting_id};
+    use switchboard_domain::meeting::EndReason;
+    use switchboard_domain::server::ServerSettings;
+    use switchboard_domain::token::TokenScope;
+
+    fn server_added(id: ServerId) -> DomainEvent {
+        ServerEvent::ServerAdded {
+            id,
+            settings: ServerSettings {
+                url: "https://bbb/bigbluebutton/".into(),
+                secret: "s".into(),
+                tag: None,
+                load_multiplier: 1.0,
+                checksum: None,
+                metrics_url: None,
+            },
+        }
+        .into()
+    }
+
+    fn room() -> StreamId {
+        StreamId::Meeting(TenantId::default_tenant(), meeting_id("room"))
+    }
+
+    #[tokio::test]
+    async fn an_append_at_another_version_is_a_conflict_and_writes_nothing() {
+        let store = InMemoryStore::new();
+        let id = ServerId::new();
+        let first = store
+            .append(&id.stream(), 0, &[server_added(id)], &given())
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            AppendOutcome {
+                version: 1,
+                position: 1
+            }
+        );
+        for stale in [0, 2] {
+            let result = store
+                .append(
+                    &id.stream(),
+                    stale,
+                    &[ServerEvent::ServerEnabled.into()],
+                    &given(),
+                )
+                .await;
+            assert!(
+                matches!(&result, Err(StoreError::Conflict { expected, .. }) if *expected == stale),
+                "{result:?}"
+            );
+        }
+        assert_eq!(store.last_position().await.unwrap(), 1);
+        assert_eq!(store.server(id).await.unwrap().unwrap().version, 1);
+        let none = store.append(&id.stream(), 1, &[], &given()).await.unwrap();
+        assert_eq!(
+            none,
+            AppendOutcome {
+                version: 1,
+                position: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_append_a_projection_refuses_leaves_nothing_behind() {
+        let store = InMemoryStore::new();
+        let id = ServerId::new();
+        let result = store
+            .append(
+                &id.stream(),
+                0,
+                &[server_added(id), created("room", "r-1", id, NOW_MS)],
+                &given(),
+            )
+            .await;
+        assert!(matches!(result, Err(StoreError::Database(_))), "{result:?}");
+        assert_eq!(store.events(), vec![]);
+        assert_eq!(store.servers().await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn servers_follow_their_events_and_disappear_once_removed() {
+        let store = InMemoryStore::new();
+        let id = ServerId::new();
+        store
+            .append(
+                &id.stream(),
+                0,
+                &[
+                    server_added(id),
+                    ServerEvent::ServerCordoned.into(),
+                    ServerEvent::ServerWentOffline.into(),
+                ],
+                &given(),
+            )
+            .await
+            .unwrap();
+        let record = store.server(id).await.unwrap().unwrap();
+        assert_eq!(
+            (record.state, record.online, record.version),
+            (switchboard_domain::server::ServerState::Cordoned, false, 3)
+        );
+        store
+            .append(
+                &id.stream(),
+                3,
+                &[ServerEvent::ServerRemoved.into()],
+                &given(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.servers().await.unwrap(), vec![]);
+        assert_eq!(store.routing_snapshot().await.unwrap().position, 4);
+    }
+
+    #[tokio::test]
+    async fn a_meeting_row_holds_its_last_run() {
+        let store = InMemoryStore::new();
+        let server = ServerId::new();
+        let tenant = TenantId::default_tenant();
+        store
+            .append(
+                &room(),
+                0,
+                &[
+                    created("room", "r-1", server, NOW_MS),
+                    ended("r-1", EndReason::EndCalled, NOW_MS + 10),
+                ],
+                &given(),
+            )
+            .await
+            .unwrap();
+        let record = store.meeting(&tenant, &meeting_id("room")).await.unwrap();
+        let record = record.unwrap();
+        assert_eq!(
+            (record.running, record.ended_at_ms, record.version),
+            (false, Some(NOW_MS + 10), 2)
+        );
+        assert_eq!(store.running_meetings_per_server().await.unwrap().len(), 0);
+
+        store
+            .append(
+                &room(),
+                2,
+                &[created("room", "r-2", server, NOW_MS + 20)],
+                &given(),
+            )
+            .await
+            .unwrap();
+        let meetings = store.meetings().await.unwrap();
+        assert_eq!(meetings.len(), 1, "one row per tenant and meetingID");
+        assert_eq!(
+            (
+                meetings[0].run.internal_id.as_str(),
+                meetings[0].running,
+                meetings[0].ended_at_ms,
+                meetings[0].version
+            ),
+            ("r-2", true, None, 3)
+        );
+        assert_eq!(
+            store.running_meetings_per_server().await.unwrap(),
+            HashMap::from([(server, 1)])
+        );
+        assert_eq!(store.running_runs_of(&tenant).await.unwrap(), vec!["r-2"]);
+        assert!(
+            store.meeting_run("r-1").await.unwrap().is_some(),
+            "runs are kept"
+        );
+        assert_eq!(
+            store.recent_runs_by_tenant(NOW_MS).await.unwrap(),
+            HashMap::from([("r-2".to_owned(), (tenant.clone(), true))])
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_are_in_force_until_revoked() {
+        let store = InMemoryStore::new();
+        let stream = StreamId::Token("ci".into());
+        let created = TokenEvent::TokenCreated {
+            name: "ci".into(),
+            scope: TokenScope::Read,
+            hash: "h".into(),
+        };
+        store
+            .append(&stream, 0, &[created.clone().into()], &given())
+            .await
+            .unwrap();
+        assert_eq!(store.tokens().await.unwrap()[0].scope, TokenScope::Read);
+        store
+            .append(&stream, 1, &[TokenEvent::TokenRevoked.into()], &given())
+            .await
+            .unwrap();
+        assert_eq!(store.tokens().await.unwrap(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn the_polled_picture_and_settings_are_overwritten_in_place() {
+        let store = InMemoryStore::new();
+        let id = ServerId::new();
+        let mut sample = ServerSample::new(id);
+        sample.changed_at_ms = 10;
+        store.put_server_samples(&[sample.clone()]).await.unwrap();
+        sample.changed_at_ms = 20;
+        sample.failures = 2;
+        store.put_server_samples(&[sample.clone()]).await.unwrap();
+        assert_eq!(store.server_samples().await.unwrap(), vec![sample]);
+        assert_eq!(
+            store.samples_changed_after(10).await.unwrap(),
+            vec![(id, 20)]
+        );
+        assert_eq!(store.samples_changed_after(20).await.unwrap(), vec![]);
+
+        let listing = |internal: &str, at| MeetingListing {
+            internal_id: internal.into(),
+            server_id: id,
+            created_at_ms: at,
+            xml: "<meeting/>".into(),
+        };
+        store.put_meeting_listing(&listing("r-1", 5)).await.unwrap();
+        store
+            .put_meeting_listing(&listing("gone", 1))
+            .await
+            .unwrap();
+        assert_eq!(store.running_meeting_listings().await.unwrap(), vec![]);
+        store
+            .append(&room(), 0, &[created("room", "r-1", id, NOW_MS)], &given())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.running_meeting_listings().await.unwrap(),
+            vec![listing("r-1", 5)]
+        );
+        assert_eq!(store.prune_meeting_listings(5).await.unwrap(), 1);
+        assert_eq!(store.listings(), vec![listing("r-1", 5)]);
+
+        assert_eq!(store.setting_or_insert("k", "a").await.unwrap(), "a");
+        assert_eq!(store.setting_or_insert("k", "b").await.unwrap(), "a");
+        store.put_setting("k", "c").await.unwrap();
+        assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("c"));
+
+        assert!(store.claim_token("n", 100, 50).await.unwrap());
+        assert!(!store.claim_token("n", 100, 60).await.unwrap(), "used once");
+    }
+}
