@@ -6,8 +6,8 @@
 use crate::support::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard_app::admin::Principal;
 use switchboard_api::app::{self, AppState, Background, RunningApp};
+use switchboard_app::admin::Principal;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::bbb::checksum::ChecksumAlgorithm;

@@ -4,10 +4,10 @@
 
 use crate::support::*;
 use std::collections::HashMap;
-use switchboard_app::admin::Principal;
 use switchboard_api::admin::tenants::{
     LimitsView, NewTenant, PolicyRule, PolicyView, RuleAction, TenantUpdate,
 };
+use switchboard_app::admin::Principal;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::bbb::checksum::ChecksumAlgorithm;

@@ -163,7 +163,7 @@ pub struct HealthPoller {
     config: HealthConfig,
     loads: ObservedLoads,
     /// Offline servers: since when, and whether their meetings were forgotten.
-    offline: HashMap<ServerId, (Instant, bool)>,
+    offline: HashMap<ServerId, (i64, bool)>,
     /// Unknown meetings already warned about (internal ids).
     reported_unknown: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Reads servers' metrics URLs.
@@ -403,16 +403,14 @@ impl HealthPoller {
             self.offline.remove(&server);
             return false;
         }
-        let (since, forgotten) = self
-            .offline
-            .entry(server)
-            .or_insert((Instant::now(), false));
+        let now_ms = self.clock.now_ms();
+        let (since_ms, forgotten) = self.offline.entry(server).or_insert((now_ms, false));
         if *forgotten {
             return false;
         }
         let due = match self.config.offline_meetings {
             OfflinePolicy::Forget => true,
-            OfflinePolicy::KeepFor(grace) => since.elapsed() >= grace,
+            OfflinePolicy::KeepFor(grace) => now_ms - *since_ms >= grace.as_millis() as i64,
         };
         *forgotten = due;
         due
@@ -788,5 +786,33 @@ mod tests {
         );
         let again = poller.poll_once().await.unwrap();
         assert_eq!(again.forgotten, Vec::<String>::new(), "forgotten once");
+    }
+
+    #[tokio::test]
+    async fn under_keep_for_the_meetings_of_an_offline_server_are_ended_once_the_grace_is_over() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS - 60_000).await;
+        let backend = Arc::new(ScriptedBackend::new(|_, _, _| answers::status(502)));
+        let config = HealthConfig {
+            offline_after: 1,
+            offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(300)),
+            ..config()
+        };
+        let mut poller = poller(&world, &backend, config);
+
+        let first = poller.poll_once().await.unwrap();
+        assert_eq!(first.went_offline, vec![id]);
+        assert!(first.forgotten.is_empty(), "kept during the grace");
+        world.clock.advance_ms(299_000);
+        assert!(poller.poll_once().await.unwrap().forgotten.is_empty());
+        world.clock.advance_ms(1_000);
+        let due = poller.poll_once().await.unwrap();
+        assert_eq!(
+            due.forgotten,
+            vec!["room".to_owned()],
+            "forgotten once the grace is over"
+        );
+        assert!(poller.poll_once().await.unwrap().forgotten.is_empty());
     }
 }

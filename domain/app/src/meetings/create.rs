@@ -363,27 +363,42 @@ impl CreateCall<'_> {
         };
         self.list(&run, &answer).await;
         let stream = meeting_stream(tenant, &self.meeting_id);
-        // One attempt: a lost race is handled here (the stray copy ended and
-        // the create looked at again), never decided again blindly.
-        match state
-            .executor
-            .try_once(&stream, &aggregate, version, &command, self.metadata)
-            .await
-        {
-            Ok(_) => Ok(Round::Done(answer)),
-            Err(err) if err.is_conflict() => {
-                self.end_stray(&run, &answer).await;
-                Ok(Round::Raced)
-            }
-            Err(CommandError::Rejected(err)) => {
-                self.end_stray(&run, &answer).await;
-                Err(CallError::Internal(err.to_string()))
-            }
-            Err(CommandError::Store(err)) => {
-                self.end_stray(&run, &answer).await;
-                Err(err.into())
+        let (mut aggregate, mut version) = (aggregate, version);
+        // A lost race is handled here, never decided again blindly: when
+        // another writer recorded a run first, the stray copy is ended and
+        // the create looks again; when it only recorded an end (a poll saw
+        // the old run go), there is no winner and our run is recorded
+        // against the fresh state.
+        for _ in 0..crate::executor::ATTEMPTS {
+            match state
+                .executor
+                .try_once(&stream, &aggregate, version, &command, self.metadata)
+                .await
+            {
+                Ok(_) => return Ok(Round::Done(answer)),
+                Err(err) if err.is_conflict() => {
+                    match state.store.meeting(tenant, &self.meeting_id).await {
+                        Ok(Some(fresh)) if !fresh.running => {
+                            (aggregate, version) = (fresh.aggregate(), fresh.version);
+                        }
+                        _ => {
+                            self.end_stray(&run, &answer).await;
+                            return Ok(Round::Raced);
+                        }
+                    }
+                }
+                Err(CommandError::Rejected(err)) => {
+                    self.end_stray(&run, &answer).await;
+                    return Err(CallError::Internal(err.to_string()));
+                }
+                Err(CommandError::Store(err)) => {
+                    self.end_stray(&run, &answer).await;
+                    return Err(err.into());
+                }
             }
         }
+        self.end_stray(&run, &answer).await;
+        Ok(Round::Raced)
     }
 
     /// Keeps the run's `<meeting>` element for getMeetings until a poll lists
@@ -699,6 +714,52 @@ mod tests {
             "no end: the winner's run is that very copy"
         );
         assert_eq!(answer.summary.field("internalMeetingID"), Some("shared-1"));
+    }
+
+    #[tokio::test]
+    async fn a_create_that_only_lost_to_an_end_keeps_its_copy_and_records_its_run() {
+        let world = World::new();
+        let old = world.server("old").await;
+        world.meeting("room", "room-0", old, NOW_MS - 60_000).await;
+        world.on_server(old, ServerCommand::Disable).await;
+        let ours = world.server("ours").await;
+        let store = world.store.clone();
+        let backend = Arc::new(ScriptedBackend::new(move |target, call, _| match call {
+            "create" if target.url == url("ours") => {
+                // Meanwhile a poll records the old run as gone.
+                store
+                    .append_raw(
+                        &meeting_stream(&TenantId::default_tenant(), &meeting_id("room")),
+                        1,
+                        &[ended("room-0", EndReason::GoneFromServer, NOW_MS)],
+                        &EventMetadata::actor("worker:reconcile"),
+                    )
+                    .expect("the poll records the end first");
+                answers::create_success("room", "ours-1", NOW_MS)
+            }
+            _ => unexpected(target.url, call),
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        let answer = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ended("room-0", EndReason::GoneFromServer, NOW_MS),
+                created("room", "ours-1", ours, NOW_MS),
+            ]
+        );
+        assert_eq!(
+            backend.calls(),
+            vec![create_call("ours")],
+            "no end: nobody else runs the meeting"
+        );
+        assert_eq!(answer.summary.field("internalMeetingID"), Some("ours-1"));
     }
 
     #[tokio::test]
