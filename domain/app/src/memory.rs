@@ -3,7 +3,7 @@
 //! [`answers`] in BBB's shapes) and [`NoMetrics`].
 //!
 //! A use case is tested as given / when / then: given events appended to
-//! the store (through a [`CommandExecutor`](crate::executor::CommandExecutor)
+//! the store (through a `CommandExecutor`
 //! or [`InMemoryStore::append_raw`]), when the use case runs against a
 //! scripted backend, then the events appended and the calls the servers got
 //! are exactly the expected ones.

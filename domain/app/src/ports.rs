@@ -1,6 +1,6 @@
 //! The ports the use cases need from the outside world. The SQL adapter
 //! (`switchboard-store`) implements the storage ports, the HTTP client in
-//! `switchboard-workers` the backend port; [`crate::memory`] implements the
+//! `switchboard-workers` the backend port; the `memory` module implements the
 //! storage ports in memory for unit tests.
 
 use crate::error::StoreError;

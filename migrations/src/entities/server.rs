@@ -32,23 +32,6 @@ pub struct Model {
     pub position: i64,
 }
 
-impl Model {
-    /// The operator's settings this row holds.
-    pub fn settings(&self) -> switchboard_domain::server::ServerSettings {
-        switchboard_domain::server::ServerSettings {
-            url: self.url.clone(),
-            secret: self.secret.clone(),
-            tag: self.tag.clone(),
-            load_multiplier: self.load_multiplier,
-            checksum: self
-                .checksum_algorithm
-                .as_deref()
-                .and_then(switchboard_domain::bbb::checksum::ChecksumAlgorithm::parse),
-            metrics_url: self.metrics_url.clone(),
-        }
-    }
-}
-
 /// No relations.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}

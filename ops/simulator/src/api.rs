@@ -3,7 +3,7 @@
 use switchboard_domain::bbb::params::Params;
 
 use crate::state::{Attendee, CreateOutcome, Meeting, Role, Shared, random_token};
-use crate::xml::{self, XmlWriter};
+use switchboard_domain::bbb::xml_write::{self as xml, XmlWriter};
 
 /// `notFound` message for unknown meetings (Scalelite's wording).
 pub(crate) const NOT_FOUND_MESSAGE: &str =

@@ -16,7 +16,6 @@ mod api;
 mod node;
 mod routes;
 mod state;
-mod xml;
 
 use std::fmt;
 use std::net::SocketAddr;

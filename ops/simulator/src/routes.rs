@@ -12,7 +12,7 @@ use switchboard_domain::bbb::params::Params;
 use crate::FailureMode;
 use crate::api::{self, KNOWN_CALLS, Reply};
 use crate::state::Shared;
-use crate::xml;
+use switchboard_domain::bbb::xml_write as xml;
 
 /// Request bodies beyond this size are refused (slides arrive as URLs, so
 /// real bodies are small).

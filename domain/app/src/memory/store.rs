@@ -96,7 +96,7 @@ impl InMemoryStore {
 
     /// Appends as another writer would (another instance, the CLI): into
     /// the log and the projections, published to no
-    /// [`EventBus`](crate::executor::EventBus). Synchronous, so a
+    /// `EventBus`. Synchronous, so a
     /// [`ScriptedBackend`](super::ScriptedBackend) script can call it to act
     /// between two steps of a use case (another instance winning a race).
     /// [`EventStore::append`] is this same step.

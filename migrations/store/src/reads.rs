@@ -1,6 +1,5 @@
 //! Reads of the projections, as domain types.
 
-use crate::entities::{meeting, server, tenant, token};
 use crate::store::{SqlError, Store};
 use sea_orm::{
     AccessMode, ColumnTrait, ConnectionTrait, EntityTrait, IsolationLevel, QueryFilter, QueryOrder,
@@ -13,6 +12,7 @@ use switchboard_domain::meeting::MeetingRun;
 use switchboard_domain::server::ServerState;
 use switchboard_domain::tenant::TenantConfig;
 use switchboard_domain::token::TokenScope;
+use switchboard_migrations::entities::{meeting, server, tenant, token};
 
 fn token_record(row: token::Model) -> Option<TokenRecord> {
     Some(TokenRecord {
@@ -26,7 +26,7 @@ fn token_record(row: token::Model) -> Option<TokenRecord> {
 fn server_record(row: server::Model) -> Option<ServerRecord> {
     Some(ServerRecord {
         id: row.id.parse().ok()?,
-        settings: row.settings(),
+        settings: crate::rows::settings_of(&row),
         state: ServerState::parse(&row.state)?,
         online: row.online,
         version: row.version,

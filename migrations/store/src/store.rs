@@ -1,10 +1,5 @@
 //! The event store: connect, migrate, append, read, replay.
 
-use crate::entities::{
-    event, meeting, meeting_run, recording, recording_count, recording_meta, server, setting,
-    tenant, token,
-};
-use crate::migration::Migrator;
 use crate::projection;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -16,6 +11,11 @@ use sea_orm_migration::MigratorTrait;
 use switchboard_app::records::{AppendOutcome, EventFilter, StoredEvent};
 use switchboard_domain::events::{CURRENT_SCHEMA_VERSION, DomainEvent, EventMetadata};
 use switchboard_domain::ids::{StreamId, StreamKind};
+use switchboard_migrations::Migrator;
+use switchboard_migrations::entities::{
+    event, meeting, meeting_run, recording, recording_count, recording_meta, server, setting,
+    tenant, token,
+};
 use thiserror::Error;
 
 /// What went wrong in the SQL store; the ports answer it as

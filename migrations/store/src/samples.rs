@@ -2,7 +2,6 @@
 //! listings of runs Switchboard created since, overwritten in place (samples
 //! are not changes, so they never enter the event log).
 
-use crate::entities::{meeting, meeting_listing, server_sample};
 use crate::store::{SqlError, Store};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
@@ -11,6 +10,7 @@ use sea_orm::{
 use switchboard_app::records::{MeetingListing, ServerSample};
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server_metrics::MetricsState;
+use switchboard_migrations::entities::{meeting, meeting_listing, server_sample};
 
 fn to_sample(row: server_sample::Model) -> Option<ServerSample> {
     Some(ServerSample {

@@ -2,7 +2,6 @@
 //! recording command (decide against the stream, append), meeting runs by
 //! internal id, and the shared one-time token nonces.
 
-use crate::entities::{meeting_run, recording, recording_count, recording_meta, used_token};
 use crate::store::{SqlError, Store};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 use sea_orm::{
@@ -12,6 +11,9 @@ use sea_orm::{
 };
 use switchboard_app::records::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 use switchboard_domain::ids::TenantId;
+use switchboard_migrations::entities::{
+    meeting_run, recording, recording_count, recording_meta, used_token,
+};
 
 fn recording_record(row: recording::Model) -> RecordingRecord {
     RecordingRecord {

@@ -1,9 +1,6 @@
 //! Folds events into the projection tables. Called inside the append's
 //! transaction and by replay, so the two can never disagree.
 
-use crate::entities::{
-    meeting, meeting_run, recording, recording_count, recording_meta, server, tenant, token,
-};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
@@ -17,6 +14,9 @@ use switchboard_domain::recording::{RecordingEvent, RecordingFormat};
 use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
 use switchboard_domain::tenant::{Tenant, TenantConfig, TenantEvent};
 use switchboard_domain::token::TokenEvent;
+use switchboard_migrations::entities::{
+    meeting, meeting_run, recording, recording_count, recording_meta, server, tenant, token,
+};
 
 /// Changes to `recording_counts` gathered over the events of one append (or
 /// a whole replay) and written once at the end, in key order, so concurrent
@@ -404,7 +404,7 @@ async fn update_server<C: ConnectionTrait>(
             else {
                 return Ok(());
             };
-            let mut settings = row.settings();
+            let mut settings = crate::rows::settings_of(&row);
             apply_changes(&mut settings, changes);
             update
                 .col_expr(server::Column::Url, Expr::value(settings.url))

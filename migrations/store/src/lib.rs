@@ -1,0 +1,21 @@
+//! Switchboard's SQL adapter: it implements the application's storage ports
+//! (`switchboard_app::ports`) on the schema of `switchboard-migrations`: the
+//! event store (append with an expected version, projections updated in the
+//! same transaction, replay), the read models (servers, meetings, tenants,
+//! tokens, recordings), the polled picture and settings. The same code runs
+//! on SQLite (the embedded default) and PostgreSQL.
+
+mod announce;
+mod listen;
+mod ports;
+mod projection;
+mod reads;
+mod recordings;
+mod rows;
+mod samples;
+mod store;
+pub mod test_support;
+
+pub use announce::CHANGE_CHANNEL;
+pub use listen::ChangeListener;
+pub use store::{SqlError, Store};

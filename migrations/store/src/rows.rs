@@ -1,0 +1,18 @@
+//! Conversions from table rows to domain values that more than one module needs.
+
+use switchboard_migrations::entities::server;
+
+/// The operator's settings a server row holds.
+pub(crate) fn settings_of(row: &server::Model) -> switchboard_domain::server::ServerSettings {
+    switchboard_domain::server::ServerSettings {
+        url: row.url.clone(),
+        secret: row.secret.clone(),
+        tag: row.tag.clone(),
+        load_multiplier: row.load_multiplier,
+        checksum: row
+            .checksum_algorithm
+            .as_deref()
+            .and_then(switchboard_domain::bbb::checksum::ChecksumAlgorithm::parse),
+        metrics_url: row.metrics_url.clone(),
+    }
+}
