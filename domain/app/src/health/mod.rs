@@ -62,6 +62,27 @@ pub fn describe_metrics() {
     );
 }
 
+/// Why a poll cycle failed as a whole (single servers failing are results,
+/// not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
+    /// A command was refused or could not be recorded.
+    #[error("recording a health change failed: {0}")]
+    Command(String),
+}
+
+impl<E: std::fmt::Display> From<crate::CommandError<E>> for HealthError {
+    fn from(err: crate::CommandError<E>) -> Self {
+        match err {
+            crate::CommandError::Store(err) => Self::Store(err),
+            crate::CommandError::Rejected(err) => Self::Command(err.to_string()),
+        }
+    }
+}
+
 /// What happens to the meetings of a server that went offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OfflinePolicy {
@@ -210,7 +231,7 @@ impl HealthPoller {
 
     /// Runs one cycle and logs it (`health cycle` with `polled`, `healthy`
     /// and `elapsed_ms`, at debug level; failures as warnings).
-    pub async fn run_cycle(&mut self) -> anyhow::Result<CycleReport> {
+    pub async fn run_cycle(&mut self) -> Result<CycleReport, HealthError> {
         let started = Instant::now();
         let result = self.poll_once().await;
         match &result {
@@ -226,7 +247,7 @@ impl HealthPoller {
     }
 
     /// Polls every enabled or cordoned server once.
-    pub async fn poll_once(&mut self) -> anyhow::Result<CycleReport> {
+    pub async fn poll_once(&mut self) -> Result<CycleReport, HealthError> {
         let started = Instant::now();
         let result = self.cycle().await;
         metrics::counter!(METRIC_CYCLES, "task" => JOB).increment(1);
@@ -238,7 +259,7 @@ impl HealthPoller {
         result
     }
 
-    async fn cycle(&mut self) -> anyhow::Result<CycleReport> {
+    async fn cycle(&mut self) -> Result<CycleReport, HealthError> {
         let servers: Vec<ServerRecord> = self
             .store
             .servers()
@@ -422,7 +443,7 @@ impl HealthPoller {
         server: ServerId,
         recorded: &[MeetingRecord],
         report: &mut CycleReport,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), HealthError> {
         let metadata = EventMetadata::actor("worker:health");
         for meeting in recorded
             .iter()
@@ -450,7 +471,7 @@ impl HealthPoller {
         listed: &[ListedMeeting],
         listed_since_ms: i64,
         report: &mut CycleReport,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), HealthError> {
         let metadata = EventMetadata::actor("worker:reconcile");
         let plan = plan(server.id, recorded, listed, listed_since_ms);
         for meeting in plan.ended {
@@ -502,7 +523,7 @@ impl HealthPoller {
         server: ServerId,
         stranger: &ListedMeeting,
         metadata: &EventMetadata,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), HealthError> {
         let tenant = TenantId::default_tenant();
         let Ok(meeting_id) = MeetingId::parse(&stranger.meeting_id) else {
             return Ok(());
