@@ -181,14 +181,14 @@ fn cache_key(tenant: &TenantId, meeting_id: &MeetingId) -> String {
 /// A server chosen for a create; counts as one more meeting there until dropped.
 #[derive(Debug)]
 pub struct Reservation<'a> {
-    directory: &'a RoutingView,
+    view: &'a RoutingView,
     /// The chosen server.
     pub server: Arc<ServerRecord>,
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if let Ok(mut book) = self.directory.load.lock()
+        if let Ok(mut book) = self.view.load.lock()
             && let Some(count) = book.in_flight.get_mut(&self.server.id)
         {
             *count = count.saturating_sub(1);
@@ -204,7 +204,7 @@ impl RoutingView {
         weights: LoadWeights,
         observed: ObservedLoads,
     ) -> Result<Arc<Self>, StoreError> {
-        let directory = Arc::new(Self {
+        let view = Arc::new(Self {
             store,
             clock,
             stale: std::sync::atomic::AtomicBool::new(false),
@@ -221,8 +221,8 @@ impl RoutingView {
             generation: AtomicU64::new(0),
             pending_joins: Mutex::new(Vec::new()),
         });
-        directory.refresh().await?;
-        Ok(directory)
+        view.refresh().await?;
+        Ok(view)
     }
 
     /// Reloads what changed since the last look; true when anything did.
@@ -529,7 +529,7 @@ impl RoutingView {
         *book.in_flight.entry(best).or_default() += 1;
         let server = servers.get(&best).cloned().expect("ranked from this map");
         Ok(Reservation {
-            directory: self,
+            view: self,
             server,
         })
     }

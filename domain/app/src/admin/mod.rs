@@ -130,7 +130,7 @@ pub struct AdminService {
     backends: Backends,
     clock: SharedClock,
     weights: LoadWeights,
-    directory: Option<Arc<RoutingView>>,
+    routing: Option<Arc<RoutingView>>,
 }
 
 fn parse_server_id(id: &str) -> Result<ServerId, Failure> {
@@ -206,15 +206,15 @@ pub fn generate_token() -> String {
 }
 
 impl AdminService {
-    /// Operations on `store`, recorded through `executor`; `directory`
-    /// (when serving) adds live load data.
+    /// Operations on `store`, recorded through `executor`; `routing` (when
+    /// serving) adds live load data.
     pub fn new(
         store: Arc<dyn Database>,
         executor: CommandExecutor,
         backends: Backends,
         clock: SharedClock,
         weights: LoadWeights,
-        directory: Option<Arc<RoutingView>>,
+        routing: Option<Arc<RoutingView>>,
     ) -> Self {
         Self {
             store,
@@ -222,7 +222,7 @@ impl AdminService {
             backends,
             clock,
             weights,
-            directory,
+            routing,
         }
     }
 
@@ -263,11 +263,11 @@ impl AdminService {
     }
 
     async fn server_view(&self, record: &ServerRecord, meetings: u64) -> ServerView {
-        let (attendees, load, metrics) = match &self.directory {
-            Some(directory) => (
-                directory.attendees_of(record.id),
-                directory.load_of(record),
-                directory.metrics_of(record.id).unwrap_or_default(),
+        let (attendees, load, metrics) = match &self.routing {
+            Some(routing) => (
+                routing.attendees_of(record.id),
+                routing.load_of(record),
+                routing.metrics_of(record.id).unwrap_or_default(),
             ),
             None => {
                 // No routing view here (the CLI on the database): the
@@ -737,9 +737,9 @@ impl AdminService {
             let meetings = counts.get(&record.id).copied().unwrap_or(0);
             let view = self.server_view(&record, meetings).await;
             let largest_meeting = self
-                .directory
+                .routing
                 .as_ref()
-                .map(|directory| directory.largest_meeting_of(record.id))
+                .map(|routing| routing.largest_meeting_of(record.id))
                 .unwrap_or(0);
             servers.push(ServerStatus {
                 id: view.id,

@@ -107,9 +107,7 @@ pub struct PanicOptions {
 /// What a panic did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PanicReport {
-    // The server after the panic. (A doc comment here would make the spec wrap
-    // the reference in `allOf`, which client generators reject.)
-    #[allow(missing_docs)]
+    /// The server after the panic.
     pub server: ServerView,
     /// Meetings forgotten (meetingIDs).
     pub forgotten: Vec<String>,
@@ -272,8 +270,7 @@ pub struct ClusterStatus {
 pub struct TokenView {
     /// Name.
     pub name: String,
-    // Scope. (No doc comment: see `PanicReport::server`.)
-    #[allow(missing_docs)]
+    /// What it may do.
     pub scope: TokenScope,
     /// Created at.
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -284,8 +281,7 @@ pub struct TokenView {
 pub struct CreatedToken {
     /// Name.
     pub name: String,
-    // Scope. (No doc comment: see `PanicReport::server`.)
-    #[allow(missing_docs)]
+    /// What it may do.
     pub scope: TokenScope,
     /// The bearer token. Store it now: only its hash is kept.
     pub token: String,
