@@ -21,15 +21,24 @@ pub enum MethodRule {
     PostMultipart,
 }
 
-/// The calls the facade knows, with their method rules.
+/// The calls the facade knows, with their method rules. BBB accepts GET and
+/// POST (parameters in the signed query, a form body, or both) on its API
+/// calls; join is GET-only from BBB 3.0 on.
 pub fn method_rule(call: &str) -> Option<MethodRule> {
     Some(match call {
-        "create" => MethodRule::GetOrPost,
-        "join" | "end" | "isMeetingRunning" | "getMeetingInfo" | "getMeetings"
-        | "sendChatMessage" => MethodRule::GetOnly,
+        "join" => MethodRule::GetOnly,
+        "create"
+        | "end"
+        | "isMeetingRunning"
+        | "getMeetingInfo"
+        | "getMeetings"
+        | "sendChatMessage"
+        | "getRecordings"
+        | "publishRecordings"
+        | "deleteRecordings"
+        | "updateRecordings"
+        | "getRecordingTextTracks" => MethodRule::GetOrPost,
         "insertDocument" => MethodRule::PostXml,
-        "getRecordings" | "updateRecordings" | "getRecordingTextTracks" => MethodRule::GetOrPost,
-        "publishRecordings" | "deleteRecordings" => MethodRule::GetOnly,
         "putRecordingTextTrack" => MethodRule::PostMultipart,
         _ => return None,
     })

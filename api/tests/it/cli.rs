@@ -1034,3 +1034,66 @@ fn metrics_urls_are_set_shown_redacted_and_cleared() {
     ));
     assert!(view["metrics_url"].is_null(), "{view}");
 }
+
+/// Issue 14.2: cordoning every server of an idle pool (each is disabled at
+/// once, being drained), one after another through the CLI while `serve`
+/// runs, leaves no server for a new meeting: the create fails and nothing is
+/// created anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_server_cordoned_through_the_cli_a_create_fails_and_creates_nothing() {
+    for db in crate::support::BOTH {
+        let harness = Harness::start(db, 3).await;
+        for id in &harness.servers {
+            let id = id.to_string();
+            let (ok, _, err) = run_async(&[
+                "servers",
+                "cordon",
+                &id,
+                "--database",
+                &harness.database_url,
+            ])
+            .await;
+            assert!(ok, "{db:?}: cordon {id}: {err}");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        let reply = harness.create("after-cordon").await;
+        reply.assert_failed("serverUnavailable");
+        assert_eq!(harness.meetings_on_sims(), 0, "{db:?}: nothing created");
+        harness.stop().await;
+    }
+}
+
+/// Issue 14.2 through the admin API of the instance that serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_server_cordoned_through_the_admin_api_a_create_fails() {
+    for db in crate::support::BOTH {
+        let harness = Harness::start(db, 3).await;
+        let principal = Principal {
+            name: "ops".into(),
+            scope: TokenScope::Admin,
+        };
+        for id in &harness.servers {
+            let view = harness
+                .state()
+                .admin
+                .set_state(
+                    &id.to_string(),
+                    switchboard_domain::server::ServerCommand::Cordon,
+                    &principal,
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                view.state, "disabled",
+                "{db:?}: an idle cordoned server is drained"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        harness
+            .create("after-cordon")
+            .await
+            .assert_failed("serverUnavailable");
+        assert_eq!(harness.meetings_on_sims(), 0, "{db:?}: nothing created");
+        harness.stop().await;
+    }
+}

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod facade;
+mod fidelity;
 mod js_client;
 mod metrics;
 mod openapi;

@@ -528,10 +528,7 @@ impl RoutingView {
         let best = rank_in_pool(&available, request, pool)?[0];
         *book.in_flight.entry(best).or_default() += 1;
         let server = servers.get(&best).cloned().expect("ranked from this map");
-        Ok(Reservation {
-            view: self,
-            server,
-        })
+        Ok(Reservation { view: self, server })
     }
 
     /// Applies the events of one append to a meeting stream.

@@ -69,7 +69,7 @@ impl MeetingService {
             .call(
                 &server,
                 &request.call,
-                &request.raw_query,
+                &request.forwarded_query(),
                 request.xml_body.as_ref(),
             )
             .await?)
@@ -90,7 +90,12 @@ impl MeetingService {
         };
         match self
             .backends
-            .call(&server, "isMeetingRunning", &request.raw_query, None)
+            .call(
+                &server,
+                "isMeetingRunning",
+                &request.forwarded_query(),
+                None,
+            )
             .await
         {
             Ok(answer) => Ok(Some(answer)),
@@ -121,7 +126,7 @@ impl MeetingService {
         };
         let answer = self
             .backends
-            .call(&server, "end", &request.raw_query, None)
+            .call(&server, "end", &request.forwarded_query(), None)
             .await?;
         let gone = answer.summary.is_success() || answer.summary.message_key() == Some("notFound");
         if gone {

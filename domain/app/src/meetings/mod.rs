@@ -45,6 +45,16 @@ pub struct ApiRequest {
 }
 
 impl ApiRequest {
+    /// The query to send on to a server: the client's signed query byte for
+    /// byte, or, when parameters also came in a form body, all of them.
+    pub fn forwarded_query(&self) -> std::borrow::Cow<'_, str> {
+        if self.has_form_params {
+            std::borrow::Cow::Owned(self.params.to_query())
+        } else {
+            std::borrow::Cow::Borrowed(&self.raw_query)
+        }
+    }
+
     /// The `meetingID` parameter, validated.
     pub fn meeting_id(&self) -> Result<MeetingId, CallError> {
         let raw = self

@@ -1,0 +1,73 @@
+//! BBB fidelity found by black-box testing (issue 14): each test failed
+//! before its fix.
+
+use crate::support::{BOTH, Harness, SECRET, signed_url};
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
+
+/// Issue 14.4: BBB accepts POST on its API calls (join excepted), with the
+/// parameters in the signed query, in a form body, or both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_bbb_accepts_by_post_are_answered_by_post() {
+    for db in BOTH {
+        let harness = Harness::start(db, 2).await;
+        harness.create("posted").await.assert_success();
+        let post = |call: &str, query: &str, form: &str| {
+            let url = harness.url(call, query);
+            let form = form.to_owned();
+            let harness = &harness;
+            async move {
+                harness
+                    .post(url, "application/x-www-form-urlencoded", form)
+                    .await
+            }
+        };
+        // Parameters in the signed query, empty form body.
+        let get = harness.get("isMeetingRunning", "meetingID=posted").await;
+        let running = post("isMeetingRunning", "meetingID=posted", "").await;
+        running.assert_success();
+        assert_eq!(
+            running.field("running"),
+            get.field("running"),
+            "{db:?}: as by GET"
+        );
+        let info = post("getMeetingInfo", "meetingID=posted", "").await;
+        info.assert_success();
+        assert_eq!(info.field("meetingID").as_deref(), Some("posted"), "{db:?}");
+        post("getMeetings", "", "").await.assert_success();
+        // Parameters in the form body, the URL signing the empty query.
+        let body_only = harness
+            .post(
+                signed_url(
+                    &harness.app.api_url(),
+                    "getMeetingInfo",
+                    "",
+                    SECRET,
+                    ChecksumAlgorithm::Sha1,
+                ),
+                "application/x-www-form-urlencoded",
+                "meetingID=posted",
+            )
+            .await;
+        body_only.assert_success();
+        assert_eq!(
+            body_only.field("meetingID").as_deref(),
+            Some("posted"),
+            "{db:?}: the form's meetingID reaches the server"
+        );
+        for call in ["publishRecordings", "deleteRecordings"] {
+            let reply = post(call, "recordID=none-such", "").await;
+            assert_ne!(reply.message_key(), "unsupportedRequest", "{db:?}: {call}");
+        }
+        let ended = post("end", "meetingID=posted", "").await;
+        ended.assert_success();
+        assert!(
+            harness.sim_with("posted").is_none(),
+            "{db:?}: ended by POST"
+        );
+        // join stays GET-only (BBB 3.0).
+        post("join", "meetingID=posted&fullName=A&role=VIEWER", "")
+            .await
+            .assert_failed("unsupportedRequest");
+        harness.stop().await;
+    }
+}
