@@ -71,3 +71,56 @@ async fn calls_bbb_accepts_by_post_are_answered_by_post() {
         harness.stop().await;
     }
 }
+
+/// Parses a whole XML document strictly; panics with the reason when it is
+/// not well-formed.
+fn assert_well_formed(xml: &str) {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Text(text)) => {
+                let text = text.xml10_content().into_owned();
+                assert!(
+                    !text
+                        .chars()
+                        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')),
+                    "a character XML 1.0 cannot carry: {xml:?}"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => panic!("not well-formed ({err}): {xml:?}"),
+        }
+    }
+}
+
+/// Issue 14.3: control characters in a meetingID (or name) never reach the
+/// XML Switchboard writes; as BBB does, they are stripped from the meetingID,
+/// so every call finds the meeting by the cleaned id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_a_meeting_id_never_break_the_xml() {
+    for db in BOTH {
+        let harness = Harness::start(db, 2).await;
+        let created = harness
+            .get("create", "name=Na%01me%00&meetingID=ctl%00x%01y%0B")
+            .await;
+        created.assert_success();
+        assert_well_formed(&created.body);
+        let listed = harness.get("getMeetings", "").await;
+        listed.assert_success();
+        assert_well_formed(&listed.body);
+        assert!(
+            listed.body.contains("<meetingID>ctlxy</meetingID>"),
+            "{db:?}: listed under the cleaned id: {}",
+            listed.body
+        );
+        let info = harness.get("getMeetingInfo", "meetingID=ctlxy").await;
+        info.assert_success();
+        assert_well_formed(&info.body);
+        harness
+            .get("getMeetingInfo", "meetingID=ctl%00x%01y")
+            .await
+            .assert_success();
+        harness.stop().await;
+    }
+}

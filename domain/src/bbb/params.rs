@@ -171,6 +171,16 @@ impl FromIterator<(String, String)> for Params {
     }
 }
 
+/// Removes control characters (Unicode `Cc`), as BBB's
+/// `ParamsUtil.stripControlChars` does to a meetingID before using it.
+pub fn strip_control_chars(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(text.chars().filter(|c| !c.is_control()).collect())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,14 +63,18 @@ pub(crate) fn index(shared: &Shared) -> String {
     writer.finish()
 }
 
-/// The `meetingID` parameter, or the FAILED answer for a missing one.
-fn required_meeting_id(params: &Params) -> Result<&str, Reply> {
-    params.non_empty("meetingID").ok_or_else(|| {
-        Reply::error(
-            "missingParamMeetingID",
-            "You must specify a meeting ID for the meeting.",
-        )
-    })
+/// The `meetingID` parameter without control characters (as BBB strips
+/// them), or the FAILED answer for a missing one.
+fn required_meeting_id(params: &Params) -> Result<std::borrow::Cow<'_, str>, Reply> {
+    params
+        .non_empty("meetingID")
+        .map(switchboard_domain::bbb::params::strip_control_chars)
+        .ok_or_else(|| {
+            Reply::error(
+                "missingParamMeetingID",
+                "You must specify a meeting ID for the meeting.",
+            )
+        })
 }
 
 fn create(shared: &Shared, params: &Params) -> Reply {
@@ -78,6 +82,7 @@ fn create(shared: &Shared, params: &Params) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let meeting_id: &str = &meeting_id;
     let id_len = meeting_id.chars().count();
     if !(2..=256).contains(&id_len) {
         return Reply::error(
@@ -138,6 +143,7 @@ fn join(shared: &Shared, params: &Params) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let meeting_id: &str = &meeting_id;
     let Some(full_name) = params.non_empty("fullName") else {
         return Reply::error(
             "missingParamFullName",
@@ -227,6 +233,7 @@ fn end(shared: &Shared, params: &Params) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let meeting_id: &str = &meeting_id;
     if !shared.meetings().remove(meeting_id) {
         return Reply::error("notFound", NOT_FOUND_MESSAGE);
     }
@@ -242,6 +249,7 @@ fn is_meeting_running(shared: &Shared, params: &Params) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let meeting_id: &str = &meeting_id;
     let running = shared
         .meetings()
         .get(meeting_id)
@@ -256,6 +264,7 @@ fn get_meeting_info(shared: &Shared, params: &Params) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let meeting_id: &str = &meeting_id;
     let meetings = shared.meetings();
     let Some(meeting) = meetings.get(meeting_id) else {
         return Reply::error("notFound", NOT_FOUND_MESSAGE);
@@ -334,6 +343,7 @@ fn insert_document(shared: &Shared, params: &Params) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let meeting_id: &str = &meeting_id;
     if shared.meetings().get(meeting_id).is_none() {
         return Reply::error("notFound", NOT_FOUND_MESSAGE);
     }
@@ -345,6 +355,7 @@ fn send_chat_message(shared: &Shared, params: &Params) -> Reply {
         Ok(id) => id,
         Err(reply) => return reply,
     };
+    let meeting_id: &str = &meeting_id;
     if params.non_empty("message").is_none() {
         return Reply::error("missingParamMessage", "You must provide a message.");
     }

@@ -95,13 +95,17 @@ async fn create(
     // Switchboard calls the recording-ready URL itself, once the recording
     // is imported here; the server must not call it (nor see it).
     let recording_ready_url = take_recording_ready_url(&mut params);
+    // Control characters are stripped from the name as from the meetingID
+    // (BBB's ParamsUtil.stripControlChars), so none reaches XML or the
+    // database (PostgreSQL text cannot hold NUL).
     let name = params
         .non_empty("name")
+        .map(switchboard_domain::bbb::params::strip_control_chars)
         .ok_or(CallError::MissingParam {
             key: "missingParamName",
             message: "You must specify a name for the meeting.",
         })?
-        .to_owned();
+        .into_owned();
     let call = CreateCall {
         state,
         request,

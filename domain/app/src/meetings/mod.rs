@@ -55,7 +55,7 @@ impl ApiRequest {
         }
     }
 
-    /// The `meetingID` parameter, validated.
+    /// The `meetingID` parameter without control characters, validated.
     pub fn meeting_id(&self) -> Result<MeetingId, CallError> {
         let raw = self
             .params
@@ -64,7 +64,9 @@ impl ApiRequest {
                 key: "missingParamMeetingID",
                 message: "You must specify a meeting ID for the meeting.",
             })?;
-        MeetingId::parse(raw)
+        // As BBB does, control characters are no part of a meetingID.
+        let cleaned = switchboard_domain::bbb::params::strip_control_chars(raw);
+        MeetingId::parse(&cleaned)
             .map_err(|err| CallError::Invalid(format!("Invalid meetingID: {err}.")))
     }
 }
