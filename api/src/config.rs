@@ -68,7 +68,9 @@ pub struct HealthSettings {
     pub offline_after: u32,
     /// Consecutive successes before it counts as online again.
     pub online_after: u32,
-    /// Meetings younger than this many seconds are never reconciled away.
+    /// A run Switchboard recorded less than this many seconds before a poll
+    /// started is not reconciled away by that poll (the margin for clock
+    /// differences between Switchboard's own instances).
     pub reconcile_grace_secs: f64,
     /// Record meetings found on servers but unknown to Switchboard as its own.
     pub adopt_unknown: bool,
@@ -91,7 +93,7 @@ impl Default for HealthSettings {
             timeout_ms: 3000,
             offline_after: 3,
             online_after: 1,
-            reconcile_grace_secs: 30.0,
+            reconcile_grace_secs: 0.25,
             adopt_unknown: false,
             offline_meetings: "keep".to_owned(),
             offline_grace_secs: 300.0,

@@ -124,3 +124,81 @@ async fn control_characters_in_a_meeting_id_never_break_the_xml() {
         harness.stop().await;
     }
 }
+
+/// Issue 14.1: one completed poll after a meeting is gone from its server,
+/// every read agrees it ended, with the default settings, for meetings the
+/// last poll saw and for meetings created after it, with attendees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_gone_from_its_server_has_ended_everywhere_after_one_poll() {
+    use std::time::Duration;
+    use switchboard_api::admin::model::MeetingState;
+    let interval = Duration::from_millis(500);
+    for db in BOTH {
+        let harness = Harness::polled_with(db, 3, |settings| {
+            settings.health.interval_secs = interval.as_secs_f64();
+        })
+        .await;
+        for id in ["seen-a", "seen-b", "seen-c"] {
+            harness.create(id).await.assert_success();
+        }
+        for n in 0..80 {
+            let join = harness
+                .get(
+                    "join",
+                    &format!("meetingID=seen-a&fullName=U{n}&role=VIEWER"),
+                )
+                .await;
+            let location = join.location.clone().expect("a redirect");
+            harness.client.get(location).send().await.unwrap();
+        }
+        tokio::time::sleep(interval + interval / 2).await;
+        for id in ["late-d", "late-e"] {
+            harness.create(id).await.assert_success();
+        }
+        let all = ["seen-a", "seen-b", "seen-c", "late-d", "late-e"];
+        for id in all {
+            let on = harness.sim_with(id).expect("runs on a server");
+            assert!(harness.sims[on].end_meeting_directly(id));
+        }
+        tokio::time::sleep(interval * 2 + interval / 2).await;
+
+        let listed = harness.get("getMeetings", "").await;
+        assert_eq!(
+            listed.message_key(),
+            "noMeetings",
+            "{db:?}: {}",
+            listed.body
+        );
+        for id in all {
+            let running = harness
+                .get("isMeetingRunning", &format!("meetingID={id}"))
+                .await;
+            assert_eq!(
+                running.field("running").as_deref(),
+                Some("false"),
+                "{db:?}: {id}"
+            );
+            harness
+                .get("getMeetingInfo", &format!("meetingID={id}"))
+                .await
+                .assert_failed("notFound");
+        }
+        let admin = &harness.state().admin;
+        let running = admin
+            .meetings(None, Some(MeetingState::Running), None)
+            .await
+            .unwrap();
+        assert!(running.is_empty(), "{db:?}: still running: {running:?}");
+        let principal = switchboard_app::admin::Principal {
+            name: "ops".into(),
+            scope: switchboard_domain::token::TokenScope::Admin,
+        };
+        for id in &harness.servers {
+            admin
+                .remove(&id.to_string(), false, &principal)
+                .await
+                .unwrap_or_else(|err| panic!("{db:?}: remove {id}: {err}"));
+        }
+        harness.stop().await;
+    }
+}

@@ -107,8 +107,11 @@ pub struct HealthConfig {
     pub online_after: u32,
     /// Servers asked at once.
     pub concurrency: usize,
-    /// Meetings younger than this (by createTime) are never reconciled away,
-    /// so clock skew between servers cannot end a meeting that just started.
+    /// A run Switchboard recorded less than this before a poll started (by
+    /// its own clocks) is not reconciled away by that poll: the margin for
+    /// clock differences between Switchboard's own instances. A run whose
+    /// create time Switchboard did not keep falls back to the server's
+    /// createTime with [`SERVER_CLOCK_GRACE`].
     pub reconcile_grace: Duration,
     /// Record meetings found on a server but unknown to Switchboard as its own.
     pub adopt_unknown: bool,
@@ -129,7 +132,7 @@ impl Default for HealthConfig {
             offline_after: 3,
             online_after: 1,
             concurrency: 64,
-            reconcile_grace: Duration::from_secs(30),
+            reconcile_grace: Duration::from_millis(250),
             adopt_unknown: false,
             offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(300)),
             weights: LoadWeights::default(),
@@ -271,7 +274,9 @@ impl HealthPoller {
         let scraper = self.scraper.as_ref();
         let config = &self.config;
         let clock = self.clock.as_ref();
-        let listed_since_ms = clock.now_ms() - config.reconcile_grace.as_millis() as i64;
+        // Every probe is sent after this: a run recorded (after its server
+        // accepted the create) before it must be in its server's list.
+        let poll_started_ms = clock.now_ms();
         let results: Vec<(ServerRecord, Option<Probed>, MetricsRead)> =
             futures::stream::iter(servers)
                 .map(|server| async move {
@@ -299,6 +304,24 @@ impl HealthPoller {
         };
         let metadata = EventMetadata::actor("worker:health");
         let recorded = self.store.running_meetings().await?;
+        // Read after the runs, so every run recorded has its listing here
+        // (the listing is written before the run is appended).
+        let recorded_at: HashMap<String, i64> = self
+            .store
+            .running_meeting_listings()
+            .await?
+            .into_iter()
+            .map(|listing| (listing.internal_id, listing.created_at_ms))
+            .collect();
+        let grace_ms = self.config.reconcile_grace.as_millis() as i64;
+        let recorded_before_poll = |meeting: &MeetingRecord| match recorded_at
+            .get(&meeting.run.internal_id)
+        {
+            Some(at_ms) => *at_ms < poll_started_ms - grace_ms,
+            None => {
+                meeting.run.create_time_ms < poll_started_ms - SERVER_CLOCK_GRACE.as_millis() as i64
+            }
+        };
         // Streaks live in the shared samples, so any worker may take any tick.
         let previous: HashMap<ServerId, ServerSample> = self
             .store
@@ -318,8 +341,14 @@ impl HealthPoller {
                 self.config.metrics_window,
             );
             if let Some((_, listed, _)) = &probed {
-                self.reconcile(&server, &recorded, listed, listed_since_ms, &mut report)
-                    .await?;
+                self.reconcile(
+                    &server,
+                    &recorded,
+                    listed,
+                    &recorded_before_poll,
+                    &mut report,
+                )
+                .await?;
             }
             let before = previous
                 .get(&server.id)
@@ -410,6 +439,12 @@ impl HealthPoller {
     }
 }
 
+/// For a run whose create time Switchboard did not keep (a listing written
+/// more than its lifetime ago, or not at all), the server's createTime must
+/// be at least this old before a poll may reconcile it away: servers'
+/// clocks may differ from Switchboard's.
+pub const SERVER_CLOCK_GRACE: Duration = Duration::from_secs(30);
+
 /// A sample whose content did not change is still written this often.
 const SAMPLE_HEARTBEAT_MS: i64 = 60_000;
 
@@ -469,11 +504,11 @@ impl HealthPoller {
         server: &ServerRecord,
         recorded: &[MeetingRecord],
         listed: &[ListedMeeting],
-        listed_since_ms: i64,
+        recorded_before_poll: &(dyn Fn(&MeetingRecord) -> bool + Sync),
         report: &mut CycleReport,
     ) -> Result<(), HealthError> {
         let metadata = EventMetadata::actor("worker:reconcile");
-        let plan = plan(server.id, recorded, listed, listed_since_ms);
+        let plan = plan(server.id, recorded, listed, recorded_before_poll);
         for meeting in plan.ended {
             end_run(
                 &self.executor,
@@ -673,7 +708,7 @@ mod tests {
         HealthConfig {
             offline_after: 3,
             online_after: 2,
-            reconcile_grace: Duration::from_secs(30),
+            reconcile_grace: Duration::from_millis(250),
             offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(3600)),
             ..HealthConfig::default()
         }

@@ -25,14 +25,15 @@ pub struct Plan {
     pub unknown: Vec<ListedMeeting>,
 }
 
-/// Compares a server's list, fetched after `listed_since_ms`, with the
-/// meetings recorded as running on it. Meetings created after the list was
-/// requested are left alone (the list cannot know them yet).
+/// Compares a server's list with the meetings recorded as running on it.
+/// Only runs `recorded_before_poll` says were recorded before the list was
+/// requested can have ended; the others are left alone (the list cannot
+/// know them yet).
 pub fn plan(
     server: ServerId,
     recorded: &[MeetingRecord],
     listed: &[ListedMeeting],
-    listed_since_ms: i64,
+    recorded_before_poll: &dyn Fn(&MeetingRecord) -> bool,
 ) -> Plan {
     let listed_ids: HashSet<&str> = listed.iter().map(|m| m.internal_id.as_str()).collect();
     let mine: Vec<&MeetingRecord> = recorded
@@ -46,7 +47,7 @@ pub fn plan(
     Plan {
         ended: mine
             .into_iter()
-            .filter(|m| m.run.create_time_ms < listed_since_ms)
+            .filter(|m| recorded_before_poll(m))
             .filter(|m| !listed_ids.contains(m.run.internal_id.as_str()))
             .cloned()
             .collect(),
@@ -104,7 +105,7 @@ mod tests {
             server,
             &[gone.clone(), here.clone()],
             &[listed(&here)],
-            1000,
+            &|m| m.run.create_time_ms < 1000,
         );
         assert_eq!(plan.ended, vec![gone]);
         assert!(plan.unknown.is_empty());
@@ -115,7 +116,9 @@ mod tests {
         let server = ServerId::new();
         let fresh = record("fresh", server, 2000);
         let elsewhere = record("elsewhere", ServerId::new(), 100);
-        let plan = plan(server, &[fresh, elsewhere], &[], 1000);
+        let plan = plan(server, &[fresh, elsewhere], &[], &|m| {
+            m.run.create_time_ms < 1000
+        });
         assert!(plan.ended.is_empty());
     }
 
@@ -126,7 +129,7 @@ mod tests {
             meeting_id: "direct".into(),
             internal_id: "abc-123".into(),
         };
-        let plan = plan(server, &[], std::slice::from_ref(&stranger), 1000);
+        let plan = plan(server, &[], std::slice::from_ref(&stranger), &|_| true);
         assert_eq!(plan.unknown, vec![stranger]);
         assert_eq!(create_time_of("abc-123"), Some(123));
     }
