@@ -3,13 +3,55 @@
 # crate against real SQLite and PostgreSQL, simulated BBB servers over real
 # HTTP, and an independent BBB client library (bigbluebutton-js) end to end.
 #
-# Needs: Python 3 with venv and PyPI access (the generated admin client),
-# PostgreSQL reachable at $SWITCHBOARD_TEST_POSTGRES_URL (default
-# postgres://postgres@127.0.0.1:5432/postgres), Redis at
-# $SWITCHBOARD_TEST_REDIS_URL (default redis://127.0.0.1:6379; job queue and
-# scale-out tests), Node.js with npm. `.ci/run` installs and starts them.
+# Installs (Debian packages, as root) and starts what the tests need when it
+# is missing, saying what it does: PostgreSQL (reachable at
+# $SWITCHBOARD_TEST_POSTGRES_URL, default
+# postgres://postgres@127.0.0.1:5432/postgres), Redis (at
+# $SWITCHBOARD_TEST_REDIS_URL, default redis://127.0.0.1:6379), Node.js with
+# npm, and cargo-nextest. Python 3 with venv and PyPI access builds the
+# generated admin client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "Installing with apt-get (needs root): ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# PostgreSQL: start the cluster if it is not answering.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  echo "Starting PostgreSQL"
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break
+    sleep 1
+  done
+fi
+# Tests connect as postgres over TCP: make sure that works without a password.
+if ! psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
+  su postgres -c "psql -Atqc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  export SWITCHBOARD_TEST_POSTGRES_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+fi
+
+# Redis (job queue and scale-out tests): start it if it is not answering.
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  echo "Starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  echo "Installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
 
 export SWITCHBOARD_TEST_POSTGRES_URL="${SWITCHBOARD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
