@@ -1,7 +1,7 @@
 //! The ports the use cases need from the outside world. The SQL adapter
 //! (`switchboard-store`) implements the storage ports, the HTTP client in
-//! `switchboard-workers` the backend port; [`crate::memory`] implements the
-//! storage ports in memory for unit tests.
+//! `switchboard-workers` the backend port; the in-memory adapter (the
+//! `memory` module) implements the storage ports for unit tests.
 
 use crate::error::StoreError;
 use crate::records::{
