@@ -469,7 +469,7 @@ async fn start_with(
             ));
         }
         if state.settings.recordings.import {
-            jobs.extend(crate::recordings::jobs::spawn(
+            jobs.extend(switchboard_workers::jobs::spawn_imports(
                 state.recordings.clone(),
                 &backend,
                 &state.settings.job_namespace,

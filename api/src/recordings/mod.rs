@@ -6,7 +6,6 @@
 //! `switchboard-workers`.
 
 pub mod bench;
-pub mod jobs;
 pub mod listing;
 pub mod playback;
 pub mod upload;

@@ -9,6 +9,7 @@
 //! queue belongs to one spool on one host, so no process without the file
 //! takes the job.
 
+use super::{JobBackend, JobQueue, PushOptions, PushOutcome, WorkerOptions, run_worker};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -17,9 +18,6 @@ use std::time::{Duration, SystemTime};
 use switchboard_app::recordings::RecordingService;
 use switchboard_app::recordings::import::{has_archives, import_spooled};
 use switchboard_recordings::spool::{self, Spool};
-use switchboard_workers::jobs::{
-    JobBackend, JobQueue, PushOptions, PushOutcome, WorkerOptions, run_worker,
-};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -123,7 +121,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 
 /// Starts the spool scanner and the import worker; they end when `stop`
 /// turns true.
-pub fn spawn(
+pub fn spawn_imports(
     service: Arc<RecordingService>,
     backend: &JobBackend,
     namespace: &str,
