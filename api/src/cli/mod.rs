@@ -511,10 +511,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let render = |out: &mut String, recording: &RecordingRecord| {
                         crate::recordings::listing::recording_xml(out, recording, &service)
                     };
-                    crate::recordings::bench::run(
-                        &service, &store, &render, count, imports, samples,
-                    )
-                    .await
+                    switchboard_bench::run(&service, &store, &render, count, imports, samples).await
                 }
             }
         }

@@ -5,7 +5,6 @@
 //! `switchboard_app::recordings`; the spool's import jobs run in
 //! `switchboard-workers`.
 
-pub mod bench;
 pub mod listing;
 pub mod playback;
 pub mod upload;

@@ -1,6 +1,8 @@
-//! `switchboard recordings bench`: getRecordings latency against a large
-//! recordings table and spool import throughput, measured in process on the
-//! configured database (use a scratch database and data folder).
+//! Switchboard's recordings benchmark, run by `switchboard recordings bench`:
+//! getRecordings latency against a large recordings table and spool import
+//! throughput, measured in process on the configured database (use a scratch
+//! database and data folder). The figures are printed on stdout
+//! (`docs/benchmarks-recordings.md` reports a run).
 //!
 //! Figures: median and 95th percentile of a plain `SELECT 1` round trip (the
 //! baseline the others are compared with), and of getRecordings for one
@@ -26,6 +28,19 @@ use switchboard_domain::recording::{
 };
 use switchboard_recordings::spool::{Spool, SpoolConfig};
 use switchboard_store::Store;
+
+/// Prints a line on stdout; a closed pipe (`switchboard recordings bench |
+/// head`) ends the process quietly instead of panicking as `println!` would.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout(), $($arg)*) {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
 
 /// Writes one recording's `<recording>` element of getRecordings (the BBB
 /// API's rendering, which the transport owns).
