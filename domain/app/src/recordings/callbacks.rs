@@ -139,6 +139,82 @@ mod tests {
     use super::*;
     use jsonwebtoken::{DecodingKey, Validation};
 
+    /// Answers posts from a script of statuses (an error when it runs out)
+    /// and keeps what was posted.
+    #[derive(Debug, Default)]
+    struct ScriptedCallbacks {
+        answers: std::sync::Mutex<Vec<Result<u16, CallbackError>>>,
+        posted: std::sync::Mutex<Vec<Posted>>,
+    }
+
+    /// A URL and the form posted to it.
+    type Posted = (String, Vec<(String, String)>);
+
+    #[async_trait]
+    impl CallbackClient for ScriptedCallbacks {
+        async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<u16, CallbackError> {
+            let form = form
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            self.posted.lock().unwrap().push((url.to_owned(), form));
+            let mut answers = self.answers.lock().unwrap();
+            if answers.is_empty() {
+                Err(CallbackError("connection refused".into()))
+            } else {
+                answers.remove(0)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn delivery_retries_until_a_success() {
+        let client = ScriptedCallbacks {
+            answers: std::sync::Mutex::new(vec![
+                Err(CallbackError("timeout".into())),
+                Ok(500),
+                Ok(204),
+            ]),
+            ..ScriptedCallbacks::default()
+        };
+        let delivered = deliver(
+            &client,
+            "https://front.example/ready",
+            "jwt",
+            "abc-1",
+            5,
+            Duration::from_millis(1),
+        )
+        .await;
+        assert!(delivered);
+        let posted = client.posted.lock().unwrap();
+        assert_eq!(posted.len(), 3);
+        assert_eq!(posted[0].0, "https://front.example/ready");
+        assert_eq!(
+            posted[0].1,
+            vec![("signed_parameters".to_owned(), "jwt".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn delivery_gives_up_after_the_attempts() {
+        let client = ScriptedCallbacks {
+            answers: std::sync::Mutex::new(vec![Ok(302), Ok(404)]),
+            ..ScriptedCallbacks::default()
+        };
+        let delivered = deliver(
+            &client,
+            "https://front.example/ready",
+            "jwt",
+            "abc-1",
+            3,
+            Duration::from_millis(1),
+        )
+        .await;
+        assert!(!delivered);
+        assert_eq!(client.posted.lock().unwrap().len(), 3);
+    }
+
     #[test]
     fn signed_parameters_verify_with_the_secret_only() {
         let token = signed_parameters("the-secret", "room-1", "abc-1").unwrap();
