@@ -4,6 +4,7 @@
 use crate::admin::facade::AdminFacade;
 use crate::bbb;
 use crate::config::Settings;
+use crate::recordings::RecordingRoutes;
 use anyhow::Context;
 use poem::listener::TcpAcceptor;
 use poem::{EndpointExt, Route, Server, get, handler, web::Data};
@@ -17,9 +18,11 @@ use switchboard_app::executor::{CommandExecutor, EventBus};
 use switchboard_app::health::{HealthConfig, HealthPoller, HealthPorts, OfflinePolicy};
 use switchboard_app::meetings::{MeetingService, MeetingSettings};
 use switchboard_app::ports::Database;
+use switchboard_app::recordings::{RecordingService, RecordingSetupError};
 use switchboard_app::routing::{ObservedLoads, RoutingView};
 use switchboard_store::Store;
 use switchboard_workers::backend::HttpBackendClient;
+use switchboard_workers::callbacks::HttpCallbackClient;
 use switchboard_workers::metrics_scraper::MetricsScraper;
 use tokio::task::JoinHandle;
 
@@ -51,8 +54,8 @@ pub struct AppState {
     pub admin: Arc<AdminFacade>,
     /// The BBB API facade's state.
     pub bbb: Arc<bbb::BbbState>,
-    /// Recordings: tree, importer, playback.
-    pub recordings: Arc<crate::recordings::RecordingService>,
+    /// Recordings: tree, importer, callbacks, caption tracks.
+    pub recordings: Arc<RecordingService>,
 }
 
 /// The database as the application's ports, and an executor over it that
@@ -70,6 +73,25 @@ pub fn backends_of(settings: &Settings) -> Backends {
         settings.backend_checksum,
         settings.backend_timeout(),
     )
+}
+
+/// The recording use cases on the database's ports, as the settings say;
+/// `primary_secret` signs the default tenant's recording-ready callbacks,
+/// which go out over HTTP.
+pub async fn open_recordings(
+    settings: &Settings,
+    db: Arc<dyn Database>,
+    executor: CommandExecutor,
+    primary_secret: String,
+) -> Result<RecordingService, RecordingSetupError> {
+    RecordingService::open(
+        settings.recording_settings(),
+        db,
+        executor,
+        Arc::new(HttpCallbackClient::new()),
+        primary_secret,
+    )
+    .await
 }
 
 pub use crate::secrets::{Secrets, generate_secret, resolve_secrets};
@@ -111,9 +133,9 @@ impl AppState {
         bus.subscribe(routing.clone());
         let backends = backends_of(&settings);
         let recordings = Arc::new(
-            crate::recordings::RecordingService::open(
+            open_recordings(
                 &settings,
-                store.clone(),
+                db.clone(),
                 executor.clone(),
                 secrets.first().cloned().unwrap_or_default(),
             )
@@ -249,11 +271,17 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/health", get(health))
         .at("/ready", get(ready).data(state.store.clone()))
         .at("/metrics", get(crate::metrics::metrics_endpoint))
-        .nest("/", recording_routes(state.recordings.clone()))
+        .nest(
+            "/",
+            recording_routes(Arc::new(RecordingRoutes {
+                service: state.recordings.clone(),
+                settings: state.settings.recordings.clone(),
+            })),
+        )
 }
 
 /// Playback, protected links, captions and uploads of recordings.
-fn recording_routes(recordings: Arc<crate::recordings::RecordingService>) -> impl poem::Endpoint {
+fn recording_routes(recordings: Arc<RecordingRoutes>) -> impl poem::Endpoint {
     Route::new()
         .at(
             "/recording-link/:format/:token",
@@ -441,7 +469,7 @@ async fn start_with(
             ));
         }
         if state.settings.recordings.import {
-            jobs.extend(crate::recordings::jobs::spawn(
+            jobs.extend(switchboard_workers::jobs::spawn_imports(
                 state.recordings.clone(),
                 &backend,
                 &state.settings.job_namespace,

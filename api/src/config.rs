@@ -550,6 +550,25 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("spool"))
     }
 
+    /// What the recording use cases are told (the tree and spool resolved
+    /// against the data folder; playback and upload settings stay with the
+    /// HTTP side).
+    pub fn recording_settings(&self) -> switchboard_app::recordings::RecordingSettings {
+        let recordings = &self.recordings;
+        switchboard_app::recordings::RecordingSettings {
+            dir: self.recordings_dir(),
+            spool_dir: self.spool_dir(),
+            public_url: self.public_url.clone(),
+            spool_settle_secs: recordings.spool_settle_secs,
+            rescan_interval_secs: recordings.rescan_interval_secs,
+            import_attempts: recordings.import_attempts,
+            retry_base_ms: recordings.retry_base_ms,
+            keep_done: recordings.keep_done,
+            link_ttl_secs: recordings.link_ttl_secs,
+            callback_attempts: recordings.callback_attempts,
+        }
+    }
+
     /// The public URL, given the address actually listened on.
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
         match &self.public_url {

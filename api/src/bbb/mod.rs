@@ -23,7 +23,7 @@ pub struct BbbState {
     /// The meeting use cases.
     pub meetings: Arc<switchboard_app::meetings::MeetingService>,
     /// Recordings: the tree, the store, callbacks.
-    pub recordings: Arc<crate::recordings::RecordingService>,
+    pub recordings: Arc<switchboard_app::recordings::RecordingService>,
     /// Secrets the default tenant's front-ends sign with.
     pub secrets: Vec<String>,
     /// Accepted checksum algorithms.

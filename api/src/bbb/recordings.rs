@@ -10,7 +10,6 @@ use crate::recordings::listing::recording_xml;
 use poem::Response;
 use std::collections::BTreeMap;
 use switchboard_app::CommandError;
-use switchboard_app::ports::prelude::*;
 use switchboard_app::records::{RecordingQuery, RecordingRecord};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::recording::RecordingCommand;
@@ -239,7 +238,11 @@ pub async fn delete_recordings(
             switchboard_recordings::Layout::delete,
         )
         .await?;
-        crate::recordings::text_tracks::delete_all(&state.recordings, &recording.record_id).await;
+        switchboard_app::recordings::text_tracks::delete_all(
+            &state.recordings,
+            &recording.record_id,
+        )
+        .await;
         execute(
             state,
             &recording.record_id,
@@ -352,19 +355,20 @@ pub async fn get_recording_text_tracks(state: &BbbState, request: &ApiRequest) -
         Err(response) => return response,
     };
     let service = &state.recordings;
-    let tracks: Vec<serde_json::Value> = crate::recordings::text_tracks::list(service, &id)
-        .await
-        .into_iter()
-        .map(|track| {
-            serde_json::json!({
-                "href": format!("{}/captions/{id}/{}", service.public_url(), track.file_name()),
-                "kind": track.kind,
-                "label": track.label,
-                "lang": track.lang,
-                "source": track.source,
+    let tracks: Vec<serde_json::Value> =
+        switchboard_app::recordings::text_tracks::list(service, &id)
+            .await
+            .into_iter()
+            .map(|track| {
+                serde_json::json!({
+                    "href": format!("{}/captions/{id}/{}", service.public_url(), track.file_name()),
+                    "kind": track.kind,
+                    "label": track.label,
+                    "lang": track.lang,
+                    "source": track.source,
+                })
             })
-        })
-        .collect();
+            .collect();
     json_response(&serde_json::json!({
         "response": {"returncode": "SUCCESS", "tracks": tracks}
     }))
@@ -388,7 +392,7 @@ async fn uploaded_file(request: &ApiRequest) -> Option<Vec<u8>> {
 /// `putRecordingTextTrack`: multipart upload of a caption file; `recordID`,
 /// `kind`, `lang` and `label` in the signed query.
 pub async fn put_recording_text_track(state: &BbbState, request: &ApiRequest) -> Response {
-    use crate::recordings::text_tracks::{TextTrack, TrackError, put};
+    use switchboard_app::recordings::text_tracks::{TextTrack, TrackError, put};
     let (id, _) = match own_recording(state, request).await {
         Ok(found) => found,
         Err(response) => return response,

@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use switchboard_app::records::RecordingRecord;
 use target::Target;
 
 pub use scalelite::SyncMode;
@@ -479,17 +480,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             local_only("recordings")?;
             let store = app::open_store(&settings).await?;
             let secrets = app::resolve_secrets(&settings, &store).await?;
-            let (_, executor) = app::ports_of(&store, Default::default());
-            let service = crate::recordings::RecordingService::open(
+            let (db, executor) = app::ports_of(&store, Default::default());
+            let service = app::open_recordings(
                 &settings,
-                store,
+                db,
                 executor,
                 secrets.accepted.first().cloned().unwrap_or_default(),
             )
             .await?;
             match command {
                 RecordingsCommand::ImportDir { path } => {
-                    let report = crate::recordings::import::import_tree(&service, &path).await?;
+                    let report =
+                        switchboard_app::recordings::import::import_tree(&service, &path).await?;
                     for (path, reason) in &report.problems {
                         out!("skipped {}: {reason}", path.display());
                     }
@@ -505,7 +507,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     count,
                     imports,
                     samples,
-                } => crate::recordings::bench::run(&service, count, imports, samples).await,
+                } => {
+                    let render = |out: &mut String, recording: &RecordingRecord| {
+                        crate::recordings::listing::recording_xml(out, recording, &service)
+                    };
+                    switchboard_bench::run(&service, &store, &render, count, imports, samples).await
+                }
             }
         }
         Command::Openapi => unreachable!("handled above"),

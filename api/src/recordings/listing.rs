@@ -1,8 +1,8 @@
 //! The `<recording>` element of getRecordings, with playback URLs on
 //! Switchboard's public URL (one-time links for protected recordings).
 
-use super::RecordingService;
 use std::fmt::Write as _;
+use switchboard_app::recordings::RecordingService;
 use switchboard_app::records::RecordingRecord;
 use switchboard_domain::bbb::xml_write::escape;
 use switchboard_recordings::RecordId;

@@ -15,12 +15,13 @@
 //! for nginx to serve. Unknown, unpublished, deleted and protected-without-
 //! cookie recordings answer 404, as do paths that try to leave a recording.
 
-use super::RecordingService;
+use super::RecordingRoutes;
+use crate::config::RecordingSettings;
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Path, StaticFileRequest};
 use poem::{FromRequest, IntoResponse, Request, Response, handler};
 use std::sync::Arc;
-use switchboard_app::ports::prelude::*;
+use switchboard_app::recordings::{RecordingService, text_tracks};
 use switchboard_recordings::protected::{self, ProtectedError};
 use switchboard_recordings::{FormatName, RecordId};
 
@@ -80,22 +81,23 @@ async fn admitted(
     )
 }
 
-fn cache_control(service: &RecordingService, protected: bool) -> String {
+fn cache_control(settings: &RecordingSettings, protected: bool) -> String {
     if protected {
         "private, no-store".to_owned()
     } else {
-        format!("public, max-age={}", service.settings.cache_max_age_secs)
+        format!("public, max-age={}", settings.cache_max_age_secs)
     }
 }
 
 /// Serves `<format>/<recordID>/<rest>` of the published tree.
 async fn serve_recording_file(
-    service: &RecordingService,
+    routes: &RecordingRoutes,
     req: &Request,
     format: &str,
     record_id: &str,
     rest: &str,
 ) -> Response {
+    let (service, settings) = (&routes.service, &routes.settings);
     let (Ok(format), Ok(id)) = (FormatName::parse(format), RecordId::parse(record_id)) else {
         return not_found();
     };
@@ -121,15 +123,15 @@ async fn serve_recording_file(
             return not_found();
         }
     };
-    let cache = cache_control(service, protected);
-    if service.settings.playback == "x-accel-redirect" {
+    let cache = cache_control(settings, protected);
+    if settings.playback == "x-accel-redirect" {
         let encoded: Vec<String> = request_path
             .split('/')
             .map(switchboard_domain::bbb::params::encode_component)
             .collect();
         let target = format!(
             "{}/{}",
-            service.settings.x_accel_prefix.trim_end_matches('/'),
+            settings.x_accel_prefix.trim_end_matches('/'),
             encoded.join("/")
         );
         return Response::builder()
@@ -163,9 +165,9 @@ async fn serve_file(req: &Request, file: &std::path::Path, cache: &str) -> Respo
 pub async fn asset(
     req: &Request,
     Path((format, record_id, rest)): Path<(String, String, String)>,
-    Data(service): Data<&Arc<RecordingService>>,
+    Data(routes): Data<&Arc<RecordingRoutes>>,
 ) -> Response {
-    serve_recording_file(service, req, &format, &record_id, &rest).await
+    serve_recording_file(routes, req, &format, &record_id, &rest).await
 }
 
 /// `/playback/<path>`: the presentation player, or a format's own pages.
@@ -173,16 +175,16 @@ pub async fn asset(
 pub async fn player(
     req: &Request,
     Path(path): Path<String>,
-    Data(service): Data<&Arc<RecordingService>>,
+    Data(routes): Data<&Arc<RecordingRoutes>>,
 ) -> Response {
     let path = path.trim_start_matches('/');
     if let Some(rest) = path.strip_prefix("presentation/2.3/") {
-        return presentation_player(service, req, rest).await;
+        return presentation_player(routes, req, rest).await;
     }
     let mut parts = path.splitn(3, '/');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(format), Some(id), rest) => {
-            serve_recording_file(service, req, format, id, rest.unwrap_or("")).await
+            serve_recording_file(routes, req, format, id, rest.unwrap_or("")).await
         }
         _ => not_found(),
     }
@@ -190,7 +192,8 @@ pub async fn player(
 
 /// The bbb-playback player: its files, and `index.html` for the record id
 /// paths it routes itself.
-async fn presentation_player(service: &RecordingService, req: &Request, rest: &str) -> Response {
+async fn presentation_player(routes: &RecordingRoutes, req: &Request, rest: &str) -> Response {
+    let (service, settings) = (&routes.service, &routes.settings);
     let first = rest.split('/').next().unwrap_or("");
     let mut protected = false;
     if let Ok(id) = RecordId::parse(first) {
@@ -199,7 +202,7 @@ async fn presentation_player(service: &RecordingService, req: &Request, rest: &s
             _ => return not_found(),
         }
     }
-    let Some(dir) = &service.settings.presentation_player_dir else {
+    let Some(dir) = &settings.presentation_player_dir else {
         return Response::builder()
             .status(StatusCode::NOT_FOUND)
             .content_type("text/plain; charset=utf-8")
@@ -213,15 +216,16 @@ async fn presentation_player(service: &RecordingService, req: &Request, rest: &s
         (true, Ok(real), Ok(base)) if real.starts_with(&base) && real.is_file() => real,
         _ => dir.join("index.html"),
     };
-    serve_file(req, &file, &cache_control(service, protected)).await
+    serve_file(req, &file, &cache_control(settings, protected)).await
 }
 
 /// `/recording-link/<format>/<token>`: redeems a one-time link.
 #[handler]
 pub async fn redeem_link(
     Path((format, token)): Path<(String, String)>,
-    Data(service): Data<&Arc<RecordingService>>,
+    Data(routes): Data<&Arc<RecordingRoutes>>,
 ) -> Response {
+    let (service, settings) = (&routes.service, &routes.settings);
     let now = protected::unix_now();
     let id = match protected::redeem_link_token(service.key(), &token, now, &service.used_tokens())
         .await
@@ -247,7 +251,7 @@ pub async fn redeem_link(
     };
     let target = switchboard_recordings::metadata::rebase_url(&playback.url, service.public_url())
         .unwrap_or_else(|_| playback.url.clone());
-    let expires = now + service.settings.cookie_ttl_secs;
+    let expires = now + settings.cookie_ttl_secs;
     let value = protected::mint_cookie(service.key(), &id, expires);
     let secure = if service.public_url().starts_with("https://") {
         "; Secure"
@@ -257,7 +261,7 @@ pub async fn redeem_link(
     let cookie = format!(
         "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
         cookie_name(&id),
-        service.settings.cookie_ttl_secs
+        settings.cookie_ttl_secs
     );
     Response::builder()
         .status(StatusCode::FOUND)
@@ -272,8 +276,9 @@ pub async fn redeem_link(
 pub async fn caption(
     req: &Request,
     Path((record_id, file)): Path<(String, String)>,
-    Data(service): Data<&Arc<RecordingService>>,
+    Data(routes): Data<&Arc<RecordingRoutes>>,
 ) -> Response {
+    let service = &routes.service;
     let Ok(id) = RecordId::parse(&record_id) else {
         return not_found();
     };
@@ -281,8 +286,8 @@ pub async fn caption(
         Ok(Some(protected)) => protected,
         _ => return not_found(),
     };
-    match super::text_tracks::file(service, &id, &file).await {
-        Some(path) => serve_file(req, &path, &cache_control(service, protected)).await,
+    match text_tracks::file(service, &id, &file).await {
+        Some(path) => serve_file(req, &path, &cache_control(&routes.settings, protected)).await,
         None => not_found(),
     }
 }

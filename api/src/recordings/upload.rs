@@ -21,20 +21,17 @@
 //! `<spool>/failed/`); 202 when the import must be retried (the archive
 //! waits in the spool for the importer).
 
-use super::RecordingService;
-use super::import::{ImportError, import_extracted};
+use super::RecordingRoutes;
 use hmac::{Hmac, Mac};
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Body, Response, handler};
 use serde::Deserialize;
 use sha2::Sha256;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use switchboard_app::ports::prelude::*;
+use switchboard_app::recordings::import::{UploadError, import_upload};
 use switchboard_recordings::RecordId;
-use switchboard_recordings::archive::{self, ArchiveLimits};
-use switchboard_recordings::spool::{Spool, SpoolConfig};
 use tokio::io::AsyncWriteExt;
 
 /// How far a signature's time may be from now, seconds.
@@ -105,8 +102,9 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 pub async fn upload(
     Query(query): Query<UploadQuery>,
     body: Body,
-    Data(service): Data<&Arc<RecordingService>>,
+    Data(routes): Data<&Arc<RecordingRoutes>>,
 ) -> Response {
+    let service = &routes.service;
     let Ok(record_id) = RecordId::parse(&query.record_id) else {
         return refuse(StatusCode::BAD_REQUEST, "recordID is not a BBB record id");
     };
@@ -163,7 +161,7 @@ pub async fn upload(
         "{record_id}.{}.tar",
         hex::encode(rand::random::<[u8; 6]>())
     ));
-    match receive(body, &temp, service.settings.upload_max_bytes).await {
+    match receive(body, &temp, routes.settings.upload_max_bytes).await {
         Ok(true) => {}
         Ok(false) => {
             let _ = tokio::fs::remove_file(&temp).await;
@@ -178,7 +176,22 @@ pub async fn upload(
             return refuse(StatusCode::BAD_REQUEST, "the upload was interrupted");
         }
     }
-    import_upload(service, &temp, &record_id).await
+    match import_upload(service, &temp, &record_id).await {
+        Ok(outcome) => reply(
+            StatusCode::OK,
+            serde_json::json!({
+                "recordID": outcome.record_id,
+                "created": outcome.created(),
+                "events": outcome.events.iter().map(|e| e.type_name()).collect::<Vec<_>>(),
+            }),
+        ),
+        Err(UploadError::Refused(reason)) => refuse(StatusCode::UNPROCESSABLE_ENTITY, &reason),
+        Err(UploadError::Queued) => reply(
+            StatusCode::ACCEPTED,
+            serde_json::json!({"recordID": record_id.as_str(), "queued": true}),
+        ),
+        Err(UploadError::NotQueued) => refuse(StatusCode::SERVICE_UNAVAILABLE, "try again later"),
+    }
 }
 
 /// Streams the body to `path`; false when it exceeds `limit` bytes.
@@ -189,63 +202,6 @@ async fn receive(body: Body, path: &Path, limit: u64) -> std::io::Result<bool> {
     let written = tokio::io::copy(&mut limited, &mut file).await?;
     file.flush().await?;
     Ok(written <= limit)
-}
-
-async fn import_upload(service: &RecordingService, temp: &Path, record_id: &RecordId) -> Response {
-    let staging = service.layout.staging_dir();
-    let path = temp.to_path_buf();
-    let expected = record_id.clone();
-    let extracted = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|source| archive::ArchiveError::Io {
-            action: "open upload",
-            path: path.clone(),
-            source,
-        })?;
-        archive::extract_reader(file, Some(&expected), &staging, &ArchiveLimits::default())
-    })
-    .await;
-    let result = match extracted {
-        Ok(Ok(extracted)) => import_extracted(service, extracted, "upload").await,
-        Ok(Err(err)) if err.is_bad_archive() => Err(ImportError::BadArchive(err.to_string())),
-        Ok(Err(err)) => Err(ImportError::Retry(err.to_string())),
-        Err(err) => Err(ImportError::Retry(err.to_string())),
-    };
-    let spool = Spool::new(SpoolConfig::new(service.spool_dir.clone()));
-    match result {
-        Ok(outcome) => {
-            let _ = tokio::fs::remove_file(temp).await;
-            reply(
-                StatusCode::OK,
-                serde_json::json!({
-                    "recordID": outcome.record_id,
-                    "created": outcome.created(),
-                    "events": outcome.events.iter().map(|e| e.type_name()).collect::<Vec<_>>(),
-                }),
-            )
-        }
-        Err(ImportError::BadArchive(reason)) => {
-            match spool.fail(temp, &reason) {
-                Ok(moved) => {
-                    tracing::warn!(record_id = %record_id, moved_to = %moved.display(), %reason, "recording archive refused")
-                }
-                Err(err) => {
-                    tracing::error!(record_id = %record_id, %reason, error = %err, "recording archive refused and could not be moved aside")
-                }
-            }
-            refuse(StatusCode::UNPROCESSABLE_ENTITY, &reason)
-        }
-        Err(ImportError::Retry(reason)) => {
-            let queued: PathBuf = service.spool_dir.join(format!("{record_id}.tar"));
-            tracing::warn!(record_id = %record_id, %reason, "upload import failed; queued in the spool");
-            match tokio::fs::rename(temp, &queued).await {
-                Ok(()) => reply(
-                    StatusCode::ACCEPTED,
-                    serde_json::json!({"recordID": record_id.as_str(), "queued": true}),
-                ),
-                Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, "try again later"),
-            }
-        }
-    }
 }
 
 #[cfg(test)]

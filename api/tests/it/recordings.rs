@@ -774,7 +774,7 @@ async fn an_existing_published_tree_is_imported_once() {
         .unwrap();
     std::fs::create_dir_all(tree.path().join("presentation/not-a-recording")).unwrap();
     let service = &harness.state().recordings;
-    let report = switchboard_api::recordings::import::import_tree(service, tree.path())
+    let report = switchboard_app::recordings::import::import_tree(service, tree.path())
         .await
         .unwrap();
     assert_eq!((report.imported, report.unchanged), (1, 0), "{report:?}");
@@ -787,7 +787,7 @@ async fn an_existing_published_tree_is_imported_once() {
         tree.path().join(format!("video/{id}/data.bin")).is_file(),
         "copied, not moved"
     );
-    let again = switchboard_api::recordings::import::import_tree(service, tree.path())
+    let again = switchboard_app::recordings::import::import_tree(service, tree.path())
         .await
         .unwrap();
     assert_eq!((again.imported, again.unchanged), (0, 1));

@@ -1,8 +1,9 @@
 //! Switchboard's application layer, below the HTTP side (`switchboard-api`)
 //! and the background work (`switchboard-workers`): the ports the use cases
 //! need (event store, read models, BBB backend, clock), the one command
-//! executor, and the read models' record types. The SQL adapter
-//! (`switchboard-store`) implements the storage ports.
+//! executor, the read models' record types, and the use cases (meetings,
+//! admin, health, recordings). The SQL adapter (`switchboard-store`)
+//! implements the storage ports.
 
 pub mod admin;
 pub mod backend;
@@ -15,6 +16,7 @@ pub mod locks;
 pub mod meetings;
 pub mod memory;
 pub mod ports;
+pub mod recordings;
 pub mod records;
 pub mod routing;
 #[cfg(test)]

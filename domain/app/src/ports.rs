@@ -1,7 +1,8 @@
 //! The ports the use cases need from the outside world. The SQL adapter
 //! (`switchboard-store`) implements the storage ports, the HTTP client in
-//! `switchboard-workers` the backend port; the `memory` module implements the
-//! storage ports in memory for unit tests.
+//! `switchboard-workers` the backend port (and the callback port the
+//! recording use cases declare, `CallbackClient`); the in-memory adapter
+//! (the `memory` module) implements the storage ports for unit tests.
 
 use crate::error::StoreError;
 use crate::records::{

@@ -1,19 +1,22 @@
 //! The job queue on apalis 1.0: storage on Redis when a Redis URL is
 //! configured, else on Switchboard's SQL database (SQLite or PostgreSQL);
 //! pushing jobs of any serde type with an idempotency key and an attempts
-//! bound; a worker runner with retries, timeouts and a graceful stop; and the
-//! health poll's tick job with its once-per-tick scheduler.
+//! bound; a worker runner with retries, timeouts and a graceful stop; the
+//! health poll's tick job with its once-per-tick scheduler; and the
+//! recording imports (the spool scanner and the import worker).
 //!
 //! Startup: [`JobStorage::from_store`] → [`JobStorage::connect`] →
 //! [`JobBackend::setup`]; then [`JobQueue::new`] per queue, workers with
 //! [`run_worker`] / [`run_poll_worker`] and the [`PollScheduler`], each given a
 //! shutdown future.
 
+mod imports;
 mod poll;
 mod queue;
 mod runner;
 mod storage;
 
+pub use imports::{ImportArchive, import_queue, queue_ready, spawn_imports};
 pub use poll::{
     POLL_QUEUE, PollScheduler, PollTick, is_stale, next_tick_after, now_ms, poll_worker_options,
     run_poll_worker,

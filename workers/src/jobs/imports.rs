@@ -1,24 +1,23 @@
 //! Recording imports as apalis jobs: the spool scanner (at start, on every
 //! change the watcher reports, and at the rescan interval) queues one
-//! `ImportArchive` job per settled archive, and a worker runs
-//! [`import_archive`] for each, with retries and backoff. Jobs live where the
-//! poll jobs live (Redis, or the SQL database).
+//! `ImportArchive` job per settled archive, and a worker runs the
+//! application's import use case ([`import_spooled`]) for each, with retries
+//! and backoff. Jobs live where the poll jobs live (Redis, or the SQL
+//! database).
 //!
 //! A job names an archive of the spool by file name only, never by path. The
 //! queue belongs to one spool on one host, so no process without the file
 //! takes the job.
 
-use super::RecordingService;
-use super::import::{ImportError, import_archive};
+use super::{JobBackend, JobQueue, PushOptions, PushOutcome, WorkerOptions, run_worker};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use switchboard_recordings::spool::{self, Spool, SpoolConfig};
-use switchboard_workers::jobs::{
-    JobBackend, JobQueue, PushOptions, PushOutcome, WorkerOptions, run_worker,
-};
+use switchboard_app::recordings::RecordingService;
+use switchboard_app::recordings::import::{has_archives, import_spooled};
+use switchboard_recordings::spool::{self, Spool};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -65,56 +64,6 @@ pub fn import_queue(namespace: &str, spool_dir: &Path) -> String {
         .unwrap_or_else(|_| spool_dir.to_path_buf());
     let digest = Sha256::digest(format!("{}\n{}", host_name(), dir.display()).as_bytes());
     format!("{namespace}.import.{}", &hex::encode(digest)[..16])
-}
-
-fn spool_of(service: &RecordingService) -> Spool {
-    Spool::new(SpoolConfig {
-        dir: service.spool_dir.clone(),
-        settle: Duration::from_secs_f64(service.settings.spool_settle_secs.max(0.0)),
-        keep_done: service.settings.keep_done,
-    })
-}
-
-/// Runs one import job: the archive goes to `done/` (imported), `failed/`
-/// with its reason (bad: never retried), or stays for a retry.
-pub async fn handle(service: &RecordingService, job: &ImportArchive) -> anyhow::Result<()> {
-    if job.name.contains(['/', '\\']) || !spool::is_archive_name(&job.name) {
-        tracing::warn!(name = %job.name, "import job names no spool archive; dropped");
-        return Ok(());
-    }
-    let path = service.spool_dir.join(&job.name);
-    if !path.is_file() {
-        tracing::debug!(name = %job.name, "archive already handled");
-        return Ok(());
-    }
-    let spool = spool_of(service);
-    match import_archive(service, &path).await {
-        Ok(outcome) => {
-            tracing::debug!(record_id = %outcome.record_id, events = outcome.events.len(), "archive imported");
-            if let Err(err) = spool.done(&path) {
-                tracing::warn!(error = %err, "cannot move an imported archive out of the spool");
-            }
-            Ok(())
-        }
-        Err(ImportError::BadArchive(reason)) => {
-            match spool.fail(&path, &reason) {
-                Ok(moved) => tracing::warn!(
-                    archive = %job.name,
-                    moved_to = %moved.display(),
-                    %reason,
-                    "recording archive refused"
-                ),
-                Err(err) => {
-                    tracing::error!(archive = %job.name, %reason, error = %err, "recording archive refused and could not be moved aside")
-                }
-            }
-            Ok(())
-        }
-        Err(ImportError::Retry(reason)) => {
-            tracing::warn!(archive = %job.name, %reason, "recording import failed; retrying");
-            Err(anyhow::anyhow!(reason))
-        }
-    }
 }
 
 /// Queues every settled archive of the spool; returns how many were new.
@@ -172,7 +121,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 
 /// Starts the spool scanner and the import worker; they end when `stop`
 /// turns true.
-pub fn spawn(
+pub fn spawn_imports(
     service: Arc<RecordingService>,
     backend: &JobBackend,
     namespace: &str,
@@ -186,7 +135,7 @@ pub fn spawn(
         let service = service.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let mut spool = spool_of(&service);
+            let mut spool = service.spool();
             let (_watcher, mut changes) = match spool::watch(&service.spool_dir) {
                 Ok((watcher, changes)) => (Some(watcher), Some(changes)),
                 Err(err) => {
@@ -200,7 +149,7 @@ pub fn spawn(
             let recheck = settle.max(Duration::from_millis(50)) + Duration::from_millis(20);
             loop {
                 queue_ready(&queue, &mut spool, attempts).await;
-                let wait = if super::import::has_archives(&service.spool_dir) {
+                let wait = if has_archives(&service.spool_dir) {
                     recheck.min(interval)
                 } else {
                     interval
@@ -223,7 +172,11 @@ pub fn spawn(
         let retry_base = Duration::from_millis(service.settings.retry_base_ms.max(1));
         let handler = move |job: ImportArchive| {
             let service = service.clone();
-            async move { handle(&service, &job).await }
+            async move {
+                import_spooled(&service, &job.name)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
         };
         let options = WorkerOptions::new("switchboard-import")
             .concurrency(2)

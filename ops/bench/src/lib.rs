@@ -1,6 +1,8 @@
-//! `switchboard recordings bench`: getRecordings latency against a large
-//! recordings table and spool import throughput, measured in process on the
-//! configured database (use a scratch database and data folder).
+//! Switchboard's recordings benchmark, run by `switchboard recordings bench`:
+//! getRecordings latency against a large recordings table and spool import
+//! throughput, measured in process on the configured database (use a scratch
+//! database and data folder). The figures are printed on stdout
+//! (`docs/benchmarks-recordings.md` reports a run).
 //!
 //! Figures: median and 95th percentile of a plain `SELECT 1` round trip (the
 //! baseline the others are compared with), and of getRecordings for one
@@ -12,19 +14,37 @@
 //! PostgreSQL, `ANALYZE` on SQLite), as autovacuum would have done on a
 //! table that grew to this size over time.
 
-use super::RecordingService;
-use super::import::process_spool;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use switchboard_app::ports::prelude::*;
-use switchboard_app::records::RecordingQuery;
+use switchboard_app::recordings::RecordingService;
+use switchboard_app::recordings::import::process_spool;
+use switchboard_app::records::{RecordingQuery, RecordingRecord};
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, TenantId};
 use switchboard_domain::recording::{
     RecordingDetails, RecordingEvent, RecordingFormat, recording_stream,
 };
 use switchboard_recordings::spool::{Spool, SpoolConfig};
+use switchboard_store::Store;
+
+/// Prints a line on stdout; a closed pipe (`switchboard recordings bench |
+/// head`) ends the process quietly instead of panicking as `println!` would.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout(), $($arg)*) {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// Writes one recording's `<recording>` element of getRecordings (the BBB
+/// API's rendering, which the transport owns).
+pub type RenderRecording<'a> = &'a (dyn Fn(&mut String, &RecordingRecord) + Sync);
 
 /// Recordings per meetingID in the seeded table.
 const PER_MEETING: usize = 5;
@@ -75,14 +95,17 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Runs the benchmark and prints the figures.
+/// Runs the benchmark and prints the figures: `store` is the database
+/// `service` works on, `render` writes getRecordings' `<recording>`
+/// elements.
 pub async fn run(
     service: &RecordingService,
+    store: &Store,
+    render: RenderRecording<'_>,
     count: usize,
     imports: usize,
     samples: usize,
 ) -> anyhow::Result<()> {
-    let store = &service.store;
     let existing = store.recording_count().await? as usize;
     if existing < count {
         let started = Instant::now();
@@ -139,12 +162,12 @@ pub async fn run(
         round_trip.push(started.elapsed());
         let mut query = RecordingQuery::new(TenantId::default_tenant());
         query.meeting_ids = vec![format!("bench-room-{}", (i * 7919) % meetings)];
-        by_meeting.push(timed(service, &query).await?);
+        by_meeting.push(timed(store, render, &query).await?);
         let mut query = RecordingQuery::new(TenantId::default_tenant());
         query.limit = Some(100);
-        first_page.push(timed(service, &query).await?);
+        first_page.push(timed(store, render, &query).await?);
         query.offset = ((i * 104_729) % (total as usize).max(1)) as u64;
-        by_page.push(timed(service, &query).await?);
+        by_page.push(timed(store, render, &query).await?);
     }
     let base = ms(percentile(&mut round_trip, 0.5)).max(1e-6);
     out!(
@@ -185,7 +208,7 @@ pub async fn run(
             hex::encode(rand::random::<[u8; 4]>())
         ));
         std::fs::create_dir_all(&spool_dir)?;
-        let stamp = super::protected_now_ms();
+        let stamp = chrono::Utc::now().timestamp_millis();
         for i in 0..imports {
             let meeting = format!("bench-import-{i}");
             let id = MeetingId::parse(&meeting)?.internal_id(stamp + i as i64);
@@ -210,12 +233,16 @@ pub async fn run(
 
 /// Runs one getRecordings query and writes its `<recording>` elements; the
 /// time from the query to the finished XML.
-async fn timed(service: &RecordingService, query: &RecordingQuery) -> anyhow::Result<Duration> {
+async fn timed(
+    store: &Store,
+    render: RenderRecording<'_>,
+    query: &RecordingQuery,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let page = service.store.find_recordings(query).await?;
+    let page = store.find_recordings(query).await?;
     let mut xml = String::new();
     for recording in &page.recordings {
-        super::listing::recording_xml(&mut xml, recording, service);
+        render(&mut xml, recording);
     }
     std::hint::black_box(&xml);
     Ok(started.elapsed())

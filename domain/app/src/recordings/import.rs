@@ -2,17 +2,17 @@
 //! the tree, record the events, announce the recording.
 //!
 //! [`import_archive`] is one job (idempotent: the same archive twice changes
-//! nothing; a second format of a recording is merged in); [`super::jobs`]
-//! queues and runs it. Bad archives go to `<spool>/failed/` with a
+//! nothing; a second format of a recording is merged in); the import jobs
+//! of `switchboard-workers` queue the spool's archives and run
+//! [`import_spooled`] for each. Bad archives go to `<spool>/failed/` with a
 //! `.reason.txt` beside them and a warning in the log (`recording archive
 //! refused`).
 
 use super::RecordingService;
+use crate::executor::CommandError;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use switchboard_app::CommandError;
-use switchboard_app::ports::prelude::*;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::TenantId;
 use switchboard_domain::recording::{
@@ -20,8 +20,8 @@ use switchboard_domain::recording::{
 };
 use switchboard_recordings::archive::{self, ArchiveLimits};
 use switchboard_recordings::layout::Visibility;
-use switchboard_recordings::spool::{self, Spool};
-use switchboard_recordings::{ExtractedRecording, FormatDir};
+use switchboard_recordings::spool::{self, Spool, SpoolConfig};
+use switchboard_recordings::{ExtractedRecording, FormatDir, RecordId};
 use thiserror::Error;
 
 /// Why an import did not go through.
@@ -33,6 +33,24 @@ pub enum ImportError {
     /// The disk or the database failed: keep the archive and retry.
     #[error("import failed, will retry: {0}")]
     Retry(String),
+}
+
+/// Why a spooled archive must be imported again later (the disk or the
+/// database failed); the archive stays in the spool.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct RetryLater(pub String);
+
+/// Why a published tree could not be imported at all (a recording that
+/// cannot be imported is a problem of the report instead).
+#[derive(Debug, Error)]
+pub enum TreeImportError {
+    /// The tree could not be read.
+    #[error(transparent)]
+    Scan(#[from] switchboard_recordings::LayoutError),
+    /// A blocking task failed.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// What an import did.
@@ -79,6 +97,79 @@ pub async fn import_archive(
         }
     })?;
     import_extracted(service, extracted, "importer").await
+}
+
+/// Why an uploaded archive was not imported (see [`import_upload`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UploadError {
+    /// The archive is bad: it was moved to `<spool>/failed/`, with its
+    /// reason beside it.
+    #[error("{0}")]
+    Refused(String),
+    /// The import must be retried: the archive now waits in the spool for
+    /// the importer.
+    #[error("the import is queued in the spool")]
+    Queued,
+    /// The import must be retried, but the archive could not be queued.
+    #[error("the upload could not be queued")]
+    NotQueued,
+}
+
+/// Imports an uploaded archive of `record_id` (a `.tar` or `.tar.gz` file
+/// the upload was streamed to, under the spool): extracted with the
+/// importer's safety checks (it must hold `record_id` only) and imported at
+/// once. The file is removed once imported, moved to `<spool>/failed/` when
+/// bad, and moved into the spool as `<recordID>.tar` when the import must
+/// be retried.
+pub async fn import_upload(
+    service: &RecordingService,
+    upload: &Path,
+    record_id: &RecordId,
+) -> Result<ImportOutcome, UploadError> {
+    let staging = service.layout.staging_dir();
+    let path = upload.to_path_buf();
+    let expected = record_id.clone();
+    let extracted = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|source| archive::ArchiveError::Io {
+            action: "open upload",
+            path: path.clone(),
+            source,
+        })?;
+        archive::extract_reader(file, Some(&expected), &staging, &ArchiveLimits::default())
+    })
+    .await;
+    let result = match extracted {
+        Ok(Ok(extracted)) => import_extracted(service, extracted, "upload").await,
+        Ok(Err(err)) if err.is_bad_archive() => Err(ImportError::BadArchive(err.to_string())),
+        Ok(Err(err)) => Err(ImportError::Retry(err.to_string())),
+        Err(err) => Err(ImportError::Retry(err.to_string())),
+    };
+    let spool = Spool::new(SpoolConfig::new(service.spool_dir.clone()));
+    match result {
+        Ok(outcome) => {
+            let _ = tokio::fs::remove_file(upload).await;
+            Ok(outcome)
+        }
+        Err(ImportError::BadArchive(reason)) => {
+            match spool.fail(upload, &reason) {
+                Ok(moved) => {
+                    tracing::warn!(record_id = %record_id, moved_to = %moved.display(), %reason, "recording archive refused")
+                }
+                Err(err) => {
+                    tracing::error!(record_id = %record_id, %reason, error = %err, "recording archive refused and could not be moved aside")
+                }
+            }
+            Err(UploadError::Refused(reason))
+        }
+        Err(ImportError::Retry(reason)) => {
+            let queued: PathBuf = service.spool_dir.join(format!("{record_id}.tar"));
+            tracing::warn!(record_id = %record_id, %reason, "upload import failed; queued in the spool");
+            match tokio::fs::rename(upload, &queued).await {
+                Ok(()) => Err(UploadError::Queued),
+                Err(_) => Err(UploadError::NotQueued),
+            }
+        }
+    }
 }
 
 /// Converts a format's metadata into the event's shape.
@@ -268,6 +359,51 @@ pub async fn process_spool(service: &RecordingService, spool: &mut Spool) -> usi
     imported
 }
 
+/// Imports one archive of the spool, named by its file name (never a
+/// path): the archive goes to `done/` (imported), to `failed/` with its
+/// reason (bad: never retried), or stays in the spool for a retry
+/// ([`RetryLater`]). A name that is no spool archive, or an archive already
+/// handled, changes nothing.
+pub async fn import_spooled(service: &RecordingService, name: &str) -> Result<(), RetryLater> {
+    if name.contains(['/', '\\']) || !spool::is_archive_name(name) {
+        tracing::warn!(name = %name, "import job names no spool archive; dropped");
+        return Ok(());
+    }
+    let path = service.spool_dir.join(name);
+    if !path.is_file() {
+        tracing::debug!(name = %name, "archive already handled");
+        return Ok(());
+    }
+    let spool = service.spool();
+    match import_archive(service, &path).await {
+        Ok(outcome) => {
+            tracing::debug!(record_id = %outcome.record_id, events = outcome.events.len(), "archive imported");
+            if let Err(err) = spool.done(&path) {
+                tracing::warn!(error = %err, "cannot move an imported archive out of the spool");
+            }
+            Ok(())
+        }
+        Err(ImportError::BadArchive(reason)) => {
+            match spool.fail(&path, &reason) {
+                Ok(moved) => tracing::warn!(
+                    archive = %name,
+                    moved_to = %moved.display(),
+                    %reason,
+                    "recording archive refused"
+                ),
+                Err(err) => {
+                    tracing::error!(archive = %name, %reason, error = %err, "recording archive refused and could not be moved aside")
+                }
+            }
+            Ok(())
+        }
+        Err(ImportError::Retry(reason)) => {
+            tracing::warn!(archive = %name, %reason, "recording import failed; retrying");
+            Err(RetryLater(reason))
+        }
+    }
+}
+
 /// Whether the spool holds archive files (settled or not).
 pub fn has_archives(dir: &Path) -> bool {
     std::fs::read_dir(dir)
@@ -314,7 +450,10 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// server's `/var/bigbluebutton/published` or a Scalelite published
 /// directory): each format is copied into the recording tree (through
 /// staging, so a half copy is never served) and recorded. Safe to run again.
-pub async fn import_tree(service: &RecordingService, path: &Path) -> anyhow::Result<TreeImport> {
+pub async fn import_tree(
+    service: &RecordingService,
+    path: &Path,
+) -> Result<TreeImport, TreeImportError> {
     let source = path.to_path_buf();
     let scan =
         tokio::task::spawn_blocking(move || switchboard_recordings::layout::import_dir(&source))
