@@ -12,6 +12,7 @@ pub mod meeting;
 pub mod node_metrics;
 pub mod ports;
 pub mod recording;
+pub mod recording_ids;
 pub mod selection;
 pub mod server;
 pub mod server_metrics;

@@ -12,13 +12,13 @@
 //! [`ArchiveLimits`]. Entry headers are interpreted here (tar's raw mode), so
 //! long-name and pax records are size-capped before they are read.
 
-use crate::ids::{FormatName, IdError, RecordId, shorten};
 use crate::metadata::{FormatDir, METADATA_FILE, MetadataError};
 use flate2::read::MultiGzDecoder;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use switchboard_domain::recording_ids::{FormatName, IdError, RecordId, shorten};
 use thiserror::Error;
 
 /// Largest GNU long-name or pax header record read into memory.

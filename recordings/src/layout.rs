@@ -12,12 +12,12 @@
 //! place, and running the same operation again finishes the job.
 
 use crate::archive::ExtractedRecording;
-use crate::ids::{FormatName, RecordId, shorten};
 use crate::metadata::FormatDir;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use switchboard_domain::recording_ids::{FormatName, RecordId, shorten};
 use thiserror::Error;
 
 /// Which tree a format directory is in.

@@ -8,14 +8,12 @@
 //! requests.
 
 pub mod archive;
-pub mod ids;
 pub mod layout;
 pub mod metadata;
 pub mod protected;
 pub mod spool;
 
 pub use archive::{ArchiveError, ArchiveLimits, ExtractedRecording};
-pub use ids::{FormatName, IdError, RecordId};
 pub use layout::{Layout, LayoutError, Visibility};
 pub use metadata::{FormatDir, MetadataError, PlaybackFormat, PreviewImage, RecordingMetadata};
 pub use protected::{PlaybackKey, ProtectedError, UsedTokens};

@@ -6,13 +6,13 @@
 //! five predefined ones and character references are refused, and nothing
 //! here panics on bad input.
 
-use crate::ids::{FormatName, IdError, RecordId, shorten};
 use quick_xml::Reader;
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use switchboard_domain::recording_ids::{FormatName, IdError, RecordId, shorten};
 use thiserror::Error;
 
 /// Largest `metadata.xml` accepted, in bytes.

@@ -9,7 +9,6 @@
 //! carry. Link tokens and cookies are signed under different labels, so one
 //! can never stand in for the other. Verification is constant-time.
 
-use crate::ids::RecordId;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -17,6 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+use switchboard_domain::recording_ids::RecordId;
 use thiserror::Error;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -8,12 +8,10 @@ use super::request::ApiRequest;
 use super::xml::{XmlWriter, xml_response};
 use crate::recordings::listing::recording_xml;
 use poem::Response;
-use std::collections::BTreeMap;
-use switchboard_app::CommandError;
+use switchboard_app::recordings::calls::{RecordingCallError, RecordingUpdate};
 use switchboard_app::records::{RecordingQuery, RecordingRecord};
 use switchboard_domain::events::EventMetadata;
-use switchboard_domain::recording::RecordingCommand;
-use switchboard_recordings::RecordId;
+use switchboard_domain::recording_ids::RecordId;
 
 /// Most recordings one page holds.
 pub const MAX_PAGE: u64 = 100;
@@ -95,106 +93,33 @@ fn missing_record_id() -> BbbError {
     BbbError::missing_param("missingParamRecordID", "You must specify a recordID.")
 }
 
-/// The tenant's live recordings among the request's `recordID` list;
-/// `notFound` when none is.
-async fn own_recordings(
-    state: &BbbState,
-    request: &ApiRequest,
-) -> Result<Vec<RecordingRecord>, BbbError> {
-    let ids = list(request.params.get("recordID"));
-    if ids.is_empty() {
-        return Err(missing_record_id());
-    }
-    let mut found = Vec::new();
-    for id in ids {
-        if RecordId::parse(&id).is_err() {
-            continue;
+impl From<RecordingCallError> for BbbError {
+    fn from(err: RecordingCallError) -> Self {
+        match err {
+            RecordingCallError::MissingRecordId => missing_record_id(),
+            RecordingCallError::NotFound => BbbError::recordings_not_found(),
+            RecordingCallError::Rejected(message) => BbbError::validation(message),
+            err @ RecordingCallError::Files => BbbError::internal(err.to_string()),
+            RecordingCallError::Store(err) => store_failure(err),
         }
-        if let Some(recording) = state
-            .recordings
-            .store
-            .recording(&id)
-            .await
-            .map_err(store_failure)?
-            && recording.tenant == request.tenant
-            && recording.state != "deleted"
-            && !found
-                .iter()
-                .any(|r: &RecordingRecord| r.record_id == recording.record_id)
-        {
-            found.push(recording);
-        }
-    }
-    if found.is_empty() {
-        return Err(BbbError::recordings_not_found());
-    }
-    Ok(found)
-}
-
-async fn execute(
-    state: &BbbState,
-    record_id: &str,
-    command: &RecordingCommand,
-    metadata: &EventMetadata,
-) -> Result<(), BbbError> {
-    match state
-        .recordings
-        .executor
-        .execute::<switchboard_domain::recording::Recording>(
-            &switchboard_domain::recording::recording_stream(record_id),
-            command,
-            metadata,
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(CommandError::Rejected(err)) => Err(BbbError::validation(err.to_string())),
-        Err(CommandError::Store(err)) => Err(store_failure(err)),
     }
 }
 
-fn answer(element: &str) -> Response {
+/// `<response><returncode>SUCCESS</returncode><ELEMENT>VALUE</ELEMENT></response>`.
+fn answer(element: &str, value: bool) -> Response {
     let mut xml = XmlWriter::response("SUCCESS");
-    xml.text_element(element, "true");
+    xml.text_element(element, if value { "true" } else { "false" });
     xml_response(xml.finish())
 }
 
-/// Runs a blocking tree operation; a recording missing from disk is fine
-/// (the events still record the intent).
-async fn on_disk(
-    state: &BbbState,
-    record_id: &str,
-    op: fn(
-        &switchboard_recordings::Layout,
-        &RecordId,
-    )
-        -> Result<Vec<switchboard_recordings::FormatName>, switchboard_recordings::LayoutError>,
-) -> Result<(), BbbError> {
-    let Ok(id) = RecordId::parse(record_id) else {
-        return Ok(());
-    };
-    let layout = state.recordings.layout.clone();
-    let result = tokio::task::spawn_blocking(move || op(&layout, &id))
-        .await
-        .map_err(|err| BbbError::internal(err.to_string()))?;
-    match result {
-        Ok(_) | Err(switchboard_recordings::LayoutError::NotFound(_)) => Ok(()),
-        Err(err) => {
-            tracing::error!(record_id, error = %err, "recording files could not be changed");
-            Err(BbbError::internal(
-                "The recording files could not be changed; please retry.",
-            ))
-        }
-    }
-}
-
-/// `publishRecordings`.
+/// `publishRecordings`: answers the state it was asked for, as BBB does.
 pub async fn publish_recordings(
     state: &BbbState,
     request: &ApiRequest,
     metadata: &EventMetadata,
 ) -> Result<Response, BbbError> {
-    if list(request.params.get("recordID")).is_empty() {
+    let ids = list(request.params.get("recordID"));
+    if ids.is_empty() {
         return Err(missing_record_id());
     }
     let publish = match request.params.get("publish").map(str::trim) {
@@ -207,22 +132,11 @@ pub async fn publish_recordings(
             ));
         }
     };
-    for recording in own_recordings(state, request).await? {
-        let op = if publish {
-            switchboard_recordings::Layout::publish
-        } else {
-            switchboard_recordings::Layout::unpublish
-        };
-        on_disk(state, &recording.record_id, op).await?;
-        execute(
-            state,
-            &recording.record_id,
-            &RecordingCommand::SetPublished(publish),
-            metadata,
-        )
+    state
+        .recordings
+        .set_published(&request.tenant, &ids, publish, metadata)
         .await?;
-    }
-    Ok(answer("published"))
+    Ok(answer("published", publish))
 }
 
 /// `deleteRecordings`.
@@ -231,27 +145,12 @@ pub async fn delete_recordings(
     request: &ApiRequest,
     metadata: &EventMetadata,
 ) -> Result<Response, BbbError> {
-    for recording in own_recordings(state, request).await? {
-        on_disk(
-            state,
-            &recording.record_id,
-            switchboard_recordings::Layout::delete,
-        )
+    let ids = list(request.params.get("recordID"));
+    state
+        .recordings
+        .delete(&request.tenant, &ids, metadata)
         .await?;
-        switchboard_app::recordings::text_tracks::delete_all(
-            &state.recordings,
-            &recording.record_id,
-        )
-        .await;
-        execute(
-            state,
-            &recording.record_id,
-            &RecordingCommand::Delete,
-            metadata,
-        )
-        .await?;
-    }
-    Ok(answer("deleted"))
+    Ok(answer("deleted", true))
 }
 
 /// `updateRecordings`: `meta_k=v` sets, `meta_k=` removes, `protect=true|false`.
@@ -260,20 +159,19 @@ pub async fn update_recordings(
     request: &ApiRequest,
     metadata: &EventMetadata,
 ) -> Result<Response, BbbError> {
-    let recordings = own_recordings(state, request).await?;
-    let mut set = BTreeMap::new();
-    let mut remove = Vec::new();
+    let ids = list(request.params.get("recordID"));
+    let mut update = RecordingUpdate::default();
     for (key, value) in request.params.iter() {
         if let Some(name) = key.strip_prefix("meta_").filter(|name| !name.is_empty()) {
             let name = name.to_ascii_lowercase();
             if value.is_empty() {
-                remove.push(name);
+                update.remove.push(name);
             } else {
-                set.insert(name, value.to_owned());
+                update.set.insert(name, value.to_owned());
             }
         }
     }
-    let protect = match request.params.get("protect").map(str::trim) {
+    update.protect = match request.params.get("protect").map(str::trim) {
         Some(value) if value.eq_ignore_ascii_case("true") => Some(true),
         Some(value) if value.eq_ignore_ascii_case("false") => Some(false),
         Some(_) => {
@@ -283,25 +181,11 @@ pub async fn update_recordings(
         }
         None => None,
     };
-    for recording in recordings {
-        if !set.is_empty() || !remove.is_empty() {
-            let command = RecordingCommand::UpdateMetadata {
-                set: set.clone(),
-                remove: remove.clone(),
-            };
-            execute(state, &recording.record_id, &command, metadata).await?;
-        }
-        if let Some(protect) = protect {
-            execute(
-                state,
-                &recording.record_id,
-                &RecordingCommand::SetProtected(protect),
-                metadata,
-            )
-            .await?;
-        }
-    }
-    Ok(answer("updated"))
+    state
+        .recordings
+        .update(&request.tenant, &ids, &update, metadata)
+        .await?;
+    Ok(answer("updated", true))
 }
 
 fn json_response(value: &serde_json::Value) -> Response {

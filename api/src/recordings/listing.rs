@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use switchboard_app::recordings::RecordingService;
 use switchboard_app::records::RecordingRecord;
 use switchboard_domain::bbb::xml_write::escape;
-use switchboard_recordings::RecordId;
+use switchboard_domain::recording_ids::RecordId;
 use switchboard_recordings::metadata::rebase_url;
 
 /// Whether `name` can stand as an XML element name as it is.

@@ -22,8 +22,8 @@ use poem::web::{Data, Path, StaticFileRequest};
 use poem::{FromRequest, IntoResponse, Request, Response, handler};
 use std::sync::Arc;
 use switchboard_app::recordings::{RecordingService, text_tracks};
+use switchboard_domain::recording_ids::{FormatName, RecordId};
 use switchboard_recordings::protected::{self, ProtectedError};
-use switchboard_recordings::{FormatName, RecordId};
 
 /// The cookie that admits to one protected recording.
 pub fn cookie_name(record_id: &RecordId) -> String {

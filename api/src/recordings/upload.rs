@@ -31,7 +31,7 @@ use sha2::Sha256;
 use std::path::Path;
 use std::sync::Arc;
 use switchboard_app::recordings::import::{UploadError, import_upload};
-use switchboard_recordings::RecordId;
+use switchboard_domain::recording_ids::RecordId;
 use tokio::io::AsyncWriteExt;
 
 /// How far a signature's time may be from now, seconds.

@@ -272,10 +272,15 @@ async fn spool_import_then_get_publish_update_delete_on_both_databases() {
             let status = harness.client.get(&bad).send().await.unwrap().status();
             assert_eq!(status.as_u16(), 404, "{bad}");
         }
-        harness
+        let unpublished_answer = harness
             .get("publishRecordings", &format!("recordID={id}&publish=false"))
-            .await
-            .assert_success();
+            .await;
+        unpublished_answer.assert_success();
+        assert_eq!(
+            unpublished_answer.field("published").as_deref(),
+            Some("false"),
+            "BBB echoes the requested state (issue 14.5)"
+        );
         assert!(
             root.join(format!("unpublished/presentation/{id}/data.bin"))
                 .is_file()
@@ -295,10 +300,11 @@ async fn spool_import_then_get_publish_update_delete_on_both_databases() {
             .get("getRecordings", &format!("recordID={id}&state=unpublished"))
             .await;
         assert_eq!(unpublished.field("state").as_deref(), Some("unpublished"));
-        harness
+        let published_answer = harness
             .get("publishRecordings", &format!("recordID={id}&publish=true"))
-            .await
-            .assert_success();
+            .await;
+        published_answer.assert_success();
+        assert_eq!(published_answer.field("published").as_deref(), Some("true"));
         assert_eq!(
             harness
                 .client

@@ -18,10 +18,11 @@ use switchboard_domain::ids::TenantId;
 use switchboard_domain::recording::{
     PreviewImage, RecordingCommand, RecordingDetails, RecordingEvent, RecordingFormat,
 };
+use switchboard_domain::recording_ids::RecordId;
 use switchboard_recordings::archive::{self, ArchiveLimits};
 use switchboard_recordings::layout::Visibility;
 use switchboard_recordings::spool::{self, Spool, SpoolConfig};
-use switchboard_recordings::{ExtractedRecording, FormatDir, RecordId};
+use switchboard_recordings::{ExtractedRecording, FormatDir};
 use thiserror::Error;
 
 /// Why an import did not go through.

@@ -7,6 +7,7 @@
 //! of `switchboard-api`, the import jobs of `switchboard-workers`, the CLI.
 
 pub mod callbacks;
+pub mod calls;
 pub mod import;
 pub mod text_tracks;
 
@@ -19,9 +20,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use switchboard_domain::recording_ids::RecordId;
 use switchboard_recordings::protected::{self, UsedTokens, UsedTokensError};
 use switchboard_recordings::spool::{Spool, SpoolConfig};
-use switchboard_recordings::{Layout, PlaybackKey, RecordId};
+use switchboard_recordings::{Layout, PlaybackKey};
 use thiserror::Error;
 
 /// The settings key of the playback key generated at first start (shared by

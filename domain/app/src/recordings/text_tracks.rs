@@ -7,7 +7,7 @@
 use super::RecordingService;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use switchboard_recordings::RecordId;
+use switchboard_domain::recording_ids::RecordId;
 
 /// The index file of a recording's tracks.
 const INDEX: &str = "tracks.json";

@@ -22,7 +22,7 @@ pub enum IdError {
 }
 
 /// Shortens untrusted text for an error message.
-pub(crate) fn shorten(text: &str) -> String {
+pub fn shorten(text: &str) -> String {
     const MAX: usize = 80;
     let mut out: String = text
         .chars()

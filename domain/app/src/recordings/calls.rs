@@ -1,0 +1,186 @@
+//! The recording calls that change recordings: publish, unpublish, delete,
+//! and metadata or protection updates. Each sees and changes only the
+//! requesting tenant's recordings; another tenant's record id is as unknown
+//! as a made-up one. The facade parses the parameters and renders the
+//! answers.
+
+use super::RecordingService;
+use crate::StoreError;
+use crate::executor::CommandError;
+use crate::records::RecordingRecord;
+use std::collections::BTreeMap;
+use switchboard_domain::events::EventMetadata;
+use switchboard_domain::ids::TenantId;
+use switchboard_domain::recording::{Recording, RecordingCommand, recording_stream};
+use switchboard_domain::recording_ids::{FormatName, RecordId};
+use switchboard_recordings::{Layout, LayoutError};
+use thiserror::Error;
+
+/// Why a recording call did not go through, as the facade renders it.
+#[derive(Debug, Error)]
+pub enum RecordingCallError {
+    /// No `recordID` was given.
+    #[error("You must specify a recordID.")]
+    MissingRecordId,
+    /// None of the ids names a live recording of the tenant.
+    #[error("no recordings found")]
+    NotFound,
+    /// A command was refused.
+    #[error("{0}")]
+    Rejected(String),
+    /// The recording files could not be changed.
+    #[error("The recording files could not be changed; please retry.")]
+    Files,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an update changes (absent or empty: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordingUpdate {
+    /// Metadata keys to set (lower-cased, without `meta_`).
+    pub set: BTreeMap<String, String>,
+    /// Metadata keys to remove.
+    pub remove: Vec<String>,
+    /// Protect or unprotect.
+    pub protect: Option<bool>,
+}
+
+type TreeOp = fn(&Layout, &RecordId) -> Result<Vec<FormatName>, LayoutError>;
+
+impl RecordingService {
+    /// The tenant's live recordings among `ids` (each once); `NotFound`
+    /// when none is.
+    pub async fn own_recordings(
+        &self,
+        tenant: &TenantId,
+        ids: &[String],
+    ) -> Result<Vec<RecordingRecord>, RecordingCallError> {
+        if ids.is_empty() {
+            return Err(RecordingCallError::MissingRecordId);
+        }
+        let mut found: Vec<RecordingRecord> = Vec::new();
+        for id in ids {
+            if RecordId::parse(id).is_err() {
+                continue;
+            }
+            if let Some(recording) = self.store.recording(id).await?
+                && recording.tenant == *tenant
+                && recording.state != "deleted"
+                && !found.iter().any(|r| r.record_id == recording.record_id)
+            {
+                found.push(recording);
+            }
+        }
+        if found.is_empty() {
+            return Err(RecordingCallError::NotFound);
+        }
+        Ok(found)
+    }
+
+    /// `publishRecordings`: moves the formats in the tree, then records it.
+    pub async fn set_published(
+        &self,
+        tenant: &TenantId,
+        ids: &[String],
+        publish: bool,
+        metadata: &EventMetadata,
+    ) -> Result<(), RecordingCallError> {
+        for recording in self.own_recordings(tenant, ids).await? {
+            let op: TreeOp = if publish {
+                Layout::publish
+            } else {
+                Layout::unpublish
+            };
+            self.on_disk(&recording.record_id, op).await?;
+            self.run(
+                &recording.record_id,
+                &RecordingCommand::SetPublished(publish),
+                metadata,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// `deleteRecordings`: removes the files and text tracks, then records it.
+    pub async fn delete(
+        &self,
+        tenant: &TenantId,
+        ids: &[String],
+        metadata: &EventMetadata,
+    ) -> Result<(), RecordingCallError> {
+        for recording in self.own_recordings(tenant, ids).await? {
+            self.on_disk(&recording.record_id, Layout::delete).await?;
+            super::text_tracks::delete_all(self, &recording.record_id).await;
+            self.run(&recording.record_id, &RecordingCommand::Delete, metadata)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `updateRecordings`: metadata and protection.
+    pub async fn update(
+        &self,
+        tenant: &TenantId,
+        ids: &[String],
+        update: &RecordingUpdate,
+        metadata: &EventMetadata,
+    ) -> Result<(), RecordingCallError> {
+        for recording in self.own_recordings(tenant, ids).await? {
+            if !update.set.is_empty() || !update.remove.is_empty() {
+                let command = RecordingCommand::UpdateMetadata {
+                    set: update.set.clone(),
+                    remove: update.remove.clone(),
+                };
+                self.run(&recording.record_id, &command, metadata).await?;
+            }
+            if let Some(protect) = update.protect {
+                self.run(
+                    &recording.record_id,
+                    &RecordingCommand::SetProtected(protect),
+                    metadata,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        record_id: &str,
+        command: &RecordingCommand,
+        metadata: &EventMetadata,
+    ) -> Result<(), RecordingCallError> {
+        match self
+            .executor
+            .execute::<Recording>(&recording_stream(record_id), command, metadata)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(CommandError::Rejected(err)) => Err(RecordingCallError::Rejected(err.to_string())),
+            Err(CommandError::Store(err)) => Err(err.into()),
+        }
+    }
+
+    /// Runs a blocking tree operation; a recording missing from disk is
+    /// fine (the events still record the intent).
+    async fn on_disk(&self, record_id: &str, op: TreeOp) -> Result<(), RecordingCallError> {
+        let Ok(id) = RecordId::parse(record_id) else {
+            return Ok(());
+        };
+        let layout = self.layout.clone();
+        let result = tokio::task::spawn_blocking(move || op(&layout, &id))
+            .await
+            .map_err(|_| RecordingCallError::Files)?;
+        match result {
+            Ok(_) | Err(LayoutError::NotFound(_)) => Ok(()),
+            Err(err) => {
+                tracing::error!(record_id, error = %err, "recording files could not be changed");
+                Err(RecordingCallError::Files)
+            }
+        }
+    }
+}
