@@ -414,8 +414,9 @@ async fn start_with(
     let addr = listener.local_addr()?;
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let idle_timeout = Duration::from_secs_f64(state.settings.idle_timeout_secs.max(0.1));
     let server = tokio::spawn(async move {
-        Server::new_with_acceptor(acceptor)
+        Server::new_with_acceptor(crate::idle::IdleAcceptor::new(acceptor, idle_timeout))
             .run_with_graceful_shutdown(
                 endpoint,
                 async move {

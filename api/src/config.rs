@@ -201,6 +201,9 @@ pub struct Settings {
     pub create_attempts: usize,
     /// Largest query string plus body accepted on the BBB API, bytes.
     pub max_request_bytes: usize,
+    /// A connection with no traffic for this many seconds (idle between
+    /// requests, or stalled half-way through sending one) is closed.
+    pub idle_timeout_secs: f64,
     /// How often the routing view checks the log for foreign changes, ms.
     pub refresh_interval_ms: u64,
     /// Health polling.
@@ -232,6 +235,7 @@ impl Default for Settings {
             get_meetings_timeout_ms: 2_000,
             create_attempts: 3,
             max_request_bytes: 256 * 1024,
+            idle_timeout_secs: 60.0,
             refresh_interval_ms: 250,
             health: HealthSettings::default(),
             load: LoadWeights::default(),
@@ -393,6 +397,9 @@ impl Settings {
                     "use sha1, sha256, sha384 or sha512",
                 )
             })?;
+        }
+        if let Some(value) = get("SWITCHBOARD_IDLE_TIMEOUT_SECS") {
+            self.idle_timeout_secs = parse_number("SWITCHBOARD_IDLE_TIMEOUT_SECS", &value)?;
         }
         if let Some(value) = get("SWITCHBOARD_BACKEND_TIMEOUT_MS") {
             self.backend_timeout_ms = parse_number("SWITCHBOARD_BACKEND_TIMEOUT_MS", &value)?;

@@ -21,6 +21,7 @@ pub mod bbb;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod idle;
 pub mod metrics;
 pub mod polling;
 pub mod recordings;
