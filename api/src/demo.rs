@@ -2,30 +2,48 @@
 //! enabled, with ready-to-paste requests so a newcomer sees it work at once.
 
 use bbb_simulator::{Simulator, SimulatorConfig};
+use switchboard_app::admin::views::NewServer;
+use switchboard_app::admin::{AdminService, Principal};
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
-use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::ServerId;
-use switchboard_domain::server::{Server, ServerCommand, ServerSettings};
+use switchboard_domain::token::TokenScope;
 use switchboard_store::Store;
 
 /// Settings key listing the demo servers of the last demo run.
 const DEMO_SERVERS_KEY: &str = "demo_server_ids";
 
-/// Starts `count` simulators and registers them as enabled servers, removing
-/// the (now dead) demo servers of an earlier run first.
-pub async fn start_pool(store: &Store, count: usize) -> anyhow::Result<Vec<Simulator>> {
-    let metadata = EventMetadata::actor("demo");
-    let (_, executor) = crate::app::ports_of(store, Default::default());
+/// Starts `count` simulators and registers them as enabled servers through
+/// the admin use cases (actor `demo`), removing the (now dead) demo servers
+/// of an earlier run first, with their meetings.
+pub async fn start_pool(
+    store: &Store,
+    settings: &crate::config::Settings,
+    count: usize,
+) -> anyhow::Result<Vec<Simulator>> {
+    let (db, executor) = crate::app::ports_of(store, Default::default());
+    let admin = AdminService::new(
+        db,
+        executor,
+        crate::app::backends_of(settings),
+        std::sync::Arc::new(switchboard_app::clock::SystemClock),
+        settings.load,
+        None,
+    );
+    let demo = Principal {
+        name: "demo".into(),
+        scope: TokenScope::Admin,
+    };
     if let Some(previous) = store.setting(DEMO_SERVERS_KEY).await? {
         for id in previous
             .split(',')
             .filter_map(|id| id.parse::<ServerId>().ok())
         {
             if store.server(id).await?.is_some() {
-                executor
-                    .execute::<Server>(&id.stream(), &ServerCommand::Remove, &metadata)
-                    .await?;
+                admin
+                    .remove(&id.to_string(), true, &demo)
+                    .await
+                    .map_err(|err| anyhow::anyhow!("cannot remove demo server {id}: {err}"))?;
             }
         }
     }
@@ -37,23 +55,22 @@ pub async fn start_pool(store: &Store, count: usize) -> anyhow::Result<Vec<Simul
             ..SimulatorConfig::default()
         })
         .await?;
-        let id = ServerId::new();
-        let command = ServerCommand::Add {
-            id,
-            settings: ServerSettings {
-                url: simulator.url(),
-                secret: simulator.secret().to_owned(),
-                tag: None,
-                load_multiplier: 1.0,
-                checksum: None,
-                metrics_url: None,
-            },
-            enabled: true,
-        };
-        executor
-            .execute::<Server>(&id.stream(), &command, &metadata)
-            .await?;
-        ids.push(id.to_string());
+        let added = admin
+            .add_server(
+                NewServer {
+                    url: simulator.url(),
+                    secret: simulator.secret().to_owned(),
+                    tag: None,
+                    load_multiplier: None,
+                    checksum: None,
+                    metrics_url: None,
+                    enabled: Some(true),
+                },
+                &demo,
+            )
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot add a demo server: {err}"))?;
+        ids.push(added.id);
         simulators.push(simulator);
     }
     store.put_setting(DEMO_SERVERS_KEY, &ids.join(",")).await?;

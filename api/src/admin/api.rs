@@ -176,10 +176,6 @@ pub enum Done {
 /// The admin API.
 pub struct AdminApi;
 
-fn admin(service: &AdminFacade) -> &AdminFacade {
-    service
-}
-
 #[OpenApi]
 impl AdminApi {
     /// List servers.
@@ -195,7 +191,7 @@ impl AdminApi {
         state: poem::web::Data<&Arc<AdminFacade>>,
     ) -> Answer<Vec<ServerView>> {
         auth.require(TokenScope::Read)?;
-        Ok(Json(admin(&state).servers().await?))
+        Ok(Json(state.servers().await?))
     }
 
     /// Add a server. It starts disabled unless `enabled` is true.
@@ -213,7 +209,7 @@ impl AdminApi {
     ) -> Result<Created<ServerView>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Created::Created(Json(
-            admin(&state).add_server(body.0, principal).await?,
+            state.add_server(body.0, principal).await?,
         )))
     }
 
@@ -231,7 +227,7 @@ impl AdminApi {
         id: Path<String>,
     ) -> Answer<ServerView> {
         auth.require(TokenScope::Read)?;
-        Ok(Json(admin(&state).server(&id).await?))
+        Ok(Json(state.server(&id).await?))
     }
 
     /// Change a server's URL, secret, tag, load multiplier or checksum algorithm.
@@ -249,9 +245,7 @@ impl AdminApi {
         body: Json<ServerUpdate>,
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
-        Ok(Json(
-            admin(&state).update_server(&id, body.0, principal).await?,
-        ))
+        Ok(Json(state.update_server(&id, body.0, principal).await?))
     }
 
     /// Let a server take new meetings.
@@ -269,7 +263,7 @@ impl AdminApi {
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Json(
-            admin(&state)
+            state
                 .set_state(&id, ServerCommand::Enable, principal)
                 .await?,
         ))
@@ -290,7 +284,7 @@ impl AdminApi {
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Json(
-            admin(&state)
+            state
                 .set_state(&id, ServerCommand::Cordon, principal)
                 .await?,
         ))
@@ -311,7 +305,7 @@ impl AdminApi {
     ) -> Answer<ServerView> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Json(
-            admin(&state)
+            state
                 .set_state(&id, ServerCommand::Disable, principal)
                 .await?,
         ))
@@ -332,7 +326,7 @@ impl AdminApi {
         body: Json<PanicOptions>,
     ) -> Answer<PanicReport> {
         let principal = auth.require(TokenScope::Admin)?;
-        Ok(Json(admin(&state).panic(&id, body.0, principal).await?))
+        Ok(Json(state.panic(&id, body.0, principal).await?))
     }
 
     /// Remove a server; refused while meetings run unless `force=true`.
@@ -350,7 +344,7 @@ impl AdminApi {
         force: Query<Option<bool>>,
     ) -> Result<Done, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
-        admin(&state)
+        state
             .remove(&id, force.0.unwrap_or(false), principal)
             .await?;
         Ok(Done::NoContent)
@@ -373,7 +367,7 @@ impl AdminApi {
     ) -> Answer<Vec<MeetingView>> {
         auth.require(TokenScope::Read)?;
         Ok(Json(
-            admin(&state)
+            state
                 .meetings(server.0.as_deref(), meeting_state.0, tenant.0.as_deref())
                 .await?,
         ))
@@ -394,7 +388,7 @@ impl AdminApi {
         meeting_id: Path<String>,
     ) -> Answer<MeetingView> {
         auth.require(TokenScope::Read)?;
-        Ok(Json(admin(&state).meeting(&tenant, &meeting_id).await?))
+        Ok(Json(state.meeting(&tenant, &meeting_id).await?))
     }
 
     /// End a running meeting on its server.
@@ -413,9 +407,7 @@ impl AdminApi {
     ) -> Answer<MeetingView> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Json(
-            admin(&state)
-                .end_meeting(&tenant, &meeting_id, principal)
-                .await?,
+            state.end_meeting(&tenant, &meeting_id, principal).await?,
         ))
     }
 
@@ -449,7 +441,7 @@ impl AdminApi {
             after: after.0.unwrap_or(0),
             limit: limit.0.unwrap_or(100),
         };
-        Ok(Json(admin(&state).events(filter).await?))
+        Ok(Json(state.events(filter).await?))
     }
 
     /// Servers and meetings as they were at a moment, replayed from the log.
@@ -466,7 +458,7 @@ impl AdminApi {
         at: Query<chrono::DateTime<chrono::Utc>>,
     ) -> Answer<ClusterAt> {
         auth.require(TokenScope::Read)?;
-        Ok(Json(admin(&state).history(at.0).await?))
+        Ok(Json(state.history(at.0).await?))
     }
 
     /// Per server: state, online, meetings, users, largest meeting, load.
@@ -482,7 +474,7 @@ impl AdminApi {
         state: poem::web::Data<&Arc<AdminFacade>>,
     ) -> Answer<ClusterStatus> {
         auth.require(TokenScope::Read)?;
-        Ok(Json(admin(&state).status().await?))
+        Ok(Json(state.status().await?))
     }
 
     /// Tokens in force (names and scopes; never the secrets).
@@ -498,7 +490,7 @@ impl AdminApi {
         state: poem::web::Data<&Arc<AdminFacade>>,
     ) -> Answer<Vec<TokenView>> {
         auth.require(TokenScope::Admin)?;
-        Ok(Json(admin(&state).tokens().await?))
+        Ok(Json(state.tokens().await?))
     }
 
     /// Create a token; the answer holds the secret, shown this once.
@@ -516,7 +508,7 @@ impl AdminApi {
     ) -> Result<Created<CreatedToken>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Created::Created(Json(
-            admin(&state).create_token(body.0, principal).await?,
+            state.create_token(body.0, principal).await?,
         )))
     }
 
@@ -534,7 +526,7 @@ impl AdminApi {
         name: Path<String>,
     ) -> Result<Done, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
-        admin(&state).revoke_token(&name, principal).await?;
+        state.revoke_token(&name, principal).await?;
         Ok(Done::NoContent)
     }
 }

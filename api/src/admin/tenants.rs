@@ -240,10 +240,6 @@ pub fn limits(view: LimitsView) -> TenantLimits {
 /// The tenants part of the admin API.
 pub struct TenantsApi;
 
-fn admin(service: &AdminFacade) -> &AdminFacade {
-    service
-}
-
 #[OpenApi]
 impl TenantsApi {
     /// List tenants.
@@ -259,7 +255,7 @@ impl TenantsApi {
         state: poem::web::Data<&Arc<AdminFacade>>,
     ) -> Answer<Vec<TenantView>> {
         auth.require(TokenScope::Read)?;
-        Ok(Json(admin(&state).tenants().await?))
+        Ok(Json(state.tenants().await?))
     }
 
     /// Create a tenant.
@@ -277,7 +273,7 @@ impl TenantsApi {
     ) -> Result<Created<TenantView>, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Created::Created(Json(
-            admin(&state).create_tenant(body.0, principal).await?,
+            state.create_tenant(body.0, principal).await?,
         )))
     }
 
@@ -295,7 +291,7 @@ impl TenantsApi {
         name: Path<String>,
     ) -> Answer<TenantView> {
         auth.require(TokenScope::Read)?;
-        Ok(Json(admin(&state).tenant(&name).await?))
+        Ok(Json(state.tenant(&name).await?))
     }
 
     /// Change a tenant's required tags, limits or policy.
@@ -313,11 +309,7 @@ impl TenantsApi {
         body: Json<TenantUpdate>,
     ) -> Answer<TenantView> {
         let principal = auth.require(TokenScope::Admin)?;
-        Ok(Json(
-            admin(&state)
-                .update_tenant(&name, body.0, principal)
-                .await?,
-        ))
+        Ok(Json(state.update_tenant(&name, body.0, principal).await?))
     }
 
     /// Delete a tenant (refused while it runs meetings unless `force=true`).
@@ -335,7 +327,7 @@ impl TenantsApi {
         force: Query<Option<bool>>,
     ) -> Result<Done, AdminError> {
         let principal = auth.require(TokenScope::Admin)?;
-        admin(&state)
+        state
             .delete_tenant(&name, force.0.unwrap_or(false), principal)
             .await?;
         Ok(Done::NoContent)
@@ -357,7 +349,7 @@ impl TenantsApi {
     ) -> Answer<TenantView> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Json(
-            admin(&state)
+            state
                 .add_tenant_secret(&name, body.0.secret, principal)
                 .await?,
         ))
@@ -379,7 +371,7 @@ impl TenantsApi {
     ) -> Answer<TenantView> {
         let principal = auth.require(TokenScope::Admin)?;
         Ok(Json(
-            admin(&state)
+            state
                 .revoke_tenant_secret(&name, body.0.secret, principal)
                 .await?,
         ))

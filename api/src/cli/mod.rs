@@ -619,7 +619,7 @@ async fn serve(
     }
     let primary = secrets.accepted[0].clone();
     let pool = match demo_servers {
-        Some(count) => Some(demo::start_pool(&store, count).await?),
+        Some(count) => Some(demo::start_pool(&store, &settings, count).await?),
         None => None,
     };
     let listen = settings.listen;

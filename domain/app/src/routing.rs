@@ -425,12 +425,21 @@ impl RoutingView {
         Ok(record)
     }
 
+    /// Caches a record unless a newer version of it is cached already (a
+    /// read that started before an append may finish after it).
     fn remember_shared(&self, record: Arc<MeetingRecord>) {
+        let key = cache_key(&record.tenant, &record.meeting_id);
         let mut meetings = self.meetings.write().expect("meetings lock");
+        if meetings
+            .get(&key)
+            .is_some_and(|cached| cached.version >= record.version)
+        {
+            return;
+        }
         if meetings.len() >= MEETING_CACHE_LIMIT {
             meetings.clear();
         }
-        meetings.insert(cache_key(&record.tenant, &record.meeting_id), record);
+        meetings.insert(key, record);
         drop(meetings);
         self.bump();
     }
@@ -544,6 +553,14 @@ impl RoutingView {
             let DomainEvent::Meeting(event) = &appended.event else {
                 continue;
             };
+            // Appends of one stream may be published out of order: what the
+            // cache already reflects is not applied again.
+            if current
+                .as_ref()
+                .is_some_and(|record| record.version >= appended.version)
+            {
+                continue;
+            }
             match event {
                 MeetingEvent::MeetingCreated {
                     tenant,

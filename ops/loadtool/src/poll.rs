@@ -28,7 +28,7 @@ use crate::target::{self, CpuTime, Database, Memory, random_hex};
 /// The worker's log filter: the default one, plus the poller's debug line
 /// after every cycle (`health cycle polled=.. healthy=.. elapsed_ms=..`),
 /// which gives each cycle's exact duration.
-const LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,switchboard_workers::health=debug";
+const LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,switchboard_app::health=debug";
 
 /// The warning reconciliation logs for every meeting a server lists that
 /// Switchboard did not place.
@@ -927,10 +927,10 @@ switchboard_event_log_position_other 3
             .with_timezone(&chrono::Utc);
         let log = "\
 2026-01-01T00:00:00.100000Z  INFO switchboard_api::cli: Switchboard worker is polling
-2026-01-01T00:00:00.900000Z  WARN switchboard_workers::health: meeting runs on a server but is unknown to Switchboard server=1 meeting=poll-0-0
-\u{1b}[2m2026-01-01T00:00:01.500000Z\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m switchboard_workers::health: health cycle \u{1b}[3mpolled\u{1b}[0m\u{1b}[2m=\u{1b}[0m1000 healthy=999 elapsed_ms=1300
-2026-01-01T00:00:11.300000Z DEBUG switchboard_workers::health: health cycle polled=1000 healthy=1000 elapsed_ms=200
-2026-01-01T00:00:21.300000Z  WARN switchboard_workers::health: health cycle failed error=database
+2026-01-01T00:00:00.900000Z  WARN switchboard_app::health: meeting runs on a server but is unknown to Switchboard server=1 meeting=poll-0-0
+\u{1b}[2m2026-01-01T00:00:01.500000Z\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m switchboard_app::health: health cycle \u{1b}[3mpolled\u{1b}[0m\u{1b}[2m=\u{1b}[0m1000 healthy=999 elapsed_ms=1300
+2026-01-01T00:00:11.300000Z DEBUG switchboard_app::health: health cycle polled=1000 healthy=1000 elapsed_ms=200
+2026-01-01T00:00:21.300000Z  WARN switchboard_app::health: health cycle failed error=database
 ";
         assert_eq!(
             parse_cycles(log, spawned),

@@ -417,9 +417,16 @@ impl HealthPoller {
                     .await?;
             }
             let Some(command) = command else { continue };
+            // From the row read at the cycle's start; a conflict folds afresh.
             let recorded = self
                 .executor
-                .execute::<Server>(&server.id.stream(), &command, &metadata)
+                .execute_from::<Server>(
+                    &server.id.stream(),
+                    server.aggregate(),
+                    server.version,
+                    &command,
+                    &metadata,
+                )
                 .await?;
             if !recorded.events.is_empty() {
                 if command == ServerCommand::MarkOnline {

@@ -7,7 +7,7 @@
 //! Switchboard having created them are the default tenant's.
 //!
 //! The answer is built once per tenant and change of what it could show (the
-//! directory's generation) and shared by every request until the next change;
+//! routing view's generation) and shared by every request until the next change;
 //! callers that arrive while it is being rebuilt wait for that build (single
 //! flight).
 
