@@ -67,12 +67,7 @@ pub fn query_from(request: &ApiRequest) -> RecordingQuery {
 /// `getRecordings`.
 pub async fn get_recordings(state: &BbbState, request: &ApiRequest) -> Result<Response, BbbError> {
     let query = query_from(request);
-    let page = state
-        .recordings
-        .store
-        .find_recordings(&query)
-        .await
-        .map_err(store_failure)?;
+    let page = state.recordings.find(&query).await.map_err(store_failure)?;
     let mut body = String::with_capacity(512 + page.recordings.len() * 1024);
     for recording in &page.recordings {
         recording_xml(&mut body, recording, &state.recordings);
@@ -211,17 +206,12 @@ async fn own_recording(
             "You must specify a recordID.",
         ));
     };
-    let not_found = || json_failure("noRecordings", &format!("No recording was found for {raw}"));
-    let Ok(id) = RecordId::parse(raw.trim()) else {
-        return Err(not_found());
-    };
-    match state.recordings.store.recording(id.as_str()).await {
-        Ok(Some(recording))
-            if recording.tenant == request.tenant && recording.state != "deleted" =>
-        {
-            Ok((id, recording))
-        }
-        Ok(_) => Err(not_found()),
+    match state.recordings.own_recording(&request.tenant, raw).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(json_failure(
+            "noRecordings",
+            &format!("No recording was found for {raw}"),
+        )),
         Err(err) => {
             tracing::warn!(error = %err, "recording store failed");
             Err(json_failure(

@@ -22,20 +22,18 @@
 //! waits in the spool for the importer).
 
 use super::RecordingRoutes;
-use hmac::{Hmac, Mac};
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Body, Response, handler};
 use serde::Deserialize;
-use sha2::Sha256;
 use std::path::Path;
 use std::sync::Arc;
 use switchboard_app::recordings::import::{UploadError, import_upload};
+use switchboard_app::recordings::uploads::UploadRefused;
 use switchboard_domain::recording_ids::RecordId;
 use tokio::io::AsyncWriteExt;
 
-/// How far a signature's time may be from now, seconds.
-pub const MAX_SKEW_SECS: u64 = 300;
+pub use switchboard_app::recordings::uploads::{MAX_SKEW_SECS, sign, signed_message};
 
 /// The upload's query.
 #[derive(Debug, Deserialize)]
@@ -49,41 +47,6 @@ pub struct UploadQuery {
     pub ts: u64,
     /// The HMAC, hex.
     pub signature: String,
-}
-
-/// The message an upload signature covers.
-pub fn signed_message(server: &str, record_id: &str, ts: u64) -> String {
-    format!("switchboard-upload\n{server}\n{record_id}\n{ts}")
-}
-
-/// The signature a server with `secret` computes.
-pub fn sign(secret: &str, server: &str, record_id: &str, ts: u64) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts every key length"),
-    };
-    mac.update(signed_message(server, record_id, ts).as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Whether `signature` is `secret`'s, in constant time.
-fn verify(secret: &str, message: &str, signature: &str) -> bool {
-    let Ok(tag) = hex::decode(signature.trim()) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(message.as_bytes());
-    mac.verify_slice(&tag).is_ok()
-}
-
-/// The host of a server URL, lower-case, without port.
-fn host_of(url: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .host_str()
-        .map(|host| host.to_ascii_lowercase())
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
@@ -109,46 +72,19 @@ pub async fn upload(
         return refuse(StatusCode::BAD_REQUEST, "recordID is not a BBB record id");
     };
     let now = switchboard_recordings::protected::unix_now();
-    if now.abs_diff(query.ts) > MAX_SKEW_SECS {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "the signature's time is too far from now",
-        );
-    }
-    let servers = match service.store.servers().await {
-        Ok(servers) => servers,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot read servers for an upload");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+    match service
+        .authorize_upload(&query.server, &record_id, query.ts, &query.signature, now)
+        .await
+    {
+        Ok(()) => {}
+        Err(refused @ (UploadRefused::Stale | UploadRefused::BadSignature)) => {
+            return refuse(StatusCode::UNAUTHORIZED, &refused.to_string());
         }
-    };
-    let host = query.server.trim().to_ascii_lowercase();
-    let message = signed_message(&query.server, record_id.as_str(), query.ts);
-    let mut signers = Vec::new();
-    for server in &servers {
-        if host_of(&server.settings.url).as_deref() == Some(host.as_str()) {
-            // Every candidate is checked, so timing says nothing about which.
-            if verify(&server.settings.secret, &message, &query.signature) {
-                signers.push(server.id);
-            }
+        Err(refused @ UploadRefused::OtherServer) => {
+            return refuse(StatusCode::FORBIDDEN, &refused.to_string());
         }
-    }
-    if signers.is_empty() {
-        tracing::warn!(server = %host, record_id = %record_id, "recording upload refused: bad signature");
-        return refuse(StatusCode::UNAUTHORIZED, "the signature is not valid");
-    }
-    // A server may send only recordings of meetings it ran (when the run is known).
-    match service.store.meeting_run(record_id.as_str()).await {
-        Ok(Some(run)) if run.server_id.is_some_and(|ran| !signers.contains(&ran)) => {
-            tracing::warn!(server = %host, record_id = %record_id, "recording upload refused: the meeting ran on another server");
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "this recording's meeting ran on another server",
-            );
-        }
-        Ok(_) => {}
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot read the meeting run of an upload");
+        Err(UploadRefused::Store(err)) => {
+            tracing::warn!(error = %err, "cannot check an upload");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "try again later");
         }
     }
@@ -202,32 +138,4 @@ async fn receive(body: Body, path: &Path, limit: u64) -> std::io::Result<bool> {
     let written = tokio::io::copy(&mut limited, &mut file).await?;
     file.flush().await?;
     Ok(written <= limit)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_verify_with_the_right_secret_only() {
-        let signature = sign("server-secret", "bbb1.example.org", "abc", 100);
-        let message = signed_message("bbb1.example.org", "abc", 100);
-        assert!(verify("server-secret", &message, &signature));
-        assert!(!verify("other-secret", &message, &signature));
-        assert!(!verify(
-            "server-secret",
-            &signed_message("bbb1.example.org", "abc", 101),
-            &signature
-        ));
-        assert!(!verify("server-secret", &message, "zz"));
-    }
-
-    #[test]
-    fn hosts_come_from_server_urls() {
-        assert_eq!(
-            host_of("https://BBB1.example.org:8443/bigbluebutton/").as_deref(),
-            Some("bbb1.example.org")
-        );
-        assert_eq!(host_of("not a url"), None);
-    }
 }

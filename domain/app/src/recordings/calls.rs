@@ -50,6 +50,33 @@ pub struct RecordingUpdate {
 type TreeOp = fn(&Layout, &RecordId) -> Result<Vec<FormatName>, LayoutError>;
 
 impl RecordingService {
+    /// getRecordings: a page of the recordings a query names (the query
+    /// carries the tenant).
+    pub async fn find(
+        &self,
+        query: &crate::records::RecordingQuery,
+    ) -> Result<crate::records::RecordingPage, StoreError> {
+        self.store.find_recordings(query).await
+    }
+
+    /// The tenant's live recording of one record id (`None`: unknown, not
+    /// a record id, deleted, or another tenant's).
+    pub async fn own_recording(
+        &self,
+        tenant: &TenantId,
+        raw_id: &str,
+    ) -> Result<Option<(RecordId, RecordingRecord)>, StoreError> {
+        let Ok(id) = RecordId::parse(raw_id.trim()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .recording(id.as_str())
+            .await?
+            .filter(|recording| recording.tenant == *tenant && recording.state != "deleted")
+            .map(|recording| (id, recording)))
+    }
+
     /// The tenant's live recordings among `ids` (each once); `NotFound`
     /// when none is.
     pub async fn own_recordings(

@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod calls;
 pub mod import;
 pub mod text_tracks;
+pub mod uploads;
 
 pub use callbacks::{CallbackClient, CallbackError};
 
