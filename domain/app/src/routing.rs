@@ -686,3 +686,428 @@ impl Subscriber for RoutingView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::{CommandExecutor, EventBus};
+    use crate::ports::prelude::*;
+    use crate::testing::{NOW_MS, World, ended, given, meeting_id, secret, url};
+    use switchboard_domain::ids::meeting_stream;
+    use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingRun};
+    use switchboard_domain::server::{ServerCommand, ServerSettings};
+    use switchboard_domain::tenant::{TenantCommand, TenantLimits, TenantPolicy, tenant_stream};
+
+    /// The view over the world's store, loaded now and hearing its executor.
+    async fn view(world: &World) -> Arc<RoutingView> {
+        let view = RoutingView::load(
+            world.store.clone(),
+            world.shared_clock(),
+            LoadWeights::default(),
+            ObservedLoads::default(),
+        )
+        .await
+        .unwrap();
+        world.executor.bus().subscribe(view.clone());
+        view
+    }
+
+    /// An executor over the same store that the view does not hear: another
+    /// instance, the CLI.
+    fn another_instance(world: &World) -> CommandExecutor {
+        CommandExecutor::new(world.store.clone(), EventBus::default())
+    }
+
+    /// The load of a server running `meetings` meetings no poll saw yet.
+    fn load(meetings: u64) -> f64 {
+        meetings as f64 * LoadWeights::default().unseen_meeting_load()
+    }
+
+    fn tenant() -> TenantId {
+        TenantId::default_tenant()
+    }
+
+    fn settings(name: &str) -> ServerSettings {
+        ServerSettings {
+            url: url(name),
+            secret: secret(name),
+            tag: None,
+            load_multiplier: 1.0,
+            checksum: None,
+            metrics_url: None,
+        }
+    }
+
+    async fn create_with(executor: &CommandExecutor, id: &str, internal_id: &str, on: ServerId) {
+        let command = MeetingCommand::RecordCreated {
+            tenant: tenant(),
+            meeting_id: meeting_id(id),
+            name: id.to_owned(),
+            run: MeetingRun {
+                internal_id: internal_id.to_owned(),
+                server_id: on,
+                create_time_ms: NOW_MS,
+                recording_ready_url: None,
+            },
+        };
+        executor
+            .execute::<Meeting>(
+                &meeting_stream(&tenant(), &meeting_id(id)),
+                &command,
+                &given(),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn end_with(executor: &CommandExecutor, id: &str, at_ms: i64) {
+        let command = MeetingCommand::RecordEnded {
+            reason: EndReason::EndCalled,
+            at_ms,
+            only_run: None,
+        };
+        executor
+            .execute::<Meeting>(
+                &meeting_stream(&tenant(), &meeting_id(id)),
+                &command,
+                &given(),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn load_of(view: &RoutingView, id: ServerId) -> f64 {
+        view.load_of(&view.server(id).expect("server in the view"))
+    }
+
+    fn reserved(view: &RoutingView) -> ServerId {
+        view.reserve(&TagRequest::parse(None), &[], &[])
+            .expect("a server")
+            .server
+            .id
+    }
+
+    async fn cached(view: &RoutingView, id: &str) -> Option<MeetingRecord> {
+        view.meeting(&tenant(), &meeting_id(id))
+            .await
+            .unwrap()
+            .map(|record| (*record).clone())
+    }
+
+    async fn stored(world: &World, id: &str) -> Option<MeetingRecord> {
+        world
+            .store
+            .meeting(&tenant(), &meeting_id(id))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_meeting_created_through_the_executor_is_known_and_counted_at_once() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let b = world.server("b").await;
+        world.meeting("room", "room-0", b, NOW_MS - 60_000).await;
+        end_with(&world.executor, "room", NOW_MS - 1_000).await;
+        let view = view(&world).await;
+        // The ended run is cached now.
+        assert_eq!(cached(&view, "room").await.map(|r| r.running), Some(false));
+        assert_eq!(reserved(&view), a, "on a tie of load the first added wins");
+
+        world.meeting("room", "room-1", a, NOW_MS).await;
+
+        let expected = MeetingRecord {
+            tenant: tenant(),
+            meeting_id: meeting_id("room"),
+            name: "room".into(),
+            run: MeetingRun {
+                internal_id: "room-1".into(),
+                server_id: a,
+                create_time_ms: NOW_MS,
+                recording_ready_url: None,
+            },
+            running: true,
+            ended_at_ms: None,
+            version: 3,
+        };
+        assert_eq!(cached(&view, "room").await, Some(expected.clone()));
+        assert_eq!(stored(&world, "room").await, Some(expected));
+        assert_eq!(load_of(&view, a).await, load(1));
+        assert_eq!(load_of(&view, b).await, load(0));
+        assert_eq!(reserved(&view), b, "the new meeting counts on a");
+    }
+
+    #[tokio::test]
+    async fn a_cached_meeting_that_ends_is_not_running_and_no_longer_counted_at_once() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let b = world.server("b").await;
+        let view = view(&world).await;
+        world.meeting("room", "room-1", a, NOW_MS).await;
+        assert_eq!(cached(&view, "room").await.map(|r| r.running), Some(true));
+        assert_eq!((load_of(&view, a).await, reserved(&view)), (load(1), b));
+
+        end_with(&world.executor, "room", NOW_MS + 5).await;
+
+        let record = cached(&view, "room").await.unwrap();
+        assert_eq!(
+            (record.running, record.ended_at_ms, record.version),
+            (false, Some(NOW_MS + 5), 2)
+        );
+        assert_eq!(Some(record), stored(&world, "room").await);
+        assert_eq!(load_of(&view, a).await, load(0));
+        assert_eq!(reserved(&view), a, "a is free again and wins the tie");
+    }
+
+    #[tokio::test]
+    async fn the_end_of_a_meeting_the_view_never_cached_is_set_right_by_the_next_refresh() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let b = world.server("b").await;
+        // Running before the view loaded: counted by the snapshot, not cached.
+        world.meeting("room", "room-1", a, NOW_MS).await;
+        let view = view(&world).await;
+        assert_eq!(load_of(&view, a).await, load(1));
+
+        end_with(&world.executor, "room", NOW_MS + 5).await;
+
+        assert_eq!(
+            cached(&view, "room")
+                .await
+                .map(|r| (r.running, r.ended_at_ms)),
+            Some((false, Some(NOW_MS + 5))),
+            "not kept as running: read again from the projection"
+        );
+        assert!(view.refresh().await.unwrap(), "the next refresh reloads");
+        assert_eq!(
+            world.store.running_meetings_per_server().await.unwrap(),
+            HashMap::new()
+        );
+        assert_eq!(load_of(&view, a).await, load(0));
+        assert_eq!(load_of(&view, b).await, load(0));
+        assert_eq!(reserved(&view), a);
+    }
+
+    #[tokio::test]
+    async fn an_end_the_view_cannot_place_makes_the_next_refresh_reload_though_the_log_did_not_move()
+     {
+        let world = World::new();
+        let a = world.server("a").await;
+        world.meeting("room", "room-1", a, NOW_MS).await;
+        let view = view(&world).await;
+        assert!(!view.refresh().await.unwrap(), "nothing new: no reload");
+        let generation = view.generation();
+
+        // An end the view hears of for a meeting it does not hold (as a
+        // subscriber may, when the append committed below a position it
+        // already saw): it cannot be counted here.
+        view.on_appended(&[AppendedEvent {
+            stream: meeting_stream(&tenant(), &meeting_id("room")),
+            version: 2,
+            position: world.store.position(),
+            event: ended("room-1", EndReason::EndCalled, NOW_MS + 5),
+        }]);
+
+        assert!(view.generation() > generation);
+        assert_eq!(world.store.position(), view.position());
+        assert!(
+            view.refresh().await.unwrap(),
+            "stale: reloaded though the log is where it was"
+        );
+        assert!(!view.refresh().await.unwrap(), "once");
+        assert_eq!(
+            load_of(&view, a).await,
+            load(1),
+            "the view agrees with the projection again"
+        );
+    }
+
+    #[tokio::test]
+    async fn server_events_change_the_servers_at_once() {
+        let world = World::new();
+        let view = view(&world).await;
+        assert!(view.servers().is_empty());
+        let state = |view: &RoutingView, id| {
+            view.server(id)
+                .map(|record| (record.state, record.online, record.version))
+        };
+
+        let a = world.server("a").await;
+        assert_eq!(state(&view, a), Some((ServerState::Enabled, true, 2)));
+        assert_eq!(
+            view.server(a).as_deref(),
+            world.store.server(a).await.unwrap().as_ref()
+        );
+        assert_eq!(view.server(a).unwrap().settings, settings("a"));
+        let b = world.server("b").await;
+        let mut ids: Vec<ServerId> = view.servers().keys().copied().collect();
+        ids.sort();
+        assert_eq!(ids, vec![a, b]);
+
+        let steps = [
+            (ServerCommand::Cordon, (ServerState::Cordoned, true, 3)),
+            (ServerCommand::Disable, (ServerState::Disabled, true, 4)),
+            (ServerCommand::Enable, (ServerState::Enabled, true, 5)),
+            (ServerCommand::MarkOffline, (ServerState::Enabled, false, 6)),
+        ];
+        for (command, expected) in steps {
+            world.on_server(a, command.clone()).await;
+            assert_eq!(state(&view, a), Some(expected), "{command:?}");
+            assert_eq!(
+                view.server(a).as_deref(),
+                world.store.server(a).await.unwrap().as_ref(),
+                "{command:?}"
+            );
+        }
+        assert_eq!(
+            view.reserve(&TagRequest::parse(None), &[], &[])
+                .unwrap()
+                .server
+                .id,
+            b,
+            "an offline server takes no new meeting"
+        );
+
+        world.on_server(a, ServerCommand::Remove).await;
+        assert_eq!(view.server(a), None);
+        assert_eq!(view.servers().keys().copied().collect::<Vec<_>>(), vec![b]);
+    }
+
+    #[tokio::test]
+    async fn tenant_events_change_the_tenants_at_once() {
+        let world = World::new();
+        let view = view(&world).await;
+        let run = |command: TenantCommand| {
+            let executor = world.executor.clone();
+            async move {
+                executor
+                    .execute::<Tenant>(&tenant_stream("acme"), &command, &given())
+                    .await
+                    .unwrap();
+            }
+        };
+
+        run(TenantCommand::Create {
+            name: "acme".into(),
+            secret: "acme-secret".into(),
+        })
+        .await;
+        let created = TenantConfig {
+            name: "acme".into(),
+            secrets: vec!["acme-secret".into()],
+            policy: TenantPolicy::default(),
+            limits: TenantLimits::default(),
+            required_tags: vec![],
+        };
+        assert_eq!(view.tenant("acme").as_deref(), Some(&created));
+        assert_eq!(
+            view.tenants().keys().cloned().collect::<Vec<_>>(),
+            vec!["acme".to_owned()]
+        );
+
+        let limits = TenantLimits {
+            max_meetings: Some(3),
+            max_attendees: Some(40),
+        };
+        run(TenantCommand::SetLimits(limits)).await;
+        assert_eq!(
+            view.tenant("acme").as_deref(),
+            Some(&TenantConfig { limits, ..created })
+        );
+        assert_eq!(
+            view.tenant("acme").as_deref(),
+            world.store.tenant("acme").await.unwrap().as_ref()
+        );
+
+        run(TenantCommand::Delete).await;
+        assert_eq!(view.tenant("acme"), None);
+        assert!(view.tenants().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_reserved_create_is_counted_once_after_its_event_and_the_reservation_are_gone() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let b = world.server("b").await;
+        let view = view(&world).await;
+
+        let reservation = view.reserve(&TagRequest::parse(None), &[], &[]).unwrap();
+        assert_eq!(reservation.server.id, a);
+        assert_eq!(load_of(&view, a).await, load(1), "counted while in flight");
+        assert_eq!(reserved(&view), b, "a second create goes elsewhere");
+        world.meeting("room", "room-1", a, NOW_MS).await;
+        drop(reservation);
+
+        assert_eq!(load_of(&view, a).await, load(1));
+        assert_eq!(load_of(&view, b).await, load(0));
+        assert!(view.refresh().await.unwrap());
+        assert_eq!(load_of(&view, a).await, load(1), "and once after a reload");
+        assert_eq!(reserved(&view), b);
+    }
+
+    #[tokio::test]
+    async fn refresh_picks_up_what_another_instance_appended() {
+        let world = World::new();
+        let a = world.server("a").await;
+        world.meeting("old", "old-1", a, NOW_MS - 60_000).await;
+        let view = view(&world).await;
+        assert_eq!(cached(&view, "old").await.map(|r| r.running), Some(true));
+        let other = another_instance(&world);
+        let b = ServerId::new();
+
+        other
+            .execute::<Server>(
+                &b.stream(),
+                &ServerCommand::Add {
+                    id: b,
+                    settings: settings("b"),
+                    enabled: true,
+                },
+                &given(),
+            )
+            .await
+            .unwrap();
+        other
+            .execute::<Server>(&a.stream(), &ServerCommand::Cordon, &given())
+            .await
+            .unwrap();
+        create_with(&other, "room", "room-1", b).await;
+        end_with(&other, "old", NOW_MS).await;
+        other
+            .execute::<Tenant>(
+                &tenant_stream("acme"),
+                &TenantCommand::Create {
+                    name: "acme".into(),
+                    secret: "acme-secret".into(),
+                },
+                &given(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(view.server(b), None, "not heard of before a refresh");
+
+        assert!(view.refresh().await.unwrap());
+
+        assert_eq!(view.position(), world.store.position());
+        assert_eq!(
+            view.server(b).as_deref(),
+            world.store.server(b).await.unwrap().as_ref()
+        );
+        assert_eq!(view.server(a).unwrap().state, ServerState::Cordoned);
+        assert_eq!(
+            view.tenant("acme").map(|t| t.secrets.clone()),
+            Some(vec!["acme-secret".to_owned()])
+        );
+        assert_eq!(cached(&view, "room").await, stored(&world, "room").await);
+        assert_eq!(
+            cached(&view, "old")
+                .await
+                .map(|r| (r.running, r.ended_at_ms)),
+            Some((false, Some(NOW_MS))),
+            "the cached run is read again"
+        );
+        assert_eq!(load_of(&view, a).await, load(0));
+        assert_eq!(load_of(&view, b).await, load(1));
+        assert_eq!(reserved(&view), b, "a is cordoned");
+    }
+}

@@ -820,3 +820,438 @@ impl AdminService {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::answers::{self, Reply};
+    use crate::memory::{BackendCall, ScriptedBackend};
+    use crate::ports::prelude::*;
+    use crate::testing::{NOW_MS, World, ended, meeting_id, url};
+
+    fn ops() -> Principal {
+        Principal {
+            name: "ops".into(),
+            scope: TokenScope::Admin,
+        }
+    }
+
+    fn admin(world: &World, backend: &Arc<ScriptedBackend>) -> AdminService {
+        AdminService::new(
+            world.store.clone(),
+            world.executor.clone(),
+            world.backends(backend),
+            world.shared_clock(),
+            LoadWeights::default(),
+            None,
+        )
+    }
+
+    /// A backend no test expects to be called.
+    fn silent() -> Arc<ScriptedBackend> {
+        Arc::new(ScriptedBackend::new(|target, call, _| {
+            panic!("unexpected call {call} to {}", target.url)
+        }))
+    }
+
+    /// getMeetingInfo of a running meeting, with BBB's passwords.
+    fn meeting_info(id: &str) -> Reply {
+        answers::body(format!(
+            "<response><returncode>SUCCESS</returncode><meetingName>{id}</meetingName>\
+             <meetingID>{id}</meetingID><attendeePW>ap</attendeePW>\
+             <moderatorPW>mp</moderatorPW><running>true</running></response>"
+        ))
+    }
+
+    fn not_found() -> Reply {
+        answers::failed(
+            "notFound",
+            "We could not find a meeting with that meeting ID",
+        )
+    }
+
+    fn info_call(server: &str, id: &str) -> BackendCall {
+        BackendCall::new(url(server), "getMeetingInfo", format!("meetingID={id}"))
+    }
+
+    fn end_call(server: &str, id: &str) -> BackendCall {
+        BackendCall::new(url(server), "end", format!("meetingID={id}&password=mp"))
+    }
+
+    /// The actors of the events appended after `position`.
+    fn actors_after(world: &World, position: i64) -> Vec<String> {
+        world
+            .store
+            .events()
+            .into_iter()
+            .filter(|stored| stored.position > position)
+            .map(|stored| stored.metadata.actor)
+            .collect()
+    }
+
+    async fn running(world: &World, id: &str) -> bool {
+        world
+            .store
+            .meeting(&TenantId::default_tenant(), &meeting_id(id))
+            .await
+            .unwrap()
+            .is_some_and(|record| record.running)
+    }
+
+    #[tokio::test]
+    async fn cordoning_an_idle_server_drains_it_at_once() {
+        let world = World::new();
+        let id = world.server("idle").await;
+        let backend = silent();
+        let admin = admin(&world, &backend);
+        let before = world.store.position();
+
+        let view = admin
+            .set_state(&id.to_string(), ServerCommand::Cordon, &ops())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ServerEvent::ServerCordoned.into(),
+                ServerEvent::ServerDisabled.into()
+            ]
+        );
+        assert_eq!(actors_after(&world, before), vec!["ops", "ops"]);
+        assert_eq!((view.state.as_str(), view.meetings), ("disabled", 0));
+        assert_eq!(backend.calls(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn cordoning_a_busy_server_keeps_it_cordoned() {
+        let world = World::new();
+        let id = world.server("busy").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        let backend = silent();
+        let admin = admin(&world, &backend);
+        let before = world.store.position();
+
+        let view = admin
+            .set_state(&id.to_string(), ServerCommand::Cordon, &ops())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![ServerEvent::ServerCordoned.into()]
+        );
+        assert_eq!((view.state.as_str(), view.meetings), ("cordoned", 1));
+        assert!(running(&world, "room").await);
+    }
+
+    #[tokio::test]
+    async fn panic_disables_the_server_and_forgets_its_meetings_ending_those_it_still_has() {
+        let world = World::new();
+        let doomed = world.server("doomed").await;
+        let other = world.server("other").await;
+        world
+            .meeting("alpha", "alpha-1", doomed, NOW_MS - 60_000)
+            .await;
+        world
+            .meeting("beta", "beta-1", doomed, NOW_MS - 60_000)
+            .await;
+        world
+            .meeting("gone", "gone-1", doomed, NOW_MS - 60_000)
+            .await;
+        world
+            .meeting("elsewhere", "elsewhere-1", other, NOW_MS)
+            .await;
+        let backend = Arc::new(ScriptedBackend::new(|target, call, query| {
+            assert_eq!(target.url, url("doomed"));
+            let id = answers::param(query, "meetingID").unwrap();
+            match (call, id.as_str()) {
+                ("getMeetingInfo", "gone") => not_found(),
+                ("getMeetingInfo", _) => meeting_info(&id),
+                ("end", "alpha" | "beta") => answers::end_sent(),
+                _ => panic!("unexpected {call} {query}"),
+            }
+        }));
+        let admin = admin(&world, &backend);
+        world.clock.advance_ms(1_000);
+        let before = world.store.position();
+
+        let report = admin
+            .panic(
+                &doomed.to_string(),
+                PanicOptions {
+                    end_meetings: Some(true),
+                },
+                &ops(),
+            )
+            .await
+            .unwrap();
+
+        let at = NOW_MS + 1_000;
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ServerEvent::ServerDisabled.into(),
+                ended("alpha-1", EndReason::ServerPanic, at),
+                ended("beta-1", EndReason::ServerPanic, at),
+                ended("gone-1", EndReason::ServerPanic, at),
+            ]
+        );
+        assert_eq!(
+            backend.calls(),
+            vec![
+                info_call("doomed", "alpha"),
+                end_call("doomed", "alpha"),
+                info_call("doomed", "beta"),
+                end_call("doomed", "beta"),
+                info_call("doomed", "gone"),
+            ],
+            "no end for a meeting the server no longer has"
+        );
+        assert_eq!(report.forgotten, vec!["alpha", "beta", "gone"]);
+        assert_eq!(report.ended, 2);
+        assert_eq!(
+            (report.server.state.as_str(), report.server.meetings),
+            ("disabled", 0)
+        );
+        assert!(
+            running(&world, "elsewhere").await,
+            "other servers' meetings stay"
+        );
+    }
+
+    #[tokio::test]
+    async fn panic_without_end_meetings_asks_no_server() {
+        let world = World::new();
+        let doomed = world.server("doomed").await;
+        world.meeting("alpha", "alpha-1", doomed, NOW_MS).await;
+        let backend = silent();
+        let admin = admin(&world, &backend);
+        let before = world.store.position();
+
+        let report = admin
+            .panic(&doomed.to_string(), PanicOptions::default(), &ops())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ServerEvent::ServerDisabled.into(),
+                ended("alpha-1", EndReason::ServerPanic, NOW_MS),
+            ]
+        );
+        assert_eq!(
+            (report.forgotten, report.ended),
+            (vec!["alpha".to_owned()], 0)
+        );
+        assert_eq!(backend.calls(), vec![]);
+    }
+
+    #[tokio::test]
+    async fn remove_is_refused_while_meetings_run_and_records_nothing() {
+        let world = World::new();
+        let id = world.server("busy").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        let backend = silent();
+        let admin = admin(&world, &backend);
+        let before = world.store.position();
+
+        let refused = admin.remove(&id.to_string(), false, &ops()).await;
+
+        let Err(Failure::Conflict(message)) = &refused else {
+            panic!("a conflict: {refused:?}");
+        };
+        assert!(message.contains("1 meeting(s) still run"), "{message}");
+        assert_eq!(world.store.events_after_position(before), vec![]);
+        assert!(world.store.server(id).await.unwrap().is_some());
+        assert!(running(&world, "room").await);
+    }
+
+    #[tokio::test]
+    async fn remove_with_force_forgets_the_meetings_and_removes_the_server() {
+        let world = World::new();
+        let id = world.server("busy").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        let backend = silent();
+        let admin = admin(&world, &backend);
+        let before = world.store.position();
+
+        admin.remove(&id.to_string(), true, &ops()).await.unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ServerEvent::ServerDisabled.into(),
+                ended("room-1", EndReason::GoneFromServer, NOW_MS),
+                ServerEvent::ServerRemoved.into(),
+            ]
+        );
+        assert_eq!(world.store.server(id).await.unwrap(), None);
+        assert!(!running(&world, "room").await);
+        assert_eq!(backend.calls(), vec![]);
+        let again = admin.remove(&id.to_string(), true, &ops()).await;
+        assert!(matches!(again, Err(Failure::NotFound(_))), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn end_meeting_ends_it_on_its_server_and_records_the_operators_end() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS - 60_000).await;
+        let backend = Arc::new(ScriptedBackend::new(|target, call, _| {
+            assert_eq!(target.url, url("a"));
+            match call {
+                "getMeetingInfo" => meeting_info("room"),
+                "end" => answers::end_sent(),
+                _ => panic!("unexpected {call}"),
+            }
+        }));
+        let admin = admin(&world, &backend);
+        world.clock.advance_ms(1_000);
+        let before = world.store.position();
+
+        let view = admin.end_meeting("default", "room", &ops()).await.unwrap();
+
+        assert_eq!(
+            backend.calls(),
+            vec![info_call("a", "room"), end_call("a", "room")]
+        );
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![ended("room-1", EndReason::Operator, NOW_MS + 1_000)],
+            "an enabled server stays enabled"
+        );
+        assert_eq!(actors_after(&world, before), vec!["ops"]);
+        assert_eq!(
+            view,
+            MeetingView {
+                tenant: "default".into(),
+                meeting_id: "room".into(),
+                name: "room".into(),
+                internal_id: "room-1".into(),
+                server_id: id.to_string(),
+                running: false,
+                create_time_ms: NOW_MS - 60_000,
+                ended_at_ms: Some(NOW_MS + 1_000),
+            }
+        );
+        let again = admin.end_meeting("default", "room", &ops()).await;
+        assert!(matches!(again, Err(Failure::Conflict(_))), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn end_meeting_of_the_last_meeting_of_a_cordoned_server_disables_it() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        world.on_server(id, ServerCommand::Cordon).await;
+        let backend = Arc::new(ScriptedBackend::new(|_, call, _| match call {
+            "getMeetingInfo" => meeting_info("room"),
+            "end" => answers::end_sent(),
+            _ => panic!("unexpected {call}"),
+        }));
+        let admin = admin(&world, &backend);
+        let before = world.store.position();
+
+        admin.end_meeting("default", "room", &ops()).await.unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![
+                ended("room-1", EndReason::Operator, NOW_MS),
+                ServerEvent::ServerDisabled.into(),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn end_meeting_that_its_server_fails_answers_upstream_and_records_nothing() {
+        type Failing = fn() -> Reply;
+        let failures: [(&str, Failing); 4] = [
+            ("HTTP 500", || answers::status(500)),
+            ("timeout", answers::timeout),
+            ("garbage", answers::garbage),
+            ("FAILED", || answers::failed("internalError", "boom")),
+        ];
+        for (failure, end_answer) in failures {
+            let world = World::new();
+            let id = world.server("a").await;
+            world.meeting("room", "room-1", id, NOW_MS).await;
+            let backend = Arc::new(ScriptedBackend::new(move |_, call, _| match call {
+                "getMeetingInfo" => meeting_info("room"),
+                "end" => end_answer(),
+                _ => panic!("unexpected {call}"),
+            }));
+            let admin = admin(&world, &backend);
+            let before = world.store.position();
+
+            let result = admin.end_meeting("default", "room", &ops()).await;
+
+            let Err(Failure::Upstream(message)) = &result else {
+                panic!("{failure}: {result:?}");
+            };
+            assert!(
+                message.contains("was not ended") && message.contains("still recorded as running"),
+                "{failure}: {message}"
+            );
+            assert_eq!(
+                backend.calls(),
+                vec![info_call("a", "room"), end_call("a", "room")],
+                "{failure}"
+            );
+            assert_eq!(
+                world.store.events_after_position(before),
+                vec![],
+                "{failure}"
+            );
+            assert!(running(&world, "room").await, "{failure}");
+        }
+    }
+
+    #[tokio::test]
+    async fn authenticate_knows_a_token_by_its_hash_only() {
+        let world = World::new();
+        let admin = admin(&world, &silent());
+        let created = admin
+            .create_token("ci", TokenScope::Read, &ops())
+            .await
+            .unwrap();
+        admin
+            .create_token("deploy", TokenScope::Admin, &ops())
+            .await
+            .unwrap();
+        assert!(created.token.starts_with("sbt_"), "{}", created.token);
+        let stored: Vec<String> = world
+            .store
+            .tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|record| record.hash)
+            .collect();
+        assert!(
+            !stored.contains(&created.token),
+            "only the hash is kept: {stored:?}"
+        );
+
+        assert_eq!(
+            admin.authenticate(&created.token).await.unwrap(),
+            Some(Principal {
+                name: "ci".into(),
+                scope: TokenScope::Read,
+            })
+        );
+        for wrong in [
+            hash_token(&created.token),
+            format!("{} ", created.token),
+            created.token[..created.token.len() - 1].to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(admin.authenticate(&wrong).await.unwrap(), None, "{wrong:?}");
+        }
+
+        admin.revoke_token("ci", &ops()).await.unwrap();
+        assert_eq!(admin.authenticate(&created.token).await.unwrap(), None);
+    }
+}

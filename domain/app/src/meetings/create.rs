@@ -470,14 +470,22 @@ mod tests {
     use crate::memory::answers::{self, Reply};
     use crate::memory::{BackendCall, ScriptedBackend};
     use crate::ports::MeetingReads;
-    use crate::testing::{NOW_MS, World, asked, created, ended, meeting_id, request, secret, url};
+    use crate::ports::TenantReads as _;
+    use crate::testing::{
+        NOW_MS, World, asked, created, ended, given, meeting_id, request, secret, url,
+    };
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
+    use switchboard_domain::events::DomainEvent;
     use switchboard_domain::events::EventMetadata;
     use switchboard_domain::ids::TenantId;
     use switchboard_domain::meeting::EndReason;
+    use switchboard_domain::meeting::MeetingEvent;
     use switchboard_domain::server::ServerCommand;
+    use switchboard_domain::tenant::{
+        Tenant, TenantCommand, TenantConfig, TenantLimits, tenant_stream,
+    };
 
     const CREATE: &str = "meetingID=room&name=room";
     const JOIN: &str = "meetingID=room&fullName=Ann&password=ap";
@@ -884,5 +892,224 @@ mod tests {
             ]
         );
         assert_eq!(backend.calls(), vec![create_call("new")]);
+    }
+
+    /// Given: the tenant `acme` running at most `max_meetings` meetings, as
+    /// the facade hands its configuration to the use cases.
+    async fn acme(world: &World, max_meetings: u64) -> Arc<TenantConfig> {
+        let stream = tenant_stream("acme");
+        let commands = [
+            TenantCommand::Create {
+                name: "acme".into(),
+                secret: "acme-secret".into(),
+            },
+            TenantCommand::SetLimits(TenantLimits {
+                max_meetings: Some(max_meetings),
+                max_attendees: None,
+            }),
+        ];
+        for command in &commands {
+            world
+                .executor
+                .execute::<Tenant>(&stream, command, &given())
+                .await
+                .unwrap();
+        }
+        Arc::new(world.store.tenant("acme").await.unwrap().unwrap())
+    }
+
+    fn acme_request(query: &str, config: &Arc<TenantConfig>) -> ApiRequest {
+        ApiRequest {
+            tenant: TenantId("acme".into()),
+            tenant_config: Some(config.clone()),
+            ..request("create", query)
+        }
+    }
+
+    /// `MeetingCreated` of `acme`.
+    fn acme_created(id: &str, internal_id: &str, server: ServerId) -> DomainEvent {
+        DomainEvent::Meeting(MeetingEvent::MeetingCreated {
+            tenant: TenantId("acme".into()),
+            meeting_id: meeting_id(id),
+            name: id.to_owned(),
+            run: MeetingRun {
+                internal_id: internal_id.to_owned(),
+                server_id: server,
+                create_time_ms: NOW_MS,
+                recording_ready_url: None,
+            },
+        })
+    }
+
+    #[tokio::test]
+    async fn a_tenant_at_its_meeting_limit_gets_max_meetings_and_no_server_is_asked() {
+        let world = World::new();
+        world.server("a").await;
+        let b = world.server("b").await;
+        let config = acme(&world, 1).await;
+        let started = AtomicBool::new(false);
+        let backend = Arc::new(ScriptedBackend::new(move |target, call, query| {
+            let id = answers::param(query, "meetingID").unwrap();
+            match call {
+                "create" if id == "first" && started.swap(true, Ordering::SeqCst) => {
+                    answers::create_duplicate("first", "first-1", NOW_MS)
+                }
+                "create" => answers::create_success(&id, &format!("{id}-1"), NOW_MS),
+                _ => unexpected(target.url, call),
+            }
+        }));
+        let meetings = world.meetings(&backend).await;
+        let first = "meetingID=first&name=first";
+        meetings
+            .create(&acme_request(first, &config), &asked())
+            .await
+            .unwrap();
+        assert_eq!(
+            backend.take_calls(),
+            vec![BackendCall::new(url("a"), "create", first)]
+        );
+        let before = world.store.position();
+
+        let refused = meetings
+            .create(&acme_request(CREATE, &config), &asked())
+            .await;
+
+        assert!(
+            matches!(refused, Err(CallError::MaxMeetings(1))),
+            "{refused:?}"
+        );
+        assert_eq!(backend.take_calls(), vec![], "no server is asked");
+        assert_eq!(world.store.events_after_position(before), vec![]);
+
+        let again = meetings
+            .create(&acme_request(first, &config), &asked())
+            .await
+            .unwrap();
+        assert_eq!(
+            again.summary.message_key(),
+            Some("duplicateWarning"),
+            "its running meeting is no new one"
+        );
+        assert_eq!(
+            backend.take_calls(),
+            vec![BackendCall::new(url("a"), "create", first)]
+        );
+
+        let other = meetings.create(&request("create", CREATE), &asked()).await;
+        assert!(other.is_ok(), "another tenant has no such limit: {other:?}");
+        assert_eq!(backend.take_calls(), vec![create_call("b")]);
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![created("room", "room-1", b, NOW_MS)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tenant_under_its_meeting_limit_again_creates_once_a_meeting_ended() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let config = acme(&world, 1).await;
+        let backend = Arc::new(ScriptedBackend::new(|target, call, query| match call {
+            "create" => {
+                let id = answers::param(query, "meetingID").unwrap();
+                answers::create_success(&id, &format!("{id}-1"), NOW_MS)
+            }
+            _ => unexpected(target.url, call),
+        }));
+        let meetings = world.meetings(&backend).await;
+        meetings
+            .create(
+                &acme_request("meetingID=first&name=first", &config),
+                &asked(),
+            )
+            .await
+            .unwrap();
+        let first = world
+            .store
+            .meeting(&TenantId("acme".into()), &meeting_id("first"))
+            .await
+            .unwrap()
+            .unwrap();
+        crate::lifecycle::end_run(
+            &world.executor,
+            &first,
+            EndReason::EndCalled,
+            NOW_MS,
+            &given(),
+        )
+        .await
+        .unwrap();
+        backend.take_calls();
+        let before = world.store.position();
+
+        meetings
+            .create(&acme_request(CREATE, &config), &asked())
+            .await
+            .unwrap();
+
+        assert_eq!(backend.calls(), vec![create_call("a")]);
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![acme_created("room", "room-1", a)]
+        );
+    }
+
+    #[tokio::test]
+    async fn control_characters_are_stripped_from_the_recorded_name_and_meeting_id() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let backend = Arc::new(ScriptedBackend::new(|target, call, _| match call {
+            "create" => answers::create_success("room", "room-1", NOW_MS),
+            _ => unexpected(target.url, call),
+        }));
+        let meetings = world.meetings(&backend).await;
+        // A tab and a NUL in the meetingID; a newline, DEL, ESC and a C1
+        // control (NEL) in the name.
+        let query = "meetingID=ro%09om%00&name=My%0ARoom%7F%1B%C2%85";
+        let before = world.store.position();
+
+        meetings
+            .create(&request("create", query), &asked())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![DomainEvent::Meeting(MeetingEvent::MeetingCreated {
+                tenant: TenantId::default_tenant(),
+                meeting_id: meeting_id("room"),
+                name: "MyRoom".into(),
+                run: MeetingRun {
+                    internal_id: "room-1".into(),
+                    server_id: a,
+                    create_time_ms: NOW_MS,
+                    recording_ready_url: None,
+                },
+            })]
+        );
+        assert_eq!(
+            backend.take_calls(),
+            vec![BackendCall::new(url("a"), "create", query)],
+            "the server gets the parameters as sent (BBB strips them itself)"
+        );
+        let listings = world.store.listings();
+        assert_eq!(listings.len(), 1);
+        assert!(
+            listings[0].xml.starts_with(
+                "<meeting><meetingName>MyRoom</meetingName><meetingID>room</meetingID>"
+            ),
+            "{}",
+            listings[0].xml
+        );
+        assert!(!listings[0].xml.chars().any(char::is_control));
+
+        let JoinOutcome::Redirect(to) = meetings
+            .join(&request("join", "meetingID=room%09&fullName=Ann"))
+            .await
+            .unwrap()
+        else {
+            panic!("a join redirects");
+        };
+        assert!(to.starts_with(&format!("{}api/join?", url("a"))), "{to}");
     }
 }
