@@ -590,3 +590,45 @@ async fn tenant_admin_changes_are_events_and_never_show_secrets() {
         harness.stop().await;
     }
 }
+
+/// Issue 14.9 (and the default-tenant leak of issue 15): a breakout room BBB
+/// opened from a tenant's meeting is listed to that tenant; a meeting
+/// Switchboard did not create is listed to no tenant, the default one
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakouts_follow_their_parent_and_unknown_meetings_are_nobodys() {
+    for db in crate::support::BOTH {
+        let harness = Harness::polled(db, 1).await;
+        add_tenant(&harness, "acme", "acme-secret").await;
+        let created = tenant_get(
+            &harness,
+            "acme",
+            "acme-secret",
+            "create",
+            "name=Class&meetingID=class",
+        )
+        .await;
+        created.assert_success();
+        let parent = created.field("internalMeetingID").unwrap();
+        harness.sims[0].create_breakout_directly("class-room-1", &parent);
+        harness.sims[0].create_meeting_directly("stranger", "Made on the server");
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+
+        let acme = tenant_get(&harness, "acme", "acme-secret", "getMeetings", "").await;
+        let mut listed = meeting_ids(&acme);
+        listed.sort();
+        assert_eq!(
+            listed,
+            vec!["class", "class-room-1"],
+            "{db:?}: {}",
+            acme.body
+        );
+        let default = harness.get("getMeetings", "").await;
+        assert!(
+            meeting_ids(&default).is_empty(),
+            "{db:?}: the default tenant sees none of them: {}",
+            default.body
+        );
+        harness.stop().await;
+    }
+}

@@ -61,6 +61,8 @@ pub struct PolledServer {
     pub meetings: Vec<(String, Bytes)>,
     /// Participants of each listed meeting, by internal id.
     pub participants: HashMap<String, u64>,
+    /// The parent (internal id) of each listed breakout room, by internal id.
+    pub parents: HashMap<String, String>,
 }
 
 impl PolledServer {
@@ -72,12 +74,26 @@ impl PolledServer {
         let body = Bytes::from(wrapped);
         let text = std::str::from_utf8(&body).unwrap_or_default();
         let mut participants = HashMap::new();
+        let mut parents = HashMap::new();
         let meetings = match read_meetings(text) {
             Ok(answer) => answer
                 .meetings
                 .iter()
                 .filter_map(|meeting| {
+                    // A server's answer is untrusted: an element holding a
+                    // character XML 1.0 cannot carry is never relayed.
+                    if meeting.raw.chars().any(|c| {
+                        (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+                            || c == '\u{FFFE}'
+                            || c == '\u{FFFF}'
+                    }) {
+                        tracing::warn!(server = %sample.server_id, "a meeting element with characters XML cannot carry is not listed");
+                        return None;
+                    }
                     participants.insert(meeting.internal_id.clone(), meeting.participants);
+                    if let Some(parent) = &meeting.parent_id {
+                        parents.insert(meeting.internal_id.clone(), parent.clone());
+                    }
                     // The element is a slice of `text`; anything else is skipped.
                     let start =
                         (meeting.raw.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
@@ -95,6 +111,7 @@ impl PolledServer {
             changed_at_ms: sample.changed_at_ms,
             meetings,
             participants,
+            parents,
         }
     }
 }

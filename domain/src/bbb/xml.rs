@@ -60,6 +60,9 @@ pub struct MeetingEntry<'a> {
     pub voice: u64,
     /// createTime (ms since the epoch), 0 when absent.
     pub create_time_ms: i64,
+    /// A breakout room's parent (its internal meeting id), from
+    /// `parentMeetingID`; `None` for other meetings.
+    pub parent_id: Option<String>,
 }
 
 /// A parsed getMeetings answer.
@@ -121,6 +124,7 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         video: 0,
                         voice: 0,
                         create_time_ms: 0,
+                        parent_id: None,
                     });
                 }
                 path.push(name);
@@ -146,6 +150,12 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         "videoCount" => entry.video = text.trim().parse().unwrap_or(0),
                         "voiceParticipantCount" => entry.voice = text.trim().parse().unwrap_or(0),
                         "createTime" => entry.create_time_ms = text.trim().parse().unwrap_or(0),
+                        "parentMeetingID" => {
+                            let parent = text.trim();
+                            if !parent.is_empty() && parent != "bbb-none" {
+                                entry.parent_id = Some(parent.to_owned());
+                            }
+                        }
                         _ => {}
                     }
                 }

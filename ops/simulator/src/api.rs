@@ -336,6 +336,11 @@ fn meeting_fields(w: &mut XmlWriter, m: &Meeting) {
     w.close("attendees");
     w.map("metadata", &m.metadata);
     w.value("isBreakout", m.is_breakout);
+    if m.is_breakout {
+        w.text("parentMeetingID", &m.parent_meeting_id);
+        w.value("sequence", 1);
+        w.value("freeJoin", false);
+    }
 }
 
 fn insert_document(shared: &Shared, params: &Params) -> Reply {

@@ -257,6 +257,17 @@ impl Simulator {
             .create(meeting_id, name, &Params::default());
     }
 
+    /// Starts a breakout room of `parent_internal_id` on the server directly,
+    /// as BBB does when a moderator opens breakout rooms.
+    pub fn create_breakout_directly(&self, meeting_id: &str, parent_internal_id: &str) {
+        let mut params = Params::default();
+        params.set("isBreakout", "true");
+        params.set("parentMeetingID", parent_internal_id);
+        self.shared
+            .meetings()
+            .create(meeting_id, &format!("{meeting_id} (breakout)"), &params);
+    }
+
     /// Ends a meeting on the server directly, as if it ended by itself.
     /// Returns whether it existed.
     pub fn end_meeting_directly(&self, meeting_id: &str) -> bool {

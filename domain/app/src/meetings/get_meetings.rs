@@ -3,8 +3,9 @@
 //! poll listed them, minus the runs Switchboard recorded as ended since, plus
 //! listings of the runs Switchboard created since (see [`super::listing`]).
 //!
-//! Each tenant sees its own runs only; meetings running on servers without
-//! Switchboard having created them are the default tenant's.
+//! Each tenant sees its own runs only, and the breakout rooms BBB opened
+//! from them; meetings running on servers without Switchboard having
+//! created them belong to no tenant and are listed to none.
 //!
 //! The answer is built once per tenant and change of what it could show (the
 //! routing view's generation) and shared by every request until the next change;
@@ -69,13 +70,27 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallE
         .store
         .recent_runs_by_tenant(now_ms - ENDED_LOOKBACK_MS)
         .await?;
-    // Its own running runs; runs unknown to Switchboard go to the default tenant.
-    let shown = |internal_id: &str| match runs.get(internal_id) {
+    let picture = state.routing.picture();
+    // A breakout room BBB opened belongs to its parent's run.
+    let parent_of = |internal_id: &str| {
+        picture
+            .values()
+            .find_map(|server| server.parents.get(internal_id))
+            .cloned()
+    };
+    // Its own running runs only: a run Switchboard does not know (created
+    // on a server directly, or left from before) belongs to no tenant, and
+    // a breakout room to the tenant whose run opened it.
+    let owned = |internal_id: &str| match runs.get(internal_id) {
         Some((owner, running)) => owner == tenant && *running,
-        None => tenant.is_default(),
+        None => false,
+    };
+    let shown = |internal_id: &str| {
+        owned(internal_id)
+            || (!runs.contains_key(internal_id)
+                && parent_of(internal_id).is_some_and(|parent| owned(&parent)))
     };
     let listings = state.store.running_meeting_listings().await?;
-    let picture = state.routing.picture();
     let servers = state.routing.servers();
     let mut serving_ids: Vec<ServerId> = servers
         .values()
