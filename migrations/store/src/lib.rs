@@ -14,6 +14,7 @@ mod recordings;
 mod rows;
 mod samples;
 mod store;
+#[cfg(feature = "test-support")]
 pub mod test_support;
 
 pub use announce::CHANGE_CHANNEL;

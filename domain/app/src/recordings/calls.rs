@@ -131,7 +131,9 @@ impl RecordingService {
         Ok(())
     }
 
-    /// `deleteRecordings`: removes the files and text tracks, then records it.
+    /// `deleteRecordings`: records the deletion, then removes the files and
+    /// text tracks (a failure to record it loses nothing; a failure to
+    /// remove files leaves files, never a recording without them).
     pub async fn delete(
         &self,
         tenant: &TenantId,
@@ -139,10 +141,10 @@ impl RecordingService {
         metadata: &EventMetadata,
     ) -> Result<(), RecordingCallError> {
         for recording in self.own_recordings(tenant, ids).await? {
-            self.on_disk(&recording.record_id, Layout::delete).await?;
-            super::text_tracks::delete_all(self, &recording.record_id).await;
             self.run(&recording.record_id, &RecordingCommand::Delete, metadata)
                 .await?;
+            self.on_disk(&recording.record_id, Layout::delete).await?;
+            super::text_tracks::delete_all(self, &recording.record_id).await;
         }
         Ok(())
     }
