@@ -415,16 +415,21 @@ async fn start_with(
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let idle_timeout = Duration::from_secs_f64(state.settings.idle_timeout_secs.max(0.1));
+    let max_connections = state.settings.max_connections;
     let server = tokio::spawn(async move {
-        Server::new_with_acceptor(crate::idle::IdleAcceptor::new(acceptor, idle_timeout))
-            .run_with_graceful_shutdown(
-                endpoint,
-                async move {
-                    let _ = stop_rx.await;
-                },
-                Some(Duration::from_secs(5)),
-            )
-            .await
+        Server::new_with_acceptor(crate::idle::IdleAcceptor::new(
+            acceptor,
+            idle_timeout,
+            max_connections,
+        ))
+        .run_with_graceful_shutdown(
+            endpoint,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Some(Duration::from_secs(5)),
+        )
+        .await
     });
     state
         .recordings

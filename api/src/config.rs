@@ -204,6 +204,9 @@ pub struct Settings {
     /// A connection with no traffic for this many seconds (idle between
     /// requests, or stalled half-way through sending one) is closed.
     pub idle_timeout_secs: f64,
+    /// Client connections open at once, at most; further ones wait until
+    /// one closes.
+    pub max_connections: usize,
     /// How often the routing view checks the log for foreign changes, ms.
     pub refresh_interval_ms: u64,
     /// Health polling.
@@ -236,6 +239,7 @@ impl Default for Settings {
             create_attempts: 3,
             max_request_bytes: 256 * 1024,
             idle_timeout_secs: 60.0,
+            max_connections: 10_000,
             refresh_interval_ms: 250,
             health: HealthSettings::default(),
             load: LoadWeights::default(),
@@ -397,6 +401,9 @@ impl Settings {
                     "use sha1, sha256, sha384 or sha512",
                 )
             })?;
+        }
+        if let Some(value) = get("SWITCHBOARD_MAX_CONNECTIONS") {
+            self.max_connections = parse_number("SWITCHBOARD_MAX_CONNECTIONS", &value)?;
         }
         if let Some(value) = get("SWITCHBOARD_IDLE_TIMEOUT_SECS") {
             self.idle_timeout_secs = parse_number("SWITCHBOARD_IDLE_TIMEOUT_SECS", &value)?;

@@ -1,4 +1,5 @@
-//! Connections that stall are closed: an acceptor whose connections fail
+//! Connections that stall are closed, and their number is capped: an
+//! acceptor whose connections fail
 //! their reads once no byte moved either way for the idle timeout, so a
 //! client idling between requests, or stalled half-way through sending one
 //! (headers or body), never holds a connection and its task forever.
@@ -9,23 +10,32 @@ use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 /// Wraps an acceptor: its connections time out after `timeout` without
-/// traffic.
+/// traffic, and at most `max_connections` are open at once (further ones
+/// wait in the listen backlog until one closes).
 #[derive(Debug)]
 pub struct IdleAcceptor<A> {
     inner: A,
     timeout: Duration,
+    open: Arc<Semaphore>,
 }
 
 impl<A> IdleAcceptor<A> {
-    /// `inner`'s connections, closed after `timeout` without traffic.
-    pub fn new(inner: A, timeout: Duration) -> Self {
-        Self { inner, timeout }
+    /// `inner`'s connections, closed after `timeout` without traffic, at
+    /// most `max_connections` at once.
+    pub fn new(inner: A, timeout: Duration, max_connections: usize) -> Self {
+        Self {
+            inner,
+            timeout,
+            open: Arc::new(Semaphore::new(max_connections.max(1))),
+        }
     }
 }
 
@@ -39,25 +49,34 @@ impl<A: Acceptor> Acceptor for IdleAcceptor<A> {
     async fn accept(
         &mut self,
     ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
+        let permit = self
+            .open
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| io::Error::other("the connection limit is gone"))?;
         let (io, local, remote, scheme) = self.inner.accept().await?;
-        Ok((IdleIo::new(io, self.timeout), local, remote, scheme))
+        Ok((IdleIo::new(io, self.timeout, permit), local, remote, scheme))
     }
 }
 
-/// A connection that fails once no byte moved for its timeout.
+/// A connection that fails once no byte moved for its timeout; it holds
+/// its place under the connection limit until dropped.
 #[derive(Debug)]
 pub struct IdleIo<T> {
     inner: T,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl<T> IdleIo<T> {
-    fn new(inner: T, timeout: Duration) -> Self {
+    fn new(inner: T, timeout: Duration, permit: OwnedSemaphorePermit) -> Self {
         Self {
             inner,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            _permit: permit,
         }
     }
 

@@ -254,3 +254,36 @@ async fn raw_non_utf8_bytes_in_the_request_line_get_an_answer() {
     );
     harness.stop().await;
 }
+
+/// Issue 14.8: at most `max_connections` client connections are served at
+/// once; a further one waits until one closes (here: by the idle timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    use tokio::io::AsyncWriteExt;
+    let harness = Harness::with_tags(crate::support::Db::Sqlite, &[None], |settings| {
+        settings.idle_timeout_secs = 1.0;
+        settings.max_connections = 2;
+    })
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(harness.app.addr)
+            .await
+            .unwrap();
+        socket.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+        stalled.push(socket);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let health = reqwest::get(format!("http://{}/health", harness.app.addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(600),
+        "served only once a stalled connection was closed: {waited:?}"
+    );
+    drop(stalled);
+    harness.stop().await;
+}
