@@ -133,6 +133,9 @@ pub struct RecordingMetadata {
     pub name: String,
     /// `<meeting breakout=..>`, else `meta/isBreakout`, else false.
     pub is_breakout: bool,
+    /// A breakout room's parent run (internal meeting id):
+    /// `<breakout parentMeetingId=..>`, else `meta/parentMeetingId`.
+    pub parent_meeting_id: Option<String>,
     /// `<state>` (`published`, `unpublished`, ...); derived from `<published>` when absent.
     pub state: String,
     /// `<published>`; derived from `<state>` when absent.
@@ -417,6 +420,13 @@ fn from_tree(root: &Node) -> Result<RecordingMetadata, MetadataError> {
         Some(text) => boolean("breakout", text)?,
         None => false,
     };
+    let parent_meeting_id = root
+        .child("breakout")
+        .and_then(|b| b.attr("parentMeetingId"))
+        .or_else(|| meta_text("parentMeetingId"))
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && *id != "bbb-none")
+        .map(str::to_owned);
 
     let published = root
         .text_of("published")
@@ -507,6 +517,7 @@ fn from_tree(root: &Node) -> Result<RecordingMetadata, MetadataError> {
         meeting_id,
         name,
         is_breakout,
+        parent_meeting_id,
         state,
         published,
         start_time_ms,

@@ -37,13 +37,15 @@ fn metadata_xml(id: &str, format: &str, meeting: &str) -> String {
 /// A `<recordID>.tar` with the given formats, each with metadata.xml and a
 /// 1000-byte `data.bin`.
 fn archive(id: &str, formats: &[&str], meeting: &str) -> Vec<u8> {
+    archive_with(id, formats, |format| metadata_xml(id, format, meeting))
+}
+
+/// As [`archive`], with each format's metadata.xml from `metadata`.
+fn archive_with(id: &str, formats: &[&str], metadata: impl Fn(&str) -> String) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for format in formats {
         for (name, content) in [
-            (
-                "metadata.xml",
-                metadata_xml(id, format, meeting).into_bytes(),
-            ),
+            ("metadata.xml", metadata(format).into_bytes()),
             ("data.bin", (0..1000u32).map(|n| (n % 251) as u8).collect()),
         ] {
             let mut header = tar::Header::new_gnu();
@@ -805,4 +807,80 @@ async fn an_existing_published_tree_is_imported_once() {
         listed.body
     );
     harness.stop().await;
+}
+
+/// Issue 14.9: the recording of a breakout room BBB opened from a tenant's
+/// meeting (`<breakout parentMeetingId=..>` in its metadata.xml) is that
+/// tenant's, not the default tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breakout_recording_belongs_to_its_parents_tenant() {
+    for db in BOTH {
+        let harness = recordings_harness(db).await;
+        harness
+            .store()
+            .execute_tenant(
+                "school",
+                &TenantCommand::Create {
+                    name: "school".into(),
+                    secret: "school-secret-1".into(),
+                },
+                &EventMetadata::actor("test"),
+            )
+            .await
+            .unwrap();
+        let school_api = format!("http://{}/t/school/bigbluebutton/api/", harness.app.addr);
+        let school = |call: &str, query: &str| {
+            signed_url(
+                &school_api,
+                call,
+                query,
+                "school-secret-1",
+                ChecksumAlgorithm::Sha1,
+            )
+        };
+        eventually("the tenant to be known", || async {
+            harness
+                .get_raw(&school("getRecordings", ""))
+                .await
+                .returncode()
+                == "SUCCESS"
+        })
+        .await;
+        let created = harness
+            .get_raw(&school("create", "name=T&meetingID=school-class"))
+            .await;
+        created.assert_success();
+        let parent = created.field("internalMeetingID").unwrap();
+        let breakout = switchboard_domain::ids::MeetingId::parse("school-class-room-1")
+            .unwrap()
+            .internal_id(1_741_369_843_904);
+        let bytes = archive_with(&breakout, &["presentation"], |format| {
+            metadata_xml(&breakout, format, "school-class-room-1").replace(
+                r#"breakout="false"/>"#,
+                &format!(
+                    r#"breakout="true"/><breakout parentMeetingId="{parent}" sequence="1" meetingId="{breakout}"/>"#
+                ),
+            )
+        });
+        let spool = harness.state().recordings.spool_dir.clone();
+        drop_in_spool(&spool, &format!("{breakout}.tar"), &bytes);
+        eventually("the import", || async {
+            harness
+                .store()
+                .recording(&breakout)
+                .await
+                .unwrap()
+                .is_some()
+        })
+        .await;
+        let theirs = harness.get_raw(&school("getRecordings", "")).await;
+        assert!(theirs.body.contains(&breakout), "{db:?}: {}", theirs.body);
+        let default = harness.get("getRecordings", "").await;
+        assert!(
+            !default.body.contains(&breakout),
+            "{db:?}: {}",
+            default.body
+        );
+        harness.stop().await;
+    }
 }

@@ -231,15 +231,26 @@ pub async fn record_import(
     actor: &str,
 ) -> Result<ImportOutcome, ImportError> {
     let store = &service.store;
+    let meta = &first.metadata;
     let run = store
         .meeting_run(record_id)
         .await
         .map_err(|err| ImportError::Retry(err.to_string()))?;
+    // A breakout room BBB opened belongs to the tenant whose run opened it
+    // (only the owner comes from the parent: the parent's callback is not
+    // the breakout's).
+    let parent_run = match (&run, &meta.parent_meeting_id) {
+        (None, Some(parent)) => store
+            .meeting_run(parent)
+            .await
+            .map_err(|err| ImportError::Retry(err.to_string()))?,
+        _ => None,
+    };
     let tenant = run
         .as_ref()
+        .or(parent_run.as_ref())
         .map(|run| run.tenant.clone())
         .unwrap_or_else(TenantId::default_tenant);
-    let meta = &first.metadata;
     let metadata: BTreeMap<String, String> = meta
         .metadata
         .iter()
