@@ -91,6 +91,42 @@ async fn recordings_harness(db: Db) -> Harness {
     .await
 }
 
+/// A signed URL of tenant `school`'s API.
+fn school_url(harness: &Harness, call: &str, query: &str) -> String {
+    let api = format!("http://{}/t/school/bigbluebutton/api/", harness.app.addr);
+    signed_url(
+        &api,
+        call,
+        query,
+        "school-secret-1",
+        ChecksumAlgorithm::Sha1,
+    )
+}
+
+/// Creates tenant `school` and waits until the facade knows it.
+async fn add_school(harness: &Harness) {
+    harness
+        .store()
+        .execute_tenant(
+            "school",
+            &TenantCommand::Create {
+                name: "school".into(),
+                secret: "school-secret-1".into(),
+            },
+            &EventMetadata::actor("test"),
+        )
+        .await
+        .unwrap();
+    eventually("the tenant to be known", || async {
+        harness
+            .get_raw(&school_url(harness, "getRecordings", ""))
+            .await
+            .returncode()
+            == "SUCCESS"
+    })
+    .await;
+}
+
 /// Creates `meeting` and returns its record id (the run's internal id).
 async fn create_run(harness: &Harness, meeting: &str, extra: &str) -> String {
     let created = harness
@@ -384,36 +420,8 @@ async fn spool_import_then_get_publish_update_delete_on_both_databases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_see_only_their_own_recordings() {
     let harness = recordings_harness(Db::Sqlite).await;
-    harness
-        .store()
-        .execute_tenant(
-            "school",
-            &TenantCommand::Create {
-                name: "school".into(),
-                secret: "school-secret-1".into(),
-            },
-            &EventMetadata::actor("test"),
-        )
-        .await
-        .unwrap();
-    let school_api = format!("http://{}/t/school/bigbluebutton/api/", harness.app.addr);
-    let school = |call: &str, query: &str| {
-        signed_url(
-            &school_api,
-            call,
-            query,
-            "school-secret-1",
-            ChecksumAlgorithm::Sha1,
-        )
-    };
-    eventually("the tenant to be known", || async {
-        harness
-            .get_raw(&school("getRecordings", ""))
-            .await
-            .returncode()
-            == "SUCCESS"
-    })
-    .await;
+    let school = |call: &str, query: &str| school_url(&harness, call, query);
+    add_school(&harness).await;
     let created = harness
         .get_raw(&school("create", "name=T&meetingID=school-room"))
         .await;
@@ -816,36 +824,8 @@ async fn an_existing_published_tree_is_imported_once() {
 async fn a_breakout_recording_belongs_to_its_parents_tenant() {
     for db in BOTH {
         let harness = recordings_harness(db).await;
-        harness
-            .store()
-            .execute_tenant(
-                "school",
-                &TenantCommand::Create {
-                    name: "school".into(),
-                    secret: "school-secret-1".into(),
-                },
-                &EventMetadata::actor("test"),
-            )
-            .await
-            .unwrap();
-        let school_api = format!("http://{}/t/school/bigbluebutton/api/", harness.app.addr);
-        let school = |call: &str, query: &str| {
-            signed_url(
-                &school_api,
-                call,
-                query,
-                "school-secret-1",
-                ChecksumAlgorithm::Sha1,
-            )
-        };
-        eventually("the tenant to be known", || async {
-            harness
-                .get_raw(&school("getRecordings", ""))
-                .await
-                .returncode()
-                == "SUCCESS"
-        })
-        .await;
+        let school = |call: &str, query: &str| school_url(&harness, call, query);
+        add_school(&harness).await;
         let created = harness
             .get_raw(&school("create", "name=T&meetingID=school-class"))
             .await;

@@ -5,7 +5,7 @@
 
 use switchboard_domain::bbb::params::Params;
 use switchboard_domain::bbb::xml::ResponseSummary;
-use switchboard_domain::bbb::xml_write::escape;
+use switchboard_domain::bbb::xml_write::{escape, is_valid_name};
 
 fn element(out: &mut String, name: &str, text: &str) {
     out.push('<');
@@ -71,14 +71,7 @@ pub fn created_meeting_xml(
         };
         // BBB stores meta keys lower-cased; a key that is no XML name is left out.
         let meta = meta.to_ascii_lowercase();
-        let valid = meta
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && meta
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if valid {
+        if is_valid_name(&meta) {
             element(&mut out, &meta, value);
         }
     }
