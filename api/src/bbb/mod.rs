@@ -1,6 +1,7 @@
 //! The BBB API facade: `/bigbluebutton/api` and `/bigbluebutton/api/{call}`,
 //! answering every front-end exactly as one BBB server would.
 
+mod body;
 pub mod error;
 mod meetings;
 pub mod recordings;
@@ -130,13 +131,20 @@ async fn handle(
         .and_then(|value| value.parse::<usize>().ok())
         .unwrap_or(0);
     if declared > max {
+        body::discard_rest(body).await;
         return Err(BbbError::too_large(max));
     }
     let body = if is_post {
-        body.into_bytes_limit(max)
+        body::read_limited(body, max)
             .await
-            .map_err(|_| BbbError::too_large(max))?
+            .map_err(|error| match error {
+                body::BodyError::TooLarge => BbbError::too_large(max),
+                body::BodyError::Broken => {
+                    BbbError::validation("The request body could not be read.")
+                }
+            })?
     } else {
+        body::discard_rest(body).await;
         bytes::Bytes::new()
     };
     let content_type = req

@@ -287,3 +287,69 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     drop(stalled);
     harness.stop().await;
 }
+
+/// Issue 14.7: a body far over the request limit gets an answer the client
+/// can read (BBB XML), whether its length is declared or it is chunked: a
+/// client that sends its whole body before reading (as curl and Python's
+/// requests do) reads the answer instead of a connection reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_gets_an_answer_the_client_reads() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let harness = Harness::start(crate::support::Db::Sqlite, 1).await;
+    let url = harness.url("create", "meetingID=big&name=big");
+    let target = &url[url.find("/bigbluebutton").unwrap()..];
+    let body = format!("meta_x={}", "a".repeat(10 * 1024 * 1024));
+    for chunked in [false, true] {
+        let mut socket = tokio::net::TcpStream::connect(harness.app.addr)
+            .await
+            .unwrap();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let head = format!(
+            "POST {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n{framing}\r\n\r\n"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        for chunk in body.as_bytes().chunks(64 * 1024) {
+            if chunked {
+                let size = format!("{:x}\r\n", chunk.len());
+                socket
+                    .write_all(size.as_bytes())
+                    .await
+                    .unwrap_or_else(|error| {
+                        panic!("chunked={chunked}: reset while sending: {error}")
+                    });
+            }
+            socket
+                .write_all(chunk)
+                .await
+                .unwrap_or_else(|error| panic!("chunked={chunked}: reset while sending: {error}"));
+            if chunked {
+                socket.write_all(b"\r\n").await.unwrap();
+            }
+        }
+        if chunked {
+            socket.write_all(b"0\r\n\r\n").await.unwrap();
+        }
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            socket.read_to_end(&mut answer),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            matches!(read, Ok(Ok(_))) || !answer.is_empty(),
+            "chunked={chunked}: the answer is read: {read:?}"
+        );
+        assert!(
+            text.contains("<returncode>FAILED</returncode>"),
+            "chunked={chunked}: BBB XML: {text}"
+        );
+    }
+    assert!(harness.sim_with("big").is_none(), "nothing created");
+    harness.stop().await;
+}

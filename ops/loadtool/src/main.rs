@@ -182,6 +182,10 @@ struct MeetingsArgs {
     /// Seconds between health cycles of Switchboard's poller.
     #[arg(long, default_value_t = 1.0)]
     interval_secs: f64,
+    /// Idle, half-sent connections held open during one more phase at the
+    /// first connection count (0: no such phase).
+    #[arg(long, default_value_t = 1000)]
+    idle_connections: usize,
     /// Run on a fresh database on this PostgreSQL server (admin URL; created
     /// with `psql`, dropped afterwards) instead of a fresh SQLite file.
     #[arg(
@@ -429,6 +433,7 @@ async fn get_meetings(args: MeetingsArgs) -> anyhow::Result<()> {
         interval_secs: args.interval_secs,
         postgres: None,
         baseline_threads: machine.cpus,
+        idle_connections: args.idle_connections,
     };
     let mut databases = Vec::new();
     match &args.postgres {

@@ -79,6 +79,9 @@ pub struct MeetingsConfig {
     pub postgres: Option<String>,
     /// Runtime workers of the baseline server.
     pub baseline_threads: usize,
+    /// Idle, half-sent connections held open during one more phase (at the
+    /// first connection count); 0 skips that phase.
+    pub idle_connections: usize,
 }
 
 /// One measured getMeetings phase against Switchboard.
@@ -91,6 +94,8 @@ pub struct Phase {
     pub servers_asked: u64,
     /// Health cycles the poller finished during the phase.
     pub cycles: u64,
+    /// Idle, half-sent connections held open during the phase.
+    pub idle_connections: usize,
 }
 
 impl Phase {
@@ -351,7 +356,16 @@ async fn measure(
     let baseline_before = measure_baseline(config, &answer, &check, "before").await?;
 
     let mut phases = Vec::new();
-    for &connections in &config.connections {
+    let idle_phase = (config.idle_connections > 0)
+        .then(|| config.connections.first().copied())
+        .flatten();
+    for (connections, idle_connections) in config
+        .connections
+        .iter()
+        .map(|&connections| (connections, 0))
+        .chain(idle_phase.map(|connections| (connections, config.idle_connections)))
+    {
+        let idle = hold_idle_connections(addr, idle_connections).await?;
         let asked_before = asked(simulators);
         let cycles_before = cycles(addr).await?;
         let listing = Arc::new(path.clone());
@@ -366,10 +380,12 @@ async fn measure(
             summary,
             servers_asked: asked_after - asked_before,
             cycles: cycles_after.saturating_sub(cycles_before),
+            idle_connections,
         };
+        drop(idle);
         eprintln!(
-            "[{label}] getMeetings at {connections} connections: {}; servers asked {} times \
-             during {} poll cycles (at most {} from polls)",
+            "[{label}] getMeetings at {connections} connections ({idle_connections} idle): {}; \
+             servers asked {} times during {} poll cycles (at most {} from polls)",
             one_line(&phase.summary),
             phase.servers_asked,
             phase.cycles,
@@ -402,6 +418,27 @@ async fn measure(
         memory_end,
         cycles_total,
     })
+}
+
+/// Opens `count` connections to `addr` that each send half a request line
+/// and then nothing, as slow or hostile clients do; they stay open (until
+/// Switchboard's idle timeout closes them) while the result is held.
+async fn hold_idle_connections(
+    addr: SocketAddr,
+    count: usize,
+) -> anyhow::Result<Vec<tokio::net::TcpStream>> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut socket = tokio::net::TcpStream::connect(addr)
+            .await
+            .context("cannot open an idle connection")?;
+        socket
+            .write_all(b"GET /bigbluebutton/api/getMeetings HTTP/1.1\r\nHost: loa")
+            .await?;
+        held.push(socket);
+    }
+    Ok(held)
 }
 
 /// Joins `attendees` viewers through Switchboard, round-robin over `ids`,
@@ -607,6 +644,7 @@ mod tests {
             summary: Summary::new(Default::default(), 1, Duration::from_secs(1)),
             servers_asked: 70,
             cycles: 5,
+            idle_connections: 0,
         };
         assert_eq!(phase.allowed(10), 70);
     }

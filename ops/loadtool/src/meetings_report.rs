@@ -112,8 +112,44 @@ impl MeetingsReport {
                 ),
                 pass: result.servers_not_asked(),
             });
+            if let Some(verdict) = Self::idle_verdict(result) {
+                verdicts.push(verdict);
+            }
         }
         verdicts
+    }
+
+    /// Idle connections cost nothing to others (issue 14.8): getMeetings
+    /// with the idle connections open is as fast as without, at the same
+    /// connection count: p99 at most twice, no errors.
+    fn idle_verdict(result: &MeetingsResult) -> Option<Verdict> {
+        let idle = result
+            .phases
+            .iter()
+            .find(|phase| phase.idle_connections > 0)?;
+        let without = result.phases.iter().find(|phase| {
+            phase.idle_connections == 0 && phase.summary.connections == idle.summary.connections
+        })?;
+        Some(Verdict {
+            goal: format!(
+                "{} idle, half-sent connections do not slow getMeetings (p99 ≤ 2x without, \
+                 no errors; {})",
+                idle.idle_connections, result.database
+            ),
+            measured: format!(
+                "at {} connections: p50 {:.2} ms, p99 {:.2} ms, {:.0}/s, {} errors with them \
+                 open; p50 {:.2} ms, p99 {:.2} ms, {:.0}/s without",
+                idle.summary.connections,
+                idle.summary.p50_ms,
+                idle.summary.p99_ms,
+                idle.summary.rate,
+                idle.summary.errors,
+                without.summary.p50_ms,
+                without.summary.p99_ms,
+                without.summary.rate
+            ),
+            pass: idle.summary.errors == 0 && idle.summary.p99_ms <= 2.0 * without.summary.p99_ms,
+        })
     }
 
     /// The console summary.
@@ -157,7 +193,11 @@ impl MeetingsReport {
             }
             for phase in &result.phases {
                 row(
-                    format!("Switchboard, {}", result.database),
+                    format!(
+                        "Switchboard, {}{}",
+                        result.database,
+                        idle_note(phase.idle_connections)
+                    ),
                     &phase.summary,
                     Some(result.ratio(phase)),
                 );
@@ -313,7 +353,11 @@ impl MeetingsReport {
                 let _ = writeln!(out, "{}", row(&name, summary, baseline_ratio(summary)));
             }
             for phase in &result.phases {
-                let name = format!("**Switchboard, {}**", result.database);
+                let name = format!(
+                    "**Switchboard, {}**{}",
+                    result.database,
+                    idle_note(phase.idle_connections)
+                );
                 let _ = writeln!(out, "{}", row(&name, &phase.summary, result.ratio(phase)));
             }
             for summary in &result.baseline_after {
@@ -472,5 +516,14 @@ impl MeetingsReport {
                 let _ = writeln!(out, "  - `{}`", sample.replace('`', "'"));
             }
         }
+    }
+}
+
+/// ", with N idle connections open" for a phase that held them.
+fn idle_note(idle_connections: usize) -> String {
+    if idle_connections == 0 {
+        String::new()
+    } else {
+        format!(", with {idle_connections} idle connections open")
     }
 }
