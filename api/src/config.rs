@@ -443,8 +443,28 @@ impl Settings {
                 "at least one algorithm must be accepted",
             ));
         }
-        if matches!(&self.secret, Some(secret) if secret.is_empty()) {
-            return Err(invalid("secret", "the secret must not be empty"));
+        let weak = |secret: &String| !switchboard_domain::tenant::is_strong_secret(secret);
+        let min = switchboard_domain::tenant::MIN_SECRET_LEN;
+        if self.secret.as_ref().is_some_and(weak) {
+            return Err(invalid(
+                "secret",
+                &format!(
+                    "the secret (SWITCHBOARD_SECRET or `secret` in the file) must have at least \
+                     {min} characters and no whitespace: anyone could sign calls with a short \
+                     one; set a long random one (`openssl rand -hex 20`)"
+                ),
+            ));
+        }
+        if let Some(position) = self.secrets.iter().position(weak) {
+            return Err(invalid(
+                "secrets",
+                &format!(
+                    "extra secret number {} (SWITCHBOARD_SECRETS or `secrets` in the file) is \
+                     empty, has whitespace or has less than {min} characters (at least {min} \
+                     characters are needed): remove it or replace it with a long random one",
+                    position + 1
+                ),
+            ));
         }
         if !(self.health.interval_secs.is_finite() && self.health.interval_secs > 0.0) {
             return Err(invalid(
@@ -637,8 +657,8 @@ mod tests {
         )
         .unwrap();
         let vars = env(&[
-            ("SWITCHBOARD_SECRET", "from-env"),
-            ("SWITCHBOARD_SECRETS", "old1, old2,"),
+            ("SWITCHBOARD_SECRET", "from-env-secret"),
+            ("SWITCHBOARD_SECRETS", "old-secret-01, old-secret-02,"),
             ("SWITCHBOARD_CHECKSUM_ALGORITHMS", "sha256,sha512"),
         ]);
         let overrides = Overrides {
@@ -647,13 +667,50 @@ mod tests {
         };
         let settings = Settings::load(Some(&file), &vars, &overrides).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:7000");
-        assert_eq!(settings.secret.as_deref(), Some("from-env"));
-        assert_eq!(settings.secrets, vec!["old1", "old2"]);
+        assert_eq!(settings.secret.as_deref(), Some("from-env-secret"));
+        assert_eq!(settings.secrets, vec!["old-secret-01", "old-secret-02"]);
         assert_eq!(settings.health.offline_after, 5);
         assert_eq!(
             settings.checksum_algorithms,
             vec![ChecksumAlgorithm::Sha256, ChecksumAlgorithm::Sha512]
         );
+    }
+
+    /// Issue 15.A4: an empty or short secret anywhere in the settings stops
+    /// the start with a message naming it.
+    #[test]
+    fn empty_or_short_secrets_are_refused_with_what_to_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("switchboard.toml");
+        let cases = [
+            ("secrets = [\"\"]\n", "secrets"),
+            ("secret = \"\"\n", "secret"),
+            ("secret = \"short-one\"\n", "secret"),
+            (
+                "secret = \"long-enough-secret\"\nsecrets = [\"a-long-old-secret\", \"x\"]\n",
+                "secrets",
+            ),
+        ];
+        for (text, key) in cases {
+            std::fs::write(&file, text).unwrap();
+            let error = Settings::load(Some(&file), &env(&[]), &Overrides::default())
+                .expect_err(text)
+                .to_string();
+            assert!(
+                error.contains(key) && error.contains("12 characters"),
+                "{text}: {error}"
+            );
+        }
+        let error = Settings::load(
+            None,
+            &env(&[("SWITCHBOARD_SECRET", "abc")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("SWITCHBOARD_SECRET"), "{error}");
+        std::fs::write(&file, "secret = \"long-enough-secret\"\n").unwrap();
+        Settings::load(Some(&file), &env(&[]), &Overrides::default()).unwrap();
     }
 
     #[test]

@@ -19,6 +19,36 @@ pub struct Secrets {
     pub generated: Option<String>,
 }
 
+/// Refuses a tenant secret kept from before secrets had to be at least
+/// [`MIN_SECRET_LEN`] characters, naming the tenants and how to rotate.
+///
+/// [`MIN_SECRET_LEN`]: switchboard_domain::tenant::MIN_SECRET_LEN
+pub async fn refuse_weak_tenant_secrets(store: &Store) -> anyhow::Result<()> {
+    let weak: Vec<String> = store
+        .tenants()
+        .await?
+        .into_iter()
+        .filter(|tenant| {
+            tenant
+                .secrets
+                .iter()
+                .any(|secret| !switchboard_domain::tenant::is_strong_secret(secret))
+        })
+        .map(|tenant| tenant.name)
+        .collect();
+    if weak.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "tenant(s) {} have a secret shorter than {} characters (or with whitespace), which \
+         anyone could sign calls with; add a long one with `switchboard tenants secrets add \
+         NAME NEW_SECRET`, move the front-end to it, then `switchboard tenants secrets revoke \
+         NAME OLD_SECRET`",
+        weak.join(", "),
+        switchboard_domain::tenant::MIN_SECRET_LEN
+    )
+}
+
 /// The configured secrets, or the stored (or newly generated) one.
 pub async fn resolve_secrets(settings: &Settings, store: &Store) -> anyhow::Result<Secrets> {
     let mut accepted = Vec::new();

@@ -11,8 +11,15 @@ use crate::bbb::params::Params;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The shortest secret a tenant may have.
-pub const MIN_SECRET_LEN: usize = 8;
+/// The shortest secret a front-end may sign with: a tenant's, and the
+/// global and extra secrets of the settings. Shorter ones make
+/// `sha1(call + query + secret)` guessable.
+pub const MIN_SECRET_LEN: usize = 12;
+
+/// Whether `secret` is long enough and free of whitespace to sign BBB calls.
+pub fn is_strong_secret(secret: &str) -> bool {
+    secret.chars().count() >= MIN_SECRET_LEN && !secret.chars().any(char::is_whitespace)
+}
 
 /// What a tenant policy does with one parameter of create or join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -361,7 +368,7 @@ pub fn validate_name(name: &str) -> Result<(), TenantError> {
 }
 
 fn validate_secret(secret: &str) -> Result<(), TenantError> {
-    if secret.chars().count() < MIN_SECRET_LEN || secret.chars().any(char::is_whitespace) {
+    if !is_strong_secret(secret) {
         Err(TenantError::WeakSecret)
     } else {
         Ok(())

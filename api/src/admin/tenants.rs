@@ -102,7 +102,7 @@ pub struct TenantView {
 pub struct NewTenant {
     /// Name (a lower-case DNS label; not `default`).
     pub name: String,
-    /// Its first secret (at least 8 characters).
+    /// Its first secret (at least 12 characters).
     pub secret: String,
     /// Server tags its meetings require.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -78,6 +78,10 @@ pub enum Command {
     Migrate,
     /// Rebuild every projection from the event log.
     Replay,
+    /// Print the BBB API secret front-ends sign with (the configured one, or
+    /// the one generated at first start), for a `serve` whose output goes to
+    /// a journal.
+    Secret,
     /// Manage the pool of BBB servers.
     Servers {
         /// What to do with servers.
@@ -469,6 +473,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             out!("database is up to date");
             Ok(())
         }
+        Command::Secret => {
+            local_only("secret")?;
+            let store = app::open_store(&settings).await?;
+            let secrets = app::resolve_secrets(&settings, &store).await?;
+            out!("{}", secrets.accepted[0]);
+            Ok(())
+        }
         Command::Replay => {
             local_only("replay")?;
             let store = app::open_store(&settings).await?;
@@ -612,9 +623,19 @@ async fn serve(
     workers: bool,
 ) -> anyhow::Result<()> {
     let store = app::open_store(&settings).await?;
+    crate::secrets::refuse_weak_tenant_secrets(&store).await?;
     let secrets = app::resolve_secrets(&settings, &store).await?;
     if let Some(secret) = &secrets.generated {
-        out!("Generated a BBB API secret and stored it in the database: {secret}");
+        // Shown once to a person at a terminal (and in the demo's banner);
+        // never written to a journal or a log file.
+        use std::io::IsTerminal;
+        if demo_servers.is_some() || std::io::stdout().is_terminal() {
+            out!("Generated a BBB API secret and stored it in the database: {secret}");
+        } else {
+            out!(
+                "Generated a BBB API secret and stored it in the database; print it with `switchboard secret`"
+            );
+        }
         out!("(set SWITCHBOARD_SECRET to choose your own)");
     }
     let primary = secrets.accepted[0].clone();

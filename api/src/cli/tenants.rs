@@ -31,7 +31,7 @@ pub enum TenantsCommand {
     Create {
         /// Name: a lower-case DNS label (not `default`).
         name: String,
-        /// Its first secret (at least 8 characters).
+        /// Its first secret (at least 12 characters).
         #[arg(long)]
         secret: String,
         /// Server tags its meetings require, comma-separated.

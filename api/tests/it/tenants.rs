@@ -532,7 +532,7 @@ async fn tenant_admin_changes_are_events_and_never_show_secrets() {
             .add_tenant_secret("t1", "short".into(), &operator())
             .await
             .unwrap_err();
-        assert!(weak.to_string().contains("at least 8"), "{weak}");
+        assert!(weak.to_string().contains("at least 12"), "{weak}");
         let events = admin
             .events(switchboard_app::records::EventFilter {
                 stream: Some("tenant:t1".into()),
@@ -599,11 +599,11 @@ async fn tenant_admin_changes_are_events_and_never_show_secrets() {
 async fn breakouts_follow_their_parent_and_unknown_meetings_are_nobodys() {
     for db in crate::support::BOTH {
         let harness = Harness::polled(db, 1).await;
-        add_tenant(&harness, "acme", "acme-secret").await;
+        add_tenant(&harness, "acme", "acme-secret-1").await;
         let created = tenant_get(
             &harness,
             "acme",
-            "acme-secret",
+            "acme-secret-1",
             "create",
             "name=Class&meetingID=class",
         )
@@ -614,7 +614,7 @@ async fn breakouts_follow_their_parent_and_unknown_meetings_are_nobodys() {
         harness.sims[0].create_meeting_directly("stranger", "Made on the server");
         tokio::time::sleep(std::time::Duration::from_millis(700)).await;
 
-        let acme = tenant_get(&harness, "acme", "acme-secret", "getMeetings", "").await;
+        let acme = tenant_get(&harness, "acme", "acme-secret-1", "getMeetings", "").await;
         let mut listed = meeting_ids(&acme);
         listed.sort();
         assert_eq!(

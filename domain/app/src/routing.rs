@@ -1006,12 +1006,12 @@ mod tests {
 
         run(TenantCommand::Create {
             name: "acme".into(),
-            secret: "acme-secret".into(),
+            secret: "acme-secret-1".into(),
         })
         .await;
         let created = TenantConfig {
             name: "acme".into(),
-            secrets: vec!["acme-secret".into()],
+            secrets: vec!["acme-secret-1".into()],
             policy: TenantPolicy::default(),
             limits: TenantLimits::default(),
             required_tags: vec![],
@@ -1095,7 +1095,7 @@ mod tests {
                 &tenant_stream("acme"),
                 &TenantCommand::Create {
                     name: "acme".into(),
-                    secret: "acme-secret".into(),
+                    secret: "acme-secret-1".into(),
                 },
                 &given(),
             )
@@ -1113,7 +1113,7 @@ mod tests {
         assert_eq!(view.server(a).unwrap().state, ServerState::Cordoned);
         assert_eq!(
             view.tenant("acme").map(|t| t.secrets.clone()),
-            Some(vec!["acme-secret".to_owned()])
+            Some(vec!["acme-secret-1".to_owned()])
         );
         assert_eq!(cached(&view, "room").await, stored(&world, "room").await);
         assert_eq!(

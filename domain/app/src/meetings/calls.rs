@@ -291,7 +291,7 @@ mod tests {
         let commands = [
             TenantCommand::Create {
                 name: "acme".into(),
-                secret: "acme-secret".into(),
+                secret: "acme-secret-1".into(),
             },
             TenantCommand::SetLimits(limits),
             TenantCommand::SetPolicy(TenantPolicy {

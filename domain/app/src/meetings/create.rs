@@ -901,7 +901,7 @@ mod tests {
         let commands = [
             TenantCommand::Create {
                 name: "acme".into(),
-                secret: "acme-secret".into(),
+                secret: "acme-secret-1".into(),
             },
             TenantCommand::SetLimits(TenantLimits {
                 max_meetings: Some(max_meetings),
