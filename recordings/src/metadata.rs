@@ -70,6 +70,10 @@ pub enum MetadataError {
     /// A base URL for [`rebase_urls`] is not `http(s)://host[/prefix]`.
     #[error("`{0}` is not an http(s) base URL")]
     InvalidBaseUrl(String),
+    /// A playback or image link is neither an http(s) URL nor a path
+    /// (`javascript:`, `https:\\host`, whitespace or control characters).
+    #[error("`{0}` is not an http(s) URL or a path")]
+    UnsafeLink(String),
     /// The file could not be read.
     #[error("could not read {path}: {source}")]
     Io {
@@ -550,8 +554,15 @@ pub fn rebase_url(url: &str, base: &str) -> Result<String, MetadataError> {
         return Err(MetadataError::InvalidBaseUrl(shorten(base)));
     }
     let url = url.trim();
+    let unsafe_link = || MetadataError::UnsafeLink(shorten(url));
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return Err(unsafe_link());
+    }
     let path = match url.find("://") {
-        Some(at) => {
+        Some(at) if ["http", "https"].contains(&url[..at].to_ascii_lowercase().as_str()) => {
             let after = &url[at + 3..];
             match after.find(['/', '?', '#']) {
                 Some(p) => &after[p..],
@@ -559,7 +570,7 @@ pub fn rebase_url(url: &str, base: &str) -> Result<String, MetadataError> {
             }
         }
         None if url.starts_with('/') => url,
-        None => return Ok(url.to_owned()),
+        _ => return Err(unsafe_link()),
     };
     let path = if path.starts_with('/') {
         path.to_owned()
@@ -567,6 +578,29 @@ pub fn rebase_url(url: &str, base: &str) -> Result<String, MetadataError> {
         format!("/{path}")
     };
     Ok(format!("{base}{path}"))
+}
+
+/// Where a format's playback is on a BBB server, as a path: where a link
+/// that cannot be handed out safely is pointed instead.
+pub fn default_playback_path(format: &str, record_id: &str) -> String {
+    match format {
+        "presentation" => format!("/playback/presentation/2.3/{record_id}"),
+        _ => format!("/playback/{format}/{record_id}/"),
+    }
+}
+
+/// The playback URL of a format on Switchboard's public URL `base`: the
+/// server's link rebased (see [`rebase_url`]), or, when that link is not an
+/// http(s) URL or a path, the format's default path (never the link itself,
+/// so no `javascript:` and no other site reaches a front-end or a redirect).
+pub fn playback_url(link: &str, base: &str, format: &str, record_id: &str) -> String {
+    rebase_url(link, base).unwrap_or_else(|_| {
+        format!(
+            "{}{}",
+            base.trim().trim_end_matches('/'),
+            default_playback_path(format, record_id)
+        )
+    })
 }
 
 /// Rewrites the playback link and every preview image URL of `metadata`
@@ -767,6 +801,43 @@ pub(crate) mod tests {
         ] {
             assert!(rebase_url(&url, bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    /// Issue 15.A2: links that are not http(s) URLs or paths are refused,
+    /// and a playback URL is always on Switchboard's own public URL.
+    #[test]
+    fn unsafe_links_are_refused_and_playback_stays_on_site() {
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,<script>",
+            "https:\\\\evil.example/x",
+            "/\\evil.example/x",
+            "vbscript://x/y",
+            "https://lb/x\r\nSet-Cookie: a=b",
+            "relative/path",
+        ] {
+            assert!(
+                matches!(
+                    rebase_url(bad, "https://lb"),
+                    Err(MetadataError::UnsafeLink(_))
+                ),
+                "{bad:?} accepted"
+            );
+            assert_eq!(
+                playback_url(bad, "https://lb/", "presentation", ID),
+                format!("https://lb/playback/presentation/2.3/{ID}")
+            );
+        }
+        assert_eq!(
+            playback_url("//evil.example/x", "https://lb", "video", ID),
+            "https://lb//evil.example/x",
+            "a scheme-relative link stays a path on Switchboard"
+        );
+        assert_eq!(
+            playback_url("HTTPS://bbb1/playback/video/x/", "https://lb", "video", ID),
+            "https://lb/playback/video/x/"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use switchboard_app::recordings::RecordingService;
 use switchboard_app::records::RecordingRecord;
 use switchboard_domain::bbb::xml_write::escape;
 use switchboard_domain::recording_ids::RecordId;
-use switchboard_recordings::metadata::rebase_url;
+use switchboard_recordings::metadata::{playback_url, rebase_url};
 
 /// Whether `name` can stand as an XML element name as it is.
 fn xml_name_ok(name: &str) -> bool {
@@ -49,7 +49,7 @@ pub fn recording_xml(out: &mut String, recording: &RecordingRecord, service: &Re
     for format in &recording.formats {
         let url = match (&id, recording.protected) {
             (Some(id), true) => service.protected_link(id, &format.format),
-            _ => rebase_url(&format.url, base).unwrap_or_else(|_| format.url.clone()),
+            _ => playback_url(&format.url, base, &format.format, &recording.record_id),
         };
         let minutes = (format.length_ms + 30_000) / 60_000;
         let _ = write!(
@@ -62,7 +62,12 @@ pub fn recording_xml(out: &mut String, recording: &RecordingRecord, service: &Re
         );
         if !format.images.is_empty() {
             out.push_str("<preview><images>");
-            for image in &format.images {
+            // An image whose URL is not an http(s) URL or a path is left out.
+            for (image, url) in format
+                .images
+                .iter()
+                .filter_map(|image| Some((image, rebase_url(&image.url, base).ok()?)))
+            {
                 out.push_str("<image");
                 if let Some(width) = image.width {
                     let _ = write!(out, " width=\"{width}\"");
@@ -73,7 +78,6 @@ pub fn recording_xml(out: &mut String, recording: &RecordingRecord, service: &Re
                 if let Some(alt) = &image.alt {
                     let _ = write!(out, " alt=\"{}\"", escape(alt));
                 }
-                let url = rebase_url(&image.url, base).unwrap_or_else(|_| image.url.clone());
                 let _ = write!(out, ">{}</image>", escape(&url));
             }
             out.push_str("</images></preview>");

@@ -249,8 +249,12 @@ pub async fn redeem_link(
     let Some(playback) = recording.formats.iter().find(|f| f.format == format) else {
         return not_found();
     };
-    let target = switchboard_recordings::metadata::rebase_url(&playback.url, service.public_url())
-        .unwrap_or_else(|_| playback.url.clone());
+    let target = switchboard_recordings::metadata::playback_url(
+        &playback.url,
+        service.public_url(),
+        &playback.format,
+        id.as_str(),
+    );
     let expires = now + settings.cookie_ttl_secs;
     let value = protected::mint_cookie(service.key(), &id, expires);
     let secure = if service.public_url().starts_with("https://") {

@@ -864,3 +864,81 @@ async fn a_breakout_recording_belongs_to_its_parents_tenant() {
         harness.stop().await;
     }
 }
+
+/// Issue 15.A2: playback links and preview images from metadata.xml are
+/// handed out only as http(s) URLs on Switchboard's public URL: a
+/// `javascript:` link never reaches getRecordings' `<url>`, and a protected
+/// link never redirects off-site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_playback_links_never_leave_switchboard() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    let id = create_run(&harness, "room-x", "").await;
+    let spool = harness.state().recordings.spool_dir.clone();
+    let hostile = |format: &str| {
+        let link = match format {
+            "presentation" => "javascript:alert(document.cookie)",
+            _ => "https:\\\\evil.example/x",
+        };
+        metadata_xml(&id, format, "room-x")
+            .replace(
+                &format!("https://bbb1.example.org/playback/{format}/2.3/{id}"),
+                link,
+            )
+            .replace(
+                &format!(
+                    "https://bbb1.example.org/{format}/{id}/presentation/p1/thumbnails/thumb-1.png"
+                ),
+                "javascript:alert(2)",
+            )
+    };
+    drop_in_spool(
+        &spool,
+        &format!("{id}.tar"),
+        &archive_with(&id, &["presentation", "video"], hostile),
+    );
+    eventually("the import", || async {
+        harness.store().recording(&id).await.unwrap().is_some()
+    })
+    .await;
+    let base = public(&harness);
+    let listed = harness
+        .get("getRecordings", &format!("recordID={id}"))
+        .await;
+    listed.assert_success();
+    assert!(!listed.body.contains("javascript"), "{}", listed.body);
+    assert!(!listed.body.contains("evil.example"), "{}", listed.body);
+    assert!(
+        listed
+            .body
+            .contains(&format!("<url>{base}/playback/presentation/2.3/{id}</url>")),
+        "{}",
+        listed.body
+    );
+    harness
+        .get("updateRecordings", &format!("recordID={id}&protect=true"))
+        .await
+        .assert_success();
+    let listed = harness
+        .get("getRecordings", &format!("recordID={id}"))
+        .await;
+    let link = listed
+        .body
+        .split("<url>")
+        .filter_map(|part| part.split("</url>").next())
+        .find(|url| url.contains("/recording-link/video/"))
+        .expect("a one-time link for the video format")
+        .replace("&amp;", "&");
+    let redeemed = harness.client.get(&link).send().await.unwrap();
+    assert_eq!(redeemed.status().as_u16(), 302);
+    let location = redeemed
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        location.starts_with(&format!("{base}/")),
+        "redirected on-site only: {location}"
+    );
+    harness.stop().await;
+}
