@@ -188,7 +188,39 @@ pub struct RoutingView {
     generation: AtomicU64,
     /// Joins sent by this process and not yet seen by a poll: tenant,
     /// server, when (ms).
-    pending_joins: Mutex<Vec<(TenantId, ServerId, i64)>>,
+    pending_joins: Mutex<Vec<PendingJoin>>,
+}
+
+/// Who a join is for: the meeting's run and the attendee's `userID`, or,
+/// without one, the attendee's name and role (or password). Two joins with
+/// the same key are one attendee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinKey(String);
+
+impl JoinKey {
+    /// The key of a join to the run `internal_id` with the join's
+    /// parameters.
+    pub fn of(internal_id: &str, params: &switchboard_domain::bbb::params::Params) -> Self {
+        let who = match params.non_empty("userID") {
+            Some(user) => format!("user\u{0}{user}"),
+            None => format!(
+                "name\u{0}{}\u{0}{}\u{0}{}",
+                params.get("fullName").unwrap_or_default(),
+                params.get("role").unwrap_or_default().to_ascii_lowercase(),
+                params.get("password").unwrap_or_default()
+            ),
+        };
+        Self(format!("{internal_id}\u{0}{who}"))
+    }
+}
+
+/// A join sent, counted toward its tenant's attendees until a poll shows it.
+#[derive(Debug)]
+struct PendingJoin {
+    tenant: TenantId,
+    server: ServerId,
+    attendee: JoinKey,
+    at_ms: i64,
 }
 
 fn cache_key(tenant: &TenantId, meeting_id: &MeetingId) -> String {
@@ -348,12 +380,39 @@ impl RoutingView {
     }
 
     /// Notes a join sent to `server` for `tenant`, counted until a poll of
-    /// that server shows a change (or for [`PENDING_JOIN_MS`]).
-    pub fn note_join(&self, tenant: &TenantId, server: ServerId) {
+    /// that server shows a change (or for [`PENDING_JOIN_MS`]). The same
+    /// `attendee` (see [`JoinKey`]) is counted once within that window, so a
+    /// replayed join URL reserves one place, not one per replay.
+    pub fn note_join(&self, tenant: &TenantId, server: ServerId, attendee: &JoinKey) {
         let now = self.clock.now_ms();
         let mut pending = self.pending_joins.lock().expect("pending joins lock");
-        pending.retain(|(_, _, at)| *at > now - PENDING_JOIN_MS);
-        pending.push((tenant.clone(), server, now));
+        pending.retain(|join| join.at_ms > now - PENDING_JOIN_MS);
+        if pending.iter().any(|join| {
+            join.server == server && &join.tenant == tenant && &join.attendee == attendee
+        }) {
+            return;
+        }
+        pending.push(PendingJoin {
+            tenant: tenant.clone(),
+            server,
+            attendee: attendee.clone(),
+            at_ms: now,
+        });
+    }
+
+    /// Whether a join of `attendee` is already counted as pending (a replay
+    /// or a rejoin), so it takes no further place.
+    pub fn join_pending(&self, tenant: &TenantId, attendee: &JoinKey) -> bool {
+        let now = self.clock.now_ms();
+        self.pending_joins
+            .lock()
+            .expect("pending joins lock")
+            .iter()
+            .any(|join| {
+                &join.tenant == tenant
+                    && &join.attendee == attendee
+                    && join.at_ms > now - PENDING_JOIN_MS
+            })
     }
 
     /// Attendees of a tenant: what the polls saw in its running runs
@@ -376,12 +435,12 @@ impl RoutingView {
             .lock()
             .expect("pending joins lock")
             .iter()
-            .filter(|(owner, server, at)| {
-                owner == tenant
-                    && *at > now - PENDING_JOIN_MS
+            .filter(|join| {
+                &join.tenant == tenant
+                    && join.at_ms > now - PENDING_JOIN_MS
                     && picture
-                        .get(server)
-                        .is_none_or(|polled| *at > polled.changed_at_ms)
+                        .get(&join.server)
+                        .is_none_or(|polled| join.at_ms > polled.changed_at_ms)
             })
             .count() as u64;
         polled + pending

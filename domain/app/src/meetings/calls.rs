@@ -6,6 +6,7 @@ use super::{ApiRequest, CallError, MeetingService};
 use crate::backend::Answer;
 use crate::lifecycle::{disable_if_drained, end_run};
 use crate::records::{MeetingRecord, ServerRecord};
+use crate::routing::JoinKey;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -181,10 +182,11 @@ impl MeetingService {
                 message: "You must specify a name for the attendee who will be joining the meeting.",
             });
         }
-        let (_, server) = self
+        let (record, server) = self
             .meeting_and_server(&request.tenant, &meeting_id)
             .await?;
-        let query = self.tenant_query(request).await?;
+        let attendee = JoinKey::of(&record.run.internal_id, &request.params);
+        let query = self.tenant_query(request, &attendee).await?;
         // BBB reads `redirect` with Java's Boolean.parseBoolean: any value but
         // `true` asks for the XML answer.
         let wants_xml = request
@@ -199,12 +201,14 @@ impl MeetingService {
         if wants_xml {
             let answer = self.backends.call(&server, "join", &query, None).await?;
             if counted && answer.summary.is_success() {
-                self.routing.note_join(&request.tenant, server.id);
+                self.routing
+                    .note_join(&request.tenant, server.id, &attendee);
             }
             return Ok(JoinOutcome::Answer(answer));
         }
         if counted {
-            self.routing.note_join(&request.tenant, server.id);
+            self.routing
+                .note_join(&request.tenant, server.id, &attendee);
         }
         Ok(JoinOutcome::Redirect(
             self.backends.target(&server).signed_url("join", &query),
@@ -214,11 +218,19 @@ impl MeetingService {
     /// The query to forward: the client's as it came, or rebuilt after the
     /// tenant's join policy changed it; refused when the tenant's meetings
     /// hold as many attendees as it may.
-    async fn tenant_query<'a>(&self, request: &'a ApiRequest) -> Result<Cow<'a, str>, CallError> {
+    async fn tenant_query<'a>(
+        &self,
+        request: &'a ApiRequest,
+        attendee: &JoinKey,
+    ) -> Result<Cow<'a, str>, CallError> {
         let Some(tenant) = &request.tenant_config else {
             return Ok(Cow::Borrowed(&request.raw_query));
         };
-        if let Some(limit) = tenant.limits.max_attendees {
+        // An attendee already counted (a replayed URL, a rejoin) takes no
+        // further place.
+        if let Some(limit) = tenant.limits.max_attendees
+            && !self.routing.join_pending(&request.tenant, attendee)
+        {
             let runs: HashSet<String> = self
                 .store
                 .running_runs_of(&request.tenant)
@@ -536,6 +548,50 @@ mod tests {
         assert!(
             matches!(refused, Err(CallError::MaxParticipants(2))),
             "1 polled and 1 sent since: {refused:?}"
+        );
+    }
+
+    /// Issue 15.A3: replaying one join URL counts its attendee once; other
+    /// attendees still join up to the limit, and the replay itself is not
+    /// refused.
+    #[tokio::test]
+    async fn a_replayed_join_url_reserves_one_place() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let acme = acme(
+            &world,
+            TenantLimits {
+                max_meetings: None,
+                max_attendees: Some(2),
+            },
+            vec![],
+        )
+        .await;
+        tenant_meeting(&world, &TenantId("acme".into()), "room", "room-1", a).await;
+        let backend = silent();
+        let meetings = world.meetings(&backend).await;
+        let join = |query: &str| tenant_request("join", query, &acme);
+        let ann = "meetingID=room&fullName=Ann&password=ap";
+        for _ in 0..10 {
+            redirect(meetings.join(&join(ann)).await);
+        }
+        let with_user_id = "meetingID=room&fullName=Bob&role=VIEWER&userID=u-7";
+        for name in ["Bob", "Robert"] {
+            let query = with_user_id.replace("Bob", name);
+            redirect(meetings.join(&join(&query)).await);
+        }
+        let refused = meetings
+            .join(&join("meetingID=room&fullName=Cy&password=ap"))
+            .await;
+        assert!(
+            matches!(refused, Err(CallError::MaxParticipants(2))),
+            "Ann and user u-7 hold the two places: {refused:?}"
+        );
+        world.clock.advance_ms(crate::routing::PENDING_JOIN_MS + 1);
+        redirect(
+            meetings
+                .join(&join("meetingID=room&fullName=Cy&password=ap"))
+                .await,
         );
     }
 
