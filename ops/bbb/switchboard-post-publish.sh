@@ -20,7 +20,8 @@
 #     system('/usr/local/bigbluebutton/core/scripts/post_publish/switchboard-post-publish.sh', meeting_id) or exit 1
 #
 # Upload signature: hex(HMAC-SHA256(key = this server's BBB secret,
-#   "switchboard-upload\n<SWITCHBOARD_SERVER>\n<recordID>\n<unix seconds>")), see
+#   "switchboard-upload\n<SWITCHBOARD_SERVER>\n<recordID>\n<unix seconds>\n<archive sha256>")),
+#   accepted once, see
 #   api/src/recordings/upload.rs. The secret is read with `bbb-conf --secret`
 #   (or SWITCHBOARD_SERVER_SECRET) and never printed.
 set -euo pipefail
@@ -53,17 +54,18 @@ fi
 SECRET="${SWITCHBOARD_SERVER_SECRET:-$(bbb-conf --secret | awk '/Secret:/ {print $2}')}"
 # Note: openssl takes the key as an argument, visible to local users in ps
 # for a moment; run this on a BBB server without untrusted local users.
+DIGEST="$(sha256sum "$ARCHIVE" | cut -d' ' -f1)"
 sign() {
-  printf 'switchboard-upload\n%s\n%s\n%s' "$SWITCHBOARD_SERVER" "$RECORD_ID" "$1" \
+  printf 'switchboard-upload\n%s\n%s\n%s\n%s' "$SWITCHBOARD_SERVER" "$RECORD_ID" "$1" "$DIGEST" \
     | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1
 }
 for attempt in 1 2 3 4 5; do
-  # Signed afresh for each attempt: a signature is valid for 5 minutes.
+  # Signed afresh for each attempt: a signature is valid once, for 5 minutes.
   TS="$(date +%s)"
   SIGNATURE="$(sign "$TS")"
   STATUS="$(curl --silent --show-error --output "$WORK/answer" --write-out '%{http_code}' \
     --request POST --data-binary "@$ARCHIVE" --header 'Content-Type: application/x-tar' \
-    "${SWITCHBOARD_URL%/}/recordings/upload?server=${SWITCHBOARD_SERVER}&recordID=${RECORD_ID}&ts=${TS}&signature=${SIGNATURE}" || echo 000)"
+    "${SWITCHBOARD_URL%/}/recordings/upload?server=${SWITCHBOARD_SERVER}&recordID=${RECORD_ID}&ts=${TS}&sha256=${DIGEST}&signature=${SIGNATURE}" || echo 000)"
   case "$STATUS" in
     200|202) exit 0 ;;
     401|413|422) echo "Switchboard refused $RECORD_ID ($STATUS): $(cat "$WORK/answer")" >&2; exit 1 ;;

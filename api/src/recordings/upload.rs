@@ -2,38 +2,45 @@
 //! HTTP instead of rsync into the spool.
 //!
 //! The request names the sending server by the host of its URL in
-//! Switchboard (`server=bbb1.example.org`), the recording (`recordID`) and
-//! the time (`ts`, unix seconds), and signs them with that server's own BBB
-//! secret:
+//! Switchboard (`server=bbb1.example.org`), the recording (`recordID`), the
+//! time (`ts`, unix seconds) and the archive's SHA-256 (`sha256`, hex), and
+//! signs them with that server's own BBB secret:
 //!
 //! ```text
-//! POST /recordings/upload?server=<host>&recordID=<id>&ts=<unix>&signature=<hex>
+//! POST /recordings/upload?server=<host>&recordID=<id>&ts=<unix>&sha256=<hex>&signature=<hex>
 //! signature = hex(HMAC-SHA256(key = server secret,
-//!                             "switchboard-upload\n<host>\n<recordID>\n<ts>"))
+//!                             "switchboard-upload\n<host>\n<recordID>\n<ts>\n<sha256>"))
 //! body: <recordID>.tar or .tar.gz
 //! ```
 //!
-//! A signature older or newer than five minutes is refused (401), as is one
-//! no registered server's secret produces (checked in constant time). The
-//! archive is streamed to `<spool>/.uploads/` (size-capped), extracted with
-//! the importer's safety checks and imported at once: 200 with a JSON
-//! summary; 422 with the reason for a bad archive (moved to
-//! `<spool>/failed/`); 202 when the import must be retried (the archive
-//! waits in the spool for the importer).
+//! A signature older than five minutes or more than 30 s in the future is
+//! refused (401), as is one no registered server's secret produces (checked
+//! in constant time) and one used before (each is accepted once). The
+//! archive is streamed to `<spool>/.uploads/` (size-capped) while its
+//! SHA-256 is computed; an archive whose digest is not the signed one is
+//! refused (401) and removed. Then it is extracted with the importer's
+//! safety checks and imported at once: 200 with a JSON summary; 422 with the
+//! reason for a bad archive (moved to `<spool>/failed/`); 202 when the
+//! import must be retried (the archive waits in the spool for the importer).
+//! The outdated form without `sha256` is still accepted, once per
+//! signature, and logged as outdated.
 
 use super::RecordingRoutes;
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{Body, Response, handler};
 use serde::Deserialize;
+use sha2::Digest;
 use std::path::Path;
 use std::sync::Arc;
 use switchboard_app::recordings::import::{UploadError, import_upload};
-use switchboard_app::recordings::uploads::UploadRefused;
+use switchboard_app::recordings::uploads::{SignedUpload, UploadRefused};
 use switchboard_domain::recording_ids::RecordId;
 use tokio::io::AsyncWriteExt;
 
-pub use switchboard_app::recordings::uploads::{MAX_SKEW_SECS, sign, signed_message};
+pub use switchboard_app::recordings::uploads::{
+    MAX_FUTURE_SKEW_SECS, MAX_SKEW_SECS, sign, signed_message,
+};
 
 /// The upload's query.
 #[derive(Debug, Deserialize)]
@@ -45,6 +52,8 @@ pub struct UploadQuery {
     pub record_id: String,
     /// Unix seconds when it was signed.
     pub ts: u64,
+    /// The archive's SHA-256, hex (signed).
+    pub sha256: Option<String>,
     /// The HMAC, hex.
     pub signature: String,
 }
@@ -72,12 +81,22 @@ pub async fn upload(
         return refuse(StatusCode::BAD_REQUEST, "recordID is not a BBB record id");
     };
     let now = switchboard_recordings::protected::unix_now();
-    match service
-        .authorize_upload(&query.server, &record_id, query.ts, &query.signature, now)
-        .await
-    {
+    let signed = SignedUpload {
+        host: &query.server,
+        record_id: &record_id,
+        ts: query.ts,
+        sha256: query.sha256.as_deref(),
+        signature: &query.signature,
+    };
+    match service.authorize_upload(signed, now).await {
         Ok(()) => {}
-        Err(refused @ (UploadRefused::Stale | UploadRefused::BadSignature)) => {
+        Err(refused @ UploadRefused::BadDigest) => {
+            return refuse(StatusCode::BAD_REQUEST, &refused.to_string());
+        }
+        Err(
+            refused
+            @ (UploadRefused::Stale | UploadRefused::BadSignature | UploadRefused::Replayed),
+        ) => {
             return refuse(StatusCode::UNAUTHORIZED, &refused.to_string());
         }
         Err(refused @ UploadRefused::OtherServer) => {
@@ -98,8 +117,19 @@ pub async fn upload(
         hex::encode(rand::random::<[u8; 6]>())
     ));
     match receive(body, &temp, routes.settings.upload_max_bytes).await {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(Some(digest)) => {
+            if let Some(signed) = &query.sha256
+                && !signed.eq_ignore_ascii_case(&digest)
+            {
+                let _ = tokio::fs::remove_file(&temp).await;
+                tracing::warn!(server = %query.server, record_id = %record_id, "recording upload refused: the archive is not the signed one");
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "the archive's SHA-256 is not the signed one",
+                );
+            }
+        }
+        Ok(None) => {
             let _ = tokio::fs::remove_file(&temp).await;
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -130,12 +160,25 @@ pub async fn upload(
     }
 }
 
-/// Streams the body to `path`; false when it exceeds `limit` bytes.
-async fn receive(body: Body, path: &Path, limit: u64) -> std::io::Result<bool> {
-    let mut reader = body.into_async_read();
+/// Streams the body to `path`, computing its SHA-256 (hex); `None` when it
+/// exceeds `limit` bytes.
+async fn receive(body: Body, path: &Path, limit: u64) -> std::io::Result<Option<String>> {
+    use tokio::io::AsyncReadExt;
+    let reader = body.into_async_read();
+    let mut limited = reader.take(limit + 1);
     let mut file = tokio::fs::File::create(path).await?;
-    let mut limited = tokio::io::AsyncReadExt::take(&mut reader, limit + 1);
-    let written = tokio::io::copy(&mut limited, &mut file).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    loop {
+        let read = limited.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        file.write_all(&buffer[..read]).await?;
+        written += read as u64;
+    }
     file.flush().await?;
-    Ok(written <= limit)
+    Ok((written <= limit).then(|| hex::encode(hasher.finalize())))
 }

@@ -657,54 +657,67 @@ async fn recording_ready_callback_is_kept_from_the_server_and_sent_after_import(
     harness.stop().await;
 }
 
+/// Uploads sign the archive's SHA-256; a signature works once, within a
+/// small clock skew into the future, and only with the archive it signed
+/// (issue 15.A5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_upload_archives_signed_with_their_secret() {
+    use sha2::Digest;
     let harness = recordings_harness(Db::Sqlite).await;
     let id = create_run(&harness, "room-up", "").await;
     let ts = switchboard_recordings::protected::unix_now();
-    let upload = |secret: &str, ts: u64| {
-        let signature = switchboard_api::recordings::upload::sign(secret, "127.0.0.1", &id, ts);
+    let digest_of = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
+    let upload = |secret: &str, ts: u64, digest: Option<&str>| {
+        let signature =
+            switchboard_api::recordings::upload::sign(secret, "127.0.0.1", &id, ts, digest);
+        let digest = digest.map(|d| format!("&sha256={d}")).unwrap_or_default();
         format!(
-            "{}/recordings/upload?server=127.0.0.1&recordID={id}&ts={ts}&signature={signature}",
+            "{}/recordings/upload?server=127.0.0.1&recordID={id}&ts={ts}{digest}&signature={signature}",
             public(&harness)
         )
     };
+    let post = |url: String, body: Vec<u8>| {
+        let client = harness.client.clone();
+        async move { client.post(url).body(body).send().await.unwrap() }
+    };
     let body = archive(&id, &["presentation"], "room-up");
-    let refused = harness
-        .client
-        .post(upload("wrong-secret", ts))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status().as_u16(), 401);
-    let stale = harness
-        .client
-        .post(upload(harness.sims[0].secret(), ts - 3600))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stale.status().as_u16(), 401);
-    let accepted = harness
-        .client
-        .post(upload(harness.sims[0].secret(), ts))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let digest = digest_of(&body);
+    let secret = harness.sims[0].secret().to_owned();
+    let status = |response: reqwest::Response| response.status().as_u16();
+    assert_eq!(
+        status(post(upload("wrong-secret", ts, Some(&digest)), body.clone()).await),
+        401
+    );
+    assert_eq!(
+        status(post(upload(&secret, ts - 3600, Some(&digest)), body.clone()).await),
+        401,
+        "stale"
+    );
+    assert_eq!(
+        status(post(upload(&secret, ts + 120, Some(&digest)), body.clone()).await),
+        401,
+        "two minutes in the future"
+    );
+    // A captured URL does not carry another archive.
+    let other = archive(&id, &["presentation", "video"], "room-up");
+    let captured = upload(&secret, ts, Some(&digest));
+    assert_eq!(status(post(captured.clone(), other).await), 401);
+    assert!(harness.store().recording(&id).await.unwrap().is_none());
+    // A fresh signature with the archive's digest is accepted once.
+    let fresh = upload(&secret, ts - 1, Some(&digest));
+    let accepted = post(fresh.clone(), body.clone()).await;
     assert_eq!(accepted.status().as_u16(), 200);
     let summary: serde_json::Value = accepted.json().await.unwrap();
     assert_eq!(summary["created"], true);
     assert!(harness.store().recording(&id).await.unwrap().is_some());
-    let bad = harness
-        .client
-        .post(upload(harness.sims[0].secret(), ts))
-        .body(b"not a tar".to_vec())
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(status(post(fresh, body.clone()).await), 401, "replayed");
+    let junk = b"not a tar".to_vec();
+    let bad = post(upload(&secret, ts - 2, Some(&digest_of(&junk))), junk).await;
     assert_eq!(bad.status().as_u16(), 422);
+    // The outdated form (no digest) still works, once.
+    let outdated = upload(&secret, ts - 3, None);
+    assert_eq!(status(post(outdated.clone(), body.clone()).await), 200);
+    assert_eq!(status(post(outdated, body).await), 401, "replayed");
     harness.stop().await;
 }
 
@@ -940,5 +953,43 @@ async fn hostile_playback_links_never_leave_switchboard() {
         location.starts_with(&format!("{base}/")),
         "redirected on-site only: {location}"
     );
+    harness.stop().await;
+}
+
+/// The post-publish hook BBB servers run (`ops/bbb/switchboard-post-publish.sh`)
+/// signs an upload Switchboard accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_post_publish_hook_uploads_a_published_recording() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    let id = create_run(&harness, "room-hook", "").await;
+    let published = tempfile::tempdir().unwrap();
+    let format_dir = published.path().join("presentation").join(&id);
+    std::fs::create_dir_all(&format_dir).unwrap();
+    std::fs::write(
+        format_dir.join("metadata.xml"),
+        metadata_xml(&id, "presentation", "room-hook"),
+    )
+    .unwrap();
+    std::fs::write(format_dir.join("data.bin"), vec![7u8; 1000]).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../ops/bbb/switchboard-post-publish.sh"
+    );
+    let output = tokio::process::Command::new("bash")
+        .arg(script)
+        .arg(&id)
+        .env("PUBLISHED_DIR", published.path())
+        .env("SWITCHBOARD_URL", public(&harness))
+        .env("SWITCHBOARD_SERVER", "127.0.0.1")
+        .env("SWITCHBOARD_SERVER_SECRET", harness.sims[0].secret())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(harness.store().recording(&id).await.unwrap().is_some());
     harness.stop().await;
 }

@@ -1,7 +1,10 @@
 //! Who may upload a recording: a BBB server of the pool, identified by the
 //! host of its URL and signing with its own secret, and only recordings of
-//! meetings it ran. The signature is
-//! `hex(HMAC-SHA256(key = server secret, "switchboard-upload\n<host>\n<recordID>\n<ts>"))`.
+//! meetings it ran. The signature covers the archive's SHA-256:
+//! `hex(HMAC-SHA256(key = server secret,
+//! "switchboard-upload\n<host>\n<recordID>\n<ts>\n<sha256 hex>"))`, and a
+//! signature is accepted once. (The first form, without the digest, is still
+//! accepted, once, for uploaders not yet updated; it is logged as outdated.)
 
 use super::RecordingService;
 use crate::StoreError;
@@ -10,8 +13,26 @@ use sha2::Sha256;
 use switchboard_domain::recording_ids::RecordId;
 use thiserror::Error;
 
-/// How far a signature's time may be from now, seconds.
+/// How old a signature's time may be, seconds.
 pub const MAX_SKEW_SECS: u64 = 300;
+
+/// How far into the future a signature's time may be (clock skew), seconds.
+pub const MAX_FUTURE_SKEW_SECS: u64 = 30;
+
+/// What an upload request claims, to be checked.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedUpload<'a> {
+    /// The host of the sending server's URL.
+    pub host: &'a str,
+    /// The recording.
+    pub record_id: &'a RecordId,
+    /// Unix seconds when it was signed.
+    pub ts: u64,
+    /// The archive's SHA-256, hex (absent in the outdated form).
+    pub sha256: Option<&'a str>,
+    /// The HMAC, hex.
+    pub signature: &'a str,
+}
 
 /// Why an upload is refused.
 #[derive(Debug, Error)]
@@ -19,6 +40,12 @@ pub enum UploadRefused {
     /// The signature's time is too far from now.
     #[error("the signature's time is too far from now")]
     Stale,
+    /// The signature was used before.
+    #[error("this signature was used before; sign each upload afresh")]
+    Replayed,
+    /// The digest is not 64 hex digits.
+    #[error("sha256 must be the archive's SHA-256 as 64 hex digits")]
+    BadDigest,
     /// No server of that host signs it so.
     #[error("the signature is not valid")]
     BadSignature,
@@ -30,18 +57,25 @@ pub enum UploadRefused {
     Store(#[from] StoreError),
 }
 
-/// The message an upload signature covers.
-pub fn signed_message(server: &str, record_id: &str, ts: u64) -> String {
-    format!("switchboard-upload\n{server}\n{record_id}\n{ts}")
+/// The message an upload signature covers (`sha256`: the archive's digest,
+/// hex; `None` gives the outdated form).
+pub fn signed_message(server: &str, record_id: &str, ts: u64, sha256: Option<&str>) -> String {
+    match sha256 {
+        Some(digest) => format!(
+            "switchboard-upload\n{server}\n{record_id}\n{ts}\n{}",
+            digest.to_ascii_lowercase()
+        ),
+        None => format!("switchboard-upload\n{server}\n{record_id}\n{ts}"),
+    }
 }
 
 /// The signature a server with `secret` computes.
-pub fn sign(secret: &str, server: &str, record_id: &str, ts: u64) -> String {
+pub fn sign(secret: &str, server: &str, record_id: &str, ts: u64, sha256: Option<&str>) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC accepts every key length"),
     };
-    mac.update(signed_message(server, record_id, ts).as_bytes());
+    mac.update(signed_message(server, record_id, ts, sha256).as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -66,28 +100,33 @@ pub fn host_of(url: &str) -> Option<String> {
 }
 
 impl RecordingService {
-    /// Checks an upload's signature (`host` names the server, `ts` is unix
-    /// seconds, `now` the time now) and that the recording's meeting, when
-    /// known, ran on the signing server.
+    /// Checks an upload's signature (`now`: unix seconds), that the
+    /// recording's meeting, when known, ran on the signing server, and
+    /// claims the signature so it is accepted once. The archive's digest is
+    /// checked by the caller once it has the archive.
     pub async fn authorize_upload(
         &self,
-        host: &str,
-        record_id: &RecordId,
-        ts: u64,
-        signature: &str,
+        upload: SignedUpload<'_>,
         now: u64,
     ) -> Result<(), UploadRefused> {
-        if now.abs_diff(ts) > MAX_SKEW_SECS {
+        if upload.ts + MAX_SKEW_SECS < now || upload.ts > now + MAX_FUTURE_SKEW_SECS {
             return Err(UploadRefused::Stale);
         }
+        if upload
+            .sha256
+            .is_some_and(|digest| digest.len() != 64 || hex::decode(digest).is_err())
+        {
+            return Err(UploadRefused::BadDigest);
+        }
+        let record_id = upload.record_id;
         let servers = self.store.servers().await?;
-        let message = signed_message(host, record_id.as_str(), ts);
-        let host = host.trim().to_ascii_lowercase();
+        let message = signed_message(upload.host, record_id.as_str(), upload.ts, upload.sha256);
+        let host = upload.host.trim().to_ascii_lowercase();
         let mut signers = Vec::new();
         for server in &servers {
             if host_of(&server.settings.url).as_deref() == Some(host.as_str()) {
                 // Every candidate is checked, so timing says nothing about which.
-                if verify(&server.settings.secret, &message, signature) {
+                if verify(&server.settings.secret, &message, upload.signature) {
                     signers.push(server.id);
                 }
             }
@@ -102,6 +141,18 @@ impl RecordingService {
             tracing::warn!(server = %host, record_id = %record_id, "recording upload refused: the meeting ran on another server");
             return Err(UploadRefused::OtherServer);
         }
+        let nonce = format!("upload:{}", upload.signature.trim().to_ascii_lowercase());
+        if !self
+            .store
+            .claim_token(&nonce, upload.ts + MAX_SKEW_SECS, now)
+            .await?
+        {
+            tracing::warn!(server = %host, record_id = %record_id, "recording upload refused: signature used before");
+            return Err(UploadRefused::Replayed);
+        }
+        if upload.sha256.is_none() {
+            tracing::warn!(server = %host, record_id = %record_id, "recording upload signed in the outdated form without the archive's SHA-256; update the uploader (ops/bbb/switchboard-post-publish.sh)");
+        }
         Ok(())
     }
 }
@@ -112,13 +163,25 @@ mod tests {
 
     #[test]
     fn signatures_verify_with_the_right_secret_only() {
-        let signature = sign("server-secret", "bbb1.example.org", "abc", 100);
-        let message = signed_message("bbb1.example.org", "abc", 100);
+        let digest = "ab".repeat(32);
+        let signature = sign(
+            "server-secret",
+            "bbb1.example.org",
+            "abc",
+            100,
+            Some(&digest),
+        );
+        let message = signed_message("bbb1.example.org", "abc", 100, Some(&digest));
         assert!(verify("server-secret", &message, &signature));
         assert!(!verify("other-secret", &message, &signature));
         assert!(!verify(
             "server-secret",
-            &signed_message("bbb1.example.org", "abc", 101),
+            &signed_message("bbb1.example.org", "abc", 101, Some(&digest)),
+            &signature
+        ));
+        assert!(!verify(
+            "server-secret",
+            &signed_message("bbb1.example.org", "abc", 100, Some(&"cd".repeat(32))),
             &signature
         ));
         assert!(!verify("server-secret", &message, "zz"));
