@@ -149,20 +149,29 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
     };
     // The signed string: the URL query (BBB, Scalelite) or the form body
     // (some clients). The checksum may stand in either.
-    let (form_rest, verified) = match (form_text, query_checksum) {
-        (None, Some(checksum)) => (None, check(&query_rest, checksum)),
-        (None, None) => (None, false),
+    // `form_signed`: whether the checksum covers the form body too (else
+    // its parameters are merged unsigned, as BBB does).
+    let (form_rest, verified, form_signed) = match (form_text, query_checksum) {
+        (None, Some(checksum)) => (None, check(&query_rest, checksum), true),
+        (None, None) => (None, false, true),
         // A body-signed request may carry nothing unsigned in its URL.
-        (Some(form), Some(checksum)) => (
-            Some(form.to_owned()),
-            check(&query_rest, checksum) || (query_rest.is_empty() && check(form, checksum)),
-        ),
+        (Some(form), Some(checksum)) => {
+            if check(&query_rest, checksum) {
+                (Some(form.to_owned()), true, false)
+            } else {
+                let ok = query_rest.is_empty() && check(form, checksum);
+                (Some(form.to_owned()), ok, true)
+            }
+        }
         (Some(form), None) => {
             let (rest, body_checksum) = split_checksum(form);
-            let ok = body_checksum.is_some_and(|checksum| {
-                (query_rest.is_empty() && check(&rest, checksum)) || check(&query_rest, checksum)
-            });
-            (Some(rest), ok)
+            match body_checksum {
+                Some(checksum) if query_rest.is_empty() && check(&rest, checksum) => {
+                    (Some(rest), true, true)
+                }
+                Some(checksum) => (Some(rest), check(&query_rest, checksum), false),
+                None => (Some(rest), false, false),
+            }
         }
     };
     if !verified {
@@ -172,6 +181,17 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
     let has_form_params = match &form_rest {
         Some(form) => {
             let body_params = Params::parse(form).map_err(param_error)?;
+            if !form_signed
+                && let Some(key) = body_params
+                    .iter()
+                    .map(|(key, _)| key)
+                    .find(|key| is_callback_url_param(key))
+            {
+                return Err(BbbError::validation(format!(
+                    "The parameter {key} is a callback URL and was not covered by the \
+                     checksum: send it in the signed query (or sign the form body)."
+                )));
+            }
             let any = !body_params.is_empty();
             params.merge(body_params).map_err(param_error)?;
             any
@@ -205,6 +225,18 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
         tenant: TenantId::default_tenant(),
         tenant_config: None,
     })
+}
+
+/// Whether `key` names a URL BBB (or Switchboard) calls or sends users to:
+/// `logoutURL`, `meetingEndedURL`, `callbackURL` (webhooks) and every
+/// `meta_...url` (`meta_endCallbackUrl`, `meta_bbb-recording-ready-url`,
+/// `meta_analytics-callback-url`...). Such a parameter must be signed.
+pub fn is_callback_url_param(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    matches!(
+        key.as_str(),
+        "logouturl" | "meetingendedurl" | "callbackurl"
+    ) || (key.starts_with("meta_") && key.ends_with("url"))
 }
 
 #[cfg(test)]
@@ -325,6 +357,62 @@ mod tests {
             verify_request(raw, verifier(&secrets)).unwrap_err().key,
             "validationError"
         );
+    }
+
+    /// Issue 15.A6: unsigned form parameters are merged as BBB does, but
+    /// never a callback URL.
+    #[test]
+    fn callback_urls_outside_the_checksum_are_refused() {
+        let secrets = vec![SECRET.to_owned()];
+        let query = signed("create", "meetingID=room-1");
+        let hostile = [
+            "meta_endCallbackUrl=https%3A%2F%2Fevil.example%2F",
+            "meta_bbb-recording-ready-url=https%3A%2F%2Fevil.example%2F",
+            "meta_analytics-callback-url=https%3A%2F%2Fevil.example%2F",
+            "logoutURL=https%3A%2F%2Fevil.example%2F",
+            "meetingEndedURL=https%3A%2F%2Fevil.example%2F",
+        ];
+        for form in hostile {
+            let body = Bytes::from(format!("name=Room&{form}"));
+            let raw = RawRequest {
+                call: "create",
+                is_post: true,
+                query: &query,
+                content_type: Some("application/x-www-form-urlencoded"),
+                body: &body,
+            };
+            let error = verify_request(raw, verifier(&secrets)).unwrap_err();
+            assert_eq!(error.key, "validationError", "{form}");
+            assert!(
+                error.message.contains("checksum"),
+                "{form}: {}",
+                error.message
+            );
+        }
+        // Signed: in the query, or in a body that carries the checksum.
+        let query = signed(
+            "create",
+            "meetingID=room-1&meta_endCallbackUrl=https%3A%2F%2Fapp.example%2F",
+        );
+        let body = Bytes::from_static(b"name=Room&meta_other=1");
+        let raw = RawRequest {
+            call: "create",
+            is_post: true,
+            query: &query,
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: &body,
+        };
+        assert!(verify_request(raw, verifier(&secrets)).is_ok());
+        let body = Bytes::from(signed(
+            "create",
+            "meetingID=room-1&logoutURL=https%3A%2F%2Fapp.example%2F",
+        ));
+        let raw = RawRequest {
+            query: "",
+            body: &body,
+            ..raw
+        };
+        assert!(verify_request(raw, verifier(&secrets)).is_ok());
     }
 
     #[test]
