@@ -88,7 +88,7 @@ pub async fn open_recordings(
         settings.recording_settings(),
         db,
         executor,
-        Arc::new(HttpCallbackClient::new()),
+        Arc::new(HttpCallbackClient::new(settings.address_policy())),
         primary_secret,
     )
     .await

@@ -220,6 +220,10 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Recordings.
     pub recordings: RecordingSettings,
+    /// Address ranges (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`) callbacks and
+    /// other URLs front-ends supply may reach although they are private,
+    /// loopback or link-local; empty: public addresses only.
+    pub outbound_allow: Vec<String>,
 }
 
 impl Default for Settings {
@@ -246,6 +250,7 @@ impl Default for Settings {
             log_format: "text".to_owned(),
             public_url: None,
             recordings: RecordingSettings::default(),
+            outbound_allow: Vec::new(),
         }
     }
 }
@@ -430,13 +435,29 @@ impl Settings {
         if let Some(value) = get("SWITCHBOARD_PLAYBACK") {
             self.recordings.playback = value.trim().to_owned();
         }
+        if let Some(value) = get("SWITCHBOARD_OUTBOUND_ALLOW") {
+            self.outbound_allow = value
+                .split(',')
+                .map(str::trim)
+                .filter(|range| !range.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         if let Some(value) = get("SWITCHBOARD_LOG_FORMAT") {
             self.log_format = value;
         }
         Ok(())
     }
 
+    /// Where outbound requests to supplied URLs may go.
+    pub fn address_policy(&self) -> switchboard_workers::outbound::AddressPolicy {
+        switchboard_workers::outbound::AddressPolicy::new(&self.outbound_allow).unwrap_or_default()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(bad) = switchboard_workers::outbound::AddressPolicy::new(&self.outbound_allow) {
+            return Err(invalid("outbound_allow (SWITCHBOARD_OUTBOUND_ALLOW)", bad));
+        }
         if self.checksum_algorithms.is_empty() {
             return Err(invalid(
                 "checksum_algorithms",
@@ -448,7 +469,7 @@ impl Settings {
         if self.secret.as_ref().is_some_and(weak) {
             return Err(invalid(
                 "secret",
-                &format!(
+                format!(
                     "the secret (SWITCHBOARD_SECRET or `secret` in the file) must have at least \
                      {min} characters and no whitespace: anyone could sign calls with a short \
                      one; set a long random one (`openssl rand -hex 20`)"
@@ -458,7 +479,7 @@ impl Settings {
         if let Some(position) = self.secrets.iter().position(weak) {
             return Err(invalid(
                 "secrets",
-                &format!(
+                format!(
                     "extra secret number {} (SWITCHBOARD_SECRETS or `secrets` in the file) is \
                      empty, has whitespace or has less than {min} characters (at least {min} \
                      characters are needed): remove it or replace it with a long random one",

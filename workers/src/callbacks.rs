@@ -2,50 +2,67 @@
 //! ([`CallbackClient`]): recording-ready callbacks POSTed to the URLs
 //! front-ends gave, never following a redirect somewhere else.
 
+use crate::outbound::{AddressPolicy, GuardedResolver, check_literal};
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_app::recordings::{CallbackClient, CallbackError};
 
 /// How long one callback may take.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// [`CallbackClient`] over reqwest: a 10 s timeout, no redirects followed.
+/// [`CallbackClient`] over reqwest: a 10 s timeout, no redirects followed,
+/// only to addresses the [`AddressPolicy`] allows.
 #[derive(Debug, Clone)]
 pub struct HttpCallbackClient {
     client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
 }
 
 impl HttpCallbackClient {
-    /// A client that never follows redirects.
-    pub fn new() -> Self {
+    /// A client that never follows redirects and reaches only public
+    /// addresses and those `policy` allows.
+    pub fn new(policy: AddressPolicy) -> Self {
         crate::backend::install_crypto_provider();
+        let policy = Arc::new(policy);
         Self {
             // Callback URLs come from front-ends: never follow a redirect
-            // somewhere else.
+            // somewhere else, and resolve each name once, through the policy.
             client: reqwest::Client::builder()
                 .timeout(CALLBACK_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(GuardedResolver::new(policy.clone()))
+                .no_proxy()
                 .build()
                 .unwrap_or_default(),
+            policy,
         }
-    }
-}
-
-impl Default for HttpCallbackClient {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
 #[async_trait]
 impl CallbackClient for HttpCallbackClient {
     async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<u16, CallbackError> {
+        check_literal(&self.policy, url).map_err(|refused| CallbackError(refused.to_string()))?;
         self.client
             .post(url)
             .form(form)
             .send()
             .await
             .map(|response| response.status().as_u16())
-            .map_err(|err| CallbackError(err.to_string()))
+            .map_err(|err| CallbackError(describe(&err)))
     }
+}
+
+/// The error with its causes (a refused address is a cause of reqwest's
+/// connect error).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -8,3 +8,4 @@ pub mod backend;
 pub mod callbacks;
 pub mod jobs;
 pub mod metrics_scraper;
+pub mod outbound;

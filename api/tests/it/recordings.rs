@@ -993,3 +993,42 @@ async fn the_post_publish_hook_uploads_a_published_recording() {
     assert!(harness.store().recording(&id).await.unwrap().is_some());
     harness.stop().await;
 }
+
+/// Issue 15.A8: a callback URL on a loopback (private, link-local,
+/// metadata) address is never called unless the operator allows the range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_to_private_addresses_are_refused_by_default() {
+    let harness = Harness::with_tags(Db::Sqlite, &[None], |settings| {
+        settings.recordings.spool_settle_secs = 0.0;
+        settings.recordings.rescan_interval_secs = 0.2;
+        settings.recordings.retry_base_ms = 20;
+        settings.outbound_allow.clear();
+    })
+    .await;
+    let (url, seen) = callback_receiver().await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    for (meeting, target) in [("room-ip", &url), ("room-name", &by_name)] {
+        let id = create_run(
+            &harness,
+            meeting,
+            &format!("&meta_bbb-recording-ready-url={}", enc(target)),
+        )
+        .await;
+        let spool = harness.state().recordings.spool_dir.clone();
+        drop_in_spool(
+            &spool,
+            &format!("{id}.tar"),
+            &archive(&id, &["presentation"], meeting),
+        );
+        eventually("the import", || async {
+            harness.store().recording(&id).await.unwrap().is_some()
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "no request reached the loopback receiver"
+    );
+    harness.stop().await;
+}

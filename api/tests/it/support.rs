@@ -60,6 +60,8 @@ pub fn settings(database_url: &str) -> Settings {
         backend_timeout_ms: 1500,
         get_meetings_timeout_ms: 500,
         refresh_interval_ms: 50,
+        // Tests receive callbacks on loopback.
+        outbound_allow: vec!["127.0.0.0/8".into()],
         data_dir: std::env::temp_dir()
             .join(format!("switchboard-it-{}", uuid::Uuid::new_v4().simple())),
         ..Settings::default()
