@@ -60,6 +60,28 @@ impl TenantId {
     pub fn is_default(&self) -> bool {
         self.0 == Self::DEFAULT
     }
+
+    /// The name held by what belongs to no tenant yet (a recording of a run
+    /// Switchboard does not know, in a pool with tenants). Not a DNS label,
+    /// so no tenant can be created with it and no front-end sees it.
+    pub const UNASSIGNED: &'static str = "-unassigned";
+
+    /// The owner of something of a run the log does not know: nobody
+    /// ([`TenantId::UNASSIGNED`]) when tenants other than the default exist
+    /// (it may be any of theirs), else the default tenant (every front-end
+    /// is the default tenant's).
+    pub fn owner_of_unknown_run(other_tenants_exist: bool) -> Self {
+        if other_tenants_exist {
+            Self(Self::UNASSIGNED.to_owned())
+        } else {
+            Self::default_tenant()
+        }
+    }
+
+    /// Whether this is the [`TenantId::UNASSIGNED`] owner.
+    pub fn is_unassigned(&self) -> bool {
+        self.0 == Self::UNASSIGNED
+    }
 }
 
 impl fmt::Display for TenantId {

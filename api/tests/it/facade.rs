@@ -877,7 +877,44 @@ async fn polling_reconciles_meetings_with_their_servers() {
             "{db:?}"
         );
 
-        // Adoption makes the stranger joinable through Switchboard.
+        // With tenants, a stranger may be any tenant's: nobody adopts it
+        // (issue 15.A1).
+        let adopting_config = switchboard_app::health::HealthConfig {
+            adopt_unknown: true,
+            ..config.clone()
+        };
+        let tenant = switchboard_domain::tenant::TenantCommand::Create {
+            name: "acme".into(),
+            secret: "acme-secret-1".into(),
+        };
+        harness
+            .store()
+            .execute_tenant("acme", &tenant, &EventMetadata::actor("test"))
+            .await
+            .unwrap();
+        let mut with_tenants = switchboard_app::health::HealthPoller::new(
+            harness.state().health_ports(),
+            adopting_config,
+            harness.state().observed.clone(),
+        );
+        with_tenants.poll_once().await.unwrap();
+        wait_for_refresh(&harness).await;
+        let join = harness
+            .get("join", "meetingID=stranger&fullName=A&role=VIEWER")
+            .await;
+        join.assert_failed("notFound");
+        harness
+            .store()
+            .execute_tenant(
+                "acme",
+                &switchboard_domain::tenant::TenantCommand::Delete,
+                &EventMetadata::actor("test"),
+            )
+            .await
+            .unwrap();
+
+        // Without tenants, adoption makes the stranger joinable through
+        // Switchboard.
         let mut adopting = switchboard_app::health::HealthPoller::new(
             harness.state().health_ports(),
             switchboard_app::health::HealthConfig {

@@ -1032,3 +1032,60 @@ async fn callbacks_to_private_addresses_are_refused_by_default() {
     );
     harness.stop().await;
 }
+
+/// Issue 15.A1: with tenants, the recording of a run Switchboard does not
+/// know is kept but handed to no tenant (not the default one); without
+/// tenants it stays the default tenant's (a migrated tree keeps working).
+/// The archive's metadata never overrides a known run's meetingID (15.A7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_of_unknown_runs_belong_to_no_tenant_while_tenants_exist() {
+    for with_tenants in [false, true] {
+        let harness = recordings_harness(Db::Sqlite).await;
+        if with_tenants {
+            add_school(&harness).await;
+        }
+        let stranger = format!("{}-1741369843904", "c".repeat(40));
+        let known = create_run(&harness, "room-known", "").await;
+        let spool = harness.state().recordings.spool_dir.clone();
+        drop_in_spool(
+            &spool,
+            &format!("{stranger}.tar"),
+            &archive(&stranger, &["presentation"], "stranger-room"),
+        );
+        drop_in_spool(
+            &spool,
+            &format!("{known}.tar"),
+            &archive(&known, &["presentation"], "someone-elses-room"),
+        );
+        eventually("both imports", || async {
+            harness
+                .store()
+                .recording(&stranger)
+                .await
+                .unwrap()
+                .is_some()
+                && harness.store().recording(&known).await.unwrap().is_some()
+        })
+        .await;
+        let ours = harness.get("getRecordings", "").await;
+        assert_eq!(
+            ours.body.contains(&stranger),
+            !with_tenants,
+            "with_tenants={with_tenants}: {}",
+            ours.body
+        );
+        assert!(
+            ours.body.contains("<meetingID>room-known</meetingID>")
+                && !ours.body.contains("someone-elses-room"),
+            "the run's meetingID: {}",
+            ours.body
+        );
+        if with_tenants {
+            let theirs = harness
+                .get_raw(&school_url(&harness, "getRecordings", ""))
+                .await;
+            assert!(!theirs.body.contains(&stranger), "{}", theirs.body);
+        }
+        harness.stop().await;
+    }
+}

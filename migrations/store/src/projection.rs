@@ -502,16 +502,13 @@ async fn apply_meeting<C: ConnectionTrait>(
                 create_time_ms: Set(run.create_time_ms),
                 recording_ready_url: Set(run.recording_ready_url.clone()),
             };
+            // A run's owner and callback are those of its first record: a
+            // later record of the same run (an adoption) never takes it over
+            // nor clears its callback URL (issue 15.A1).
             meeting_run::Entity::insert(run_row)
                 .on_conflict(
                     OnConflict::column(meeting_run::Column::InternalId)
-                        .update_columns([
-                            meeting_run::Column::Tenant,
-                            meeting_run::Column::MeetingId,
-                            meeting_run::Column::ServerId,
-                            meeting_run::Column::CreateTimeMs,
-                            meeting_run::Column::RecordingReadyUrl,
-                        ])
+                        .do_nothing()
                         .to_owned(),
                 )
                 .exec_without_returning(db)

@@ -759,3 +759,65 @@ mod recordings {
         }
     }
 }
+
+/// Issue 15.A1: a second record of a run (an adoption under another
+/// tenant) neither takes the run over nor clears its callback URL, on both
+/// databases, live and after a replay.
+#[tokio::test]
+async fn a_runs_first_owner_and_callback_are_kept() {
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        let run = MeetingRun {
+            internal_id: "run-1".into(),
+            server_id: server,
+            create_time_ms: 1000,
+            recording_ready_url: Some("https://app.example.org/ready".into()),
+        };
+        let acme = TenantId("acme".into());
+        let room = MeetingId::parse("room-1").unwrap();
+        store
+            .execute_meeting(
+                &acme,
+                &room,
+                &MeetingCommand::RecordCreated {
+                    tenant: acme.clone(),
+                    meeting_id: room.clone(),
+                    name: "Room".into(),
+                    run: run.clone(),
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+        let default = TenantId::default_tenant();
+        store
+            .execute_meeting(
+                &default,
+                &room,
+                &MeetingCommand::RecordCreated {
+                    tenant: default.clone(),
+                    meeting_id: room.clone(),
+                    name: "room-1".into(),
+                    run: MeetingRun {
+                        recording_ready_url: None,
+                        ..run.clone()
+                    },
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+        for when in ["live", "after replay"] {
+            if when == "after replay" {
+                store.replay().await.unwrap();
+            }
+            let kept = store.meeting_run("run-1").await.unwrap().unwrap();
+            assert_eq!(kept.tenant, acme, "{kind} {when}");
+            assert_eq!(
+                kept.recording_ready_url.as_deref(),
+                Some("https://app.example.org/ready"),
+                "{kind} {when}"
+            );
+        }
+    }
+}

@@ -558,15 +558,22 @@ impl HealthPoller {
         Ok(())
     }
 
-    /// Records a meeting found on a server as Switchboard's (default tenant),
-    /// unless that meetingID already runs elsewhere.
+    /// Records a meeting found on a server as Switchboard's, unless that
+    /// meetingID already runs elsewhere. Only where every front-end is the
+    /// default tenant's: with tenants, a meeting nobody recorded may be any
+    /// tenant's, so it is adopted by none (issue 15.A1).
     async fn adopt(
         &self,
         server: ServerId,
         stranger: &ListedMeeting,
         metadata: &EventMetadata,
     ) -> Result<(), HealthError> {
-        let tenant = TenantId::default_tenant();
+        let tenants = self.store.tenants().await?;
+        let tenant = TenantId::owner_of_unknown_run(!tenants.is_empty());
+        if tenant.is_unassigned() {
+            tracing::debug!(server = %server, meeting = %stranger.meeting_id, "unknown meeting not adopted: with tenants its owner is unknown");
+            return Ok(());
+        }
         let Ok(meeting_id) = MeetingId::parse(&stranger.meeting_id) else {
             return Ok(());
         };

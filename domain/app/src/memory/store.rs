@@ -279,17 +279,18 @@ fn apply_meeting(
                     version,
                 },
             );
-            views.runs.insert(
-                run.internal_id.clone(),
-                MeetingRunRecord {
+            // The first record of a run keeps its owner and callback.
+            views
+                .runs
+                .entry(run.internal_id.clone())
+                .or_insert_with(|| MeetingRunRecord {
                     internal_id: run.internal_id.clone(),
                     tenant: tenant.clone(),
                     meeting_id: meeting_id.to_string(),
                     server_id: Some(run.server_id),
                     create_time_ms: run.create_time_ms,
                     recording_ready_url: run.recording_ready_url.clone(),
-                },
-            );
+                });
         }
         MeetingEvent::MeetingEnded { at_ms, .. } => {
             let key = (stream_tenant.clone(), stream_meeting.clone());

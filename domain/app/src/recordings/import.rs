@@ -246,11 +246,20 @@ pub async fn record_import(
             .map_err(|err| ImportError::Retry(err.to_string()))?,
         _ => None,
     };
-    let tenant = run
-        .as_ref()
-        .or(parent_run.as_ref())
-        .map(|run| run.tenant.clone())
-        .unwrap_or_else(TenantId::default_tenant);
+    // A run the log does not know belongs to nobody while tenants exist:
+    // the recording is kept but listed to no front-end (issue 15.A1).
+    let tenant = match run.as_ref().or(parent_run.as_ref()) {
+        Some(run) => run.tenant.clone(),
+        None => {
+            let tenants = store
+                .tenants()
+                .await
+                .map_err(|err| ImportError::Retry(err.to_string()))?;
+            let owner = TenantId::owner_of_unknown_run(!tenants.is_empty());
+            tracing::warn!(record_id, owner = %owner, "recording of a run Switchboard does not know");
+            owner
+        }
+    };
     let metadata: BTreeMap<String, String> = meta
         .metadata
         .iter()
@@ -258,10 +267,10 @@ pub async fn record_import(
         .collect();
     let details = RecordingDetails {
         tenant: tenant.clone(),
+        // The run's meetingID, never one the archive claims (issue 15.A7).
         meeting_id: run
             .as_ref()
             .map(|run| run.meeting_id.clone())
-            .filter(|_| meta.meeting_id.is_empty())
             .unwrap_or_else(|| meta.meeting_id.clone()),
         internal_meeting_id: meta.internal_meeting_id.clone(),
         name: meta.name.clone(),
