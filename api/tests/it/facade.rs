@@ -414,16 +414,6 @@ async fn joins_respect_server_state() {
     harness.stop().await;
 }
 
-/// Waits until the routing view has caught up with the log.
-async fn wait_for_refresh(harness: &Harness) {
-    let target = harness.store().last_position().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while harness.state().routing.position() < target {
-        assert!(Instant::now() < deadline, "routing view did not refresh");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_added_elsewhere_is_used_within_a_second() {
     let harness = Harness::start(Db::Sqlite, 0).await;

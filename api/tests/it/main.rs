@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod facade;
 mod fidelity;
+mod hardening;
 mod js_client;
 mod metrics;
 mod openapi;

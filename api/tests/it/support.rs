@@ -343,3 +343,16 @@ impl Reply {
         self
     }
 }
+
+/// Waits until the routing view has caught up with the log.
+pub async fn wait_for_refresh(harness: &Harness) {
+    let target = harness.store().last_position().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while harness.state().routing.position() < target {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "routing view did not refresh"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -6,9 +6,9 @@
 
 use crate::error::StoreError;
 use crate::records::{
-    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, RecordingPage,
-    RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample, StoredEvent,
-    TokenRecord,
+    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, PendingPlacement,
+    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
+    StoredEvent, TokenRecord,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -185,6 +185,26 @@ pub trait MetricsSource: Send + Sync + std::fmt::Debug {
     >;
 }
 
+/// Creates on their way to a server ([`PendingPlacement`]): written before
+/// the server's create, removed by the projection of the run's
+/// `MeetingCreated` in the append's transaction.
+#[async_trait]
+pub trait Placements: Send + Sync {
+    /// The create of a tenant's meeting left pending, if any.
+    async fn pending_placement(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<PendingPlacement>, StoreError>;
+    /// Notes (replacing an earlier one) where a create is about to go.
+    async fn put_pending_placement(&self, placement: &PendingPlacement) -> Result<(), StoreError>;
+    /// Creates left pending on `server`, any tenant's.
+    async fn pending_placements_on(
+        &self,
+        server: ServerId,
+    ) -> Result<Vec<PendingPlacement>, StoreError>;
+}
+
 /// Every storage port at once, as one adapter (SQL, in memory) provides them.
 pub trait Database:
     EventStore
@@ -194,6 +214,7 @@ pub trait Database:
     + PolledPicture
     + RecordingReads
     + SettingsStore
+    + Placements
 {
 }
 
@@ -205,13 +226,14 @@ impl<T> Database for T where
         + PolledPicture
         + RecordingReads
         + SettingsStore
+        + Placements
 {
 }
 
 /// The storage ports' methods in scope, for code holding an adapter.
 pub mod prelude {
     pub use super::{
-        EventStore as _, MeetingReads as _, PolledPicture as _, RecordingReads as _,
-        ServerReads as _, SettingsStore as _, TenantReads as _,
+        EventStore as _, MeetingReads as _, Placements as _, PolledPicture as _,
+        RecordingReads as _, ServerReads as _, SettingsStore as _, TenantReads as _,
     };
 }

@@ -4,6 +4,7 @@ pub mod event;
 pub mod meeting;
 pub mod meeting_listing;
 pub mod meeting_run;
+pub mod pending_placement;
 pub mod recording;
 pub mod recording_count;
 pub mod recording_meta;

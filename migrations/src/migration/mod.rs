@@ -9,6 +9,7 @@ mod m0004_tenants;
 mod m0005_server_metrics;
 mod m0006_recordings;
 mod m0007_recording_counts;
+mod m0008_pending_placements;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_server_metrics::Migration),
             Box::new(m0006_recordings::Migration),
             Box::new(m0007_recording_counts::Migration),
+            Box::new(m0008_pending_placements::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@
 
 mod announce;
 mod listen;
+mod placements;
 mod ports;
 mod projection;
 mod reads;

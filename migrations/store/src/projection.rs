@@ -513,6 +513,7 @@ async fn apply_meeting<C: ConnectionTrait>(
                 )
                 .exec_without_returning(db)
                 .await?;
+            crate::placements::clear(db, &tenant.0, meeting_id.as_str()).await?;
         }
         MeetingEvent::MeetingEnded { at_ms, .. } => {
             meeting::Entity::update_many()

@@ -13,7 +13,7 @@ use crate::clock::SharedClock;
 use crate::executor::CommandExecutor;
 use crate::lifecycle::{disable_if_drained, end_run};
 use crate::ports::{Database, MetricsSource};
-use crate::records::{MeetingRecord, ServerRecord, ServerSample};
+use crate::records::{MeetingRecord, PendingPlacement, ServerRecord, ServerSample};
 use crate::routing::ObservedLoads;
 use futures::StreamExt;
 use metrics_window::MetricsTracker;
@@ -455,6 +455,12 @@ pub const SERVER_CLOCK_GRACE: Duration = Duration::from_secs(30);
 /// A sample whose content did not change is still written this often.
 const SAMPLE_HEARTBEAT_MS: i64 = 60_000;
 
+/// How old a pending placement must be before reconcile records the run it
+/// finds for it: older than any create still in flight (attempts times the
+/// backend timeout), so reconcile never races a create that will record
+/// its run itself.
+pub const PENDING_CREATE_GRACE_MS: i64 = 30_000;
+
 /// Listings of created runs are kept this long; polls list the runs by then.
 const LISTING_LIFETIME_MS: i64 = 10 * 60 * 1000;
 
@@ -528,7 +534,23 @@ impl HealthPoller {
             tracing::info!(server = %server.id, meeting = %meeting.meeting_id, "meeting ended on its server");
             report.ended.push(meeting.meeting_id.to_string());
         }
+        // Creates sent here but never recorded, settled past any create
+        // still in flight.
+        let pending = if plan.unknown.is_empty() {
+            Vec::new()
+        } else {
+            let settled = self.clock.now_ms() - PENDING_CREATE_GRACE_MS;
+            let mut pending = self.store.pending_placements_on(server.id).await?;
+            pending.retain(|placement| placement.at_ms <= settled);
+            pending
+        };
         for stranger in plan.unknown {
+            if self
+                .finish_pending(server.id, &stranger, &pending, &metadata)
+                .await?
+            {
+                continue;
+            }
             // Warn once per meeting, not on every cycle it keeps running.
             let first_time = self
                 .reported_unknown
@@ -556,6 +578,53 @@ impl HealthPoller {
             report.drained.push(server.id);
         }
         Ok(())
+    }
+
+    /// Records the run of a create that was sent to this server but never
+    /// recorded (Switchboard stopped in between): proven the tenant's by
+    /// the pending placement it left. True when it was recorded.
+    async fn finish_pending(
+        &self,
+        server: ServerId,
+        stranger: &ListedMeeting,
+        pending: &[PendingPlacement],
+        metadata: &EventMetadata,
+    ) -> Result<bool, HealthError> {
+        let mut of_meeting = pending
+            .iter()
+            .filter(|placement| placement.meeting_id.as_str() == stranger.meeting_id);
+        let (Some(placement), None) = (of_meeting.next(), of_meeting.next()) else {
+            return Ok(false);
+        };
+        if self
+            .store
+            .meeting(&placement.tenant, &placement.meeting_id)
+            .await?
+            .is_some_and(|m| m.running)
+        {
+            return Ok(false);
+        }
+        let command = MeetingCommand::RecordCreated {
+            tenant: placement.tenant.clone(),
+            meeting_id: placement.meeting_id.clone(),
+            name: stranger.meeting_id.clone(),
+            run: MeetingRun {
+                internal_id: stranger.internal_id.clone(),
+                server_id: server,
+                create_time_ms: create_time_of(&stranger.internal_id)
+                    .unwrap_or_else(|| self.clock.now_ms()),
+                recording_ready_url: None,
+            },
+        };
+        self.executor
+            .execute::<Meeting>(
+                &meeting_stream(&placement.tenant, &placement.meeting_id),
+                &command,
+                metadata,
+            )
+            .await?;
+        tracing::info!(%server, tenant = %placement.tenant, meeting = %stranger.meeting_id, "recorded the run of a create that was not recorded before");
+        Ok(true)
     }
 
     /// Records a meeting found on a server as Switchboard's, unless that
@@ -785,6 +854,64 @@ mod tests {
         );
         let sample = &world.store.server_samples().await.unwrap()[0];
         assert_eq!((sample.failures, sample.successes), (0, 2));
+    }
+
+    /// Issue 15.A1: a meeting a server runs for a create Switchboard never
+    /// recorded (a crash in between) is recorded for the tenant whose
+    /// pending placement proves it, once that placement is older than any
+    /// create in flight; without such proof it stays unknown.
+    #[tokio::test]
+    async fn reconcile_records_the_run_of_a_create_left_pending() {
+        let world = World::new();
+        let id = world.server("a").await;
+        let acme = TenantId("acme".into());
+        for (meeting, age_ms) in [
+            ("settled", PENDING_CREATE_GRACE_MS + 1),
+            ("in-flight", 1_000),
+        ] {
+            world
+                .store
+                .put_pending_placement(&PendingPlacement {
+                    tenant: acme.clone(),
+                    meeting_id: meeting_id(meeting),
+                    server_id: id,
+                    at_ms: NOW_MS - age_ms,
+                })
+                .await
+                .unwrap();
+        }
+        let backend = Arc::new(ScriptedBackend::new(|_, _, _| {
+            answers::meetings(&[
+                answers::meeting_element("settled", "settled-1", NOW_MS - 20_000, 2),
+                answers::meeting_element("in-flight", "in-flight-1", NOW_MS - 500, 0),
+                answers::meeting_element("stranger", "stranger-1", NOW_MS - 20_000, 1),
+            ])
+        }));
+        let mut poller = poller(&world, &backend, config());
+
+        let report = poller.poll_once().await.unwrap();
+
+        assert_eq!(
+            report.unknown,
+            vec!["in-flight".to_owned(), "stranger".to_owned()]
+        );
+        let recorded = world
+            .store
+            .meeting(&acme, &meeting_id("settled"))
+            .await
+            .unwrap()
+            .expect("recorded for its tenant");
+        assert!(recorded.running);
+        assert_eq!(recorded.run.internal_id, "settled-1");
+        assert_eq!(recorded.run.server_id, id);
+        assert!(
+            world
+                .store
+                .meeting(&TenantId::default_tenant(), &meeting_id("stranger"))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use super::listing::created_meeting_xml;
 use super::{ApiRequest, CallError, MeetingService};
 use crate::backend::{Answer, CallFailure, RequestBody};
 use crate::executor::CommandError;
-use crate::records::{MeetingListing, MeetingRecord, ServerRecord};
+use crate::records::{MeetingListing, MeetingRecord, PendingPlacement, ServerRecord};
 use switchboard_domain::bbb::params::Params;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
@@ -254,6 +254,9 @@ impl CreateCall<'_> {
                 .servers_running_elsewhere(&self.request.tenant, &self.meeting_id)
                 .await?;
         }
+        if let Some(round) = self.resume_pending(existing, &tried).await? {
+            return Ok(round);
+        }
         let occupied = tried.len();
         let mut refused: Option<Answer> = None;
         for _ in 0..state.settings.create_attempts {
@@ -267,6 +270,9 @@ impl CreateCall<'_> {
             };
             let server = reservation.server.clone();
             tried.push(server.id);
+            // Where the create goes is kept before it is sent, so a crash
+            // before the run is recorded cannot split the meeting.
+            self.note_placement(server.id).await?;
             let answer = match self.send(&server).await {
                 // With tenants, a meeting of this meetingID already running on
                 // the server is someone else's: never join it, try another.
@@ -300,6 +306,71 @@ impl CreateCall<'_> {
             None => Err(CallError::Internal(
                 "No server could create the meeting; please retry.".into(),
             )),
+        }
+    }
+
+    /// Notes that the create is about to go to `server` (see
+    /// [`PendingPlacement`]).
+    async fn note_placement(&self, server: ServerId) -> Result<(), CallError> {
+        let placement = PendingPlacement {
+            tenant: self.request.tenant.clone(),
+            meeting_id: self.meeting_id.clone(),
+            server_id: server,
+            at_ms: self.state.clock.now_ms(),
+        };
+        Ok(self.state.store.put_pending_placement(&placement).await?)
+    }
+
+    /// A create of this meeting left pending (sent to a server, never
+    /// recorded: Switchboard stopped in between) may have started the
+    /// meeting there; a retried create goes there first, where BBB answers
+    /// with the running meeting, so the meeting is never split. `None` when
+    /// there is no such create or its server cannot take it now.
+    async fn resume_pending(
+        &self,
+        existing: Option<&MeetingRecord>,
+        occupied: &[ServerId],
+    ) -> Result<Option<Round>, CallError> {
+        let state = self.state;
+        let Some(pending) = state
+            .store
+            .pending_placement(&self.request.tenant, &self.meeting_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(server) = state.routing.server(pending.server_id) else {
+            return Ok(None);
+        };
+        if !serving(&server) || occupied.contains(&server.id) {
+            return Ok(None);
+        }
+        // A draining server takes no new meeting: only if the meeting runs
+        // there already.
+        if server.state == ServerState::Cordoned && !self.runs_on(&server).await {
+            return Ok(None);
+        }
+        let answer = match self.send(&server).await {
+            Ok(answer) if answer.summary.is_success() => answer,
+            Ok(_) | Err(_) => return Ok(None),
+        };
+        tracing::info!(server = %server.id, meeting = %self.meeting_id, "create resumed on the server an unrecorded create went to");
+        let run = self.run_from(&answer, server.id);
+        Ok(Some(self.record(existing, run, answer).await?))
+    }
+
+    /// Whether the server says this meeting runs there.
+    async fn runs_on(&self, server: &ServerRecord) -> bool {
+        let mut params = Params::default();
+        params.set("meetingID", self.meeting_id.as_str());
+        match self
+            .state
+            .backends
+            .call(server, "isMeetingRunning", &params.to_query(), None)
+            .await
+        {
+            Ok(answer) => answer.summary.field("running") == Some("true"),
+            Err(_) => false,
         }
     }
 
@@ -470,6 +541,7 @@ mod tests {
     use crate::memory::answers::{self, Reply};
     use crate::memory::{BackendCall, ScriptedBackend};
     use crate::ports::MeetingReads;
+    use crate::ports::Placements as _;
     use crate::ports::TenantReads as _;
     use crate::testing::{
         NOW_MS, World, asked, created, ended, given, meeting_id, request, secret, url,
@@ -550,6 +622,83 @@ mod tests {
                 .body,
             "the server's answer is relayed as it came"
         );
+    }
+
+    /// Issue 15.A1: a create sent to a server but never recorded (a crash
+    /// between the server's answer and the append) left a pending
+    /// placement; the front-end's retry goes to that server, which answers
+    /// with the running meeting, never to a less loaded one.
+    #[tokio::test]
+    async fn a_retried_create_after_a_crash_goes_to_the_server_the_first_went_to() {
+        let world = World::new();
+        let idle = world.server("idle").await;
+        let busy = world.server("busy").await;
+        world.meeting("other", "other-1", busy, NOW_MS).await;
+        world
+            .store
+            .put_pending_placement(&PendingPlacement {
+                tenant: TenantId::default_tenant(),
+                meeting_id: meeting_id("room"),
+                server_id: busy,
+                at_ms: NOW_MS - 5_000,
+            })
+            .await
+            .unwrap();
+        let backend = Arc::new(ScriptedBackend::new(move |target, call, _| {
+            match (call, target.url == url("busy")) {
+                ("create", true) => answers::create_duplicate("room", "room-1", NOW_MS - 4_000),
+                _ => unexpected(target.url, call),
+            }
+        }));
+        let meetings = world.meetings(&backend).await;
+        let before = world.store.position();
+
+        let answer = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+
+        assert!(answer.summary.is_success());
+        assert_eq!(backend.take_calls(), vec![create_call("busy")]);
+        assert_eq!(
+            world.store.events_after_position(before),
+            vec![created("room", "room-1", busy, NOW_MS - 4_000)]
+        );
+        assert_eq!(
+            world
+                .store
+                .pending_placement(&TenantId::default_tenant(), &meeting_id("room"))
+                .await
+                .unwrap(),
+            None,
+            "recorded: no longer pending"
+        );
+        let _ = idle;
+    }
+
+    /// The placement is noted before the server is asked.
+    #[tokio::test]
+    async fn the_placement_is_noted_before_the_server_is_asked() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let store = world.store.clone();
+        let backend = Arc::new(ScriptedBackend::new(move |target, call, _| {
+            let noted = futures::executor::block_on(
+                store.pending_placement(&TenantId::default_tenant(), &meeting_id("room")),
+            )
+            .unwrap();
+            assert_eq!(noted.map(|p| p.server_id), Some(a), "noted before {call}");
+            match call {
+                "create" => answers::failed("internalError", "boom"),
+                _ => unexpected(target.url, call),
+            }
+        }));
+        let meetings = world.meetings(&backend).await;
+        let answer = meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+        assert!(!answer.summary.is_success());
     }
 
     #[tokio::test]

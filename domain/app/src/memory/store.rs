@@ -4,13 +4,13 @@
 use crate::clock::SharedClock;
 use crate::error::StoreError;
 use crate::ports::{
-    ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads, ServerReads,
+    ChangeFeed, EventStore, MeetingReads, Placements, PolledPicture, RecordingReads, ServerReads,
     SettingsStore, TenantReads,
 };
 use crate::records::{
-    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, RecordingPage,
-    RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample, StoredEvent,
-    TokenRecord,
+    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, PendingPlacement,
+    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
+    StoredEvent, TokenRecord,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -57,6 +57,7 @@ struct Views {
     tenants: BTreeMap<String, TenantConfig>,
     tokens: BTreeMap<String, TokenRecord>,
     recordings: BTreeMap<String, RecordingRecord>,
+    placements: BTreeMap<(TenantId, MeetingId), PendingPlacement>,
 }
 
 /// What is overwritten in place, never logged.
@@ -279,6 +280,9 @@ fn apply_meeting(
                     version,
                 },
             );
+            views
+                .placements
+                .remove(&(tenant.clone(), meeting_id.clone()));
             // The first record of a run keeps its owner and callback.
             views
                 .runs
@@ -639,6 +643,38 @@ impl TenantReads for InMemoryStore {
 
     async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, StoreError> {
         Ok(self.lock().views.tenants.get(name).cloned())
+    }
+}
+
+#[async_trait]
+impl Placements for InMemoryStore {
+    async fn pending_placement(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<PendingPlacement>, StoreError> {
+        let key = (tenant.clone(), meeting_id.clone());
+        Ok(self.lock().views.placements.get(&key).cloned())
+    }
+
+    async fn put_pending_placement(&self, placement: &PendingPlacement) -> Result<(), StoreError> {
+        let key = (placement.tenant.clone(), placement.meeting_id.clone());
+        self.lock().views.placements.insert(key, placement.clone());
+        Ok(())
+    }
+
+    async fn pending_placements_on(
+        &self,
+        server: ServerId,
+    ) -> Result<Vec<PendingPlacement>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .placements
+            .values()
+            .filter(|placement| placement.server_id == server)
+            .cloned()
+            .collect())
     }
 }
 

@@ -46,3 +46,20 @@ pub struct RoutingSnapshot {
     /// Running meetings per server.
     pub running: HashMap<ServerId, u64>,
 }
+
+/// Where a create was about to go: written before the server's create, and
+/// removed when the run is recorded. One left behind means the create may
+/// have run on that server without being recorded (a crash in between): a
+/// retried create goes there first, and reconcile records the run it finds
+/// there for this tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPlacement {
+    /// The front-end's tenant.
+    pub tenant: TenantId,
+    /// The front-end's meetingID (what the server knows the meeting by).
+    pub meeting_id: MeetingId,
+    /// The server the create was sent to.
+    pub server_id: ServerId,
+    /// When (ms).
+    pub at_ms: i64,
+}

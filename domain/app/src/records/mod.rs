@@ -7,7 +7,7 @@ pub mod samples;
 pub mod servers;
 
 pub use events::{AppendOutcome, EventFilter, StoredEvent};
-pub use meetings::{MeetingRecord, RoutingSnapshot};
+pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot};
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample};
 pub use servers::{ServerRecord, TokenRecord};
