@@ -82,7 +82,13 @@ impl HttpBackendClient {
         if status != 200 {
             return Err(BackendError::Status(status));
         }
-        let body = response.bytes().await.map_err(classify)?;
+        let max = switchboard_app::backend::MAX_ANSWER_BYTES;
+        let body = crate::capped::read_capped(response, max)
+            .await
+            .map_err(|err| match err {
+                crate::capped::CappedError::TooLarge => BackendError::TooLarge(max),
+                crate::capped::CappedError::Transfer(err) => classify(err),
+            })?;
         Ok(BackendResponse { status, body })
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod callbacks;
+mod capped;
 pub mod jobs;
 pub mod metrics_scraper;
 pub mod outbound;

@@ -53,16 +53,12 @@ impl MetricsScraper {
         if status != 200 {
             return Err(MetricsError::Status(status));
         }
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
-        {
-            return Err(MetricsError::Body("too large".into()));
-        }
-        let body = response.bytes().await.map_err(classify)?;
-        if body.len() > MAX_BODY_BYTES {
-            return Err(MetricsError::Body("too large".into()));
-        }
+        let body = crate::capped::read_capped(response, MAX_BODY_BYTES)
+            .await
+            .map_err(|err| match err {
+                crate::capped::CappedError::TooLarge => MetricsError::Body("too large".into()),
+                crate::capped::CappedError::Transfer(err) => classify(err),
+            })?;
         let text =
             std::str::from_utf8(&body).map_err(|_| MetricsError::Body("not UTF-8".into()))?;
         parse_node_metrics(text)

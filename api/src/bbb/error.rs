@@ -140,7 +140,12 @@ impl From<CallError> for BbbError {
             CallError::TagUnavailable(tags) => Self::tag_unavailable(&tags),
             CallError::MaxMeetings(limit) => Self::max_meetings_reached(limit),
             CallError::MaxParticipants(limit) => Self::max_participants_reached(limit),
-            err @ CallError::ServerFailed(_) => Self::internal(err.to_string()),
+            // The cause (addresses, TLS and DNS details of the pool) is for
+            // the operator's log, not for front-ends (issue 15.A7).
+            CallError::ServerFailed(failure) => {
+                tracing::warn!(error = %failure, "a server failed a call on the BBB API");
+                Self::internal("The meeting's server could not be reached; please retry.")
+            }
             CallError::Store(err) => Self::store_failure(err),
             CallError::Internal(message) => Self::internal(message),
         }
@@ -164,6 +169,17 @@ impl IntoResponse for BbbError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_servers_failure_is_not_described_to_front_ends() {
+        use switchboard_app::backend::{BackendError, CallFailure};
+        let failure = CallError::ServerFailed(CallFailure::Backend(BackendError::Connect(
+            "tcp connect error: 10.0.0.5:443: Connection refused".into(),
+        )));
+        let error = BbbError::from(failure);
+        assert_eq!(error.key, "internalError");
+        assert!(!error.message.contains("10.0.0.5"), "{}", error.message);
+    }
 
     #[test]
     fn renders_bbb_failed_answer_exactly() {

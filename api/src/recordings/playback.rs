@@ -23,7 +23,7 @@ use poem::{FromRequest, IntoResponse, Request, Response, handler};
 use std::sync::Arc;
 use switchboard_app::recordings::{RecordingService, text_tracks};
 use switchboard_domain::recording_ids::{FormatName, RecordId};
-use switchboard_recordings::protected::{self, ProtectedError};
+use switchboard_recordings::protected;
 
 /// The cookie that admits to one protected recording.
 pub fn cookie_name(record_id: &RecordId) -> String {
@@ -227,21 +227,16 @@ pub async fn redeem_link(
 ) -> Response {
     let (service, settings) = (&routes.service, &routes.settings);
     let now = protected::unix_now();
-    let id = match protected::redeem_link_token(service.key(), &token, now, &service.used_tokens())
-        .await
-    {
-        Ok(id) => id,
-        Err(ProtectedError::Store(err)) => {
-            tracing::warn!(error = %err, "cannot check a playback link");
-            return Response::builder()
-                .status(StatusCode::SERVICE_UNAVAILABLE)
-                .body("try again");
-        }
+    // Checked first, used up last: a link whose recording or format is not
+    // (yet) there stays usable (issue 15.A7).
+    let token = match protected::verify_link_token(service.key(), &token, now) {
+        Ok(token) => token,
         Err(err) => {
             tracing::info!(reason = %err, "playback link refused");
             return not_found();
         }
     };
+    let id = token.record_id.clone();
     let recording = match service.store.recording(id.as_str()).await {
         Ok(Some(recording)) if recording.state == "published" => recording,
         _ => return not_found(),
@@ -249,6 +244,24 @@ pub async fn redeem_link(
     let Some(playback) = recording.formats.iter().find(|f| f.format == format) else {
         return not_found();
     };
+    use protected::UsedTokens as _;
+    match service
+        .used_tokens()
+        .claim(&token.nonce, token.expires_at, now)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!("playback link refused: used before");
+            return not_found();
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot check a playback link");
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .body("try again");
+        }
+    }
     let target = switchboard_recordings::metadata::playback_url(
         &playback.url,
         service.public_url(),
@@ -262,17 +275,45 @@ pub async fn redeem_link(
     } else {
         ""
     };
-    let cookie = format!(
-        "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-        cookie_name(&id),
-        settings.cookie_ttl_secs
-    );
-    Response::builder()
+    let formats: Vec<&str> = recording.formats.iter().map(|f| f.format.as_str()).collect();
+    let mut response = Response::builder()
         .status(StatusCode::FOUND)
         .header(header::LOCATION, target)
-        .header(header::SET_COOKIE, cookie)
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(())
+        .header(header::CACHE_CONTROL, "no-store");
+    // One cookie per path of this recording, so a browser sends it only
+    // there: a viewer of many recordings never carries them all in one
+    // request (proxies cap header sizes; issue 15.A7).
+    for path in cookie_paths(service.public_url(), &id, &formats) {
+        response = response.header(
+            header::SET_COOKIE,
+            format!(
+                "{}={value}; Path={path}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+                cookie_name(&id),
+                settings.cookie_ttl_secs
+            ),
+        );
+    }
+    response.body(())
+}
+
+/// The paths a protected recording is served under, below the public URL's
+/// own path: the player and every format's files, and its captions.
+fn cookie_paths(public_url: &str, id: &RecordId, formats: &[&str]) -> Vec<String> {
+    let base = public_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let id = id.as_str();
+    let mut paths = vec![
+        format!("{base}/playback/presentation/2.3/{id}"),
+        format!("{base}/captions/{id}"),
+    ];
+    for format in formats {
+        paths.push(format!("{base}/playback/{format}/{id}"));
+        paths.push(format!("{base}/{format}/{id}"));
+    }
+    paths
 }
 
 /// `/captions/<recordID>/<kind>_<lang>.vtt`: a text track.

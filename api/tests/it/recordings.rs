@@ -521,6 +521,22 @@ async fn protected_recordings_play_through_one_time_links() {
             redeemed.headers().get("location").unwrap(),
             &format!("{base}/playback/presentation/2.3/{id}")
         );
+        // Scoped to this recording's paths, never `/` (issue 15.A7).
+        let paths: Vec<String> = redeemed
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|value| {
+                let value = value.to_str().ok()?;
+                Some(value.split("Path=").nth(1)?.split(';').next()?.to_owned())
+            })
+            .collect();
+        assert!(
+            paths.contains(&format!("/presentation/{id}"))
+                && paths.contains(&format!("/captions/{id}"))
+                && !paths.iter().any(|path| path == "/"),
+            "{paths:?}"
+        );
         let cookie = redeemed
             .headers()
             .get("set-cookie")
@@ -1088,4 +1104,53 @@ async fn recordings_of_unknown_runs_belong_to_no_tenant_while_tenants_exist() {
         }
         harness.stop().await;
     }
+}
+
+/// Issue 15.A7: a one-time link is used up only when it admits: a link to a
+/// format that is not (yet) there answers 404 and still works later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_link_is_not_used_up_by_a_refusal() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    let id = create_run(&harness, "room-late", "").await;
+    let spool = harness.state().recordings.spool_dir.clone();
+    drop_in_spool(
+        &spool,
+        &format!("{id}.tar"),
+        &archive(&id, &["presentation"], "room-late"),
+    );
+    eventually("the import", || async {
+        harness.store().recording(&id).await.unwrap().is_some()
+    })
+    .await;
+    harness
+        .get("updateRecordings", &format!("recordID={id}&protect=true"))
+        .await
+        .assert_success();
+    let record_id = switchboard_domain::recording_ids::RecordId::parse(&id).unwrap();
+    let link = harness
+        .state()
+        .recordings
+        .protected_link(&record_id, "video");
+    let status = |link: String| {
+        let client = harness.client.clone();
+        async move { client.get(link).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(link.clone()).await, 404, "no video format yet");
+    drop_in_spool(
+        &spool,
+        &format!("{id}.tar"),
+        &archive(&id, &["presentation", "video"], "room-late"),
+    );
+    eventually("the video format", || async {
+        harness
+            .store()
+            .recording(&id)
+            .await
+            .unwrap()
+            .is_some_and(|r| r.formats.iter().any(|f| f.format == "video"))
+    })
+    .await;
+    assert_eq!(status(link.clone()).await, 302, "the link still works");
+    assert_eq!(status(link).await, 404, "once");
+    harness.stop().await;
 }

@@ -23,7 +23,14 @@ pub enum BackendError {
     /// An HTTP status other than 200.
     #[error("HTTP status {0}")]
     Status(u16),
+    /// The answer is larger than Switchboard reads from a server.
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
 }
+
+/// The largest answer read from a server (a getMeetings of a very large
+/// server is a few MB); more is refused, chunked or not.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// Where and how to call one server.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,74 @@
+//! Reading an answer's body up to a cap, whether its length is declared or
+//! it is chunked: servers' and exporters' answers are untrusted.
+
+use bytes::{Bytes, BytesMut};
+
+/// What went wrong reading a capped body.
+#[derive(Debug)]
+pub enum CappedError {
+    /// More than the cap.
+    TooLarge,
+    /// The transfer failed.
+    Transfer(reqwest::Error),
+}
+
+/// The body of `response`, refused past `max` bytes without reading more.
+pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Bytes, CappedError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > max as u64)
+    {
+        return Err(CappedError::TooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(CappedError::Transfer)? {
+        if body.len() + chunk.len() > max {
+            return Err(CappedError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server answering `chunks` chunks of 1 KiB with chunked encoding.
+    async fn chunked_server(chunks: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            for _ in 0..chunks {
+                let mut chunk = b"400\r\n".to_vec();
+                chunk.extend(std::iter::repeat_n(b'a', 1024));
+                chunk.extend_from_slice(b"\r\n");
+                if socket.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = socket.write_all(b"0\r\n\r\n").await;
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_over_the_cap_is_refused() {
+        let url = chunked_server(100).await;
+        let response = reqwest::get(&url).await.unwrap();
+        assert!(matches!(
+            read_capped(response, 10 * 1024).await,
+            Err(CappedError::TooLarge)
+        ));
+        let url = chunked_server(5).await;
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(read_capped(response, 10 * 1024).await.unwrap().len(), 5 * 1024);
+    }
+}
