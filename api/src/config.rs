@@ -145,6 +145,16 @@ pub struct RecordingSettings {
     pub callback_attempts: u32,
     /// Largest caption file putRecordingTextTrack takes, bytes.
     pub text_track_max_bytes: usize,
+    /// Largest recording archive imported (sum of its files), bytes.
+    pub archive_max_bytes: u64,
+    /// Largest single file in an archive, bytes.
+    pub archive_max_file_bytes: u64,
+    /// Most entries (files and folders) in an archive.
+    pub archive_max_entries: u64,
+    /// Days imported archives stay in `<spool>/done` (with `keep_done`).
+    pub keep_done_days: f64,
+    /// Days refused archives stay in `<spool>/failed` with their reasons.
+    pub keep_failed_days: f64,
 }
 
 impl Default for RecordingSettings {
@@ -167,6 +177,11 @@ impl Default for RecordingSettings {
             upload_max_bytes: 8 << 30,
             callback_attempts: 6,
             text_track_max_bytes: 8 << 20,
+            archive_max_bytes: 8 << 30,
+            archive_max_file_bytes: 4 << 30,
+            archive_max_entries: 100_000,
+            keep_done_days: 7.0,
+            keep_failed_days: 30.0,
         }
     }
 }
@@ -286,6 +301,11 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// A number of days as a duration (negative or not finite: none).
+fn days(days: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(days * 86_400.0).unwrap_or_default()
 }
 
 /// Values given on the command line (highest precedence).
@@ -621,6 +641,16 @@ impl Settings {
             keep_done: recordings.keep_done,
             link_ttl_secs: recordings.link_ttl_secs,
             callback_attempts: recordings.callback_attempts,
+            archive_limits: switchboard_recordings::ArchiveLimits {
+                max_total_bytes: recordings.archive_max_bytes,
+                max_entries: recordings.archive_max_entries,
+                max_file_bytes: recordings.archive_max_file_bytes,
+            },
+            retention: switchboard_recordings::spool::Retention {
+                done: days(recordings.keep_done_days),
+                failed: days(recordings.keep_failed_days),
+                leftovers: days(1.0),
+            },
         }
     }
 

@@ -214,11 +214,17 @@ impl Recording {
                         unique.push(format.clone());
                     }
                 }
-                return Ok(vec![RecordingEvent::RecordingImported {
+                let mut events = vec![RecordingEvent::RecordingImported {
                     record_id: record_id.to_owned(),
                     details: details.clone(),
                     formats: unique,
-                }]);
+                }];
+                // A protected recording deleted and imported again stays
+                // protected (issue 15.A7).
+                if self.protected {
+                    events.push(RecordingEvent::RecordingProtected { protected: true });
+                }
+                return Ok(events);
             }
             let mut events = Vec::new();
             let mut known: Vec<&str> = self.formats.iter().map(|f| f.format.as_str()).collect();
@@ -330,6 +336,26 @@ mod tests {
     use super::*;
 
     const ID: &str = "834c2bfbc2e5c8eb1ad9ac3d4cda2b7bf0e5c1a2-1741369843904";
+
+    #[test]
+    fn a_protected_recording_imported_again_after_deletion_stays_protected() {
+        let import = RecordingCommand::Import {
+            details: details(),
+            formats: vec![],
+        };
+        let mut state = Recording::default();
+        for command in [
+            import.clone(),
+            RecordingCommand::SetProtected(true),
+            RecordingCommand::Delete,
+            import,
+        ] {
+            for event in state.decide_for(ID, &command).unwrap() {
+                state.evolve(&event);
+            }
+        }
+        assert!(state.is_live() && state.protected);
+    }
 
     fn details() -> RecordingDetails {
         RecordingDetails {

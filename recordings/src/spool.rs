@@ -205,6 +205,66 @@ impl Spool {
     }
 }
 
+/// How long what the spool keeps aside is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Imported archives in `done/`.
+    pub done: Duration,
+    /// Refused archives (and their reasons) in `failed/`.
+    pub failed: Duration,
+    /// Leftovers of interrupted work (`.uploads/` in the spool, the
+    /// recording tree's `.staging/`): nothing in progress is this old.
+    pub leftovers: Duration,
+}
+
+impl Spool {
+    /// Removes what was kept aside longer than `retention` allows at `now`
+    /// (see [`Retention`]); `staging` is the recording tree's staging
+    /// directory. Returns how many entries were removed.
+    pub fn prune(&self, staging: &Path, retention: Retention, now: SystemTime) -> usize {
+        let dir = &self.config.dir;
+        [
+            (self.done_dir(), retention.done),
+            (self.failed_dir(), retention.failed),
+            (dir.join(".uploads"), retention.leftovers),
+            (staging.to_path_buf(), retention.leftovers),
+        ]
+        .iter()
+        .map(|(dir, keep)| prune_older(dir, *keep, now))
+        .sum()
+    }
+}
+
+/// Removes the entries of `dir` (files or whole directories) last modified
+/// more than `keep` before `now`.
+fn prune_older(dir: &Path, keep: Duration, now: SystemTime) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age > keep);
+        if !old {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if meta.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        if gone.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Moves `file` into `dir` without overwriting anything.
 fn move_aside(file: &Path, dir: &Path) -> Result<PathBuf, SpoolError> {
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
@@ -271,6 +331,50 @@ pub fn watch(dir: &Path) -> Result<(SpoolWatcher, mpsc::Receiver<()>), SpoolErro
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prune_removes_only_what_is_older_than_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let spool = Spool::new(SpoolConfig {
+            dir: root.path().join("spool"),
+            settle: Duration::ZERO,
+            keep_done: true,
+        });
+        let staging = root.path().join("tree/.staging");
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        let place = |dir: PathBuf, name: &str, age: Duration| {
+            fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(name);
+            fs::write(&path, b"x").unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(now - age)
+                .unwrap();
+        };
+        place(spool.done_dir(), "old.tar", 8 * day);
+        place(spool.done_dir(), "new.tar", day);
+        place(spool.failed_dir(), "old.tar", 31 * day);
+        place(spool.failed_dir(), "new.tar", 29 * day);
+        place(root.path().join("spool/.uploads"), "x.tar", 2 * day);
+        place(staging.clone(), "half", 2 * day);
+        let removed = spool.prune(
+            &staging,
+            Retention {
+                done: 7 * day,
+                failed: 30 * day,
+                leftovers: day,
+            },
+            now,
+        );
+        assert_eq!(removed, 4);
+        assert!(spool.done_dir().join("new.tar").exists());
+        assert!(!spool.done_dir().join("old.tar").exists());
+        assert!(spool.failed_dir().join("new.tar").exists());
+        assert!(!spool.failed_dir().join("old.tar").exists());
+    }
+
     use super::*;
     use std::os::unix::fs::symlink;
 

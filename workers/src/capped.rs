@@ -13,7 +13,10 @@ pub enum CappedError {
 }
 
 /// The body of `response`, refused past `max` bytes without reading more.
-pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Bytes, CappedError> {
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Bytes, CappedError> {
     if response
         .content_length()
         .is_some_and(|length| length > max as u64)
@@ -69,6 +72,9 @@ mod tests {
         ));
         let url = chunked_server(5).await;
         let response = reqwest::get(&url).await.unwrap();
-        assert_eq!(read_capped(response, 10 * 1024).await.unwrap().len(), 5 * 1024);
+        assert_eq!(
+            read_capped(response, 10 * 1024).await.unwrap().len(),
+            5 * 1024
+        );
     }
 }

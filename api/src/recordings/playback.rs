@@ -275,7 +275,11 @@ pub async fn redeem_link(
     } else {
         ""
     };
-    let formats: Vec<&str> = recording.formats.iter().map(|f| f.format.as_str()).collect();
+    let formats: Vec<&str> = recording
+        .formats
+        .iter()
+        .map(|f| f.format.as_str())
+        .collect();
     let mut response = Response::builder()
         .status(StatusCode::FOUND)
         .header(header::LOCATION, target)

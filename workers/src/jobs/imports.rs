@@ -21,6 +21,9 @@ use switchboard_recordings::spool::{self, Spool};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// How often the spool's kept archives and leftovers are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// One archive of the spool to import.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportArchive {
@@ -147,7 +150,16 @@ pub fn spawn_imports(
             let settle = Duration::from_secs_f64(service.settings.spool_settle_secs.max(0.0));
             // A file seen but not yet settled is looked at again soon.
             let recheck = settle.max(Duration::from_millis(50)) + Duration::from_millis(20);
+            let mut pruned_at: Option<std::time::Instant> = None;
             loop {
+                if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+                    let service = service.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        switchboard_app::recordings::import::prune_spool(&service)
+                    })
+                    .await;
+                    pruned_at = Some(std::time::Instant::now());
+                }
                 queue_ready(&queue, &mut spool, attempts).await;
                 let wait = if has_archives(&service.spool_dir) {
                     recheck.min(interval)

@@ -19,7 +19,7 @@ use switchboard_domain::recording::{
     PreviewImage, RecordingCommand, RecordingDetails, RecordingEvent, RecordingFormat,
 };
 use switchboard_domain::recording_ids::RecordId;
-use switchboard_recordings::archive::{self, ArchiveLimits};
+use switchboard_recordings::archive;
 use switchboard_recordings::layout::Visibility;
 use switchboard_recordings::spool::{self, Spool, SpoolConfig};
 use switchboard_recordings::{ExtractedRecording, FormatDir};
@@ -85,18 +85,18 @@ pub async fn import_archive(
 ) -> Result<ImportOutcome, ImportError> {
     let staging = service.layout.staging_dir();
     let path = archive_path.to_path_buf();
-    let extracted = tokio::task::spawn_blocking(move || {
-        archive::extract_file(&path, &staging, &ArchiveLimits::default())
-    })
-    .await
-    .map_err(join_error)?
-    .map_err(|err| {
-        if err.is_bad_archive() {
-            ImportError::BadArchive(err.to_string())
-        } else {
-            ImportError::Retry(err.to_string())
-        }
-    })?;
+    let limits = service.settings.archive_limits;
+    let extracted =
+        tokio::task::spawn_blocking(move || archive::extract_file(&path, &staging, &limits))
+            .await
+            .map_err(join_error)?
+            .map_err(|err| {
+                if err.is_bad_archive() {
+                    ImportError::BadArchive(err.to_string())
+                } else {
+                    ImportError::Retry(err.to_string())
+                }
+            })?;
     import_extracted(service, extracted, "importer").await
 }
 
@@ -130,13 +130,14 @@ pub async fn import_upload(
     let staging = service.layout.staging_dir();
     let path = upload.to_path_buf();
     let expected = record_id.clone();
+    let limits = service.settings.archive_limits;
     let extracted = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|source| archive::ArchiveError::Io {
             action: "open upload",
             path: path.clone(),
             source,
         })?;
-        archive::extract_reader(file, Some(&expected), &staging, &ArchiveLimits::default())
+        archive::extract_reader(file, Some(&expected), &staging, &limits)
     })
     .await;
     let result = match extracted {
@@ -423,6 +424,21 @@ pub async fn import_spooled(service: &RecordingService, name: &str) -> Result<()
             Err(RetryLater(reason))
         }
     }
+}
+
+/// Removes what the spool and the tree kept aside past the retention
+/// settings (`done/`, `failed/`, interrupted uploads and staging); returns
+/// how many entries went.
+pub fn prune_spool(service: &RecordingService) -> usize {
+    let removed = service.spool().prune(
+        &service.layout.staging_dir(),
+        service.settings.retention,
+        SystemTime::now(),
+    );
+    if removed > 0 {
+        tracing::info!(removed, "pruned the spool's kept archives and leftovers");
+    }
+    removed
 }
 
 /// Whether the spool holds archive files (settled or not).

@@ -57,6 +57,10 @@ pub struct RecordingSettings {
     pub link_ttl_secs: u64,
     /// Attempts of a recording-ready callback.
     pub callback_attempts: u32,
+    /// Caps on one archive (total and per-file bytes, entries).
+    pub archive_limits: switchboard_recordings::ArchiveLimits,
+    /// How long `done/`, `failed/` and interrupted work's leftovers are kept.
+    pub retention: switchboard_recordings::spool::Retention,
 }
 
 /// Why the recording service could not start.
