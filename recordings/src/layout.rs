@@ -212,6 +212,29 @@ impl Layout {
             .join(id.as_str())
     }
 
+    /// The recordings with at least one format in `visibility`'s tree,
+    /// sorted (names that are no record id are skipped).
+    pub fn record_ids(&self, visibility: Visibility) -> Result<Vec<RecordId>, LayoutError> {
+        let mut ids = std::collections::BTreeSet::new();
+        let tree = self.tree(visibility);
+        for format in format_dirs(&tree)? {
+            let dir = tree.join(format.as_str());
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Some(id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| RecordId::parse(name).ok())
+                {
+                    ids.insert(id);
+                }
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
     /// Every format of the recording on disk, with its tree, sorted by format.
     /// A format in both trees is listed twice.
     pub fn locate(&self, id: &RecordId) -> Result<Vec<(FormatName, Visibility)>, LayoutError> {

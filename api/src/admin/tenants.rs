@@ -84,7 +84,8 @@ pub struct TenantView {
     pub name: String,
     /// Its BBB API path.
     pub api_path: String,
-    /// Fingerprints of its secrets (first 4 characters and length).
+    /// Fingerprints of its secrets: `sha256:` and the first 8 hex digits of
+    /// the secret's SHA-256 (nothing of the secret itself).
     pub secrets: Vec<String>,
     /// Server tags its meetings require (any of them); empty: every server.
     pub required_tags: Vec<String>,

@@ -1154,3 +1154,52 @@ async fn a_one_time_link_is_not_used_up_by_a_refusal() {
     assert_eq!(status(link).await, 404, "once");
     harness.stop().await;
 }
+
+/// Issue 15.A7: publish and unpublish record first, then move files; a
+/// tree left behind the log (a failed move, a crash in between) is moved
+/// to what the log says by the reconciliation run at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_is_reconciled_with_the_recorded_state() {
+    let harness = recordings_harness(Db::Sqlite).await;
+    let id = create_run(&harness, "room-tree", "").await;
+    let spool = harness.state().recordings.spool_dir.clone();
+    drop_in_spool(
+        &spool,
+        &format!("{id}.tar"),
+        &archive(&id, &["presentation"], "room-tree"),
+    );
+    eventually("the import", || async {
+        harness.store().recording(&id).await.unwrap().is_some()
+    })
+    .await;
+    let root = harness.state().recordings.layout.root().to_path_buf();
+    let published = root.join("published/presentation").join(&id);
+    let unpublished = root.join("unpublished/presentation").join(&id);
+    assert!(published.is_dir());
+    // The log says published; the files were left unpublished.
+    std::fs::create_dir_all(unpublished.parent().unwrap()).unwrap();
+    std::fs::rename(&published, &unpublished).unwrap();
+    let asset = format!("{}/presentation/{id}/data.bin", public(&harness));
+    let status = || {
+        let client = harness.client.clone();
+        let asset = asset.clone();
+        async move { client.get(asset).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status().await, 404);
+    let moved =
+        switchboard_app::recordings::import::reconcile_tree(&harness.state().recordings).await;
+    assert_eq!(moved, 1);
+    assert!(published.is_dir() && !unpublished.exists());
+    assert_eq!(status().await, 200);
+    // Unpublishing records, then moves.
+    harness
+        .get("publishRecordings", &format!("recordID={id}&publish=false"))
+        .await
+        .assert_success();
+    assert!(unpublished.is_dir() && !published.exists());
+    assert_eq!(
+        switchboard_app::recordings::import::reconcile_tree(&harness.state().recordings).await,
+        0
+    );
+    harness.stop().await;
+}

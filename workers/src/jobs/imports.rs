@@ -150,6 +150,7 @@ pub fn spawn_imports(
             let settle = Duration::from_secs_f64(service.settings.spool_settle_secs.max(0.0));
             // A file seen but not yet settled is looked at again soon.
             let recheck = settle.max(Duration::from_millis(50)) + Duration::from_millis(20);
+            switchboard_app::recordings::import::reconcile_tree(&service).await;
             let mut pruned_at: Option<std::time::Instant> = None;
             loop {
                 if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {

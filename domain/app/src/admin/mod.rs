@@ -3,6 +3,7 @@
 //! change an event with the caller as actor) and answers with read models
 //! ([`views`]); the transports render them.
 
+mod history;
 pub mod tenants;
 pub mod views;
 
@@ -14,15 +15,13 @@ use crate::lifecycle::{disable_if_drained, end_run};
 use crate::ports::Database;
 use crate::records::{EventFilter, MeetingRecord, ServerRecord, StoredEvent};
 use crate::routing::RoutingView;
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 use switchboard_domain::bbb::params::Params;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::load::{LoadWeights, ServerLoad};
-use switchboard_domain::meeting::{EndReason, Meeting, MeetingError};
+use switchboard_domain::meeting::{EndReason, MeetingError};
 use switchboard_domain::node_metrics::MetricsStatus;
 use switchboard_domain::server::{
     Server, ServerChanges, ServerCommand, ServerError, ServerEvent, ServerSettings,
@@ -131,6 +130,7 @@ pub struct AdminService {
     clock: SharedClock,
     weights: LoadWeights,
     routing: Option<Arc<RoutingView>>,
+    history: history::History,
 }
 
 fn parse_server_id(id: &str) -> Result<ServerId, Failure> {
@@ -171,7 +171,12 @@ fn redacted_payload(event: &DomainEvent) -> serde_json::Value {
             *value = serde_json::Value::String("***".into());
         }
     }
-    for pointer in ["/settings/metrics_url", "/changes/metrics_url"] {
+    for pointer in [
+        "/settings/metrics_url",
+        "/changes/metrics_url",
+        "/settings/url",
+        "/changes/url",
+    ] {
         if let Some(serde_json::Value::String(url)) = payload.pointer_mut(pointer) {
             *url = redact_credentials(url);
         }
@@ -223,6 +228,7 @@ impl AdminService {
             clock,
             weights,
             routing,
+            history: history::History::default(),
         }
     }
 
@@ -301,7 +307,7 @@ impl AdminService {
         };
         ServerView {
             id: record.id.to_string(),
-            url: record.settings.url.clone(),
+            url: redact_credentials(&record.settings.url),
             tag: record.settings.tag.clone(),
             load_multiplier: record.settings.load_multiplier,
             checksum: record.settings.checksum.map(|c| c.name().to_owned()),
@@ -665,68 +671,12 @@ impl AdminService {
         Ok(EventPage { events, next_after })
     }
 
-    /// Servers and meetings as they were at `at`, replayed from the log.
+    /// Servers and meetings as they were at `at`, replayed from the log
+    /// (see [`history`]: one replay at a time, continued from the latest
+    /// moment asked rather than from the start).
     pub async fn history(&self, at: chrono::DateTime<chrono::Utc>) -> Result<ClusterAt, Failure> {
-        let mut servers: BTreeMap<String, Server> = BTreeMap::new();
-        let mut meetings: BTreeMap<String, Meeting> = BTreeMap::new();
-        let mut filter = EventFilter {
-            to: Some(at),
-            limit: 1000,
-            ..EventFilter::default()
-        };
-        let mut position = 0;
-        loop {
-            let page = self.store.query_events(&filter).await?;
-            let Some(last) = page.last() else { break };
-            filter.after = last.position;
-            for stored in page {
-                position = stored.position;
-                match &stored.event {
-                    DomainEvent::Server(event) => servers
-                        .entry(stored.stream.to_string())
-                        .or_default()
-                        .evolve(event),
-                    DomainEvent::Meeting(event) => meetings
-                        .entry(stored.stream.to_string())
-                        .or_default()
-                        .evolve(event),
-                    DomainEvent::Token(_) | DomainEvent::Tenant(_) | DomainEvent::Recording(_) => {}
-                }
-            }
-        }
-        let servers = servers
-            .into_values()
-            .filter_map(|server| {
-                Some(ServerAt {
-                    id: server.id?.to_string(),
-                    url: server.settings.as_ref()?.url.clone(),
-                    state: server.state.as_str().to_owned(),
-                    online: server.online,
-                    removed: server.removed,
-                })
-            })
-            .collect();
-        let meetings = meetings
-            .into_values()
-            .filter_map(|meeting| {
-                let (tenant, meeting_id) = meeting.identity.clone()?;
-                Some(MeetingAt {
-                    tenant: tenant.to_string(),
-                    meeting_id: meeting_id.to_string(),
-                    server_id: meeting
-                        .current
-                        .as_ref()
-                        .map(|run| run.server_id.to_string()),
-                    running: meeting.current.is_some(),
-                })
-            })
-            .collect();
-        Ok(ClusterAt {
-            at,
-            position,
-            servers,
-            meetings,
-        })
+        let now = chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default();
+        self.history.at(self.store.as_ref(), at, now).await
     }
 
     /// What Scalelite's `rake status` prints, per server.

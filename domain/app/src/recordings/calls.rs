@@ -106,7 +106,11 @@ impl RecordingService {
         Ok(found)
     }
 
-    /// `publishRecordings`: moves the formats in the tree, then records it.
+    /// `publishRecordings`: records it, then moves the formats in the tree.
+    /// A move that fails leaves the tree behind the log (logged); the next
+    /// [`reconcile_tree`](super::import::reconcile_tree) moves it, so the
+    /// log never says what the tree cannot serve for long, and a recorded
+    /// change is never answered as failed.
     pub async fn set_published(
         &self,
         tenant: &TenantId,
@@ -115,18 +119,20 @@ impl RecordingService {
         metadata: &EventMetadata,
     ) -> Result<(), RecordingCallError> {
         for recording in self.own_recordings(tenant, ids).await? {
-            let op: TreeOp = if publish {
-                Layout::publish
-            } else {
-                Layout::unpublish
-            };
-            self.on_disk(&recording.record_id, op).await?;
             self.run(
                 &recording.record_id,
                 &RecordingCommand::SetPublished(publish),
                 metadata,
             )
             .await?;
+            let op: TreeOp = if publish {
+                Layout::publish
+            } else {
+                Layout::unpublish
+            };
+            if self.on_disk(&recording.record_id, op).await.is_err() {
+                tracing::warn!(record_id = %recording.record_id, "recorded, but its files were not moved; the tree is reconciled at the next start");
+            }
         }
         Ok(())
     }

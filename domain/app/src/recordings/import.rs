@@ -441,6 +441,47 @@ pub fn prune_spool(service: &RecordingService) -> usize {
     removed
 }
 
+/// Moves every recording's files to the tree its recorded state says
+/// (published or unpublished), after a move that failed or a crash between
+/// a recorded publish and its move. Files of recordings the log does not
+/// hold (or deleted ones) are left alone. Returns how many were moved.
+pub async fn reconcile_tree(service: &RecordingService) -> usize {
+    use switchboard_recordings::layout::Visibility;
+    let mut moved = 0;
+    for visibility in [Visibility::Published, Visibility::Unpublished] {
+        let layout = service.layout.clone();
+        let ids = match tokio::task::spawn_blocking(move || layout.record_ids(visibility)).await {
+            Ok(Ok(ids)) => ids,
+            _ => continue,
+        };
+        for id in ids {
+            let Ok(Some(recording)) = service.store.recording(id.as_str()).await else {
+                continue;
+            };
+            if recording.state == "deleted"
+                || recording.published == (visibility == Visibility::Published)
+            {
+                continue;
+            }
+            let layout = service.layout.clone();
+            let target = Visibility::from_published(recording.published);
+            let result =
+                tokio::task::spawn_blocking(move || layout.set_visibility(&id, target)).await;
+            match result {
+                Ok(Ok(_)) => moved += 1,
+                Ok(Err(err)) => {
+                    tracing::warn!(record_id = %recording.record_id, error = %err, "cannot reconcile a recording's files")
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    if moved > 0 {
+        tracing::info!(moved, "moved recordings to the tree their state says");
+    }
+    moved
+}
+
 /// Whether the spool holds archive files (settled or not).
 pub fn has_archives(dir: &Path) -> bool {
     std::fs::read_dir(dir)
