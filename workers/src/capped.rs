@@ -64,6 +64,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_chunked_body_over_the_cap_is_refused() {
+        crate::backend::install_crypto_provider();
         let url = chunked_server(100).await;
         let response = reqwest::get(&url).await.unwrap();
         assert!(matches!(
