@@ -4,7 +4,7 @@
 use crate::store::{SqlError, Store};
 use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use switchboard_app::StoreError;
 use switchboard_app::ports::Placements;
 use switchboard_app::records::PendingPlacement;
@@ -18,21 +18,6 @@ fn to_placement(row: pending_placement::Model) -> Option<PendingPlacement> {
         server_id: row.server_id.parse().ok()?,
         at_ms: row.at_ms,
     })
-}
-
-/// Removes the pending placement of a meeting whose run was recorded (in
-/// the append's transaction).
-pub(crate) async fn clear<C: ConnectionTrait>(
-    db: &C,
-    tenant: &str,
-    meeting_id: &str,
-) -> Result<(), DbErr> {
-    pending_placement::Entity::delete_many()
-        .filter(pending_placement::Column::Tenant.eq(tenant))
-        .filter(pending_placement::Column::MeetingId.eq(meeting_id))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 impl Store {

@@ -513,7 +513,7 @@ async fn apply_meeting<C: ConnectionTrait>(
                 )
                 .exec_without_returning(db)
                 .await?;
-            crate::placements::clear(db, &tenant.0, meeting_id.as_str()).await?;
+            clear_pending_placement(db, &tenant.0, meeting_id.as_str()).await?;
         }
         MeetingEvent::MeetingEnded { at_ms, .. } => {
             meeting::Entity::update_many()
@@ -527,5 +527,21 @@ async fn apply_meeting<C: ConnectionTrait>(
                 .await?;
         }
     }
+    Ok(())
+}
+
+/// Removes the pending placement of a meeting whose run was recorded (in
+/// the append's transaction): the create it noted has been recorded.
+async fn clear_pending_placement<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    meeting_id: &str,
+) -> Result<(), DbErr> {
+    use switchboard_migrations::entities::pending_placement;
+    pending_placement::Entity::delete_many()
+        .filter(pending_placement::Column::Tenant.eq(tenant))
+        .filter(pending_placement::Column::MeetingId.eq(meeting_id))
+        .exec(db)
+        .await?;
     Ok(())
 }
