@@ -47,6 +47,10 @@ pub enum AdminError {
     /// The request conflicts with the current state.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// The body is not JSON (`Content-Type` other than `application/json`;
+    /// a request without one is read as JSON).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// A BBB server failed.
     #[oai(status = 502, content_type = "application/problem+json")]
     BadGateway(Json<Problem>),
@@ -62,6 +66,7 @@ impl std::fmt::Display for AdminError {
         | Self::Forbidden(problem)
         | Self::NotFound(problem)
         | Self::Conflict(problem)
+        | Self::UnsupportedMediaType(problem)
         | Self::BadGateway(problem)
         | Self::Internal(problem)) = self;
         f.write_str(&problem.0.detail)
@@ -69,6 +74,13 @@ impl std::fmt::Display for AdminError {
 }
 
 fn bad_request(err: poem::Error) -> AdminError {
+    if err.status() == poem::http::StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return AdminError::UnsupportedMediaType(Json(problem(
+            415,
+            "Unsupported media type",
+            format!("{err}; send the body as application/json"),
+        )));
+    }
     AdminError::BadRequest(Json(problem(400, "Bad request", err.to_string())))
 }
 

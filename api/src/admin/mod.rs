@@ -3,6 +3,7 @@
 //! the CLI.
 
 pub mod api;
+mod conformance;
 pub mod facade;
 pub mod model;
 pub mod tenants;
@@ -50,11 +51,13 @@ async fn problem_from_error(err: poem::Error) -> poem::Response {
 pub fn endpoint() -> impl Endpoint {
     let service = openapi();
     let spec = service.spec_endpoint();
+    let conformance = conformance::Conformance::from_spec(&service.spec());
     poem::Route::new()
         .at("/openapi.json", spec)
         .nest("/", service)
         .with(crate::metrics::AdminMetrics::default())
         .catch_all_error(problem_from_error)
+        .with(conformance)
 }
 
 /// The Swagger UI, to nest at `/api/docs`.

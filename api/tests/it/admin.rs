@@ -443,3 +443,58 @@ async fn swagger_ui_and_spec_are_served() {
     assert!(spec["paths"]["/servers"].is_object());
     harness.stop().await;
 }
+
+/// Issue 15.B3 (found by schemathesis): a POST without `Content-Type` is
+/// read as JSON, a body in another media type gets a documented 415
+/// problem, a number or boolean where the spec says string is refused, and
+/// a 405 says which methods are allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_answers_as_its_spec_says() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    let admin = admin(&harness).await;
+    let id = harness.servers[0].to_string();
+    let request = |method: reqwest::Method, path: &str| {
+        harness
+            .client
+            .request(method, admin.url(path))
+            .bearer_auth(&admin.token)
+    };
+    let no_type = request(reqwest::Method::POST, &format!("/servers/{id}/cordon"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        no_type.status().as_u16(),
+        200,
+        "{}",
+        no_type.text().await.unwrap()
+    );
+    let text = request(reqwest::Method::POST, "/tokens")
+        .header("content-type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status().as_u16(), 415);
+    assert_eq!(
+        text.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let (status, body) = admin
+        .post("/tokens", json!({"name": false, "scope": "read"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("/name"), "{body}");
+    let (_, tokens) = admin.get("/tokens").await;
+    assert!(!tokens.to_string().contains("\"false\""), "{tokens}");
+    let wrong = request(reqwest::Method::PUT, "/servers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 405);
+    assert_eq!(
+        wrong.headers()["allow"].to_str().unwrap(),
+        "GET, HEAD, POST"
+    );
+    harness.stop().await;
+}
