@@ -36,7 +36,7 @@ fn metadata_xml(id: &str, format: &str, meeting: &str) -> String {
 
 /// A `<recordID>.tar` with the given formats, each with metadata.xml and a
 /// 1000-byte `data.bin`.
-fn archive(id: &str, formats: &[&str], meeting: &str) -> Vec<u8> {
+pub(crate) fn archive(id: &str, formats: &[&str], meeting: &str) -> Vec<u8> {
     archive_with(id, formats, |format| metadata_xml(id, format, meeting))
 }
 
