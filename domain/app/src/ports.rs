@@ -100,12 +100,8 @@ pub trait MeetingReads: Send + Sync {
         tenant: &TenantId,
         meeting_id: &MeetingId,
     ) -> Result<Vec<ServerId>, StoreError>;
-    /// Runs that run or ended since `ended_since_ms`, by internal id: their
-    /// tenant and whether they run.
-    async fn recent_runs_by_tenant(
-        &self,
-        ended_since_ms: i64,
-    ) -> Result<HashMap<String, (TenantId, bool)>, StoreError>;
+    /// The running runs, by internal id, with their tenant.
+    async fn running_run_owners(&self) -> Result<HashMap<String, TenantId>, StoreError>;
     /// Position, servers and running meetings per server, read together.
     async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError>;
     /// A meeting run by internal id.

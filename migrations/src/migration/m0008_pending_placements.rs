@@ -1,7 +1,8 @@
 //! `pending_placements`: where a create was about to go, written before the
 //! server's create and removed with the run's `MeetingCreated`, so a crash
 //! in between leaves a trace that a retried create and reconcile follow
-//! (no second copy of the meeting on another server).
+//! (no second copy of the meeting on another server). Also an index of
+//! the running meetings, which getMeetings reads on every change.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -32,6 +33,18 @@ impl MigrationTrait for Migration {
                     .table("pending_placements")
                     .if_not_exists()
                     .col("server_id")
+                    .to_owned(),
+            )
+            .await?;
+        // getMeetings reads the running runs on every change: by index, not
+        // by a scan of every meeting ever held.
+        manager
+            .create_index(
+                Index::create()
+                    .name("meetings_running")
+                    .table("meetings")
+                    .if_not_exists()
+                    .col("running")
                     .to_owned(),
             )
             .await

@@ -136,11 +136,8 @@ impl MeetingReads for Store {
         Ok(Store::servers_running_elsewhere_sql(self, tenant, meeting_id).await?)
     }
 
-    async fn recent_runs_by_tenant(
-        &self,
-        ended_since_ms: i64,
-    ) -> Result<HashMap<String, (TenantId, bool)>, StoreError> {
-        Ok(Store::recent_runs_by_tenant_sql(self, ended_since_ms).await?)
+    async fn running_run_owners(&self) -> Result<HashMap<String, TenantId>, StoreError> {
+        Ok(Store::running_run_owners_sql(self).await?)
     }
 
     async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError> {

@@ -515,7 +515,15 @@ async fn apply_meeting<C: ConnectionTrait>(
                 .await?;
             clear_pending_placement(db, &tenant.0, meeting_id.as_str()).await?;
         }
-        MeetingEvent::MeetingEnded { at_ms, .. } => {
+        MeetingEvent::MeetingEnded {
+            internal_id, at_ms, ..
+        } => {
+            // An ended run's listing is no longer shown: dropped with it.
+            switchboard_migrations::entities::meeting_listing::Entity::delete_by_id(
+                internal_id.clone(),
+            )
+            .exec(db)
+            .await?;
             meeting::Entity::update_many()
                 .col_expr(meeting::Column::Running, Expr::value(false))
                 .col_expr(meeting::Column::EndedAtMs, Expr::value(*at_ms))

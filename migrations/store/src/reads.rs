@@ -229,26 +229,20 @@ impl Store {
 
     /// Tenant and running state of the runs Switchboard records, by internal
     /// id; ended runs only when they ended after `ended_since_ms`.
-    pub(crate) async fn recent_runs_by_tenant_sql(
+    pub(crate) async fn running_run_owners_sql(
         &self,
-        ended_since_ms: i64,
-    ) -> Result<HashMap<String, (TenantId, bool)>, SqlError> {
-        let rows: Vec<(String, String, bool)> = meeting::Entity::find()
+    ) -> Result<HashMap<String, TenantId>, SqlError> {
+        let rows: Vec<(String, String)> = meeting::Entity::find()
             .select_only()
             .column(meeting::Column::InternalId)
             .column(meeting::Column::Tenant)
-            .column(meeting::Column::Running)
-            .filter(
-                sea_orm::Condition::any()
-                    .add(meeting::Column::Running.eq(true))
-                    .add(meeting::Column::EndedAtMs.gt(ended_since_ms)),
-            )
+            .filter(meeting::Column::Running.eq(true))
             .into_tuple()
             .all(&self.db)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(internal, tenant, running)| (internal, (TenantId(tenant), running)))
+            .map(|(internal, tenant)| (internal, TenantId(tenant)))
             .collect())
     }
 }

@@ -170,18 +170,20 @@ impl Store {
     pub(crate) async fn running_meeting_listings_sql(
         &self,
     ) -> Result<Vec<MeetingListing>, SqlError> {
-        let running: Vec<String> = meeting::Entity::find()
-            .select_only()
+        // Only the running runs' listings are read: under a churn of short
+        // meetings the table holds many more (issue 15.B4: reading them all
+        // on every getMeetings grew memory without bound).
+        let running = sea_orm::sea_query::Query::select()
             .column(meeting::Column::InternalId)
-            .filter(meeting::Column::Running.eq(true))
-            .into_tuple()
+            .from(meeting::Entity)
+            .and_where(meeting::Column::Running.eq(true))
+            .to_owned();
+        let rows = meeting_listing::Entity::find()
+            .filter(meeting_listing::Column::InternalId.in_subquery(running))
             .all(&self.db)
             .await?;
-        let running: std::collections::HashSet<String> = running.into_iter().collect();
-        let rows = meeting_listing::Entity::find().all(&self.db).await?;
         Ok(rows
             .into_iter()
-            .filter(|row| running.contains(&row.internal_id))
             .filter_map(|row| {
                 Some(MeetingListing {
                     server_id: row.server_id.parse().ok()?,

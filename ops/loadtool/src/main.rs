@@ -28,6 +28,7 @@ mod meetings_report;
 mod poll;
 mod poll_report;
 mod report;
+mod soak;
 mod stats;
 mod target;
 
@@ -69,6 +70,52 @@ enum Command {
     /// `switchboard serve` polling simulated servers, and write the
     /// getMeetings report.
     Meetings(MeetingsArgs),
+    /// Run a long mixed load, sample memory and descriptors, and write the
+    /// soak report.
+    Soak(SoakArgs),
+}
+
+/// Settings of `soak`.
+#[derive(Debug, clap::Args)]
+struct SoakArgs {
+    /// The switchboard binary (default: `switchboard` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    switchboard: Option<PathBuf>,
+    /// Simulated BBB servers.
+    #[arg(long, default_value_t = 10)]
+    servers: usize,
+    /// Meetings kept running.
+    #[arg(long, default_value_t = 10_000)]
+    meetings: usize,
+    /// Minutes of mixed load per database.
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 60.0)]
+    sample_secs: f64,
+    /// Minutes of warm-up left out of the slope.
+    #[arg(long, default_value_t = 5.0)]
+    warmup_minutes: f64,
+    /// Connections of light calls.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Seconds between health cycles.
+    #[arg(long, default_value_t = 5.0)]
+    interval_secs: f64,
+    /// Run on PostgreSQL (admin URL) instead of SQLite.
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_POSTGRES
+    )]
+    postgres: Option<String>,
+    /// With `--postgres`, also run on SQLite (after PostgreSQL).
+    #[arg(long)]
+    sqlite: bool,
+    /// Where to write the report.
+    #[arg(long, value_name = "FILE", default_value = "docs/benchmarks-soak.md")]
+    output: PathBuf,
 }
 
 /// The PostgreSQL admin URL used when none is given.
@@ -214,7 +261,49 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => run(args).await,
         Command::Poll(args) => poll(args).await,
         Command::Meetings(args) => get_meetings(args).await,
+        Command::Soak(args) => soak(args).await,
     }
+}
+
+/// `soak`: one run per database, one report.
+async fn soak(args: SoakArgs) -> anyhow::Result<()> {
+    let binary = switchboard_binary(args.switchboard.clone())?;
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+    let machine = Machine::detect();
+    let config = soak::SoakConfig {
+        binary: binary.clone(),
+        servers: args.servers,
+        meetings: args.meetings,
+        duration: Duration::from_secs_f64(args.minutes * 60.0),
+        sample_every: Duration::from_secs_f64(args.sample_secs),
+        warmup: Duration::from_secs_f64(args.warmup_minutes * 60.0),
+        connections: args.connections,
+        interval_secs: args.interval_secs,
+        postgres: None,
+    };
+    let mut databases = vec![args.postgres.clone()];
+    if args.postgres.is_some() && args.sqlite {
+        databases.push(None);
+    }
+    let mut results = Vec::new();
+    for postgres in databases {
+        let config = soak::SoakConfig {
+            postgres,
+            ..config.clone()
+        };
+        results.push(soak::run(&config).await?);
+    }
+    let report = soak::SoakReport {
+        date,
+        machine,
+        profile: build_profile(&binary),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        results,
+    };
+    for verdict in report.verdicts() {
+        println!("{}", verdict.console_line());
+    }
+    write_report(&args.output, &report.markdown())
 }
 
 /// The switchboard binary: the one given, else `switchboard` next to the

@@ -20,10 +20,6 @@ use std::sync::Mutex;
 use switchboard_domain::bbb::xml_write::XmlWriter;
 use switchboard_domain::ids::{ServerId, TenantId};
 
-/// Runs that ended this long ago are no longer looked up: by then a poll no
-/// longer lists them.
-const ENDED_LOOKBACK_MS: i64 = 60 * 60 * 1000;
-
 /// The answers last built, per tenant, by the generation they reflect.
 #[derive(Debug, Default)]
 pub struct MergedMeetings {
@@ -65,11 +61,10 @@ impl MeetingService {
 
 /// Builds a tenant's whole answer.
 async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallError> {
-    let now_ms = state.clock.now_ms();
-    let runs: HashMap<String, (TenantId, bool)> = state
-        .store
-        .recent_runs_by_tenant(now_ms - ENDED_LOOKBACK_MS)
-        .await?;
+    // The running runs only (bounded by what runs, not by the churn of
+    // the last hour): a run ended since the last poll, or never recorded,
+    // is not in it and is not shown.
+    let runs: HashMap<String, TenantId> = state.store.running_run_owners().await?;
     let picture = state.routing.picture();
     // A breakout room BBB opened belongs to its parent's run.
     let parent_of = |internal_id: &str| {
@@ -81,10 +76,7 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallE
     // Its own running runs only: a run Switchboard does not know (created
     // on a server directly, or left from before) belongs to no tenant, and
     // a breakout room to the tenant whose run opened it.
-    let owned = |internal_id: &str| match runs.get(internal_id) {
-        Some((owner, running)) => owner == tenant && *running,
-        None => false,
-    };
+    let owned = |internal_id: &str| runs.get(internal_id) == Some(tenant);
     let shown = |internal_id: &str| {
         owned(internal_id)
             || (!runs.contains_key(internal_id)

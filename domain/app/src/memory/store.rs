@@ -600,24 +600,14 @@ impl MeetingReads for InMemoryStore {
             .collect())
     }
 
-    async fn recent_runs_by_tenant(
-        &self,
-        ended_since_ms: i64,
-    ) -> Result<HashMap<String, (TenantId, bool)>, StoreError> {
+    async fn running_run_owners(&self) -> Result<HashMap<String, TenantId>, StoreError> {
         Ok(self
             .lock()
             .views
             .meetings
             .values()
-            .filter(|record| {
-                record.running || record.ended_at_ms.is_some_and(|at| at > ended_since_ms)
-            })
-            .map(|record| {
-                (
-                    record.run.internal_id.clone(),
-                    (record.tenant.clone(), record.running),
-                )
-            })
+            .filter(|record| record.running)
+            .map(|record| (record.run.internal_id.clone(), record.tenant.clone()))
             .collect())
     }
 
@@ -1033,8 +1023,8 @@ mod tests {
             "runs are kept"
         );
         assert_eq!(
-            store.recent_runs_by_tenant(NOW_MS).await.unwrap(),
-            HashMap::from([("r-2".to_owned(), (tenant.clone(), true))])
+            store.running_run_owners().await.unwrap(),
+            HashMap::from([("r-2".to_owned(), tenant.clone())])
         );
     }
 
