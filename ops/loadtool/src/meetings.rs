@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bbb_simulator::{Simulator, SimulatorConfig};
+use bbb_simulator::Simulator;
 use bytes::Bytes;
 
 use crate::baseline::Baseline;
@@ -31,7 +31,7 @@ use crate::bench::count;
 use crate::load::{self, BodyCheck, Expect, Load, MakeRequest};
 use crate::poll::{metric, scrape};
 use crate::stats::Summary;
-use crate::target::{Database, Memory, ServeOptions, Switchboard, random_hex};
+use crate::target::{Memory, PoolRun, Switchboard, random_hex, with_pool};
 
 /// The poller's cycle counter.
 const CYCLES_METRIC: &str = "switchboard_worker_cycles_total";
@@ -183,57 +183,24 @@ impl MeetingsResult {
 /// Runs the benchmark; whatever happens, Switchboard, the simulators, the
 /// database and the data folder are cleaned up.
 pub async fn run(config: &MeetingsConfig) -> anyhow::Result<MeetingsResult> {
-    let data_dir = std::env::temp_dir().join(format!("switchboard-meetings-{}", random_hex(4)));
-    std::fs::create_dir_all(&data_dir)?;
-    let database = match &config.postgres {
-        Some(admin_url) => Database::postgres(admin_url).await?,
-        None => Database::sqlite(&data_dir),
-    };
-    let label = database.label;
-    let secret = random_hex(20);
-    let mut simulators = Vec::with_capacity(config.servers);
-    let result = async {
-        for _ in 0..config.servers {
-            simulators.push(
-                Simulator::start(SimulatorConfig {
-                    secret: random_hex(20),
-                    ..SimulatorConfig::default()
-                })
-                .await?,
-            );
-        }
-        let switchboard = Switchboard::start_with(
-            &config.binary,
-            &database,
-            &data_dir,
-            &secret,
-            &simulators,
-            &ServeOptions {
-                health_interval_secs: Some(config.interval_secs),
-            },
-        )
-        .await?;
-        eprintln!(
-            "[{label}] switchboard pid {} at http://{} with workers, polling {} simulated \
-             servers every {} s",
-            switchboard.pid, switchboard.addr, config.servers, config.interval_secs
-        );
-        let measured = measure(config, label, &switchboard, &simulators, &secret).await;
-        if measured.is_err() {
-            eprintln!("[{label}] switchboard log:\n{}", switchboard.log_tail());
-        }
-        switchboard.stop().await;
-        measured
-    }
-    .await;
-    for simulator in &simulators {
-        simulator.shutdown().await;
-    }
-    if let Err(err) = database.drop_created().await {
-        eprintln!("[{label}] could not drop the benchmark database: {err:#}");
-    }
-    let _ = std::fs::remove_dir_all(&data_dir);
-    result
+    with_pool(
+        "meetings",
+        &config.binary,
+        config.postgres.as_deref(),
+        config.servers,
+        config.interval_secs,
+        async |pool: PoolRun<'_>| {
+            measure(
+                config,
+                pool.label,
+                pool.switchboard,
+                pool.simulators,
+                pool.secret,
+            )
+            .await
+        },
+    )
+    .await
 }
 
 /// Fills the picture, then measures.

@@ -14,15 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use bbb_simulator::{Simulator, SimulatorConfig};
+use bbb_simulator::Simulator;
 
 use crate::bbb;
 use crate::load::{Expect, Load};
 use crate::report::{Machine, Verdict};
 use crate::stats::Summary;
-use crate::target::{
-    Database, ServeOptions, Switchboard, kib_to_mb, open_fds, random_hex, threads,
-};
+use crate::target::{PoolRun, Switchboard, kib_to_mb, open_fds, random_hex, threads, with_pool};
 
 /// Settings of one soak run.
 #[derive(Debug, Clone)]
@@ -168,59 +166,24 @@ pub fn least_squares_slope(xs: &[f64], ys: &[f64]) -> Option<f64> {
 
 /// Runs one soak; cleans up whatever happens.
 pub async fn run(config: &SoakConfig) -> anyhow::Result<SoakResult> {
-    let data_dir = std::env::temp_dir().join(format!("switchboard-soak-{}", random_hex(4)));
-    std::fs::create_dir_all(&data_dir)?;
-    let database = match &config.postgres {
-        Some(admin_url) => Database::postgres(admin_url).await?,
-        None => Database::sqlite(&data_dir),
-    };
-    let label = database.label;
-    let secret = random_hex(20);
-    let mut simulators = Vec::with_capacity(config.servers);
-    let result = async {
-        for _ in 0..config.servers {
-            simulators.push(
-                Simulator::start(SimulatorConfig {
-                    secret: random_hex(20),
-                    ..SimulatorConfig::default()
-                })
-                .await?,
-            );
-        }
-        let switchboard = Switchboard::start_with(
-            &config.binary,
-            &database,
-            &data_dir,
-            &secret,
-            &simulators,
-            &ServeOptions {
-                health_interval_secs: Some(config.interval_secs),
-            },
-        )
-        .await?;
-        eprintln!(
-            "[soak {label}] switchboard pid {} at http://{}",
-            switchboard.pid, switchboard.addr
-        );
-        let soaked = soak(config, label, &switchboard, &simulators, &secret).await;
-        if soaked.is_err() {
-            eprintln!(
-                "[soak {label}] switchboard log:\n{}",
-                switchboard.log_tail()
-            );
-        }
-        switchboard.stop().await;
-        soaked
-    }
-    .await;
-    for simulator in &simulators {
-        simulator.shutdown().await;
-    }
-    if let Err(err) = database.drop_created().await {
-        eprintln!("[soak {label}] could not drop the database: {err:#}");
-    }
-    let _ = std::fs::remove_dir_all(&data_dir);
-    result
+    with_pool(
+        "soak",
+        &config.binary,
+        config.postgres.as_deref(),
+        config.servers,
+        config.interval_secs,
+        async |pool: PoolRun<'_>| {
+            soak(
+                config,
+                pool.label,
+                pool.switchboard,
+                pool.simulators,
+                pool.secret,
+            )
+            .await
+        },
+    )
+    .await
 }
 
 fn sample(switchboard: &Switchboard, at: Duration) -> anyhow::Result<Sample> {

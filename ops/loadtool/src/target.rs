@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bbb_simulator::Simulator;
+use bbb_simulator::{Simulator, SimulatorConfig};
 use tokio::process::{Child, Command};
 
 use crate::load;
@@ -265,6 +265,94 @@ impl Switchboard {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// A simulated pool and a `switchboard serve` polling it: what a run of
+/// the getMeetings and soak benchmarks works against.
+#[derive(Debug)]
+pub struct PoolRun<'a> {
+    /// `PostgreSQL` or `SQLite`.
+    pub label: &'static str,
+    /// The running Switchboard.
+    pub switchboard: &'a Switchboard,
+    /// The simulated servers, all registered and enabled.
+    pub simulators: &'a [Simulator],
+    /// The BBB API secret.
+    pub secret: &'a str,
+}
+
+/// Starts `servers` simulators and `switchboard serve` (`binary`, polling
+/// every `interval_secs`) on a fresh database (PostgreSQL at `postgres`,
+/// else SQLite), runs `body`, and cleans everything up whatever happens.
+/// `name` prefixes the data folder and the log lines.
+pub async fn with_pool<T>(
+    name: &str,
+    binary: &Path,
+    postgres: Option<&str>,
+    servers: usize,
+    interval_secs: f64,
+    body: impl AsyncFnOnce(PoolRun<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let data_dir = std::env::temp_dir().join(format!("switchboard-{name}-{}", random_hex(4)));
+    std::fs::create_dir_all(&data_dir)?;
+    let database = match postgres {
+        Some(admin_url) => Database::postgres(admin_url).await?,
+        None => Database::sqlite(&data_dir),
+    };
+    let label = database.label;
+    let secret = random_hex(20);
+    let mut simulators = Vec::with_capacity(servers);
+    let result = async {
+        for _ in 0..servers {
+            simulators.push(
+                Simulator::start(SimulatorConfig {
+                    secret: random_hex(20),
+                    ..SimulatorConfig::default()
+                })
+                .await?,
+            );
+        }
+        let switchboard = Switchboard::start_with(
+            binary,
+            &database,
+            &data_dir,
+            &secret,
+            &simulators,
+            &ServeOptions {
+                health_interval_secs: Some(interval_secs),
+            },
+        )
+        .await?;
+        eprintln!(
+            "[{name} {label}] switchboard pid {} at http://{} with workers, polling {servers} \
+             simulated servers every {interval_secs} s",
+            switchboard.pid, switchboard.addr
+        );
+        let outcome = body(PoolRun {
+            label,
+            switchboard: &switchboard,
+            simulators: &simulators,
+            secret: &secret,
+        })
+        .await;
+        if outcome.is_err() {
+            eprintln!(
+                "[{name} {label}] switchboard log:\n{}",
+                switchboard.log_tail()
+            );
+        }
+        switchboard.stop().await;
+        outcome
+    }
+    .await;
+    for simulator in &simulators {
+        simulator.shutdown().await;
+    }
+    if let Err(err) = database.drop_created().await {
+        eprintln!("[{name} {label}] could not drop the database: {err:#}");
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result
 }
 
 /// A free loopback port: bound, read, released.
