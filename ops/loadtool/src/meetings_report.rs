@@ -259,15 +259,7 @@ impl MeetingsReport {
              `benchmarks-polling.md`.\n"
         );
         let _ = writeln!(out, "- Date: {}", self.date);
-        let _ = writeln!(
-            out,
-            "- Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}; load average {} at the start",
-            machine.cpus,
-            machine.cpu_model,
-            machine.memory_gib,
-            machine.kernel,
-            machine.load_average
-        );
+        let _ = writeln!(out, "- Machine: {}", machine.describe());
         let _ = writeln!(out, "- Build: {}", self.profile);
         let _ = writeln!(out, "- Command: `{}`", self.command);
         let Some(first) = self.results.first() else {

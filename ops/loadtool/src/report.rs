@@ -37,6 +37,14 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// The line reports show: CPUs, memory, kernel and load average.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} CPUs ({}), {:.1} GiB memory, Linux {}; load average {} at the start",
+            self.cpus, self.cpu_model, self.memory_gib, self.kernel, self.load_average
+        )
+    }
+
     /// Reads the machine's description from `/proc`.
     pub fn detect() -> Machine {
         let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
@@ -292,15 +300,7 @@ impl Report {
              are in `benchmarks-polling.md` (`switchboard-loadtool poll`).\n"
         );
         let _ = writeln!(out, "- Date: {}", self.date);
-        let _ = writeln!(
-            out,
-            "- Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}; load average {} at the start",
-            machine.cpus,
-            machine.cpu_model,
-            machine.memory_gib,
-            machine.kernel,
-            machine.load_average
-        );
+        let _ = writeln!(out, "- Machine: {}", machine.describe());
         let _ = writeln!(out, "- Build: {}", self.profile);
         let _ = writeln!(out, "- Command: `{}`", self.command);
         let _ = writeln!(
