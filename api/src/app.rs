@@ -11,6 +11,7 @@ use poem::{EndpointExt, Route, Server, get, handler, web::Data};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_app::callbacks::{CallbackLinks, CallbackService};
 use switchboard_app::admin::AdminService;
 use switchboard_app::backend::Backends;
 use switchboard_app::clock::{SharedClock, SystemClock};
@@ -54,8 +55,10 @@ pub struct AppState {
     pub admin: Arc<AdminFacade>,
     /// The BBB API facade's state.
     pub bbb: Arc<bbb::BbbState>,
-    /// Recordings: tree, importer, callbacks, caption tracks.
+    /// Recordings: tree, importer, caption tracks.
     pub recordings: Arc<RecordingService>,
+    /// Callbacks: servers' calls received, deliveries to front-ends.
+    pub callbacks: Arc<CallbackService>,
 }
 
 /// The database as the application's ports, and an executor over it that
@@ -75,23 +78,45 @@ pub fn backends_of(settings: &Settings) -> Backends {
     )
 }
 
-/// The recording use cases on the database's ports, as the settings say;
-/// `primary_secret` signs the default tenant's recording-ready callbacks,
-/// which go out over HTTP.
+/// The recording use cases on the database's ports, as the settings say.
 pub async fn open_recordings(
     settings: &Settings,
     db: Arc<dyn Database>,
     executor: CommandExecutor,
-    primary_secret: String,
 ) -> Result<RecordingService, RecordingSetupError> {
-    RecordingService::open(
-        settings.recording_settings(),
+    RecordingService::open(settings.recording_settings(), db, executor).await
+}
+
+/// The settings key of the key that signs Switchboard's callback URLs
+/// (generated at first start, shared by every instance on the database).
+const CALLBACK_KEY_SETTING: &str = "callback_url_key";
+
+/// The callback use cases: Switchboard's callback URLs signed with the
+/// stored key, deliveries over HTTP under the outbound address rules,
+/// signed with `secrets` for the default tenant.
+pub async fn open_callbacks(
+    settings: &Settings,
+    db: Arc<dyn Database>,
+    executor: CommandExecutor,
+    clock: SharedClock,
+    secrets: Vec<String>,
+) -> anyhow::Result<CallbackService> {
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    let key = db
+        .setting_or_insert(CALLBACK_KEY_SETTING, &fresh)
+        .await
+        .context("cannot read or store the callback URL key")?;
+    let base = settings.callbacks.url.as_ref().or(settings.public_url.as_ref());
+    let links = Arc::new(CallbackLinks::new(key.trim().as_bytes(), base.map(String::as_str)));
+    Ok(CallbackService::new(
         db,
         executor,
         Arc::new(HttpCallbackClient::new(settings.address_policy())),
-        primary_secret,
-    )
-    .await
+        clock,
+        links,
+        secrets,
+        settings.callback_settings(),
+    ))
 }
 
 pub use crate::secrets::{Secrets, generate_secret, resolve_secrets};
@@ -133,14 +158,19 @@ impl AppState {
         bus.subscribe(routing.clone());
         let backends = backends_of(&settings);
         let recordings = Arc::new(
-            open_recordings(
+            open_recordings(&settings, db.clone(), executor.clone())
+                .await
+                .context("cannot set up recordings")?,
+        );
+        let callbacks = Arc::new(
+            open_callbacks(
                 &settings,
                 db.clone(),
                 executor.clone(),
-                secrets.first().cloned().unwrap_or_default(),
+                clock.clone(),
+                secrets.clone(),
             )
-            .await
-            .context("cannot set up recordings")?,
+            .await?,
         );
         let admin = Arc::new(AdminFacade::new(Arc::new(AdminService::new(
             db.clone(),
@@ -159,7 +189,8 @@ impl AppState {
             MeetingSettings {
                 create_attempts: settings.create_attempts,
             },
-        ));
+        )
+        .with_callback_links(callbacks.links().clone()));
         let bbb = Arc::new(bbb::BbbState {
             meetings: meetings.clone(),
             recordings: recordings.clone(),
@@ -182,6 +213,7 @@ impl AppState {
             meetings,
             admin,
             recordings,
+            callbacks,
         }))
     }
 
@@ -271,6 +303,15 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at("/health", get(health))
         .at("/ready", get(ready).data(state.store.clone()))
         .at("/metrics", get(crate::metrics::metrics_endpoint))
+        .at(
+            format!(
+                "{}/:kind/:nonce/:signature",
+                switchboard_app::callbacks::links::CALLBACK_PATH
+            ),
+            get(crate::server_callbacks::server_callback)
+                .post(crate::server_callbacks::server_callback)
+                .data(state.callbacks.clone()),
+        )
         .nest(
             "/",
             recording_routes(Arc::new(RecordingRoutes {
@@ -434,6 +475,10 @@ async fn start_with(
     state
         .recordings
         .bind_public_url(state.settings.public_url_for(addr));
+    state
+        .callbacks
+        .links()
+        .bind_base(&state.settings.public_url_for(addr));
     let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
     let tasks = vec![
         spawn_refresh(state.clone()),
@@ -471,6 +516,20 @@ async fn start_with(
                 &state.store,
                 &state.settings,
                 &backend,
+                background_stopped.clone(),
+            ));
+        }
+        if background.health {
+            jobs.extend(switchboard_workers::jobs::spawn_callbacks(
+                state.callbacks.clone(),
+                &backend,
+                &state.settings.job_namespace,
+                switchboard_workers::jobs::CallbackJobOptions {
+                    poll_interval: Duration::from_millis(
+                        state.settings.callbacks.poll_interval_ms.max(10),
+                    ),
+                    concurrency: state.settings.callbacks.concurrency.max(1),
+                },
                 background_stopped.clone(),
             ));
         }

@@ -141,7 +141,9 @@ pub struct RecordingSettings {
     pub cache_max_age_secs: u64,
     /// Largest archive the upload endpoint takes, bytes.
     pub upload_max_bytes: u64,
-    /// Attempts of a recording-ready callback.
+    /// Superseded by `[callbacks] retry_hours` (every callback is now a
+    /// durable delivery attempted for a time); still read so existing files
+    /// load.
     pub callback_attempts: u32,
     /// Largest caption file putRecordingTextTrack takes, bytes.
     pub text_track_max_bytes: usize,
@@ -182,6 +184,38 @@ impl Default for RecordingSettings {
             archive_max_entries: 100_000,
             keep_done_days: 7.0,
             keep_failed_days: 30.0,
+        }
+    }
+}
+
+/// How callbacks to front-ends are relayed (see docs/callbacks.md).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbackSettings {
+    /// Switchboard's URL as BBB servers reach it (their callbacks go
+    /// there); default: `public_url`.
+    pub url: Option<String>,
+    /// Hours a delivery is attempted before it is given up.
+    pub retry_hours: f64,
+    /// Seconds before the second attempt (doubling after).
+    pub first_retry_secs: f64,
+    /// Longest wait between attempts, seconds.
+    pub max_retry_secs: f64,
+    /// Milliseconds between looks at the outbox for due deliveries.
+    pub poll_interval_ms: u64,
+    /// Deliveries attempted at once per process.
+    pub concurrency: usize,
+}
+
+impl Default for CallbackSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            retry_hours: 24.0,
+            first_retry_secs: 30.0,
+            max_retry_secs: 3600.0,
+            poll_interval_ms: 250,
+            concurrency: 16,
         }
     }
 }
@@ -235,6 +269,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Recordings.
     pub recordings: RecordingSettings,
+    /// Callbacks relayed to front-ends.
+    pub callbacks: CallbackSettings,
     /// Address ranges (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`) callbacks and
     /// other URLs front-ends supply may reach although they are private,
     /// loopback or link-local; empty: public addresses only.
@@ -265,6 +301,7 @@ impl Default for Settings {
             log_format: "text".to_owned(),
             public_url: None,
             recordings: RecordingSettings::default(),
+            callbacks: CallbackSettings::default(),
             outbound_allow: Vec::new(),
         }
     }
@@ -446,6 +483,16 @@ impl Settings {
         if let Some(value) = get("SWITCHBOARD_PUBLIC_URL") {
             self.public_url = Some(value.trim().trim_end_matches('/').to_owned());
         }
+        if let Some(value) = get("SWITCHBOARD_CALLBACK_URL") {
+            self.callbacks.url = Some(value.trim().trim_end_matches('/').to_owned());
+        }
+        if let Some(value) = get("SWITCHBOARD_CALLBACK_RETRY_HOURS") {
+            self.callbacks.retry_hours = parse_number("SWITCHBOARD_CALLBACK_RETRY_HOURS", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_CALLBACK_FIRST_RETRY_SECS") {
+            self.callbacks.first_retry_secs =
+                parse_number("SWITCHBOARD_CALLBACK_FIRST_RETRY_SECS", &value)?;
+        }
         if let Some(value) = get("SWITCHBOARD_RECORDINGS_DIR") {
             self.recordings.dir = Some(PathBuf::from(value));
         }
@@ -561,6 +608,24 @@ impl Settings {
                 "import_attempts and callback_attempts must be at least 1",
             ));
         }
+        let callbacks = &self.callbacks;
+        for (key, value) in [
+            ("callbacks.retry_hours", callbacks.retry_hours),
+            ("callbacks.first_retry_secs", callbacks.first_retry_secs),
+            ("callbacks.max_retry_secs", callbacks.max_retry_secs),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(invalid(key, "must be a positive number"));
+            }
+        }
+        if let Some(url) = &callbacks.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "callbacks.url (SWITCHBOARD_CALLBACK_URL)",
+                "must start with http:// or https://",
+            ));
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(invalid("log_format", "use `text` or `json`"));
         }
@@ -640,7 +705,7 @@ impl Settings {
             retry_base_ms: recordings.retry_base_ms,
             keep_done: recordings.keep_done,
             link_ttl_secs: recordings.link_ttl_secs,
-            callback_attempts: recordings.callback_attempts,
+            callback_retry_for: self.callback_settings().retry_for,
             archive_limits: switchboard_recordings::ArchiveLimits {
                 max_total_bytes: recordings.archive_max_bytes,
                 max_entries: recordings.archive_max_entries,
@@ -666,6 +731,18 @@ impl Settings {
                 };
                 format!("http://{host}")
             }
+        }
+    }
+
+    /// How deliveries to front-ends are retried.
+    pub fn callback_settings(&self) -> switchboard_app::callbacks::CallbackSettings {
+        let callbacks = &self.callbacks;
+        let secs = |value: f64| Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO);
+        switchboard_app::callbacks::CallbackSettings {
+            retry_for: secs(callbacks.retry_hours * 3600.0),
+            first_retry: secs(callbacks.first_retry_secs),
+            max_retry: secs(callbacks.max_retry_secs.max(callbacks.first_retry_secs)),
+            ..Default::default()
         }
     }
 

@@ -26,3 +26,4 @@ pub mod metrics;
 pub mod polling;
 pub mod recordings;
 pub mod secrets;
+pub mod server_callbacks;

@@ -19,6 +19,32 @@ pub struct MeetingRun {
     /// server) calls it once the run's recording is imported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_ready_url: Option<String>,
+    /// The end-of-meeting callbacks the front-end asked for; the server was
+    /// given Switchboard's own URLs (made from the run's nonce) instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callbacks: Option<RunCallbacks>,
+}
+
+/// What a front-end asked to hear of a run's end, kept by Switchboard. The
+/// server calls Switchboard's URLs for the run (they carry `nonce`), and
+/// Switchboard calls these, re-signed with the secret the front-end used.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunCallbacks {
+    /// The run's random token in Switchboard's callback URLs.
+    pub nonce: String,
+    /// `meta_endCallbackUrl`: a GET with `recordingmarks` and `meetingID` appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_callback_url: Option<String>,
+    /// `meetingEndedURL`: a GET to the URL as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting_ended_url: Option<String>,
+    /// `meta_analytics-callback-url`: a POST of the meeting's analytics JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analytics_url: Option<String>,
+    /// Fingerprint of the secret that signed the create, so callbacks are
+    /// signed with that secret among several (`None`: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_with: Option<String>,
 }
 
 impl MeetingRun {
@@ -56,6 +82,8 @@ pub enum EndReason {
     Replaced,
     /// An operator ended it.
     Operator,
+    /// The server reported the end (its `meetingEndedURL` callback).
+    ServerReported,
     /// An operator panicked its server: forgotten so the next create places it anew.
     ServerPanic,
     /// Its server stayed offline: forgotten so the next create places it anew.
@@ -221,6 +249,7 @@ mod tests {
             server_id: server,
             create_time_ms: 1000,
             recording_ready_url: None,
+            callbacks: None,
         }
     }
 

@@ -1,12 +1,15 @@
 //! The HTTP client that implements the application's callback port
-//! ([`CallbackClient`]): recording-ready callbacks POSTed to the URLs
-//! front-ends gave, never following a redirect somewhere else.
+//! ([`CallbackClient`]): callbacks sent to the URLs front-ends gave, never
+//! following a redirect somewhere else, reading at most a small answer.
 
 use crate::outbound::{AddressPolicy, GuardedResolver, check_literal};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_app::recordings::{CallbackClient, CallbackError};
+use switchboard_app::callbacks::{CallbackClient, CallbackError, OutboundCall};
+
+/// The most of a receiver's answer that is read (the status is what counts).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// How long one callback may take.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,15 +45,31 @@ impl HttpCallbackClient {
 
 #[async_trait]
 impl CallbackClient for HttpCallbackClient {
-    async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<u16, CallbackError> {
-        check_literal(&self.policy, url).map_err(|refused| CallbackError(refused.to_string()))?;
-        self.client
-            .post(url)
-            .form(form)
+    async fn send(&self, call: &OutboundCall) -> Result<u16, CallbackError> {
+        check_literal(&self.policy, &call.url)
+            .map_err(|refused| CallbackError(refused.to_string()))?;
+        let mut request = if call.method.eq_ignore_ascii_case("POST") {
+            self.client.post(&call.url)
+        } else {
+            self.client.get(&call.url)
+        };
+        if let Some(content_type) = &call.content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        if let Some(token) = &call.bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = &call.body {
+            request = request.body(body.clone());
+        }
+        let response = request
             .send()
             .await
-            .map(|response| response.status().as_u16())
-            .map_err(|err| CallbackError(describe(&err)))
+            .map_err(|err| CallbackError(describe(&err)))?;
+        let status = response.status().as_u16();
+        // The answer is read (so the connection can be reused) up to a cap.
+        let _ = crate::capped::read_capped(response, MAX_ANSWER_BYTES).await;
+        Ok(status)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The BBB API facade: `/bigbluebutton/api` and `/bigbluebutton/api/{call}`,
 //! answering every front-end exactly as one BBB server would.
 
-mod body;
+pub(crate) mod body;
 pub mod error;
 mod meetings;
 pub mod recordings;

@@ -4,7 +4,7 @@
 
 use super::error::BbbError;
 use bytes::Bytes;
-use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, split_checksum, verify};
+use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, split_checksum, verify_which};
 use switchboard_domain::bbb::params::{ParamError, Params};
 use switchboard_domain::ids::TenantId;
 
@@ -138,14 +138,21 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
         ),
         _ => None,
     };
+    // Which secret signed (a tenant may have several): callbacks of the
+    // request's meeting are signed with that one.
+    let signed_by = std::cell::Cell::new(None);
     let check = |signed: &str, checksum: &str| {
-        verify(
+        let which = verify_which(
             raw.call,
             signed,
             checksum,
             verifier.secrets,
             verifier.algorithms,
-        )
+        );
+        if which.is_some() {
+            signed_by.set(which);
+        }
+        which.is_some()
     };
     // The signed string: the URL query (BBB, Scalelite) or the form body
     // (some clients). The checksum may stand in either.
@@ -224,6 +231,10 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
         multipart,
         tenant: TenantId::default_tenant(),
         tenant_config: None,
+        signed_with: signed_by
+            .get()
+            .and_then(|index| verifier.secrets.get(index))
+            .map(|secret| switchboard_app::admin::tenants::fingerprint(secret)),
     })
 }
 

@@ -490,15 +490,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Recordings { command } => {
             local_only("recordings")?;
             let store = app::open_store(&settings).await?;
-            let secrets = app::resolve_secrets(&settings, &store).await?;
+            // A recording-ready callback of an import done here is written to
+            // the outbox; a running instance's workers deliver it.
             let (db, executor) = app::ports_of(&store, Default::default());
-            let service = app::open_recordings(
-                &settings,
-                db,
-                executor,
-                secrets.accepted.first().cloned().unwrap_or_default(),
-            )
-            .await?;
+            let service = app::open_recordings(&settings, db, executor).await?;
             match command {
                 RecordingsCommand::ImportDir { path } => {
                     let report =
@@ -605,7 +600,7 @@ fn stop_on_signal(stop: Option<tokio::sync::oneshot::Sender<()>>) {
 async fn worker(settings: Settings, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8091)));
     let store = app::open_store(&settings).await?;
-    // The secrets sign recording-ready callbacks of imports done here.
+    // The secrets sign the default tenant's callbacks delivered here.
     let secrets = app::resolve_secrets(&settings, &store).await?;
     let state = AppState::build(settings, store, secrets.accepted).await?;
     let mut running = app::start_worker(state, listen).await?;

@@ -5,6 +5,7 @@
 
 use crate::error::StoreError;
 use crate::ports::EventStore;
+use crate::records::NewCallback;
 use std::sync::{Arc, RwLock};
 use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::{AggregateEvent, DomainEvent, EventMetadata};
@@ -15,6 +16,9 @@ use switchboard_domain::server::Server;
 use switchboard_domain::tenant::{Tenant, TenantCommand, TenantError, TenantEvent};
 use switchboard_domain::token::Token;
 use thiserror::Error;
+
+/// Makes the callbacks owed for the events a command decided.
+pub type CallbacksFor<'a, E> = dyn Fn(&[E]) -> Vec<NewCallback> + Send + Sync + 'a;
 
 /// How often a command is decided again after a concurrent change.
 pub const ATTEMPTS: usize = 5;
@@ -233,6 +237,38 @@ impl CommandExecutor {
         unreachable!("the last attempt returns")
     }
 
+    /// As [`execute`](Self::execute), writing the callbacks `callbacks_for`
+    /// makes of the decided events (possibly none) in the same transaction
+    /// as the events: a callback is never lost nor sent for an event that
+    /// was not recorded.
+    pub async fn execute_with_callbacks<A>(
+        &self,
+        stream: &StreamId,
+        command: &A::Command,
+        metadata: &EventMetadata,
+        callbacks_for: &CallbacksFor<'_, A::Event>,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>>
+    where
+        A: StreamAggregate,
+        A::Event: AggregateEvent + Send + Sync,
+        A::Command: Sync,
+        A::Error: Send,
+    {
+        let (mut state, mut version) = self.load::<A>(stream).await?;
+        for attempt in 1..=ATTEMPTS {
+            match self
+                .try_once_with(stream, &state, version, command, metadata, callbacks_for)
+                .await
+            {
+                Err(err) if err.is_conflict() && attempt < ATTEMPTS => {
+                    (state, version) = self.load::<A>(stream).await?;
+                }
+                result => return result,
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
     /// One attempt: decide against `state` and append at `version`. A
     /// conflict is returned as [`CommandError::Store`] with
     /// [`StoreError::Conflict`], for callers that must act on a lost race.
@@ -250,10 +286,36 @@ impl CommandExecutor {
         A::Command: Sync,
         A::Error: Send,
     {
+        self.try_once_with(stream, state, version, command, metadata, &|_| Vec::new())
+            .await
+    }
+
+    /// [`try_once`](Self::try_once) with callbacks written beside the events.
+    async fn try_once_with<A>(
+        &self,
+        stream: &StreamId,
+        state: &A,
+        version: i64,
+        command: &A::Command,
+        metadata: &EventMetadata,
+        callbacks_for: &CallbacksFor<'_, A::Event>,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>>
+    where
+        A: StreamAggregate,
+        A::Event: AggregateEvent + Send + Sync,
+        A::Command: Sync,
+        A::Error: Send,
+    {
         let events = state
             .decide_in(stream, command)
             .map_err(CommandError::Rejected)?;
+        let callbacks = callbacks_for(&events);
         if events.is_empty() {
+            if !callbacks.is_empty() {
+                self.store
+                    .append_with_callbacks(stream, version, &[], metadata, &callbacks)
+                    .await?;
+            }
             return Ok(Executed {
                 events,
                 position: 0,
@@ -263,7 +325,7 @@ impl CommandExecutor {
         let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
         let outcome = self
             .store
-            .append(stream, version, &domain, metadata)
+            .append_with_callbacks(stream, version, &domain, metadata, &callbacks)
             .await?;
         let appended: Vec<AppendedEvent> = domain
             .into_iter()

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod callbacks;
 pub mod clock;
 pub mod error;
 pub mod executor;

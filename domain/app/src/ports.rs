@@ -6,7 +6,8 @@
 
 use crate::error::StoreError;
 use crate::records::{
-    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, PendingPlacement,
+    AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
+    NewCallback, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, PendingPlacement,
     RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
     StoredEvent, TokenRecord,
 };
@@ -30,6 +31,20 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.append_with_callbacks(stream, expected, events, metadata, &[])
+            .await
+    }
+
+    /// As [`append`](Self::append), writing `callbacks` to the outbox in the
+    /// same transaction (also when there is no event: the callbacks alone).
+    async fn append_with_callbacks(
+        &self,
+        stream: &StreamId,
+        expected: i64,
+        events: &[DomainEvent],
+        metadata: &EventMetadata,
+        callbacks: &[NewCallback],
     ) -> Result<AppendOutcome, StoreError>;
 
     /// Every event of one stream, oldest first.
@@ -106,6 +121,11 @@ pub trait MeetingReads: Send + Sync {
     async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError>;
     /// A meeting run by internal id.
     async fn meeting_run(&self, internal_id: &str) -> Result<Option<MeetingRunRecord>, StoreError>;
+    /// The run whose callback URLs carry `nonce`.
+    async fn meeting_run_by_nonce(
+        &self,
+        nonce: &str,
+    ) -> Result<Option<MeetingRunRecord>, StoreError>;
 }
 
 /// Tenants in force.
@@ -201,6 +221,47 @@ pub trait Placements: Send + Sync {
     ) -> Result<Vec<PendingPlacement>, StoreError>;
 }
 
+/// The callback outbox: deliveries written with their events, claimed when
+/// due (by any instance: a claim is a conditional update), and finished.
+#[async_trait]
+pub trait CallbackOutbox: Send + Sync {
+    /// Claims up to `limit` pending deliveries due at `now_ms`: each gets
+    /// its next attempt number and is not due again before `lease_until_ms`
+    /// (so one that a crashed worker held is tried again then). Returns the
+    /// ids with their attempt numbers.
+    async fn claim_due_callbacks(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<(String, u32)>, StoreError>;
+    /// One delivery.
+    async fn callback(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError>;
+    /// Records how attempt `attempt` ended; false when the delivery has moved
+    /// on since (another attempt, an operator), and nothing was written.
+    async fn finish_callback_attempt(
+        &self,
+        id: &str,
+        attempt: u32,
+        outcome: &AttemptOutcome,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deliveries matching a filter, newest first.
+    async fn callbacks(&self, filter: &CallbackFilter) -> Result<Vec<CallbackRecord>, StoreError>;
+    /// Makes a delivery that is not delivered due now again, attempts
+    /// allowed until `deadline_ms`; false when there is none such.
+    async fn retry_callback(
+        &self,
+        id: &str,
+        now_ms: i64,
+        deadline_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Drops a pending or failed delivery; false when there is none such.
+    async fn drop_callback(&self, id: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Deliveries per kind and state.
+    async fn callback_counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError>;
+}
+
 /// Every storage port at once, as one adapter (SQL, in memory) provides them.
 pub trait Database:
     EventStore
@@ -211,6 +272,7 @@ pub trait Database:
     + RecordingReads
     + SettingsStore
     + Placements
+    + CallbackOutbox
 {
 }
 
@@ -223,13 +285,14 @@ impl<T> Database for T where
         + RecordingReads
         + SettingsStore
         + Placements
+        + CallbackOutbox
 {
 }
 
 /// The storage ports' methods in scope, for code holding an adapter.
 pub mod prelude {
     pub use super::{
-        EventStore as _, MeetingReads as _, Placements as _, PolledPicture as _,
+        CallbackOutbox as _, EventStore as _, MeetingReads as _, Placements as _, PolledPicture as _,
         RecordingReads as _, ServerReads as _, SettingsStore as _, TenantReads as _,
     };
 }

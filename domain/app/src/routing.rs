@@ -824,6 +824,7 @@ mod tests {
                 server_id: on,
                 create_time_ms: NOW_MS,
                 recording_ready_url: None,
+                callbacks: None,
             },
         };
         executor
@@ -901,6 +902,7 @@ mod tests {
                 server_id: a,
                 create_time_ms: NOW_MS,
                 recording_ready_url: None,
+                callbacks: None,
             },
             running: true,
             ended_at_ms: None,

@@ -53,6 +53,7 @@ pub fn request(call: &str, query: &str) -> ApiRequest {
         multipart: None,
         tenant: TenantId::default_tenant(),
         tenant_config: None,
+        signed_with: None,
     }
 }
 
@@ -72,6 +73,7 @@ pub fn created(id: &str, internal_id: &str, server: ServerId, create_time_ms: i6
             server_id: server,
             create_time_ms,
             recording_ready_url: None,
+            callbacks: None,
         },
     })
 }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// A hash algorithm BBB accepts for checksums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -128,9 +128,6 @@ pub fn sign(algorithm: ChecksumAlgorithm, call: &str, query: &str, secret: &str)
 }
 
 /// Checks a checksum against every secret, in constant time per comparison.
-///
-/// `signed_query` is the raw query without the checksum. Returns false for an
-/// algorithm outside `allowed`, a non-hex value or no matching secret.
 pub fn verify(
     call: &str,
     signed_query: &str,
@@ -138,22 +135,35 @@ pub fn verify(
     secrets: &[String],
     allowed: &[ChecksumAlgorithm],
 ) -> bool {
-    let Some(algorithm) = ChecksumAlgorithm::from_hex_len(checksum.len()) else {
-        return false;
-    };
+    verify_which(call, signed_query, checksum, secrets, allowed).is_some()
+}
+
+/// As [`verify`], telling which secret (its index) made the checksum. Every
+/// secret is compared, in constant time, whichever matches.
+pub fn verify_which(
+    call: &str,
+    signed_query: &str,
+    checksum: &str,
+    secrets: &[String],
+    allowed: &[ChecksumAlgorithm],
+) -> Option<usize> {
+    let algorithm = ChecksumAlgorithm::from_hex_len(checksum.len())?;
     if !allowed.contains(&algorithm) {
-        return false;
+        return None;
     }
-    let Ok(given) = hex::decode(checksum) else {
-        return false;
-    };
+    let given = hex::decode(checksum).ok()?;
     let mut matched = subtle::Choice::from(0u8);
-    for secret in secrets {
+    let mut which = 0u64;
+    for (index, secret) in secrets.iter().enumerate() {
         let expected =
             algorithm.digest(&[call.as_bytes(), signed_query.as_bytes(), secret.as_bytes()]);
-        matched |= expected.ct_eq(&given);
+        let this = expected.ct_eq(&given);
+        // The first match wins; later ones leave `which` alone.
+        let first = this & !matched;
+        which.conditional_assign(&(index as u64), first);
+        matched |= this;
     }
-    matched.into()
+    bool::from(matched).then_some(which as usize)
 }
 
 #[cfg(test)]
@@ -281,5 +291,22 @@ mod tests {
             &secrets,
             &ChecksumAlgorithm::ALL
         ));
+    }
+
+    #[test]
+    fn the_secret_that_signed_is_named() {
+        let secrets = vec!["first".to_owned(), SECRET.to_owned(), "third".to_owned()];
+        for (index, secret) in secrets.iter().enumerate() {
+            let sum = sign(ChecksumAlgorithm::Sha1, "create", "meetingID=m", secret);
+            assert_eq!(
+                verify_which("create", "meetingID=m", &sum, &secrets, &ChecksumAlgorithm::ALL),
+                Some(index)
+            );
+        }
+        let sum = sign(ChecksumAlgorithm::Sha1, "create", "meetingID=m", "nobody");
+        assert_eq!(
+            verify_which("create", "meetingID=m", &sum, &secrets, &ChecksumAlgorithm::ALL),
+            None
+        );
     }
 }

@@ -20,6 +20,12 @@ pub struct Model {
     /// `meta_bbb-recording-ready-url` of its create.
     #[sea_orm(column_type = "Text", nullable)]
     pub recording_ready_url: Option<String>,
+    /// The nonce its callback URLs carry.
+    #[sea_orm(nullable)]
+    pub callback_nonce: Option<String>,
+    /// The callbacks its front-end asked for (JSON of `RunCallbacks`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub callbacks: Option<String>,
 }
 
 /// No relations.

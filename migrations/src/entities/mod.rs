@@ -1,5 +1,6 @@
 //! sea-orm entities of the event log and the projections.
 
+pub mod callback;
 pub mod event;
 pub mod meeting;
 pub mod meeting_listing;

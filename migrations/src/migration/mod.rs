@@ -10,6 +10,7 @@ mod m0005_server_metrics;
 mod m0006_recordings;
 mod m0007_recording_counts;
 mod m0008_pending_placements;
+mod m0009_callbacks;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_recordings::Migration),
             Box::new(m0007_recording_counts::Migration),
             Box::new(m0008_pending_placements::Migration),
+            Box::new(m0009_callbacks::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@
 //! on SQLite (the embedded default) and PostgreSQL.
 
 mod announce;
+mod callbacks;
 mod listen;
 mod placements;
 mod ports;

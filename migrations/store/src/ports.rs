@@ -5,11 +5,12 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use switchboard_app::StoreError;
 use switchboard_app::ports::{
-    ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads, ServerReads,
+    CallbackOutbox, ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads, ServerReads,
     SettingsStore, TenantReads,
 };
 use switchboard_app::records::{
-    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, RecordingPage,
+    AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
+    NewCallback, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, RecordingPage,
     RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample, StoredEvent,
     TokenRecord,
 };
@@ -30,14 +31,15 @@ impl From<SqlError> for StoreError {
 
 #[async_trait]
 impl EventStore for Store {
-    async fn append(
+    async fn append_with_callbacks(
         &self,
         stream: &StreamId,
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
+        callbacks: &[NewCallback],
     ) -> Result<AppendOutcome, StoreError> {
-        Ok(Store::append_sql(self, stream, expected, events, metadata).await?)
+        Ok(Store::append_sql(self, stream, expected, events, metadata, callbacks).await?)
     }
 
     async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
@@ -147,6 +149,13 @@ impl MeetingReads for Store {
     async fn meeting_run(&self, internal_id: &str) -> Result<Option<MeetingRunRecord>, StoreError> {
         Ok(Store::meeting_run_sql(self, internal_id).await?)
     }
+
+    async fn meeting_run_by_nonce(
+        &self,
+        nonce: &str,
+    ) -> Result<Option<MeetingRunRecord>, StoreError> {
+        Ok(Store::meeting_run_by_nonce_sql(self, nonce).await?)
+    }
 }
 
 #[async_trait]
@@ -233,5 +242,52 @@ impl SettingsStore for Store {
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
         Ok(Store::setting_or_insert_sql(self, key, value).await?)
+    }
+}
+
+#[async_trait]
+impl CallbackOutbox for Store {
+    async fn claim_due_callbacks(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        Ok(Store::claim_due_callbacks_sql(self, now_ms, lease_until_ms, limit).await?)
+    }
+
+    async fn callback(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
+        Ok(Store::callback_sql(self, id).await?)
+    }
+
+    async fn finish_callback_attempt(
+        &self,
+        id: &str,
+        attempt: u32,
+        outcome: &AttemptOutcome,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(Store::finish_callback_attempt_sql(self, id, attempt, outcome, now_ms).await?)
+    }
+
+    async fn callbacks(&self, filter: &CallbackFilter) -> Result<Vec<CallbackRecord>, StoreError> {
+        Ok(Store::callbacks_sql(self, filter).await?)
+    }
+
+    async fn retry_callback(
+        &self,
+        id: &str,
+        now_ms: i64,
+        deadline_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(Store::retry_callback_sql(self, id, now_ms, deadline_ms).await?)
+    }
+
+    async fn drop_callback(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(Store::drop_callback_sql(self, id, now_ms).await?)
+    }
+
+    async fn callback_counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError> {
+        Ok(Store::callback_counts_sql(self).await?)
     }
 }

@@ -501,6 +501,14 @@ async fn apply_meeting<C: ConnectionTrait>(
                 server_id: Set(run.server_id.to_string()),
                 create_time_ms: Set(run.create_time_ms),
                 recording_ready_url: Set(run.recording_ready_url.clone()),
+                callback_nonce: Set(run
+                    .callbacks
+                    .as_ref()
+                    .map(|callbacks| callbacks.nonce.clone())),
+                callbacks: Set(run
+                    .callbacks
+                    .as_ref()
+                    .and_then(|callbacks| serde_json::to_string(callbacks).ok())),
             };
             // A run's owner and callback are those of its first record: a
             // later record of the same run (an adoption) never takes it over

@@ -43,6 +43,7 @@ fn meeting_record(row: meeting::Model) -> Option<MeetingRecord> {
             server_id: row.server_id.parse().ok()?,
             create_time_ms: row.create_time_ms,
             recording_ready_url: None,
+            callbacks: None,
         },
         running: row.running,
         ended_at_ms: row.ended_at_ms,

@@ -75,6 +75,22 @@ impl QueryCondition for RecordingQuery {
     }
 }
 
+/// A `meeting_runs` row as the application reads it.
+fn run_record(row: meeting_run::Model) -> MeetingRunRecord {
+    MeetingRunRecord {
+        callbacks: row
+            .callbacks
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok()),
+        internal_id: row.internal_id,
+        tenant: TenantId(row.tenant),
+        meeting_id: row.meeting_id,
+        server_id: row.server_id.parse().ok(),
+        create_time_ms: row.create_time_ms,
+        recording_ready_url: row.recording_ready_url,
+    }
+}
+
 impl Store {
     /// Recordings matching a query, oldest first (then by record id).
     ///
@@ -150,14 +166,19 @@ impl Store {
         let row = meeting_run::Entity::find_by_id(internal_id.to_owned())
             .one(&self.db)
             .await?;
-        Ok(row.map(|row| MeetingRunRecord {
-            internal_id: row.internal_id,
-            tenant: TenantId(row.tenant),
-            meeting_id: row.meeting_id,
-            server_id: row.server_id.parse().ok(),
-            create_time_ms: row.create_time_ms,
-            recording_ready_url: row.recording_ready_url,
-        }))
+        Ok(row.map(run_record))
+    }
+
+    /// The run whose callback URLs carry `nonce`.
+    pub(crate) async fn meeting_run_by_nonce_sql(
+        &self,
+        nonce: &str,
+    ) -> Result<Option<MeetingRunRecord>, SqlError> {
+        let row = meeting_run::Entity::find()
+            .filter(meeting_run::Column::CallbackNonce.eq(nonce.to_owned()))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(run_record))
     }
 
     /// Marks a one-time token nonce used until `expires_at` (unix seconds);

@@ -8,7 +8,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use switchboard_app::records::{AppendOutcome, EventFilter, StoredEvent};
+use switchboard_app::records::{AppendOutcome, EventFilter, NewCallback, StoredEvent};
 use switchboard_domain::events::{CURRENT_SCHEMA_VERSION, DomainEvent, EventMetadata};
 use switchboard_domain::ids::{StreamId, StreamKind};
 use switchboard_migrations::Migrator;
@@ -122,8 +122,10 @@ impl Store {
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
+        callbacks: &[NewCallback],
     ) -> Result<AppendOutcome, SqlError> {
         if events.is_empty() {
+            crate::callbacks::insert_callbacks(&self.db, callbacks).await?;
             return Ok(AppendOutcome {
                 version: expected,
                 position: 0,
@@ -180,6 +182,7 @@ impl Store {
             )
             .await?;
         }
+        crate::callbacks::insert_callbacks(&txn, callbacks).await?;
         // Last, so the shared counter rows stay locked only until the commit.
         counts.write(&txn).await?;
         crate::announce::announce_change(&txn, self.is_postgres(), "events").await?;

@@ -74,6 +74,7 @@ fn created(name: &str, server: ServerId, at: i64) -> MeetingCommand {
             server_id: server,
             create_time_ms: at,
             recording_ready_url: None,
+            callbacks: None,
         },
         meeting_id,
     }
@@ -800,6 +801,7 @@ async fn a_runs_first_owner_and_callback_are_kept() {
                     name: "room-1".into(),
                     run: MeetingRun {
                         recording_ready_url: None,
+                        callbacks: None,
                         ..run.clone()
                     },
                 },

@@ -234,9 +234,10 @@ fn end(shared: &Shared, params: &Params) -> Reply {
         Err(reply) => return reply,
     };
     let meeting_id: &str = &meeting_id;
-    if !shared.meetings().remove(meeting_id) {
+    let Some(ended) = shared.meetings().remove(meeting_id) else {
         return Reply::error("notFound", NOT_FOUND_MESSAGE);
-    }
+    };
+    crate::callbacks::fire_end_callbacks(shared, ended);
     Reply::Xml(xml::success(
         "sentEndMeetingRequest",
         "A request to end the meeting was sent.  Please wait a few seconds, and then use the \

@@ -13,6 +13,7 @@
 //! tool.
 
 mod api;
+mod callbacks;
 mod node;
 mod routes;
 mod state;
@@ -268,10 +269,37 @@ impl Simulator {
             .create(meeting_id, &format!("{meeting_id} (breakout)"), &params);
     }
 
-    /// Ends a meeting on the server directly, as if it ended by itself.
-    /// Returns whether it existed.
+    /// Ends a meeting on the server directly, as if it ended by itself
+    /// (its end-of-meeting callbacks fire, as BBB's do). Returns whether it
+    /// existed.
     pub fn end_meeting_directly(&self, meeting_id: &str) -> bool {
-        self.shared.meetings().remove(meeting_id)
+        let ended = self.shared.meetings().remove(meeting_id);
+        match ended {
+            Some(meeting) => {
+                callbacks::fire_end_callbacks(&self.shared, meeting);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether ended meetings fire BBB's end-of-meeting callbacks
+    /// (`meetingEndedURL`, `meta_endCallbackUrl`, the analytics callback);
+    /// on by default.
+    pub fn set_callbacks_enabled(&self, enabled: bool) {
+        self.shared
+            .fire_callbacks
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The callbacks fired so far: each URL with the HTTP status it got (0
+    /// when the request failed).
+    pub fn fired_callbacks(&self) -> Vec<(String, u16)> {
+        self.shared
+            .fired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The node_exporter-like metrics URL: `http://127.0.0.1:PORT/metrics`.

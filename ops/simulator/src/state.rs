@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand::Rng;
@@ -144,15 +144,11 @@ impl Meetings {
         self.by_id.keys().cloned().collect()
     }
 
-    /// Removes a meeting; returns whether it existed.
-    pub(crate) fn remove(&mut self, meeting_id: &str) -> bool {
-        match self.by_id.remove(meeting_id) {
-            Some(meeting) => {
-                self.voice_bridges.remove(&meeting.voice_bridge);
-                true
-            }
-            None => false,
-        }
+    /// Removes a meeting; returns it if it existed.
+    pub(crate) fn remove(&mut self, meeting_id: &str) -> Option<Meeting> {
+        let meeting = self.by_id.remove(meeting_id)?;
+        self.voice_bridges.remove(&meeting.voice_bridge);
+        Some(meeting)
     }
 
     /// Creates a meeting, or reports that it already exists. `params` are the
@@ -291,6 +287,10 @@ pub(crate) struct Shared {
     meetings: Mutex<Meetings>,
     request_counts: Mutex<HashMap<String, usize>>,
     node: Mutex<crate::node::Node>,
+    /// Fire BBB's end-of-meeting callbacks (on by default).
+    pub(crate) fire_callbacks: std::sync::atomic::AtomicBool,
+    /// Callbacks fired and the status each got (0: no answer).
+    pub(crate) fired: Arc<Mutex<Vec<(String, u16)>>>,
 }
 
 impl Shared {
@@ -310,6 +310,8 @@ impl Shared {
             meetings: Mutex::new(Meetings::default()),
             request_counts: Mutex::new(HashMap::new()),
             node: Mutex::new(crate::node::Node::default()),
+            fire_callbacks: std::sync::atomic::AtomicBool::new(true),
+            fired: Arc::new(Mutex::new(Vec::new())),
         };
         shared.set_latency(latency);
         shared

@@ -3,19 +3,24 @@
 //! pushing jobs of any serde type with an idempotency key and an attempts
 //! bound; a worker runner with retries, timeouts and a graceful stop; the
 //! health poll's tick job with its once-per-tick scheduler; and the
-//! recording imports (the spool scanner and the import worker).
+//! recording imports (the spool scanner and the import worker); callback
+//! deliveries (the outbox dispatcher and the callback worker).
 //!
 //! Startup: [`JobStorage::from_store`] → [`JobStorage::connect`] →
 //! [`JobBackend::setup`]; then [`JobQueue::new`] per queue, workers with
 //! [`run_worker`] / [`run_poll_worker`] and the [`PollScheduler`], each given a
 //! shutdown future.
 
+mod callbacks;
 mod imports;
 mod poll;
 mod queue;
 mod runner;
 mod storage;
 
+pub use callbacks::{
+    CallbackJobOptions, DeliverCallback, callback_queue, dispatch_due, spawn_callbacks,
+};
 pub use imports::{ImportArchive, import_queue, queue_ready, spawn_imports};
 pub use poll::{
     POLL_QUEUE, PollScheduler, PollTick, is_stale, next_tick_after, now_ms, poll_worker_options,

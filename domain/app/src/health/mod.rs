@@ -614,6 +614,7 @@ impl HealthPoller {
                 create_time_ms: create_time_of(&stranger.internal_id)
                     .unwrap_or_else(|| self.clock.now_ms()),
                 recording_ready_url: None,
+                callbacks: None,
             },
         };
         self.executor
@@ -664,6 +665,7 @@ impl HealthPoller {
                 create_time_ms: create_time_of(&stranger.internal_id)
                     .unwrap_or_else(|| self.clock.now_ms()),
                 recording_ready_url: None,
+                callbacks: None,
             },
         };
         self.executor

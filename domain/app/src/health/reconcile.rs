@@ -81,6 +81,7 @@ mod tests {
                 server_id: server,
                 create_time_ms: created,
                 recording_ready_url: None,
+                callbacks: None,
             },
             meeting_id,
             running: true,

@@ -338,6 +338,7 @@ mod tests {
                 server_id: server,
                 create_time_ms: NOW_MS,
                 recording_ready_url: None,
+                callbacks: None,
             },
         };
         world
@@ -352,6 +353,7 @@ mod tests {
         ApiRequest {
             tenant: TenantId(config.name.clone()),
             tenant_config: Some(config.clone()),
+            signed_with: None,
             ..request(call, query)
         }
     }

@@ -19,7 +19,8 @@ use crate::records::{MeetingListing, MeetingRecord, PendingPlacement, ServerReco
 use switchboard_domain::bbb::params::Params;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
-use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingRun};
+use crate::callbacks::{CallbackLinks, ServerCallback};
+use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingRun, RunCallbacks};
 use switchboard_domain::selection::{SelectionError, TagRequest};
 use switchboard_domain::server::ServerState;
 
@@ -46,15 +47,31 @@ struct CreateCall<'a> {
     metadata: &'a EventMetadata,
     /// `meta_bbb-recording-ready-url`, kept here and not forwarded.
     recording_ready_url: Option<String>,
+    /// The front-end's end-of-meeting callbacks, replaced by Switchboard's.
+    callbacks: Option<RunCallbacks>,
 }
 
-/// Removes every spelling of `meta_bbb-recording-ready-url` (BBB lower-cases
-/// meta keys) from the parameters; returns the first non-empty value.
-fn take_recording_ready_url(params: &mut Params) -> Option<String> {
+/// The names front-ends give the recording-ready URL (Scalelite's aliases),
+/// in the order they are preferred.
+const RECORDING_READY_KEYS: [&str; 3] = [
+    "meta_bbb-recording-ready-url",
+    "meta_bn-recording-ready-url",
+    "meta_canvas-recording-ready-url",
+];
+
+/// Removes every parameter named `name` (any case when `any_case`, as BBB
+/// reads `meta_` keys lower-cased); returns the first non-empty value.
+fn take_param(params: &mut Params, name: &str, any_case: bool) -> Option<String> {
     let keys: Vec<String> = params
         .iter()
         .map(|(key, _)| key)
-        .filter(|key| key.eq_ignore_ascii_case("meta_bbb-recording-ready-url"))
+        .filter(|key| {
+            if any_case {
+                key.eq_ignore_ascii_case(name)
+            } else {
+                *key == name
+            }
+        })
         .map(str::to_owned)
         .collect();
     let mut found = None;
@@ -67,6 +84,52 @@ fn take_recording_ready_url(params: &mut Params) -> Option<String> {
         }
     }
     found
+}
+
+/// Removes the recording-ready URL under each of its names; returns the
+/// preferred one given.
+fn take_recording_ready_url(params: &mut Params) -> Option<String> {
+    let mut found = None;
+    for key in RECORDING_READY_KEYS {
+        let value = take_param(params, key, true);
+        found = found.or(value);
+    }
+    found
+}
+
+/// Takes the front-end's end-of-meeting callbacks out of the parameters and
+/// puts Switchboard's own URLs for a new run in their place (always
+/// `meetingEndedURL`, so Switchboard hears of the end at once; the others
+/// where the front-end asked for them).
+fn take_end_callbacks(
+    params: &mut Params,
+    links: &CallbackLinks,
+    signed_with: Option<String>,
+) -> RunCallbacks {
+    let callbacks = RunCallbacks {
+        nonce: CallbackLinks::new_nonce(),
+        end_callback_url: take_param(params, "meta_endCallbackUrl", true),
+        meeting_ended_url: take_param(params, "meetingEndedURL", false),
+        analytics_url: take_param(params, "meta_analytics-callback-url", true),
+        signed_with,
+    };
+    params.set(
+        "meetingEndedURL",
+        links.url(ServerCallback::Ended, &callbacks.nonce),
+    );
+    if callbacks.end_callback_url.is_some() {
+        params.set(
+            "meta_endCallbackUrl",
+            links.url(ServerCallback::EndCallback, &callbacks.nonce),
+        );
+    }
+    if callbacks.analytics_url.is_some() {
+        params.set(
+            "meta_analytics-callback-url",
+            links.url(ServerCallback::Analytics, &callbacks.nonce),
+        );
+    }
+    callbacks
 }
 
 impl MeetingService {
@@ -95,6 +158,12 @@ async fn create(
     // Switchboard calls the recording-ready URL itself, once the recording
     // is imported here; the server must not call it (nor see it).
     let recording_ready_url = take_recording_ready_url(&mut params);
+    // The server calls Switchboard when the meeting ends; Switchboard calls
+    // the front-end's URLs, re-signed.
+    let callbacks = state
+        .callback_links
+        .as_ref()
+        .map(|links| take_end_callbacks(&mut params, links, request.signed_with.clone()));
     // Control characters are stripped from the name as from the meetingID
     // (BBB's ParamsUtil.stripControlChars), so none reaches XML or the
     // database (PostgreSQL text cannot hold NUL).
@@ -115,6 +184,7 @@ async fn create(
         metadata,
         meeting_id,
         recording_ready_url,
+        callbacks,
     };
     let tenant = &request.tenant;
     // By meetingID alone: tenants' creates of one meetingID are serialised
@@ -414,6 +484,7 @@ impl CreateCall<'_> {
             server_id,
             create_time_ms,
             recording_ready_url: self.recording_ready_url.clone(),
+            callbacks: self.callbacks.clone(),
         }
     }
 
@@ -1071,6 +1142,7 @@ mod tests {
         ApiRequest {
             tenant: TenantId("acme".into()),
             tenant_config: Some(config.clone()),
+            signed_with: None,
             ..request("create", query)
         }
     }
@@ -1086,6 +1158,7 @@ mod tests {
                 server_id: server,
                 create_time_ms: NOW_MS,
                 recording_ready_url: None,
+                callbacks: None,
             },
         })
     }
@@ -1233,6 +1306,7 @@ mod tests {
                     server_id: a,
                     create_time_ms: NOW_MS,
                     recording_ready_url: None,
+                    callbacks: None,
                 },
             })]
         );

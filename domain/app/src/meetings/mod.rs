@@ -42,6 +42,9 @@ pub struct ApiRequest {
     pub tenant: TenantId,
     /// Its configuration; `None` for the default tenant.
     pub tenant_config: Option<Arc<TenantConfig>>,
+    /// Fingerprint of the secret that signed the request (callbacks of a
+    /// meeting it creates are signed with that secret).
+    pub signed_with: Option<String>,
 }
 
 impl ApiRequest {
@@ -137,6 +140,9 @@ pub struct MeetingService {
     limit_locks: StripedLocks,
     /// getMeetings' shared answers (single flight).
     merged: get_meetings::MergedMeetings,
+    /// Switchboard's own callback URLs, given to servers on create (`None`:
+    /// the front-end's are passed on as they are).
+    callback_links: Option<Arc<crate::callbacks::CallbackLinks>>,
 }
 
 impl MeetingService {
@@ -159,7 +165,15 @@ impl MeetingService {
             create_locks: StripedLocks::default(),
             limit_locks: StripedLocks::default(),
             merged: Default::default(),
+            callback_links: None,
         }
+    }
+
+    /// Gives servers Switchboard's own end-of-meeting callback URLs made by
+    /// `links` (the front-end's are kept and relayed).
+    pub fn with_callback_links(mut self, links: Arc<crate::callbacks::CallbackLinks>) -> Self {
+        self.callback_links = Some(links);
+        self
     }
 
     /// The routing view the use cases read.

@@ -4,11 +4,12 @@
 use crate::clock::SharedClock;
 use crate::error::StoreError;
 use crate::ports::{
-    ChangeFeed, EventStore, MeetingReads, Placements, PolledPicture, RecordingReads, ServerReads,
+    CallbackOutbox, ChangeFeed, EventStore, MeetingReads, Placements, PolledPicture, RecordingReads, ServerReads,
     SettingsStore, TenantReads,
 };
 use crate::records::{
-    AppendOutcome, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, PendingPlacement,
+    AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
+    NewCallback, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, PendingPlacement,
     RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
     StoredEvent, TokenRecord,
 };
@@ -67,6 +68,8 @@ struct Polled {
     listings: BTreeMap<String, MeetingListing>,
     used_nonces: HashMap<String, u64>,
     settings: BTreeMap<String, String>,
+    /// The callback outbox, by id.
+    callbacks: BTreeMap<String, CallbackRecord>,
 }
 
 impl InMemoryStore {
@@ -108,14 +111,28 @@ impl InMemoryStore {
         events: &[DomainEvent],
         metadata: &EventMetadata,
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_raw_with(stream, expected, events, metadata, &[])
+    }
+
+    /// [`append_raw`](Self::append_raw) with callbacks written in the same
+    /// step ([`EventStore::append_with_callbacks`]).
+    pub fn append_raw_with(
+        &self,
+        stream: &StreamId,
+        expected: i64,
+        events: &[DomainEvent],
+        metadata: &EventMetadata,
+        callbacks: &[NewCallback],
+    ) -> Result<AppendOutcome, StoreError> {
+        let mut state = self.lock();
         if events.is_empty() {
+            add_callbacks(&mut state.polled, callbacks);
             return Ok(AppendOutcome {
                 version: expected,
                 position: 0,
             });
         }
         let recorded_at = self.now();
-        let mut state = self.lock();
         let current = state.versions.get(stream).copied().unwrap_or(0);
         if current != expected {
             return Err(StoreError::Conflict {
@@ -144,6 +161,7 @@ impl InMemoryStore {
         state.views = views;
         state.log.extend(stored);
         state.versions.insert(stream.clone(), version);
+        add_callbacks(&mut state.polled, callbacks);
         Ok(AppendOutcome { version, position })
     }
 
@@ -273,6 +291,7 @@ fn apply_meeting(
                     name: name.clone(),
                     run: MeetingRun {
                         recording_ready_url: None,
+                        callbacks: None,
                         ..run.clone()
                     },
                     running: true,
@@ -294,6 +313,7 @@ fn apply_meeting(
                     server_id: Some(run.server_id),
                     create_time_ms: run.create_time_ms,
                     recording_ready_url: run.recording_ready_url.clone(),
+                    callbacks: run.callbacks.clone(),
                 });
         }
         MeetingEvent::MeetingEnded { at_ms, .. } => {
@@ -427,14 +447,15 @@ fn running_per_server(views: &Views) -> HashMap<ServerId, u64> {
 
 #[async_trait]
 impl EventStore for InMemoryStore {
-    async fn append(
+    async fn append_with_callbacks(
         &self,
         stream: &StreamId,
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
+        callbacks: &[NewCallback],
     ) -> Result<AppendOutcome, StoreError> {
-        self.append_raw(stream, expected, events, metadata)
+        self.append_raw_with(stream, expected, events, metadata, callbacks)
     }
 
     async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
@@ -622,6 +643,184 @@ impl MeetingReads for InMemoryStore {
 
     async fn meeting_run(&self, internal_id: &str) -> Result<Option<MeetingRunRecord>, StoreError> {
         Ok(self.lock().views.runs.get(internal_id).cloned())
+    }
+
+    async fn meeting_run_by_nonce(
+        &self,
+        nonce: &str,
+    ) -> Result<Option<MeetingRunRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .runs
+            .values()
+            .find(|run| {
+                run.callbacks
+                    .as_ref()
+                    .is_some_and(|callbacks| callbacks.nonce == nonce)
+            })
+            .cloned())
+    }
+}
+
+/// Writes new deliveries to the outbox (an id written before is kept).
+fn add_callbacks(polled: &mut Polled, callbacks: &[NewCallback]) {
+    for callback in callbacks {
+        polled
+            .callbacks
+            .entry(callback.id.clone())
+            .or_insert_with(|| CallbackRecord {
+                callback: callback.clone(),
+                state: CallbackState::Pending,
+                attempts: 0,
+                next_attempt_ms: callback.created_at_ms,
+                last_status: None,
+                last_error: None,
+                finished_at_ms: None,
+            });
+    }
+}
+
+#[async_trait]
+impl CallbackOutbox for InMemoryStore {
+    async fn claim_due_callbacks(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<(String, u32)>, StoreError> {
+        let mut state = self.lock();
+        let mut due: Vec<&mut CallbackRecord> = state
+            .polled
+            .callbacks
+            .values_mut()
+            .filter(|record| {
+                record.state == CallbackState::Pending && record.next_attempt_ms <= now_ms
+            })
+            .collect();
+        due.sort_by_key(|record| record.next_attempt_ms);
+        Ok(due
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|record| {
+                record.attempts += 1;
+                record.next_attempt_ms = lease_until_ms;
+                (record.callback.id.clone(), record.attempts)
+            })
+            .collect())
+    }
+
+    async fn callback(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
+        Ok(self.lock().polled.callbacks.get(id).cloned())
+    }
+
+    async fn finish_callback_attempt(
+        &self,
+        id: &str,
+        attempt: u32,
+        outcome: &AttemptOutcome,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(record) = state.polled.callbacks.get_mut(id).filter(|record| {
+            record.state == CallbackState::Pending && record.attempts == attempt
+        }) else {
+            return Ok(false);
+        };
+        match outcome {
+            AttemptOutcome::Delivered { status } => {
+                record.state = CallbackState::Delivered;
+                record.last_status = Some(*status);
+                record.last_error = None;
+                record.finished_at_ms = Some(now_ms);
+            }
+            AttemptOutcome::RetryAt {
+                at_ms,
+                status,
+                error,
+            } => {
+                record.next_attempt_ms = *at_ms;
+                record.last_status = *status;
+                record.last_error = Some(error.clone());
+            }
+            AttemptOutcome::Failed { status, error } => {
+                record.state = CallbackState::Failed;
+                record.last_status = *status;
+                record.last_error = Some(error.clone());
+                record.finished_at_ms = Some(now_ms);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn callbacks(&self, filter: &CallbackFilter) -> Result<Vec<CallbackRecord>, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<CallbackRecord> = state
+            .polled
+            .callbacks
+            .values()
+            .filter(|record| filter.state.is_none_or(|wanted| record.state == wanted))
+            .filter(|record| filter.kind.is_none_or(|wanted| record.callback.kind == wanted))
+            .filter(|record| {
+                filter
+                    .tenant
+                    .as_ref()
+                    .is_none_or(|wanted| record.callback.tenant == *wanted)
+            })
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            (b.callback.created_at_ms, &b.callback.id).cmp(&(a.callback.created_at_ms, &a.callback.id))
+        });
+        found.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
+    async fn retry_callback(
+        &self,
+        id: &str,
+        now_ms: i64,
+        deadline_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(record) = state
+            .polled
+            .callbacks
+            .get_mut(id)
+            .filter(|record| record.state != CallbackState::Delivered)
+        else {
+            return Ok(false);
+        };
+        record.state = CallbackState::Pending;
+        record.next_attempt_ms = now_ms;
+        record.callback.deadline_ms = deadline_ms;
+        record.finished_at_ms = None;
+        Ok(true)
+    }
+
+    async fn drop_callback(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(record) = state.polled.callbacks.get_mut(id).filter(|record| {
+            matches!(record.state, CallbackState::Pending | CallbackState::Failed)
+        }) else {
+            return Ok(false);
+        };
+        record.state = CallbackState::Dropped;
+        record.finished_at_ms = Some(now_ms);
+        Ok(true)
+    }
+
+    async fn callback_counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError> {
+        let state = self.lock();
+        let mut counts: BTreeMap<(&str, &str), (CallbackKind, CallbackState, u64)> = BTreeMap::new();
+        for record in state.polled.callbacks.values() {
+            let kind = record.callback.kind;
+            counts
+                .entry((kind.as_str(), record.state.as_str()))
+                .or_insert((kind, record.state, 0))
+                .2 += 1;
+        }
+        Ok(counts.into_values().collect())
     }
 }
 

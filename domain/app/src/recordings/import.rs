@@ -10,6 +10,8 @@
 
 use super::RecordingService;
 use crate::executor::CommandError;
+use crate::callbacks::Delivery;
+use crate::records::{CallbackKind, CallbackSigning, MeetingRunRecord, NewCallback};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -288,12 +290,31 @@ pub async fn record_import(
         request_id: None,
         tenant: Some(tenant.to_string()),
     };
+    // The recording-ready callback is owed once, when the recording is
+    // first imported: written with that event, in its transaction.
+    let ready = run.as_ref().and_then(|run| {
+        let url = run.recording_ready_url.clone()?;
+        Some(recording_ready_delivery(
+            run,
+            url,
+            tenant.clone(),
+            record_id,
+            service.settings.callback_retry_for,
+        ))
+    });
+    let callbacks_for = |events: &[RecordingEvent]| -> Vec<NewCallback> {
+        let imported = events
+            .iter()
+            .any(|event| matches!(event, RecordingEvent::RecordingImported { .. }));
+        ready.iter().filter(|_| imported).cloned().collect()
+    };
     let executed = service
         .executor
-        .execute::<switchboard_domain::recording::Recording>(
+        .execute_with_callbacks::<switchboard_domain::recording::Recording>(
             &switchboard_domain::recording::recording_stream(record_id),
             &command,
             &metadata,
+            &callbacks_for,
         )
         .await
         .map_err(|err| match err {
@@ -307,18 +328,44 @@ pub async fn record_import(
     };
     if outcome.created() {
         tracing::info!(record_id, tenant = %outcome.tenant, "recording imported");
-        if let Some(url) = run.and_then(|run| run.recording_ready_url) {
-            super::callbacks::spawn_recording_ready(
-                service,
-                url,
-                outcome.tenant.clone(),
-                record_id,
-            );
-        }
     } else if !outcome.events.is_empty() {
         tracing::info!(record_id, "recording format added");
     }
     Ok(outcome)
+}
+
+/// The recording-ready callback of a run's recording: `POST
+/// signed_parameters=<JWT HS256 {meeting_id, record_id}>` to `url`, signed
+/// with the secret the front-end created the meeting with.
+fn recording_ready_delivery(
+    run: &MeetingRunRecord,
+    url: String,
+    tenant: TenantId,
+    record_id: &str,
+    retry_for: Duration,
+) -> NewCallback {
+    Delivery {
+        kind: CallbackKind::RecordingReady,
+        tenant,
+        meeting_id: run.meeting_id.clone(),
+        method: "POST",
+        url,
+        content_type: Some("application/x-www-form-urlencoded"),
+        body: None,
+        signing: CallbackSigning::RecordingReady {
+            secret: run
+                .callbacks
+                .as_ref()
+                .and_then(|callbacks| callbacks.signed_with.clone()),
+            meeting_id: run.meeting_id.clone(),
+            record_id: record_id.to_owned(),
+        },
+    }
+    .into_outbox(
+        format!("recording-ready-{record_id}"),
+        chrono::Utc::now().timestamp_millis(),
+        retry_for,
+    )
 }
 
 /// Runs [`import_archive`] up to the configured attempts with doubling

@@ -1,18 +1,15 @@
 //! The recording use cases: the service that owns the recording tree and
 //! the spool ([`RecordingService`]), importing archives and published trees
-//! ([`import`]), recording-ready callbacks ([`callbacks`], delivered through
-//! the [`CallbackClient`] port) and caption tracks ([`text_tracks`]).
+//! ([`import`]; a recording-ready callback is written to the callback outbox
+//! with the import's event) and caption tracks ([`text_tracks`]).
 //!
 //! The transports call these: the BBB API and the playback and upload routes
 //! of `switchboard-api`, the import jobs of `switchboard-workers`, the CLI.
 
-pub mod callbacks;
 pub mod calls;
 pub mod import;
 pub mod text_tracks;
 pub mod uploads;
-
-pub use callbacks::{CallbackClient, CallbackError};
 
 use crate::error::StoreError;
 use crate::executor::CommandExecutor;
@@ -55,8 +52,8 @@ pub struct RecordingSettings {
     pub keep_done: bool,
     /// Seconds a protected recording's one-time link stays valid.
     pub link_ttl_secs: u64,
-    /// Attempts of a recording-ready callback.
-    pub callback_attempts: u32,
+    /// How long a recording-ready callback is attempted.
+    pub callback_retry_for: Duration,
     /// Caps on one archive (total and per-file bytes, entries).
     pub archive_limits: switchboard_recordings::ArchiveLimits,
     /// How long `done/`, `failed/` and interrupted work's leftovers are kept.
@@ -100,10 +97,6 @@ pub struct RecordingService {
     /// Signs one-time links and playback cookies.
     key: PlaybackKey,
     public_url: OnceLock<String>,
-    /// Signs recording-ready callbacks of the default tenant.
-    primary_secret: String,
-    /// Delivers recording-ready callbacks.
-    pub callbacks: Arc<dyn CallbackClient>,
 }
 
 impl fmt::Debug for RecordingService {
@@ -123,8 +116,6 @@ impl RecordingService {
         settings: RecordingSettings,
         store: Arc<dyn Database>,
         executor: CommandExecutor,
-        callbacks: Arc<dyn CallbackClient>,
-        primary_secret: String,
     ) -> Result<Self, RecordingSetupError> {
         let layout = Layout::create(&settings.dir)?;
         let spool_dir = settings.spool_dir.clone();
@@ -151,8 +142,6 @@ impl RecordingService {
             executor,
             key,
             public_url,
-            primary_secret,
-            callbacks,
         })
     }
 
@@ -174,11 +163,6 @@ impl RecordingService {
     /// The playback key.
     pub fn key(&self) -> &PlaybackKey {
         &self.key
-    }
-
-    /// The secret that signs the default tenant's callbacks.
-    pub(crate) fn primary_secret(&self) -> &str {
-        &self.primary_secret
     }
 
     /// A one-time link to a protected recording's format, valid for the

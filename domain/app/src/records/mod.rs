@@ -1,11 +1,16 @@
 //! Read models: the rows the projections keep, as the use cases read them.
 
+pub mod callbacks;
 pub mod events;
 pub mod meetings;
 pub mod recordings;
 pub mod samples;
 pub mod servers;
 
+pub use callbacks::{
+    AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackSigning, CallbackState,
+    NewCallback,
+};
 pub use events::{AppendOutcome, EventFilter, StoredEvent};
 pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot};
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};

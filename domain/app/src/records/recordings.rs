@@ -98,4 +98,6 @@ pub struct MeetingRunRecord {
     pub create_time_ms: i64,
     /// Where to announce its recording.
     pub recording_ready_url: Option<String>,
+    /// The end-of-meeting callbacks the front-end asked for.
+    pub callbacks: Option<switchboard_domain::meeting::RunCallbacks>,
 }
