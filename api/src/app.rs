@@ -486,7 +486,8 @@ async fn start_with(
     ];
     let mut jobs = Vec::new();
     // Polling runs where workers run (`serve` without --no-workers, and
-    // `worker`); spool imports wherever `[recordings] import` is on. A
+    // `worker`); spool imports and callback deliveries wherever
+    // `[recordings] import` is on too. A
     // `--no-workers` instance whose job storage cannot be prepared serves on
     // without spool imports.
     let backend = if background.health || state.settings.recordings.import {
@@ -519,20 +520,20 @@ async fn start_with(
                 background_stopped.clone(),
             ));
         }
-        if background.health {
-            jobs.extend(switchboard_workers::jobs::spawn_callbacks(
-                state.callbacks.clone(),
-                &backend,
-                &state.settings.job_namespace,
-                switchboard_workers::jobs::CallbackJobOptions {
-                    poll_interval: Duration::from_millis(
-                        state.settings.callbacks.poll_interval_ms.max(10),
-                    ),
-                    concurrency: state.settings.callbacks.concurrency.max(1),
-                },
-                background_stopped.clone(),
-            ));
-        }
+        // Deliveries run wherever jobs run: claims keep instances from
+        // sending one attempt twice.
+        jobs.extend(switchboard_workers::jobs::spawn_callbacks(
+            state.callbacks.clone(),
+            &backend,
+            &state.settings.job_namespace,
+            switchboard_workers::jobs::CallbackJobOptions {
+                poll_interval: Duration::from_millis(
+                    state.settings.callbacks.poll_interval_ms.max(10),
+                ),
+                concurrency: state.settings.callbacks.concurrency.max(1),
+            },
+            background_stopped.clone(),
+        ));
         if state.settings.recordings.import {
             jobs.extend(switchboard_workers::jobs::spawn_imports(
                 state.recordings.clone(),

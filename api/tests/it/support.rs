@@ -60,8 +60,14 @@ pub fn settings(database_url: &str) -> Settings {
         backend_timeout_ms: 1500,
         get_meetings_timeout_ms: 500,
         refresh_interval_ms: 50,
-        // Tests receive callbacks on loopback.
+        // Tests receive callbacks on loopback, and retry them quickly.
         outbound_allow: vec!["127.0.0.0/8".into()],
+        callbacks: switchboard_api::config::CallbackSettings {
+            first_retry_secs: 0.2,
+            max_retry_secs: 1.0,
+            poll_interval_ms: 50,
+            ..Default::default()
+        },
         data_dir: std::env::temp_dir()
             .join(format!("switchboard-it-{}", uuid::Uuid::new_v4().simple())),
         ..Settings::default()
