@@ -297,7 +297,9 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         )
         .nest(
             crate::admin::BASE_PATH,
-            crate::admin::endpoint().data(state.admin.clone()),
+            crate::admin::endpoint()
+                .data(state.admin.clone())
+                .data(state.callbacks.clone()),
         )
         .nest("/api/docs", crate::admin::swagger_ui())
         .at("/health", get(health))

@@ -109,6 +109,14 @@ fn describe() {
     );
     describe_gauge!(TENANT_MEETINGS, "Running meetings per tenant.");
     describe_gauge!(
+        CALLBACKS,
+        "Callback deliveries in the outbox by kind and state (pending, delivered, failed, dropped)."
+    );
+    describe_counter!(
+        CALLBACK_ATTEMPTS,
+        "Callback delivery attempts by kind and outcome (delivered, retry, failed)."
+    );
+    describe_gauge!(
         TENANT_ATTENDEES,
         "Attendees per tenant: the last polls (plus joins sent since, for tenants with an attendee limit)."
     );
@@ -200,6 +208,11 @@ static BBB_HANDLES: OnceLock<RwLock<BbbHandles>> = OnceLock::new();
 pub const TENANT_LIMIT_HITS: &str = "switchboard_tenant_limit_hits_total";
 /// Gauge: running meetings per tenant.
 pub const TENANT_MEETINGS: &str = "switchboard_tenant_meetings";
+/// Gauge: callback deliveries by kind and state.
+pub const CALLBACKS: &str = "switchboard_callbacks";
+/// Counter: callback delivery attempts by kind and outcome (counted by the
+/// application's delivery use case).
+pub const CALLBACK_ATTEMPTS: &str = "switchboard_callback_attempts_total";
 /// Gauge: attendees per tenant, as the last polls saw them.
 pub const TENANT_ATTENDEES: &str = "switchboard_tenant_attendees";
 
@@ -421,6 +434,24 @@ async fn refresh_tenant_gauges(state: &GaugeSources) {
     }
 }
 
+/// Sets the outbox gauges: every kind and state, 0 where there is none.
+async fn refresh_callback_gauges(state: &GaugeSources) {
+    use switchboard_app::records::{CallbackKind, CallbackState};
+    let Ok(counts) = state.db.callback_counts().await else {
+        return;
+    };
+    for kind in CallbackKind::ALL {
+        for callback_state in CallbackState::ALL {
+            let count = counts
+                .iter()
+                .find(|(k, s, _)| *k == kind && *s == callback_state)
+                .map_or(0, |(_, _, count)| *count);
+            metrics::gauge!(CALLBACKS, "kind" => kind.as_str(), "state" => callback_state.as_str())
+                .set(count as f64);
+        }
+    }
+}
+
 /// Refreshes the gauges every [`GAUGE_REFRESH_INTERVAL`] and runs the
 /// recorder's upkeep (draining histogram samples even when nobody scrapes).
 pub fn spawn_gauge_refresh(state: GaugeSources) -> JoinHandle<()> {
@@ -437,6 +468,7 @@ pub fn spawn_gauge_refresh(state: GaugeSources) -> JoinHandle<()> {
             }
             known = current;
             refresh_tenant_gauges(&state).await;
+            refresh_callback_gauges(&state).await;
             handle.run_upkeep();
         }
     })

@@ -167,6 +167,8 @@ pub enum Tag {
     Tokens,
     /// Front-ends with their own secrets, policy, limits and server pool.
     Tenants,
+    /// Callbacks owed to front-ends: delivered, pending, failed.
+    Callbacks,
 }
 
 /// A created resource.

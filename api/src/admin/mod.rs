@@ -3,6 +3,7 @@
 //! the CLI.
 
 pub mod api;
+pub mod callbacks;
 mod conformance;
 pub mod facade;
 pub mod model;
@@ -15,15 +16,16 @@ use poem_openapi::OpenApiService;
 pub const BASE_PATH: &str = "/api/v1";
 
 /// The OpenAPI service of the admin API.
-pub fn openapi() -> OpenApiService<(api::AdminApi, tenants::TenantsApi), ()> {
+pub fn openapi()
+-> OpenApiService<(api::AdminApi, tenants::TenantsApi, callbacks::CallbacksApi), ()> {
     OpenApiService::new(
-        (api::AdminApi, tenants::TenantsApi),
+        (api::AdminApi, tenants::TenantsApi, callbacks::CallbacksApi),
         "Switchboard admin API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Operate a Switchboard BigBlueButton load balancer: servers, meetings, the event log, \
-             cluster status, tokens and tenants. Authenticate with `Authorization: Bearer TOKEN` \
+             cluster status, tokens, tenants and callback deliveries. Authenticate with `Authorization: Bearer TOKEN` \
              (`switchboard tokens create NAME --scope admin|read`).",
     )
     .server(BASE_PATH)

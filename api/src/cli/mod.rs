@@ -1,8 +1,9 @@
 //! The `switchboard` command line: `serve`, `migrate`, `replay`, `openapi`
-//! and the operator's commands (`servers`, `meetings`, `events`, `tokens`, `tenants`,
+//! and the operator's commands (`servers`, `meetings`, `events`, `tokens`, `tenants`, `callbacks`,
 //! `status`), which act on the local database or, with `--url` and
 //! `--token`, on a remote instance through its admin API.
 
+pub mod callbacks;
 mod ops;
 pub mod scalelite;
 pub mod table;
@@ -111,6 +112,13 @@ pub enum Command {
         /// What to do with tenants.
         #[command(subcommand)]
         command: tenants::TenantsCommand,
+    },
+    /// Callbacks owed to front-ends (end of meeting, analytics, recording
+    /// ready, webhooks): list, retry, drop.
+    Callbacks {
+        /// What to do with deliveries.
+        #[command(subcommand)]
+        command: callbacks::CallbacksCommand,
     },
     /// Every server at a glance: state, meetings, users, load (as Scalelite's `rake status`).
     Status {
@@ -541,6 +549,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Events { command } => ops::events(&target, command).await,
                 Command::Tokens { command } => ops::tokens(&target, command).await,
                 Command::Tenants { command } => tenants::run(&target, command).await,
+                Command::Callbacks { command } => callbacks::run(&target, command).await,
                 Command::Status { json } => ops::status(&target, json).await,
                 _ => unreachable!("local commands handled above"),
             }

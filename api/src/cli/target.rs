@@ -3,6 +3,7 @@
 //! the token's name). Both answer in the admin API's shapes.
 
 use crate::admin::facade::AdminFacade;
+use crate::admin::callbacks::{CallbackView, callback_filter};
 use crate::admin::model::*;
 use crate::app;
 use crate::config::Settings;
@@ -28,6 +29,8 @@ pub struct Local {
     pub(super) admin: AdminFacade,
     store: Store,
     pub(super) principal: Principal,
+    /// How long a retried callback delivery is attempted.
+    callback_retry_for: Duration,
 }
 
 /// A remote instance's admin API.
@@ -71,6 +74,7 @@ impl Target {
                 name: CLI_ACTOR.to_owned(),
                 scope: TokenScope::Admin,
             },
+            callback_retry_for: settings.callback_settings().retry_for,
         }))
     }
 
@@ -364,6 +368,74 @@ impl Target {
             Target::Remote(remote) => {
                 remote
                     .send_empty(reqwest::Method::DELETE, &["tokens", name], &[])
+                    .await
+            }
+        }
+    }
+}
+
+/// Callback deliveries.
+impl Target {
+    /// Deliveries matching the filter, newest first.
+    pub async fn callbacks(
+        &self,
+        state: Option<&str>,
+        tenant: Option<&str>,
+        kind: Option<&str>,
+        limit: Option<u64>,
+    ) -> anyhow::Result<Vec<CallbackView>> {
+        match self {
+            Target::Local(local) => {
+                let filter = callback_filter(state, tenant, kind, limit).map_err(|e| anyhow!(e))?;
+                let found = local.store.callbacks(&filter).await?;
+                Ok(found.into_iter().map(CallbackView::from).collect())
+            }
+            Target::Remote(remote) => {
+                let mut query = Vec::new();
+                for (key, value) in [("state", state), ("tenant", tenant), ("kind", kind)] {
+                    if let Some(value) = value {
+                        query.push((key, value.to_owned()));
+                    }
+                }
+                if let Some(limit) = limit {
+                    query.push(("limit", limit.to_string()));
+                }
+                remote.get(&["callbacks"], &query).await
+            }
+        }
+    }
+
+    /// Makes a delivery due now.
+    pub async fn retry_callback(&self, id: &str) -> anyhow::Result<()> {
+        match self {
+            Target::Local(local) => {
+                let now = Utc::now().timestamp_millis();
+                let window = i64::try_from(local.callback_retry_for.as_millis()).unwrap_or(i64::MAX);
+                if !local.store.retry_callback(id, now, now.saturating_add(window)).await? {
+                    bail!("no undelivered callback delivery `{id}`");
+                }
+                Ok(())
+            }
+            Target::Remote(remote) => {
+                remote
+                    .send_empty(reqwest::Method::POST, &["callbacks", id, "retry"], &[])
+                    .await
+            }
+        }
+    }
+
+    /// Drops a delivery.
+    pub async fn drop_callback(&self, id: &str) -> anyhow::Result<()> {
+        match self {
+            Target::Local(local) => {
+                if !local.store.drop_callback(id, Utc::now().timestamp_millis()).await? {
+                    bail!("no pending or failed callback delivery `{id}`");
+                }
+                Ok(())
+            }
+            Target::Remote(remote) => {
+                remote
+                    .send_empty(reqwest::Method::POST, &["callbacks", id, "drop"], &[])
                     .await
             }
         }

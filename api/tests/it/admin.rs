@@ -13,7 +13,7 @@ use switchboard_store::test_support::StoreCommands as _;
 
 pub struct Admin<'a> {
     harness: &'a Harness,
-    token: String,
+    pub token: String,
 }
 
 impl Admin<'_> {
@@ -40,7 +40,7 @@ impl Admin<'_> {
         (status, body)
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let (status, _, body) = self
             .send(self.harness.client.post(self.url(path)).json(&body))
             .await;

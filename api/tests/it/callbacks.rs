@@ -404,3 +404,62 @@ async fn analytics_with_a_token_not_of_the_servers_secret_are_refused() {
     assert_eq!(body["meeting_id"], "room-5", "the front-end's meetingID");
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_retry_and_drop_deliveries_in_the_admin_api_and_the_cli() {
+    let harness = Harness::start(Db::Postgres, 1).await;
+    // Gone: failed for good at the first answer.
+    let receiver = Receiver::start(vec![410]).await;
+    start_meeting(
+        &harness,
+        "room-6",
+        &format!("&meetingEndedURL={}", enc(&receiver.url("/gone?user=x"))),
+    )
+    .await;
+    harness.sims[0].end_meeting_directly("room-6");
+    let admin = crate::admin::admin(&harness).await;
+    let mut failed = serde_json::Value::Null;
+    eventually("the delivery to fail", Duration::from_secs(5), async || {
+        let (status, body) = admin.get("/callbacks?state=failed").await;
+        assert_eq!(status, 200, "{body}");
+        failed = body;
+        failed.as_array().is_some_and(|list| list.len() == 1)
+    })
+    .await;
+    let entry = &failed[0];
+    assert_eq!(entry["kind"], "meeting-ended");
+    assert_eq!(entry["meeting_id"], "room-6");
+    assert_eq!(entry["last_status"], 410);
+    assert_eq!(entry["attempts"], 1);
+    let id = entry["id"].as_str().unwrap().to_owned();
+    let (status, body) = admin.get("/callbacks?state=sideways").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("pending, delivered"));
+    // Retried by an operator: delivered (the receiver answers 200 now).
+    let (status, _) = admin.post(&format!("/callbacks/{id}/retry"), serde_json::json!({})).await;
+    assert_eq!(status, 204);
+    eventually("the retried delivery", Duration::from_secs(5), async || {
+        let (_, body) = admin.get(&format!("/callbacks/{id}")).await;
+        body["state"] == "delivered"
+    })
+    .await;
+    assert_eq!(receiver.seen_at("/gone").len(), 2);
+    let (status, _) = admin.post(&format!("/callbacks/{id}/drop"), serde_json::json!({})).await;
+    assert_eq!(status, 404, "a delivered one cannot be dropped");
+    // The CLI, through the admin API.
+    let token = admin.token.clone();
+    let url = format!("http://{}", harness.app.addr);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--url", &url, "--token", &token, "callbacks", "list", "--json"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["state"], "delivered");
+    harness.stop().await;
+}
