@@ -5,7 +5,7 @@ use switchboard_app::StoreError;
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
-use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun};
+use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun, RunCallbacks};
 use switchboard_domain::server::{ServerChanges, ServerCommand, ServerSettings, ServerState};
 use switchboard_store::Store;
 #[allow(unused_imports)]
@@ -773,6 +773,12 @@ async fn a_runs_first_owner_and_callback_are_kept() {
             server_id: server,
             create_time_ms: 1000,
             recording_ready_url: Some("https://app.example.org/ready".into()),
+            callbacks: Some(RunCallbacks {
+                nonce: "nonce-1".into(),
+                end_callback_url: Some("https://app.example.org/end?x=1".into()),
+                signed_with: Some("sha256:01234567".into()),
+                ..RunCallbacks::default()
+            }),
         };
         let acme = TenantId("acme".into());
         let room = MeetingId::parse("room-1").unwrap();
@@ -820,6 +826,127 @@ async fn a_runs_first_owner_and_callback_are_kept() {
                 Some("https://app.example.org/ready"),
                 "{kind} {when}"
             );
+            assert_eq!(kept.callbacks, run.callbacks, "{kind} {when}");
+            let by_nonce = store.meeting_run_by_nonce("nonce-1").await.unwrap();
+            assert_eq!(by_nonce.map(|run| run.internal_id).as_deref(), Some("run-1"));
         }
+    }
+}
+
+/// The callback outbox on both databases: written with an event in one
+/// transaction (nothing when the append conflicts), claimed once per attempt,
+/// finished only by the attempt that holds it, listed, retried and dropped.
+#[tokio::test]
+async fn the_callback_outbox_claims_each_attempt_once() {
+    use switchboard_app::records::{
+        AttemptOutcome, CallbackFilter, CallbackKind, CallbackSigning, CallbackState, NewCallback,
+    };
+    use switchboard_domain::aggregate::Aggregate;
+    use switchboard_domain::ids::StreamId;
+    let delivery = |id: &str| NewCallback {
+        id: id.into(),
+        kind: CallbackKind::Analytics,
+        tenant: TenantId("acme".into()),
+        meeting_id: "room-1".into(),
+        method: "POST".into(),
+        url: "https://lms.example/a?b=1".into(),
+        content_type: Some("application/json".into()),
+        body: Some("{}".into()),
+        signing: CallbackSigning::BearerHs512 {
+            secret: Some("sha256:01234567".into()),
+        },
+        created_at_ms: 1_000,
+        deadline_ms: 100_000,
+    };
+    for (kind, store) in stores().await {
+        let server = ServerId::new();
+        let added = ServerCommand::Add {
+            id: server,
+            settings: ServerSettings {
+                url: "https://bbb.example/bigbluebutton/".into(),
+                secret: "s".repeat(20),
+                tag: None,
+                load_multiplier: 1.0,
+                checksum: None,
+                metrics_url: None,
+            },
+            enabled: true,
+        };
+        let events: Vec<DomainEvent> = switchboard_domain::server::Server::default()
+            .decide(&added)
+            .unwrap()
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        let stream = StreamId::Server(server);
+        store
+            .append_with_callbacks(&stream, 0, &events, &meta(), &[delivery("c1")])
+            .await
+            .unwrap();
+        // A conflicting append writes neither its events nor its callbacks.
+        let lost = store
+            .append_with_callbacks(&stream, 0, &events, &meta(), &[delivery("c2")])
+            .await;
+        assert!(matches!(lost, Err(StoreError::Conflict { .. })), "{kind}");
+        assert!(store.callback("c2").await.unwrap().is_none(), "{kind}");
+        // Written again with the same id: kept once.
+        store
+            .append_with_callbacks(&stream, 1, &[], &meta(), &[delivery("c1")])
+            .await
+            .unwrap();
+        let record = store.callback("c1").await.unwrap().unwrap();
+        assert_eq!(record.callback, delivery("c1"), "{kind}");
+        assert_eq!(record.state, CallbackState::Pending);
+        assert!(store.claim_due_callbacks(999, 5_000, 10).await.unwrap().is_empty(), "{kind}: not due yet");
+        assert_eq!(
+            store.claim_due_callbacks(1_000, 5_000, 10).await.unwrap(),
+            vec![("c1".to_owned(), 1)],
+            "{kind}"
+        );
+        assert!(store.claim_due_callbacks(4_999, 9_000, 10).await.unwrap().is_empty(), "{kind}: leased");
+        let retry = AttemptOutcome::RetryAt {
+            at_ms: 6_000,
+            status: Some(503),
+            error: "HTTP 503".into(),
+        };
+        assert!(!store.finish_callback_attempt("c1", 2, &retry, 1_100).await.unwrap(), "{kind}: not its attempt");
+        assert!(store.finish_callback_attempt("c1", 1, &retry, 1_100).await.unwrap(), "{kind}");
+        assert_eq!(
+            store.claim_due_callbacks(6_000, 9_000, 10).await.unwrap(),
+            vec![("c1".to_owned(), 2)],
+            "{kind}"
+        );
+        let failed = AttemptOutcome::Failed {
+            status: Some(410),
+            error: "gone".into(),
+        };
+        assert!(store.finish_callback_attempt("c1", 2, &failed, 6_100).await.unwrap());
+        let record = store.callback("c1").await.unwrap().unwrap();
+        assert_eq!((record.state, record.last_status, record.attempts), (CallbackState::Failed, Some(410), 2), "{kind}");
+        let counts = store.callback_counts().await.unwrap();
+        assert_eq!(counts, vec![(CallbackKind::Analytics, CallbackState::Failed, 1)], "{kind}");
+        let failed_list = store
+            .callbacks(&CallbackFilter {
+                state: Some(CallbackState::Failed),
+                tenant: Some(TenantId("acme".into())),
+                kind: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed_list.len(), 1, "{kind}");
+        assert!(store.retry_callback("c1", 7_000, 50_000).await.unwrap(), "{kind}");
+        assert_eq!(
+            store.claim_due_callbacks(7_000, 9_000, 10).await.unwrap(),
+            vec![("c1".to_owned(), 3)],
+            "{kind}"
+        );
+        let delivered = AttemptOutcome::Delivered { status: 204 };
+        assert!(store.finish_callback_attempt("c1", 3, &delivered, 7_100).await.unwrap());
+        assert!(!store.drop_callback("c1", 8_000).await.unwrap(), "{kind}: delivered stays");
+        assert!(!store.retry_callback("c1", 8_000, 9_000).await.unwrap(), "{kind}: delivered stays");
+        let record = store.callback("c1").await.unwrap().unwrap();
+        assert_eq!(record.state, CallbackState::Delivered, "{kind}");
+        assert_eq!(record.finished_at_ms, Some(7_100), "{kind}");
     }
 }

@@ -435,8 +435,8 @@ mod tests {
             meetings.create("m1", "M", &params("moderatorPW=other")),
             CreateOutcome::IdNotUnique
         );
-        assert!(meetings.remove("m1"));
-        assert!(!meetings.remove("m1"));
+        assert!(meetings.remove("m1").is_some());
+        assert!(meetings.remove("m1").is_none());
         assert_eq!(meetings.len(), 0);
     }
 
