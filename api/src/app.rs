@@ -11,9 +11,9 @@ use poem::{EndpointExt, Route, Server, get, handler, web::Data};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_app::callbacks::{CallbackLinks, CallbackService};
 use switchboard_app::admin::AdminService;
 use switchboard_app::backend::Backends;
+use switchboard_app::callbacks::{CallbackLinks, CallbackService};
 use switchboard_app::clock::{SharedClock, SystemClock};
 use switchboard_app::executor::{CommandExecutor, EventBus};
 use switchboard_app::health::{HealthConfig, HealthPoller, HealthPorts, OfflinePolicy};
@@ -106,8 +106,15 @@ pub async fn open_callbacks(
         .setting_or_insert(CALLBACK_KEY_SETTING, &fresh)
         .await
         .context("cannot read or store the callback URL key")?;
-    let base = settings.callbacks.url.as_ref().or(settings.public_url.as_ref());
-    let links = Arc::new(CallbackLinks::new(key.trim().as_bytes(), base.map(String::as_str)));
+    let base = settings
+        .callbacks
+        .url
+        .as_ref()
+        .or(settings.public_url.as_ref());
+    let links = Arc::new(CallbackLinks::new(
+        key.trim().as_bytes(),
+        base.map(String::as_str),
+    ));
     Ok(CallbackService::new(
         db,
         executor,
@@ -180,17 +187,19 @@ impl AppState {
             settings.load,
             Some(routing.clone()),
         ))));
-        let meetings = Arc::new(MeetingService::new(
-            db.clone(),
-            executor.clone(),
-            routing.clone(),
-            backends.clone(),
-            clock.clone(),
-            MeetingSettings {
-                create_attempts: settings.create_attempts,
-            },
-        )
-        .with_callback_links(callbacks.links().clone()));
+        let meetings = Arc::new(
+            MeetingService::new(
+                db.clone(),
+                executor.clone(),
+                routing.clone(),
+                backends.clone(),
+                clock.clone(),
+                MeetingSettings {
+                    create_attempts: settings.create_attempts,
+                },
+            )
+            .with_callback_links(callbacks.links().clone()),
+        );
         let bbb = Arc::new(bbb::BbbState {
             meetings: meetings.clone(),
             recordings: recordings.clone(),

@@ -22,7 +22,7 @@ pub struct MeetingRun {
     /// The end-of-meeting callbacks the front-end asked for; the server was
     /// given Switchboard's own URLs (made from the run's nonce) instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub callbacks: Option<RunCallbacks>,
+    pub callbacks: Option<Box<RunCallbacks>>,
 }
 
 /// What a front-end asked to hear of a run's end, kept by Switchboard. The

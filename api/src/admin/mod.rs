@@ -16,8 +16,8 @@ use poem_openapi::OpenApiService;
 pub const BASE_PATH: &str = "/api/v1";
 
 /// The OpenAPI service of the admin API.
-pub fn openapi()
--> OpenApiService<(api::AdminApi, tenants::TenantsApi, callbacks::CallbacksApi), ()> {
+pub fn openapi() -> OpenApiService<(api::AdminApi, tenants::TenantsApi, callbacks::CallbacksApi), ()>
+{
     OpenApiService::new(
         (api::AdminApi, tenants::TenantsApi, callbacks::CallbacksApi),
         "Switchboard admin API",

@@ -2,8 +2,8 @@
 //! service, as actor `cli`) or a remote instance (through its admin API, as
 //! the token's name). Both answer in the admin API's shapes.
 
-use crate::admin::facade::AdminFacade;
 use crate::admin::callbacks::{CallbackView, callback_filter};
+use crate::admin::facade::AdminFacade;
 use crate::admin::model::*;
 use crate::app;
 use crate::config::Settings;
@@ -410,8 +410,13 @@ impl Target {
         match self {
             Target::Local(local) => {
                 let now = Utc::now().timestamp_millis();
-                let window = i64::try_from(local.callback_retry_for.as_millis()).unwrap_or(i64::MAX);
-                if !local.store.retry_callback(id, now, now.saturating_add(window)).await? {
+                let window =
+                    i64::try_from(local.callback_retry_for.as_millis()).unwrap_or(i64::MAX);
+                if !local
+                    .store
+                    .retry_callback(id, now, now.saturating_add(window))
+                    .await?
+                {
                     bail!("no undelivered callback delivery `{id}`");
                 }
                 Ok(())
@@ -428,7 +433,11 @@ impl Target {
     pub async fn drop_callback(&self, id: &str) -> anyhow::Result<()> {
         match self {
             Target::Local(local) => {
-                if !local.store.drop_callback(id, Utc::now().timestamp_millis()).await? {
+                if !local
+                    .store
+                    .drop_callback(id, Utc::now().timestamp_millis())
+                    .await?
+                {
                     bail!("no pending or failed callback delivery `{id}`");
                 }
                 Ok(())

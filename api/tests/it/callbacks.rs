@@ -38,7 +38,11 @@ struct Receiver {
 impl Receiver {
     async fn start(script: Vec<u16>) -> Self {
         #[handler]
-        async fn receive(req: &Request, body: String, Data(receiver): Data<&Receiver>) -> poem::Response {
+        async fn receive(
+            req: &Request,
+            body: String,
+            Data(receiver): Data<&Receiver>,
+        ) -> poem::Response {
             let header = |name: &str| {
                 req.headers()
                     .get(name)
@@ -57,7 +61,11 @@ impl Receiver {
                 body,
             });
             let mut script = receiver.script.lock().unwrap();
-            let status = if script.is_empty() { 200 } else { script.remove(0) };
+            let status = if script.is_empty() {
+                200
+            } else {
+                script.remove(0)
+            };
             poem::Response::builder()
                 .status(poem::http::StatusCode::from_u16(status).unwrap())
                 .body("")
@@ -105,7 +113,10 @@ async fn eventually(what: &str, within: Duration, mut check: impl AsyncFnMut() -
 async fn running(harness: &Harness, meeting_id: &str) -> bool {
     harness
         .store()
-        .meeting(&TenantId::default_tenant(), &MeetingId::parse(meeting_id).unwrap())
+        .meeting(
+            &TenantId::default_tenant(),
+            &MeetingId::parse(meeting_id).unwrap(),
+        )
         .await
         .unwrap()
         .is_some_and(|meeting| meeting.running)
@@ -143,14 +154,19 @@ async fn a_meeting_ended_on_its_server_is_reported_ended_within_a_second() {
             .map(|(_, value)| value.clone())
             .expect("the server was given Switchboard's meetingEndedURL");
         assert!(
-            ended_url.starts_with(&format!("http://{}/switchboard/callbacks/ended/", harness.app.addr)),
+            ended_url.starts_with(&format!(
+                "http://{}/switchboard/callbacks/ended/",
+                harness.app.addr
+            )),
             "{ended_url}"
         );
         let ended_at = Instant::now();
         assert!(harness.sims[0].end_meeting_directly("room-1"));
-        eventually("the end to be recorded", Duration::from_secs(1), async || {
-            !running(&harness, "room-1").await
-        })
+        eventually(
+            "the end to be recorded",
+            Duration::from_secs(1),
+            async || !running(&harness, "room-1").await,
+        )
         .await;
         eventually("getMeetings to agree", Duration::from_secs(1), async || {
             !harness.get("getMeetings", "").await.body.contains("room-1")
@@ -162,7 +178,11 @@ async fn a_meeting_ended_on_its_server_is_reported_ended_within_a_second() {
             .get("getMeetingInfo", "meetingID=room-1")
             .await
             .assert_failed("notFound");
-        assert!(ended_at.elapsed() < Duration::from_secs(1), "{:?}", ended_at.elapsed());
+        assert!(
+            ended_at.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            ended_at.elapsed()
+        );
         let fired = harness.sims[0].fired_callbacks();
         assert_eq!(fired.len(), 1, "{fired:?}");
         assert_eq!(fired[0].1, 200);
@@ -171,7 +191,8 @@ async fn a_meeting_ended_on_its_server_is_reported_ended_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn end_and_analytics_callbacks_are_relayed_as_bbb_makes_them_and_signed_with_the_front_ends_secret() {
+async fn end_and_analytics_callbacks_are_relayed_as_bbb_makes_them_and_signed_with_the_front_ends_secret()
+ {
     for db in BOTH {
         let harness = Harness::with_tags(db, &[None], |settings| {
             settings.secrets = vec![SECOND_SECRET.to_owned()];
@@ -197,7 +218,10 @@ async fn end_and_analytics_callbacks_are_relayed_as_bbb_makes_them_and_signed_wi
         // The server sees none of the front-end's URLs.
         let given = harness.sims[0].create_params("room 2").unwrap();
         for (key, value) in &given {
-            assert!(!value.contains(&receiver.base), "{key}={value} reached the server");
+            assert!(
+                !value.contains(&receiver.base),
+                "{key}={value} reached the server"
+            );
         }
         let end = harness.get("end", "meetingID=room+2&password=mp").await;
         end.assert_success();
@@ -237,7 +261,10 @@ async fn end_and_analytics_callbacks_are_relayed_as_bbb_makes_them_and_signed_wi
                 &validation,
             )
         };
-        assert!(decode(SECOND_SECRET).is_ok(), "signed with the secret the create used");
+        assert!(
+            decode(SECOND_SECRET).is_ok(),
+            "signed with the secret the create used"
+        );
         assert!(decode(SECRET).is_err());
         assert!(decode(harness.sims[0].secret()).is_err());
         let body: serde_json::Value = serde_json::from_str(&posted.body).unwrap();
@@ -287,10 +314,20 @@ async fn a_receiver_failing_twice_is_still_served() {
         .await
         .unwrap();
     assert_eq!(all.len(), 1);
-    eventually("the delivery to be recorded", Duration::from_secs(2), async || {
-        let record = harness.state().callbacks.get(&all[0].callback.id).await.unwrap().unwrap();
-        record.state == CallbackState::Delivered && record.attempts == 3
-    })
+    eventually(
+        "the delivery to be recorded",
+        Duration::from_secs(2),
+        async || {
+            let record = harness
+                .state()
+                .callbacks
+                .get(&all[0].callback.id)
+                .await
+                .unwrap()
+                .unwrap();
+            record.state == CallbackState::Delivered && record.attempts == 3
+        },
+    )
     .await;
     harness.stop().await;
 }
@@ -321,29 +358,42 @@ async fn a_restart_during_the_retries_loses_nothing() {
     receiver.script.lock().unwrap().clear();
     let before = receiver.seen().len();
     let store = app::open_store(&settings).await.unwrap();
-    let secrets = app::resolve_secrets(&settings, &store).await.unwrap().accepted;
-    let state = AppState::build(settings, store, secrets).await.unwrap();
-    let restarted = app::start(state, "127.0.0.1:0".parse().unwrap(), Background { health: false })
+    let secrets = app::resolve_secrets(&settings, &store)
         .await
-        .unwrap();
-    eventually("the delivery after the restart", Duration::from_secs(10), async || {
-        receiver.seen().len() > before
-    })
+        .unwrap()
+        .accepted;
+    let state = AppState::build(settings, store, secrets).await.unwrap();
+    let restarted = app::start(
+        state,
+        "127.0.0.1:0".parse().unwrap(),
+        Background { health: false },
+    )
+    .await
+    .unwrap();
+    eventually(
+        "the delivery after the restart",
+        Duration::from_secs(10),
+        async || receiver.seen().len() > before,
+    )
     .await;
-    eventually("it to be recorded delivered", Duration::from_secs(5), async || {
-        restarted
-            .state
-            .callbacks
-            .list(&CallbackFilter {
-                state: Some(CallbackState::Delivered),
-                limit: 10,
-                ..CallbackFilter::default()
-            })
-            .await
-            .unwrap()
-            .len()
-            == 1
-    })
+    eventually(
+        "it to be recorded delivered",
+        Duration::from_secs(5),
+        async || {
+            restarted
+                .state
+                .callbacks
+                .list(&CallbackFilter {
+                    state: Some(CallbackState::Delivered),
+                    limit: 10,
+                    ..CallbackFilter::default()
+                })
+                .await
+                .unwrap()
+                .len()
+                == 1
+        },
+    )
     .await;
     restarted.stop().await;
     for sim in sims {
@@ -389,16 +439,31 @@ async fn analytics_with_a_token_not_of_the_servers_secret_are_refused() {
     assert_eq!(post(None, ours.clone()).await, 401);
     assert_eq!(post(Some(token(SECRET, hs512)), ours.clone()).await, 401);
     assert_eq!(
-        post(Some(token(harness.sims[0].secret(), jsonwebtoken::Algorithm::HS256)), ours.clone()).await,
+        post(
+            Some(token(
+                harness.sims[0].secret(),
+                jsonwebtoken::Algorithm::HS256
+            )),
+            ours.clone()
+        )
+        .await,
         401
     );
     // A URL made for another kind, or tampered with, is unknown.
     let tampered = ours.replace("/analytics/", "/ended/");
-    assert_eq!(post(Some(token(harness.sims[0].secret(), hs512)), tampered).await, 404);
-    assert_eq!(post(Some(token(harness.sims[0].secret(), hs512)), ours.clone()).await, 200);
-    eventually("the analytics delivery", Duration::from_secs(5), async || {
-        receiver.seen().len() == 1
-    })
+    assert_eq!(
+        post(Some(token(harness.sims[0].secret(), hs512)), tampered).await,
+        404
+    );
+    assert_eq!(
+        post(Some(token(harness.sims[0].secret(), hs512)), ours.clone()).await,
+        200
+    );
+    eventually(
+        "the analytics delivery",
+        Duration::from_secs(5),
+        async || receiver.seen().len() == 1,
+    )
     .await;
     let body: serde_json::Value = serde_json::from_str(&receiver.seen()[0].body).unwrap();
     assert_eq!(body["meeting_id"], "room-5", "the front-end's meetingID");
@@ -434,9 +499,16 @@ async fn operators_see_retry_and_drop_deliveries_in_the_admin_api_and_the_cli() 
     let id = entry["id"].as_str().unwrap().to_owned();
     let (status, body) = admin.get("/callbacks?state=sideways").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("pending, delivered"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pending, delivered")
+    );
     // Retried by an operator: delivered (the receiver answers 200 now).
-    let (status, _) = admin.post(&format!("/callbacks/{id}/retry"), serde_json::json!({})).await;
+    let (status, _) = admin
+        .post(&format!("/callbacks/{id}/retry"), serde_json::json!({}))
+        .await;
     assert_eq!(status, 204);
     eventually("the retried delivery", Duration::from_secs(5), async || {
         let (_, body) = admin.get(&format!("/callbacks/{id}")).await;
@@ -444,20 +516,34 @@ async fn operators_see_retry_and_drop_deliveries_in_the_admin_api_and_the_cli() 
     })
     .await;
     assert_eq!(receiver.seen_at("/gone").len(), 2);
-    let (status, _) = admin.post(&format!("/callbacks/{id}/drop"), serde_json::json!({})).await;
+    let (status, _) = admin
+        .post(&format!("/callbacks/{id}/drop"), serde_json::json!({}))
+        .await;
     assert_eq!(status, 404, "a delivered one cannot be dropped");
     // The CLI, through the admin API.
     let token = admin.token.clone();
     let url = format!("http://{}", harness.app.addr);
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["--url", &url, "--token", &token, "callbacks", "list", "--json"])
+            .args([
+                "--url",
+                &url,
+                "--token",
+                &token,
+                "callbacks",
+                "list",
+                "--json",
+            ])
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["state"], "delivered");

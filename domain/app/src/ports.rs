@@ -7,7 +7,7 @@
 use crate::error::StoreError;
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    NewCallback, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, PendingPlacement,
+    EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement,
     RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
     StoredEvent, TokenRecord,
 };
@@ -292,7 +292,8 @@ impl<T> Database for T where
 /// The storage ports' methods in scope, for code holding an adapter.
 pub mod prelude {
     pub use super::{
-        CallbackOutbox as _, EventStore as _, MeetingReads as _, Placements as _, PolledPicture as _,
-        RecordingReads as _, ServerReads as _, SettingsStore as _, TenantReads as _,
+        CallbackOutbox as _, EventStore as _, MeetingReads as _, Placements as _,
+        PolledPicture as _, RecordingReads as _, ServerReads as _, SettingsStore as _,
+        TenantReads as _,
     };
 }

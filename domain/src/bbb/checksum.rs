@@ -299,13 +299,25 @@ mod tests {
         for (index, secret) in secrets.iter().enumerate() {
             let sum = sign(ChecksumAlgorithm::Sha1, "create", "meetingID=m", secret);
             assert_eq!(
-                verify_which("create", "meetingID=m", &sum, &secrets, &ChecksumAlgorithm::ALL),
+                verify_which(
+                    "create",
+                    "meetingID=m",
+                    &sum,
+                    &secrets,
+                    &ChecksumAlgorithm::ALL
+                ),
                 Some(index)
             );
         }
         let sum = sign(ChecksumAlgorithm::Sha1, "create", "meetingID=m", "nobody");
         assert_eq!(
-            verify_which("create", "meetingID=m", &sum, &secrets, &ChecksumAlgorithm::ALL),
+            verify_which(
+                "create",
+                "meetingID=m",
+                &sum,
+                &secrets,
+                &ChecksumAlgorithm::ALL
+            ),
             None
         );
     }

@@ -1,13 +1,10 @@
-//! The callback outbox in SQL (`callbacks`): rows written in the append's
-//! transaction, claimed by a conditional update (so two instances never
+//! The callback outbox in SQL (`callbacks`; rows are written in the
+//! append's transaction by `outbox`): claimed by a conditional update (so two instances never
 //! claim one attempt), finished, listed, retried and dropped.
 
 use crate::store::{SqlError, Store};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use switchboard_app::records::{
     AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackSigning, CallbackState,
     NewCallback,
@@ -15,62 +12,14 @@ use switchboard_app::records::{
 use switchboard_domain::ids::TenantId;
 use switchboard_migrations::entities::callback;
 
-/// Writes new deliveries (an id written before is left as it is).
-pub(crate) async fn insert_callbacks<C: ConnectionTrait>(
-    db: &C,
-    callbacks: &[NewCallback],
-) -> Result<(), SqlError> {
-    if callbacks.is_empty() {
-        return Ok(());
-    }
-    let rows = callbacks
-        .iter()
-        .map(|callback| {
-            let signing = serde_json::to_string(&callback.signing).map_err(|err| {
-                SqlError::Corrupt {
-                    position: 0,
-                    reason: format!("a callback's signing cannot be written: {err}"),
-                }
-            })?;
-            Ok(callback::ActiveModel {
-                id: Set(callback.id.clone()),
-                kind: Set(callback.kind.as_str().to_owned()),
-                tenant: Set(callback.tenant.0.clone()),
-                meeting_id: Set(callback.meeting_id.clone()),
-                method: Set(callback.method.clone()),
-                url: Set(callback.url.clone()),
-                content_type: Set(callback.content_type.clone()),
-                body: Set(callback.body.clone()),
-                signing: Set(signing),
-                state: Set(CallbackState::Pending.as_str().to_owned()),
-                attempts: Set(0),
-                next_attempt_ms: Set(callback.created_at_ms),
-                deadline_ms: Set(callback.deadline_ms),
-                created_at_ms: Set(callback.created_at_ms),
-                last_status: Set(None),
-                last_error: Set(None),
-                finished_at_ms: Set(None),
-            })
-        })
-        .collect::<Result<Vec<_>, SqlError>>()?;
-    callback::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::column(callback::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
-}
-
 /// A row as the application reads it.
 fn record(row: callback::Model) -> Result<CallbackRecord, SqlError> {
     let corrupt = |reason: String| SqlError::Corrupt {
         position: 0,
         reason: format!("callback {}: {reason}", row.id),
     };
-    let kind = CallbackKind::parse(&row.kind).ok_or_else(|| corrupt(format!("kind {}", row.kind)))?;
+    let kind =
+        CallbackKind::parse(&row.kind).ok_or_else(|| corrupt(format!("kind {}", row.kind)))?;
     let state =
         CallbackState::parse(&row.state).ok_or_else(|| corrupt(format!("state {}", row.state)))?;
     let signing: CallbackSigning =
@@ -92,7 +41,9 @@ fn record(row: callback::Model) -> Result<CallbackRecord, SqlError> {
         state,
         attempts: u32::try_from(row.attempts).unwrap_or(0),
         next_attempt_ms: row.next_attempt_ms,
-        last_status: row.last_status.and_then(|status| u16::try_from(status).ok()),
+        last_status: row
+            .last_status
+            .and_then(|status| u16::try_from(status).ok()),
         last_error: row.last_error,
         finished_at_ms: row.finished_at_ms,
     })
@@ -165,7 +116,10 @@ impl Store {
                     Expr::value(CallbackState::Delivered.as_str()),
                 )
                 .col_expr(callback::Column::LastStatus, Expr::value(i32::from(*code)))
-                .col_expr(callback::Column::LastError, Expr::value(Option::<String>::None))
+                .col_expr(
+                    callback::Column::LastError,
+                    Expr::value(Option::<String>::None),
+                )
                 .col_expr(callback::Column::FinishedAtMs, Expr::value(now_ms)),
             AttemptOutcome::RetryAt {
                 at_ms,
@@ -233,7 +187,10 @@ impl Store {
             .col_expr(callback::Column::State, Expr::value(pending()))
             .col_expr(callback::Column::NextAttemptMs, Expr::value(now_ms))
             .col_expr(callback::Column::DeadlineMs, Expr::value(deadline_ms))
-            .col_expr(callback::Column::FinishedAtMs, Expr::value(Option::<i64>::None))
+            .col_expr(
+                callback::Column::FinishedAtMs,
+                Expr::value(Option::<i64>::None),
+            )
             .filter(callback::Column::Id.eq(id.to_owned()))
             .filter(callback::Column::State.ne(CallbackState::Delivered.as_str()))
             .exec(&self.db)

@@ -8,6 +8,7 @@
 mod announce;
 mod callbacks;
 mod listen;
+mod outbox;
 mod placements;
 mod ports;
 mod projection;

@@ -5,12 +5,12 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use switchboard_app::StoreError;
 use switchboard_app::ports::{
-    CallbackOutbox, ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads, ServerReads,
-    SettingsStore, TenantReads,
+    CallbackOutbox, ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads,
+    ServerReads, SettingsStore, TenantReads,
 };
 use switchboard_app::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    NewCallback, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, RecordingPage,
+    EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, RecordingPage,
     RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample, StoredEvent,
     TokenRecord,
 };

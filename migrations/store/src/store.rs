@@ -125,7 +125,7 @@ impl Store {
         callbacks: &[NewCallback],
     ) -> Result<AppendOutcome, SqlError> {
         if events.is_empty() {
-            crate::callbacks::insert_callbacks(&self.db, callbacks).await?;
+            crate::outbox::insert_callbacks(&self.db, callbacks).await?;
             return Ok(AppendOutcome {
                 version: expected,
                 position: 0,
@@ -182,7 +182,7 @@ impl Store {
             )
             .await?;
         }
-        crate::callbacks::insert_callbacks(&txn, callbacks).await?;
+        crate::outbox::insert_callbacks(&txn, callbacks).await?;
         // Last, so the shared counter rows stay locked only until the commit.
         counts.write(&txn).await?;
         crate::announce::announce_change(&txn, self.is_postgres(), "events").await?;

@@ -773,12 +773,12 @@ async fn a_runs_first_owner_and_callback_are_kept() {
             server_id: server,
             create_time_ms: 1000,
             recording_ready_url: Some("https://app.example.org/ready".into()),
-            callbacks: Some(RunCallbacks {
+            callbacks: Some(Box::new(RunCallbacks {
                 nonce: "nonce-1".into(),
                 end_callback_url: Some("https://app.example.org/end?x=1".into()),
                 signed_with: Some("sha256:01234567".into()),
                 ..RunCallbacks::default()
-            }),
+            })),
         };
         let acme = TenantId("acme".into());
         let room = MeetingId::parse("room-1").unwrap();
@@ -826,9 +826,16 @@ async fn a_runs_first_owner_and_callback_are_kept() {
                 Some("https://app.example.org/ready"),
                 "{kind} {when}"
             );
-            assert_eq!(kept.callbacks, run.callbacks, "{kind} {when}");
+            assert_eq!(
+                kept.callbacks.as_ref(),
+                run.callbacks.as_deref(),
+                "{kind} {when}"
+            );
             let by_nonce = store.meeting_run_by_nonce("nonce-1").await.unwrap();
-            assert_eq!(by_nonce.map(|run| run.internal_id).as_deref(), Some("run-1"));
+            assert_eq!(
+                by_nonce.map(|run| run.internal_id).as_deref(),
+                Some("run-1")
+            );
         }
     }
 }
@@ -897,20 +904,46 @@ async fn the_callback_outbox_claims_each_attempt_once() {
         let record = store.callback("c1").await.unwrap().unwrap();
         assert_eq!(record.callback, delivery("c1"), "{kind}");
         assert_eq!(record.state, CallbackState::Pending);
-        assert!(store.claim_due_callbacks(999, 5_000, 10).await.unwrap().is_empty(), "{kind}: not due yet");
+        assert!(
+            store
+                .claim_due_callbacks(999, 5_000, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{kind}: not due yet"
+        );
         assert_eq!(
             store.claim_due_callbacks(1_000, 5_000, 10).await.unwrap(),
             vec![("c1".to_owned(), 1)],
             "{kind}"
         );
-        assert!(store.claim_due_callbacks(4_999, 9_000, 10).await.unwrap().is_empty(), "{kind}: leased");
+        assert!(
+            store
+                .claim_due_callbacks(4_999, 9_000, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{kind}: leased"
+        );
         let retry = AttemptOutcome::RetryAt {
             at_ms: 6_000,
             status: Some(503),
             error: "HTTP 503".into(),
         };
-        assert!(!store.finish_callback_attempt("c1", 2, &retry, 1_100).await.unwrap(), "{kind}: not its attempt");
-        assert!(store.finish_callback_attempt("c1", 1, &retry, 1_100).await.unwrap(), "{kind}");
+        assert!(
+            !store
+                .finish_callback_attempt("c1", 2, &retry, 1_100)
+                .await
+                .unwrap(),
+            "{kind}: not its attempt"
+        );
+        assert!(
+            store
+                .finish_callback_attempt("c1", 1, &retry, 1_100)
+                .await
+                .unwrap(),
+            "{kind}"
+        );
         assert_eq!(
             store.claim_due_callbacks(6_000, 9_000, 10).await.unwrap(),
             vec![("c1".to_owned(), 2)],
@@ -920,11 +953,24 @@ async fn the_callback_outbox_claims_each_attempt_once() {
             status: Some(410),
             error: "gone".into(),
         };
-        assert!(store.finish_callback_attempt("c1", 2, &failed, 6_100).await.unwrap());
+        assert!(
+            store
+                .finish_callback_attempt("c1", 2, &failed, 6_100)
+                .await
+                .unwrap()
+        );
         let record = store.callback("c1").await.unwrap().unwrap();
-        assert_eq!((record.state, record.last_status, record.attempts), (CallbackState::Failed, Some(410), 2), "{kind}");
+        assert_eq!(
+            (record.state, record.last_status, record.attempts),
+            (CallbackState::Failed, Some(410), 2),
+            "{kind}"
+        );
         let counts = store.callback_counts().await.unwrap();
-        assert_eq!(counts, vec![(CallbackKind::Analytics, CallbackState::Failed, 1)], "{kind}");
+        assert_eq!(
+            counts,
+            vec![(CallbackKind::Analytics, CallbackState::Failed, 1)],
+            "{kind}"
+        );
         let failed_list = store
             .callbacks(&CallbackFilter {
                 state: Some(CallbackState::Failed),
@@ -935,16 +981,30 @@ async fn the_callback_outbox_claims_each_attempt_once() {
             .await
             .unwrap();
         assert_eq!(failed_list.len(), 1, "{kind}");
-        assert!(store.retry_callback("c1", 7_000, 50_000).await.unwrap(), "{kind}");
+        assert!(
+            store.retry_callback("c1", 7_000, 50_000).await.unwrap(),
+            "{kind}"
+        );
         assert_eq!(
             store.claim_due_callbacks(7_000, 9_000, 10).await.unwrap(),
             vec![("c1".to_owned(), 3)],
             "{kind}"
         );
         let delivered = AttemptOutcome::Delivered { status: 204 };
-        assert!(store.finish_callback_attempt("c1", 3, &delivered, 7_100).await.unwrap());
-        assert!(!store.drop_callback("c1", 8_000).await.unwrap(), "{kind}: delivered stays");
-        assert!(!store.retry_callback("c1", 8_000, 9_000).await.unwrap(), "{kind}: delivered stays");
+        assert!(
+            store
+                .finish_callback_attempt("c1", 3, &delivered, 7_100)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store.drop_callback("c1", 8_000).await.unwrap(),
+            "{kind}: delivered stays"
+        );
+        assert!(
+            !store.retry_callback("c1", 8_000, 9_000).await.unwrap(),
+            "{kind}: delivered stays"
+        );
         let record = store.callback("c1").await.unwrap().unwrap();
         assert_eq!(record.state, CallbackState::Delivered, "{kind}");
         assert_eq!(record.finished_at_ms, Some(7_100), "{kind}");

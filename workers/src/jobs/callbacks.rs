@@ -130,8 +130,14 @@ pub fn spawn_callbacks(
             .max_attempts(1)
             .job_timeout(Duration::from_secs(30));
         tokio::spawn(async move {
-            if let Err(err) =
-                run_worker(&backend, &queue_name, worker_options, handler, stopped(stop)).await
+            if let Err(err) = run_worker(
+                &backend,
+                &queue_name,
+                worker_options,
+                handler,
+                stopped(stop),
+            )
+            .await
             {
                 tracing::error!(error = %err, "the callback worker stopped");
             }

@@ -69,7 +69,13 @@ impl CallbackService {
         .increment(1);
         match &outcome {
             AttemptOutcome::Delivered { status } => {
-                tracing::info!(id, kind = kind.as_str(), attempt, status, "callback delivered");
+                tracing::info!(
+                    id,
+                    kind = kind.as_str(),
+                    attempt,
+                    status,
+                    "callback delivered"
+                );
             }
             AttemptOutcome::RetryAt { error, .. } => {
                 tracing::warn!(id, kind = kind.as_str(), attempt, error = %error, "callback not delivered; will retry");
@@ -218,9 +224,7 @@ impl CallbackService {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{
-        CallbackClient, CallbackError, CallbackLinks, CallbackSettings, Delivery,
-    };
+    use super::super::{CallbackClient, CallbackError, CallbackLinks, CallbackSettings, Delivery};
     use super::*;
     use crate::clock::{Clock, ManualClock, SharedClock};
     use crate::executor::{CommandExecutor, EventBus};
@@ -363,7 +367,10 @@ mod tests {
         assert_eq!(record.attempts, 3);
         let sent = given.receiver.sent.lock().unwrap();
         assert_eq!(sent.len(), 3);
-        assert!(sent.iter().all(|call| call.url == "https://front.example/ended?x=1"));
+        assert!(
+            sent.iter()
+                .all(|call| call.url == "https://front.example/ended?x=1")
+        );
     }
 
     #[tokio::test]
@@ -430,7 +437,10 @@ mod tests {
             run_due(&given).await,
             vec![Some(AttemptOutcome::Delivered { status: 200 })]
         );
-        assert!(!given.service.retry("c1").await.unwrap(), "delivered stays delivered");
+        assert!(
+            !given.service.retry("c1").await.unwrap(),
+            "delivered stays delivered"
+        );
         write(&given, "c2", get("https://front.example/e")).await;
         assert!(given.service.drop_delivery("c2").await.unwrap());
         assert!(run_due(&given).await.is_empty());
@@ -453,8 +463,14 @@ mod tests {
         run_due(&given).await;
         let sent = given.receiver.sent.lock().unwrap();
         let token = sent[0].bearer.as_deref().unwrap();
-        assert!(super::super::signing::verify_analytics_token(token, "default-secret-2"));
-        assert!(!super::super::signing::verify_analytics_token(token, "default-secret-1"));
+        assert!(super::super::signing::verify_analytics_token(
+            token,
+            "default-secret-2"
+        ));
+        assert!(!super::super::signing::verify_analytics_token(
+            token,
+            "default-secret-1"
+        ));
         assert_eq!(sent[0].body.as_deref(), Some(r#"{"meeting_id":"room-1"}"#));
     }
 

@@ -99,7 +99,8 @@ impl CallbackLinks {
     /// (compared in constant time).
     pub fn verify(&self, kind: ServerCallback, nonce: &str, signature: &str) -> bool {
         let expected = self.signature(kind, nonce);
-        signature.len() == expected.len() && bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
+        signature.len() == expected.len()
+            && bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
     }
 
     fn signature(&self, kind: ServerCallback, nonce: &str) -> String {

@@ -188,7 +188,9 @@ impl CallbackService {
         let mut body: serde_json::Value = serde_json::from_slice(&call.body)
             .map_err(|err| ReceiveError::Invalid(format!("the body is not JSON: {err}")))?;
         let Some(object) = body.as_object_mut() else {
-            return Err(ReceiveError::Invalid("the body is not a JSON object".into()));
+            return Err(ReceiveError::Invalid(
+                "the body is not a JSON object".into(),
+            ));
         };
         object.insert(
             "meeting_id".to_owned(),
@@ -236,7 +238,10 @@ fn recording_marks(query: &str) -> bool {
 pub fn with_end_parameters(url: &str, recording_marks: bool, meeting_id: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     let appended = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("recordingmarks", if recording_marks { "true" } else { "false" })
+        .append_pair(
+            "recordingmarks",
+            if recording_marks { "true" } else { "false" },
+        )
         .append_pair("meetingID", meeting_id)
         .finish();
     format!("{url}{separator}{appended}")

@@ -68,7 +68,12 @@ pub fn signed_parameters(
 }
 
 /// bbb-webhooks' checksum of a callback: `hash(url + body + secret)`.
-pub fn webhook_checksum(algorithm: ChecksumAlgorithm, url: &str, body: &str, secret: &str) -> String {
+pub fn webhook_checksum(
+    algorithm: ChecksumAlgorithm,
+    url: &str,
+    body: &str,
+    secret: &str,
+) -> String {
     sign(algorithm, url, body, secret)
 }
 
@@ -128,7 +133,10 @@ mod tests {
     #[test]
     fn the_webhook_checksum_covers_url_body_and_secret() {
         let sum = webhook_checksum(ChecksumAlgorithm::Sha1, "http://f/h", "event=x", "s");
-        assert_eq!(sum, sign(ChecksumAlgorithm::Sha1, "http://f/hevent=x", "", "s"));
+        assert_eq!(
+            sum,
+            sign(ChecksumAlgorithm::Sha1, "http://f/hevent=x", "", "s")
+        );
         assert_eq!(sum.len(), 40);
     }
 }

@@ -14,12 +14,12 @@ use super::calls::serving;
 use super::listing::created_meeting_xml;
 use super::{ApiRequest, CallError, MeetingService};
 use crate::backend::{Answer, CallFailure, RequestBody};
+use crate::callbacks::{CallbackLinks, ServerCallback};
 use crate::executor::CommandError;
 use crate::records::{MeetingListing, MeetingRecord, PendingPlacement, ServerRecord};
 use switchboard_domain::bbb::params::Params;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
-use crate::callbacks::{CallbackLinks, ServerCallback};
 use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingRun, RunCallbacks};
 use switchboard_domain::selection::{SelectionError, TagRequest};
 use switchboard_domain::server::ServerState;
@@ -484,7 +484,7 @@ impl CreateCall<'_> {
             server_id,
             create_time_ms,
             recording_ready_url: self.recording_ready_url.clone(),
-            callbacks: self.callbacks.clone(),
+            callbacks: self.callbacks.clone().map(Box::new),
         }
     }
 
@@ -639,6 +639,92 @@ mod tests {
 
     fn unexpected(url: &str, call: &str) -> Reply {
         panic!("unexpected call {call} to {url}")
+    }
+
+    #[tokio::test]
+    async fn the_server_gets_switchboards_callback_urls_and_the_run_keeps_the_front_ends() {
+        let world = World::new();
+        let server = world.server("one").await;
+        let backend = Arc::new(ScriptedBackend::new(move |_, call, _| match call {
+            "create" => answers::create_success("room", "room-1", NOW_MS),
+            other => unexpected("one", other),
+        }));
+        let links = Arc::new(CallbackLinks::new(b"key", Some("https://lb.example")));
+        let meetings = world
+            .meetings(&backend)
+            .await
+            .with_callback_links(links.clone());
+        let query = "meetingID=room&name=room&meetingEndedURL=https%3A%2F%2Ffe.example%2Fended\
+                     &meta_endCallbackUrl=https%3A%2F%2Ffe.example%2Fend%3Fid%3D4\
+                     &meta_analytics-callback-url=https%3A%2F%2Ffe.example%2Fa\
+                     &meta_canvas-recording-ready-url=https%3A%2F%2Fcanvas.example%2Fr\
+                     &meta_bn-recording-ready-url=https%3A%2F%2Fbn.example%2Fr";
+        let mut create = request("create", query);
+        create.signed_with = Some("sha256:abcdef01".into());
+        meetings.create(&create, &asked()).await.unwrap();
+        let sent = backend.calls();
+        assert_eq!(sent.len(), 1);
+        let params = Params::parse(&sent[0].query).unwrap();
+        for (key, value) in params.iter() {
+            assert!(
+                !value.contains("fe.example"),
+                "{key}={value} reached the server"
+            );
+            assert!(!key.contains("recording-ready"), "{key} reached the server");
+        }
+        let run = world.store.meeting_run("room-1").await.unwrap().unwrap();
+        let kept = run.callbacks.expect("the run keeps its callbacks");
+        assert_eq!(
+            kept.meeting_ended_url.as_deref(),
+            Some("https://fe.example/ended")
+        );
+        assert_eq!(
+            kept.end_callback_url.as_deref(),
+            Some("https://fe.example/end?id=4")
+        );
+        assert_eq!(kept.analytics_url.as_deref(), Some("https://fe.example/a"));
+        assert_eq!(kept.signed_with.as_deref(), Some("sha256:abcdef01"));
+        // Scalelite's order: bn before canvas.
+        assert_eq!(
+            run.recording_ready_url.as_deref(),
+            Some("https://bn.example/r")
+        );
+        for (key, kind) in [
+            ("meetingEndedURL", ServerCallback::Ended),
+            ("meta_endCallbackUrl", ServerCallback::EndCallback),
+            ("meta_analytics-callback-url", ServerCallback::Analytics),
+        ] {
+            assert_eq!(
+                params.get(key),
+                Some(links.url(kind, &kept.nonce).as_str()),
+                "{key}"
+            );
+        }
+        let _ = server;
+    }
+
+    #[tokio::test]
+    async fn without_front_end_callbacks_the_server_still_reports_the_end_to_switchboard() {
+        let world = World::new();
+        world.server("one").await;
+        let backend = Arc::new(ScriptedBackend::new(move |_, call, _| match call {
+            "create" => answers::create_success("room", "room-1", NOW_MS),
+            other => unexpected("one", other),
+        }));
+        let links = Arc::new(CallbackLinks::new(b"key", Some("https://lb.example")));
+        let meetings = world.meetings(&backend).await.with_callback_links(links);
+        meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+        let params = Params::parse(&backend.calls()[0].query).unwrap();
+        assert!(
+            params.get("meetingEndedURL").is_some_and(
+                |url| url.starts_with("https://lb.example/switchboard/callbacks/ended/")
+            )
+        );
+        assert_eq!(params.get("meta_endCallbackUrl"), None);
+        assert_eq!(params.get("meta_analytics-callback-url"), None);
     }
 
     #[tokio::test]

@@ -4,12 +4,12 @@
 use crate::clock::SharedClock;
 use crate::error::StoreError;
 use crate::ports::{
-    CallbackOutbox, ChangeFeed, EventStore, MeetingReads, Placements, PolledPicture, RecordingReads, ServerReads,
-    SettingsStore, TenantReads,
+    CallbackOutbox, ChangeFeed, EventStore, MeetingReads, Placements, PolledPicture,
+    RecordingReads, ServerReads, SettingsStore, TenantReads,
 };
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    NewCallback, EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, PendingPlacement,
+    EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement,
     RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
     StoredEvent, TokenRecord,
 };
@@ -313,7 +313,7 @@ fn apply_meeting(
                     server_id: Some(run.server_id),
                     create_time_ms: run.create_time_ms,
                     recording_ready_url: run.recording_ready_url.clone(),
-                    callbacks: run.callbacks.clone(),
+                    callbacks: run.callbacks.as_deref().cloned(),
                 });
         }
         MeetingEvent::MeetingEnded { at_ms, .. } => {
@@ -722,9 +722,11 @@ impl CallbackOutbox for InMemoryStore {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut state = self.lock();
-        let Some(record) = state.polled.callbacks.get_mut(id).filter(|record| {
-            record.state == CallbackState::Pending && record.attempts == attempt
-        }) else {
+        let Some(record) =
+            state.polled.callbacks.get_mut(id).filter(|record| {
+                record.state == CallbackState::Pending && record.attempts == attempt
+            })
+        else {
             return Ok(false);
         };
         match outcome {
@@ -760,7 +762,11 @@ impl CallbackOutbox for InMemoryStore {
             .callbacks
             .values()
             .filter(|record| filter.state.is_none_or(|wanted| record.state == wanted))
-            .filter(|record| filter.kind.is_none_or(|wanted| record.callback.kind == wanted))
+            .filter(|record| {
+                filter
+                    .kind
+                    .is_none_or(|wanted| record.callback.kind == wanted)
+            })
             .filter(|record| {
                 filter
                     .tenant
@@ -770,7 +776,8 @@ impl CallbackOutbox for InMemoryStore {
             .cloned()
             .collect();
         found.sort_by(|a, b| {
-            (b.callback.created_at_ms, &b.callback.id).cmp(&(a.callback.created_at_ms, &a.callback.id))
+            (b.callback.created_at_ms, &b.callback.id)
+                .cmp(&(a.callback.created_at_ms, &a.callback.id))
         });
         found.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
         Ok(found)
@@ -812,7 +819,8 @@ impl CallbackOutbox for InMemoryStore {
 
     async fn callback_counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError> {
         let state = self.lock();
-        let mut counts: BTreeMap<(&str, &str), (CallbackKind, CallbackState, u64)> = BTreeMap::new();
+        let mut counts: BTreeMap<(&str, &str), (CallbackKind, CallbackState, u64)> =
+            BTreeMap::new();
         for record in state.polled.callbacks.values() {
             let kind = record.callback.kind;
             counts

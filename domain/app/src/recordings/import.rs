@@ -9,8 +9,8 @@
 //! refused`).
 
 use super::RecordingService;
-use crate::executor::CommandError;
 use crate::callbacks::Delivery;
+use crate::executor::CommandError;
 use crate::records::{CallbackKind, CallbackSigning, MeetingRunRecord, NewCallback};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

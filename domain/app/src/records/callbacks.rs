@@ -65,12 +65,8 @@ pub enum CallbackState {
 
 impl CallbackState {
     /// Every state.
-    pub const ALL: [CallbackState; 4] = [
-        Self::Pending,
-        Self::Delivered,
-        Self::Failed,
-        Self::Dropped,
-    ];
+    pub const ALL: [CallbackState; 4] =
+        [Self::Pending, Self::Delivered, Self::Failed, Self::Dropped];
 
     /// The state's name as stored and shown.
     pub fn as_str(self) -> &'static str {
