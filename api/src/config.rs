@@ -764,6 +764,36 @@ mod tests {
     }
 
     #[test]
+    fn callback_settings_come_from_the_environment_and_are_checked() {
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_CALLBACK_URL", "https://lb.internal.example/"),
+                ("SWITCHBOARD_CALLBACK_RETRY_HOURS", "2"),
+                ("SWITCHBOARD_CALLBACK_FIRST_RETRY_SECS", "5"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.callbacks.url.as_deref(),
+            Some("https://lb.internal.example")
+        );
+        let retry = settings.callback_settings();
+        assert_eq!(retry.retry_for, Duration::from_secs(7200));
+        assert_eq!(retry.first_retry, Duration::from_secs(5));
+        assert_eq!(retry.max_retry, Duration::from_secs(3600));
+        for (key, value) in [
+            ("SWITCHBOARD_CALLBACK_URL", "lb.example"),
+            ("SWITCHBOARD_CALLBACK_RETRY_HOURS", "0"),
+            ("SWITCHBOARD_CALLBACK_FIRST_RETRY_SECS", "-1"),
+        ] {
+            let err = Settings::load(None, &env(&[(key, value)]), &Overrides::default());
+            assert!(err.is_err(), "{key}={value}");
+        }
+    }
+
+    #[test]
     fn defaults_just_work() {
         let settings = Settings::load(None, &env(&[]), &Overrides::default()).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8090");
