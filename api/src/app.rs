@@ -486,10 +486,15 @@ async fn start_with(
     state
         .recordings
         .bind_public_url(state.settings.public_url_for(addr));
-    state
-        .callbacks
-        .links()
-        .bind_base(&state.settings.public_url_for(addr));
+    let callback_base = state.settings.public_url_for(addr);
+    if state.settings.callbacks.url.is_none() && state.settings.public_url.is_none() {
+        tracing::warn!(
+            base = %callback_base,
+            "BBB servers are told to send their end-of-meeting callbacks to this address; \
+             set SWITCHBOARD_PUBLIC_URL or SWITCHBOARD_CALLBACK_URL to one they can reach"
+        );
+    }
+    state.callbacks.links().bind_base(&callback_base);
     let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
     let tasks = vec![
         spawn_refresh(state.clone()),

@@ -36,7 +36,17 @@ pub async fn server_callback(
     let Some(kind) = ServerCallback::parse(&kind) else {
         return text(StatusCode::NOT_FOUND, "no such callback");
     };
-    let body = match read_limited(body, MAX_CALLBACK_BYTES).await {
+    // Nothing is read for a URL Switchboard did not make, and only the
+    // analytics callback has a body worth reading (the others are GETs).
+    if !service.links().verify(kind, &nonce, &signature) {
+        return text(StatusCode::NOT_FOUND, "no run has this callback URL");
+    }
+    let limit = if kind == ServerCallback::Analytics {
+        MAX_CALLBACK_BYTES
+    } else {
+        64 * 1024
+    };
+    let body = match read_limited(body, limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
         Err(BodyError::Broken) => return text(StatusCode::BAD_REQUEST, "the body was cut off"),

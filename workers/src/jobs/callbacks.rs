@@ -61,9 +61,14 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Claims due deliveries and queues their jobs; returns how many.
-pub async fn dispatch_due(service: &CallbackService, queue: &JobQueue<DeliverCallback>) -> usize {
-    let claimed = match service.claim_due(CLAIM_BATCH).await {
+/// Claims up to `limit` due deliveries and queues their jobs; returns how
+/// many.
+pub async fn dispatch_due(
+    service: &CallbackService,
+    queue: &JobQueue<DeliverCallback>,
+    limit: u64,
+) -> usize {
+    let claimed = match service.claim_due(limit).await {
         Ok(claimed) => claimed,
         Err(err) => {
             tracing::warn!(error = %err, "cannot read the callback outbox");
@@ -99,12 +104,11 @@ pub fn spawn_callbacks(
         let service = service.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
+            // No more claimed per look than the worker runs at once, so a
+            // claim does not run out while its job waits in the queue.
+            let batch = CLAIM_BATCH.min(options.concurrency.max(1) as u64);
             loop {
-                let claimed = dispatch_due(&service, &queue).await;
-                // A full batch: more may be due at once.
-                if claimed as u64 >= CLAIM_BATCH {
-                    continue;
-                }
+                dispatch_due(&service, &queue, batch).await;
                 tokio::select! {
                     () = tokio::time::sleep(options.poll_interval) => {}
                     _ = stop.wait_for(|stopped| *stopped) => return,

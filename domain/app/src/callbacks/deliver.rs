@@ -40,6 +40,11 @@ impl CallbackService {
         if record.state != CallbackState::Pending || record.attempts != attempt {
             return Ok(None);
         }
+        // A claim that ran out (the job waited too long) sends nothing: the
+        // delivery is claimed again, so it is never sent twice at once.
+        if record.next_attempt_ms <= self.clock.now_ms() {
+            return Ok(None);
+        }
         let kind = record.callback.kind;
         let outcome = match self.signed_call(&record).await? {
             Err(reason) => AttemptOutcome::Failed {

@@ -236,15 +236,21 @@ fn recording_marks(query: &str) -> bool {
 /// The front-end's end callback URL as BBB calls it: its own query kept,
 /// then `recordingmarks` and `meetingID` appended.
 pub fn with_end_parameters(url: &str, recording_marks: bool, meeting_id: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
+    // The parameters go in the query, before a fragment (never sent).
+    let (base, fragment) = match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    };
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let marks = if recording_marks { "true" } else { "false" };
     let appended = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(
-            "recordingmarks",
-            if recording_marks { "true" } else { "false" },
-        )
+        .append_pair("recordingmarks", marks)
         .append_pair("meetingID", meeting_id)
         .finish();
-    format!("{url}{separator}{appended}")
+    match fragment {
+        Some(fragment) => format!("{base}{separator}{appended}#{fragment}"),
+        None => format!("{base}{separator}{appended}"),
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +266,10 @@ mod tests {
         assert_eq!(
             with_end_parameters("https://lms.example/end", false, "r"),
             "https://lms.example/end?recordingmarks=false&meetingID=r"
+        );
+        assert_eq!(
+            with_end_parameters("https://lms.example/end?a=1#top", false, "r"),
+            "https://lms.example/end?a=1&recordingmarks=false&meetingID=r#top"
         );
     }
 

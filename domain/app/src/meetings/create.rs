@@ -97,39 +97,68 @@ fn take_recording_ready_url(params: &mut Params) -> Option<String> {
     found
 }
 
-/// Takes the front-end's end-of-meeting callbacks out of the parameters and
-/// puts Switchboard's own URLs for a new run in their place (always
-/// `meetingEndedURL`, so Switchboard hears of the end at once; the others
-/// where the front-end asked for them).
-fn take_end_callbacks(
-    params: &mut Params,
-    links: &CallbackLinks,
-    signed_with: Option<String>,
-) -> RunCallbacks {
-    let callbacks = RunCallbacks {
+/// A callback URL a front-end gave, if Switchboard can call it: http(s),
+/// without control characters (PostgreSQL text cannot hold NUL); anything
+/// else is dropped with a warning (BBB could not call it either).
+fn usable_callback_url(key: &str, value: Option<String>) -> Option<String> {
+    let value = value?;
+    let usable = !value.chars().any(char::is_control)
+        && url::Url::parse(&value)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host());
+    if !usable {
+        tracing::warn!(
+            param = key,
+            "a callback URL that is not an http(s) URL is ignored"
+        );
+    }
+    usable.then_some(value)
+}
+
+/// Takes the front-end's end-of-meeting callbacks out of the parameters;
+/// the server gets Switchboard's own in their place ([`with_server_links`]).
+fn take_end_callbacks(params: &mut Params, signed_with: Option<String>) -> RunCallbacks {
+    let mut take =
+        |key: &str, any_case: bool| usable_callback_url(key, take_param(params, key, any_case));
+    RunCallbacks {
         nonce: CallbackLinks::new_nonce(),
-        end_callback_url: take_param(params, "meta_endCallbackUrl", true),
-        meeting_ended_url: take_param(params, "meetingEndedURL", false),
-        analytics_url: take_param(params, "meta_analytics-callback-url", true),
+        end_callback_url: take("meta_endCallbackUrl", true),
+        meeting_ended_url: take("meetingEndedURL", false),
+        analytics_url: take("meta_analytics-callback-url", true),
         signed_with,
-    };
-    params.set(
-        "meetingEndedURL",
-        links.url(ServerCallback::Ended, &callbacks.nonce),
-    );
+    }
+}
+
+/// The nonce of a run on `server`: one per server a create is sent to, so
+/// a stray copy on another server can never report the recorded run ended.
+fn run_nonce(base: &str, server: ServerId) -> String {
+    format!("{base}-{server}")
+}
+
+/// The create's query for one server: Switchboard's callback URLs for the
+/// run there (always `meetingEndedURL`, so Switchboard hears of the end at
+/// once; the others where the front-end asked for them).
+fn with_server_links(
+    params: &Params,
+    links: &CallbackLinks,
+    callbacks: &RunCallbacks,
+    server: ServerId,
+) -> String {
+    let nonce = run_nonce(&callbacks.nonce, server);
+    let mut params = params.clone();
+    params.set("meetingEndedURL", links.url(ServerCallback::Ended, &nonce));
     if callbacks.end_callback_url.is_some() {
         params.set(
             "meta_endCallbackUrl",
-            links.url(ServerCallback::EndCallback, &callbacks.nonce),
+            links.url(ServerCallback::EndCallback, &nonce),
         );
     }
     if callbacks.analytics_url.is_some() {
         params.set(
             "meta_analytics-callback-url",
-            links.url(ServerCallback::Analytics, &callbacks.nonce),
+            links.url(ServerCallback::Analytics, &nonce),
         );
     }
-    callbacks
+    params.to_query()
 }
 
 impl MeetingService {
@@ -157,13 +186,14 @@ async fn create(
     }
     // Switchboard calls the recording-ready URL itself, once the recording
     // is imported here; the server must not call it (nor see it).
-    let recording_ready_url = take_recording_ready_url(&mut params);
+    let recording_ready_url =
+        usable_callback_url("recording-ready-url", take_recording_ready_url(&mut params));
     // The server calls Switchboard when the meeting ends; Switchboard calls
     // the front-end's URLs, re-signed.
     let callbacks = state
         .callback_links
         .as_ref()
-        .map(|links| take_end_callbacks(&mut params, links, request.signed_with.clone()));
+        .map(|_| take_end_callbacks(&mut params, request.signed_with.clone()));
     // Control characters are stripped from the name as from the meetingID
     // (BBB's ParamsUtil.stripControlChars), so none reaches XML or the
     // database (PostgreSQL text cannot hold NUL).
@@ -449,20 +479,24 @@ impl CreateCall<'_> {
     /// URL), signed over the then empty query as BBB checks it.
     async fn send(&self, server: &ServerRecord) -> Result<Answer, CallFailure> {
         let backends = &self.state.backends;
+        let query = match (&self.callbacks, &self.state.callback_links) {
+            (Some(callbacks), Some(links)) => std::borrow::Cow::Owned(with_server_links(
+                &self.params,
+                links,
+                callbacks,
+                server.id,
+            )),
+            _ => std::borrow::Cow::Borrowed(self.query.as_str()),
+        };
         if self.request.has_form_params && self.request.xml_body.is_none() {
             let form = RequestBody {
                 content_type: "application/x-www-form-urlencoded".to_owned(),
-                body: bytes::Bytes::from(self.query.clone()),
+                body: bytes::Bytes::from(query.into_owned()),
             };
             return backends.call(server, "create", "", Some(&form)).await;
         }
         backends
-            .call(
-                server,
-                "create",
-                &self.query,
-                self.request.xml_body.as_ref(),
-            )
+            .call(server, "create", &query, self.request.xml_body.as_ref())
             .await
     }
 
@@ -484,7 +518,12 @@ impl CreateCall<'_> {
             server_id,
             create_time_ms,
             recording_ready_url: self.recording_ready_url.clone(),
-            callbacks: self.callbacks.clone().map(Box::new),
+            callbacks: self.callbacks.as_ref().map(|callbacks| {
+                Box::new(RunCallbacks {
+                    nonce: run_nonce(&callbacks.nonce, server_id),
+                    ..callbacks.clone()
+                })
+            }),
         }
     }
 
@@ -701,6 +740,56 @@ mod tests {
             );
         }
         let _ = server;
+    }
+
+    #[tokio::test]
+    async fn each_server_a_create_goes_to_gets_its_own_nonce() {
+        let world = World::new();
+        world.server("first").await;
+        world.server("second").await;
+        // The first server tried fails the create (a copy may be left there).
+        let failed = std::sync::Mutex::new(None::<String>);
+        let backend = Arc::new(ScriptedBackend::new(move |target, call, _| {
+            let mut failed = failed.lock().unwrap();
+            match call {
+                "create" if failed.is_none() => {
+                    *failed = Some(target.url.to_owned());
+                    answers::status(500)
+                }
+                "create" => answers::create_success("room", "room-1", NOW_MS),
+                other => unexpected(target.url, other),
+            }
+        }));
+        let links = Arc::new(CallbackLinks::new(b"key", Some("https://lb.example")));
+        let meetings = world
+            .meetings(&backend)
+            .await
+            .with_callback_links(links.clone());
+        meetings
+            .create(&request("create", CREATE), &asked())
+            .await
+            .unwrap();
+        let sent = backend.calls();
+        assert_eq!(sent.len(), 2);
+        let ended = |n: usize| {
+            Params::parse(&sent[n].query)
+                .unwrap()
+                .get("meetingEndedURL")
+                .unwrap()
+                .to_owned()
+        };
+        assert_ne!(ended(0), ended(1), "one nonce per server");
+        let run = world.store.meeting_run("room-1").await.unwrap().unwrap();
+        let nonce = run.callbacks.unwrap().nonce;
+        assert_eq!(ended(1), links.url(ServerCallback::Ended, &nonce));
+        assert!(
+            world
+                .store
+                .meeting_run_by_nonce(&nonce)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[tokio::test]
