@@ -123,7 +123,8 @@ pub async fn open_callbacks(
         links,
         secrets,
         settings.callback_settings(),
-    ))
+    )
+    .with_backends(backends_of(settings)))
 }
 
 pub use crate::secrets::{Secrets, generate_secret, resolve_secrets};
@@ -203,6 +204,7 @@ impl AppState {
         let bbb = Arc::new(bbb::BbbState {
             meetings: meetings.clone(),
             recordings: recordings.clone(),
+            callbacks: callbacks.clone(),
             secrets: secrets.clone(),
             checksum_algorithms: settings.checksum_algorithms.clone(),
             max_request_bytes: settings.max_request_bytes,
@@ -291,6 +293,14 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at(
             "/bigbluebutton/api/:call",
             bbb::api_call.data(state.bbb.clone()),
+        )
+        .at(
+            "/bigbluebutton/api/hooks/:action",
+            bbb::hooks_call.data(state.bbb.clone()),
+        )
+        .at(
+            "/t/:tenant/bigbluebutton/api/hooks/:action",
+            bbb::tenant_hooks_call.data(state.bbb.clone()),
         )
         .at(
             "/t/:tenant/bigbluebutton/api",

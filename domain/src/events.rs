@@ -1,6 +1,7 @@
 //! The log's vocabulary: every domain event with its stored type name and
 //! schema version, and the metadata recorded beside it.
 
+use crate::hook::HookEvent;
 use crate::ids::StreamKind;
 use crate::meeting::MeetingEvent;
 use crate::recording::RecordingEvent;
@@ -23,6 +24,8 @@ pub enum DomainEvent {
     Tenant(TenantEvent),
     /// About a recording.
     Recording(RecordingEvent),
+    /// About a webhook.
+    Hook(HookEvent),
 }
 
 /// The schema version of every event type written today. A changed shape gets a
@@ -114,6 +117,7 @@ impl DomainEvent {
             Self::Token(event) => event.type_name(),
             Self::Tenant(event) => event.type_name(),
             Self::Recording(event) => event.type_name(),
+            Self::Hook(event) => event.type_name(),
         }
     }
 
@@ -125,6 +129,7 @@ impl DomainEvent {
             Self::Token(_) => StreamKind::Token,
             Self::Tenant(_) => StreamKind::Tenant,
             Self::Recording(_) => StreamKind::Recording,
+            Self::Hook(_) => StreamKind::Hook,
         }
     }
 
@@ -163,6 +168,7 @@ impl DomainEvent {
             StreamKind::Token => serde_json::from_value(payload).map(Self::Token),
             StreamKind::Tenant => serde_json::from_value(payload).map(Self::Tenant),
             StreamKind::Recording => serde_json::from_value(payload).map(Self::Recording),
+            StreamKind::Hook => serde_json::from_value(payload).map(Self::Hook),
         }
         .map_err(shape)?;
         if event.type_name() != event_type {
@@ -199,6 +205,12 @@ impl From<RecordingEvent> for DomainEvent {
     }
 }
 
+impl From<HookEvent> for DomainEvent {
+    fn from(event: HookEvent) -> Self {
+        Self::Hook(event)
+    }
+}
+
 impl From<MeetingEvent> for DomainEvent {
     fn from(event: MeetingEvent) -> Self {
         Self::Meeting(event)
@@ -230,6 +242,7 @@ aggregate_event!(MeetingEvent, Meeting);
 aggregate_event!(TokenEvent, Token);
 aggregate_event!(TenantEvent, Tenant);
 aggregate_event!(RecordingEvent, Recording);
+aggregate_event!(HookEvent, Hook);
 
 /// Who caused an event and in which request.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

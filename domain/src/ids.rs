@@ -157,6 +157,8 @@ pub enum StreamKind {
     Tenant,
     /// `recording:<recordID>`
     Recording,
+    /// `hook:<uuid>`
+    Hook,
 }
 
 impl StreamKind {
@@ -168,6 +170,7 @@ impl StreamKind {
             Self::Token => "token",
             Self::Tenant => "tenant",
             Self::Recording => "recording",
+            Self::Hook => "hook",
         }
     }
 }
@@ -188,6 +191,8 @@ pub enum StreamId {
     Tenant(String),
     /// A recording, by record id.
     Recording(String),
+    /// A webhook, by its id.
+    Hook(String),
 }
 
 impl StreamId {
@@ -199,6 +204,7 @@ impl StreamId {
             Self::Token(_) => StreamKind::Token,
             Self::Tenant(_) => StreamKind::Tenant,
             Self::Recording(_) => StreamKind::Recording,
+            Self::Hook(_) => StreamKind::Hook,
         }
     }
 }
@@ -211,6 +217,7 @@ impl fmt::Display for StreamId {
             Self::Token(name) => write!(f, "token:{name}"),
             Self::Tenant(name) => write!(f, "tenant:{name}"),
             Self::Recording(id) => write!(f, "recording:{id}"),
+            Self::Hook(id) => write!(f, "hook:{id}"),
         }
     }
 }
@@ -241,6 +248,7 @@ impl std::str::FromStr for StreamId {
             "token" => Self::Token(rest.to_owned()),
             "tenant" => Self::Tenant(rest.to_owned()),
             "recording" => Self::Recording(rest.to_owned()),
+            "hook" => Self::Hook(rest.to_owned()),
             _ => return Err(unknown()),
         })
     }

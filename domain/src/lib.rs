@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod bbb;
 pub mod events;
+pub mod hook;
 pub mod ids;
 pub mod load;
 pub mod meeting;

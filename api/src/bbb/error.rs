@@ -21,6 +21,11 @@ impl BbbError {
         }
     }
 
+    /// A bbb-webhooks failure (`missingParamCallbackURL`, `destroyMissingHook`, ...).
+    pub fn hook(key: &'static str, message: impl Into<String>) -> Self {
+        Self::new(key, message)
+    }
+
     /// Wrong or missing checksum, unknown tenant or secret.
     pub fn checksum() -> Self {
         Self::new(

@@ -3,6 +3,7 @@
 
 pub(crate) mod body;
 pub mod error;
+mod hooks;
 mod meetings;
 pub mod recordings;
 pub mod request;
@@ -25,6 +26,8 @@ pub struct BbbState {
     pub meetings: Arc<switchboard_app::meetings::MeetingService>,
     /// Recordings: the tree, the store, callbacks.
     pub recordings: Arc<switchboard_app::recordings::RecordingService>,
+    /// Callbacks and webhooks.
+    pub callbacks: Arc<switchboard_app::callbacks::CallbackService>,
     /// Secrets the default tenant's front-ends sign with.
     pub secrets: Vec<String>,
     /// Accepted checksum algorithms.
@@ -65,6 +68,29 @@ pub async fn api_call(
     Data(state): Data<&Arc<BbbState>>,
 ) -> Response {
     answer(req, None, &call, body, state).await
+}
+
+/// `/bigbluebutton/api/hooks/{action}`: bbb-webhooks' calls.
+#[handler]
+pub async fn hooks_call(
+    req: &Request,
+    Path(action): Path<String>,
+    body: Body,
+    Data(state): Data<&Arc<BbbState>>,
+) -> Response {
+    answer(req, None, &format!("hooks/{action}"), body, state).await
+}
+
+/// `/t/{tenant}/bigbluebutton/api/hooks/{action}`: bbb-webhooks' calls of
+/// the tenant named in the path.
+#[handler]
+pub async fn tenant_hooks_call(
+    req: &Request,
+    Path((tenant, action)): Path<(String, String)>,
+    body: Body,
+    Data(state): Data<&Arc<BbbState>>,
+) -> Response {
+    answer(req, Some(&tenant), &format!("hooks/{action}"), body, state).await
 }
 
 /// `/t/{tenant}/bigbluebutton/api`: the index, for a tenant's front-end.
@@ -195,6 +221,12 @@ async fn handle(
             Ok(recordings::get_recording_text_tracks(state, &request).await)
         }
         "putRecordingTextTrack" => Ok(recordings::put_recording_text_track(state, &request).await),
+        "hooks/create" => {
+            let raw_query = req.uri().query().unwrap_or("");
+            hooks::create(&state.callbacks, &request, raw_query, &metadata()).await
+        }
+        "hooks/destroy" => hooks::destroy(&state.callbacks, &request, &metadata()).await,
+        "hooks/list" => hooks::list(&state.callbacks, &request).await,
         _ => Err(BbbError::unsupported_request()),
     }
 }

@@ -37,7 +37,10 @@ pub fn method_rule(call: &str) -> Option<MethodRule> {
         | "publishRecordings"
         | "deleteRecordings"
         | "updateRecordings"
-        | "getRecordingTextTracks" => MethodRule::GetOrPost,
+        | "getRecordingTextTracks"
+        | "hooks/create"
+        | "hooks/destroy"
+        | "hooks/list" => MethodRule::GetOrPost,
         "insertDocument" => MethodRule::PostXml,
         "putRecordingTextTrack" => MethodRule::PostMultipart,
         _ => return None,

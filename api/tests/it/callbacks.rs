@@ -549,3 +549,202 @@ async fn operators_see_retry_and_drop_deliveries_in_the_admin_api_and_the_cli() 
     assert_eq!(listed[0]["state"], "delivered");
     harness.stop().await;
 }
+
+/// The events a receiver got at `path`: (event id, external meeting id).
+fn webhook_events(receiver: &Receiver, path: &str) -> Vec<(String, String)> {
+    let mut events = Vec::new();
+    for seen in receiver.seen_at(path) {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(seen.body.as_bytes())
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+        let event = &form.iter().find(|(key, _)| key == "event").unwrap().1;
+        let parsed: serde_json::Value = serde_json::from_str(event).unwrap();
+        for event in parsed.as_array().unwrap() {
+            events.push((
+                event["data"]["id"].as_str().unwrap().to_owned(),
+                event["data"]["attributes"]["meeting"]["external-meeting-id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            ));
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_of_the_whole_pool_reach_each_tenants_own_hooks_only() {
+    use crate::tenants::{add_tenant, tenant_get};
+    const ACME: &str = "acme-tenant-secret-1";
+    const GLOBEX: &str = "globex-tenant-secret-1";
+    let harness = Harness::start(Db::Sqlite, 2).await;
+    add_tenant(&harness, "acme", ACME).await;
+    add_tenant(&harness, "globex", GLOBEX).await;
+    wait_for_refresh(&harness).await;
+    let receiver = Receiver::start(Vec::new()).await;
+    let hook = |name: &str, secret: &str, query: String| {
+        let harness = &harness;
+        let (name, secret) = (name.to_owned(), secret.to_owned());
+        async move { tenant_get(harness, &name, &secret, "hooks/create", &query).await }
+    };
+    let acme_url = receiver.url("/acme?src=lb");
+    let created = hook("acme", ACME, format!("callbackURL={}", enc(&acme_url))).await;
+    created.assert_success();
+    let acme_hook = created.field("hookID").unwrap();
+    let again = hook("acme", ACME, format!("callbackURL={}", enc(&acme_url))).await;
+    assert_eq!(again.message_key(), "duplicateWarning");
+    assert_eq!(again.field("hookID").unwrap(), acme_hook);
+    hook(
+        "globex",
+        GLOBEX,
+        format!("callbackURL={}", enc(&receiver.url("/globex"))),
+    )
+    .await
+    .assert_success();
+    hook(
+        "globex",
+        GLOBEX,
+        format!(
+            "callbackURL={}&meetingID=g-room-2",
+            enc(&receiver.url("/globex-room-2"))
+        ),
+    )
+    .await
+    .assert_success();
+    let listed = tenant_get(&harness, "acme", ACME, "hooks/list", "").await;
+    listed.assert_success();
+    assert_eq!(listed.body.matches("<hook>").count(), 1, "{}", listed.body);
+    assert!(listed.body.contains(&acme_hook));
+    let listed = tenant_get(
+        &harness,
+        "globex",
+        GLOBEX,
+        "hooks/list",
+        "meetingID=g-room-1",
+    )
+    .await;
+    assert_eq!(
+        listed.body.matches("<hook>").count(),
+        1,
+        "only the global one: {}",
+        listed.body
+    );
+    // Switchboard's own hook reaches every server.
+    eventually(
+        "Switchboard's hook on every server",
+        Duration::from_secs(10),
+        async || {
+            harness.sims.iter().all(|sim| {
+                sim.hook_urls()
+                    .iter()
+                    .any(|url| url.contains("/switchboard/callbacks/webhook/"))
+            })
+        },
+    )
+    .await;
+    for (tenant, secret, room) in [
+        ("acme", ACME, "a-room"),
+        ("globex", GLOBEX, "g-room-1"),
+        ("globex", GLOBEX, "g-room-2"),
+    ] {
+        tenant_get(
+            &harness,
+            tenant,
+            secret,
+            "create",
+            &format!("name=R&meetingID={room}&moderatorPW=mp"),
+        )
+        .await
+        .assert_success();
+        tenant_get(
+            &harness,
+            tenant,
+            secret,
+            "join",
+            &format!("meetingID={room}&fullName=Ann&password=mp&redirect=false"),
+        )
+        .await
+        .assert_success();
+        tenant_get(
+            &harness,
+            tenant,
+            secret,
+            "end",
+            &format!("meetingID={room}&password=mp"),
+        )
+        .await
+        .assert_success();
+    }
+    let expected = |room: &str| {
+        [
+            "meeting-created",
+            "user-joined",
+            "user-left",
+            "meeting-ended",
+        ]
+        .map(|id| (id.to_owned(), room.to_owned()))
+    };
+    eventually(
+        "every event delivered",
+        Duration::from_secs(10),
+        async || {
+            // `/globex` is a prefix of `/globex-room-2`: 8 + 4 there.
+            webhook_events(&receiver, "/acme").len() >= 4
+                && webhook_events(&receiver, "/globex").len() >= 12
+                && webhook_events(&receiver, "/globex-room-2").len() >= 4
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut acme = webhook_events(&receiver, "/acme");
+    acme.sort();
+    let mut want = expected("a-room").to_vec();
+    want.sort();
+    assert_eq!(acme, want, "acme sees its own meeting only");
+    let globex = webhook_events(&receiver, "/globex");
+    let globex_rooms: std::collections::BTreeSet<String> =
+        globex.iter().map(|(_, room)| room.clone()).collect();
+    assert_eq!(
+        globex_rooms.into_iter().collect::<Vec<_>>(),
+        vec!["g-room-1".to_owned(), "g-room-2".to_owned()]
+    );
+    let mut scoped = webhook_events(&receiver, "/globex-room-2");
+    scoped.sort();
+    let mut want = expected("g-room-2").to_vec();
+    want.sort();
+    assert_eq!(scoped, want, "a meeting-scoped hook gets that meeting only");
+    // Signed as bbb-webhooks signs, with the tenant's secret.
+    let first = &receiver.seen_at("/acme")[0];
+    let (path, checksum) = first.path_and_query.rsplit_once("&checksum=").unwrap();
+    assert_eq!(path, "/acme?src=lb");
+    let expected_sum = switchboard_domain::bbb::checksum::sign(
+        ChecksumAlgorithm::Sha1,
+        &acme_url,
+        &first.body,
+        ACME,
+    );
+    assert_eq!(checksum, expected_sum);
+    // Destroyed by its tenant only.
+    let other = tenant_get(
+        &harness,
+        "globex",
+        GLOBEX,
+        "hooks/destroy",
+        &format!("hookID={acme_hook}"),
+    )
+    .await;
+    assert_eq!(other.message_key(), "destroyMissingHook");
+    let removed = tenant_get(
+        &harness,
+        "acme",
+        ACME,
+        "hooks/destroy",
+        &format!("hookID={acme_hook}"),
+    )
+    .await;
+    removed.assert_success();
+    assert!(removed.body.contains("<removed>true</removed>"));
+    let listed = tenant_get(&harness, "acme", ACME, "hooks/list", "").await;
+    assert_eq!(listed.body.matches("<hook>").count(), 0);
+    harness.stop().await;
+}

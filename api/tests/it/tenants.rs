@@ -25,7 +25,7 @@ fn operator() -> Principal {
     }
 }
 
-async fn add_tenant(harness: &Harness, name: &str, secret: &str) {
+pub(crate) async fn add_tenant(harness: &Harness, name: &str, secret: &str) {
     harness
         .state()
         .admin
@@ -53,12 +53,24 @@ async fn update(harness: &Harness, name: &str, update: TenantUpdate) {
 }
 
 /// A call of tenant `name` through its path prefix, signed with `secret`.
-fn tenant_url(harness: &Harness, name: &str, secret: &str, call: &str, query: &str) -> String {
+pub(crate) fn tenant_url(
+    harness: &Harness,
+    name: &str,
+    secret: &str,
+    call: &str,
+    query: &str,
+) -> String {
     let base = format!("http://{}/t/{name}/bigbluebutton/api/", harness.app.addr);
     signed_url(&base, call, query, secret, ChecksumAlgorithm::Sha1)
 }
 
-async fn tenant_get(harness: &Harness, name: &str, secret: &str, call: &str, query: &str) -> Reply {
+pub(crate) async fn tenant_get(
+    harness: &Harness,
+    name: &str,
+    secret: &str,
+    call: &str,
+    query: &str,
+) -> Reply {
     harness
         .get_raw(&tenant_url(harness, name, secret, call, query))
         .await

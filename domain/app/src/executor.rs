@@ -77,6 +77,7 @@ where
 
 impl StreamAggregate for Server {}
 impl StreamAggregate for Meeting {}
+impl StreamAggregate for switchboard_domain::hook::Hook {}
 
 impl StreamAggregate for Token {
     fn initial(stream: &StreamId) -> Self {

@@ -5,6 +5,7 @@
 //! (the `memory` module) implements the storage ports for unit tests.
 
 use crate::error::StoreError;
+use crate::records::HookRecord;
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement,
@@ -260,6 +261,8 @@ pub trait CallbackOutbox: Send + Sync {
     async fn drop_callback(&self, id: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Deliveries per kind and state.
     async fn callback_counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError>;
+    /// Every webhook in force, oldest first.
+    async fn hooks(&self) -> Result<Vec<HookRecord>, StoreError>;
 }
 
 /// Every storage port at once, as one adapter (SQL, in memory) provides them.

@@ -758,7 +758,7 @@ impl Subscriber for RoutingView {
             StreamId::Meeting(tenant, meeting_id) => self.apply_meeting(tenant, meeting_id, events),
             StreamId::Server(id) => self.apply_server(*id, events),
             StreamId::Tenant(name) => self.apply_tenant(name, events),
-            StreamId::Token(_) | StreamId::Recording(_) => {}
+            StreamId::Token(_) | StreamId::Recording(_) | StreamId::Hook(_) => {}
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod callback;
 pub mod event;
+pub mod hook;
 pub mod meeting;
 pub mod meeting_listing;
 pub mod meeting_run;

@@ -11,6 +11,7 @@ mod m0006_recordings;
 mod m0007_recording_counts;
 mod m0008_pending_placements;
 mod m0009_callbacks;
+mod m0010_hooks;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_recording_counts::Migration),
             Box::new(m0008_pending_placements::Migration),
             Box::new(m0009_callbacks::Migration),
+            Box::new(m0010_hooks::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use switchboard_app::records::{
     AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackSigning, CallbackState,
-    NewCallback,
+    HookRecord, NewCallback,
 };
 use switchboard_domain::ids::TenantId;
 use switchboard_migrations::entities::callback;
@@ -240,5 +240,27 @@ impl Store {
                 ))
             })
             .collect())
+    }
+
+    /// Every webhook in force, oldest first.
+    pub(crate) async fn hooks_sql(&self) -> Result<Vec<HookRecord>, SqlError> {
+        use switchboard_migrations::entities::hook;
+        let rows = hook::Entity::find()
+            .order_by_asc(hook::Column::Position)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let settings =
+                    serde_json::from_str(&row.settings).map_err(|err| SqlError::Corrupt {
+                        position: row.position,
+                        reason: format!("hook {}: {err}", row.id),
+                    })?;
+                Ok(HookRecord {
+                    id: row.id,
+                    settings,
+                })
+            })
+            .collect()
     }
 }

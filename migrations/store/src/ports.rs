@@ -8,6 +8,7 @@ use switchboard_app::ports::{
     CallbackOutbox, ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads,
     ServerReads, SettingsStore, TenantReads,
 };
+use switchboard_app::records::HookRecord;
 use switchboard_app::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, RecordingPage,
@@ -289,5 +290,9 @@ impl CallbackOutbox for Store {
 
     async fn callback_counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError> {
         Ok(Store::callback_counts_sql(self).await?)
+    }
+
+    async fn hooks(&self) -> Result<Vec<HookRecord>, StoreError> {
+        Ok(Store::hooks_sql(self).await?)
     }
 }

@@ -89,11 +89,38 @@ pub(crate) async fn apply<C: ConnectionTrait>(
         (StreamId::Recording(id), DomainEvent::Recording(event)) => {
             apply_recording(db, id, event, version, position, counts).await
         }
+        (StreamId::Hook(id), DomainEvent::Hook(event)) => apply_hook(db, id, event, position).await,
         _ => Err(DbErr::Custom(format!(
             "event {} in unexpected stream `{stream}`",
             event.type_name()
         ))),
     }
+}
+
+/// Webhooks in force: a row while registered.
+async fn apply_hook<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+    event: &switchboard_domain::hook::HookEvent,
+    position: i64,
+) -> Result<(), DbErr> {
+    use switchboard_domain::hook::HookEvent;
+    use switchboard_migrations::entities::hook;
+    match event {
+        HookEvent::HookRegistered { hook: settings } => {
+            let row = hook::ActiveModel {
+                id: Set(id.to_owned()),
+                tenant: Set(settings.tenant.0.clone()),
+                settings: Set(serde_json::to_string(settings).map_err(json_err)?),
+                position: Set(position),
+            };
+            hook::Entity::insert(row).exec_without_returning(db).await?;
+        }
+        HookEvent::HookRemoved => {
+            hook::Entity::delete_by_id(id.to_owned()).exec(db).await?;
+        }
+    }
+    Ok(())
 }
 
 fn json_err(err: serde_json::Error) -> DbErr {

@@ -298,6 +298,9 @@ impl Store {
         recording::Entity::delete_many().exec(&txn).await?;
         recording_meta::Entity::delete_many().exec(&txn).await?;
         recording_count::Entity::delete_many().exec(&txn).await?;
+        switchboard_migrations::entities::hook::Entity::delete_many()
+            .exec(&txn)
+            .await?;
         let mut counts = projection::CountChanges::default();
         let mut after = 0;
         let mut applied = 0;

@@ -36,6 +36,9 @@ pub(crate) const KNOWN_CALLS: &[&str] = &[
     "insertDocument",
     "sendChatMessage",
     "getRecordings",
+    "hooks/create",
+    "hooks/destroy",
+    "hooks/list",
 ];
 
 /// Runs one API call. `call` must be one of [`KNOWN_CALLS`].
@@ -50,6 +53,9 @@ pub(crate) fn dispatch(shared: &Shared, call: &str, params: &Params) -> Reply {
         "insertDocument" => insert_document(shared, params),
         "sendChatMessage" => send_chat_message(shared, params),
         "getRecordings" => get_recordings(),
+        "hooks/create" => crate::webhooks::create(shared, params),
+        "hooks/destroy" => crate::webhooks::destroy(shared, params),
+        "hooks/list" => crate::webhooks::list(shared),
         _ => Reply::error("unsupportedRequest", "This request is not supported."),
     }
 }
@@ -105,7 +111,10 @@ fn create(shared: &Shared, params: &Params) -> Reply {
         return Reply::error("createFailed", "Failed to create meeting");
     };
     match outcome {
-        CreateOutcome::Created => Reply::Xml(create_answer(meeting, "", "")),
+        CreateOutcome::Created => {
+            crate::webhooks::fire(shared, "meeting-created", meeting, None);
+            Reply::Xml(create_answer(meeting, "", ""))
+        }
         CreateOutcome::Duplicate => Reply::Xml(create_answer(
             meeting,
             "duplicateWarning",
@@ -195,6 +204,9 @@ fn join(shared: &Shared, params: &Params) -> Reply {
         customdata,
     });
     meeting.has_user_joined = true;
+    if let Some(user) = meeting.attendees.last() {
+        crate::webhooks::fire(shared, "user-joined", meeting, Some(user));
+    }
     meeting.last_join_params = Some(
         params
             .iter()
@@ -237,6 +249,7 @@ fn end(shared: &Shared, params: &Params) -> Reply {
     let Some(ended) = shared.meetings().remove(meeting_id) else {
         return Reply::error("notFound", NOT_FOUND_MESSAGE);
     };
+    crate::webhooks::fire_ended(shared, &ended);
     crate::callbacks::fire_end_callbacks(shared, ended);
     Reply::Xml(xml::success(
         "sentEndMeetingRequest",

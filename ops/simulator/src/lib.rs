@@ -17,6 +17,7 @@ mod callbacks;
 mod node;
 mod routes;
 mod state;
+mod webhooks;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -276,6 +277,7 @@ impl Simulator {
         let ended = self.shared.meetings().remove(meeting_id);
         match ended {
             Some(meeting) => {
+                webhooks::fire_ended(&self.shared, &meeting);
                 callbacks::fire_end_callbacks(&self.shared, meeting);
                 true
             }
@@ -290,6 +292,17 @@ impl Simulator {
         self.shared
             .fire_callbacks
             .store(enabled, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The callback URLs of the hooks registered on the server.
+    pub fn hook_urls(&self) -> Vec<String> {
+        self.shared
+            .hooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|hook| hook.callback_url.clone())
+            .collect()
     }
 
     /// The callbacks fired so far: each URL with the HTTP status it got (0

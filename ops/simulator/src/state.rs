@@ -289,6 +289,8 @@ pub(crate) struct Shared {
     node: Mutex<crate::node::Node>,
     /// Fire BBB's end-of-meeting callbacks (on by default).
     pub(crate) fire_callbacks: std::sync::atomic::AtomicBool,
+    /// Hooks registered with `hooks/create`.
+    pub(crate) hooks: Mutex<Vec<crate::webhooks::SimHook>>,
     /// Callbacks fired and the status each got (0: no answer).
     pub(crate) fired: Arc<Mutex<Vec<(String, u16)>>>,
 }
@@ -312,6 +314,7 @@ impl Shared {
             node: Mutex::new(crate::node::Node::default()),
             fire_callbacks: std::sync::atomic::AtomicBool::new(true),
             fired: Arc::new(Mutex::new(Vec::new())),
+            hooks: Mutex::new(Vec::new()),
         };
         shared.set_latency(latency);
         shared

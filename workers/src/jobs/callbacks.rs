@@ -4,7 +4,8 @@
 //! worker runs the application's delivery use case for each. The outbox row
 //! is the delivery's truth (attempts, next attempt, outcome): a job lost with
 //! a crashed process is claimed again when its lease ends, and a stale job
-//! (its attempt superseded) sends nothing.
+//! (its attempt superseded) sends nothing. Beside them, while front-ends
+//! have webhooks, a task keeps Switchboard's own hook on every server.
 
 use super::{JobBackend, JobQueue, PushOptions, WorkerOptions, run_worker};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,10 @@ use std::time::Duration;
 use switchboard_app::callbacks::CallbackService;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How often servers are checked for Switchboard's webhook (a server is
+/// listed again only every few minutes, or when it comes back).
+const SERVER_HOOKS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Deliveries claimed per look at the outbox.
 const CLAIM_BATCH: u64 = 64;
@@ -116,6 +121,23 @@ pub fn spawn_callbacks(
             }
         })
     };
+    // While front-ends have hooks, every server gets Switchboard's own.
+    let server_hooks = {
+        let service = service.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut ensured = std::collections::HashMap::new();
+            loop {
+                if let Err(err) = service.ensure_server_hooks(&mut ensured).await {
+                    tracing::warn!(error = %err, "cannot read the webhooks");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(SERVER_HOOKS_INTERVAL) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+            }
+        })
+    };
     let worker = {
         let backend = backend.clone();
         let handler = move |job: DeliverCallback| {
@@ -147,5 +169,5 @@ pub fn spawn_callbacks(
             }
         })
     };
-    vec![dispatcher, worker]
+    vec![dispatcher, server_hooks, worker]
 }

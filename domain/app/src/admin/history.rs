@@ -88,7 +88,10 @@ impl Replayed {
                         .entry(stored.stream.to_string())
                         .or_default()
                         .evolve(event),
-                    DomainEvent::Token(_) | DomainEvent::Tenant(_) | DomainEvent::Recording(_) => {}
+                    DomainEvent::Token(_)
+                    | DomainEvent::Tenant(_)
+                    | DomainEvent::Recording(_)
+                    | DomainEvent::Hook(_) => {}
                 }
             }
         }

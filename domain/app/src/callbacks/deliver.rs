@@ -182,8 +182,9 @@ impl CallbackService {
                     Err(err) => return Ok(Err(format!("cannot sign: {err}"))),
                 }
             }
-            CallbackSigning::WebhookChecksum { algorithm } => {
-                let Some(secret) = self.secret_for(&callback.tenant, None).await? else {
+            CallbackSigning::WebhookChecksum { algorithm, secret } => {
+                let Some(secret) = self.secret_for(&callback.tenant, secret.as_deref()).await?
+                else {
                     return Ok(Err(no_secret()));
                 };
                 let algorithm =
@@ -488,6 +489,7 @@ mod tests {
         delivery.body = Some("event=x&timestamp=1".into());
         delivery.signing = CallbackSigning::WebhookChecksum {
             algorithm: "sha256".into(),
+            secret: None,
         };
         write(&given, "c1", delivery).await;
         run_due(&given).await;

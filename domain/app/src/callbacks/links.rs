@@ -23,6 +23,8 @@ pub enum ServerCallback {
     EndCallback,
     /// `meta_analytics-callback-url`: the run's analytics.
     Analytics,
+    /// bbb-webhooks' events of one server (the nonce is the server's id).
+    Webhook,
 }
 
 impl ServerCallback {
@@ -32,14 +34,20 @@ impl ServerCallback {
             Self::Ended => "ended",
             Self::EndCallback => "end",
             Self::Analytics => "analytics",
+            Self::Webhook => "webhook",
         }
     }
 
     /// The kind named by a path segment.
     pub fn parse(segment: &str) -> Option<Self> {
-        [Self::Ended, Self::EndCallback, Self::Analytics]
-            .into_iter()
-            .find(|kind| kind.as_str() == segment)
+        [
+            Self::Ended,
+            Self::EndCallback,
+            Self::Analytics,
+            Self::Webhook,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == segment)
     }
 }
 
@@ -74,6 +82,21 @@ impl CallbackLinks {
     /// Sets the base URL unless one is set.
     pub fn bind_base(&self, base: &str) {
         let _ = self.base.set(base.trim_end_matches('/').to_owned());
+    }
+
+    /// The host (and port) of the base URL, as bbb-webhooks names its
+    /// server in `domain`.
+    pub fn host(&self) -> String {
+        self.base
+            .get()
+            .and_then(|base| url::Url::parse(base).ok())
+            .and_then(|url| {
+                url.host_str().map(|host| match url.port() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host.to_owned(),
+                })
+            })
+            .unwrap_or_default()
     }
 
     /// A fresh random nonce for a run.

@@ -8,6 +8,9 @@
 //!   the same transaction.
 //! - [`deliver`]: one attempt of a delivery (signed as BBB signs it, with the
 //!   secret the front-end used), and BBB's rules for what comes back.
+//! - [`hooks`]: bbb-webhooks for the whole pool: front-ends' hooks
+//!   registered on Switchboard, one hook of Switchboard's on every server,
+//!   and the servers' events fanned out to the matching hooks.
 //! - [`signing`]: the JWTs and checksums.
 //!
 //! The outbox is the [`CallbackOutbox`](crate::ports::CallbackOutbox) port;
@@ -15,6 +18,7 @@
 //! the [`CallbackClient`] port over HTTP.
 
 pub mod deliver;
+pub mod hooks;
 pub mod links;
 pub mod receive;
 pub mod signing;
@@ -154,6 +158,8 @@ pub struct CallbackService {
     /// The default tenant's secrets (the global ones).
     default_secrets: Vec<String>,
     settings: CallbackSettings,
+    /// Calls to servers (registering Switchboard's hook on each).
+    backends: Option<crate::backend::Backends>,
 }
 
 impl CallbackService {
@@ -175,7 +181,14 @@ impl CallbackService {
             links,
             default_secrets,
             settings,
+            backends: None,
         }
+    }
+
+    /// Registers Switchboard's webhook on servers through `backends`.
+    pub fn with_backends(mut self, backends: crate::backend::Backends) -> Self {
+        self.backends = Some(backends);
+        self
     }
 
     /// The retry settings.

@@ -64,6 +64,9 @@ impl CallbackService {
         if !self.links.verify(kind, nonce, signature) {
             return Err(ReceiveError::Unknown);
         }
+        if kind == ServerCallback::Webhook {
+            return self.webhook_events(nonce, call).await;
+        }
         let run = self
             .store
             .meeting_run_by_nonce(nonce)
@@ -78,6 +81,7 @@ impl CallbackService {
                 Ok(count)
             }
             ServerCallback::Analytics => self.analytics(&run, &callbacks, call).await,
+            ServerCallback::Webhook => unreachable!("handled above"),
         }
     }
 

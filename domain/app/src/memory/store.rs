@@ -9,9 +9,9 @@ use crate::ports::{
 };
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement,
-    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
-    StoredEvent, TokenRecord,
+    EventFilter, HookRecord, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
+    PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
+    ServerRecord, ServerSample, StoredEvent, TokenRecord,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -59,6 +59,8 @@ struct Views {
     tokens: BTreeMap<String, TokenRecord>,
     recordings: BTreeMap<String, RecordingRecord>,
     placements: BTreeMap<(TenantId, MeetingId), PendingPlacement>,
+    /// Webhooks in force by id, with the position that registered them.
+    hooks: BTreeMap<String, (i64, switchboard_domain::hook::HookSettings)>,
 }
 
 /// What is overwritten in place, never logged.
@@ -215,6 +217,20 @@ fn apply(
         }
         (StreamId::Recording(id), DomainEvent::Recording(event)) => {
             apply_recording(views, id, event, version);
+            Ok(())
+        }
+        (StreamId::Hook(id), DomainEvent::Hook(event)) => {
+            match event {
+                switchboard_domain::hook::HookEvent::HookRegistered { hook } => {
+                    let order = views.hooks.values().map(|(order, _)| *order).max();
+                    views
+                        .hooks
+                        .insert(id.clone(), (order.unwrap_or(0) + 1, hook.clone()));
+                }
+                switchboard_domain::hook::HookEvent::HookRemoved => {
+                    views.hooks.remove(id);
+                }
+            }
             Ok(())
         }
         _ => Err(StoreError::Database(format!(
@@ -815,6 +831,20 @@ impl CallbackOutbox for InMemoryStore {
         record.state = CallbackState::Dropped;
         record.finished_at_ms = Some(now_ms);
         Ok(true)
+    }
+
+    async fn hooks(&self) -> Result<Vec<HookRecord>, StoreError> {
+        let state = self.lock();
+        let mut hooks: Vec<(&String, &(i64, switchboard_domain::hook::HookSettings))> =
+            state.views.hooks.iter().collect();
+        hooks.sort_by_key(|(id, (order, _))| (*order, (*id).clone()));
+        Ok(hooks
+            .into_iter()
+            .map(|(id, (_, settings))| HookRecord {
+                id: id.clone(),
+                settings: settings.clone(),
+            })
+            .collect())
     }
 
     async fn callback_counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError> {

@@ -112,6 +112,10 @@ pub enum CallbackSigning {
     WebhookChecksum {
         /// `sha1`, `sha256`, `sha384` or `sha512`.
         algorithm: String,
+        /// Fingerprint of the secret that registered the hook (`None`: the
+        /// tenant's first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
     },
 }
 
@@ -198,4 +202,13 @@ pub struct CallbackFilter {
     pub kind: Option<CallbackKind>,
     /// At most this many, newest first.
     pub limit: u64,
+}
+
+/// A webhook in force, as the `hooks` projection holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRecord {
+    /// The hookID front-ends see.
+    pub id: String,
+    /// What it asks for.
+    pub settings: switchboard_domain::hook::HookSettings,
 }

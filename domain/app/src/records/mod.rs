@@ -9,7 +9,7 @@ pub mod servers;
 
 pub use callbacks::{
     AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackSigning, CallbackState,
-    NewCallback,
+    HookRecord, NewCallback,
 };
 pub use events::{AppendOutcome, EventFilter, StoredEvent};
 pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot};
