@@ -1010,3 +1010,56 @@ async fn the_callback_outbox_claims_each_attempt_once() {
         assert_eq!(record.finished_at_ms, Some(7_100), "{kind}");
     }
 }
+
+/// Webhooks are a projection of their streams on both databases: listed in
+/// registration order, gone once removed, the same after a replay.
+#[tokio::test]
+async fn hooks_are_projected_and_replayed() {
+    use switchboard_domain::hook::{HookEvent, HookSettings};
+    use switchboard_domain::ids::StreamId;
+    let settings = |url: &str| HookSettings {
+        tenant: TenantId("acme".into()),
+        callback_url: url.into(),
+        meeting_id: Some("room-1".into()),
+        event_ids: None,
+        get_raw: false,
+        algorithm: "sha1".into(),
+        signed_with: None,
+    };
+    for (kind, store) in stores().await {
+        for (id, url) in [
+            ("h-2", "https://a.example/2"),
+            ("h-1", "https://a.example/1"),
+        ] {
+            let registered = HookEvent::HookRegistered {
+                hook: settings(url),
+            };
+            store
+                .append(&StreamId::Hook(id.into()), 0, &[registered.into()], &meta())
+                .await
+                .unwrap();
+        }
+        store
+            .append(
+                &StreamId::Hook("h-2".into()),
+                1,
+                &[HookEvent::HookRemoved.into()],
+                &meta(),
+            )
+            .await
+            .unwrap();
+        for when in ["live", "after replay"] {
+            if when == "after replay" {
+                store.replay().await.unwrap();
+            }
+            let hooks = store.hooks().await.unwrap();
+            assert_eq!(hooks.len(), 1, "{kind} {when}");
+            assert_eq!(hooks[0].id, "h-1", "{kind} {when}");
+            assert_eq!(
+                hooks[0].settings,
+                settings("https://a.example/1"),
+                "{kind} {when}"
+            );
+        }
+    }
+}

@@ -53,9 +53,9 @@ pub(crate) fn dispatch(shared: &Shared, call: &str, params: &Params) -> Reply {
         "insertDocument" => insert_document(shared, params),
         "sendChatMessage" => send_chat_message(shared, params),
         "getRecordings" => get_recordings(),
-        "hooks/create" => crate::webhooks::create(shared, params),
-        "hooks/destroy" => crate::webhooks::destroy(shared, params),
-        "hooks/list" => crate::webhooks::list(shared),
+        "hooks/create" => Reply::Xml(crate::webhooks::create(shared, params)),
+        "hooks/destroy" => Reply::Xml(crate::webhooks::destroy(shared, params)),
+        "hooks/list" => Reply::Xml(crate::webhooks::list(shared)),
         _ => Reply::error("unsupportedRequest", "This request is not supported."),
     }
 }

@@ -54,6 +54,14 @@ pub(crate) struct Attendee {
     pub(crate) customdata: Vec<(String, String)>,
 }
 
+/// A hook registered on the simulated server (`hooks/create`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SimHook {
+    pub(crate) id: String,
+    pub(crate) callback_url: String,
+    pub(crate) meeting_id: Option<String>,
+}
+
 /// A running meeting.
 #[derive(Debug, Clone)]
 pub(crate) struct Meeting {
@@ -290,7 +298,7 @@ pub(crate) struct Shared {
     /// Fire BBB's end-of-meeting callbacks (on by default).
     pub(crate) fire_callbacks: std::sync::atomic::AtomicBool,
     /// Hooks registered with `hooks/create`.
-    pub(crate) hooks: Mutex<Vec<crate::webhooks::SimHook>>,
+    pub(crate) hooks: Mutex<Vec<SimHook>>,
     /// Callbacks fired and the status each got (0: no answer).
     pub(crate) fired: Arc<Mutex<Vec<(String, u16)>>>,
 }

@@ -5,29 +5,20 @@
 //! `domain=...&event=[<event JSON>]&timestamp=...` and
 //! `?checksum=sha1(callbackURL + body + secret)`.
 
-use crate::api::Reply;
-use crate::state::{Attendee, Meeting, Role, Shared, random_token};
+use crate::state::{Attendee, Meeting, Role, Shared, SimHook, random_token};
 use sha1::{Digest, Sha1};
 use std::sync::PoisonError;
 use std::time::Duration;
 use switchboard_domain::bbb::params::Params;
 use switchboard_domain::bbb::xml_write::{self as xml, XmlWriter};
 
-/// A hook registered on the simulated server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SimHook {
-    pub(crate) id: String,
-    pub(crate) callback_url: String,
-    pub(crate) meeting_id: Option<String>,
-}
-
 /// `hooks/create`.
-pub(crate) fn create(shared: &Shared, params: &Params) -> Reply {
+pub(crate) fn create(shared: &Shared, params: &Params) -> String {
     let Some(url) = params.non_empty("callbackURL") else {
-        return Reply::Xml(xml::error(
+        return xml::error(
             "missingParamCallbackURL",
             "You must specify a callbackURL in the parameters.",
-        ));
+        );
     };
     let mut hooks = shared.hooks.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(existing) = hooks.iter().find(|hook| hook.callback_url == url) {
@@ -35,7 +26,7 @@ pub(crate) fn create(shared: &Shared, params: &Params) -> Reply {
         w.text("hookID", &existing.id);
         w.text("messageKey", "duplicateWarning");
         w.text("message", "There is already a hook for this callback URL.");
-        return Reply::Xml(w.finish());
+        return w.finish();
     }
     let hook = SimHook {
         id: random_token(16),
@@ -47,33 +38,30 @@ pub(crate) fn create(shared: &Shared, params: &Params) -> Reply {
     w.value("permanentHook", false);
     w.value("rawData", false);
     hooks.push(hook);
-    Reply::Xml(w.finish())
+    w.finish()
 }
 
 /// `hooks/destroy`.
-pub(crate) fn destroy(shared: &Shared, params: &Params) -> Reply {
+pub(crate) fn destroy(shared: &Shared, params: &Params) -> String {
     let Some(id) = params.non_empty("hookID") else {
-        return Reply::Xml(xml::error(
+        return xml::error(
             "missingParamHookID",
             "You must specify a hookID in the parameters.",
-        ));
+        );
     };
     let mut hooks = shared.hooks.lock().unwrap_or_else(PoisonError::into_inner);
     let before = hooks.len();
     hooks.retain(|hook| hook.id != id);
     if hooks.len() == before {
-        return Reply::Xml(xml::error(
-            "destroyMissingHook",
-            "The hook informed was not found.",
-        ));
+        return xml::error("destroyMissingHook", "The hook informed was not found.");
     }
     let mut w = XmlWriter::response("SUCCESS");
     w.value("removed", true);
-    Reply::Xml(w.finish())
+    w.finish()
 }
 
 /// `hooks/list`.
-pub(crate) fn list(shared: &Shared) -> Reply {
+pub(crate) fn list(shared: &Shared) -> String {
     let hooks = shared.hooks.lock().unwrap_or_else(PoisonError::into_inner);
     let mut w = XmlWriter::response("SUCCESS");
     w.open("hooks");
@@ -89,7 +77,7 @@ pub(crate) fn list(shared: &Shared) -> Reply {
         w.close("hook");
     }
     w.close("hooks");
-    Reply::Xml(w.finish())
+    w.finish()
 }
 
 /// The meeting part of an event.

@@ -432,7 +432,7 @@ impl CallbackService {
                 hook.settings
                     .event_ids
                     .as_ref()
-                    .is_none_or(|wanted| wanted.iter().any(|id| *id == event_id))
+                    .is_none_or(|wanted| wanted.contains(&event_id))
             })
             .map(|hook| {
                 // As bbb-webhooks posts: keys in alphabetical order.
@@ -461,5 +461,262 @@ impl CallbackService {
                 )
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callbacks::{
+        CallbackClient, CallbackError, CallbackLinks, CallbackSettings, OutboundCall,
+    };
+    use crate::ports::Database;
+    use crate::records::CallbackFilter;
+    use crate::testing::{World, given, secret};
+    use async_trait::async_trait;
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    struct NoClient;
+
+    #[async_trait]
+    impl CallbackClient for NoClient {
+        async fn send(&self, _: &OutboundCall) -> Result<u16, CallbackError> {
+            Err(CallbackError("not in unit tests".into()))
+        }
+    }
+
+    fn service(world: &World) -> CallbackService {
+        let db: Arc<dyn Database> = world.store.clone();
+        CallbackService::new(
+            db,
+            world.executor.clone(),
+            Arc::new(NoClient),
+            world.shared_clock(),
+            Arc::new(CallbackLinks::new(b"key", Some("https://lb.example"))),
+            vec!["default-secret-1".into()],
+            CallbackSettings::default(),
+        )
+    }
+
+    fn params(query: &str) -> Params {
+        Params::parse(query).unwrap()
+    }
+
+    fn acme() -> TenantId {
+        TenantId("acme".into())
+    }
+
+    async fn create(service: &CallbackService, tenant: &TenantId, query: &str) -> HookCreated {
+        service
+            .create_hook(
+                tenant,
+                &params(query),
+                ChecksumAlgorithm::Sha256,
+                None,
+                &given(),
+            )
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hooks_belong_to_their_tenant() {
+        let world = World::new();
+        let service = service(&world);
+        let HookCreated::Created(first) =
+            create(&service, &acme(), "callbackURL=https%3A%2F%2Fa.example%2Fh").await
+        else {
+            panic!("created")
+        };
+        assert_eq!(first.settings.algorithm, "sha256");
+        assert_eq!(
+            create(&service, &acme(), "callbackURL=https%3A%2F%2Fa.example%2Fh").await,
+            HookCreated::Duplicate(first.clone())
+        );
+        // Another tenant may register the same URL: it is its own hook.
+        let other = TenantId::default_tenant();
+        assert!(matches!(
+            create(&service, &other, "callbackURL=https%3A%2F%2Fa.example%2Fh").await,
+            HookCreated::Created(_)
+        ));
+        assert_eq!(
+            service.list_hooks(&acme(), None).await.unwrap(),
+            vec![first.clone()]
+        );
+        assert!(matches!(
+            service
+                .destroy_hook(&other, Some(&first.id), &given())
+                .await,
+            Err(HookFailure::NotFound)
+        ));
+        service
+            .destroy_hook(&acme(), Some(&first.id), &given())
+            .await
+            .unwrap();
+        assert!(service.list_hooks(&acme(), None).await.unwrap().is_empty());
+        assert!(matches!(
+            service
+                .create_hook(
+                    &acme(),
+                    &params("meetingID=x"),
+                    ChecksumAlgorithm::Sha1,
+                    None,
+                    &given()
+                )
+                .await,
+            Err(HookFailure::MissingCallbackUrl)
+        ));
+        assert!(matches!(
+            service
+                .create_hook(
+                    &acme(),
+                    &params("callbackURL=ftp%3A%2F%2Fx"),
+                    ChecksumAlgorithm::Sha1,
+                    None,
+                    &given()
+                )
+                .await,
+            Err(HookFailure::Create(_))
+        ));
+    }
+
+    /// A server's post of one event, signed with its secret.
+    fn post(
+        service: &CallbackService,
+        server: ServerId,
+        server_secret: &str,
+        event: &serde_json::Value,
+    ) -> ServerCall {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("domain", "bbb1.example")
+            .append_pair("event", &format!("[{event}]"))
+            .append_pair("timestamp", "1700000000000")
+            .finish();
+        let checksum = sign(
+            ChecksumAlgorithm::Sha1,
+            &service.server_hook_url(server),
+            &body,
+            server_secret,
+        );
+        ServerCall {
+            query: format!("checksum={checksum}"),
+            body: body.into(),
+            bearer: None,
+        }
+    }
+
+    fn event(id: &str, internal: &str) -> serde_json::Value {
+        serde_json::json!({"data": {"type": "event", "id": id, "attributes": {
+            "meeting": {"internal-meeting-id": internal, "external-meeting-id": "whatever"}
+        }, "event": {"ts": 1}}})
+    }
+
+    #[tokio::test]
+    async fn a_servers_events_reach_the_runs_tenant_hooks_that_want_them() {
+        let world = World::new();
+        let service = service(&world);
+        let server = world.server("one").await;
+        world
+            .meeting("room-1", "internal-1", server, crate::testing::NOW_MS)
+            .await;
+        let default = TenantId::default_tenant();
+        create(
+            &service,
+            &default,
+            "callbackURL=https%3A%2F%2Fd.example%2Fall",
+        )
+        .await;
+        create(
+            &service,
+            &default,
+            "callbackURL=https%3A%2F%2Fd.example%2Fother&meetingID=room-2",
+        )
+        .await;
+        create(
+            &service,
+            &default,
+            "callbackURL=https%3A%2F%2Fd.example%2Fends&eventID=meeting-ended",
+        )
+        .await;
+        create(
+            &service,
+            &acme(),
+            "callbackURL=https%3A%2F%2Fa.example%2Fall",
+        )
+        .await;
+        let call = post(
+            &service,
+            server,
+            &secret("one"),
+            &event("user-joined", "internal-1"),
+        );
+        assert_eq!(
+            service
+                .webhook_events(&server.to_string(), &call)
+                .await
+                .unwrap(),
+            1
+        );
+        // Unknown meetings are nobody's.
+        let call = post(
+            &service,
+            server,
+            &secret("one"),
+            &event("user-joined", "not-ours"),
+        );
+        assert_eq!(
+            service
+                .webhook_events(&server.to_string(), &call)
+                .await
+                .unwrap(),
+            0
+        );
+        let call = post(
+            &service,
+            server,
+            &secret("one"),
+            &event("meeting-ended", "internal-1"),
+        );
+        assert_eq!(
+            service
+                .webhook_events(&server.to_string(), &call)
+                .await
+                .unwrap(),
+            2
+        );
+        let outbox = service
+            .list(&CallbackFilter {
+                limit: 10,
+                ..CallbackFilter::default()
+            })
+            .await
+            .unwrap();
+        let mut urls: Vec<&str> = outbox
+            .iter()
+            .map(|record| record.callback.url.as_str())
+            .collect();
+        urls.sort();
+        assert_eq!(
+            urls,
+            [
+                "https://d.example/all",
+                "https://d.example/all",
+                "https://d.example/ends"
+            ]
+        );
+        let body = outbox[0].callback.body.clone().unwrap();
+        assert!(body.contains("room-1"), "the front-end's meetingID: {body}");
+        // Another secret's checksum is refused.
+        let forged = post(
+            &service,
+            server,
+            "not-the-server",
+            &event("user-joined", "internal-1"),
+        );
+        assert!(matches!(
+            service.webhook_events(&server.to_string(), &forged).await,
+            Err(ReceiveError::Unauthorized(_))
+        ));
     }
 }
