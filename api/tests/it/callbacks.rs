@@ -748,3 +748,33 @@ async fn webhooks_of_the_whole_pool_reach_each_tenants_own_hooks_only() {
     assert_eq!(listed.body.matches("<hook>").count(), 0);
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_server_cannot_call_back_polling_still_owes_the_front_end_its_end_callbacks() {
+    let harness = Harness::polled(Db::Sqlite, 1).await;
+    // The server never calls Switchboard (a firewall between them).
+    harness.sims[0].set_callbacks_enabled(false);
+    let receiver = Receiver::start(Vec::new()).await;
+    start_meeting(
+        &harness,
+        "room-7",
+        &format!(
+            "&meetingEndedURL={}&meta_endCallbackUrl={}",
+            enc(&receiver.url("/ended")),
+            enc(&receiver.url("/end?x=1"))
+        ),
+    )
+    .await;
+    harness.sims[0].end_meeting_directly("room-7");
+    eventually("both end callbacks", Duration::from_secs(10), async || {
+        receiver.seen().len() >= 2
+    })
+    .await;
+    assert_eq!(receiver.seen_at("/ended")[0].path_and_query, "/ended");
+    assert_eq!(
+        receiver.seen_at("/end?")[0].path_and_query,
+        "/end?x=1&recordingmarks=false&meetingID=room-7"
+    );
+    assert!(!running(&harness, "room-7").await);
+    harness.stop().await;
+}

@@ -4,10 +4,10 @@
 use crate::error::StoreError;
 use crate::executor::{CommandError, CommandExecutor, Executed};
 use crate::ports::{MeetingReads, ServerReads};
-use crate::records::MeetingRecord;
+use crate::records::{MeetingRecord, NewCallback};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::{ServerId, meeting_stream};
-use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingError, MeetingEvent};
+use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingError, MeetingEvent};
 use switchboard_domain::server::{Server, ServerCommand, ServerState};
 
 /// Records the end of the run a record names (a newer run of the same
@@ -31,6 +31,37 @@ pub async fn end_run(
             record.version,
             &command,
             metadata,
+        )
+        .await
+}
+
+/// As [`end_run`], writing `callbacks` in the same transaction when (and
+/// only when) this records the end.
+pub async fn end_run_with_callbacks(
+    executor: &CommandExecutor,
+    record: &MeetingRecord,
+    reason: EndReason,
+    at_ms: i64,
+    metadata: &EventMetadata,
+    callbacks: Vec<NewCallback>,
+) -> Result<Executed<MeetingEvent>, CommandError<MeetingError>> {
+    let command = MeetingCommand::RecordEnded {
+        reason,
+        at_ms,
+        only_run: Some(record.run.internal_id.clone()),
+    };
+    executor
+        .execute_with_callbacks::<Meeting>(
+            &meeting_stream(&record.tenant, &record.meeting_id),
+            &command,
+            metadata,
+            &|events: &[MeetingEvent]| {
+                if events.is_empty() {
+                    Vec::new()
+                } else {
+                    callbacks.clone()
+                }
+            },
         )
         .await
 }

@@ -263,6 +263,9 @@ pub trait CallbackOutbox: Send + Sync {
     async fn callback_counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError>;
     /// Every webhook in force, oldest first.
     async fn hooks(&self) -> Result<Vec<HookRecord>, StoreError>;
+    /// Deletes deliveries that left the pending state before `before_ms`;
+    /// returns how many.
+    async fn prune_callbacks(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// Every storage port at once, as one adapter (SQL, in memory) provides them.

@@ -242,6 +242,16 @@ impl Store {
             .collect())
     }
 
+    /// Deletes deliveries finished before `before_ms`.
+    pub(crate) async fn prune_callbacks_sql(&self, before_ms: i64) -> Result<u64, SqlError> {
+        let deleted = callback::Entity::delete_many()
+            .filter(callback::Column::State.ne(CallbackState::Pending.as_str()))
+            .filter(callback::Column::FinishedAtMs.lt(before_ms))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
     /// Every webhook in force, oldest first.
     pub(crate) async fn hooks_sql(&self) -> Result<Vec<HookRecord>, SqlError> {
         use switchboard_migrations::entities::hook;

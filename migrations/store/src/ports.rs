@@ -295,4 +295,8 @@ impl CallbackOutbox for Store {
     async fn hooks(&self) -> Result<Vec<HookRecord>, StoreError> {
         Ok(Store::hooks_sql(self).await?)
     }
+
+    async fn prune_callbacks(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(Store::prune_callbacks_sql(self, before_ms).await?)
+    }
 }

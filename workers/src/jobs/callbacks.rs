@@ -19,6 +19,12 @@ use tokio::task::JoinHandle;
 /// listed again only every few minutes, or when it comes back).
 const SERVER_HOOKS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often finished deliveries are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How long delivered, failed and dropped deliveries stay listed.
+const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Deliveries claimed per look at the outbox.
 const CLAIM_BATCH: u64 = 64;
 
@@ -121,15 +127,29 @@ pub fn spawn_callbacks(
             }
         })
     };
-    // While front-ends have hooks, every server gets Switchboard's own.
+    // While front-ends have hooks, every server gets Switchboard's own; and
+    // finished deliveries are forgotten after a week.
     let server_hooks = {
         let service = service.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let mut ensured = std::collections::HashMap::new();
+            let mut pruned_at: Option<std::time::Instant> = None;
             loop {
                 if let Err(err) = service.ensure_server_hooks(&mut ensured).await {
                     tracing::warn!(error = %err, "cannot read the webhooks");
+                }
+                if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+                    match service.prune(KEEP_FINISHED).await {
+                        Ok(0) => {}
+                        Ok(pruned) => {
+                            tracing::info!(pruned, "finished callback deliveries forgotten")
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot prune the callback outbox")
+                        }
+                    }
+                    pruned_at = Some(std::time::Instant::now());
                 }
                 tokio::select! {
                     () = tokio::time::sleep(SERVER_HOOKS_INTERVAL) => {}

@@ -222,6 +222,12 @@ impl CallbackService {
         self.store.drop_callback(id, self.clock.now_ms()).await
     }
 
+    /// Forgets deliveries finished more than `keep` ago; returns how many.
+    pub async fn prune(&self, keep: std::time::Duration) -> Result<u64, StoreError> {
+        let before = self.clock.now_ms().saturating_sub(duration_ms(keep));
+        self.store.prune_callbacks(before).await
+    }
+
     /// Deliveries per kind and state (for `/metrics`).
     pub async fn counts(&self) -> Result<Vec<(CallbackKind, CallbackState, u64)>, StoreError> {
         self.store.callback_counts().await
@@ -452,6 +458,15 @@ mod tests {
         assert!(run_due(&given).await.is_empty());
         let dropped = given.service.get("c2").await.unwrap().unwrap();
         assert_eq!(dropped.state, CallbackState::Dropped);
+        // Finished ones are forgotten after their keep time, pending never.
+        write(&given, "c3", get("https://front.example/e")).await;
+        given.clock.advance_ms(10_000);
+        assert_eq!(
+            given.service.prune(Duration::from_secs(5)).await.unwrap(),
+            2
+        );
+        assert!(given.service.get("c1").await.unwrap().is_none());
+        assert!(given.service.get("c3").await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -75,7 +75,15 @@ impl CallbackService {
         let callbacks = run.callbacks.clone().unwrap_or_default();
         match kind {
             ServerCallback::Ended | ServerCallback::EndCallback => {
-                let deliveries = self.end_deliveries(kind, &run, &callbacks, &call.query);
+                let marks =
+                    (kind == ServerCallback::EndCallback).then(|| recording_marks(&call.query));
+                let deliveries = end_deliveries(
+                    &run,
+                    &callbacks,
+                    marks,
+                    self.clock.now_ms(),
+                    self.settings.retry_for,
+                );
                 let count = deliveries.len();
                 self.record_end(&run, deliveries).await?;
                 Ok(count)
@@ -83,48 +91,6 @@ impl CallbackService {
             ServerCallback::Analytics => self.analytics(&run, &callbacks, call).await,
             ServerCallback::Webhook => unreachable!("handled above"),
         }
-    }
-
-    /// The front-end's end callbacks a server's `kind` call causes.
-    fn end_deliveries(
-        &self,
-        kind: ServerCallback,
-        run: &MeetingRunRecord,
-        callbacks: &RunCallbacks,
-        query: &str,
-    ) -> Vec<NewCallback> {
-        let (url, callback_kind) = match kind {
-            ServerCallback::Ended => (
-                callbacks.meeting_ended_url.clone(),
-                CallbackKind::MeetingEnded,
-            ),
-            _ => (
-                callbacks.end_callback_url.as_deref().map(|url| {
-                    let marks = recording_marks(query);
-                    with_end_parameters(url, marks, &run.meeting_id)
-                }),
-                CallbackKind::EndCallback,
-            ),
-        };
-        url.map(|url| {
-            Delivery {
-                kind: callback_kind,
-                tenant: run.tenant.clone(),
-                meeting_id: run.meeting_id.clone(),
-                method: "GET",
-                url,
-                content_type: None,
-                body: None,
-                signing: CallbackSigning::None,
-            }
-            .into_outbox(
-                format!("{}-{}", callbacks.nonce, callback_kind.as_str()),
-                self.clock.now_ms(),
-                self.settings.retry_for,
-            )
-        })
-        .into_iter()
-        .collect()
     }
 
     /// Records the run as ended (if it still runs) with `deliveries`, in one
@@ -228,6 +194,75 @@ impl CallbackService {
             .await?;
         Ok(1)
     }
+}
+
+/// The front-end's end callbacks of a run: its `meetingEndedURL` when
+/// `marks` is `None` (the server's `meetingEndedURL` call), else its
+/// `meta_endCallbackUrl` with `recordingmarks=<marks>`. Ids are the run's
+/// nonce and the kind, so the same callback written twice (the server's
+/// call, polling's fallback) is delivered once.
+pub fn end_deliveries(
+    run: &MeetingRunRecord,
+    callbacks: &RunCallbacks,
+    marks: Option<bool>,
+    now_ms: i64,
+    retry_for: std::time::Duration,
+) -> Vec<NewCallback> {
+    let (url, callback_kind) = match marks {
+        None => (
+            callbacks.meeting_ended_url.clone(),
+            CallbackKind::MeetingEnded,
+        ),
+        Some(marks) => (
+            callbacks
+                .end_callback_url
+                .as_deref()
+                .map(|url| with_end_parameters(url, marks, &run.meeting_id)),
+            CallbackKind::EndCallback,
+        ),
+    };
+    url.map(|url| {
+        Delivery {
+            kind: callback_kind,
+            tenant: run.tenant.clone(),
+            meeting_id: run.meeting_id.clone(),
+            method: "GET",
+            url,
+            content_type: None,
+            body: None,
+            signing: CallbackSigning::None,
+        }
+        .into_outbox(
+            format!("{}-{}", callbacks.nonce, callback_kind.as_str()),
+            now_ms,
+            retry_for,
+        )
+    })
+    .into_iter()
+    .collect()
+}
+
+/// What a front-end is owed when polling finds a run gone from its server
+/// and the server never called (it could not reach Switchboard): both end
+/// callbacks, `recordingmarks=false`, with the ids the server's calls would
+/// have had.
+pub fn fallback_end_deliveries(
+    run: &MeetingRunRecord,
+    now_ms: i64,
+    retry_for: std::time::Duration,
+) -> Vec<NewCallback> {
+    let Some(callbacks) = &run.callbacks else {
+        return Vec::new();
+    };
+    let mut deliveries = end_deliveries(run, callbacks, None, now_ms, retry_for);
+    deliveries.extend(end_deliveries(
+        run,
+        callbacks,
+        Some(false),
+        now_ms,
+        retry_for,
+    ));
+    deliveries
 }
 
 /// BBB's `recordingmarks` from the server's call: `true` or `false`.

@@ -523,12 +523,25 @@ impl HealthPoller {
         let metadata = EventMetadata::actor("worker:reconcile");
         let plan = plan(server.id, recorded, listed, recorded_before_poll);
         for meeting in plan.ended {
-            end_run(
+            // The server should have called Switchboard's end URLs; when it
+            // could not, the front-end's end callbacks are owed now (with the
+            // ids the server's calls would have had: written once).
+            let now = self.clock.now_ms();
+            let fallback = match self.store.meeting_run(&meeting.run.internal_id).await? {
+                Some(run) => crate::callbacks::receive::fallback_end_deliveries(
+                    &run,
+                    now,
+                    crate::callbacks::CallbackSettings::default().retry_for,
+                ),
+                None => Vec::new(),
+            };
+            crate::lifecycle::end_run_with_callbacks(
                 &self.executor,
                 &meeting,
                 EndReason::GoneFromServer,
-                self.clock.now_ms(),
+                now,
                 &metadata,
+                fallback,
             )
             .await?;
             tracing::info!(server = %server.id, meeting = %meeting.meeting_id, "meeting ended on its server");

@@ -833,6 +833,16 @@ impl CallbackOutbox for InMemoryStore {
         Ok(true)
     }
 
+    async fn prune_callbacks(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let before = state.polled.callbacks.len();
+        state
+            .polled
+            .callbacks
+            .retain(|_, record| record.finished_at_ms.is_none_or(|at| at >= before_ms));
+        Ok((before - state.polled.callbacks.len()) as u64)
+    }
+
     async fn hooks(&self) -> Result<Vec<HookRecord>, StoreError> {
         let state = self.lock();
         let mut hooks: Vec<(&String, &(i64, switchboard_domain::hook::HookSettings))> =
