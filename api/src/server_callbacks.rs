@@ -71,6 +71,10 @@ pub async fn server_callback(
         Err(ReceiveError::Unknown) => text(StatusCode::NOT_FOUND, "no run has this callback URL"),
         Err(ReceiveError::Unauthorized(reason)) => text(StatusCode::UNAUTHORIZED, reason),
         Err(ReceiveError::Invalid(reason)) => text(StatusCode::BAD_REQUEST, reason),
+        Err(ReceiveError::StillRunning) => text(
+            StatusCode::CONFLICT,
+            "the meeting still runs on its server; nothing was recorded",
+        ),
         Err(ReceiveError::Store(err)) => {
             tracing::error!(error = %err, "cannot record a server's callback");
             text(

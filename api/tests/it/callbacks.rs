@@ -778,3 +778,49 @@ async fn when_a_server_cannot_call_back_polling_still_owes_the_front_end_its_end
     assert!(!running(&harness, "room-7").await);
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_url_called_while_its_server_still_runs_the_meeting_ends_nothing() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    let receiver = Receiver::start(Vec::new()).await;
+    start_meeting(
+        &harness,
+        "room-8",
+        &format!("&meetingEndedURL={}", enc(&receiver.url("/ended"))),
+    )
+    .await;
+    let given = harness.sims[0].create_params("room-8").unwrap();
+    let ours = given
+        .iter()
+        .find(|(key, _)| key == "meetingEndedURL")
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    // Someone who read the URL (it shows in getMeetingInfo's metadata of
+    // other calls) replays it: the server still runs the meeting.
+    let status = harness
+        .client
+        .get(&ours)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 409);
+    assert!(running(&harness, "room-8").await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(receiver.seen().is_empty(), "nothing relayed");
+    // Once the meeting really ended there, the same URL records the end.
+    harness.sims[0].set_callbacks_enabled(false);
+    harness.sims[0].end_meeting_directly("room-8");
+    let status = harness
+        .client
+        .get(&ours)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 200);
+    assert!(!running(&harness, "room-8").await);
+    harness.stop().await;
+}

@@ -45,6 +45,9 @@ pub enum ReceiveError {
     /// The body cannot be read.
     #[error("{0}")]
     Invalid(String),
+    /// The run's server still runs it (a forged or replayed end URL).
+    #[error("the meeting still runs on its server")]
+    StillRunning,
     /// The database failed; the server should call again.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,6 +78,10 @@ impl CallbackService {
         let callbacks = run.callbacks.clone().unwrap_or_default();
         match kind {
             ServerCallback::Ended | ServerCallback::EndCallback => {
+                if self.still_running_on_server(&run).await {
+                    tracing::warn!(meeting = %run.meeting_id, "an end callback for a run its server still runs is ignored");
+                    return Err(ReceiveError::StillRunning);
+                }
                 let marks =
                     (kind == ServerCallback::EndCallback).then(|| recording_marks(&call.query));
                 let deliveries = end_deliveries(
@@ -91,6 +98,33 @@ impl CallbackService {
             ServerCallback::Analytics => self.analytics(&run, &callbacks, call).await,
             ServerCallback::Webhook => unreachable!("handled above"),
         }
+    }
+
+    /// Whether the run's server says it still runs that very run (an end URL
+    /// someone else called). BBB calls its end URLs once the meeting ended
+    /// (it answers `notFound`, or shows an `endTime`); a server that cannot
+    /// be asked is believed.
+    async fn still_running_on_server(&self, run: &MeetingRunRecord) -> bool {
+        let (Some(backends), Some(server_id)) = (&self.backends, run.server_id) else {
+            return false;
+        };
+        let Ok(Some(server)) = self.store.server(server_id).await else {
+            return false;
+        };
+        let mut params = switchboard_domain::bbb::params::Params::default();
+        params.set("meetingID", run.meeting_id.as_str());
+        let Ok(answer) = backends
+            .call(&server, "getMeetingInfo", &params.to_query(), None)
+            .await
+        else {
+            return false;
+        };
+        answer.summary.is_success()
+            && answer.summary.field("internalMeetingID") == Some(run.internal_id.as_str())
+            && answer
+                .summary
+                .field("endTime")
+                .is_none_or(|end| end.trim() == "0" || end.trim().is_empty())
     }
 
     /// Records the run as ended (if it still runs) with `deliveries`, in one
