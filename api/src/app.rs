@@ -261,6 +261,10 @@ impl AppState {
             adopt_unknown: polling.adopt_unknown,
             weights: self.settings.load,
             metrics_window: Duration::from_secs_f64(polling.metrics_window_secs),
+            callback_retry_for: self.settings.callback_settings().retry_for,
+            callback_fallback_grace: Duration::from_secs_f64(
+                self.settings.callbacks.fallback_grace_secs.max(0.0),
+            ),
             offline_meetings: if polling.offline_meetings == "forget" {
                 OfflinePolicy::Forget
             } else {

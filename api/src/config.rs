@@ -205,6 +205,9 @@ pub struct CallbackSettings {
     pub poll_interval_ms: u64,
     /// Deliveries attempted at once per process.
     pub concurrency: usize,
+    /// Seconds the end callbacks owed when polling finds a run gone (its
+    /// server never called) wait for the server's own late call.
+    pub fallback_grace_secs: f64,
 }
 
 impl Default for CallbackSettings {
@@ -216,6 +219,7 @@ impl Default for CallbackSettings {
             max_retry_secs: 3600.0,
             poll_interval_ms: 250,
             concurrency: 16,
+            fallback_grace_secs: 30.0,
         }
     }
 }

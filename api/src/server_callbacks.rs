@@ -41,7 +41,7 @@ pub async fn server_callback(
     if !service.links().verify(kind, &nonce, &signature) {
         return text(StatusCode::NOT_FOUND, "no run has this callback URL");
     }
-    let limit = if kind == ServerCallback::Analytics {
+    let limit = if matches!(kind, ServerCallback::Analytics | ServerCallback::Webhook) {
         MAX_CALLBACK_BYTES
     } else {
         64 * 1024
@@ -70,6 +70,12 @@ pub async fn server_callback(
         Ok(_) => text(StatusCode::OK, "ok"),
         Err(ReceiveError::Unknown) => text(StatusCode::NOT_FOUND, "no run has this callback URL"),
         Err(ReceiveError::Unauthorized(reason)) => text(StatusCode::UNAUTHORIZED, reason),
+        // bbb-webhooks removes a hook whose posts keep failing: a post that
+        // can never be read is logged and taken, not refused.
+        Err(ReceiveError::Invalid(reason)) if kind == ServerCallback::Webhook => {
+            tracing::warn!(%reason, "a server's webhook post could not be read");
+            text(StatusCode::OK, "ignored")
+        }
         Err(ReceiveError::Invalid(reason)) => text(StatusCode::BAD_REQUEST, reason),
         Err(ReceiveError::StillRunning) => text(
             StatusCode::CONFLICT,

@@ -58,7 +58,9 @@ pub async fn create(
         HookCreated::Created(hook) => {
             xml.text("hookID", &hook.id);
             xml.value("permanentHook", false);
-            xml.value("rawData", hook.settings.get_raw);
+            // Events are relayed as mapped events, never raw (see
+            // docs/callbacks.md).
+            xml.value("rawData", false);
         }
         HookCreated::Duplicate(hook) => {
             xml.text("hookID", &hook.id);
@@ -110,6 +112,6 @@ fn write_hook(xml: &mut XmlWriter, hook: &HookRecord) {
         xml.text("eventID", &event_ids.join(","));
     }
     xml.value("permanentHook", false);
-    xml.value("rawData", settings.get_raw);
+    xml.value("rawData", false);
     xml.close("hook");
 }

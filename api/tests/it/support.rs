@@ -66,6 +66,7 @@ pub fn settings(database_url: &str) -> Settings {
             first_retry_secs: 0.2,
             max_retry_secs: 1.0,
             poll_interval_ms: 50,
+            fallback_grace_secs: 0.2,
             ..Default::default()
         },
         data_dir: std::env::temp_dir()

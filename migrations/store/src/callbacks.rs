@@ -36,6 +36,7 @@ fn record(row: callback::Model) -> Result<CallbackRecord, SqlError> {
             body: row.body,
             signing,
             created_at_ms: row.created_at_ms,
+            due_ms: row.created_at_ms,
             deadline_ms: row.deadline_ms,
         },
         state,

@@ -1,7 +1,7 @@
 //! Writing deliveries to the callback outbox inside an append's
 //! transaction (the rest of the outbox is in `callbacks`).
 
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
 use switchboard_app::records::{CallbackState, NewCallback};
 use switchboard_migrations::entities::callback;
@@ -32,7 +32,7 @@ pub(crate) async fn insert_callbacks<C: ConnectionTrait>(
                 signing: Set(signing),
                 state: Set(CallbackState::Pending.as_str().to_owned()),
                 attempts: Set(0),
-                next_attempt_ms: Set(callback.created_at_ms),
+                next_attempt_ms: Set(callback.due_ms),
                 deadline_ms: Set(callback.deadline_ms),
                 created_at_ms: Set(callback.created_at_ms),
                 last_status: Set(None),
@@ -43,8 +43,15 @@ pub(crate) async fn insert_callbacks<C: ConnectionTrait>(
         .collect::<Result<Vec<_>, DbErr>>()?;
     callback::Entity::insert_many(rows)
         .on_conflict(
+            // Kept once; a pending, unattempted one takes the later URL and
+            // due time (the server's own end call over polling's fallback).
             OnConflict::column(callback::Column::Id)
-                .do_nothing()
+                .update_columns([callback::Column::Url, callback::Column::NextAttemptMs])
+                .action_and_where(
+                    Expr::col((callback::Entity, callback::Column::State))
+                        .eq(CallbackState::Pending.as_str())
+                        .and(Expr::col((callback::Entity, callback::Column::Attempts)).eq(0)),
+                )
                 .to_owned(),
         )
         .exec_without_returning(db)

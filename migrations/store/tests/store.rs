@@ -863,6 +863,7 @@ async fn the_callback_outbox_claims_each_attempt_once() {
             secret: Some("sha256:01234567".into()),
         },
         created_at_ms: 1_000,
+        due_ms: 1_000,
         deadline_ms: 100_000,
     };
     for (kind, store) in stores().await {
@@ -1008,6 +1009,36 @@ async fn the_callback_outbox_claims_each_attempt_once() {
         let record = store.callback("c1").await.unwrap().unwrap();
         assert_eq!(record.state, CallbackState::Delivered, "{kind}");
         assert_eq!(record.finished_at_ms, Some(7_100), "{kind}");
+        // A later write of a pending, unattempted delivery replaces its URL
+        // and due time (the server's own call over polling's fallback)...
+        let mut fallback = delivery("c4");
+        fallback.url = "https://lms.example/end?recordingmarks=false".into();
+        fallback.due_ms = 60_000;
+        store
+            .append_with_callbacks(&stream, 1, &[], &meta(), &[fallback])
+            .await
+            .unwrap();
+        let mut server_call = delivery("c4");
+        server_call.url = "https://lms.example/end?recordingmarks=true".into();
+        server_call.due_ms = 8_000;
+        store
+            .append_with_callbacks(&stream, 1, &[], &meta(), &[server_call.clone()])
+            .await
+            .unwrap();
+        let record = store.callback("c4").await.unwrap().unwrap();
+        assert_eq!(record.callback.url, server_call.url, "{kind}");
+        assert_eq!(record.next_attempt_ms, 8_000, "{kind}");
+        // ...but never one that was attempted.
+        store.claim_due_callbacks(8_000, 9_000, 10).await.unwrap();
+        let mut late = delivery("c4");
+        late.url = "https://lms.example/other".into();
+        store
+            .append_with_callbacks(&stream, 1, &[], &meta(), &[late])
+            .await
+            .unwrap();
+        let record = store.callback("c4").await.unwrap().unwrap();
+        assert_eq!(record.callback.url, server_call.url, "{kind}");
+        assert_eq!(record.attempts, 1, "{kind}");
     }
 }
 

@@ -29,12 +29,18 @@ use switchboard_domain::hook::{Hook, HookCommand, HookError, HookSettings};
 use switchboard_domain::ids::{ServerId, StreamId, TenantId};
 use switchboard_domain::server::ServerState;
 
-/// How long a server's hook is trusted to be there before it is listed
-/// again, ms.
-const RECHECK_MS: i64 = 5 * 60 * 1000;
+/// How long a server's hook is trusted to be there (or a server that
+/// failed is left alone) before it is listed again, ms. bbb-webhooks removes
+/// a hook whose posts keep failing, so it is checked often.
+const RECHECK_MS: i64 = 30 * 1000;
 
-/// How long an event of a meeting being created waits for its run, ms.
-const PENDING_RUN_WAIT_MS: i64 = 3000;
+/// How long an event of a meeting being created waits for its run (well
+/// within bbb-webhooks' 5 s request timeout).
+const PENDING_RUN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a webhook delivery is attempted: bbb-webhooks itself gives up
+/// within minutes, and a dead receiver must not pile up a day of events.
+const WEBHOOK_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// What `hooks/create` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +233,8 @@ impl CallbackService {
                 }
                 Err(reason) => {
                     tracing::warn!(server = %server.id, %reason, "cannot register Switchboard's webhook on the server");
+                    // Tried again after the recheck time, not every tick.
+                    ensured.insert(server.id, now);
                 }
             }
         }
@@ -284,6 +292,10 @@ impl CallbackService {
         let body = std::str::from_utf8(&call.body)
             .map_err(|_| ReceiveError::Invalid("the body is not UTF-8".into()))?;
         self.check_webhook_checksum(&server, &call.query, body)?;
+        let hooks = self.store.hooks().await?;
+        if hooks.is_empty() {
+            return Ok(0);
+        }
         let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
             .map(|(key, value)| (key.into_owned(), value.into_owned()))
             .collect();
@@ -299,10 +311,13 @@ impl CallbackService {
             other => vec![other],
         };
         let timestamp = field("timestamp").unwrap_or_default().to_owned();
-        let hooks = self.store.hooks().await?;
+        let mut runs = HashMap::new();
         let mut deliveries = Vec::new();
         for event in events {
-            deliveries.extend(self.fan_out(server_id, event, &timestamp, &hooks).await?);
+            deliveries.extend(
+                self.fan_out(server_id, event, &timestamp, &hooks, &mut runs)
+                    .await?,
+            );
         }
         let count = deliveries.len();
         if count > 0 {
@@ -354,7 +369,7 @@ impl CallbackService {
     /// The run an event is about. A server announces a meeting as it creates
     /// it, before Switchboard has recorded the run: while a create of that
     /// meetingID is pending on the server, the run is waited for (up to
-    /// [`PENDING_RUN_WAIT_MS`]).
+    /// [`PENDING_RUN_WAIT`]).
     async fn run_of(
         &self,
         server: ServerId,
@@ -371,11 +386,13 @@ impl CallbackService {
             .iter()
             .any(|placement| placement.meeting_id.as_str() == external_id);
         if !pending {
-            return Ok(None);
+            // The run may have been recorded (and its placement removed, in
+            // one transaction) between the two reads.
+            return self.store.meeting_run(internal_id).await;
         }
-        let deadline = self.clock.now_ms() + PENDING_RUN_WAIT_MS;
-        while self.clock.now_ms() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let started = std::time::Instant::now();
+        while started.elapsed() < PENDING_RUN_WAIT {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             if let Some(run) = self.store.meeting_run(internal_id).await? {
                 return Ok(Some(run));
             }
@@ -391,6 +408,7 @@ impl CallbackService {
         mut event: serde_json::Value,
         timestamp: &str,
         hooks: &[HookRecord],
+        runs: &mut HashMap<String, Option<crate::records::MeetingRunRecord>>,
     ) -> Result<Vec<NewCallback>, StoreError> {
         let Some(internal_id) = event
             .pointer("/data/attributes/meeting/internal-meeting-id")
@@ -404,7 +422,16 @@ impl CallbackService {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let Some(run) = self.run_of(server, &internal_id, &external_id).await? else {
+        let run = match runs.get(&internal_id) {
+            Some(run) => run.clone(),
+            None => {
+                let run = self.run_of(server, &internal_id, &external_id).await?;
+                runs.insert(internal_id.clone(), run.clone());
+                run
+            }
+        };
+        // Only the run's own server speaks for it.
+        let Some(run) = run.filter(|run| run.server_id == Some(server)) else {
             return Ok(Vec::new());
         };
         if let Some(external) = event.pointer_mut("/data/attributes/meeting/external-meeting-id") {
@@ -416,7 +443,9 @@ impl CallbackService {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let event_json = event.to_string();
-        let digest = hex::encode(Sha256::digest(format!("{event_json}\n{timestamp}")));
+        // The event alone (it carries its own time): several instances'
+        // server hooks, or a server's retry, make one delivery per hook.
+        let digest = hex::encode(Sha256::digest(event_json.as_bytes()));
         let domain = self.links.host();
         let now = self.clock.now_ms();
         Ok(hooks
@@ -457,7 +486,7 @@ impl CallbackService {
                 .into_outbox(
                     format!("webhook-{}-{}", hook.id, &digest[..24]),
                     now,
-                    self.settings.retry_for,
+                    self.settings.retry_for.min(WEBHOOK_RETRY_FOR),
                 )
             })
             .collect())

@@ -136,6 +136,7 @@ impl Delivery {
             body: self.body,
             signing: self.signing,
             created_at_ms: now_ms,
+            due_ms: now_ms,
             deadline_ms: now_ms.saturating_add(duration_ms(retry_for)),
         }
     }

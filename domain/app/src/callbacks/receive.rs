@@ -284,6 +284,7 @@ pub fn fallback_end_deliveries(
     run: &MeetingRunRecord,
     now_ms: i64,
     retry_for: std::time::Duration,
+    grace: std::time::Duration,
 ) -> Vec<NewCallback> {
     let Some(callbacks) = &run.callbacks else {
         return Vec::new();
@@ -296,8 +297,18 @@ pub fn fallback_end_deliveries(
         now_ms,
         retry_for,
     ));
+    // Held back a while: a server's late call (its `recordingmarks`) still
+    // replaces them.
+    let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    for delivery in &mut deliveries {
+        delivery.due_ms = now_ms.saturating_add(grace);
+    }
     deliveries
 }
+
+/// How long polling's fallback end callbacks wait for the server's own
+/// call by default, ms.
+pub const FALLBACK_GRACE_MS: i64 = 30_000;
 
 /// BBB's `recordingmarks` from the server's call: `true` or `false`.
 fn recording_marks(query: &str) -> bool {

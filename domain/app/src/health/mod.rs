@@ -122,6 +122,11 @@ pub struct HealthConfig {
     /// CPU and memory read from servers' metrics URLs are averaged over
     /// this window; a last good value ages out after it.
     pub metrics_window: Duration,
+    /// How long the end callbacks owed when a run is found gone (and its
+    /// server never called) are attempted.
+    pub callback_retry_for: Duration,
+    /// How long those wait for the server's own late call first.
+    pub callback_fallback_grace: Duration,
 }
 
 impl Default for HealthConfig {
@@ -137,6 +142,10 @@ impl Default for HealthConfig {
             offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(300)),
             weights: LoadWeights::default(),
             metrics_window: Duration::from_secs(300),
+            callback_retry_for: crate::callbacks::CallbackSettings::default().retry_for,
+            callback_fallback_grace: Duration::from_millis(
+                crate::callbacks::receive::FALLBACK_GRACE_MS as u64,
+            ),
         }
     }
 }
@@ -531,7 +540,8 @@ impl HealthPoller {
                 Some(run) => crate::callbacks::receive::fallback_end_deliveries(
                     &run,
                     now,
-                    crate::callbacks::CallbackSettings::default().retry_for,
+                    self.config.callback_retry_for,
+                    self.config.callback_fallback_grace,
                 ),
                 None => Vec::new(),
             };

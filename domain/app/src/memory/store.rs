@@ -679,21 +679,32 @@ impl MeetingReads for InMemoryStore {
     }
 }
 
-/// Writes new deliveries to the outbox (an id written before is kept).
+/// Writes deliveries to the outbox: an id written before is kept, taking
+/// the later URL and due time while pending and unattempted.
 fn add_callbacks(polled: &mut Polled, callbacks: &[NewCallback]) {
     for callback in callbacks {
-        polled
-            .callbacks
-            .entry(callback.id.clone())
-            .or_insert_with(|| CallbackRecord {
-                callback: callback.clone(),
-                state: CallbackState::Pending,
-                attempts: 0,
-                next_attempt_ms: callback.created_at_ms,
-                last_status: None,
-                last_error: None,
-                finished_at_ms: None,
-            });
+        match polled.callbacks.get_mut(&callback.id) {
+            Some(record) => {
+                if record.state == CallbackState::Pending && record.attempts == 0 {
+                    record.callback.url = callback.url.clone();
+                    record.next_attempt_ms = callback.due_ms;
+                }
+            }
+            None => {
+                polled.callbacks.insert(
+                    callback.id.clone(),
+                    CallbackRecord {
+                        callback: callback.clone(),
+                        state: CallbackState::Pending,
+                        attempts: 0,
+                        next_attempt_ms: callback.due_ms,
+                        last_status: None,
+                        last_error: None,
+                        finished_at_ms: None,
+                    },
+                );
+            }
+        }
     }
 }
 

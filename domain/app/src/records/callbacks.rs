@@ -119,7 +119,10 @@ pub enum CallbackSigning {
     },
 }
 
-/// A delivery to write (with the event that causes it).
+/// A delivery to write (with the event that causes it). Written again with
+/// the same id, it is kept once; while it is still pending and unattempted,
+/// the later write's URL and due time replace the earlier's (a server's own
+/// end call over polling's fallback).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCallback {
     /// Its id (a UUID).
@@ -142,6 +145,8 @@ pub struct NewCallback {
     pub signing: CallbackSigning,
     /// When it was written, ms.
     pub created_at_ms: i64,
+    /// When its first attempt is due, ms (usually when it was written).
+    pub due_ms: i64,
     /// No attempt after this, ms.
     pub deadline_ms: i64,
 }
