@@ -12,6 +12,7 @@ mod m0007_recording_counts;
 mod m0008_pending_placements;
 mod m0009_callbacks;
 mod m0010_hooks;
+mod m0011_callbacks_finished;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_pending_placements::Migration),
             Box::new(m0009_callbacks::Migration),
             Box::new(m0010_hooks::Migration),
+            Box::new(m0011_callbacks_finished::Migration),
         ]
     }
 }
