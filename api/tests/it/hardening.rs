@@ -12,6 +12,8 @@ fn pending_on(harness: &Harness, sim: usize, meeting: &str, age_ms: i64) -> Pend
         meeting_id: MeetingId::parse(meeting).unwrap(),
         server_id: harness.servers[sim],
         at_ms: chrono::Utc::now().timestamp_millis() - age_ms,
+        recording_ready_url: None,
+        callbacks: None,
     }
 }
 

@@ -17,6 +17,12 @@ pub struct Model {
     pub server_id: String,
     /// When (ms).
     pub at_ms: i64,
+    /// The create's recording-ready URL.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub recording_ready_url: Option<String>,
+    /// The run's callbacks as given to this server (JSON of `RunCallbacks`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub callbacks: Option<String>,
 }
 
 /// No relations.

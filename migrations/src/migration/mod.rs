@@ -13,6 +13,7 @@ mod m0008_pending_placements;
 mod m0009_callbacks;
 mod m0010_hooks;
 mod m0011_callbacks_finished;
+mod m0012_pending_callbacks;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_callbacks::Migration),
             Box::new(m0010_hooks::Migration),
             Box::new(m0011_callbacks_finished::Migration),
+            Box::new(m0012_pending_callbacks::Migration),
         ]
     }
 }

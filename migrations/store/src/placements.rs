@@ -17,6 +17,11 @@ fn to_placement(row: pending_placement::Model) -> Option<PendingPlacement> {
         meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
         server_id: row.server_id.parse().ok()?,
         at_ms: row.at_ms,
+        recording_ready_url: row.recording_ready_url,
+        callbacks: row
+            .callbacks
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok()),
     })
 }
 
@@ -44,6 +49,11 @@ impl Store {
             meeting_id: Set(placement.meeting_id.as_str().to_owned()),
             server_id: Set(placement.server_id.to_string()),
             at_ms: Set(placement.at_ms),
+            recording_ready_url: Set(placement.recording_ready_url.clone()),
+            callbacks: Set(placement
+                .callbacks
+                .as_ref()
+                .and_then(|callbacks| serde_json::to_string(callbacks).ok())),
         };
         pending_placement::Entity::insert(row)
             .on_conflict(
@@ -54,6 +64,8 @@ impl Store {
                 .update_columns([
                     pending_placement::Column::ServerId,
                     pending_placement::Column::AtMs,
+                    pending_placement::Column::RecordingReadyUrl,
+                    pending_placement::Column::Callbacks,
                 ])
                 .to_owned(),
             )

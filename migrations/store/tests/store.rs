@@ -1094,3 +1094,47 @@ async fn hooks_are_projected_and_replayed() {
         }
     }
 }
+
+/// A pending placement keeps the run's callbacks and recording-ready URL
+/// on both databases, and a later placement of the meeting replaces them.
+#[tokio::test]
+async fn pending_placements_keep_the_runs_callbacks() {
+    use switchboard_app::records::PendingPlacement;
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        let placement = |nonce: &str| PendingPlacement {
+            tenant: TenantId("acme".into()),
+            meeting_id: MeetingId::parse("room-1").unwrap(),
+            server_id: server,
+            at_ms: 1_000,
+            recording_ready_url: Some("https://lms.example/ready".into()),
+            callbacks: Some(RunCallbacks {
+                nonce: nonce.into(),
+                analytics_url: Some("https://lms.example/a".into()),
+                signed_with: Some("sha256:01234567".into()),
+                ..RunCallbacks::default()
+            }),
+        };
+        store
+            .put_pending_placement(&placement("n-1"))
+            .await
+            .unwrap();
+        store
+            .put_pending_placement(&placement("n-2"))
+            .await
+            .unwrap();
+        let kept = store
+            .pending_placement(
+                &TenantId("acme".into()),
+                &MeetingId::parse("room-1").unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept, Some(placement("n-2")), "{kind}");
+        assert_eq!(
+            store.pending_placements_on(server).await.unwrap(),
+            vec![placement("n-2")],
+            "{kind}"
+        );
+    }
+}

@@ -636,8 +636,8 @@ impl HealthPoller {
                 server_id: server,
                 create_time_ms: create_time_of(&stranger.internal_id)
                     .unwrap_or_else(|| self.clock.now_ms()),
-                recording_ready_url: None,
-                callbacks: None,
+                recording_ready_url: placement.recording_ready_url.clone(),
+                callbacks: placement.callbacks.clone().map(Box::new),
             },
         };
         self.executor
@@ -901,6 +901,12 @@ mod tests {
                     meeting_id: meeting_id(meeting),
                     server_id: id,
                     at_ms: NOW_MS - age_ms,
+                    recording_ready_url: Some(format!("https://lms.example/ready/{meeting}")),
+                    callbacks: Some(switchboard_domain::meeting::RunCallbacks {
+                        nonce: format!("nonce-{meeting}"),
+                        meeting_ended_url: Some("https://lms.example/ended".into()),
+                        ..Default::default()
+                    }),
                 })
                 .await
                 .unwrap();
@@ -929,6 +935,23 @@ mod tests {
         assert!(recorded.running);
         assert_eq!(recorded.run.internal_id, "settled-1");
         assert_eq!(recorded.run.server_id, id);
+        // The run keeps what the server was given: its end URL's nonce and
+        // the front-end's callbacks.
+        let run = world
+            .store
+            .meeting_run_by_nonce("nonce-settled")
+            .await
+            .unwrap();
+        let run = run.expect("the run is found by the nonce its server holds");
+        assert_eq!(run.internal_id, "settled-1");
+        assert_eq!(
+            run.recording_ready_url.as_deref(),
+            Some("https://lms.example/ready/settled")
+        );
+        assert_eq!(
+            run.callbacks.unwrap().meeting_ended_url.as_deref(),
+            Some("https://lms.example/ended")
+        );
         assert!(
             world
                 .store

@@ -417,6 +417,8 @@ impl CreateCall<'_> {
             meeting_id: self.meeting_id.clone(),
             server_id: server,
             at_ms: self.state.clock.now_ms(),
+            recording_ready_url: self.recording_ready_url.clone(),
+            callbacks: self.callbacks_on(server),
         };
         Ok(self.state.store.put_pending_placement(&placement).await?)
     }
@@ -455,7 +457,13 @@ impl CreateCall<'_> {
             Ok(_) | Err(_) => return Ok(None),
         };
         tracing::info!(server = %server.id, meeting = %self.meeting_id, "create resumed on the server an unrecorded create went to");
-        let run = self.run_from(&answer, server.id);
+        let mut run = self.run_from(&answer, server.id);
+        // Running there already: the server keeps the callbacks of the
+        // create that started it, not this one's.
+        if answer.summary.message_key() == Some("duplicateWarning") {
+            run.callbacks = pending.callbacks.clone().map(Box::new);
+            run.recording_ready_url = pending.recording_ready_url.clone();
+        }
         Ok(Some(self.record(existing, run, answer).await?))
     }
 
@@ -500,6 +508,14 @@ impl CreateCall<'_> {
             .await
     }
 
+    /// The run's callbacks as given to `server` (its own nonce).
+    fn callbacks_on(&self, server: ServerId) -> Option<RunCallbacks> {
+        self.callbacks.as_ref().map(|callbacks| RunCallbacks {
+            nonce: run_nonce(&callbacks.nonce, server),
+            ..callbacks.clone()
+        })
+    }
+
     /// The run a server reported (ids computed as BBB does when missing).
     fn run_from(&self, answer: &Answer, server_id: ServerId) -> MeetingRun {
         let create_time_ms = answer
@@ -518,12 +534,7 @@ impl CreateCall<'_> {
             server_id,
             create_time_ms,
             recording_ready_url: self.recording_ready_url.clone(),
-            callbacks: self.callbacks.as_ref().map(|callbacks| {
-                Box::new(RunCallbacks {
-                    nonce: run_nonce(&callbacks.nonce, server_id),
-                    ..callbacks.clone()
-                })
-            }),
+            callbacks: self.callbacks_on(server_id).map(Box::new),
         }
     }
 
@@ -887,6 +898,8 @@ mod tests {
                 meeting_id: meeting_id("room"),
                 server_id: busy,
                 at_ms: NOW_MS - 5_000,
+                recording_ready_url: None,
+                callbacks: None,
             })
             .await
             .unwrap();

@@ -62,4 +62,8 @@ pub struct PendingPlacement {
     pub server_id: ServerId,
     /// When (ms).
     pub at_ms: i64,
+    /// The create's recording-ready URL.
+    pub recording_ready_url: Option<String>,
+    /// The run's callbacks as given to this server (its nonce).
+    pub callbacks: Option<switchboard_domain::meeting::RunCallbacks>,
 }
