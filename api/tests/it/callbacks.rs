@@ -122,6 +122,18 @@ async fn running(harness: &Harness, meeting_id: &str) -> bool {
         .is_some_and(|meeting| meeting.running)
 }
 
+/// The parameter `key` of the create the first server got for `meeting_id`
+/// (Switchboard's own callback URLs).
+fn given_param(harness: &Harness, meeting_id: &str, key: &str) -> String {
+    harness.sims[0]
+        .create_params(meeting_id)
+        .unwrap()
+        .into_iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value)
+        .unwrap_or_else(|| panic!("the server got no {key}"))
+}
+
 /// Creates a meeting and joins one moderator, so it runs.
 async fn start_meeting(harness: &Harness, meeting_id: &str, extra: &str) {
     harness
@@ -147,12 +159,7 @@ async fn a_meeting_ended_on_its_server_is_reported_ended_within_a_second() {
         let harness = Harness::start(db, 1).await;
         start_meeting(&harness, "room-1", "").await;
         assert!(running(&harness, "room-1").await);
-        let given = harness.sims[0].create_params("room-1").unwrap();
-        let ended_url = given
-            .iter()
-            .find(|(key, _)| key == "meetingEndedURL")
-            .map(|(_, value)| value.clone())
-            .expect("the server was given Switchboard's meetingEndedURL");
+        let ended_url = given_param(&harness, "room-1", "meetingEndedURL");
         assert!(
             ended_url.starts_with(&format!(
                 "http://{}/switchboard/callbacks/ended/",
@@ -411,12 +418,7 @@ async fn analytics_with_a_token_not_of_the_servers_secret_are_refused() {
         &format!("&meta_analytics-callback-url={}", enc(&receiver.url("/a"))),
     )
     .await;
-    let given = harness.sims[0].create_params("room-5").unwrap();
-    let ours = given
-        .iter()
-        .find(|(key, _)| key == "meta_analytics-callback-url")
-        .map(|(_, value)| value.clone())
-        .unwrap();
+    let ours = given_param(&harness, "room-5", "meta_analytics-callback-url");
     let token = |secret: &str, algorithm| {
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(algorithm),
@@ -789,12 +791,7 @@ async fn an_end_url_called_while_its_server_still_runs_the_meeting_ends_nothing(
         &format!("&meetingEndedURL={}", enc(&receiver.url("/ended"))),
     )
     .await;
-    let given = harness.sims[0].create_params("room-8").unwrap();
-    let ours = given
-        .iter()
-        .find(|(key, _)| key == "meetingEndedURL")
-        .map(|(_, value)| value.clone())
-        .unwrap();
+    let ours = given_param(&harness, "room-8", "meetingEndedURL");
     // Someone who read the URL (it shows in getMeetingInfo's metadata of
     // other calls) replays it: the server still runs the meeting.
     let status = harness

@@ -223,10 +223,31 @@ impl CommandExecutor {
         A::Command: Sync,
         A::Error: Send,
     {
+        self.execute_from_with(stream, state, version, command, metadata, &|_| Vec::new())
+            .await
+    }
+
+    /// [`execute_from`](Self::execute_from) writing the callbacks
+    /// `callbacks_for` makes of the decided events in the same transaction.
+    pub async fn execute_from_with<A>(
+        &self,
+        stream: &StreamId,
+        state: A,
+        version: i64,
+        command: &A::Command,
+        metadata: &EventMetadata,
+        callbacks_for: &CallbacksFor<'_, A::Event>,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>>
+    where
+        A: StreamAggregate,
+        A::Event: AggregateEvent + Send + Sync,
+        A::Command: Sync,
+        A::Error: Send,
+    {
         let (mut state, mut version) = (state, version);
         for attempt in 1..=ATTEMPTS {
             match self
-                .try_once(stream, &state, version, command, metadata)
+                .try_once_with(stream, &state, version, command, metadata, callbacks_for)
                 .await
             {
                 Err(err) if err.is_conflict() && attempt < ATTEMPTS => {
@@ -255,19 +276,9 @@ impl CommandExecutor {
         A::Command: Sync,
         A::Error: Send,
     {
-        let (mut state, mut version) = self.load::<A>(stream).await?;
-        for attempt in 1..=ATTEMPTS {
-            match self
-                .try_once_with(stream, &state, version, command, metadata, callbacks_for)
-                .await
-            {
-                Err(err) if err.is_conflict() && attempt < ATTEMPTS => {
-                    (state, version) = self.load::<A>(stream).await?;
-                }
-                result => return result,
-            }
-        }
-        unreachable!("the last attempt returns")
+        let (state, version) = self.load::<A>(stream).await?;
+        self.execute_from_with(stream, state, version, command, metadata, callbacks_for)
+            .await
     }
 
     /// One attempt: decide against `state` and append at `version`. A

@@ -7,7 +7,7 @@ use crate::ports::{MeetingReads, ServerReads};
 use crate::records::{MeetingRecord, NewCallback};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::{ServerId, meeting_stream};
-use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingError, MeetingEvent};
+use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingError, MeetingEvent};
 use switchboard_domain::server::{Server, ServerCommand, ServerState};
 
 /// Records the end of the run a record names (a newer run of the same
@@ -19,20 +19,7 @@ pub async fn end_run(
     at_ms: i64,
     metadata: &EventMetadata,
 ) -> Result<Executed<MeetingEvent>, CommandError<MeetingError>> {
-    let command = MeetingCommand::RecordEnded {
-        reason,
-        at_ms,
-        only_run: Some(record.run.internal_id.clone()),
-    };
-    executor
-        .execute_from(
-            &meeting_stream(&record.tenant, &record.meeting_id),
-            record.aggregate(),
-            record.version,
-            &command,
-            metadata,
-        )
-        .await
+    end_run_with_callbacks(executor, record, reason, at_ms, metadata, Vec::new()).await
 }
 
 /// As [`end_run`], writing `callbacks` in the same transaction when (and
@@ -51,8 +38,10 @@ pub async fn end_run_with_callbacks(
         only_run: Some(record.run.internal_id.clone()),
     };
     executor
-        .execute_with_callbacks::<Meeting>(
+        .execute_from_with(
             &meeting_stream(&record.tenant, &record.meeting_id),
+            record.aggregate(),
+            record.version,
             &command,
             metadata,
             &|events: &[MeetingEvent]| {
