@@ -635,6 +635,20 @@ mod tests {
         }
     }
 
+    /// How many deliveries a post of `event` by `server` (signed with its
+    /// secret) causes.
+    async fn posted(
+        service: &CallbackService,
+        server: ServerId,
+        event: &serde_json::Value,
+    ) -> usize {
+        let call = post(service, server, &secret("one"), event);
+        service
+            .webhook_events(&server.to_string(), &call)
+            .await
+            .unwrap()
+    }
+
     fn event(id: &str, internal: &str) -> serde_json::Value {
         serde_json::json!({"data": {"type": "event", "id": id, "attributes": {
             "meeting": {"internal-meeting-id": internal, "external-meeting-id": "whatever"}
@@ -674,44 +688,17 @@ mod tests {
             "callbackURL=https%3A%2F%2Fa.example%2Fall",
         )
         .await;
-        let call = post(
-            &service,
-            server,
-            &secret("one"),
-            &event("user-joined", "internal-1"),
-        );
         assert_eq!(
-            service
-                .webhook_events(&server.to_string(), &call)
-                .await
-                .unwrap(),
+            posted(&service, server, &event("user-joined", "internal-1")).await,
             1
         );
         // Unknown meetings are nobody's.
-        let call = post(
-            &service,
-            server,
-            &secret("one"),
-            &event("user-joined", "not-ours"),
-        );
         assert_eq!(
-            service
-                .webhook_events(&server.to_string(), &call)
-                .await
-                .unwrap(),
+            posted(&service, server, &event("user-joined", "not-ours")).await,
             0
         );
-        let call = post(
-            &service,
-            server,
-            &secret("one"),
-            &event("meeting-ended", "internal-1"),
-        );
         assert_eq!(
-            service
-                .webhook_events(&server.to_string(), &call)
-                .await
-                .unwrap(),
+            posted(&service, server, &event("meeting-ended", "internal-1")).await,
             2
         );
         let outbox = service
