@@ -30,10 +30,7 @@ pub async fn start_pool(
         settings.load,
         None,
     );
-    let demo = Principal {
-        name: "demo".into(),
-        scope: TokenScope::Admin,
-    };
+    let demo = Principal::admin("demo".into());
     if let Some(previous) = store.setting(DEMO_SERVERS_KEY).await? {
         for id in previous
             .split(',')

@@ -77,6 +77,20 @@ pub struct Server {
     pub online: bool,
     /// Removed servers keep their stream but are gone from the pool.
     pub removed: bool,
+    /// The node agent that reports for it, once one has.
+    pub agent: Option<ServerAgent>,
+}
+
+/// What a server's node agent said of itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerAgent {
+    /// BBB's version as the server reports it (empty when unknown).
+    pub version: String,
+    /// How often it sends heartbeats (ms).
+    pub interval_ms: u64,
+    /// The agent said it is going away: no new meetings until it is back,
+    /// and missing heartbeats do not make the server offline.
+    pub away: bool,
 }
 
 /// A change to some settings; `None` leaves a field as it is.
@@ -149,6 +163,16 @@ pub enum ServerCommand {
     MarkOnline,
     /// A health check decided the server is unreachable.
     MarkOffline,
+    /// Its node agent reported (a heartbeat): recorded only when the agent
+    /// is new, back, or its version or interval changed.
+    ReportAgent {
+        /// BBB's version.
+        version: String,
+        /// Heartbeat interval (ms).
+        interval_ms: u64,
+    },
+    /// Its node agent is going away (stopped cleanly).
+    AgentLeave,
 }
 
 /// What happened to a server.
@@ -179,6 +203,16 @@ pub enum ServerEvent {
     ServerWentOnline,
     /// No longer reachable.
     ServerWentOffline,
+    /// A node agent reports for it: new, back, or with a new version or
+    /// interval.
+    AgentReported {
+        /// BBB's version.
+        version: String,
+        /// Heartbeat interval (ms).
+        interval_ms: u64,
+    },
+    /// Its node agent went away cleanly: no new meetings until it is back.
+    AgentLeft,
 }
 
 impl ServerEvent {
@@ -193,6 +227,8 @@ impl ServerEvent {
             Self::ServerRemoved => "ServerRemoved",
             Self::ServerWentOnline => "ServerWentOnline",
             Self::ServerWentOffline => "ServerWentOffline",
+            Self::AgentReported { .. } => "AgentReported",
+            Self::AgentLeft => "AgentLeft",
         }
     }
 }
@@ -399,6 +435,28 @@ impl Aggregate for Server {
             ServerCommand::MarkOnline if !self.online => vec![ServerEvent::ServerWentOnline],
             ServerCommand::MarkOffline if self.online => vec![ServerEvent::ServerWentOffline],
             ServerCommand::MarkOnline | ServerCommand::MarkOffline => Vec::new(),
+            ServerCommand::ReportAgent {
+                version,
+                interval_ms,
+            } => {
+                let reported = ServerAgent {
+                    version: version.clone(),
+                    interval_ms: *interval_ms,
+                    away: false,
+                };
+                if self.agent.as_ref() == Some(&reported) {
+                    Vec::new()
+                } else {
+                    vec![ServerEvent::AgentReported {
+                        version: version.clone(),
+                        interval_ms: *interval_ms,
+                    }]
+                }
+            }
+            ServerCommand::AgentLeave => match &self.agent {
+                Some(agent) if !agent.away => vec![ServerEvent::AgentLeft],
+                _ => Vec::new(),
+            },
         })
     }
 
@@ -421,6 +479,21 @@ impl Aggregate for Server {
             ServerEvent::ServerRemoved => self.removed = true,
             ServerEvent::ServerWentOnline => self.online = true,
             ServerEvent::ServerWentOffline => self.online = false,
+            ServerEvent::AgentReported {
+                version,
+                interval_ms,
+            } => {
+                self.agent = Some(ServerAgent {
+                    version: version.clone(),
+                    interval_ms: *interval_ms,
+                    away: false,
+                })
+            }
+            ServerEvent::AgentLeft => {
+                if let Some(agent) = &mut self.agent {
+                    agent.away = true;
+                }
+            }
         }
     }
 }

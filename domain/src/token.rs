@@ -2,6 +2,7 @@
 //! token's SHA-256 hash is ever recorded; the token itself is shown once.
 
 use crate::aggregate::Aggregate;
+use crate::ids::ServerId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -14,6 +15,9 @@ pub enum TokenScope {
     Admin,
     /// Read only.
     Read,
+    /// A node agent: registers its own server and pushes its heartbeats,
+    /// reads and changes nothing else.
+    Node,
 }
 
 impl TokenScope {
@@ -22,21 +26,28 @@ impl TokenScope {
         match self {
             Self::Admin => "admin",
             Self::Read => "read",
+            Self::Node => "node",
         }
     }
 
-    /// Parses `admin` or `read`.
+    /// Parses `admin`, `read` or `node`.
     pub fn parse(text: &str) -> Option<Self> {
         match text.trim().to_ascii_lowercase().as_str() {
             "admin" => Some(Self::Admin),
             "read" => Some(Self::Read),
+            "node" => Some(Self::Node),
             _ => None,
         }
     }
 
-    /// Whether this scope covers `needed`.
+    /// Whether this scope covers `needed`: admin covers everything, read
+    /// covers reads, a node token covers only the agent's own calls.
     pub fn allows(self, needed: TokenScope) -> bool {
-        self == TokenScope::Admin || needed == TokenScope::Read
+        match self {
+            Self::Admin => true,
+            Self::Read => needed == Self::Read,
+            Self::Node => needed == Self::Node,
+        }
     }
 }
 
@@ -56,6 +67,8 @@ pub struct Token {
     pub hash: String,
     /// Whether it is in force.
     pub active: bool,
+    /// For a node token: the one server it speaks for.
+    pub server: Option<ServerId>,
 }
 
 /// What can be asked of a token.
@@ -69,7 +82,11 @@ pub enum TokenCommand {
         scope: TokenScope,
         /// SHA-256 of the secret.
         hash: String,
+        /// For a node token: the server it is bound to from the start.
+        server: Option<ServerId>,
     },
+    /// Bind a node token to the server it registered.
+    Bind(ServerId),
     /// Revoke it.
     Revoke,
 }
@@ -86,6 +103,14 @@ pub enum TokenEvent {
         scope: TokenScope,
         /// SHA-256 of the secret.
         hash: String,
+        /// For a node token: the server it is bound to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<ServerId>,
+    },
+    /// A node token was bound to the server it registered.
+    TokenBound {
+        /// The server.
+        server: ServerId,
     },
     /// It was revoked.
     TokenRevoked,
@@ -96,6 +121,7 @@ impl TokenEvent {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::TokenCreated { .. } => "TokenCreated",
+            Self::TokenBound { .. } => "TokenBound",
             Self::TokenRevoked => "TokenRevoked",
         }
     }
@@ -113,6 +139,12 @@ pub enum TokenError {
     /// Empty name, or characters other than letters, digits, `-`, `_`, `.`.
     #[error("token names are 1-64 letters, digits, `-`, `_` or `.`")]
     InvalidName,
+    /// A server binding on a token that is not a node token.
+    #[error("only node tokens are bound to a server")]
+    NotNode,
+    /// A node token already speaks for another server.
+    #[error("node token `{0}` is bound to server {1}")]
+    BoundElsewhere(String, ServerId),
 }
 
 /// Checks a token name.
@@ -141,16 +173,39 @@ impl Aggregate for Token {
 
     fn decide(&self, command: &TokenCommand) -> Result<Vec<TokenEvent>, TokenError> {
         match command {
-            TokenCommand::Create { name, scope, hash } => {
+            TokenCommand::Create {
+                name,
+                scope,
+                hash,
+                server,
+            } => {
                 validate_name(name)?;
                 if self.active {
                     return Err(TokenError::Exists(name.clone()));
+                }
+                if server.is_some() && *scope != TokenScope::Node {
+                    return Err(TokenError::NotNode);
                 }
                 Ok(vec![TokenEvent::TokenCreated {
                     name: name.clone(),
                     scope: *scope,
                     hash: hash.clone(),
+                    server: *server,
                 }])
+            }
+            TokenCommand::Bind(server) => {
+                let name = self.name.clone().unwrap_or_default();
+                if !self.active {
+                    return Err(TokenError::NotFound(name));
+                }
+                if self.scope != Some(TokenScope::Node) {
+                    return Err(TokenError::NotNode);
+                }
+                match self.server {
+                    Some(bound) if bound == *server => Ok(Vec::new()),
+                    Some(bound) => Err(TokenError::BoundElsewhere(name, bound)),
+                    None => Ok(vec![TokenEvent::TokenBound { server: *server }]),
+                }
             }
             TokenCommand::Revoke if self.active => Ok(vec![TokenEvent::TokenRevoked]),
             TokenCommand::Revoke => {
@@ -161,12 +216,19 @@ impl Aggregate for Token {
 
     fn evolve(&mut self, event: &TokenEvent) {
         match event {
-            TokenEvent::TokenCreated { name, scope, hash } => {
+            TokenEvent::TokenCreated {
+                name,
+                scope,
+                hash,
+                server,
+            } => {
                 self.name = Some(name.clone());
                 self.scope = Some(*scope);
                 self.hash = hash.clone();
                 self.active = true;
+                self.server = *server;
             }
+            TokenEvent::TokenBound { server } => self.server = Some(*server),
             TokenEvent::TokenRevoked => self.active = false,
         }
     }
@@ -181,6 +243,7 @@ mod tests {
             name: name.into(),
             scope: TokenScope::Read,
             hash: hash_token("secret"),
+            server: None,
         }
     }
 
@@ -211,5 +274,38 @@ mod tests {
         assert!(!TokenScope::Read.allows(TokenScope::Admin));
         assert_eq!(TokenScope::parse("ADMIN"), Some(TokenScope::Admin));
         assert_eq!(hash_token("x").len(), 64);
+    }
+
+    #[test]
+    fn a_node_token_covers_only_the_agent_calls() {
+        assert!(TokenScope::Node.allows(TokenScope::Node));
+        assert!(!TokenScope::Node.allows(TokenScope::Read));
+        assert!(!TokenScope::Node.allows(TokenScope::Admin));
+        assert!(!TokenScope::Read.allows(TokenScope::Node));
+        assert!(TokenScope::Admin.allows(TokenScope::Node));
+        assert_eq!(TokenScope::parse("node"), Some(TokenScope::Node));
+    }
+
+    #[test]
+    fn a_node_token_is_bound_once() {
+        let node = TokenCommand::Create {
+            name: "bbb1".into(),
+            scope: TokenScope::Node,
+            hash: hash_token("secret"),
+            server: None,
+        };
+        let token = Token::fold(&Token::default().decide(&node).unwrap());
+        let (one, two) = (ServerId::new(), ServerId::new());
+        let bound = token.decide(&TokenCommand::Bind(one)).unwrap();
+        assert_eq!(bound, vec![TokenEvent::TokenBound { server: one }]);
+        let mut token = token;
+        token.evolve(&bound[0]);
+        assert!(token.decide(&TokenCommand::Bind(one)).unwrap().is_empty());
+        assert_eq!(
+            token.decide(&TokenCommand::Bind(two)),
+            Err(TokenError::BoundElsewhere("bbb1".into(), one))
+        );
+        let read = Token::fold(&Token::default().decide(&create("ro")).unwrap());
+        assert_eq!(read.decide(&TokenCommand::Bind(one)), Err(TokenError::NotNode));
     }
 }

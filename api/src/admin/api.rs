@@ -96,6 +96,9 @@ impl From<Failure> for AdminError {
             Failure::Conflict(detail) => {
                 AdminError::Conflict(Json(problem(409, "Conflict", detail)))
             }
+            Failure::Forbidden(detail) => {
+                AdminError::Forbidden(Json(problem(403, "Forbidden", detail)))
+            }
             Failure::Upstream(detail) => {
                 AdminError::BadGateway(Json(problem(502, "Bad gateway", detail)))
             }
@@ -143,10 +146,19 @@ impl TokenAuth {
             Err(AdminError::Forbidden(Json(problem(
                 403,
                 "Forbidden",
-                format!(
-                    "token `{}` has the read scope; this needs an admin token",
-                    self.0.name
-                ),
+                match needed {
+                    TokenScope::Node => format!(
+                        "token `{}` has the {} scope; agent calls need a node token (`switchboard tokens create NAME --scope node`)",
+                        self.0.name,
+                        self.0.scope.as_str()
+                    ),
+                    _ => format!(
+                        "token `{}` has the {} scope; this needs {} token",
+                        self.0.name,
+                        self.0.scope.as_str(),
+                        if needed == TokenScope::Admin { "an admin" } else { "a read or admin" }
+                    ),
+                },
             ))))
         }
     }

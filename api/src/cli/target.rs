@@ -70,10 +70,7 @@ impl Target {
         Ok(Target::Local(Local {
             admin,
             store,
-            principal: Principal {
-                name: CLI_ACTOR.to_owned(),
-                scope: TokenScope::Admin,
-            },
+            principal: Principal::admin(CLI_ACTOR.to_owned()),
             callback_retry_for: settings.callback_settings().retry_for,
         }))
     }

@@ -61,10 +61,7 @@ impl Admin<'_> {
 }
 
 async fn token(harness: &Harness, name: &str, scope: Scope) -> String {
-    let principal = Principal {
-        name: "test-setup".into(),
-        scope: TokenScope::Admin,
-    };
+    let principal = Principal::admin("test-setup".into());
     harness
         .state()
         .admin

@@ -775,10 +775,7 @@ async fn sync_cordons_then_evicts_servers_with_meetings() {
 async fn remote_mode_acts_through_the_admin_api() {
     let harness = Harness::start(Db::Sqlite, 1).await;
     let admin = &harness.state().admin;
-    let creator = Principal {
-        name: "test".into(),
-        scope: TokenScope::Admin,
-    };
+    let creator = Principal::admin("test".into());
     let token = |name: &str, scope| {
         let new = NewToken {
             name: name.into(),
@@ -1068,10 +1065,7 @@ async fn with_every_server_cordoned_through_the_cli_a_create_fails_and_creates_n
 async fn with_every_server_cordoned_through_the_admin_api_a_create_fails() {
     for db in crate::support::BOTH {
         let harness = Harness::start(db, 3).await;
-        let principal = Principal {
-            name: "ops".into(),
-            scope: TokenScope::Admin,
-        };
+        let principal = Principal::admin("ops".into());
         for id in &harness.servers {
             let view = harness
                 .state()

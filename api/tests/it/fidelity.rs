@@ -189,10 +189,7 @@ async fn a_meeting_gone_from_its_server_has_ended_everywhere_after_one_poll() {
             .await
             .unwrap();
         assert!(running.is_empty(), "{db:?}: still running: {running:?}");
-        let principal = switchboard_app::admin::Principal {
-            name: "ops".into(),
-            scope: switchboard_domain::token::TokenScope::Admin,
-        };
+        let principal = switchboard_app::admin::Principal::admin("ops".into());
         for id in &harness.servers {
             admin
                 .remove(&id.to_string(), false, &principal)

@@ -54,10 +54,7 @@ async fn generated_python_client_adds_enables_and_reads_back_a_server() {
                 name: "python-e2e".into(),
                 scope: Scope::Admin,
             },
-            &Principal {
-                name: "test".into(),
-                scope: TokenScope::Admin,
-            },
+            &Principal::admin("test".into()),
         )
         .await
         .unwrap()

@@ -203,10 +203,7 @@ async fn admin_accepts_tags_no_create_can_select() {
     let sim = bbb_simulator::Simulator::start(bbb_simulator::SimulatorConfig::default())
         .await
         .unwrap();
-    let principal = Principal {
-        name: "review".into(),
-        scope: TokenScope::Admin,
-    };
+    let principal = Principal::admin("review".into());
     let added = harness
         .state()
         .admin

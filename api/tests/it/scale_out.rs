@@ -103,10 +103,7 @@ async fn two_serves_and_one_worker_on_postgres_act_as_one() {
 
     // A server disabled through A is respected by B within a second.
     let other = a.servers[1 - host];
-    let principal = Principal {
-        name: "scale-test".into(),
-        scope: TokenScope::Admin,
-    };
+    let principal = Principal::admin("scale-test".into());
     a.state()
         .admin
         .set_state(&other.to_string(), ServerCommand::Disable, &principal)

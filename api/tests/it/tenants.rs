@@ -19,10 +19,7 @@ const T1_SECRET: &str = "tenant-one-secret";
 const T2_SECRET: &str = "tenant-two-secret";
 
 fn operator() -> Principal {
-    Principal {
-        name: "tenant-test".into(),
-        scope: TokenScope::Admin,
-    }
+    Principal::admin("tenant-test".into())
 }
 
 pub(crate) async fn add_tenant(harness: &Harness, name: &str, secret: &str) {

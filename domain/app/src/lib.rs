@@ -6,6 +6,7 @@
 //! implements the storage ports.
 
 pub mod admin;
+pub mod agent;
 pub mod backend;
 pub mod callbacks;
 pub mod clock;

@@ -110,6 +110,8 @@ pub trait MeetingReads: Send + Sync {
     async fn running_meetings_of(&self, tenant: &TenantId) -> Result<u64, StoreError>;
     /// Internal ids of a tenant's running runs.
     async fn running_runs_of(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError>;
+    /// Internal ids of the runs recorded as running on a server.
+    async fn running_runs_on(&self, server: ServerId) -> Result<Vec<String>, StoreError>;
     /// Servers running this meetingID for another tenant.
     async fn servers_running_elsewhere(
         &self,
@@ -155,6 +157,15 @@ pub trait PolledPicture: Send + Sync {
     ) -> Result<Vec<ServerSample>, StoreError>;
     /// Writes samples (replacing earlier ones) and announces the change.
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError>;
+    /// Writes samples and when servers' agents were last heard (replacing
+    /// earlier ones) in one transaction; announces changed samples.
+    async fn put_agent_heartbeats(
+        &self,
+        samples: &[ServerSample],
+        heard: &[(ServerId, i64)],
+    ) -> Result<(), StoreError>;
+    /// When each server's agent was last heard (ms).
+    async fn heartbeats(&self) -> Result<Vec<(ServerId, i64)>, StoreError>;
     /// Keeps the `<meeting>` element of a run Switchboard created.
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError>;
     /// Listings of runs that still run.

@@ -29,7 +29,6 @@ use switchboard_domain::meeting::MeetingEvent;
 use switchboard_domain::node_metrics::MetricsStatus;
 use switchboard_domain::selection::{Candidate, SelectionError, TagRequest, rank_in_pool};
 use switchboard_domain::server::Server;
-use switchboard_domain::server::ServerState;
 use switchboard_domain::server_metrics::ResourceUsage;
 use switchboard_domain::tenant::{Tenant, TenantConfig};
 
@@ -602,7 +601,7 @@ impl RoutingView {
         let mut book = self.load.lock().expect("load lock");
         let available: Vec<Candidate> = servers
             .values()
-            .filter(|s| s.state == ServerState::Enabled && s.online && !tried.contains(&s.id))
+            .filter(|s| s.takes_new_meetings() && !tried.contains(&s.id))
             .filter(|s| !self.over_limit(s.id))
             .map(|s| Candidate {
                 id: s.id,
@@ -745,6 +744,7 @@ fn server_record(id: ServerId, state: &Server, version: i64) -> Option<ServerRec
         settings: state.settings.clone()?,
         state: state.state,
         online: state.online,
+        agent: state.agent.clone(),
         version,
     })
 }
@@ -766,6 +766,7 @@ impl Subscriber for RoutingView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_domain::server::ServerState;
     use crate::executor::{CommandExecutor, EventBus};
     use crate::ports::prelude::*;
     use crate::testing::{NOW_MS, World, ended, given, meeting_id, secret, url};

@@ -1,5 +1,6 @@
 //! sea-orm entities of the event log and the projections.
 
+pub mod agent_heartbeat;
 pub mod callback;
 pub mod event;
 pub mod hook;

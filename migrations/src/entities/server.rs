@@ -26,6 +26,9 @@ pub struct Model {
     pub state: String,
     /// Whether health checks reach it.
     pub online: bool,
+    /// What its node agent said of itself (JSON), once one has reported.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub agent: Option<String>,
     /// Version of the server's stream this row reflects.
     pub version: i64,
     /// Log position of the last event applied.

@@ -9,12 +9,14 @@ pub struct Model {
     /// Token name.
     #[sea_orm(primary_key, auto_increment = false)]
     pub name: String,
-    /// `admin` or `read`.
+    /// `admin`, `read` or `node`.
     pub scope: String,
     /// SHA-256 (hex) of the token.
     pub hash: String,
     /// When it was created.
     pub created_at: DateTimeUtc,
+    /// For a node token: the server it speaks for.
+    pub server_id: Option<String>,
 }
 
 /// No relations.

@@ -14,6 +14,7 @@ mod m0009_callbacks;
 mod m0010_hooks;
 mod m0011_callbacks_finished;
 mod m0012_pending_callbacks;
+mod m0013_node_agents;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_hooks::Migration),
             Box::new(m0011_callbacks_finished::Migration),
             Box::new(m0012_pending_callbacks::Migration),
+            Box::new(m0013_node_agents::Migration),
         ]
     }
 }

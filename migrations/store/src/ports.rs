@@ -131,6 +131,10 @@ impl MeetingReads for Store {
         Ok(Store::running_runs_of_sql(self, tenant).await?)
     }
 
+    async fn running_runs_on(&self, server: ServerId) -> Result<Vec<String>, StoreError> {
+        Ok(Store::running_runs_on_sql(self, server).await?)
+    }
+
     async fn servers_running_elsewhere(
         &self,
         tenant: &TenantId,
@@ -192,6 +196,18 @@ impl PolledPicture for Store {
 
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError> {
         Ok(Store::put_server_samples_sql(self, samples).await?)
+    }
+
+    async fn put_agent_heartbeats(
+        &self,
+        samples: &[ServerSample],
+        heard: &[(ServerId, i64)],
+    ) -> Result<(), StoreError> {
+        Ok(Store::put_agent_heartbeats_sql(self, samples, heard).await?)
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<(ServerId, i64)>, StoreError> {
+        Ok(Store::heartbeats_sql(self).await?)
     }
 
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError> {

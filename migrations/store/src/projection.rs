@@ -11,7 +11,7 @@ use switchboard_domain::events::DomainEvent;
 use switchboard_domain::ids::StreamId;
 use switchboard_domain::meeting::MeetingEvent;
 use switchboard_domain::recording::{RecordingEvent, RecordingFormat};
-use switchboard_domain::server::{ServerEvent, ServerState, apply_changes};
+use switchboard_domain::server::{ServerAgent, ServerEvent, ServerState, apply_changes};
 use switchboard_domain::tenant::{Tenant, TenantConfig, TenantEvent};
 use switchboard_domain::token::TokenEvent;
 use switchboard_migrations::entities::{
@@ -361,15 +361,28 @@ async fn apply_token<C: ConnectionTrait>(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), DbErr> {
     match event {
-        TokenEvent::TokenCreated { scope, hash, .. } => {
+        TokenEvent::TokenCreated {
+            scope,
+            hash,
+            server,
+            ..
+        } => {
             let row = token::ActiveModel {
                 name: Set(name.to_owned()),
                 scope: Set(scope.as_str().to_owned()),
                 hash: Set(hash.clone()),
                 created_at: Set(at),
+                server_id: Set(server.map(|id| id.to_string())),
             };
             token::Entity::insert(row)
                 .exec_without_returning(db)
+                .await?;
+        }
+        TokenEvent::TokenBound { server } => {
+            token::Entity::update_many()
+                .col_expr(token::Column::ServerId, Expr::value(server.to_string()))
+                .filter(token::Column::Name.eq(name))
+                .exec(db)
                 .await?;
         }
         TokenEvent::TokenRevoked => {
@@ -401,6 +414,7 @@ async fn apply_server<C: ConnectionTrait>(
         metrics_url: Set(settings.metrics_url.clone()),
         state: Set(ServerState::Disabled.as_str().to_owned()),
         online: Set(true),
+        agent: Set(None),
         version: Set(version),
         position: Set(position),
     };
@@ -408,6 +422,11 @@ async fn apply_server<C: ConnectionTrait>(
         .exec_without_returning(db)
         .await?;
     Ok(())
+}
+
+/// How a server's agent is kept on its row.
+fn agent_json(agent: &ServerAgent) -> String {
+    serde_json::to_string(agent).unwrap_or_default()
 }
 
 /// Applies any server event but `ServerAdded` to the row of `server_id`.
@@ -465,6 +484,30 @@ async fn update_server<C: ConnectionTrait>(
         ServerEvent::ServerWentOnline => update.col_expr(server::Column::Online, Expr::value(true)),
         ServerEvent::ServerWentOffline => {
             update.col_expr(server::Column::Online, Expr::value(false))
+        }
+        ServerEvent::AgentReported {
+            version: bbb_version,
+            interval_ms,
+        } => {
+            let agent = ServerAgent {
+                version: bbb_version.clone(),
+                interval_ms: *interval_ms,
+                away: false,
+            };
+            update.col_expr(server::Column::Agent, Expr::value(agent_json(&agent)))
+        }
+        ServerEvent::AgentLeft => {
+            let Some(row) = server::Entity::find_by_id(server_id.to_owned())
+                .one(db)
+                .await?
+            else {
+                return Ok(());
+            };
+            let Some(mut agent) = crate::rows::agent_of(&row) else {
+                return Ok(());
+            };
+            agent.away = true;
+            update.col_expr(server::Column::Agent, Expr::value(agent_json(&agent)))
         }
         ServerEvent::ServerRemoved => {
             server::Entity::delete_by_id(server_id.to_owned())

@@ -20,6 +20,7 @@ fn token_record(row: token::Model) -> Option<TokenRecord> {
         name: row.name,
         hash: row.hash,
         created_at: row.created_at,
+        server: row.server_id.as_deref().and_then(|id| id.parse().ok()),
     })
 }
 
@@ -29,6 +30,7 @@ fn server_record(row: server::Model) -> Option<ServerRecord> {
         settings: crate::rows::settings_of(&row),
         state: ServerState::parse(&row.state)?,
         online: row.online,
+        agent: crate::rows::agent_of(&row),
         version: row.version,
     })
 }
@@ -196,6 +198,20 @@ impl Store {
     }
 
     /// Internal ids of a tenant's running runs.
+    pub(crate) async fn running_runs_on_sql(
+        &self,
+        server: ServerId,
+    ) -> Result<Vec<String>, SqlError> {
+        Ok(meeting::Entity::find()
+            .select_only()
+            .column(meeting::Column::InternalId)
+            .filter(meeting::Column::ServerId.eq(server.to_string()))
+            .filter(meeting::Column::Running.eq(true))
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
     pub(crate) async fn running_runs_of_sql(
         &self,
         tenant: &TenantId,

@@ -16,3 +16,8 @@ pub(crate) fn settings_of(row: &server::Model) -> switchboard_domain::server::Se
         metrics_url: row.metrics_url.clone(),
     }
 }
+
+/// What a server row holds of its node agent (`None`: never reported).
+pub(crate) fn agent_of(row: &server::Model) -> Option<switchboard_domain::server::ServerAgent> {
+    serde_json::from_str(row.agent.as_deref()?).ok()
+}

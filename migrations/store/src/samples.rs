@@ -10,7 +10,7 @@ use sea_orm::{
 use switchboard_app::records::{MeetingListing, ServerSample};
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server_metrics::MetricsState;
-use switchboard_migrations::entities::{meeting, meeting_listing, server_sample};
+use switchboard_migrations::entities::{agent_heartbeat, meeting, meeting_listing, server_sample};
 
 fn to_sample(row: server_sample::Model) -> Option<ServerSample> {
     Some(ServerSample {
@@ -104,7 +104,17 @@ impl Store {
         &self,
         samples: &[ServerSample],
     ) -> Result<(), SqlError> {
-        if samples.is_empty() {
+        self.put_agent_heartbeats_sql(samples, &[]).await
+    }
+
+    /// Writes samples and agents' heartbeat times in one transaction (either
+    /// may be empty), announcing changed samples to other instances.
+    pub(crate) async fn put_agent_heartbeats_sql(
+        &self,
+        samples: &[ServerSample],
+        heard: &[(ServerId, i64)],
+    ) -> Result<(), SqlError> {
+        if samples.is_empty() && heard.is_empty() {
             return Ok(());
         }
         let txn = self.db.begin().await?;
@@ -134,9 +144,36 @@ impl Store {
                 .exec(&txn)
                 .await?;
         }
-        crate::announce::announce_change(&txn, self.is_postgres(), "samples").await?;
+        for chunk in heard.chunks(500) {
+            let rows = chunk
+                .iter()
+                .map(|(server, at_ms)| agent_heartbeat::ActiveModel {
+                    server_id: Set(server.to_string()),
+                    heard_at_ms: Set(*at_ms),
+                });
+            agent_heartbeat::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(agent_heartbeat::Column::ServerId)
+                        .update_column(agent_heartbeat::Column::HeardAtMs)
+                        .to_owned(),
+                )
+                .exec(&txn)
+                .await?;
+        }
+        if !samples.is_empty() {
+            crate::announce::announce_change(&txn, self.is_postgres(), "samples").await?;
+        }
         txn.commit().await?;
         Ok(())
+    }
+
+    /// When each server's agent was last heard.
+    pub(crate) async fn heartbeats_sql(&self) -> Result<Vec<(ServerId, i64)>, SqlError> {
+        let rows = agent_heartbeat::Entity::find().all(&self.db).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| Some((row.server_id.parse().ok()?, row.heard_at_ms)))
+            .collect())
     }
 
     /// Records the listing of a run this instance is creating. Written before

@@ -44,6 +44,9 @@ pub enum Failure {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The caller's token does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// A BBB server failed.
     #[error("{0}")]
     Upstream(String),
@@ -119,6 +122,19 @@ pub struct Principal {
     pub name: String,
     /// What it may do.
     pub scope: TokenScope,
+    /// For a node token: the server it speaks for (once bound).
+    pub server: Option<ServerId>,
+}
+
+impl Principal {
+    /// An operator with the admin scope (the CLI, set-up code, tests).
+    pub fn admin(name: String) -> Self {
+        Self {
+            name,
+            scope: TokenScope::Admin,
+            server: None,
+        }
+    }
 }
 
 /// The admin operations over one database.
@@ -265,6 +281,7 @@ impl AdminService {
             .map(|record| Principal {
                 name: record.name,
                 scope: record.scope,
+                server: record.server,
             }))
     }
 
@@ -717,17 +734,33 @@ impl AdminService {
     }
 
     /// Creates a token; its secret is returned this once.
+    /// A node token may be bound to `server` from the start; otherwise it
+    /// is bound to the server its agent registers.
     pub async fn create_token(
         &self,
         name: &str,
         scope: TokenScope,
+        server: Option<ServerId>,
         principal: &Principal,
     ) -> Result<CreatedToken, Failure> {
+        if let Some(id) = server {
+            if scope != TokenScope::Node {
+                return Err(Failure::Invalid(
+                    "only node tokens are bound to a server: use --scope node with --server".into(),
+                ));
+            }
+            if self.store.server(id).await?.is_none() {
+                return Err(Failure::NotFound(format!(
+                    "no server {id}: `switchboard servers list` shows their ids"
+                )));
+            }
+        }
         let token = generate_token();
         let command = TokenCommand::Create {
             name: name.to_owned(),
             scope,
             hash: hash_token(&token),
+            server,
         };
         self.executor
             .execute::<Token>(
@@ -739,6 +772,7 @@ impl AdminService {
         Ok(CreatedToken {
             name: name.to_owned(),
             scope,
+            server,
             token,
         })
     }
@@ -753,6 +787,7 @@ impl AdminService {
             .map(|record| TokenView {
                 name: record.name,
                 scope: record.scope,
+                server: record.server,
                 created_at: record.created_at,
             })
             .collect())
@@ -780,10 +815,7 @@ mod tests {
     use crate::testing::{NOW_MS, World, ended, meeting_id, url};
 
     fn ops() -> Principal {
-        Principal {
-            name: "ops".into(),
-            scope: TokenScope::Admin,
-        }
+        Principal::admin("ops".into())
     }
 
     fn admin(world: &World, backend: &Arc<ScriptedBackend>) -> AdminService {
@@ -1164,11 +1196,11 @@ mod tests {
         let world = World::new();
         let admin = admin(&world, &silent());
         let created = admin
-            .create_token("ci", TokenScope::Read, &ops())
+            .create_token("ci", TokenScope::Read, None, &ops())
             .await
             .unwrap();
         admin
-            .create_token("deploy", TokenScope::Admin, &ops())
+            .create_token("deploy", TokenScope::Admin, None, &ops())
             .await
             .unwrap();
         assert!(created.token.starts_with("sbt_"), "{}", created.token);
@@ -1190,6 +1222,7 @@ mod tests {
             Some(Principal {
                 name: "ci".into(),
                 scope: TokenScope::Read,
+                server: None,
             })
         );
         for wrong in [

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use switchboard_domain::token::TokenScope;
+use switchboard_domain::ids::ServerId;
 
 /// A server of the pool as operators see it (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,6 +273,8 @@ pub struct TokenView {
     pub name: String,
     /// What it may do.
     pub scope: TokenScope,
+    /// For a node token: the server it speaks for.
+    pub server: Option<ServerId>,
     /// Created at.
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -283,6 +286,8 @@ pub struct CreatedToken {
     pub name: String,
     /// What it may do.
     pub scope: TokenScope,
+    /// For a node token: the server it speaks for.
+    pub server: Option<ServerId>,
     /// The bearer token. Store it now: only its hash is kept.
     pub token: String,
 }

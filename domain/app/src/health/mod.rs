@@ -127,6 +127,14 @@ pub struct HealthConfig {
     pub callback_retry_for: Duration,
     /// How long those wait for the server's own late call first.
     pub callback_fallback_grace: Duration,
+    /// Whether servers whose node agent reports are still polled (then only
+    /// to reconcile their meetings; their health, load and CPU come from
+    /// the agent). Unpolled, they are reconciled from the agent's last
+    /// heartbeat.
+    pub agent_poll: bool,
+    /// Intervals an agent may miss before its server counts as offline (its
+    /// last heartbeat is used to reconcile only within this bound).
+    pub agent_missed_heartbeats: u32,
 }
 
 impl Default for HealthConfig {
@@ -146,6 +154,8 @@ impl Default for HealthConfig {
             callback_fallback_grace: Duration::from_millis(
                 crate::callbacks::receive::FALLBACK_GRACE_MS as u64,
             ),
+            agent_poll: false,
+            agent_missed_heartbeats: 3,
         }
     }
 }
@@ -289,6 +299,16 @@ impl HealthPoller {
         let results: Vec<(ServerRecord, Option<Probed>, MetricsRead)> =
             futures::stream::iter(servers)
                 .map(|server| async move {
+                    if server.has_live_agent() {
+                        // Its agent gives health, load and CPU; a poll (if
+                        // asked) only reconciles its meetings.
+                        let observed = if config.agent_poll {
+                            probe(backends, clock, config, &server).await
+                        } else {
+                            None
+                        };
+                        return (server, observed, (None, clock.now_ms()));
+                    }
                     let (observed, read) = futures::join!(
                         probe(backends, clock, config, &server),
                         read_metrics(scraper, clock, config, &server)
@@ -323,13 +343,22 @@ impl HealthPoller {
             .map(|listing| (listing.internal_id, listing.created_at_ms))
             .collect();
         let grace_ms = self.config.reconcile_grace.as_millis() as i64;
-        let recorded_before_poll = |meeting: &MeetingRecord| match recorded_at
+        // Whether a run was recorded before a listing taken at `as_of_ms`.
+        let recorded_before = |meeting: &MeetingRecord, as_of_ms: i64| match recorded_at
             .get(&meeting.run.internal_id)
         {
-            Some(at_ms) => *at_ms < poll_started_ms - grace_ms,
-            None => {
-                meeting.run.create_time_ms < poll_started_ms - SERVER_CLOCK_GRACE.as_millis() as i64
-            }
+            Some(at_ms) => *at_ms < as_of_ms - grace_ms,
+            None => meeting.run.create_time_ms < as_of_ms - SERVER_CLOCK_GRACE.as_millis() as i64,
+        };
+        let recorded_before_poll =
+            |meeting: &MeetingRecord| recorded_before(meeting, poll_started_ms);
+        let heard: HashMap<ServerId, i64> = if results
+            .iter()
+            .any(|(server, _, _)| server.has_live_agent())
+        {
+            self.store.heartbeats().await?.into_iter().collect()
+        } else {
+            HashMap::new()
         };
         // Streaks live in the shared samples, so any worker may take any tick.
         let previous: HashMap<ServerId, ServerSample> = self
@@ -342,6 +371,31 @@ impl HealthPoller {
         let now_ms = self.clock.now_ms();
         let mut changed_samples = Vec::new();
         for (server, probed, (read, read_at_ms)) in results {
+            if server.has_live_agent() {
+                // The listing to reconcile with: this poll's, or the one
+                // the agent's last heartbeat left (taken at its write time).
+                let listing = match probed {
+                    Some((_, listed, _)) => Some((listed, poll_started_ms)),
+                    None if !self.config.agent_poll => previous
+                        .get(&server.id)
+                        .filter(|_| self.heard_lately(&server, heard.get(&server.id), now_ms))
+                        .and_then(|sample| {
+                            listed_in_sample(&sample.meetings_xml)
+                                .map(|listed| (listed, sample.polled_at_ms))
+                        }),
+                    None => None,
+                };
+                if let Some((listed, as_of_ms)) = listing {
+                    let before = |meeting: &MeetingRecord| recorded_before(meeting, as_of_ms);
+                    self.reconcile(&server, &recorded, &listed, &before, &mut report)
+                        .await?;
+                }
+                if self.offline_policy_due(server.id, server.online) {
+                    self.forget_meetings_of(server.id, &recorded, &mut report)
+                        .await?;
+                }
+                continue;
+            }
             let metrics = self.metrics.record(
                 server.id,
                 server.settings.metrics_url.as_deref(),
@@ -474,6 +528,15 @@ pub const PENDING_CREATE_GRACE_MS: i64 = 30_000;
 const LISTING_LIFETIME_MS: i64 = 10 * 60 * 1000;
 
 impl HealthPoller {
+    /// Whether a server's agent was heard within its missed-heartbeats bound.
+    fn heard_lately(&self, server: &ServerRecord, heard: Option<&i64>, now_ms: i64) -> bool {
+        let (Some(agent), Some(at_ms)) = (&server.agent, heard) else {
+            return false;
+        };
+        let bound_ms = i64::from(self.config.agent_missed_heartbeats.max(1)) * agent.interval_ms as i64;
+        now_ms - at_ms <= bound_ms
+    }
+
     /// Tracks how long a server has been offline; true once its meetings
     /// are due to be forgotten under the configured policy.
     fn offline_policy_due(&mut self, server: ServerId, online: bool) -> bool {
@@ -727,7 +790,7 @@ async fn read_metrics(
 
 /// What a successful poll of one server gave: its load, its meetings, and
 /// their `<meeting>` elements as the server sent them.
-type Probed = (Observed, Vec<ListedMeeting>, String);
+pub(crate) type Probed = (Observed, Vec<ListedMeeting>, String);
 
 /// Asks one server for its meetings; `None` when it fails in any way.
 async fn probe(
@@ -748,11 +811,17 @@ async fn probe(
         .await
         .ok()?;
     let body = std::str::from_utf8(&response.body).ok()?;
+    picture_of(body, clock.now_ms(), &config.weights)
+}
+
+/// What a server's getMeetings answer shows: its load as polls and
+/// heartbeats alike weigh it, the meetings listed, and their `<meeting>`
+/// elements as sent. `None` when the answer is not a successful one.
+pub(crate) fn picture_of(body: &str, now_ms: i64, weights: &LoadWeights) -> Option<Probed> {
     let answer = read_meetings(body).ok()?;
     if !answer.summary.is_success() {
         return None;
     }
-    let now_ms = clock.now_ms();
     let listed = answer
         .meetings
         .iter()
@@ -774,7 +843,7 @@ async fn probe(
             .meetings
             .iter()
             .map(|m| {
-                config.weights.meeting_load(MeetingSample {
+                weights.meeting_load(MeetingSample {
                     attendees: m.participants,
                     video: m.video,
                     voice: m.voice,
@@ -787,6 +856,24 @@ async fn probe(
     };
     let meetings_xml = answer.meetings.iter().map(|m| m.raw).collect();
     Some((observed, listed, meetings_xml))
+}
+
+/// The meetings a sample's `<meeting>` elements list (`None`: unreadable).
+pub(crate) fn listed_in_sample(meetings_xml: &str) -> Option<Vec<ListedMeeting>> {
+    let body = format!(
+        "<response><returncode>SUCCESS</returncode><meetings>{meetings_xml}</meetings></response>"
+    );
+    let answer = read_meetings(&body).ok()?;
+    Some(
+        answer
+            .meetings
+            .iter()
+            .map(|m| ListedMeeting {
+                meeting_id: m.meeting_id.clone(),
+                internal_id: m.internal_id.clone(),
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ struct Views {
 #[derive(Debug, Default)]
 struct Polled {
     samples: BTreeMap<ServerId, ServerSample>,
+    heartbeats: BTreeMap<ServerId, i64>,
     listings: BTreeMap<String, MeetingListing>,
     used_nonces: HashMap<String, u64>,
     settings: BTreeMap<String, String>,
@@ -271,6 +272,7 @@ fn apply_server(
                     settings,
                     state: state.state,
                     online: state.online,
+                    agent: state.agent,
                     version,
                 },
             );
@@ -351,7 +353,12 @@ fn apply_token(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
     match event {
-        TokenEvent::TokenCreated { scope, hash, .. } => {
+        TokenEvent::TokenCreated {
+            scope,
+            hash,
+            server,
+            ..
+        } => {
             if views.tokens.contains_key(name) {
                 return Err(StoreError::Database(format!("token `{name}` exists")));
             }
@@ -362,8 +369,14 @@ fn apply_token(
                     scope: *scope,
                     hash: hash.clone(),
                     created_at: at,
+                    server: *server,
                 },
             );
+        }
+        TokenEvent::TokenBound { server } => {
+            if let Some(record) = views.tokens.get_mut(name) {
+                record.server = Some(*server);
+            }
         }
         TokenEvent::TokenRevoked => {
             views.tokens.remove(name);
@@ -616,6 +629,17 @@ impl MeetingReads for InMemoryStore {
             .meetings
             .values()
             .filter(|record| record.running && record.tenant == *tenant)
+            .map(|record| record.run.internal_id.clone())
+            .collect())
+    }
+
+    async fn running_runs_on(&self, server: ServerId) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .meetings
+            .values()
+            .filter(|record| record.running && record.run.server_id == server)
             .map(|record| record.run.internal_id.clone())
             .collect())
     }
@@ -960,6 +984,29 @@ impl PolledPicture for InMemoryStore {
             .collect())
     }
 
+    async fn put_agent_heartbeats(
+        &self,
+        samples: &[ServerSample],
+        heard: &[(ServerId, i64)],
+    ) -> Result<(), StoreError> {
+        self.put_server_samples(samples).await?;
+        let mut state = self.lock();
+        for (server, at_ms) in heard {
+            state.polled.heartbeats.insert(*server, *at_ms);
+        }
+        Ok(())
+    }
+
+    async fn heartbeats(&self) -> Result<Vec<(ServerId, i64)>, StoreError> {
+        Ok(self
+            .lock()
+            .polled
+            .heartbeats
+            .iter()
+            .map(|(server, at_ms)| (*server, *at_ms))
+            .collect())
+    }
+
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError> {
         let mut state = self.lock();
         for sample in samples {
@@ -1294,6 +1341,7 @@ mod tests {
             name: "ci".into(),
             scope: TokenScope::Read,
             hash: "h".into(),
+            server: None,
         };
         store
             .append(&stream, 0, &[created.clone().into()], &given())
