@@ -16,6 +16,8 @@ use switchboard_app::backend::Backends;
 use switchboard_app::callbacks::{CallbackLinks, CallbackService};
 use switchboard_app::clock::{SharedClock, SystemClock};
 use switchboard_app::executor::{CommandExecutor, EventBus};
+use switchboard_app::agent::AgentService;
+use switchboard_app::agent::watch::AgentWatch;
 use switchboard_app::health::{HealthConfig, HealthPoller, HealthPorts, OfflinePolicy};
 use switchboard_app::meetings::{MeetingService, MeetingSettings};
 use switchboard_app::ports::Database;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub recordings: Arc<RecordingService>,
     /// Callbacks: servers' calls received, deliveries to front-ends.
     pub callbacks: Arc<CallbackService>,
+    /// Node agents: registration and heartbeats.
+    pub agents: Arc<AgentService>,
 }
 
 /// The database as the application's ports, and an executor over it that
@@ -201,6 +205,14 @@ impl AppState {
             )
             .with_callback_links(callbacks.links().clone()),
         );
+        let agents = Arc::new(AgentService::new(
+            db.clone(),
+            executor.clone(),
+            clock.clone(),
+            observed.clone(),
+            Some(routing.clone()),
+            settings.agent_settings(),
+        ));
         let bbb = Arc::new(bbb::BbbState {
             meetings: meetings.clone(),
             recordings: recordings.clone(),
@@ -225,6 +237,7 @@ impl AppState {
             admin,
             recordings,
             callbacks,
+            agents,
         }))
     }
 
@@ -265,6 +278,8 @@ impl AppState {
             callback_fallback_grace: Duration::from_secs_f64(
                 self.settings.callbacks.fallback_grace_secs.max(0.0),
             ),
+            agent_poll: self.settings.agent.poll,
+            agent_missed_heartbeats: self.settings.agent.missed_heartbeats.max(1),
             offline_meetings: if polling.offline_meetings == "forget" {
                 OfflinePolicy::Forget
             } else {
@@ -322,7 +337,8 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
             crate::admin::BASE_PATH,
             crate::admin::endpoint()
                 .data(state.admin.clone())
-                .data(state.callbacks.clone()),
+                .data(state.callbacks.clone())
+                .data(state.agents.clone()),
         )
         .nest("/api/docs", crate::admin::swagger_ui())
         .at("/health", get(health))
@@ -510,10 +526,25 @@ async fn start_with(
     }
     state.callbacks.links().bind_base(&callback_base);
     let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
-    let tasks = vec![
+    let mut tasks = vec![
         spawn_refresh(state.clone()),
         crate::metrics::spawn_gauge_refresh(state.gauge_sources()),
+        tokio::spawn(state.agents.clone().run_flusher(Duration::from_millis(
+            state.settings.agent.flush_interval_ms.max(1),
+        ))),
     ];
+    if background.health {
+        // Every instance that polls also watches for silent agents.
+        let watch = AgentWatch::new(
+            state.db.clone(),
+            state.executor.clone(),
+            state.clock.clone(),
+            state.settings.agent_settings(),
+        );
+        tasks.push(tokio::spawn(watch.run(Duration::from_millis(
+            state.settings.agent.watch_interval_ms.max(1),
+        ))));
+    }
     let mut jobs = Vec::new();
     // Polling runs where workers run (`serve` without --no-workers, and
     // `worker`); spool imports and callback deliveries wherever

@@ -224,6 +224,34 @@ impl Default for CallbackSettings {
     }
 }
 
+/// How node agents' heartbeats are judged (see ops/deploy/agent.md).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSection {
+    /// Heartbeat intervals a server's agent may miss before the server
+    /// counts as offline.
+    pub missed_heartbeats: u32,
+    /// Whether servers with an agent are still polled (then only to
+    /// reconcile their meetings; health, load, CPU and memory come from the
+    /// agent). Unpolled, they are reconciled from the agent's heartbeats.
+    pub poll: bool,
+    /// Milliseconds between writes of the heartbeats taken (batched).
+    pub flush_interval_ms: u64,
+    /// Milliseconds between looks for agents that went silent.
+    pub watch_interval_ms: u64,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            missed_heartbeats: 3,
+            poll: false,
+            flush_interval_ms: 200,
+            watch_interval_ms: 500,
+        }
+    }
+}
+
 /// Everything Switchboard can be told.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -275,6 +303,8 @@ pub struct Settings {
     pub recordings: RecordingSettings,
     /// Callbacks relayed to front-ends.
     pub callbacks: CallbackSettings,
+    /// Node agents on BBB servers.
+    pub agent: AgentSection,
     /// Address ranges (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`) callbacks and
     /// other URLs front-ends supply may reach although they are private,
     /// loopback or link-local; empty: public addresses only.
@@ -306,6 +336,7 @@ impl Default for Settings {
             public_url: None,
             recordings: RecordingSettings::default(),
             callbacks: CallbackSettings::default(),
+            agent: AgentSection::default(),
             outbound_allow: Vec::new(),
         }
     }
@@ -630,6 +661,15 @@ impl Settings {
                 "must start with http:// or https://",
             ));
         }
+        if self.agent.missed_heartbeats == 0 {
+            return Err(invalid("agent.missed_heartbeats", "must be at least 1"));
+        }
+        if self.agent.flush_interval_ms == 0 || self.agent.watch_interval_ms == 0 {
+            return Err(invalid(
+                "agent",
+                "flush_interval_ms and watch_interval_ms must be at least 1",
+            ));
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(invalid("log_format", "use `text` or `json`"));
         }
@@ -735,6 +775,16 @@ impl Settings {
                 };
                 format!("http://{host}")
             }
+        }
+    }
+
+    /// How heartbeats are judged.
+    pub fn agent_settings(&self) -> switchboard_app::agent::AgentSettings {
+        switchboard_app::agent::AgentSettings {
+            missed_heartbeats: self.agent.missed_heartbeats.max(1),
+            poll: self.agent.poll,
+            weights: self.load,
+            metrics_window: Duration::from_secs_f64(self.health.metrics_window_secs.max(0.0)),
         }
     }
 

@@ -7,7 +7,6 @@ use switchboard_app::admin::{AdminService, Principal};
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
 use switchboard_domain::ids::ServerId;
-use switchboard_domain::token::TokenScope;
 use switchboard_store::Store;
 
 /// Settings key listing the demo servers of the last demo run.

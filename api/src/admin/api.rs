@@ -181,6 +181,8 @@ pub enum Tag {
     Tenants,
     /// Callbacks owed to front-ends: delivered, pending, failed.
     Callbacks,
+    /// Node agents on BBB servers: registration and heartbeats.
+    Agents,
 }
 
 /// A created resource.

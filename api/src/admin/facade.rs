@@ -28,7 +28,7 @@ macro_rules! same_fields {
 same_fields!(read::ServerView => ServerView {
     id, url, tag, load_multiplier, checksum, state, online, meetings, attendees, load,
     metrics_url, metrics_state, cpu_percent, memory_percent, metrics_error, metrics_read_at_ms,
-    over_limit,
+    over_limit, agent, agent_version, agent_interval_ms, agent_away, heard_at_ms,
 });
 same_fields!(read::PanicReport => PanicReport { server, forgotten, ended });
 same_fields!(read::MeetingView => MeetingView {
@@ -80,6 +80,7 @@ impl From<TokenScope> for Scope {
         match scope {
             TokenScope::Admin => Scope::Admin,
             TokenScope::Read => Scope::Read,
+            TokenScope::Node => Scope::Node,
         }
     }
 }
@@ -89,12 +90,13 @@ impl From<Scope> for TokenScope {
         match scope {
             Scope::Admin => TokenScope::Admin,
             Scope::Read => TokenScope::Read,
+            Scope::Node => TokenScope::Node,
         }
     }
 }
 
-same_fields!(read::TokenView => TokenView { name, scope, created_at });
-same_fields!(read::CreatedToken => CreatedToken { name, scope, token });
+same_fields!(read::TokenView => TokenView { name, scope, server, created_at });
+same_fields!(read::CreatedToken => CreatedToken { name, scope, server, token });
 
 impl From<NewServer> for read::NewServer {
     fn from(new: NewServer) -> Self {
@@ -302,9 +304,17 @@ impl AdminFacade {
         new: NewToken,
         principal: &Principal,
     ) -> Result<CreatedToken, Failure> {
+        let server = match new.server.as_deref() {
+            Some(id) => Some(id.parse().map_err(|_| {
+                Failure::Invalid(format!(
+                    "`{id}` is not a server id (a UUID as the server list shows)"
+                ))
+            })?),
+            None => None,
+        };
         Ok(self
             .0
-            .create_token(&new.name, new.scope.into(), principal)
+            .create_token(&new.name, new.scope.into(), server, principal)
             .await?
             .into())
     }

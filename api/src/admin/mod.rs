@@ -2,6 +2,7 @@
 //! problem-JSON errors), its Swagger UI, and the operations it shares with
 //! the CLI.
 
+pub mod agents;
 pub mod api;
 pub mod callbacks;
 mod conformance;
@@ -16,17 +17,29 @@ use poem_openapi::OpenApiService;
 pub const BASE_PATH: &str = "/api/v1";
 
 /// The OpenAPI service of the admin API.
-pub fn openapi() -> OpenApiService<(api::AdminApi, tenants::TenantsApi, callbacks::CallbacksApi), ()>
-{
+pub fn openapi() -> OpenApiService<
+    (
+        api::AdminApi,
+        tenants::TenantsApi,
+        callbacks::CallbacksApi,
+        agents::AgentsApi,
+    ),
+    (),
+> {
     OpenApiService::new(
-        (api::AdminApi, tenants::TenantsApi, callbacks::CallbacksApi),
+        (
+            api::AdminApi,
+            tenants::TenantsApi,
+            callbacks::CallbacksApi,
+            agents::AgentsApi,
+        ),
         "Switchboard admin API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Operate a Switchboard BigBlueButton load balancer: servers, meetings, the event log, \
-             cluster status, tokens, tenants and callback deliveries. Authenticate with `Authorization: Bearer TOKEN` \
-             (`switchboard tokens create NAME --scope admin|read`).",
+             cluster status, tokens, tenants, callback deliveries and node agents. Authenticate with `Authorization: Bearer TOKEN` \
+             (`switchboard tokens create NAME --scope admin|read|node`).",
     )
     .server(BASE_PATH)
 }

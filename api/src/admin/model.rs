@@ -47,6 +47,110 @@ pub struct ServerView {
     /// no new meetings (joins still go there).
     #[serde(default)]
     pub over_limit: bool,
+    /// Whether a node agent reports for it (then its health, load, CPU and
+    /// memory come from the agent's heartbeats, not from polls).
+    #[serde(default)]
+    pub agent: bool,
+    /// BBB's version as its agent reported it.
+    pub agent_version: Option<String>,
+    /// The agent's heartbeat interval (ms).
+    pub agent_interval_ms: Option<u64>,
+    /// The agent went away cleanly: no new meetings until it is back.
+    #[serde(default)]
+    pub agent_away: bool,
+    /// When its agent was last heard (ms since the epoch).
+    pub heard_at_ms: Option<i64>,
+}
+
+/// What a node agent asks when it registers its server.
+#[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct AgentRegistration {
+    /// The server's URL (BBB's `bigbluebutton.web.serverURL` with
+    /// `/bigbluebutton/api/`).
+    pub url: String,
+    /// BBB's `securitySalt`.
+    pub secret: String,
+    /// Tag, applied only when the server is added.
+    pub tag: Option<String>,
+    /// Load multiplier, applied only when the server is added.
+    pub load_multiplier: Option<f64>,
+    /// Start enabled (applied only when the server is added).
+    #[serde(default)]
+    #[oai(default)]
+    pub enable: bool,
+    /// Add the server when its URL is unknown (default true); false only
+    /// finds it (404 when unknown).
+    pub add: Option<bool>,
+}
+
+/// The server an agent reports for.
+#[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+pub struct AgentRegistered {
+    /// Its id.
+    pub server: String,
+    /// Whether it was added now (false: known by its URL).
+    pub added: bool,
+}
+
+/// CPU time counters summed over all CPUs (from `/proc/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Object, Serialize, Deserialize)]
+pub struct AgentCpu {
+    /// Seconds in any mode but idle and iowait.
+    pub busy_seconds: f64,
+    /// Seconds in any mode.
+    pub total_seconds: f64,
+}
+
+/// One heartbeat of a node agent.
+#[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct AgentHeartbeat {
+    /// The server it reports for.
+    pub server: String,
+    /// BBB's version (`bbb-conf --version`'s, or the API's `<version>`).
+    #[serde(default)]
+    #[oai(default)]
+    pub version: String,
+    /// Seconds between heartbeats (0.5 to 3600).
+    pub interval_secs: f64,
+    /// The server's own getMeetings answer (XML), signed with its secret by
+    /// the agent. Absent when the call failed: then `api_error` says why.
+    #[oai(validator(max_length = 16777216))]
+    pub meetings_xml: Option<String>,
+    /// Why the agent could not get the server's meetings.
+    pub api_error: Option<String>,
+    // CPU counters. (No doc comment: see `PanicReport::server`.)
+    #[allow(missing_docs)]
+    pub cpu: Option<AgentCpu>,
+    /// Used memory, percent (`/proc/meminfo`).
+    pub memory_percent: Option<f64>,
+    /// Meetings running (informational; the XML is what counts).
+    pub meetings: Option<u64>,
+    /// Attendees (informational).
+    pub attendees: Option<u64>,
+    /// Video streams (informational).
+    pub video_streams: Option<u64>,
+    /// Voice participants (informational).
+    pub voice_streams: Option<u64>,
+    /// The running meetings' ids (informational).
+    pub meeting_ids: Option<Vec<String>>,
+}
+
+/// What a heartbeat changed.
+#[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+pub struct AgentAck {
+    /// Whether the server counts as online now.
+    pub online: bool,
+    /// Events this heartbeat appended (0 when nothing changed).
+    pub events: u64,
+}
+
+/// An agent going away.
+#[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+pub struct AgentLeave {
+    /// The server it reports for.
+    pub server: String,
 }
 
 /// A new server.
@@ -290,6 +394,8 @@ pub enum Scope {
     Admin,
     /// Read only.
     Read,
+    /// A node agent: registers its own server and pushes its heartbeats.
+    Node,
 }
 
 /// A new token.
@@ -301,6 +407,10 @@ pub struct NewToken {
     // Scope. (No doc comment: see `PanicReport::server`.)
     #[allow(missing_docs)]
     pub scope: Scope,
+    /// For a node token: the id of the server it speaks for (otherwise it
+    /// is bound to the server its agent registers).
+    #[serde(default)]
+    pub server: Option<String>,
 }
 
 /// A token in force (without the secret).
@@ -312,6 +422,8 @@ pub struct TokenView {
     // Scope. (No doc comment: see `PanicReport::server`.)
     #[allow(missing_docs)]
     pub scope: Scope,
+    /// For a node token: the server it speaks for.
+    pub server: Option<String>,
     /// Created at.
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -325,6 +437,8 @@ pub struct CreatedToken {
     // Scope. (No doc comment: see `PanicReport::server`.)
     #[allow(missing_docs)]
     pub scope: Scope,
+    /// For a node token: the server it speaks for.
+    pub server: Option<String>,
     /// The bearer token. Store it now: only its hash is kept.
     pub token: String,
 }

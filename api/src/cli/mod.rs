@@ -3,6 +3,7 @@
 //! `status`), which act on the local database or, with `--url` and
 //! `--token`, on a remote instance through its admin API.
 
+pub mod agent;
 pub mod callbacks;
 mod ops;
 pub mod scalelite;
@@ -75,6 +76,9 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Run on a BBB server: register it with Switchboard and push its
+    /// state (meetings, CPU, memory) every interval.
+    Agent(agent::AgentArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Rebuild every projection from the event log.
@@ -386,9 +390,15 @@ pub enum TokensCommand {
     Create {
         /// Name (letters, digits, `-`, `_`, `.`); it becomes the actor of the token's changes.
         name: String,
-        /// `admin` (read and change everything) or `read` (read only).
+        /// `admin` (read and change everything), `read` (read only) or
+        /// `node` (a BBB server's agent: registers its server and pushes
+        /// heartbeats, nothing else).
         #[arg(long, value_enum)]
         scope: ScopeArg,
+        /// For a node token: the server it speaks for (by default, the one
+        /// its agent registers).
+        #[arg(long)]
+        server: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -413,6 +423,8 @@ pub enum ScopeArg {
     Admin,
     /// Read only.
     Read,
+    /// A node agent.
+    Node,
 }
 
 fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -441,6 +453,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Openapi = cli.command {
         out!("{}", crate::admin::spec_json());
         return Ok(());
+    }
+    if let Command::Agent(args) = cli.command {
+        init_tracing(&Settings::default());
+        let mut args = args;
+        // `switchboard --url URL --token T agent` works too.
+        args.url = args.url.or(cli.remote);
+        args.token = args.token.or(cli.token);
+        return agent::run(args).await;
     }
     let listen = match &cli.command {
         Command::Serve { listen, .. } => *listen,
@@ -529,7 +549,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Openapi => unreachable!("handled above"),
+        Command::Openapi | Command::Agent(_) => unreachable!("handled above"),
         command => {
             let target = match remote {
                 Some(url) => {

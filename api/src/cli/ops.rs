@@ -168,6 +168,7 @@ fn print_servers(servers: &[ServerView]) {
         "LOAD",
         "MULTIPLIER",
         "TAG",
+        "VIA",
         "URL",
     ])
     .right(&[3, 4, 5, 6]);
@@ -181,6 +182,7 @@ fn print_servers(servers: &[ServerView]) {
             number(server.load),
             number(server.load_multiplier),
             or_dash(server.tag.as_deref()),
+            if server.agent { "agent" } else { "poll" }.to_owned(),
             server.url.clone(),
         ]);
     }
@@ -220,7 +222,26 @@ fn print_server(server: &ServerView) {
                 .unwrap_or_else(|| "-".into()),
         ),
         ("metrics error", or_dash(server.metrics_error.as_deref())),
+        ("reported by", reporter(server)),
+        ("bbb version", or_dash(server.agent_version.as_deref())),
+        (
+            "last heard",
+            server
+                .heard_at_ms
+                .map(time_ms)
+                .unwrap_or_else(|| "-".into()),
+        ),
     ]);
+}
+
+/// `agent` (with its interval, or `away`) or `polls`.
+fn reporter(server: &ServerView) -> String {
+    match (server.agent, server.agent_away, server.agent_interval_ms) {
+        (false, _, _) => "polls".into(),
+        (true, true, _) => "agent (away: no new meetings until it is back)".into(),
+        (true, false, Some(ms)) => format!("agent (every {})", number(ms as f64 / 1000.0) + " s"),
+        (true, false, None) => "agent".into(),
+    }
 }
 
 /// A windowed percentage, or `-` when not known.
@@ -456,12 +477,24 @@ fn details(event: &EventView) -> String {
 /// `tokens ...`
 pub async fn tokens(target: &Target, command: TokensCommand) -> anyhow::Result<()> {
     match command {
-        TokensCommand::Create { name, scope, json } => {
+        TokensCommand::Create {
+            name,
+            scope,
+            server,
+            json,
+        } => {
             let scope = match scope {
                 ScopeArg::Admin => Scope::Admin,
                 ScopeArg::Read => Scope::Read,
+                ScopeArg::Node => Scope::Node,
             };
-            let created = target.create_token(NewToken { name, scope }).await?;
+            let created = target
+                .create_token(NewToken {
+                    name,
+                    scope,
+                    server,
+                })
+                .await?;
             if json {
                 return print_json(&created);
             }
@@ -478,16 +511,17 @@ pub async fn tokens(target: &Target, command: TokensCommand) -> anyhow::Result<(
             if json {
                 return print_json(&tokens);
             }
-            let mut table = Table::new(&["NAME", "SCOPE", "CREATED"]);
+            let mut table = Table::new(&["NAME", "SCOPE", "SERVER", "CREATED"]);
             for token in &tokens {
                 table.row(vec![
                     token.name.clone(),
                     scope_name(token.scope).to_owned(),
+                    token.server.clone().unwrap_or_else(|| "-".into()),
                     time(token.created_at),
                 ]);
             }
             table.print_or(
-                "No tokens. Create one with `switchboard tokens create NAME --scope admin|read`.",
+                "No tokens. Create one with `switchboard tokens create NAME --scope admin|read|node`.",
             );
             Ok(())
         }
@@ -503,6 +537,7 @@ fn scope_name(scope: Scope) -> &'static str {
     match scope {
         Scope::Admin => "admin",
         Scope::Read => "read",
+        Scope::Node => "node",
     }
 }
 

@@ -17,7 +17,6 @@ use switchboard_app::admin::{AdminService, Principal};
 use switchboard_app::ports::prelude::*;
 use switchboard_app::records::EventFilter;
 use switchboard_domain::server::ServerCommand;
-use switchboard_domain::token::TokenScope;
 use switchboard_store::Store;
 
 /// The actor of events the CLI records locally.

@@ -7,7 +7,6 @@ use switchboard_api::admin::model::{NewToken, Scope};
 use switchboard_app::admin::Principal;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
-use switchboard_domain::token::TokenScope;
 #[allow(unused_imports)]
 use switchboard_store::test_support::StoreCommands as _;
 
@@ -69,6 +68,7 @@ async fn token(harness: &Harness, name: &str, scope: Scope) -> String {
             NewToken {
                 name: name.into(),
                 scope,
+            server: None,
             },
             &principal,
         )

@@ -232,7 +232,6 @@ use crate::support::{Db, Harness};
 use switchboard_api::admin::model::{NewToken, Scope};
 use switchboard_app::admin::Principal;
 use switchboard_app::records::EventFilter;
-use switchboard_domain::token::TokenScope;
 
 /// Runs the binary with `args` as given (no `--data-dir` added).
 async fn run_async(args: &[&str]) -> (bool, String, String) {
@@ -780,6 +779,7 @@ async fn remote_mode_acts_through_the_admin_api() {
         let new = NewToken {
             name: name.into(),
             scope,
+            server: None,
         };
         let creator = creator.clone();
         async move { admin.create_token(new, &creator).await.unwrap().token }

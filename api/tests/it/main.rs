@@ -1,6 +1,7 @@
 //! Integration tests of the `switchboard` API crate: one test binary.
 
 mod admin;
+mod agent;
 mod callbacks;
 mod chaos;
 mod cli;

@@ -14,7 +14,6 @@ use switchboard_app::admin::Principal;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::server::ServerState;
-use switchboard_domain::token::TokenScope;
 #[allow(unused_imports)]
 use switchboard_store::test_support::StoreCommands as _;
 
@@ -53,6 +52,7 @@ async fn generated_python_client_adds_enables_and_reads_back_a_server() {
             NewToken {
                 name: "python-e2e".into(),
                 scope: Scope::Admin,
+            server: None,
             },
             &Principal::admin("test".into()),
         )

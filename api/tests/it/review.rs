@@ -13,7 +13,6 @@ use switchboard_app::ports::prelude::*;
 use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign, split_checksum};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::server::ServerCommand;
-use switchboard_domain::token::TokenScope;
 #[allow(unused_imports)]
 use switchboard_store::test_support::StoreCommands as _;
 

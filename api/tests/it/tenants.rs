@@ -11,7 +11,6 @@ use switchboard_app::admin::Principal;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
 use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
-use switchboard_domain::token::TokenScope;
 #[allow(unused_imports)]
 use switchboard_store::test_support::StoreCommands as _;
 

@@ -15,6 +15,7 @@ use crate::lifecycle::{disable_if_drained, end_run};
 use crate::ports::Database;
 use crate::records::{EventFilter, MeetingRecord, ServerRecord, StoredEvent};
 use crate::routing::RoutingView;
+use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 use switchboard_domain::bbb::params::Params;
@@ -285,7 +286,23 @@ impl AdminService {
             }))
     }
 
-    async fn server_view(&self, record: &ServerRecord, meetings: u64) -> ServerView {
+    /// When each server's agent was last heard (empty when it cannot be read).
+    async fn heard(&self) -> HashMap<ServerId, i64> {
+        match self.store.heartbeats().await {
+            Ok(heard) => heard.into_iter().collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the agents' heartbeats");
+                HashMap::new()
+            }
+        }
+    }
+
+    async fn server_view(
+        &self,
+        record: &ServerRecord,
+        meetings: u64,
+        heard: &HashMap<ServerId, i64>,
+    ) -> ServerView {
         let (attendees, load, metrics) = match &self.routing {
             Some(routing) => (
                 routing.attendees_of(record.id),
@@ -316,8 +333,9 @@ impl AdminService {
                 (0, load, metrics)
             }
         };
-        // A URL removed since the last poll: nothing is read any more.
-        let metrics = if record.settings.metrics_url.is_some() {
+        // A URL removed since the last poll: nothing is read any more (an
+        // agent reports them itself).
+        let metrics = if record.settings.metrics_url.is_some() || record.agent.is_some() {
             metrics
         } else {
             MetricsStatus::default()
@@ -343,6 +361,15 @@ impl AdminService {
             memory_percent: metrics.usage.memory_percent,
             metrics_error: metrics.error,
             metrics_read_at_ms: metrics.read_at_ms,
+            agent: record.agent.is_some(),
+            agent_version: record
+                .agent
+                .as_ref()
+                .map(|agent| agent.version.clone())
+                .filter(|version| !version.is_empty()),
+            agent_interval_ms: record.agent.as_ref().map(|agent| agent.interval_ms),
+            agent_away: record.agent_away(),
+            heard_at_ms: heard.get(&record.id).copied(),
             over_limit: self.weights.over_limit(metrics.usage),
         }
     }
@@ -367,10 +394,11 @@ impl AdminService {
     /// Every server.
     pub async fn servers(&self) -> Result<Vec<ServerView>, Failure> {
         let counts = self.store.running_meetings_per_server().await?;
+        let heard = self.heard().await;
         let mut views = Vec::new();
         for record in self.store.servers().await? {
             let meetings = counts.get(&record.id).copied().unwrap_or(0);
-            views.push(self.server_view(&record, meetings).await);
+            views.push(self.server_view(&record, meetings, &heard).await);
         }
         Ok(views)
     }
@@ -380,7 +408,8 @@ impl AdminService {
         let id = parse_server_id(id)?;
         let record = self.record(id).await?;
         let meetings = self.running_on(id).await?;
-        Ok(self.server_view(&record, meetings).await)
+        let heard = self.heard().await;
+        Ok(self.server_view(&record, meetings, &heard).await)
     }
 
     /// Adds a server (disabled unless `enabled`).
@@ -699,10 +728,11 @@ impl AdminService {
     /// What Scalelite's `rake status` prints, per server.
     pub async fn status(&self) -> Result<ClusterStatus, Failure> {
         let counts = self.store.running_meetings_per_server().await?;
+        let heard = self.heard().await;
         let mut servers = Vec::new();
         for record in self.store.servers().await? {
             let meetings = counts.get(&record.id).copied().unwrap_or(0);
-            let view = self.server_view(&record, meetings).await;
+            let view = self.server_view(&record, meetings, &heard).await;
             let largest_meeting = self
                 .routing
                 .as_ref()
@@ -772,7 +802,7 @@ impl AdminService {
         Ok(CreatedToken {
             name: name.to_owned(),
             scope,
-            server,
+            server: server.map(|id| id.to_string()),
             token,
         })
     }
@@ -787,7 +817,7 @@ impl AdminService {
             .map(|record| TokenView {
                 name: record.name,
                 scope: record.scope,
-                server: record.server,
+                server: record.server.map(|id| id.to_string()),
                 created_at: record.created_at,
             })
             .collect())

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use switchboard_domain::token::TokenScope;
-use switchboard_domain::ids::ServerId;
 
 /// A server of the pool as operators see it (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +46,22 @@ pub struct ServerView {
     /// no new meetings (joins still go there).
     #[serde(default)]
     pub over_limit: bool,
+    /// Whether a node agent reports for it (then its health, load, CPU and
+    /// memory come from the agent's heartbeats, not from polls).
+    #[serde(default)]
+    pub agent: bool,
+    /// BBB's version as its agent reported it.
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    /// The agent's heartbeat interval (ms).
+    #[serde(default)]
+    pub agent_interval_ms: Option<u64>,
+    /// The agent went away cleanly: no new meetings until it is back.
+    #[serde(default)]
+    pub agent_away: bool,
+    /// When its agent was last heard (ms since the epoch).
+    #[serde(default)]
+    pub heard_at_ms: Option<i64>,
 }
 
 /// A new server.
@@ -274,7 +289,7 @@ pub struct TokenView {
     /// What it may do.
     pub scope: TokenScope,
     /// For a node token: the server it speaks for.
-    pub server: Option<ServerId>,
+    pub server: Option<String>,
     /// Created at.
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -287,7 +302,7 @@ pub struct CreatedToken {
     /// What it may do.
     pub scope: TokenScope,
     /// For a node token: the server it speaks for.
-    pub server: Option<ServerId>,
+    pub server: Option<String>,
     /// The bearer token. Store it now: only its hash is kept.
     pub token: String,
 }

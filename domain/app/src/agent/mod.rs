@@ -75,6 +75,8 @@ pub struct Registration {
     pub load_multiplier: Option<f64>,
     /// Start enabled (added servers are disabled otherwise).
     pub enable: bool,
+    /// Add the server when its URL is unknown; false: only find it.
+    pub add: bool,
 }
 
 /// What registration did.
@@ -270,6 +272,12 @@ impl AgentService {
                     server: server.id,
                     added: false,
                 }
+            }
+            None if !registration.add => {
+                return Err(Failure::NotFound(format!(
+                    "no server has the URL {}: run the agent with --register, or add it with `switchboard servers add`",
+                    settings.url
+                )));
             }
             None => {
                 let id = ServerId::new();

@@ -62,6 +62,7 @@ fn registration(name: &str, secret: &str) -> Registration {
         tag: Some("big".into()),
         load_multiplier: Some(2.0),
         enable: true,
+        add: true,
     }
 }
 
