@@ -184,14 +184,16 @@ impl AppState {
             )
             .await?,
         );
-        let admin = Arc::new(AdminFacade::new(Arc::new(AdminService::new(
+        let admin_service = AdminService::new(
             db.clone(),
             executor.clone(),
             backends.clone(),
             clock.clone(),
             settings.load,
             Some(routing.clone()),
-        ))));
+        );
+        bus.subscribe(admin_service.token_cache());
+        let admin = Arc::new(AdminFacade::new(Arc::new(admin_service)));
         let meetings = Arc::new(
             MeetingService::new(
                 db.clone(),

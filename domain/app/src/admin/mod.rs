@@ -5,6 +5,7 @@
 
 mod history;
 pub mod tenants;
+pub mod token_cache;
 pub mod views;
 
 use crate::StoreError;
@@ -148,6 +149,7 @@ pub struct AdminService {
     weights: LoadWeights,
     routing: Option<Arc<RoutingView>>,
     history: history::History,
+    tokens: Arc<token_cache::TokenCache>,
 }
 
 fn parse_server_id(id: &str) -> Result<ServerId, Failure> {
@@ -246,7 +248,14 @@ impl AdminService {
             weights,
             routing,
             history: history::History::default(),
+            tokens: Arc::default(),
         }
+    }
+
+    /// The cache of tokens in force, to subscribe to the executor's appends
+    /// (token changes made in this process then count at once).
+    pub fn token_cache(&self) -> Arc<token_cache::TokenCache> {
+        self.tokens.clone()
     }
 
     /// Runs a server command.
@@ -272,13 +281,10 @@ impl AdminService {
     /// The principal of a bearer token, if it is in force.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Failure> {
         let hash = hash_token(token);
-        let tokens = self.store.tokens().await?;
-        Ok(tokens
-            .into_iter()
-            .find(|record| {
-                use subtle::ConstantTimeEq;
-                bool::from(record.hash.as_bytes().ct_eq(hash.as_bytes()))
-            })
+        Ok(self
+            .tokens
+            .find(self.store.as_ref(), &hash)
+            .await?
             .map(|record| Principal {
                 name: record.name,
                 scope: record.scope,
@@ -799,6 +805,7 @@ impl AdminService {
                 &Self::metadata(principal),
             )
             .await?;
+        self.tokens.invalidate();
         Ok(CreatedToken {
             name: name.to_owned(),
             scope,
@@ -832,6 +839,7 @@ impl AdminService {
                 &Self::metadata(principal),
             )
             .await?;
+        self.tokens.invalidate();
         Ok(())
     }
 }

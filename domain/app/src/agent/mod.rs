@@ -311,6 +311,29 @@ impl AgentService {
         Ok(registered)
     }
 
+    /// As [`authorize`], with the token's binding read afresh before a
+    /// node token is refused (it may have been bound through another
+    /// instance since it was read).
+    async fn authorized(&self, principal: &Principal, server: ServerId) -> Result<(), Failure> {
+        match authorize(principal, server) {
+            Err(refused) if principal.scope == TokenScope::Node => {
+                let bound = self
+                    .store
+                    .tokens()
+                    .await?
+                    .into_iter()
+                    .find(|token| token.name == principal.name)
+                    .and_then(|token| token.server);
+                if bound == Some(server) {
+                    Ok(())
+                } else {
+                    Err(refused)
+                }
+            }
+            other => other,
+        }
+    }
+
     async fn server(&self, id: ServerId) -> Result<ServerRecord, Failure> {
         let record = match &self.routing {
             Some(routing) => routing.server(id).map(|record| (*record).clone()),
@@ -335,7 +358,7 @@ impl AgentService {
         principal: &Principal,
         beat: Heartbeat,
     ) -> Result<HeartbeatOutcome, Failure> {
-        authorize(principal, beat.server)?;
+        self.authorized(principal, beat.server).await?;
         if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&beat.interval_ms) {
             return Err(Failure::Invalid(format!(
                 "interval must be between {} ms and {} ms",
@@ -471,7 +494,7 @@ impl AgentService {
     /// The agent is going away cleanly: the server takes no new meetings
     /// until it is back (its meetings go on; it is not marked offline).
     pub async fn leave(&self, principal: &Principal, server: ServerId) -> Result<(), Failure> {
-        authorize(principal, server)?;
+        self.authorized(principal, server).await?;
         self.server(server).await?;
         self.execute(server, &ServerCommand::AgentLeave, &metadata(principal))
             .await?;
