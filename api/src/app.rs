@@ -539,6 +539,7 @@ async fn start_with(
         // Every instance that polls also watches for silent agents.
         let watch = AgentWatch::new(
             state.db.clone(),
+            Some(state.routing.clone()),
             state.executor.clone(),
             state.clock.clone(),
             state.settings.agent_settings(),

@@ -538,6 +538,11 @@ impl RoutingView {
         self.bump();
     }
 
+    /// Meetings recorded as running on a server, plus creates in flight there.
+    pub fn meetings_on(&self, server: ServerId) -> u64 {
+        self.load.lock().expect("load lock").meetings(server)
+    }
+
     /// Attendees the last health poll saw on a server.
     pub fn attendees_of(&self, server: ServerId) -> u64 {
         self.observed.get(server).map(|o| o.attendees).unwrap_or(0)

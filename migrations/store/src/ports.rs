@@ -207,7 +207,14 @@ impl PolledPicture for Store {
     }
 
     async fn heartbeats(&self) -> Result<Vec<(ServerId, i64)>, StoreError> {
-        Ok(Store::heartbeats_sql(self).await?)
+        Ok(Store::heartbeats_sql(self, None).await?)
+    }
+
+    async fn heartbeats_before(
+        &self,
+        before_ms: i64,
+    ) -> Result<Vec<(ServerId, i64)>, StoreError> {
+        Ok(Store::heartbeats_sql(self, Some(before_ms)).await?)
     }
 
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError> {

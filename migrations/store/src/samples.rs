@@ -167,9 +167,17 @@ impl Store {
         Ok(())
     }
 
-    /// When each server's agent was last heard.
-    pub(crate) async fn heartbeats_sql(&self) -> Result<Vec<(ServerId, i64)>, SqlError> {
-        let rows = agent_heartbeat::Entity::find().all(&self.db).await?;
+    /// When each server's agent was last heard (only those heard before
+    /// `before_ms`, if given).
+    pub(crate) async fn heartbeats_sql(
+        &self,
+        before_ms: Option<i64>,
+    ) -> Result<Vec<(ServerId, i64)>, SqlError> {
+        let mut query = agent_heartbeat::Entity::find();
+        if let Some(before_ms) = before_ms {
+            query = query.filter(agent_heartbeat::Column::HeardAtMs.lt(before_ms));
+        }
+        let rows = query.all(&self.db).await?;
         Ok(rows
             .into_iter()
             .filter_map(|row| Some((row.server_id.parse().ok()?, row.heard_at_ms)))

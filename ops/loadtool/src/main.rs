@@ -19,6 +19,7 @@
 //! asked on the request path) against a hyper baseline serving the same
 //! bytes, and writes `docs/benchmarks-get-meetings.md`.
 
+mod agents;
 mod baseline;
 mod bbb;
 mod bench;
@@ -73,6 +74,42 @@ enum Command {
     /// Run a long mixed load, sample memory and descriptors, and write the
     /// soak report.
     Soak(SoakArgs),
+    /// Many simulated node agents heartbeating into one `switchboard serve`
+    /// on PostgreSQL, beside an HTTP echo baseline; writes the agent report.
+    Agents(AgentsArgs),
+    /// The plain HTTP echo server the agents benchmark compares with.
+    #[command(hide = true)]
+    Echo {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+}
+
+/// Settings of `agents`.
+#[derive(Debug, clap::Args)]
+struct AgentsArgs {
+    /// The switchboard binary (default: `switchboard` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    switchboard: Option<PathBuf>,
+    /// Simulated agents.
+    #[arg(long, default_value_t = 10_000)]
+    agents: usize,
+    /// Seconds between one agent's heartbeats.
+    #[arg(long, default_value_t = 5.0)]
+    interval_secs: f64,
+    /// Seconds measured (after one interval of warm-up).
+    #[arg(long, default_value_t = 30.0)]
+    duration_secs: f64,
+    /// Keep-alive connections the heartbeats share.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Admin URL of the PostgreSQL server (a fresh database is created).
+    #[arg(long, value_name = "URL", default_value = DEFAULT_POSTGRES)]
+    postgres: String,
+    /// Where to write the report.
+    #[arg(long, value_name = "FILE", default_value = "docs/benchmarks-agent.md")]
+    output: PathBuf,
 }
 
 /// Settings of `soak`.
@@ -262,6 +299,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Poll(args) => poll(args).await,
         Command::Meetings(args) => get_meetings(args).await,
         Command::Soak(args) => soak(args).await,
+        Command::Agents(args) => {
+            agents::run(agents::AgentsConfig {
+                binary: switchboard_binary(args.switchboard)?,
+                agents: args.agents,
+                interval_secs: args.interval_secs,
+                duration_secs: args.duration_secs,
+                connections: args.connections,
+                postgres: args.postgres,
+                output: args.output,
+            })
+            .await
+        }
+        Command::Echo { listen } => agents::echo(listen).await,
     }
 }
 

@@ -28,6 +28,9 @@ type Loaded = (Instant, Arc<HashMap<String, TokenRecord>>);
 #[derive(Debug, Default)]
 pub struct TokenCache {
     loaded: Mutex<Option<Loaded>>,
+    /// Held by the one lookup that rereads the tokens; the others use the
+    /// tokens read before meanwhile.
+    reloading: tokio::sync::Mutex<()>,
     /// Bumped by every invalidation: a read begun before one is not kept.
     generation: AtomicU64,
 }
@@ -39,35 +42,53 @@ impl TokenCache {
         store: &dyn Database,
         hash: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let current = self
-            .loaded
-            .lock()
-            .expect("token cache")
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < TOKEN_CACHE_TTL)
-            .map(|(_, tokens)| tokens.clone());
-        let tokens = match current {
-            Some(tokens) => tokens,
-            None => {
-                let read_at = Instant::now();
-                let generation = self.generation.load(Ordering::Acquire);
-                let tokens: Arc<HashMap<String, TokenRecord>> = Arc::new(
-                    store
-                        .tokens()
-                        .await?
-                        .into_iter()
-                        .map(|token| (token.hash.clone(), token))
-                        .collect(),
-                );
-                let mut loaded = self.loaded.lock().expect("token cache");
-                // An invalidation while reading leaves the next call to read again.
-                if self.generation.load(Ordering::Acquire) == generation {
-                    *loaded = Some((read_at, tokens.clone()));
-                }
+        let (fresh, stale) = {
+            let loaded = self.loaded.lock().expect("token cache");
+            match loaded.as_ref() {
+                Some((at, tokens)) if at.elapsed() < TOKEN_CACHE_TTL => (Some(tokens.clone()), None),
+                Some((_, tokens)) => (None, Some(tokens.clone())),
+                None => (None, None),
+            }
+        };
+        let tokens = match (fresh, stale) {
+            (Some(tokens), _) => tokens,
+            (None, stale) => {
+                // One lookup rereads; the others go on with what was read
+                // before (unless nothing was, or it was invalidated).
+                let guard = match (self.reloading.try_lock(), &stale) {
+                    (Ok(guard), _) => guard,
+                    (Err(_), Some(stale)) => return Ok(stale.get(hash).cloned()),
+                    (Err(_), None) => self.reloading.lock().await,
+                };
+                let tokens = self.reload(store).await?;
+                drop(guard);
                 tokens
             }
         };
         Ok(tokens.get(hash).cloned())
+    }
+
+    /// Reads the tokens and keeps them (unless invalidated meanwhile).
+    async fn reload(
+        &self,
+        store: &dyn Database,
+    ) -> Result<Arc<HashMap<String, TokenRecord>>, StoreError> {
+        let read_at = Instant::now();
+        let generation = self.generation.load(Ordering::Acquire);
+        let tokens: Arc<HashMap<String, TokenRecord>> = Arc::new(
+            store
+                .tokens()
+                .await?
+                .into_iter()
+                .map(|token| (token.hash.clone(), token))
+                .collect(),
+        );
+        let mut loaded = self.loaded.lock().expect("token cache");
+        // An invalidation while reading leaves the next call to read again.
+        if self.generation.load(Ordering::Acquire) == generation {
+            *loaded = Some((read_at, tokens.clone()));
+        }
+        Ok(tokens)
     }
 
     /// Forgets the tokens read: the next lookup reads them again.

@@ -126,7 +126,7 @@ struct Pending {
 struct Memory {
     tracker: MetricsTracker,
     samples: HashMap<ServerId, ServerSample>,
-    /// (fingerprint of the listed runs and the routing generation, known).
+    /// (fingerprint of the listed runs and the runs recorded there, known).
     known: HashMap<ServerId, (u64, u64)>,
 }
 
@@ -173,13 +173,14 @@ fn secrets_match(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// A fingerprint of the runs a server listed, to skip recounting them.
-fn listed_fingerprint(listed: &[crate::health::reconcile::ListedMeeting], generation: u64) -> u64 {
+/// A fingerprint of the runs a server listed and of how many Switchboard
+/// records there, to skip recounting them while neither changes.
+fn listed_fingerprint(listed: &[crate::health::reconcile::ListedMeeting], recorded: u64) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for meeting in listed {
         meeting.internal_id.hash(&mut hasher);
     }
-    generation.hash(&mut hasher);
+    recorded.hash(&mut hasher);
     hasher.finish()
 }
 
@@ -576,9 +577,9 @@ impl AgentService {
         server: ServerId,
         listed: &[crate::health::reconcile::ListedMeeting],
     ) -> Result<u64, Failure> {
-        let generation = self.routing.as_ref().map(|routing| routing.generation());
-        let fingerprint = listed_fingerprint(listed, generation.unwrap_or_default());
-        if generation.is_some() {
+        let recorded = self.routing.as_ref().map(|routing| routing.meetings_on(server));
+        let fingerprint = listed_fingerprint(listed, recorded.unwrap_or_default());
+        if recorded.is_some() {
             let memory = self.memory.lock().expect("agent memory");
             if let Some((seen, known)) = memory.known.get(&server) {
                 if *seen == fingerprint {

@@ -49,6 +49,7 @@ fn service(world: &World, loads: &ObservedLoads) -> AgentService {
 fn watch(world: &World) -> AgentWatch {
     AgentWatch::new(
         world.store.clone(),
+        None,
         world.executor.clone(),
         world.shared_clock(),
         AgentSettings::default(),

@@ -6,6 +6,8 @@ use super::AgentSettings;
 use crate::clock::SharedClock;
 use crate::executor::CommandExecutor;
 use crate::ports::Database;
+use crate::records::ServerRecord;
+use crate::routing::RoutingView;
 use crate::StoreError;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,25 +16,35 @@ use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server::{Server, ServerCommand, ServerState};
 
+/// Whether a server is judged by its agent's heartbeats now.
+fn watched(server: &ServerRecord) -> bool {
+    server.has_live_agent() && server.online && server.state != ServerState::Disabled
+}
+
 /// Watches agents' heartbeats.
 #[derive(Debug, Clone)]
 pub struct AgentWatch {
     store: Arc<dyn Database>,
+    routing: Option<Arc<RoutingView>>,
     executor: CommandExecutor,
     clock: SharedClock,
     settings: AgentSettings,
 }
 
 impl AgentWatch {
-    /// A watch over `store`, recording through `executor`.
+    /// A watch over `store`, recording through `executor`; the servers are
+    /// read from `routing` when given (no database read while every agent
+    /// is heard).
     pub fn new(
         store: Arc<dyn Database>,
+        routing: Option<Arc<RoutingView>>,
         executor: CommandExecutor,
         clock: SharedClock,
         settings: AgentSettings,
     ) -> Self {
         Self {
             store,
+            routing,
             executor,
             clock,
             settings,
@@ -43,21 +55,40 @@ impl AgentWatch {
     /// more than `missed_heartbeats` intervals ago; returns them. A server
     /// whose agent went away cleanly, or was never heard, is left alone.
     pub async fn check_once(&self) -> Result<Vec<ServerId>, StoreError> {
-        let servers: Vec<_> = self
+        let servers: Vec<ServerRecord> = match &self.routing {
+            Some(routing) => routing
+                .servers()
+                .values()
+                .filter(|server| watched(server))
+                .map(|server| (**server).clone())
+                .collect(),
+            None => self
+                .store
+                .servers()
+                .await?
+                .into_iter()
+                .filter(watched)
+                .collect(),
+        };
+        let missed = i64::from(self.settings.missed_heartbeats.max(1));
+        let Some(shortest) = servers
+            .iter()
+            .filter_map(|server| server.agent.as_ref().map(|agent| agent.interval_ms))
+            .min()
+        else {
+            return Ok(Vec::new());
+        };
+        let now_ms = self.clock.now_ms();
+        // Only agents silent longer than the shortest bound are read.
+        let heard: HashMap<ServerId, i64> = self
             .store
-            .servers()
+            .heartbeats_before(now_ms - missed * shortest as i64)
             .await?
             .into_iter()
-            .filter(|server| {
-                server.has_live_agent() && server.online && server.state != ServerState::Disabled
-            })
             .collect();
-        if servers.is_empty() {
+        if heard.is_empty() {
             return Ok(Vec::new());
         }
-        let heard: HashMap<ServerId, i64> = self.store.heartbeats().await?.into_iter().collect();
-        let now_ms = self.clock.now_ms();
-        let missed = i64::from(self.settings.missed_heartbeats.max(1));
         let metadata = EventMetadata::actor("worker:agent-watch");
         let mut offline = Vec::new();
         for server in servers {

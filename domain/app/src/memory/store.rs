@@ -997,6 +997,15 @@ impl PolledPicture for InMemoryStore {
         Ok(())
     }
 
+    async fn heartbeats_before(
+        &self,
+        before_ms: i64,
+    ) -> Result<Vec<(ServerId, i64)>, StoreError> {
+        let mut heard = self.heartbeats().await?;
+        heard.retain(|(_, at_ms)| *at_ms < before_ms);
+        Ok(heard)
+    }
+
     async fn heartbeats(&self) -> Result<Vec<(ServerId, i64)>, StoreError> {
         Ok(self
             .lock()
