@@ -25,12 +25,17 @@ fn server_id(id: &str) -> Result<ServerId, AdminError> {
     })
 }
 
-/// The heartbeat as the use case takes it.
-fn heartbeat(body: AgentHeartbeat) -> Result<Heartbeat, AdminError> {
-    let interval_secs = body.interval_secs;
-    if !interval_secs.is_finite() || interval_secs <= 0.0 {
+/// Seconds as the milliseconds the use case takes.
+fn interval_ms(secs: f64) -> Result<u64, AdminError> {
+    if !secs.is_finite() || secs <= 0.0 {
         return Err(Failure::Invalid("interval_secs must be a positive number".into()).into());
     }
+    Ok((secs * 1000.0).round().min(u64::MAX as f64) as u64)
+}
+
+/// The heartbeat as the use case takes it.
+fn heartbeat(body: AgentHeartbeat) -> Result<Heartbeat, AdminError> {
+    let interval_ms = interval_ms(body.interval_secs)?;
     let meetings = match (body.meetings_xml, body.api_error) {
         (Some(xml), _) => Ok(xml),
         (None, Some(error)) => Err(error.chars().take(MAX_API_ERROR).collect()),
@@ -59,7 +64,7 @@ fn heartbeat(body: AgentHeartbeat) -> Result<Heartbeat, AdminError> {
     Ok(Heartbeat {
         server: server_id(&body.server)?,
         version: body.version,
-        interval_ms: (interval_secs * 1000.0).round().min(u64::MAX as f64) as u64,
+        interval_ms,
         meetings,
         cpu,
         memory_percent,
@@ -88,6 +93,10 @@ impl AgentsApi {
     ) -> Answer<AgentRegistered> {
         let principal = auth.require(TokenScope::Node)?;
         let body = body.0;
+        let report = match body.interval_secs {
+            Some(secs) => Some((body.version.unwrap_or_default(), interval_ms(secs)?)),
+            None => None,
+        };
         let registered = agents
             .register(
                 principal,
@@ -98,6 +107,7 @@ impl AgentsApi {
                     load_multiplier: body.load_multiplier,
                     enable: body.enable,
                     add: body.add.unwrap_or(true),
+                    report,
                 },
             )
             .await?;

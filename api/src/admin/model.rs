@@ -82,6 +82,11 @@ pub struct AgentRegistration {
     /// Add the server when its URL is unknown (default true); false only
     /// finds it (404 when unknown).
     pub add: Option<bool>,
+    /// BBB's version, recorded now with `interval_secs` (then the first
+    /// heartbeats append nothing).
+    pub version: Option<String>,
+    /// Seconds between the agent's heartbeats (0.5 to 3600).
+    pub interval_secs: Option<f64>,
 }
 
 /// The server an agent reports for.

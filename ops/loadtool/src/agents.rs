@@ -139,6 +139,7 @@ async fn register_agents(
     base: &str,
     admin: &str,
     count: usize,
+    interval_secs: f64,
 ) -> anyhow::Result<Vec<SimAgent>> {
     let gate = Arc::new(Semaphore::new(32));
     let mut tasks = Vec::with_capacity(count);
@@ -162,6 +163,8 @@ async fn register_agents(
                     "url": format!("http://agent-{n}.bench.invalid/bigbluebutton/api/"),
                     "secret": random_hex(20),
                     "enable": true,
+                    "version": "3.0.4",
+                    "interval_secs": interval_secs,
                 }),
             )
             .await?;
@@ -214,7 +217,10 @@ async fn drive(
     let sent = Arc::new(AtomicU64::new(0));
     let agents = Arc::new(agents.to_vec());
     let start = Instant::now();
-    let total = interval + duration;
+    // Two intervals of warm-up: every agent's first heartbeats (a first CPU
+    // reading, then a first sample) before the measured part.
+    let warmup = interval * 2;
+    let total = warmup + duration;
     let slots = agents.len().max(1);
     let mut cpu_start = None;
     let mut measured_from = None;
@@ -228,7 +234,7 @@ async fn drive(
         if due >= total {
             break;
         }
-        if due >= interval && cpu_start.is_none() {
+        if due >= warmup && cpu_start.is_none() {
             let now = start.elapsed();
             if now < due {
                 tokio::time::sleep(due - now).await;
@@ -382,7 +388,7 @@ pub async fn run(config: AgentsConfig) -> anyhow::Result<()> {
         let base = format!("http://{}", switchboard.addr);
         eprintln!("registering {} agents", config.agents);
         let registered_at = Instant::now();
-        let agents = register_agents(&client, &base, &admin, config.agents).await?;
+        let agents = register_agents(&client, &base, &admin, config.agents, config.interval_secs).await?;
         let registration_secs = registered_at.elapsed().as_secs_f64();
         eprintln!("switchboard: {} agents every {} s", config.agents, config.interval_secs);
         let before = position(&client, &base, &admin).await?;
@@ -408,8 +414,8 @@ pub async fn run(config: AgentsConfig) -> anyhow::Result<()> {
                 .await
             })
         };
-        // Positions after the warm-up interval (plus a flush) and at the end.
-        tokio::time::sleep(Duration::from_secs_f64(config.interval_secs + 1.0)).await;
+        // Positions after the warm-up (plus a flush) and at the end.
+        tokio::time::sleep(Duration::from_secs_f64(2.0 * config.interval_secs + 0.5)).await;
         let measured_from = position(&client, &base, &admin).await?;
         // The death test: agent 0 goes silent half-way through.
         tokio::time::sleep(duration / 2).await;
@@ -514,7 +520,7 @@ fn render(r: &Rendered<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        "{} simulated agents, each with its own node token and registered server, send a heartbeat every {} s ({:.0} heartbeats/s) over {} keep-alive connections, open-loop on a fixed schedule, for {} s after one interval of warm-up. Each heartbeat carries a one-meeting getMeetings answer and CPU counters advancing at a steady 30%, so nothing but the heartbeat time changes. `switchboard serve` runs on a fresh PostgreSQL database with its workers (health poller, agent watch). The baseline is a plain HTTP server (hyper, in its own process) that reads the same requests and answers a fixed JSON body, under the same load in the same run. CPU is each server process's user+system time over the measured part (the load generator and PostgreSQL are not counted).\n",
+        "{} simulated agents, each with its own node token and registered server, send a heartbeat every {} s ({:.0} heartbeats/s) over {} keep-alive connections, open-loop on a fixed schedule, for {} s after two intervals of warm-up. Agents register with their version and interval (recorded then, so heartbeats need not). Each heartbeat carries a one-meeting getMeetings answer and CPU counters advancing at a steady 30%, so nothing but the heartbeat time changes. `switchboard serve` runs on a fresh PostgreSQL database with its workers (health poller, agent watch). The baseline is a plain HTTP server (hyper, in its own process) that reads the same requests and answers a fixed JSON body, under the same load in the same run. CPU is each server process's user+system time over the measured part (the load generator and PostgreSQL are not counted).\n",
         config.agents,
         config.interval_secs,
         config.agents as f64 / config.interval_secs,
@@ -554,7 +560,7 @@ fn render(r: &Rendered<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        "- Events appended: {} during the warm-up interval (each agent's first report: `AgentReported`), {} during the measured part (target 0 while nothing changes, but for the one server marked offline below).",
+        "- Events appended: {} during the warm-up (two intervals), {} during the measured part (target 0 while nothing changes, but for the one server marked offline below).",
         r.warmup_events, r.measured_events
     );
     match r.offline_after {

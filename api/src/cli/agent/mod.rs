@@ -145,6 +145,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         "agent starting"
     );
     let mut stop = stop_signal();
+    agent.bbb_version().await;
     let Some(server) = agent.register(&mut stop).await? else {
         return Ok(());
     };
@@ -252,6 +253,8 @@ impl Agent {
             load_multiplier: self.args.load_multiplier,
             enable: self.args.enable,
             add: Some(self.args.register),
+            version: Some(self.version.clone()),
+            interval_secs: Some(self.args.interval),
         };
         let mut backoff = Duration::from_secs(1);
         loop {

@@ -798,14 +798,15 @@ impl AdminService {
             hash: hash_token(&token),
             server,
         };
-        self.executor
+        let executed = self
+            .executor
             .execute::<Token>(
                 &switchboard_domain::token::token_stream(name),
                 &command,
                 &Self::metadata(principal),
             )
             .await?;
-        self.tokens.invalidate();
+        self.tokens.note_all(name, &executed.events);
         Ok(CreatedToken {
             name: name.to_owned(),
             scope,
@@ -832,14 +833,15 @@ impl AdminService {
 
     /// Revokes a token.
     pub async fn revoke_token(&self, name: &str, principal: &Principal) -> Result<(), Failure> {
-        self.executor
+        let executed = self
+            .executor
             .execute::<Token>(
                 &switchboard_domain::token::token_stream(name),
                 &TokenCommand::Revoke,
                 &Self::metadata(principal),
             )
             .await?;
-        self.tokens.invalidate();
+        self.tokens.note_all(name, &executed.events);
         Ok(())
     }
 }

@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use switchboard_domain::events::DomainEvent;
 use switchboard_domain::ids::StreamId;
+use switchboard_domain::token::TokenEvent;
 
 /// How long a read of the tokens is used.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -99,13 +101,129 @@ impl TokenCache {
     }
 }
 
+impl TokenCache {
+    /// Applies token changes made here to the tokens read (applying one
+    /// twice, by this and by the bus, changes nothing more).
+    pub fn note_all(&self, name: &str, events: &[TokenEvent]) {
+        for event in events {
+            if !self.apply(name, event) {
+                self.invalidate();
+                return;
+            }
+        }
+    }
+
+    /// Applies a token change appended in this process to the tokens read
+    /// (so creating many tokens does not make every lookup reread them);
+    /// `false` when it cannot be applied here.
+    fn apply(&self, name: &str, event: &TokenEvent) -> bool {
+        let mut loaded = self.loaded.lock().expect("token cache");
+        // A read begun before this change must not replace it.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let Some((_, tokens)) = loaded.as_mut() else {
+            return true;
+        };
+        let tokens = Arc::make_mut(tokens);
+        match event {
+            TokenEvent::TokenCreated {
+                scope,
+                hash,
+                server,
+                ..
+            } => {
+                tokens.retain(|_, token| token.name != name);
+                tokens.insert(
+                    hash.clone(),
+                    TokenRecord {
+                        name: name.to_owned(),
+                        scope: *scope,
+                        hash: hash.clone(),
+                        created_at: chrono::Utc::now(),
+                        server: *server,
+                    },
+                );
+                true
+            }
+            TokenEvent::TokenBound { server } => {
+                match tokens.values_mut().find(|token| token.name == name) {
+                    Some(token) => {
+                        token.server = Some(*server);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            TokenEvent::TokenRevoked => {
+                tokens.retain(|_, token| token.name != name);
+                true
+            }
+        }
+    }
+}
+
 impl Subscriber for TokenCache {
     fn on_appended(&self, events: &[AppendedEvent]) {
-        if events
-            .iter()
-            .any(|event| matches!(event.stream, StreamId::Token(_)))
-        {
-            self.invalidate();
+        for appended in events {
+            let (StreamId::Token(name), DomainEvent::Token(event)) =
+                (&appended.stream, &appended.event)
+            else {
+                continue;
+            };
+            if !self.apply(name, event) {
+                self.invalidate();
+                return;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::CommandExecutor;
+    use crate::memory::InMemoryStore;
+    use switchboard_domain::events::EventMetadata;
+    use switchboard_domain::token::{Token, TokenCommand, TokenScope, hash_token, token_stream};
+
+    async fn create(executor: &CommandExecutor, name: &str) -> Vec<TokenEvent> {
+        executor
+            .execute::<Token>(
+                &token_stream(name),
+                &TokenCommand::Create {
+                    name: name.into(),
+                    scope: TokenScope::Read,
+                    hash: hash_token(name),
+                    server: None,
+                },
+                &EventMetadata::actor("test"),
+            )
+            .await
+            .unwrap()
+            .events
+    }
+
+    #[tokio::test]
+    async fn changes_made_here_count_at_once_without_rereading() {
+        let store = Arc::new(InMemoryStore::new());
+        let executor = CommandExecutor::new(store.clone(), Default::default());
+        let cache = TokenCache::default();
+        create(&executor, "a").await;
+        assert!(cache.find(store.as_ref(), &hash_token("a")).await.unwrap().is_some());
+        // Created elsewhere: not seen until the cache is reread...
+        create(&executor, "b").await;
+        assert!(cache.find(store.as_ref(), &hash_token("b")).await.unwrap().is_none());
+        // ...created here: seen at once.
+        let events = create(&executor, "c").await;
+        cache.note_all("c", &events);
+        assert!(cache.find(store.as_ref(), &hash_token("c")).await.unwrap().is_some());
+        let revoked = executor
+            .execute::<Token>(&token_stream("a"), &TokenCommand::Revoke, &EventMetadata::actor("t"))
+            .await
+            .unwrap()
+            .events;
+        cache.note_all("a", &revoked);
+        assert!(cache.find(store.as_ref(), &hash_token("a")).await.unwrap().is_none());
+        cache.invalidate();
+        assert!(cache.find(store.as_ref(), &hash_token("b")).await.unwrap().is_some());
     }
 }

@@ -77,6 +77,9 @@ pub struct Registration {
     pub enable: bool,
     /// Add the server when its URL is unknown; false: only find it.
     pub add: bool,
+    /// BBB's version and the heartbeat interval (ms), when the agent knows
+    /// them: recorded now, so its first heartbeats append nothing.
+    pub report: Option<(String, u64)>,
 }
 
 /// What registration did.
@@ -168,6 +171,21 @@ fn authorize(principal: &Principal, server: ServerId) -> Result<(), Failure> {
     }
 }
 
+/// Checks what an agent says of itself: its interval and BBB's version.
+fn check_report(version: &str, interval_ms: u64) -> Result<(), Failure> {
+    if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms) {
+        return Err(Failure::Invalid(format!(
+            "interval must be between {MIN_INTERVAL_MS} ms and {MAX_INTERVAL_MS} ms"
+        )));
+    }
+    if version.len() > 64 || version.chars().any(char::is_control) {
+        return Err(Failure::Invalid(
+            "version must be at most 64 printable characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn secrets_match(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
@@ -230,13 +248,26 @@ impl AgentService {
             metrics_url: None,
         })
         .map_err(|err| Failure::Invalid(err.to_string()))?;
+        if let Some((version, interval_ms)) = &registration.report {
+            check_report(version, *interval_ms)?;
+        }
         let metadata = metadata(principal);
-        let existing = self
-            .store
-            .servers()
-            .await?
-            .into_iter()
-            .find(|server| server.settings.url == settings.url);
+        let known = self.routing.as_ref().and_then(|routing| {
+            routing
+                .servers()
+                .values()
+                .find(|server| server.settings.url == settings.url)
+                .map(|server| (**server).clone())
+        });
+        let existing = match known {
+            Some(server) => Some(server),
+            None => self
+                .store
+                .servers()
+                .await?
+                .into_iter()
+                .find(|server| server.settings.url == settings.url),
+        };
         if let (Some(bound), TokenScope::Node) = (principal.server, principal.scope) {
             if existing.as_ref().map(|server| server.id) != Some(bound) {
                 return Err(Failure::Forbidden(format!(
@@ -300,6 +331,17 @@ impl AgentService {
                 }
             }
         };
+        if let Some((version, interval_ms)) = registration.report {
+            self.execute(
+                registered.server,
+                &ServerCommand::ReportAgent {
+                    version,
+                    interval_ms,
+                },
+                &metadata,
+            )
+            .await?;
+        }
         if principal.scope == TokenScope::Node && principal.server.is_none() {
             self.executor
                 .execute::<Token>(
@@ -360,17 +402,7 @@ impl AgentService {
         beat: Heartbeat,
     ) -> Result<HeartbeatOutcome, Failure> {
         self.authorized(principal, beat.server).await?;
-        if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&beat.interval_ms) {
-            return Err(Failure::Invalid(format!(
-                "interval must be between {} ms and {} ms",
-                MIN_INTERVAL_MS, MAX_INTERVAL_MS
-            )));
-        }
-        if beat.version.len() > 64 || beat.version.chars().any(char::is_control) {
-            return Err(Failure::Invalid(
-                "version must be at most 64 printable characters".into(),
-            ));
-        }
+        check_report(&beat.version, beat.interval_ms)?;
         let server = self.server(beat.server).await?;
         let now_ms = self.clock.now_ms();
         let picture = match &beat.meetings {

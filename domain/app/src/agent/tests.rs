@@ -64,6 +64,7 @@ fn registration(name: &str, secret: &str) -> Registration {
         load_multiplier: Some(2.0),
         enable: true,
         add: true,
+        report: None,
     }
 }
 
