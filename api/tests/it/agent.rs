@@ -211,6 +211,20 @@ async fn a_pool_built_by_agents_places_by_their_cpu_and_notices_a_dead_agent() {
         })
         .await;
 
+        // A meeting ended on its server without a callback is found gone
+        // from the heartbeats (agent servers are not polled).
+        idle_sim.set_callbacks_enabled(false);
+        assert!(idle_sim.end_meeting_directly("agent-room-0"));
+        let started = Instant::now();
+        loop {
+            let running = harness.get("isMeetingRunning", "meetingID=agent-room-0").await;
+            if running.field("running").as_deref() == Some("false") {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "{}", running.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
         // SIGKILL: no goodbye; offline within missed x interval + 2 s.
         busy_agent.kill().unwrap();
         busy_agent.wait().unwrap();

@@ -87,6 +87,8 @@ pub trait ServerReads: Send + Sync {
     async fn servers(&self) -> Result<Vec<ServerRecord>, StoreError>;
     /// One server.
     async fn server(&self, id: ServerId) -> Result<Option<ServerRecord>, StoreError>;
+    /// The server with this base URL (ending in `/`), if any.
+    async fn server_by_url(&self, url: &str) -> Result<Option<ServerRecord>, StoreError>;
     /// Admin tokens in force, by name.
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
 }
@@ -166,6 +168,11 @@ pub trait PolledPicture: Send + Sync {
     ) -> Result<(), StoreError>;
     /// When each server's agent was last heard (ms).
     async fn heartbeats(&self) -> Result<Vec<(ServerId, i64)>, StoreError>;
+    /// When these servers' agents were last heard (those ever heard).
+    async fn heartbeats_of(
+        &self,
+        servers: &[ServerId],
+    ) -> Result<Vec<(ServerId, i64)>, StoreError>;
     /// The agents last heard before `before_ms`, with when.
     async fn heartbeats_before(&self, before_ms: i64)
     -> Result<Vec<(ServerId, i64)>, StoreError>;

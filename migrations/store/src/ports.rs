@@ -96,6 +96,10 @@ impl ServerReads for Store {
         Ok(Store::server_sql(self, id).await?)
     }
 
+    async fn server_by_url(&self, url: &str) -> Result<Option<ServerRecord>, StoreError> {
+        Ok(Store::server_by_url_sql(self, url).await?)
+    }
+
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         Ok(Store::tokens_sql(self).await?)
     }
@@ -208,6 +212,13 @@ impl PolledPicture for Store {
 
     async fn heartbeats(&self) -> Result<Vec<(ServerId, i64)>, StoreError> {
         Ok(Store::heartbeats_sql(self, None).await?)
+    }
+
+    async fn heartbeats_of(
+        &self,
+        servers: &[ServerId],
+    ) -> Result<Vec<(ServerId, i64)>, StoreError> {
+        Ok(Store::heartbeats_of_sql(self, servers).await?)
     }
 
     async fn heartbeats_before(

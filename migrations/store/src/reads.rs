@@ -101,6 +101,18 @@ impl Store {
         Ok(row.and_then(server_record))
     }
 
+    /// The server with this base URL.
+    pub(crate) async fn server_by_url_sql(
+        &self,
+        url: &str,
+    ) -> Result<Option<ServerRecord>, SqlError> {
+        let row = server::Entity::find()
+            .filter(server::Column::Url.eq(url))
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(server_record))
+    }
+
     /// One meeting (its last run).
     pub(crate) async fn meeting_sql(
         &self,

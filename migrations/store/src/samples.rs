@@ -167,6 +167,26 @@ impl Store {
         Ok(())
     }
 
+    /// When these servers' agents were last heard.
+    pub(crate) async fn heartbeats_of_sql(
+        &self,
+        servers: &[ServerId],
+    ) -> Result<Vec<(ServerId, i64)>, SqlError> {
+        let mut heard = Vec::new();
+        for chunk in servers.chunks(500) {
+            let ids: Vec<String> = chunk.iter().map(ToString::to_string).collect();
+            let rows = agent_heartbeat::Entity::find()
+                .filter(agent_heartbeat::Column::ServerId.is_in(ids))
+                .all(&self.db)
+                .await?;
+            heard.extend(
+                rows.into_iter()
+                    .filter_map(|row| Some((row.server_id.parse().ok()?, row.heard_at_ms))),
+            );
+        }
+        Ok(heard)
+    }
+
     /// When each server's agent was last heard (only those heard before
     /// `before_ms`, if given).
     pub(crate) async fn heartbeats_sql(

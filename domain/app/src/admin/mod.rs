@@ -292,9 +292,18 @@ impl AdminService {
             }))
     }
 
-    /// When each server's agent was last heard (empty when it cannot be read).
-    async fn heard(&self) -> HashMap<ServerId, i64> {
-        match self.store.heartbeats().await {
+    /// When the agents of these servers (those with one) were last heard
+    /// (empty when it cannot be read).
+    async fn heard(&self, servers: &[ServerRecord]) -> HashMap<ServerId, i64> {
+        let with_agent: Vec<ServerId> = servers
+            .iter()
+            .filter(|server| server.agent.is_some())
+            .map(|server| server.id)
+            .collect();
+        if with_agent.is_empty() {
+            return HashMap::new();
+        }
+        match self.store.heartbeats_of(&with_agent).await {
             Ok(heard) => heard.into_iter().collect(),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the agents' heartbeats");
@@ -400,9 +409,10 @@ impl AdminService {
     /// Every server.
     pub async fn servers(&self) -> Result<Vec<ServerView>, Failure> {
         let counts = self.store.running_meetings_per_server().await?;
-        let heard = self.heard().await;
+        let records = self.store.servers().await?;
+        let heard = self.heard(&records).await;
         let mut views = Vec::new();
-        for record in self.store.servers().await? {
+        for record in records {
             let meetings = counts.get(&record.id).copied().unwrap_or(0);
             views.push(self.server_view(&record, meetings, &heard).await);
         }
@@ -414,7 +424,7 @@ impl AdminService {
         let id = parse_server_id(id)?;
         let record = self.record(id).await?;
         let meetings = self.running_on(id).await?;
-        let heard = self.heard().await;
+        let heard = self.heard(std::slice::from_ref(&record)).await;
         Ok(self.server_view(&record, meetings, &heard).await)
     }
 
@@ -734,9 +744,10 @@ impl AdminService {
     /// What Scalelite's `rake status` prints, per server.
     pub async fn status(&self) -> Result<ClusterStatus, Failure> {
         let counts = self.store.running_meetings_per_server().await?;
-        let heard = self.heard().await;
+        let records = self.store.servers().await?;
+        let heard = self.heard(&records).await;
         let mut servers = Vec::new();
-        for record in self.store.servers().await? {
+        for record in records {
             let meetings = counts.get(&record.id).copied().unwrap_or(0);
             let view = self.server_view(&record, meetings, &heard).await;
             let largest_meeting = self

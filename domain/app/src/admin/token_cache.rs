@@ -2,8 +2,8 @@
 //! request (an agent's heartbeat among thousands per second) is a map
 //! lookup, not a read of every token. Reread at most a second after the
 //! last read (another instance's changes reach this one within that), and
-//! at once after a token change appended in this process (the cache hears
-//! the executor's appends).
+//! changed at once by a token change made in this process (the cache hears
+//! the executor's appends, and the admin use cases note their own).
 //!
 //! The lookup is by the SHA-256 of the presented token: its time tells an
 //! attacker nothing usable about a stored hash's preimage.
@@ -13,8 +13,8 @@ use crate::executor::{AppendedEvent, Subscriber};
 use crate::ports::Database;
 use crate::records::TokenRecord;
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_domain::events::DomainEvent;
 use switchboard_domain::ids::StreamId;
@@ -23,139 +23,156 @@ use switchboard_domain::token::TokenEvent;
 /// How long a read of the tokens is used.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// Tokens by hash, with when they were read.
-type Loaded = (Instant, Arc<HashMap<String, TokenRecord>>);
+/// The tokens read, by hash and by name.
+#[derive(Debug, Default)]
+struct Tokens {
+    read_at: Option<Instant>,
+    by_hash: HashMap<String, TokenRecord>,
+    hash_of: HashMap<String, String>,
+}
+
+impl Tokens {
+    fn of(records: Vec<TokenRecord>, read_at: Instant) -> Self {
+        let mut tokens = Tokens {
+            read_at: Some(read_at),
+            ..Tokens::default()
+        };
+        for record in records {
+            tokens.insert(record);
+        }
+        tokens
+    }
+
+    fn insert(&mut self, record: TokenRecord) {
+        self.remove(&record.name.clone());
+        self.hash_of.insert(record.name.clone(), record.hash.clone());
+        self.by_hash.insert(record.hash.clone(), record);
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(hash) = self.hash_of.remove(name) {
+            self.by_hash.remove(&hash);
+        }
+    }
+}
 
 /// The tokens in force, cached.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    loaded: Mutex<Option<Loaded>>,
+    tokens: Mutex<Tokens>,
     /// Held by the one lookup that rereads the tokens; the others use the
     /// tokens read before meanwhile.
     reloading: tokio::sync::Mutex<()>,
-    /// Bumped by every invalidation: a read begun before one is not kept.
+    /// Bumped by every change: a read begun before one is not kept.
     generation: AtomicU64,
 }
 
+/// What a lookup found in memory.
+enum Cached {
+    /// Read within the TTL: this is the answer.
+    Fresh(Option<TokenRecord>),
+    /// Read longer ago: the answer unless this lookup rereads.
+    Stale(Option<TokenRecord>),
+    /// Never read, or forgotten.
+    Missing,
+}
+
 impl TokenCache {
+    fn cached(&self, hash: &str) -> Cached {
+        let tokens = self.tokens.lock().expect("token cache");
+        match tokens.read_at {
+            Some(at) if at.elapsed() < TOKEN_CACHE_TTL => {
+                Cached::Fresh(tokens.by_hash.get(hash).cloned())
+            }
+            Some(_) => Cached::Stale(tokens.by_hash.get(hash).cloned()),
+            None => Cached::Missing,
+        }
+    }
+
     /// The token whose SHA-256 is `hash`, if it is in force.
     pub async fn find(
         &self,
         store: &dyn Database,
         hash: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let (fresh, stale) = {
-            let loaded = self.loaded.lock().expect("token cache");
-            match loaded.as_ref() {
-                Some((at, tokens)) if at.elapsed() < TOKEN_CACHE_TTL => (Some(tokens.clone()), None),
-                Some((_, tokens)) => (None, Some(tokens.clone())),
-                None => (None, None),
+        match self.cached(hash) {
+            Cached::Fresh(found) => Ok(found),
+            Cached::Stale(found) => match self.reloading.try_lock() {
+                // One lookup rereads; the others go on with what was read.
+                Ok(_guard) => self.reload(store, hash).await,
+                Err(_) => Ok(found),
+            },
+            Cached::Missing => {
+                let _guard = self.reloading.lock().await;
+                match self.cached(hash) {
+                    Cached::Fresh(found) => Ok(found),
+                    _ => self.reload(store, hash).await,
+                }
             }
-        };
-        let tokens = match (fresh, stale) {
-            (Some(tokens), _) => tokens,
-            (None, stale) => {
-                // One lookup rereads; the others go on with what was read
-                // before (unless nothing was, or it was invalidated).
-                let guard = match (self.reloading.try_lock(), &stale) {
-                    (Ok(guard), _) => guard,
-                    (Err(_), Some(stale)) => return Ok(stale.get(hash).cloned()),
-                    (Err(_), None) => self.reloading.lock().await,
-                };
-                let tokens = self.reload(store).await?;
-                drop(guard);
-                tokens
-            }
-        };
-        Ok(tokens.get(hash).cloned())
+        }
     }
 
-    /// Reads the tokens and keeps them (unless invalidated meanwhile).
+    /// Reads the tokens, keeps them (unless changed meanwhile) and answers
+    /// for `hash`.
     async fn reload(
         &self,
         store: &dyn Database,
-    ) -> Result<Arc<HashMap<String, TokenRecord>>, StoreError> {
+        hash: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         let read_at = Instant::now();
         let generation = self.generation.load(Ordering::Acquire);
-        let tokens: Arc<HashMap<String, TokenRecord>> = Arc::new(
-            store
-                .tokens()
-                .await?
-                .into_iter()
-                .map(|token| (token.hash.clone(), token))
-                .collect(),
-        );
-        let mut loaded = self.loaded.lock().expect("token cache");
-        // An invalidation while reading leaves the next call to read again.
+        let read = Tokens::of(store.tokens().await?, read_at);
+        let found = read.by_hash.get(hash).cloned();
+        let mut tokens = self.tokens.lock().expect("token cache");
+        // A change while reading leaves the next lookup to read again.
         if self.generation.load(Ordering::Acquire) == generation {
-            *loaded = Some((read_at, tokens.clone()));
+            *tokens = read;
         }
-        Ok(tokens)
+        Ok(found)
     }
 
     /// Forgets the tokens read: the next lookup reads them again.
     pub fn invalidate(&self) {
-        let mut loaded = self.loaded.lock().expect("token cache");
+        let mut tokens = self.tokens.lock().expect("token cache");
         self.generation.fetch_add(1, Ordering::AcqRel);
-        *loaded = None;
+        *tokens = Tokens::default();
     }
-}
 
-impl TokenCache {
     /// Applies token changes made here to the tokens read (applying one
     /// twice, by this and by the bus, changes nothing more).
     pub fn note_all(&self, name: &str, events: &[TokenEvent]) {
-        for event in events {
-            if !self.apply(name, event) {
-                self.invalidate();
-                return;
-            }
-        }
-    }
-
-    /// Applies a token change appended in this process to the tokens read
-    /// (so creating many tokens does not make every lookup reread them);
-    /// `false` when it cannot be applied here.
-    fn apply(&self, name: &str, event: &TokenEvent) -> bool {
-        let mut loaded = self.loaded.lock().expect("token cache");
-        // A read begun before this change must not replace it.
+        let mut tokens = self.tokens.lock().expect("token cache");
+        // A read begun before these changes must not replace them.
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let Some((_, tokens)) = loaded.as_mut() else {
-            return true;
-        };
-        let tokens = Arc::make_mut(tokens);
-        match event {
-            TokenEvent::TokenCreated {
-                scope,
-                hash,
-                server,
-                ..
-            } => {
-                tokens.retain(|_, token| token.name != name);
-                tokens.insert(
-                    hash.clone(),
-                    TokenRecord {
-                        name: name.to_owned(),
-                        scope: *scope,
-                        hash: hash.clone(),
-                        created_at: chrono::Utc::now(),
-                        server: *server,
-                    },
-                );
-                true
-            }
-            TokenEvent::TokenBound { server } => {
-                match tokens.values_mut().find(|token| token.name == name) {
-                    Some(token) => {
-                        token.server = Some(*server);
-                        true
+        if tokens.read_at.is_none() {
+            return;
+        }
+        for event in events {
+            match event {
+                TokenEvent::TokenCreated {
+                    scope,
+                    hash,
+                    server,
+                    ..
+                } => tokens.insert(TokenRecord {
+                    name: name.to_owned(),
+                    scope: *scope,
+                    hash: hash.clone(),
+                    created_at: chrono::Utc::now(),
+                    server: *server,
+                }),
+                TokenEvent::TokenBound { server } => {
+                    let hash = tokens.hash_of.get(name).cloned();
+                    match hash.and_then(|hash| tokens.by_hash.get_mut(&hash)) {
+                        Some(token) => token.server = Some(*server),
+                        None => {
+                            // Not read here yet: read it all again.
+                            *tokens = Tokens::default();
+                            return;
+                        }
                     }
-                    None => false,
                 }
-            }
-            TokenEvent::TokenRevoked => {
-                tokens.retain(|_, token| token.name != name);
-                true
+                TokenEvent::TokenRevoked => tokens.remove(name),
             }
         }
     }
@@ -164,14 +181,10 @@ impl TokenCache {
 impl Subscriber for TokenCache {
     fn on_appended(&self, events: &[AppendedEvent]) {
         for appended in events {
-            let (StreamId::Token(name), DomainEvent::Token(event)) =
+            if let (StreamId::Token(name), DomainEvent::Token(event)) =
                 (&appended.stream, &appended.event)
-            else {
-                continue;
-            };
-            if !self.apply(name, event) {
-                self.invalidate();
-                return;
+            {
+                self.note_all(name, std::slice::from_ref(event));
             }
         }
     }
@@ -181,6 +194,7 @@ impl Subscriber for TokenCache {
 mod tests {
     use super::*;
     use crate::executor::CommandExecutor;
+    use std::sync::Arc;
     use crate::memory::InMemoryStore;
     use switchboard_domain::events::EventMetadata;
     use switchboard_domain::token::{Token, TokenCommand, TokenScope, hash_token, token_stream};

@@ -261,12 +261,7 @@ impl AgentService {
         });
         let existing = match known {
             Some(server) => Some(server),
-            None => self
-                .store
-                .servers()
-                .await?
-                .into_iter()
-                .find(|server| server.settings.url == settings.url),
+            None => self.store.server_by_url(&settings.url).await?,
         };
         if let (Some(bound), TokenScope::Node) = (principal.server, principal.scope) {
             if existing.as_ref().map(|server| server.id) != Some(bound) {

@@ -213,6 +213,9 @@ pub struct HealthPoller {
     scraper: Arc<dyn MetricsSource>,
     /// Each server's metrics readings of the window.
     metrics: MetricsTracker,
+    /// Agent servers reconciled from their heartbeats: the sample's change
+    /// time and the runs recorded there then, and when.
+    agent_reconciled: HashMap<ServerId, ((i64, usize), i64)>,
 }
 
 impl HealthPoller {
@@ -238,6 +241,7 @@ impl HealthPoller {
             reported_unknown: Default::default(),
             scraper,
             metrics: MetricsTracker::default(),
+            agent_reconciled: HashMap::new(),
         }
     }
 
@@ -352,23 +356,50 @@ impl HealthPoller {
         };
         let recorded_before_poll =
             |meeting: &MeetingRecord| recorded_before(meeting, poll_started_ms);
-        let heard: HashMap<ServerId, i64> = if results
-            .iter()
-            .any(|(server, _, _)| server.has_live_agent())
-        {
-            self.store.heartbeats().await?.into_iter().collect()
-        } else {
-            HashMap::new()
-        };
-        // Streaks live in the shared samples, so any worker may take any tick.
-        let previous: HashMap<ServerId, ServerSample> = self
+        let previous_samples: HashMap<ServerId, ServerSample> = self
             .store
             .server_samples()
             .await?
             .into_iter()
             .map(|sample| (sample.server_id, sample))
             .collect();
+        // Unpolled agent servers are reconciled from their last heartbeat's
+        // listing when it or the runs recorded there changed (or a minute
+        // passed): not every server's XML on every cycle.
         let now_ms = self.clock.now_ms();
+        let mut recorded_on: HashMap<ServerId, usize> = HashMap::new();
+        for meeting in &recorded {
+            *recorded_on.entry(meeting.run.server_id).or_default() += 1;
+        }
+        let agent_keys: HashMap<ServerId, (i64, usize)> = if self.config.agent_poll {
+            HashMap::new()
+        } else {
+            results
+                .iter()
+                .filter(|(server, _, _)| server.has_live_agent())
+                .map(|(server, _, _)| {
+                    let changed = previous_samples
+                        .get(&server.id)
+                        .map_or(0, |sample| sample.changed_at_ms);
+                    let runs = recorded_on.get(&server.id).copied().unwrap_or(0);
+                    (server.id, (changed, runs))
+                })
+                .filter(|(id, key)| match self.agent_reconciled.get(id) {
+                    Some((seen, at_ms)) => {
+                        seen != key || now_ms - at_ms >= AGENT_RECONCILE_EVERY_MS
+                    }
+                    None => true,
+                })
+                .collect()
+        };
+        let heard: HashMap<ServerId, i64> = if agent_keys.is_empty() {
+            HashMap::new()
+        } else {
+            let due: Vec<ServerId> = agent_keys.keys().copied().collect();
+            self.store.heartbeats_of(&due).await?.into_iter().collect()
+        };
+        // Streaks live in the shared samples, so any worker may take any tick.
+        let previous = previous_samples;
         let mut changed_samples = Vec::new();
         for (server, probed, (read, read_at_ms)) in results {
             if server.has_live_agent() {
@@ -376,14 +407,16 @@ impl HealthPoller {
                 // the agent's last heartbeat left (taken at its write time).
                 let listing = match probed {
                     Some((_, listed, _)) => Some((listed, poll_started_ms)),
-                    None if !self.config.agent_poll => previous
-                        .get(&server.id)
-                        .filter(|_| self.heard_lately(&server, heard.get(&server.id), now_ms))
-                        .and_then(|sample| {
+                    None => match (agent_keys.get(&server.id), previous.get(&server.id)) {
+                        (Some(key), Some(sample))
+                            if self.heard_lately(&server, heard.get(&server.id), now_ms) =>
+                        {
+                            self.agent_reconciled.insert(server.id, (*key, now_ms));
                             listed_in_sample(&sample.meetings_xml)
                                 .map(|listed| (listed, sample.polled_at_ms))
-                        }),
-                    None => None,
+                        }
+                        _ => None,
+                    },
                 };
                 if let Some((listed, as_of_ms)) = listing {
                     let before = |meeting: &MeetingRecord| recorded_before(meeting, as_of_ms);
@@ -514,6 +547,10 @@ impl HealthPoller {
 /// be at least this old before a poll may reconcile it away: servers'
 /// clocks may differ from Switchboard's.
 pub const SERVER_CLOCK_GRACE: Duration = Duration::from_secs(30);
+
+/// An unpolled agent server whose listing and recorded runs did not change
+/// is still reconciled from its heartbeats this often.
+const AGENT_RECONCILE_EVERY_MS: i64 = 60_000;
 
 /// A sample whose content did not change is still written this often.
 const SAMPLE_HEARTBEAT_MS: i64 = 60_000;

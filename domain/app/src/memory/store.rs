@@ -577,6 +577,16 @@ impl ServerReads for InMemoryStore {
         Ok(self.lock().views.servers.get(&id).cloned())
     }
 
+    async fn server_by_url(&self, url: &str) -> Result<Option<ServerRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .servers
+            .values()
+            .find(|server| server.settings.url == url)
+            .cloned())
+    }
+
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         Ok(self.lock().views.tokens.values().cloned().collect())
     }
@@ -995,6 +1005,15 @@ impl PolledPicture for InMemoryStore {
             state.polled.heartbeats.insert(*server, *at_ms);
         }
         Ok(())
+    }
+
+    async fn heartbeats_of(
+        &self,
+        servers: &[ServerId],
+    ) -> Result<Vec<(ServerId, i64)>, StoreError> {
+        let mut heard = self.heartbeats().await?;
+        heard.retain(|(server, _)| servers.contains(server));
+        Ok(heard)
     }
 
     async fn heartbeats_before(
