@@ -17,24 +17,32 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use switchboard_domain::events::DomainEvent;
-use switchboard_domain::ids::StreamId;
+use switchboard_domain::ids::{StreamId, StreamKind};
 use switchboard_domain::token::TokenEvent;
 
-/// How long a read of the tokens is used.
+/// How long a read of the tokens is used before the log is asked whether
+/// any token changed since.
 pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// How far before the position of the last read token changes are looked
+/// for again (PostgreSQL may commit appends out of position order).
+const POSITION_OVERLAP: i64 = 256;
 
 /// The tokens read, by hash and by name.
 #[derive(Debug, Default)]
 struct Tokens {
     read_at: Option<Instant>,
+    /// The log's position when they were read.
+    position: i64,
     by_hash: HashMap<String, TokenRecord>,
     hash_of: HashMap<String, String>,
 }
 
 impl Tokens {
-    fn of(records: Vec<TokenRecord>, read_at: Instant) -> Self {
+    fn of(records: Vec<TokenRecord>, read_at: Instant, position: i64) -> Self {
         let mut tokens = Tokens {
             read_at: Some(read_at),
+            position,
             ..Tokens::default()
         };
         for record in records {
@@ -112,8 +120,9 @@ impl TokenCache {
         }
     }
 
-    /// Reads the tokens, keeps them (unless changed meanwhile) and answers
-    /// for `hash`.
+    /// Rereads the tokens if any changed in the log since they were read
+    /// (else only marks them fresh), keeps them (unless changed meanwhile)
+    /// and answers for `hash`.
     async fn reload(
         &self,
         store: &dyn Database,
@@ -121,7 +130,26 @@ impl TokenCache {
     ) -> Result<Option<TokenRecord>, StoreError> {
         let read_at = Instant::now();
         let generation = self.generation.load(Ordering::Acquire);
-        let read = Tokens::of(store.tokens().await?, read_at);
+        let (seen, was_read) = {
+            let tokens = self.tokens.lock().expect("token cache");
+            (tokens.position, tokens.read_at.is_some())
+        };
+        let position = store.last_position().await?;
+        if was_read
+            && (position == seen
+                || store
+                    .streams_changed_after((seen - POSITION_OVERLAP).max(0), StreamKind::Token)
+                    .await?
+                    .is_empty())
+        {
+            let mut tokens = self.tokens.lock().expect("token cache");
+            if self.generation.load(Ordering::Acquire) == generation {
+                tokens.read_at = Some(read_at);
+                tokens.position = position;
+            }
+            return Ok(tokens.by_hash.get(hash).cloned());
+        }
+        let read = Tokens::of(store.tokens().await?, read_at, position);
         let found = read.by_hash.get(hash).cloned();
         let mut tokens = self.tokens.lock().expect("token cache");
         // A change while reading leaves the next lookup to read again.
