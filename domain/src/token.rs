@@ -306,6 +306,9 @@ mod tests {
             Err(TokenError::BoundElsewhere("bbb1".into(), one))
         );
         let read = Token::fold(&Token::default().decide(&create("ro")).unwrap());
-        assert_eq!(read.decide(&TokenCommand::Bind(one)), Err(TokenError::NotNode));
+        assert_eq!(
+            read.decide(&TokenCommand::Bind(one)),
+            Err(TokenError::NotNode)
+        );
     }
 }

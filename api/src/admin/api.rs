@@ -156,7 +156,11 @@ impl TokenAuth {
                         "token `{}` has the {} scope; this needs {} token",
                         self.0.name,
                         self.0.scope.as_str(),
-                        if needed == TokenScope::Admin { "an admin" } else { "a read or admin" }
+                        if needed == TokenScope::Admin {
+                            "an admin"
+                        } else {
+                            "a read or admin"
+                        }
                     ),
                 },
             ))))

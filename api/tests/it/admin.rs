@@ -68,7 +68,7 @@ async fn token(harness: &Harness, name: &str, scope: Scope) -> String {
             NewToken {
                 name: name.into(),
                 scope,
-            server: None,
+                server: None,
             },
             &principal,
         )

@@ -4,12 +4,12 @@
 //! tokens reach nothing else.
 
 use crate::support::{BOTH, Db, Harness, client};
+use bbb_simulator::{Simulator, SimulatorConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use switchboard_api::admin::model::{NewToken, Scope, ServerView};
 use switchboard_app::admin::Principal;
-use bbb_simulator::{Simulator, SimulatorConfig};
 
 /// Heartbeat interval of the test agents (s) and heartbeats they may miss.
 const INTERVAL: f64 = 0.5;
@@ -181,34 +181,48 @@ async fn a_pool_built_by_agents_places_by_their_cpu_and_notices_a_dead_agent() {
 
         // No `servers add`: both register themselves, enabled, and report
         // their CPU and memory.
-        wait_for(&harness, Duration::from_secs(15), "agents register and report", |now| {
-            now.len() == 2
-                && now.iter().all(|server| {
-                    server.agent
-                        && server.online
-                        && server.state == "enabled"
-                        && server.cpu_percent.is_some()
-                        && server.heard_at_ms.is_some()
-                        && server.agent_version.as_deref() == Some("3.0.0")
-                })
-        })
+        wait_for(
+            &harness,
+            Duration::from_secs(15),
+            "agents register and report",
+            |now| {
+                now.len() == 2
+                    && now.iter().all(|server| {
+                        server.agent
+                            && server.online
+                            && server.state == "enabled"
+                            && server.cpu_percent.is_some()
+                            && server.heard_at_ms.is_some()
+                            && server.agent_version.as_deref() == Some("3.0.0")
+                    })
+            },
+        )
         .await;
         let now = servers(&harness).await;
         let busy = by_url(&now, &busy_sim).unwrap().clone();
         let idle = by_url(&now, &idle_sim).unwrap().clone();
         assert!((busy.cpu_percent.unwrap() - 90.0).abs() < 5.0, "{busy:?}");
-        assert!((idle.memory_percent.unwrap() - 20.0).abs() < 1.0, "{idle:?}");
+        assert!(
+            (idle.memory_percent.unwrap() - 20.0).abs() < 1.0,
+            "{idle:?}"
+        );
 
         // Placement uses the pushed CPU: the idle server takes the meetings.
         for n in 0..3 {
-            harness.create(&format!("agent-room-{n}")).await.assert_success();
+            harness
+                .create(&format!("agent-room-{n}"))
+                .await
+                .assert_success();
         }
         assert_eq!(idle_sim.meeting_count(), 3, "{db:?}");
         assert_eq!(busy_sim.meeting_count(), 0);
         // The heartbeats carry the meetings: attendees reach the admin view.
-        wait_for(&harness, Duration::from_secs(5), "meetings reported", |now| {
-            by_url(now, &idle_sim).is_some_and(|server| server.meetings == 3)
-        })
+        wait_for(
+            &harness,
+            Duration::from_secs(5),
+            "meetings reported",
+            |now| by_url(now, &idle_sim).is_some_and(|server| server.meetings == 3),
+        )
         .await;
 
         // A meeting ended on its server without a callback is found gone
@@ -217,11 +231,17 @@ async fn a_pool_built_by_agents_places_by_their_cpu_and_notices_a_dead_agent() {
         assert!(idle_sim.end_meeting_directly("agent-room-0"));
         let started = Instant::now();
         loop {
-            let running = harness.get("isMeetingRunning", "meetingID=agent-room-0").await;
+            let running = harness
+                .get("isMeetingRunning", "meetingID=agent-room-0")
+                .await;
             if running.field("running").as_deref() == Some("false") {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(5), "{}", running.body);
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{}",
+                running.body
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
@@ -248,16 +268,23 @@ async fn a_pool_built_by_agents_places_by_their_cpu_and_notices_a_dead_agent() {
         // SIGTERM: the agent says goodbye; the server is drained, not failed.
         signal(&idle_agent, "TERM").await;
         assert!(idle_agent.wait().unwrap().success());
-        wait_for(&harness, Duration::from_secs(5), "away after SIGTERM", |now| {
-            by_url(now, &idle_sim).is_some_and(|server| server.agent_away)
-        })
+        wait_for(
+            &harness,
+            Duration::from_secs(5),
+            "away after SIGTERM",
+            |now| by_url(now, &idle_sim).is_some_and(|server| server.agent_away),
+        )
         .await;
         tokio::time::sleep(Duration::from_secs_f64(MISSED as f64 * INTERVAL + 0.5)).await;
         let now = servers(&harness).await;
         let idle_now = by_url(&now, &idle_sim).unwrap();
         assert!(idle_now.online, "drained, not offline: {idle_now:?}");
         harness.create("after-goodbye").await.assert_success();
-        assert_eq!(busy_sim.meeting_count(), 1, "no new meetings on the drained server");
+        assert_eq!(
+            busy_sim.meeting_count(),
+            1,
+            "no new meetings on the drained server"
+        );
 
         busy_again.kill().unwrap();
         busy_again.wait().unwrap();
@@ -308,12 +335,22 @@ async fn a_node_token_reads_nothing_and_touches_no_other_server() {
         ("GET", "/events".to_owned(), None),
         ("GET", "/tokens".to_owned(), None),
         ("POST", format!("/servers/{other}/disable"), None),
-        ("POST", "/agent/heartbeat".to_owned(), Some(heartbeat(&other))),
-        ("POST", "/agent/leave".to_owned(), Some(serde_json::json!({"server": other}))),
+        (
+            "POST",
+            "/agent/heartbeat".to_owned(),
+            Some(heartbeat(&other)),
+        ),
+        (
+            "POST",
+            "/agent/leave".to_owned(),
+            Some(serde_json::json!({"server": other})),
+        ),
         (
             "POST",
             "/agent/register".to_owned(),
-            Some(serde_json::json!({"url": "https://elsewhere.example/bigbluebutton/", "secret": "x"})),
+            Some(
+                serde_json::json!({"url": "https://elsewhere.example/bigbluebutton/", "secret": "x"}),
+            ),
         ),
     ] {
         let request = match method {
@@ -351,7 +388,11 @@ fn a_wrong_or_incomplete_properties_file_names_the_file_and_the_key() {
     assert!(err.contains(&missing.display().to_string()), "{err}");
 
     let partial = dir.path().join("bbb-web.properties");
-    std::fs::write(&partial, "bigbluebutton.web.serverURL=https://bbb.example.org\n").unwrap();
+    std::fs::write(
+        &partial,
+        "bigbluebutton.web.serverURL=https://bbb.example.org\n",
+    )
+    .unwrap();
     let output = run(&partial);
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());

@@ -52,7 +52,7 @@ async fn generated_python_client_adds_enables_and_reads_back_a_server() {
             NewToken {
                 name: "python-e2e".into(),
                 scope: Scope::Admin,
-            server: None,
+                server: None,
             },
             &Principal::admin("test".into()),
         )

@@ -169,13 +169,10 @@ pub trait PolledPicture: Send + Sync {
     /// When each server's agent was last heard (ms).
     async fn heartbeats(&self) -> Result<Vec<(ServerId, i64)>, StoreError>;
     /// When these servers' agents were last heard (those ever heard).
-    async fn heartbeats_of(
-        &self,
-        servers: &[ServerId],
-    ) -> Result<Vec<(ServerId, i64)>, StoreError>;
-    /// The agents last heard before `before_ms`, with when.
-    async fn heartbeats_before(&self, before_ms: i64)
+    async fn heartbeats_of(&self, servers: &[ServerId])
     -> Result<Vec<(ServerId, i64)>, StoreError>;
+    /// The agents last heard before `before_ms`, with when.
+    async fn heartbeats_before(&self, before_ms: i64) -> Result<Vec<(ServerId, i64)>, StoreError>;
     /// Keeps the `<meeting>` element of a run Switchboard created.
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError>;
     /// Listings of runs that still run.

@@ -771,12 +771,12 @@ impl Subscriber for RoutingView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_domain::server::ServerState;
     use crate::executor::{CommandExecutor, EventBus};
     use crate::ports::prelude::*;
     use crate::testing::{NOW_MS, World, ended, given, meeting_id, secret, url};
     use switchboard_domain::ids::meeting_stream;
     use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingRun};
+    use switchboard_domain::server::ServerState;
     use switchboard_domain::server::{ServerCommand, ServerSettings};
     use switchboard_domain::tenant::{TenantCommand, TenantLimits, TenantPolicy, tenant_stream};
 

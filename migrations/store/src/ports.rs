@@ -221,10 +221,7 @@ impl PolledPicture for Store {
         Ok(Store::heartbeats_of_sql(self, servers).await?)
     }
 
-    async fn heartbeats_before(
-        &self,
-        before_ms: i64,
-    ) -> Result<Vec<(ServerId, i64)>, StoreError> {
+    async fn heartbeats_before(&self, before_ms: i64) -> Result<Vec<(ServerId, i64)>, StoreError> {
         Ok(Store::heartbeats_sql(self, Some(before_ms)).await?)
     }
 

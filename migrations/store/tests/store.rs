@@ -238,6 +238,7 @@ async fn tokens_and_the_event_filter() {
             name: "ops".into(),
             scope: TokenScope::Admin,
             hash: hash_token("secret-1"),
+            server: None,
         };
         store
             .execute_token("ops", &create, &EventMetadata::actor("cli"))
@@ -1134,6 +1135,106 @@ async fn pending_placements_keep_the_runs_callbacks() {
         assert_eq!(
             store.pending_placements_on(server).await.unwrap(),
             vec![placement("n-2")],
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn agents_bindings_and_heartbeats_are_kept() {
+    use switchboard_app::records::ServerSample;
+    use switchboard_domain::server::{ServerAgent, ServerCommand};
+    use switchboard_domain::token::{TokenCommand, TokenScope, hash_token};
+    for (kind, store) in stores().await {
+        let id = ServerId::new();
+        let add = ServerCommand::Add {
+            id,
+            settings: switchboard_domain::server::ServerSettings {
+                url: "https://bbb-agent.example/bigbluebutton/".into(),
+                secret: "s".into(),
+                tag: None,
+                load_multiplier: 1.0,
+                checksum: None,
+                metrics_url: None,
+            },
+            enabled: true,
+        };
+        let meta = EventMetadata::actor("agent:bbb1");
+        store.execute_server(id, &add, &meta).await.unwrap();
+        let report = ServerCommand::ReportAgent {
+            version: "3.0.4".into(),
+            interval_ms: 5000,
+        };
+        store.execute_server(id, &report, &meta).await.unwrap();
+        store
+            .execute_server(id, &ServerCommand::AgentLeave, &meta)
+            .await
+            .unwrap();
+        let server = store.server(id).await.unwrap().unwrap();
+        assert_eq!(
+            server.agent,
+            Some(ServerAgent {
+                version: "3.0.4".into(),
+                interval_ms: 5000,
+                away: true
+            }),
+            "{kind}"
+        );
+        let found = store
+            .server_by_url("https://bbb-agent.example/bigbluebutton/")
+            .await
+            .unwrap();
+        assert_eq!(found.map(|s| s.id), Some(id), "{kind}");
+
+        let create = TokenCommand::Create {
+            name: "bbb1".into(),
+            scope: TokenScope::Node,
+            hash: hash_token("node-1"),
+            server: None,
+        };
+        store.execute_token("bbb1", &create, &meta).await.unwrap();
+        store
+            .execute_token("bbb1", &TokenCommand::Bind(id), &meta)
+            .await
+            .unwrap();
+        let token = store.tokens().await.unwrap();
+        assert_eq!(token[0].scope, TokenScope::Node, "{kind}");
+        assert_eq!(token[0].server, Some(id), "{kind}");
+
+        let mut sample = ServerSample::new(id);
+        sample.attendees = 7;
+        store
+            .put_agent_heartbeats(&[sample], &[(id, 1_000)])
+            .await
+            .unwrap();
+        store
+            .put_agent_heartbeats(&[], &[(id, 2_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.heartbeats().await.unwrap(),
+            vec![(id, 2_000)],
+            "{kind}"
+        );
+        assert_eq!(store.heartbeats_of(&[id]).await.unwrap(), vec![(id, 2_000)]);
+        assert!(store.heartbeats_before(2_000).await.unwrap().is_empty());
+        assert_eq!(
+            store.heartbeats_before(2_001).await.unwrap(),
+            vec![(id, 2_000)]
+        );
+        assert_eq!(
+            store.server_samples_of(&[id]).await.unwrap()[0].attendees,
+            7
+        );
+        let replayed = store.replay().await.unwrap();
+        assert!(replayed >= 5, "{kind}");
+        assert_eq!(
+            store.tokens().await.unwrap()[0].server,
+            Some(id),
+            "{kind}: replay keeps the binding"
+        );
+        assert!(
+            store.server(id).await.unwrap().unwrap().agent_away(),
             "{kind}"
         );
     }

@@ -115,7 +115,11 @@ async fn post_json(
 }
 
 /// Creates an admin token with the CLI on the database.
-async fn admin_token(binary: &Path, database: &Database, data_dir: &Path) -> anyhow::Result<String> {
+async fn admin_token(
+    binary: &Path,
+    database: &Database,
+    data_dir: &Path,
+) -> anyhow::Result<String> {
     let output = tokio::process::Command::new(binary)
         .args(["--database", &database.url, "--data-dir"])
         .arg(data_dir)
@@ -144,7 +148,12 @@ async fn register_agents(
     let gate = Arc::new(Semaphore::new(32));
     let mut tasks = Vec::with_capacity(count);
     for n in 0..count {
-        let (client, base, admin, gate) = (client.clone(), base.to_owned(), admin.to_owned(), gate.clone());
+        let (client, base, admin, gate) = (
+            client.clone(),
+            base.to_owned(),
+            admin.to_owned(),
+            gate.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await?;
             let created = post_json(
@@ -168,7 +177,10 @@ async fn register_agents(
                 }),
             )
             .await?;
-            let server = registered["server"].as_str().context("no server")?.to_owned();
+            let server = registered["server"]
+                .as_str()
+                .context("no server")?
+                .to_owned();
             anyhow::Ok(SimAgent { token, server })
         }));
     }
@@ -248,10 +260,11 @@ async fn drive(
             tokio::time::sleep(due - now).await;
         }
         k += 1;
-        if let Some((quiet, stopped)) = &silent {
-            if *quiet == n && stopped.load(Ordering::Acquire) {
-                continue;
-            }
+        if let Some((quiet, stopped)) = &silent
+            && *quiet == n
+            && stopped.load(Ordering::Acquire)
+        {
+            continue;
         }
         let permit = gate.clone().acquire_owned().await?;
         let (client, url, agents) = (client.clone(), url.to_owned(), agents.clone());
@@ -316,11 +329,18 @@ async fn position(client: &reqwest::Client, base: &str, admin: &str) -> anyhow::
         .await?
         .json()
         .await?;
-    status["position"].as_i64().context("no position in /status")
+    status["position"]
+        .as_i64()
+        .context("no position in /status")
 }
 
 /// Whether a server is online, as the admin API says.
-async fn online(client: &reqwest::Client, base: &str, admin: &str, id: &str) -> anyhow::Result<bool> {
+async fn online(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    id: &str,
+) -> anyhow::Result<bool> {
     let server: Value = client
         .get(format!("{base}/api/v1/servers/{id}"))
         .bearer_auth(admin)
@@ -328,7 +348,9 @@ async fn online(client: &reqwest::Client, base: &str, admin: &str, id: &str) -> 
         .await?
         .json()
         .await?;
-    server["online"].as_bool().context("no online in the server view")
+    server["online"]
+        .as_bool()
+        .context("no online in the server view")
 }
 
 /// Runs the benchmark and writes the report.
@@ -354,7 +376,10 @@ pub async fn run(config: AgentsConfig) -> anyhow::Result<()> {
             server: format!("00000000-0000-7000-8000-{n:012x}"),
         })
         .collect();
-    eprintln!("echo: {} agents every {} s", config.agents, config.interval_secs);
+    eprintln!(
+        "echo: {} agents every {} s",
+        config.agents, config.interval_secs
+    );
     let echo_phase = drive(
         &client,
         &format!("http://{echo_addr}/api/v1/agent/heartbeat"),
@@ -388,9 +413,13 @@ pub async fn run(config: AgentsConfig) -> anyhow::Result<()> {
         let base = format!("http://{}", switchboard.addr);
         eprintln!("registering {} agents", config.agents);
         let registered_at = Instant::now();
-        let agents = register_agents(&client, &base, &admin, config.agents, config.interval_secs).await?;
+        let agents =
+            register_agents(&client, &base, &admin, config.agents, config.interval_secs).await?;
         let registration_secs = registered_at.elapsed().as_secs_f64();
-        eprintln!("switchboard: {} agents every {} s", config.agents, config.interval_secs);
+        eprintln!(
+            "switchboard: {} agents every {} s",
+            config.agents, config.interval_secs
+        );
         let before = position(&client, &base, &admin).await?;
         // The first interval (warm-up) records each agent's first report;
         // the measured part must append nothing.
@@ -433,7 +462,9 @@ pub async fn run(config: AgentsConfig) -> anyhow::Result<()> {
         let phase = phase_task.await??;
         let after = position(&client, &base, &admin).await?;
         let appended: Value = client
-            .get(format!("{base}/api/v1/events?after={measured_from}&limit=1000"))
+            .get(format!(
+                "{base}/api/v1/events?after={measured_from}&limit=1000"
+            ))
             .bearer_auth(&admin)
             .send()
             .await?
@@ -460,12 +491,22 @@ pub async fn run(config: AgentsConfig) -> anyhow::Result<()> {
             let _ = std::fs::copy(data_dir.join("switchboard.log"), path);
         }
         switchboard.stop().await;
-        anyhow::Ok((phase, before, measured_from, after, offline_after, registration_secs, memory, log))
+        anyhow::Ok((
+            phase,
+            before,
+            measured_from,
+            after,
+            offline_after,
+            registration_secs,
+            memory,
+            log,
+        ))
     }
     .await;
     let _ = database.drop_created().await;
     let _ = std::fs::remove_dir_all(&data_dir);
-    let (phase, before, measured_from, after, offline_after, registration_secs, memory, log) = outcome?;
+    let (phase, before, measured_from, after, offline_after, registration_secs, memory, log) =
+        outcome?;
     if phase.errors > 0 || measured_from + 1 < after {
         eprintln!("switchboard log tail:\n{log}");
     }
@@ -583,7 +624,10 @@ fn render(r: &Rendered<'_>) -> String {
             );
         }
         None => {
-            let _ = writeln!(out, "- The silent agent's server was not marked offline within 60 s: **MISS**.");
+            let _ = writeln!(
+                out,
+                "- The silent agent's server was not marked offline within 60 s: **MISS**."
+            );
         }
     }
     let _ = writeln!(
@@ -611,15 +655,19 @@ pub async fn echo(listen: SocketAddr) -> anyhow::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
-            let service = service_fn(|request: hyper::Request<hyper::body::Incoming>| async move {
-                let _ = request.into_body().collect().await;
-                Ok::<_, std::convert::Infallible>(
-                    hyper::Response::builder()
-                        .header("content-type", "application/json")
-                        .body(Full::new(bytes::Bytes::from_static(b"{\"online\":true,\"events\":0}")))
-                        .expect("response"),
-                )
-            });
+            let service = service_fn(
+                |request: hyper::Request<hyper::body::Incoming>| async move {
+                    let _ = request.into_body().collect().await;
+                    Ok::<_, std::convert::Infallible>(
+                        hyper::Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(bytes::Bytes::from_static(
+                                b"{\"online\":true,\"events\":0}",
+                            )))
+                            .expect("response"),
+                    )
+                },
+            );
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

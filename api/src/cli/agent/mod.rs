@@ -242,10 +242,7 @@ impl Agent {
 
     /// Registers (or finds) the server, retrying while Switchboard cannot
     /// be reached; `None` when stopped first.
-    async fn register(
-        &self,
-        stop: &mut watch::Receiver<bool>,
-    ) -> anyhow::Result<Option<String>> {
+    async fn register(&self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<Option<String>> {
         let registration = AgentRegistration {
             url: self.bbb.api_url.clone(),
             secret: self.bbb.secret.clone(),
@@ -313,7 +310,11 @@ impl Agent {
                 Some(body[start..end].trim().to_owned())
             };
             if let Some(version) = tag("bbbVersion").or_else(|| tag("version")) {
-                self.version = version.chars().filter(|c| !c.is_control()).take(64).collect();
+                self.version = version
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect();
             }
             self.version_read = Some(Instant::now());
         }
@@ -427,7 +428,9 @@ impl Agent {
             server: server.clone(),
         };
         match self.post::<serde_json::Value>("leave", &leave).await {
-            Ok(_) => tracing::info!(%server, "agent stopped; the server takes no new meetings until it is back"),
+            Ok(_) => {
+                tracing::info!(%server, "agent stopped; the server takes no new meetings until it is back")
+            }
             Err(err) => tracing::warn!(error = %err, "agent stopped without telling Switchboard"),
         }
         Ok(())

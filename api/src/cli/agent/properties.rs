@@ -237,9 +237,15 @@ mod tests {
         .unwrap();
         let settings = load(&[packaged.clone(), overrides.clone()], true).unwrap();
         assert_eq!(settings.secret, "mine");
-        assert_eq!(settings.api_url, "https://bbb1.example.org/bigbluebutton/api/");
+        assert_eq!(
+            settings.api_url,
+            "https://bbb1.example.org/bigbluebutton/api/"
+        );
         assert_eq!(settings.checksum, ChecksumAlgorithm::Sha256);
-        assert!(!format!("{settings:?}").contains("mine"), "secret not shown");
+        assert!(
+            !format!("{settings:?}").contains("mine"),
+            "secret not shown"
+        );
 
         std::fs::write(&overrides, "bigbluebutton.web.serverURL=https://b\n").unwrap();
         std::fs::write(&packaged, "x=y\n").unwrap();
@@ -250,7 +256,7 @@ mod tests {
         assert!(err.contains(&packaged.display().to_string()), "{err}");
 
         let missing = dir.path().join("nope.properties");
-        let err = format!("{:#}", load(&[missing.clone()], true).unwrap_err());
+        let err = format!("{:#}", load(std::slice::from_ref(&missing), true).unwrap_err());
         assert!(err.contains(&missing.display().to_string()), "{err}");
     }
 }

@@ -53,7 +53,8 @@ impl Tokens {
 
     fn insert(&mut self, record: TokenRecord) {
         self.remove(&record.name.clone());
-        self.hash_of.insert(record.name.clone(), record.hash.clone());
+        self.hash_of
+            .insert(record.name.clone(), record.hash.clone());
         self.by_hash.insert(record.hash.clone(), record);
     }
 
@@ -222,8 +223,8 @@ impl Subscriber for TokenCache {
 mod tests {
     use super::*;
     use crate::executor::CommandExecutor;
-    use std::sync::Arc;
     use crate::memory::InMemoryStore;
+    use std::sync::Arc;
     use switchboard_domain::events::EventMetadata;
     use switchboard_domain::token::{Token, TokenCommand, TokenScope, hash_token, token_stream};
 
@@ -250,22 +251,56 @@ mod tests {
         let executor = CommandExecutor::new(store.clone(), Default::default());
         let cache = TokenCache::default();
         create(&executor, "a").await;
-        assert!(cache.find(store.as_ref(), &hash_token("a")).await.unwrap().is_some());
+        assert!(
+            cache
+                .find(store.as_ref(), &hash_token("a"))
+                .await
+                .unwrap()
+                .is_some()
+        );
         // Created elsewhere: not seen until the cache is reread...
         create(&executor, "b").await;
-        assert!(cache.find(store.as_ref(), &hash_token("b")).await.unwrap().is_none());
+        assert!(
+            cache
+                .find(store.as_ref(), &hash_token("b"))
+                .await
+                .unwrap()
+                .is_none()
+        );
         // ...created here: seen at once.
         let events = create(&executor, "c").await;
         cache.note_all("c", &events);
-        assert!(cache.find(store.as_ref(), &hash_token("c")).await.unwrap().is_some());
+        assert!(
+            cache
+                .find(store.as_ref(), &hash_token("c"))
+                .await
+                .unwrap()
+                .is_some()
+        );
         let revoked = executor
-            .execute::<Token>(&token_stream("a"), &TokenCommand::Revoke, &EventMetadata::actor("t"))
+            .execute::<Token>(
+                &token_stream("a"),
+                &TokenCommand::Revoke,
+                &EventMetadata::actor("t"),
+            )
             .await
             .unwrap()
             .events;
         cache.note_all("a", &revoked);
-        assert!(cache.find(store.as_ref(), &hash_token("a")).await.unwrap().is_none());
+        assert!(
+            cache
+                .find(store.as_ref(), &hash_token("a"))
+                .await
+                .unwrap()
+                .is_none()
+        );
         cache.invalidate();
-        assert!(cache.find(store.as_ref(), &hash_token("b")).await.unwrap().is_some());
+        assert!(
+            cache
+                .find(store.as_ref(), &hash_token("b"))
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

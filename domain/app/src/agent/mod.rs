@@ -263,13 +263,13 @@ impl AgentService {
             Some(server) => Some(server),
             None => self.store.server_by_url(&settings.url).await?,
         };
-        if let (Some(bound), TokenScope::Node) = (principal.server, principal.scope) {
-            if existing.as_ref().map(|server| server.id) != Some(bound) {
-                return Err(Failure::Forbidden(format!(
-                    "node token `{}` speaks for server {bound}, not for {}",
-                    principal.name, settings.url
-                )));
-            }
+        if let (Some(bound), TokenScope::Node) = (principal.server, principal.scope)
+            && existing.as_ref().map(|server| server.id) != Some(bound)
+        {
+            return Err(Failure::Forbidden(format!(
+                "node token `{}` speaks for server {bound}, not for {}",
+                principal.name, settings.url
+            )));
         }
         let registered = match existing {
             Some(server) => {
@@ -604,21 +604,28 @@ impl AgentService {
         server: ServerId,
         listed: &[crate::health::reconcile::ListedMeeting],
     ) -> Result<u64, Failure> {
-        let recorded = self.routing.as_ref().map(|routing| routing.meetings_on(server));
+        let recorded = self
+            .routing
+            .as_ref()
+            .map(|routing| routing.meetings_on(server));
         let fingerprint = listed_fingerprint(listed, recorded.unwrap_or_default());
         if recorded.is_some() {
             let memory = self.memory.lock().expect("agent memory");
-            if let Some((seen, known)) = memory.known.get(&server) {
-                if *seen == fingerprint {
-                    return Ok(*known);
-                }
+            if let Some((seen, known)) = memory.known.get(&server)
+                && *seen == fingerprint
+            {
+                return Ok(*known);
             }
         }
         let known = if listed.is_empty() {
             0
         } else {
-            let recorded: std::collections::HashSet<String> =
-                self.store.running_runs_on(server).await?.into_iter().collect();
+            let recorded: std::collections::HashSet<String> = self
+                .store
+                .running_runs_on(server)
+                .await?
+                .into_iter()
+                .collect();
             listed
                 .iter()
                 .filter(|meeting| recorded.contains(&meeting.internal_id))

@@ -104,9 +104,7 @@ async fn an_agent_registers_its_server_once_and_its_token_is_bound_to_it() {
 
     // Registering again (the bound token) finds it by URL; the operator's
     // later changes stay.
-    world
-        .on_server(first.server, ServerCommand::Cordon)
-        .await;
+    world.on_server(first.server, ServerCommand::Cordon).await;
     let mut again = registration("bbb1", "s1");
     again.tag = None;
     let second = agents
@@ -135,7 +133,10 @@ async fn a_node_token_cannot_take_another_server() {
     assert!(matches!(err, Failure::Forbidden(_)), "{err:?}");
     // An unbound token giving a known URL with another secret.
     let err = agents
-        .register(&node_token(&world, "b").await, registration("bbb1", "wrong"))
+        .register(
+            &node_token(&world, "b").await,
+            registration("bbb1", "wrong"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Failure::Forbidden(_)), "{err:?}");
@@ -168,7 +169,10 @@ async fn heartbeats_give_placement_the_picture_and_append_only_changes() {
         .await;
     let principal = node("bbb1", Some(id));
     let before = world.store.last_position().await.unwrap();
-    let first = agents.heartbeat(&principal, beat(id, 0.0, 0.0)).await.unwrap();
+    let first = agents
+        .heartbeat(&principal, beat(id, 0.0, 0.0))
+        .await
+        .unwrap();
     assert_eq!(first.events, 1, "AgentReported");
     world.clock.advance_ms(5_000);
     let second = agents
@@ -195,7 +199,10 @@ async fn heartbeats_give_placement_the_picture_and_append_only_changes() {
 
     let mut upgraded = beat(id, 5.0, 20.0);
     upgraded.version = "3.0.5".into();
-    assert_eq!(agents.heartbeat(&principal, upgraded).await.unwrap().events, 1);
+    assert_eq!(
+        agents.heartbeat(&principal, upgraded).await.unwrap().events,
+        1
+    );
 }
 
 #[tokio::test]
@@ -205,14 +212,23 @@ async fn a_silent_agent_makes_its_server_offline_and_the_next_heartbeat_online()
     let watch = watch(&world);
     let id = world.server("bbb1").await;
     let principal = node("bbb1", Some(id));
-    agents.heartbeat(&principal, beat(id, 0.0, 0.0)).await.unwrap();
+    agents
+        .heartbeat(&principal, beat(id, 0.0, 0.0))
+        .await
+        .unwrap();
     agents.flush().await.unwrap();
     world.clock.advance_ms(15_000);
-    assert!(watch.check_once().await.unwrap().is_empty(), "3 x 5 s not over");
+    assert!(
+        watch.check_once().await.unwrap().is_empty(),
+        "3 x 5 s not over"
+    );
     world.clock.advance_ms(1);
     assert_eq!(watch.check_once().await.unwrap(), vec![id]);
     assert!(!world.store.server(id).await.unwrap().unwrap().online);
-    let back = agents.heartbeat(&principal, beat(id, 1.0, 2.0)).await.unwrap();
+    let back = agents
+        .heartbeat(&principal, beat(id, 1.0, 2.0))
+        .await
+        .unwrap();
     assert!(back.online);
     assert!(world.store.server(id).await.unwrap().unwrap().online);
 }
@@ -224,7 +240,10 @@ async fn an_agent_going_away_drains_its_server_instead_of_failing_it() {
     let watch = watch(&world);
     let id = world.server("bbb1").await;
     let principal = node("bbb1", Some(id));
-    agents.heartbeat(&principal, beat(id, 0.0, 0.0)).await.unwrap();
+    agents
+        .heartbeat(&principal, beat(id, 0.0, 0.0))
+        .await
+        .unwrap();
     agents.flush().await.unwrap();
     agents.leave(&principal, id).await.unwrap();
     let server = world.store.server(id).await.unwrap().unwrap();
@@ -232,8 +251,19 @@ async fn an_agent_going_away_drains_its_server_instead_of_failing_it() {
     world.clock.advance_ms(60_000);
     assert!(watch.check_once().await.unwrap().is_empty());
     assert!(world.store.server(id).await.unwrap().unwrap().online);
-    agents.heartbeat(&principal, beat(id, 1.0, 2.0)).await.unwrap();
-    assert!(world.store.server(id).await.unwrap().unwrap().takes_new_meetings());
+    agents
+        .heartbeat(&principal, beat(id, 1.0, 2.0))
+        .await
+        .unwrap();
+    assert!(
+        world
+            .store
+            .server(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .takes_new_meetings()
+    );
 }
 
 #[tokio::test]
@@ -245,7 +275,13 @@ async fn heartbeats_without_bbb_api_count_as_failed_polls() {
     let mut failing = beat(id, 0.0, 0.0);
     failing.meetings = Err("connection refused".into());
     for _ in 0..2 {
-        assert!(agents.heartbeat(&principal, failing.clone()).await.unwrap().online);
+        assert!(
+            agents
+                .heartbeat(&principal, failing.clone())
+                .await
+                .unwrap()
+                .online
+        );
     }
     assert!(!agents.heartbeat(&principal, failing).await.unwrap().online);
     assert!(!world.store.server(id).await.unwrap().unwrap().online);
@@ -267,10 +303,15 @@ async fn an_agent_server_is_not_polled_but_reconciled_from_its_heartbeat() {
         .await;
     let principal = node("bbb1", Some(id));
     world.clock.advance_ms(60_000);
-    agents.heartbeat(&principal, beat(id, 0.0, 0.0)).await.unwrap();
+    agents
+        .heartbeat(&principal, beat(id, 0.0, 0.0))
+        .await
+        .unwrap();
     agents.flush().await.unwrap();
     let backend = Arc::new(ScriptedBackend::new(|_, _, _| {
-        Err(crate::backend::BackendError::Timeout(std::time::Duration::from_secs(3)))
+        Err(crate::backend::BackendError::Timeout(
+            std::time::Duration::from_secs(3),
+        ))
     }));
     let ports = HealthPorts {
         store: world.store.clone(),

@@ -3,12 +3,12 @@
 //! last heartbeat written by any instance.
 
 use super::AgentSettings;
+use crate::StoreError;
 use crate::clock::SharedClock;
 use crate::executor::CommandExecutor;
 use crate::ports::Database;
 use crate::records::ServerRecord;
 use crate::routing::RoutingView;
-use crate::StoreError;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

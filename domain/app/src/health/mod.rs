@@ -570,7 +570,8 @@ impl HealthPoller {
         let (Some(agent), Some(at_ms)) = (&server.agent, heard) else {
             return false;
         };
-        let bound_ms = i64::from(self.config.agent_missed_heartbeats.max(1)) * agent.interval_ms as i64;
+        let bound_ms =
+            i64::from(self.config.agent_missed_heartbeats.max(1)) * agent.interval_ms as i64;
         now_ms - at_ms <= bound_ms
     }
 

@@ -1016,10 +1016,7 @@ impl PolledPicture for InMemoryStore {
         Ok(heard)
     }
 
-    async fn heartbeats_before(
-        &self,
-        before_ms: i64,
-    ) -> Result<Vec<(ServerId, i64)>, StoreError> {
+    async fn heartbeats_before(&self, before_ms: i64) -> Result<Vec<(ServerId, i64)>, StoreError> {
         let mut heard = self.heartbeats().await?;
         heard.retain(|(_, at_ms)| *at_ms < before_ms);
         Ok(heard)
