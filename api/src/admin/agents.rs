@@ -66,6 +66,7 @@ fn heartbeat(body: AgentHeartbeat) -> Result<Heartbeat, AdminError> {
         version: body.version,
         interval_ms,
         meetings,
+        listed_ago_ms: body.listed_ago_ms,
         cpu,
         memory_percent,
     })

@@ -125,6 +125,10 @@ pub struct AgentHeartbeat {
     pub meetings_xml: Option<String>,
     /// Why the agent could not get the server's meetings.
     pub api_error: Option<String>,
+    /// Milliseconds between asking the server for `meetings_xml` and
+    /// sending this heartbeat (absent: taken as one interval); the listing
+    /// counts as of then.
+    pub listed_ago_ms: Option<u64>,
     // CPU counters. (No doc comment: see `PanicReport::server`.)
     #[allow(missing_docs)]
     pub cpu: Option<AgentCpu>,

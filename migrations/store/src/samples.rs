@@ -3,7 +3,7 @@
 //! are not changes, so they never enter the event log).
 
 use crate::store::{SqlError, Store};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
@@ -151,10 +151,16 @@ impl Store {
                     server_id: Set(server.to_string()),
                     heard_at_ms: Set(*at_ms),
                 });
+            // Never backwards: a retried or slower write keeps the newer time.
+            let newer = if self.is_postgres() {
+                "GREATEST(agent_heartbeats.heard_at_ms, excluded.heard_at_ms)"
+            } else {
+                "MAX(agent_heartbeats.heard_at_ms, excluded.heard_at_ms)"
+            };
             agent_heartbeat::Entity::insert_many(rows)
                 .on_conflict(
                     OnConflict::column(agent_heartbeat::Column::ServerId)
-                        .update_column(agent_heartbeat::Column::HeardAtMs)
+                        .value(agent_heartbeat::Column::HeardAtMs, Expr::cust(newer))
                         .to_owned(),
                 )
                 .exec(&txn)

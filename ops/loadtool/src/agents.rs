@@ -199,6 +199,7 @@ fn heartbeat(agent: &SimAgent, interval_secs: f64, beat: u64) -> Value {
         "version": "3.0.4",
         "interval_secs": interval_secs,
         "meetings_xml": MEETINGS_XML,
+        "listed_ago_ms": 2,
         "cpu": {"busy_seconds": total * 0.3, "total_seconds": total},
         "memory_percent": 42.0,
         "meetings": 1,

@@ -93,8 +93,35 @@ struct Agent {
     version_read: Option<Instant>,
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
+/// The exit status when Switchboard refuses the agent's token or request:
+/// restarting cannot help (the systemd unit does not restart on it).
+pub const EXIT_REFUSED: i32 = 3;
+
+/// Switchboard refused (401, 403, 400): not retried.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Runs the agent until SIGTERM or SIGINT; exits with [`EXIT_REFUSED`]
+/// when Switchboard refuses it.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    match run_agent(args).await {
+        Err(err) if err.downcast_ref::<Refused>().is_some() => {
+            eprintln!("error: {err:#}");
+            std::process::exit(EXIT_REFUSED);
+        }
+        other => other,
+    }
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let explicit = !args.properties.is_empty();
     let files = if explicit {
         args.properties.clone()
@@ -269,7 +296,9 @@ impl Agent {
                 }
                 Ok(None) => bail!("Switchboard answered registration without a server"),
                 Err(CallError::Refused(status, detail)) => {
-                    bail!("registration refused ({status}): {detail}")
+                    return Err(
+                        Refused(format!("registration refused ({status}): {detail}")).into(),
+                    );
                 }
                 Err(err @ CallError::Unreachable(_)) => {
                     tracing::warn!(error = %err, retry_in = ?backoff, "cannot register yet");
@@ -331,6 +360,7 @@ impl Agent {
             algorithm: self.bbb.checksum,
         };
         let timeout = self.interval().min(Duration::from_secs(5));
+        let asked = Instant::now();
         let answer = self
             .backend
             .get(target, "getMeetings", "", timeout)
@@ -346,6 +376,7 @@ impl Agent {
             interval_secs: self.args.interval,
             meetings_xml: None,
             api_error: None,
+            listed_ago_ms: None,
             cpu: procfs::cpu(&self.args.proc_root).map(|cpu| AgentCpu {
                 busy_seconds: cpu.busy_seconds,
                 total_seconds: cpu.total_seconds,
@@ -369,6 +400,7 @@ impl Agent {
                         Some(meetings.iter().map(|m| m.meeting_id.clone()).collect());
                 }
                 beat.meetings_xml = Some(body);
+                beat.listed_ago_ms = Some(asked.elapsed().as_millis() as u64);
             }
             Err(why) => beat.api_error = Some(why),
         }
@@ -385,9 +417,13 @@ impl Agent {
         let mut failing = false;
         loop {
             let started = Instant::now();
-            let beat = self.heartbeat(&server).await;
+            let mut beat = self.heartbeat(&server).await;
             if let Some(why) = &beat.api_error {
                 tracing::warn!(error = %why, "BBB's API does not answer");
+            }
+            // Counted to the moment it is sent.
+            if let Some(ago) = beat.listed_ago_ms.as_mut() {
+                *ago = (*ago).max(started.elapsed().as_millis() as u64);
             }
             let wait = match self.post::<AgentAck>("heartbeat", &beat).await {
                 Ok(ack) => {
@@ -410,7 +446,7 @@ impl Agent {
                     Duration::ZERO
                 }
                 Err(CallError::Refused(status @ (401 | 403), detail)) => {
-                    bail!("heartbeat refused ({status}): {detail}")
+                    return Err(Refused(format!("heartbeat refused ({status}): {detail}")).into());
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, retry_in = ?backoff, "heartbeat not delivered");

@@ -256,7 +256,10 @@ mod tests {
         assert!(err.contains(&packaged.display().to_string()), "{err}");
 
         let missing = dir.path().join("nope.properties");
-        let err = format!("{:#}", load(std::slice::from_ref(&missing), true).unwrap_err());
+        let err = format!(
+            "{:#}",
+            load(std::slice::from_ref(&missing), true).unwrap_err()
+        );
         assert!(err.contains(&missing.display().to_string()), "{err}");
     }
 }

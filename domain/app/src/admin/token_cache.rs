@@ -28,10 +28,20 @@ pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
 /// for again (PostgreSQL may commit appends out of position order).
 const POSITION_OVERLAP: i64 = 256;
 
+/// The tokens are read in full at least this often (a change committed
+/// below a position already seen is picked up by then).
+const FULL_READ_EVERY: Duration = Duration::from_secs(10);
+
+/// A lookup waits for the reread rather than answer from tokens older
+/// than this.
+const STALE_LIMIT: Duration = Duration::from_secs(5);
+
 /// The tokens read, by hash and by name.
 #[derive(Debug, Default)]
 struct Tokens {
     read_at: Option<Instant>,
+    /// When they were last read in full.
+    full_at: Option<Instant>,
     /// The log's position when they were read.
     position: i64,
     by_hash: HashMap<String, TokenRecord>,
@@ -42,6 +52,7 @@ impl Tokens {
     fn of(records: Vec<TokenRecord>, read_at: Instant, position: i64) -> Self {
         let mut tokens = Tokens {
             read_at: Some(read_at),
+            full_at: Some(read_at),
             position,
             ..Tokens::default()
         };
@@ -93,7 +104,10 @@ impl TokenCache {
             Some(at) if at.elapsed() < TOKEN_CACHE_TTL => {
                 Cached::Fresh(tokens.by_hash.get(hash).cloned())
             }
-            Some(_) => Cached::Stale(tokens.by_hash.get(hash).cloned()),
+            Some(at) if at.elapsed() < STALE_LIMIT => {
+                Cached::Stale(tokens.by_hash.get(hash).cloned())
+            }
+            Some(_) => Cached::Missing,
             None => Cached::Missing,
         }
     }
@@ -133,7 +147,10 @@ impl TokenCache {
         let generation = self.generation.load(Ordering::Acquire);
         let (seen, was_read) = {
             let tokens = self.tokens.lock().expect("token cache");
-            (tokens.position, tokens.read_at.is_some())
+            let recent = tokens
+                .full_at
+                .is_some_and(|at| at.elapsed() < FULL_READ_EVERY);
+            (tokens.position, recent)
         };
         let position = store.last_position().await?;
         if was_read

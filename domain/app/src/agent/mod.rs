@@ -102,6 +102,9 @@ pub struct Heartbeat {
     pub interval_ms: u64,
     /// The server's getMeetings answer, or why the agent could not get one.
     pub meetings: Result<String, String>,
+    /// How long before sending the agent asked for that answer (ms; `None`:
+    /// not said, taken as one interval). The listing counts as of then.
+    pub listed_ago_ms: Option<u64>,
     /// CPU counters from `/proc/stat` (`None`: not read).
     pub cpu: Option<CpuCounters>,
     /// Used memory in percent from `/proc/meminfo`.
@@ -271,15 +274,18 @@ impl AgentService {
                 principal.name, settings.url
             )));
         }
+        let bind = principal.scope == TokenScope::Node && principal.server.is_none();
         let registered = match existing {
             Some(server) => {
                 let same_secret = secrets_match(&server.settings.secret, &settings.secret);
-                if principal.scope == TokenScope::Node && principal.server.is_none() && !same_secret
-                {
+                if bind && !same_secret {
                     return Err(Failure::Forbidden(format!(
                         "server {} ({}) is registered with another secret: bind the token to it with `switchboard tokens create NAME --scope node --server {}`, or correct the secret",
                         server.id, settings.url, server.id
                     )));
+                }
+                if bind {
+                    self.bind(principal, server.id, &metadata).await?;
                 }
                 if !same_secret {
                     let changes = switchboard_domain::server::ServerChanges {
@@ -307,7 +313,12 @@ impl AgentService {
                 )));
             }
             None => {
+                // Bound first: a token racing itself (two registrations at
+                // once) adds one server, not two.
                 let id = ServerId::new();
+                if bind {
+                    self.bind(principal, id, &metadata).await?;
+                }
                 self.executor
                     .execute::<Server>(
                         &id.stream(),
@@ -327,6 +338,10 @@ impl AgentService {
             }
         };
         if let Some((version, interval_ms)) = registration.report {
+            // Heard now: an agent that never sends a heartbeat is noticed.
+            self.store
+                .put_agent_heartbeats(&[], &[(registered.server, self.clock.now_ms())])
+                .await?;
             self.execute(
                 registered.server,
                 &ServerCommand::ReportAgent {
@@ -337,16 +352,28 @@ impl AgentService {
             )
             .await?;
         }
-        if principal.scope == TokenScope::Node && principal.server.is_none() {
-            self.executor
-                .execute::<Token>(
-                    &token_stream(&principal.name),
-                    &TokenCommand::Bind(registered.server),
-                    &metadata,
-                )
-                .await?;
-        }
         Ok(registered)
+    }
+
+    /// Binds a node token to the server it registers.
+    async fn bind(
+        &self,
+        principal: &Principal,
+        server: ServerId,
+        metadata: &EventMetadata,
+    ) -> Result<(), Failure> {
+        self.executor
+            .execute::<Token>(
+                &token_stream(&principal.name),
+                &TokenCommand::Bind(server),
+                metadata,
+            )
+            .await
+            .map_err(|err| match err {
+                crate::CommandError::Rejected(refused) => Failure::Forbidden(refused.to_string()),
+                other => other.into(),
+            })?;
+        Ok(())
     }
 
     /// As [`authorize`], with the token's binding read afresh before a
@@ -383,7 +410,7 @@ impl AgentService {
         };
         record.ok_or_else(|| {
             Failure::NotFound(format!(
-                "no server {id}: it was removed; register again (`switchboard agent --register`)"
+                "no server {id}: it was removed from the pool; this node token stays bound to it, so give the agent a new node token to register the server again"
             ))
         })
     }
@@ -410,7 +437,7 @@ impl AgentService {
         };
         let previous = self.previous_sample(server.id).await?;
         let missed = self.settings.missed_heartbeats.max(1);
-        let (sample, observed) = {
+        let (sample, observed, write) = {
             let mut memory = self.memory.lock().expect("agent memory");
             let read = match beat.cpu {
                 Some(cpu) => Some(Ok(NodeMetrics {
@@ -463,28 +490,48 @@ impl AgentService {
                     }
                 }
             };
-            if sample.content_differs(&previous) {
+            // The listing is as of when the agent asked for it (the
+            // reconcile from it must not end runs recorded after that); a
+            // failed heartbeat leaves the last listing's time as it was.
+            let listed_at_ms = now_ms
+                - beat
+                    .listed_ago_ms
+                    .unwrap_or(beat.interval_ms)
+                    .min(beat.interval_ms.max(MAX_LISTING_AGE_MS)) as i64;
+            let listed = sample.successes > 0;
+            let write = if sample.content_differs(&previous) {
                 sample.changed_at_ms = now_ms;
-                sample.polled_at_ms = now_ms;
-            } else if now_ms - previous.polled_at_ms >= SAMPLE_REFRESH_MS {
-                sample.polled_at_ms = now_ms;
+                true
+            } else {
+                now_ms - previous.polled_at_ms >= SAMPLE_REFRESH_MS
+            };
+            if write && listed {
+                sample.polled_at_ms = listed_at_ms.max(previous.polled_at_ms);
             }
             memory.samples.insert(server.id, sample.clone());
-            (sample, observed)
+            (sample, observed, write)
         };
         self.loads.set(server.id, observed);
+        let online_changes = sample.successes > 0 && !server.online;
+        let reported = server.agent.as_ref().is_some_and(|agent| {
+            !agent.away && agent.version == beat.version && agent.interval_ms == beat.interval_ms
+        });
+        if online_changes || !reported {
+            // Written before the events, so the watch never sees the server
+            // back with the time of its last heartbeat before the outage.
+            self.store
+                .put_agent_heartbeats(&[], &[(server.id, now_ms)])
+                .await?;
+        }
         {
             let mut pending = self.pending.lock().expect("agent pending");
-            if sample.polled_at_ms == now_ms {
+            if write {
                 pending.samples.insert(server.id, sample.clone());
             }
             pending.heard.insert(server.id, now_ms);
         }
         let metadata = metadata(principal);
         let mut events = 0;
-        let reported = server.agent.as_ref().is_some_and(|agent| {
-            !agent.away && agent.version == beat.version && agent.interval_ms == beat.interval_ms
-        });
         if !reported {
             events += self
                 .execute(
@@ -643,6 +690,9 @@ impl AgentService {
 /// A heartbeat's sample whose content did not change is still written this
 /// often (as the poller's).
 const SAMPLE_REFRESH_MS: i64 = 60_000;
+
+/// The oldest a heartbeat's listing is taken to be (beyond its interval).
+const MAX_LISTING_AGE_MS: u64 = 30_000;
 
 #[cfg(test)]
 mod tests;

@@ -76,6 +76,7 @@ fn beat(server: ServerId, busy: f64, total: f64) -> Heartbeat {
         version: "3.0.4".into(),
         interval_ms: 5_000,
         meetings: Ok(MEETINGS.into()),
+        listed_ago_ms: Some(100),
         cpu: Some(CpuCounters {
             busy_seconds: busy,
             total_seconds: total,
@@ -334,4 +335,118 @@ async fn an_agent_server_is_not_polled_but_reconciled_from_its_heartbeat() {
         .map(|m| m.meeting_id.to_string())
         .collect();
     assert_eq!(running, vec!["m1".to_owned()]);
+}
+
+/// A poller over `world` whose backend never answers.
+fn poller(world: &World) -> crate::health::HealthPoller {
+    use crate::health::{HealthConfig, HealthPoller, HealthPorts};
+    use crate::memory::{NoMetrics, ScriptedBackend};
+    let backend = Arc::new(ScriptedBackend::new(|_, _, _| {
+        Err(crate::backend::BackendError::Timeout(
+            std::time::Duration::from_secs(3),
+        ))
+    }));
+    let ports = HealthPorts {
+        store: world.store.clone(),
+        executor: world.executor.clone(),
+        backends: world.backends(&backend),
+        scraper: Arc::new(NoMetrics),
+        clock: world.shared_clock(),
+    };
+    HealthPoller::new(ports, HealthConfig::default(), ObservedLoads::default())
+}
+
+#[tokio::test]
+async fn a_run_recorded_after_the_agent_listed_is_not_ended_by_that_listing() {
+    use crate::records::MeetingListing;
+    for (listed_ago_ms, ended) in [(5_000, false), (100, true)] {
+        let world = World::new();
+        let agents = service(&world, &ObservedLoads::default());
+        let id = world.server("bbb1").await;
+        world.clock.advance_ms(60_000);
+        let now = world.clock.now_ms();
+        // Recorded 2 s ago; the server's listing does not have it.
+        world.meeting("late", "late-1", id, now - 2_000).await;
+        world
+            .store
+            .put_meeting_listing(&MeetingListing {
+                internal_id: "late-1".into(),
+                server_id: id,
+                created_at_ms: now - 2_000,
+                xml: String::new(),
+            })
+            .await
+            .unwrap();
+        let mut listing = beat(id, 0.0, 0.0);
+        listing.listed_ago_ms = Some(listed_ago_ms);
+        agents
+            .heartbeat(&node("bbb1", Some(id)), listing)
+            .await
+            .unwrap();
+        agents.flush().await.unwrap();
+        let report = poller(&world).poll_once().await.unwrap();
+        assert_eq!(
+            report.ended.contains(&"late".to_owned()),
+            ended,
+            "listed {listed_ago_ms} ms before the heartbeat: {report:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_heartbeat_reconciles_nothing() {
+    let world = World::new();
+    let agents = service(&world, &ObservedLoads::default());
+    let id = world.server("bbb1").await;
+    world.clock.advance_ms(60_000);
+    let now = world.clock.now_ms();
+    world.meeting("kept", "kept-1", id, now - 40_000).await;
+    let mut failing = beat(id, 0.0, 0.0);
+    failing.meetings = Err("connection refused".into());
+    agents
+        .heartbeat(&node("bbb1", Some(id)), failing)
+        .await
+        .unwrap();
+    agents.flush().await.unwrap();
+    let report = poller(&world).poll_once().await.unwrap();
+    assert!(report.ended.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_server_back_online_is_not_taken_offline_by_its_old_heartbeat_time() {
+    let world = World::new();
+    let agents = service(&world, &ObservedLoads::default());
+    let watch = watch(&world);
+    let id = world.server("bbb1").await;
+    let principal = node("bbb1", Some(id));
+    agents
+        .heartbeat(&principal, beat(id, 0.0, 0.0))
+        .await
+        .unwrap();
+    agents.flush().await.unwrap();
+    world.clock.advance_ms(20_000);
+    assert_eq!(watch.check_once().await.unwrap(), vec![id]);
+    // Back, and the watch looks before the next flush.
+    assert!(
+        agents
+            .heartbeat(&principal, beat(id, 1.0, 2.0))
+            .await
+            .unwrap()
+            .online
+    );
+    assert!(watch.check_once().await.unwrap().is_empty());
+    assert!(world.store.server(id).await.unwrap().unwrap().online);
+}
+
+#[tokio::test]
+async fn an_agent_that_registers_but_never_beats_is_noticed() {
+    let world = World::new();
+    let agents = service(&world, &ObservedLoads::default());
+    let watch = watch(&world);
+    let token = node_token(&world, "bbb1").await;
+    let mut registration = registration("bbb1", "s1");
+    registration.report = Some(("3.0.4".into(), 5_000));
+    let registered = agents.register(&token, registration).await.unwrap();
+    world.clock.advance_ms(15_001);
+    assert_eq!(watch.check_once().await.unwrap(), vec![registered.server]);
 }

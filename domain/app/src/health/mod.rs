@@ -409,7 +409,8 @@ impl HealthPoller {
                     Some((_, listed, _)) => Some((listed, poll_started_ms)),
                     None => match (agent_keys.get(&server.id), previous.get(&server.id)) {
                         (Some(key), Some(sample))
-                            if self.heard_lately(&server, heard.get(&server.id), now_ms) =>
+                            if sample.successes > 0
+                                && self.heard_lately(&server, heard.get(&server.id), now_ms) =>
                         {
                             self.agent_reconciled.insert(server.id, (*key, now_ms));
                             listed_in_sample(&sample.meetings_xml)
