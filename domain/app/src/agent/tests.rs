@@ -290,8 +290,6 @@ async fn heartbeats_without_bbb_api_count_as_failed_polls() {
 
 #[tokio::test]
 async fn an_agent_server_is_not_polled_but_reconciled_from_its_heartbeat() {
-    use crate::health::{HealthConfig, HealthPoller, HealthPorts};
-    use crate::memory::{NoMetrics, ScriptedBackend};
     use crate::ports::MeetingReads;
     let world = World::new();
     let agents = service(&world, &ObservedLoads::default());
@@ -309,19 +307,7 @@ async fn an_agent_server_is_not_polled_but_reconciled_from_its_heartbeat() {
         .await
         .unwrap();
     agents.flush().await.unwrap();
-    let backend = Arc::new(ScriptedBackend::new(|_, _, _| {
-        Err(crate::backend::BackendError::Timeout(
-            std::time::Duration::from_secs(3),
-        ))
-    }));
-    let ports = HealthPorts {
-        store: world.store.clone(),
-        executor: world.executor.clone(),
-        backends: world.backends(&backend),
-        scraper: Arc::new(NoMetrics),
-        clock: world.shared_clock(),
-    };
-    let mut poller = HealthPoller::new(ports, HealthConfig::default(), ObservedLoads::default());
+    let (mut poller, backend) = poller(&world);
     let report = poller.poll_once().await.unwrap();
     assert!(backend.calls().is_empty(), "agent servers are not polled");
     assert_eq!(report.ended, vec!["gone".to_owned()]);
@@ -335,25 +321,6 @@ async fn an_agent_server_is_not_polled_but_reconciled_from_its_heartbeat() {
         .map(|m| m.meeting_id.to_string())
         .collect();
     assert_eq!(running, vec!["m1".to_owned()]);
-}
-
-/// A poller over `world` whose backend never answers.
-fn poller(world: &World) -> crate::health::HealthPoller {
-    use crate::health::{HealthConfig, HealthPoller, HealthPorts};
-    use crate::memory::{NoMetrics, ScriptedBackend};
-    let backend = Arc::new(ScriptedBackend::new(|_, _, _| {
-        Err(crate::backend::BackendError::Timeout(
-            std::time::Duration::from_secs(3),
-        ))
-    }));
-    let ports = HealthPorts {
-        store: world.store.clone(),
-        executor: world.executor.clone(),
-        backends: world.backends(&backend),
-        scraper: Arc::new(NoMetrics),
-        clock: world.shared_clock(),
-    };
-    HealthPoller::new(ports, HealthConfig::default(), ObservedLoads::default())
 }
 
 #[tokio::test]
@@ -384,7 +351,7 @@ async fn a_run_recorded_after_the_agent_listed_is_not_ended_by_that_listing() {
             .await
             .unwrap();
         agents.flush().await.unwrap();
-        let report = poller(&world).poll_once().await.unwrap();
+        let report = poller(&world).0.poll_once().await.unwrap();
         assert_eq!(
             report.ended.contains(&"late".to_owned()),
             ended,
@@ -408,7 +375,7 @@ async fn a_failed_heartbeat_reconciles_nothing() {
         .await
         .unwrap();
     agents.flush().await.unwrap();
-    let report = poller(&world).poll_once().await.unwrap();
+    let report = poller(&world).0.poll_once().await.unwrap();
     assert!(report.ended.is_empty(), "{report:?}");
 }
 
@@ -449,4 +416,29 @@ async fn an_agent_that_registers_but_never_beats_is_noticed() {
     let registered = agents.register(&token, registration).await.unwrap();
     world.clock.advance_ms(15_001);
     assert_eq!(watch.check_once().await.unwrap(), vec![registered.server]);
+}
+
+/// A poller over `world` whose backend never answers, and that backend.
+fn poller(
+    world: &World,
+) -> (
+    crate::health::HealthPoller,
+    Arc<crate::memory::ScriptedBackend>,
+) {
+    use crate::health::{HealthConfig, HealthPoller, HealthPorts};
+    use crate::memory::{NoMetrics, ScriptedBackend};
+    let backend = Arc::new(ScriptedBackend::new(|_, _, _| {
+        Err(crate::backend::BackendError::Timeout(
+            std::time::Duration::from_secs(3),
+        ))
+    }));
+    let ports = HealthPorts {
+        store: world.store.clone(),
+        executor: world.executor.clone(),
+        backends: world.backends(&backend),
+        scraper: Arc::new(NoMetrics),
+        clock: world.shared_clock(),
+    };
+    let poller = HealthPoller::new(ports, HealthConfig::default(), ObservedLoads::default());
+    (poller, backend)
 }
