@@ -352,14 +352,7 @@ impl RoutingView {
             for sample in &samples {
                 self.observed.set(
                     sample.server_id,
-                    Observed {
-                        meetings: sample.meetings,
-                        attendees: sample.attendees,
-                        largest_meeting: sample.largest_meeting,
-                        load: sample.load,
-                        known_meetings: sample.known_meetings,
-                        metrics: sample.metrics_status(),
-                    },
+                    sample.observed_with(sample.metrics_status()),
                 );
                 next.insert(
                     sample.server_id,

@@ -467,27 +467,14 @@ impl AgentService {
                         ..observed
                     };
                     sample.successes = 1;
-                    sample.failures = 0;
-                    sample.meetings = observed.meetings;
-                    sample.attendees = observed.attendees;
-                    sample.largest_meeting = observed.largest_meeting;
-                    sample.known_meetings = observed.known_meetings;
-                    sample.load = observed.load;
-                    sample.meetings_xml = meetings_xml;
+                    sample.record_picture(&observed, meetings_xml);
                     observed
                 }
                 _ => {
                     sample.successes = 0;
                     sample.failures = (sample.failures + 1).min(missed);
                     // The last good picture stays, as a failed poll leaves it.
-                    Observed {
-                        meetings: sample.meetings,
-                        attendees: sample.attendees,
-                        largest_meeting: sample.largest_meeting,
-                        load: sample.load,
-                        known_meetings: sample.known_meetings,
-                        metrics,
-                    }
+                    sample.observed_with(metrics)
                 }
             };
             // The listing is as of when the agent asked for it (the

@@ -467,13 +467,7 @@ impl HealthPoller {
                     report.healthy += 1;
                     self.loads.set(server.id, observed.clone());
                     sample.successes = (sample.successes + 1).min(self.config.online_after.max(1));
-                    sample.failures = 0;
-                    sample.meetings = observed.meetings;
-                    sample.attendees = observed.attendees;
-                    sample.largest_meeting = observed.largest_meeting;
-                    sample.known_meetings = observed.known_meetings;
-                    sample.load = observed.load;
-                    sample.meetings_xml = meetings_xml;
+                    sample.record_picture(&observed, meetings_xml);
                     (!server.online && sample.successes >= self.config.online_after)
                         .then_some(ServerCommand::MarkOnline)
                 }

@@ -2,6 +2,7 @@
 //! listings of runs created since. Overwritten in place, never logged.
 
 use switchboard_domain::ids::ServerId;
+use switchboard_domain::load::Observed;
 use switchboard_domain::node_metrics::MetricsStatus;
 use switchboard_domain::server_metrics::{MetricsState, ResourceUsage};
 
@@ -62,6 +63,30 @@ impl ServerSample {
             metrics_state: MetricsState::NotConfigured,
             metrics_error: None,
             metrics_read_at_ms: None,
+        }
+    }
+
+    /// Takes a good listing's picture (a successful poll or heartbeat):
+    /// its figures and `<meeting>` elements, and no failure streak.
+    pub fn record_picture(&mut self, observed: &Observed, meetings_xml: String) {
+        self.failures = 0;
+        self.meetings = observed.meetings;
+        self.attendees = observed.attendees;
+        self.largest_meeting = observed.largest_meeting;
+        self.known_meetings = observed.known_meetings;
+        self.load = observed.load;
+        self.meetings_xml = meetings_xml;
+    }
+
+    /// What this sample shows placement, with `metrics` as its CPU and memory.
+    pub fn observed_with(&self, metrics: MetricsStatus) -> Observed {
+        Observed {
+            meetings: self.meetings,
+            attendees: self.attendees,
+            largest_meeting: self.largest_meeting,
+            load: self.load,
+            known_meetings: self.known_meetings,
+            metrics,
         }
     }
 
