@@ -19,7 +19,7 @@ use switchboard_app::callbacks::{CallbackLinks, CallbackService};
 use switchboard_app::clock::{SharedClock, SystemClock};
 use switchboard_app::executor::{CommandExecutor, EventBus};
 use switchboard_app::health::{HealthConfig, HealthPoller, HealthPorts, OfflinePolicy};
-use switchboard_app::meetings::{MeetingService, MeetingSettings};
+use switchboard_app::meetings::MeetingService;
 use switchboard_app::ports::Database;
 use switchboard_app::recordings::{RecordingService, RecordingSetupError};
 use switchboard_app::routing::{ObservedLoads, RoutingView};
@@ -201,9 +201,7 @@ impl AppState {
                 routing.clone(),
                 backends.clone(),
                 clock.clone(),
-                MeetingSettings {
-                    create_attempts: settings.create_attempts,
-                },
+                settings.meeting_settings(),
             )
             .with_callback_links(callbacks.links().clone()),
         );
@@ -343,6 +341,33 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
                 .data(state.agents.clone()),
         )
         .nest("/api/docs", crate::admin::swagger_ui())
+        .at(
+            "/scalelite/api/:call",
+            crate::scalelite::scalelite_call.data(Arc::new(crate::scalelite::ScaleliteApi {
+                admin: state.admin.service().clone(),
+                secrets: state.secrets.clone(),
+                algorithms: state.settings.checksum_algorithms.clone(),
+            })),
+        )
+        .at(
+            "/fsapi",
+            poem::post(crate::scalelite::fsapi).data(Arc::new(crate::scalelite::FsapiState {
+                enabled: state.settings.fsapi.enabled,
+                password: state
+                    .settings
+                    .fsapi
+                    .password
+                    .clone()
+                    .or_else(|| state.secrets.first().cloned()),
+                max_duration_secs: state.settings.fsapi.max_duration_minutes * 60,
+                pin_digits: {
+                    let length = state.settings.meetings.voice_bridge_length;
+                    (length.min(5), (length + 1).max(9))
+                },
+                store: state.db.clone(),
+                routing: state.routing.clone(),
+            })),
+        )
         .at("/health", get(health))
         .at("/ready", get(ready).data(state.store.clone()))
         .at("/metrics", get(crate::metrics::metrics_endpoint))

@@ -252,6 +252,94 @@ impl Default for AgentSection {
     }
 }
 
+/// How meetings are created and listed beyond placement: voice bridges,
+/// passwords, tenant metadata and the calls an operator may switch off
+/// (Scalelite's settings of the same names in brackets).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeetingsSection {
+    /// Hand each meeting a voiceBridge unique across the pool (Scalelite
+    /// always does); false leaves voice bridges to the servers.
+    pub unique_voice_bridges: bool,
+    /// Digits of an allocated voice bridge (`VOICE_BRIDGE_LEN`): 5 as BBB,
+    /// up to 9 as Scalelite's default.
+    pub voice_bridge_length: u32,
+    /// Keep a front-end's own voiceBridge when it is free, refusing the
+    /// create with `nonUniqueVoiceBridge` when another meeting holds it
+    /// (`USE_EXTERNAL_VOICE_BRIDGE`); false always allocates.
+    pub keep_requested_voice_bridge: bool,
+    /// Fill a missing moderatorPW/attendeePW with a random 8-character
+    /// password before a new meeting's create, so every server agrees.
+    pub fill_passwords: bool,
+    /// Add `meta_tenant-id` and `meta_tenant-name` to a tenant's creates.
+    pub tenant_metadata: bool,
+    /// Answer getMeetings (`GET_MEETINGS_API_DISABLED` is the opposite):
+    /// false answers every getMeetings with no meetings.
+    pub get_meetings: bool,
+    /// Refuse getRecordings without meetingID or recordID
+    /// (`GET_RECORDINGS_API_FILTERED`), with `missingParameters`.
+    pub get_recordings_filtered: bool,
+}
+
+impl Default for MeetingsSection {
+    fn default() -> Self {
+        Self {
+            unique_voice_bridges: true,
+            voice_bridge_length: 5,
+            keep_requested_voice_bridge: true,
+            fill_passwords: true,
+            tenant_metadata: false,
+            get_meetings: true,
+            get_recordings_filtered: false,
+        }
+    }
+}
+
+/// Parameter rules for every create and join, applied before a tenant's
+/// own (Scalelite's `DEFAULT_`/`OVERRIDE_CREATE_PARAMS`,
+/// `CREATE_EXCLUDE_PARAMS`, `MAX_MEETING_DURATION` and the join ones).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySection {
+    /// Rules for create, in order.
+    pub create: Vec<switchboard_domain::tenant::ParamRule>,
+    /// Rules for join, in order.
+    pub join: Vec<switchboard_domain::tenant::ParamRule>,
+}
+
+/// Scalelite's FreeSWITCH dial-plan endpoint (`POST /fsapi`).
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FsapiSection {
+    /// Answer `/fsapi` at all (default true, as Scalelite).
+    pub enabled: bool,
+    /// HTTP basic password of user `fsapi` (`FSAPI_PASSWORD`); empty: the
+    /// first BBB secret, as Scalelite does.
+    pub password: Option<String>,
+    /// Minutes a bridged call may last (`FSAPI_MAX_DURATION`); 0: no limit.
+    pub max_duration_minutes: u64,
+}
+
+impl Default for FsapiSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            password: None,
+            max_duration_minutes: 0,
+        }
+    }
+}
+
+impl fmt::Debug for FsapiSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FsapiSection")
+            .field("enabled", &self.enabled)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("max_duration_minutes", &self.max_duration_minutes)
+            .finish()
+    }
+}
+
 /// Everything Switchboard can be told.
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -305,6 +393,12 @@ pub struct Settings {
     pub callbacks: CallbackSettings,
     /// Node agents on BBB servers.
     pub agent: AgentSection,
+    /// Voice bridges, passwords, tenant metadata, switched-off calls.
+    pub meetings: MeetingsSection,
+    /// Parameter rules for every create and join.
+    pub policy: PolicySection,
+    /// The FreeSWITCH dial-plan endpoint.
+    pub fsapi: FsapiSection,
     /// Address ranges (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`) callbacks and
     /// other URLs front-ends supply may reach although they are private,
     /// loopback or link-local; empty: public addresses only.
@@ -337,6 +431,9 @@ impl Default for Settings {
             recordings: RecordingSettings::default(),
             callbacks: CallbackSettings::default(),
             agent: AgentSection::default(),
+            meetings: MeetingsSection::default(),
+            policy: PolicySection::default(),
+            fsapi: FsapiSection::default(),
             outbound_allow: Vec::new(),
         }
     }
@@ -358,6 +455,24 @@ impl fmt::Debug for Settings {
             .field("public_url", &self.public_url)
             .field("recordings", &self.recordings)
             .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// What the meeting use cases are told.
+    pub fn meeting_settings(&self) -> switchboard_app::meetings::MeetingSettings {
+        let meetings = &self.meetings;
+        switchboard_app::meetings::MeetingSettings {
+            create_attempts: self.create_attempts,
+            voice_bridges: meetings.unique_voice_bridges.then_some(
+                switchboard_app::meetings::VoiceBridgePolicy {
+                    length: meetings.voice_bridge_length,
+                    keep_requested: meetings.keep_requested_voice_bridge,
+                },
+            ),
+            fill_passwords: meetings.fill_passwords,
+            tenant_metadata: meetings.tenant_metadata,
+        }
     }
 }
 
@@ -545,6 +660,13 @@ impl Settings {
                 .map(str::to_owned)
                 .collect();
         }
+        if let Some(value) = get("SWITCHBOARD_VOICE_BRIDGE_LENGTH") {
+            self.meetings.voice_bridge_length =
+                parse_number("SWITCHBOARD_VOICE_BRIDGE_LENGTH", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_FSAPI_PASSWORD") {
+            self.fsapi.password = Some(value);
+        }
         if let Some(value) = get("SWITCHBOARD_LOG_FORMAT") {
             self.log_format = value;
         }
@@ -617,6 +739,7 @@ impl Settings {
             ));
         }
         self.validate_load()?;
+        self.validate_meetings()?;
         if self.create_attempts == 0 {
             return Err(invalid("create_attempts", "must be at least 1"));
         }
@@ -674,6 +797,23 @@ impl Settings {
             return Err(invalid("log_format", "use `text` or `json`"));
         }
         Ok(())
+    }
+
+    fn validate_meetings(&self) -> Result<(), ConfigError> {
+        if !(4..=9).contains(&self.meetings.voice_bridge_length) {
+            return Err(invalid(
+                "meetings.voice_bridge_length (SWITCHBOARD_VOICE_BRIDGE_LENGTH)",
+                "must be from 4 to 9 digits (BBB uses 5, Scalelite 9)",
+            ));
+        }
+        let policy = switchboard_domain::tenant::TenantPolicy {
+            create: self.policy.create.clone(),
+            join: self.policy.join.clone(),
+            ..Default::default()
+        };
+        policy
+            .validate()
+            .map_err(|err| invalid("policy", err.to_string()))
     }
 
     fn validate_load(&self) -> Result<(), ConfigError> {

@@ -25,5 +25,6 @@ pub mod idle;
 pub mod metrics;
 pub mod polling;
 pub mod recordings;
+pub mod scalelite;
 pub mod secrets;
 pub mod server_callbacks;

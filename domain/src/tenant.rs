@@ -188,7 +188,8 @@ impl TenantPolicy {
         changed
     }
 
-    fn validate(&self) -> Result<(), TenantError> {
+    /// Checks every rule names a parameter a policy may set.
+    pub fn validate(&self) -> Result<(), TenantError> {
         self.create
             .iter()
             .chain(&self.join)

@@ -182,6 +182,11 @@ impl AdminFacade {
         Self(service)
     }
 
+    /// The admin use cases themselves (for the Scalelite API's shapes).
+    pub fn service(&self) -> &Arc<AdminService> {
+        &self.0
+    }
+
     /// The principal of a bearer token, if it is in force.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Failure> {
         self.0.authenticate(token).await

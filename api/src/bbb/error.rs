@@ -145,6 +145,10 @@ impl From<CallError> for BbbError {
             CallError::TagUnavailable(tags) => Self::tag_unavailable(&tags),
             CallError::MaxMeetings(limit) => Self::max_meetings_reached(limit),
             CallError::MaxParticipants(limit) => Self::max_participants_reached(limit),
+            CallError::VoiceBridgeInUse => Self::new(
+                "nonUniqueVoiceBridge",
+                "The selected voice bridge is already in use.",
+            ),
             // The cause (addresses, TLS and DNS details of the pool) is for
             // the operator's log, not for front-ends (issue 15.A7).
             CallError::ServerFailed(failure) => {

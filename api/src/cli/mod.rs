@@ -1,12 +1,14 @@
 //! The `switchboard` command line: `serve`, `migrate`, `replay`, `openapi`
 //! and the operator's commands (`servers`, `meetings`, `events`, `tokens`, `tenants`, `callbacks`,
 //! `status`), which act on the local database or, with `--url` and
-//! `--token`, on a remote instance through its admin API.
+//! `--token`, on a remote instance through its admin API; and
+//! `import-scalelite-env`, which needs neither.
 
 pub mod agent;
 pub mod callbacks;
 mod ops;
 pub mod scalelite;
+pub mod scalelite_env;
 pub mod table;
 pub mod target;
 pub mod tenants;
@@ -138,6 +140,18 @@ pub enum Command {
     },
     /// Print the admin API's OpenAPI spec (JSON).
     Openapi,
+    /// Translate a Scalelite `.env` file (e.g. /etc/default/scalelite) into
+    /// the equivalent switchboard.toml, printed on standard output; every
+    /// variable it cannot map is listed on standard error with the reason.
+    /// The output holds the load balancer's secrets: keep it private.
+    ImportScaleliteEnv {
+        /// The Scalelite `.env` file.
+        file: PathBuf,
+        /// Write the TOML to this file (owner-only permissions) instead of
+        /// standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// `recordings` subcommands (local: they work on this machine's recording
@@ -454,6 +468,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         out!("{}", crate::admin::spec_json());
         return Ok(());
     }
+    if let Command::ImportScaleliteEnv { file, out } = &cli.command {
+        return scalelite_env::run(file, out.as_deref());
+    }
     if let Command::Agent(args) = cli.command {
         init_tracing(&Settings::default());
         let mut args = args;
@@ -549,7 +566,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Openapi | Command::Agent(_) => unreachable!("handled above"),
+        Command::Openapi | Command::Agent(_) | Command::ImportScaleliteEnv { .. } => {
+            unreachable!("handled above")
+        }
         command => {
             let target = match remote {
                 Some(url) => {

@@ -10,7 +10,7 @@ use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement,
     RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
-    StoredEvent, TokenRecord,
+    StoredEvent, TokenRecord, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -238,6 +238,27 @@ pub trait Placements: Send + Sync {
         &self,
         server: ServerId,
     ) -> Result<Vec<PendingPlacement>, StoreError>;
+    /// Claims a voice bridge for a meeting across the pool: true when the
+    /// number is the meeting's now: it was free, the meeting's already
+    /// (the claim is renewed), or its holder no longer runs and claimed it
+    /// before `stale_before_ms` (a create in flight keeps its number). One
+    /// atomic statement, so two instances never both win a number.
+    async fn claim_voice_bridge(
+        &self,
+        claim: &VoiceBridgeClaim,
+        stale_before_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// The number a meeting claimed last, if any.
+    async fn voice_bridge_of(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<String>, StoreError>;
+    /// The meeting holding a number, if any (running or not).
+    async fn voice_bridge_holder(
+        &self,
+        number: &str,
+    ) -> Result<Option<VoiceBridgeClaim>, StoreError>;
 }
 
 /// The callback outbox: deliveries written with their events, claimed when

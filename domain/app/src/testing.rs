@@ -195,6 +195,15 @@ impl World {
     /// The meeting use cases over this world, with a routing view loaded
     /// now and subscribed to the executor's appends; 3 create attempts.
     pub async fn meetings(&self, backend: &Arc<ScriptedBackend>) -> MeetingService {
+        self.meetings_with(backend, MeetingSettings::new(3)).await
+    }
+
+    /// The meeting use cases over this world with `settings`.
+    pub async fn meetings_with(
+        &self,
+        backend: &Arc<ScriptedBackend>,
+        settings: MeetingSettings,
+    ) -> MeetingService {
         let routing = RoutingView::load(
             self.store.clone(),
             self.shared_clock(),
@@ -210,7 +219,7 @@ impl World {
             routing,
             self.backends(backend),
             self.shared_clock(),
-            MeetingSettings { create_attempts: 3 },
+            settings,
         )
     }
 }

@@ -17,3 +17,4 @@ pub mod setting;
 pub mod tenant;
 pub mod token;
 pub mod used_token;
+pub mod voice_bridge;

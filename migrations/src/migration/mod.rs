@@ -15,6 +15,7 @@ mod m0010_hooks;
 mod m0011_callbacks_finished;
 mod m0012_pending_callbacks;
 mod m0013_node_agents;
+mod m0014_voice_bridges;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_callbacks_finished::Migration),
             Box::new(m0012_pending_callbacks::Migration),
             Box::new(m0013_node_agents::Migration),
+            Box::new(m0014_voice_bridges::Migration),
         ]
     }
 }

@@ -4,12 +4,12 @@
 use crate::store::{SqlError, Store};
 use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, Statement};
 use switchboard_app::StoreError;
 use switchboard_app::ports::Placements;
-use switchboard_app::records::PendingPlacement;
+use switchboard_app::records::{PendingPlacement, VoiceBridgeClaim};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
-use switchboard_migrations::entities::pending_placement;
+use switchboard_migrations::entities::{pending_placement, voice_bridge};
 
 fn to_placement(row: pending_placement::Model) -> Option<PendingPlacement> {
     Some(PendingPlacement {
@@ -88,6 +88,84 @@ impl Store {
     }
 }
 
+/// The claim as one upsert: inserted when the number is free, taken over
+/// when it is the meeting's own or its holder stopped running and claimed
+/// it before the stale bound; `RETURNING` says whether this claim won.
+/// (`{n}` stands for the backend's placeholders.)
+const CLAIM_VOICE_BRIDGE: &str = "INSERT INTO voice_bridges (number, tenant, meeting_id, claimed_at_ms) \
+     VALUES ({1}, {2}, {3}, {4}) \
+     ON CONFLICT (number) DO UPDATE SET tenant = excluded.tenant, \
+     meeting_id = excluded.meeting_id, claimed_at_ms = excluded.claimed_at_ms \
+     WHERE (voice_bridges.tenant = excluded.tenant AND voice_bridges.meeting_id = excluded.meeting_id) \
+     OR (voice_bridges.claimed_at_ms < {5} AND NOT EXISTS (SELECT 1 FROM meetings m \
+     WHERE m.tenant = voice_bridges.tenant AND m.meeting_id = voice_bridges.meeting_id AND m.running)) \
+     RETURNING number";
+
+impl Store {
+    async fn claim_voice_bridge_sql(
+        &self,
+        claim: &VoiceBridgeClaim,
+        stale_before_ms: i64,
+    ) -> Result<bool, SqlError> {
+        let backend = self.db.get_database_backend();
+        let mut sql = CLAIM_VOICE_BRIDGE.to_owned();
+        for n in 1..=5 {
+            let placeholder = if self.is_postgres() {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            };
+            sql = sql.replace(&format!("{{{n}}}"), &placeholder);
+        }
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [
+                    claim.number.clone().into(),
+                    claim.tenant.0.clone().into(),
+                    claim.meeting_id.as_str().to_owned().into(),
+                    claim.at_ms.into(),
+                    stale_before_ms.into(),
+                ],
+            ))
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn voice_bridge_of_sql(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<String>, SqlError> {
+        Ok(voice_bridge::Entity::find()
+            .filter(voice_bridge::Column::Tenant.eq(tenant.0.clone()))
+            .filter(voice_bridge::Column::MeetingId.eq(meeting_id.as_str()))
+            .order_by_desc(voice_bridge::Column::ClaimedAtMs)
+            .one(&self.db)
+            .await?
+            .map(|row| row.number))
+    }
+
+    async fn voice_bridge_holder_sql(
+        &self,
+        number: &str,
+    ) -> Result<Option<VoiceBridgeClaim>, SqlError> {
+        Ok(voice_bridge::Entity::find_by_id(number.to_owned())
+            .one(&self.db)
+            .await?
+            .and_then(|row| {
+                Some(VoiceBridgeClaim {
+                    meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
+                    number: row.number,
+                    tenant: TenantId(row.tenant),
+                    at_ms: row.claimed_at_ms,
+                })
+            }))
+    }
+}
+
 #[async_trait]
 impl Placements for Store {
     async fn pending_placement(
@@ -107,5 +185,28 @@ impl Placements for Store {
         server: ServerId,
     ) -> Result<Vec<PendingPlacement>, StoreError> {
         Ok(Store::pending_placements_on_sql(self, server).await?)
+    }
+
+    async fn claim_voice_bridge(
+        &self,
+        claim: &VoiceBridgeClaim,
+        stale_before_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(Store::claim_voice_bridge_sql(self, claim, stale_before_ms).await?)
+    }
+
+    async fn voice_bridge_of(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(Store::voice_bridge_of_sql(self, tenant, meeting_id).await?)
+    }
+
+    async fn voice_bridge_holder(
+        &self,
+        number: &str,
+    ) -> Result<Option<VoiceBridgeClaim>, StoreError> {
+        Ok(Store::voice_bridge_holder_sql(self, number).await?)
     }
 }

@@ -1239,3 +1239,121 @@ async fn agents_bindings_and_heartbeats_are_kept() {
         );
     }
 }
+
+fn claim(number: &str, meeting: &str, at_ms: i64) -> switchboard_app::records::VoiceBridgeClaim {
+    switchboard_app::records::VoiceBridgeClaim {
+        number: number.into(),
+        tenant: TenantId::default_tenant(),
+        meeting_id: MeetingId::parse(meeting).unwrap(),
+        at_ms,
+    }
+}
+
+#[tokio::test]
+async fn a_voice_bridge_is_held_by_one_meeting_until_it_stops_running_and_the_claim_is_stale() {
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        assert!(
+            store
+                .claim_voice_bridge(&claim("70001", "first", 1_000), 0)
+                .await
+                .unwrap()
+        );
+        meeting_command(&store, "first", created("first", server, 1_000)).await;
+        // Its own claim again renews it; another meeting's is refused even
+        // when the claim is old, while the holder runs.
+        assert!(
+            store
+                .claim_voice_bridge(&claim("70001", "first", 2_000), 0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .claim_voice_bridge(&claim("70001", "second", 3_000), 10_000)
+                .await
+                .unwrap(),
+            "{kind}"
+        );
+        assert_eq!(
+            store
+                .voice_bridge_of(
+                    &TenantId::default_tenant(),
+                    &MeetingId::parse("first").unwrap()
+                )
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("70001"),
+            "{kind}"
+        );
+        let end = MeetingCommand::RecordEnded {
+            reason: EndReason::EndCalled,
+            at_ms: 4_000,
+            only_run: None,
+        };
+        meeting_command(&store, "first", end).await;
+        // Ended, but claimed after the stale bound: kept.
+        assert!(
+            !store
+                .claim_voice_bridge(&claim("70001", "second", 5_000), 1_000)
+                .await
+                .unwrap()
+        );
+        // Ended and claimed before it: taken over.
+        assert!(
+            store
+                .claim_voice_bridge(&claim("70001", "second", 5_000), 2_500)
+                .await
+                .unwrap(),
+            "{kind}"
+        );
+        let holder = store.voice_bridge_holder("70001").await.unwrap().unwrap();
+        assert_eq!(holder.meeting_id.as_str(), "second", "{kind}");
+        assert_eq!(holder.at_ms, 5_000, "{kind}");
+        assert!(store.voice_bridge_holder("70002").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_claims_from_two_connections_never_give_one_number_twice() {
+    let url = fresh_postgres().await;
+    let first = Store::connect(&url).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = Store::connect(&url).await.unwrap();
+    let stores = [std::sync::Arc::new(first), std::sync::Arc::new(second)];
+    let mut tasks = Vec::new();
+    for meeting in 0..64 {
+        let store = stores[meeting % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            // Every meeting tries the same 16 numbers.
+            for number in 0..16 {
+                let number = format!("7{number:04}");
+                let attempt = claim(&number, &format!("meeting-{meeting}"), 1_000);
+                if store.claim_voice_bridge(&attempt, 0).await.unwrap() {
+                    won.push(number);
+                }
+            }
+            won
+        }));
+    }
+    let mut winners = std::collections::HashMap::new();
+    for (meeting, task) in tasks.into_iter().enumerate() {
+        for number in task.await.unwrap() {
+            assert!(
+                winners.insert(number.clone(), meeting).is_none(),
+                "{number} was given to two meetings"
+            );
+        }
+    }
+    assert_eq!(winners.len(), 16, "every number went to someone");
+    for (number, meeting) in winners {
+        let holder = stores[0]
+            .voice_bridge_holder(&number)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(holder.meeting_id.as_str(), format!("meeting-{meeting}"));
+    }
+}

@@ -4,6 +4,7 @@
 //! ([`views`]); the transports render them.
 
 mod history;
+pub mod scalelite;
 pub mod tenants;
 pub mod token_cache;
 pub mod views;

@@ -110,7 +110,7 @@ impl AdminService {
         self.tenant_view(&config).await
     }
 
-    async fn run_tenant(
+    pub(super) async fn run_tenant(
         &self,
         name: &str,
         commands: &[TenantCommand],

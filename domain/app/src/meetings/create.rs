@@ -24,6 +24,14 @@ use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingRun, RunCallba
 use switchboard_domain::selection::{SelectionError, TagRequest};
 use switchboard_domain::server::ServerState;
 
+/// The id a tenant has in Scalelite's shapes (`meta_tenant-id`, the
+/// Scalelite admin API): a UUID derived from its name, the same everywhere.
+pub fn tenant_uuid(name: &str) -> uuid::Uuid {
+    /// The namespace of Switchboard's tenant ids.
+    const TENANTS: uuid::Uuid = uuid::Uuid::from_u128(0x5d1c_7a0e_2b4f_4c8e_9a51_73f0_e2c4_b8d6);
+    uuid::Uuid::new_v5(&TENANTS, name.as_bytes())
+}
+
 /// How often a create starts over after losing a race to another instance.
 const ROUNDS: usize = 3;
 
@@ -41,6 +49,9 @@ struct CreateCall<'a> {
     request: &'a ApiRequest,
     /// The parameters after the tenant's policy.
     params: Params,
+    /// Passwords the front-end left out, given to a new run only (a create
+    /// of a running meeting without passwords gets BBB's duplicateWarning).
+    passwords: Vec<(&'static str, String)>,
     meeting_id: MeetingId,
     name: String,
     query: String,
@@ -205,21 +216,43 @@ async fn create(
             message: "You must specify a name for the meeting.",
         })?
         .into_owned();
+    if state.settings.tenant_metadata
+        && let Some(tenant) = &request.tenant_config
+    {
+        params.set("meta_tenant-id", tenant_uuid(&tenant.name).to_string());
+        params.set("meta_tenant-name", tenant.name.clone());
+    }
+    let tenant = &request.tenant;
+    // By meetingID alone: tenants' creates of one meetingID are serialised
+    // too, since a server knows a meeting by its meetingID only.
+    let _guard = state.create_locks.lock(meeting_id.as_str()).await;
+    if let Some(number) = state
+        .voice_bridge_for(tenant, &meeting_id, params.get("voiceBridge"))
+        .await?
+    {
+        params.set("voiceBridge", number);
+    }
+    let mut passwords = Vec::new();
+    if state.settings.fill_passwords {
+        for key in ["moderatorPW", "attendeePW"] {
+            if params.non_empty(key).is_none() {
+                let password = state.generated_password(tenant, &meeting_id, key).await?;
+                passwords.push((key, password));
+            }
+        }
+    }
     let call = CreateCall {
         state,
         request,
         name,
         query: params.to_query(),
         params,
+        passwords,
         metadata,
         meeting_id,
         recording_ready_url,
         callbacks,
     };
-    let tenant = &request.tenant;
-    // By meetingID alone: tenants' creates of one meetingID are serialised
-    // too, since a server knows a meeting by its meetingID only.
-    let _guard = state.create_locks.lock(call.meeting_id.as_str()).await;
     let mut raced = false;
     for _ in 0..ROUNDS {
         // After a lost race the routing view may not have heard of the
@@ -305,7 +338,7 @@ impl CreateCall<'_> {
         record: &MeetingRecord,
         server: &ServerRecord,
     ) -> Result<Option<Round>, CallError> {
-        let answer = match self.send(server).await {
+        let answer = match self.send(server, false).await {
             Ok(answer) => answer,
             Err(err) => {
                 tracing::warn!(server = %server.id, error = %err, "create on the meeting's server failed");
@@ -373,7 +406,7 @@ impl CreateCall<'_> {
             // Where the create goes is kept before it is sent, so a crash
             // before the run is recorded cannot split the meeting.
             self.note_placement(server.id).await?;
-            let answer = match self.send(&server).await {
+            let answer = match self.send(&server, true).await {
                 // With tenants, a meeting of this meetingID already running on
                 // the server is someone else's: never join it, try another.
                 Ok(answer)
@@ -452,7 +485,7 @@ impl CreateCall<'_> {
         if server.state == ServerState::Cordoned && !self.runs_on(&server).await {
             return Ok(None);
         }
-        let answer = match self.send(&server).await {
+        let answer = match self.send(&server, false).await {
             Ok(answer) if answer.summary.is_success() => answer,
             Ok(_) | Err(_) => return Ok(None),
         };
@@ -485,16 +518,24 @@ impl CreateCall<'_> {
     /// Sends the create: parameters in the URL, or, when the front-end sent
     /// a form body, as a form body again (long parameter lists do not fit a
     /// URL), signed over the then empty query as BBB checks it.
-    async fn send(&self, server: &ServerRecord) -> Result<Answer, CallFailure> {
+    async fn send(&self, server: &ServerRecord, new_run: bool) -> Result<Answer, CallFailure> {
+        use std::borrow::Cow;
         let backends = &self.state.backends;
+        let params = if new_run && !self.passwords.is_empty() {
+            let mut params = self.params.clone();
+            for (key, password) in &self.passwords {
+                params.set(key, password.clone());
+            }
+            Cow::Owned(params)
+        } else {
+            Cow::Borrowed(&self.params)
+        };
         let query = match (&self.callbacks, &self.state.callback_links) {
-            (Some(callbacks), Some(links)) => std::borrow::Cow::Owned(with_server_links(
-                &self.params,
-                links,
-                callbacks,
-                server.id,
-            )),
-            _ => std::borrow::Cow::Borrowed(self.query.as_str()),
+            (Some(callbacks), Some(links)) => {
+                Cow::Owned(with_server_links(&params, links, callbacks, server.id))
+            }
+            _ if matches!(params, Cow::Owned(_)) => Cow::Owned(params.to_query()),
+            _ => Cow::Borrowed(self.query.as_str()),
         };
         if self.request.has_form_params && self.request.xml_body.is_none() {
             let form = RequestBody {

@@ -7,8 +7,10 @@ pub mod calls;
 pub mod create;
 pub mod get_meetings;
 pub mod listing;
+pub mod voice_bridge;
 
 pub use calls::JoinOutcome;
+pub use voice_bridge::VoiceBridgePolicy;
 
 use crate::backend::{Backends, CallFailure, RequestBody};
 use crate::clock::SharedClock;
@@ -106,6 +108,9 @@ pub enum CallError {
     /// The tenant's meetings hold as many attendees as they may.
     #[error("the tenant's limit of {0} attendees is reached")]
     MaxParticipants(u64),
+    /// Another meeting holds the voiceBridge the front-end asked for.
+    #[error("The selected voice bridge is already in use.")]
+    VoiceBridgeInUse,
     /// The meeting's server answered badly or not at all.
     #[error("The meeting's server could not be used: {0}.")]
     ServerFailed(#[from] CallFailure),
@@ -122,6 +127,24 @@ pub enum CallError {
 pub struct MeetingSettings {
     /// Servers a new meeting is offered to before giving up.
     pub create_attempts: usize,
+    /// Voice bridges unique across the pool (`None`: left to servers).
+    pub voice_bridges: Option<VoiceBridgePolicy>,
+    /// Fill a new meeting's missing moderatorPW/attendeePW.
+    pub fill_passwords: bool,
+    /// Add `meta_tenant-id`/`meta_tenant-name` to a tenant's creates.
+    pub tenant_metadata: bool,
+}
+
+impl MeetingSettings {
+    /// `create_attempts` servers per create, nothing else added.
+    pub fn new(create_attempts: usize) -> Self {
+        Self {
+            create_attempts,
+            voice_bridges: None,
+            fill_passwords: false,
+            tenant_metadata: false,
+        }
+    }
 }
 
 /// The meeting use cases, over the ports they need.
@@ -143,6 +166,8 @@ pub struct MeetingService {
     /// Switchboard's own callback URLs, given to servers on create (`None`:
     /// the front-end's are passed on as they are).
     callback_links: Option<Arc<crate::callbacks::CallbackLinks>>,
+    /// The key generated passwords derive from (read once from the store).
+    password_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl MeetingService {
@@ -166,6 +191,7 @@ impl MeetingService {
             limit_locks: StripedLocks::default(),
             merged: Default::default(),
             callback_links: None,
+            password_key: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, HookRecord, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
     PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
-    ServerRecord, ServerSample, StoredEvent, TokenRecord,
+    ServerRecord, ServerSample, StoredEvent, TokenRecord, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -71,6 +71,8 @@ struct Polled {
     listings: BTreeMap<String, MeetingListing>,
     used_nonces: HashMap<String, u64>,
     settings: BTreeMap<String, String>,
+    /// Voice bridges by number.
+    voice_bridges: BTreeMap<String, VoiceBridgeClaim>,
     /// The callback outbox, by id.
     callbacks: BTreeMap<String, CallbackRecord>,
 }
@@ -957,6 +959,58 @@ impl Placements for InMemoryStore {
             .filter(|placement| placement.server_id == server)
             .cloned()
             .collect())
+    }
+
+    async fn claim_voice_bridge(
+        &self,
+        claim: &VoiceBridgeClaim,
+        stale_before_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let free = match state.polled.voice_bridges.get(&claim.number) {
+            None => true,
+            Some(held) if held.tenant == claim.tenant && held.meeting_id == claim.meeting_id => {
+                true
+            }
+            Some(held) => {
+                let key = (held.tenant.clone(), held.meeting_id.clone());
+                let running = state
+                    .views
+                    .meetings
+                    .get(&key)
+                    .is_some_and(|meeting| meeting.running);
+                !running && held.at_ms < stale_before_ms
+            }
+        };
+        if free {
+            state
+                .polled
+                .voice_bridges
+                .insert(claim.number.clone(), claim.clone());
+        }
+        Ok(free)
+    }
+
+    async fn voice_bridge_of(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .polled
+            .voice_bridges
+            .values()
+            .filter(|claim| &claim.tenant == tenant && &claim.meeting_id == meeting_id)
+            .max_by_key(|claim| claim.at_ms)
+            .map(|claim| claim.number.clone()))
+    }
+
+    async fn voice_bridge_holder(
+        &self,
+        number: &str,
+    ) -> Result<Option<VoiceBridgeClaim>, StoreError> {
+        Ok(self.lock().polled.voice_bridges.get(number).cloned())
     }
 }
 

@@ -47,6 +47,21 @@ pub struct RoutingSnapshot {
     pub running: HashMap<ServerId, u64>,
 }
 
+/// A voiceBridge held by a meeting, unique across the pool (a shared
+/// dial-in gateway routes callers by it). Kept while the meeting runs and
+/// until another meeting claims the number after it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceBridgeClaim {
+    /// The number (digits).
+    pub number: String,
+    /// The holder's tenant.
+    pub tenant: TenantId,
+    /// The holder's meetingID.
+    pub meeting_id: MeetingId,
+    /// When it was claimed or last renewed (ms).
+    pub at_ms: i64,
+}
+
 /// Where a create was about to go: written before the server's create, and
 /// removed when the run is recorded. One left behind means the create may
 /// have run on that server without being recorded (a crash in between): a

@@ -12,7 +12,7 @@ pub use callbacks::{
     HookRecord, NewCallback,
 };
 pub use events::{AppendOutcome, EventFilter, StoredEvent};
-pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot};
+pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridgeClaim};
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample};
 pub use servers::{ServerRecord, TokenRecord};
