@@ -21,6 +21,14 @@ pub fn is_strong_secret(secret: &str) -> bool {
     secret.chars().count() >= MIN_SECRET_LEN && !secret.chars().any(char::is_whitespace)
 }
 
+/// The id a tenant has in Scalelite's shapes (`meta_tenant-id`, the
+/// Scalelite admin API): a UUID derived from its name, the same everywhere.
+pub fn tenant_uuid(name: &str) -> uuid::Uuid {
+    /// The namespace of Switchboard's tenant ids.
+    const TENANTS: uuid::Uuid = uuid::Uuid::from_u128(0x5d1c_7a0e_2b4f_4c8e_9a51_73f0_e2c4_b8d6);
+    uuid::Uuid::new_v5(&TENANTS, name.as_bytes())
+}
+
 /// What a tenant policy does with one parameter of create or join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]

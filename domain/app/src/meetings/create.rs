@@ -24,14 +24,6 @@ use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingRun, RunCallba
 use switchboard_domain::selection::{SelectionError, TagRequest};
 use switchboard_domain::server::ServerState;
 
-/// The id a tenant has in Scalelite's shapes (`meta_tenant-id`, the
-/// Scalelite admin API): a UUID derived from its name, the same everywhere.
-pub fn tenant_uuid(name: &str) -> uuid::Uuid {
-    /// The namespace of Switchboard's tenant ids.
-    const TENANTS: uuid::Uuid = uuid::Uuid::from_u128(0x5d1c_7a0e_2b4f_4c8e_9a51_73f0_e2c4_b8d6);
-    uuid::Uuid::new_v5(&TENANTS, name.as_bytes())
-}
-
 /// How often a create starts over after losing a race to another instance.
 const ROUNDS: usize = 3;
 
@@ -219,7 +211,10 @@ async fn create(
     if state.settings.tenant_metadata
         && let Some(tenant) = &request.tenant_config
     {
-        params.set("meta_tenant-id", tenant_uuid(&tenant.name).to_string());
+        params.set(
+            "meta_tenant-id",
+            switchboard_domain::tenant::tenant_uuid(&tenant.name).to_string(),
+        );
         params.set("meta_tenant-name", tenant.name.clone());
     }
     let tenant = &request.tenant;
