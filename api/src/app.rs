@@ -203,6 +203,11 @@ impl AppState {
                 clock.clone(),
                 settings.meeting_settings(),
             )
+            .with_policy(switchboard_domain::tenant::TenantPolicy {
+                create: settings.policy.create.clone(),
+                join: settings.policy.join.clone(),
+                ..Default::default()
+            })
             .with_callback_links(callbacks.links().clone()),
         );
         let agents = Arc::new(AgentService::new(
@@ -221,6 +226,8 @@ impl AppState {
             checksum_algorithms: settings.checksum_algorithms.clone(),
             max_request_bytes: settings.max_request_bytes,
             text_track_max_bytes: settings.recordings.text_track_max_bytes,
+            get_meetings: settings.meetings.get_meetings,
+            get_recordings_filtered: settings.meetings.get_recordings_filtered,
         });
         Ok(Arc::new(Self {
             bbb,

@@ -120,6 +120,15 @@ impl BbbError {
         )
     }
 
+    /// getRecordings without meetingID or recordID where it must be
+    /// filtered (Scalelite's `GET_RECORDINGS_API_FILTERED`).
+    pub fn missing_parameters() -> Self {
+        Self::new(
+            "missingParameters",
+            "param meetingID or recordID must be included.",
+        )
+    }
+
     /// A server failed or answered nonsense.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new("internalError", message)

@@ -36,6 +36,10 @@ pub struct BbbState {
     pub max_request_bytes: usize,
     /// Largest putRecordingTextTrack upload.
     pub text_track_max_bytes: usize,
+    /// getMeetings answers (false: always no meetings).
+    pub get_meetings: bool,
+    /// getRecordings needs meetingID or recordID.
+    pub get_recordings_filtered: bool,
 }
 
 /// The version Switchboard reports, like a BBB server's index answer.
@@ -212,6 +216,9 @@ async fn handle(
         "getMeetingInfo" | "sendChatMessage" | "insertDocument" => {
             meetings::relay(meetings, &request).await
         }
+        "getMeetings" if !state.get_meetings => Ok(xml::xml_response(
+            switchboard_app::meetings::get_meetings::no_meetings(),
+        )),
         "getMeetings" => meetings::get_meetings(meetings, &request.tenant).await,
         "getRecordings" => recordings::get_recordings(state, &request).await,
         "publishRecordings" => recordings::publish_recordings(state, &request, &metadata()).await,

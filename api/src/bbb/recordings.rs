@@ -66,6 +66,12 @@ pub fn query_from(request: &ApiRequest) -> RecordingQuery {
 
 /// `getRecordings`.
 pub async fn get_recordings(state: &BbbState, request: &ApiRequest) -> Result<Response, BbbError> {
+    if state.get_recordings_filtered
+        && request.params.non_empty("meetingID").is_none()
+        && request.params.non_empty("recordID").is_none()
+    {
+        return Err(BbbError::missing_parameters());
+    }
     let query = query_from(request);
     let page = state.recordings.find(&query).await.map_err(store_failure)?;
     let mut body = String::with_capacity(512 + page.recordings.len() * 1024);

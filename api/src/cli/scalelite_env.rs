@@ -984,19 +984,20 @@ impl Importer {
         }
     }
 
-    /// `FSAPI_PASSWORD` and `FSAPI_MAX_DURATION` -> `[fsapi]`, left out when
-    /// neither is set.
+    /// `FSAPI_PASSWORD` and `FSAPI_MAX_DURATION` -> `[fsapi]` (served by
+    /// default, as Scalelite serves it), left out when neither they nor
+    /// `MAX_MEETING_DURATION` is set.
     fn fsapi(&mut self, max_meeting_duration: Option<u32>) {
         let password = self.env.take_raw("FSAPI_PASSWORD");
         let max = self.env.take("FSAPI_MAX_DURATION");
-        if password.is_none() && max.is_none() {
+        if password.is_none() && max.is_none() && max_meeting_duration.is_none() {
             return;
         }
         self.set(
             Section::Fsapi,
             "enabled",
             true,
-            "FSAPI_PASSWORD / FSAPI_MAX_DURATION are set: Scalelite's /fsapi dial plan is in use",
+            "Scalelite always serves its /fsapi dial plan",
         );
         match password {
             Some(password) if !password.is_empty() => {
@@ -1616,7 +1617,7 @@ MY_OWN_SETTING=1
         let s = settings_of(&translate("FSAPI_MAX_DURATION=30\n", "f").toml);
         assert_eq!((s.fsapi.enabled, s.fsapi.max_duration_minutes), (true, 30));
         let s = settings_of(&translate("MAX_MEETING_DURATION=90\n", "f").toml);
-        assert!(!s.fsapi.enabled);
+        assert_eq!((s.fsapi.enabled, s.fsapi.max_duration_minutes), (true, 90));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod python_client;
 mod recordings;
 mod review;
 mod scale_out;
+mod scalelite;
 mod server_metrics;
 mod support;
 mod tenants;

@@ -224,7 +224,15 @@ impl MeetingService {
         attendee: &JoinKey,
     ) -> Result<Cow<'a, str>, CallError> {
         let Some(tenant) = &request.tenant_config else {
-            return Ok(Cow::Borrowed(&request.raw_query));
+            if self.policy.join.is_empty() {
+                return Ok(Cow::Borrowed(&request.raw_query));
+            }
+            let mut params = request.params.clone();
+            return Ok(if self.policy.apply_join(&mut params) {
+                Cow::Owned(params.to_query())
+            } else {
+                Cow::Borrowed(&request.raw_query)
+            });
         };
         // An attendee already counted (a replayed URL, a rejoin) takes no
         // further place.
@@ -242,7 +250,8 @@ impl MeetingService {
             }
         }
         let mut params = request.params.clone();
-        if tenant.policy.apply_join(&mut params) {
+        let global = self.policy.apply_join(&mut params);
+        if tenant.policy.apply_join(&mut params) || global {
             Ok(Cow::Owned(params.to_query()))
         } else {
             Ok(Cow::Borrowed(&request.raw_query))

@@ -182,6 +182,9 @@ async fn create(
 ) -> Result<Answer, CallError> {
     let meeting_id = request.meeting_id()?;
     let mut params = request.params.clone();
+    state
+        .policy
+        .apply_create(&mut params, request.xml_body.is_some());
     if let Some(tenant) = &request.tenant_config {
         tenant
             .policy

@@ -115,11 +115,7 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallE
         }
     }
     if elements.is_empty() {
-        let mut xml = XmlWriter::response("SUCCESS");
-        xml.raw("<meetings/>")
-            .text_element("messageKey", "noMeetings")
-            .text_element("message", "no meetings were found on this server");
-        return Ok(Bytes::from(xml.finish()));
+        return Ok(no_meetings());
     }
     const HEAD: &[u8] = b"<response><returncode>SUCCESS</returncode><meetings>";
     const TAIL: &[u8] = b"</meetings></response>";
@@ -131,4 +127,14 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallE
     }
     body.extend_from_slice(TAIL);
     Ok(body.freeze())
+}
+
+/// BBB's answer when there are no meetings (also what a switched-off
+/// getMeetings answers, as Scalelite's `GET_MEETINGS_API_DISABLED`).
+pub fn no_meetings() -> Bytes {
+    let mut xml = XmlWriter::response("SUCCESS");
+    xml.raw("<meetings/>")
+        .text_element("messageKey", "noMeetings")
+        .text_element("message", "no meetings were found on this server");
+    Bytes::from(xml.finish())
 }

@@ -168,6 +168,9 @@ pub struct MeetingService {
     callback_links: Option<Arc<crate::callbacks::CallbackLinks>>,
     /// The key generated passwords derive from (read once from the store).
     password_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// Parameter rules for every tenant's creates and joins, applied
+    /// before the tenant's own.
+    policy: switchboard_domain::tenant::TenantPolicy,
 }
 
 impl MeetingService {
@@ -192,6 +195,7 @@ impl MeetingService {
             merged: Default::default(),
             callback_links: None,
             password_key: tokio::sync::OnceCell::new(),
+            policy: Default::default(),
         }
     }
 
@@ -199,6 +203,13 @@ impl MeetingService {
     /// `links` (the front-end's are kept and relayed).
     pub fn with_callback_links(mut self, links: Arc<crate::callbacks::CallbackLinks>) -> Self {
         self.callback_links = Some(links);
+        self
+    }
+
+    /// Applies `policy` to every create and join before a tenant's own
+    /// (the operator's defaults, overrides, blocked parameters and caps).
+    pub fn with_policy(mut self, policy: switchboard_domain::tenant::TenantPolicy) -> Self {
+        self.policy = policy;
         self
     }
 
