@@ -354,17 +354,20 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
                 admin: state.admin.service().clone(),
                 secrets: state.secrets.clone(),
                 algorithms: state.settings.checksum_algorithms.clone(),
+                max_body_bytes: state.settings.max_request_bytes,
             })),
         )
         .at(
             "/fsapi",
             poem::post(crate::scalelite::fsapi).data(Arc::new(crate::scalelite::FsapiState {
                 enabled: state.settings.fsapi.enabled,
+                max_body_bytes: state.settings.max_request_bytes,
                 password: state
                     .settings
                     .fsapi
                     .password
                     .clone()
+                    .filter(|password| !password.is_empty())
                     .or_else(|| state.secrets.first().cloned()),
                 max_duration_secs: state.settings.fsapi.max_duration_minutes * 60,
                 pin_digits: {

@@ -313,8 +313,8 @@ pub struct PolicySection {
 pub struct FsapiSection {
     /// Answer `/fsapi` at all (default true, as Scalelite).
     pub enabled: bool,
-    /// HTTP basic password of user `fsapi` (`FSAPI_PASSWORD`); empty: the
-    /// first BBB secret, as Scalelite does.
+    /// HTTP basic password of user `fsapi` (`FSAPI_PASSWORD`); absent or
+    /// empty: the first BBB secret (there is always one).
     pub password: Option<String>,
     /// Minutes a bridged call may last (`FSAPI_MAX_DURATION`); 0: no limit.
     pub max_duration_minutes: u64,

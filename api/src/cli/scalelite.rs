@@ -13,7 +13,8 @@
 //!     tag: big                       # default: none
 //! ```
 //!
-//! `load`, `state` and `online` (Scalelite's verbose export) are ignored;
+//! `load`, `state`, `online` and `bbb_version` (Scalelite's verbose export)
+//! are ignored;
 //! `checksum` is Switchboard's own addition (left as it is when absent).
 //! Scalelite's own `servers:yaml` writes Ruby symbols (`:servers:`, `:url:`)
 //! and BigDecimal multipliers (`!ruby/object:BigDecimal 18:0.2e1`); both are
@@ -25,7 +26,7 @@ use serde_yaml_ng::{Mapping, Value};
 use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
 
 /// Parameters Scalelite's verbose export adds and `servers:sync` ignores.
-const IGNORED: [&str; 3] = ["load", "state", "online"];
+const IGNORED: [&str; 4] = ["load", "state", "online", "bbb_version"];
 
 /// Parameters a server entry may have.
 const KNOWN: [&str; 6] = [

@@ -1192,7 +1192,9 @@ fn ignored_reason(key: &str, value: &str) -> String {
         "DB_CONNECTION_RETRY_COUNT" | "PREPARED_STATEMENT" => {
             "Rails database setting; Switchboard has no equivalent"
         }
-        "SERVER_ID_IS_HOSTNAME" => "server ids are the names `servers sync` gives",
+        "SERVER_ID_IS_HOSTNAME" => {
+            "Switchboard gives each server a UUID; `servers sync` matches the file's entries by their URL after the first sync"
+        }
         "POLLER_THREADS" => {
             "Switchboard polls up to `[health] concurrency` servers at once (default 64)"
         }

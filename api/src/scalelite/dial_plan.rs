@@ -19,6 +19,8 @@ use switchboard_app::routing::RoutingView;
 pub struct FsapiState {
     /// Whether `/fsapi` answers at all (else 404).
     pub enabled: bool,
+    /// Largest form body read (only once the password matched).
+    pub max_body_bytes: usize,
     /// The password of user `fsapi` (`None`: no authentication, as
     /// Scalelite with an empty password).
     pub password: Option<String>,
@@ -46,7 +48,11 @@ pub async fn fsapi(request: &Request, body: Body, state: Data<&Arc<FsapiState>>)
             .header(header::WWW_AUTHENTICATE, "Basic realm=\"Application\"")
             .body("HTTP Basic: Access denied.\n");
     }
-    let bytes = body.into_bytes().await.unwrap_or_default();
+    let Ok(bytes) = body.into_bytes_limit(state.max_body_bytes).await else {
+        return Response::builder()
+            .status(StatusCode::PAYLOAD_TOO_LARGE)
+            .body("the request body is too large\n");
+    };
     let mut params: HashMap<String, String> =
         url::form_urlencoded::parse(&bytes).into_owned().collect();
     if let Some(query) = request.uri().query() {

@@ -38,6 +38,8 @@ pub struct ScaleliteApi {
     pub secrets: Vec<String>,
     /// Checksum algorithms accepted.
     pub algorithms: Vec<ChecksumAlgorithm>,
+    /// Largest JSON body read (only once the checksum passed).
+    pub max_body_bytes: usize,
 }
 
 /// One call: its name, its parameters (query and JSON body merged, as
@@ -110,10 +112,12 @@ pub async fn scalelite_call(
     if !((reads && method == Method::GET) || (writes && method == Method::POST)) {
         return BbbError::unsupported_request().into_response();
     }
-    let body = match read_body(request, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+    // Scalelite's order: the content type, then the checksum; the body is
+    // read only for a signed call.
+    let empty = request.header(header::CONTENT_LENGTH) == Some("0");
+    if method == Method::POST && !empty && !is_json(request) {
+        return BbbError::unsupported_content_type().into_response();
+    }
     let raw_query = request.uri().query().unwrap_or_default();
     let (signed, checksum) = split_checksum(raw_query);
     let verified = checksum
@@ -121,6 +125,10 @@ pub async fn scalelite_call(
     if !verified {
         return BbbError::checksum().into_response();
     }
+    let body = match read_body(request, body, api.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     let mut params = query_params(raw_query);
     match body {
         Some(Value::Object(object)) => params.extend(object),
@@ -152,21 +160,26 @@ pub async fn scalelite_call(
     }
 }
 
-/// The JSON body of a POST, if any; another content type is Scalelite's
-/// `unsupportedContentType`.
-async fn read_body(request: &Request, body: Body) -> Result<Option<Value>, Response> {
-    let bytes = body
-        .into_bytes()
-        .await
-        .map_err(|_| BbbError::internal("The request body could not be read.").into_response())?;
+/// Whether the request says its body is JSON.
+fn is_json(request: &Request) -> bool {
+    request
+        .content_type()
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The JSON body of a POST, if any, up to `limit` bytes.
+async fn read_body(request: &Request, body: Body, limit: usize) -> Result<Option<Value>, Response> {
+    let bytes = body.into_bytes_limit(limit).await.map_err(|_| {
+        json(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            serde_json::json!({ "error": format!("the body is larger than {limit} bytes") }),
+        )
+    })?;
     if request.method() != Method::POST || bytes.is_empty() {
         return Ok(None);
     }
-    let is_json = request
-        .content_type()
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !is_json(request) {
         return Err(BbbError::unsupported_content_type().into_response());
     }
     serde_json::from_slice(&bytes).map(Some).map_err(|err| {

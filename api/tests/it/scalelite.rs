@@ -294,6 +294,18 @@ async fn scalelites_signing_content_type_and_methods_are_enforced_as_scalelite_d
     );
     let unknown = api.get("getEverything", "").await;
     assert_eq!(unknown.xml_key(), "unsupportedRequest");
+    // A body larger than max_request_bytes is refused, and an unsigned one
+    // is never read.
+    let huge = json!({"server": {"url": "x".repeat(300 * 1024), "secret": "s"}});
+    assert_eq!(api.post("addServer", huge.clone()).await.status, 413);
+    let unsigned = harness
+        .client
+        .post(format!("{}addServer", api.base))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ScaleliteClient::read(unsigned).await.xml_key(), "checksumError");
     harness.stop().await;
 }
 
@@ -696,4 +708,44 @@ fn a_scalelite_env_becomes_a_config_switchboard_starts_with() {
                 param: "record".into(),
             })
     );
+}
+
+#[tokio::test]
+async fn a_meeting_adopted_from_a_server_keeps_its_voice_bridge_and_dial_in_finds_it() {
+    use switchboard_app::ports::MeetingReads as _;
+    let harness = Harness::polled_with(Db::Sqlite, 1, |settings| {
+        settings.health.adopt_unknown = true;
+    })
+    .await;
+    harness.sims[0].create_meeting_directly("direct", "Direct");
+    let tenant = switchboard_domain::ids::TenantId::default_tenant();
+    let id = switchboard_domain::ids::MeetingId::parse("direct").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !harness
+        .state()
+        .db
+        .meeting(&tenant, &id)
+        .await
+        .unwrap()
+        .is_some_and(|meeting| meeting.running)
+    {
+        assert!(std::time::Instant::now() < deadline, "not adopted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pin = voice_bridge_of(&harness, "direct").await;
+    let form = [
+        ("section", "dialplan"),
+        ("Caller-Destination-Number", "100"),
+        ("variable_pin", pin.as_str()),
+    ];
+    let (_, bridge) = fsapi(&harness, Some(SECRET), &form).await;
+    assert!(bridge.contains("meeting_id=direct"), "{bridge}");
+    harness
+        .get(
+            "create",
+            &format!("meetingID=newcomer&name=n&voiceBridge={pin}"),
+        )
+        .await
+        .assert_failed("nonUniqueVoiceBridge");
+    harness.stop().await;
 }

@@ -63,6 +63,8 @@ pub struct MeetingEntry<'a> {
     /// A breakout room's parent (its internal meeting id), from
     /// `parentMeetingID`; `None` for other meetings.
     pub parent_id: Option<String>,
+    /// Its voiceBridge, if listed.
+    pub voice_bridge: Option<String>,
 }
 
 /// A parsed getMeetings answer.
@@ -125,6 +127,7 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         voice: 0,
                         create_time_ms: 0,
                         parent_id: None,
+                        voice_bridge: None,
                     });
                 }
                 path.push(name);
@@ -150,6 +153,9 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         "videoCount" => entry.video = text.trim().parse().unwrap_or(0),
                         "voiceParticipantCount" => entry.voice = text.trim().parse().unwrap_or(0),
                         "createTime" => entry.create_time_ms = text.trim().parse().unwrap_or(0),
+                        "voiceBridge" if !text.trim().is_empty() => {
+                            entry.voice_bridge = Some(text.trim().to_owned());
+                        }
                         "parentMeetingID" => {
                             let parent = text.trim();
                             if !parent.is_empty() && parent != "bbb-none" {

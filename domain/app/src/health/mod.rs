@@ -744,6 +744,8 @@ impl HealthPoller {
             )
             .await?;
         tracing::info!(%server, tenant = %placement.tenant, meeting = %stranger.meeting_id, "recorded the run of a create that was not recorded before");
+        self.hold_voice_bridge(&placement.tenant, &placement.meeting_id, stranger)
+            .await?;
         Ok(true)
     }
 
@@ -790,6 +792,31 @@ impl HealthPoller {
         self.executor
             .execute::<Meeting>(&meeting_stream(&tenant, &meeting_id), &command, metadata)
             .await?;
+        self.hold_voice_bridge(&tenant, &meeting_id, stranger).await
+    }
+
+    /// Holds the voiceBridge a meeting recorded from a server's list runs
+    /// with, so no new meeting gets it and dial-in finds the meeting.
+    async fn hold_voice_bridge(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+        stranger: &ListedMeeting,
+    ) -> Result<(), HealthError> {
+        let Some(number) = &stranger.voice_bridge else {
+            return Ok(());
+        };
+        let now = self.clock.now_ms();
+        let claim = crate::records::VoiceBridgeClaim {
+            number: number.clone(),
+            tenant: tenant.clone(),
+            meeting_id: meeting_id.clone(),
+            at_ms: now,
+        };
+        let stale_before = now - crate::meetings::voice_bridge::CLAIM_GRACE_MS;
+        if !self.store.claim_voice_bridge(&claim, stale_before).await? {
+            tracing::warn!(meeting = %meeting_id, voice_bridge = %number, "a recorded meeting's voice bridge is held by another running meeting");
+        }
         Ok(())
     }
 }
@@ -861,6 +888,7 @@ pub(crate) fn picture_of(body: &str, now_ms: i64, weights: &LoadWeights) -> Opti
         .map(|m| ListedMeeting {
             meeting_id: m.meeting_id.clone(),
             internal_id: m.internal_id.clone(),
+            voice_bridge: m.voice_bridge.clone(),
         })
         .collect();
     let observed = Observed {
@@ -904,6 +932,7 @@ pub(crate) fn listed_in_sample(meetings_xml: &str) -> Option<Vec<ListedMeeting>>
             .map(|m| ListedMeeting {
                 meeting_id: m.meeting_id.clone(),
                 internal_id: m.internal_id.clone(),
+                voice_bridge: m.voice_bridge.clone(),
             })
             .collect(),
     )

@@ -14,6 +14,8 @@ pub struct ListedMeeting {
     pub meeting_id: String,
     /// Its internalMeetingID.
     pub internal_id: String,
+    /// Its voiceBridge, if listed.
+    pub voice_bridge: Option<String>,
 }
 
 /// What to do about one server.
@@ -94,6 +96,7 @@ mod tests {
         ListedMeeting {
             meeting_id: record.meeting_id.to_string(),
             internal_id: record.run.internal_id.clone(),
+            voice_bridge: None,
         }
     }
 
@@ -129,6 +132,7 @@ mod tests {
         let stranger = ListedMeeting {
             meeting_id: "direct".into(),
             internal_id: "abc-123".into(),
+            voice_bridge: None,
         };
         let plan = plan(server, &[], std::slice::from_ref(&stranger), &|_| true);
         assert_eq!(plan.unknown, vec![stranger]);

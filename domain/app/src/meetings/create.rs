@@ -348,6 +348,7 @@ impl CreateCall<'_> {
         }
         let run = self.run_from(&answer, server.id);
         if run.internal_id == record.run.internal_id {
+            self.hold_answered_voice_bridge(&answer).await;
             return Ok(Some(Round::Done(answer)));
         }
         // The meeting had ended on its server and started again there.
@@ -590,6 +591,7 @@ impl CreateCall<'_> {
             .map(|record| (record.aggregate(), record.version))
             .unwrap_or((Meeting::default(), 0));
         let tenant = &self.request.tenant;
+        self.hold_answered_voice_bridge(&answer).await;
         let command = MeetingCommand::RecordCreated {
             tenant: tenant.clone(),
             meeting_id: self.meeting_id.clone(),
@@ -634,6 +636,40 @@ impl CreateCall<'_> {
         }
         self.end_stray(&run, &answer).await;
         Ok(Round::Raced)
+    }
+
+    /// Holds the voiceBridge the server answered with when it is not the
+    /// one sent: a meeting running from before voice bridges were held
+    /// keeps its number (BBB's duplicateWarning), so that number is the
+    /// meeting's from now on and dial-in finds it.
+    async fn hold_answered_voice_bridge(&self, answer: &Answer) {
+        if self.state.settings.voice_bridges.is_none() {
+            return;
+        }
+        let Some(number) = answer
+            .summary
+            .field("voiceBridge")
+            .map(str::trim)
+            .filter(|number| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return;
+        };
+        if self.params.get("voiceBridge") == Some(number) {
+            return;
+        }
+        match self
+            .state
+            .claim(&self.request.tenant, &self.meeting_id, number)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(meeting = %self.meeting_id, voice_bridge = %number, "the meeting runs with a voice bridge another running meeting holds");
+            }
+            Err(err) => {
+                tracing::warn!(meeting = %self.meeting_id, error = %err, "could not hold the meeting's voice bridge");
+            }
+        }
     }
 
     /// Keeps the run's `<meeting>` element for getMeetings until a poll lists

@@ -25,8 +25,9 @@ const DERIVED_TRIES: u32 = 8;
 /// Random numbers tried after the derived ones.
 const RANDOM_TRIES: u32 = 32;
 
-/// How long a claim outlives its meeting's end before another meeting may
-/// take the number (covers a create still on its way to a server).
+/// How old a claim must be before another meeting may take its number
+/// once the holder does not run: a claim younger than this belongs to a
+/// create still on its way to a server (the holder's creates renew it).
 pub const CLAIM_GRACE_MS: i64 = 5 * 60 * 1000;
 
 /// Where voice bridges come from.
@@ -125,7 +126,9 @@ impl MeetingService {
         ))
     }
 
-    async fn claim(
+    /// Claims `number` for the meeting now (see
+    /// [`Placements::claim_voice_bridge`](crate::ports::Placements::claim_voice_bridge)).
+    pub(super) async fn claim(
         &self,
         tenant: &TenantId,
         meeting_id: &MeetingId,
@@ -215,7 +218,8 @@ mod tests {
 
     type VoicePolicy = VoiceBridgePolicy;
 
-    /// A backend whose creates succeed, runs named `<meetingID>-<n>`.
+    /// A backend whose creates succeed with the voiceBridge sent, runs
+    /// named `<meetingID>-<n>`.
     fn accepting() -> Arc<ScriptedBackend> {
         let count = std::sync::atomic::AtomicU64::new(0);
         Arc::new(ScriptedBackend::new(move |_, call, query| -> Reply {
@@ -223,8 +227,41 @@ mod tests {
             let params = Params::parse(query).unwrap();
             let id = params.get("meetingID").unwrap().to_owned();
             let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            answers::create_success(&id, &format!("{id}-{n}"), NOW_MS)
+            let xml = answers::create_xml(&id, &format!("{id}-{n}"), NOW_MS, "", "");
+            let number = params.get("voiceBridge").unwrap_or("70001");
+            answers::body(xml.replace(
+                "<voiceBridge>70001</voiceBridge>",
+                &format!("<voiceBridge>{number}</voiceBridge>"),
+            ))
         }))
+    }
+
+    #[tokio::test]
+    async fn a_meeting_running_from_before_keeps_the_number_its_server_answers_with() {
+        let world = World::new();
+        let server = world.server("one").await;
+        world.meeting("old", "old-1", server, NOW_MS).await;
+        let backend = Arc::new(ScriptedBackend::new(|_, call, _| -> Reply {
+            assert_eq!(call, "create");
+            answers::create_duplicate("old", "old-1", NOW_MS)
+        }));
+        let meetings = world.meetings_with(&backend, settings()).await;
+        meetings
+            .create(&request("create", "meetingID=old&name=old"), &asked())
+            .await
+            .unwrap();
+        let sent = sent(&backend, 0).get("voiceBridge").unwrap().to_owned();
+        assert_ne!(sent, "70001");
+        let holder = world.store.voice_bridge_holder("70001").await.unwrap();
+        assert_eq!(holder.unwrap().meeting_id, meeting_id("old"));
+        // A new meeting asking for it is refused.
+        let refused = meetings
+            .create(
+                &request("create", "meetingID=new&name=new&voiceBridge=70001"),
+                &asked(),
+            )
+            .await;
+        assert!(matches!(refused, Err(CallError::VoiceBridgeInUse)));
     }
 
     /// The parameters of the `n`-th call the backend got.
