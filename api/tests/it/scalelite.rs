@@ -712,7 +712,6 @@ fn a_scalelite_env_becomes_a_config_switchboard_starts_with() {
 
 #[tokio::test]
 async fn a_meeting_adopted_from_a_server_keeps_its_voice_bridge_and_dial_in_finds_it() {
-    use switchboard_app::ports::MeetingReads as _;
     let harness = Harness::polled_with(Db::Sqlite, 1, |settings| {
         settings.health.adopt_unknown = true;
     })
