@@ -351,6 +351,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         .at(
             "/scalelite/api/:call",
             crate::scalelite::scalelite_call.data(Arc::new(crate::scalelite::ScaleliteApi {
+                enabled: state.settings.scalelite.admin_api,
                 admin: state.admin.service().clone(),
                 secrets: state.secrets.clone(),
                 algorithms: state.settings.checksum_algorithms.clone(),

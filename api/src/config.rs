@@ -268,8 +268,9 @@ pub struct MeetingsSection {
     /// create with `nonUniqueVoiceBridge` when another meeting holds it
     /// (`USE_EXTERNAL_VOICE_BRIDGE`); false always allocates.
     pub keep_requested_voice_bridge: bool,
-    /// Fill a missing moderatorPW/attendeePW with a random 8-character
-    /// password before a new meeting's create, so every server agrees.
+    /// Fill a missing moderatorPW/attendeePW of a new meeting with an
+    /// 8-character password derived from a stored key (every instance and
+    /// server agrees on it), as Scalelite fills them.
     pub fill_passwords: bool,
     /// Add `meta_tenant-id` and `meta_tenant-name` to a tenant's creates.
     pub tenant_metadata: bool,
@@ -305,6 +306,17 @@ pub struct PolicySection {
     pub create: Vec<switchboard_domain::tenant::ParamRule>,
     /// Rules for join, in order.
     pub join: Vec<switchboard_domain::tenant::ParamRule>,
+}
+
+/// Scalelite's admin API (`/scalelite/api/`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScaleliteSection {
+    /// Serve Scalelite's admin API. Off by default: it is signed with the
+    /// BBB secret, which every front-end's administrator can read, and it
+    /// manages servers and tenants (and shows their secrets, as
+    /// Scalelite's does). `import-scalelite-env` switches it on.
+    pub admin_api: bool,
 }
 
 /// Scalelite's FreeSWITCH dial-plan endpoint (`POST /fsapi`).
@@ -399,6 +411,8 @@ pub struct Settings {
     pub policy: PolicySection,
     /// The FreeSWITCH dial-plan endpoint.
     pub fsapi: FsapiSection,
+    /// Scalelite's admin API.
+    pub scalelite: ScaleliteSection,
     /// Address ranges (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`) callbacks and
     /// other URLs front-ends supply may reach although they are private,
     /// loopback or link-local; empty: public addresses only.
@@ -434,6 +448,7 @@ impl Default for Settings {
             meetings: MeetingsSection::default(),
             policy: PolicySection::default(),
             fsapi: FsapiSection::default(),
+            scalelite: ScaleliteSection::default(),
             outbound_allow: Vec::new(),
         }
     }

@@ -187,6 +187,29 @@ impl TenantPolicy {
         changed
     }
 
+    /// Applies only the create rules that set a parameter the front-end
+    /// left out (`default`), so they win over an operator-wide default
+    /// applied after them.
+    pub fn apply_create_defaults(&self, params: &mut Params) {
+        for rule in &self.create {
+            if matches!(rule, ParamRule::Default { .. }) {
+                rule.apply(params);
+            }
+        }
+    }
+
+    /// Applies only the join rules that set a parameter the front-end left
+    /// out (see [`apply_create_defaults`](Self::apply_create_defaults)).
+    pub fn apply_join_defaults(&self, params: &mut Params) -> bool {
+        let mut changed = false;
+        for rule in &self.join {
+            if matches!(rule, ParamRule::Default { .. }) {
+                changed |= rule.apply(params);
+            }
+        }
+        changed
+    }
+
     /// Adjusts a join's parameters; true when anything changed.
     pub fn apply_join(&self, params: &mut Params) -> bool {
         let mut changed = false;

@@ -96,7 +96,15 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     }
     options
         .open(path)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .and_then(|mut file| {
+            // An existing file keeps its mode on open: made private first.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+            file.write_all(text.as_bytes())
+        })
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -274,16 +282,18 @@ enum Section {
     Recordings,
     Meetings,
     Fsapi,
+    Scalelite,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Self::Top,
         Self::Health,
         Self::Load,
         Self::Recordings,
         Self::Meetings,
         Self::Fsapi,
+        Self::Scalelite,
     ];
 
     /// The table's name; `None` for the top-level keys.
@@ -295,6 +305,7 @@ impl Section {
             Self::Recordings => Some("recordings"),
             Self::Meetings => Some("meetings"),
             Self::Fsapi => Some("fsapi"),
+            Self::Scalelite => Some("scalelite"),
         }
     }
 }
@@ -345,6 +356,13 @@ struct Importer {
 impl Importer {
     /// Maps every variable, in the order the output lists them.
     fn run(&mut self) {
+        self.set(
+            Section::Scalelite,
+            "admin_api",
+            true,
+            "Scalelite serves its admin API (/scalelite/api/, signed with the load balancer \
+             secret); keep that path internal",
+        );
         self.listen();
         self.public_url();
         self.secrets();

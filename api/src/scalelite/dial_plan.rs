@@ -15,14 +15,13 @@ use switchboard_app::ports::Database;
 use switchboard_app::routing::RoutingView;
 
 /// What `/fsapi` needs.
-#[derive(Debug)]
 pub struct FsapiState {
     /// Whether `/fsapi` answers at all (else 404).
     pub enabled: bool,
     /// Largest form body read (only once the password matched).
     pub max_body_bytes: usize,
-    /// The password of user `fsapi` (`None`: no authentication, as
-    /// Scalelite with an empty password).
+    /// The password of user `fsapi` (`None` or empty: no authentication;
+    /// `serve` always gives one, the first BBB secret by default).
     pub password: Option<String>,
     /// Seconds a bridged call may last (0: no limit).
     pub max_duration_secs: u64,
@@ -32,6 +31,17 @@ pub struct FsapiState {
     pub store: Arc<dyn Database>,
     /// Running meetings and their servers.
     pub routing: Arc<RoutingView>,
+}
+
+impl std::fmt::Debug for FsapiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsapiState")
+            .field("enabled", &self.enabled)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("max_duration_secs", &self.max_duration_secs)
+            .field("pin_digits", &self.pin_digits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `POST /fsapi`.
@@ -140,8 +150,9 @@ async fn meeting_of(pin: &str, state: &FsapiState) -> Option<(String, String)> {
     if !pin.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // A breakout room's PIN is its parent's with one more digit.
     let mut candidates = vec![pin];
-    if pin.len() > 5 {
+    if pin.len() > 1 {
         candidates.push(&pin[..pin.len() - 1]);
     }
     for number in candidates {

@@ -30,8 +30,9 @@ use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, split_checksum, verif
 pub const ACTOR: &str = "scalelite-api";
 
 /// What the Scalelite admin API needs.
-#[derive(Debug)]
 pub struct ScaleliteApi {
+    /// Whether it is served (`[scalelite] admin_api`).
+    pub enabled: bool,
     /// The admin use cases.
     pub admin: Arc<AdminService>,
     /// The load balancer's secrets (global and extra; no tenant's).
@@ -40,6 +41,16 @@ pub struct ScaleliteApi {
     pub algorithms: Vec<ChecksumAlgorithm>,
     /// Largest JSON body read (only once the checksum passed).
     pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for ScaleliteApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScaleliteApi")
+            .field("enabled", &self.enabled)
+            .field("secrets", &format!("<{} redacted>", self.secrets.len()))
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One call: its name, its parameters (query and JSON body merged, as
@@ -109,12 +120,18 @@ pub async fn scalelite_call(
             | "deleteTenant"
     );
     let method = request.method();
-    if !((reads && method == Method::GET) || (writes && method == Method::POST)) {
+    let served = reads && method == Method::GET || writes && method == Method::POST;
+    if !api.enabled || !served {
         return BbbError::unsupported_request().into_response();
     }
     // Scalelite's order: the content type, then the checksum; the body is
     // read only for a signed call.
-    let empty = request.header(header::CONTENT_LENGTH) == Some("0");
+    // Rails checks the type of a body that is there (no length and no
+    // chunks: none).
+    let empty = match request.header(header::CONTENT_LENGTH) {
+        Some(length) => length.trim() == "0",
+        None => request.header(header::TRANSFER_ENCODING).is_none(),
+    };
     if method == Method::POST && !empty && !is_json(request) {
         return BbbError::unsupported_content_type().into_response();
     }
@@ -129,9 +146,15 @@ pub async fn scalelite_call(
         Ok(body) => body,
         Err(response) => return response,
     };
+    // Rails merges the query over the body: a signed query's `id` is the
+    // one acted on, whatever the (unsigned) body says.
     let mut params = query_params(raw_query);
     match body {
-        Some(Value::Object(object)) => params.extend(object),
+        Some(Value::Object(object)) => {
+            for (key, value) in object {
+                params.entry(key).or_insert(value);
+            }
+        }
         Some(_) => {
             return json(
                 StatusCode::BAD_REQUEST,

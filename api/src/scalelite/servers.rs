@@ -51,9 +51,22 @@ pub async fn get_server_info(admin: &AdminService, call: &Call) -> Response {
     }
 }
 
-/// A load multiplier as Scalelite reads one (`to_d`: not a number is 0).
+/// A load multiplier as Scalelite reads one (Ruby's `to_d`: the leading
+/// number, `"1.5x"` is 1.5; no number is 0).
 fn multiplier(value: &str) -> f64 {
-    value.trim().parse::<f64>().unwrap_or(0.0)
+    let text = value.trim_start();
+    let mut end = 0;
+    let mut seen_point = false;
+    for (index, c) in text.char_indices() {
+        let sign = index == 0 && (c == '-' || c == '+');
+        let point = c == '.' && !seen_point;
+        if !(c.is_ascii_digit() || sign || point) {
+            break;
+        }
+        seen_point |= point;
+        end = index + c.len_utf8();
+    }
+    text[..end].parse::<f64>().unwrap_or(0.0)
 }
 
 /// `addServer` with `{"server": {url, secret, load_multiplier, tag}}`:
@@ -98,8 +111,12 @@ pub async fn update_server(admin: &AdminService, call: &Call) -> Response {
     if let Err(response) = known(admin, &id).await {
         return response;
     }
+    // Scalelite answers this one in JSON (its update rescues every error).
     let Some(server) = call.object("server") else {
-        return missing("server");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "param is missing or the value is empty: server",
+        );
     };
     let state = text_of(server.get("state"));
     let command = match state.as_str() {
@@ -128,8 +145,11 @@ pub async fn update_server(admin: &AdminService, call: &Call) -> Response {
     };
     let update = ServerUpdate {
         secret: Some(text_of(server.get("secret"))).filter(|secret| !secret.is_empty()),
-        // Present (even empty, which removes it) or absent.
-        tag: server.get("tag").map(|tag| text_of(Some(tag))),
+        // Given (even empty, which removes it); absent or null: unchanged.
+        tag: server
+            .get("tag")
+            .filter(|tag| !tag.is_null())
+            .map(|tag| text_of(Some(tag))),
         load_multiplier,
         ..ServerUpdate::default()
     };
@@ -202,5 +222,19 @@ pub async fn panic_server(admin: &AdminService, call: &Call) -> Response {
                 format!("Couldn't disable server id={id}"),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multiplier;
+
+    #[test]
+    fn multipliers_are_read_as_rubys_to_d_reads_them() {
+        assert_eq!(multiplier("1.5"), 1.5);
+        assert_eq!(multiplier(" 2x"), 2.0);
+        assert_eq!(multiplier("1.5.3"), 1.5);
+        assert_eq!(multiplier("abc"), 0.0);
+        assert_eq!(multiplier(""), 0.0);
     }
 }

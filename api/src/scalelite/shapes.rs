@@ -27,22 +27,17 @@ pub fn tenant(tenant: &ScaleliteTenant) -> Value {
     })
 }
 
-/// A number as Ruby's `BigDecimal#to_s` (Scalelite's load multipliers in
-/// JSON): `1.5` is `"0.15e1"`, `1` is `"0.1e1"`, `0.25` is `"0.25e0"`.
+/// A number as Scalelite's JSON shows a `BigDecimal` (ActiveSupport's
+/// `to_s` in its `F` format): `1.5` is `"1.5"`, `2` is `"2.0"`.
 pub fn ruby_big_decimal(value: f64) -> String {
-    if value == 0.0 || !value.is_finite() {
+    if !value.is_finite() {
         return "0.0".to_owned();
     }
-    let sign = if value < 0.0 { "-" } else { "" };
-    // The shortest decimal that reads back as the value, then its digits
-    // and the position of the point.
-    let text = format!("{}", value.abs());
-    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    let digits = format!("{whole}{fraction}");
-    let leading = digits.len() - digits.trim_start_matches('0').len();
-    let significant = digits.trim_matches('0');
-    let exponent = whole.len() as i64 - leading as i64;
-    format!("{sign}0.{significant}e{exponent}")
+    if value.fract() == 0.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value}")
+    }
 }
 
 #[cfg(test)]
@@ -50,13 +45,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn multipliers_are_written_as_ruby_writes_big_decimals() {
-        assert_eq!(ruby_big_decimal(1.5), "0.15e1");
-        assert_eq!(ruby_big_decimal(1.0), "0.1e1");
-        assert_eq!(ruby_big_decimal(0.25), "0.25e0");
-        assert_eq!(ruby_big_decimal(0.05), "0.5e-1");
-        assert_eq!(ruby_big_decimal(10.0), "0.1e2");
-        assert_eq!(ruby_big_decimal(123.456), "0.123456e3");
+    fn multipliers_are_written_as_scalelite_writes_big_decimals() {
+        assert_eq!(ruby_big_decimal(1.5), "1.5");
+        assert_eq!(ruby_big_decimal(1.0), "1.0");
+        assert_eq!(ruby_big_decimal(2.5), "2.5");
+        assert_eq!(ruby_big_decimal(0.05), "0.05");
+        assert_eq!(ruby_big_decimal(10.0), "10.0");
     }
 
     #[test]
@@ -75,7 +69,7 @@ mod tests {
         assert_eq!(value["tag"], "");
         assert_eq!(value["bbb_version"], "");
         assert_eq!(value["load"], "unavailable");
-        assert_eq!(value["load_multiplier"], "0.2e1");
+        assert_eq!(value["load_multiplier"], "2.0");
         assert_eq!(value["online"], "offline");
     }
 }

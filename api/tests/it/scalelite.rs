@@ -9,6 +9,12 @@ use std::sync::Arc;
 use switchboard_api::app::{self, AppState, Background};
 use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
 
+/// A Switchboard with `servers` simulators and Scalelite's admin API on.
+async fn with_scalelite_api(db: Db, servers: usize) -> Harness {
+    let tags = vec![None; servers];
+    Harness::with_tags(db, &tags, |settings| settings.scalelite.admin_api = true).await
+}
+
 /// A Scalelite API client as an operator's script is written: the checksum
 /// is `sha256(call + query + secret)`, GET with `?id=`, POST with JSON.
 struct ScaleliteClient {
@@ -91,7 +97,7 @@ fn actors(events: &[switchboard_app::records::StoredEvent]) -> Vec<String> {
 #[tokio::test]
 async fn scalelites_server_calls_answer_a_scalelite_script_with_its_shapes_and_messages() {
     for db in BOTH {
-        let harness = Harness::start(db, 1).await;
+        let harness = with_scalelite_api(db, 1).await;
         let api = ScaleliteClient::new(&harness);
         let servers = api.get("getServers", "").await;
         assert_eq!(servers.status, 200, "{db:?}: {}", servers.body);
@@ -106,7 +112,7 @@ async fn scalelites_server_calls_answer_a_scalelite_script_with_its_shapes_and_m
         );
         assert_eq!(first["secret"], "sim-secret-0");
         assert_eq!(first["state"], "enabled");
-        assert_eq!(first["load_multiplier"], "0.1e1");
+        assert_eq!(first["load_multiplier"], "1.0");
         assert_eq!(first["tag"], "");
         for key in ["bbb_version", "load", "online"] {
             assert!(first.get(key).is_some(), "{key} missing");
@@ -125,7 +131,7 @@ async fn scalelites_server_calls_answer_a_scalelite_script_with_its_shapes_and_m
             added["state"], "disabled",
             "Scalelite adds servers disabled"
         );
-        assert_eq!(added["load_multiplier"], "0.15e1");
+        assert_eq!(added["load_multiplier"], "1.5");
         assert_eq!(added["tag"], "test-tag");
         assert_eq!(added["load"], "unavailable");
         assert_eq!(added["url"], "https://bbb9.example.org/bigbluebutton/api");
@@ -151,6 +157,23 @@ async fn scalelites_server_calls_answer_a_scalelite_script_with_its_shapes_and_m
         assert_eq!(no_secret.json()["error"], "Server needs a URL and a secret");
         let no_object = api.post("addServer", json!({"url": "x"})).await;
         assert_eq!(no_object.xml_key(), "internalError");
+        let no_update = api.post("updateServer", json!({"id": id})).await;
+        assert_eq!(no_update.status, 400);
+        assert_eq!(
+            no_update.json()["error"],
+            "param is missing or the value is empty: server"
+        );
+        // The signed query's id is the one acted on, not the body's.
+        let signed_id = api
+            .client
+            .post(api.url("updateServer", &format!("id={id}")))
+            .json(&json!({"id": "nonexistent-id", "server": {"tag": "from-query"}}))
+            .send()
+            .await
+            .unwrap();
+        let signed_id = ScaleliteClient::read(signed_id).await;
+        assert_eq!(signed_id.status, 200, "{}", signed_id.body);
+        assert_eq!(signed_id.json()["tag"], "from-query");
 
         let enabled = api
             .post(
@@ -161,7 +184,7 @@ async fn scalelites_server_calls_answer_a_scalelite_script_with_its_shapes_and_m
         assert_eq!(enabled.status, 200, "{}", enabled.body);
         let enabled = enabled.json();
         assert_eq!(enabled["state"], "enabled");
-        assert_eq!(enabled["load_multiplier"], "0.2e1");
+        assert_eq!(enabled["load_multiplier"], "2.0");
         assert_eq!(enabled["tag"], "");
         let invalid = api
             .post(
@@ -236,8 +259,17 @@ async fn scalelites_server_calls_answer_a_scalelite_script_with_its_shapes_and_m
 }
 
 #[tokio::test]
-async fn scalelites_signing_content_type_and_methods_are_enforced_as_scalelite_does() {
+async fn scalelites_admin_api_is_off_unless_switched_on() {
     let harness = Harness::start(Db::Sqlite, 1).await;
+    let answer = ScaleliteClient::new(&harness).get("getServers", "").await;
+    assert_eq!(answer.xml_key(), "unsupportedRequest");
+    assert!(!answer.body.contains("sim-secret"));
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn scalelites_signing_content_type_and_methods_are_enforced_as_scalelite_does() {
+    let harness = with_scalelite_api(Db::Sqlite, 1).await;
     let mut api = ScaleliteClient::new(&harness);
     api.algorithm = ChecksumAlgorithm::Sha1;
     assert_eq!(
@@ -305,13 +337,16 @@ async fn scalelites_signing_content_type_and_methods_are_enforced_as_scalelite_d
         .send()
         .await
         .unwrap();
-    assert_eq!(ScaleliteClient::read(unsigned).await.xml_key(), "checksumError");
+    assert_eq!(
+        ScaleliteClient::read(unsigned).await.xml_key(),
+        "checksumError"
+    );
     harness.stop().await;
 }
 
 #[tokio::test]
 async fn scalelites_tenant_calls_manage_tenants_whose_front_ends_then_sign_with_the_new_secrets() {
-    let harness = Harness::start(Db::Postgres, 1).await;
+    let harness = with_scalelite_api(Db::Postgres, 1).await;
     let api = ScaleliteClient::new(&harness);
     let none = api.get("getTenants", "").await;
     assert_eq!(none.status, 200);
@@ -689,6 +724,10 @@ fn a_scalelite_env_becomes_a_config_switchboard_starts_with() {
     assert_eq!(settings.secret.as_deref(), Some("0123456789abcdef0123"));
     assert_eq!(settings.meetings.voice_bridge_length, 9);
     assert!(!settings.meetings.get_meetings);
+    assert!(
+        settings.scalelite.admin_api,
+        "Scalelite's API is on after an import"
+    );
     assert_eq!(settings.fsapi.password.as_deref(), Some("dialin-pass"));
     assert_eq!(settings.fsapi.max_duration_minutes, 120);
     assert!(

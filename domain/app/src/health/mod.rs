@@ -209,6 +209,8 @@ pub struct HealthPoller {
     offline: HashMap<ServerId, (i64, bool)>,
     /// Unknown meetings already warned about (internal ids).
     reported_unknown: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Runs whose listed voiceBridge this process has held for them.
+    voice_bridges_held: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Reads servers' metrics URLs.
     scraper: Arc<dyn MetricsSource>,
     /// Each server's metrics readings of the window.
@@ -239,6 +241,7 @@ impl HealthPoller {
             loads,
             offline: HashMap::new(),
             reported_unknown: Default::default(),
+            voice_bridges_held: Default::default(),
             scraper,
             metrics: MetricsTracker::default(),
             agent_reconciled: HashMap::new(),
@@ -626,6 +629,8 @@ impl HealthPoller {
         report: &mut CycleReport,
     ) -> Result<(), HealthError> {
         let metadata = EventMetadata::actor("worker:reconcile");
+        self.hold_listed_voice_bridges(server.id, recorded, listed)
+            .await?;
         let plan = plan(server.id, recorded, listed, recorded_before_poll);
         for meeting in plan.ended {
             // The server should have called Switchboard's end URLs; when it
@@ -793,6 +798,48 @@ impl HealthPoller {
             .execute::<Meeting>(&meeting_stream(&tenant, &meeting_id), &command, metadata)
             .await?;
         self.hold_voice_bridge(&tenant, &meeting_id, stranger).await
+    }
+
+    /// Holds the voiceBridge each recorded meeting runs with on this server
+    /// (once per run and process: a meeting running from before voice
+    /// bridges were held, or started there by another instance), so no new
+    /// meeting gets its number and dial-in finds it.
+    async fn hold_listed_voice_bridges(
+        &self,
+        server: ServerId,
+        recorded: &[MeetingRecord],
+        listed: &[ListedMeeting],
+    ) -> Result<(), HealthError> {
+        let due: Vec<(&MeetingRecord, &ListedMeeting)> = {
+            let Ok(held) = self.voice_bridges_held.lock() else {
+                return Ok(());
+            };
+            listed
+                .iter()
+                .filter(|m| m.voice_bridge.is_some() && !held.contains(&m.internal_id))
+                .filter_map(|m| {
+                    recorded
+                        .iter()
+                        .find(|r| {
+                            r.running
+                                && r.run.server_id == server
+                                && r.run.internal_id == m.internal_id
+                        })
+                        .map(|r| (r, m))
+                })
+                .collect()
+        };
+        for (record, listed) in due {
+            self.hold_voice_bridge(&record.tenant, &record.meeting_id, listed)
+                .await?;
+            if let Ok(mut held) = self.voice_bridges_held.lock() {
+                if held.len() >= 100_000 {
+                    held.clear();
+                }
+                held.insert(listed.internal_id.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Holds the voiceBridge a meeting recorded from a server's list runs
@@ -969,6 +1016,24 @@ mod tests {
             offline_meetings: OfflinePolicy::KeepFor(Duration::from_secs(3600)),
             ..HealthConfig::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_recorded_meeting_holds_the_voice_bridge_its_server_lists() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        let backend = Arc::new(ScriptedBackend::new(move |_, call, _| {
+            assert_eq!(call, "getMeetings");
+            let element = answers::meeting_element("room", "room-1", NOW_MS, 3)
+                .replace("<running>", "<voiceBridge>70123</voiceBridge><running>");
+            answers::meetings(&[element])
+        }));
+        let mut poller = poller(&world, &backend, config());
+        world.clock.advance_ms(10_000);
+        poller.poll_once().await.unwrap();
+        let holder = world.store.voice_bridge_holder("70123").await.unwrap();
+        assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
     }
 
     #[tokio::test]

@@ -250,8 +250,10 @@ impl MeetingService {
             }
         }
         let mut params = request.params.clone();
+        // As for create: tenant defaults, operator rules, tenant rules.
+        let defaults = tenant.policy.apply_join_defaults(&mut params);
         let global = self.policy.apply_join(&mut params);
-        if tenant.policy.apply_join(&mut params) || global {
+        if tenant.policy.apply_join(&mut params) || global || defaults {
             Ok(Cow::Owned(params.to_query()))
         } else {
             Ok(Cow::Borrowed(&request.raw_query))

@@ -44,6 +44,9 @@ struct CreateCall<'a> {
     /// Passwords the front-end left out, given to a new run only (a create
     /// of a running meeting without passwords gets BBB's duplicateWarning).
     passwords: Vec<(&'static str, String)>,
+    /// The voiceBridge a new run goes out with, decided once a server was
+    /// found for it (`None` inside: left to the server).
+    voice_bridge: tokio::sync::OnceCell<Option<String>>,
     meeting_id: MeetingId,
     name: String,
     query: String,
@@ -182,13 +185,16 @@ async fn create(
 ) -> Result<Answer, CallError> {
     let meeting_id = request.meeting_id()?;
     let mut params = request.params.clone();
-    state
-        .policy
-        .apply_create(&mut params, request.xml_body.is_some());
+    let has_documents = request.xml_body.is_some();
+    // Scalelite's precedence: the tenant's overrides, the operator's
+    // overrides, the front-end's values, the tenant's defaults, the
+    // operator's defaults.
     if let Some(tenant) = &request.tenant_config {
-        tenant
-            .policy
-            .apply_create(&mut params, request.xml_body.is_some());
+        tenant.policy.apply_create_defaults(&mut params);
+    }
+    state.policy.apply_create(&mut params, has_documents);
+    if let Some(tenant) = &request.tenant_config {
+        tenant.policy.apply_create(&mut params, has_documents);
     }
     // Switchboard calls the recording-ready URL itself, once the recording
     // is imported here; the server must not call it (nor see it).
@@ -224,12 +230,6 @@ async fn create(
     // By meetingID alone: tenants' creates of one meetingID are serialised
     // too, since a server knows a meeting by its meetingID only.
     let _guard = state.create_locks.lock(meeting_id.as_str()).await;
-    if let Some(number) = state
-        .voice_bridge_for(tenant, &meeting_id, params.get("voiceBridge"))
-        .await?
-    {
-        params.set("voiceBridge", number);
-    }
     let mut passwords = Vec::new();
     if state.settings.fill_passwords {
         for key in ["moderatorPW", "attendeePW"] {
@@ -246,6 +246,7 @@ async fn create(
         query: params.to_query(),
         params,
         passwords,
+        voice_bridge: tokio::sync::OnceCell::new(),
         metadata,
         meeting_id,
         recording_ready_url,
@@ -336,7 +337,8 @@ impl CreateCall<'_> {
         record: &MeetingRecord,
         server: &ServerRecord,
     ) -> Result<Option<Round>, CallError> {
-        let answer = match self.send(server, false).await {
+        let held = self.held_voice_bridge().await?;
+        let answer = match self.send(server, &held).await {
             Ok(answer) => answer,
             Err(err) => {
                 tracing::warn!(server = %server.id, error = %err, "create on the meeting's server failed");
@@ -348,7 +350,8 @@ impl CreateCall<'_> {
         }
         let run = self.run_from(&answer, server.id);
         if run.internal_id == record.run.internal_id {
-            self.hold_answered_voice_bridge(&answer).await;
+            let sent = held.first().map(|(_, number)| number.as_str());
+            self.hold_answered_voice_bridge(&answer, sent).await;
             return Ok(Some(Round::Done(answer)));
         }
         // The meeting had ended on its server and started again there.
@@ -405,7 +408,7 @@ impl CreateCall<'_> {
             // Where the create goes is kept before it is sent, so a crash
             // before the run is recorded cannot split the meeting.
             self.note_placement(server.id).await?;
-            let answer = match self.send(&server, true).await {
+            let answer = match self.send_new_run(&server).await? {
                 // With tenants, a meeting of this meetingID already running on
                 // the server is someone else's: never join it, try another.
                 Ok(answer)
@@ -484,7 +487,7 @@ impl CreateCall<'_> {
         if server.state == ServerState::Cordoned && !self.runs_on(&server).await {
             return Ok(None);
         }
-        let answer = match self.send(&server, false).await {
+        let answer = match self.send_new_run(&server).await? {
             Ok(answer) if answer.summary.is_success() => answer,
             Ok(_) | Err(_) => return Ok(None),
         };
@@ -517,17 +520,21 @@ impl CreateCall<'_> {
     /// Sends the create: parameters in the URL, or, when the front-end sent
     /// a form body, as a form body again (long parameter lists do not fit a
     /// URL), signed over the then empty query as BBB checks it.
-    async fn send(&self, server: &ServerRecord, new_run: bool) -> Result<Answer, CallFailure> {
+    async fn send(
+        &self,
+        server: &ServerRecord,
+        extra: &[(&'static str, String)],
+    ) -> Result<Answer, CallFailure> {
         use std::borrow::Cow;
         let backends = &self.state.backends;
-        let params = if new_run && !self.passwords.is_empty() {
+        let params = if extra.is_empty() {
+            Cow::Borrowed(&self.params)
+        } else {
             let mut params = self.params.clone();
-            for (key, password) in &self.passwords {
-                params.set(key, password.clone());
+            for (key, value) in extra {
+                params.set(key, value.clone());
             }
             Cow::Owned(params)
-        } else {
-            Cow::Borrowed(&self.params)
         };
         let query = match (&self.callbacks, &self.state.callback_links) {
             (Some(callbacks), Some(links)) => {
@@ -546,6 +553,59 @@ impl CreateCall<'_> {
         backends
             .call(server, "create", &query, self.request.xml_body.as_ref())
             .await
+    }
+
+    /// Sends the create of a new run: with the meeting's voiceBridge
+    /// (claimed now, once a server was found) and the passwords the
+    /// front-end left out. A server where the meeting runs already with
+    /// other passwords (started elsewhere, unrecorded) answers
+    /// `idNotUnique`: asked again without the generated passwords, it
+    /// answers with that run, which is then recorded, never split.
+    async fn send_new_run(
+        &self,
+        server: &ServerRecord,
+    ) -> Result<Result<Answer, CallFailure>, CallError> {
+        let mut extra = self.passwords.clone();
+        if let Some(number) = self.new_run_voice_bridge().await? {
+            extra.push(("voiceBridge", number));
+        }
+        let answer = self.send(server, &extra).await;
+        let refused_passwords = matches!(&answer, Ok(answer)
+            if answer.summary.message_key() == Some("idNotUnique"));
+        if !refused_passwords || self.passwords.is_empty() {
+            return Ok(answer);
+        }
+        extra.retain(|(key, _)| *key == "voiceBridge");
+        Ok(self.send(server, &extra).await)
+    }
+
+    /// The voiceBridge of a new run, decided once per create.
+    async fn new_run_voice_bridge(&self) -> Result<Option<String>, CallError> {
+        self.voice_bridge
+            .get_or_try_init(|| {
+                self.state.voice_bridge_for(
+                    &self.request.tenant,
+                    &self.meeting_id,
+                    self.params.get("voiceBridge"),
+                )
+            })
+            .await
+            .cloned()
+    }
+
+    /// For a create of a running meeting: the voiceBridge it holds, sent
+    /// as Scalelite sends it (the server keeps its own in any case).
+    async fn held_voice_bridge(&self) -> Result<Vec<(&'static str, String)>, CallError> {
+        if self.state.settings.voice_bridges.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .state
+            .store
+            .voice_bridge_of(&self.request.tenant, &self.meeting_id)
+            .await?
+            .map(|number| vec![("voiceBridge", number)])
+            .unwrap_or_default())
     }
 
     /// The run's callbacks as given to `server` (its own nonce).
@@ -591,7 +651,11 @@ impl CreateCall<'_> {
             .map(|record| (record.aggregate(), record.version))
             .unwrap_or((Meeting::default(), 0));
         let tenant = &self.request.tenant;
-        self.hold_answered_voice_bridge(&answer).await;
+        let sent = match self.voice_bridge.get() {
+            Some(number) => number.as_deref(),
+            None => self.params.get("voiceBridge"),
+        };
+        self.hold_answered_voice_bridge(&answer, sent).await;
         let command = MeetingCommand::RecordCreated {
             tenant: tenant.clone(),
             meeting_id: self.meeting_id.clone(),
@@ -642,7 +706,7 @@ impl CreateCall<'_> {
     /// one sent: a meeting running from before voice bridges were held
     /// keeps its number (BBB's duplicateWarning), so that number is the
     /// meeting's from now on and dial-in finds it.
-    async fn hold_answered_voice_bridge(&self, answer: &Answer) {
+    async fn hold_answered_voice_bridge(&self, answer: &Answer, sent: Option<&str>) {
         if self.state.settings.voice_bridges.is_none() {
             return;
         }
@@ -654,7 +718,7 @@ impl CreateCall<'_> {
         else {
             return;
         };
-        if self.params.get("voiceBridge") == Some(number) {
+        if sent == Some(number) {
             return;
         }
         match self

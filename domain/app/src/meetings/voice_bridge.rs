@@ -237,6 +237,69 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_running_meetings_create_keeps_its_number_whatever_number_it_asks_for() {
+        let world = World::new();
+        world.server("one").await;
+        let backend = accepting();
+        let meetings = world.meetings_with(&backend, settings()).await;
+        let ask = |id: &str, number: &str| {
+            request(
+                "create",
+                &format!("meetingID={id}&name=x&voiceBridge={number}"),
+            )
+        };
+        meetings
+            .create(&ask("first", "71111"), &asked())
+            .await
+            .unwrap();
+        meetings
+            .create(&ask("second", "72222"), &asked())
+            .await
+            .unwrap();
+        // Greenlight creates before every join; a number another meeting
+        // holds does not make the running meeting unjoinable.
+        meetings
+            .create(&ask("second", "71111"), &asked())
+            .await
+            .unwrap();
+        assert_eq!(sent(&backend, 2).get("voiceBridge"), Some("72222"));
+        let holder = world.store.voice_bridge_holder("71111").await.unwrap();
+        assert_eq!(holder.unwrap().meeting_id, meeting_id("first"));
+    }
+
+    #[tokio::test]
+    async fn a_server_refusing_the_generated_passwords_is_asked_again_without_them() {
+        let world = World::new();
+        world.server("one").await;
+        world.server("two").await;
+        // The meeting runs, unrecorded, on the first server with passwords
+        // of its own.
+        let backend = Arc::new(ScriptedBackend::new(|target, call, query| -> Reply {
+            assert_eq!(call, "create");
+            assert!(target.url.contains("one"), "never sent to a second server");
+            if Params::parse(query).unwrap().get("moderatorPW").is_some() {
+                answers::failed(
+                    "idNotUnique",
+                    "A meeting already exists with that meeting ID.",
+                )
+            } else {
+                answers::create_duplicate("room", "room-1", NOW_MS)
+            }
+        }));
+        let meetings = world.meetings_with(&backend, settings()).await;
+        let answer = meetings
+            .create(&request("create", "meetingID=room&name=room"), &asked())
+            .await
+            .unwrap();
+        assert_eq!(answer.summary.message_key(), Some("duplicateWarning"));
+        assert_eq!(backend.calls().len(), 2);
+        let run = crate::ports::MeetingReads::meeting_run(world.store.as_ref(), "room-1")
+            .await
+            .unwrap();
+        assert!(run.is_some(), "the running copy is recorded");
+    }
+
+    #[tokio::test]
     async fn a_meeting_running_from_before_keeps_the_number_its_server_answers_with() {
         let world = World::new();
         let server = world.server("one").await;
@@ -250,8 +313,8 @@ mod tests {
             .create(&request("create", "meetingID=old&name=old"), &asked())
             .await
             .unwrap();
-        let sent = sent(&backend, 0).get("voiceBridge").unwrap().to_owned();
-        assert_ne!(sent, "70001");
+        // Running already: no number is made up for it; the server's is held.
+        assert_eq!(sent(&backend, 0).get("voiceBridge"), None);
         let holder = world.store.voice_bridge_holder("70001").await.unwrap();
         assert_eq!(holder.unwrap().meeting_id, meeting_id("old"));
         // A new meeting asking for it is refused.
