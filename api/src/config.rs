@@ -296,9 +296,11 @@ impl Default for MeetingsSection {
     }
 }
 
-/// Parameter rules for every create and join, applied before a tenant's
-/// own (Scalelite's `DEFAULT_`/`OVERRIDE_CREATE_PARAMS`,
-/// `CREATE_EXCLUDE_PARAMS`, `MAX_MEETING_DURATION` and the join ones).
+/// Parameter rules for every create and join (Scalelite's
+/// `DEFAULT_`/`OVERRIDE_CREATE_PARAMS`, `CREATE_EXCLUDE_PARAMS`,
+/// `MAX_MEETING_DURATION` and the join ones), with Scalelite's precedence:
+/// a tenant's overrides, these overrides, the front-end's values, a
+/// tenant's defaults, these defaults.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicySection {

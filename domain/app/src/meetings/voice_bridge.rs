@@ -3,12 +3,14 @@
 //!
 //! A shared dial-in gateway routes a caller by the meeting's voiceBridge,
 //! so two meetings on two servers must never hold one number. Each meeting
-//! claims its number in the store before the server's create (one atomic
+//! claims its number in the store before a new run's create (one atomic
 //! upsert: two instances never both win a number). A front-end's own number
 //! is kept when it is free and refused with BBB's `nonUniqueVoiceBridge`
-//! when another running meeting holds it; otherwise the meeting gets a
-//! number derived from its meetingID (so a re-created meeting keeps the
-//! number printed in its invitations), or a random one when that is taken.
+//! when another meeting holds it (it runs, or its claim is younger than
+//! [`CLAIM_GRACE_MS`]); otherwise the meeting gets a number derived from
+//! its meetingID (so a re-created meeting keeps the number printed in its
+//! invitations), or a random one when that is taken. A meeting that runs
+//! already keeps the number it runs with.
 
 use super::{CallError, MeetingService};
 use crate::records::VoiceBridgeClaim;
