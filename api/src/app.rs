@@ -313,6 +313,10 @@ async fn ready(Data(store): Data<&Store>) -> poem::Response {
 
 /// The HTTP routes.
 pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
+    let stats = Arc::new(switchboard_app::stats::StatsService::new(
+        state.db.clone(),
+        state.routing.clone(),
+    ));
     Route::new()
         .at("/bigbluebutton/api", get(bbb::index).post(bbb::index))
         .at("/bigbluebutton/api/", get(bbb::index).post(bbb::index))
@@ -348,6 +352,15 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
                 .data(state.agents.clone()),
         )
         .nest("/api/docs", crate::admin::swagger_ui())
+        .at(
+            "/t/:tenant/stats",
+            get(crate::tenant_stats::path_stats).data(stats.clone()),
+        )
+        .at(
+            "/t/:tenant/metrics",
+            get(crate::tenant_stats::path_metrics).data(stats.clone()),
+        )
+        .at("/stats", get(crate::tenant_stats::host_stats).data(stats))
         .at(
             "/scalelite/api/:call",
             crate::scalelite::scalelite_call.data(Arc::new(crate::scalelite::ScaleliteApi {

@@ -28,3 +28,4 @@ pub mod recordings;
 pub mod scalelite;
 pub mod secrets;
 pub mod server_callbacks;
+pub mod tenant_stats;

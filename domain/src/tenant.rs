@@ -255,6 +255,10 @@ pub struct TenantConfig {
     /// Server tags its meetings require (any of them); empty: every server.
     #[serde(default)]
     pub required_tags: Vec<String>,
+    /// Hash of the token its own stats are read with (`/t/NAME/stats`),
+    /// if one was issued; the token itself is never kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_token_hash: Option<String>,
 }
 
 /// A tenant as its events describe it.
@@ -287,6 +291,11 @@ pub enum TenantCommand {
     SetLimits(TenantLimits),
     /// Replace the tags its meetings require.
     SetRequiredTags(Vec<String>),
+    /// Issue a stats token: keep its hash (replacing an earlier one).
+    SetStatsToken {
+        /// `hash_token` of the token.
+        hash: String,
+    },
     /// Delete it.
     Delete,
 }
@@ -327,6 +336,11 @@ pub enum TenantEvent {
         /// The new tags.
         tags: Vec<String>,
     },
+    /// A stats token was issued (its hash; the token is shown once).
+    TenantStatsTokenSet {
+        /// `hash_token` of the token.
+        hash: String,
+    },
     /// The tenant was deleted.
     TenantDeleted,
 }
@@ -341,6 +355,7 @@ impl TenantEvent {
             Self::TenantPolicySet { .. } => "TenantPolicySet",
             Self::TenantLimitsSet { .. } => "TenantLimitsSet",
             Self::TenantRequiredTagsSet { .. } => "TenantRequiredTagsSet",
+            Self::TenantStatsTokenSet { .. } => "TenantStatsTokenSet",
             Self::TenantDeleted => "TenantDeleted",
         }
     }
@@ -485,6 +500,9 @@ impl Aggregate for Tenant {
                     vec![TenantEvent::TenantRequiredTagsSet { tags: tags.clone() }]
                 }
             }
+            TenantCommand::SetStatsToken { hash } => {
+                vec![TenantEvent::TenantStatsTokenSet { hash: hash.clone() }]
+            }
             TenantCommand::Delete => vec![TenantEvent::TenantDeleted],
         };
         Ok(events)
@@ -499,6 +517,7 @@ impl Aggregate for Tenant {
                     policy: TenantPolicy::default(),
                     limits: TenantLimits::default(),
                     required_tags: Vec::new(),
+                    stats_token_hash: None,
                 });
             }
             TenantEvent::TenantDeleted => {
@@ -520,6 +539,9 @@ impl Aggregate for Tenant {
                     TenantEvent::TenantLimitsSet { limits } => config.limits = *limits,
                     TenantEvent::TenantRequiredTagsSet { tags } => {
                         config.required_tags = tags.clone()
+                    }
+                    TenantEvent::TenantStatsTokenSet { hash } => {
+                        config.stats_token_hash = Some(hash.clone())
                     }
                     TenantEvent::TenantCreated { .. } | TenantEvent::TenantDeleted => {}
                 }

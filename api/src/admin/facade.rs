@@ -398,6 +398,15 @@ impl AdminFacade {
             .into())
     }
 
+    /// Issues a tenant's stats token (returned once).
+    pub async fn issue_stats_token(
+        &self,
+        name: &str,
+        principal: &Principal,
+    ) -> Result<String, Failure> {
+        self.0.issue_stats_token(name, principal).await
+    }
+
     /// Deletes a tenant.
     pub async fn delete_tenant(
         &self,

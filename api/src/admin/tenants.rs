@@ -138,6 +138,16 @@ pub struct SecretBody {
     pub secret: String,
 }
 
+/// A tenant's new stats token, shown once (only its hash is kept).
+#[derive(Debug, Clone, PartialEq, Eq, Object, Serialize, Deserialize)]
+pub struct StatsToken {
+    /// The tenant.
+    pub tenant: String,
+    /// The token: `Authorization: Bearer TOKEN` on `/t/NAME/stats` and
+    /// `/t/NAME/metrics`.
+    pub token: String,
+}
+
 fn rule_from_view(rule: &PolicyRule) -> Result<ParamRule, Failure> {
     let param = rule.param.clone();
     let value = || {
@@ -376,6 +386,28 @@ impl TenantsApi {
                 .revoke_tenant_secret(&name, body.0.secret, principal)
                 .await?,
         ))
+    }
+
+    /// Issue a stats token for the tenant's own `/t/NAME/stats` and
+    /// `/t/NAME/metrics` (replacing an earlier one); shown once.
+    #[oai(
+        path = "/tenants/:name/stats-token",
+        method = "post",
+        tag = "Tag::Tenants",
+        operation_id = "issue_tenant_stats_token"
+    )]
+    async fn issue_stats_token(
+        &self,
+        auth: TokenAuth,
+        state: poem::web::Data<&Arc<AdminFacade>>,
+        name: Path<String>,
+    ) -> Answer<StatsToken> {
+        let principal = auth.require(TokenScope::Admin)?;
+        let token = state.issue_stats_token(&name, principal).await?;
+        Ok(Json(StatsToken {
+            tenant: name.0,
+            token,
+        }))
     }
 }
 

@@ -4,7 +4,8 @@
 use super::table::{Table, print_json};
 use super::target::Target;
 use crate::admin::tenants::{
-    LimitsView, NewTenant, PolicyRule, PolicyView, RuleAction, SecretBody, TenantUpdate, TenantView,
+    LimitsView, NewTenant, PolicyRule, PolicyView, RuleAction, SecretBody, StatsToken,
+    TenantUpdate, TenantView,
 };
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
@@ -43,6 +44,12 @@ pub enum TenantsCommand {
         /// Most attendees over its running meetings.
         #[arg(long)]
         max_attendees: Option<u64>,
+    },
+    /// Print a new stats token for the tenant's own `/t/NAME/stats` and
+    /// `/t/NAME/metrics` (an earlier one stops working; only its hash is kept).
+    StatsToken {
+        /// The tenant.
+        name: String,
     },
     /// Change a tenant's required server tags (`--tags ""` for every server).
     Update {
@@ -374,6 +381,11 @@ pub async fn run(target: &Target, command: TenantsCommand) -> anyhow::Result<()>
             print_tenant(&tenant);
             Ok(())
         }
+        TenantsCommand::StatsToken { name } => {
+            let token = target.issue_stats_token(&name).await?;
+            out!("{}", token.token);
+            Ok(())
+        }
         TenantsCommand::Delete { name, force } => {
             target.delete_tenant(&name, force).await?;
             out!("tenant `{name}` deleted");
@@ -429,6 +441,29 @@ impl Target {
                         &["tenants", name],
                         &[],
                         Some(&update),
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// Issues a stats token.
+    pub async fn issue_stats_token(&self, name: &str) -> anyhow::Result<StatsToken> {
+        match self {
+            Target::Local(local) => Ok(StatsToken {
+                tenant: name.to_owned(),
+                token: local
+                    .admin
+                    .issue_stats_token(name, &local.principal)
+                    .await?,
+            }),
+            Target::Remote(remote) => {
+                remote
+                    .send::<StatsToken>(
+                        reqwest::Method::POST,
+                        &["tenants", name, "stats-token"],
+                        &[],
+                        None::<&()>,
                     )
                     .await
             }

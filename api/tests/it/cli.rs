@@ -1168,3 +1168,26 @@ async fn a_generated_secret_stays_out_of_the_journal_and_switchboard_secret_prin
         "the secret is neither printed nor logged: {printed}\n{logged}"
     );
 }
+
+#[test]
+fn tenants_stats_token_prints_a_token_only_once_and_keeps_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = switchboard(dir.path(), &["migrate"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = switchboard(
+        dir.path(),
+        &["tenants", "create", "school", "--secret", "school-secret-0123"],
+    );
+    assert!(ok, "{err}");
+    let (ok, first, err) = switchboard(dir.path(), &["tenants", "stats-token", "school"]);
+    assert!(ok, "{err}");
+    let first = first.trim().to_owned();
+    assert!(first.starts_with("sbs_") && first.len() > 20, "{first}");
+    let (_, second, _) = switchboard(dir.path(), &["tenants", "stats-token", "school"]);
+    assert_ne!(first, second.trim());
+    let (_, shown, _) = switchboard(dir.path(), &["tenants", "show", "school", "--json"]);
+    assert!(!shown.contains(&first), "the token is never shown again");
+    let (ok, _, err) = switchboard(dir.path(), &["tenants", "stats-token", "nowhere"]);
+    assert!(!ok);
+    assert!(err.contains("nowhere"), "{err}");
+}

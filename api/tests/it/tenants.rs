@@ -640,3 +640,106 @@ async fn breakouts_follow_their_parent_and_unknown_meetings_are_nobodys() {
         harness.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_tenant_reads_its_own_stats_and_metrics_with_its_stats_token_only() {
+    for db in BOTH {
+        let harness = Harness::polled(db, 1).await;
+        add_tenant(&harness, "school", T1_SECRET).await;
+        add_tenant(&harness, "college", T2_SECRET).await;
+        wait_for_refresh(&harness).await;
+        for (tenant, secret) in [("school", T1_SECRET), ("college", T2_SECRET)] {
+            let url = tenant_url(
+                &harness,
+                tenant,
+                secret,
+                "create",
+                &format!("meetingID={tenant}-room&name=Room"),
+            );
+            harness.get_raw(&url).await.assert_success();
+        }
+        let token = harness
+            .state()
+            .admin
+            .issue_stats_token("school", &operator())
+            .await
+            .unwrap();
+        assert!(token.starts_with("sbs_"));
+        let base = format!("http://{}", harness.app.addr);
+        let get = |path: String, bearer: Option<String>, host: Option<&str>| {
+            let mut request = harness.client.get(format!("{base}{path}"));
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
+            }
+            if let Some(host) = host {
+                request = request.header("host", host);
+            }
+            request.send()
+        };
+        let refused = get("/t/school/stats".into(), None, None).await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert!(
+            refused.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .contains("problem+json")
+        );
+        let wrong = get("/t/college/stats".into(), Some(token.clone()), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            wrong.status(),
+            401,
+            "{db:?}: a token opens its own tenant only"
+        );
+        let stats: serde_json::Value = get("/t/school/stats".into(), Some(token.clone()), None)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats["tenant"], "school");
+        assert_eq!(stats["meetings"]["running"], 1, "{db:?}: {stats}");
+        assert_eq!(stats["running_meetings"][0]["meeting_id"], "school-room");
+        let by_query = get(format!("/t/school/metrics?token={token}"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(by_query.status(), 200);
+        let text = by_query.text().await.unwrap();
+        assert!(
+            text.contains("switchboard_tenant_meetings{tenant=\"school\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("college"));
+        let on_host = get(
+            "/stats".into(),
+            Some(token.clone()),
+            Some("school.lb.example.org"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(on_host.status(), 200);
+        // A new token replaces the old one.
+        let newer = harness
+            .state()
+            .admin
+            .issue_stats_token("school", &operator())
+            .await
+            .unwrap();
+        wait_for_refresh(&harness).await;
+        let old = get("/t/school/stats".into(), Some(token), None)
+            .await
+            .unwrap();
+        assert_eq!(old.status(), 401);
+        let new = get("/t/school/stats".into(), Some(newer), None)
+            .await
+            .unwrap();
+        assert_eq!(new.status(), 200);
+        // The log keeps the hash, never the token.
+        let events = harness.state().db.events_after(0, 10_000).await.unwrap();
+        let payloads = format!("{:?}", events);
+        assert!(payloads.contains("TenantStatsTokenSet"));
+        assert!(!payloads.contains("sbs_"));
+        harness.stop().await;
+    }
+}

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod recordings;
 pub mod records;
 pub mod routing;
+pub mod stats;
 #[cfg(test)]
 mod testing;
 

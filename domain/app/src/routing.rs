@@ -1075,6 +1075,7 @@ mod tests {
             policy: TenantPolicy::default(),
             limits: TenantLimits::default(),
             required_tags: vec![],
+            stats_token_hash: None,
         };
         assert_eq!(view.tenant("acme").as_deref(), Some(&created));
         assert_eq!(

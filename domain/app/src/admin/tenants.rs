@@ -192,6 +192,21 @@ impl AdminService {
         self.tenant(name).await
     }
 
+    /// Issues a stats token for a tenant (replacing an earlier one): the
+    /// token is returned once, only its hash is kept.
+    pub async fn issue_stats_token(
+        &self,
+        name: &str,
+        principal: &Principal,
+    ) -> Result<String, Failure> {
+        // `sbs_`: told apart from admin tokens (`sbt_`) at a glance.
+        let token = format!("sbs_{}", super::generate_secret());
+        let hash = switchboard_domain::token::hash_token(&token);
+        self.run_tenant(name, &[TenantCommand::SetStatsToken { hash }], principal)
+            .await?;
+        Ok(token)
+    }
+
     /// Deletes a tenant; refused while it runs meetings unless `force`.
     pub async fn delete_tenant(
         &self,

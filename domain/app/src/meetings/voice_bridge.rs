@@ -489,6 +489,7 @@ mod tests {
             policy: Default::default(),
             limits: Default::default(),
             required_tags: Vec::new(),
+            stats_token_hash: None,
         }));
         meetings.create(&create, &asked()).await.unwrap();
         let params = sent(&backend, 0);
