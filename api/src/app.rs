@@ -316,6 +316,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let stats = Arc::new(switchboard_app::stats::StatsService::new(
         state.db.clone(),
         state.routing.clone(),
+        state.clock.clone(),
     ));
     Route::new()
         .at("/bigbluebutton/api", get(bbb::index).post(bbb::index))

@@ -85,6 +85,13 @@ pub fn stats_json(stats: &TenantStats) -> serde_json::Value {
             "current": stats.attendees,
             "limit": stats.max_attendees,
         },
+        "usage_this_month": {
+            "period": stats.month.period,
+            "meetings": stats.month.meetings,
+            "meeting_minutes": stats.month.meeting_minutes(),
+            "attendee_minutes": stats.month.attendee_minutes(),
+            "peak_concurrent_attendees": stats.month.peak_concurrent_attendees,
+        },
         "running_meetings": stats.meetings.iter().map(|meeting| serde_json::json!({
             "meeting_id": meeting.meeting_id,
             "name": meeting.name,
@@ -137,6 +144,28 @@ pub fn stats_metrics(stats: &TenantStats) -> String {
             vec![(String::new(), limit)],
         );
     }
+    let mut counter = |name: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {value}");
+    };
+    counter(
+        "switchboard_tenant_month_meeting_minutes",
+        "Meeting-minutes of the runs that ended this month (UTC).",
+        format!("{}", stats.month.meeting_minutes()),
+    );
+    counter(
+        "switchboard_tenant_month_attendee_minutes",
+        "Attendee-minutes of the runs that ended this month (UTC).",
+        format!("{}", stats.month.attendee_minutes()),
+    );
+    let mut gauge = |name: &str, help: &str, samples: Vec<(String, u64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"{labels}}} {value}");
+        }
+    };
     gauge(
         "switchboard_tenant_meeting_attendees",
         "Attendees of one running meeting.",
@@ -228,6 +257,14 @@ mod tests {
             attendees: 5,
             max_meetings: Some(10),
             max_attendees: None,
+            month: switchboard_app::usage::UsageRow {
+                tenant: "school".into(),
+                period: "2026-12".into(),
+                meetings: 3,
+                meeting_seconds: 5400,
+                attendee_seconds: 60,
+                ..Default::default()
+            },
         }
     }
 

@@ -113,6 +113,37 @@ pub enum MeetingCommand {
         /// Only end this run (by internal id); a newer run is left alone.
         only_run: Option<String>,
     },
+    /// An ended run's usage was added up: record it (for accounting).
+    SummarizeUsage(RunUsage),
+}
+
+/// What one run of a meeting used, added up when it ended: the figures
+/// tenants are billed by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunUsage {
+    /// The run (BBB's internal meeting id).
+    pub internal_id: String,
+    /// The server it ran on.
+    pub server_id: ServerId,
+    /// When it started (ms since the epoch).
+    pub started_ms: i64,
+    /// When it ended (ms since the epoch).
+    pub ended_ms: i64,
+    /// Most attendees a poll saw.
+    pub peak_attendees: u64,
+    /// Attendees integrated over time (attendee-seconds), from the polls.
+    pub attendee_seconds: u64,
+    /// Most video streams a poll saw.
+    pub peak_video: u64,
+    /// Whether a poll saw it recording.
+    pub recorded: bool,
+}
+
+impl RunUsage {
+    /// How long it ran, in seconds.
+    pub fn duration_seconds(&self) -> u64 {
+        u64::try_from((self.ended_ms - self.started_ms).max(0) / 1000).unwrap_or(0)
+    }
 }
 
 /// What happened to a meeting.
@@ -139,6 +170,11 @@ pub enum MeetingEvent {
         /// When, milliseconds since the epoch.
         at_ms: i64,
     },
+    /// An ended run's usage, added up.
+    MeetingUsageSummarized {
+        /// The figures.
+        usage: RunUsage,
+    },
 }
 
 impl MeetingEvent {
@@ -147,6 +183,7 @@ impl MeetingEvent {
         match self {
             Self::MeetingCreated { .. } => "MeetingCreated",
             Self::MeetingEnded { .. } => "MeetingEnded",
+            Self::MeetingUsageSummarized { .. } => "MeetingUsageSummarized",
         }
     }
 }
@@ -215,6 +252,16 @@ impl Aggregate for Meeting {
                 })
                 .into_iter()
                 .collect()),
+            // Only for a run that is over: a running one has no end yet.
+            MeetingCommand::SummarizeUsage(usage) => Ok(self
+                .current
+                .as_ref()
+                .is_none_or(|current| current.internal_id != usage.internal_id)
+                .then(|| MeetingEvent::MeetingUsageSummarized {
+                    usage: usage.clone(),
+                })
+                .into_iter()
+                .collect()),
         }
     }
 
@@ -235,6 +282,7 @@ impl Aggregate for Meeting {
                 self.current = None;
                 self.ended_at_ms = Some(*at_ms);
             }
+            MeetingEvent::MeetingUsageSummarized { .. } => {}
         }
     }
 }

@@ -398,6 +398,15 @@ impl AdminFacade {
             .into())
     }
 
+    /// Usage per tenant and period.
+    pub async fn usage(
+        &self,
+        filter: &switchboard_app::records::UsageFilter,
+        period: switchboard_app::usage::Period,
+    ) -> Result<Vec<switchboard_app::usage::UsageRow>, Failure> {
+        self.0.usage(filter, period).await
+    }
+
     /// Issues a tenant's stats token (returned once).
     pub async fn issue_stats_token(
         &self,

@@ -9,6 +9,7 @@ mod conformance;
 pub mod facade;
 pub mod model;
 pub mod tenants;
+pub mod usage;
 
 use poem::{Endpoint, EndpointExt, IntoResponse};
 use poem_openapi::OpenApiService;
@@ -23,6 +24,7 @@ pub fn openapi() -> OpenApiService<
         tenants::TenantsApi,
         callbacks::CallbacksApi,
         agents::AgentsApi,
+        usage::UsageApi,
     ),
     (),
 > {
@@ -32,6 +34,7 @@ pub fn openapi() -> OpenApiService<
             tenants::TenantsApi,
             callbacks::CallbacksApi,
             agents::AgentsApi,
+            usage::UsageApi,
         ),
         "Switchboard admin API",
         env!("CARGO_PKG_VERSION"),

@@ -12,6 +12,7 @@ pub mod scalelite_env;
 pub mod table;
 pub mod target;
 pub mod tenants;
+pub mod usage;
 
 use crate::app::{self, AppState, Background};
 use crate::config::{Overrides, ProcessEnv, Settings};
@@ -125,6 +126,28 @@ pub enum Command {
         /// What to do with deliveries.
         #[command(subcommand)]
         command: callbacks::CallbacksCommand,
+    },
+    /// Usage per tenant and period, for billing: meetings, meeting-minutes,
+    /// attendee-minutes, peak concurrent attendees, recorded meetings.
+    Usage {
+        /// Only this tenant (`default`: the global secrets' front-ends).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// First day, YYYY-MM-DD (UTC), included.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (UTC), included.
+        #[arg(long)]
+        to: Option<String>,
+        /// One row per `day` or `month`.
+        #[arg(long, value_enum, default_value = "day")]
+        by: usage::By,
+        /// Print JSON.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV.
+        #[arg(long)]
+        csv: bool,
     },
     /// Every server at a glance: state, meetings, users, load (as Scalelite's `rake status`).
     Status {
@@ -590,6 +613,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Tenants { command } => tenants::run(&target, command).await,
                 Command::Callbacks { command } => callbacks::run(&target, command).await,
                 Command::Status { json } => ops::status(&target, json).await,
+                Command::Usage {
+                    tenant,
+                    from,
+                    to,
+                    by,
+                    json,
+                    csv,
+                } => {
+                    let args = usage::UsageArgs {
+                        tenant,
+                        from,
+                        to,
+                        by,
+                        json,
+                        csv,
+                    };
+                    usage::run(&target, args).await
+                }
                 _ => unreachable!("local commands handled above"),
             }
         }

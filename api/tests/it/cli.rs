@@ -1176,7 +1176,13 @@ fn tenants_stats_token_prints_a_token_only_once_and_keeps_its_hash() {
     assert!(ok, "{err}");
     let (ok, _, err) = switchboard(
         dir.path(),
-        &["tenants", "create", "school", "--secret", "school-secret-0123"],
+        &[
+            "tenants",
+            "create",
+            "school",
+            "--secret",
+            "school-secret-0123",
+        ],
     );
     assert!(ok, "{err}");
     let (ok, first, err) = switchboard(dir.path(), &["tenants", "stats-token", "school"]);

@@ -19,3 +19,4 @@ mod scalelite;
 mod server_metrics;
 mod support;
 mod tenants;
+mod usage;

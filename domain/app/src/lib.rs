@@ -24,6 +24,7 @@ pub mod routing;
 pub mod stats;
 #[cfg(test)]
 mod testing;
+pub mod usage;
 
 pub use error::StoreError;
 pub use executor::{CommandError, CommandExecutor, EventBus, Executed};

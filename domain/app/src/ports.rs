@@ -9,8 +9,9 @@ use crate::records::HookRecord;
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement,
-    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
-    StoredEvent, TokenRecord, VoiceBridgeClaim,
+    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, RunUsageState, ServerRecord,
+    ServerSample, StoredEvent, TokenRecord, UsageFilter, UsageRunRecord, UsageSample,
+    VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -307,6 +308,29 @@ pub trait CallbackOutbox: Send + Sync {
     async fn prune_callbacks(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
+/// Usage accounting: runs' usage as the polls add it up (overwritten in
+/// place; each run's row is made by the projection of its `MeetingCreated`
+/// and closed by its `MeetingEnded`), tenants' daily peaks, and the
+/// summaries of ended runs (the projection of `MeetingUsageSummarized`).
+#[async_trait]
+pub trait UsageLedger: Send + Sync {
+    /// Adds the samples of one poll cycle to their runs (runs not recorded
+    /// or already ended are left alone), then raises each tenant's peak of
+    /// concurrent attendees on `day` (`YYYY-MM-DD`) to the sum over its
+    /// running runs' last samples.
+    async fn record_usage(&self, samples: &[UsageSample<'_>], day: &str) -> Result<(), StoreError>;
+    /// Ended runs whose summary is not in the log yet, oldest first.
+    async fn runs_to_summarize(&self, limit: u64) -> Result<Vec<RunUsageState>, StoreError>;
+    /// Summarized runs, by start time.
+    async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError>;
+    /// Tenants' daily peaks of concurrent attendees (`(tenant, day, peak)`)
+    /// on the days the filter's range touches.
+    async fn tenant_peaks(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(TenantId, String, u64)>, StoreError>;
+}
+
 /// Every storage port at once, as one adapter (SQL, in memory) provides them.
 pub trait Database:
     EventStore
@@ -318,6 +342,7 @@ pub trait Database:
     + SettingsStore
     + Placements
     + CallbackOutbox
+    + UsageLedger
 {
 }
 
@@ -331,6 +356,7 @@ impl<T> Database for T where
         + SettingsStore
         + Placements
         + CallbackOutbox
+        + UsageLedger
 {
 }
 
@@ -339,6 +365,6 @@ pub mod prelude {
     pub use super::{
         CallbackOutbox as _, EventStore as _, MeetingReads as _, Placements as _,
         PolledPicture as _, RecordingReads as _, ServerReads as _, SettingsStore as _,
-        TenantReads as _,
+        TenantReads as _, UsageLedger as _,
     };
 }

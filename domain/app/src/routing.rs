@@ -669,6 +669,12 @@ impl RoutingView {
                         self.stale.store(true, Ordering::Release);
                     }
                 },
+                // Accounting only: the stream moved on, nothing else did.
+                MeetingEvent::MeetingUsageSummarized { .. } => {
+                    if let Some(record) = current.as_mut() {
+                        record.version = appended.version;
+                    }
+                }
             }
         }
         match current {

@@ -37,6 +37,8 @@ pub struct TenantStats {
     pub max_meetings: Option<u64>,
     /// Its cap on attendees, if any.
     pub max_attendees: Option<u64>,
+    /// Its usage this month (UTC) so far: runs that ended.
+    pub month: crate::usage::UsageRow,
 }
 
 /// Why stats are not shown.
@@ -56,12 +58,48 @@ pub enum StatsError {
 pub struct StatsService {
     store: Arc<dyn Database>,
     routing: Arc<RoutingView>,
+    clock: crate::clock::SharedClock,
 }
 
 impl StatsService {
     /// Stats over these ports.
-    pub fn new(store: Arc<dyn Database>, routing: Arc<RoutingView>) -> Self {
-        Self { store, routing }
+    pub fn new(
+        store: Arc<dyn Database>,
+        routing: Arc<RoutingView>,
+        clock: crate::clock::SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            routing,
+            clock,
+        }
+    }
+
+    /// The tenant's usage in the current UTC month.
+    async fn month_usage(&self, tenant: &TenantId) -> Result<crate::usage::UsageRow, StoreError> {
+        use chrono::Datelike as _;
+        let now = chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default();
+        let first = now
+            .date_naive()
+            .with_day(1)
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .map(|start| start.and_utc().timestamp_millis());
+        let filter = crate::records::UsageFilter {
+            tenant: Some(tenant.clone()),
+            from_ms: first,
+            to_ms: None,
+        };
+        let rows =
+            crate::usage::usage_report(self.store.as_ref(), &filter, crate::usage::Period::Month)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| crate::usage::UsageRow {
+                tenant: tenant.0.clone(),
+                period: now.format("%Y-%m").to_string(),
+                ..Default::default()
+            }))
     }
 
     /// The stats of `tenant`, when `token` is its stats token (compared by
@@ -112,6 +150,7 @@ impl StatsService {
             .collect();
         Ok(TenantStats {
             tenant: config.name.clone(),
+            month: self.month_usage(&id).await?,
             attendees: self.routing.attendees_of_tenant(&id, &internal_ids),
             meetings,
             max_meetings: config.limits.max_meetings,
@@ -185,7 +224,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let stats = StatsService::new(world.store.clone(), routing);
+        let stats = StatsService::new(world.store.clone(), routing, world.shared_clock());
         let seen = stats.stats("school", &token).await.unwrap();
         assert_eq!(seen.tenant, "school");
         assert_eq!(seen.meetings.len(), 1);

@@ -65,6 +65,8 @@ pub struct MeetingEntry<'a> {
     pub parent_id: Option<String>,
     /// Its voiceBridge, if listed.
     pub voice_bridge: Option<String>,
+    /// Whether it is being recorded (`<recording>true</recording>`).
+    pub recording: bool,
 }
 
 /// A parsed getMeetings answer.
@@ -128,6 +130,7 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         create_time_ms: 0,
                         parent_id: None,
                         voice_bridge: None,
+                        recording: false,
                     });
                 }
                 path.push(name);
@@ -153,6 +156,7 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         "videoCount" => entry.video = text.trim().parse().unwrap_or(0),
                         "voiceParticipantCount" => entry.voice = text.trim().parse().unwrap_or(0),
                         "createTime" => entry.create_time_ms = text.trim().parse().unwrap_or(0),
+                        "recording" => entry.recording = text.trim() == "true",
                         "voiceBridge" if !text.trim().is_empty() => {
                             entry.voice_bridge = Some(text.trim().to_owned());
                         }

@@ -16,6 +16,7 @@ mod m0011_callbacks_finished;
 mod m0012_pending_callbacks;
 mod m0013_node_agents;
 mod m0014_voice_bridges;
+mod m0015_usage;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_pending_callbacks::Migration),
             Box::new(m0013_node_agents::Migration),
             Box::new(m0014_voice_bridges::Migration),
+            Box::new(m0015_usage::Migration),
         ]
     }
 }

@@ -19,6 +19,8 @@ mod samples;
 mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod usage;
+mod usage_rows;
 
 pub use announce::CHANGE_CHANNEL;
 pub use listen::ChangeListener;

@@ -592,6 +592,7 @@ async fn apply_meeting<C: ConnectionTrait>(
                 .exec_without_returning(db)
                 .await?;
             clear_pending_placement(db, &tenant.0, meeting_id.as_str()).await?;
+            crate::usage_rows::start_run(db, tenant, meeting_id, run).await?;
         }
         MeetingEvent::MeetingEnded {
             internal_id, at_ms, ..
@@ -611,6 +612,17 @@ async fn apply_meeting<C: ConnectionTrait>(
                 .filter(meeting::Column::MeetingId.eq(meeting_key))
                 .exec(db)
                 .await?;
+            crate::usage_rows::end_run(db, internal_id, *at_ms).await?;
+        }
+        MeetingEvent::MeetingUsageSummarized { usage } => {
+            meeting::Entity::update_many()
+                .col_expr(meeting::Column::Version, Expr::value(version))
+                .col_expr(meeting::Column::Position, Expr::value(position))
+                .filter(meeting::Column::Tenant.eq(tenant_name))
+                .filter(meeting::Column::MeetingId.eq(meeting_key))
+                .exec(db)
+                .await?;
+            crate::usage_rows::summarized(db, tenant_name, meeting_key, usage).await?;
         }
     }
     Ok(())

@@ -301,6 +301,11 @@ impl Store {
         switchboard_migrations::entities::hook::Entity::delete_many()
             .exec(&txn)
             .await?;
+        // Summaries are a projection; runs' sampled usage is not (the log
+        // does not hold it): its rows are kept and only closed again.
+        switchboard_migrations::entities::usage_run::Entity::delete_many()
+            .exec(&txn)
+            .await?;
         let mut counts = projection::CountChanges::default();
         let mut after = 0;
         let mut applied = 0;

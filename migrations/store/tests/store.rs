@@ -1357,3 +1357,84 @@ async fn concurrent_claims_from_two_connections_never_give_one_number_twice() {
         assert_eq!(holder.meeting_id.as_str(), format!("meeting-{meeting}"));
     }
 }
+
+#[tokio::test]
+async fn usage_is_added_up_summarized_once_and_kept_through_a_replay() {
+    use switchboard_app::records::{UsageFilter, UsageSample};
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        meeting_command(&store, "lesson", created("lesson", server, 0)).await;
+        let run = MeetingId::parse("lesson").unwrap().internal_id(0);
+        let sample = |at_ms, attendees| UsageSample {
+            internal_id: &run,
+            at_ms,
+            attendees,
+            video: 1,
+            recording: true,
+        };
+        store
+            .record_usage(&[sample(60_000, 10)], "1970-01-01")
+            .await
+            .unwrap();
+        store
+            .record_usage(&[sample(120_000, 20), sample(90_000, 50)], "1970-01-01")
+            .await
+            .unwrap();
+        assert!(
+            store.runs_to_summarize(10).await.unwrap().is_empty(),
+            "{kind}"
+        );
+        let end = MeetingCommand::RecordEnded {
+            reason: EndReason::EndCalled,
+            at_ms: 180_000,
+            only_run: None,
+        };
+        meeting_command(&store, "lesson", end).await;
+        let due = store.runs_to_summarize(10).await.unwrap();
+        assert_eq!(due.len(), 1, "{kind}");
+        let usage = due[0].summary().unwrap();
+        // 10 for a minute, 20 for another.
+        assert_eq!(usage.attendee_seconds, 600 + 1200, "{kind}");
+        assert_eq!(usage.peak_attendees, 50, "{kind}");
+        meeting_command(
+            &store,
+            "lesson",
+            MeetingCommand::SummarizeUsage(usage.clone()),
+        )
+        .await;
+        assert!(
+            store.runs_to_summarize(10).await.unwrap().is_empty(),
+            "{kind}"
+        );
+        let all = UsageFilter::default();
+        let runs = store.usage_runs(&all).await.unwrap();
+        assert_eq!(runs.len(), 1, "{kind}");
+        assert_eq!(runs[0].usage, usage, "{kind}");
+        let peaks = store.tenant_peaks(&all).await.unwrap();
+        assert_eq!(
+            peaks,
+            vec![(TenantId::default_tenant(), "1970-01-01".to_owned(), 20)],
+            "{kind}"
+        );
+        store.replay().await.unwrap();
+        assert_eq!(
+            store.usage_runs(&all).await.unwrap(),
+            runs,
+            "{kind}: replay"
+        );
+        assert!(
+            store.runs_to_summarize(10).await.unwrap().is_empty(),
+            "{kind}"
+        );
+        // The meeting's projection follows its stream past the summary.
+        let meeting = store
+            .meeting(
+                &TenantId::default_tenant(),
+                &MeetingId::parse("lesson").unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(meeting.version, 3, "{kind}");
+    }
+}

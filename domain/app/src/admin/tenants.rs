@@ -192,6 +192,15 @@ impl AdminService {
         self.tenant(name).await
     }
 
+    /// Usage per tenant and period (see [`crate::usage`]).
+    pub async fn usage(
+        &self,
+        filter: &crate::records::UsageFilter,
+        period: crate::usage::Period,
+    ) -> Result<Vec<crate::usage::UsageRow>, Failure> {
+        Ok(crate::usage::usage_report(self.store.as_ref(), filter, period).await?)
+    }
+
     /// Issues a stats token for a tenant (replacing an earlier one): the
     /// token is returned once, only its hash is kept.
     pub async fn issue_stats_token(

@@ -13,6 +13,7 @@ use crate::clock::SharedClock;
 use crate::executor::CommandExecutor;
 use crate::lifecycle::{disable_if_drained, end_run};
 use crate::ports::{Database, MetricsSource};
+use crate::records::UsageSample;
 use crate::records::{MeetingRecord, PendingPlacement, ServerRecord, ServerSample};
 use crate::routing::ObservedLoads;
 use futures::StreamExt;
@@ -404,6 +405,7 @@ impl HealthPoller {
         // Streaks live in the shared samples, so any worker may take any tick.
         let previous = previous_samples;
         let mut changed_samples = Vec::new();
+        let mut usage: Vec<OwnedUsage> = Vec::new();
         for (server, probed, (read, read_at_ms)) in results {
             if server.has_live_agent() {
                 // The listing to reconcile with: this poll's, or the one
@@ -423,6 +425,7 @@ impl HealthPoller {
                     },
                 };
                 if let Some((listed, as_of_ms)) = listing {
+                    usage.extend(usage_of(server.id, &recorded, &listed, as_of_ms));
                     let before = |meeting: &MeetingRecord| recorded_before(meeting, as_of_ms);
                     self.reconcile(&server, &recorded, &listed, &before, &mut report)
                         .await?;
@@ -441,6 +444,7 @@ impl HealthPoller {
                 self.config.metrics_window,
             );
             if let Some((_, listed, _)) = &probed {
+                usage.extend(usage_of(server.id, &recorded, listed, poll_started_ms));
                 self.reconcile(
                     &server,
                     &recorded,
@@ -536,6 +540,13 @@ impl HealthPoller {
         self.store
             .prune_meeting_listings(now_ms - LISTING_LIFETIME_MS)
             .await?;
+        if !usage.is_empty() {
+            let samples: Vec<UsageSample<'_>> = usage.iter().map(OwnedUsage::sample).collect();
+            self.store
+                .record_usage(&samples, &crate::records::day_of(now_ms))
+                .await?;
+        }
+        self.summarize_usage().await?;
         Ok(report)
     }
 }
@@ -549,6 +560,9 @@ pub const SERVER_CLOCK_GRACE: Duration = Duration::from_secs(30);
 /// An unpolled agent server whose listing and recorded runs did not change
 /// is still reconciled from its heartbeats this often.
 const AGENT_RECONCILE_EVERY_MS: i64 = 60_000;
+
+/// Ended runs summarized per cycle at most.
+const SUMMARIES_PER_CYCLE: u64 = 500;
 
 /// A sample whose content did not change is still written this often.
 const SAMPLE_HEARTBEAT_MS: i64 = 60_000;
@@ -800,6 +814,30 @@ impl HealthPoller {
         self.hold_voice_bridge(&tenant, &meeting_id, stranger).await
     }
 
+    /// Appends the usage summary of every run that ended since the last
+    /// cycle (`MeetingUsageSummarized`, in the meeting's stream; its
+    /// projection marks the run summarized in the same transaction). A
+    /// summary that cannot be appended now is tried again next cycle.
+    async fn summarize_usage(&self) -> Result<(), HealthError> {
+        let metadata = EventMetadata::actor("worker:usage");
+        for run in self.store.runs_to_summarize(SUMMARIES_PER_CYCLE).await? {
+            let (Some(usage), Ok(meeting_id)) = (run.summary(), MeetingId::parse(&run.meeting_id))
+            else {
+                continue;
+            };
+            let stream = meeting_stream(&run.tenant, &meeting_id);
+            let command = MeetingCommand::SummarizeUsage(usage);
+            if let Err(err) = self
+                .executor
+                .execute::<Meeting>(&stream, &command, &metadata)
+                .await
+            {
+                tracing::warn!(run = %run.internal_id, error = %err, "could not record a run's usage yet");
+            }
+        }
+        Ok(())
+    }
+
     /// Holds the voiceBridge each recorded meeting runs with on this server
     /// (once per run and process: a meeting running from before voice
     /// bridges were held, or started there by another instance), so no new
@@ -866,6 +904,53 @@ impl HealthPoller {
         }
         Ok(())
     }
+}
+
+/// One run's figures from one listing, owned until the cycle's end.
+struct OwnedUsage {
+    internal_id: String,
+    at_ms: i64,
+    attendees: u64,
+    video: u64,
+    recording: bool,
+}
+
+impl OwnedUsage {
+    fn sample(&self) -> UsageSample<'_> {
+        UsageSample {
+            internal_id: &self.internal_id,
+            at_ms: self.at_ms,
+            attendees: self.attendees,
+            video: self.video,
+            recording: self.recording,
+        }
+    }
+}
+
+/// The usage a server's listing (taken at `at_ms`) shows of the runs
+/// recorded as running there.
+fn usage_of(
+    server: ServerId,
+    recorded: &[MeetingRecord],
+    listed: &[ListedMeeting],
+    at_ms: i64,
+) -> Vec<OwnedUsage> {
+    let ours: std::collections::HashSet<&str> = recorded
+        .iter()
+        .filter(|m| m.running && m.run.server_id == server)
+        .map(|m| m.run.internal_id.as_str())
+        .collect();
+    listed
+        .iter()
+        .filter(|m| ours.contains(m.internal_id.as_str()))
+        .map(|m| OwnedUsage {
+            internal_id: m.internal_id.clone(),
+            at_ms,
+            attendees: m.attendees,
+            video: m.video,
+            recording: m.recording,
+        })
+        .collect()
 }
 
 /// How many of the meetings a server listed Switchboard records as its own there.
@@ -936,6 +1021,9 @@ pub(crate) fn picture_of(body: &str, now_ms: i64, weights: &LoadWeights) -> Opti
             meeting_id: m.meeting_id.clone(),
             internal_id: m.internal_id.clone(),
             voice_bridge: m.voice_bridge.clone(),
+            attendees: m.participants,
+            video: m.video,
+            recording: m.recording,
         })
         .collect();
     let observed = Observed {
@@ -980,6 +1068,9 @@ pub(crate) fn listed_in_sample(meetings_xml: &str) -> Option<Vec<ListedMeeting>>
                 meeting_id: m.meeting_id.clone(),
                 internal_id: m.internal_id.clone(),
                 voice_bridge: m.voice_bridge.clone(),
+                attendees: m.participants,
+                video: m.video,
+                recording: m.recording,
             })
             .collect(),
     )
@@ -1008,6 +1099,17 @@ mod tests {
 
     /// 3 failures to go offline, 2 successes to come back, 30 s grace,
     /// meetings of offline servers kept (longer than any test runs).
+    /// The events appended since `before`, without usage summaries (an
+    /// ended run's summary follows its end in the same cycle).
+    fn changes_after(world: &World, before: i64) -> Vec<DomainEvent> {
+        world
+            .store
+            .events_after_position(before)
+            .into_iter()
+            .filter(|event| event.type_name() != "MeetingUsageSummarized")
+            .collect()
+    }
+
     fn config() -> HealthConfig {
         HealthConfig {
             offline_after: 3,
@@ -1058,7 +1160,7 @@ mod tests {
             (
                 report.went_offline,
                 report.went_online,
-                world.store.events_after_position(before),
+                changes_after(&world, before),
             )
         };
         let offline: DomainEvent = ServerEvent::ServerWentOffline.into();
@@ -1201,7 +1303,7 @@ mod tests {
         assert_eq!(report.ended, vec!["gone".to_owned()]);
         assert_eq!(report.unknown, Vec::<String>::new());
         assert_eq!(
-            world.store.events_after_position(before),
+            changes_after(&world, before),
             vec![ended("gone-1", EndReason::GoneFromServer, NOW_MS)]
         );
         let tenant = TenantId::default_tenant();
@@ -1237,7 +1339,7 @@ mod tests {
         assert_eq!(report.forgotten, vec!["room".to_owned()]);
         assert_eq!(report.went_offline, vec![id]);
         assert_eq!(
-            world.store.events_after_position(before),
+            changes_after(&world, before),
             vec![
                 ended("room-1", EndReason::ServerOffline, NOW_MS),
                 ServerEvent::ServerWentOffline.into(),

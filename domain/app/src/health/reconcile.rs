@@ -16,6 +16,12 @@ pub struct ListedMeeting {
     pub internal_id: String,
     /// Its voiceBridge, if listed.
     pub voice_bridge: Option<String>,
+    /// Its attendees.
+    pub attendees: u64,
+    /// Its video streams.
+    pub video: u64,
+    /// Whether it is being recorded.
+    pub recording: bool,
 }
 
 /// What to do about one server.
@@ -97,6 +103,9 @@ mod tests {
             meeting_id: record.meeting_id.to_string(),
             internal_id: record.run.internal_id.clone(),
             voice_bridge: None,
+            attendees: 0,
+            video: 0,
+            recording: false,
         }
     }
 
@@ -133,6 +142,9 @@ mod tests {
             meeting_id: "direct".into(),
             internal_id: "abc-123".into(),
             voice_bridge: None,
+            attendees: 0,
+            video: 0,
+            recording: false,
         };
         let plan = plan(server, &[], std::slice::from_ref(&stranger), &|_| true);
         assert_eq!(plan.unknown, vec![stranger]);

@@ -5,13 +5,14 @@ use crate::clock::SharedClock;
 use crate::error::StoreError;
 use crate::ports::{
     CallbackOutbox, ChangeFeed, EventStore, MeetingReads, Placements, PolledPicture,
-    RecordingReads, ServerReads, SettingsStore, TenantReads,
+    RecordingReads, ServerReads, SettingsStore, TenantReads, UsageLedger,
 };
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, HookRecord, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
     PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
-    ServerRecord, ServerSample, StoredEvent, TokenRecord, VoiceBridgeClaim,
+    RunUsageState, ServerRecord, ServerSample, StoredEvent, TokenRecord, UsageFilter,
+    UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -61,6 +62,12 @@ struct Views {
     placements: BTreeMap<(TenantId, MeetingId), PendingPlacement>,
     /// Webhooks in force by id, with the position that registered them.
     hooks: BTreeMap<String, (i64, switchboard_domain::hook::HookSettings)>,
+    /// Runs' usage as the polls add it up, by internal id.
+    run_usage: BTreeMap<String, RunUsageState>,
+    /// Summarized runs, by internal id.
+    usage_runs: BTreeMap<String, UsageRunRecord>,
+    /// Tenants' peak concurrent attendees per day.
+    tenant_peaks: BTreeMap<(TenantId, String), u64>,
 }
 
 /// What is overwritten in place, never logged.
@@ -322,6 +329,10 @@ fn apply_meeting(
             views
                 .placements
                 .remove(&(tenant.clone(), meeting_id.clone()));
+            views
+                .run_usage
+                .entry(run.internal_id.clone())
+                .or_insert_with(|| RunUsageState::started(tenant, meeting_id, run));
             // The first record of a run keeps its owner and callback.
             views
                 .runs
@@ -336,13 +347,37 @@ fn apply_meeting(
                     callbacks: run.callbacks.as_deref().cloned(),
                 });
         }
-        MeetingEvent::MeetingEnded { at_ms, .. } => {
+        MeetingEvent::MeetingEnded {
+            internal_id, at_ms, ..
+        } => {
             let key = (stream_tenant.clone(), stream_meeting.clone());
             if let Some(record) = views.meetings.get_mut(&key) {
                 record.running = false;
                 record.ended_at_ms = Some(*at_ms);
                 record.version = version;
             }
+            if let Some(usage) = views.run_usage.get_mut(internal_id)
+                && usage.ended_ms.is_none()
+            {
+                usage.ended_ms = Some(*at_ms);
+            }
+        }
+        MeetingEvent::MeetingUsageSummarized { usage } => {
+            let key = (stream_tenant.clone(), stream_meeting.clone());
+            if let Some(record) = views.meetings.get_mut(&key) {
+                record.version = version;
+            }
+            if let Some(state) = views.run_usage.get_mut(&usage.internal_id) {
+                state.summarized = true;
+            }
+            views
+                .usage_runs
+                .entry(usage.internal_id.clone())
+                .or_insert_with(|| UsageRunRecord {
+                    tenant: stream_tenant.clone(),
+                    meeting_id: stream_meeting.to_string(),
+                    usage: usage.clone(),
+                });
         }
     }
 }
@@ -1011,6 +1046,84 @@ impl Placements for InMemoryStore {
         number: &str,
     ) -> Result<Option<VoiceBridgeClaim>, StoreError> {
         Ok(self.lock().polled.voice_bridges.get(number).cloned())
+    }
+}
+
+#[async_trait]
+impl UsageLedger for InMemoryStore {
+    async fn record_usage(&self, samples: &[UsageSample<'_>], day: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let views = &mut state.views;
+        for sample in samples {
+            if let Some(run) = views.run_usage.get_mut(sample.internal_id) {
+                run.add(sample);
+            }
+        }
+        let mut sums: BTreeMap<TenantId, u64> = BTreeMap::new();
+        for run in views.run_usage.values() {
+            if run.ended_ms.is_none() && run.last_sample_ms.is_some() {
+                *sums.entry(run.tenant.clone()).or_default() += run.last_attendees;
+            }
+        }
+        for (tenant, sum) in sums {
+            let peak = views
+                .tenant_peaks
+                .entry((tenant, day.to_owned()))
+                .or_default();
+            *peak = (*peak).max(sum);
+        }
+        Ok(())
+    }
+
+    async fn runs_to_summarize(&self, limit: u64) -> Result<Vec<RunUsageState>, StoreError> {
+        let mut due: Vec<RunUsageState> = self
+            .lock()
+            .views
+            .run_usage
+            .values()
+            .filter(|run| run.ended_ms.is_some() && !run.summarized)
+            .cloned()
+            .collect();
+        due.sort_by_key(|run| run.ended_ms);
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due)
+    }
+
+    async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError> {
+        let mut runs: Vec<UsageRunRecord> = self
+            .lock()
+            .views
+            .usage_runs
+            .values()
+            .filter(|run| filter.tenant.as_ref().is_none_or(|t| *t == run.tenant))
+            .filter(|run| {
+                filter
+                    .from_ms
+                    .is_none_or(|from| run.usage.started_ms >= from)
+            })
+            .filter(|run| filter.to_ms.is_none_or(|to| run.usage.started_ms < to))
+            .cloned()
+            .collect();
+        runs.sort_by_key(|run| run.usage.started_ms);
+        Ok(runs)
+    }
+
+    async fn tenant_peaks(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(TenantId, String, u64)>, StoreError> {
+        let from = filter.from_ms.map(crate::records::day_of);
+        let to = filter.to_ms.map(|to| crate::records::day_of(to - 1));
+        Ok(self
+            .lock()
+            .views
+            .tenant_peaks
+            .iter()
+            .filter(|((tenant, _), _)| filter.tenant.as_ref().is_none_or(|t| t == tenant))
+            .filter(|((_, day), _)| from.as_ref().is_none_or(|from| day >= from))
+            .filter(|((_, day), _)| to.as_ref().is_none_or(|to| day <= to))
+            .map(|((tenant, day), peak)| (tenant.clone(), day.clone(), *peak))
+            .collect())
     }
 }
 

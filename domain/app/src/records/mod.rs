@@ -6,6 +6,7 @@ pub mod meetings;
 pub mod recordings;
 pub mod samples;
 pub mod servers;
+pub mod usage;
 
 pub use callbacks::{
     AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackSigning, CallbackState,
@@ -16,3 +17,4 @@ pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridge
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample};
 pub use servers::{ServerRecord, TokenRecord};
+pub use usage::{RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of};

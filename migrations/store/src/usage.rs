@@ -1,0 +1,152 @@
+//! Usage accounting on SQL (see [`UsageLedger`]): runs' sampled usage in
+//! `run_usage`, tenants' daily peaks in `tenant_peaks`, summaries in
+//! `usage_runs`.
+
+use crate::store::{SqlError, Store};
+use crate::usage_rows::{row_of, state_of};
+use async_trait::async_trait;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
+};
+use switchboard_app::StoreError;
+use switchboard_app::ports::UsageLedger;
+use switchboard_app::records::{RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of};
+use switchboard_domain::ids::TenantId;
+use switchboard_migrations::entities::{run_usage, tenant_peak, usage_run};
+
+/// Raises each tenant's peak on a day to the sum of its running runs' last
+/// samples. (`{n}`: the backend's placeholders.)
+const RAISE_PEAKS: &str = "INSERT INTO tenant_peaks (tenant, day, peak) \
+     SELECT tenant, {1}, SUM(last_attendees) FROM run_usage \
+     WHERE ended_ms IS NULL AND last_sample_ms IS NOT NULL GROUP BY tenant \
+     ON CONFLICT (tenant, day) DO UPDATE SET peak = CASE WHEN excluded.peak > tenant_peaks.peak \
+     THEN excluded.peak ELSE tenant_peaks.peak END";
+
+impl Store {
+    async fn record_usage_sql(
+        &self,
+        samples: &[UsageSample<'_>],
+        day: &str,
+    ) -> Result<(), SqlError> {
+        let txn = self.db.begin().await?;
+        let ids: Vec<&str> = samples.iter().map(|sample| sample.internal_id).collect();
+        for chunk in ids.chunks(500) {
+            let rows = run_usage::Entity::find()
+                .filter(run_usage::Column::InternalId.is_in(chunk.iter().copied()))
+                .filter(run_usage::Column::EndedMs.is_null())
+                .all(&txn)
+                .await?;
+            for row in rows {
+                let Some(mut state) = state_of(row) else {
+                    continue;
+                };
+                let before = state.clone();
+                for sample in samples
+                    .iter()
+                    .filter(|s| s.internal_id == before.internal_id)
+                {
+                    state.add(sample);
+                }
+                if state != before {
+                    run_usage::Entity::update(row_of(&state)).exec(&txn).await?;
+                }
+            }
+        }
+        let placeholder = if self.is_postgres() { "$1" } else { "?" };
+        let sql = RAISE_PEAKS.replace("{1}", placeholder);
+        let backend = self.db.get_database_backend();
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, [day.into()]))
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn runs_to_summarize_sql(&self, limit: u64) -> Result<Vec<RunUsageState>, SqlError> {
+        Ok(run_usage::Entity::find()
+            .filter(run_usage::Column::Summarized.eq(false))
+            .filter(run_usage::Column::EndedMs.is_not_null())
+            .order_by_asc(run_usage::Column::EndedMs)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(state_of)
+            .collect())
+    }
+
+    async fn usage_runs_sql(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, SqlError> {
+        let mut query = usage_run::Entity::find().order_by_asc(usage_run::Column::StartedMs);
+        if let Some(tenant) = &filter.tenant {
+            query = query.filter(usage_run::Column::Tenant.eq(tenant.0.as_str()));
+        }
+        if let Some(from) = filter.from_ms {
+            query = query.filter(usage_run::Column::StartedMs.gte(from));
+        }
+        if let Some(to) = filter.to_ms {
+            query = query.filter(usage_run::Column::StartedMs.lt(to));
+        }
+        Ok(query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                Some(UsageRunRecord {
+                    usage: serde_json::from_str(&row.usage).ok()?,
+                    tenant: TenantId(row.tenant),
+                    meeting_id: row.meeting_id,
+                })
+            })
+            .collect())
+    }
+
+    async fn tenant_peaks_sql(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(TenantId, String, u64)>, SqlError> {
+        let mut query = tenant_peak::Entity::find().order_by_asc(tenant_peak::Column::Day);
+        if let Some(tenant) = &filter.tenant {
+            query = query.filter(tenant_peak::Column::Tenant.eq(tenant.0.as_str()));
+        }
+        if let Some(from) = filter.from_ms {
+            query = query.filter(tenant_peak::Column::Day.gte(day_of(from)));
+        }
+        if let Some(to) = filter.to_ms {
+            query = query.filter(tenant_peak::Column::Day.lte(day_of(to - 1)));
+        }
+        Ok(query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                (
+                    TenantId(row.tenant),
+                    row.day,
+                    u64::try_from(row.peak).unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl UsageLedger for Store {
+    async fn record_usage(&self, samples: &[UsageSample<'_>], day: &str) -> Result<(), StoreError> {
+        Ok(self.record_usage_sql(samples, day).await?)
+    }
+
+    async fn runs_to_summarize(&self, limit: u64) -> Result<Vec<RunUsageState>, StoreError> {
+        Ok(self.runs_to_summarize_sql(limit).await?)
+    }
+
+    async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError> {
+        Ok(self.usage_runs_sql(filter).await?)
+    }
+
+    async fn tenant_peaks(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<(TenantId, String, u64)>, StoreError> {
+        Ok(self.tenant_peaks_sql(filter).await?)
+    }
+}
