@@ -151,12 +151,12 @@ pub fn stats_metrics(stats: &TenantStats) -> String {
     };
     counter(
         "switchboard_tenant_month_meeting_minutes",
-        "Meeting-minutes of the runs that ended this month (UTC).",
+        "Meeting-minutes of the runs started this month (UTC) that ended.",
         format!("{}", stats.month.meeting_minutes()),
     );
     counter(
         "switchboard_tenant_month_attendee_minutes",
-        "Attendee-minutes of the runs that ended this month (UTC).",
+        "Attendee-minutes of the runs started this month (UTC) that ended.",
         format!("{}", stats.month.attendee_minutes()),
     );
     let mut gauge = |name: &str, help: &str, samples: Vec<(String, u64)>| {

@@ -135,8 +135,9 @@ pub struct RunUsage {
     pub attendee_seconds: u64,
     /// Most video streams a poll saw.
     pub peak_video: u64,
-    /// Whether a poll saw it recording.
-    pub recorded: bool,
+    /// Whether it was created to be recorded (BBB's `<recording>` in
+    /// getMeetings: `record=true`), not whether a recording was made.
+    pub recordable: bool,
 }
 
 impl RunUsage {

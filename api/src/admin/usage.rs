@@ -26,7 +26,7 @@ pub enum UsagePeriod {
 }
 
 /// One tenant's usage in one period (runs count in the period they started
-/// in; a closed period's figures never change).
+/// in, once ended; a period is final once all its runs ended).
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
 pub struct UsageRowView {
     /// The tenant.
@@ -43,8 +43,9 @@ pub struct UsageRowView {
     pub peak_concurrent_attendees: u64,
     /// Most attendees of one meeting.
     pub peak_meeting_attendees: u64,
-    /// Runs seen recording.
-    pub recorded_meetings: u64,
+    /// Runs created to be recorded (`record=true`; not whether a recording
+    /// was made).
+    pub recordable_meetings: u64,
 }
 
 impl From<&UsageRow> for UsageRowView {
@@ -57,7 +58,7 @@ impl From<&UsageRow> for UsageRowView {
             attendee_minutes: row.attendee_minutes(),
             peak_concurrent_attendees: row.peak_concurrent_attendees,
             peak_meeting_attendees: row.peak_meeting_attendees,
-            recorded_meetings: row.recorded_meetings,
+            recordable_meetings: row.recordable_meetings,
         }
     }
 }

@@ -82,7 +82,7 @@ fn minutes(value: f64) -> String {
 /// The report as CSV (a header, then one line per row).
 pub fn csv(report: &UsageReport) -> String {
     let mut out = String::from(
-        "tenant,period,meetings,meeting_minutes,attendee_minutes,peak_concurrent_attendees,peak_meeting_attendees,recorded_meetings\n",
+        "tenant,period,meetings,meeting_minutes,attendee_minutes,peak_concurrent_attendees,peak_meeting_attendees,recordable_meetings\n",
     );
     for row in &report.rows {
         // Tenant names are DNS labels and periods dates: nothing to quote.
@@ -95,7 +95,7 @@ pub fn csv(report: &UsageReport) -> String {
             minutes(row.attendee_minutes),
             row.peak_concurrent_attendees,
             row.peak_meeting_attendees,
-            row.recorded_meetings
+            row.recordable_meetings
         ));
     }
     out
@@ -131,7 +131,7 @@ pub async fn run(target: &Target, args: UsageArgs) -> anyhow::Result<()> {
             minutes(row.attendee_minutes),
             row.peak_concurrent_attendees.to_string(),
             row.peak_meeting_attendees.to_string(),
-            row.recorded_meetings.to_string(),
+            row.recordable_meetings.to_string(),
         ]);
     }
     table.print_or("no usage in this period (runs count once they ended and were summarized)");
@@ -153,13 +153,13 @@ mod tests {
                 attendee_minutes: 539.5,
                 peak_concurrent_attendees: 20,
                 peak_meeting_attendees: 20,
-                recorded_meetings: 1,
+                recordable_meetings: 1,
             }],
         };
         assert_eq!(
             csv(&report),
             "tenant,period,meetings,meeting_minutes,attendee_minutes,peak_concurrent_attendees,\
-             peak_meeting_attendees,recorded_meetings\nschool,2026-12,2,70.00,539.50,20,20,1\n"
+             peak_meeting_attendees,recordable_meetings\nschool,2026-12,2,70.00,539.50,20,20,1\n"
         );
     }
 }

@@ -321,6 +321,12 @@ pub trait UsageLedger: Send + Sync {
     async fn record_usage(&self, samples: &[UsageSample<'_>], day: &str) -> Result<(), StoreError>;
     /// Ended runs whose summary is not in the log yet, oldest first.
     async fn runs_to_summarize(&self, limit: u64) -> Result<Vec<RunUsageState>, StoreError>;
+    /// Marks a run as summarized without a summary (its stream took none),
+    /// so it never blocks the ones after it.
+    async fn close_usage(&self, internal_id: &str) -> Result<(), StoreError>;
+    /// Deletes summarized runs' rows that ended before `before_ms`
+    /// (their summaries stay in the log); returns how many.
+    async fn prune_usage(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Summarized runs, by start time.
     async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError>;
     /// Tenants' daily peaks of concurrent attendees (`(tenant, day, peak)`)

@@ -1,7 +1,7 @@
 //! Usage per tenant and period, for billing: from the summaries of ended
-//! runs (`MeetingUsageSummarized`, so a closed period's figures never
-//! change) and the tenants' daily peaks of concurrent attendees. A run
-//! counts in the period it started in (UTC).
+//! runs (`MeetingUsageSummarized`, in the log) and the tenants' daily peaks
+//! of concurrent attendees. A run counts in the period it started in (UTC)
+//! once it ended, so a period is final once every run started in it ended.
 
 use crate::StoreError;
 use crate::ports::Database;
@@ -46,8 +46,8 @@ pub struct UsageRow {
     pub peak_concurrent_attendees: u64,
     /// Most attendees of one meeting.
     pub peak_meeting_attendees: u64,
-    /// Runs seen recording.
-    pub recorded_meetings: u64,
+    /// Runs created to be recorded (`record=true`).
+    pub recordable_meetings: u64,
 }
 
 impl UsageRow {
@@ -101,7 +101,7 @@ pub fn report(
         row.meeting_seconds += usage.duration_seconds();
         row.attendee_seconds += usage.attendee_seconds;
         row.peak_meeting_attendees = row.peak_meeting_attendees.max(usage.peak_attendees);
-        row.recorded_meetings += u64::from(usage.recorded);
+        row.recordable_meetings += u64::from(usage.recordable);
     }
     for (tenant, day, peak) in peaks {
         let row = row(&mut rows, tenant, period.of_day(day));
@@ -118,7 +118,7 @@ mod tests {
     use crate::memory::answers;
     use crate::memory::{NoMetrics, ScriptedBackend};
     use crate::routing::ObservedLoads;
-    use crate::testing::{NOW_MS, World, given};
+    use crate::testing::{World, given};
     use std::sync::{Arc, Mutex};
     use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
     use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingRun};
@@ -206,11 +206,15 @@ mod tests {
             HealthPoller::new(ports, HealthConfig::default(), ObservedLoads::default());
         start(&world, "school", "lecture", server).await;
         start(&world, "college", "seminar", server).await;
-        let script: [(i64, Listing); 5] = [
+        // Polls every ten minutes, and one a minute before each end (the
+        // last count holds at most two minutes after its poll).
+        let script: [(i64, Listing); 7] = [
             (1, vec![("lecture", 10, false), ("seminar", 4, false)]),
             (11, vec![("lecture", 20, true), ("seminar", 4, false)]),
             (21, vec![("lecture", 5, true), ("seminar", 6, false)]),
+            (29, vec![("lecture", 5, true), ("seminar", 6, false)]),
             (31, vec![("seminar", 6, false)]),
+            (39, vec![("seminar", 6, false)]),
             (41, vec![]),
         ];
         for (minute, meetings) in script {
@@ -235,12 +239,12 @@ mod tests {
                 tenant: "college".into(),
                 period: "2026-12-01".into(),
                 meetings: 1,
-                // 40 minutes; 4 x 10 + 4 x 10 + 6 x 10 + 6 x 9 attendee-minutes.
+                // 40 minutes; 4 x 10 + 4 x 10 + 6 x 19 attendee-minutes.
                 meeting_seconds: 40 * 60,
                 attendee_seconds: 194 * 60,
                 peak_concurrent_attendees: 6,
                 peak_meeting_attendees: 6,
-                recorded_meetings: 0,
+                recordable_meetings: 0,
             },
             UsageRow {
                 tenant: "school".into(),
@@ -251,7 +255,7 @@ mod tests {
                 attendee_seconds: 345 * 60,
                 peak_concurrent_attendees: 20,
                 peak_meeting_attendees: 20,
-                recorded_meetings: 1,
+                recordable_meetings: 1,
             },
         ];
         assert_eq!(rows, expected);
@@ -295,6 +299,5 @@ mod tests {
             .filter(|event| event.type_name() == "MeetingUsageSummarized")
             .count();
         assert_eq!(summaries, 2);
-        let _ = NOW_MS;
     }
 }

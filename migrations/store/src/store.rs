@@ -302,10 +302,21 @@ impl Store {
             .exec(&txn)
             .await?;
         // Summaries are a projection; runs' sampled usage is not (the log
-        // does not hold it): its rows are kept and only closed again.
+        // does not hold it): its rows are kept and only closed again. Rows
+        // the replay makes (runs from before accounting, or pruned) have
+        // nothing sampled: they are never summarized (no bill of zeros).
         switchboard_migrations::entities::usage_run::Entity::delete_many()
             .exec(&txn)
             .await?;
+        let metered: std::collections::HashSet<String> =
+            switchboard_migrations::entities::run_usage::Entity::find()
+                .select_only()
+                .column(switchboard_migrations::entities::run_usage::Column::InternalId)
+                .into_tuple::<String>()
+                .all(&txn)
+                .await?
+                .into_iter()
+                .collect();
         let mut counts = projection::CountChanges::default();
         let mut after = 0;
         let mut applied = 0;
@@ -334,6 +345,7 @@ impl Store {
             }
         }
         counts.write(&txn).await?;
+        crate::usage_rows::close_unmetered(&txn, &metered).await?;
         txn.commit().await?;
         Ok(applied)
     }

@@ -3,23 +3,69 @@
 //! `usage_runs`.
 
 use crate::store::{SqlError, Store};
-use crate::usage_rows::{row_of, state_of};
+use crate::usage_rows::state_of;
 use async_trait::async_trait;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
     TransactionTrait,
 };
+use std::collections::HashMap;
 use switchboard_app::StoreError;
 use switchboard_app::ports::UsageLedger;
 use switchboard_app::records::{RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of};
 use switchboard_domain::ids::TenantId;
 use switchboard_migrations::entities::{run_usage, tenant_peak, usage_run};
 
+/// Writes a run's sampled columns, only if the run is still open and no
+/// other writer sampled it since it was read (an end projected meanwhile
+/// is never undone; a concurrent cycle's sample is not overwritten).
+async fn write_samples<C: ConnectionTrait>(
+    db: &C,
+    before: &RunUsageState,
+    after: &RunUsageState,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::sea_query::Expr;
+    let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let unchanged = match before.last_sample_ms {
+        Some(at) => run_usage::Column::LastSampleMs.eq(at),
+        None => run_usage::Column::LastSampleMs.is_null(),
+    };
+    run_usage::Entity::update_many()
+        .col_expr(
+            run_usage::Column::LastSampleMs,
+            Expr::value(after.last_sample_ms),
+        )
+        .col_expr(
+            run_usage::Column::LastAttendees,
+            Expr::value(count(after.last_attendees)),
+        )
+        .col_expr(
+            run_usage::Column::AttendeeMs,
+            Expr::value(after.attendee_ms),
+        )
+        .col_expr(
+            run_usage::Column::PeakAttendees,
+            Expr::value(count(after.peak_attendees)),
+        )
+        .col_expr(
+            run_usage::Column::PeakVideo,
+            Expr::value(count(after.peak_video)),
+        )
+        .col_expr(run_usage::Column::Recording, Expr::value(after.recording))
+        .filter(run_usage::Column::InternalId.eq(after.internal_id.as_str()))
+        .filter(run_usage::Column::EndedMs.is_null())
+        .filter(unchanged)
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Raises each tenant's peak on a day to the sum of its running runs' last
 /// samples. (`{n}`: the backend's placeholders.)
 const RAISE_PEAKS: &str = "INSERT INTO tenant_peaks (tenant, day, peak) \
      SELECT tenant, {1}, SUM(last_attendees) FROM run_usage \
-     WHERE ended_ms IS NULL AND last_sample_ms IS NOT NULL GROUP BY tenant \
+     WHERE summarized = {false} AND ended_ms IS NULL AND last_sample_ms IS NOT NULL \
+     GROUP BY tenant \
      ON CONFLICT (tenant, day) DO UPDATE SET peak = CASE WHEN excluded.peak > tenant_peaks.peak \
      THEN excluded.peak ELSE tenant_peaks.peak END";
 
@@ -30,7 +76,11 @@ impl Store {
         day: &str,
     ) -> Result<(), SqlError> {
         let txn = self.db.begin().await?;
-        let ids: Vec<&str> = samples.iter().map(|sample| sample.internal_id).collect();
+        let mut by_run: HashMap<&str, Vec<&UsageSample<'_>>> = HashMap::new();
+        for sample in samples {
+            by_run.entry(sample.internal_id).or_default().push(sample);
+        }
+        let ids: Vec<&str> = by_run.keys().copied().collect();
         for chunk in ids.chunks(500) {
             let rows = run_usage::Entity::find()
                 .filter(run_usage::Column::InternalId.is_in(chunk.iter().copied()))
@@ -42,19 +92,23 @@ impl Store {
                     continue;
                 };
                 let before = state.clone();
-                for sample in samples
-                    .iter()
-                    .filter(|s| s.internal_id == before.internal_id)
+                for sample in by_run
+                    .get(before.internal_id.as_str())
+                    .into_iter()
+                    .flatten()
                 {
                     state.add(sample);
                 }
                 if state != before {
-                    run_usage::Entity::update(row_of(&state)).exec(&txn).await?;
+                    write_samples(&txn, &before, &state).await?;
                 }
             }
         }
         let placeholder = if self.is_postgres() { "$1" } else { "?" };
-        let sql = RAISE_PEAKS.replace("{1}", placeholder);
+        let falsy = if self.is_postgres() { "false" } else { "0" };
+        let sql = RAISE_PEAKS
+            .replace("{1}", placeholder)
+            .replace("{false}", falsy);
         let backend = self.db.get_database_backend();
         txn.execute_raw(Statement::from_sql_and_values(backend, sql, [day.into()]))
             .await?;
@@ -137,6 +191,27 @@ impl UsageLedger for Store {
 
     async fn runs_to_summarize(&self, limit: u64) -> Result<Vec<RunUsageState>, StoreError> {
         Ok(self.runs_to_summarize_sql(limit).await?)
+    }
+
+    async fn close_usage(&self, internal_id: &str) -> Result<(), StoreError> {
+        use sea_orm::sea_query::Expr;
+        run_usage::Entity::update_many()
+            .col_expr(run_usage::Column::Summarized, Expr::value(true))
+            .filter(run_usage::Column::InternalId.eq(internal_id))
+            .exec(&self.db)
+            .await
+            .map_err(SqlError::from)?;
+        Ok(())
+    }
+
+    async fn prune_usage(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = run_usage::Entity::delete_many()
+            .filter(run_usage::Column::Summarized.eq(true))
+            .filter(run_usage::Column::EndedMs.lt(before_ms))
+            .exec(&self.db)
+            .await
+            .map_err(SqlError::from)?;
+        Ok(deleted.rows_affected)
     }
 
     async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError> {

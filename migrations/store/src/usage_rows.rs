@@ -9,7 +9,10 @@ use switchboard_domain::ids::{MeetingId, TenantId};
 use switchboard_domain::meeting::{MeetingRun, RunUsage};
 use switchboard_migrations::entities::{run_usage, usage_run};
 
-/// Projection of `MeetingCreated`: the run's usage row (kept if there).
+/// Projection of `MeetingCreated`: the run's usage row. A run recorded
+/// again under the same internal id (adopted back after a forget, a create
+/// the server answered with its running copy) is reopened unless its
+/// summary is in the log already.
 pub(crate) async fn start_run<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
@@ -20,7 +23,8 @@ pub(crate) async fn start_run<C: ConnectionTrait>(
     run_usage::Entity::insert(row_of(&state))
         .on_conflict(
             OnConflict::column(run_usage::Column::InternalId)
-                .do_nothing()
+                .update_column(run_usage::Column::EndedMs)
+                .action_and_where(run_usage::Column::Summarized.eq(false))
                 .to_owned(),
         )
         .exec_without_returning(db)
@@ -71,6 +75,32 @@ pub(crate) async fn summarized<C: ConnectionTrait>(
         .filter(run_usage::Column::InternalId.eq(usage.internal_id.as_str()))
         .exec(db)
         .await?;
+    Ok(())
+}
+
+/// After a replay: the rows it made (not in `metered`, the rows before it)
+/// are marked summarized, so no summary of unsampled runs is ever logged.
+pub(crate) async fn close_unmetered<C: ConnectionTrait>(
+    db: &C,
+    metered: &std::collections::HashSet<String>,
+) -> Result<(), DbErr> {
+    use sea_orm::QuerySelect as _;
+    let made: Vec<String> = run_usage::Entity::find()
+        .select_only()
+        .column(run_usage::Column::InternalId)
+        .into_tuple::<String>()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|id| !metered.contains(id))
+        .collect();
+    for chunk in made.chunks(500) {
+        run_usage::Entity::update_many()
+            .col_expr(run_usage::Column::Summarized, Expr::value(true))
+            .filter(run_usage::Column::InternalId.is_in(chunk.iter().cloned()))
+            .exec(db)
+            .await?;
+    }
     Ok(())
 }
 

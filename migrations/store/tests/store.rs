@@ -1426,6 +1426,36 @@ async fn usage_is_added_up_summarized_once_and_kept_through_a_replay() {
             store.runs_to_summarize(10).await.unwrap().is_empty(),
             "{kind}"
         );
+        // A run whose row is gone (pruned, or from before accounting) is
+        // made again by a replay, but never summarized again (no bill of
+        // zeros).
+        assert_eq!(store.prune_usage(i64::MAX).await.unwrap(), 1, "{kind}");
+        store.replay().await.unwrap();
+        assert!(
+            store.runs_to_summarize(10).await.unwrap().is_empty(),
+            "{kind}: pruned"
+        );
+        assert_eq!(store.usage_runs(&all).await.unwrap(), runs, "{kind}");
+        // A run recorded again under its internal id before its summary is
+        // reopened and sampled again.
+        meeting_command(&store, "again", created("again", server, 0)).await;
+        let again = MeetingId::parse("again").unwrap().internal_id(0);
+        let end_again = MeetingCommand::RecordEnded {
+            reason: EndReason::GoneFromServer,
+            at_ms: 1_000,
+            only_run: None,
+        };
+        meeting_command(&store, "again", end_again).await;
+        meeting_command(&store, "again", created("again", server, 0)).await;
+        assert!(
+            store
+                .runs_to_summarize(10)
+                .await
+                .unwrap()
+                .iter()
+                .all(|run| run.internal_id != again),
+            "{kind}: running again"
+        );
         // The meeting's projection follows its stream past the summary.
         let meeting = store
             .meeting(

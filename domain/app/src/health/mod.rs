@@ -564,6 +564,10 @@ const AGENT_RECONCILE_EVERY_MS: i64 = 60_000;
 /// Ended runs summarized per cycle at most.
 const SUMMARIES_PER_CYCLE: u64 = 500;
 
+/// Summarized runs' usage rows are kept this long (their summaries stay in
+/// the log).
+const USAGE_ROWS_KEPT_MS: i64 = 7 * 24 * 3_600_000;
+
 /// A sample whose content did not change is still written this often.
 const SAMPLE_HEARTBEAT_MS: i64 = 60_000;
 
@@ -823,18 +827,29 @@ impl HealthPoller {
         for run in self.store.runs_to_summarize(SUMMARIES_PER_CYCLE).await? {
             let (Some(usage), Ok(meeting_id)) = (run.summary(), MeetingId::parse(&run.meeting_id))
             else {
+                self.store.close_usage(&run.internal_id).await?;
                 continue;
             };
             let stream = meeting_stream(&run.tenant, &meeting_id);
             let command = MeetingCommand::SummarizeUsage(usage);
-            if let Err(err) = self
+            match self
                 .executor
                 .execute::<Meeting>(&stream, &command, &metadata)
                 .await
             {
-                tracing::warn!(run = %run.internal_id, error = %err, "could not record a run's usage yet");
+                // The meeting runs this run again: nothing to summarize.
+                Ok(executed) if executed.events.is_empty() => {
+                    tracing::warn!(run = %run.internal_id, "a run's usage was not summarized: it runs again");
+                    self.store.close_usage(&run.internal_id).await?;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(run = %run.internal_id, error = %err, "could not record a run's usage yet");
+                }
             }
         }
+        let keep_from = self.clock.now_ms() - USAGE_ROWS_KEPT_MS;
+        self.store.prune_usage(keep_from).await?;
         Ok(())
     }
 
@@ -1097,8 +1112,6 @@ mod tests {
         HealthPoller::new(ports, config, ObservedLoads::default())
     }
 
-    /// 3 failures to go offline, 2 successes to come back, 30 s grace,
-    /// meetings of offline servers kept (longer than any test runs).
     /// The events appended since `before`, without usage summaries (an
     /// ended run's summary follows its end in the same cycle).
     fn changes_after(world: &World, before: i64) -> Vec<DomainEvent> {
@@ -1110,6 +1123,8 @@ mod tests {
             .collect()
     }
 
+    /// 3 failures to go offline, 2 successes to come back, 30 s grace,
+    /// meetings of offline servers kept (longer than any test runs).
     fn config() -> HealthConfig {
         HealthConfig {
             offline_after: 3,

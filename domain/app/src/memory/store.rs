@@ -1089,6 +1089,23 @@ impl UsageLedger for InMemoryStore {
         Ok(due)
     }
 
+    async fn close_usage(&self, internal_id: &str) -> Result<(), StoreError> {
+        if let Some(run) = self.lock().views.run_usage.get_mut(internal_id) {
+            run.summarized = true;
+        }
+        Ok(())
+    }
+
+    async fn prune_usage(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let before = state.views.run_usage.len();
+        state
+            .views
+            .run_usage
+            .retain(|_, run| !(run.summarized && run.ended_ms.is_some_and(|end| end < before_ms)));
+        Ok((before - state.views.run_usage.len()) as u64)
+    }
+
     async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError> {
         let mut runs: Vec<UsageRunRecord> = self
             .lock()

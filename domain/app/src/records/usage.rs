@@ -5,6 +5,9 @@
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::{MeetingRun, RunUsage};
 
+/// The longest the last sample's attendees count after it, up to the end.
+pub const MAX_TAIL_MS: i64 = 120_000;
+
 /// What one poll saw of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UsageSample<'a> {
@@ -95,11 +98,15 @@ impl RunUsageState {
         self.recording |= sample.recording;
     }
 
-    /// The summary of an ended run: the last count held until the end.
+    /// The summary of an ended run: the last count held until the end, at
+    /// most [`MAX_TAIL_MS`] (an end found late, after an outage, does not
+    /// bill the outage's attendees).
     pub fn summary(&self) -> Option<RunUsage> {
         let ended_ms = self.ended_ms?;
         let tail = match self.last_sample_ms {
-            Some(last) if ended_ms > last => self.last_attendees as i64 * (ended_ms - last),
+            Some(last) if ended_ms > last => {
+                self.last_attendees as i64 * (ended_ms - last).min(MAX_TAIL_MS)
+            }
             _ => 0,
         };
         Some(RunUsage {
@@ -110,7 +117,7 @@ impl RunUsageState {
             peak_attendees: self.peak_attendees,
             attendee_seconds: u64::try_from((self.attendee_ms + tail) / 1000).unwrap_or(0),
             peak_video: self.peak_video,
-            recorded: self.recording,
+            recordable: self.recording,
         })
     }
 }
@@ -182,14 +189,19 @@ mod tests {
         run.add(&sample(90_000, 50)); // late: only the peak
         run.add(&sample(180_000, 4)); // 4 from 3:00
         assert!(run.summary().is_none(), "not ended");
-        run.ended_ms = Some(300_000); // ends at 5:00
+        run.ended_ms = Some(300_000); // ends at 5:00, 2 minutes after 3:00
         let usage = run.summary().unwrap();
         // 2 x 60 s + 10 x 60 s + 4 x 120 s
         assert_eq!(usage.attendee_seconds, 120 + 600 + 480);
         assert_eq!(usage.peak_attendees, 50);
         assert_eq!(usage.peak_video, 25);
-        assert!(usage.recorded);
+        assert!(usage.recordable);
         assert_eq!(usage.duration_seconds(), 300);
+        // An end found long after the last sample bills at most 2 minutes.
+        let mut late = run.clone();
+        late.ended_ms = Some(3_600_000);
+        assert_eq!(late.summary().unwrap().attendee_seconds, 1200);
+        assert_eq!(late.summary().unwrap().duration_seconds(), 3600);
         run.add(&sample(400_000, 99));
         assert_eq!(
             run.summary().unwrap().attendee_seconds,
