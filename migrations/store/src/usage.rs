@@ -7,7 +7,6 @@ use crate::usage_rows::state_of;
 use async_trait::async_trait;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
 };
 use std::collections::HashMap;
 use switchboard_app::StoreError;
@@ -75,7 +74,10 @@ impl Store {
         samples: &[UsageSample<'_>],
         day: &str,
     ) -> Result<(), SqlError> {
-        let txn = self.db.begin().await?;
+        // No transaction: every write is guarded by what it read (see
+        // `write_samples`), and a read-then-write transaction on SQLite
+        // fails at once when another connection writes meanwhile.
+        let txn = &self.db;
         let mut by_run: HashMap<&str, Vec<&UsageSample<'_>>> = HashMap::new();
         for sample in samples {
             by_run.entry(sample.internal_id).or_default().push(sample);
@@ -85,7 +87,7 @@ impl Store {
             let rows = run_usage::Entity::find()
                 .filter(run_usage::Column::InternalId.is_in(chunk.iter().copied()))
                 .filter(run_usage::Column::EndedMs.is_null())
-                .all(&txn)
+                .all(txn)
                 .await?;
             for row in rows {
                 let Some(mut state) = state_of(row) else {
@@ -100,7 +102,7 @@ impl Store {
                     state.add(sample);
                 }
                 if state != before {
-                    write_samples(&txn, &before, &state).await?;
+                    write_samples(txn, &before, &state).await?;
                 }
             }
         }
@@ -112,7 +114,6 @@ impl Store {
         let backend = self.db.get_database_backend();
         txn.execute_raw(Statement::from_sql_and_values(backend, sql, [day.into()]))
             .await?;
-        txn.commit().await?;
         Ok(())
     }
 
