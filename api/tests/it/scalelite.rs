@@ -776,7 +776,15 @@ async fn a_meeting_adopted_from_a_server_keeps_its_voice_bridge_and_dial_in_find
         ("Caller-Destination-Number", "100"),
         ("variable_pin", pin.as_str()),
     ];
-    let (_, bridge) = fsapi(&harness, Some(SECRET), &form).await;
+    // The number is held in the cycle that adopts the meeting, just after
+    // the meeting is recorded.
+    let bridge = loop {
+        let (_, bridge) = fsapi(&harness, Some(SECRET), &form).await;
+        if bridge.contains("meeting_id=direct") || std::time::Instant::now() > deadline {
+            break bridge;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert!(bridge.contains("meeting_id=direct"), "{bridge}");
     harness
         .get(
