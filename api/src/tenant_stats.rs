@@ -204,6 +204,19 @@ fn host_tenant(request: &Request) -> Option<String> {
         .and_then(crate::bbb::tenancy::host_label)
 }
 
+/// The stats of `tenant` rendered by `render`, or the refusal.
+async fn answer(
+    service: &StatsService,
+    tenant: &str,
+    request: &Request,
+    render: fn(&TenantStats) -> Response,
+) -> Response {
+    match stats_of(service, tenant, request).await {
+        Ok(stats) => render(&stats),
+        Err(response) => response,
+    }
+}
+
 /// `GET /t/:tenant/stats`.
 #[handler]
 pub async fn path_stats(
@@ -211,10 +224,7 @@ pub async fn path_stats(
     Path(tenant): Path<String>,
     service: Data<&Arc<StatsService>>,
 ) -> Response {
-    match stats_of(&service, &tenant, request).await {
-        Ok(stats) => json_response(&stats),
-        Err(response) => response,
-    }
+    answer(&service, &tenant, request, json_response).await
 }
 
 /// `GET /t/:tenant/metrics`.
@@ -224,20 +234,14 @@ pub async fn path_metrics(
     Path(tenant): Path<String>,
     service: Data<&Arc<StatsService>>,
 ) -> Response {
-    match stats_of(&service, &tenant, request).await {
-        Ok(stats) => metrics_response(&stats),
-        Err(response) => response,
-    }
+    answer(&service, &tenant, request, metrics_response).await
 }
 
 /// `GET /stats` on a tenant's host.
 #[handler]
 pub async fn host_stats(request: &Request, service: Data<&Arc<StatsService>>) -> Response {
     let tenant = host_tenant(request).unwrap_or_default();
-    match stats_of(&service, &tenant, request).await {
-        Ok(stats) => json_response(&stats),
-        Err(response) => response,
-    }
+    answer(&service, &tenant, request, json_response).await
 }
 
 #[cfg(test)]

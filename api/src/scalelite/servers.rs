@@ -153,17 +153,10 @@ pub async fn update_server(admin: &AdminService, call: &Call) -> Response {
         load_multiplier,
         ..ServerUpdate::default()
     };
-    if update != ServerUpdate::default()
-        && let Err(err) = admin.update_server(&id, update, &call.principal).await
+    match admin
+        .scalelite_update_server(&id, update, command, &call.principal)
+        .await
     {
-        return error(StatusCode::BAD_REQUEST, err.to_string());
-    }
-    if let Some(command) = command
-        && let Err(err) = admin.set_state(&id, command, &call.principal).await
-    {
-        return error(StatusCode::BAD_REQUEST, err.to_string());
-    }
-    match admin.scalelite_server(&id).await {
         Ok(server) => json(StatusCode::OK, shapes::server(&server)),
         Err(err) => error(StatusCode::BAD_REQUEST, err.to_string()),
     }

@@ -170,9 +170,7 @@ mod tests {
     use crate::memory::ScriptedBackend;
     use crate::routing::ObservedLoads;
     use crate::testing::{NOW_MS, World};
-    use switchboard_domain::ids::{MeetingId, meeting_stream};
     use switchboard_domain::load::LoadWeights;
-    use switchboard_domain::meeting::{Meeting, MeetingCommand, MeetingRun};
 
     #[tokio::test]
     async fn a_tenant_sees_only_its_own_meetings_and_only_with_its_token() {
@@ -196,28 +194,10 @@ mod tests {
                 .await
                 .unwrap();
             let tenant = TenantId(name.into());
-            let meeting_id = MeetingId::parse(&format!("{name}-room")).unwrap();
-            let command = MeetingCommand::RecordCreated {
-                tenant: tenant.clone(),
-                meeting_id: meeting_id.clone(),
-                name: format!("{name} room"),
-                run: MeetingRun {
-                    internal_id: format!("{name}-run"),
-                    server_id: server,
-                    create_time_ms: NOW_MS,
-                    recording_ready_url: None,
-                    callbacks: None,
-                },
-            };
+            let room = format!("{name}-room");
             world
-                .executor
-                .execute::<Meeting>(
-                    &meeting_stream(&tenant, &meeting_id),
-                    &command,
-                    &crate::testing::given(),
-                )
-                .await
-                .unwrap();
+                .tenant_meeting(&tenant, &room, &format!("{name}-run"), server, NOW_MS)
+                .await;
         }
         let token = admin.issue_stats_token("school", &operator).await.unwrap();
         let routing = RoutingView::load(

@@ -162,23 +162,41 @@ impl World {
         server: ServerId,
         create_time_ms: i64,
     ) {
-        let DomainEvent::Meeting(MeetingEvent::MeetingCreated {
-            tenant,
-            meeting_id,
-            name,
-            run,
-        }) = created(id, internal_id, server, create_time_ms)
-        else {
-            unreachable!("created() makes MeetingCreated")
-        };
+        self.tenant_meeting(
+            &TenantId::default_tenant(),
+            id,
+            internal_id,
+            server,
+            create_time_ms,
+        )
+        .await;
+    }
+
+    /// Given: a meeting of `tenant` (named as its meetingID) running on
+    /// `server`.
+    pub async fn tenant_meeting(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        internal_id: &str,
+        server: ServerId,
+        create_time_ms: i64,
+    ) {
+        let meeting_id = meeting_id(id);
         let command = MeetingCommand::RecordCreated {
             tenant: tenant.clone(),
             meeting_id: meeting_id.clone(),
-            name,
-            run,
+            name: id.to_owned(),
+            run: MeetingRun {
+                internal_id: internal_id.to_owned(),
+                server_id: server,
+                create_time_ms,
+                recording_ready_url: None,
+                callbacks: None,
+            },
         };
         self.executor
-            .execute::<Meeting>(&meeting_stream(&tenant, &meeting_id), &command, &given())
+            .execute::<Meeting>(&meeting_stream(tenant, &meeting_id), &command, &given())
             .await
             .expect("given meeting");
     }

@@ -121,7 +121,7 @@ mod tests {
     use crate::testing::{World, given};
     use std::sync::{Arc, Mutex};
     use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
-    use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand, MeetingRun};
+    use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand};
 
     /// What the server lists: (meetingID, attendees, recording).
     type Listing = Vec<(&'static str, u64, bool)>;
@@ -132,24 +132,10 @@ mod tests {
 
     async fn start(world: &World, tenant: &str, id: &str, server: ServerId) {
         let tenant = TenantId(tenant.into());
-        let meeting_id = MeetingId::parse(id).unwrap();
-        let command = MeetingCommand::RecordCreated {
-            tenant: tenant.clone(),
-            meeting_id: meeting_id.clone(),
-            name: id.into(),
-            run: MeetingRun {
-                internal_id: format!("{id}-run"),
-                server_id: server,
-                create_time_ms: world.clock.now_ms(),
-                recording_ready_url: None,
-                callbacks: None,
-            },
-        };
+        let now = world.clock.now_ms();
         world
-            .executor
-            .execute::<Meeting>(&meeting_stream(&tenant, &meeting_id), &command, &given())
-            .await
-            .unwrap();
+            .tenant_meeting(&tenant, id, &format!("{id}-run"), server, now)
+            .await;
     }
 
     async fn end(world: &World, tenant: &str, id: &str) {

@@ -4,7 +4,7 @@
 //! signed with its secret, and Scalelite answers with the secrets).
 
 use super::tenants::NewTenant;
-use super::views::{PanicOptions, ServerView};
+use super::views::{PanicOptions, ServerUpdate, ServerView};
 use super::{AdminService, Failure, Principal};
 use crate::records::ServerRecord;
 use switchboard_domain::server::ServerCommand;
@@ -100,6 +100,24 @@ impl AdminService {
         let view = self.server(id).await?;
         let record = self.record(super::parse_server_id(id)?).await?;
         Ok(ScaleliteServer::new(&record, view))
+    }
+
+    /// Changes a server as Scalelite's `updateServer` does: its settings
+    /// (when any changed), then its state.
+    pub async fn scalelite_update_server(
+        &self,
+        id: &str,
+        update: ServerUpdate,
+        state: Option<ServerCommand>,
+        principal: &Principal,
+    ) -> Result<ScaleliteServer, Failure> {
+        if update != ServerUpdate::default() {
+            self.update_server(id, update, principal).await?;
+        }
+        if let Some(command) = state {
+            self.set_state(id, command, principal).await?;
+        }
+        self.scalelite_server(id).await
     }
 
     /// Panics a server as Scalelite does: its meetings are ended on it
@@ -255,6 +273,23 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].state, "disabled");
         assert_eq!(all[0].load, None, "a disabled server's load is unavailable");
+        let update = ServerUpdate {
+            tag: Some("big".into()),
+            ..ServerUpdate::default()
+        };
+        let updated = admin
+            .scalelite_update_server(
+                &id.to_string(),
+                update,
+                Some(ServerCommand::Enable),
+                &operator(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (updated.tag.as_deref(), updated.state.as_str()),
+            (Some("big"), "enabled")
+        );
     }
 
     #[tokio::test]

@@ -240,10 +240,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_running_meetings_create_keeps_its_number_whatever_number_it_asks_for() {
-        let world = World::new();
-        world.server("one").await;
-        let backend = accepting();
-        let meetings = world.meetings_with(&backend, settings()).await;
+        let (world, backend, meetings) = one_server(settings()).await;
         let ask = |id: &str, number: &str| {
             request(
                 "create",
@@ -329,6 +326,18 @@ mod tests {
         assert!(matches!(refused, Err(CallError::VoiceBridgeInUse)));
     }
 
+    /// A world with one server that accepts every create, and the meeting
+    /// use cases over it with `settings`.
+    async fn one_server(
+        settings: MeetingSettings,
+    ) -> (World, Arc<ScriptedBackend>, MeetingService) {
+        let world = World::new();
+        world.server("one").await;
+        let backend = accepting();
+        let meetings = world.meetings_with(&backend, settings).await;
+        (world, backend, meetings)
+    }
+
     /// The parameters of the `n`-th call the backend got.
     fn sent(backend: &ScriptedBackend, n: usize) -> Params {
         Params::parse(&backend.calls()[n].query).unwrap()
@@ -349,10 +358,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_meeting_gets_a_number_derived_from_its_meeting_id_and_keeps_it_when_created_again()
      {
-        let world = World::new();
-        world.server("one").await;
-        let backend = accepting();
-        let meetings = world.meetings_with(&backend, settings()).await;
+        let (world, backend, meetings) = one_server(settings()).await;
         meetings
             .create(&request("create", "meetingID=room&name=room"), &asked())
             .await
@@ -373,10 +379,7 @@ mod tests {
     #[tokio::test]
     async fn a_front_ends_free_number_is_kept_and_one_another_meeting_holds_is_refused_with_bbbs_error()
      {
-        let world = World::new();
-        world.server("one").await;
-        let backend = accepting();
-        let meetings = world.meetings_with(&backend, settings()).await;
+        let (_world, backend, meetings) = one_server(settings()).await;
         meetings
             .create(
                 &request("create", "meetingID=first&name=a&voiceBridge=71234"),
@@ -414,10 +417,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_ended_meetings_number_is_free_only_after_the_grace() {
-        let world = World::new();
-        world.server("one").await;
-        let backend = accepting();
-        let meetings = world.meetings_with(&backend, settings()).await;
+        let (world, _backend, meetings) = one_server(settings()).await;
         let ask = |id: &str| {
             request(
                 "create",
@@ -551,10 +551,7 @@ mod tests {
     #[tokio::test]
     async fn missing_passwords_are_filled_for_a_new_run_alike_on_every_instance_and_never_for_a_running_one()
      {
-        let world = World::new();
-        world.server("one").await;
-        let backend = accepting();
-        let meetings = world.meetings_with(&backend, settings()).await;
+        let (world, backend, meetings) = one_server(settings()).await;
         meetings
             .create(
                 &request("create", "meetingID=room&name=room&attendeePW=mine"),
