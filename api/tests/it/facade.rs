@@ -754,6 +754,12 @@ async fn replay_after_a_mixed_workload_rebuilds_identical_projections() {
             .unwrap();
         let servers = harness.store().servers().await.unwrap();
         let meetings = harness.store().meetings().await.unwrap();
+        let check = harness
+            .store()
+            .rebuild(switchboard_store::RebuildMode::Check, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(check.differences, [], "{db:?}: the live projections agree");
         harness.store().replay().await.unwrap();
         assert_eq!(harness.store().servers().await.unwrap(), servers, "{db:?}");
         assert_eq!(

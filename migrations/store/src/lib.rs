@@ -13,6 +13,7 @@ mod placements;
 mod ports;
 mod projection;
 mod reads;
+mod rebuild;
 mod recordings;
 mod rows;
 mod samples;
@@ -24,4 +25,5 @@ mod usage_rows;
 
 pub use announce::CHANGE_CHANNEL;
 pub use listen::ChangeListener;
+pub use rebuild::{RebuildMode, RebuildPhase, RebuildProgress, RebuildReport, TableDifference};
 pub use store::{SqlError, Store};

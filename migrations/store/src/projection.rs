@@ -153,7 +153,7 @@ async fn write_meta<C: ConnectionTrait>(
     Ok(())
 }
 
-fn state_name(published: bool) -> &'static str {
+pub(crate) fn state_name(published: bool) -> &'static str {
     if published {
         "published"
     } else {
@@ -425,7 +425,7 @@ async fn apply_server<C: ConnectionTrait>(
 }
 
 /// How a server's agent is kept on its row.
-fn agent_json(agent: &ServerAgent) -> String {
+pub(crate) fn agent_json(agent: &ServerAgent) -> String {
     serde_json::to_string(agent).unwrap_or_default()
 }
 

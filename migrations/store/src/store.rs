@@ -12,10 +12,7 @@ use switchboard_app::records::{AppendOutcome, EventFilter, NewCallback, StoredEv
 use switchboard_domain::events::{CURRENT_SCHEMA_VERSION, DomainEvent, EventMetadata};
 use switchboard_domain::ids::{StreamId, StreamKind};
 use switchboard_migrations::Migrator;
-use switchboard_migrations::entities::{
-    event, meeting, meeting_run, recording, recording_count, recording_meta, server, setting,
-    tenant, token,
-};
+use switchboard_migrations::entities::{event, setting};
 use thiserror::Error;
 
 /// What went wrong in the SQL store; the ports answer it as
@@ -285,71 +282,6 @@ impl Store {
             .collect())
     }
 
-    /// Rebuilds every projection from the log, in one transaction. Returns the
-    /// number of events applied.
-    pub async fn replay(&self) -> Result<u64, SqlError> {
-        const PAGE: u64 = 1000;
-        let txn = self.db.begin().await?;
-        server::Entity::delete_many().exec(&txn).await?;
-        token::Entity::delete_many().exec(&txn).await?;
-        tenant::Entity::delete_many().exec(&txn).await?;
-        meeting::Entity::delete_many().exec(&txn).await?;
-        meeting_run::Entity::delete_many().exec(&txn).await?;
-        recording::Entity::delete_many().exec(&txn).await?;
-        recording_meta::Entity::delete_many().exec(&txn).await?;
-        recording_count::Entity::delete_many().exec(&txn).await?;
-        switchboard_migrations::entities::hook::Entity::delete_many()
-            .exec(&txn)
-            .await?;
-        // Summaries are a projection; runs' sampled usage is not (the log
-        // does not hold it): its rows are kept and only closed again. Rows
-        // the replay makes (runs from before accounting, or pruned) have
-        // nothing sampled: they are never summarized (no bill of zeros).
-        switchboard_migrations::entities::usage_run::Entity::delete_many()
-            .exec(&txn)
-            .await?;
-        let metered: std::collections::HashSet<String> =
-            switchboard_migrations::entities::run_usage::Entity::find()
-                .select_only()
-                .column(switchboard_migrations::entities::run_usage::Column::InternalId)
-                .into_tuple::<String>()
-                .all(&txn)
-                .await?
-                .into_iter()
-                .collect();
-        let mut counts = projection::CountChanges::default();
-        let mut after = 0;
-        let mut applied = 0;
-        loop {
-            let rows = event::Entity::find()
-                .filter(event::Column::Position.gt(after))
-                .order_by_asc(event::Column::Position)
-                .limit(PAGE)
-                .all(&txn)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.position;
-            for row in rows {
-                let stored = decode(row)?;
-                projection::apply(
-                    &txn,
-                    &stored.stream,
-                    &stored.event,
-                    stored.version,
-                    stored.position,
-                    stored.recorded_at,
-                    &mut counts,
-                )
-                .await?;
-                applied += 1;
-            }
-        }
-        counts.write(&txn).await?;
-        crate::usage_rows::close_unmetered(&txn, &metered).await?;
-        txn.commit().await?;
-        Ok(applied)
-    }
-
     /// A stored setting.
     pub(crate) async fn setting_sql(&self, key: &str) -> Result<Option<String>, SqlError> {
         Ok(setting::Entity::find_by_id(key.to_owned())
@@ -412,7 +344,7 @@ pub(crate) async fn last_position_on<C: sea_orm::ConnectionTrait>(db: &C) -> Res
 }
 
 /// Reads a log row into a domain event.
-fn decode(row: event::Model) -> Result<StoredEvent, SqlError> {
+pub(crate) fn decode(row: event::Model) -> Result<StoredEvent, SqlError> {
     let corrupt = |reason: String| SqlError::Corrupt {
         position: row.position,
         reason,

@@ -3,7 +3,7 @@
 //! ledger itself is in `usage`.
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set};
 use switchboard_app::records::RunUsageState;
 use switchboard_domain::ids::{MeetingId, TenantId};
 use switchboard_domain::meeting::{MeetingRun, RunUsage};
@@ -78,51 +78,30 @@ pub(crate) async fn summarized<C: ConnectionTrait>(
     Ok(())
 }
 
-/// After a replay: the rows it made (not in `metered`, the rows before it)
-/// are marked summarized, so no summary of unsampled runs is ever logged.
-pub(crate) async fn close_unmetered<C: ConnectionTrait>(
-    db: &C,
-    metered: &std::collections::HashSet<String>,
-) -> Result<(), DbErr> {
-    use sea_orm::QuerySelect as _;
-    let made: Vec<String> = run_usage::Entity::find()
-        .select_only()
-        .column(run_usage::Column::InternalId)
-        .into_tuple::<String>()
-        .all(db)
-        .await?
-        .into_iter()
-        .filter(|id| !metered.contains(id))
-        .collect();
-    for chunk in made.chunks(500) {
-        run_usage::Entity::update_many()
-            .col_expr(run_usage::Column::Summarized, Expr::value(true))
-            .filter(run_usage::Column::InternalId.is_in(chunk.iter().cloned()))
-            .exec(db)
-            .await?;
-    }
-    Ok(())
-}
-
 fn count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn row_of(state: &RunUsageState) -> run_usage::ActiveModel {
-    run_usage::ActiveModel {
-        internal_id: Set(state.internal_id.clone()),
-        tenant: Set(state.tenant.0.clone()),
-        meeting_id: Set(state.meeting_id.clone()),
-        server_id: Set(state.server_id.to_string()),
-        started_ms: Set(state.started_ms),
-        last_sample_ms: Set(state.last_sample_ms),
-        last_attendees: Set(count(state.last_attendees)),
-        attendee_ms: Set(state.attendee_ms),
-        peak_attendees: Set(count(state.peak_attendees)),
-        peak_video: Set(count(state.peak_video)),
-        recording: Set(state.recording),
-        ended_ms: Set(state.ended_ms),
-        summarized: Set(state.summarized),
+    model_of(state).into_active_model()
+}
+
+/// A run's usage as its row.
+pub(crate) fn model_of(state: &RunUsageState) -> run_usage::Model {
+    run_usage::Model {
+        internal_id: state.internal_id.clone(),
+        tenant: state.tenant.0.clone(),
+        meeting_id: state.meeting_id.clone(),
+        server_id: state.server_id.to_string(),
+        started_ms: state.started_ms,
+        last_sample_ms: state.last_sample_ms,
+        last_attendees: count(state.last_attendees),
+        attendee_ms: state.attendee_ms,
+        peak_attendees: count(state.peak_attendees),
+        peak_video: count(state.peak_video),
+        recording: state.recording,
+        ended_ms: state.ended_ms,
+        summarized: state.summarized,
     }
 }
 

@@ -7,7 +7,8 @@ use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun, RunCallbacks};
 use switchboard_domain::server::{ServerChanges, ServerCommand, ServerSettings, ServerState};
-use switchboard_store::Store;
+use sea_orm::ConnectionTrait as _;
+use switchboard_store::{RebuildMode, RebuildPhase, Store};
 #[allow(unused_imports)]
 use switchboard_store::test_support::StoreCommands as _;
 use switchboard_store::test_support::{fresh_postgres, fresh_sqlite};
@@ -199,6 +200,25 @@ async fn replay_rebuilds_projections_equal_to_the_live_ones() {
         let live_meetings = store.meetings().await.unwrap();
         assert_eq!(live_servers.len(), 2, "{kind}: removed server is gone");
         assert_eq!(live_meetings.len(), 2);
+        let check = store.rebuild(RebuildMode::Check, &mut |_| {}).await.unwrap();
+        assert_eq!(check.differences, [], "{kind}: the live projections agree");
+        // A projection row changed behind the log's back is reported, and
+        // nothing is changed by the check.
+        store
+            .connection()
+            .execute_unprepared(&format!("UPDATE servers SET state = 'enabled' WHERE id = '{b}'"))
+            .await
+            .unwrap();
+        let check = store.rebuild(RebuildMode::Check, &mut |_| {}).await.unwrap();
+        assert_eq!(check.differences.len(), 1, "{kind}: {:?}", check.differences);
+        let difference = &check.differences[0];
+        assert_eq!(
+            (difference.table.as_str(), difference.only_live, difference.only_rebuilt),
+            ("servers", 1, 1),
+            "{kind}"
+        );
+        assert_eq!(difference.examples, [b.to_string()], "{kind}");
+        assert_ne!(store.servers().await.unwrap(), live_servers, "{kind}");
         let applied = store.replay().await.unwrap();
         assert_eq!(applied, store.event_count().await.unwrap());
         assert_eq!(store.servers().await.unwrap(), live_servers, "{kind}");
@@ -1466,5 +1486,45 @@ async fn usage_is_added_up_summarized_once_and_kept_through_a_replay() {
             .unwrap()
             .unwrap();
         assert_eq!(meeting.version, 3, "{kind}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_during_a_replay_are_never_lost() {
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        for n in 0..300 {
+            let name = format!("busy-{n}");
+            meeting_command(&store, &name, created(&name, server, n)).await;
+        }
+        // Appends race the replay: each lands before the swap (and is
+        // caught up) or waits for it (and is applied after).
+        let appender = store.clone();
+        let mut started = false;
+        let mut appends = None;
+        let report = store
+            .rebuild(RebuildMode::Swap, &mut |progress| {
+                if progress.phase == RebuildPhase::Reading && !started {
+                    started = true;
+                    let appender = appender.clone();
+                    appends = Some(tokio::spawn(async move {
+                        for n in 0..40 {
+                            let name = format!("late-{n}");
+                            meeting_command(&appender, &name, created(&name, server, n)).await;
+                        }
+                        server_command(&appender, server, ServerCommand::Enable).await;
+                    }));
+                }
+            })
+            .await
+            .unwrap();
+        appends.unwrap().await.unwrap();
+        assert!(report.applied >= 301, "{kind}: {report:?}");
+        let meetings = store.meetings().await.unwrap();
+        assert_eq!(meetings.len(), 340, "{kind}");
+        let check = store.rebuild(RebuildMode::Check, &mut |_| {}).await.unwrap();
+        assert_eq!(check.differences, [], "{kind}");
+        let servers = store.servers().await.unwrap();
+        assert_eq!(servers[0].state, ServerState::Enabled, "{kind}");
     }
 }

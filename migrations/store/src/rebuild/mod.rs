@@ -1,0 +1,461 @@
+//! `switchboard replay`: every projection rebuilt from the log. The log is
+//! read in large pages (one task reads and decodes, another folds) into an
+//! in-memory image, which is written in bulk into shadow tables while the
+//! live tables keep answering; one short transaction then swaps the shadows
+//! in and applies, through the append path, the events appended meanwhile.
+//! `--check` does the same in a transaction it rolls back, and reports how
+//! the rebuilt tables differ from the live ones.
+
+mod image;
+mod tables;
+
+use crate::store::{SqlError, Store, decode};
+use image::{ProjectionImage, run_after};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use switchboard_migrations::entities::{
+    event, hook, meeting, meeting_listing, meeting_run, recording, recording_count,
+    recording_meta, run_usage, server, tenant, token, usage_run,
+};
+pub use tables::TableDifference;
+use tables::Table;
+
+/// Events read per page.
+const PAGE: u64 = 5_000;
+
+/// What a rebuild does with what it built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebuildMode {
+    /// Swap the rebuilt projections in.
+    Swap,
+    /// Compare them with the live ones and change nothing.
+    Check,
+}
+
+/// Where a rebuild is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebuildPhase {
+    /// Reading and folding the log: `done` of `total` events.
+    Reading,
+    /// Writing the shadow tables: `done` of `total` tables.
+    Writing,
+    /// Swapping them in (or comparing them).
+    Swapping,
+}
+
+/// A rebuild's progress, for a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// The phase.
+    pub phase: RebuildPhase,
+    /// Done so far.
+    pub done: u64,
+    /// Of this many.
+    pub total: u64,
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Events folded in memory.
+    pub applied: u64,
+    /// Events appended while it read, applied in the swap.
+    pub caught_up: u64,
+    /// Rows written to the shadow tables.
+    pub rows: u64,
+    /// With [`RebuildMode::Check`]: how the rebuilt tables differ from the
+    /// live ones (empty: they agree).
+    pub differences: Vec<TableDifference>,
+}
+
+/// The projection tables a rebuild replaces.
+fn rebuilt_tables() -> Vec<Table> {
+    vec![
+        Table::of::<server::Entity>(),
+        Table::of::<token::Entity>(),
+        Table::of::<tenant::Entity>(),
+        Table::of::<meeting::Entity>(),
+        Table::of::<meeting_run::Entity>(),
+        Table::of::<recording::Entity>(),
+        Table::of::<recording_meta::Entity>(),
+        Table::of::<recording_count::Entity>(),
+        Table::of::<hook::Entity>(),
+        Table::of::<usage_run::Entity>(),
+    ]
+}
+
+/// Tables a rebuild changes in place (and `--check` compares too).
+fn amended_tables() -> Vec<Table> {
+    vec![
+        Table::of::<run_usage::Entity>(),
+        Table::of::<meeting_listing::Entity>(),
+    ]
+}
+
+fn fold_error(position: i64) -> impl Fn(image::FoldError) -> SqlError {
+    move |err| SqlError::Corrupt {
+        position,
+        reason: err.0,
+    }
+}
+
+impl Store {
+    /// Rebuilds every projection from the log and swaps it in. Returns the
+    /// number of events applied.
+    pub async fn replay(&self) -> Result<u64, SqlError> {
+        let report = self.rebuild(RebuildMode::Swap, &mut |_| {}).await?;
+        Ok(report.applied + report.caught_up)
+    }
+
+    /// Rebuilds every projection from the log; `mode` says whether it is
+    /// swapped in or only compared with the live projections. `progress`
+    /// hears where it is.
+    pub async fn rebuild(
+        &self,
+        mode: RebuildMode,
+        progress: &mut (dyn FnMut(RebuildProgress) + Send),
+    ) -> Result<RebuildReport, SqlError> {
+        let watermark = self.settled_position().await?;
+        let image = self.fold_log(watermark, progress).await?;
+        let tables = rebuilt_tables();
+        let rows = self.write_shadows(&image, &tables, progress).await;
+        let outcome = match rows {
+            Ok(rows) => {
+                progress(RebuildProgress {
+                    phase: RebuildPhase::Swapping,
+                    done: 0,
+                    total: 1,
+                });
+                self.swap(&image, &tables, watermark, mode)
+                    .await
+                    .map(|(caught_up, differences)| RebuildReport {
+                        applied: image.applied,
+                        caught_up,
+                        rows,
+                        differences,
+                    })
+            }
+            Err(err) => Err(err),
+        };
+        for table in &tables {
+            tables::drop_shadow(&self.db, table).await?;
+        }
+        outcome
+    }
+
+    /// The last position below which every append has committed: on
+    /// PostgreSQL, taken while appends are held (positions are handed out
+    /// before commit); SQLite has one writer at a time.
+    async fn settled_position(&self) -> Result<i64, SqlError> {
+        if !self.is_postgres() {
+            return crate::store::last_position_on(&self.db).await;
+        }
+        let txn = self.db.begin().await?;
+        txn.execute_unprepared("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+            .await?;
+        let last = crate::store::last_position_on(&txn).await?;
+        txn.commit().await?;
+        Ok(last)
+    }
+
+    /// Reads the log up to `watermark` and folds it; one task reads and
+    /// decodes the pages while this one folds them.
+    async fn fold_log(
+        &self,
+        watermark: i64,
+        progress: &mut (dyn FnMut(RebuildProgress) + Send),
+    ) -> Result<ProjectionImage, SqlError> {
+        let total = event::Entity::find()
+            .filter(event::Column::Position.lte(watermark))
+            .count(&self.db)
+            .await?;
+        let (pages, mut received) = tokio::sync::mpsc::channel(2);
+        let reader = tokio::spawn(read_pages(self.db.clone(), watermark, pages));
+        let mut image = ProjectionImage::default();
+        while let Some(page) = received.recv().await {
+            for stored in page? {
+                image.apply(&stored).map_err(fold_error(stored.position))?;
+            }
+            progress(RebuildProgress {
+                phase: RebuildPhase::Reading,
+                done: image.applied,
+                total,
+            });
+        }
+        reader
+            .await
+            .map_err(|err| SqlError::Database(DbErr::Custom(err.to_string())))?;
+        Ok(image)
+    }
+
+    /// Writes the image into fresh shadow tables; returns the rows written.
+    async fn write_shadows(
+        &self,
+        image: &ProjectionImage,
+        tables: &[Table],
+        progress: &mut (dyn FnMut(RebuildProgress) + Send),
+    ) -> Result<u64, SqlError> {
+        for table in tables {
+            tables::create_shadow(&self.db, table).await?;
+        }
+        let into = |index: usize| tables[index].shadow();
+        let db = &self.db;
+        let corrupt = |err: image::FoldError| SqlError::Corrupt {
+            position: image.position,
+            reason: err.0,
+        };
+        let (recordings, metadata, counts) = image.recording_rows().map_err(corrupt)?;
+        let tenants = image.tenant_rows().map_err(corrupt)?;
+        let mut rows = 0;
+        let total = tables.len() as u64;
+        let mut done = |rows_now: u64, index: u64| {
+            progress(RebuildProgress {
+                phase: RebuildPhase::Writing,
+                done: index,
+                total,
+            });
+            rows_now
+        };
+        rows += done(
+            tables::insert_rows::<server::Entity, _>(db, &into(0), image.servers.values().cloned())
+                .await?,
+            1,
+        );
+        rows += done(
+            tables::insert_rows::<token::Entity, _>(db, &into(1), image.tokens.values().cloned())
+                .await?,
+            2,
+        );
+        rows += done(
+            tables::insert_rows::<tenant::Entity, _>(db, &into(2), tenants).await?,
+            3,
+        );
+        rows += done(
+            tables::insert_rows::<meeting::Entity, _>(
+                db,
+                &into(3),
+                image.meetings.values().cloned(),
+            )
+            .await?,
+            4,
+        );
+        rows += done(
+            tables::insert_rows::<meeting_run::Entity, _>(
+                db,
+                &into(4),
+                image.meeting_runs.values().cloned(),
+            )
+            .await?,
+            5,
+        );
+        rows += done(
+            tables::insert_rows::<recording::Entity, _>(db, &into(5), recordings).await?,
+            6,
+        );
+        rows += done(
+            tables::insert_rows::<recording_meta::Entity, _>(db, &into(6), metadata).await?,
+            7,
+        );
+        rows += done(
+            tables::insert_rows::<recording_count::Entity, _>(db, &into(7), counts).await?,
+            8,
+        );
+        rows += done(
+            tables::insert_rows::<hook::Entity, _>(db, &into(8), image.hooks.values().cloned())
+                .await?,
+            9,
+        );
+        rows += done(
+            tables::insert_rows::<usage_run::Entity, _>(
+                db,
+                &into(9),
+                image.usage_runs.values().cloned(),
+            )
+            .await?,
+            10,
+        );
+        Ok(rows)
+    }
+
+    /// In one transaction that holds appends: the shadows swapped in, the
+    /// runs' usage rows and listings amended, and the events appended
+    /// after `watermark` applied the way an append applies them. `Check`
+    /// compares the outcome with the tables as they were and rolls back.
+    async fn swap(
+        &self,
+        image: &ProjectionImage,
+        tables: &[Table],
+        watermark: i64,
+        mode: RebuildMode,
+    ) -> Result<(u64, Vec<TableDifference>), SqlError> {
+        let txn = self.db.begin().await?;
+        // Appends wait until this commits; readers keep the old rows.
+        match txn.get_database_backend() {
+            DbBackend::Postgres => {
+                txn.execute_unprepared("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+                    .await?;
+            }
+            // SQLite's first write takes the one write lock.
+            _ => {
+                txn.execute_unprepared(&format!(
+                    "DELETE FROM \"{}\" WHERE 1 = 0",
+                    tables[0].shadow()
+                ))
+                .await?;
+            }
+        }
+        let compared: Vec<Table> = tables.iter().cloned().chain(amended_tables()).collect();
+        if mode == RebuildMode::Check {
+            for table in &compared {
+                tables::keep_before(&txn, table).await?;
+            }
+        }
+        for table in tables {
+            tables::swap_in(&txn, table).await?;
+        }
+        amend_run_usage(&txn, image).await?;
+        drop_ended_listings(&txn, image).await?;
+        let caught_up = catch_up(&txn, watermark).await?;
+        if mode == RebuildMode::Swap {
+            txn.commit().await?;
+            return Ok((caught_up, Vec::new()));
+        }
+        let mut differences = Vec::new();
+        for table in &compared {
+            let ignored = (table.name == "recording_counts").then_some("count = 0");
+            if let Some(difference) = tables::differences(&txn, table, ignored).await? {
+                differences.push(difference);
+            }
+        }
+        txn.rollback().await?;
+        Ok((caught_up, differences))
+    }
+}
+
+/// Reads events after 0 up to `watermark` in pages, decoded, into `pages`.
+async fn read_pages(
+    db: DatabaseConnection,
+    watermark: i64,
+    pages: tokio::sync::mpsc::Sender<Result<Vec<switchboard_app::records::StoredEvent>, SqlError>>,
+) {
+    let mut after = 0;
+    loop {
+        let rows = event::Entity::find()
+            .filter(event::Column::Position.gt(after))
+            .filter(event::Column::Position.lte(watermark))
+            .order_by_asc(event::Column::Position)
+            .limit(PAGE)
+            .all(&db)
+            .await;
+        let page = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                let _ = pages.send(Err(err.into())).await;
+                return;
+            }
+        };
+        let Some(last) = page.last() else { return };
+        after = last.position;
+        let decoded: Result<Vec<_>, SqlError> = page.into_iter().map(decode).collect();
+        let failed = decoded.is_err();
+        if pages.send(decoded).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The runs' `run_usage` rows after the log's steps: rows it opens are
+/// added (closed: nothing was sampled), rows it changes are updated, the
+/// sampled figures of existing rows are never touched.
+async fn amend_run_usage<C: ConnectionTrait>(
+    db: &C,
+    image: &ProjectionImage,
+) -> Result<(), SqlError> {
+    let existing: std::collections::HashMap<String, (Option<i64>, bool)> = run_usage::Entity::find()
+        .select_only()
+        .column(run_usage::Column::InternalId)
+        .column(run_usage::Column::EndedMs)
+        .column(run_usage::Column::Summarized)
+        .into_tuple::<(String, Option<i64>, bool)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(id, ended, summarized)| (id, (ended, summarized)))
+        .collect();
+    let mut opened = Vec::new();
+    for (internal_id, run) in &image.runs {
+        let before = existing.get(internal_id).copied();
+        let (ended, summarized) = run_after(before, &run.steps);
+        match before {
+            None => {
+                let mut state = run.opened.clone();
+                state.ended_ms = ended;
+                state.summarized = summarized;
+                opened.push(crate::usage_rows::model_of(&state));
+            }
+            Some(before) if before != (ended, summarized) => {
+                run_usage::Entity::update_many()
+                    .col_expr(run_usage::Column::EndedMs, Expr::value(ended))
+                    .col_expr(run_usage::Column::Summarized, Expr::value(summarized))
+                    .filter(run_usage::Column::InternalId.eq(internal_id.as_str()))
+                    .exec(db)
+                    .await?;
+            }
+            Some(_) => {}
+        }
+    }
+    tables::insert_rows::<run_usage::Entity, _>(db, "run_usage", opened).await?;
+    Ok(())
+}
+
+/// Drops the listings of runs that ended (as each `MeetingEnded` does).
+async fn drop_ended_listings<C: ConnectionTrait>(
+    db: &C,
+    image: &ProjectionImage,
+) -> Result<(), SqlError> {
+    let ended: Vec<&String> = image.ended_runs.iter().collect();
+    for chunk in ended.chunks(1000) {
+        meeting_listing::Entity::delete_many()
+            .filter(meeting_listing::Column::InternalId.is_in(chunk.iter().map(|id| id.as_str())))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Applies the events after `watermark` (appended while the log was read)
+/// the way an append does; returns how many.
+async fn catch_up<C: ConnectionTrait>(db: &C, watermark: i64) -> Result<u64, SqlError> {
+    let mut counts = crate::projection::CountChanges::default();
+    let mut after = watermark;
+    let mut applied = 0;
+    loop {
+        let rows = event::Entity::find()
+            .filter(event::Column::Position.gt(after))
+            .order_by_asc(event::Column::Position)
+            .limit(PAGE)
+            .all(db)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.position;
+        for row in rows {
+            let stored = decode(row)?;
+            crate::projection::apply(
+                db,
+                &stored.stream,
+                &stored.event,
+                stored.version,
+                stored.position,
+                stored.recorded_at,
+                &mut counts,
+            )
+            .await?;
+            applied += 1;
+        }
+    }
+    counts.write(db).await?;
+    Ok(applied)
+}

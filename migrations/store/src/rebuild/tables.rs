@@ -1,0 +1,215 @@
+//! The tables a rebuild writes: each projection's shadow table (written in
+//! bulk while the live one keeps answering), the copy that swaps it in,
+//! and the comparison `replay --check` reports.
+
+use sea_orm::sea_query::Alias;
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryTrait, Statement,
+};
+
+/// Most bind parameters one statement carries (below SQLite's 32,766 and
+/// PostgreSQL's 65,535).
+const MAX_PARAMETERS: usize = 30_000;
+
+/// A projection table: its name, columns and key columns.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    pub(crate) name: String,
+    pub(crate) columns: Vec<String>,
+    pub(crate) keys: Vec<String>,
+}
+
+impl Table {
+    /// The table of entity `E`.
+    pub(crate) fn of<E: EntityTrait + Default>() -> Self {
+        Self {
+            name: E::default().table_name().to_owned(),
+            columns: E::Column::iter()
+                .map(|column| column.as_str().to_owned())
+                .collect(),
+            keys: E::PrimaryKey::iter()
+                .map(|key| key.into_column().as_str().to_owned())
+                .collect(),
+        }
+    }
+
+    /// Its shadow table's name.
+    pub(crate) fn shadow(&self) -> String {
+        format!("rebuild_{}", self.name)
+    }
+
+    fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|column| format!("\"{column}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Makes an empty shadow of `table` (an earlier one is dropped).
+pub(crate) async fn create_shadow<C: ConnectionTrait>(db: &C, table: &Table) -> Result<(), DbErr> {
+    drop_shadow(db, table).await?;
+    let (shadow, name) = (table.shadow(), &table.name);
+    let sql = match db.get_database_backend() {
+        // Unlogged: a shadow is rebuilt from the log, never recovered.
+        DbBackend::Postgres => {
+            format!("CREATE UNLOGGED TABLE \"{shadow}\" (LIKE \"{name}\" INCLUDING DEFAULTS)")
+        }
+        _ => format!("CREATE TABLE \"{shadow}\" AS SELECT * FROM \"{name}\" WHERE 1 = 0"),
+    };
+    db.execute_unprepared(&sql).await?;
+    Ok(())
+}
+
+/// Drops the shadow of `table`, if there is one.
+pub(crate) async fn drop_shadow<C: ConnectionTrait>(db: &C, table: &Table) -> Result<(), DbErr> {
+    db.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{}\"", table.shadow()))
+        .await?;
+    Ok(())
+}
+
+/// Writes `rows` of entity `E` into the table `into`, many rows per statement.
+pub(crate) async fn insert_rows<E, C>(
+    db: &C,
+    into: &str,
+    rows: impl IntoIterator<Item = E::Model>,
+) -> Result<u64, DbErr>
+where
+    E: EntityTrait,
+    E::Model: IntoActiveModel<E::ActiveModel>,
+    E::ActiveModel: ActiveModelTrait<Entity = E>,
+    C: ConnectionTrait,
+{
+    let per_statement = (MAX_PARAMETERS / E::Column::iter().count()).max(1);
+    let mut rows = rows.into_iter().peekable();
+    let mut written = 0;
+    while rows.peek().is_some() {
+        let batch: Vec<E::ActiveModel> = rows
+            .by_ref()
+            .take(per_statement)
+            .map(IntoActiveModel::into_active_model)
+            .collect();
+        written += batch.len() as u64;
+        let mut statement = E::insert_many(batch).into_query();
+        statement.into_table(Alias::new(into));
+        db.execute(&statement).await?;
+    }
+    Ok(written)
+}
+
+/// Replaces the rows of `table` by its shadow's (inside the caller's
+/// transaction: readers see the old rows until it commits).
+pub(crate) async fn swap_in<C: ConnectionTrait>(db: &C, table: &Table) -> Result<(), DbErr> {
+    let (name, shadow, columns) = (&table.name, table.shadow(), table.column_list());
+    db.execute_unprepared(&format!("DELETE FROM \"{name}\""))
+        .await?;
+    db.execute_unprepared(&format!(
+        "INSERT INTO \"{name}\" ({columns}) SELECT {columns} FROM \"{shadow}\""
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Keeps a copy of `table` as it is, for [`differences`] (a temporary
+/// table: gone with the caller's transaction).
+pub(crate) async fn keep_before<C: ConnectionTrait>(db: &C, table: &Table) -> Result<(), DbErr> {
+    let (name, columns) = (&table.name, table.column_list());
+    db.execute_unprepared(&format!(
+        "CREATE TEMPORARY TABLE \"before_{name}\" AS SELECT {columns} FROM \"{name}\""
+    ))
+    .await?;
+    Ok(())
+}
+
+/// How a table differs between its copy kept by [`keep_before`] and now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDifference {
+    /// The table.
+    pub table: String,
+    /// Rows only before (in the live projection, not in the rebuilt one).
+    pub only_live: u64,
+    /// Rows only now (in the rebuilt projection, not in the live one).
+    pub only_rebuilt: u64,
+    /// Keys of a few differing rows.
+    pub examples: Vec<String>,
+}
+
+/// How `table` now differs from its kept copy (`None`: not at all); rows
+/// matching `ignored` (an SQL condition) are left out on both sides.
+pub(crate) async fn differences<C: ConnectionTrait>(
+    db: &C,
+    table: &Table,
+    ignored: Option<&str>,
+) -> Result<Option<TableDifference>, DbErr> {
+    let name = &table.name;
+    let before = format!("before_{name}");
+    let only_live = one_sided(db, table, &before, name, ignored).await?;
+    let only_rebuilt = one_sided(db, table, name, &before, ignored).await?;
+    if only_live.0 == 0 && only_rebuilt.0 == 0 {
+        return Ok(None);
+    }
+    let mut examples = only_live.1;
+    examples.extend(only_rebuilt.1);
+    examples.sort();
+    examples.dedup();
+    examples.truncate(5);
+    Ok(Some(TableDifference {
+        table: name.clone(),
+        only_live: only_live.0,
+        only_rebuilt: only_rebuilt.0,
+        examples,
+    }))
+}
+
+/// Rows of `left` not in `right`: how many, and the keys of up to five.
+async fn one_sided<C: ConnectionTrait>(
+    db: &C,
+    table: &Table,
+    left: &str,
+    right: &str,
+    ignored: Option<&str>,
+) -> Result<(u64, Vec<String>), DbErr> {
+    let columns = table.column_list();
+    let keep = ignored.map_or_else(|| "1 = 1".to_owned(), |ignored| format!("NOT ({ignored})"));
+    let rows_of = |from: &str| format!("SELECT {columns} FROM \"{from}\" WHERE {keep}");
+    let differing = format!("({} EXCEPT {}) AS differing", rows_of(left), rows_of(right));
+    let backend = db.get_database_backend();
+    let count = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!("SELECT COUNT(*) AS n FROM {differing}"),
+        ))
+        .await?
+        .map(|row| row.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    if count == 0 {
+        return Ok((0, Vec::new()));
+    }
+    let keys = table
+        .keys
+        .iter()
+        .map(|key| format!("CAST(\"{key}\" AS TEXT) AS \"{key}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            format!("SELECT {keys} FROM {differing} LIMIT 5"),
+        ))
+        .await?;
+    let examples = rows
+        .iter()
+        .map(|row| {
+            table
+                .keys
+                .iter()
+                .map(|key| row.try_get::<String>("", key).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    Ok((u64::try_from(count).unwrap_or(0), examples))
+}
