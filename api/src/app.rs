@@ -597,6 +597,7 @@ async fn start_with(
         tasks.push(tokio::spawn(watch.run(Duration::from_millis(
             state.settings.agent.watch_interval_ms.max(1),
         ))));
+        tasks.push(spawn_history_snapshots(state.admin.service().clone()));
     }
     let mut jobs = Vec::new();
     // Polling runs where workers run (`serve` without --no-workers, and
@@ -690,6 +691,24 @@ fn spawn_refresh(state: Arc<AppState>) -> JoinHandle<()> {
             }
             // Announcements that arrive meanwhile coalesce into one refresh.
             tokio::time::sleep(Duration::from_millis(ANNOUNCED_REFRESH_GAP_MS)).await;
+        }
+    })
+}
+
+/// How often the pool's snapshots for `events at` catch up with the log.
+const HISTORY_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Keeps a snapshot of the pool every few thousand events of the log, so
+/// `events at` (and the console's "pool at") starts near any moment.
+fn spawn_history_snapshots(admin: Arc<AdminService>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(HISTORY_SNAPSHOT_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = admin.keep_history_snapshots().await {
+                tracing::warn!(error = %err, "keeping the pool's history snapshots failed");
+            }
         }
     })
 }

@@ -34,7 +34,7 @@ pub struct HookSettings {
 }
 
 /// A hook as its events describe it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Hook {
     /// Its settings while registered.
     pub settings: Option<HookSettings>,

@@ -58,7 +58,7 @@ impl MeetingRun {
 }
 
 /// A meeting as its events describe it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Meeting {
     /// Set by the first creation.
     pub identity: Option<(TenantId, MeetingId)>,

@@ -80,7 +80,7 @@ pub struct RecordingDetails {
 }
 
 /// A recording as its events describe it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Recording {
     /// Set once imported.
     pub details: Option<RecordingDetails>,

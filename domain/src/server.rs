@@ -64,7 +64,7 @@ pub struct ServerSettings {
 }
 
 /// A server as its events describe it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Server {
     /// Set once added.
     pub id: Option<ServerId>,

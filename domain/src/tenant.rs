@@ -262,7 +262,7 @@ pub struct TenantConfig {
 }
 
 /// A tenant as its events describe it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Tenant {
     /// Set while the tenant exists.
     pub config: Option<TenantConfig>,

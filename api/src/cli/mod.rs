@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod callbacks;
 mod ops;
+mod replay;
 pub mod scalelite;
 pub mod scalelite_env;
 pub mod table;
@@ -84,8 +85,20 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Apply database migrations and exit.
     Migrate,
-    /// Rebuild every projection from the event log.
-    Replay,
+    /// Rebuild every projection from the event log (a running `serve`
+    /// keeps answering; appends wait only for the final swap).
+    Replay {
+        /// Compare the rebuilt projections with the live ones and report
+        /// the differences; change nothing.
+        #[arg(long)]
+        check: bool,
+        /// Benchmark: write a generated log of EVENTS events into the
+        /// configured database (which must hold no events: use a scratch
+        /// one) and time replay, `--check`, `events at` and event queries
+        /// beside plain scans of the table.
+        #[arg(long, value_name = "EVENTS", conflicts_with = "check")]
+        bench: Option<usize>,
+    },
     /// Print the BBB API secret front-ends sign with (the configured one, or
     /// the one generated at first start), for a `serve` whose output goes to
     /// a journal.
@@ -548,12 +561,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             out!("{}", secrets.accepted[0]);
             Ok(())
         }
-        Command::Replay => {
+        Command::Replay { check, bench } => {
             local_only("replay")?;
             let store = app::open_store(&settings).await?;
-            let applied = store.replay().await?;
-            out!("rebuilt projections from {applied} events");
-            Ok(())
+            match bench {
+                Some(events) => switchboard_bench::replay::run(&store, events).await,
+                None => replay::run(&store, check).await,
+            }
         }
         Command::Recordings { command } => {
             local_only("recordings")?;

@@ -8,10 +8,10 @@ use crate::error::StoreError;
 use crate::records::HookRecord;
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement,
-    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, RunUsageState, ServerRecord,
-    ServerSample, StoredEvent, TokenRecord, UsageFilter, UsageRunRecord, UsageSample,
-    VoiceBridgeClaim,
+    EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
+    PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
+    RunUsageState, ServerRecord, ServerSample, StoredEvent, TokenRecord, UsageFilter,
+    UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -61,6 +61,17 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
 
     /// The highest position in the log (0 when empty).
     async fn last_position(&self) -> Result<i64, StoreError>;
+
+    /// The newest snapshot of `kind` whose last event was recorded at or
+    /// before `at` (`None`: the newest of all).
+    async fn snapshot_before(
+        &self,
+        kind: &str,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<LogSnapshot>, StoreError>;
+
+    /// Keeps a snapshot (one of the same kind and position stays as it is).
+    async fn put_snapshot(&self, snapshot: &LogSnapshot) -> Result<(), StoreError>;
 
     /// Streams of one kind with events after `position`.
     async fn streams_changed_after(

@@ -4,6 +4,7 @@ pub mod agent_heartbeat;
 pub mod callback;
 pub mod event;
 pub mod hook;
+pub mod log_snapshot;
 pub mod meeting;
 pub mod meeting_listing;
 pub mod meeting_run;

@@ -17,6 +17,7 @@ mod m0012_pending_callbacks;
 mod m0013_node_agents;
 mod m0014_voice_bridges;
 mod m0015_usage;
+mod m0016_log_snapshots;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_node_agents::Migration),
             Box::new(m0014_voice_bridges::Migration),
             Box::new(m0015_usage::Migration),
+            Box::new(m0016_log_snapshots::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@
 //! on SQLite (the embedded default) and PostgreSQL.
 
 mod announce;
+mod bulk_log;
 mod callbacks;
 mod listen;
 mod outbox;
@@ -17,6 +18,7 @@ mod rebuild;
 mod recordings;
 mod rows;
 mod samples;
+mod snapshots;
 mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -11,9 +11,9 @@ use switchboard_app::ports::{
 use switchboard_app::records::HookRecord;
 use switchboard_app::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    EventFilter, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback, RecordingPage,
-    RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample, StoredEvent,
-    TokenRecord,
+    EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
+    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
+    StoredEvent, TokenRecord,
 };
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, StreamId, StreamKind, TenantId};
@@ -61,6 +61,18 @@ impl EventStore for Store {
 
     async fn last_position(&self) -> Result<i64, StoreError> {
         Ok(Store::last_position_sql(self).await?)
+    }
+
+    async fn snapshot_before(
+        &self,
+        kind: &str,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<LogSnapshot>, StoreError> {
+        Ok(Store::snapshot_before_sql(self, kind, at).await?)
+    }
+
+    async fn put_snapshot(&self, snapshot: &LogSnapshot) -> Result<(), StoreError> {
+        Ok(Store::put_snapshot_sql(self, snapshot).await?)
     }
 
     async fn streams_changed_after(

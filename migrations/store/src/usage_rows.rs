@@ -3,7 +3,9 @@
 //! ledger itself is in `usage`.
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, Set,
+};
 use switchboard_app::records::RunUsageState;
 use switchboard_domain::ids::{MeetingId, TenantId};
 use switchboard_domain::meeting::{MeetingRun, RunUsage};

@@ -1,5 +1,6 @@
 //! The event store against real SQLite and PostgreSQL.
 
+use sea_orm::ConnectionTrait as _;
 use switchboard_app::StoreError;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
@@ -7,11 +8,10 @@ use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
 use switchboard_domain::meeting::{EndReason, MeetingCommand, MeetingRun, RunCallbacks};
 use switchboard_domain::server::{ServerChanges, ServerCommand, ServerSettings, ServerState};
-use sea_orm::ConnectionTrait as _;
-use switchboard_store::{RebuildMode, RebuildPhase, Store};
 #[allow(unused_imports)]
 use switchboard_store::test_support::StoreCommands as _;
 use switchboard_store::test_support::{fresh_postgres, fresh_sqlite};
+use switchboard_store::{RebuildMode, RebuildPhase, Store};
 
 async fn stores() -> Vec<(&'static str, Store)> {
     let mut stores = Vec::new();
@@ -200,20 +200,37 @@ async fn replay_rebuilds_projections_equal_to_the_live_ones() {
         let live_meetings = store.meetings().await.unwrap();
         assert_eq!(live_servers.len(), 2, "{kind}: removed server is gone");
         assert_eq!(live_meetings.len(), 2);
-        let check = store.rebuild(RebuildMode::Check, &mut |_| {}).await.unwrap();
+        let check = store
+            .rebuild(RebuildMode::Check, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(check.differences, [], "{kind}: the live projections agree");
         // A projection row changed behind the log's back is reported, and
         // nothing is changed by the check.
         store
             .connection()
-            .execute_unprepared(&format!("UPDATE servers SET state = 'enabled' WHERE id = '{b}'"))
+            .execute_unprepared(&format!(
+                "UPDATE servers SET state = 'enabled' WHERE id = '{b}'"
+            ))
             .await
             .unwrap();
-        let check = store.rebuild(RebuildMode::Check, &mut |_| {}).await.unwrap();
-        assert_eq!(check.differences.len(), 1, "{kind}: {:?}", check.differences);
+        let check = store
+            .rebuild(RebuildMode::Check, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            check.differences.len(),
+            1,
+            "{kind}: {:?}",
+            check.differences
+        );
         let difference = &check.differences[0];
         assert_eq!(
-            (difference.table.as_str(), difference.only_live, difference.only_rebuilt),
+            (
+                difference.table.as_str(),
+                difference.only_live,
+                difference.only_rebuilt
+            ),
             ("servers", 1, 1),
             "{kind}"
         );
@@ -1522,7 +1539,10 @@ async fn appends_during_a_replay_are_never_lost() {
         assert!(report.applied >= 301, "{kind}: {report:?}");
         let meetings = store.meetings().await.unwrap();
         assert_eq!(meetings.len(), 340, "{kind}");
-        let check = store.rebuild(RebuildMode::Check, &mut |_| {}).await.unwrap();
+        let check = store
+            .rebuild(RebuildMode::Check, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(check.differences, [], "{kind}");
         let servers = store.servers().await.unwrap();
         assert_eq!(servers[0].state, ServerState::Enabled, "{kind}");

@@ -14,6 +14,9 @@
 //! PostgreSQL, `ANALYZE` on SQLite), as autovacuum would have done on a
 //! table that grew to this size over time.
 
+pub mod replay;
+mod replay_log;
+
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,13 +1,16 @@
-//! The cluster as it was at a moment, replayed from the log. Replays are
-//! bounded: one runs at a time, and the state at the latest past moment
-//! asked is kept, so asking for it again, or for a later moment, replays
-//! only the events since (a read token cannot make every call replay the
-//! whole log).
+//! The cluster as it was at a moment, replayed from the log. A replay
+//! starts from the nearest snapshot before the moment (one is kept every
+//! [`SNAPSHOT_EVERY`] events of settled log, by the replays themselves and
+//! by [`History::keep_snapshots`]), so it folds a few thousand events, not
+//! the whole log. Replays are bounded: one runs at a time, and the state at
+//! the latest past moment asked is kept, so asking for it again, or for a
+//! later moment, replays only the events since.
 
 use super::Failure;
 use super::views::{ClusterAt, MeetingAt, ServerAt};
 use crate::ports::Database;
-use crate::records::EventFilter;
+use crate::records::{EventFilter, LogSnapshot};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::DomainEvent;
@@ -18,12 +21,23 @@ use switchboard_domain::server::Server;
 /// appends (other instances' clocks) no longer fall before it.
 const SETTLED_SECS: i64 = 5;
 
-/// Servers and meetings folded up to a moment.
-#[derive(Debug, Clone, Default)]
+/// Events between two snapshots of the pool.
+pub const SNAPSHOT_EVERY: i64 = 5_000;
+
+/// The snapshots' kind in the log's snapshot store.
+const SNAPSHOT_KIND: &str = "history";
+
+/// Servers and running meetings folded up to a moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Replayed {
+    #[serde(skip)]
     at: Option<chrono::DateTime<chrono::Utc>>,
     position: i64,
+    /// Position of the last snapshot this fold knows of.
+    #[serde(skip)]
+    snapshot: i64,
     servers: BTreeMap<String, Server>,
+    /// Running meetings only (an ended one leaves the fold).
     meetings: BTreeMap<String, Meeting>,
 }
 
@@ -48,7 +62,8 @@ impl History {
         } else {
             Replayed::default()
         };
-        replayed.advance(store, at).await?;
+        replayed.start_from_snapshot(store, Some(at)).await?;
+        replayed.advance(store, at, now).await?;
         let answer = replayed.view(at);
         let settled = at <= now - chrono::Duration::seconds(SETTLED_SECS);
         if settled && kept.at.is_none_or(|kept_at| kept_at <= at) {
@@ -56,15 +71,55 @@ impl History {
         }
         Ok(answer)
     }
+
+    /// Folds the settled log since the newest snapshot, keeping a snapshot
+    /// every [`SNAPSHOT_EVERY`] events (run now and then by a worker, so
+    /// `events at` never has far to go).
+    pub async fn keep_snapshots(
+        &self,
+        store: &dyn Database,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        let mut replayed = Replayed::default();
+        replayed.start_from_snapshot(store, None).await?;
+        let settled = now - chrono::Duration::seconds(SETTLED_SECS);
+        replayed.advance(store, settled, now).await
+    }
 }
 
 impl Replayed {
-    /// Folds the events after `self.position` recorded up to `at`.
+    /// Continues from the newest snapshot at or before `at`, when it is
+    /// ahead of this fold.
+    async fn start_from_snapshot(
+        &mut self,
+        store: &dyn Database,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), Failure> {
+        let Some(snapshot) = store.snapshot_before(SNAPSHOT_KIND, at).await? else {
+            return Ok(());
+        };
+        if snapshot.position <= self.position {
+            self.snapshot = self.snapshot.max(snapshot.position);
+            return Ok(());
+        }
+        // A snapshot that cannot be read is skipped: the log is the truth.
+        if let Ok(mut restored) = serde_json::from_str::<Replayed>(&snapshot.state) {
+            restored.position = snapshot.position;
+            restored.snapshot = snapshot.position;
+            *self = restored;
+        }
+        Ok(())
+    }
+
+    /// Folds the events after `self.position` recorded up to `at`; keeps a
+    /// snapshot on the way every [`SNAPSHOT_EVERY`] events of settled log.
     async fn advance(
         &mut self,
         store: &dyn Database,
         at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Failure> {
+        let settled = now - chrono::Duration::seconds(SETTLED_SECS);
         let mut filter = EventFilter {
             to: Some(at),
             after: self.position,
@@ -77,25 +132,56 @@ impl Replayed {
             filter.after = last.position;
             for stored in page {
                 self.position = stored.position;
-                match &stored.event {
-                    DomainEvent::Server(event) => self
-                        .servers
-                        .entry(stored.stream.to_string())
-                        .or_default()
-                        .evolve(event),
-                    DomainEvent::Meeting(event) => self
-                        .meetings
-                        .entry(stored.stream.to_string())
-                        .or_default()
-                        .evolve(event),
-                    DomainEvent::Token(_)
-                    | DomainEvent::Tenant(_)
-                    | DomainEvent::Recording(_)
-                    | DomainEvent::Hook(_) => {}
+                self.fold(&stored.stream.to_string(), &stored.event);
+                if stored.recorded_at <= settled && self.position >= self.snapshot + SNAPSHOT_EVERY
+                {
+                    self.keep(store, stored.recorded_at).await?;
                 }
             }
         }
         self.at = Some(at);
+        Ok(())
+    }
+
+    fn fold(&mut self, stream: &str, event: &DomainEvent) {
+        match event {
+            DomainEvent::Server(event) => self
+                .servers
+                .entry(stream.to_owned())
+                .or_default()
+                .evolve(event),
+            DomainEvent::Meeting(event) => {
+                let meeting = self.meetings.entry(stream.to_owned()).or_default();
+                meeting.evolve(event);
+                if meeting.current.is_none() {
+                    self.meetings.remove(stream);
+                }
+            }
+            DomainEvent::Token(_)
+            | DomainEvent::Tenant(_)
+            | DomainEvent::Recording(_)
+            | DomainEvent::Hook(_) => {}
+        }
+    }
+
+    /// Stores this fold as a snapshot.
+    async fn keep(
+        &mut self,
+        store: &dyn Database,
+        recorded_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        let Ok(state) = serde_json::to_string(&*self) else {
+            return Ok(());
+        };
+        store
+            .put_snapshot(&LogSnapshot {
+                kind: SNAPSHOT_KIND.to_owned(),
+                position: self.position,
+                recorded_at,
+                state,
+            })
+            .await?;
+        self.snapshot = self.position;
         Ok(())
     }
 
@@ -143,6 +229,7 @@ impl Replayed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::EventStore as _;
     use crate::testing::{NOW_MS, World};
     use switchboard_domain::server::ServerCommand;
 
@@ -182,5 +269,63 @@ mod tests {
             Some(late),
             "the latest settled moment is kept"
         );
+    }
+
+    /// A moment far in the log is answered from the nearest snapshot and
+    /// agrees with a fold of the whole log; ended meetings are not listed.
+    #[tokio::test]
+    async fn a_moment_starts_from_the_nearest_snapshot_and_agrees_with_the_whole_log() {
+        let world = World::new();
+        let a = world.server("a").await;
+        world.meeting("early", "run-early", a, NOW_MS).await;
+        world.meeting("gone", "run-gone", a, NOW_MS).await;
+        let gone = switchboard_domain::ids::MeetingId::parse("gone").unwrap();
+        world
+            .executor
+            .execute::<Meeting>(
+                &switchboard_domain::ids::meeting_stream(
+                    &switchboard_domain::ids::TenantId::default_tenant(),
+                    &gone,
+                ),
+                &switchboard_domain::meeting::MeetingCommand::RecordEnded {
+                    reason: switchboard_domain::meeting::EndReason::EndCalled,
+                    at_ms: NOW_MS + 1,
+                    only_run: None,
+                },
+                &crate::testing::given(),
+            )
+            .await
+            .unwrap();
+        for n in 0..(SNAPSHOT_EVERY + 100) {
+            let command = if n % 2 == 0 {
+                ServerCommand::Cordon
+            } else {
+                ServerCommand::Enable
+            };
+            world.on_server(a, command).await;
+        }
+        let store = world.store.as_ref();
+        let now = moment(NOW_MS + 3_600_000);
+        History::default().keep_snapshots(store, now).await.unwrap();
+        let snapshot = store
+            .snapshot_before(SNAPSHOT_KIND, None)
+            .await
+            .unwrap()
+            .expect("a snapshot was kept");
+        assert_eq!(snapshot.position, SNAPSHOT_EVERY);
+        let at = moment(NOW_MS + 60_000);
+        let answer = History::default().at(store, at, now).await.unwrap();
+        // The whole log folded without snapshots (nothing is settled yet
+        // for a `now` before the log).
+        let mut whole = Replayed::default();
+        whole.advance(store, at, moment(0)).await.unwrap();
+        assert_eq!(answer, whole.view(at));
+        let meetings: Vec<&str> = answer
+            .meetings
+            .iter()
+            .map(|m| m.meeting_id.as_str())
+            .collect();
+        assert_eq!(meetings, ["early"]);
+        assert_eq!(answer.servers[0].state, "enabled");
     }
 }

@@ -4,6 +4,7 @@
 //! ([`views`]); the transports render them.
 
 mod history;
+pub use history::History;
 pub mod scalelite;
 pub mod tenants;
 pub mod token_cache;
@@ -740,6 +741,13 @@ impl AdminService {
     pub async fn history(&self, at: chrono::DateTime<chrono::Utc>) -> Result<ClusterAt, Failure> {
         let now = chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default();
         self.history.at(self.store.as_ref(), at, now).await
+    }
+
+    /// Keeps the pool's snapshots up with the settled log (see
+    /// [`History::keep_snapshots`]), so `events at` folds little.
+    pub async fn keep_history_snapshots(&self) -> Result<(), Failure> {
+        let now = chrono::DateTime::from_timestamp_millis(self.clock.now_ms()).unwrap_or_default();
+        self.history.keep_snapshots(self.store.as_ref(), now).await
     }
 
     /// What Scalelite's `rake status` prints, per server.

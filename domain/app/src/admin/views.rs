@@ -216,7 +216,7 @@ pub struct MeetingAt {
     pub meeting_id: String,
     /// Server of its run then (if running).
     pub server_id: Option<String>,
-    /// Running then.
+    /// Running then (always: meetings that had ended are not listed).
     pub running: bool,
 }
 
@@ -229,7 +229,7 @@ pub struct ClusterAt {
     pub position: i64,
     /// Servers then.
     pub servers: Vec<ServerAt>,
-    /// Meetings then.
+    /// Meetings running then.
     pub meetings: Vec<MeetingAt>,
 }
 

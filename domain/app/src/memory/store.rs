@@ -9,8 +9,8 @@ use crate::ports::{
 };
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    EventFilter, HookRecord, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
-    PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
+    EventFilter, HookRecord, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord,
+    NewCallback, PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
     RunUsageState, ServerRecord, ServerSample, StoredEvent, TokenRecord, UsageFilter,
     UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
@@ -48,6 +48,8 @@ struct State {
     versions: HashMap<StreamId, i64>,
     views: Views,
     polled: Polled,
+    /// Snapshots of the log by kind and position.
+    snapshots: BTreeMap<(String, i64), LogSnapshot>,
 }
 
 /// The projections the log feeds.
@@ -582,6 +584,29 @@ impl EventStore for InMemoryStore {
 
     async fn last_position(&self) -> Result<i64, StoreError> {
         Ok(self.position())
+    }
+
+    async fn snapshot_before(
+        &self,
+        kind: &str,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<LogSnapshot>, StoreError> {
+        Ok(self
+            .lock()
+            .snapshots
+            .range((kind.to_owned(), i64::MIN)..=(kind.to_owned(), i64::MAX))
+            .rev()
+            .map(|(_, snapshot)| snapshot)
+            .find(|snapshot| at.is_none_or(|at| snapshot.recorded_at <= at))
+            .cloned())
+    }
+
+    async fn put_snapshot(&self, snapshot: &LogSnapshot) -> Result<(), StoreError> {
+        self.lock()
+            .snapshots
+            .entry((snapshot.kind.clone(), snapshot.position))
+            .or_insert_with(|| snapshot.clone());
+        Ok(())
     }
 
     async fn streams_changed_after(

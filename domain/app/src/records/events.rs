@@ -29,6 +29,20 @@ pub struct StoredEvent {
     pub recorded_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A fold of the log kept at a position, so a later fold starts there
+/// instead of at the log's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSnapshot {
+    /// What it folds (each reader names its own kind).
+    pub kind: String,
+    /// The position of the last event it includes.
+    pub position: i64,
+    /// When that event was recorded.
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    /// The fold, in the reader's own JSON.
+    pub state: String,
+}
+
 /// Which events to read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventFilter {

@@ -287,12 +287,7 @@ impl ProjectionImage {
         Ok(())
     }
 
-    fn apply_token(
-        &mut self,
-        name: &str,
-        event: &TokenEvent,
-        at: chrono::DateTime<chrono::Utc>,
-    ) {
+    fn apply_token(&mut self, name: &str, event: &TokenEvent, at: chrono::DateTime<chrono::Utc>) {
         match event {
             TokenEvent::TokenCreated {
                 scope,
@@ -401,12 +396,7 @@ impl ProjectionImage {
         image.row.position = position;
     }
 
-    fn apply_hook(
-        &mut self,
-        id: &str,
-        event: &HookEvent,
-        position: i64,
-    ) -> Result<(), FoldError> {
+    fn apply_hook(&mut self, id: &str, event: &HookEvent, position: i64) -> Result<(), FoldError> {
         match event {
             HookEvent::HookRegistered { hook: settings } => {
                 let text =
@@ -544,7 +534,13 @@ mod tests {
     #[test]
     fn an_open_sampled_row_is_reopened_then_ended_once() {
         let steps = [RunStep::Started, RunStep::Ended(30), RunStep::Ended(40)];
-        assert_eq!(run_after(Some((Some(10), false)), &steps), (Some(30), false));
-        assert_eq!(run_after(Some((None, false)), &[RunStep::Started]), (None, false));
+        assert_eq!(
+            run_after(Some((Some(10), false)), &steps),
+            (Some(30), false)
+        );
+        assert_eq!(
+            run_after(Some((None, false)), &[RunStep::Started]),
+            (None, false)
+        );
     }
 }

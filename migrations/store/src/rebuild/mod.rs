@@ -17,11 +17,12 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use switchboard_migrations::entities::{
-    event, hook, meeting, meeting_listing, meeting_run, recording, recording_count,
-    recording_meta, run_usage, server, tenant, token, usage_run,
+    event, hook, meeting, meeting_listing, meeting_run, recording, recording_count, recording_meta,
+    run_usage, server, tenant, token, usage_run,
 };
-pub use tables::TableDifference;
 use tables::Table;
+pub use tables::TableDifference;
+pub(crate) use tables::insert_rows;
 
 /// Events read per page.
 const PAGE: u64 = 5_000;
@@ -374,17 +375,18 @@ async fn amend_run_usage<C: ConnectionTrait>(
     db: &C,
     image: &ProjectionImage,
 ) -> Result<(), SqlError> {
-    let existing: std::collections::HashMap<String, (Option<i64>, bool)> = run_usage::Entity::find()
-        .select_only()
-        .column(run_usage::Column::InternalId)
-        .column(run_usage::Column::EndedMs)
-        .column(run_usage::Column::Summarized)
-        .into_tuple::<(String, Option<i64>, bool)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|(id, ended, summarized)| (id, (ended, summarized)))
-        .collect();
+    let existing: std::collections::HashMap<String, (Option<i64>, bool)> =
+        run_usage::Entity::find()
+            .select_only()
+            .column(run_usage::Column::InternalId)
+            .column(run_usage::Column::EndedMs)
+            .column(run_usage::Column::Summarized)
+            .into_tuple::<(String, Option<i64>, bool)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|(id, ended, summarized)| (id, (ended, summarized)))
+            .collect();
     let mut opened = Vec::new();
     for (internal_id, run) in &image.runs {
         let before = existing.get(internal_id).copied();

@@ -4,8 +4,8 @@
 
 use sea_orm::sea_query::Alias;
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable, PrimaryKeyToColumn, QueryTrait, Statement,
+    ActiveModelTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic, IntoActiveModel,
+    Iterable, PrimaryKeyToColumn, QueryTrait, Statement,
 };
 
 /// Most bind parameters one statement carries (below SQLite's 32,766 and
