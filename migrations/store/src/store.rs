@@ -1,7 +1,7 @@
 //! The event store: connect, migrate, append, read, replay.
 
 use crate::projection;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
@@ -42,6 +42,10 @@ pub enum SqlError {
         reason: String,
     },
 }
+
+/// How far apart the clocks of instances appending to one log may be: the
+/// event queries' time bounds reach this far past the range asked.
+const CLOCK_MARGIN_SECS: i64 = 60;
 
 /// The database behind Switchboard: log and projections.
 #[derive(Clone, Debug)]
@@ -251,11 +255,36 @@ impl Store {
         if let Some(actor) = &filter.actor {
             query = query.filter(event::Column::Actor.eq(actor.as_str()));
         }
+        // Times are filtered as asked; the positions are bounded too, by
+        // the events recorded well outside the range (found through the
+        // time index), so a range that matches little is not scanned to the
+        // log's end or from its start. The margin covers clocks of
+        // instances that disagree.
+        let margin = chrono::Duration::seconds(CLOCK_MARGIN_SECS);
+        // sea-query's custom expressions take `$1` on PostgreSQL, `?` on SQLite.
+        let bound = if self.is_postgres() { "$1" } else { "?" };
         if let Some(from) = filter.from {
-            query = query.filter(event::Column::RecordedAt.gte(from));
+            query = query.filter(event::Column::RecordedAt.gte(from)).filter(
+                Expr::cust_with_values(
+                    format!(
+                        "\"events\".\"position\" > COALESCE((SELECT e.\"position\" FROM events e \
+                         WHERE e.recorded_at < {bound} ORDER BY e.recorded_at DESC LIMIT 1), 0)"
+                    ),
+                    [from - margin],
+                ),
+            );
         }
         if let Some(to) = filter.to {
-            query = query.filter(event::Column::RecordedAt.lte(to));
+            query = query
+                .filter(event::Column::RecordedAt.lte(to))
+                .filter(Expr::cust_with_values(
+                    format!(
+                        "\"events\".\"position\" < COALESCE((SELECT e.\"position\" FROM events e \
+                         WHERE e.recorded_at > {bound} ORDER BY e.recorded_at LIMIT 1), \
+                         9223372036854775807)"
+                    ),
+                    [to + margin],
+                ));
         }
         let rows = query.all(&self.db).await?;
         rows.into_iter().map(decode).collect()

@@ -1548,3 +1548,60 @@ async fn appends_during_a_replay_are_never_lost() {
         assert_eq!(servers[0].state, ServerState::Enabled, "{kind}");
     }
 }
+
+#[tokio::test]
+async fn time_ranges_find_every_event_recorded_in_them_even_from_a_lagging_clock() {
+    use switchboard_app::records::{EventFilter, StoredEvent};
+    let start = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+    let server = ServerId::new();
+    let events: Vec<StoredEvent> = (1..=60_i64)
+        .map(|n| {
+            // Every 30 s; event 31 comes from an instance whose clock is 50 s behind.
+            let lag = if n == 31 { 50 } else { 0 };
+            StoredEvent {
+                position: n,
+                stream: server.stream(),
+                version: n,
+                event: DomainEvent::Server(if n % 2 == 0 {
+                    switchboard_domain::server::ServerEvent::ServerWentOffline
+                } else {
+                    switchboard_domain::server::ServerEvent::ServerWentOnline
+                }),
+                metadata: meta(),
+                recorded_at: start + chrono::Duration::seconds(n * 30 - lag),
+            }
+        })
+        .collect();
+    for (kind, store) in stores().await {
+        store.write_log(&events).await.unwrap();
+        for (from, to) in [
+            (None, Some(100)),
+            (Some(870), Some(900)),
+            (Some(1700), None),
+            (Some(905), Some(935)),
+            (None, Some(0)),
+        ] {
+            let at = |s: i64| start + chrono::Duration::seconds(s);
+            let filter = EventFilter {
+                from: from.map(at),
+                to: to.map(at),
+                limit: 1000,
+                ..EventFilter::default()
+            };
+            let found: Vec<i64> = store
+                .query_events(&filter)
+                .await
+                .unwrap()
+                .iter()
+                .map(|stored| stored.position)
+                .collect();
+            let expected: Vec<i64> = events
+                .iter()
+                .filter(|stored| filter.from.is_none_or(|from| stored.recorded_at >= from))
+                .filter(|stored| filter.to.is_none_or(|to| stored.recorded_at <= to))
+                .map(|stored| stored.position)
+                .collect();
+            assert_eq!(found, expected, "{kind}: {from:?}..{to:?}");
+        }
+    }
+}

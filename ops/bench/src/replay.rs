@@ -118,14 +118,23 @@ pub async fn run(store: &Store, events: usize) -> anyhow::Result<()> {
     let (first, replayed) =
         timed(async { Ok(store.rebuild(RebuildMode::Swap, &mut |_| {}).await?) }).await?;
     row(
-        &format!("`switchboard replay` (first; {} rows written)", first.rows),
+        &format!(
+            "`switchboard replay` (first; {} rows written; read {}, write {}, swap {})",
+            first.rows,
+            secs(first.reading),
+            secs(first.writing),
+            secs(first.swapping)
+        ),
         replayed,
         secs(replayed),
     );
-    let (_, again) =
+    let (second, again) =
         timed(async { Ok(store.rebuild(RebuildMode::Swap, &mut |_| {}).await?) }).await?;
     row(
-        "`switchboard replay` (again, over full tables)",
+        &format!(
+            "`switchboard replay` (again, over full tables; swap {})",
+            secs(second.swapping)
+        ),
         again,
         secs(again),
     );

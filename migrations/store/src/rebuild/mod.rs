@@ -7,6 +7,7 @@
 //! the rebuilt tables differ from the live ones.
 
 mod image;
+mod postgres;
 mod tables;
 
 use crate::store::{SqlError, Store, decode};
@@ -70,6 +71,13 @@ pub struct RebuildReport {
     /// With [`RebuildMode::Check`]: how the rebuilt tables differ from the
     /// live ones (empty: they agree).
     pub differences: Vec<TableDifference>,
+    /// Time spent reading and folding the log.
+    pub reading: std::time::Duration,
+    /// Time spent writing the shadow tables.
+    pub writing: std::time::Duration,
+    /// Time spent in the swap (or comparison) transaction: appends wait
+    /// this long.
+    pub swapping: std::time::Duration,
 }
 
 /// The projection tables a rebuild replaces.
@@ -119,10 +127,13 @@ impl Store {
         mode: RebuildMode,
         progress: &mut (dyn FnMut(RebuildProgress) + Send),
     ) -> Result<RebuildReport, SqlError> {
+        let started = std::time::Instant::now();
         let watermark = self.settled_position().await?;
         let image = self.fold_log(watermark, progress).await?;
+        let reading = started.elapsed();
         let tables = rebuilt_tables();
         let rows = self.write_shadows(&image, &tables, progress).await;
+        let writing = started.elapsed() - reading;
         let outcome = match rows {
             Ok(rows) => {
                 progress(RebuildProgress {
@@ -137,6 +148,9 @@ impl Store {
                         caught_up,
                         rows,
                         differences,
+                        reading,
+                        writing,
+                        swapping: started.elapsed() - reading - writing,
                     })
             }
             Err(err) => Err(err),
@@ -200,85 +214,88 @@ impl Store {
         progress: &mut (dyn FnMut(RebuildProgress) + Send),
     ) -> Result<u64, SqlError> {
         for table in tables {
-            tables::create_shadow(&self.db, table).await?;
+            if self.is_postgres() {
+                postgres::create_shadow(&self.db, table).await?;
+            } else {
+                tables::create_shadow(&self.db, table).await?;
+            }
         }
-        let into = |index: usize| tables[index].shadow();
-        let db = &self.db;
         let corrupt = |err: image::FoldError| SqlError::Corrupt {
             position: image.position,
             reason: err.0,
         };
         let (recordings, metadata, counts) = image.recording_rows().map_err(corrupt)?;
         let tenants = image.tenant_rows().map_err(corrupt)?;
-        let mut rows = 0;
         let total = tables.len() as u64;
-        let mut done = |rows_now: u64, index: u64| {
+        let mut done = 0;
+        let mut written = |rows: u64| {
+            done += 1;
             progress(RebuildProgress {
                 phase: RebuildPhase::Writing,
-                done: index,
+                done,
                 total,
             });
-            rows_now
+            rows
         };
-        rows += done(
-            tables::insert_rows::<server::Entity, _>(db, &into(0), image.servers.values().cloned())
+        let mut rows = written(
+            self.load::<server::Entity>(&tables[0], image.servers.values().cloned())
                 .await?,
-            1,
         );
-        rows += done(
-            tables::insert_rows::<token::Entity, _>(db, &into(1), image.tokens.values().cloned())
+        rows += written(
+            self.load::<token::Entity>(&tables[1], image.tokens.values().cloned())
                 .await?,
-            2,
         );
-        rows += done(
-            tables::insert_rows::<tenant::Entity, _>(db, &into(2), tenants).await?,
-            3,
-        );
-        rows += done(
-            tables::insert_rows::<meeting::Entity, _>(
-                db,
-                &into(3),
-                image.meetings.values().cloned(),
-            )
-            .await?,
-            4,
-        );
-        rows += done(
-            tables::insert_rows::<meeting_run::Entity, _>(
-                db,
-                &into(4),
-                image.meeting_runs.values().cloned(),
-            )
-            .await?,
-            5,
-        );
-        rows += done(
-            tables::insert_rows::<recording::Entity, _>(db, &into(5), recordings).await?,
-            6,
-        );
-        rows += done(
-            tables::insert_rows::<recording_meta::Entity, _>(db, &into(6), metadata).await?,
-            7,
-        );
-        rows += done(
-            tables::insert_rows::<recording_count::Entity, _>(db, &into(7), counts).await?,
-            8,
-        );
-        rows += done(
-            tables::insert_rows::<hook::Entity, _>(db, &into(8), image.hooks.values().cloned())
+        rows += written(self.load::<tenant::Entity>(&tables[2], tenants).await?);
+        rows += written(
+            self.load::<meeting::Entity>(&tables[3], image.meetings.values().cloned())
                 .await?,
-            9,
         );
-        rows += done(
-            tables::insert_rows::<usage_run::Entity, _>(
-                db,
-                &into(9),
-                image.usage_runs.values().cloned(),
-            )
-            .await?,
-            10,
+        rows += written(
+            self.load::<meeting_run::Entity>(&tables[4], image.meeting_runs.values().cloned())
+                .await?,
+        );
+        rows += written(
+            self.load::<recording::Entity>(&tables[5], recordings)
+                .await?,
+        );
+        rows += written(
+            self.load::<recording_meta::Entity>(&tables[6], metadata)
+                .await?,
+        );
+        rows += written(
+            self.load::<recording_count::Entity>(&tables[7], counts)
+                .await?,
+        );
+        rows += written(
+            self.load::<hook::Entity>(&tables[8], image.hooks.values().cloned())
+                .await?,
+        );
+        rows += written(
+            self.load::<usage_run::Entity>(&tables[9], image.usage_runs.values().cloned())
+                .await?,
         );
         Ok(rows)
+    }
+
+    /// Writes rows of entity `E` into the shadow of `table` (on PostgreSQL
+    /// with `COPY`, then its indexes); returns how many.
+    async fn load<E>(
+        &self,
+        table: &Table,
+        rows: impl IntoIterator<Item = E::Model>,
+    ) -> Result<u64, SqlError>
+    where
+        E: EntityTrait,
+        E::Model: sea_orm::IntoActiveModel<E::ActiveModel>,
+        E::ActiveModel: sea_orm::ActiveModelTrait<Entity = E>,
+    {
+        debug_assert_eq!(table.name, E::default().table_name());
+        if !self.is_postgres() {
+            return Ok(tables::insert_rows::<E, _>(&self.db, &table.shadow(), rows).await?);
+        }
+        let written = postgres::copy_rows::<E>(&self.db, &table.shadow(), rows).await?;
+        postgres::index_shadow(&self.db, table).await?;
+        Ok(written)
     }
 
     /// In one transaction that holds appends: the shadows swapped in, the
@@ -308,14 +325,26 @@ impl Store {
                 .await?;
             }
         }
+        let postgres = txn.get_database_backend() == DbBackend::Postgres;
+        let check = mode == RebuildMode::Check;
         let compared: Vec<Table> = tables.iter().cloned().chain(amended_tables()).collect();
-        if mode == RebuildMode::Check {
-            for table in &compared {
+        if check {
+            // PostgreSQL keeps the replaced tables themselves (renamed).
+            let copied = if postgres {
+                &compared[tables.len()..]
+            } else {
+                &compared[..]
+            };
+            for table in copied {
                 tables::keep_before(&txn, table).await?;
             }
         }
         for table in tables {
-            tables::swap_in(&txn, table).await?;
+            if postgres {
+                postgres::rename_in(&txn, table, check).await?;
+            } else {
+                tables::swap_in(&txn, table).await?;
+            }
         }
         amend_run_usage(&txn, image).await?;
         drop_ended_listings(&txn, image).await?;
@@ -368,9 +397,9 @@ async fn read_pages(
     }
 }
 
-/// The runs' `run_usage` rows after the log's steps: rows it opens are
-/// added (closed: nothing was sampled), rows it changes are updated, the
-/// sampled figures of existing rows are never touched.
+/// The runs' `run_usage` rows after the log's steps: running runs without
+/// a row get one (closed: nothing was sampled), rows it changes are
+/// updated, the sampled figures of existing rows are never touched.
 async fn amend_run_usage<C: ConnectionTrait>(
     db: &C,
     image: &ProjectionImage,
@@ -392,6 +421,10 @@ async fn amend_run_usage<C: ConnectionTrait>(
         let before = existing.get(internal_id).copied();
         let (ended, summarized) = run_after(before, &run.steps);
         match before {
+            // A row made for an ended run would be closed and then pruned
+            // unread: only runs still running get one (it keeps their
+            // unsampled start from ever being billed).
+            None if ended.is_some() => {}
             None => {
                 let mut state = run.opened.clone();
                 state.ended_ms = ended;
@@ -413,15 +446,26 @@ async fn amend_run_usage<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Drops the listings of runs that ended (as each `MeetingEnded` does).
+/// Drops the listings of runs that ended (as each `MeetingEnded` does);
+/// listings are few (running meetings), ended runs many: the listings are
+/// read and matched here.
 async fn drop_ended_listings<C: ConnectionTrait>(
     db: &C,
     image: &ProjectionImage,
 ) -> Result<(), SqlError> {
-    let ended: Vec<&String> = image.ended_runs.iter().collect();
-    for chunk in ended.chunks(1000) {
+    let listed: Vec<String> = meeting_listing::Entity::find()
+        .select_only()
+        .column(meeting_listing::Column::InternalId)
+        .into_tuple::<String>()
+        .all(db)
+        .await?;
+    let ended: Vec<String> = listed
+        .into_iter()
+        .filter(|id| image.ended_runs.contains(id))
+        .collect();
+    for chunk in ended.chunks(500) {
         meeting_listing::Entity::delete_many()
-            .filter(meeting_listing::Column::InternalId.is_in(chunk.iter().map(|id| id.as_str())))
+            .filter(meeting_listing::Column::InternalId.is_in(chunk.iter().map(String::as_str)))
             .exec(db)
             .await?;
     }
