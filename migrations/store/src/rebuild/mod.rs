@@ -8,6 +8,7 @@
 
 mod image;
 mod postgres;
+mod sqlite;
 mod tables;
 
 use crate::store::{SqlError, Store, decode};
@@ -217,7 +218,7 @@ impl Store {
             if self.is_postgres() {
                 postgres::create_shadow(&self.db, table).await?;
             } else {
-                tables::create_shadow(&self.db, table).await?;
+                sqlite::create_shadow(&self.db, table).await?;
             }
         }
         let corrupt = |err: image::FoldError| SqlError::Corrupt {
@@ -329,13 +330,9 @@ impl Store {
         let check = mode == RebuildMode::Check;
         let compared: Vec<Table> = tables.iter().cloned().chain(amended_tables()).collect();
         if check {
-            // PostgreSQL keeps the replaced tables themselves (renamed).
-            let copied = if postgres {
-                &compared[tables.len()..]
-            } else {
-                &compared[..]
-            };
-            for table in copied {
+            // The replaced tables are kept themselves (renamed); the
+            // amended ones are copied.
+            for table in &compared[tables.len()..] {
                 tables::keep_before(&txn, table).await?;
             }
         }
@@ -343,7 +340,7 @@ impl Store {
             if postgres {
                 postgres::rename_in(&txn, table, check).await?;
             } else {
-                tables::swap_in(&txn, table).await?;
+                sqlite::rename_in(&txn, table, check).await?;
             }
         }
         amend_run_usage(&txn, image).await?;

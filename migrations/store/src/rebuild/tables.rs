@@ -48,21 +48,6 @@ impl Table {
     }
 }
 
-/// Makes an empty shadow of `table` (an earlier one is dropped).
-pub(crate) async fn create_shadow<C: ConnectionTrait>(db: &C, table: &Table) -> Result<(), DbErr> {
-    drop_shadow(db, table).await?;
-    let (shadow, name) = (table.shadow(), &table.name);
-    let sql = match db.get_database_backend() {
-        // Unlogged: a shadow is rebuilt from the log, never recovered.
-        DbBackend::Postgres => {
-            format!("CREATE UNLOGGED TABLE \"{shadow}\" (LIKE \"{name}\" INCLUDING DEFAULTS)")
-        }
-        _ => format!("CREATE TABLE \"{shadow}\" AS SELECT * FROM \"{name}\" WHERE 1 = 0"),
-    };
-    db.execute_unprepared(&sql).await?;
-    Ok(())
-}
-
 /// Drops the shadow of `table`, if there is one.
 pub(crate) async fn drop_shadow<C: ConnectionTrait>(db: &C, table: &Table) -> Result<(), DbErr> {
     db.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{}\"", table.shadow()))
@@ -99,19 +84,6 @@ where
     Ok(written)
 }
 
-/// Replaces the rows of `table` by its shadow's (inside the caller's
-/// transaction: readers see the old rows until it commits).
-pub(crate) async fn swap_in<C: ConnectionTrait>(db: &C, table: &Table) -> Result<(), DbErr> {
-    let (name, shadow, columns) = (&table.name, table.shadow(), table.column_list());
-    db.execute_unprepared(&format!("DELETE FROM \"{name}\""))
-        .await?;
-    db.execute_unprepared(&format!(
-        "INSERT INTO \"{name}\" ({columns}) SELECT {columns} FROM \"{shadow}\""
-    ))
-    .await?;
-    Ok(())
-}
-
 /// Keeps a copy of `table` as it is, for [`differences`] (a temporary
 /// table: gone with the caller's transaction).
 pub(crate) async fn keep_before<C: ConnectionTrait>(db: &C, table: &Table) -> Result<(), DbErr> {
@@ -137,49 +109,77 @@ pub struct TableDifference {
 }
 
 /// How `table` now differs from its kept copy (`None`: not at all); rows
-/// matching `ignored` (an SQL condition) are left out on both sides.
+/// matching `ignored` (an SQL condition) are left out on both sides. Rows
+/// are matched by key: one pass over each side, through the key indexes.
 pub(crate) async fn differences<C: ConnectionTrait>(
     db: &C,
     table: &Table,
     ignored: Option<&str>,
 ) -> Result<Option<TableDifference>, DbErr> {
     let name = &table.name;
-    let before = format!("before_{name}");
-    let only_live = one_sided(db, table, &before, name, ignored).await?;
-    let only_rebuilt = one_sided(db, table, name, &before, ignored).await?;
-    if only_live.0 == 0 && only_rebuilt.0 == 0 {
+    let keep = ignored.map_or_else(|| "1 = 1".to_owned(), |ignored| format!("NOT ({ignored})"));
+    let now = format!("(SELECT * FROM \"{name}\" WHERE {keep})");
+    let before = format!("(SELECT * FROM \"before_{name}\" WHERE {keep})");
+    let distinct = match db.get_database_backend() {
+        DbBackend::Postgres => "IS DISTINCT FROM",
+        _ => "IS NOT",
+    };
+    let same_key = |left: &str, right: &str| {
+        table
+            .keys
+            .iter()
+            .map(|key| format!("{left}.\"{key}\" = {right}.\"{key}\""))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let changed_columns = table
+        .columns
+        .iter()
+        .map(|column| format!("n.\"{column}\" {distinct} b.\"{column}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let changed = format!(
+        "SELECT n.* FROM {now} n JOIN {before} b ON {} WHERE {changed_columns}",
+        same_key("n", "b")
+    );
+    let only_now = format!(
+        "SELECT n.* FROM {now} n WHERE NOT EXISTS (SELECT 1 FROM {before} b WHERE {})",
+        same_key("n", "b")
+    );
+    let only_before = format!(
+        "SELECT b.* FROM {before} b WHERE NOT EXISTS (SELECT 1 FROM {now} n WHERE {})",
+        same_key("n", "b")
+    );
+    let (changed_count, mut examples) = count_and_keys(db, table, &changed).await?;
+    let (added, more) = count_and_keys(db, table, &only_now).await?;
+    examples.extend(more);
+    let (removed, more) = count_and_keys(db, table, &only_before).await?;
+    examples.extend(more);
+    if changed_count + added + removed == 0 {
         return Ok(None);
     }
-    let mut examples = only_live.1;
-    examples.extend(only_rebuilt.1);
     examples.sort();
     examples.dedup();
     examples.truncate(5);
     Ok(Some(TableDifference {
         table: name.clone(),
-        only_live: only_live.0,
-        only_rebuilt: only_rebuilt.0,
+        only_live: changed_count + removed,
+        only_rebuilt: changed_count + added,
         examples,
     }))
 }
 
-/// Rows of `left` not in `right`: how many, and the keys of up to five.
-async fn one_sided<C: ConnectionTrait>(
+/// How many rows `rows` (a query) gives, and the keys of up to five.
+async fn count_and_keys<C: ConnectionTrait>(
     db: &C,
     table: &Table,
-    left: &str,
-    right: &str,
-    ignored: Option<&str>,
+    rows: &str,
 ) -> Result<(u64, Vec<String>), DbErr> {
-    let columns = table.column_list();
-    let keep = ignored.map_or_else(|| "1 = 1".to_owned(), |ignored| format!("NOT ({ignored})"));
-    let rows_of = |from: &str| format!("SELECT {columns} FROM \"{from}\" WHERE {keep}");
-    let differing = format!("({} EXCEPT {}) AS differing", rows_of(left), rows_of(right));
     let backend = db.get_database_backend();
     let count = db
         .query_one_raw(Statement::from_string(
             backend,
-            format!("SELECT COUNT(*) AS n FROM {differing}"),
+            format!("SELECT COUNT(*) AS n FROM ({rows}) AS counted"),
         ))
         .await?
         .map(|row| row.try_get::<i64>("", "n"))
@@ -194,13 +194,13 @@ async fn one_sided<C: ConnectionTrait>(
         .map(|key| format!("CAST(\"{key}\" AS TEXT) AS \"{key}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = db
+    let found = db
         .query_all_raw(Statement::from_string(
             backend,
-            format!("SELECT {keys} FROM {differing} LIMIT 5"),
+            format!("SELECT {keys} FROM ({rows}) AS differing LIMIT 5"),
         ))
         .await?;
-    let examples = rows
+    let examples = found
         .iter()
         .map(|row| {
             table
