@@ -431,6 +431,24 @@ pub enum EventsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Move the events recorded before a date out of the log into a
+    /// compressed JSON-lines file (on this machine's database). The states
+    /// that replace them are stored first; `replay`, `events at` and every
+    /// command keep working.
+    Archive {
+        /// Archive the events recorded before this moment (RFC 3339, or a
+        /// date such as 2025-01-01).
+        #[arg(long, value_parser = parse_moment)]
+        before: chrono::DateTime<chrono::Utc>,
+        /// The file to write (`.jsonl.gz`); it must not exist.
+        #[arg(long = "to", value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
+    /// Check an archive file: its header, every event and its checksum.
+    VerifyArchive {
+        /// The archive file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `tokens` subcommands.
@@ -481,6 +499,16 @@ fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(text.trim())
         .map(|at| at.with_timezone(&chrono::Utc))
         .map_err(|_| format!("`{text}` is not an RFC 3339 time such as 2025-03-01T12:00:00Z"))
+}
+
+/// Parses an RFC 3339 time, or a date (its midnight, UTC).
+fn parse_moment(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    parse_time(text).map_err(|_| {
+        format!("`{text}` is neither a date such as 2025-01-01 nor an RFC 3339 time such as 2025-03-01T12:00:00Z")
+    })
 }
 
 /// Runs the binary: parses arguments and dispatches.
@@ -602,6 +630,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     switchboard_bench::run(&service, &store, &render, count, imports, samples).await
                 }
             }
+        }
+        Command::Events {
+            command: EventsCommand::Archive { before, to },
+        } => {
+            local_only("events archive")?;
+            let store = app::open_store(&settings).await?;
+            let report = store.archive_events(before, &to).await?;
+            out!(
+                "archived {} events (positions {}..={}, recorded before {before}) to {}; \
+                 SHA-256 of the events {}; states of {} streams kept",
+                report.events,
+                report.first_position,
+                report.last_position,
+                to.display(),
+                report.sha256,
+                report.streams
+            );
+            Ok(())
+        }
+        Command::Events {
+            command: EventsCommand::VerifyArchive { file },
+        } => {
+            let summary = switchboard_store::verify_archive(&file)
+                .map_err(|reason| anyhow::anyhow!("{}: {reason}", file.display()))?;
+            out!(
+                "{}: {} events, positions {}..={}, recorded before {}; SHA-256 {}",
+                file.display(),
+                summary.events,
+                summary.header.first_position,
+                summary.header.last_position,
+                summary.header.before,
+                summary.sha256
+            );
+            Ok(())
         }
         Command::Openapi | Command::Agent(_) | Command::ImportScaleliteEnv { .. } => {
             unreachable!("handled above")

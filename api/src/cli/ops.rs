@@ -358,6 +358,9 @@ fn print_meeting(meeting: &MeetingView) {
 /// `events ...`
 pub async fn events(target: &Target, command: EventsCommand) -> anyhow::Result<()> {
     match command {
+        EventsCommand::Archive { .. } | EventsCommand::VerifyArchive { .. } => {
+            unreachable!("archives work on this machine's files: handled in `cli::run`")
+        }
         EventsCommand::List {
             stream,
             event_type,

@@ -54,7 +54,8 @@ impl<E> CommandError<E> {
 
 /// An aggregate with a stream: how a new one starts and how it decides,
 /// given the stream it lives in.
-pub trait StreamAggregate: Aggregate + Send + Sync
+pub trait StreamAggregate:
+    Aggregate + Send + Sync + serde::Serialize + serde::de::DeserializeOwned
 where
     Self::Event: AggregateEvent + Send + Sync,
     Self::Command: Sync,
@@ -365,10 +366,20 @@ impl CommandExecutor {
         A::Command: Sync,
         A::Error: Send,
     {
-        let stored = self.store.stream_events(stream).await?;
-        let version = stored.last().map(|event| event.version).unwrap_or(0);
-        let mut state = A::initial(stream);
-        for stored in stored {
+        let history = self.store.stream_history(stream).await?;
+        let (mut state, mut version) = match history.snapshot {
+            // The stream's older events were archived: its state then.
+            Some(snapshot) => (
+                serde_json::from_str::<A>(&snapshot.state).map_err(|err| StoreError::Corrupt {
+                    position: 0,
+                    reason: format!("snapshot of `{stream}` cannot be read: {err}"),
+                })?,
+                snapshot.version,
+            ),
+            None => (A::initial(stream), 0),
+        };
+        for stored in history.events {
+            version = stored.version;
             if let Some(event) = A::Event::from_domain(stored.event) {
                 state.evolve(&event);
             }

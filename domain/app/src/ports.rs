@@ -10,8 +10,8 @@ use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
     PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
-    RunUsageState, ServerRecord, ServerSample, StoredEvent, TokenRecord, UsageFilter,
-    UsageRunRecord, UsageSample, VoiceBridgeClaim,
+    RunUsageState, ServerRecord, ServerSample, StoredEvent, StreamHistory, TokenRecord,
+    UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -51,6 +51,16 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
 
     /// Every event of one stream, oldest first.
     async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// What the log holds of one stream: its snapshot, if its older events
+    /// were archived, and the events after it (by default, no snapshot and
+    /// every event).
+    async fn stream_history(&self, stream: &StreamId) -> Result<StreamHistory, StoreError> {
+        Ok(StreamHistory {
+            snapshot: None,
+            events: self.stream_events(stream).await?,
+        })
+    }
 
     /// Events after `position`, oldest first, at most `limit`.
     async fn events_after(&self, position: i64, limit: u64)

@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// One hook in force.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "hooks")]
 pub struct Model {
     /// The hookID front-ends see.

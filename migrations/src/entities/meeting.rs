@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// A meeting as routing reads it.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "meetings")]
 pub struct Model {
     /// Owning tenant.

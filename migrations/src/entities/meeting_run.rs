@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// A run of a meeting, by internal id.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "meeting_runs")]
 pub struct Model {
     /// BBB's internal meeting id (the record id of its recording).

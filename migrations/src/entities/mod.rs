@@ -1,6 +1,7 @@
 //! sea-orm entities of the event log and the projections.
 
 pub mod agent_heartbeat;
+pub mod archive;
 pub mod callback;
 pub mod event;
 pub mod hook;
@@ -16,6 +17,7 @@ pub mod run_usage;
 pub mod server;
 pub mod server_sample;
 pub mod setting;
+pub mod stream_snapshot;
 pub mod tenant;
 pub mod tenant_peak;
 pub mod token;

@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// A recording as getRecordings reads it.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "recordings")]
 pub struct Model {
     /// The record id (BBB's internal meeting id of the run).

@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// A server as routing reads it.
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "servers")]
 pub struct Model {
     /// Server id (UUID text).

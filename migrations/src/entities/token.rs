@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// A token in force.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "tokens")]
 pub struct Model {
     /// Token name.

@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// One summarized run.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "usage_runs")]
 pub struct Model {
     /// The run.

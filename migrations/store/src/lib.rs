@@ -6,6 +6,7 @@
 //! on SQLite (the embedded default) and PostgreSQL.
 
 mod announce;
+mod archive;
 mod bulk_log;
 mod callbacks;
 mod listen;
@@ -26,6 +27,7 @@ mod usage;
 mod usage_rows;
 
 pub use announce::CHANGE_CHANNEL;
+pub use archive::{ArchiveError, ArchiveHeader, ArchiveReport, ArchiveSummary, verify_archive};
 pub use listen::ChangeListener;
 pub use rebuild::{RebuildMode, RebuildPhase, RebuildProgress, RebuildReport, TableDifference};
 pub use store::{SqlError, Store};

@@ -13,7 +13,7 @@ use switchboard_app::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
     RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
-    StoredEvent, TokenRecord,
+    StoredEvent, StreamHistory, TokenRecord,
 };
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, StreamId, StreamKind, TenantId};
@@ -45,6 +45,10 @@ impl EventStore for Store {
 
     async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
         Ok(Store::stream_events_sql(self, stream).await?)
+    }
+
+    async fn stream_history(&self, stream: &StreamId) -> Result<StreamHistory, StoreError> {
+        Ok(Store::stream_history_sql(self, stream).await?)
     }
 
     async fn events_after(

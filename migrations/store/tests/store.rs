@@ -1605,3 +1605,130 @@ async fn time_ranges_find_every_event_recorded_in_them_even_from_a_lagging_clock
         }
     }
 }
+
+/// Servers and meetings as the read models show them.
+async fn pool_of(
+    store: &Store,
+) -> (
+    Vec<switchboard_app::records::ServerRecord>,
+    Vec<switchboard_app::records::MeetingRecord>,
+) {
+    (
+        store.servers().await.unwrap(),
+        store.meetings().await.unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archived_events_leave_commands_replay_and_events_at_working() {
+    use switchboard_app::admin::History;
+    for (kind, store) in stores().await {
+        let dir =
+            std::env::temp_dir().join(format!("archive-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = add_server(&store, 1).await;
+        let b = add_server(&store, 2).await;
+        server_command(&store, a, ServerCommand::Enable).await;
+        server_command(&store, b, ServerCommand::Enable).await;
+        meeting_command(&store, "kept", created("kept", a, 1)).await;
+        meeting_command(&store, "done", created("done", b, 2)).await;
+        meeting_command(
+            &store,
+            "done",
+            MeetingCommand::RecordEnded {
+                reason: EndReason::EndCalled,
+                at_ms: 3,
+                only_run: None,
+            },
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let boundary = chrono::Utc::now();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // After the boundary: stays in the log.
+        server_command(&store, b, ServerCommand::Cordon).await;
+        let before_archive = pool_of(&store).await;
+        let moment = chrono::Utc::now();
+        let far = moment + chrono::Duration::hours(1);
+        let at_before = History::default().at(&store, moment, far).await.unwrap();
+        let total = store.event_count().await.unwrap();
+
+        let file = dir.join("log-1.jsonl.gz");
+        let report = store.archive_events(boundary, &file).await.unwrap();
+        assert_eq!(report.events, total - 1, "{kind}: all but the cordon");
+        assert_eq!(store.event_count().await.unwrap(), 1, "{kind}");
+        let summary = switchboard_store::verify_archive(&file).unwrap();
+        assert_eq!(
+            (summary.events, summary.sha256.clone()),
+            (report.events, report.sha256.clone())
+        );
+        assert!(
+            store.archive_events(boundary, &file).await.is_err(),
+            "{kind}: nothing left before the boundary, and the file exists"
+        );
+
+        // Reads, events at, replay and --check are as before.
+        assert_eq!(pool_of(&store).await, before_archive, "{kind}");
+        let at_after = History::default().at(&store, moment, far).await.unwrap();
+        assert_eq!(at_after.servers, at_before.servers, "{kind}");
+        assert_eq!(at_after.meetings, at_before.meetings, "{kind}");
+        let replayed = store.replay().await.unwrap();
+        assert_eq!(replayed, 1, "{kind}: replay reads only what is left");
+        assert_eq!(pool_of(&store).await, before_archive, "{kind}");
+        let check = store
+            .rebuild(RebuildMode::Check, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(check.differences, [], "{kind}");
+
+        // Commands on streams whose events are all archived continue them.
+        server_command(&store, a, ServerCommand::Cordon).await;
+        let a_events = store.stream_history(&a.stream()).await.unwrap();
+        assert_eq!(
+            a_events.snapshot.as_ref().map(|s| s.version),
+            Some(2),
+            "{kind}"
+        );
+        assert_eq!(a_events.events.len(), 1, "{kind}");
+        assert_eq!(a_events.events[0].version, 3, "{kind}");
+        meeting_command(&store, "done", created("done", a, 10)).await;
+        let refused = store
+            .execute_server(
+                a,
+                &ServerCommand::Add {
+                    id: a,
+                    settings: ServerSettings {
+                        url: "http://again.example.org/bigbluebutton/".into(),
+                        secret: "s".into(),
+                        tag: None,
+                        load_multiplier: 1.0,
+                        checksum: None,
+                        metrics_url: None,
+                    },
+                    enabled: false,
+                },
+                &meta(),
+            )
+            .await;
+        assert!(refused.is_err(), "{kind}: the archived server still exists");
+
+        // A second archive continues from the first.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let second = chrono::Utc::now();
+        let expected = pool_of(&store).await;
+        let report = store
+            .archive_events(second, &dir.join("log-2.jsonl.gz"))
+            .await
+            .unwrap();
+        assert_eq!(
+            report.first_position, total as i64,
+            "{kind}: the cordon left in the log"
+        );
+        assert_eq!(store.event_count().await.unwrap(), 0, "{kind}");
+        store.replay().await.unwrap();
+        assert_eq!(pool_of(&store).await, expected, "{kind}");
+        let servers = store.servers().await.unwrap();
+        let a_row = servers.iter().find(|s| s.id == a).unwrap();
+        assert_eq!(a_row.state, ServerState::Cordoned, "{kind}");
+    }
+}

@@ -87,6 +87,41 @@ impl History {
     }
 }
 
+impl History {
+    /// Keeps a snapshot of the pool exactly at `position` (recorded at
+    /// `recorded_at`), before the events up to it are archived: moments
+    /// after it are then replayed from there.
+    pub async fn keep_snapshot_at(
+        &self,
+        store: &dyn Database,
+        position: i64,
+        recorded_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        let mut replayed = Replayed::default();
+        replayed
+            .start_from_snapshot(store, Some(recorded_at))
+            .await?;
+        if replayed.position > position {
+            replayed = Replayed::default();
+        }
+        loop {
+            let page = store.events_after(replayed.position, 1000).await?;
+            let Some(last) = page.last().map(|stored| stored.position) else {
+                break;
+            };
+            for stored in page.iter().filter(|stored| stored.position <= position) {
+                replayed.position = stored.position;
+                replayed.fold(&stored.stream.to_string(), &stored.event);
+            }
+            if last >= position {
+                break;
+            }
+        }
+        replayed.position = position;
+        replayed.keep(store, recorded_at).await
+    }
+}
+
 impl Replayed {
     /// Continues from the newest snapshot at or before `at`, when it is
     /// ahead of this fold.

@@ -43,6 +43,26 @@ pub struct LogSnapshot {
     pub state: String,
 }
 
+/// A stream's state at a version, kept when the events up to it were
+/// archived out of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSnapshot {
+    /// The stream's version at the snapshot.
+    pub version: i64,
+    /// The aggregate's state, as JSON.
+    pub state: String,
+}
+
+/// What the log holds of one stream: a snapshot (once older events were
+/// archived) and the events after it, oldest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamHistory {
+    /// The state the events start from (`None`: the stream's start).
+    pub snapshot: Option<StreamSnapshot>,
+    /// The events after the snapshot.
+    pub events: Vec<StoredEvent>,
+}
+
 /// Which events to read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventFilter {

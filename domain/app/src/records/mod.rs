@@ -12,7 +12,9 @@ pub use callbacks::{
     AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackSigning, CallbackState,
     HookRecord, NewCallback,
 };
-pub use events::{AppendOutcome, EventFilter, LogSnapshot, StoredEvent};
+pub use events::{
+    AppendOutcome, EventFilter, LogSnapshot, StoredEvent, StreamHistory, StreamSnapshot,
+};
 pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridgeClaim};
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample};

@@ -25,7 +25,7 @@ pub struct UsageSample<'a> {
 
 /// A run's usage so far: attendee-milliseconds integrated from one sample
 /// to the next (each sample's count holds until the next one).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunUsageState {
     /// The run.
     pub internal_id: String,

@@ -34,7 +34,7 @@ pub(crate) struct RecordingImage {
 }
 
 /// What the log did to one run's `run_usage` row, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum RunStep {
     /// `MeetingCreated` of the run (the first one opens the row).
     Started,
@@ -478,6 +478,133 @@ impl ProjectionImage {
             })
             .collect();
         Ok((rows, meta, counts))
+    }
+}
+
+/// The image as an archive keeps it (rows as lists, keys within them).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptImage {
+    servers: Vec<server::Model>,
+    tokens: Vec<token::Model>,
+    tenants: Vec<(String, TenantConfig, i64)>,
+    meetings: Vec<meeting::Model>,
+    meeting_runs: Vec<meeting_run::Model>,
+    recordings: Vec<(
+        recording::Model,
+        BTreeMap<String, String>,
+        Vec<RecordingFormat>,
+    )>,
+    hooks: Vec<hook::Model>,
+    usage_runs: Vec<usage_run::Model>,
+    runs: Vec<(String, RunUsageState, Vec<RunStep>)>,
+    ended_runs: Vec<String>,
+    applied: u64,
+    position: i64,
+}
+
+impl ProjectionImage {
+    /// The image as gzip'd JSON (what an archive keeps).
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, FoldError> {
+        let kept = KeptImage {
+            servers: self.servers.values().cloned().collect(),
+            tokens: self.tokens.values().cloned().collect(),
+            tenants: self
+                .tenants
+                .iter()
+                .map(|(name, (config, version))| (name.clone(), config.clone(), *version))
+                .collect(),
+            meetings: self.meetings.values().cloned().collect(),
+            meeting_runs: self.meeting_runs.values().cloned().collect(),
+            recordings: self
+                .recordings
+                .values()
+                .map(|image| {
+                    (
+                        image.row.clone(),
+                        image.metadata.clone(),
+                        image.formats.clone(),
+                    )
+                })
+                .collect(),
+            hooks: self.hooks.values().cloned().collect(),
+            usage_runs: self.usage_runs.values().cloned().collect(),
+            runs: self
+                .runs
+                .iter()
+                .map(|(id, run)| (id.clone(), run.opened.clone(), run.steps.clone()))
+                .collect(),
+            ended_runs: self.ended_runs.iter().cloned().collect(),
+            applied: self.applied,
+            position: self.position,
+        };
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        serde_json::to_writer(&mut gzip, &kept).map_err(|err| FoldError(err.to_string()))?;
+        gzip.finish().map_err(|err| FoldError(err.to_string()))
+    }
+
+    /// An image kept by [`to_bytes`](Self::to_bytes).
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, FoldError> {
+        let kept: KeptImage = serde_json::from_reader(flate2::read::GzDecoder::new(bytes))
+            .map_err(|err| FoldError(format!("the archived projections cannot be read: {err}")))?;
+        Ok(Self {
+            servers: kept
+                .servers
+                .into_iter()
+                .map(|row| (row.id.clone(), row))
+                .collect(),
+            tokens: kept
+                .tokens
+                .into_iter()
+                .map(|row| (row.name.clone(), row))
+                .collect(),
+            tenants: kept
+                .tenants
+                .into_iter()
+                .map(|(name, config, version)| (name, (config, version)))
+                .collect(),
+            meetings: kept
+                .meetings
+                .into_iter()
+                .map(|row| ((row.tenant.clone(), row.meeting_id.clone()), row))
+                .collect(),
+            meeting_runs: kept
+                .meeting_runs
+                .into_iter()
+                .map(|row| (row.internal_id.clone(), row))
+                .collect(),
+            recordings: kept
+                .recordings
+                .into_iter()
+                .map(|(row, metadata, formats)| {
+                    (
+                        row.record_id.clone(),
+                        RecordingImage {
+                            row,
+                            metadata,
+                            formats,
+                        },
+                    )
+                })
+                .collect(),
+            hooks: kept
+                .hooks
+                .into_iter()
+                .map(|row| (row.id.clone(), row))
+                .collect(),
+            usage_runs: kept
+                .usage_runs
+                .into_iter()
+                .map(|row| (row.internal_id.clone(), row))
+                .collect(),
+            runs: kept
+                .runs
+                .into_iter()
+                .map(|(id, opened, steps)| (id, RunHistory { opened, steps }))
+                .collect(),
+            ended_runs: kept.ended_runs.into_iter().collect(),
+            applied: kept.applied,
+            position: kept.position,
+        })
     }
 }
 

@@ -18,9 +18,10 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
+use switchboard_app::records::StoredEvent;
 use switchboard_migrations::entities::{
-    event, hook, meeting, meeting_listing, meeting_run, recording, recording_count, recording_meta,
-    run_usage, server, tenant, token, usage_run,
+    archive, event, hook, meeting, meeting_listing, meeting_run, recording, recording_count,
+    recording_meta, run_usage, server, tenant, token, usage_run,
 };
 use tables::Table;
 pub use tables::TableDifference;
@@ -63,7 +64,8 @@ pub struct RebuildProgress {
 /// What a rebuild did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RebuildReport {
-    /// Events folded in memory.
+    /// Events read from the log and folded in memory (after the newest
+    /// archive's projections, if events were archived).
     pub applied: u64,
     /// Events appended while it read, applied in the swap.
     pub caught_up: u64,
@@ -130,7 +132,7 @@ impl Store {
     ) -> Result<RebuildReport, SqlError> {
         let started = std::time::Instant::now();
         let watermark = self.settled_position().await?;
-        let image = self.fold_log(watermark, progress).await?;
+        let (image, read) = self.fold_log(watermark, progress, &mut |_| Ok(())).await?;
         let reading = started.elapsed();
         let tables = rebuilt_tables();
         let rows = self.write_shadows(&image, &tables, progress).await;
@@ -145,7 +147,7 @@ impl Store {
                 self.swap(&image, &tables, watermark, mode)
                     .await
                     .map(|(caught_up, differences)| RebuildReport {
-                        applied: image.applied,
+                        applied: read,
                         caught_up,
                         rows,
                         differences,
@@ -165,7 +167,7 @@ impl Store {
     /// The last position below which every append has committed: on
     /// PostgreSQL, taken while appends are held (positions are handed out
     /// before commit); SQLite has one writer at a time.
-    async fn settled_position(&self) -> Result<i64, SqlError> {
+    pub(crate) async fn settled_position(&self) -> Result<i64, SqlError> {
         if !self.is_postgres() {
             return crate::store::last_position_on(&self.db).await;
         }
@@ -177,34 +179,57 @@ impl Store {
         Ok(last)
     }
 
-    /// Reads the log up to `watermark` and folds it; one task reads and
-    /// decodes the pages while this one folds them.
-    async fn fold_log(
+    /// Reads the log up to `watermark` and folds it, from the projections
+    /// kept by the newest archive if events were archived; one task reads
+    /// and decodes the pages while this one folds them and shows each event
+    /// to `observe`. Returns the image and how many events were read.
+    pub(crate) async fn fold_log(
         &self,
         watermark: i64,
         progress: &mut (dyn FnMut(RebuildProgress) + Send),
-    ) -> Result<ProjectionImage, SqlError> {
+        observe: &mut (dyn FnMut(&StoredEvent) -> Result<(), SqlError> + Send),
+    ) -> Result<(ProjectionImage, u64), SqlError> {
+        let mut image = self.archived_projections().await?.unwrap_or_default();
+        let start = image.position;
         let total = event::Entity::find()
+            .filter(event::Column::Position.gt(start))
             .filter(event::Column::Position.lte(watermark))
             .count(&self.db)
             .await?;
         let (pages, mut received) = tokio::sync::mpsc::channel(2);
-        let reader = tokio::spawn(read_pages(self.db.clone(), watermark, pages));
-        let mut image = ProjectionImage::default();
+        let reader = tokio::spawn(read_pages(self.db.clone(), start, watermark, pages));
+        let mut read = 0;
         while let Some(page) = received.recv().await {
             for stored in page? {
                 image.apply(&stored).map_err(fold_error(stored.position))?;
+                observe(&stored)?;
+                read += 1;
             }
             progress(RebuildProgress {
                 phase: RebuildPhase::Reading,
-                done: image.applied,
+                done: read,
                 total,
             });
         }
         reader
             .await
             .map_err(|err| SqlError::Database(DbErr::Custom(err.to_string())))?;
-        Ok(image)
+        Ok((image, read))
+    }
+
+    /// The projections kept by the newest archive (`None`: nothing was
+    /// archived; the log starts at its start).
+    async fn archived_projections(&self) -> Result<Option<ProjectionImage>, SqlError> {
+        let newest = archive::Entity::find()
+            .order_by_desc(archive::Column::LastPosition)
+            .one(&self.db)
+            .await?;
+        let Some(newest) = newest else {
+            return Ok(None);
+        };
+        ProjectionImage::from_bytes(&newest.projections)
+            .map(Some)
+            .map_err(fold_error(newest.last_position))
     }
 
     /// Writes the image into fresh shadow tables; returns the rows written.
@@ -362,13 +387,15 @@ impl Store {
     }
 }
 
-/// Reads events after 0 up to `watermark` in pages, decoded, into `pages`.
+/// Reads the events after `start` up to `watermark` in pages, decoded,
+/// into `pages`.
 async fn read_pages(
     db: DatabaseConnection,
+    start: i64,
     watermark: i64,
-    pages: tokio::sync::mpsc::Sender<Result<Vec<switchboard_app::records::StoredEvent>, SqlError>>,
+    pages: tokio::sync::mpsc::Sender<Result<Vec<StoredEvent>, SqlError>>,
 ) {
-    let mut after = 0;
+    let mut after = start;
     loop {
         let rows = event::Entity::find()
             .filter(event::Column::Position.gt(after))
