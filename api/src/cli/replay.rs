@@ -6,11 +6,9 @@ use switchboard_store::{RebuildMode, RebuildPhase, RebuildProgress, Store};
 
 /// One line of progress (`\r`-overwritten on a terminal).
 fn progress_line(progress: &RebuildProgress) -> String {
-    let percent = if progress.total == 0 {
-        100
-    } else {
-        progress.done * 100 / progress.total
-    };
+    let percent = (progress.done * 100)
+        .checked_div(progress.total)
+        .unwrap_or(100);
     match progress.phase {
         RebuildPhase::Reading => format!(
             "reading the log: {} of {} events ({percent}%)",

@@ -188,6 +188,12 @@ pub struct RoutingView {
     /// Joins sent by this process and not yet seen by a poll: tenant,
     /// server, when (ms).
     pending_joins: Mutex<Vec<PendingJoin>>,
+    /// Bumped by every server or tenant change this process applies, so a
+    /// refresh knows its reads may predate one.
+    local_changes: AtomicU64,
+    /// Servers this process removed, with the removal's version (a refresh
+    /// that read them before must not bring them back).
+    removed_servers: Mutex<HashMap<ServerId, i64>>,
 }
 
 /// Who a join is for: the meeting's run and the attendee's `userID`, or,
@@ -268,6 +274,8 @@ impl RoutingView {
             picture_seen_ms: AtomicI64::new(0),
             generation: AtomicU64::new(0),
             pending_joins: Mutex::new(Vec::new()),
+            local_changes: AtomicU64::new(0),
+            removed_servers: Mutex::new(HashMap::new()),
         });
         view.refresh().await?;
         Ok(view)
@@ -284,6 +292,7 @@ impl RoutingView {
             return Ok(false);
         }
         *last_reload = Some(std::time::Instant::now());
+        let changes_before = self.local_changes.load(Ordering::Acquire);
         let snapshot = self.store.routing_snapshot().await?;
         let position = snapshot.position;
         let servers: HashMap<ServerId, Arc<ServerRecord>> = snapshot
@@ -309,8 +318,7 @@ impl RoutingView {
             .into_iter()
             .map(|tenant| (tenant.name.clone(), Arc::new(tenant)))
             .collect();
-        *self.tenants.write().expect("tenants lock") = Arc::new(tenants);
-        *self.servers.write().expect("servers lock") = Arc::new(servers);
+        self.install(servers, tenants, changes_before);
         {
             let mut meetings = self.meetings.write().expect("meetings lock");
             for stream in changed {
@@ -328,6 +336,38 @@ impl RoutingView {
         self.seen_position.store(position, Ordering::Release);
         self.bump();
         Ok(true)
+    }
+
+    /// Installs servers and tenants read by a refresh. A change this
+    /// process applied while they were read (`local_changes` moved since
+    /// `changes_before`) is newer than what was read: each server keeps
+    /// its newer version (a server removed here stays removed), the
+    /// tenants in force stay, and the next refresh reads again.
+    fn install(
+        &self,
+        mut servers: HashMap<ServerId, Arc<ServerRecord>>,
+        tenants: HashMap<String, Arc<TenantConfig>>,
+        changes_before: u64,
+    ) {
+        let mut current_servers = self.servers.write().expect("servers lock");
+        let mut current_tenants = self.tenants.write().expect("tenants lock");
+        if self.local_changes.load(Ordering::Acquire) == changes_before {
+            *current_servers = Arc::new(servers);
+            *current_tenants = Arc::new(tenants);
+            return;
+        }
+        for (id, current) in current_servers.iter() {
+            if servers
+                .get(id)
+                .is_none_or(|read| read.version < current.version)
+            {
+                servers.insert(*id, current.clone());
+            }
+        }
+        let removed = self.removed_servers.lock().expect("removed servers lock");
+        servers.retain(|id, read| removed.get(id).is_none_or(|gone| read.version > *gone));
+        *current_servers = Arc::new(servers);
+        self.stale.store(true, Ordering::Release);
     }
 
     /// Reads the samples that changed since the last look.
@@ -704,9 +744,14 @@ impl RoutingView {
             }
             None => {
                 next.remove(&id);
+                self.removed_servers
+                    .lock()
+                    .expect("removed servers lock")
+                    .insert(id, version);
             }
         }
         *servers = Arc::new(next);
+        self.local_changes.fetch_add(1, Ordering::AcqRel);
         drop(servers);
         self.bump();
     }
@@ -733,6 +778,7 @@ impl RoutingView {
             }
         }
         *tenants = Arc::new(next);
+        self.local_changes.fetch_add(1, Ordering::AcqRel);
         drop(tenants);
         self.bump();
     }
@@ -1193,5 +1239,39 @@ mod tests {
         assert_eq!(load_of(&view, a).await, load(0));
         assert_eq!(load_of(&view, b).await, load(1));
         assert_eq!(reserved(&view), b, "a is cordoned");
+    }
+
+    /// A refresh whose read predates a change this process applied (the
+    /// bus, meanwhile) never installs the older state: a disabled server
+    /// stays disabled, a removed one stays removed.
+    #[tokio::test]
+    async fn a_refresh_read_before_a_local_change_never_undoes_it() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let b = world.server("b").await;
+        let view = view(&world).await;
+        // What a refresh read, then the changes heard before it installs.
+        let changes_before = view.local_changes.load(Ordering::Acquire);
+        let read_servers = (*view.servers()).clone();
+        let read_tenants = (**view.tenants.read().unwrap()).clone();
+        world.on_server(a, ServerCommand::Disable).await;
+        world.on_server(b, ServerCommand::Disable).await;
+        world.on_server(b, ServerCommand::Remove).await;
+        view.install(read_servers, read_tenants, changes_before);
+        assert_eq!(
+            view.server(a).map(|record| record.state),
+            Some(ServerState::Disabled)
+        );
+        assert!(view.server(b).is_none(), "a removed server stays removed");
+        assert!(
+            view.stale.load(Ordering::Acquire),
+            "the next refresh reads again"
+        );
+        view.refresh().await.unwrap();
+        assert_eq!(
+            view.server(a).map(|record| record.state),
+            Some(ServerState::Disabled)
+        );
+        assert!(view.server(b).is_none());
     }
 }

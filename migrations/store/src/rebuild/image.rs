@@ -51,6 +51,13 @@ pub(crate) struct RunHistory {
     pub(crate) steps: Vec<RunStep>,
 }
 
+/// Recordings' rows, their metadata rows and their counts.
+pub(crate) type RecordingRows = (
+    Vec<recording::Model>,
+    Vec<recording_meta::Model>,
+    Vec<recording_count::Model>,
+);
+
 /// Every projection the log defines, in memory.
 #[derive(Debug, Default)]
 pub(crate) struct ProjectionImage {
@@ -435,16 +442,7 @@ impl ProjectionImage {
 
     /// The recordings' rows, their metadata rows and their counts by
     /// tenant and state (the counts an append keeps, without rows at 0).
-    pub(crate) fn recording_rows(
-        &self,
-    ) -> Result<
-        (
-            Vec<recording::Model>,
-            Vec<recording_meta::Model>,
-            Vec<recording_count::Model>,
-        ),
-        FoldError,
-    > {
+    pub(crate) fn recording_rows(&self) -> Result<RecordingRows, FoldError> {
         let mut rows = Vec::with_capacity(self.recordings.len());
         let mut meta = Vec::new();
         let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();

@@ -63,7 +63,7 @@ where
         }
         text.push('\n');
         written += 1;
-        if written % CHUNK_ROWS as u64 == 0 {
+        if written.is_multiple_of(CHUNK_ROWS as u64) {
             copy.send(std::mem::take(&mut text).into_bytes())
                 .await
                 .map_err(copy_err)?;
@@ -81,10 +81,8 @@ fn copy_value(out: &mut String, value: Option<&Value>) -> Result<(), DbErr> {
     const NULL: &str = "\\N";
     let written = match value {
         None => write!(out, "{NULL}"),
-        Some(Value::Bool(value)) => match value {
-            Some(value) => write!(out, "{}", if *value { "t" } else { "f" }),
-            None => write!(out, "{NULL}"),
-        },
+        Some(Value::Bool(Some(value))) => write!(out, "{}", if *value { "t" } else { "f" }),
+        Some(Value::Bool(None)) => write!(out, "{NULL}"),
         Some(Value::Int(value)) => write_or_null(out, value.as_ref()),
         Some(Value::BigInt(value)) => write_or_null(out, value.as_ref()),
         Some(Value::SmallInt(value)) => write_or_null(out, value.as_ref()),
