@@ -326,7 +326,7 @@ pub struct MeetingAt {
     pub meeting_id: String,
     /// Server of its run then (if running).
     pub server_id: Option<String>,
-    /// Running then.
+    /// Running then (always: meetings that had ended are not listed).
     pub running: bool,
 }
 
@@ -340,7 +340,7 @@ pub struct ClusterAt {
     pub position: i64,
     /// Servers then.
     pub servers: Vec<ServerAt>,
-    /// Meetings then.
+    /// Meetings running then.
     pub meetings: Vec<MeetingAt>,
 }
 

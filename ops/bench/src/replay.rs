@@ -115,6 +115,31 @@ pub async fn run(store: &Store, events: usize) -> anyhow::Result<()> {
         full,
         millis(full),
     );
+    // Where the old replay's time went: one event at a time through the
+    // append path, in one transaction, or committing every chunk.
+    let sample = i64::try_from(events.min(150_000)).unwrap_or(0);
+    let chunk = (sample / 5).max(1);
+    for (label, one_transaction) in [
+        ("one transaction", true),
+        ("a transaction per chunk", false),
+    ] {
+        let times = store
+            .apply_one_by_one(sample, chunk, one_transaction)
+            .await?;
+        let total: Duration = times.iter().sum();
+        let chunks = times
+            .iter()
+            .map(|time| format!("{:.2}", time.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        row(
+            &format!(
+                "the old replay's way (each event through the append path), first {sample} events, {label}; seconds per {chunk} events: {chunks}"
+            ),
+            total,
+            secs(total),
+        );
+    }
     let (first, replayed) =
         timed(async { Ok(store.rebuild(RebuildMode::Swap, &mut |_| {}).await?) }).await?;
     row(

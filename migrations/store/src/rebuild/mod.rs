@@ -529,3 +529,59 @@ async fn catch_up<C: ConnectionTrait>(db: &C, watermark: i64) -> Result<u64, Sql
     counts.write(db).await?;
     Ok(applied)
 }
+
+impl Store {
+    /// For the benchmark only (`replay --bench`, on a scratch database):
+    /// empties the projections and applies the first `events` events one
+    /// by one through the append path (the way replay used to work), in one
+    /// transaction (`one_transaction`) or committing every `chunk` events;
+    /// returns the time of each chunk. The projections are left as those
+    /// events made them: run a replay after.
+    pub async fn bench_apply_one_by_one(
+        &self,
+        events: i64,
+        chunk: i64,
+        one_transaction: bool,
+    ) -> Result<Vec<std::time::Duration>, SqlError> {
+        for table in rebuilt_tables() {
+            self.db
+                .execute_unprepared(&format!("DELETE FROM \"{}\"", table.name))
+                .await?;
+        }
+        let mut times = Vec::new();
+        let mut txn = self.db.begin().await?;
+        let mut after = 0;
+        while after < events {
+            let started = std::time::Instant::now();
+            let mut counts = crate::projection::CountChanges::default();
+            let rows = event::Entity::find()
+                .filter(event::Column::Position.gt(after))
+                .filter(event::Column::Position.lte((after + chunk).min(events)))
+                .order_by_asc(event::Column::Position)
+                .all(&txn)
+                .await?;
+            for row in rows {
+                let stored = decode(row)?;
+                crate::projection::apply(
+                    &txn,
+                    &stored.stream,
+                    &stored.event,
+                    stored.version,
+                    stored.position,
+                    stored.recorded_at,
+                    &mut counts,
+                )
+                .await?;
+            }
+            counts.write(&txn).await?;
+            if !one_transaction {
+                txn.commit().await?;
+                txn = self.db.begin().await?;
+            }
+            after += chunk;
+            times.push(started.elapsed());
+        }
+        txn.commit().await?;
+        Ok(times)
+    }
+}
