@@ -124,7 +124,7 @@ pub async fn run(store: &Store, events: usize) -> anyhow::Result<()> {
         ("a transaction per chunk", false),
     ] {
         let times = store
-            .apply_one_by_one(sample, chunk, one_transaction)
+            .bench_apply_one_by_one(sample, chunk, one_transaction)
             .await?;
         let total: Duration = times.iter().sum();
         let chunks = times
