@@ -35,6 +35,7 @@ pub struct HookSettings {
 
 /// A hook as its events describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Hook {
     /// Its settings while registered.
     pub settings: Option<HookSettings>,

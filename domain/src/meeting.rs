@@ -59,6 +59,7 @@ impl MeetingRun {
 
 /// A meeting as its events describe it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Meeting {
     /// Set by the first creation.
     pub identity: Option<(TenantId, MeetingId)>,

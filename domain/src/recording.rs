@@ -81,6 +81,7 @@ pub struct RecordingDetails {
 
 /// A recording as its events describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Recording {
     /// Set once imported.
     pub details: Option<RecordingDetails>,

@@ -65,6 +65,7 @@ pub struct ServerSettings {
 
 /// A server as its events describe it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Server {
     /// Set once added.
     pub id: Option<ServerId>,

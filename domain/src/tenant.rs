@@ -263,6 +263,7 @@ pub struct TenantConfig {
 
 /// A tenant as its events describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tenant {
     /// Set while the tenant exists.
     pub config: Option<TenantConfig>,

@@ -58,6 +58,7 @@ pub fn hash_token(token: &str) -> String {
 
 /// A token as its events describe it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Token {
     /// Name, set when created.
     pub name: Option<String>,

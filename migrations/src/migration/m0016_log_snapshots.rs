@@ -2,14 +2,11 @@
 //! for `events at`, so a moment is replayed from the nearest snapshot, not
 //! from the start); `stream_snapshots` and `archives`: what replaces the
 //! events `events archive` moved out of the log (each stream's state at its
-//! last archived event, the projections at the archive's last position);
-//! and indexes of the log by time and by actor for the event queries'
-//! filters.
+//! last archived event, the projections at the archive's last position).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-/// Creates `log_snapshots`, `stream_snapshots`, `archives` and the log's
-/// time and actor indexes.
+/// Creates `log_snapshots`, `stream_snapshots` and `archives`.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -68,26 +65,6 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("events_by_time")
-                    .table("events")
-                    .if_not_exists()
-                    .col("recorded_at")
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("events_by_actor")
-                    .table("events")
-                    .if_not_exists()
-                    .col("actor")
-                    .col("position")
-                    .to_owned(),
-            )
-            .await
+        Ok(())
     }
 }

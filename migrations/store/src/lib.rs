@@ -10,6 +10,7 @@ mod archive;
 mod bulk_log;
 mod callbacks;
 mod listen;
+mod maintenance;
 mod outbox;
 mod placements;
 mod ports;

@@ -125,6 +125,14 @@ impl Store {
                 actor: row.actor,
             })?);
         }
+        // Each stream's last archived event stays in the log (its version
+        // keeps a stale writer from appending that version again): the
+        // snapshot already holds it.
+        if let Some(snapshot) = &history.snapshot {
+            history
+                .events
+                .retain(|stored| stored.version > snapshot.version);
+        }
         Ok(history)
     }
 }

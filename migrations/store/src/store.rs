@@ -51,6 +51,8 @@ const CLOCK_MARGIN_SECS: i64 = 60;
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) db: DatabaseConnection,
+    /// SQLite: the database file (its maintenance lock file sits beside it).
+    pub(crate) sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -65,7 +67,12 @@ impl Store {
             )
             .await?;
         }
-        Ok(Self { db })
+        let sqlite_file = url
+            .strip_prefix("sqlite://")
+            .map(|rest| rest.split('?').next().unwrap_or(rest))
+            .filter(|path| !path.is_empty() && !path.contains(":memory:"))
+            .map(std::path::PathBuf::from);
+        Ok(Self { db, sqlite_file })
     }
 
     /// Applies pending migrations.

@@ -1656,7 +1656,12 @@ async fn archived_events_leave_commands_replay_and_events_at_working() {
         let file = dir.join("log-1.jsonl.gz");
         let report = store.archive_events(boundary, &file).await.unwrap();
         assert_eq!(report.events, total - 1, "{kind}: all but the cordon");
-        assert_eq!(store.event_count().await.unwrap(), 1, "{kind}");
+        assert_eq!(report.streams, 4, "{kind}: two servers, two meetings");
+        assert_eq!(
+            store.event_count().await.unwrap(),
+            1 + report.streams,
+            "{kind}: the cordon, and each stream's last archived event"
+        );
         let summary = switchboard_store::verify_archive(&file).unwrap();
         assert_eq!(
             (summary.events, summary.sha256.clone()),
@@ -1724,11 +1729,51 @@ async fn archived_events_leave_commands_replay_and_events_at_working() {
             report.first_position, total as i64,
             "{kind}: the cordon left in the log"
         );
-        assert_eq!(store.event_count().await.unwrap(), 0, "{kind}");
+        assert_eq!(
+            store.event_count().await.unwrap(),
+            report.streams,
+            "{kind}: each stream's last archived event"
+        );
         store.replay().await.unwrap();
         assert_eq!(pool_of(&store).await, expected, "{kind}");
         let servers = store.servers().await.unwrap();
         let a_row = servers.iter().find(|s| s.id == a).unwrap();
         assert_eq!(a_row.state, ServerState::Cordoned, "{kind}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replay_or_archive_runs_at_a_time() {
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        server_command(&store, server, ServerCommand::Enable).await;
+        let replaying = store.clone();
+        let replay = tokio::spawn(async move {
+            replaying
+                .rebuild(RebuildMode::Swap, &mut |progress| {
+                    if progress.phase == RebuildPhase::Reading {
+                        // Holds the replay (and its lock) for a while.
+                        std::thread::sleep(std::time::Duration::from_millis(1500));
+                    }
+                })
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let dir = std::env::temp_dir().join(format!("busy-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let refused = store
+            .archive_events(chrono::Utc::now(), &dir.join("log.jsonl.gz"))
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("is running on this database"),
+            "{kind}: {refused}"
+        );
+        assert!(!dir.join("log.jsonl.gz").exists(), "{kind}");
+        replay.await.unwrap().unwrap();
+        store
+            .replay()
+            .await
+            .expect("free again once the replay ended");
     }
 }

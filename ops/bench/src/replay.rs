@@ -55,8 +55,11 @@ async fn scan(store: &Store, sql: &str) -> anyhow::Result<Duration> {
 
 /// Runs the benchmark on `store`, whose log must be empty.
 pub async fn run(store: &Store, events: usize) -> anyhow::Result<()> {
+    let db: &dyn switchboard_app::ports::Database = store;
     anyhow::ensure!(
-        store.event_count().await? == 0,
+        store.event_count().await? == 0
+            && db.servers().await?.is_empty()
+            && !store.has_archives().await?,
         "replay --bench writes a generated log: point it at an empty scratch database \
          (SWITCHBOARD_DATABASE_URL), never at a pool's"
     );
@@ -174,7 +177,6 @@ pub async fn run(store: &Store, events: usize) -> anyhow::Result<()> {
     let end_ms = replay_log::START_MS + events as i64 * replay_log::STEP_MS;
     let now = chrono::Utc::now();
     let admin_history = History::default();
-    let db: &dyn switchboard_app::ports::Database = store;
     let ((), snapshotted) =
         timed(async { Ok(admin_history.keep_snapshots(db, now).await?) }).await?;
     row(

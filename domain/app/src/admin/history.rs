@@ -1,8 +1,8 @@
 //! The cluster as it was at a moment, replayed from the log. A replay
 //! starts from the nearest snapshot before the moment (one is kept every
-//! [`SNAPSHOT_EVERY`] events of settled log, by the replays themselves and
-//! by [`History::keep_snapshots`]), so it folds a few thousand events, not
-//! the whole log. Replays are bounded: one runs at a time, and the state at
+//! [`SNAPSHOT_EVERY`] events of settled log by [`History::keep_snapshots`],
+//! which a worker runs every minute), so it folds a few thousand events,
+//! not the whole log. Replays are bounded: one runs at a time, and the state at
 //! the latest past moment asked is kept, so asking for it again, or for a
 //! later moment, replays only the events since.
 
@@ -63,7 +63,7 @@ impl History {
             Replayed::default()
         };
         replayed.start_from_snapshot(store, Some(at)).await?;
-        replayed.advance(store, at, now).await?;
+        replayed.advance(store, at).await?;
         let answer = replayed.view(at);
         let settled = at <= now - chrono::Duration::seconds(SETTLED_SECS);
         if settled && kept.at.is_none_or(|kept_at| kept_at <= at) {
@@ -72,18 +72,37 @@ impl History {
         Ok(answer)
     }
 
-    /// Folds the settled log since the newest snapshot, keeping a snapshot
-    /// every [`SNAPSHOT_EVERY`] events (run now and then by a worker, so
-    /// `events at` never has far to go).
+    /// Folds the settled log since the newest snapshot in position order,
+    /// keeping a snapshot every [`SNAPSHOT_EVERY`] events (run now and
+    /// then by a worker, so `events at` never has far to go). The fold
+    /// stops at the first event recorded in the last few seconds: what
+    /// comes before it has committed. Only this fold writes snapshots
+    /// (a fold up to a moment skips later-recorded events, so it never
+    /// claims a position).
     pub async fn keep_snapshots(
         &self,
         store: &dyn Database,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Failure> {
+        let settled = now - chrono::Duration::seconds(SETTLED_SECS);
         let mut replayed = Replayed::default();
         replayed.start_from_snapshot(store, None).await?;
-        let settled = now - chrono::Duration::seconds(SETTLED_SECS);
-        replayed.advance(store, settled, now).await
+        loop {
+            let page = store.events_after(replayed.position, 1000).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for stored in page {
+                if stored.recorded_at > settled {
+                    return Ok(());
+                }
+                replayed.position = stored.position;
+                replayed.fold(&stored.stream.to_string(), &stored.event);
+                if replayed.position >= replayed.snapshot + SNAPSHOT_EVERY {
+                    replayed.keep(store, stored.recorded_at).await?;
+                }
+            }
+        }
     }
 }
 
@@ -146,15 +165,12 @@ impl Replayed {
         Ok(())
     }
 
-    /// Folds the events after `self.position` recorded up to `at`; keeps a
-    /// snapshot on the way every [`SNAPSHOT_EVERY`] events of settled log.
+    /// Folds the events after `self.position` recorded up to `at`.
     async fn advance(
         &mut self,
         store: &dyn Database,
         at: chrono::DateTime<chrono::Utc>,
-        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Failure> {
-        let settled = now - chrono::Duration::seconds(SETTLED_SECS);
         let mut filter = EventFilter {
             to: Some(at),
             after: self.position,
@@ -168,10 +184,6 @@ impl Replayed {
             for stored in page {
                 self.position = stored.position;
                 self.fold(&stored.stream.to_string(), &stored.event);
-                if stored.recorded_at <= settled && self.position >= self.snapshot + SNAPSHOT_EVERY
-                {
-                    self.keep(store, stored.recorded_at).await?;
-                }
             }
         }
         self.at = Some(at);
@@ -350,10 +362,9 @@ mod tests {
         assert_eq!(snapshot.position, SNAPSHOT_EVERY);
         let at = moment(NOW_MS + 60_000);
         let answer = History::default().at(store, at, now).await.unwrap();
-        // The whole log folded without snapshots (nothing is settled yet
-        // for a `now` before the log).
+        // The whole log folded without snapshots.
         let mut whole = Replayed::default();
-        whole.advance(store, at, moment(0)).await.unwrap();
+        whole.advance(store, at).await.unwrap();
         assert_eq!(answer, whole.view(at));
         let meetings: Vec<&str> = answer
             .meetings

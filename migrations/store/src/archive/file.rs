@@ -1,8 +1,10 @@
 //! The archive file: gzip'd JSON lines. A header line (the format, the
 //! `--before` asked and the positions), one line per event exactly as the
 //! log held it (payload and metadata as their stored JSON text), and a
-//! trailer line with the number of events and the SHA-256 of the event
-//! lines, so a file can be checked without the database.
+//! trailer line with the number of events and the SHA-256 of the header
+//! and event lines, so a file can be checked without the database. The
+//! file holds secrets (server and tenant secrets are in the events): it is
+//! readable by its owner only.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -55,7 +57,7 @@ pub struct ArchiveSummary {
     pub header: ArchiveHeader,
     /// Events in it.
     pub events: u64,
-    /// SHA-256 (hex) of its event lines.
+    /// SHA-256 (hex) of its header and event lines.
     pub sha256: String,
 }
 
@@ -76,16 +78,20 @@ fn line<T: Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
 impl ArchiveWriter {
     /// Starts `path` (which must not exist) with its header.
     pub(crate) fn create(path: &Path, header: &ArchiveHeader) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
         let mut out =
             flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::default());
-        out.write_all(&line(header)?)?;
+        let first = line(header)?;
+        let mut hash = Sha256::new();
+        hash.update(&first);
+        out.write_all(&first)?;
         Ok(Self {
             out,
-            hash: Sha256::new(),
+            hash,
             events: 0,
             last: 0,
         })
@@ -145,7 +151,8 @@ pub fn verify_archive(path: &Path) -> Result<ArchiveSummary, String> {
             None => Err(format!("the file ends before the {what}")),
         }
     };
-    let header: ArchiveHeader = serde_json::from_slice(&next("header")?)
+    let mut first = next("header")?;
+    let header: ArchiveHeader = serde_json::from_slice(&first)
         .map_err(|err| format!("the header is not an archive header: {err}"))?;
     if header.switchboard_archive != FORMAT {
         return Err(format!(
@@ -154,6 +161,8 @@ pub fn verify_archive(path: &Path) -> Result<ArchiveSummary, String> {
         ));
     }
     let mut hash = Sha256::new();
+    first.push(b'\n');
+    hash.update(&first);
     let mut events = 0_u64;
     let mut last = header.first_position - 1;
     loop {
@@ -237,6 +246,12 @@ mod tests {
     fn a_written_archive_verifies_and_an_existing_file_is_never_overwritten() {
         let dir = scratch();
         let path = written(&dir, &[3, 4, 7]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "archives hold secrets");
+        }
         let summary = verify_archive(&path).unwrap();
         assert_eq!(summary.events, 3);
         assert_eq!(summary.header.last_position, 7);
@@ -260,6 +275,25 @@ mod tests {
         std::fs::write(&path, gzip.finish().unwrap()).unwrap();
         let err = verify_archive(&path).unwrap_err();
         assert!(err.contains("SHA-256"), "{err}");
+    }
+
+    #[test]
+    fn a_changed_header_fails_the_check() {
+        let dir = scratch();
+        let path = written(&dir, &[1, 2]);
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        let tampered = text.replacen("1790000000", "1790000001", 1);
+        let tampered = tampered.replacen("2026-09-21T", "2026-09-22T", 1);
+        assert_ne!(tampered, text);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(tampered.as_bytes()).unwrap();
+        std::fs::write(&path, gzip.finish().unwrap()).unwrap();
+        assert!(verify_archive(&path).is_err());
     }
 
     #[test]

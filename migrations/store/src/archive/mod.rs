@@ -14,15 +14,15 @@ use crate::rebuild::insert_rows;
 use crate::store::{SqlError, Store};
 pub use file::{ArchiveHeader, ArchiveSummary, verify_archive};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use std::collections::HashMap;
 use std::path::Path;
 use streams::Folded;
 use switchboard_app::admin::History;
 use switchboard_domain::ids::StreamId;
-use switchboard_migrations::entities::{archive, event, stream_snapshot};
+use switchboard_migrations::entities::{archive, event, log_snapshot, stream_snapshot};
 
 /// Rows read per page while writing the file.
 const PAGE: u64 = 5_000;
@@ -81,6 +81,19 @@ impl Store {
     /// Moves the events recorded before `before` (up to the last settled
     /// one) into the new file `path`; see the module.
     pub async fn archive_events(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        path: &Path,
+    ) -> Result<ArchiveReport, ArchiveError> {
+        let lock = self.maintenance_lock().await?;
+        let outcome = self.archive_locked(before, path).await;
+        lock.release().await;
+        outcome
+    }
+
+    /// [`archive_events`](Self::archive_events), with the maintenance lock
+    /// held.
+    async fn archive_locked(
         &self,
         before: chrono::DateTime<chrono::Utc>,
         path: &Path,
@@ -152,11 +165,24 @@ impl Store {
         let (events, sha256) = match written {
             Ok(done) => done,
             Err(err) => {
-                let _ = std::fs::remove_file(&partial);
+                // Only a partial file this run made is removed.
+                if !matches!(&err, ArchiveError::File { source, .. }
+                    if source.kind() == std::io::ErrorKind::AlreadyExists)
+                {
+                    let _ = std::fs::remove_file(&partial);
+                }
                 return Err(err);
             }
         };
-        std::fs::rename(&partial, path).map_err(file_err)?;
+        // Published without replacing anything, and made durable.
+        let published = std::fs::hard_link(&partial, path);
+        let _ = std::fs::remove_file(&partial);
+        published.map_err(file_err)?;
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(file_err)?;
+        }
         let summary = verify_archive(path).map_err(|reason| ArchiveError::Unverified {
             path: path.display().to_string(),
             reason,
@@ -182,6 +208,9 @@ impl Store {
                 reason: format!("the pool's snapshot cannot be kept: {err}"),
             })?;
         let streams = snapshots.len() as u64;
+        // The states and the archive's record first; then the events go,
+        // in batches (each stream's last archived event stays: its version
+        // keeps a stale writer from appending that version again).
         let txn = self.db.begin().await.map_err(SqlError::from)?;
         stream_snapshot::Entity::delete_many()
             .exec(&txn)
@@ -203,12 +232,8 @@ impl Store {
         .exec_without_returning(&txn)
         .await
         .map_err(SqlError::from)?;
-        event::Entity::delete_many()
-            .filter(event::Column::Position.lte(last))
-            .exec(&txn)
-            .await
-            .map_err(SqlError::from)?;
         txn.commit().await.map_err(SqlError::from)?;
+        self.delete_archived(last).await?;
         Ok(ArchiveReport {
             first_position: first,
             last_position: last,
@@ -218,27 +243,105 @@ impl Store {
         })
     }
 
-    /// The first and last positions to archive: from the log's start to
-    /// the last settled event recorded before `before`.
+    /// Whether events were ever archived from this log.
+    pub async fn has_archives(&self) -> Result<bool, SqlError> {
+        Ok(archive::Entity::find().one(&self.db).await?.is_some())
+    }
+
+    /// The first and last positions to archive: every event after the
+    /// last archive, up to the last settled one recorded before `before`.
     async fn archive_range(
         &self,
         before: chrono::DateTime<chrono::Utc>,
     ) -> Result<(i64, i64), ArchiveError> {
         let settled = self.settled_position().await?;
-        let bounds: Option<(Option<i64>, Option<i64>)> = event::Entity::find()
+        let archived: Option<i64> = archive::Entity::find()
             .select_only()
-            .column_as(event::Column::Position.min(), "first")
-            .column_as(event::Column::Position.max(), "last")
-            .filter(event::Column::RecordedAt.lt(before))
-            .filter(event::Column::Position.lte(settled))
-            .into_tuple()
+            .column_as(archive::Column::LastPosition.max(), "last")
+            .into_tuple::<Option<i64>>()
             .one(&self.db)
             .await
-            .map_err(SqlError::from)?;
-        match bounds {
-            Some((Some(first), Some(last))) => Ok((first, last)),
+            .map_err(SqlError::from)?
+            .flatten();
+        let archived = archived.unwrap_or(0);
+        let position_of = |last: bool| {
+            let column = if last {
+                event::Column::Position.max()
+            } else {
+                event::Column::Position.min()
+            };
+            let query = event::Entity::find()
+                .select_only()
+                .column_as(column, "position")
+                .filter(event::Column::Position.gt(archived))
+                .filter(event::Column::Position.lte(settled));
+            if last {
+                query.filter(event::Column::RecordedAt.lt(before))
+            } else {
+                query
+            }
+        };
+        let last: Option<i64> = position_of(true)
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await
+            .map_err(SqlError::from)?
+            .flatten();
+        let first: Option<i64> = position_of(false)
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await
+            .map_err(SqlError::from)?
+            .flatten();
+        match (first, last) {
+            (Some(first), Some(last)) => Ok((first, last)),
             _ => Err(ArchiveError::Nothing(before)),
         }
+    }
+
+    /// Removes the archived events up to `last`, a batch per transaction,
+    /// but each stream's event its snapshot was taken at; pool snapshots
+    /// past `last` (a fold that ran during the removal may have skipped
+    /// events) are dropped to be made again.
+    async fn delete_archived(&self, last: i64) -> Result<(), ArchiveError> {
+        const BATCH: i64 = 50_000;
+        let mut from: i64 = event::Entity::find()
+            .select_only()
+            .column_as(event::Column::Position.min(), "position")
+            .into_tuple::<Option<i64>>()
+            .one(&self.db)
+            .await
+            .map_err(SqlError::from)?
+            .flatten()
+            .unwrap_or(last + 1)
+            - 1;
+        let (lower, upper) = if self.is_postgres() {
+            ("$1", "$2")
+        } else {
+            ("?", "?")
+        };
+        while from < last {
+            let to = (from + BATCH).min(last);
+            self.db
+                .execute_raw(sea_orm::Statement::from_sql_and_values(
+                    self.db.get_database_backend(),
+                    format!(
+                        "DELETE FROM events WHERE position > {lower} AND position <= {upper} \
+                         AND NOT EXISTS (SELECT 1 FROM stream_snapshots s \
+                         WHERE s.stream = events.stream AND s.version = events.version)"
+                    ),
+                    [from.into(), to.into()],
+                ))
+                .await
+                .map_err(SqlError::from)?;
+            from = to;
+        }
+        log_snapshot::Entity::delete_many()
+            .filter(log_snapshot::Column::Position.gt(last))
+            .exec(&self.db)
+            .await
+            .map_err(SqlError::from)?;
+        Ok(())
     }
 
     /// The stream states kept by earlier archives.

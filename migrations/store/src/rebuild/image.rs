@@ -233,6 +233,9 @@ impl ProjectionImage {
                             .as_ref()
                             .and_then(|callbacks| serde_json::to_string(callbacks).ok()),
                     });
+                // A run recorded again is not ended (its listing, which a
+                // poll made again, stays).
+                self.ended_runs.remove(&run.internal_id);
                 self.runs
                     .entry(run.internal_id.clone())
                     .or_insert_with(|| RunHistory {

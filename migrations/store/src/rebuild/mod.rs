@@ -130,6 +130,18 @@ impl Store {
         mode: RebuildMode,
         progress: &mut (dyn FnMut(RebuildProgress) + Send),
     ) -> Result<RebuildReport, SqlError> {
+        let lock = self.maintenance_lock().await?;
+        let outcome = self.rebuild_locked(mode, progress).await;
+        lock.release().await;
+        outcome
+    }
+
+    /// [`rebuild`](Self::rebuild), with the maintenance lock held.
+    async fn rebuild_locked(
+        &self,
+        mode: RebuildMode,
+        progress: &mut (dyn FnMut(RebuildProgress) + Send),
+    ) -> Result<RebuildReport, SqlError> {
         let started = std::time::Instant::now();
         let watermark = self.settled_position().await?;
         let (image, read) = self.fold_log(watermark, progress, &mut |_| Ok(())).await?;
@@ -336,9 +348,13 @@ impl Store {
         mode: RebuildMode,
     ) -> Result<(u64, Vec<TableDifference>), SqlError> {
         let txn = self.db.begin().await?;
-        // Appends wait until this commits; readers keep the old rows.
+        // Appends wait until this commits; readers of a swapped table wait
+        // from its rename on. A lock held by a long reader ends the swap
+        // rather than queueing everyone behind it.
         match txn.get_database_backend() {
             DbBackend::Postgres => {
+                txn.execute_unprepared("SET LOCAL lock_timeout = '10s'")
+                    .await?;
                 txn.execute_unprepared("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
                     .await?;
             }
