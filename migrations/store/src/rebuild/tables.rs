@@ -92,6 +92,17 @@ pub(crate) async fn keep_before<C: ConnectionTrait>(db: &C, table: &Table) -> Re
         "CREATE TEMPORARY TABLE \"before_{name}\" AS SELECT {columns} FROM \"{name}\""
     ))
     .await?;
+    // Indexed by key, as the comparison matches rows by key.
+    let keys = table
+        .keys
+        .iter()
+        .map(|key| format!("\"{key}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    db.execute_unprepared(&format!(
+        "CREATE INDEX \"before_{name}_keys\" ON \"before_{name}\" ({keys})"
+    ))
+    .await?;
     Ok(())
 }
 
@@ -117,9 +128,14 @@ pub(crate) async fn differences<C: ConnectionTrait>(
     ignored: Option<&str>,
 ) -> Result<Option<TableDifference>, DbErr> {
     let name = &table.name;
-    let keep = ignored.map_or_else(|| "1 = 1".to_owned(), |ignored| format!("NOT ({ignored})"));
-    let now = format!("(SELECT * FROM \"{name}\" WHERE {keep})");
-    let before = format!("(SELECT * FROM \"before_{name}\" WHERE {keep})");
+    // The tables themselves where nothing is left out, so the key indexes
+    // serve the matching (SQLite does not index a subquery's rows).
+    let side = |table: &str| match ignored {
+        None => format!("\"{table}\""),
+        Some(ignored) => format!("(SELECT * FROM \"{table}\" WHERE NOT ({ignored}))"),
+    };
+    let now = side(name);
+    let before = side(&format!("before_{name}"));
     let distinct = match db.get_database_backend() {
         DbBackend::Postgres => "IS DISTINCT FROM",
         _ => "IS NOT",
