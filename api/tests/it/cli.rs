@@ -1197,3 +1197,69 @@ fn tenants_stats_token_prints_a_token_only_once_and_keeps_its_hash() {
     assert!(!ok);
     assert!(err.contains("nowhere"), "{err}");
 }
+
+#[test]
+fn replay_check_and_events_archive_work_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, id, err) = switchboard(
+        dir.path(),
+        &[
+            "servers",
+            "add",
+            "https://bbb1.example.org/bigbluebutton/",
+            "s3cret",
+        ],
+    );
+    assert!(ok, "{err}");
+    let id = id.trim().to_owned();
+    let (ok, _, err) = switchboard(dir.path(), &["servers", "enable", &id]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = switchboard(dir.path(), &["replay", "--check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("agree with the log"), "{out}");
+
+    // Everything up to now goes to a file; the server stays as it was.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let before = chrono::Utc::now().to_rfc3339();
+    let file = dir.path().join("log-1.jsonl.gz");
+    let file_arg = file.to_str().unwrap();
+    let (ok, out, err) = switchboard(
+        dir.path(),
+        &["events", "archive", "--before", &before, "--to", file_arg],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("archived 2 events"), "{out}");
+    let (ok, out, err) = switchboard(dir.path(), &["events", "verify-archive", file_arg]);
+    assert!(ok, "{err}");
+    assert!(out.contains("2 events"), "{out}");
+    let (ok, _, err) = switchboard(dir.path(), &["servers", "cordon", &id]);
+    assert!(ok, "a command on an archived stream: {err}");
+    let (_, json, _) = switchboard(dir.path(), &["servers", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        rows[0]["state"], "disabled",
+        "cordoned without meetings: drained at once"
+    );
+    let (ok, out, err) = switchboard(dir.path(), &["replay", "--check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("agree with the log"), "{out}");
+
+    // An archive never overwrites a file; a changed file fails its check.
+    let (ok, _, err) = switchboard(
+        dir.path(),
+        &[
+            "events",
+            "archive",
+            "--before",
+            "2999-01-01",
+            "--to",
+            file_arg,
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("exists"), "{err}");
+    std::fs::write(&file, b"not an archive").unwrap();
+    let (ok, _, err) = switchboard(dir.path(), &["events", "verify-archive", file_arg]);
+    assert!(!ok);
+    assert!(err.contains("log-1.jsonl.gz"), "{err}");
+}
