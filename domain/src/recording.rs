@@ -49,6 +49,10 @@ pub struct RecordingFormat {
     /// Preview images.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<PreviewImage>,
+    /// Size of the format's files, bytes (0: imported before sizes were
+    /// kept).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// What an import learned about a recording (from its metadata.xml).
@@ -379,6 +383,7 @@ mod tests {
             url: format!("https://bbb1/playback/{name}/2.3/{ID}"),
             processing_time_ms: 10,
             length_ms: 60_000,
+            bytes: 0,
             images: vec![],
         }
     }

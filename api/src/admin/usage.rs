@@ -46,6 +46,11 @@ pub struct UsageRowView {
     /// Runs created to be recorded (`record=true`; not whether a recording
     /// was made).
     pub recordable_meetings: u64,
+    /// Recordings of meetings started in the period (deleted ones too).
+    pub recordings: u64,
+    /// Their size, bytes (recordings imported before sizes were kept
+    /// count 0).
+    pub recording_bytes: u64,
 }
 
 impl From<&UsageRow> for UsageRowView {
@@ -59,6 +64,8 @@ impl From<&UsageRow> for UsageRowView {
             peak_concurrent_attendees: row.peak_concurrent_attendees,
             peak_meeting_attendees: row.peak_meeting_attendees,
             recordable_meetings: row.recordable_meetings,
+            recordings: row.recordings,
+            recording_bytes: row.recording_bytes,
         }
     }
 }

@@ -82,12 +82,12 @@ fn minutes(value: f64) -> String {
 /// The report as CSV (a header, then one line per row).
 pub fn csv(report: &UsageReport) -> String {
     let mut out = String::from(
-        "tenant,period,meetings,meeting_minutes,attendee_minutes,peak_concurrent_attendees,peak_meeting_attendees,recordable_meetings\n",
+        "tenant,period,meetings,meeting_minutes,attendee_minutes,peak_concurrent_attendees,peak_meeting_attendees,recordable_meetings,recordings,recording_bytes\n",
     );
     for row in &report.rows {
         // Tenant names are DNS labels and periods dates: nothing to quote.
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             row.tenant,
             row.period,
             row.meetings,
@@ -95,7 +95,9 @@ pub fn csv(report: &UsageReport) -> String {
             minutes(row.attendee_minutes),
             row.peak_concurrent_attendees,
             row.peak_meeting_attendees,
-            row.recordable_meetings
+            row.recordable_meetings,
+            row.recordings,
+            row.recording_bytes
         ));
     }
     out
@@ -120,8 +122,10 @@ pub async fn run(target: &Target, args: UsageArgs) -> anyhow::Result<()> {
         "PEAK CONCURRENT",
         "PEAK MEETING",
         "RECORDED",
+        "RECORDINGS",
+        "RECORDING BYTES",
     ])
-    .right(&[2, 3, 4, 5, 6, 7]);
+    .right(&[2, 3, 4, 5, 6, 7, 8, 9]);
     for row in &report.rows {
         table.row(vec![
             row.tenant.clone(),
@@ -132,6 +136,8 @@ pub async fn run(target: &Target, args: UsageArgs) -> anyhow::Result<()> {
             row.peak_concurrent_attendees.to_string(),
             row.peak_meeting_attendees.to_string(),
             row.recordable_meetings.to_string(),
+            row.recordings.to_string(),
+            row.recording_bytes.to_string(),
         ]);
     }
     table.print_or("no usage in this period (runs count once they ended and were summarized)");
@@ -154,12 +160,15 @@ mod tests {
                 peak_concurrent_attendees: 20,
                 peak_meeting_attendees: 20,
                 recordable_meetings: 1,
+                recordings: 2,
+                recording_bytes: 1_500_000,
             }],
         };
         assert_eq!(
             csv(&report),
             "tenant,period,meetings,meeting_minutes,attendee_minutes,peak_concurrent_attendees,\
-             peak_meeting_attendees,recordable_meetings\nschool,2026-12,2,70.00,539.50,20,20,1\n"
+             peak_meeting_attendees,recordable_meetings,recordings,recording_bytes\n\
+             school,2026-12,2,70.00,539.50,20,20,1,2,1500000\n"
         );
     }
 }

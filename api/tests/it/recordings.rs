@@ -192,6 +192,10 @@ async fn spool_import_then_get_publish_update_delete_on_both_databases() {
             spool.join("done").join(format!("{id}.tar")).is_file(),
             "archive moved to done/"
         );
+        // Sized at import, for the tenants' usage: its two files.
+        let imported = harness.store().recording(&id).await.unwrap().unwrap();
+        let expected = 1000 + metadata_xml(&id, "presentation", "room-1").len() as u64;
+        assert_eq!(imported.formats[0].bytes, expected, "{db:?}");
 
         // The same archive again changes nothing; a second format merges in.
         let events = stream_events(&harness, &id).await;

@@ -9,9 +9,9 @@ use crate::records::HookRecord;
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
-    PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
-    RunUsageState, ServerRecord, ServerSample, StoredEvent, StreamHistory, TokenRecord,
-    UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
+    PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RecordingUsage,
+    RoutingSnapshot, RunUsageState, ServerRecord, ServerSample, StoredEvent, StreamHistory,
+    TokenRecord, UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -350,6 +350,12 @@ pub trait UsageLedger: Send + Sync {
     async fn prune_usage(&self, before_ms: i64) -> Result<u64, StoreError>;
     /// Summarized runs, by start time.
     async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError>;
+    /// Recordings of meetings started in the filter's range (deleted ones
+    /// too: a closed period's figures never change), with their sizes.
+    async fn recording_usage(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<RecordingUsage>, StoreError>;
     /// Tenants' daily peaks of concurrent attendees (`(tenant, day, peak)`)
     /// on the days the filter's range touches.
     async fn tenant_peaks(

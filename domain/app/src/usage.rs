@@ -5,7 +5,7 @@
 
 use crate::StoreError;
 use crate::ports::Database;
-use crate::records::{UsageFilter, UsageRunRecord};
+use crate::records::{RecordingUsage, UsageFilter, UsageRunRecord};
 use std::collections::BTreeMap;
 use switchboard_domain::ids::TenantId;
 
@@ -48,6 +48,10 @@ pub struct UsageRow {
     pub peak_meeting_attendees: u64,
     /// Runs created to be recorded (`record=true`).
     pub recordable_meetings: u64,
+    /// Recordings of meetings started in it.
+    pub recordings: u64,
+    /// Their size, bytes (formats imported before sizes were kept count 0).
+    pub recording_bytes: u64,
 }
 
 impl UsageRow {
@@ -71,13 +75,15 @@ pub async fn usage_report(
 ) -> Result<Vec<UsageRow>, StoreError> {
     let runs = store.usage_runs(filter).await?;
     let peaks = store.tenant_peaks(filter).await?;
-    Ok(report(&runs, &peaks, period))
+    let recordings = store.recording_usage(filter).await?;
+    Ok(report(&runs, &peaks, &recordings, period))
 }
 
 /// Adds up runs and daily peaks into rows (sorted by tenant, period).
 pub fn report(
     runs: &[UsageRunRecord],
     peaks: &[(TenantId, String, u64)],
+    recordings: &[RecordingUsage],
     period: Period,
 ) -> Vec<UsageRow> {
     let mut rows: BTreeMap<(String, String), UsageRow> = BTreeMap::new();
@@ -107,6 +113,12 @@ pub fn report(
         let row = row(&mut rows, tenant, period.of_day(day));
         row.peak_concurrent_attendees = row.peak_concurrent_attendees.max(*peak);
     }
+    for recording in recordings {
+        let day = crate::records::day_of(recording.started_ms);
+        let row = row(&mut rows, &recording.tenant, period.of_day(&day));
+        row.recordings += 1;
+        row.recording_bytes += recording.bytes;
+    }
     rows.into_values().collect()
 }
 
@@ -117,11 +129,15 @@ mod tests {
     use crate::health::{HealthConfig, HealthPoller, HealthPorts};
     use crate::memory::answers;
     use crate::memory::{NoMetrics, ScriptedBackend};
+    use crate::ports::EventStore as _;
     use crate::routing::ObservedLoads;
     use crate::testing::{World, given};
     use std::sync::{Arc, Mutex};
     use switchboard_domain::ids::{MeetingId, ServerId, meeting_stream};
     use switchboard_domain::meeting::{EndReason, Meeting, MeetingCommand};
+    use switchboard_domain::recording::{
+        RecordingDetails, RecordingEvent, RecordingFormat, recording_stream,
+    };
 
     /// What the server lists: (meetingID, attendees, recording).
     type Listing = Vec<(&'static str, u64, bool)>;
@@ -216,6 +232,45 @@ mod tests {
             *listed.lock().unwrap() = meetings;
             poller.poll_once().await.unwrap();
         }
+        // The lecture's recording: two formats, sized at import.
+        let record_id = "lecture-run-1796115600000";
+        let format = |name: &str, bytes: u64| RecordingFormat {
+            format: name.into(),
+            url: format!("https://bbb/playback/{name}/{record_id}"),
+            processing_time_ms: 0,
+            length_ms: 30 * 60_000,
+            bytes,
+            images: vec![],
+        };
+        let imported = RecordingEvent::RecordingImported {
+            record_id: record_id.into(),
+            details: RecordingDetails {
+                tenant: TenantId("school".into()),
+                meeting_id: "lecture".into(),
+                internal_meeting_id: "lecture-run".into(),
+                name: "Lecture".into(),
+                is_breakout: false,
+                published: true,
+                start_time_ms: NINE,
+                end_time_ms: NINE + 30 * MINUTE,
+                participants: 20,
+                metadata: Default::default(),
+            },
+            formats: vec![
+                format("presentation", 1_000_000),
+                format("video", 250_000_000),
+            ],
+        };
+        world
+            .store
+            .append(
+                &recording_stream(record_id),
+                0,
+                &[switchboard_domain::events::DomainEvent::Recording(imported)],
+                &given(),
+            )
+            .await
+            .unwrap();
         let day = UsageFilter::default();
         let rows = usage_report(world.store.as_ref(), &day, Period::Day)
             .await
@@ -231,6 +286,8 @@ mod tests {
                 peak_concurrent_attendees: 6,
                 peak_meeting_attendees: 6,
                 recordable_meetings: 0,
+                recordings: 0,
+                recording_bytes: 0,
             },
             UsageRow {
                 tenant: "school".into(),
@@ -242,6 +299,8 @@ mod tests {
                 peak_concurrent_attendees: 20,
                 peak_meeting_attendees: 20,
                 recordable_meetings: 1,
+                recordings: 1,
+                recording_bytes: 251_000_000,
             },
         ];
         assert_eq!(rows, expected);

@@ -11,7 +11,9 @@ use sea_orm::{
 use std::collections::HashMap;
 use switchboard_app::StoreError;
 use switchboard_app::ports::UsageLedger;
-use switchboard_app::records::{RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of};
+use switchboard_app::records::{
+    RecordingUsage, RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of,
+};
 use switchboard_domain::ids::TenantId;
 use switchboard_migrations::entities::{run_usage, tenant_peak, usage_run};
 
@@ -130,6 +132,40 @@ impl Store {
             .collect())
     }
 
+    async fn recording_usage_sql(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<RecordingUsage>, SqlError> {
+        use switchboard_migrations::entities::recording;
+        let mut query = recording::Entity::find()
+            .select_only()
+            .column(recording::Column::Tenant)
+            .column(recording::Column::StartTimeMs)
+            .column(recording::Column::Formats);
+        if let Some(tenant) = &filter.tenant {
+            query = query.filter(recording::Column::Tenant.eq(tenant.0.as_str()));
+        }
+        if let Some(from) = filter.from_ms {
+            query = query.filter(recording::Column::StartTimeMs.gte(from));
+        }
+        if let Some(to) = filter.to_ms {
+            query = query.filter(recording::Column::StartTimeMs.lt(to));
+        }
+        let rows: Vec<(String, i64, String)> = query.into_tuple().all(&self.db).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant, started_ms, formats)| RecordingUsage {
+                tenant: TenantId(tenant),
+                started_ms,
+                bytes: serde_json::from_str::<Vec<switchboard_domain::recording::RecordingFormat>>(
+                    &formats,
+                )
+                .map(|formats| formats.iter().map(|format| format.bytes).sum())
+                .unwrap_or(0),
+            })
+            .collect())
+    }
+
     async fn usage_runs_sql(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, SqlError> {
         let mut query = usage_run::Entity::find().order_by_asc(usage_run::Column::StartedMs);
         if let Some(tenant) = &filter.tenant {
@@ -217,6 +253,13 @@ impl UsageLedger for Store {
 
     async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError> {
         Ok(self.usage_runs_sql(filter).await?)
+    }
+
+    async fn recording_usage(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<RecordingUsage>, StoreError> {
+        Ok(self.recording_usage_sql(filter).await?)
     }
 
     async fn tenant_peaks(

@@ -425,8 +425,60 @@ mod recordings {
                 url: format!("https://bbb/playback/{format}/2.3/x"),
                 processing_time_ms: 1,
                 length_ms: 120_000,
+                bytes: 0,
                 images: vec![],
             }],
+        }
+    }
+
+    #[tokio::test]
+    async fn recordings_count_in_their_tenants_usage_with_their_sizes() {
+        use switchboard_app::records::UsageFilter;
+        for (kind, store) in stores().await {
+            let day = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+            for (tenant, meeting, at, bytes) in [
+                ("school", "lecture", day + 1, 1_000_u64),
+                ("school", "lab", day + 2, 250),
+                ("college", "seminar", day + 3, 40),
+                ("school", "late", day + 86_400_000, 7),
+            ] {
+                let id = record_id(meeting, at);
+                let mut command = import(tenant, meeting, at, "presentation", "Moodle");
+                if let RecordingCommand::Import { formats, .. } = &mut command {
+                    formats[0].bytes = bytes;
+                }
+                store
+                    .execute_recording(&id, &command, &meta())
+                    .await
+                    .unwrap();
+            }
+            // A deleted recording still counts in the period it was made in.
+            store
+                .execute_recording(
+                    &record_id("lab", day + 2),
+                    &RecordingCommand::Delete,
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            let filter = UsageFilter {
+                tenant: Some(TenantId("school".into())),
+                from_ms: Some(day),
+                to_ms: Some(day + 86_400_000),
+            };
+            let mut found: Vec<(String, u64)> = store
+                .recording_usage(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|usage| (usage.tenant.0, usage.bytes))
+                .collect();
+            found.sort();
+            assert_eq!(
+                found,
+                [("school".to_owned(), 250), ("school".to_owned(), 1_000)],
+                "{kind}"
+            );
         }
     }
 

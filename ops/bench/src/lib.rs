@@ -82,6 +82,7 @@ fn seeded(n: usize) -> (String, RecordingEvent) {
             url: format!("https://bbb1.example.org/playback/presentation/2.3/{record_id}"),
             processing_time_ms: 1000,
             length_ms: 3_600_000,
+            bytes: 64 * 1024,
             images: vec![],
         }],
     };

@@ -253,6 +253,7 @@ fn end_run(log: &mut Log, run: &Running, recordings: &mut Vec<String>) {
             url: format!("https://bbb.example.org/playback/presentation/2.3/{record_id}"),
             processing_time_ms: 40_000,
             length_ms: u64::try_from(ended_ms - run.started_ms).unwrap_or(0),
+            bytes: 48_000_000,
             images: vec![],
         }],
     };

@@ -10,9 +10,9 @@ use crate::ports::{
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, HookRecord, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord,
-    NewCallback, PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot,
-    RunUsageState, ServerRecord, ServerSample, StoredEvent, TokenRecord, UsageFilter,
-    UsageRunRecord, UsageSample, VoiceBridgeClaim,
+    NewCallback, PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RecordingUsage,
+    RoutingSnapshot, RunUsageState, ServerRecord, ServerSample, StoredEvent, TokenRecord,
+    UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -1129,6 +1129,35 @@ impl UsageLedger for InMemoryStore {
             .run_usage
             .retain(|_, run| !(run.summarized && run.ended_ms.is_some_and(|end| end < before_ms)));
         Ok((before - state.views.run_usage.len()) as u64)
+    }
+
+    async fn recording_usage(
+        &self,
+        filter: &UsageFilter,
+    ) -> Result<Vec<RecordingUsage>, StoreError> {
+        Ok(self
+            .lock()
+            .views
+            .recordings
+            .values()
+            .filter(|recording| {
+                filter
+                    .tenant
+                    .as_ref()
+                    .is_none_or(|t| *t == recording.tenant)
+            })
+            .filter(|recording| {
+                filter
+                    .from_ms
+                    .is_none_or(|from| recording.start_time_ms >= from)
+            })
+            .filter(|recording| filter.to_ms.is_none_or(|to| recording.start_time_ms < to))
+            .map(|recording| RecordingUsage {
+                tenant: recording.tenant.clone(),
+                started_ms: recording.start_time_ms,
+                bytes: recording.formats.iter().map(|format| format.bytes).sum(),
+            })
+            .collect())
     }
 
     async fn usage_runs(&self, filter: &UsageFilter) -> Result<Vec<UsageRunRecord>, StoreError> {

@@ -176,10 +176,27 @@ pub async fn import_upload(
     }
 }
 
-/// Converts a format's metadata into the event's shape.
+/// The size of the files under `dir`, bytes (links are not followed).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => dir_bytes(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map(|meta| meta.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Converts a format's metadata into the event's shape (its size read
+/// from its files: blocking).
 fn format_of(dir: &FormatDir) -> RecordingFormat {
     let playback = &dir.metadata.playback;
     RecordingFormat {
+        bytes: dir_bytes(&dir.dir),
         format: dir.format.to_string(),
         url: playback.link.clone(),
         processing_time_ms: playback.processing_time_ms.unwrap_or(0),
@@ -207,7 +224,11 @@ pub async fn import_extracted(
     let Some(first) = extracted.formats().first().cloned() else {
         return Err(ImportError::BadArchive("no formats".into()));
     };
-    let formats: Vec<RecordingFormat> = extracted.formats().iter().map(format_of).collect();
+    let dirs = extracted.formats().to_vec();
+    let formats: Vec<RecordingFormat> =
+        tokio::task::spawn_blocking(move || dirs.iter().map(format_of).collect())
+            .await
+            .map_err(|err| ImportError::Retry(format!("sizing the formats failed: {err}")))?;
     let layout = service.layout.clone();
     let (installed, extracted) = tokio::task::spawn_blocking(move || {
         let installed = layout.install_all(&extracted);

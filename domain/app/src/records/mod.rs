@@ -19,4 +19,4 @@ pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridge
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample};
 pub use servers::{ServerRecord, TokenRecord};
-pub use usage::{RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of};
+pub use usage::{RecordingUsage, RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of};

@@ -145,6 +145,18 @@ pub struct UsageFilter {
     pub to_ms: Option<i64>,
 }
 
+/// A recording as usage counts it: its tenant, when it started and the
+/// size of its formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingUsage {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// When the recorded meeting started (ms).
+    pub started_ms: i64,
+    /// Bytes of its formats.
+    pub bytes: u64,
+}
+
 /// The UTC day (`YYYY-MM-DD`) of an instant, as peaks are kept by.
 pub fn day_of(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
