@@ -152,6 +152,7 @@ impl From<switchboard_app::admin::tenants::TenantView> for TenantView {
             limits: limits_view(view.limits),
             policy: policy_view(&view.policy),
             running_meetings: view.running_meetings,
+            stats_token: view.stats_token,
         }
     }
 }

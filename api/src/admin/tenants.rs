@@ -95,6 +95,10 @@ pub struct TenantView {
     pub policy: PolicyView,
     /// Meetings it runs now.
     pub running_meetings: u64,
+    /// Whether it has a stats token for `/t/NAME/stats` and
+    /// `/t/NAME/metrics` (only its hash is kept).
+    #[serde(default)]
+    pub stats_token: bool,
 }
 
 /// A new tenant.

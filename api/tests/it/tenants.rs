@@ -665,6 +665,21 @@ async fn a_tenant_reads_its_own_stats_and_metrics_with_its_stats_token_only() {
             .await
             .unwrap();
         assert!(token.starts_with("sbs_"));
+        // Operators see who has one, never the token.
+        let admin = harness.state().admin.service().clone();
+        let views = admin.tenants().await.unwrap();
+        let has_token: Vec<(String, bool)> = views
+            .iter()
+            .map(|view| (view.name.clone(), view.stats_token))
+            .collect();
+        assert!(
+            has_token.contains(&("school".to_owned(), true)),
+            "{db:?}: {has_token:?}"
+        );
+        assert!(
+            has_token.contains(&("college".to_owned(), false)),
+            "{db:?}: {has_token:?}"
+        );
         let base = format!("http://{}", harness.app.addr);
         let get = |path: String, bearer: Option<String>, host: Option<&str>| {
             let mut request = harness.client.get(format!("{base}{path}"));

@@ -27,6 +27,8 @@ pub struct TenantView {
     pub policy: TenantPolicy,
     /// Meetings it runs now.
     pub running_meetings: u64,
+    /// Whether a stats token was issued (`tenants stats-token`).
+    pub stats_token: bool,
 }
 
 /// A tenant to create.
@@ -88,6 +90,7 @@ impl AdminService {
             limits: config.limits,
             policy: config.policy.clone(),
             running_meetings,
+            stats_token: config.stats_token_hash.is_some(),
         })
     }
 
