@@ -3,7 +3,7 @@
 //! other names), and swapped in by renaming (no row is copied while
 //! appends wait).
 
-use super::tables::Table;
+use super::tables::{self, Table};
 use sea_orm::sea_query::Value;
 use sea_orm::sqlx::postgres::PgPoolCopyExt as _;
 use sea_orm::{
@@ -205,19 +205,9 @@ pub(crate) async fn rename_in<C: ConnectionTrait>(
     table: &Table,
     keep: bool,
 ) -> Result<(), DbErr> {
-    let (name, shadow) = (&table.name, table.shadow());
+    let name = &table.name;
     let indexes = live_indexes(db, table).await?;
-    if keep {
-        db.execute_unprepared(&format!(
-            "ALTER TABLE \"{name}\" RENAME TO \"before_{name}\""
-        ))
-        .await?;
-    } else {
-        db.execute_unprepared(&format!("DROP TABLE \"{name}\""))
-            .await?;
-    }
-    db.execute_unprepared(&format!("ALTER TABLE \"{shadow}\" RENAME TO \"{name}\""))
-        .await?;
+    tables::replace_by_shadow(db, table, keep).await?;
     if keep {
         return Ok(());
     }

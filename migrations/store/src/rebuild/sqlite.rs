@@ -3,7 +3,7 @@
 //! the swap drops the live table, renames the shadow and builds the live
 //! table's other indexes, under their own names, on the rows at once.
 
-use super::tables::Table;
+use super::tables::{self, Table};
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 
 /// The definitions (`sql` of `sqlite_schema`) of a table and its indexes.
@@ -59,19 +59,8 @@ pub(crate) async fn rename_in<C: ConnectionTrait>(
     table: &Table,
     keep: bool,
 ) -> Result<(), DbErr> {
-    let (name, shadow) = (&table.name, table.shadow());
-    let (_, indexes) = definitions(db, name).await?;
-    if keep {
-        db.execute_unprepared(&format!(
-            "ALTER TABLE \"{name}\" RENAME TO \"before_{name}\""
-        ))
-        .await?;
-    } else {
-        db.execute_unprepared(&format!("DROP TABLE \"{name}\""))
-            .await?;
-    }
-    db.execute_unprepared(&format!("ALTER TABLE \"{shadow}\" RENAME TO \"{name}\""))
-        .await?;
+    let (_, indexes) = definitions(db, &table.name).await?;
+    tables::replace_by_shadow(db, table, keep).await?;
     if keep {
         return Ok(());
     }

@@ -55,6 +55,30 @@ pub(crate) async fn drop_shadow<C: ConnectionTrait>(db: &C, table: &Table) -> Re
     Ok(())
 }
 
+/// Puts the shadow of `table` in its place (in the caller's transaction):
+/// the live table is dropped, or with `keep` kept as `before_<name>` (for
+/// a comparison the caller rolls back). Each database then restores the
+/// live table's index names its own way.
+pub(crate) async fn replace_by_shadow<C: ConnectionTrait>(
+    db: &C,
+    table: &Table,
+    keep: bool,
+) -> Result<(), DbErr> {
+    let (name, shadow) = (&table.name, table.shadow());
+    if keep {
+        db.execute_unprepared(&format!(
+            "ALTER TABLE \"{name}\" RENAME TO \"before_{name}\""
+        ))
+        .await?;
+    } else {
+        db.execute_unprepared(&format!("DROP TABLE \"{name}\""))
+            .await?;
+    }
+    db.execute_unprepared(&format!("ALTER TABLE \"{shadow}\" RENAME TO \"{name}\""))
+        .await?;
+    Ok(())
+}
+
 /// Writes `rows` of entity `E` into the table `into`, many rows per statement.
 pub(crate) async fn insert_rows<E, C>(
     db: &C,
