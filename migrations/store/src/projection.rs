@@ -3,7 +3,8 @@
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QuerySelect,
 };
 use std::collections::BTreeMap;
 use switchboard_domain::aggregate::Aggregate;
@@ -404,20 +405,7 @@ async fn apply_server<C: ConnectionTrait>(
     let ServerEvent::ServerAdded { id, settings } = event else {
         return update_server(db, server_id, event, version, position).await;
     };
-    let row = server::ActiveModel {
-        id: Set(id.to_string()),
-        url: Set(settings.url.clone()),
-        secret: Set(settings.secret.clone()),
-        tag: Set(settings.tag.clone()),
-        load_multiplier: Set(settings.load_multiplier),
-        checksum_algorithm: Set(settings.checksum.map(|c| c.name().to_owned())),
-        metrics_url: Set(settings.metrics_url.clone()),
-        state: Set(ServerState::Disabled.as_str().to_owned()),
-        online: Set(true),
-        agent: Set(None),
-        version: Set(version),
-        position: Set(position),
-    };
+    let row = crate::rows::added_server(id, settings, version, position).into_active_model();
     server::Entity::insert(row)
         .exec_without_returning(db)
         .await?;
@@ -535,18 +523,9 @@ async fn apply_meeting<C: ConnectionTrait>(
             name,
             run,
         } => {
-            let row = meeting::ActiveModel {
-                tenant: Set(tenant.0.clone()),
-                meeting_id: Set(meeting_id.as_str().to_owned()),
-                name: Set(name.clone()),
-                internal_id: Set(run.internal_id.clone()),
-                server_id: Set(run.server_id.to_string()),
-                create_time_ms: Set(run.create_time_ms),
-                ended_at_ms: Set(None),
-                running: Set(true),
-                version: Set(version),
-                position: Set(position),
-            };
+            let row =
+                crate::rows::created_meeting(tenant, meeting_id, name, run, version, position)
+                    .into_active_model();
             meeting::Entity::insert(row)
                 .on_conflict(
                     OnConflict::columns([meeting::Column::Tenant, meeting::Column::MeetingId])
@@ -564,22 +543,7 @@ async fn apply_meeting<C: ConnectionTrait>(
                 )
                 .exec_without_returning(db)
                 .await?;
-            let run_row = meeting_run::ActiveModel {
-                internal_id: Set(run.internal_id.clone()),
-                tenant: Set(tenant.0.clone()),
-                meeting_id: Set(meeting_id.as_str().to_owned()),
-                server_id: Set(run.server_id.to_string()),
-                create_time_ms: Set(run.create_time_ms),
-                recording_ready_url: Set(run.recording_ready_url.clone()),
-                callback_nonce: Set(run
-                    .callbacks
-                    .as_ref()
-                    .map(|callbacks| callbacks.nonce.clone())),
-                callbacks: Set(run
-                    .callbacks
-                    .as_ref()
-                    .and_then(|callbacks| serde_json::to_string(callbacks).ok())),
-            };
+            let run_row = crate::rows::created_run(tenant, meeting_id, run).into_active_model();
             // A run's owner and callback are those of its first record: a
             // later record of the same run (an adoption) never takes it over
             // nor clears its callback URL (issue 15.A1).

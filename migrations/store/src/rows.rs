@@ -21,3 +21,75 @@ pub(crate) fn settings_of(row: &server::Model) -> switchboard_domain::server::Se
 pub(crate) fn agent_of(row: &server::Model) -> Option<switchboard_domain::server::ServerAgent> {
     serde_json::from_str(row.agent.as_deref()?).ok()
 }
+
+/// The row `ServerAdded` makes (the append and replay both build it here).
+pub(crate) fn added_server(
+    id: &switchboard_domain::ids::ServerId,
+    settings: &switchboard_domain::server::ServerSettings,
+    version: i64,
+    position: i64,
+) -> server::Model {
+    server::Model {
+        id: id.to_string(),
+        url: settings.url.clone(),
+        secret: settings.secret.clone(),
+        tag: settings.tag.clone(),
+        load_multiplier: settings.load_multiplier,
+        checksum_algorithm: settings.checksum.map(|c| c.name().to_owned()),
+        metrics_url: settings.metrics_url.clone(),
+        state: switchboard_domain::server::ServerState::Disabled
+            .as_str()
+            .to_owned(),
+        online: true,
+        agent: None,
+        version,
+        position,
+    }
+}
+
+/// The meeting row `MeetingCreated` makes.
+pub(crate) fn created_meeting(
+    tenant: &switchboard_domain::ids::TenantId,
+    meeting_id: &switchboard_domain::ids::MeetingId,
+    name: &str,
+    run: &switchboard_domain::meeting::MeetingRun,
+    version: i64,
+    position: i64,
+) -> switchboard_migrations::entities::meeting::Model {
+    switchboard_migrations::entities::meeting::Model {
+        tenant: tenant.0.clone(),
+        meeting_id: meeting_id.as_str().to_owned(),
+        name: name.to_owned(),
+        internal_id: run.internal_id.clone(),
+        server_id: run.server_id.to_string(),
+        create_time_ms: run.create_time_ms,
+        ended_at_ms: None,
+        running: true,
+        version,
+        position,
+    }
+}
+
+/// The run row `MeetingCreated` makes (kept from the run's first record).
+pub(crate) fn created_run(
+    tenant: &switchboard_domain::ids::TenantId,
+    meeting_id: &switchboard_domain::ids::MeetingId,
+    run: &switchboard_domain::meeting::MeetingRun,
+) -> switchboard_migrations::entities::meeting_run::Model {
+    switchboard_migrations::entities::meeting_run::Model {
+        internal_id: run.internal_id.clone(),
+        tenant: tenant.0.clone(),
+        meeting_id: meeting_id.as_str().to_owned(),
+        server_id: run.server_id.to_string(),
+        create_time_ms: run.create_time_ms,
+        recording_ready_url: run.recording_ready_url.clone(),
+        callback_nonce: run
+            .callbacks
+            .as_ref()
+            .map(|callbacks| callbacks.nonce.clone()),
+        callbacks: run
+            .callbacks
+            .as_ref()
+            .and_then(|callbacks| serde_json::to_string(callbacks).ok()),
+    }
+}

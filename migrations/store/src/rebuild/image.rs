@@ -119,20 +119,7 @@ impl ProjectionImage {
         if let ServerEvent::ServerAdded { id, settings } = event {
             self.servers.insert(
                 id.to_string(),
-                server::Model {
-                    id: id.to_string(),
-                    url: settings.url.clone(),
-                    secret: settings.secret.clone(),
-                    tag: settings.tag.clone(),
-                    load_multiplier: settings.load_multiplier,
-                    checksum_algorithm: settings.checksum.map(|c| c.name().to_owned()),
-                    metrics_url: settings.metrics_url.clone(),
-                    state: ServerState::Disabled.as_str().to_owned(),
-                    online: true,
-                    agent: None,
-                    version,
-                    position,
-                },
+                crate::rows::added_server(id, settings, version, position),
             );
             return;
         }
@@ -201,38 +188,12 @@ impl ProjectionImage {
                 let key = (tenant.0.clone(), meeting_id.as_str().to_owned());
                 self.meetings.insert(
                     key,
-                    meeting::Model {
-                        tenant: tenant.0.clone(),
-                        meeting_id: meeting_id.as_str().to_owned(),
-                        name: name.clone(),
-                        internal_id: run.internal_id.clone(),
-                        server_id: run.server_id.to_string(),
-                        create_time_ms: run.create_time_ms,
-                        ended_at_ms: None,
-                        running: true,
-                        version,
-                        position,
-                    },
+                    crate::rows::created_meeting(tenant, meeting_id, name, run, version, position),
                 );
                 // The first record of a run owns it (as in `projection`).
                 self.meeting_runs
                     .entry(run.internal_id.clone())
-                    .or_insert_with(|| meeting_run::Model {
-                        internal_id: run.internal_id.clone(),
-                        tenant: tenant.0.clone(),
-                        meeting_id: meeting_id.as_str().to_owned(),
-                        server_id: run.server_id.to_string(),
-                        create_time_ms: run.create_time_ms,
-                        recording_ready_url: run.recording_ready_url.clone(),
-                        callback_nonce: run
-                            .callbacks
-                            .as_ref()
-                            .map(|callbacks| callbacks.nonce.clone()),
-                        callbacks: run
-                            .callbacks
-                            .as_ref()
-                            .and_then(|callbacks| serde_json::to_string(callbacks).ok()),
-                    });
+                    .or_insert_with(|| crate::rows::created_run(tenant, meeting_id, run));
                 // A run recorded again is not ended (its listing, which a
                 // poll made again, stays).
                 self.ended_runs.remove(&run.internal_id);
