@@ -292,6 +292,7 @@ impl AppState {
             } else {
                 OfflinePolicy::KeepFor(Duration::from_secs_f64(polling.offline_grace_secs))
             },
+            series_for: Duration::from_secs(self.settings.console.history_hours * 3600),
         }
     }
 }

@@ -321,6 +321,40 @@ pub struct ScaleliteSection {
     pub admin_api: bool,
 }
 
+/// The operator console (`/console`; docs/console.md).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// Serve the console on `serve`'s listener (default true;
+    /// `SWITCHBOARD_CONSOLE`).
+    pub enabled: bool,
+    /// Serve it on `worker`'s listener too (default false;
+    /// `SWITCHBOARD_WORKER_CONSOLE`).
+    pub on_worker: bool,
+    /// Where browsers reach it when a reverse proxy serves it on another
+    /// path (`SWITCHBOARD_CONSOLE_PATH`, e.g. `/lb/console`); links and the
+    /// cookie's path use it. Default `/console`; an `X-Forwarded-Prefix`
+    /// header is put in front of it.
+    pub public_path: String,
+    /// Hours of polled figures the charts keep (`server_series`, one point
+    /// per server and minute; `SWITCHBOARD_CONSOLE_HISTORY_HOURS`, 0: none).
+    pub history_hours: u64,
+    /// Hours a console sign-in lasts (default 12).
+    pub session_hours: u64,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            on_worker: false,
+            public_path: "/console".to_owned(),
+            history_hours: 24,
+            session_hours: 12,
+        }
+    }
+}
+
 /// Scalelite's FreeSWITCH dial-plan endpoint (`POST /fsapi`).
 #[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -415,6 +449,8 @@ pub struct Settings {
     pub fsapi: FsapiSection,
     /// Scalelite's admin API.
     pub scalelite: ScaleliteSection,
+    /// The operator console.
+    pub console: ConsoleSection,
     /// Address ranges (`10.0.0.0/8`, `127.0.0.1`, `fd00::/8`) callbacks and
     /// other URLs front-ends supply may reach although they are private,
     /// loopback or link-local; empty: public addresses only.
@@ -451,6 +487,7 @@ impl Default for Settings {
             policy: PolicySection::default(),
             fsapi: FsapiSection::default(),
             scalelite: ScaleliteSection::default(),
+            console: ConsoleSection::default(),
             outbound_allow: Vec::new(),
         }
     }
@@ -686,6 +723,18 @@ impl Settings {
         }
         if let Some(value) = get("SWITCHBOARD_LOG_FORMAT") {
             self.log_format = value;
+        }
+        if let Some(value) = get("SWITCHBOARD_CONSOLE") {
+            self.console.enabled = parse_number("SWITCHBOARD_CONSOLE", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_WORKER_CONSOLE") {
+            self.console.on_worker = parse_number("SWITCHBOARD_WORKER_CONSOLE", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_CONSOLE_PATH") {
+            self.console.public_path = value.trim().to_owned();
+        }
+        if let Some(value) = get("SWITCHBOARD_CONSOLE_HISTORY_HOURS") {
+            self.console.history_hours = parse_number("SWITCHBOARD_CONSOLE_HISTORY_HOURS", &value)?;
         }
         Ok(())
     }

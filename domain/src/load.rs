@@ -158,6 +158,8 @@ pub struct Observed {
     pub meetings: u64,
     /// Attendees over all its meetings.
     pub attendees: u64,
+    /// Video streams over all its meetings.
+    pub video: u64,
     /// Participants of its largest meeting.
     pub largest_meeting: u64,
     /// Weighted load of its meetings (before the server's multiplier).

@@ -10,8 +10,8 @@ use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
     PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RecordingUsage,
-    RoutingSnapshot, RunUsageState, ServerRecord, ServerSample, StoredEvent, StreamHistory,
-    TokenRecord, UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
+    RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord, ServerSample, StoredEvent,
+    StreamHistory, TokenRecord, UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -162,6 +162,21 @@ pub trait TenantReads: Send + Sync {
     async fn tenants(&self) -> Result<Vec<TenantConfig>, StoreError>;
     /// One tenant in force.
     async fn tenant(&self, name: &str) -> Result<Option<TenantConfig>, StoreError>;
+}
+
+/// The console's time series of polled figures, bounded in time.
+#[async_trait]
+pub trait ServerSeries: Send + Sync {
+    /// Writes points, each replacing one of the same server and minute.
+    async fn record_series(&self, points: &[SeriesPoint]) -> Result<(), StoreError>;
+    /// The points at or after `since_ms` (of one server, or of all), oldest first.
+    async fn series_since(
+        &self,
+        since_ms: i64,
+        server: Option<ServerId>,
+    ) -> Result<Vec<SeriesPoint>, StoreError>;
+    /// Removes the points before `before_ms`; how many went.
+    async fn prune_series(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// The polled picture: samples and listings, overwritten in place.
@@ -371,6 +386,7 @@ pub trait Database:
     + MeetingReads
     + TenantReads
     + PolledPicture
+    + ServerSeries
     + RecordingReads
     + SettingsStore
     + Placements
@@ -385,6 +401,7 @@ impl<T> Database for T where
         + MeetingReads
         + TenantReads
         + PolledPicture
+        + ServerSeries
         + RecordingReads
         + SettingsStore
         + Placements
@@ -397,7 +414,7 @@ impl<T> Database for T where
 pub mod prelude {
     pub use super::{
         CallbackOutbox as _, EventStore as _, MeetingReads as _, Placements as _,
-        PolledPicture as _, RecordingReads as _, ServerReads as _, SettingsStore as _,
-        TenantReads as _, UsageLedger as _,
+        PolledPicture as _, RecordingReads as _, ServerReads as _, ServerSeries as _,
+        SettingsStore as _, TenantReads as _, UsageLedger as _,
     };
 }

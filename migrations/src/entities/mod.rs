@@ -16,6 +16,7 @@ pub mod recording_meta;
 pub mod run_usage;
 pub mod server;
 pub mod server_sample;
+pub mod server_series;
 pub mod setting;
 pub mod stream_snapshot;
 pub mod tenant;

@@ -21,6 +21,8 @@ pub struct Model {
     pub meetings: i64,
     /// Attendees over its meetings.
     pub attendees: i64,
+    /// Video streams over its meetings.
+    pub video: i64,
     /// Participants of its largest meeting.
     pub largest_meeting: i64,
     /// Of its meetings, those Switchboard records there.

@@ -18,6 +18,7 @@ mod m0013_node_agents;
 mod m0014_voice_bridges;
 mod m0015_usage;
 mod m0016_log_snapshots;
+mod m0017_server_series;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_voice_bridges::Migration),
             Box::new(m0015_usage::Migration),
             Box::new(m0016_log_snapshots::Migration),
+            Box::new(m0017_server_series::Migration),
         ]
     }
 }

@@ -20,6 +20,7 @@ mod rebuild;
 mod recordings;
 mod rows;
 mod samples;
+mod series;
 mod snapshots;
 mod store;
 #[cfg(feature = "test-support")]

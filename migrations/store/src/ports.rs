@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use switchboard_app::StoreError;
 use switchboard_app::ports::{
     CallbackOutbox, ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads,
-    ServerReads, SettingsStore, TenantReads,
+    ServerReads, ServerSeries, SettingsStore, TenantReads,
 };
 use switchboard_app::records::HookRecord;
 use switchboard_app::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
-    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, ServerRecord, ServerSample,
-    StoredEvent, StreamHistory, TokenRecord,
+    RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, SeriesPoint, ServerRecord,
+    ServerSample, StoredEvent, StreamHistory, TokenRecord,
 };
 use switchboard_domain::events::{DomainEvent, EventMetadata};
 use switchboard_domain::ids::{MeetingId, ServerId, StreamId, StreamKind, TenantId};
@@ -251,6 +251,25 @@ impl PolledPicture for Store {
 
     async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, StoreError> {
         Ok(Store::prune_meeting_listings_sql(self, before_ms).await?)
+    }
+}
+
+#[async_trait]
+impl ServerSeries for Store {
+    async fn record_series(&self, points: &[SeriesPoint]) -> Result<(), StoreError> {
+        Ok(Store::record_series_sql(self, points).await?)
+    }
+
+    async fn series_since(
+        &self,
+        since_ms: i64,
+        server: Option<ServerId>,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        Ok(Store::series_since_sql(self, since_ms, server).await?)
+    }
+
+    async fn prune_series(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(Store::prune_series_sql(self, before_ms).await?)
     }
 }
 

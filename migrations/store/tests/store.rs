@@ -359,6 +359,7 @@ async fn samples_keep_the_windowed_metrics() {
             metrics_state: MetricsState::Stale,
             metrics_error: Some("HTTP status 500".into()),
             metrics_read_at_ms: Some(7),
+            video: 12,
             ..ServerSample::new(a)
         };
         let plain = ServerSample {
@@ -386,6 +387,55 @@ async fn samples_keep_the_windowed_metrics() {
             store.server_samples_of(&[a]).await.unwrap(),
             vec![cooled],
             "{kind}: overwritten in place"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_series_keeps_one_point_per_server_and_minute_and_prunes_by_age() {
+    use switchboard_app::records::SeriesPoint;
+    for (kind, store) in stores().await {
+        let a = add_server(&store, 1).await;
+        let b = add_server(&store, 2).await;
+        let point = |server, at_ms, meetings| SeriesPoint {
+            server_id: server,
+            at_ms,
+            online: true,
+            meetings,
+            attendees: meetings * 10,
+            video: meetings * 2,
+            load: meetings as f64 * 1.5,
+            cpu_percent: (server == a).then_some(42.5),
+            memory_percent: None,
+        };
+        store
+            .record_series(&[point(a, 60_000, 1), point(b, 60_000, 2)])
+            .await
+            .unwrap();
+        // The same minute again: replaced, not added.
+        store
+            .record_series(&[point(a, 60_000, 3), point(a, 120_000, 4)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.series_since(0, None).await.unwrap(),
+            vec![
+                point(a, 60_000, 3),
+                point(b, 60_000, 2),
+                point(a, 120_000, 4)
+            ],
+            "{kind}"
+        );
+        assert_eq!(
+            store.series_since(0, Some(b)).await.unwrap(),
+            vec![point(b, 60_000, 2)],
+            "{kind}"
+        );
+        assert_eq!(store.prune_series(120_000).await.unwrap(), 2, "{kind}");
+        assert_eq!(
+            store.series_since(0, None).await.unwrap(),
+            vec![point(a, 120_000, 4)],
+            "{kind}"
         );
     }
 }

@@ -14,7 +14,7 @@ use crate::executor::CommandExecutor;
 use crate::lifecycle::{disable_if_drained, end_run};
 use crate::ports::{Database, MetricsSource};
 use crate::records::UsageSample;
-use crate::records::{MeetingRecord, PendingPlacement, ServerRecord, ServerSample};
+use crate::records::{MeetingRecord, PendingPlacement, SeriesPoint, ServerRecord, ServerSample};
 use crate::routing::ObservedLoads;
 use futures::StreamExt;
 use metrics_window::MetricsTracker;
@@ -136,6 +136,9 @@ pub struct HealthConfig {
     /// Intervals an agent may miss before its server counts as offline (its
     /// last heartbeat is used to reconcile only within this bound).
     pub agent_missed_heartbeats: u32,
+    /// How long the console's time series of polled figures is kept
+    /// (zero: no series is written).
+    pub series_for: Duration,
 }
 
 impl Default for HealthConfig {
@@ -157,6 +160,7 @@ impl Default for HealthConfig {
             ),
             agent_poll: false,
             agent_missed_heartbeats: 3,
+            series_for: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -219,6 +223,8 @@ pub struct HealthPoller {
     /// Agent servers reconciled from their heartbeats: the sample's change
     /// time and the runs recorded there then, and when.
     agent_reconciled: HashMap<ServerId, ((i64, usize), i64)>,
+    /// When this poller last pruned the time series (ms).
+    series_pruned_at_ms: i64,
 }
 
 impl HealthPoller {
@@ -246,6 +252,7 @@ impl HealthPoller {
             scraper,
             metrics: MetricsTracker::default(),
             agent_reconciled: HashMap::new(),
+            series_pruned_at_ms: 0,
         }
     }
 
@@ -406,8 +413,12 @@ impl HealthPoller {
         let previous = previous_samples;
         let mut changed_samples = Vec::new();
         let mut usage: Vec<OwnedUsage> = Vec::new();
+        let mut series: Vec<SeriesPoint> = Vec::new();
         for (server, probed, (read, read_at_ms)) in results {
             if server.has_live_agent() {
+                if let Some(sample) = previous.get(&server.id) {
+                    series.push(series_point(&server, sample, server.online, now_ms));
+                }
                 // The listing to reconcile with: this poll's, or the one
                 // the agent's last heartbeat left (taken at its write time).
                 let listing = match probed {
@@ -494,6 +505,7 @@ impl HealthPoller {
                         .then_some(ServerCommand::MarkOffline)
                 }
             };
+            let sample_now = sample.clone();
             if sample.content_differs(&before) {
                 sample.polled_at_ms = now_ms;
                 sample.changed_at_ms = now_ms;
@@ -509,6 +521,7 @@ impl HealthPoller {
                 Some(ServerCommand::MarkOnline) => true,
                 _ => server.online,
             };
+            series.push(series_point(&server, &sample_now, online_now, now_ms));
             let forget = self.offline_policy_due(server.id, online_now);
             if forget {
                 self.forget_meetings_of(server.id, &recorded, &mut report)
@@ -537,6 +550,7 @@ impl HealthPoller {
             }
         }
         self.store.put_server_samples(&changed_samples).await?;
+        self.keep_series(&series, now_ms).await?;
         self.store
             .prune_meeting_listings(now_ms - LISTING_LIFETIME_MS)
             .await?;
@@ -548,6 +562,52 @@ impl HealthPoller {
         }
         self.summarize_usage().await?;
         Ok(report)
+    }
+}
+
+impl HealthPoller {
+    /// Writes this cycle's points of the time series (each replaces its
+    /// server's point of the same minute) and, every ten minutes, prunes
+    /// the points older than the configured span.
+    async fn keep_series(
+        &mut self,
+        points: &[SeriesPoint],
+        now_ms: i64,
+    ) -> Result<(), HealthError> {
+        let keep_ms = self.config.series_for.as_millis() as i64;
+        if keep_ms == 0 {
+            return Ok(());
+        }
+        self.store.record_series(points).await?;
+        if now_ms - self.series_pruned_at_ms >= SERIES_PRUNE_EVERY_MS {
+            self.store.prune_series(now_ms - keep_ms).await?;
+            self.series_pruned_at_ms = now_ms;
+        }
+        Ok(())
+    }
+}
+
+/// How often a poller prunes the time series (ms).
+const SERIES_PRUNE_EVERY_MS: i64 = 10 * 60_000;
+
+/// A server's point of the time series in the minute of `now_ms`: its
+/// sample's figures, the load weighted by its multiplier.
+fn series_point(
+    server: &ServerRecord,
+    sample: &ServerSample,
+    online: bool,
+    now_ms: i64,
+) -> SeriesPoint {
+    SeriesPoint {
+        server_id: server.id,
+        at_ms: crate::records::minute_of(now_ms),
+        online,
+        meetings: sample.meetings,
+        attendees: sample.attendees,
+        video: sample.video,
+        load: sample.load * server.settings.load_multiplier,
+        cpu_percent: sample.cpu_percent,
+        memory_percent: sample.memory_percent,
     }
 }
 
@@ -1044,6 +1104,7 @@ pub(crate) fn picture_of(body: &str, now_ms: i64, weights: &LoadWeights) -> Opti
     let observed = Observed {
         meetings: answer.meetings.len() as u64,
         attendees: answer.meetings.iter().map(|m| m.participants).sum(),
+        video: answer.meetings.iter().map(|m| m.video).sum(),
         largest_meeting: answer
             .meetings
             .iter()
@@ -1151,6 +1212,62 @@ mod tests {
         poller.poll_once().await.unwrap();
         let holder = world.store.voice_bridge_holder("70123").await.unwrap();
         assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
+    }
+
+    #[tokio::test]
+    async fn each_poll_writes_its_minute_of_the_series_and_old_minutes_are_pruned() {
+        use crate::clock::Clock as _;
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        let attendees = Arc::new(std::sync::atomic::AtomicU64::new(3));
+        let seen = attendees.clone();
+        let backend = Arc::new(ScriptedBackend::new(move |_, _, _| {
+            let element =
+                answers::meeting_element("room", "room-1", NOW_MS, seen.load(Ordering::SeqCst))
+                    .replace("<videoCount>0</videoCount>", "<videoCount>2</videoCount>");
+            answers::meetings(&[element])
+        }));
+        let mut poller = poller(
+            &world,
+            &backend,
+            HealthConfig {
+                series_for: Duration::from_secs(3600),
+                ..config()
+            },
+        );
+        world.clock.advance_ms(10_000);
+        poller.poll_once().await.unwrap();
+        let points = world.store.series_since(0, None).await.unwrap();
+        assert_eq!(points.len(), 1);
+        let first = &points[0];
+        assert_eq!(first.at_ms, crate::records::minute_of(world.clock.now_ms()));
+        assert_eq!(
+            (
+                first.server_id,
+                first.online,
+                first.meetings,
+                first.attendees,
+                first.video
+            ),
+            (id, true, 1, 3, 2)
+        );
+        // Later in the same minute: the minute's point is replaced.
+        attendees.store(5, Ordering::SeqCst);
+        let to_minute_end = 59_999 - (world.clock.now_ms() - first.at_ms);
+        world.clock.advance_ms(to_minute_end);
+        poller.poll_once().await.unwrap();
+        let points = world.store.series_since(0, None).await.unwrap();
+        assert_eq!(
+            points.iter().map(|p| p.attendees).collect::<Vec<_>>(),
+            vec![5]
+        );
+        // Two hours on, with a one-hour span: the old minute is pruned.
+        world.clock.advance_ms(2 * 3_600_000);
+        poller.poll_once().await.unwrap();
+        let points = world.store.series_since(0, None).await.unwrap();
+        assert_eq!(points.len(), 1);
+        assert!(points[0].at_ms > first.at_ms + 3_600_000);
     }
 
     #[tokio::test]

@@ -5,14 +5,14 @@ use crate::clock::SharedClock;
 use crate::error::StoreError;
 use crate::ports::{
     CallbackOutbox, ChangeFeed, EventStore, MeetingReads, Placements, PolledPicture,
-    RecordingReads, ServerReads, SettingsStore, TenantReads, UsageLedger,
+    RecordingReads, ServerReads, ServerSeries, SettingsStore, TenantReads, UsageLedger,
 };
 use crate::records::{
     AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
     EventFilter, HookRecord, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord,
     NewCallback, PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RecordingUsage,
-    RoutingSnapshot, RunUsageState, ServerRecord, ServerSample, StoredEvent, TokenRecord,
-    UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
+    RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord, ServerSample, StoredEvent,
+    TokenRecord, UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -78,6 +78,8 @@ struct Polled {
     samples: BTreeMap<ServerId, ServerSample>,
     heartbeats: BTreeMap<ServerId, i64>,
     listings: BTreeMap<String, MeetingListing>,
+    /// The console's time series by server and minute.
+    series: BTreeMap<(ServerId, i64), SeriesPoint>,
     used_nonces: HashMap<String, u64>,
     settings: BTreeMap<String, String>,
     /// Voice bridges by number.
@@ -1315,6 +1317,48 @@ impl PolledPicture for InMemoryStore {
             .listings
             .retain(|_, listing| listing.created_at_ms >= before_ms);
         Ok((before - state.polled.listings.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl ServerSeries for InMemoryStore {
+    async fn record_series(&self, points: &[SeriesPoint]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        for point in points {
+            state
+                .polled
+                .series
+                .insert((point.server_id, point.at_ms), point.clone());
+        }
+        Ok(())
+    }
+
+    async fn series_since(
+        &self,
+        since_ms: i64,
+        server: Option<ServerId>,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let state = self.lock();
+        let mut points: Vec<SeriesPoint> = state
+            .polled
+            .series
+            .values()
+            .filter(|point| point.at_ms >= since_ms)
+            .filter(|point| server.is_none_or(|id| point.server_id == id))
+            .cloned()
+            .collect();
+        points.sort_by_key(|point| (point.at_ms, point.server_id));
+        Ok(points)
+    }
+
+    async fn prune_series(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let before = state.polled.series.len();
+        state
+            .polled
+            .series
+            .retain(|_, point| point.at_ms >= before_ms);
+        Ok((before - state.polled.series.len()) as u64)
     }
 }
 

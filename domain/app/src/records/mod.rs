@@ -5,6 +5,7 @@ pub mod events;
 pub mod meetings;
 pub mod recordings;
 pub mod samples;
+pub mod series;
 pub mod servers;
 pub mod usage;
 
@@ -18,5 +19,6 @@ pub use events::{
 pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridgeClaim};
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample};
+pub use series::{SERIES_STEP_MS, SeriesPoint, minute_of};
 pub use servers::{ServerRecord, TokenRecord};
 pub use usage::{RecordingUsage, RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of};

@@ -23,6 +23,8 @@ pub struct ServerSample {
     pub meetings: u64,
     /// Attendees over its meetings.
     pub attendees: u64,
+    /// Video streams over its meetings.
+    pub video: u64,
     /// Participants of its largest meeting.
     pub largest_meeting: u64,
     /// Of its meetings, those Switchboard records there.
@@ -54,6 +56,7 @@ impl ServerSample {
             successes: 0,
             meetings: 0,
             attendees: 0,
+            video: 0,
             largest_meeting: 0,
             known_meetings: 0,
             load: 0.0,
@@ -72,6 +75,7 @@ impl ServerSample {
         self.failures = 0;
         self.meetings = observed.meetings;
         self.attendees = observed.attendees;
+        self.video = observed.video;
         self.largest_meeting = observed.largest_meeting;
         self.known_meetings = observed.known_meetings;
         self.load = observed.load;
@@ -83,6 +87,7 @@ impl ServerSample {
         Observed {
             meetings: self.meetings,
             attendees: self.attendees,
+            video: self.video,
             largest_meeting: self.largest_meeting,
             load: self.load,
             known_meetings: self.known_meetings,
@@ -115,6 +120,7 @@ impl ServerSample {
             || self.successes != other.successes
             || self.meetings != other.meetings
             || self.attendees != other.attendees
+            || self.video != other.video
             || self.largest_meeting != other.largest_meeting
             || self.known_meetings != other.known_meetings
             || self.load.to_bits() != other.load.to_bits()
