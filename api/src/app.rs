@@ -312,6 +312,25 @@ async fn ready(Data(store): Data<&Store>) -> poem::Response {
     }
 }
 
+/// The operator console's state (its session key derived from the first
+/// BBB secret, so every instance reads the same cookies).
+pub fn console_state(state: &AppState) -> Arc<crate::console::ConsoleState> {
+    Arc::new(crate::console::ConsoleState {
+        admin: state.admin.service().clone(),
+        recordings: state.recordings.clone(),
+        db: state.db.clone(),
+        key: crate::console::session::SessionKey::derive(
+            state
+                .secrets
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
+        ),
+        settings: state.settings.console.clone(),
+        clock: state.clock.clone(),
+    })
+}
+
 /// The HTTP routes.
 pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     let stats = Arc::new(switchboard_app::stats::StatsService::new(
@@ -319,7 +338,13 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
         state.routing.clone(),
         state.clock.clone(),
     ));
-    Route::new()
+    let route = Route::new();
+    let route = if state.settings.console.enabled {
+        route.nest("/console", crate::console::endpoint(console_state(&state)))
+    } else {
+        route
+    };
+    route
         .at("/bigbluebutton/api", get(bbb::index).post(bbb::index))
         .at("/bigbluebutton/api/", get(bbb::index).post(bbb::index))
         .at(
@@ -521,9 +546,16 @@ pub async fn start(
     start_with(state, listen, endpoint, background).await
 }
 
-/// The routes of a worker process: health, readiness and metrics only.
+/// The routes of a worker process: health, readiness and metrics (and
+/// the console when `console.on_worker` asks for it).
 pub fn worker_routes(state: Arc<AppState>) -> impl poem::Endpoint {
-    Route::new()
+    let route = Route::new();
+    let route = if state.settings.console.on_worker {
+        route.nest("/console", crate::console::endpoint(console_state(&state)))
+    } else {
+        route
+    };
+    route
         .at("/health", get(health))
         .at("/ready", get(ready).data(state.store.clone()))
         .at("/metrics", get(crate::metrics::metrics_endpoint))

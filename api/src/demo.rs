@@ -12,6 +12,56 @@ use switchboard_store::Store;
 /// Settings key listing the demo servers of the last demo run.
 const DEMO_SERVERS_KEY: &str = "demo_server_ids";
 
+/// Settings key naming the console token of the last demo run.
+const DEMO_CONSOLE_TOKEN_KEY: &str = "demo_console_token";
+
+fn demo_admin(store: &Store, settings: &crate::config::Settings) -> AdminService {
+    let (db, executor) = crate::app::ports_of(store, Default::default());
+    AdminService::new(
+        db,
+        executor,
+        crate::app::backends_of(settings),
+        std::sync::Arc::new(switchboard_app::clock::SystemClock),
+        settings.load,
+        None,
+    )
+}
+
+/// An admin token for the demo's console sign-in (actor `demo`),
+/// revoking the one an earlier demo run made.
+pub async fn console_token(
+    store: &Store,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<String> {
+    let admin = demo_admin(store, settings);
+    let demo = Principal::admin("demo".into());
+    if let Some(previous) = store.setting(DEMO_CONSOLE_TOKEN_KEY).await?
+        && admin
+            .tokens()
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot list tokens: {err}"))?
+            .iter()
+            .any(|token| token.name == previous)
+    {
+        admin
+            .revoke_token(&previous, &demo)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot revoke demo token {previous}: {err}"))?;
+    }
+    let name = format!("demo-console-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    let created = admin
+        .create_token(
+            &name,
+            switchboard_domain::token::TokenScope::Admin,
+            None,
+            &demo,
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot create the demo's console token: {err}"))?;
+    store.put_setting(DEMO_CONSOLE_TOKEN_KEY, &name).await?;
+    Ok(created.token)
+}
+
 /// Starts `count` simulators and registers them as enabled servers through
 /// the admin use cases (actor `demo`), removing the (now dead) demo servers
 /// of an earlier run first, with their meetings.
@@ -20,15 +70,7 @@ pub async fn start_pool(
     settings: &crate::config::Settings,
     count: usize,
 ) -> anyhow::Result<Vec<Simulator>> {
-    let (db, executor) = crate::app::ports_of(store, Default::default());
-    let admin = AdminService::new(
-        db,
-        executor,
-        crate::app::backends_of(settings),
-        std::sync::Arc::new(switchboard_app::clock::SystemClock),
-        settings.load,
-        None,
-    );
+    let admin = demo_admin(store, settings);
     let demo = Principal::admin("demo".into());
     if let Some(previous) = store.setting(DEMO_SERVERS_KEY).await? {
         for id in previous
@@ -83,8 +125,14 @@ pub fn signed(api_url: &str, call: &str, query: &str, secret: &str) -> String {
     }
 }
 
-/// Prints the demo's API URL, secret and example requests.
-pub fn print_instructions(api_url: &str, secret: &str, servers: usize) {
+/// Prints the demo's API URL, secret, example requests and, when served,
+/// the console with a token to sign in with.
+pub fn print_instructions(
+    api_url: &str,
+    secret: &str,
+    servers: usize,
+    console: Option<(&str, &str)>,
+) {
     let create = signed(
         api_url,
         "create",
@@ -108,4 +156,9 @@ pub fn print_instructions(api_url: &str, secret: &str, servers: usize) {
     out!("  curl -si '{join}'");
     out!("  curl -s '{list}'");
     out!();
+    if let Some((url, token)) = console {
+        out!("Console: {url}");
+        out!("  Sign in with this admin token: {token}");
+        out!();
+    }
 }

@@ -20,6 +20,7 @@ pub mod app;
 pub mod bbb;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod idle;
 pub mod metrics;

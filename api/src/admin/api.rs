@@ -472,6 +472,7 @@ impl AdminApi {
             to: to.0,
             after: after.0.unwrap_or(0),
             limit: limit.0.unwrap_or(100),
+            newest_first: false,
         };
         Ok(Json(state.events(filter).await?))
     }

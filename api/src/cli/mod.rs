@@ -803,6 +803,11 @@ async fn serve(
         Some(count) => Some(demo::start_pool(&store, &settings, count).await?),
         None => None,
     };
+    let console_token = match (&pool, settings.console.enabled) {
+        (Some(_), true) => Some(demo::console_token(&store, &settings).await?),
+        _ => None,
+    };
+    let console_path = settings.console.public_path.clone();
     let listen = settings.listen;
     let state = AppState::build(settings, store, secrets.accepted).await?;
     let mut running = app::start(state, listen, Background { health: workers }).await?;
@@ -810,7 +815,19 @@ async fn serve(
     let api_url = running.api_url();
     out!("Switchboard is serving the BBB API at {api_url}");
     if let Some(pool) = &pool {
-        demo::print_instructions(&api_url, &primary, pool.len());
+        let console_url = format!(
+            "http://{}{}/",
+            running.addr,
+            console_path.trim_end_matches('/')
+        );
+        demo::print_instructions(
+            &api_url,
+            &primary,
+            pool.len(),
+            console_token
+                .as_deref()
+                .map(|token| (console_url.as_str(), token)),
+        );
     } else if secrets.generated.is_none() {
         tracing::info!("using the configured or stored BBB API secret");
     }

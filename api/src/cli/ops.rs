@@ -380,6 +380,7 @@ pub async fn events(target: &Target, command: EventsCommand) -> anyhow::Result<(
                     to,
                     after,
                     limit,
+                    newest_first: false,
                 })
                 .await?;
             if json {

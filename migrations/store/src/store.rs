@@ -244,15 +244,20 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
-    /// Events matching a filter, oldest first, after `filter.after`.
+    /// Events matching a filter after `filter.after`, oldest first (or
+    /// newest first).
     pub(crate) async fn query_events_sql(
         &self,
         filter: &EventFilter,
     ) -> Result<Vec<StoredEvent>, SqlError> {
         let mut query = event::Entity::find()
             .filter(event::Column::Position.gt(filter.after))
-            .order_by_asc(event::Column::Position)
             .limit(filter.limit);
+        query = if filter.newest_first {
+            query.order_by_desc(event::Column::Position)
+        } else {
+            query.order_by_asc(event::Column::Position)
+        };
         if let Some(stream) = &filter.stream {
             query = query.filter(event::Column::Stream.eq(stream.to_string()));
         }

@@ -282,10 +282,16 @@ impl AdminService {
 
     /// The principal of a bearer token, if it is in force.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Failure> {
-        let hash = hash_token(token);
+        self.principal_of_hash(&hash_token(token)).await
+    }
+
+    /// The principal of the token with this hash (as [`hash_token`] makes
+    /// it), if it is in force: how a console session, which keeps the hash
+    /// and never the token, finds its token still valid.
+    pub async fn principal_of_hash(&self, hash: &str) -> Result<Option<Principal>, Failure> {
         Ok(self
             .tokens
-            .find(self.store.as_ref(), &hash)
+            .find(self.store.as_ref(), hash)
             .await?
             .map(|record| Principal {
                 name: record.name,

@@ -554,10 +554,13 @@ impl EventStore for InMemoryStore {
     }
 
     async fn query_events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        Ok(self
-            .lock()
-            .log
-            .iter()
+        let state = self.lock();
+        let ordered: Box<dyn Iterator<Item = &StoredEvent>> = if filter.newest_first {
+            Box::new(state.log.iter().rev())
+        } else {
+            Box::new(state.log.iter())
+        };
+        Ok(ordered
             .filter(|stored| stored.position > filter.after)
             .filter(|stored| {
                 filter

@@ -80,6 +80,9 @@ pub struct EventFilter {
     pub after: i64,
     /// At most this many.
     pub limit: u64,
+    /// Newest first (the last `limit` matches, before `after` is not
+    /// used): what a log view shows first.
+    pub newest_first: bool,
 }
 
 impl Default for EventFilter {
@@ -92,6 +95,7 @@ impl Default for EventFilter {
             to: None,
             after: 0,
             limit: 100,
+            newest_first: false,
         }
     }
 }

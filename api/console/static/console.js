@@ -1,0 +1,61 @@
+// Switchboard console: draws the charts (uPlot, vendored) from series.json
+// and redraws them every 30 s. Everything else is htmx attributes in the
+// pages; nothing here is inline, so the Content-Security-Policy allows
+// scripts from this origin only.
+(function () {
+  "use strict";
+  var palette = ["#0b5cad", "#c4432b", "#1a7f37", "#8250df", "#bf8700", "#0a7480", "#cf222e", "#6e7781"];
+
+  function figureData(data, figure) {
+    var columns = [data.times];
+    data.servers.forEach(function (server) { columns.push(server[figure]); });
+    return columns;
+  }
+
+  function options(data, figure, width) {
+    var series = [{}];
+    data.servers.forEach(function (server, i) {
+      series.push({ label: server.label, stroke: palette[i % palette.length], width: 2, spanGaps: false });
+    });
+    return {
+      width: width,
+      height: 240,
+      series: series,
+      axes: [{ stroke: getComputedStyle(document.body).color }, { stroke: getComputedStyle(document.body).color }],
+      scales: { x: { time: true } },
+    };
+  }
+
+  var plots = {};
+
+  function draw(container, data) {
+    container.querySelectorAll(".chart").forEach(function (element) {
+      var figure = element.getAttribute("data-figure");
+      var width = Math.max(280, element.clientWidth || 600);
+      if (plots[figure]) { plots[figure].destroy(); }
+      element.textContent = "";
+      if (!data.times.length) {
+        element.textContent = "No points yet: the health poller writes one per server and minute.";
+        return;
+      }
+      plots[figure] = new uPlot(options(data, figure, width), figureData(data, figure), element);
+    });
+  }
+
+  function load(container) {
+    fetch(container.getAttribute("data-series"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.json();
+      })
+      .then(function (data) { draw(container, data); container.setAttribute("data-drawn", String(data.times.length)); })
+      .catch(function (error) { container.setAttribute("data-error", String(error)); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var container = document.getElementById("charts");
+    if (!container || typeof uPlot === "undefined") { return; }
+    load(container);
+    setInterval(function () { load(container); }, 30000);
+  });
+})();
