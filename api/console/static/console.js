@@ -12,7 +12,7 @@
     return columns;
   }
 
-  function options(data, figure, width) {
+  function options(data, figure, width, hours) {
     var series = [{}];
     data.servers.forEach(function (server, i) {
       series.push({ label: server.label, stroke: palette[i % palette.length], width: 2, spanGaps: false });
@@ -22,13 +22,23 @@
       height: 240,
       series: series,
       axes: [{ stroke: getComputedStyle(document.body).color }, { stroke: getComputedStyle(document.body).color }],
-      scales: { x: { time: true } },
+      scales: {
+        x: {
+          time: true,
+          range: function () {
+            var now = Date.now() / 1000;
+            return [now - hours * 3600, now];
+          },
+        },
+        y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } },
+      },
     };
   }
 
   var plots = {};
 
   function draw(container, data) {
+    var hours = Number(container.getAttribute("data-hours")) || 3;
     container.querySelectorAll(".chart").forEach(function (element) {
       var figure = element.getAttribute("data-figure");
       var width = Math.max(280, element.clientWidth || 600);
@@ -38,7 +48,7 @@
         element.textContent = "No points yet: the health poller writes one per server and minute.";
         return;
       }
-      plots[figure] = new uPlot(options(data, figure, width), figureData(data, figure), element);
+      plots[figure] = new uPlot(options(data, figure, width, hours), figureData(data, figure), element);
     });
   }
 

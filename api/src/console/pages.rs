@@ -70,7 +70,9 @@ struct Page {
 fn done_message(key: &str) -> Option<&'static str> {
     Some(match key {
         "enabled" => "Server enabled: it takes new meetings.",
-        "cordoned" => "Server cordoned: its meetings go on, new ones go elsewhere.",
+        "cordoned" => {
+            "Server cordoned: its meetings go on, new ones go elsewhere; once it runs none it is disabled."
+        }
         "disabled" => "Server disabled: it takes no meetings and is not polled.",
         "panicked" => "Server panicked: disabled and its meetings moved off it.",
         "ended" => "Meeting ended.",
@@ -569,7 +571,7 @@ pub async fn server_page(
                 href: href("cordon"),
                 label: "Cordon",
                 confirm: format!(
-                    "Cordon {host}? Its running meetings go on and joins still reach them; new meetings go to other servers."
+                    "Cordon {host}? Its running meetings go on and joins still reach them; new meetings go to other servers. Once it runs no meeting it is disabled."
                 ),
                 class: "",
             },

@@ -5,6 +5,8 @@ mod agent;
 mod callbacks;
 mod chaos;
 mod cli;
+mod console;
+mod console_browser;
 mod facade;
 mod fidelity;
 mod hardening;
