@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs Switchboard's whole test suite: unit and integration tests of every
 # crate against real SQLite and PostgreSQL, simulated BBB servers over real
-# HTTP, and an independent BBB client library (bigbluebutton-js) end to end.
+# HTTP, an independent BBB client library (bigbluebutton-js) end to end,
+# and the operator console in Debian's Chromium driven by Playwright
+# (screenshots in target/console-screenshots/).
 #
 # Installs (Debian packages, as root) and starts what the tests need when it
 # is missing, saying what it does: PostgreSQL (reachable at
 # $SWITCHBOARD_TEST_POSTGRES_URL, default
 # postgres://postgres@127.0.0.1:5432/postgres), Redis (at
 # $SWITCHBOARD_TEST_REDIS_URL, default redis://127.0.0.1:6379), Node.js with
-# npm, and cargo-nextest. Python 3 with venv and PyPI access builds the
+# npm, Chromium, and cargo-nextest. Python 3 with venv and PyPI access builds the
 # generated admin client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "Installing with apt-get (needs root): ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -69,6 +72,11 @@ fi
 if [ ! -d ops/clients/js/node_modules/bigbluebutton-js ]; then
   echo "Installing the JavaScript BBB client used by the end-to-end test..."
   npm ci --prefix ops/clients/js --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -d ops/console/browser/node_modules/playwright-core ]; then
+  echo "Installing Playwright (playwright-core; it drives Debian's Chromium) for the console's browser tests..."
+  npm ci --prefix ops/console/browser --no-audit --no-fund --loglevel=error
 fi
 
 # The Python admin client generated from the committed OpenAPI spec

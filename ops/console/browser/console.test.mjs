@@ -76,9 +76,9 @@ try {
   await signIn(page, ADMIN);
   const cards = page.locator('ul[aria-label="Servers"] > li.card');
   assert.equal(await cards.count(), 3, "three simulated servers");
+  await page.screenshot({ path: join(SHOTS, "overview.png"), fullPage: true });
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
-  await page.screenshot({ path: join(SHOTS, "overview.png"), fullPage: true });
 
   step = "see the meeting created through the BBB API";
   await page.getByRole("link", { name: "Meetings", exact: true }).click();
