@@ -250,7 +250,7 @@ pub async fn sign_in(
         response.set_status(status);
         response
     };
-    if cross_site(&req) {
+    if cross_site(req) {
         return again(
             StatusCode::FORBIDDEN,
             "Sign in from this page, not from another site.",
@@ -815,7 +815,7 @@ pub async fn meetings_page(
                         || m.name.to_lowercase().contains(&text)
                 });
             }
-            found.sort_by(|a, b| b.create_time_ms.cmp(&a.create_time_ms));
+            found.sort_by_key(|m| std::cmp::Reverse(m.create_time_ms));
             let truncated = found.len() > MEETINGS_SHOWN;
             found.truncate(MEETINGS_SHOWN);
             let mut tenants: Vec<String> = state

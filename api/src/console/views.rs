@@ -230,12 +230,13 @@ pub fn tenant_gauges(tenants: &[TenantView]) -> Vec<TenantGauge> {
         .iter()
         .map(|tenant| {
             let max = tenant.limits.max_meetings;
+            // A limit of 0 allows nothing: full.
             let percent = max.map(|max| {
-                if max == 0 {
-                    100
-                } else {
-                    tenant.running_meetings.saturating_mul(100) / max
-                }
+                tenant
+                    .running_meetings
+                    .saturating_mul(100)
+                    .checked_div(max)
+                    .unwrap_or(100)
             });
             TenantGauge {
                 name: tenant.name.clone(),
