@@ -663,15 +663,19 @@ mod tests {
             &labels,
         );
         assert_eq!(data.times, vec![60, 120]);
-        assert_eq!(data.servers[0].label, "a.example");
-        assert_eq!(data.servers[0].meetings, vec![Some(1), Some(3)]);
-        assert_eq!(data.servers[0].load, vec![Some(0.33), Some(1.0)]);
+        let labels: Vec<&str> = data.servers.iter().map(|s| s.label.as_str()).collect();
+        let mut sorted = labels.clone();
+        sorted.sort_unstable();
+        assert_eq!(labels, sorted, "servers in the order of their labels");
+        let of = |label: &str| data.servers.iter().find(|s| s.label == label).unwrap();
+        assert_eq!(of("a.example").meetings, vec![Some(1), Some(3)]);
+        assert_eq!(of("a.example").load, vec![Some(0.33), Some(1.0)]);
+        let unknown = of(&b.to_string());
         assert_eq!(
-            data.servers[1].label,
-            b.to_string(),
+            unknown.attendees,
+            vec![Some(6), None],
             "unknown servers by id"
         );
-        assert_eq!(data.servers[1].attendees, vec![Some(6), None]);
     }
 
     #[test]
