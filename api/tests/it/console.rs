@@ -260,3 +260,123 @@ async fn behind_a_proxy_links_and_the_cookie_use_the_public_path() {
     );
     assert!(page.contains("href=\"/lb/console/servers/"), "{page}");
 }
+
+#[tokio::test]
+async fn recordings_are_found_and_published_unpublished_and_protected() {
+    use std::collections::BTreeMap;
+    use switchboard_app::ports::prelude::*;
+    use switchboard_domain::events::EventMetadata;
+    use switchboard_domain::ids::{MeetingId, TenantId};
+    use switchboard_domain::recording::{RecordingCommand, RecordingDetails, RecordingFormat};
+    use switchboard_store::test_support::StoreCommands as _;
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    let record_id = MeetingId::parse("lecture")
+        .unwrap()
+        .internal_id(1_796_083_200_000);
+    harness
+        .store()
+        .execute_recording(
+            &record_id,
+            &RecordingCommand::Import {
+                details: RecordingDetails {
+                    tenant: TenantId::default_tenant(),
+                    meeting_id: "lecture".into(),
+                    internal_meeting_id: record_id.clone(),
+                    name: "Lecture one".into(),
+                    is_breakout: false,
+                    published: true,
+                    start_time_ms: 1_796_083_200_000,
+                    end_time_ms: 1_796_083_200_000 + 3_723_000,
+                    participants: 2,
+                    metadata: BTreeMap::new(),
+                },
+                formats: vec![RecordingFormat {
+                    format: "presentation".into(),
+                    url: "https://bbb/playback/presentation/2.3/x".into(),
+                    processing_time_ms: 1,
+                    length_ms: 3_723_000,
+                    bytes: 0,
+                    images: vec![],
+                }],
+            },
+            &EventMetadata::actor("test"),
+        )
+        .await
+        .unwrap();
+    let cookie = sign_in(&harness, &token(&harness, "ops", Scope::Admin).await).await;
+    let page = get(&harness, "/recordings?meeting=lecture", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&record_id) && page.contains("1:02:03"), "{page}");
+    assert!(page.contains(">Unpublish</button>") && page.contains(">Protect</button>"));
+    let other = get(&harness, "/recordings?meeting=seminar", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!other.contains(&record_id), "filtered by meeting");
+    let csrf = csrf_of(&page);
+    for action in ["unpublish", "protect"] {
+        let done = harness
+            .client
+            .post(console(
+                &harness,
+                &format!("/recordings/default/{record_id}/{action}"),
+            ))
+            .header("cookie", &cookie)
+            .header("hx-request", "true")
+            .header("x-csrf-token", &csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 200, "{action}");
+        assert!(
+            done.headers()["hx-redirect"]
+                .to_str()
+                .unwrap()
+                .ends_with(&format!("done={action}ed")),
+            "{action}"
+        );
+    }
+    let recording = harness.store().recording(&record_id).await.unwrap().unwrap();
+    assert_eq!(recording.state, "unpublished");
+    assert!(recording.protected);
+    let unknown = harness
+        .client
+        .post(console(&harness, &format!("/recordings/default/{record_id}/delete")))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404, "no delete from the console");
+}
+
+#[tokio::test]
+async fn a_worker_serves_the_console_only_when_asked() {
+    for on_worker in [false, true] {
+        let database_url = database_url(Db::Sqlite).await;
+        let mut settings = settings(&database_url);
+        settings.console.on_worker = on_worker;
+        let store = switchboard_api::app::open_store(&settings).await.unwrap();
+        let secrets = switchboard_api::app::resolve_secrets(&settings, &store)
+            .await
+            .unwrap()
+            .accepted;
+        let state = switchboard_api::app::AppState::build(settings, store, secrets)
+            .await
+            .unwrap();
+        let worker = switchboard_api::app::start_worker(state, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let response = client()
+            .get(format!("http://{}/console/sign-in", worker.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status() == 200, on_worker, "on_worker = {on_worker}");
+        worker.stop().await;
+    }
+}
