@@ -309,7 +309,10 @@ async fn recordings_are_found_and_published_unpublished_and_protected() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains(&record_id) && page.contains("1:02:03"), "{page}");
+    assert!(
+        page.contains(&record_id) && page.contains("1:02:03"),
+        "{page}"
+    );
     assert!(page.contains(">Unpublish</button>") && page.contains(">Protect</button>"));
     let other = get(&harness, "/recordings?meeting=seminar", &cookie)
         .await
@@ -340,12 +343,20 @@ async fn recordings_are_found_and_published_unpublished_and_protected() {
             "{action}"
         );
     }
-    let recording = harness.store().recording(&record_id).await.unwrap().unwrap();
+    let recording = harness
+        .store()
+        .recording(&record_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(recording.state, "unpublished");
     assert!(recording.protected);
     let unknown = harness
         .client
-        .post(console(&harness, &format!("/recordings/default/{record_id}/delete")))
+        .post(console(
+            &harness,
+            &format!("/recordings/default/{record_id}/delete"),
+        ))
         .header("cookie", &cookie)
         .header("x-csrf-token", &csrf)
         .send()
@@ -376,7 +387,11 @@ async fn a_worker_serves_the_console_only_when_asked() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status() == 200, on_worker, "on_worker = {on_worker}");
+        assert_eq!(
+            response.status() == 200,
+            on_worker,
+            "on_worker = {on_worker}"
+        );
         worker.stop().await;
     }
 }
