@@ -395,3 +395,80 @@ async fn a_worker_serves_the_console_only_when_asked() {
         worker.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_meeting_is_shown_with_its_events_and_ended_from_its_page() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    let created = harness
+        .client
+        .get(harness.url("create", "meetingID=room+%C3%A9%2F1&name=Room"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(created.contains("SUCCESS"), "{created}");
+    let cookie = sign_in(&harness, &token(&harness, "ops", Scope::Admin).await).await;
+    let list = get(&harness, "/meetings?q=ROOM", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    // Ids with spaces, slashes and accents are linked percent-encoded.
+    let href = "/console/meetings/default/room%20%C3%A9%2F1";
+    assert!(list.contains(&format!("href=\"{href}\"")), "{list}");
+    let none = get(&harness, "/meetings?q=nothing-like-it", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!none.contains(href), "filtered by text");
+    let page = get(&harness, "/meetings/default/room%20%C3%A9%2F1", &cookie).await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("MeetingCreated") && page.contains(">End</button>"),
+        "{page}"
+    );
+    let ended = harness
+        .client
+        .post(console(
+            &harness,
+            &format!("{}/end", &href["/console".len()..]),
+        ))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf_of(&page).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 303);
+    assert_eq!(
+        ended.headers()["location"],
+        format!("{href}?done=ended").as_str()
+    );
+    let view = harness
+        .state()
+        .admin
+        .meeting("default", "room é/1")
+        .await
+        .unwrap();
+    assert!(!view.running);
+    assert_eq!(harness.sims[0].request_count("end"), 1);
+    let events = get(&harness, "/events?type=MeetingEnded&actor=ops", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(events.contains("<td>MeetingEnded</td>"), "{events}");
+    assert!(
+        !events.contains("<td>MeetingCreated</td>"),
+        "filtered by type"
+    );
+    let bad = get(&harness, "/events?from=yesterday", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(bad.contains("is not a time"), "{bad}");
+}

@@ -322,6 +322,20 @@ async fn tokens_and_the_event_filter() {
             .unwrap();
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].position, tokens_only[1].position);
+        let newest = store
+            .query_events(&EventFilter {
+                stream: Some("token:ops".into()),
+                limit: 2,
+                newest_first: true,
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            newest.iter().map(|e| e.position).collect::<Vec<_>>(),
+            vec![tokens_only[2].position, tokens_only[1].position],
+            "{kind}: the last two, newest first"
+        );
         let typed = store
             .query_events(&EventFilter {
                 event_type: Some("ServerAdded".into()),
