@@ -312,20 +312,19 @@ async fn ready(Data(store): Data<&Store>) -> poem::Response {
     }
 }
 
-/// The operator console's state (its session key derived from the first
-/// BBB secret, so every instance reads the same cookies).
+/// The operator console's state: sessions signed with the configured
+/// console key (shared by a pool's instances) or a random key of this
+/// process.
 pub fn console_state(state: &AppState) -> Arc<crate::console::ConsoleState> {
+    let key = match state.settings.console.session_key.as_deref() {
+        Some(key) => crate::console::session::SessionKey::derive(key),
+        None => crate::console::session::SessionKey::random(),
+    };
     Arc::new(crate::console::ConsoleState {
         admin: state.admin.service().clone(),
         recordings: state.recordings.clone(),
         db: state.db.clone(),
-        key: crate::console::session::SessionKey::derive(
-            state
-                .secrets
-                .first()
-                .map(String::as_str)
-                .unwrap_or_default(),
-        ),
+        key,
         settings: state.settings.console.clone(),
         clock: state.clock.clone(),
     })

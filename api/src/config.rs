@@ -322,7 +322,7 @@ pub struct ScaleliteSection {
 }
 
 /// The operator console (`/console`; docs/console.md).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsoleSection {
     /// Serve the console on `serve`'s listener (default true;
@@ -339,8 +339,30 @@ pub struct ConsoleSection {
     /// Hours of polled figures the charts keep (`server_series`, one point
     /// per server and minute; `SWITCHBOARD_CONSOLE_HISTORY_HOURS`, 0: none).
     pub history_hours: u64,
-    /// Hours a console sign-in lasts (default 12).
+    /// Hours a console sign-in lasts (default 12, at most 720).
     pub session_hours: u64,
+    /// The key console sessions are signed with
+    /// (`SWITCHBOARD_CONSOLE_KEY`, at least 32 characters): the same on
+    /// every instance of a pool, so a session holds whichever instance
+    /// answers. Unset: a random key per process (sessions end when it
+    /// restarts and hold only on the instance that opened them).
+    pub session_key: Option<String>,
+}
+
+impl fmt::Debug for ConsoleSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleSection")
+            .field("enabled", &self.enabled)
+            .field("on_worker", &self.on_worker)
+            .field("public_path", &self.public_path)
+            .field("history_hours", &self.history_hours)
+            .field("session_hours", &self.session_hours)
+            .field(
+                "session_key",
+                &self.session_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for ConsoleSection {
@@ -351,6 +373,7 @@ impl Default for ConsoleSection {
             public_path: "/console".to_owned(),
             history_hours: 24,
             session_hours: 12,
+            session_key: None,
         }
     }
 }
@@ -733,6 +756,9 @@ impl Settings {
         if let Some(value) = get("SWITCHBOARD_CONSOLE_PATH") {
             self.console.public_path = value.trim().to_owned();
         }
+        if let Some(value) = get("SWITCHBOARD_CONSOLE_KEY") {
+            self.console.session_key = Some(value.trim().to_owned());
+        }
         if let Some(value) = get("SWITCHBOARD_CONSOLE_HISTORY_HOURS") {
             self.console.history_hours = parse_number("SWITCHBOARD_CONSOLE_HISTORY_HOURS", &value)?;
         }
@@ -752,6 +778,17 @@ impl Settings {
             return Err(invalid(
                 "checksum_algorithms",
                 "at least one algorithm must be accepted",
+            ));
+        }
+        if self
+            .console
+            .session_key
+            .as_ref()
+            .is_some_and(|key| key.chars().count() < 32)
+        {
+            return Err(invalid(
+                "console.session_key (SWITCHBOARD_CONSOLE_KEY)",
+                "use at least 32 characters, e.g. `openssl rand -hex 32`",
             ));
         }
         let weak = |secret: &String| !switchboard_domain::tenant::is_strong_secret(secret);
@@ -1051,6 +1088,38 @@ mod tests {
             let err = Settings::load(None, &env(&[(key, value)]), &Overrides::default());
             assert!(err.is_err(), "{key}={value}");
         }
+    }
+
+    #[test]
+    fn console_settings_come_from_the_environment_and_the_key_is_checked() {
+        let key = "k".repeat(32);
+        let settings = Settings::load(
+            None,
+            &env(&[
+                ("SWITCHBOARD_CONSOLE", "false"),
+                ("SWITCHBOARD_WORKER_CONSOLE", "true"),
+                ("SWITCHBOARD_CONSOLE_PATH", "/lb/console"),
+                ("SWITCHBOARD_CONSOLE_HISTORY_HOURS", "48"),
+                ("SWITCHBOARD_CONSOLE_KEY", &key),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let console = &settings.console;
+        assert!(!console.enabled && console.on_worker);
+        assert_eq!(console.public_path, "/lb/console");
+        assert_eq!(console.history_hours, 48);
+        assert_eq!(console.session_key.as_deref(), Some(key.as_str()));
+        assert!(
+            !format!("{console:?}").contains(&key),
+            "the key is never printed"
+        );
+        let short = Settings::load(
+            None,
+            &env(&[("SWITCHBOARD_CONSOLE_KEY", "too-short")]),
+            &Overrides::default(),
+        );
+        assert!(short.unwrap_err().to_string().contains("32 characters"));
     }
 
     #[test]

@@ -62,6 +62,17 @@
       .catch(function (error) { container.setAttribute("data-error", String(error)); });
   }
 
+  // An action htmx posts that is refused or fails answers with its message
+  // for the flash area (HX-Retarget); htmx does not swap 4xx/5xx answers by
+  // itself. Live refreshes (GET) keep htmx's rule: an error swaps nothing.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    if (detail.xhr.status >= 400 && detail.requestConfig && detail.requestConfig.verb === "post") {
+      detail.shouldSwap = true;
+      detail.isError = false;
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     var container = document.getElementById("charts");
     if (!container || typeof uPlot === "undefined") { return; }

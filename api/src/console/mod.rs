@@ -142,6 +142,11 @@ pub enum SignedOut {
 }
 
 impl ConsoleState {
+    /// How long a sign-in lasts (1 h to 30 days).
+    pub fn session_secs(&self) -> i64 {
+        self.settings.session_hours.clamp(1, 24 * 30) as i64 * 3600
+    }
+
     /// The request's session, if its cookie is good and its token still in
     /// force with the read or admin scope.
     pub async fn signed(&self, req: &Request) -> Result<Signed, SignedOut> {
@@ -152,7 +157,7 @@ impl ConsoleState {
         else {
             return Err(SignedOut::SignIn(None));
         };
-        let Some(session) = self.key.verify(value, now_s) else {
+        let Some(session) = self.key.verify(value, now_s, self.session_secs()) else {
             return Err(SignedOut::SignIn(Some(
                 "Your session ended. Sign in again.",
             )));

@@ -1,10 +1,13 @@
 //! Console sessions. The cookie carries the SHA-256 of the token signed in
 //! with (never the token), when the session ends, and an HMAC over both
-//! with a key derived from the BBB secret, so every instance of a pool
-//! reads the same cookies and a database alone cannot forge one. Each
-//! request looks the token up again by its hash: revoking the token ends
-//! the session. The CSRF token of a session is an HMAC of the same fields
-//! under another label.
+//! with the console's own key: `[console] session_key`
+//! (`SWITCHBOARD_CONSOLE_KEY`, the same on every instance of a pool), or a
+//! random key of this process. Never the BBB secret, which front-ends know,
+//! and nothing kept in the database, so neither a front-end's operator nor
+//! a reader of the database can forge a session. Each request looks the
+//! token up again by its hash: revoking the token ends the session. The
+//! CSRF token of a session is an HMAC of the same fields under another
+//! label.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -35,13 +38,20 @@ pub struct Session {
 }
 
 impl SessionKey {
-    /// The key of a deployment, derived from its BBB secret (the same on
-    /// every instance; rotating the secret ends every session).
+    /// The key derived from a configured console key (the same on every
+    /// instance; changing it ends every session).
     pub fn derive(secret: &str) -> Self {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.as_bytes())
             .expect("HMAC takes keys of any length");
         mac.update(b"switchboard console session key v1");
         Self(mac.finalize().into_bytes().into())
+    }
+
+    /// A random key: sessions last as long as this process.
+    pub fn random() -> Self {
+        let mut key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut key);
+        Self(key)
     }
 
     fn sign(&self, label: &str, token_hash: &str, expires_at: i64) -> String {
@@ -66,8 +76,9 @@ impl SessionKey {
     }
 
     /// The session a cookie value stands for, if it is well formed, signed
-    /// with this key and not over at `now_s`.
-    pub fn verify(&self, cookie: &str, now_s: i64) -> Option<Session> {
+    /// with this key, not over at `now_s` and not ending later than
+    /// `max_lifetime_s` from now (no session outlives its setting).
+    pub fn verify(&self, cookie: &str, now_s: i64, max_lifetime_s: i64) -> Option<Session> {
         let mut parts = cookie.trim().split('.');
         let (hash, expires, mac) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some()
@@ -80,7 +91,10 @@ impl SessionKey {
         }
         let expires_at: i64 = expires.parse().ok()?;
         let expected = self.sign("session", hash, expires_at);
-        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) || expires_at <= now_s {
+        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes()))
+            || expires_at <= now_s
+            || expires_at > now_s.saturating_add(max_lifetime_s)
+        {
             return None;
         }
         Some(Session {
@@ -129,10 +143,25 @@ mod tests {
     fn a_cookie_verifies_under_its_key_until_it_ends() {
         let key = SessionKey::derive("a-bbb-secret-of-some-length");
         let cookie = key.issue(&session());
-        assert_eq!(key.verify(&cookie, 1_999), Some(session()));
-        assert_eq!(key.verify(&cookie, 2_000), None, "over at its end");
+        assert_eq!(key.verify(&cookie, 1_999, 3_600), Some(session()));
+        assert_eq!(key.verify(&cookie, 2_000, 3_600), None, "over at its end");
+        assert_eq!(
+            key.verify(&cookie, 1_000, 999),
+            None,
+            "ends later than any session may"
+        );
         let other = SessionKey::derive("another-bbb-secret-of-length");
-        assert_eq!(other.verify(&cookie, 1_000), None, "another deployment's");
+        assert_eq!(
+            other.verify(&cookie, 1_000, 3_600),
+            None,
+            "another deployment's"
+        );
+        let random = SessionKey::random();
+        assert_eq!(random.verify(&cookie, 1_000, 3_600), None);
+        assert_eq!(
+            random.verify(&random.issue(&session()), 1_000, 3_600),
+            Some(session())
+        );
     }
 
     #[test]
@@ -151,7 +180,7 @@ mod tests {
             &format!("{cookie}.extra"),
             &cookie.to_uppercase(),
         ] {
-            assert_eq!(key.verify(bad, 1_000), None, "{bad}");
+            assert_eq!(key.verify(bad, 1_000, i64::MAX), None, "{bad}");
         }
     }
 

@@ -408,6 +408,11 @@ pub fn chart_data(points: &[SeriesPoint], labels: &HashMap<String, String>) -> C
                 load: vec![None; times.len()],
             }
         });
+        // Offline minutes are gaps: an unreachable server's last figures
+        // are not what it ran then.
+        if !point.online {
+            continue;
+        }
         let i = slot[&point.at_ms];
         server.meetings[i] = Some(point.meetings);
         server.attendees[i] = Some(point.attendees);
@@ -654,11 +659,16 @@ mod tests {
             memory_percent: None,
         };
         let labels = HashMap::from([(a.to_string(), "a.example".to_owned())]);
+        let offline = SeriesPoint {
+            online: false,
+            ..point(b, 120_000, 9)
+        };
         let data = chart_data(
             &[
                 point(a, 60_000, 1),
                 point(b, 60_000, 2),
                 point(a, 120_000, 3),
+                offline,
             ],
             &labels,
         );

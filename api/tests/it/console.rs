@@ -472,3 +472,54 @@ async fn a_meeting_is_shown_with_its_events_and_ended_from_its_page() {
         .unwrap();
     assert!(bad.contains("is not a time"), "{bad}");
 }
+
+#[tokio::test]
+async fn what_front_ends_send_is_shown_escaped() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    let created = harness
+        .client
+        .get(harness.url(
+            "create",
+            "meetingID=%3Cb%3Ex%22%27&name=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(created.contains("SUCCESS"), "{created}");
+    let cookie = sign_in(&harness, &token(&harness, "ops", Scope::Admin).await).await;
+    for path in ["/meetings", "/meetings/default/%3Cb%3Ex%22%27", "/events"] {
+        let page = get(&harness, path, &cookie).await.text().await.unwrap();
+        assert!(!page.contains("<script>alert"), "{path}: {page}");
+        assert!(!page.contains("<b>x"), "{path}: {page}");
+        assert!(
+            page.contains("&lt;") || page.contains("&#60;"),
+            "{path}: shown, escaped: {page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn signing_out_needs_the_sessions_csrf_token() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    let cookie = sign_in(&harness, &token(&harness, "ops", Scope::Admin).await).await;
+    let page = get(&harness, "/", &cookie).await.text().await.unwrap();
+    let post = |csrf: &str| {
+        harness
+            .client
+            .post(console(&harness, "/sign-out"))
+            .header("cookie", &cookie)
+            .form(&[("_csrf", csrf)])
+            .send()
+    };
+    assert_eq!(post("").await.unwrap().status(), 403, "another site's form");
+    let out = post(&csrf_of(&page)).await.unwrap();
+    assert_eq!(out.status(), 303);
+    let set = out.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        set.starts_with("switchboard_console=;") && set.contains("Max-Age=0"),
+        "{set}"
+    );
+}

@@ -95,10 +95,13 @@ try {
   const host = new URL(servers[0].url).host;
   await page.goto(`${CONSOLE}/servers/${servers[0].id}`);
   let asked = "";
+  const posts = [];
+  page.on("request", (request) => { if (request.method() === "POST") posts.push(request.url()); });
   page.once("dialog", (dialog) => { asked = dialog.message(); dialog.dismiss(); });
   await page.getByRole("button", { name: "Panic" }).click();
-  await page.waitForTimeout(300);
+  await page.waitForTimeout(500);
   assert.match(asked, /disabled at once/, "Panic explains what it does before it is done");
+  assert.deepEqual(posts, [], "a dismissed Panic sends nothing");
   assert.equal((await api("GET", `/servers/${servers[0].id}`)).body.state, "enabled", "a dismissed Panic does nothing");
   page.once("dialog", (dialog) => { asked = dialog.message(); dialog.accept(); });
   await page.getByRole("button", { name: "Cordon" }).click();
@@ -134,6 +137,13 @@ try {
   }, `${CONSOLE}/servers/${servers[2].id}/cordon`);
   assert.equal(refused.status, 403);
   assert.match(refused.text, /admin token/);
+  // Through the page too (the button forced on): the refusal shows in it.
+  await reader.evaluate(() => {
+    document.querySelectorAll("button:disabled").forEach((button) => { button.disabled = false; });
+  });
+  reader.once("dialog", (dialog) => dialog.accept());
+  await reader.getByRole("button", { name: "Cordon" }).click();
+  await reader.locator("#flash").getByRole("alert").filter({ hasText: "admin token" }).waitFor();
   assert.equal((await api("GET", `/servers/${servers[2].id}`)).body.state, "enabled");
   const forged = await page.evaluate(async (href) => {
     const response = await fetch(href, {

@@ -83,8 +83,9 @@ pub async fn meetings_page(
                 .into_iter()
                 .map(|t| t.name)
                 .collect();
-            tenants.insert(0, TenantId::default_tenant().to_string());
-            tenants.dedup();
+            let default = TenantId::default_tenant().to_string();
+            tenants.retain(|name| *name != default);
+            tenants.insert(0, default);
             let mut servers: Vec<(String, String)> = hosts.clone().into_iter().collect();
             servers.sort_by(|a, b| a.1.cmp(&b.1));
             let root = page.chrome.root.clone();

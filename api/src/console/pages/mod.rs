@@ -310,11 +310,24 @@ fn cross_site(req: &Request) -> bool {
 }
 
 /// The form every action posts: the CSRF token (also accepted as the
-/// `X-CSRF-Token` header htmx sends).
+/// `X-CSRF-Token` header htmx sends) and the page it was posted from.
 #[derive(Deserialize, Default)]
 pub struct ActionForm {
     #[serde(rename = "_csrf", default)]
     csrf: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// Where an action goes back to: the page it was posted from (with its
+/// filters) when that is a console page, else `fallback`. Never another
+/// site: only a path under the console's root, without `//` or `\`.
+fn back_to(root: &str, back: &str, fallback: String) -> String {
+    let inside = back.starts_with(&format!("{root}/"))
+        && !back.contains("//")
+        && !back.contains('\\')
+        && !back.chars().any(char::is_control);
+    if inside { back.to_owned() } else { fallback }
 }
 
 /// An action's answer: to `target` with `done` as its flash message (htmx
@@ -395,6 +408,30 @@ async fn actor(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actions_go_back_only_to_console_pages() {
+        let fallback = || "/console/servers/x".to_owned();
+        assert_eq!(
+            back_to(
+                "/console",
+                "/console/recordings?tenant=a&state=any",
+                fallback()
+            ),
+            "/console/recordings?tenant=a&state=any"
+        );
+        for bad in [
+            "",
+            "https://evil.example/",
+            "//evil.example/console/",
+            "/console//evil.example",
+            "/consolex/",
+            "/console/\\evil",
+            "/other",
+        ] {
+            assert_eq!(back_to("/console", bad, fallback()), fallback(), "{bad}");
+        }
+    }
 
     #[test]
     fn only_known_flash_words_are_shown() {

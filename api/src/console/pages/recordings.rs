@@ -58,7 +58,8 @@ pub async fn recordings_page(
                 .into_iter()
                 .map(|t| t.name),
         );
-        tenants.dedup();
+        let mut seen = std::collections::HashSet::new();
+        tenants.retain(|name| seen.insert(name.clone()));
         if filter.tenant.is_empty() {
             filter.tenant = tenants[0].clone();
         }
@@ -202,11 +203,13 @@ pub async fn recording_action(
             }
         };
         match result {
-            Ok(done) => Ok(after_action(
-                req,
-                &format!("{root}/recordings?tenant={}", url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect::<String>()),
-                done,
-            )),
+            Ok(done) => {
+                let fallback = format!(
+                    "{root}/recordings?tenant={}",
+                    url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect::<String>()
+                );
+                Ok(after_action(req, &back_to(&root, &form.back, fallback), done))
+            }
             Err(err) => Err(action_failed(req, StatusCode::CONFLICT, &err.to_string())),
         }
     }

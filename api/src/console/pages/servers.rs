@@ -256,7 +256,11 @@ pub async fn server_action(
                 ))),
             };
             match result {
-                Ok(done) => Ok(after_action(req, &format!("{root}/servers/{id}"), done)),
+                Ok(done) => Ok(after_action(
+                    req,
+                    &back_to(&root, &form.back, format!("{root}/servers/{id}")),
+                    done,
+                )),
                 Err(failure) => Err(action_failed(
                     req,
                     status_of(&failure),

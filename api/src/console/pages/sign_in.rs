@@ -59,10 +59,10 @@ pub async fn sign_in(
                 .scope
                 .allows(switchboard_domain::token::TokenScope::Read) =>
         {
-            let hours = state.settings.session_hours.clamp(1, 24 * 30) as i64;
+            let lifetime = state.session_secs();
             let session = session::Session {
                 token_hash: hash,
-                expires_at: state.clock.now_ms() / 1000 + hours * 3600,
+                expires_at: state.clock.now_ms() / 1000 + lifetime,
             };
             tracing::info!(token = %principal.name, "console sign-in");
             Response::builder()
@@ -70,7 +70,7 @@ pub async fn sign_in(
                 .header(header::LOCATION, format!("{root}/"))
                 .header(
                     header::SET_COOKIE,
-                    session::set_cookie(&state.key.issue(&session), &root, hours * 3600),
+                    session::set_cookie(&state.key.issue(&session), &root, lifetime),
                 )
                 .finish()
         }
@@ -88,10 +88,25 @@ pub async fn sign_in(
     }
 }
 
-/// `POST /console/sign-out`: removes the cookie.
+/// `POST /console/sign-out`: removes the cookie (a signed-in request
+/// only with its session's CSRF token, so no other site signs one out).
 #[handler]
-pub async fn sign_out(req: &Request, Data(state): State<'_>) -> Response {
+pub async fn sign_out(
+    req: &Request,
+    Data(state): State<'_>,
+    form: Option<Form<ActionForm>>,
+) -> Response {
     let root = public_root(req, &state.settings);
+    if let Ok(signed) = state.signed(req).await {
+        let form = form.map(|Form(form)| form).unwrap_or_default();
+        if cross_site(req) || !state.key.csrf_matches(&signed.session, &form.csrf) {
+            return action_failed(
+                req,
+                StatusCode::FORBIDDEN,
+                "Sign out from a console page of this session (CSRF check failed).",
+            );
+        }
+    }
     Response::builder()
         .status(StatusCode::SEE_OTHER)
         .header(header::LOCATION, format!("{root}/sign-in"))

@@ -735,7 +735,8 @@ impl AdminService {
             .into_iter()
             .map(event_view)
             .collect();
-        let next_after = (events.len() == limit)
+        // Newest first pages have no `after` cursor (it counts upwards).
+        let next_after = (events.len() == limit && !filter.newest_first)
             .then(|| events.last().map(|e| e.position))
             .flatten();
         Ok(EventPage { events, next_after })

@@ -550,7 +550,6 @@ impl HealthPoller {
             }
         }
         self.store.put_server_samples(&changed_samples).await?;
-        self.keep_series(&series, now_ms).await?;
         self.store
             .prune_meeting_listings(now_ms - LISTING_LIFETIME_MS)
             .await?;
@@ -561,6 +560,10 @@ impl HealthPoller {
                 .await?;
         }
         self.summarize_usage().await?;
+        // The console's charts only: a failure is logged, never the cycle's.
+        if let Err(err) = self.keep_series(&series, now_ms).await {
+            tracing::warn!(error = %err, "cannot write the console's time series");
+        }
         Ok(report)
     }
 }
