@@ -75,17 +75,7 @@ pub async fn meetings_page(
             found.sort_by_key(|m| std::cmp::Reverse(m.create_time_ms));
             let truncated = found.len() > MEETINGS_SHOWN;
             found.truncate(MEETINGS_SHOWN);
-            let mut tenants: Vec<String> = state
-                .admin
-                .tenants()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| t.name)
-                .collect();
-            let default = TenantId::default_tenant().to_string();
-            tenants.retain(|name| *name != default);
-            tenants.insert(0, default);
+            let tenants = tenant_names(state).await;
             let mut servers: Vec<(String, String)> = hosts.clone().into_iter().collect();
             servers.sort_by(|a, b| a.1.cmp(&b.1));
             let root = page.chrome.root.clone();
@@ -212,14 +202,17 @@ pub async fn end_meeting(
 ) -> Response {
     answer(
         async {
-            let form = form.map(|Form(form)| form).unwrap_or_default();
-            let (signed, root) = actor(req, state, &form).await?;
+            let (signed, root, form) = actor(req, state, form).await?;
             match state
                 .admin
                 .end_meeting(&tenant, &meeting_id, &signed.principal)
                 .await
             {
-                Ok(view) => Ok(after_action(req, &meeting_href(&root, &view), "ended")),
+                Ok(view) => Ok(after_action(
+                    req,
+                    &back_to(&root, &form.back, meeting_href(&root, &view)),
+                    "ended",
+                )),
                 Err(failure) => Err(action_failed(
                     req,
                     status_of(&failure),

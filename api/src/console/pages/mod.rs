@@ -303,6 +303,24 @@ fn event_rows(events: &[EventView]) -> Vec<EventRow> {
         .collect()
 }
 
+/// The tenants to filter by: the default one first, then every other one
+/// (each once).
+async fn tenant_names(state: &ConsoleState) -> Vec<String> {
+    let default = TenantId::default_tenant().to_string();
+    let mut names = vec![default.clone()];
+    names.extend(
+        state
+            .admin
+            .tenants()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|tenant| tenant.name)
+            .filter(|name| *name != default),
+    );
+    names
+}
+
 /// Whether a browser says the request came from another site.
 fn cross_site(req: &Request) -> bool {
     req.header("sec-fetch-site")
@@ -373,8 +391,9 @@ fn action_failed(req: &Request, status: StatusCode, message: &str) -> Response {
 async fn actor(
     req: &Request,
     state: &ConsoleState,
-    form: &ActionForm,
-) -> Result<(Signed, String), Response> {
+    form: Option<Form<ActionForm>>,
+) -> Result<(Signed, String, ActionForm), Response> {
+    let form = form.map(|Form(form)| form).unwrap_or_default();
     let root = public_root(req, &state.settings);
     let signed = state
         .signed(req)
@@ -402,7 +421,7 @@ async fn actor(
             ),
         ));
     }
-    Ok((signed, root))
+    Ok((signed, root, form))
 }
 
 #[cfg(test)]

@@ -48,18 +48,7 @@ pub async fn recordings_page(
 ) -> Response {
     answer(async {
         let page = Page::open(req, state, "recordings", "Recordings".into()).await?;
-        let mut tenants: Vec<String> = vec![TenantId::default_tenant().to_string()];
-        tenants.extend(
-            state
-                .admin
-                .tenants()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| t.name),
-        );
-        let mut seen = std::collections::HashSet::new();
-        tenants.retain(|name| seen.insert(name.clone()));
+        let tenants = tenant_names(state).await;
         if filter.tenant.is_empty() {
             filter.tenant = tenants[0].clone();
         }
@@ -166,8 +155,7 @@ pub async fn recording_action(
     form: Option<Form<ActionForm>>,
 ) -> Response {
     answer(async {
-        let form = form.map(|Form(form)| form).unwrap_or_default();
-        let (signed, root) = actor(req, state, &form).await?;
+        let (signed, root, form) = actor(req, state, form).await?;
         let metadata = EventMetadata {
             actor: signed.principal.name.clone(),
             request_id: None,

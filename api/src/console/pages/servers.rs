@@ -227,8 +227,7 @@ pub async fn server_action(
 ) -> Response {
     answer(
         async {
-            let form = form.map(|Form(form)| form).unwrap_or_default();
-            let (signed, root) = actor(req, state, &form).await?;
+            let (signed, root, form) = actor(req, state, form).await?;
             let principal = &signed.principal;
             let result = match action.as_str() {
                 "enable" => state
