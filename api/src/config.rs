@@ -157,6 +157,10 @@ pub struct RecordingSettings {
     pub keep_done_days: f64,
     /// Days refused archives stay in `<spool>/failed` with their reasons.
     pub keep_failed_days: f64,
+    /// Days recordings are kept after they end, for tenants without their
+    /// own value (`SWITCHBOARD_RECORDINGS_RETENTION_DAYS`; absent or
+    /// `none`: kept until deleted). docs/recordings.md.
+    pub retention_days: Option<u32>,
 }
 
 impl Default for RecordingSettings {
@@ -183,6 +187,7 @@ impl Default for RecordingSettings {
             archive_max_file_bytes: 4 << 30,
             archive_max_entries: 100_000,
             keep_done_days: 7.0,
+            retention_days: None,
             keep_failed_days: 30.0,
         }
     }
@@ -723,6 +728,16 @@ impl Settings {
         if let Some(value) = get("SWITCHBOARD_RECORDINGS_DIR") {
             self.recordings.dir = Some(PathBuf::from(value));
         }
+        if let Some(value) = get("SWITCHBOARD_RECORDINGS_RETENTION_DAYS") {
+            self.recordings.retention_days = if value.trim().eq_ignore_ascii_case("none") {
+                None
+            } else {
+                Some(parse_number(
+                    "SWITCHBOARD_RECORDINGS_RETENTION_DAYS",
+                    &value,
+                )?)
+            };
+        }
         if let Some(value) = get("SWITCHBOARD_SPOOL_DIR") {
             self.recordings.spool_dir = Some(PathBuf::from(value));
         }
@@ -778,6 +793,12 @@ impl Settings {
             return Err(invalid(
                 "checksum_algorithms",
                 "at least one algorithm must be accepted",
+            ));
+        }
+        if self.recordings.retention_days == Some(0) {
+            return Err(invalid(
+                "recordings.retention_days (SWITCHBOARD_RECORDINGS_RETENTION_DAYS)",
+                "recordings are kept at least one day: use a number of days from 1, or `none`",
             ));
         }
         if self
@@ -1003,6 +1024,7 @@ impl Settings {
                 failed: days(recordings.keep_failed_days),
                 leftovers: days(1.0),
             },
+            retention_days: recordings.retention_days,
         }
     }
 

@@ -127,6 +127,43 @@ pub enum RecordingCommand {
     SetProtected(bool),
     /// Delete it.
     Delete,
+    /// Expire it under a retention rule: it goes as a deletion does, unless
+    /// it is protected, kept (`keep` metadata, `meta_keep=true`), or ended
+    /// at or after `ended_before_ms` (then nothing happens).
+    Expire {
+        /// The rule that expires it.
+        rule: RetentionRule,
+        /// Recordings that ended before this (ms) expire.
+        ended_before_ms: i64,
+    },
+}
+
+/// A retention rule: where it comes from and how many days it keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionRule {
+    /// `tenant` (the tenant's own setting) or `global`
+    /// (`[recordings] retention_days`).
+    pub source: String,
+    /// Days a recording is kept after it ends.
+    pub days: u32,
+}
+
+/// The metadata key that keeps a recording from expiring (`meta_keep=true`
+/// on create, or set with updateRecordings): an operator's hold.
+pub const KEEP_KEY: &str = "keep";
+
+impl Recording {
+    /// Whether no retention rule may expire it: protected, or held by its
+    /// `keep` metadata.
+    pub fn is_kept(&self) -> bool {
+        self.protected
+            || self.details.as_ref().is_some_and(|details| {
+                details
+                    .metadata
+                    .get(KEEP_KEY)
+                    .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+            })
+    }
 }
 
 /// What happened to a recording.
@@ -167,6 +204,11 @@ pub enum RecordingEvent {
     },
     /// It was deleted (files removed).
     RecordingDeleted,
+    /// A retention rule expired it (files removed, as for a deletion).
+    RecordingExpired {
+        /// The rule.
+        rule: RetentionRule,
+    },
 }
 
 impl RecordingEvent {
@@ -180,6 +222,7 @@ impl RecordingEvent {
             Self::RecordingMetadataUpdated { .. } => "RecordingMetadataUpdated",
             Self::RecordingProtected { .. } => "RecordingProtected",
             Self::RecordingDeleted => "RecordingDeleted",
+            Self::RecordingExpired { .. } => "RecordingExpired",
         }
     }
 }
@@ -282,6 +325,16 @@ impl Recording {
             }
             RecordingCommand::SetProtected(_) => vec![],
             RecordingCommand::Delete => vec![RecordingEvent::RecordingDeleted],
+            RecordingCommand::Expire {
+                rule,
+                ended_before_ms,
+            } => {
+                if self.is_kept() || details.end_time_ms >= *ended_before_ms {
+                    vec![]
+                } else {
+                    vec![RecordingEvent::RecordingExpired { rule: rule.clone() }]
+                }
+            }
         })
     }
 }
@@ -331,7 +384,9 @@ impl Aggregate for Recording {
                 }
             }
             RecordingEvent::RecordingProtected { protected } => self.protected = *protected,
-            RecordingEvent::RecordingDeleted => self.deleted = true,
+            RecordingEvent::RecordingDeleted | RecordingEvent::RecordingExpired { .. } => {
+                self.deleted = true
+            }
         }
     }
 }
@@ -393,6 +448,43 @@ mod tests {
             details: details(),
             formats: formats.iter().map(|f| format(f)).collect(),
         }
+    }
+
+    #[test]
+    fn a_rule_expires_an_ended_recording_unless_it_is_protected_or_kept() {
+        let rule = RetentionRule {
+            source: "global".into(),
+            days: 30,
+        };
+        let expire = |before| RecordingCommand::Expire {
+            rule: rule.clone(),
+            ended_before_ms: before,
+        };
+        let mut state = Recording::default();
+        run(&mut state, &import(&["presentation"]));
+        assert_eq!(run(&mut state, &expire(2)), vec![], "ended at the bound");
+        let mut held = state.clone();
+        run(
+            &mut held,
+            &RecordingCommand::UpdateMetadata {
+                set: BTreeMap::from([(KEEP_KEY.into(), "true".into())]),
+                remove: vec![],
+            },
+        );
+        assert_eq!(run(&mut held, &expire(3)), vec![], "held by keep=true");
+        let mut protected = state.clone();
+        run(&mut protected, &RecordingCommand::SetProtected(true));
+        assert_eq!(run(&mut protected, &expire(3)), vec![], "protected");
+        assert_eq!(
+            run(&mut state, &expire(3)),
+            vec![RecordingEvent::RecordingExpired { rule: rule.clone() }]
+        );
+        assert!(!state.is_live(), "gone as a deletion");
+        assert!(state.decide_for(ID, &expire(3)).is_err(), "once");
+        let stored = serde_json::to_value(RecordingEvent::RecordingExpired { rule }).unwrap();
+        assert_eq!(stored["type"], "RecordingExpired");
+        assert_eq!(stored["rule"]["source"], "global");
+        assert_eq!(stored["rule"]["days"], 30);
     }
 
     fn run(state: &mut Recording, command: &RecordingCommand) -> Vec<RecordingEvent> {

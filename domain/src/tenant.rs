@@ -259,6 +259,10 @@ pub struct TenantConfig {
     /// if one was issued; the token itself is never kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats_token_hash: Option<String>,
+    /// Days its recordings are kept after they end (`None`: the global
+    /// default, `[recordings] retention_days`, applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 /// A tenant as its events describe it.
@@ -297,6 +301,8 @@ pub enum TenantCommand {
         /// `hash_token` of the token.
         hash: String,
     },
+    /// Set (or clear, `None`) how many days its recordings are kept.
+    SetRetention(Option<u32>),
     /// Delete it.
     Delete,
 }
@@ -342,6 +348,12 @@ pub enum TenantEvent {
         /// `hash_token` of the token.
         hash: String,
     },
+    /// How long its recordings are kept was set (`None`: the global default).
+    TenantRetentionSet {
+        /// Days after a recording ends.
+        #[serde(default)]
+        retention_days: Option<u32>,
+    },
     /// The tenant was deleted.
     TenantDeleted,
 }
@@ -357,6 +369,7 @@ impl TenantEvent {
             Self::TenantLimitsSet { .. } => "TenantLimitsSet",
             Self::TenantRequiredTagsSet { .. } => "TenantRequiredTagsSet",
             Self::TenantStatsTokenSet { .. } => "TenantStatsTokenSet",
+            Self::TenantRetentionSet { .. } => "TenantRetentionSet",
             Self::TenantDeleted => "TenantDeleted",
         }
     }
@@ -387,6 +400,11 @@ pub enum TenantError {
     /// Revoking would leave the tenant without a secret.
     #[error("a tenant keeps at least one secret: add the new one before revoking the last")]
     LastSecret,
+    /// A retention of zero days.
+    #[error(
+        "recordings are kept at least one day: use a number of days from 1, or `none` for the global default"
+    )]
+    InvalidRetention,
     /// The secret to revoke is not one of the tenant's.
     #[error("that secret is not one of the tenant's")]
     UnknownSecret,
@@ -504,6 +522,18 @@ impl Aggregate for Tenant {
             TenantCommand::SetStatsToken { hash } => {
                 vec![TenantEvent::TenantStatsTokenSet { hash: hash.clone() }]
             }
+            TenantCommand::SetRetention(days) => {
+                if *days == Some(0) {
+                    return Err(TenantError::InvalidRetention);
+                }
+                if *days == config.retention_days {
+                    vec![]
+                } else {
+                    vec![TenantEvent::TenantRetentionSet {
+                        retention_days: *days,
+                    }]
+                }
+            }
             TenantCommand::Delete => vec![TenantEvent::TenantDeleted],
         };
         Ok(events)
@@ -519,6 +549,7 @@ impl Aggregate for Tenant {
                     limits: TenantLimits::default(),
                     required_tags: Vec::new(),
                     stats_token_hash: None,
+                    retention_days: None,
                 });
             }
             TenantEvent::TenantDeleted => {
@@ -544,6 +575,9 @@ impl Aggregate for Tenant {
                     TenantEvent::TenantStatsTokenSet { hash } => {
                         config.stats_token_hash = Some(hash.clone())
                     }
+                    TenantEvent::TenantRetentionSet { retention_days } => {
+                        config.retention_days = *retention_days
+                    }
                     TenantEvent::TenantCreated { .. } | TenantEvent::TenantDeleted => {}
                 }
             }
@@ -564,6 +598,41 @@ mod tests {
 
     fn params(query: &str) -> Params {
         Params::parse(query).unwrap()
+    }
+
+    #[test]
+    fn retention_is_set_cleared_and_at_least_a_day() {
+        let mut tenant = created();
+        let set = tenant
+            .decide(&TenantCommand::SetRetention(Some(30)))
+            .unwrap();
+        assert_eq!(
+            set,
+            vec![TenantEvent::TenantRetentionSet {
+                retention_days: Some(30)
+            }]
+        );
+        tenant.evolve(&set[0]);
+        assert_eq!(tenant.config.as_ref().unwrap().retention_days, Some(30));
+        assert!(
+            tenant
+                .decide(&TenantCommand::SetRetention(Some(30)))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            tenant.decide(&TenantCommand::SetRetention(Some(0))),
+            Err(TenantError::InvalidRetention)
+        );
+        let cleared = tenant.decide(&TenantCommand::SetRetention(None)).unwrap();
+        tenant.evolve(&cleared[0]);
+        assert_eq!(tenant.config.as_ref().unwrap().retention_days, None);
+        let old: TenantConfig =
+            serde_json::from_str(r#"{"name":"school","secrets":["s"]}"#).unwrap();
+        assert_eq!(
+            old.retention_days, None,
+            "configs stored before read as none"
+        );
     }
 
     #[test]

@@ -1128,6 +1128,7 @@ mod tests {
             limits: TenantLimits::default(),
             required_tags: vec![],
             stats_token_hash: None,
+            retention_days: None,
         };
         assert_eq!(view.tenant("acme").as_deref(), Some(&created));
         assert_eq!(

@@ -188,7 +188,9 @@ async fn apply_recording<C: ConnectionTrait>(
         RecordingEvent::RecordingImported { details, .. } => Some(state_name(details.published)),
         RecordingEvent::RecordingPublished => Some("published"),
         RecordingEvent::RecordingUnpublished => Some("unpublished"),
-        RecordingEvent::RecordingDeleted => Some("deleted"),
+        RecordingEvent::RecordingDeleted | RecordingEvent::RecordingExpired { .. } => {
+            Some("deleted")
+        }
         _ => None,
     };
     if let Some(new_state) = new_state {
@@ -306,7 +308,7 @@ async fn apply_recording<C: ConnectionTrait>(
         RecordingEvent::RecordingProtected { protected } => {
             update.col_expr(recording::Column::Protected, Expr::value(*protected))
         }
-        RecordingEvent::RecordingDeleted => update
+        RecordingEvent::RecordingDeleted | RecordingEvent::RecordingExpired { .. } => update
             .col_expr(recording::Column::Published, Expr::value(false))
             .col_expr(recording::Column::State, Expr::value("deleted")),
     };

@@ -490,6 +490,7 @@ mod tests {
             limits: Default::default(),
             required_tags: Vec::new(),
             stats_token_hash: None,
+            retention_days: None,
         }));
         meetings.create(&create, &asked()).await.unwrap();
         let params = sent(&backend, 0);

@@ -500,7 +500,7 @@ fn apply_recording(views: &mut Views, record_id: &str, event: &RecordingEvent, v
             }
         }
         RecordingEvent::RecordingProtected { protected } => row.protected = *protected,
-        RecordingEvent::RecordingDeleted => {
+        RecordingEvent::RecordingDeleted | RecordingEvent::RecordingExpired { .. } => {
             row.published = false;
             row.state = "deleted".to_owned();
         }

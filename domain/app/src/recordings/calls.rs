@@ -47,7 +47,7 @@ pub struct RecordingUpdate {
     pub protect: Option<bool>,
 }
 
-type TreeOp = fn(&Layout, &RecordId) -> Result<Vec<FormatName>, LayoutError>;
+pub(super) type TreeOp = fn(&Layout, &RecordId) -> Result<Vec<FormatName>, LayoutError>;
 
 impl RecordingService {
     /// getRecordings: a page of the recordings a query names (the query
@@ -202,7 +202,11 @@ impl RecordingService {
 
     /// Runs a blocking tree operation; a recording missing from disk is
     /// fine (the events still record the intent).
-    async fn on_disk(&self, record_id: &str, op: TreeOp) -> Result<(), RecordingCallError> {
+    pub(super) async fn on_disk(
+        &self,
+        record_id: &str,
+        op: TreeOp,
+    ) -> Result<(), RecordingCallError> {
         let Ok(id) = RecordId::parse(record_id) else {
             return Ok(());
         };

@@ -7,6 +7,7 @@
 //! of `switchboard-api`, the import jobs of `switchboard-workers`, the CLI.
 
 pub mod calls;
+pub mod expiry;
 pub mod import;
 pub mod text_tracks;
 pub mod uploads;
@@ -58,6 +59,9 @@ pub struct RecordingSettings {
     pub archive_limits: switchboard_recordings::ArchiveLimits,
     /// How long `done/`, `failed/` and interrupted work's leftovers are kept.
     pub retention: switchboard_recordings::spool::Retention,
+    /// Days recordings are kept after they end, for tenants without their
+    /// own value (`None`: kept until deleted).
+    pub retention_days: Option<u32>,
 }
 
 /// Why the recording service could not start.

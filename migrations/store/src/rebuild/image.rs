@@ -358,7 +358,7 @@ impl ProjectionImage {
                 }
             }
             RecordingEvent::RecordingProtected { protected } => image.row.protected = *protected,
-            RecordingEvent::RecordingDeleted => {
+            RecordingEvent::RecordingDeleted | RecordingEvent::RecordingExpired { .. } => {
                 image.row.published = false;
                 image.row.state = "deleted".to_owned();
             }
