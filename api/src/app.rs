@@ -630,6 +630,10 @@ async fn start_with(
             state.settings.agent.watch_interval_ms.max(1),
         ))));
         tasks.push(spawn_history_snapshots(state.admin.service().clone()));
+        tasks.push(spawn_recording_expiry(
+            state.recordings.clone(),
+            state.clock.clone(),
+        ));
     }
     let mut jobs = Vec::new();
     // Polling runs where workers run (`serve` without --no-workers, and
@@ -740,6 +744,30 @@ fn spawn_history_snapshots(admin: Arc<AdminService>) -> JoinHandle<()> {
             ticker.tick().await;
             if let Err(err) = admin.keep_history_snapshots().await {
                 tracing::warn!(error = %err, "keeping the pool's history snapshots failed");
+            }
+        }
+    })
+}
+
+/// How often recordings are checked against their retention rules.
+const RECORDING_EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Expires recordings past their retention every hour (the first check a
+/// minute after the start). Every polling instance checks; the log takes
+/// each expiry once, the others find it already done.
+fn spawn_recording_expiry(recordings: Arc<RecordingService>, clock: SharedClock) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut ticker = tokio::time::interval(RECORDING_EXPIRY_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match recordings.expire(clock.now_ms(), false).await {
+                Ok(expired) if !expired.is_empty() => {
+                    tracing::info!(expired = expired.len(), "recordings expired by retention");
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "expiring recordings failed"),
             }
         }
     })

@@ -104,6 +104,14 @@ pub fn install() -> &'static PrometheusHandle {
 /// Describes every Switchboard metric to the installed recorder.
 fn describe() {
     describe_counter!(
+        switchboard_app::recordings::expiry::METRIC_EXPIRED,
+        "Recordings expired by a retention rule, by tenant."
+    );
+    describe_counter!(
+        switchboard_app::recordings::expiry::METRIC_EXPIRED_BYTES,
+        "Bytes of the formats of recordings expired by a retention rule, by tenant."
+    );
+    describe_counter!(
         TENANT_LIMIT_HITS,
         "Creates and joins refused by a tenant limit, by tenant and limit (meetings, attendees)."
     );

@@ -153,6 +153,7 @@ impl From<switchboard_app::admin::tenants::TenantView> for TenantView {
             policy: policy_view(&view.policy),
             running_meetings: view.running_meetings,
             stats_token: view.stats_token,
+            retention_days: view.retention_days,
         }
     }
 }
@@ -161,11 +162,13 @@ fn tenant_update(
     required_tags: Option<Vec<String>>,
     limits_given: Option<super::tenants::LimitsView>,
     policy: Option<&super::tenants::PolicyView>,
+    retention: Option<super::tenants::RetentionView>,
 ) -> Result<switchboard_app::admin::tenants::TenantUpdate, Failure> {
     Ok(switchboard_app::admin::tenants::TenantUpdate {
         required_tags,
         limits: limits_given.map(limits),
         policy: policy.map(policy_from_view).transpose()?,
+        retention_days: retention.map(|retention| retention.days),
     })
 }
 
@@ -351,7 +354,7 @@ impl AdminFacade {
         new: NewTenant,
         principal: &Principal,
     ) -> Result<TenantView, Failure> {
-        let update = tenant_update(new.required_tags, new.limits, new.policy.as_ref())?;
+        let update = tenant_update(new.required_tags, new.limits, new.policy.as_ref(), None)?;
         let new = switchboard_app::admin::tenants::NewTenant {
             name: new.name,
             secret: new.secret,
@@ -367,7 +370,12 @@ impl AdminFacade {
         update: TenantUpdate,
         principal: &Principal,
     ) -> Result<TenantView, Failure> {
-        let update = tenant_update(update.required_tags, update.limits, update.policy.as_ref())?;
+        let update = tenant_update(
+            update.required_tags,
+            update.limits,
+            update.policy.as_ref(),
+            update.retention,
+        )?;
         Ok(self.0.update_tenant(name, update, principal).await?.into())
     }
 

@@ -99,6 +99,20 @@ pub struct TenantView {
     /// `/t/NAME/metrics` (only its hash is kept).
     #[serde(default)]
     pub stats_token: bool,
+    /// Days its recordings are kept after they end (absent: the global
+    /// `[recordings] retention_days` applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+}
+
+/// How long a tenant's recordings are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct RetentionView {
+    /// Days after a recording ends (at least 1); absent: the global
+    /// `[recordings] retention_days` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
 }
 
 /// A new tenant.
@@ -133,6 +147,9 @@ pub struct TenantUpdate {
     /// Parameter policy (replaced as a whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyView>,
+    /// Recording retention (`{}`: the global default; `{"days": 30}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionView>,
 }
 
 /// A secret to add or revoke (sent in the body, never in a URL).

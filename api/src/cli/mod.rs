@@ -201,6 +201,16 @@ pub enum RecordingsCommand {
         /// The tree to import.
         path: std::path::PathBuf,
     },
+    /// Expire the recordings their tenant's retention (or the global
+    /// `[recordings] retention_days`) says are due: recorded as
+    /// `RecordingExpired` with the rule, files removed. Protected recordings
+    /// and those with `keep=true` metadata are never expired. A running
+    /// instance does this every hour by itself.
+    Expire {
+        /// Only list what would be expired.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Measure getRecordings and spool import: seeds COUNT recordings
     /// (skipped when already there), times a `SELECT 1` baseline and
     /// getRecordings for one meetingID, the first page of 100 and a page of
@@ -616,6 +626,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         report.imported,
                         report.unchanged,
                         report.problems.len()
+                    );
+                    Ok(())
+                }
+                RecordingsCommand::Expire { dry_run } => {
+                    let now_ms = chrono::Utc::now().timestamp_millis();
+                    let expired = service.expire(now_ms, dry_run).await?;
+                    let mut table = crate::cli::table::Table::new(&[
+                        "RECORD ID",
+                        "TENANT",
+                        "MEETING",
+                        "ENDED",
+                        "BYTES",
+                        "RULE",
+                    ])
+                    .right(&[4]);
+                    for expiry in &expired {
+                        table.row(vec![
+                            expiry.record_id.clone(),
+                            expiry.tenant.to_string(),
+                            expiry.meeting_id.clone(),
+                            chrono::DateTime::from_timestamp_millis(expiry.end_time_ms)
+                                .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string())
+                                .unwrap_or_default(),
+                            expiry.bytes.to_string(),
+                            format!("{} {} days", expiry.rule.source, expiry.rule.days),
+                        ]);
+                    }
+                    table.print_or("");
+                    let bytes: u64 = expired.iter().map(|e| e.bytes).sum();
+                    out!(
+                        "{} {} recordings ({bytes} bytes)",
+                        if dry_run { "would expire" } else { "expired" },
+                        expired.len()
                     );
                     Ok(())
                 }

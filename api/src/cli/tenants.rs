@@ -4,8 +4,8 @@
 use super::table::{Table, print_json};
 use super::target::Target;
 use crate::admin::tenants::{
-    LimitsView, NewTenant, PolicyRule, PolicyView, RuleAction, SecretBody, StatsToken,
-    TenantUpdate, TenantView,
+    LimitsView, NewTenant, PolicyRule, PolicyView, RetentionView, RuleAction, SecretBody,
+    StatsToken, TenantUpdate, TenantView,
 };
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
@@ -88,6 +88,15 @@ pub enum TenantsCommand {
         /// Logo URL for creates that bring none.
         #[arg(long)]
         logo: Option<String>,
+    },
+    /// Set how many days the tenant's recordings are kept after they end
+    /// (`none`: the global `[recordings] retention_days` applies).
+    Retention {
+        /// Its name.
+        name: String,
+        /// Days (at least 1), or `none`.
+        #[arg(long)]
+        days: String,
     },
     /// Add or revoke secrets (rotation).
     Secrets {
@@ -196,6 +205,12 @@ fn print_tenant(tenant: &TenantView) {
     out!("max meetings:    {}", limit(tenant.limits.max_meetings));
     out!("max attendees:   {}", limit(tenant.limits.max_attendees));
     out!("running:         {}", tenant.running_meetings);
+    out!(
+        "retention:       {}",
+        tenant
+            .retention_days
+            .map_or("(global default)".to_owned(), |days| format!("{days} days"))
+    );
     let rule = |r: &PolicyRule| {
         format!(
             "{:?}:{}{}",
@@ -327,6 +342,27 @@ pub async fn run(target: &Target, command: TenantsCommand) -> anyhow::Result<()>
                     &name,
                     TenantUpdate {
                         limits: Some(limits),
+                        ..TenantUpdate::default()
+                    },
+                )
+                .await?;
+            print_tenant(&tenant);
+            Ok(())
+        }
+        TenantsCommand::Retention { name, days } => {
+            let days = match days.trim() {
+                "none" => None,
+                number => Some(number.parse::<u32>().map_err(|_| {
+                    anyhow!(
+                        "--days takes a whole number of days (at least 1) or `none`, not `{number}`"
+                    )
+                })?),
+            };
+            let tenant = target
+                .update_tenant(
+                    &name,
+                    TenantUpdate {
+                        retention: Some(RetentionView { days }),
                         ..TenantUpdate::default()
                     },
                 )

@@ -541,6 +541,7 @@ mod tests {
             policy: TenantPolicy::default(),
             running_meetings: running,
             stats_token: false,
+            retention_days: None,
         }
     }
 

@@ -29,6 +29,10 @@ pub struct TenantView {
     pub running_meetings: u64,
     /// Whether a stats token was issued (`tenants stats-token`).
     pub stats_token: bool,
+    /// Days its recordings are kept after they end (`None`: the global
+    /// default applies).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// A tenant to create.
@@ -51,6 +55,8 @@ pub struct TenantUpdate {
     pub limits: Option<TenantLimits>,
     /// Its parameter policy.
     pub policy: Option<TenantPolicy>,
+    /// Days its recordings are kept (`Some(None)`: the global default).
+    pub retention_days: Option<Option<u32>>,
 }
 
 /// The fingerprint of a secret: enough to tell secrets apart, nothing of
@@ -91,6 +97,7 @@ impl AdminService {
             policy: config.policy.clone(),
             running_meetings,
             stats_token: config.stats_token_hash.is_some(),
+            retention_days: config.retention_days,
         })
     }
 
@@ -155,6 +162,9 @@ impl AdminService {
         }
         if let Some(policy) = &update.policy {
             commands.push(TenantCommand::SetPolicy(policy.clone()));
+        }
+        if let Some(days) = update.retention_days {
+            commands.push(TenantCommand::SetRetention(days));
         }
         commands
     }
