@@ -18,6 +18,7 @@ pub struct TenantCard {
     policy: String,
     secrets: Vec<String>,
     stats_token: bool,
+    retention: String,
 }
 
 #[derive(Template)]
@@ -87,6 +88,11 @@ pub async fn tenants_page(req: &Request, Data(state): State<'_>) -> Response {
                         policy: serde_json::to_string(&tenant.policy).unwrap_or_default(),
                         secrets: tenant.secrets.clone(),
                         stats_token: tenant.stats_token,
+                        retention: tenant
+                            .retention_days
+                            .map_or("the global default".to_owned(), |days| {
+                                format!("{days} days after they end")
+                            }),
                     }
                 })
                 .collect();
