@@ -351,6 +351,34 @@ async fn recordings_are_found_and_published_unpublished_and_protected() {
         .unwrap();
     assert_eq!(recording.state, "unpublished");
     assert!(recording.protected);
+    let held = harness
+        .client
+        .post(console(
+            &harness,
+            &format!("/recordings/default/{record_id}/hold"),
+        ))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 303);
+    let recording = harness
+        .store()
+        .recording(&record_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        recording.metadata.get("keep").map(String::as_str),
+        Some("true")
+    );
+    let page = get(&harness, "/recordings?meeting=lecture", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(">Release</button>"), "{page}");
     let unknown = harness
         .client
         .post(console(

@@ -80,6 +80,8 @@ fn done_message(key: &str) -> Option<&'static str> {
         "unpublished" => "Recording unpublished.",
         "protected" => "Recording protected.",
         "unprotected" => "Recording no longer protected.",
+        "held" => "Recording held: no retention rule expires it.",
+        "released" => "Hold released: retention applies again.",
         "signed-in" => "Signed in.",
         _ => return None,
     })

@@ -1,6 +1,8 @@
 //! Recordings: search and publish, unpublish, protect.
 
 use super::*;
+use std::collections::BTreeMap;
+use switchboard_domain::recording::KEEP_KEY;
 
 /// The recordings page's search.
 #[derive(Deserialize, Default)]
@@ -120,6 +122,25 @@ pub async fn recordings_page(
                             class: "",
                         }
                     });
+                    let held = r
+                        .metadata
+                        .get(KEEP_KEY)
+                        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
+                    actions.push(if held {
+                        Action {
+                            href: href("release"),
+                            label: "Release",
+                            confirm: format!("Release the hold on {}? Retention may then expire it.", r.record_id),
+                            class: "",
+                        }
+                    } else {
+                        Action {
+                            href: href("hold"),
+                            label: "Hold",
+                            confirm: format!("Hold {}? No retention rule expires it while held (metadata keep=true).", r.record_id),
+                            class: "",
+                        }
+                    });
                 }
                 let seconds = ((r.end_time_ms - r.start_time_ms).max(0) / 1000) as u64;
                 RecordingRow {
@@ -182,11 +203,28 @@ pub async fn recording_action(
                 )
                 .await
                 .map(|_| if action == "protect" { "protected" } else { "unprotected" }),
+            "hold" | "release" => {
+                let hold = action == "hold";
+                let update = RecordingUpdate {
+                    set: if hold {
+                        BTreeMap::from([(KEEP_KEY.to_owned(), "true".to_owned())])
+                    } else {
+                        BTreeMap::new()
+                    },
+                    remove: if hold { vec![] } else { vec![KEEP_KEY.to_owned()] },
+                    protect: None,
+                };
+                state
+                    .recordings
+                    .update(&tenant_id, &ids, &update, &metadata)
+                    .await
+                    .map(|_| if hold { "held" } else { "released" })
+            }
             _ => {
                 return Err(action_failed(
                     req,
                     StatusCode::NOT_FOUND,
-                    &format!("no recording action `{action}`: use publish, unpublish, protect or unprotect"),
+                    &format!("no recording action `{action}`: use publish, unpublish, protect, unprotect, hold or release"),
                 ));
             }
         };
