@@ -630,6 +630,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
                 RecordingsCommand::Expire { dry_run } => {
+                    // Tenants' days come from the database; the global
+                    // default from this command's own settings, so say it.
+                    out!(
+                        "global default: {} (this command's [recordings] retention_days / SWITCHBOARD_RECORDINGS_RETENTION_DAYS; tenants' own days come from the database)",
+                        settings
+                            .recordings
+                            .retention_days
+                            .map_or("none".to_owned(), |days| format!("{days} days"))
+                    );
                     let now_ms = chrono::Utc::now().timestamp_millis();
                     let expired = service.expire(now_ms, dry_run).await?;
                     let mut table = crate::cli::table::Table::new(&[

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::TenantId;
 use switchboard_domain::recording::{
-    KEEP_KEY, Recording, RecordingCommand, RetentionRule, recording_stream,
+    KEEP_KEY, Recording, RecordingCommand, RecordingError, RetentionRule, recording_stream,
 };
 use switchboard_recordings::Layout;
 
@@ -143,6 +143,8 @@ impl RecordingService {
             .await
         {
             Ok(executed) => executed,
+            // Deleted, or expired by another instance, since it was listed.
+            Err(CommandError::Rejected(RecordingError::NotFound(_))) => return Ok(false),
             Err(CommandError::Rejected(err)) => {
                 return Err(RecordingCallError::Rejected(err.to_string()));
             }
@@ -155,7 +157,15 @@ impl RecordingService {
         let tenant = expiry.tenant.0.clone();
         metrics::counter!(METRIC_EXPIRED, "tenant" => tenant.clone()).increment(1);
         metrics::counter!(METRIC_EXPIRED_BYTES, "tenant" => tenant).increment(expiry.bytes);
-        self.on_disk(&expiry.record_id, Layout::delete).await?;
+        // Recorded: it is expired whatever the files do. A removal that
+        // fails is logged (by `on_disk`) and its files stay for an operator.
+        if self
+            .on_disk(&expiry.record_id, Layout::delete)
+            .await
+            .is_err()
+        {
+            tracing::error!(record_id = %expiry.record_id, "an expired recording's files could not be removed; remove them by hand");
+        }
         super::text_tracks::delete_all(self, &expiry.record_id).await;
         Ok(true)
     }
