@@ -11,6 +11,7 @@ pub mod meeting_listing;
 pub mod meeting_run;
 pub mod pending_placement;
 pub mod recording;
+pub mod recording_bucket;
 pub mod recording_count;
 pub mod recording_meta;
 pub mod run_usage;

@@ -19,6 +19,7 @@ mod m0014_voice_bridges;
 mod m0015_usage;
 mod m0016_log_snapshots;
 mod m0017_server_series;
+mod m0018_recording_buckets;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_usage::Migration),
             Box::new(m0016_log_snapshots::Migration),
             Box::new(m0017_server_series::Migration),
+            Box::new(m0018_recording_buckets::Migration),
         ]
     }
 }

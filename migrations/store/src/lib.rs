@@ -7,6 +7,7 @@
 
 mod announce;
 mod archive;
+mod buckets;
 mod bulk_log;
 mod callbacks;
 mod listen;

@@ -16,26 +16,71 @@ use switchboard_domain::server::{ServerAgent, ServerEvent, ServerState, apply_ch
 use switchboard_domain::tenant::{Tenant, TenantConfig, TenantEvent};
 use switchboard_domain::token::TokenEvent;
 use switchboard_migrations::entities::{
-    meeting, meeting_run, recording, recording_count, recording_meta, server, tenant, token,
+    meeting, meeting_run, recording, recording_bucket, recording_count, recording_meta, server,
+    tenant, token,
 };
 
 /// Changes to `recording_counts` gathered over the events of one append (or
 /// a whole replay) and written once at the end, in key order, so concurrent
 /// appends lock the shared counter rows in the same order and only briefly.
+/// The same goes for the start-time buckets (`recording_buckets`).
 #[derive(Debug, Default)]
-pub(crate) struct CountChanges(BTreeMap<(String, String), i64>);
+pub(crate) struct CountChanges {
+    counts: BTreeMap<(String, String), i64>,
+    buckets: BTreeMap<(String, i16, i64, String), i64>,
+}
 
 impl CountChanges {
-    fn add(&mut self, tenant: &str, state: &str, delta: i64) {
+    fn add(&mut self, tenant: &str, state: &str, start_time_ms: i64, delta: i64) {
         *self
-            .0
+            .counts
             .entry((tenant.to_owned(), state.to_owned()))
             .or_default() += delta;
+        for (level, shift) in crate::buckets::LEVELS {
+            *self
+                .buckets
+                .entry((
+                    tenant.to_owned(),
+                    level,
+                    crate::buckets::bucket_of(start_time_ms, shift),
+                    state.to_owned(),
+                ))
+                .or_default() += delta;
+        }
     }
 
-    /// Adds the gathered changes to `recording_counts`.
+    /// Adds the gathered changes to `recording_counts` and
+    /// `recording_buckets`.
     pub(crate) async fn write<C: ConnectionTrait>(self, db: &C) -> Result<(), DbErr> {
-        for ((tenant, state), delta) in self.0 {
+        for ((tenant, level, bucket, state), delta) in self.buckets {
+            if delta == 0 {
+                continue;
+            }
+            let row = recording_bucket::ActiveModel {
+                tenant: Set(tenant),
+                level: Set(level),
+                bucket: Set(bucket),
+                state: Set(state),
+                count: Set(delta),
+            };
+            recording_bucket::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([
+                        recording_bucket::Column::Tenant,
+                        recording_bucket::Column::Level,
+                        recording_bucket::Column::Bucket,
+                        recording_bucket::Column::State,
+                    ])
+                    .value(
+                        recording_bucket::Column::Count,
+                        Expr::cust("recording_buckets.count + excluded.count"),
+                    )
+                    .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+        }
+        for ((tenant, state), delta) in self.counts {
             if delta == 0 {
                 continue;
             }
@@ -162,15 +207,16 @@ pub(crate) fn state_name(published: bool) -> &'static str {
     }
 }
 
-/// The tenant and state of a recording's row, if it has one.
+/// The tenant, state and start time of a recording's row, if it has one.
 async fn tenant_state<C: ConnectionTrait>(
     db: &C,
     record_id: &str,
-) -> Result<Option<(String, String)>, DbErr> {
+) -> Result<Option<(String, String, i64)>, DbErr> {
     recording::Entity::find_by_id(record_id.to_owned())
         .select_only()
         .column(recording::Column::Tenant)
         .column(recording::Column::State)
+        .column(recording::Column::StartTimeMs)
         .into_tuple()
         .one(db)
         .await
@@ -197,16 +243,16 @@ async fn apply_recording<C: ConnectionTrait>(
         let old = tenant_state(db, record_id).await?;
         let tenant = match (event, &old) {
             (RecordingEvent::RecordingImported { details, .. }, _) => {
-                Some(details.tenant.0.clone())
+                Some((details.tenant.0.clone(), details.start_time_ms))
             }
-            (_, Some((tenant, _))) => Some(tenant.clone()),
+            (_, Some((tenant, _, start))) => Some((tenant.clone(), *start)),
             (_, None) => None,
         };
-        if let (Some((old_tenant, old_state)), Some(_)) = (&old, &tenant) {
-            counts.add(old_tenant, old_state, -1);
+        if let (Some((old_tenant, old_state, old_start)), Some(_)) = (&old, &tenant) {
+            counts.add(old_tenant, old_state, *old_start, -1);
         }
-        if let Some(tenant) = tenant {
-            counts.add(&tenant, new_state, 1);
+        if let Some((tenant, start)) = tenant {
+            counts.add(&tenant, new_state, start, 1);
         }
     }
     if let RecordingEvent::RecordingImported {

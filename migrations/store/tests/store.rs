@@ -495,6 +495,103 @@ mod recordings {
         }
     }
 
+    /// Issue 19.3: pages deep in a tenant's recordings find their start
+    /// through the bucket counts; every page is the slice of the full
+    /// ordered list, across bucket edges at every level, bursts of equal
+    /// start times, other tenants and states, changes, and a replay.
+    #[tokio::test]
+    async fn deep_pages_are_exact_slices_of_the_ordered_recordings() {
+        for (kind, store) in stores().await {
+            // Just before a level-3 (2^32 ms) edge; 37 s apart, with bursts
+            // of 20 at one instant, crossing level-1 and level-2 edges.
+            let base = (413_i64 << 32) - 10 * 3_600_000;
+            let mut at = base;
+            let mut ids = Vec::new();
+            for i in 0..2_600 {
+                if i % 100 != 0 || i == 0 {
+                    at += 37_000;
+                }
+                let meeting = format!("m{i}");
+                let tenant = if i % 13 == 0 { "other" } else { "school" };
+                let id = record_id(&meeting, at);
+                store
+                    .execute_recording(
+                        &id,
+                        &import(tenant, &meeting, at, "presentation", "x"),
+                        &meta(),
+                    )
+                    .await
+                    .unwrap();
+                ids.push((id, tenant));
+            }
+            for (n, (id, _)) in ids.iter().enumerate().filter(|(n, _)| n % 7 == 0) {
+                let command = if n % 2 == 0 {
+                    RecordingCommand::SetPublished(false)
+                } else {
+                    RecordingCommand::Delete
+                };
+                store
+                    .execute_recording(id, &command, &meta())
+                    .await
+                    .unwrap();
+            }
+            for round in ["live", "replayed"] {
+                let states = vec!["published".to_owned(), "unpublished".to_owned()];
+                let mut all = RecordingQuery::new(TenantId("school".into()));
+                all.states = Some(states.clone());
+                let full: Vec<String> = store
+                    .find_recordings(&all)
+                    .await
+                    .unwrap()
+                    .recordings
+                    .into_iter()
+                    .map(|r| r.record_id)
+                    .collect();
+                let total = full.len() as u64;
+                assert!(total > 2_000, "{kind}: {total}");
+                for offset in [
+                    0,
+                    999,
+                    1_001,
+                    1_100,
+                    1_234,
+                    1_500,
+                    1_777,
+                    total - 1_001,
+                    total - 100,
+                    total - 1,
+                ] {
+                    let mut page = all.clone();
+                    page.offset = offset;
+                    page.limit = Some(100);
+                    let found = store.find_recordings(&page).await.unwrap();
+                    assert_eq!(found.total, Some(total), "{kind} {round}");
+                    let got: Vec<&str> = found
+                        .recordings
+                        .iter()
+                        .map(|r| r.record_id.as_str())
+                        .collect();
+                    let end = (offset + 100).min(total) as usize;
+                    let want: Vec<&str> = full[offset as usize..end]
+                        .iter()
+                        .map(String::as_str)
+                        .collect();
+                    assert_eq!(got, want, "{kind} {round}: page at {offset}");
+                }
+                let check = store
+                    .rebuild(RebuildMode::Check, &mut |_| {})
+                    .await
+                    .unwrap();
+                assert!(
+                    check.differences.is_empty(),
+                    "{kind} {round}: {:?}",
+                    check.differences
+                );
+                store.replay().await.unwrap();
+            }
+        }
+    }
+
     #[tokio::test]
     async fn recordings_count_in_their_tenants_usage_with_their_sizes() {
         use switchboard_app::records::UsageFilter;

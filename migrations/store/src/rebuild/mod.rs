@@ -20,8 +20,8 @@ use sea_orm::{
 };
 use switchboard_app::records::StoredEvent;
 use switchboard_migrations::entities::{
-    archive, event, hook, meeting, meeting_listing, meeting_run, recording, recording_count,
-    recording_meta, run_usage, server, tenant, token, usage_run,
+    archive, event, hook, meeting, meeting_listing, meeting_run, recording, recording_bucket,
+    recording_count, recording_meta, run_usage, server, tenant, token, usage_run,
 };
 use tables::Table;
 pub use tables::TableDifference;
@@ -104,6 +104,7 @@ fn amended_tables() -> Vec<Table> {
     vec![
         Table::of::<run_usage::Entity>(),
         Table::of::<meeting_listing::Entity>(),
+        Table::of::<recording_bucket::Entity>(),
     ]
 }
 
@@ -386,6 +387,7 @@ impl Store {
         }
         amend_run_usage(&txn, image).await?;
         drop_ended_listings(&txn, image).await?;
+        crate::buckets::recount(&txn).await?;
         let caught_up = catch_up(&txn, watermark).await?;
         if mode == RebuildMode::Swap {
             txn.commit().await?;
@@ -393,7 +395,11 @@ impl Store {
         }
         let mut differences = Vec::new();
         for table in &compared {
-            let ignored = (table.name == "recording_counts").then_some("count = 0");
+            let ignored = matches!(
+                table.name.as_str(),
+                "recording_counts" | "recording_buckets"
+            )
+            .then_some("count = 0");
             if let Some(difference) = tables::differences(&txn, table, ignored).await? {
                 differences.push(difference);
             }
