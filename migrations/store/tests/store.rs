@@ -536,47 +536,51 @@ mod recordings {
                     .unwrap();
             }
             for round in ["live", "replayed"] {
-                let states = vec!["published".to_owned(), "unpublished".to_owned()];
-                let mut all = RecordingQuery::new(TenantId("school".into()));
-                all.states = Some(states.clone());
-                let full: Vec<String> = store
-                    .find_recordings(&all)
-                    .await
-                    .unwrap()
-                    .recordings
-                    .into_iter()
-                    .map(|r| r.record_id)
-                    .collect();
-                let total = full.len() as u64;
-                assert!(total > 2_000, "{kind}: {total}");
-                for offset in [
-                    0,
-                    999,
-                    1_001,
-                    1_100,
-                    1_234,
-                    1_500,
-                    1_777,
-                    total - 1_001,
-                    total - 100,
-                    total - 1,
+                for states in [
+                    Some(vec!["published".to_owned(), "unpublished".to_owned()]),
+                    None,
                 ] {
-                    let mut page = all.clone();
-                    page.offset = offset;
-                    page.limit = Some(100);
-                    let found = store.find_recordings(&page).await.unwrap();
-                    assert_eq!(found.total, Some(total), "{kind} {round}");
-                    let got: Vec<&str> = found
+                    let mut all = RecordingQuery::new(TenantId("school".into()));
+                    all.states = states;
+                    let full: Vec<String> = store
+                        .find_recordings(&all)
+                        .await
+                        .unwrap()
                         .recordings
-                        .iter()
-                        .map(|r| r.record_id.as_str())
+                        .into_iter()
+                        .map(|r| r.record_id)
                         .collect();
-                    let end = (offset + 100).min(total) as usize;
-                    let want: Vec<&str> = full[offset as usize..end]
-                        .iter()
-                        .map(String::as_str)
-                        .collect();
-                    assert_eq!(got, want, "{kind} {round}: page at {offset}");
+                    let total = full.len() as u64;
+                    assert!(total > 2_000, "{kind}: {total}");
+                    for offset in [
+                        0,
+                        999,
+                        1_001,
+                        1_100,
+                        1_234,
+                        1_500,
+                        1_777,
+                        total - 1_001,
+                        total - 100,
+                        total - 1,
+                    ] {
+                        let mut page = all.clone();
+                        page.offset = offset;
+                        page.limit = Some(100);
+                        let found = store.find_recordings(&page).await.unwrap();
+                        assert_eq!(found.total, Some(total), "{kind} {round}");
+                        let got: Vec<&str> = found
+                            .recordings
+                            .iter()
+                            .map(|r| r.record_id.as_str())
+                            .collect();
+                        let end = (offset + 100).min(total) as usize;
+                        let want: Vec<&str> = full[offset as usize..end]
+                            .iter()
+                            .map(String::as_str)
+                            .collect();
+                        assert_eq!(got, want, "{kind} {round}: page at {offset}");
+                    }
                 }
                 let check = store
                     .rebuild(RebuildMode::Check, &mut |_| {})
