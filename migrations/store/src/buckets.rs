@@ -40,21 +40,27 @@ struct BucketCount {
     count: i64,
 }
 
-/// Where a tenant's recordings in `states` at `offset` (in start-time
-/// order) begin: the start of the finest bucket holding that offset and
-/// how many of those recordings start before it. `None` when the offset is
-/// past them all.
+/// Where a tenant's recordings in `states` (`None`: any) at `offset` (in
+/// start-time order) begin: the start of the finest bucket holding that
+/// offset and how many of those recordings start before it. `None` when
+/// the offset is past them all, or when a level's buckets do not add up to
+/// what the level above holds (the top level: `total`, counted from
+/// `recording_counts` in the same snapshot): counts left stale (say, by an
+/// older binary appending after the upgrade) are not trusted, the caller
+/// walks the index instead.
 pub(crate) async fn seek<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
-    states: &[String],
+    states: Option<&[String]>,
     offset: u64,
+    total: u64,
 ) -> Result<Option<(i64, u64)>, DbErr> {
     let mut before: u64 = 0;
     // The range of buckets (at the current level) to look in: all, then
     // those inside the bucket found one level up.
     let mut range: Option<(i64, i64)> = None;
     let mut found = None;
+    let mut expected = total;
     for (level, shift) in LEVELS.iter().rev().copied() {
         let mut select = Query::select()
             .column(recording_bucket::Column::Bucket)
@@ -65,10 +71,14 @@ pub(crate) async fn seek<C: ConnectionTrait>(
             .from(recording_bucket::Entity)
             .and_where(recording_bucket::Column::Tenant.eq(tenant))
             .and_where(recording_bucket::Column::Level.eq(level))
-            .and_where(recording_bucket::Column::State.is_in(states.iter().cloned()))
             .group_by_col(recording_bucket::Column::Bucket)
             .order_by(recording_bucket::Column::Bucket, sea_orm::Order::Asc)
             .to_owned();
+        if let Some(states) = states {
+            select = select
+                .and_where(recording_bucket::Column::State.is_in(states.iter().cloned()))
+                .to_owned();
+        }
         if let Some((first, last)) = range {
             select = select
                 .and_where(recording_bucket::Column::Bucket.gte(first))
@@ -77,11 +87,25 @@ pub(crate) async fn seek<C: ConnectionTrait>(
         }
         let statement: Statement = db.get_database_backend().build(&select);
         let rows = BucketCount::find_by_statement(statement).all(db).await?;
+        let counts: Vec<u64> = rows
+            .iter()
+            .map(|row| u64::try_from(row.count).unwrap_or(0))
+            .collect();
+        // Each level must add up to what the level above (or the total)
+        // says it holds.
+        if counts.iter().sum::<u64>() != expected {
+            tracing::warn!(
+                tenant,
+                level,
+                "recording_buckets disagree with recording_counts: deep pages walk the index until `switchboard replay` recounts them"
+            );
+            return Ok(None);
+        }
         let mut hit = None;
-        for row in rows {
-            let count = u64::try_from(row.count).unwrap_or(0);
+        for (row, count) in rows.iter().zip(counts) {
             if offset < before + count {
                 hit = Some(row.bucket);
+                expected = count;
                 break;
             }
             before += count;

@@ -255,11 +255,9 @@ async fn recording_page<C: ConnectionTrait>(
         && let Some((start_ms, before)) = crate::buckets::seek(
             db,
             query.tenant.0.as_str(),
-            query
-                .states
-                .as_deref()
-                .unwrap_or(&ALL_STATES.map(str::to_owned)),
+            query.states.as_deref(),
             query.offset,
+            total,
         )
         .await?
     {
@@ -307,9 +305,6 @@ async fn recording_page<C: ConnectionTrait>(
 /// Pages this far from both ends find their start through the bucket
 /// counts rather than by walking the index.
 const SEEK_AFTER: u64 = 500;
-
-/// Every state a recording row can be in (`state=any`).
-const ALL_STATES: [&str; 3] = ["published", "unpublished", "deleted"];
 
 /// True about once in 64 calls.
 fn rand_sweep() -> bool {

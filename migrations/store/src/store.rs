@@ -107,7 +107,7 @@ impl Store {
     /// for benchmarks on freshly seeded data.
     pub async fn analyze_recordings(&self) -> Result<(), SqlError> {
         let sql = if self.is_postgres() {
-            "VACUUM (ANALYZE) recordings, recording_meta, recording_counts"
+            "VACUUM (ANALYZE) recordings, recording_meta, recording_counts, recording_buckets"
         } else {
             "ANALYZE"
         };

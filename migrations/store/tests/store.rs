@@ -593,6 +593,35 @@ mod recordings {
                 );
                 store.replay().await.unwrap();
             }
+            // Counts left stale (an older binary appending after the
+            // upgrade) are never trusted: the page walks and stays exact.
+            store
+                .connection()
+                .execute_unprepared(
+                    "UPDATE recording_buckets SET count = count + 3 WHERE level = 1",
+                )
+                .await
+                .unwrap();
+            let mut all = RecordingQuery::new(TenantId("school".into()));
+            let full: Vec<String> = store
+                .find_recordings(&all)
+                .await
+                .unwrap()
+                .recordings
+                .into_iter()
+                .map(|r| r.record_id)
+                .collect();
+            all.offset = 1_200;
+            all.limit = Some(50);
+            let got: Vec<String> = store
+                .find_recordings(&all)
+                .await
+                .unwrap()
+                .recordings
+                .into_iter()
+                .map(|r| r.record_id)
+                .collect();
+            assert_eq!(got, full[1_200..1_250], "{kind}: stale buckets");
         }
     }
 

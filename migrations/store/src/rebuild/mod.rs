@@ -570,6 +570,9 @@ impl Store {
                 .execute_unprepared(&format!("DELETE FROM \"{}\"", table.name))
                 .await?;
         }
+        self.db
+            .execute_unprepared("DELETE FROM recording_buckets")
+            .await?;
         let mut times = Vec::new();
         let mut txn = self.db.begin().await?;
         let mut after = 0;
