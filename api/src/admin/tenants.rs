@@ -78,6 +78,7 @@ pub struct LimitsView {
 
 /// A tenant as operators see it (secrets as fingerprints only).
 #[derive(Debug, Clone, PartialEq, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TenantView {
     /// Name: the first host label (`NAME.lb.example.org`) and path prefix
     /// (`/t/NAME/bigbluebutton/api/`) that select it.

@@ -262,3 +262,43 @@ fn the_cli_sets_a_tenants_retention_and_lists_what_is_due() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn the_admin_api_sets_and_clears_a_tenants_retention() {
+    use serde_json::json;
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    let admin = crate::admin::admin(&harness).await;
+    let (status, created) = admin
+        .post(
+            "/tenants",
+            json!({"name": "school", "secret": "school-secret-0123"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(
+        created.get("retention_days").is_none(),
+        "absent, never null (the spec says integer): {created}"
+    );
+    let (status, set) = admin
+        .patch("/tenants/school", json!({"retention": {"days": 30}}))
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["retention_days"], 30);
+    let (status, refused) = admin
+        .patch("/tenants/school", json!({"retention": {"days": 0}}))
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at least one day")
+    );
+    let (status, cleared) = admin
+        .patch("/tenants/school", json!({"retention": {}}))
+        .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert!(cleared.get("retention_days").is_none(), "{cleared}");
+    let (_, listed) = admin.get("/tenants").await;
+    assert!(listed[0].get("retention_days").is_none(), "{listed}");
+}
