@@ -69,6 +69,16 @@ pub enum LayoutError {
         /// The cause.
         source: io::Error,
     },
+    /// An object store call failed.
+    #[error("could not {action} {key}: {source}")]
+    Store {
+        /// What was being done.
+        action: &'static str,
+        /// On which key (or store).
+        key: String,
+        /// The cause.
+        source: Box<object_store::Error>,
+    },
     /// The recording has no format directory in either tree.
     #[error("recording {0} is not on disk")]
     NotFound(RecordId),
