@@ -244,10 +244,12 @@ pub fn s3_client(
     settings: &S3Settings,
 ) -> Result<object_store::aws::AmazonS3, object_store::Error> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut client = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(300));
     if let Some(endpoint) = &settings.endpoint {
-        builder = builder
-            .with_endpoint(endpoint.trim_end_matches('/'))
-            .with_allow_http(endpoint.starts_with("http://"));
+        builder = builder.with_endpoint(endpoint.trim_end_matches('/'));
+        client = client.with_allow_http(endpoint.starts_with("http://"));
     }
     match &settings.region {
         Some(region) => builder = builder.with_region(region),
@@ -271,10 +273,6 @@ pub fn s3_client(
             retry_timeout: Duration::from_secs(15),
             ..RetryConfig::default()
         })
-        .with_client_options(
-            ClientOptions::new()
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(Duration::from_secs(300)),
-        )
+        .with_client_options(client)
         .build()
 }

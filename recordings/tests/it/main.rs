@@ -369,3 +369,5 @@ async fn watcher_and_rescan_pick_up_an_rsync_delivery() {
         .unwrap();
     assert_eq!(import_pass(&mut site), (1, 0));
 }
+
+mod stores;
