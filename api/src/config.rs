@@ -161,6 +161,26 @@ pub struct RecordingSettings {
     /// own value (`SWITCHBOARD_RECORDINGS_RETENTION_DAYS`; absent or
     /// `none`: kept until deleted). docs/recordings.md.
     pub retention_days: Option<u32>,
+    /// Where recordings are kept when not in the tree under `dir`: another
+    /// directory or `s3://BUCKET/PREFIX` (`SWITCHBOARD_RECORDINGS_STORE`).
+    /// Tenants may have their own (`tenants recordings-store`).
+    pub store: Option<String>,
+    /// An S3-compatible server's `http(s)://host:port`
+    /// (`SWITCHBOARD_S3_ENDPOINT`); unset: AWS. Credentials and region come
+    /// from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`.
+    pub s3_endpoint: Option<String>,
+    /// The S3 region (else `AWS_REGION`, else `us-east-1`).
+    pub s3_region: Option<String>,
+    /// Virtual-hosted bucket addressing (`https://BUCKET.host/`); default
+    /// the path style most S3-compatible servers want
+    /// (`SWITCHBOARD_S3_VIRTUAL_HOSTED`).
+    pub s3_virtual_hosted: bool,
+    /// How recordings in an object store are played back: `redirect` to a
+    /// short-lived presigned URL (default), or `stream` them through
+    /// Switchboard (`SWITCHBOARD_RECORDINGS_OBJECT_PLAYBACK`).
+    pub object_playback: String,
+    /// Seconds a presigned playback URL is valid.
+    pub presign_ttl_secs: u64,
 }
 
 impl Default for RecordingSettings {
@@ -189,6 +209,12 @@ impl Default for RecordingSettings {
             keep_done_days: 7.0,
             retention_days: None,
             keep_failed_days: 30.0,
+            store: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_virtual_hosted: false,
+            object_playback: "redirect".to_owned(),
+            presign_ttl_secs: 300,
         }
     }
 }
@@ -738,6 +764,21 @@ impl Settings {
                 )?)
             };
         }
+        if let Some(value) = get("SWITCHBOARD_RECORDINGS_STORE") {
+            let value = value.trim();
+            self.recordings.store = (!value.is_empty()).then(|| value.to_owned());
+        }
+        if let Some(value) = get("SWITCHBOARD_S3_ENDPOINT") {
+            let value = value.trim();
+            self.recordings.s3_endpoint = (!value.is_empty()).then(|| value.to_owned());
+        }
+        if let Some(value) = get("SWITCHBOARD_S3_VIRTUAL_HOSTED") {
+            self.recordings.s3_virtual_hosted =
+                parse_number("SWITCHBOARD_S3_VIRTUAL_HOSTED", &value)?;
+        }
+        if let Some(value) = get("SWITCHBOARD_RECORDINGS_OBJECT_PLAYBACK") {
+            self.recordings.object_playback = value.trim().to_owned();
+        }
         if let Some(value) = get("SWITCHBOARD_SPOOL_DIR") {
             self.recordings.spool_dir = Some(PathBuf::from(value));
         }
@@ -799,6 +840,40 @@ impl Settings {
             return Err(invalid(
                 "recordings.retention_days (SWITCHBOARD_RECORDINGS_RETENTION_DAYS)",
                 "recordings are kept at least one day: use a number of days from 1, or `none`",
+            ));
+        }
+        if let Some(store) = &self.recordings.store {
+            let location = switchboard_recordings::StoreLocation::parse(store).map_err(|err| {
+                invalid(
+                    "recordings.store (SWITCHBOARD_RECORDINGS_STORE)",
+                    err.to_string(),
+                )
+            })?;
+            if location.is_object_store() && self.recordings.playback == "x-accel-redirect" {
+                return Err(invalid(
+                    "recordings.playback (SWITCHBOARD_PLAYBACK)",
+                    "x-accel-redirect serves files from disk; recordings in an object store are played back with recordings.object_playback = redirect or stream",
+                ));
+            }
+        }
+        if !matches!(
+            self.recordings.object_playback.as_str(),
+            "redirect" | "stream"
+        ) {
+            return Err(invalid(
+                "recordings.object_playback (SWITCHBOARD_RECORDINGS_OBJECT_PLAYBACK)",
+                "use `redirect` (to a presigned URL) or `stream`",
+            ));
+        }
+        if self
+            .recordings
+            .s3_endpoint
+            .as_ref()
+            .is_some_and(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+        {
+            return Err(invalid(
+                "recordings.s3_endpoint (SWITCHBOARD_S3_ENDPOINT)",
+                "write the endpoint as http://host:port or https://host",
             ));
         }
         if self
@@ -1025,6 +1100,14 @@ impl Settings {
                 leftovers: days(1.0),
             },
             retention_days: recordings.retention_days,
+            store: recordings.store.clone(),
+            s3: switchboard_recordings::S3Settings {
+                endpoint: recordings.s3_endpoint.clone(),
+                region: recordings.s3_region.clone(),
+                access_key_id: None,
+                secret_access_key: None,
+                virtual_hosted: recordings.s3_virtual_hosted,
+            },
         }
     }
 

@@ -263,6 +263,10 @@ pub struct TenantConfig {
     /// default, `[recordings] retention_days`, applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Where its new recordings are kept (a directory or
+    /// `s3://BUCKET/PREFIX`; `None`: the deployment's store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recordings_store: Option<String>,
 }
 
 /// A tenant as its events describe it.
@@ -303,6 +307,9 @@ pub enum TenantCommand {
     },
     /// Set (or clear, `None`) how many days its recordings are kept.
     SetRetention(Option<u32>),
+    /// Keep its new recordings in this store (`None`: the deployment's);
+    /// the caller checks that the store can be opened.
+    SetRecordingsStore(Option<String>),
     /// Delete it.
     Delete,
 }
@@ -354,6 +361,13 @@ pub enum TenantEvent {
         #[serde(default)]
         retention_days: Option<u32>,
     },
+    /// Where its new recordings are kept was set (`None`: the deployment's
+    /// store).
+    TenantRecordingsStoreSet {
+        /// The store (a directory or `s3://BUCKET/PREFIX`).
+        #[serde(default)]
+        store: Option<String>,
+    },
     /// The tenant was deleted.
     TenantDeleted,
 }
@@ -370,6 +384,7 @@ impl TenantEvent {
             Self::TenantRequiredTagsSet { .. } => "TenantRequiredTagsSet",
             Self::TenantStatsTokenSet { .. } => "TenantStatsTokenSet",
             Self::TenantRetentionSet { .. } => "TenantRetentionSet",
+            Self::TenantRecordingsStoreSet { .. } => "TenantRecordingsStoreSet",
             Self::TenantDeleted => "TenantDeleted",
         }
     }
@@ -405,6 +420,9 @@ pub enum TenantError {
         "recordings are kept at least one day: use a number of days from 1, or `none` for the global default"
     )]
     InvalidRetention,
+    /// The recordings store is empty.
+    #[error("a recordings store is a directory or s3://BUCKET/PREFIX, or `default`")]
+    InvalidRecordingsStore,
     /// The secret to revoke is not one of the tenant's.
     #[error("that secret is not one of the tenant's")]
     UnknownSecret,
@@ -534,6 +552,17 @@ impl Aggregate for Tenant {
                     }]
                 }
             }
+            TenantCommand::SetRecordingsStore(store) => {
+                let store = store.as_ref().map(|url| url.trim().to_owned());
+                if store.as_ref().is_some_and(|url| url.is_empty()) {
+                    return Err(TenantError::InvalidRecordingsStore);
+                }
+                if store == config.recordings_store {
+                    vec![]
+                } else {
+                    vec![TenantEvent::TenantRecordingsStoreSet { store }]
+                }
+            }
             TenantCommand::Delete => vec![TenantEvent::TenantDeleted],
         };
         Ok(events)
@@ -550,6 +579,7 @@ impl Aggregate for Tenant {
                     required_tags: Vec::new(),
                     stats_token_hash: None,
                     retention_days: None,
+                    recordings_store: None,
                 });
             }
             TenantEvent::TenantDeleted => {
@@ -577,6 +607,9 @@ impl Aggregate for Tenant {
                     }
                     TenantEvent::TenantRetentionSet { retention_days } => {
                         config.retention_days = *retention_days
+                    }
+                    TenantEvent::TenantRecordingsStoreSet { store } => {
+                        config.recordings_store = store.clone()
                     }
                     TenantEvent::TenantCreated { .. } | TenantEvent::TenantDeleted => {}
                 }
@@ -632,6 +665,34 @@ mod tests {
         assert_eq!(
             old.retention_days, None,
             "configs stored before read as none"
+        );
+        let set = tenant
+            .decide(&TenantCommand::SetRecordingsStore(Some(
+                " s3://bucket/a ".into(),
+            )))
+            .unwrap();
+        assert_eq!(
+            set,
+            vec![TenantEvent::TenantRecordingsStoreSet {
+                store: Some("s3://bucket/a".into())
+            }]
+        );
+        tenant.evolve(&set[0]);
+        assert_eq!(
+            tenant.config.as_ref().unwrap().recordings_store.as_deref(),
+            Some("s3://bucket/a")
+        );
+        assert!(
+            tenant
+                .decide(&TenantCommand::SetRecordingsStore(Some(
+                    "s3://bucket/a".into()
+                )))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            tenant.decide(&TenantCommand::SetRecordingsStore(Some(" ".into()))),
+            Err(TenantError::InvalidRecordingsStore)
         );
     }
 

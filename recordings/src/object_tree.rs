@@ -20,11 +20,14 @@
 
 use crate::layout::{Installed, LayoutError, Visibility};
 use crate::metadata::FormatDir;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+pub use object_store::ObjectMeta;
 use object_store::buffered::BufWriter;
 use object_store::path::{Path as Key, PathPart};
 use object_store::signer::Signer;
-use object_store::{Attribute, Attributes, ObjectMeta, ObjectStore, ObjectStoreExt};
+use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -248,14 +251,16 @@ impl ObjectTree {
         let (marker, rest): (Vec<_>, Vec<_>) = files
             .into_iter()
             .partition(|(parts, _)| parts.len() == 1 && parts[0] == MARKER);
-        stream::iter(rest)
+        // Futures collected first: a stream that maps with a closure is not
+        // `Send` for every lifetime, which a spawned import needs.
+        let uploads: Vec<BoxFuture<'_, Result<(), LayoutError>>> = rest
+            .into_iter()
             .map(|(parts, file)| {
                 let key = parts.iter().fold(base.clone(), |key, p| key.join(part(p)));
-                async move { self.upload(&file, &key).await }
+                async move { self.upload(&file, &key).await }.boxed()
             })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+            .collect();
+        run_all(uploads).await?;
         for (_, file) in marker {
             self.upload(&file, &base.clone().join(MARKER)).await?;
         }
@@ -333,19 +338,21 @@ impl ObjectTree {
             };
             let (marker, others) = objects.split_last().expect("not empty");
             let marker_key = source.clone().join(MARKER);
-            stream::iter(others)
+            let copies: Vec<BoxFuture<'_, Result<(), LayoutError>>> = others
+                .iter()
                 .map(|meta| {
-                    let to = moved(meta);
+                    let (from, to) = (meta.location.clone(), moved(meta));
+                    let store = self.store.clone();
                     async move {
-                        self.store
-                            .copy(&meta.location, &to)
+                        store
+                            .copy(&from, &to)
                             .await
-                            .map_err(store_err("copy", &meta.location))
+                            .map_err(store_err("copy", &from))
                     }
+                    .boxed()
                 })
-                .buffer_unordered(CONCURRENCY)
-                .try_collect::<Vec<()>>()
-                .await?;
+                .collect();
+            run_all(copies).await?;
             let to = moved(marker);
             self.store
                 .copy(&marker.location, &to)
@@ -469,6 +476,27 @@ impl ObjectTree {
         }
     }
 
+    /// Streams `range` of an object (all of it for `None`; the range is
+    /// clamped to the object). The object must still be the one `meta`
+    /// describes (its ETag), or this fails.
+    pub async fn read(
+        &self,
+        meta: &ObjectMeta,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>, LayoutError> {
+        let options = object_store::GetOptions {
+            range: range.map(object_store::GetRange::Bounded),
+            if_match: meta.e_tag.clone(),
+            ..object_store::GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&meta.location, options)
+            .await
+            .map_err(store_err("read", &meta.location))?;
+        Ok(result.into_stream().map_err(std::io::Error::other).boxed())
+    }
+
     /// A URL that lets its holder `GET` the object for `ttl` (`None` when
     /// the store cannot presign).
     pub async fn presign(&self, key: &Key, ttl: Duration) -> Result<Option<String>, LayoutError> {
@@ -481,6 +509,15 @@ impl ObjectTree {
             .map(|url| Some(url.to_string()))
             .map_err(store_err("presign", key))
     }
+}
+
+/// Runs the futures, [`CONCURRENCY`] at a time, until one fails.
+async fn run_all(futures: Vec<BoxFuture<'_, Result<(), LayoutError>>>) -> Result<(), LayoutError> {
+    stream::iter(futures)
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
 }
 
 /// The content type of a key, by its extension (BBB recordings hold HTML,

@@ -105,6 +105,14 @@ impl RecordingStore {
         }
     }
 
+    /// The object store tree, when this is one.
+    pub fn object_tree(&self) -> Option<&ObjectTree> {
+        match self {
+            Self::Disk(_) => None,
+            Self::Object(tree) => Some(tree),
+        }
+    }
+
     /// Where archives are unpacked before [`install`](Self::install) (on
     /// local disk; for the tree on disk, on its filesystem).
     pub fn staging_dir(&self) -> PathBuf {
@@ -144,7 +152,36 @@ impl RecordingStore {
         match self {
             Self::Disk(layout) => {
                 let format = format.clone();
-                blocking(layout, move |layout| layout.install(&format, visibility)).await
+                blocking(layout, move |layout| {
+                    if format.dir.starts_with(layout.staging_dir()) {
+                        return layout.install(&format, visibility);
+                    }
+                    // Not staged on this tree's filesystem (another tree,
+                    // an existing published directory): copied into its
+                    // staging first, so the install stays one rename.
+                    let staging = layout
+                        .staging_dir()
+                        .join(format!("copy-{}", hex::encode(rand::random::<[u8; 6]>())));
+                    let copy = staging
+                        .join(format.format.as_str())
+                        .join(format.record_id.as_str());
+                    let result = copy_dir(&format.dir, &copy)
+                        .map_err(|source| LayoutError::Io {
+                            action: "copy",
+                            path: format.dir.clone(),
+                            source,
+                        })
+                        .and_then(|()| {
+                            let staged = FormatDir {
+                                dir: copy.clone(),
+                                ..format.clone()
+                            };
+                            layout.install(&staged, visibility)
+                        });
+                    let _ = std::fs::remove_dir_all(&staging);
+                    result
+                })
+                .await
             }
             Self::Object(tree) => tree.install(format, visibility).await,
         }
@@ -275,4 +312,21 @@ pub fn s3_client(
         })
         .with_client_options(client)
         .build()
+}
+
+/// Copies `from` into `to` (directories and regular files only; links and
+/// special files are skipped).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }

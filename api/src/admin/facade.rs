@@ -154,6 +154,7 @@ impl From<switchboard_app::admin::tenants::TenantView> for TenantView {
             running_meetings: view.running_meetings,
             stats_token: view.stats_token,
             retention_days: view.retention_days,
+            recordings_store: view.recordings_store,
         }
     }
 }
@@ -163,12 +164,14 @@ fn tenant_update(
     limits_given: Option<super::tenants::LimitsView>,
     policy: Option<&super::tenants::PolicyView>,
     retention: Option<super::tenants::RetentionView>,
+    recordings_store: Option<super::tenants::RecordingsStoreView>,
 ) -> Result<switchboard_app::admin::tenants::TenantUpdate, Failure> {
     Ok(switchboard_app::admin::tenants::TenantUpdate {
         required_tags,
         limits: limits_given.map(limits),
         policy: policy.map(policy_from_view).transpose()?,
         retention_days: retention.map(|retention| retention.days),
+        recordings_store: recordings_store.map(|store| store.url),
     })
 }
 
@@ -354,7 +357,13 @@ impl AdminFacade {
         new: NewTenant,
         principal: &Principal,
     ) -> Result<TenantView, Failure> {
-        let update = tenant_update(new.required_tags, new.limits, new.policy.as_ref(), None)?;
+        let update = tenant_update(
+            new.required_tags,
+            new.limits,
+            new.policy.as_ref(),
+            None,
+            None,
+        )?;
         let new = switchboard_app::admin::tenants::NewTenant {
             name: new.name,
             secret: new.secret,
@@ -375,6 +384,7 @@ impl AdminFacade {
             update.limits,
             update.policy.as_ref(),
             update.retention,
+            update.recordings_store,
         )?;
         Ok(self.0.update_tenant(name, update, principal).await?.into())
     }

@@ -104,6 +104,10 @@ pub struct TenantView {
     /// `[recordings] retention_days` applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Where its new recordings are kept (a directory or
+    /// `s3://BUCKET/PREFIX`; absent: the deployment's store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recordings_store: Option<String>,
 }
 
 /// How long a tenant's recordings are kept.
@@ -114,6 +118,16 @@ pub struct RetentionView {
     /// `[recordings] retention_days` applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
+}
+
+/// Where a tenant's new recordings are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct RecordingsStoreView {
+    /// A directory or `s3://BUCKET/PREFIX` (reached with the deployment's
+    /// S3 endpoint and credentials); absent: the deployment's store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// A new tenant.
@@ -151,6 +165,10 @@ pub struct TenantUpdate {
     /// Recording retention (`{}`: the global default; `{"days": 30}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionView>,
+    /// Where its new recordings are kept (`{}`: the deployment's store;
+    /// `{"url": "s3://bucket/prefix"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recordings_store: Option<RecordingsStoreView>,
 }
 
 /// A secret to add or revoke (sent in the body, never in a URL).

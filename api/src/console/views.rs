@@ -542,6 +542,7 @@ mod tests {
             running_meetings: running,
             stats_token: false,
             retention_days: None,
+            recordings_store: None,
         }
     }
 

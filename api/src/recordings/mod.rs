@@ -6,6 +6,7 @@
 //! `switchboard-workers`.
 
 pub mod listing;
+pub mod objects;
 pub mod playback;
 pub mod upload;
 

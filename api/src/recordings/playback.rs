@@ -22,8 +22,9 @@ use poem::web::{Data, Path, StaticFileRequest};
 use poem::{FromRequest, IntoResponse, Request, Response, handler};
 use std::sync::Arc;
 use switchboard_app::recordings::{RecordingService, text_tracks};
+use switchboard_domain::ids::TenantId;
 use switchboard_domain::recording_ids::{FormatName, RecordId};
-use switchboard_recordings::protected;
+use switchboard_recordings::{LayoutError, PlaybackFile, protected};
 
 /// The cookie that admits to one protected recording.
 pub fn cookie_name(record_id: &RecordId) -> String {
@@ -49,14 +50,21 @@ fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.trim())
 }
 
+/// A request admitted to a recording.
+struct Admitted {
+    /// Whether the recording is protected (answers are not cached).
+    protected: bool,
+    /// Its owner (whose store its files are in).
+    tenant: TenantId,
+}
+
 /// Whether the request may see the recording: it is published, and, when
-/// protected, the request carries a valid cookie for it. `Some(protected)`
-/// when admitted.
+/// protected, the request carries a valid cookie for it.
 async fn admitted(
     service: &RecordingService,
     req: &Request,
     id: &RecordId,
-) -> Result<Option<bool>, ()> {
+) -> Result<Option<Admitted>, ()> {
     let recording = match service.store.recording(id.as_str()).await {
         Ok(Some(recording)) => recording,
         Ok(None) => return Ok(None),
@@ -68,8 +76,12 @@ async fn admitted(
     if recording.state != "published" {
         return Ok(None);
     }
-    if !recording.protected {
-        return Ok(Some(false));
+    let admitted = Admitted {
+        protected: recording.protected,
+        tenant: recording.tenant,
+    };
+    if !admitted.protected {
+        return Ok(Some(admitted));
     }
     let Some(value) = cookie(req, &cookie_name(id)) else {
         return Ok(None);
@@ -77,11 +89,11 @@ async fn admitted(
     Ok(
         protected::verify_cookie(service.key(), value, id, protected::unix_now())
             .is_ok()
-            .then_some(true),
+            .then_some(admitted),
     )
 }
 
-fn cache_control(settings: &RecordingSettings, protected: bool) -> String {
+pub(super) fn cache_control(settings: &RecordingSettings, protected: bool) -> String {
     if protected {
         "private, no-store".to_owned()
     } else {
@@ -101,8 +113,8 @@ async fn serve_recording_file(
     let (Ok(format), Ok(id)) = (FormatName::parse(format), RecordId::parse(record_id)) else {
         return not_found();
     };
-    let protected = match admitted(service, req, &id).await {
-        Ok(Some(protected)) => protected,
+    let admitted = match admitted(service, req, &id).await {
+        Ok(Some(admitted)) => admitted,
         Ok(None) => return not_found(),
         Err(()) => {
             return Response::builder()
@@ -110,17 +122,42 @@ async fn serve_recording_file(
                 .body("database unavailable");
         }
     };
+    let protected = admitted.protected;
     let rest = if rest.is_empty() || rest.ends_with('/') {
         format!("{rest}index.html")
     } else {
         rest.to_owned()
     };
     let request_path = format!("{format}/{id}/{rest}");
-    let file = match service.layout.resolve_playback(&request_path) {
-        Ok(file) => file,
-        Err(err) => {
+    let mut found = Err(LayoutError::NoSuchFile(String::new()));
+    for store in service
+        .stores
+        .candidates(service.store.as_ref(), &admitted.tenant)
+        .await
+    {
+        found = store
+            .resolve_playback(&request_path)
+            .await
+            .map(|file| (store, file));
+        if !matches!(found, Err(LayoutError::NoSuchFile(_))) {
+            break;
+        }
+    }
+    let file = match found {
+        Ok((_, PlaybackFile::File(file))) => file,
+        Ok((store, PlaybackFile::Object(meta))) => {
+            let tree = store.object_tree().expect("objects come from object trees");
+            return super::objects::serve(settings, req, tree, &meta, protected).await;
+        }
+        Err(err @ (LayoutError::NoSuchFile(_) | LayoutError::Refused { .. })) => {
             tracing::debug!(error = %err, "playback request refused");
             return not_found();
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read a recording's files for playback");
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .body("recordings store unavailable");
         }
     };
     let cache = cache_control(settings, protected);
@@ -198,7 +235,7 @@ async fn presentation_player(routes: &RecordingRoutes, req: &Request, rest: &str
     let mut protected = false;
     if let Ok(id) = RecordId::parse(first) {
         match admitted(service, req, &id).await {
-            Ok(Some(is_protected)) => protected = is_protected,
+            Ok(Some(admitted)) => protected = admitted.protected,
             _ => return not_found(),
         }
     }
@@ -332,7 +369,7 @@ pub async fn caption(
         return not_found();
     };
     let protected = match admitted(service, req, &id).await {
-        Ok(Some(protected)) => protected,
+        Ok(Some(admitted)) => admitted.protected,
         _ => return not_found(),
     };
     match text_tracks::file(service, &id, &file).await {

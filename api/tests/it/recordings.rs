@@ -156,7 +156,7 @@ async fn spool_import_then_get_publish_update_delete_on_both_databases() {
         let harness = recordings_harness(db).await;
         let id = create_run(&harness, "room-1", "").await;
         let spool = harness.state().recordings.spool_dir.clone();
-        let root = harness.state().recordings.layout.root().to_path_buf();
+        let root = harness.state().recordings.settings.dir.clone();
         drop_in_spool(
             &spool,
             &format!("{id}.tar"),
@@ -827,7 +827,7 @@ async fn an_existing_published_tree_is_imported_once() {
         .await
         .unwrap();
     assert_eq!((report.imported, report.unchanged), (1, 0), "{report:?}");
-    let root = service.layout.root();
+    let root = service.settings.dir.as_path();
     assert!(
         root.join(format!("published/video/{id}/data.bin"))
             .is_file()
@@ -1176,7 +1176,7 @@ async fn the_tree_is_reconciled_with_the_recorded_state() {
         harness.store().recording(&id).await.unwrap().is_some()
     })
     .await;
-    let root = harness.state().recordings.layout.root().to_path_buf();
+    let root = harness.state().recordings.settings.dir.clone();
     let published = root.join("published/presentation").join(&id);
     let unpublished = root.join("unpublished/presentation").join(&id);
     assert!(published.is_dir());

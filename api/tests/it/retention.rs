@@ -114,7 +114,7 @@ async fn retention_expires_exactly_what_its_rules_say() {
             .await
             .unwrap();
         let store = harness.store();
-        let root = harness.state().recordings.layout.root().to_path_buf();
+        let root = harness.state().recordings.settings.dir.clone();
         let old_default = recording(store, &root, "default", "lecture-old", 31, &[]).await;
         let young_default = recording(store, &root, "default", "lecture-new", 29, &[]).await;
         let held = recording(store, &root, "default", "held", 90, &[("keep", "true")]).await;

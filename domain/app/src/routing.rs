@@ -1129,6 +1129,7 @@ mod tests {
             required_tags: vec![],
             stats_token_hash: None,
             retention_days: None,
+            recordings_store: None,
         };
         assert_eq!(view.tenant("acme").as_deref(), Some(&created));
         assert_eq!(

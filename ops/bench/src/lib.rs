@@ -207,7 +207,7 @@ pub async fn run(
         );
     }
     if imports > 0 {
-        let spool_dir = service.layout.root().join(format!(
+        let spool_dir = service.settings.dir.join(format!(
             ".bench-spool-{}",
             hex::encode(rand::random::<[u8; 4]>())
         ));

@@ -142,7 +142,8 @@ pub fn start() -> Result<TestS3, String> {
     }
     // The gateway answers S3 (an AccessDenied to an anonymous request)
     // once its filer is up; a bucket is a directory of the filer.
-    while !answers_s3(s3) || !http(filer, "POST", &format!("/buckets/{BUCKET}/")).contains(" 201 ") {
+    while !answers_s3(s3) || !http(filer, "POST", &format!("/buckets/{BUCKET}/")).contains(" 201 ")
+    {
         if Instant::now() > deadline {
             return Err(format!(
                 "the S3 gateway on port {s3} does not answer (log: {})",

@@ -8,9 +8,7 @@ use std::path::Path;
 use switchboard_domain::recording_ids::{FormatName, RecordId};
 use switchboard_recordings::layout::{LayoutError, Visibility};
 use switchboard_recordings::object_tree::PART_SIZE;
-use switchboard_recordings::{
-    FormatDir, PlaybackFile, RecordingStore, S3Settings, StoreLocation,
-};
+use switchboard_recordings::{FormatDir, PlaybackFile, RecordingStore, S3Settings, StoreLocation};
 
 const ID: &str = "9a0364b9e99bb480dd25e1f0284c8555a8a4e6b1-1741369843904";
 
@@ -72,16 +70,30 @@ async fn one_life(store: RecordingStore, staging: &Path) {
         .await
         .unwrap();
     assert!(first.new);
-    let second = store.install(&video, Visibility::Unpublished).await.unwrap();
-    assert_eq!(second.visibility, Visibility::Published, "{}", store.describe());
+    let second = store
+        .install(&video, Visibility::Unpublished)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.visibility,
+        Visibility::Published,
+        "{}",
+        store.describe()
+    );
     assert_eq!(
         store.locate(&id).await.unwrap(),
         [
-            (FormatName::parse("presentation").unwrap(), Visibility::Published),
+            (
+                FormatName::parse("presentation").unwrap(),
+                Visibility::Published
+            ),
             (FormatName::parse("video").unwrap(), Visibility::Published),
         ]
     );
-    assert_eq!(store.record_ids(Visibility::Published).await.unwrap(), [id.clone()]);
+    assert_eq!(
+        store.record_ids(Visibility::Published).await.unwrap(),
+        [id.clone()]
+    );
 
     let file = store
         .resolve_playback(&format!("presentation/{ID}/video/webcams.webm"))
@@ -112,14 +124,23 @@ async fn one_life(store: RecordingStore, staging: &Path) {
             .len(),
         2
     );
-    assert!(store.record_ids(Visibility::Published).await.unwrap().is_empty());
+    assert!(
+        store
+            .record_ids(Visibility::Published)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         store
             .resolve_playback(&format!("presentation/{ID}/index.html"))
             .await,
         Err(LayoutError::NoSuchFile(_))
     ));
-    store.set_visibility(&id, Visibility::Published).await.unwrap();
+    store
+        .set_visibility(&id, Visibility::Published)
+        .await
+        .unwrap();
     assert!(
         store
             .resolve_playback(&format!("video/{ID}/index.html"))
@@ -128,7 +149,10 @@ async fn one_life(store: RecordingStore, staging: &Path) {
     );
     assert_eq!(store.delete(&id).await.unwrap().len(), 2);
     assert!(store.locate(&id).await.unwrap().is_empty());
-    assert!(matches!(store.delete(&id).await, Err(LayoutError::NotFound(_))));
+    assert!(matches!(
+        store.delete(&id).await,
+        Err(LayoutError::NotFound(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,9 @@ pub struct TenantView {
     /// default applies).
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// Where its new recordings are kept (`None`: the deployment's store).
+    #[serde(default)]
+    pub recordings_store: Option<String>,
 }
 
 /// A tenant to create.
@@ -57,6 +60,9 @@ pub struct TenantUpdate {
     pub policy: Option<TenantPolicy>,
     /// Days its recordings are kept (`Some(None)`: the global default).
     pub retention_days: Option<Option<u32>>,
+    /// Where its new recordings are kept (`Some(None)`: the deployment's
+    /// store); a directory or `s3://BUCKET/PREFIX`.
+    pub recordings_store: Option<Option<String>>,
 }
 
 /// The fingerprint of a secret: enough to tell secrets apart, nothing of
@@ -98,6 +104,7 @@ impl AdminService {
             running_meetings,
             stats_token: config.stats_token_hash.is_some(),
             retention_days: config.retention_days,
+            recordings_store: config.recordings_store.clone(),
         })
     }
 
@@ -146,12 +153,12 @@ impl AdminService {
             name: new.name.clone(),
             secret: new.secret,
         }];
-        commands.extend(Self::update_commands(&new.update));
+        commands.extend(Self::update_commands(&new.update)?);
         self.run_tenant(&new.name, &commands, principal).await?;
         self.tenant(&new.name).await
     }
 
-    fn update_commands(update: &TenantUpdate) -> Vec<TenantCommand> {
+    fn update_commands(update: &TenantUpdate) -> Result<Vec<TenantCommand>, Failure> {
         let mut commands = Vec::new();
         if let Some(tags) = &update.required_tags {
             let tags = tags.iter().map(|t| t.trim().to_owned()).collect();
@@ -166,7 +173,14 @@ impl AdminService {
         if let Some(days) = update.retention_days {
             commands.push(TenantCommand::SetRetention(days));
         }
-        commands
+        if let Some(store) = &update.recordings_store {
+            if let Some(url) = store {
+                switchboard_recordings::StoreLocation::parse(url)
+                    .map_err(|err| Failure::Invalid(err.to_string()))?;
+            }
+            commands.push(TenantCommand::SetRecordingsStore(store.clone()));
+        }
+        Ok(commands)
     }
 
     /// Changes a tenant's pool, limits or policy.
@@ -176,7 +190,7 @@ impl AdminService {
         update: TenantUpdate,
         principal: &Principal,
     ) -> Result<TenantView, Failure> {
-        let commands = Self::update_commands(&update);
+        let commands = Self::update_commands(&update)?;
         self.run_tenant(name, &commands, principal).await?;
         self.tenant(name).await
     }

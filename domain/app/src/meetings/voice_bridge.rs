@@ -491,6 +491,7 @@ mod tests {
             required_tags: Vec::new(),
             stats_token_hash: None,
             retention_days: None,
+            recordings_store: None,
         }));
         meetings.create(&create, &asked()).await.unwrap();
         let params = sent(&backend, 0);

@@ -13,7 +13,7 @@ use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::TenantId;
 use switchboard_domain::recording::{Recording, RecordingCommand, recording_stream};
 use switchboard_domain::recording_ids::{FormatName, RecordId};
-use switchboard_recordings::{Layout, LayoutError};
+use switchboard_recordings::{LayoutError, Visibility};
 use thiserror::Error;
 
 /// Why a recording call did not go through, as the facade renders it.
@@ -47,7 +47,16 @@ pub struct RecordingUpdate {
     pub protect: Option<bool>,
 }
 
-pub(super) type TreeOp = fn(&Layout, &RecordId) -> Result<Vec<FormatName>, LayoutError>;
+/// A change to a recording's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TreeOp {
+    /// Move to the published tree.
+    Publish,
+    /// Move to the unpublished tree.
+    Unpublish,
+    /// Remove.
+    Delete,
+}
 
 impl RecordingService {
     /// getRecordings: a page of the recordings a query names (the query
@@ -125,12 +134,16 @@ impl RecordingService {
                 metadata,
             )
             .await?;
-            let op: TreeOp = if publish {
-                Layout::publish
+            let op = if publish {
+                TreeOp::Publish
             } else {
-                Layout::unpublish
+                TreeOp::Unpublish
             };
-            if self.on_disk(&recording.record_id, op).await.is_err() {
+            if self
+                .on_disk(&recording.record_id, &recording.tenant, op)
+                .await
+                .is_err()
+            {
                 tracing::warn!(record_id = %recording.record_id, "recorded, but its files were not moved; the tree is reconciled at the next start");
             }
         }
@@ -149,7 +162,8 @@ impl RecordingService {
         for recording in self.own_recordings(tenant, ids).await? {
             self.run(&recording.record_id, &RecordingCommand::Delete, metadata)
                 .await?;
-            self.on_disk(&recording.record_id, Layout::delete).await?;
+            self.on_disk(&recording.record_id, &recording.tenant, TreeOp::Delete)
+                .await?;
             super::text_tracks::delete_all(self, &recording.record_id).await;
         }
         Ok(())
@@ -200,20 +214,30 @@ impl RecordingService {
         }
     }
 
-    /// Runs a blocking tree operation; a recording missing from disk is
-    /// fine (the events still record the intent).
+    /// Changes the recording's files in the store they are in (the
+    /// tenant's, else the deployment's); a recording in no store is fine
+    /// (the events still record the intent).
     pub(super) async fn on_disk(
         &self,
         record_id: &str,
+        tenant: &TenantId,
         op: TreeOp,
     ) -> Result<(), RecordingCallError> {
         let Ok(id) = RecordId::parse(record_id) else {
             return Ok(());
         };
-        let layout = self.layout.clone();
-        let result = tokio::task::spawn_blocking(move || op(&layout, &id))
-            .await
-            .map_err(|_| RecordingCallError::Files)?;
+        let mut result: Result<Vec<FormatName>, LayoutError> =
+            Err(LayoutError::NotFound(id.clone()));
+        for store in self.stores.candidates(self.store.as_ref(), tenant).await {
+            result = match op {
+                TreeOp::Publish => store.set_visibility(&id, Visibility::Published).await,
+                TreeOp::Unpublish => store.set_visibility(&id, Visibility::Unpublished).await,
+                TreeOp::Delete => store.delete(&id).await,
+            };
+            if !matches!(result, Err(LayoutError::NotFound(_))) {
+                break;
+            }
+        }
         match result {
             Ok(_) | Err(LayoutError::NotFound(_)) => Ok(()),
             Err(err) => {

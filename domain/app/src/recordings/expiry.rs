@@ -16,7 +16,6 @@ use switchboard_domain::ids::TenantId;
 use switchboard_domain::recording::{
     KEEP_KEY, Recording, RecordingCommand, RecordingError, RetentionRule, recording_stream,
 };
-use switchboard_recordings::Layout;
 
 /// The actor of expiries.
 pub const RETENTION_ACTOR: &str = "worker:retention";
@@ -160,7 +159,11 @@ impl RecordingService {
         // Recorded: it is expired whatever the files do. A removal that
         // fails is logged (by `on_disk`) and its files stay for an operator.
         if self
-            .on_disk(&expiry.record_id, Layout::delete)
+            .on_disk(
+                &expiry.record_id,
+                &expiry.tenant,
+                super::calls::TreeOp::Delete,
+            )
             .await
             .is_err()
         {

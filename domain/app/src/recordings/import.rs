@@ -85,7 +85,7 @@ pub async fn import_archive(
     service: &RecordingService,
     archive_path: &Path,
 ) -> Result<ImportOutcome, ImportError> {
-    let staging = service.layout.staging_dir();
+    let staging = service.files().staging_dir();
     let path = archive_path.to_path_buf();
     let limits = service.settings.archive_limits;
     let extracted =
@@ -129,7 +129,7 @@ pub async fn import_upload(
     upload: &Path,
     record_id: &RecordId,
 ) -> Result<ImportOutcome, UploadError> {
-    let staging = service.layout.staging_dir();
+    let staging = service.files().staging_dir();
     let path = upload.to_path_buf();
     let expected = record_id.clone();
     let limits = service.settings.archive_limits;
@@ -229,33 +229,70 @@ pub async fn import_extracted(
         tokio::task::spawn_blocking(move || dirs.iter().map(format_of).collect())
             .await
             .map_err(|err| ImportError::Retry(format!("sizing the formats failed: {err}")))?;
-    let layout = service.layout.clone();
-    let (installed, extracted) = tokio::task::spawn_blocking(move || {
-        let installed = layout.install_all(&extracted);
-        (installed, extracted)
-    })
-    .await
-    .map_err(join_error)?;
-    let installed = installed.map_err(|err| ImportError::Retry(err.to_string()))?;
+    let owner = owner(service, &record_id, &first.metadata).await?;
+    let store = service
+        .stores
+        .for_tenant(service.store.as_ref(), &owner.1)
+        .await
+        .map_err(|err| ImportError::Retry(err.to_string()))?;
+    let installed = store
+        .install_all(&extracted)
+        .await
+        .map_err(|err| ImportError::Retry(err.to_string()))?;
     drop(extracted);
     let published = installed
         .first()
         .is_none_or(|i| i.visibility == Visibility::Published);
-    record_import(service, &record_id, &first, formats, published, actor).await
+    record_import(
+        service, &record_id, &first, formats, published, owner, actor,
+    )
+    .await
 }
 
 /// Records an installed recording's formats (used by the importer and by
-/// `recordings import-dir`).
+/// `recordings import-dir`), owned as [`owner`] says.
 pub async fn record_import(
     service: &RecordingService,
     record_id: &str,
     first: &FormatDir,
     formats: Vec<RecordingFormat>,
     published: bool,
+    (run, tenant): (Option<MeetingRunRecord>, TenantId),
     actor: &str,
 ) -> Result<ImportOutcome, ImportError> {
-    let store = &service.store;
     let meta = &first.metadata;
+    let metadata: BTreeMap<String, String> = meta
+        .metadata
+        .iter()
+        .map(|(key, value)| (key.to_ascii_lowercase(), value.clone()))
+        .collect();
+    let details = RecordingDetails {
+        tenant: tenant.clone(),
+        // The run's meetingID, never one the archive claims (issue 15.A7).
+        meeting_id: run
+            .as_ref()
+            .map(|run| run.meeting_id.clone())
+            .unwrap_or_else(|| meta.meeting_id.clone()),
+        internal_meeting_id: meta.internal_meeting_id.clone(),
+        name: meta.name.clone(),
+        is_breakout: meta.is_breakout,
+        published,
+        start_time_ms: i64::try_from(meta.start_time_ms).unwrap_or(i64::MAX),
+        end_time_ms: i64::try_from(meta.end_time_ms).unwrap_or(i64::MAX),
+        participants: meta.participants,
+        metadata,
+    };
+    record_details(service, record_id, details, formats, run, tenant, actor).await
+}
+
+/// The run a recording was made in (if Switchboard knows it) and the tenant
+/// that owns the recording.
+pub async fn owner(
+    service: &RecordingService,
+    record_id: &str,
+    meta: &switchboard_recordings::RecordingMetadata,
+) -> Result<(Option<MeetingRunRecord>, TenantId), ImportError> {
+    let store = &service.store;
     let run = store
         .meeting_run(record_id)
         .await
@@ -284,27 +321,20 @@ pub async fn record_import(
             owner
         }
     };
-    let metadata: BTreeMap<String, String> = meta
-        .metadata
-        .iter()
-        .map(|(key, value)| (key.to_ascii_lowercase(), value.clone()))
-        .collect();
-    let details = RecordingDetails {
-        tenant: tenant.clone(),
-        // The run's meetingID, never one the archive claims (issue 15.A7).
-        meeting_id: run
-            .as_ref()
-            .map(|run| run.meeting_id.clone())
-            .unwrap_or_else(|| meta.meeting_id.clone()),
-        internal_meeting_id: meta.internal_meeting_id.clone(),
-        name: meta.name.clone(),
-        is_breakout: meta.is_breakout,
-        published,
-        start_time_ms: i64::try_from(meta.start_time_ms).unwrap_or(i64::MAX),
-        end_time_ms: i64::try_from(meta.end_time_ms).unwrap_or(i64::MAX),
-        participants: meta.participants,
-        metadata,
-    };
+    Ok((run, tenant))
+}
+
+/// Records an import's details and formats, with the recording-ready
+/// callback the run owes.
+async fn record_details(
+    service: &RecordingService,
+    record_id: &str,
+    details: RecordingDetails,
+    formats: Vec<RecordingFormat>,
+    run: Option<MeetingRunRecord>,
+    tenant: TenantId,
+    actor: &str,
+) -> Result<ImportOutcome, ImportError> {
     let command = RecordingCommand::Import { details, formats };
     let metadata = EventMetadata {
         actor: actor.to_owned(),
@@ -498,11 +528,21 @@ pub async fn import_spooled(service: &RecordingService, name: &str) -> Result<()
 /// settings (`done/`, `failed/`, interrupted uploads and staging); returns
 /// how many entries went.
 pub fn prune_spool(service: &RecordingService) -> usize {
-    let removed = service.spool().prune(
-        &service.layout.staging_dir(),
-        service.settings.retention,
-        SystemTime::now(),
-    );
+    let mut stagings = vec![service.files().staging_dir()];
+    // An object store (the deployment's or a tenant's) stages under the
+    // local directory.
+    let local = service.settings.dir.join(".staging");
+    if !stagings.contains(&local) && local.is_dir() {
+        stagings.push(local);
+    }
+    let removed: usize = stagings
+        .iter()
+        .map(|staging| {
+            service
+                .spool()
+                .prune(staging, service.settings.retention, SystemTime::now())
+        })
+        .sum();
     if removed > 0 {
         tracing::info!(removed, "pruned the spool's kept archives and leftovers");
     }
@@ -514,33 +554,28 @@ pub fn prune_spool(service: &RecordingService) -> usize {
 /// a recorded publish and its move. Files of recordings the log does not
 /// hold (or deleted ones) are left alone. Returns how many were moved.
 pub async fn reconcile_tree(service: &RecordingService) -> usize {
-    use switchboard_recordings::layout::Visibility;
     let mut moved = 0;
-    for visibility in [Visibility::Published, Visibility::Unpublished] {
-        let layout = service.layout.clone();
-        let ids = match tokio::task::spawn_blocking(move || layout.record_ids(visibility)).await {
-            Ok(Ok(ids)) => ids,
-            _ => continue,
-        };
-        for id in ids {
-            let Ok(Some(recording)) = service.store.recording(id.as_str()).await else {
+    for store in service.stores.all(service.store.as_ref()).await {
+        for visibility in [Visibility::Published, Visibility::Unpublished] {
+            let Ok(ids) = store.record_ids(visibility).await else {
                 continue;
             };
-            if recording.state == "deleted"
-                || recording.published == (visibility == Visibility::Published)
-            {
-                continue;
-            }
-            let layout = service.layout.clone();
-            let target = Visibility::from_published(recording.published);
-            let result =
-                tokio::task::spawn_blocking(move || layout.set_visibility(&id, target)).await;
-            match result {
-                Ok(Ok(_)) => moved += 1,
-                Ok(Err(err)) => {
-                    tracing::warn!(record_id = %recording.record_id, error = %err, "cannot reconcile a recording's files")
+            for id in ids {
+                let Ok(Some(recording)) = service.store.recording(id.as_str()).await else {
+                    continue;
+                };
+                if recording.state == "deleted"
+                    || recording.published == (visibility == Visibility::Published)
+                {
+                    continue;
                 }
-                Err(_) => {}
+                let target = Visibility::from_published(recording.published);
+                match store.set_visibility(&id, target).await {
+                    Ok(_) => moved += 1,
+                    Err(err) => {
+                        tracing::warn!(record_id = %recording.record_id, store = %store.describe(), error = %err, "cannot reconcile a recording's files")
+                    }
+                }
             }
         }
     }
@@ -575,23 +610,6 @@ pub struct TreeImport {
     pub problems: Vec<(std::path::PathBuf, String)>,
 }
 
-/// Copies `from` into `to` (directories and regular files only; links and
-/// special files are skipped).
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 /// Imports an existing published tree (`<path>/<format>/<recordID>/`, a BBB
 /// server's `/var/bigbluebutton/published` or a Scalelite published
 /// directory): each format is copied into the recording tree (through
@@ -613,37 +631,41 @@ pub async fn import_tree(
         ..TreeImport::default()
     };
     for found in scan.recordings {
-        let layout = service.layout.clone();
-        let formats = found.formats.clone();
-        let installed = tokio::task::spawn_blocking(move || {
-            let staging = layout
-                .staging_dir()
-                .join(format!("import-{}", hex::encode(rand::random::<[u8; 6]>())));
-            let mut installed = Vec::new();
-            for format in &formats {
-                let copy = staging
-                    .join(format.format.as_str())
-                    .join(format.record_id.as_str());
-                let result = copy_dir(&format.dir, &copy)
-                    .map_err(|err| err.to_string())
-                    .and_then(|()| {
-                        let staged = FormatDir {
-                            dir: copy.clone(),
-                            ..format.clone()
-                        };
-                        layout
-                            .install(
-                                &staged,
-                                Visibility::from_published(format.metadata.published),
-                            )
-                            .map_err(|err| err.to_string())
-                    });
-                installed.push(result);
+        let Some(first) = found.formats.first() else {
+            continue;
+        };
+        let owner = match owner(service, found.record_id.as_str(), &first.metadata).await {
+            Ok(owner) => owner,
+            Err(err) => {
+                report.problems.push((first.dir.clone(), err.to_string()));
+                continue;
             }
-            let _ = std::fs::remove_dir_all(&staging);
-            installed
-        })
-        .await?;
+        };
+        let store = match service
+            .stores
+            .for_tenant(service.store.as_ref(), &owner.1)
+            .await
+        {
+            Ok(store) => store,
+            Err(err) => {
+                report.problems.push((first.dir.clone(), err.to_string()));
+                continue;
+            }
+        };
+        // Copied, never moved: the source tree stays as it is (the tree on
+        // disk copies through its staging, so a half copy is never served).
+        let mut installed = Vec::new();
+        for format in &found.formats {
+            installed.push(
+                store
+                    .install(
+                        format,
+                        Visibility::from_published(format.metadata.published),
+                    )
+                    .await
+                    .map_err(|err| err.to_string()),
+            );
+        }
         let mut formats = Vec::new();
         let mut published = true;
         for (format, result) in found.formats.iter().zip(installed) {
@@ -655,9 +677,6 @@ pub async fn import_tree(
                 Err(reason) => report.problems.push((format.dir.clone(), reason)),
             }
         }
-        let Some(first) = found.formats.first() else {
-            continue;
-        };
         if formats.is_empty() {
             continue;
         }
@@ -667,6 +686,7 @@ pub async fn import_tree(
             first,
             formats,
             published,
+            owner,
             "cli:import-dir",
         )
         .await

@@ -9,6 +9,7 @@
 pub mod calls;
 pub mod expiry;
 pub mod import;
+pub mod stores;
 pub mod text_tracks;
 pub mod uploads;
 
@@ -19,10 +20,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use stores::RecordingStores;
 use switchboard_domain::recording_ids::RecordId;
 use switchboard_recordings::protected::{self, UsedTokens, UsedTokensError};
 use switchboard_recordings::spool::{Spool, SpoolConfig};
-use switchboard_recordings::{Layout, PlaybackKey};
+use switchboard_recordings::{PlaybackKey, RecordingStore, S3Settings, StoreLocation};
 use thiserror::Error;
 
 /// The settings key of the playback key generated at first start (shared by
@@ -33,8 +35,14 @@ const PLAYBACK_KEY_SETTING: &str = "recordings_playback_key";
 /// and how imports, callbacks and protected links behave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordingSettings {
-    /// Root of the recording tree (`published/`, `unpublished/`, `captions/`).
+    /// The local recordings directory: the tree on disk when no `store` is
+    /// set, and always the caption tracks and an object store's staging.
     pub dir: PathBuf,
+    /// The deployment's store when it is not the tree under `dir`: another
+    /// directory, or `s3://BUCKET/PREFIX`.
+    pub store: Option<String>,
+    /// How S3 stores are reached (endpoint, region, credentials).
+    pub s3: S3Settings,
     /// The spool directory archives arrive in.
     pub spool_dir: PathBuf,
     /// Switchboard's configured public URL (playback links are built on it);
@@ -67,11 +75,14 @@ pub struct RecordingSettings {
 /// Why the recording service could not start.
 #[derive(Debug, Error)]
 pub enum RecordingSetupError {
-    /// The recording tree could not be created.
+    /// The recording tree could not be created, or the store opened.
     #[error(transparent)]
     Layout(#[from] switchboard_recordings::LayoutError),
+    /// The store is written wrong.
+    #[error(transparent)]
+    Location(#[from] switchboard_recordings::location::LocationError),
     /// The spool could not be created.
-    #[error("cannot create the spool directory {path}: {source}")]
+    #[error("cannot create the directory {path}: {source}")]
     Spool {
         /// The directory.
         path: PathBuf,
@@ -88,8 +99,8 @@ pub enum RecordingSetupError {
 
 /// Everything recordings need: the tree, settings, key, database.
 pub struct RecordingService {
-    /// The recording tree.
-    pub layout: Layout,
+    /// Where recordings are kept: the deployment's store and the tenants'.
+    pub stores: RecordingStores,
     /// The spool directory.
     pub spool_dir: PathBuf,
     /// Recording settings.
@@ -106,7 +117,7 @@ pub struct RecordingService {
 impl fmt::Debug for RecordingService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecordingService")
-            .field("root", &self.layout.root())
+            .field("store", &self.stores.default_store().describe())
             .field("spool_dir", &self.spool_dir)
             .field("public_url", &self.public_url.get())
             .finish_non_exhaustive()
@@ -121,7 +132,16 @@ impl RecordingService {
         store: Arc<dyn Database>,
         executor: CommandExecutor,
     ) -> Result<Self, RecordingSetupError> {
-        let layout = Layout::create(&settings.dir)?;
+        let location = match &settings.store {
+            Some(url) => StoreLocation::parse(url)?,
+            None => StoreLocation::Dir(settings.dir.clone()),
+        };
+        std::fs::create_dir_all(&settings.dir).map_err(|source| RecordingSetupError::Spool {
+            path: settings.dir.clone(),
+            source,
+        })?;
+        let default = RecordingStore::open(&location, &settings.s3, &settings.dir)?;
+        let stores = RecordingStores::new(default, settings.s3.clone(), settings.dir.clone());
         let spool_dir = settings.spool_dir.clone();
         std::fs::create_dir_all(&spool_dir).map_err(|source| RecordingSetupError::Spool {
             path: spool_dir.clone(),
@@ -139,7 +159,7 @@ impl RecordingService {
             let _ = public_url.set(url.trim_end_matches('/').to_owned());
         }
         Ok(Self {
-            layout,
+            stores,
             spool_dir,
             settings,
             store,
@@ -175,6 +195,12 @@ impl RecordingService {
         let expires = protected::unix_now() + self.settings.link_ttl_secs;
         let token = protected::mint_link_token(&self.key, record_id, expires);
         format!("{}/recording-link/{format}/{token}", self.public_url())
+    }
+
+    /// The deployment's store (tenants may have their own: see
+    /// [`RecordingStores`]).
+    pub fn files(&self) -> &RecordingStore {
+        self.stores.default_store()
     }
 
     /// The nonce store every instance shares.

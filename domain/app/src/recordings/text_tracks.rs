@@ -57,7 +57,7 @@ pub fn valid_lang(lang: &str) -> bool {
 }
 
 fn dir_of(service: &RecordingService, id: &RecordId) -> PathBuf {
-    service.layout.root().join("captions").join(id.as_str())
+    service.settings.dir.join("captions").join(id.as_str())
 }
 
 /// Converts SRT to WebVTT (WebVTT is kept as it is).
