@@ -103,6 +103,18 @@ impl Default for HealthSettings {
     }
 }
 
+/// A secret read from the settings: kept as written, printed as
+/// `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// How recordings are imported, stored and played back.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -171,6 +183,11 @@ pub struct RecordingSettings {
     pub s3_endpoint: Option<String>,
     /// The S3 region (else `AWS_REGION`, else `us-east-1`).
     pub s3_region: Option<String>,
+    /// The S3 access key id (else `AWS_ACCESS_KEY_ID`).
+    pub s3_access_key_id: Option<String>,
+    /// The S3 secret access key (else `AWS_SECRET_ACCESS_KEY`); never
+    /// printed.
+    pub s3_secret_access_key: Option<SecretText>,
     /// Virtual-hosted bucket addressing (`https://BUCKET.host/`); default
     /// the path style most S3-compatible servers want
     /// (`SWITCHBOARD_S3_VIRTUAL_HOSTED`).
@@ -212,6 +229,8 @@ impl Default for RecordingSettings {
             store: None,
             s3_endpoint: None,
             s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             s3_virtual_hosted: false,
             object_playback: "redirect".to_owned(),
             presign_ttl_secs: 300,
@@ -1104,8 +1123,11 @@ impl Settings {
             s3: switchboard_recordings::S3Settings {
                 endpoint: recordings.s3_endpoint.clone(),
                 region: recordings.s3_region.clone(),
-                access_key_id: None,
-                secret_access_key: None,
+                access_key_id: recordings.s3_access_key_id.clone(),
+                secret_access_key: recordings
+                    .s3_secret_access_key
+                    .as_ref()
+                    .map(|s| s.0.clone()),
                 virtual_hosted: recordings.s3_virtual_hosted,
             },
         }

@@ -12,6 +12,7 @@ pub mod archive;
 pub mod layout;
 pub mod location;
 pub mod metadata;
+pub mod migrate;
 pub mod object_tree;
 pub mod protected;
 pub mod spool;

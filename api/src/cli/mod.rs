@@ -211,6 +211,24 @@ pub enum RecordingsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Copy the recordings of a store (by default the deployment's) to
+    /// another, verifying every object by SHA-256 and size; run it again
+    /// after an interruption and it continues. Then point
+    /// SWITCHBOARD_RECORDINGS_STORE (or the tenant's store) at the target.
+    MigrateStore {
+        /// The target: a directory or `s3://BUCKET/PREFIX`.
+        #[arg(long)]
+        to: String,
+        /// The source (default: this deployment's store).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only this tenant's recordings.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Remove each recording from the source once its copy is verified.
+        #[arg(long)]
+        delete_source: bool,
+    },
     /// Measure getRecordings and spool import: seeds COUNT recordings
     /// (skipped when already there), times a `SELECT 1` baseline and
     /// getRecordings for one meetingID, the first page of 100 and a page of
@@ -669,6 +687,64 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         if dry_run { "would expire" } else { "expired" },
                         expired.len()
                     );
+                    Ok(())
+                }
+                RecordingsCommand::MigrateStore {
+                    to,
+                    from,
+                    tenant,
+                    delete_source,
+                } => {
+                    let source = match &from {
+                        Some(url) => service.stores.open(url)?,
+                        None => service.files().clone(),
+                    };
+                    let target = service.stores.open(&to)?;
+                    if source.describe() == target.describe() {
+                        anyhow::bail!(
+                            "the source and the target are the same store ({})",
+                            target.describe()
+                        );
+                    }
+                    out!("migrating {} -> {}", source.describe(), target.describe());
+                    let tenant = tenant.map(switchboard_domain::ids::TenantId);
+                    let report = service
+                        .migrate_store(&source, &target, tenant.as_ref(), delete_source, |step| {
+                            match &step.outcome {
+                                Ok(copied) => out!(
+                                    "[{}/{}] {}: {} objects ({} bytes) copied and verified, {} already there{}",
+                                    step.index,
+                                    step.total,
+                                    step.record_id,
+                                    copied.objects,
+                                    copied.bytes,
+                                    copied.present,
+                                    if step.source_removed { "; source removed" } else { "" }
+                                ),
+                                Err(reason) => out!(
+                                    "[{}/{}] {}: FAILED: {reason}",
+                                    step.index,
+                                    step.total,
+                                    step.record_id
+                                ),
+                            }
+                        })
+                        .await?;
+                    out!(
+                        "migrated {} recordings ({} objects, {} bytes copied; {} objects already there), {} failed, {} skipped",
+                        report.migrated,
+                        report.copied.objects,
+                        report.copied.bytes,
+                        report.copied.present,
+                        report.failed,
+                        report.skipped
+                    );
+                    if report.failed > 0 {
+                        anyhow::bail!(
+                            "{} recordings were not migrated; run the command again",
+                            report.failed
+                        );
+                    }
                     Ok(())
                 }
                 RecordingsCommand::Bench {

@@ -4,8 +4,8 @@
 use super::table::{Table, print_json};
 use super::target::Target;
 use crate::admin::tenants::{
-    LimitsView, NewTenant, PolicyRule, PolicyView, RetentionView, RuleAction, SecretBody,
-    StatsToken, TenantUpdate, TenantView,
+    LimitsView, NewTenant, PolicyRule, PolicyView, RecordingsStoreView, RetentionView, RuleAction,
+    SecretBody, StatsToken, TenantUpdate, TenantView,
 };
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
@@ -97,6 +97,18 @@ pub enum TenantsCommand {
         /// Days (at least 1), or `none`.
         #[arg(long)]
         days: String,
+    },
+    /// Keep the tenant's new recordings in their own store: a directory or
+    /// `s3://BUCKET/PREFIX` (reached with the deployment's S3 endpoint and
+    /// credentials), or `default` for the deployment's store. Existing
+    /// recordings stay where they are until `recordings migrate-store
+    /// --tenant NAME` moves them.
+    RecordingsStore {
+        /// Its name.
+        name: String,
+        /// The store, or `default`.
+        #[arg(long)]
+        store: String,
     },
     /// Add or revoke secrets (rotation).
     Secrets {
@@ -210,6 +222,13 @@ fn print_tenant(tenant: &TenantView) {
         tenant
             .retention_days
             .map_or("(global default)".to_owned(), |days| format!("{days} days"))
+    );
+    out!(
+        "recordings in:   {}",
+        tenant
+            .recordings_store
+            .as_deref()
+            .unwrap_or("(the deployment's store)")
     );
     let rule = |r: &PolicyRule| {
         format!(
@@ -363,6 +382,23 @@ pub async fn run(target: &Target, command: TenantsCommand) -> anyhow::Result<()>
                     &name,
                     TenantUpdate {
                         retention: Some(RetentionView { days }),
+                        ..TenantUpdate::default()
+                    },
+                )
+                .await?;
+            print_tenant(&tenant);
+            Ok(())
+        }
+        TenantsCommand::RecordingsStore { name, store } => {
+            let url = match store.trim() {
+                "default" | "none" => None,
+                url => Some(url.to_owned()),
+            };
+            let tenant = target
+                .update_tenant(
+                    &name,
+                    TenantUpdate {
+                        recordings_store: Some(RecordingsStoreView { url }),
                         ..TenantUpdate::default()
                     },
                 )

@@ -15,6 +15,7 @@ mod metrics;
 mod openapi;
 mod python_client;
 mod recordings;
+mod recordings_s3;
 mod retention;
 mod review;
 mod scale_out;

@@ -64,13 +64,13 @@ fn archive_with(id: &str, formats: &[&str], metadata: impl Fn(&str) -> String) -
     builder.into_inner().unwrap()
 }
 
-fn drop_in_spool(spool: &Path, name: &str, bytes: &[u8]) {
+pub(crate) fn drop_in_spool(spool: &Path, name: &str, bytes: &[u8]) {
     let temp = spool.join(format!(".{name}.part"));
     std::fs::write(&temp, bytes).unwrap();
     std::fs::rename(&temp, spool.join(name)).unwrap();
 }
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -128,7 +128,7 @@ async fn add_school(harness: &Harness) {
 }
 
 /// Creates `meeting` and returns its record id (the run's internal id).
-async fn create_run(harness: &Harness, meeting: &str, extra: &str) -> String {
+pub(crate) async fn create_run(harness: &Harness, meeting: &str, extra: &str) -> String {
     let created = harness
         .get("create", &format!("name=Test&meetingID={meeting}{extra}"))
         .await;
@@ -136,7 +136,7 @@ async fn create_run(harness: &Harness, meeting: &str, extra: &str) -> String {
     created.field("internalMeetingID").unwrap()
 }
 
-fn public(harness: &Harness) -> String {
+pub(crate) fn public(harness: &Harness) -> String {
     format!("http://{}", harness.app.addr)
 }
 

@@ -9,6 +9,7 @@
 pub mod calls;
 pub mod expiry;
 pub mod import;
+pub mod migrate;
 pub mod stores;
 pub mod text_tracks;
 pub mod uploads;

