@@ -280,6 +280,9 @@ pub fn s3_client(
     bucket: &str,
     settings: &S3Settings,
 ) -> Result<object_store::aws::AmazonS3, object_store::Error> {
+    // reqwest is built without a default TLS provider: every entry point
+    // (serve, worker, CLI) reaches S3 through here, so install ours once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let mut client = ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(5))

@@ -92,7 +92,7 @@ async fn recordings_harness(db: Db) -> Harness {
 }
 
 /// A signed URL of tenant `school`'s API.
-fn school_url(harness: &Harness, call: &str, query: &str) -> String {
+pub(crate) fn school_url(harness: &Harness, call: &str, query: &str) -> String {
     let api = format!("http://{}/t/school/bigbluebutton/api/", harness.app.addr);
     signed_url(
         &api,
@@ -104,7 +104,7 @@ fn school_url(harness: &Harness, call: &str, query: &str) -> String {
 }
 
 /// Creates tenant `school` and waits until the facade knows it.
-async fn add_school(harness: &Harness) {
+pub(crate) async fn add_school(harness: &Harness) {
     harness
         .store()
         .execute_tenant(

@@ -19,9 +19,11 @@ enum Where {
     S3Redirect,
 }
 
-fn s3_settings(settings: &mut switchboard_api::config::Settings, url: String) {
+/// The S3 endpoint and credentials (tenants' stores use them too); the
+/// deployment's store only when `url` is given.
+fn s3_settings(settings: &mut switchboard_api::config::Settings, url: Option<String>) {
     let server = switchboard_s3_testing::shared();
-    settings.recordings.store = Some(url);
+    settings.recordings.store = url;
     settings.recordings.s3_endpoint = Some(server.endpoint.clone());
     settings.recordings.s3_region = Some("us-east-1".into());
     settings.recordings.s3_access_key_id = Some(server.access_key.clone());
@@ -38,12 +40,12 @@ async fn harness_in(place: Where) -> Harness {
         settings.recordings.rescan_interval_secs = 0.2;
         settings.recordings.retry_base_ms = 20;
         match place {
-            Where::Disk => {}
+            Where::Disk => s3_settings(settings, None),
             Where::S3Stream => {
-                s3_settings(settings, url);
+                s3_settings(settings, Some(url));
                 settings.recordings.object_playback = "stream".into();
             }
-            Where::S3Redirect => s3_settings(settings, url),
+            Where::S3Redirect => s3_settings(settings, Some(url)),
         }
     })
     .await
@@ -225,4 +227,175 @@ async fn recordings_behave_the_same_on_disk_and_in_s3() {
     assert!(disk.contains("<recordID>ID</recordID>"), "{disk}");
     assert_eq!(streamed, disk);
     assert_eq!(redirected, disk);
+}
+
+/// Runs the `switchboard` binary on the harness's database and recordings
+/// directory, with S3 reached through the standard environment variables.
+fn switchboard(harness: &Harness, args: &[&str]) -> (bool, String, String) {
+    let server = switchboard_s3_testing::shared();
+    let recordings = &harness.state().recordings.settings;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env("SWITCHBOARD_DATABASE", &harness.database_url)
+        .env("SWITCHBOARD_SECRET", SECRET)
+        .env("SWITCHBOARD_RECORDINGS_DIR", &recordings.dir)
+        .env("SWITCHBOARD_SPOOL_DIR", &recordings.spool_dir)
+        .env("SWITCHBOARD_S3_ENDPOINT", &server.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &server.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &server.secret_key)
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("SWITCHBOARD_URL")
+        .env_remove("SWITCHBOARD_TOKEN")
+        .env_remove("SWITCHBOARD_RECORDINGS_STORE")
+        .output()
+        .expect("run switchboard");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_store_takes_new_recordings_and_migrate_store_moves_a_tree() {
+    use crate::recordings::{add_school, school_url};
+    let harness = harness_in(Where::Disk).await;
+    let server = switchboard_s3_testing::shared();
+    let spool = harness.state().recordings.spool_dir.clone();
+    let stores = &harness.state().recordings.stores;
+
+    // The default tenant's recording: on disk.
+    let on_disk = create_run(&harness, "room-disk", "").await;
+    drop_in_spool(
+        &spool,
+        &format!("{on_disk}.tar"),
+        &archive(&on_disk, &["presentation"], "room-disk"),
+    );
+    eventually("the import", || async {
+        harness.store().recording(&on_disk).await.unwrap().is_some()
+    })
+    .await;
+
+    // A tenant with its own store, set with the CLI while serve runs.
+    add_school(&harness).await;
+    let school_store = server.url(&server.unique_prefix("school"));
+    let (ok, out, err) = switchboard(
+        &harness,
+        &[
+            "tenants",
+            "recordings-store",
+            "school",
+            "--store",
+            &school_store,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("recordings in:   {school_store}")),
+        "{out}"
+    );
+    let (ok, _, err) = switchboard(
+        &harness,
+        &[
+            "tenants",
+            "recordings-store",
+            "school",
+            "--store",
+            "gs://nope",
+        ],
+    );
+    assert!(!ok && err.contains("is not usable"), "{err}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let created = harness
+        .get_raw(&school_url(
+            &harness,
+            "create",
+            "name=S&meetingID=room-school",
+        ))
+        .await;
+    created.assert_success();
+    let in_s3 = created.field("internalMeetingID").unwrap();
+    drop_in_spool(
+        &spool,
+        &format!("{in_s3}.tar"),
+        &archive(&in_s3, &["presentation"], "room-school"),
+    );
+    eventually("the school's import", || async {
+        harness.store().recording(&in_s3).await.unwrap().is_some()
+    })
+    .await;
+    let school = stores.open(&school_store).unwrap();
+    let in_s3_id = RecordId::parse(&in_s3).unwrap();
+    assert_eq!(school.locate(&in_s3_id).await.unwrap().len(), 1);
+    assert!(
+        stores
+            .default_store()
+            .locate(&in_s3_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let asset = format!("{}/presentation/{in_s3}/data.bin", public(&harness));
+    let (status, body, _, redirected) = fetch(&harness, &asset, &[]).await;
+    assert_eq!((status, body, redirected), (200, data(), true));
+
+    // The deployment's tree into S3: copied, verified, resumable.
+    let target = server.url(&server.unique_prefix("migrated"));
+    let (ok, out, err) = switchboard(&harness, &["recordings", "migrate-store", "--to", &target]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains(&format!("[1/1] {on_disk}: 2 objects")) && out.contains("copied and verified"),
+        "{out}"
+    );
+    let moved = stores.open(&target).unwrap();
+    let on_disk_id = RecordId::parse(&on_disk).unwrap();
+    assert_eq!(
+        moved.locate(&on_disk_id).await.unwrap(),
+        stores.default_store().locate(&on_disk_id).await.unwrap()
+    );
+    let (ok, out, err) = switchboard(&harness, &["recordings", "migrate-store", "--to", &target]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("0 objects (0 bytes) copied and verified, 2 already there"),
+        "{out}"
+    );
+    // A copy that differs is copied again.
+    let (objects, prefix) = moved.objects().unwrap();
+    let data_key = prefix
+        .clone()
+        .join("published")
+        .join("presentation")
+        .join(on_disk.as_str())
+        .join("data.bin");
+    use object_store::ObjectStoreExt as _;
+    objects
+        .put(&data_key, vec![0u8; 1000].into())
+        .await
+        .unwrap();
+    let (ok, out, err) = switchboard(
+        &harness,
+        &[
+            "recordings",
+            "migrate-store",
+            "--to",
+            &target,
+            "--delete-source",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("1 objects (1000 bytes) copied and verified, 1 already there; source removed"),
+        "{out}"
+    );
+    let copied = objects.get(&data_key).await.unwrap().bytes().await.unwrap();
+    assert_eq!(copied.to_vec(), data());
+    assert!(
+        stores
+            .default_store()
+            .locate(&on_disk_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
