@@ -81,6 +81,24 @@ pub struct RecordingDetails {
     /// The recording's metadata (`meta_*` of create, without the prefix).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// For a breakout room's recording: its parent meeting and its number
+    /// among the rooms (listed by getRecordings as `<breakout>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakout: Option<BreakoutOf>,
+    /// The breakout rooms the meeting opened, by internal meeting id
+    /// (listed as `<breakoutRooms>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakout_rooms: Vec<String>,
+}
+
+/// Which meeting a breakout room was opened from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakoutOf {
+    /// The parent's internal meeting id.
+    pub parent_id: String,
+    /// The room's number among the parent's rooms (from 1; 0 unknown).
+    #[serde(default)]
+    pub sequence: u32,
 }
 
 /// A recording as its events describe it.
@@ -429,6 +447,8 @@ mod tests {
             end_time_ms: 2,
             participants: 3,
             metadata: BTreeMap::from([("bbb-origin".into(), "Moodle".into())]),
+            breakout: None,
+            breakout_rooms: Vec::new(),
         }
     }
 

@@ -140,6 +140,12 @@ pub struct RecordingMetadata {
     /// A breakout room's parent run (internal meeting id):
     /// `<breakout parentMeetingId=..>`, else `meta/parentMeetingId`.
     pub parent_meeting_id: Option<String>,
+    /// A breakout room's number among its parent's rooms:
+    /// `<breakout sequence=..>` (0 when absent).
+    pub breakout_sequence: u32,
+    /// The breakout rooms the meeting opened (their internal meeting ids):
+    /// `<breakoutRooms><breakoutRoom>..`.
+    pub breakout_rooms: Vec<String>,
     /// `<state>` (`published`, `unpublished`, ...); derived from `<published>` when absent.
     pub state: String,
     /// `<published>`; derived from `<state>` when absent.
@@ -431,6 +437,25 @@ fn from_tree(root: &Node) -> Result<RecordingMetadata, MetadataError> {
         .map(str::trim)
         .filter(|id| !id.is_empty() && *id != "bbb-none")
         .map(str::to_owned);
+    // An unreadable sequence is not worth refusing the recording over.
+    let breakout_sequence = root
+        .child("breakout")
+        .and_then(|b| b.attr("sequence"))
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0);
+    let breakout_rooms = root
+        .child("breakoutRooms")
+        .map(|rooms| {
+            rooms
+                .children
+                .iter()
+                .filter(|room| room.name == "breakoutRoom")
+                .map(|room| room.text.trim())
+                .filter(|id| !id.is_empty() && id.len() <= 256)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
 
     let published = root
         .text_of("published")
@@ -522,6 +547,8 @@ fn from_tree(root: &Node) -> Result<RecordingMetadata, MetadataError> {
         name,
         is_breakout,
         parent_meeting_id,
+        breakout_sequence,
+        breakout_rooms,
         state,
         published,
         start_time_ms,
@@ -679,6 +706,28 @@ pub(crate) mod tests {
         assert_eq!(p.images[0].alt.as_deref(), Some("Welcome"));
         assert_eq!(p.images[1].width, None);
         assert_eq!(p.images[1].alt, None);
+    }
+
+    #[test]
+    fn breakout_rooms_and_their_parent_are_read() {
+        let parent = format!(
+            "<recording><id>{ID}</id><meeting id=\"{ID}\" externalId=\"room\" name=\"R\" breakout=\"false\"/>\
+             <breakoutRooms><breakoutRoom>b1-1</breakoutRoom><breakoutRoom> b2-2 </breakoutRoom><other>x</other></breakoutRooms>\
+             <playback><format>presentation</format><link>/p</link></playback></recording>"
+        );
+        let m = parse(parent.as_bytes()).unwrap();
+        assert_eq!(m.breakout_rooms, ["b1-1", "b2-2"]);
+        assert_eq!((m.parent_meeting_id, m.breakout_sequence), (None, 0));
+        let child = format!(
+            "<recording><id>{ID}</id><meeting id=\"{ID}\" externalId=\"room-b\" name=\"R (Room 2)\" breakout=\"true\"/>\
+             <breakout parentMeetingId=\"p-1\" sequence=\"2\" meetingId=\"{ID}\"/>\
+             <playback><format>presentation</format><link>/p</link></playback></recording>"
+        );
+        let m = parse(child.as_bytes()).unwrap();
+        assert!(m.is_breakout);
+        assert_eq!(m.parent_meeting_id.as_deref(), Some("p-1"));
+        assert_eq!(m.breakout_sequence, 2);
+        assert!(m.breakout_rooms.is_empty());
     }
 
     #[test]

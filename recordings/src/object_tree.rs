@@ -654,7 +654,7 @@ mod tests {
         assert_eq!(tree.locate(&id).await.unwrap().len(), 2);
         assert_eq!(
             tree.record_ids(Visibility::Published).await.unwrap(),
-            [id.clone()]
+            std::slice::from_ref(&id)
         );
 
         let meta = tree

@@ -229,6 +229,19 @@ pub enum RecordingsCommand {
         #[arg(long)]
         delete_source: bool,
     },
+    /// Measure import throughput with realistic archives (a presentation
+    /// with webcam and screen-share video) of the given sizes into this
+    /// deployment's store, beside a plain copy or upload of the same bytes,
+    /// with the process's memory. Run it on a throwaway database: the
+    /// recordings it imports stay.
+    BenchImport {
+        /// Archive sizes in MB, comma-separated.
+        #[arg(long, default_value = "50,200,500", value_delimiter = ',')]
+        sizes: Vec<u64>,
+        /// Archives per size (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        each: usize,
+    },
     /// Measure getRecordings and spool import: seeds COUNT recordings
     /// (skipped when already there), times a `SELECT 1` baseline and
     /// getRecordings for one meetingID, the first page of 100 and a page of
@@ -746,6 +759,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         );
                     }
                     Ok(())
+                }
+                RecordingsCommand::BenchImport { sizes, each } => {
+                    switchboard_bench::imports::run(&service, &sizes, each.max(1)).await
                 }
                 RecordingsCommand::Bench {
                     count,

@@ -44,7 +44,25 @@ pub fn recording_xml(out: &mut String, recording: &RecordingRecord, service: &Re
             let _ = write!(out, "<{key}>{}</{key}>", escape(value));
         }
     }
-    out.push_str("</metadata><playback>");
+    out.push_str("</metadata>");
+    // As BBB: a breakout room's recording names its parent and number, a
+    // parent's names its rooms.
+    if let Some(breakout) = &recording.breakout {
+        let _ = write!(
+            out,
+            "<breakout><parentId>{}</parentId><sequence>{}</sequence></breakout>",
+            escape(&breakout.parent_id),
+            breakout.sequence
+        );
+    }
+    if !recording.breakout_rooms.is_empty() {
+        out.push_str("<breakoutRooms>");
+        for room in &recording.breakout_rooms {
+            let _ = write!(out, "<breakoutRoom>{}</breakoutRoom>", escape(room));
+        }
+        out.push_str("</breakoutRooms>");
+    }
+    out.push_str("<playback>");
     let id = RecordId::parse(&recording.record_id).ok();
     for format in &recording.formats {
         let url = match (&id, recording.protected) {

@@ -289,6 +289,8 @@ async fn recordings_are_found_and_published_unpublished_and_protected() {
                     end_time_ms: 1_796_083_200_000 + 3_723_000,
                     participants: 2,
                     metadata: BTreeMap::new(),
+                    breakout: None,
+                    breakout_rooms: Vec::new(),
                 },
                 formats: vec![RecordingFormat {
                     format: "presentation".into(),

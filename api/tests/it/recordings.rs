@@ -886,8 +886,38 @@ async fn a_breakout_recording_belongs_to_its_parents_tenant() {
                 .is_some()
         })
         .await;
+        // The parent's own recording names its rooms.
+        let parent_bytes = archive_with(&parent, &["presentation"], |format| {
+            metadata_xml(&parent, format, "school-class").replace(
+                r#"breakout="false"/>"#,
+                &format!(
+                    r#"breakout="false"/><breakoutRooms><breakoutRoom>{breakout}</breakoutRoom></breakoutRooms>"#
+                ),
+            )
+        });
+        drop_in_spool(&spool, &format!("{parent}.tar"), &parent_bytes);
+        eventually("the parent's import", || async {
+            harness.store().recording(&parent).await.unwrap().is_some()
+        })
+        .await;
         let theirs = harness.get_raw(&school("getRecordings", "")).await;
         assert!(theirs.body.contains(&breakout), "{db:?}: {}", theirs.body);
+        // Listed as BBB lists them: after the metadata, before the playback.
+        assert!(
+            theirs.body.contains(&format!(
+                "</metadata><breakout><parentId>{parent}</parentId><sequence>1</sequence></breakout><playback>"
+            )),
+            "{db:?}: {}",
+            theirs.body
+        );
+        assert!(
+            theirs.body.contains(&format!(
+                "</metadata><breakoutRooms><breakoutRoom>{breakout}</breakoutRoom></breakoutRooms><playback>"
+            )),
+            "{db:?}: {}",
+            theirs.body
+        );
+        theirs.assert_xml();
         let default = harness.get("getRecordings", "").await;
         assert!(
             !default.body.contains(&breakout),

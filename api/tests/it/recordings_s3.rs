@@ -159,7 +159,7 @@ async fn life(place: Where) -> String {
     );
     assert_eq!(
         files.record_ids(Visibility::Unpublished).await.unwrap(),
-        [record_id.clone()]
+        std::slice::from_ref(&record_id)
     );
     harness
         .get("publishRecordings", &format!("recordID={id}&publish=true"))

@@ -51,6 +51,8 @@ async fn recording(
                         .iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect::<BTreeMap<_, _>>(),
+                    breakout: None,
+                    breakout_rooms: Vec::new(),
                 },
                 formats: vec![RecordingFormat {
                     format: "presentation".into(),

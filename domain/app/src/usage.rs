@@ -255,6 +255,8 @@ mod tests {
                 end_time_ms: NINE + 30 * MINUTE,
                 participants: 20,
                 metadata: Default::default(),
+                breakout: None,
+                breakout_rooms: Vec::new(),
             },
             formats: vec![
                 format("presentation", 1_000_000),

@@ -20,6 +20,9 @@ pub struct Model {
     pub name: String,
     /// A breakout room's recording.
     pub is_breakout: bool,
+    /// Its breakout parent and rooms (JSON `{"parent_id", "sequence",
+    /// "rooms"}`), null when it has neither.
+    pub breakout: Option<String>,
     /// Published (served) or not.
     pub published: bool,
     /// `published`, `unpublished` or `deleted`.

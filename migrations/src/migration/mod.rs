@@ -20,6 +20,7 @@ mod m0015_usage;
 mod m0016_log_snapshots;
 mod m0017_server_series;
 mod m0018_recording_buckets;
+mod m0019_recording_breakouts;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_log_snapshots::Migration),
             Box::new(m0017_server_series::Migration),
             Box::new(m0018_recording_buckets::Migration),
+            Box::new(m0019_recording_breakouts::Migration),
         ]
     }
 }

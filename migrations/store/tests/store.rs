@@ -483,6 +483,8 @@ mod recordings {
                 end_time_ms: at + 1000,
                 participants: 2,
                 metadata: BTreeMap::from([("bbb-origin".into(), origin.into())]),
+                breakout: None,
+                breakout_rooms: Vec::new(),
             },
             formats: vec![RecordingFormat {
                 format: format.into(),

@@ -14,6 +14,7 @@
 //! PostgreSQL, `ANALYZE` on SQLite), as autovacuum would have done on a
 //! table that grew to this size over time.
 
+pub mod imports;
 pub mod replay;
 mod replay_log;
 
@@ -76,6 +77,8 @@ fn seeded(n: usize) -> (String, RecordingEvent) {
             end_time_ms: at + 3_600_000,
             participants: 12,
             metadata: BTreeMap::from([("bbb-origin".to_owned(), "bench".to_owned())]),
+            breakout: None,
+            breakout_rooms: Vec::new(),
         },
         formats: vec![RecordingFormat {
             format: "presentation".into(),

@@ -247,6 +247,8 @@ fn end_run(log: &mut Log, run: &Running, recordings: &mut Vec<String>) {
                 ("bbb-context".to_owned(), run.room.clone()),
                 ("isBreakout".to_owned(), "false".to_owned()),
             ]),
+            breakout: None,
+            breakout_rooms: Vec::new(),
         },
         formats: vec![RecordingFormat {
             format: "presentation".into(),

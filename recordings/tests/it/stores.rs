@@ -92,7 +92,7 @@ async fn one_life(store: RecordingStore, staging: &Path) {
     );
     assert_eq!(
         store.record_ids(Visibility::Published).await.unwrap(),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
 
     let file = store

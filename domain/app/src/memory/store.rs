@@ -467,6 +467,8 @@ fn apply_recording(views: &mut Views, record_id: &str, event: &RecordingEvent, v
                 internal_meeting_id: details.internal_meeting_id.clone(),
                 name: details.name.clone(),
                 is_breakout: details.is_breakout,
+                breakout: details.breakout.clone(),
+                breakout_rooms: details.breakout_rooms.clone(),
                 published: details.published,
                 state: state_name(details.published).to_owned(),
                 start_time_ms: details.start_time_ms,

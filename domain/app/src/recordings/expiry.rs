@@ -190,6 +190,8 @@ mod tests {
             internal_meeting_id: id.into(),
             name: id.into(),
             is_breakout: false,
+            breakout: None,
+            breakout_rooms: Vec::new(),
             published: true,
             state: "published".into(),
             start_time_ms: NOW - ended_days_ago * DAY_MS - 3_600_000,

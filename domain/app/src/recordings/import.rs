@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use switchboard_domain::events::EventMetadata;
 use switchboard_domain::ids::TenantId;
 use switchboard_domain::recording::{
-    PreviewImage, RecordingCommand, RecordingDetails, RecordingEvent, RecordingFormat,
+    BreakoutOf, PreviewImage, RecordingCommand, RecordingDetails, RecordingEvent, RecordingFormat,
 };
 use switchboard_domain::recording_ids::RecordId;
 use switchboard_recordings::archive;
@@ -281,6 +281,11 @@ pub async fn record_import(
         end_time_ms: i64::try_from(meta.end_time_ms).unwrap_or(i64::MAX),
         participants: meta.participants,
         metadata,
+        breakout: meta.parent_meeting_id.clone().map(|parent_id| BreakoutOf {
+            parent_id,
+            sequence: meta.breakout_sequence,
+        }),
+        breakout_rooms: meta.breakout_rooms.clone(),
     };
     record_details(service, record_id, details, formats, run, tenant, actor).await
 }

@@ -20,6 +20,10 @@ pub struct RecordingRecord {
     pub name: String,
     /// A breakout room's recording.
     pub is_breakout: bool,
+    /// For a breakout room's recording: its parent and number.
+    pub breakout: Option<switchboard_domain::recording::BreakoutOf>,
+    /// The breakout rooms the meeting opened (internal meeting ids).
+    pub breakout_rooms: Vec<String>,
     /// Published or not.
     pub published: bool,
     /// `published`, `unpublished` or `deleted`.
