@@ -233,7 +233,7 @@ impl Default for RecordingSettings {
             s3_secret_access_key: None,
             s3_virtual_hosted: false,
             object_playback: "redirect".to_owned(),
-            presign_ttl_secs: 300,
+            presign_ttl_secs: 3600,
         }
     }
 }

@@ -275,7 +275,8 @@ impl RecordingStore {
 
 /// An S3 client for `bucket` as `settings` say (the AWS_* environment fills
 /// what they leave out). Retries are bounded (3 attempts in 15 s), so a
-/// dead store fails a request instead of holding it for minutes.
+/// dead store fails a request instead of holding it for minutes; a
+/// response that stalls for a minute fails.
 pub fn s3_client(
     bucket: &str,
     settings: &S3Settings,
@@ -284,9 +285,13 @@ pub fn s3_client(
     // (serve, worker, CLI) reaches S3 through here, so install ours once.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // No cap on a whole request (a large object streams for as long as it
+    // takes; a viewer may pause a video); a connection that stops sending
+    // for a minute fails.
     let mut client = ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(300));
+        .with_timeout_disabled()
+        .with_read_timeout(Duration::from_secs(60));
     if let Some(endpoint) = &settings.endpoint {
         builder = builder.with_endpoint(endpoint.trim_end_matches('/'));
         client = client.with_allow_http(endpoint.starts_with("http://"));

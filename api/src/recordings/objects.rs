@@ -71,6 +71,14 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
     }
 }
 
+/// Whether the object is video, audio or a raster image.
+fn is_media(meta: &ObjectMeta) -> bool {
+    let kind = content_type(meta.location.as_ref());
+    kind.starts_with("video/")
+        || kind.starts_with("audio/")
+        || (kind.starts_with("image/") && kind != "image/svg+xml")
+}
+
 fn http_date(time: &chrono::DateTime<chrono::Utc>) -> String {
     httpdate::fmt_http_date(std::time::SystemTime::from(*time))
 }
@@ -115,7 +123,10 @@ pub async fn serve(
     protected: bool,
 ) -> Response {
     let cache = super::playback::cache_control(settings, protected);
-    if settings.object_playback != "stream" && tree.can_presign() {
+    // Only media go to the store: the player fetches its XML, JSON, SVG and
+    // pages with scripts, which a redirect to another origin would break
+    // (CORS, relative links); video, audio and images load cross-origin.
+    if settings.object_playback != "stream" && tree.can_presign() && is_media(meta) {
         let ttl = Duration::from_secs(settings.presign_ttl_secs.max(1));
         return match tree.presign(&meta.location, ttl).await {
             Ok(Some(url)) => {

@@ -56,6 +56,8 @@ struct Admitted {
     protected: bool,
     /// Its owner (whose store its files are in).
     tenant: TenantId,
+    /// Its recorded formats (a format still being uploaded is not one).
+    formats: Vec<String>,
 }
 
 /// Whether the request may see the recording: it is published, and, when
@@ -79,6 +81,7 @@ async fn admitted(
     let admitted = Admitted {
         protected: recording.protected,
         tenant: recording.tenant,
+        formats: recording.formats.into_iter().map(|f| f.format).collect(),
     };
     if !admitted.protected {
         return Ok(Some(admitted));
@@ -123,18 +126,30 @@ async fn serve_recording_file(
         }
     };
     let protected = admitted.protected;
+    if !admitted.formats.iter().any(|f| f == format.as_str()) {
+        return not_found();
+    }
     let rest = if rest.is_empty() || rest.ends_with('/') {
         format!("{rest}index.html")
     } else {
         rest.to_owned()
     };
     let request_path = format!("{format}/{id}/{rest}");
-    let mut found = Err(LayoutError::NoSuchFile(String::new()));
-    for store in service
+    let stores = match service
         .stores
         .candidates(service.store.as_ref(), &admitted.tenant)
         .await
     {
+        Ok(stores) => stores,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot open a tenant's recordings store for playback");
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .body("recordings store unavailable");
+        }
+    };
+    let mut found = Err(LayoutError::NoSuchFile(String::new()));
+    for store in stores {
         found = store
             .resolve_playback(&request_path)
             .await
@@ -143,8 +158,11 @@ async fn serve_recording_file(
             break;
         }
     }
-    let file = match found {
-        Ok((_, PlaybackFile::File(file))) => file,
+    let (file, in_default_tree) = match found {
+        Ok((store, PlaybackFile::File(file))) => {
+            let default = store.describe() == service.files().describe();
+            (file, default)
+        }
         Ok((store, PlaybackFile::Object(meta))) => {
             let tree = store.object_tree().expect("objects come from object trees");
             return super::objects::serve(settings, req, tree, &meta, protected).await;
@@ -161,7 +179,9 @@ async fn serve_recording_file(
         }
     };
     let cache = cache_control(settings, protected);
-    if settings.playback == "x-accel-redirect" {
+    // nginx aliases the deployment's tree only; another tree's files are
+    // served here.
+    if settings.playback == "x-accel-redirect" && in_default_tree {
         let encoded: Vec<String> = request_path
             .split('/')
             .map(switchboard_domain::bbb::params::encode_component)

@@ -13,7 +13,7 @@ use switchboard_domain::tenant::TenantCommand;
 #[allow(unused_imports)]
 use switchboard_store::test_support::StoreCommands as _;
 
-fn metadata_xml(id: &str, format: &str, meeting: &str) -> String {
+pub(crate) fn metadata_xml(id: &str, format: &str, meeting: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <recording>

@@ -136,7 +136,8 @@ fn mb_per_s(bytes: u64, elapsed: Duration) -> f64 {
 }
 
 /// Moves the archive's bytes as plainly as the store allows: a file copy
-/// into the tree's filesystem, or one streamed upload to the bucket.
+/// into the tree's filesystem (through the page cache, as the import's own
+/// writes: neither syncs), or one streamed upload to the bucket.
 async fn baseline(
     service: &RecordingService,
     archive: &Path,
@@ -147,7 +148,6 @@ async fn baseline(
         None => {
             let copy = scratch.join("baseline.copy");
             std::fs::copy(archive, &copy)?;
-            std::fs::File::open(&copy)?.sync_all()?;
             let elapsed = started.elapsed();
             std::fs::remove_file(&copy)?;
             Ok(elapsed)

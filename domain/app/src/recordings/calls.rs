@@ -226,16 +226,31 @@ impl RecordingService {
         let Ok(id) = RecordId::parse(record_id) else {
             return Ok(());
         };
+        let stores = match self.stores.candidates(self.store.as_ref(), tenant).await {
+            Ok(stores) => stores,
+            Err(err) => {
+                tracing::error!(record_id, error = %err, "recording files could not be changed: the tenant's store cannot be opened");
+                return Err(RecordingCallError::Files);
+            }
+        };
+        // Every store that holds some of it (a copy left by migrate-store,
+        // a format imported after the tenant's store changed).
         let mut result: Result<Vec<FormatName>, LayoutError> =
             Err(LayoutError::NotFound(id.clone()));
-        for store in self.stores.candidates(self.store.as_ref(), tenant).await {
-            result = match op {
+        for store in stores {
+            let done = match op {
                 TreeOp::Publish => store.set_visibility(&id, Visibility::Published).await,
                 TreeOp::Unpublish => store.set_visibility(&id, Visibility::Unpublished).await,
                 TreeOp::Delete => store.delete(&id).await,
             };
-            if !matches!(result, Err(LayoutError::NotFound(_))) {
-                break;
+            match (done, result.as_mut()) {
+                (Err(LayoutError::NotFound(_)), _) => {}
+                (Ok(formats), Ok(all)) => all.extend(formats),
+                (Ok(formats), Err(_)) => result = Ok(formats),
+                (Err(err), _) => {
+                    result = Err(err);
+                    break;
+                }
             }
         }
         match result {

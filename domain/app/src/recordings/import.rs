@@ -239,7 +239,8 @@ pub async fn import_extracted(
         .install_all(&extracted)
         .await
         .map_err(|err| ImportError::Retry(err.to_string()))?;
-    drop(extracted);
+    // Removing the staged copy is file work: off the runtime's threads.
+    let _ = tokio::task::spawn_blocking(move || drop(extracted)).await;
     let published = installed
         .first()
         .is_none_or(|i| i.visibility == Visibility::Published);

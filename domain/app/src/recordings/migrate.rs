@@ -89,6 +89,7 @@ impl RecordingService {
         }
         let total = chosen.len();
         for (index, id) in chosen.into_iter().enumerate() {
+            let before = from.locate(&id).await.ok();
             let outcome = copy_recording(from, to, &id)
                 .await
                 .map_err(|err| err.to_string());
@@ -99,7 +100,13 @@ impl RecordingService {
                     report.copied.objects += copied.objects;
                     report.copied.bytes += copied.bytes;
                     report.copied.present += copied.present;
-                    if delete_source {
+                    // A format that arrived in the source meanwhile was not
+                    // copied: then the source stays (the next run copies it).
+                    let unchanged = from.locate(&id).await.ok() == before;
+                    if delete_source && !unchanged {
+                        tracing::warn!(record_id = %id, "the recording changed in the source during its copy; source kept, run the migration again");
+                    }
+                    if delete_source && unchanged {
                         match from.delete(&id).await {
                             Ok(_) => source_removed = true,
                             Err(err) => {

@@ -114,22 +114,19 @@ impl RecordingStores {
     }
 
     /// Where `tenant`'s existing recordings may be: its own store first,
-    /// then the deployment's.
-    pub async fn candidates(&self, db: &dyn Database, tenant: &TenantId) -> Vec<RecordingStore> {
-        let mut stores = Vec::new();
-        match self.for_tenant(db, tenant).await {
-            Ok(store) => stores.push(store),
-            Err(err) => {
-                tracing::warn!(tenant = %tenant.0, error = %err, "cannot open a tenant's recordings store")
-            }
-        }
-        if stores
-            .first()
-            .is_none_or(|first| first.describe() != self.default.describe())
-        {
+    /// then the deployment's. A tenant store that cannot be opened is an
+    /// error, never silently skipped (a delete would miss its files).
+    pub async fn candidates(
+        &self,
+        db: &dyn Database,
+        tenant: &TenantId,
+    ) -> Result<Vec<RecordingStore>, StoreOpenError> {
+        let own = self.for_tenant(db, tenant).await?;
+        let mut stores = vec![own];
+        if stores[0].describe() != self.default.describe() {
             stores.push(self.default.clone());
         }
-        stores
+        Ok(stores)
     }
 
     /// The deployment's store and every tenant's own that opens.
