@@ -55,23 +55,27 @@ async fn digest(store: &Arc<dyn ObjectStore>, key: &Key) -> Result<([u8; 32], u6
     Ok((hasher.finalize().into(), size))
 }
 
-/// Streams `from` to `to`; returns the source's SHA-256.
+/// Streams `from` to `to` (with its content type, unless the target is the
+/// local filesystem, which keeps none); returns the source's SHA-256.
 async fn copy_object(
     source: &Arc<dyn ObjectStore>,
     from: &Key,
     target: &Arc<dyn ObjectStore>,
     to: &Key,
+    typed: bool,
 ) -> Result<[u8; 32], LayoutError> {
     let mut stream = source
         .get(from)
         .await
         .map_err(store_err("read", from))?
         .into_stream();
-    let mut attributes = Attributes::new();
-    attributes.insert(Attribute::ContentType, content_type(to.as_ref()).into());
-    let mut writer = BufWriter::with_capacity(target.clone(), to.clone(), PART_SIZE)
-        .with_max_concurrency(2)
-        .with_attributes(attributes);
+    let mut writer =
+        BufWriter::with_capacity(target.clone(), to.clone(), PART_SIZE).with_max_concurrency(2);
+    if typed {
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, content_type(to.as_ref()).into());
+        writer = writer.with_attributes(attributes);
+    }
     let mut hasher = Sha256::new();
     let write_err = |source: std::io::Error| LayoutError::Store {
         action: "write",
@@ -150,7 +154,22 @@ pub async fn copy_recording(
                 .join(id.as_str())
         };
         let from_base = tree(&source_prefix, visibility);
-        let to_base = tree(&target_prefix, visibility);
+        let mut to_base = tree(&target_prefix, visibility);
+        // A tree on disk counts a format directory as complete as soon as
+        // it exists: a new one is copied into its staging area and renamed
+        // into place once every file is verified.
+        let mut staged = None;
+        if let Some(layout) = to.layout() {
+            let final_dir = layout.format_dir(visibility, &format, id);
+            if !final_dir.is_dir() {
+                let name = format!("migrate-{}", hex::encode(rand::random::<[u8; 6]>()));
+                to_base = Key::from(".staging")
+                    .join(name.as_str())
+                    .join(format.as_str())
+                    .join(id.as_str());
+                staged = Some((layout.staging_dir().join(name), final_dir));
+            }
+        }
         for meta in objects_under(&source, &from_base).await? {
             let Some(to_key) = rebase(&meta, &from_base, &to_base) else {
                 continue;
@@ -166,7 +185,8 @@ pub async fn copy_recording(
                 copied.present += 1;
                 continue;
             }
-            let sent = copy_object(&source, &meta.location, &target, &to_key).await?;
+            let typed = to.layout().is_none();
+            let sent = copy_object(&source, &meta.location, &target, &to_key, typed).await?;
             let (landed, size) = digest(&target, &to_key).await?;
             if landed != sent || size != meta.size {
                 return Err(LayoutError::Store {
@@ -180,6 +200,22 @@ pub async fn copy_recording(
             }
             copied.objects += 1;
             copied.bytes += meta.size;
+        }
+        if let Some((staging, final_dir)) = staged {
+            let staged_dir = staging.join(format.as_str()).join(id.as_str());
+            let io = |action, path: &std::path::Path| {
+                let path = path.to_path_buf();
+                move |source| LayoutError::Io {
+                    action,
+                    path,
+                    source,
+                }
+            };
+            if let Some(parent) = final_dir.parent() {
+                std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+            }
+            std::fs::rename(&staged_dir, &final_dir).map_err(io("move into place", &staged_dir))?;
+            let _ = std::fs::remove_dir_all(&staging);
         }
     }
     Ok(copied)

@@ -215,3 +215,47 @@ async fn presigned_urls_serve_the_object_and_ranges() {
     let forged = url.replace("index.html", "metadata.xml");
     assert_eq!(client.get(&forged).send().await.unwrap().status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_migrates_from_s3_to_a_tree_through_staging() {
+    let temp = tempfile::tempdir().unwrap();
+    let (s3, server) = s3_settings();
+    let location = StoreLocation::parse(&server.url(&server.unique_prefix("to-disk"))).unwrap();
+    let object = RecordingStore::open(&location, &s3, temp.path()).unwrap();
+    let format = staged(&temp.path().join("staged"), "presentation", PART_SIZE + 10);
+    object
+        .install(&format, Visibility::Unpublished)
+        .await
+        .unwrap();
+    let disk = RecordingStore::open(
+        &StoreLocation::Dir(temp.path().join("tree")),
+        &s3,
+        temp.path(),
+    )
+    .unwrap();
+    let id = RecordId::parse(ID).unwrap();
+    let copied = switchboard_recordings::migrate::copy_recording(&object, &disk, &id)
+        .await
+        .unwrap();
+    assert_eq!((copied.objects, copied.present), (3, 0));
+    assert_eq!(
+        disk.locate(&id).await.unwrap(),
+        object.locate(&id).await.unwrap()
+    );
+    let layout = disk.layout().unwrap();
+    let dir = layout.format_dir(
+        Visibility::Unpublished,
+        &FormatName::parse("presentation").unwrap(),
+        &id,
+    );
+    assert_eq!(
+        std::fs::read(dir.join("video/webcams.webm")).unwrap().len(),
+        PART_SIZE + 10
+    );
+    // Nothing is left in staging; a second run finds everything there.
+    assert_eq!(std::fs::read_dir(layout.staging_dir()).unwrap().count(), 0);
+    let again = switchboard_recordings::migrate::copy_recording(&object, &disk, &id)
+        .await
+        .unwrap();
+    assert_eq!((again.objects, again.present), (0, 3));
+}

@@ -226,6 +226,7 @@ impl RecordingService {
         let Ok(id) = RecordId::parse(record_id) else {
             return Ok(());
         };
+        let _files = self.lock_files(record_id).await;
         let stores = match self.stores.candidates(self.store.as_ref(), tenant).await {
             Ok(stores) => stores,
             Err(err) => {

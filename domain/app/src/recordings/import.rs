@@ -235,10 +235,12 @@ pub async fn import_extracted(
         .for_tenant(service.store.as_ref(), &owner.1)
         .await
         .map_err(|err| ImportError::Retry(err.to_string()))?;
+    let files = service.lock_files(&record_id).await;
     let installed = store
         .install_all(&extracted)
         .await
         .map_err(|err| ImportError::Retry(err.to_string()))?;
+    drop(files);
     // Removing the staged copy is file work: off the runtime's threads.
     let _ = tokio::task::spawn_blocking(move || drop(extracted)).await;
     let published = installed

@@ -113,6 +113,10 @@ pub struct RecordingService {
     /// Signs one-time links and playback cookies.
     key: PlaybackKey,
     public_url: OnceLock<String>,
+    /// Serializes the file work on one recording in this process (an
+    /// import, a publish and an unpublish of the same recording must not
+    /// interleave their copies and deletes in an object store).
+    file_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
 impl fmt::Debug for RecordingService {
@@ -167,6 +171,7 @@ impl RecordingService {
             executor,
             key,
             public_url,
+            file_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
     }
 
@@ -202,6 +207,15 @@ impl RecordingService {
     /// [`RecordingStores`]).
     pub fn files(&self) -> &RecordingStore {
         self.stores.default_store()
+    }
+
+    /// Holds the file lock of a recording (striped over 64 locks).
+    pub async fn lock_files(&self, record_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        record_id.hash(&mut hasher);
+        let stripe = usize::try_from(hasher.finish() % 64).unwrap_or(0);
+        self.file_locks[stripe].lock().await
     }
 
     /// The nonce store every instance shares.
