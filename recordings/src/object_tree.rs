@@ -40,8 +40,11 @@ use tokio::io::AsyncWriteExt;
 /// upload is multipart). S3 wants at least 5 MiB.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
-/// Files uploaded (or moved) at once.
+/// Small files uploaded (or objects moved) at once.
 const CONCURRENCY: usize = 4;
+
+/// Parts of one large file uploaded at once.
+const UPLOAD_PARTS: usize = 3;
 
 /// The object that marks a format as complete.
 pub const MARKER: &str = "metadata.xml";
@@ -250,18 +253,28 @@ impl ObjectTree {
             })??;
         let (marker, rest): (Vec<_>, Vec<_>) = files
             .into_iter()
-            .partition(|(parts, _)| parts.len() == 1 && parts[0] == MARKER);
+            .partition(|(parts, _, _)| parts.len() == 1 && parts[0] == MARKER);
+        // Small files go [`CONCURRENCY`] at a time, then each large one on
+        // its own (its parts in parallel): memory stays a few parts,
+        // whatever the recording's size.
+        let (large, small): (Vec<_>, Vec<_>) = rest
+            .into_iter()
+            .partition(|(_, _, size)| *size > PART_SIZE as u64);
         // Futures collected first: a stream that maps with a closure is not
         // `Send` for every lifetime, which a spawned import needs.
-        let uploads: Vec<BoxFuture<'_, Result<(), LayoutError>>> = rest
+        let uploads: Vec<BoxFuture<'_, Result<(), LayoutError>>> = small
             .into_iter()
-            .map(|(parts, file)| {
+            .map(|(parts, file, _)| {
                 let key = parts.iter().fold(base.clone(), |key, p| key.join(part(p)));
                 async move { self.upload(&file, &key).await }.boxed()
             })
             .collect();
         run_all(uploads).await?;
-        for (_, file) in marker {
+        for (parts, file, _) in large {
+            let key = parts.iter().fold(base.clone(), |key, p| key.join(part(p)));
+            self.upload(&file, &key).await?;
+        }
+        for (_, file, _) in marker {
             self.upload(&file, &base.clone().join(MARKER)).await?;
         }
         Ok(Installed {
@@ -285,7 +298,7 @@ impl ObjectTree {
         };
         let mut source = tokio::fs::File::open(file).await.map_err(io("open"))?;
         let mut writer = BufWriter::with_capacity(self.store.clone(), key.clone(), PART_SIZE)
-            .with_max_concurrency(2)
+            .with_max_concurrency(UPLOAD_PARTS)
             .with_attributes(content_attributes(key.as_ref()));
         if let Err(source) = tokio::io::copy(&mut source, &mut writer).await {
             let _ = writer.abort().await;
@@ -539,8 +552,8 @@ fn content_attributes(name: &str) -> Attributes {
 }
 
 /// The regular files under `dir` (symbolic links and special files are
-/// skipped), each with its path segments below `dir`.
-fn local_files(dir: &Path) -> Result<Vec<(Vec<String>, PathBuf)>, LayoutError> {
+/// skipped), each with its path segments below `dir` and its size.
+fn local_files(dir: &Path) -> Result<Vec<(Vec<String>, PathBuf, u64)>, LayoutError> {
     let mut found = Vec::new();
     let mut pending = vec![(Vec::<String>::new(), dir.to_path_buf())];
     while let Some((parts, path)) = pending.pop() {
@@ -566,7 +579,8 @@ fn local_files(dir: &Path) -> Result<Vec<(Vec<String>, PathBuf)>, LayoutError> {
             if kind.is_dir() {
                 pending.push((child, entry.path()));
             } else if kind.is_file() {
-                found.push((child, entry.path()));
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                found.push((child, entry.path(), size));
             }
         }
     }
