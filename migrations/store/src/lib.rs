@@ -7,6 +7,7 @@
 
 mod announce;
 mod archive;
+mod breakout_column;
 mod buckets;
 mod bulk_log;
 mod callbacks;

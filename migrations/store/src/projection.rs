@@ -266,7 +266,7 @@ async fn apply_recording<C: ConnectionTrait>(
             internal_meeting_id: Set(details.internal_meeting_id.clone()),
             name: Set(details.name.clone()),
             is_breakout: Set(details.is_breakout),
-            breakout: Set(crate::recordings::BreakoutColumn::of(details)),
+            breakout: Set(crate::breakout_column::BreakoutColumn::of(details)),
             published: Set(details.published),
             state: Set(state_name(details.published).to_owned()),
             start_time_ms: Set(details.start_time_ms),

@@ -15,31 +15,8 @@ use switchboard_migrations::entities::{
     meeting_run, recording, recording_count, recording_meta, used_token,
 };
 
-/// `recordings.breakout`: a room's parent and the rooms a meeting opened.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub(crate) struct BreakoutColumn {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<switchboard_domain::recording::BreakoutOf>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rooms: Vec<String>,
-}
-
-impl BreakoutColumn {
-    /// The column's value for a recording's details (null for neither).
-    pub(crate) fn of(details: &switchboard_domain::recording::RecordingDetails) -> Option<String> {
-        if details.breakout.is_none() && details.breakout_rooms.is_empty() {
-            return None;
-        }
-        serde_json::to_string(&Self {
-            parent: details.breakout.clone(),
-            rooms: details.breakout_rooms.clone(),
-        })
-        .ok()
-    }
-}
-
 fn recording_record(row: recording::Model) -> RecordingRecord {
-    let breakout: BreakoutColumn = row
+    let breakout: crate::breakout_column::BreakoutColumn = row
         .breakout
         .as_deref()
         .and_then(|json| serde_json::from_str(json).ok())

@@ -317,7 +317,7 @@ impl ProjectionImage {
                 internal_meeting_id: details.internal_meeting_id.clone(),
                 name: details.name.clone(),
                 is_breakout: details.is_breakout,
-                breakout: crate::recordings::BreakoutColumn::of(details),
+                breakout: crate::breakout_column::BreakoutColumn::of(details),
                 published: details.published,
                 state: crate::projection::state_name(details.published).to_owned(),
                 start_time_ms: details.start_time_ms,
