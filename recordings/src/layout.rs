@@ -421,46 +421,61 @@ impl Layout {
     /// leaves the recording's directory.
     pub fn resolve_playback(&self, request_path: &str) -> Result<PathBuf, LayoutError> {
         let shown = shorten(request_path);
-        let refused = |why| LayoutError::Refused {
-            path: shown.clone(),
-            why,
-        };
-        let mut parts = request_path
-            .strip_prefix('/')
-            .unwrap_or(request_path)
-            .split('/');
-        let format = parts
-            .next()
-            .and_then(|p| FormatName::parse(p).ok())
-            .ok_or_else(|| refused("no valid format name"))?;
-        let id = parts
-            .next()
-            .and_then(|p| RecordId::parse(p).ok())
-            .ok_or_else(|| refused("no valid record id"))?;
-        let mut path = self.format_dir(Visibility::Published, &format, &id);
-        let base = path.clone();
-        let mut any = false;
-        for part in parts {
-            if part.is_empty() || part == "." || part == ".." || part.contains(['\0', '\\']) {
-                return Err(refused("empty, `.`, `..` or unusual segment"));
-            }
-            path.push(part);
-            any = true;
-        }
-        if !any {
-            return Err(LayoutError::NoSuchFile(shown));
-        }
+        let (format, id, rest) = playback_parts(request_path)?;
+        let base = self.format_dir(Visibility::Published, &format, &id);
+        let mut path = base.clone();
+        path.extend(rest);
         let missing = |_| LayoutError::NoSuchFile(shown.clone());
         let base = base.canonicalize().map_err(missing)?;
         let real = path.canonicalize().map_err(missing)?;
         if !real.starts_with(&base) {
-            return Err(refused("a symbolic link leads out of the recording"));
+            return Err(LayoutError::Refused {
+                path: shown,
+                why: "a symbolic link leads out of the recording",
+            });
         }
         match fs::metadata(&real) {
             Ok(m) if m.is_file() => Ok(real),
             _ => Err(LayoutError::NoSuchFile(shown)),
         }
     }
+}
+
+/// Splits a playback request path `<format>/<recordID>/<rest>` (leading
+/// `/` allowed; percent-decoding done) into its format, record id and the
+/// segments of the file within the recording, for the tree on disk and
+/// for an object store alike. Refuses `.`, `..`, empty and unusual
+/// segments; a path naming no file is [`LayoutError::NoSuchFile`].
+pub fn playback_parts(
+    request_path: &str,
+) -> Result<(FormatName, RecordId, Vec<&str>), LayoutError> {
+    let refused = |why| LayoutError::Refused {
+        path: shorten(request_path),
+        why,
+    };
+    let mut parts = request_path
+        .strip_prefix('/')
+        .unwrap_or(request_path)
+        .split('/');
+    let format = parts
+        .next()
+        .and_then(|p| FormatName::parse(p).ok())
+        .ok_or_else(|| refused("no valid format name"))?;
+    let id = parts
+        .next()
+        .and_then(|p| RecordId::parse(p).ok())
+        .ok_or_else(|| refused("no valid record id"))?;
+    let rest: Vec<&str> = parts.collect();
+    if rest
+        .iter()
+        .any(|part| part.is_empty() || *part == "." || *part == ".." || part.contains(['\0', '\\']))
+    {
+        return Err(refused("empty, `.`, `..` or unusual segment"));
+    }
+    if rest.is_empty() {
+        return Err(LayoutError::NoSuchFile(shorten(request_path)));
+    }
+    Ok((format, id, rest))
 }
 
 /// A recording found by [`import_dir`].

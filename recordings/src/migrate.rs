@@ -7,7 +7,7 @@
 //! (`metadata.xml`) of each format is copied last.
 
 use crate::layout::{LayoutError, Visibility};
-use crate::object_tree::{MARKER, PART_SIZE, content_type};
+use crate::object_tree::{MARKER, PART_SIZE, content_type, store_err};
 use crate::store::RecordingStore;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
@@ -27,15 +27,6 @@ pub struct Copied {
     pub bytes: u64,
     /// Objects already at the target with the same content.
     pub present: u64,
-}
-
-fn store_err(action: &'static str, key: &Key) -> impl FnOnce(object_store::Error) -> LayoutError {
-    let key = key.to_string();
-    move |source| LayoutError::Store {
-        action,
-        key,
-        source: Box::new(source),
-    }
 }
 
 /// SHA-256 and size of an object, streamed.

@@ -68,7 +68,11 @@ impl fmt::Debug for ObjectTree {
     }
 }
 
-fn store_err(action: &'static str, key: &Key) -> impl FnOnce(object_store::Error) -> LayoutError {
+/// Wraps an object store error with what was done on which key.
+pub(crate) fn store_err(
+    action: &'static str,
+    key: &Key,
+) -> impl FnOnce(object_store::Error) -> LayoutError {
     let key = key.to_string();
     move |source| LayoutError::Store {
         action,
@@ -450,38 +454,11 @@ impl ObjectTree {
     /// Refuses `.`, `..`, empty and unusual segments, as on disk.
     pub async fn resolve_playback(&self, request_path: &str) -> Result<ObjectMeta, LayoutError> {
         let shown = shorten(request_path);
-        let refused = |why| LayoutError::Refused {
-            path: shown.clone(),
-            why,
-        };
-        let mut parts = request_path
-            .strip_prefix('/')
-            .unwrap_or(request_path)
-            .split('/');
-        let format = parts
-            .next()
-            .and_then(|p| FormatName::parse(p).ok())
-            .ok_or_else(|| refused("no valid format name"))?;
-        let id = parts
-            .next()
-            .and_then(|p| RecordId::parse(p).ok())
-            .ok_or_else(|| refused("no valid record id"))?;
-        let mut key = self.format_key(Visibility::Published, &format, &id);
-        let mut any = false;
-        for segment in parts {
-            if segment.is_empty()
-                || segment == "."
-                || segment == ".."
-                || segment.contains(['\0', '\\'])
-            {
-                return Err(refused("empty, `.`, `..` or unusual segment"));
-            }
-            key = key.join(part(segment));
-            any = true;
-        }
-        if !any {
-            return Err(LayoutError::NoSuchFile(shown));
-        }
+        let (format, id, rest) = crate::layout::playback_parts(request_path)?;
+        let key = rest.iter().fold(
+            self.format_key(Visibility::Published, &format, &id),
+            |key, segment| key.join(part(segment)),
+        );
         match self.store.head(&key).await {
             Ok(meta) => Ok(meta),
             Err(object_store::Error::NotFound { .. }) => Err(LayoutError::NoSuchFile(shown)),
