@@ -104,6 +104,10 @@ pub fn install() -> &'static PrometheusHandle {
 /// Describes every Switchboard metric to the installed recorder.
 fn describe() {
     describe_counter!(
+        switchboard_store::METRIC_STATEMENTS,
+        "SQL statements run against the database (BEGIN and COMMIT not counted)"
+    );
+    describe_counter!(
         switchboard_app::recordings::expiry::METRIC_EXPIRED,
         "Recordings expired by a retention rule, by tenant."
     );

@@ -152,3 +152,20 @@ async fn server_gauges_and_health_poll_jobs_appear() {
     assert!(!after.contains(&harness.sims[0].url()), "{after}");
     harness.stop().await;
 }
+
+/// Issue 22: the SQL work of a call is read off /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_statements_are_counted() {
+    for db in BOTH {
+        let harness = Harness::start(db, 1).await;
+        let before = scrape(&harness).await;
+        harness.create("sql-counted").await.assert_success();
+        let after = scrape(&harness).await;
+        assert!(
+            increased(&before, &after, "switchboard_db_statements_total"),
+            "{db:?}:\n{after}"
+        );
+        assert!(after.contains("# TYPE switchboard_db_statements_total counter"));
+        harness.stop().await;
+    }
+}

@@ -47,6 +47,9 @@ pub enum SqlError {
 /// event queries' time bounds reach this far past the range asked.
 const CLOCK_MARGIN_SECS: i64 = 60;
 
+/// Counter of the SQL statements the store ran (without BEGIN and COMMIT).
+pub const METRIC_STATEMENTS: &str = "switchboard_db_statements_total";
+
 /// The database behind Switchboard: log and projections.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -60,7 +63,10 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, SqlError> {
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false).max_connections(16);
-        let db = Database::connect(options).await?;
+        let mut db = Database::connect(options).await?;
+        // Every statement counted (BEGIN and COMMIT are not statements
+        // here): the SQL work of a call is read off /metrics.
+        db.set_metric_callback(|_| metrics::counter!(METRIC_STATEMENTS).increment(1));
         if db.get_database_backend() == DbBackend::Sqlite {
             db.execute_unprepared(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",

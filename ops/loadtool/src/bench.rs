@@ -12,7 +12,7 @@ use rand::Rng;
 use crate::bbb;
 use crate::load::{self, Expect, Load, MakeRequest};
 use crate::stats::Summary;
-use crate::target::{Database, Memory, Switchboard, random_hex};
+use crate::target::{self, Database, Memory, Switchboard, random_hex};
 
 /// Longest a top-up round may take.
 const TOP_UP_LIMIT: Duration = Duration::from_secs(90);
@@ -55,6 +55,9 @@ pub struct PassResult {
     pub database: &'static str,
     /// The timed create phase.
     pub create: Summary,
+    /// The SQL work of the timed creates (statements from Switchboard's
+    /// /metrics; transactions and rows from PostgreSQL).
+    pub sql: Option<SqlWork>,
     /// The rounds of untimed creates made to reach the wanted number of
     /// meetings (none when the timed phase made enough).
     pub top_up: Vec<Summary>,
@@ -70,6 +73,42 @@ pub struct PassResult {
     pub memory_loaded: Memory,
     /// Memory at the end of the pass.
     pub memory_end: Memory,
+}
+
+/// The SQL work of a phase: totals, and the creates they served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqlWork {
+    /// Creates answered in the phase (warm-up included).
+    pub creates: u64,
+    /// Statements Switchboard ran (`switchboard_db_statements_total`).
+    pub statements: u64,
+    /// Transactions committed, rows inserted, updated, deleted (PostgreSQL).
+    pub stats: target::WriteStats,
+}
+
+impl SqlWork {
+    /// `total` per create.
+    pub fn per_create(&self, total: u64) -> f64 {
+        total as f64 / self.creates.max(1) as f64
+    }
+}
+
+/// Statements run and creates answered so far, from Switchboard's
+/// /metrics (`switchboard_db_statements_total`, the create successes of
+/// `switchboard_bbb_requests_total`), warm-up included.
+async fn statements(addr: std::net::SocketAddr) -> Option<(u64, u64)> {
+    let (_, body) = load::get(addr, "/metrics").await.ok()?;
+    let text = String::from_utf8_lossy(&body);
+    let series = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map(|value| value as u64)
+    };
+    Some((
+        series("switchboard_db_statements_total")?,
+        series(r#"switchboard_bbb_requests_total{call="create",outcome="success"}"#).unwrap_or(0),
+    ))
 }
 
 /// Runs one pass; whatever happens, the child process, the simulators, the
@@ -101,7 +140,7 @@ pub async fn run_pass(config: &PassConfig, choice: &DatabaseChoice) -> anyhow::R
             "[{label}] switchboard pid {} at http://{} with {} simulated servers",
             switchboard.pid, switchboard.addr, config.servers
         );
-        let measured = measure(config, label, &switchboard, &simulators, &secret).await;
+        let measured = measure(config, &database, &switchboard, &simulators, &secret).await;
         if measured.is_err() {
             eprintln!("[{label}] switchboard log:\n{}", switchboard.log_tail());
         }
@@ -122,7 +161,7 @@ pub async fn run_pass(config: &PassConfig, choice: &DatabaseChoice) -> anyhow::R
 /// The measured scenarios of one pass.
 async fn measure(
     config: &PassConfig,
-    label: &'static str,
+    database: &target::Database,
     switchboard: &Switchboard,
     simulators: &[Simulator],
     secret: &str,
@@ -134,13 +173,58 @@ async fn measure(
             .map(Simulator::meeting_count)
             .sum::<usize>()
     };
+    let label = database.label;
     let run_id = random_hex(3);
 
+    let statements_before = statements(addr).await;
+    let stats_before = match database.write_stats().await {
+        Ok(stats) => stats,
+        Err(err) => {
+            eprintln!("[{label}] PostgreSQL's counters unreadable: {err:#}");
+            None
+        }
+    };
     let create = Load::timed(addr, config.connections, config.duration, Expect::Success)
         .warmed(config.warmup)
         .run(creates(format!("bench-{run_id}"), secret))
         .await;
     eprintln!("[{label}] create: {}", one_line(&create));
+    // PostgreSQL's counters lag by up to a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let counted = (
+        statements_before,
+        statements(addr).await,
+        stats_before,
+        database.write_stats().await.ok().flatten(),
+    );
+    if counted.0.is_none() || counted.1.is_none() {
+        eprintln!(
+            "[{label}] statements not counted: /metrics has no switchboard_db_statements_total"
+        );
+    }
+    let sql = match counted {
+        (Some((s0, c0)), Some((s1, c1)), Some(w0), Some(w1)) => Some(SqlWork {
+            creates: c1.saturating_sub(c0),
+            statements: s1.saturating_sub(s0),
+            stats: target::WriteStats {
+                transactions: w1.transactions.saturating_sub(w0.transactions),
+                inserted: w1.inserted.saturating_sub(w0.inserted),
+                updated: w1.updated.saturating_sub(w0.updated),
+                deleted: w1.deleted.saturating_sub(w0.deleted),
+            },
+        }),
+        _ => None,
+    };
+    if let Some(sql) = &sql {
+        eprintln!(
+            "[{label}] SQL per create: {:.1} statements, {:.1} transactions, {:.1} rows inserted, {:.1} updated, {:.1} deleted",
+            sql.per_create(sql.statements),
+            sql.per_create(sql.stats.transactions),
+            sql.per_create(sql.stats.inserted),
+            sql.per_create(sql.stats.updated),
+            sql.per_create(sql.stats.deleted),
+        );
+    }
 
     let mut top_up = Vec::new();
     for round in 0..TOP_UP_ROUNDS {
@@ -205,6 +289,7 @@ async fn measure(
     Ok(PassResult {
         database: label,
         create,
+        sql,
         top_up,
         meetings,
         join,

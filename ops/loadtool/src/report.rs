@@ -403,6 +403,39 @@ impl Report {
             }
         }
         let _ = writeln!(out);
+        let counted: Vec<_> = self
+            .passes
+            .iter()
+            .filter_map(|pass| pass.sql.map(|sql| (pass.database, sql)))
+            .collect();
+        if !counted.is_empty() {
+            let _ = writeln!(
+                out,
+                "SQL work per create in the timed phase (warm-up included): statements from \
+                 Switchboard's `switchboard_db_statements_total` (BEGIN and COMMIT not counted), \
+                 committed transactions and rows from PostgreSQL's `pg_stat_database` (the \
+                 database is Switchboard's alone; `serve --no-workers`, so no poller writes).\n"
+            );
+            let _ = writeln!(
+                out,
+                "| database | creates | statements | transactions (explicit and single-statement) | round trips, at most (statements + 2 x transactions) | rows inserted | rows updated | rows deleted |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+            for (database, sql) in counted {
+                let _ = writeln!(
+                    out,
+                    "| {database} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                    sql.creates,
+                    sql.per_create(sql.statements),
+                    sql.per_create(sql.stats.transactions),
+                    sql.per_create(sql.statements + 2 * sql.stats.transactions),
+                    sql.per_create(sql.stats.inserted),
+                    sql.per_create(sql.stats.updated),
+                    sql.per_create(sql.stats.deleted),
+                );
+            }
+            let _ = writeln!(out);
+        }
     }
 
     fn write_get_meetings(&self, out: &mut String) {

@@ -81,6 +81,66 @@ async fn psql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rows and transactions PostgreSQL counted for one database
+/// (`pg_stat_database`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Committed transactions.
+    pub transactions: u64,
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Rows updated.
+    pub updated: u64,
+    /// Rows deleted.
+    pub deleted: u64,
+}
+
+impl Database {
+    /// PostgreSQL's counters for this database (`None` for SQLite). They
+    /// lag by up to a second: wait before reading them after a phase.
+    pub async fn write_stats(&self) -> anyhow::Result<Option<WriteStats>> {
+        let Some((admin_url, name)) = &self.created else {
+            return Ok(None);
+        };
+        let output = Command::new("psql")
+            .arg(admin_url)
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atq",
+                "-F",
+                " ",
+                "-c",
+                &format!(
+                    "select xact_commit, tup_inserted, tup_updated, tup_deleted \
+                     from pg_stat_database where datname = '{name}'"
+                ),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("cannot run psql")?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let numbers: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        // No row yet: nothing was counted for the new database so far.
+        let [transactions, inserted, updated, deleted] = numbers[..] else {
+            if text.trim().is_empty() {
+                return Ok(Some(WriteStats::default()));
+            }
+            bail!("unexpected pg_stat_database answer: {text}");
+        };
+        Ok(Some(WriteStats {
+            transactions,
+            inserted,
+            updated,
+            deleted,
+        }))
+    }
+}
+
 /// `admin_url` with its database name replaced by `name`.
 fn with_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
     let scheme_end = admin_url
