@@ -42,12 +42,24 @@ pub(crate) fn archive(id: &str, formats: &[&str], meeting: &str) -> Vec<u8> {
 
 /// As [`archive`], with each format's metadata.xml from `metadata`.
 fn archive_with(id: &str, formats: &[&str], metadata: impl Fn(&str) -> String) -> Vec<u8> {
+    archive_of(id, formats, metadata, &[])
+}
+
+/// A `<recordID>.tar` whose formats each hold metadata.xml (from
+/// `metadata`), the 1000-byte `data.bin` and the `extra` files.
+pub(crate) fn archive_of(
+    id: &str,
+    formats: &[&str],
+    metadata: impl Fn(&str) -> String,
+    extra: &[(&str, Vec<u8>)],
+) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for format in formats {
-        for (name, content) in [
+        let files = [
             ("metadata.xml", metadata(format).into_bytes()),
             ("data.bin", (0..1000u32).map(|n| (n % 251) as u8).collect()),
-        ] {
+        ];
+        for (name, content) in files.iter().chain(extra) {
             let mut header = tar::Header::new_gnu();
             header.set_size(content.len() as u64);
             header.set_mode(0o644);

@@ -4,7 +4,9 @@
 //! streamed or by presigned redirect), follows publish, unpublish, protect
 //! and delete the same, and `migrate-store` moves a tree into S3.
 
-use crate::recordings::{archive, create_run, drop_in_spool, eventually, metadata_xml, public};
+use crate::recordings::{
+    archive, archive_of, create_run, drop_in_spool, eventually, metadata_xml, public,
+};
 use crate::support::*;
 #[allow(unused_imports)]
 use switchboard_app::ports::prelude::*;
@@ -54,30 +56,12 @@ async fn harness_in(place: Where) -> Harness {
 /// An archive whose formats each hold metadata.xml, `data.bin` (1000
 /// bytes) and a webcam video `video/webcams.webm` (3000 bytes).
 fn archive_with_video(id: &str, formats: &[&str], meeting: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for format in formats {
-        for (name, content) in [
-            (
-                "metadata.xml",
-                metadata_xml(id, format, meeting).into_bytes(),
-            ),
-            ("data.bin", data()),
-            ("video/webcams.webm", video()),
-        ] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(content.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder
-                .append_data(
-                    &mut header,
-                    format!("{format}/{id}/{name}"),
-                    content.as_slice(),
-                )
-                .unwrap();
-        }
-    }
-    builder.into_inner().unwrap()
+    archive_of(
+        id,
+        formats,
+        |format| metadata_xml(id, format, meeting),
+        &[("video/webcams.webm", video())],
+    )
 }
 
 fn video() -> Vec<u8> {
