@@ -72,8 +72,10 @@ pub struct AgentRegistration {
     /// BBB's `securitySalt`.
     pub secret: String,
     /// Tag, applied only when the server is added.
+    #[oai(nullable)]
     pub tag: Option<String>,
     /// Load multiplier, applied only when the server is added.
+    #[oai(nullable)]
     pub load_multiplier: Option<f64>,
     /// Start enabled (applied only when the server is added).
     #[serde(default)]
@@ -81,11 +83,14 @@ pub struct AgentRegistration {
     pub enable: bool,
     /// Add the server when its URL is unknown (default true); false only
     /// finds it (404 when unknown).
+    #[oai(nullable)]
     pub add: Option<bool>,
     /// BBB's version, recorded now with `interval_secs` (then the first
     /// heartbeats append nothing).
+    #[oai(nullable)]
     pub version: Option<String>,
     /// Seconds between the agent's heartbeats (0.5 to 3600).
+    #[oai(nullable)]
     pub interval_secs: Option<f64>,
 }
 
@@ -122,27 +127,37 @@ pub struct AgentHeartbeat {
     /// The server's own getMeetings answer (XML), signed with its secret by
     /// the agent. Absent when the call failed: then `api_error` says why.
     #[oai(validator(max_length = 16777216))]
+    #[oai(nullable)]
     pub meetings_xml: Option<String>,
     /// Why the agent could not get the server's meetings.
+    #[oai(nullable)]
     pub api_error: Option<String>,
     /// Milliseconds between asking the server for `meetings_xml` and
     /// sending this heartbeat (absent: taken as one interval); the listing
     /// counts as of then.
+    #[oai(nullable)]
     pub listed_ago_ms: Option<u64>,
     // CPU counters. (No doc comment: see `PanicReport::server`.)
     #[allow(missing_docs)]
+    #[oai(nullable)]
     pub cpu: Option<AgentCpu>,
     /// Used memory, percent (`/proc/meminfo`).
+    #[oai(nullable)]
     pub memory_percent: Option<f64>,
     /// Meetings running (informational; the XML is what counts).
+    #[oai(nullable)]
     pub meetings: Option<u64>,
     /// Attendees (informational).
+    #[oai(nullable)]
     pub attendees: Option<u64>,
     /// Video streams (informational).
+    #[oai(nullable)]
     pub video_streams: Option<u64>,
     /// Voice participants (informational).
+    #[oai(nullable)]
     pub voice_streams: Option<u64>,
     /// The running meetings' ids (informational).
+    #[oai(nullable)]
     pub meeting_ids: Option<Vec<String>>,
 }
 
@@ -172,19 +187,24 @@ pub struct NewServer {
     pub secret: String,
     /// Optional tag.
     #[serde(default)]
+    #[oai(nullable)]
     pub tag: Option<String>,
     /// Load weight, default 1.0; must be positive.
     #[serde(default)]
+    #[oai(nullable)]
     pub load_multiplier: Option<f64>,
     /// Checksum algorithm for calls to it: sha1, sha256, sha384 or sha512.
     #[serde(default)]
+    #[oai(nullable)]
     pub checksum: Option<String>,
     /// Prometheus text endpoint with its CPU and memory, e.g. node_exporter's
     /// `https://user:password@bbb1.example.org:9100/metrics`.
     #[serde(default)]
+    #[oai(nullable)]
     pub metrics_url: Option<String>,
     /// Start enabled (default: disabled until enabled, as in Scalelite).
     #[serde(default)]
+    #[oai(nullable)]
     pub enabled: Option<bool>,
 }
 
@@ -194,21 +214,27 @@ pub struct NewServer {
 pub struct ServerUpdate {
     /// New base URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub url: Option<String>,
     /// New secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub secret: Option<String>,
     /// New tag; an empty string removes the tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub tag: Option<String>,
     /// New load multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub load_multiplier: Option<f64>,
     /// New checksum algorithm; an empty string returns to the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub checksum: Option<String>,
     /// New metrics URL; an empty string removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub metrics_url: Option<String>,
 }
 
@@ -218,6 +244,7 @@ pub struct ServerUpdate {
 pub struct PanicOptions {
     /// Also send `end` for each meeting to the server (default false).
     #[serde(default)]
+    #[oai(nullable)]
     pub end_meetings: Option<bool>,
 }
 
@@ -419,6 +446,7 @@ pub struct NewToken {
     /// For a node token: the id of the server it speaks for (otherwise it
     /// is bound to the server its agent registers).
     #[serde(default)]
+    #[oai(nullable)]
     pub server: Option<String>,
 }
 

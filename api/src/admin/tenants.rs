@@ -41,6 +41,7 @@ pub struct PolicyRule {
     pub param: String,
     /// The value (a number for `max`; none for `block`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub value: Option<String>,
 }
 
@@ -58,9 +59,11 @@ pub struct PolicyView {
     pub join: Vec<PolicyRule>,
     /// Presentation URL for creates that bring none (`preUploadedPresentation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub default_presentation: Option<String>,
     /// Logo URL for creates that bring none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub logo: Option<String>,
 }
 
@@ -70,9 +73,11 @@ pub struct PolicyView {
 pub struct LimitsView {
     /// Running meetings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub max_meetings: Option<u64>,
     /// Attendees over all its running meetings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub max_attendees: Option<u64>,
 }
 
@@ -117,6 +122,7 @@ pub struct RetentionView {
     /// Days after a recording ends (at least 1); absent: the global
     /// `[recordings] retention_days` applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub days: Option<u32>,
 }
 
@@ -127,6 +133,7 @@ pub struct RecordingsStoreView {
     /// A directory or `s3://BUCKET/PREFIX` (reached with the deployment's
     /// S3 endpoint and credentials); absent: the deployment's store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub url: Option<String>,
 }
 
@@ -140,12 +147,15 @@ pub struct NewTenant {
     pub secret: String,
     /// Server tags its meetings require.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub required_tags: Option<Vec<String>>,
     /// Limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub limits: Option<LimitsView>,
     /// Parameter policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub policy: Option<PolicyView>,
 }
 
@@ -155,19 +165,24 @@ pub struct NewTenant {
 pub struct TenantUpdate {
     /// Server tags its meetings require (empty list: every server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub required_tags: Option<Vec<String>>,
     /// Limits (replaced as a whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub limits: Option<LimitsView>,
     /// Parameter policy (replaced as a whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub policy: Option<PolicyView>,
     /// Recording retention (`{}`: the global default; `{"days": 30}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub retention: Option<RetentionView>,
     /// Where its new recordings are kept (`{}`: the deployment's store;
     /// `{"url": "s3://bucket/prefix"}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(nullable)]
     pub recordings_store: Option<RecordingsStoreView>,
 }
 
