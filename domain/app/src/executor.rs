@@ -5,7 +5,7 @@
 
 use crate::error::StoreError;
 use crate::ports::EventStore;
-use crate::records::NewCallback;
+use crate::records::{AppendExtras, MeetingListing, NewCallback};
 use std::sync::{Arc, RwLock};
 use switchboard_domain::aggregate::Aggregate;
 use switchboard_domain::events::{AggregateEvent, DomainEvent, EventMetadata};
@@ -248,7 +248,15 @@ impl CommandExecutor {
         let (mut state, mut version) = (state, version);
         for attempt in 1..=ATTEMPTS {
             match self
-                .try_once_with(stream, &state, version, command, metadata, callbacks_for)
+                .try_once_with(
+                    stream,
+                    &state,
+                    version,
+                    command,
+                    metadata,
+                    callbacks_for,
+                    None,
+                )
                 .await
             {
                 Err(err) if err.is_conflict() && attempt < ATTEMPTS => {
@@ -299,11 +307,51 @@ impl CommandExecutor {
         A::Command: Sync,
         A::Error: Send,
     {
-        self.try_once_with(stream, state, version, command, metadata, &|_| Vec::new())
-            .await
+        self.try_once_with(
+            stream,
+            state,
+            version,
+            command,
+            metadata,
+            &|_| Vec::new(),
+            None,
+        )
+        .await
     }
 
-    /// [`try_once`](Self::try_once) with callbacks written beside the events.
+    /// [`try_once`](Self::try_once) writing a created run's `listing` in
+    /// the same transaction as the events: one commit, and no instance
+    /// sees the run without its `<meeting>` element.
+    pub async fn try_once_listed<A>(
+        &self,
+        stream: &StreamId,
+        state: &A,
+        version: i64,
+        command: &A::Command,
+        metadata: &EventMetadata,
+        listing: &MeetingListing,
+    ) -> Result<Executed<A::Event>, CommandError<A::Error>>
+    where
+        A: StreamAggregate,
+        A::Event: AggregateEvent + Send + Sync,
+        A::Command: Sync,
+        A::Error: Send,
+    {
+        self.try_once_with(
+            stream,
+            state,
+            version,
+            command,
+            metadata,
+            &|_| Vec::new(),
+            Some(listing),
+        )
+        .await
+    }
+
+    /// [`try_once`](Self::try_once) with callbacks (and a listing) written
+    /// beside the events.
+    #[allow(clippy::too_many_arguments)]
     async fn try_once_with<A>(
         &self,
         stream: &StreamId,
@@ -312,6 +360,7 @@ impl CommandExecutor {
         command: &A::Command,
         metadata: &EventMetadata,
         callbacks_for: &CallbacksFor<'_, A::Event>,
+        listing: Option<&MeetingListing>,
     ) -> Result<Executed<A::Event>, CommandError<A::Error>>
     where
         A: StreamAggregate,
@@ -323,10 +372,14 @@ impl CommandExecutor {
             .decide_in(stream, command)
             .map_err(CommandError::Rejected)?;
         let callbacks = callbacks_for(&events);
+        let extras = AppendExtras {
+            callbacks: &callbacks,
+            listing,
+        };
         if events.is_empty() {
-            if !callbacks.is_empty() {
+            if !callbacks.is_empty() || listing.is_some() {
                 self.store
-                    .append_with_callbacks(stream, version, &[], metadata, &callbacks)
+                    .append_with(stream, version, &[], metadata, extras)
                     .await?;
             }
             return Ok(Executed {
@@ -338,7 +391,7 @@ impl CommandExecutor {
         let domain: Vec<DomainEvent> = events.iter().cloned().map(Into::into).collect();
         let outcome = self
             .store
-            .append_with_callbacks(stream, version, &domain, metadata, &callbacks)
+            .append_with(stream, version, &domain, metadata, extras)
             .await?;
         let appended: Vec<AppendedEvent> = domain
             .into_iter()

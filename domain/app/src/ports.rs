@@ -7,9 +7,9 @@
 use crate::error::StoreError;
 use crate::records::HookRecord;
 use crate::records::{
-    AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
-    PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RecordingUsage,
+    AppendExtras, AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord,
+    CallbackState, EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord,
+    NewCallback, PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RecordingUsage,
     RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord, ServerSample, StoredEvent,
     StreamHistory, TokenRecord, UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
 };
@@ -47,6 +47,24 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
         events: &[DomainEvent],
         metadata: &EventMetadata,
         callbacks: &[NewCallback],
+    ) -> Result<AppendOutcome, StoreError> {
+        let extras = AppendExtras {
+            callbacks,
+            listing: None,
+        };
+        self.append_with(stream, expected, events, metadata, extras)
+            .await
+    }
+
+    /// As [`append`](Self::append), writing `extras` in the same
+    /// transaction (also when there is no event: the extras alone).
+    async fn append_with(
+        &self,
+        stream: &StreamId,
+        expected: i64,
+        events: &[DomainEvent],
+        metadata: &EventMetadata,
+        extras: AppendExtras<'_>,
     ) -> Result<AppendOutcome, StoreError>;
 
     /// Every event of one stream, oldest first.

@@ -11,6 +11,7 @@ mod breakout_column;
 mod buckets;
 mod bulk_log;
 mod callbacks;
+mod connect_url;
 mod listen;
 mod maintenance;
 mod outbox;

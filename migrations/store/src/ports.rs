@@ -10,8 +10,8 @@ use switchboard_app::ports::{
 };
 use switchboard_app::records::HookRecord;
 use switchboard_app::records::{
-    AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord, NewCallback,
+    AppendExtras, AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord,
+    CallbackState, EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord,
     RecordingPage, RecordingQuery, RecordingRecord, RoutingSnapshot, SeriesPoint, ServerRecord,
     ServerSample, StoredEvent, StreamHistory, TokenRecord,
 };
@@ -32,15 +32,15 @@ impl From<SqlError> for StoreError {
 
 #[async_trait]
 impl EventStore for Store {
-    async fn append_with_callbacks(
+    async fn append_with(
         &self,
         stream: &StreamId,
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
-        callbacks: &[NewCallback],
+        extras: AppendExtras<'_>,
     ) -> Result<AppendOutcome, StoreError> {
-        Ok(Store::append_sql(self, stream, expected, events, metadata, callbacks).await?)
+        Ok(Store::append_sql(self, stream, expected, events, metadata, extras).await?)
     }
 
     async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {

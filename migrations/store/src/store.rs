@@ -8,7 +8,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use switchboard_app::records::{AppendOutcome, EventFilter, NewCallback, StoredEvent};
+use switchboard_app::records::{AppendExtras, AppendOutcome, EventFilter, StoredEvent};
 use switchboard_domain::events::{CURRENT_SCHEMA_VERSION, DomainEvent, EventMetadata};
 use switchboard_domain::ids::{StreamId, StreamKind};
 use switchboard_migrations::Migrator;
@@ -59,14 +59,27 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to `sqlite://PATH?mode=rwc` or `postgres://...`.
+    /// Connects to `sqlite://PATH?mode=rwc` or `postgres://...` (to a
+    /// PostgreSQL on this machine without TLS unless the URL names an
+    /// `sslmode`: [`crate::connect_url`]).
     pub async fn connect(url: &str) -> Result<Self, SqlError> {
-        let mut options = ConnectOptions::new(url.to_owned());
+        let mut options = ConnectOptions::new(crate::connect_url::without_loopback_tls(url));
         options.sqlx_logging(false).max_connections(16);
         let mut db = Database::connect(options).await?;
         // Every statement counted (BEGIN and COMMIT are not statements
         // here): the SQL work of a call is read off /metrics.
-        db.set_metric_callback(|_| metrics::counter!(METRIC_STATEMENTS).increment(1));
+        // With `SWITCHBOARD_LOG=switchboard_store::sql=trace` each one is
+        // logged with its time (the text only: values are never logged).
+        db.set_metric_callback(|info| {
+            metrics::counter!(METRIC_STATEMENTS).increment(1);
+            tracing::trace!(
+                target: "switchboard_store::sql",
+                micros = info.elapsed.as_micros() as u64,
+                failed = info.failed,
+                "{}",
+                info.statement.sql
+            );
+        });
         if db.get_database_backend() == DbBackend::Sqlite {
             db.execute_unprepared(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
@@ -128,18 +141,21 @@ impl Store {
     }
 
     /// Appends events to a stream whose current version must be `expected`,
-    /// updating the projections in the same transaction. Nothing is written
-    /// when `events` is empty.
+    /// updating the projections and writing `extras` in the same
+    /// transaction. Only the extras are written when `events` is empty.
     pub(crate) async fn append_sql(
         &self,
         stream: &StreamId,
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
-        callbacks: &[NewCallback],
+        extras: AppendExtras<'_>,
     ) -> Result<AppendOutcome, SqlError> {
         if events.is_empty() {
-            crate::outbox::insert_callbacks(&self.db, callbacks).await?;
+            if let Some(listing) = extras.listing {
+                crate::samples::put_meeting_listing_on(&self.db, listing).await?;
+            }
+            crate::outbox::insert_callbacks(&self.db, extras.callbacks).await?;
             return Ok(AppendOutcome {
                 version: expected,
                 position: 0,
@@ -196,7 +212,10 @@ impl Store {
             )
             .await?;
         }
-        crate::outbox::insert_callbacks(&txn, callbacks).await?;
+        if let Some(listing) = extras.listing {
+            crate::samples::put_meeting_listing_on(&txn, listing).await?;
+        }
+        crate::outbox::insert_callbacks(&txn, extras.callbacks).await?;
         // Last, so the shared counter rows stay locked only until the commit.
         counts.write(&txn).await?;
         crate::announce::announce_change(&txn, self.is_postgres(), "events").await?;

@@ -182,6 +182,14 @@ struct RunArgs {
     /// Meetings to have running before join, getMeetings and memory are measured.
     #[arg(long, default_value_t = 10_000)]
     meetings: usize,
+    /// Meetings created before the timed creates (issue 22 measured creates
+    /// beside 1,000 running meetings).
+    #[arg(long, default_value_t = 0)]
+    preload: usize,
+    /// Run the health poller inside `serve` every this many seconds, as a
+    /// deployment does (default: `serve --no-workers`, no poller).
+    #[arg(long, value_name = "SECS")]
+    health_interval_secs: Option<f64>,
     /// Admin URL of the PostgreSQL server; a fresh database is created on it
     /// with `psql` and dropped afterwards.
     #[arg(
@@ -473,6 +481,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         warmup,
         servers: args.servers,
         meetings: args.meetings,
+        preload: args.preload,
+        health_interval_secs: args.health_interval_secs,
     };
     let mut choices = vec![DatabaseChoice::Postgres(args.postgres.clone())];
     if args.sqlite {
@@ -492,6 +502,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         servers: args.servers,
         meetings: args.meetings,
+        preload: args.preload,
+        health_interval_secs: args.health_interval_secs,
         duration_secs: args.duration_secs,
         warmup_secs: args.warmup_secs,
         baselines: vec![

@@ -88,6 +88,10 @@ pub struct Report {
     pub servers: usize,
     /// Meetings wanted before join, getMeetings and memory are measured.
     pub meetings: usize,
+    /// Meetings created before the timed creates.
+    pub preload: usize,
+    /// The poller's interval inside `serve` (`None`: `--no-workers`).
+    pub health_interval_secs: Option<f64>,
     /// Seconds per measured scenario.
     pub duration_secs: f64,
     /// Seconds of uncounted warm-up before each measured scenario.
@@ -306,14 +310,23 @@ impl Report {
         let _ = writeln!(
             out,
             "- Setup: {} simulated BBB servers (`bbb_simulator`, in the load tool's process); \
-             `switchboard serve --no-workers` as a child process on a fresh database; \
-             closed-loop HTTP/1.1 keep-alive clients, one request in flight per connection, \
+             `switchboard serve` as a child process on a fresh database, {}; {} meetings \
+             created before the timed creates; closed-loop HTTP/1.1 keep-alive clients, one request in flight per connection, \
              {} s per scenario after {} s of uncounted warm-up (failures during the warm-up \
              are counted as errors); creates go on (untimed) until {} meetings run before join, \
              getMeetings and memory are measured. Load generator, simulators and Switchboard \
              share the same {} CPUs, and other work on the machine is not controlled: compare \
              with the baseline of the same run rather than across runs.",
-            self.servers, self.duration_secs, self.warmup_secs, self.meetings, machine.cpus
+            self.servers,
+            match self.health_interval_secs {
+                Some(secs) => format!("its health poller running every {secs} s"),
+                None => "`--no-workers` (no poller)".to_owned(),
+            },
+            self.preload,
+            self.duration_secs,
+            self.warmup_secs,
+            self.meetings,
+            machine.cpus
         );
         let _ = writeln!(
             out,

@@ -188,29 +188,9 @@ pub struct Switchboard {
 
 impl Switchboard {
     /// Registers the simulators with `switchboard servers add ... --enable`,
-    /// then starts `switchboard serve --no-workers` on a free loopback port
-    /// with `secret` as the API secret, and waits until `/health` answers.
-    /// Its output goes to `switchboard.log` in `data_dir`.
-    pub async fn start(
-        binary: &Path,
-        database: &Database,
-        data_dir: &Path,
-        secret: &str,
-        simulators: &[Simulator],
-    ) -> anyhow::Result<Switchboard> {
-        Switchboard::start_with(
-            binary,
-            database,
-            data_dir,
-            secret,
-            simulators,
-            &ServeOptions::default(),
-        )
-        .await
-    }
-
-    /// Like [`Switchboard::start`], with the poller running as `options`
-    /// say.
+    /// then starts `switchboard serve` on a free loopback port with `secret`
+    /// as the API secret (with the poller as `options` say), and waits until
+    /// `/health` answers. Its output goes to `switchboard.log` in `data_dir`.
     pub async fn start_with(
         binary: &Path,
         database: &Database,

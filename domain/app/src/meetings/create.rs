@@ -662,7 +662,7 @@ impl CreateCall<'_> {
             name: self.name.clone(),
             run: run.clone(),
         };
-        self.list(&run, &answer).await;
+        let listing = self.listing(&run, &answer);
         let stream = meeting_stream(tenant, &self.meeting_id);
         let (mut aggregate, mut version) = (aggregate, version);
         // A lost race is handled here, never decided again blindly: when
@@ -673,7 +673,14 @@ impl CreateCall<'_> {
         for _ in 0..crate::executor::ATTEMPTS {
             match state
                 .executor
-                .try_once(&stream, &aggregate, version, &command, self.metadata)
+                .try_once_listed(
+                    &stream,
+                    &aggregate,
+                    version,
+                    &command,
+                    self.metadata,
+                    &listing,
+                )
                 .await
             {
                 Ok(_) => return Ok(Round::Done(answer)),
@@ -736,11 +743,11 @@ impl CreateCall<'_> {
         }
     }
 
-    /// Keeps the run's `<meeting>` element for getMeetings until a poll lists
-    /// it. Written before the run is appended, so every instance that sees the
-    /// run finds it; a failure only delays the run's listing to the next poll.
-    async fn list(&self, run: &MeetingRun, answer: &Answer) {
-        let listing = MeetingListing {
+    /// The run's `<meeting>` element for getMeetings until a poll lists it,
+    /// written with the run's event, so every instance that sees the run
+    /// finds it.
+    fn listing(&self, run: &MeetingRun, answer: &Answer) -> MeetingListing {
+        MeetingListing {
             internal_id: run.internal_id.clone(),
             server_id: run.server_id,
             created_at_ms: self.state.clock.now_ms(),
@@ -752,9 +759,6 @@ impl CreateCall<'_> {
                 &answer.summary,
                 &self.params,
             ),
-        };
-        if let Err(err) = self.state.store.put_meeting_listing(&listing).await {
-            tracing::warn!(error = %err, "could not keep the listing of a created meeting");
         }
     }
 

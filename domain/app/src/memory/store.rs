@@ -8,11 +8,12 @@ use crate::ports::{
     RecordingReads, ServerReads, ServerSeries, SettingsStore, TenantReads, UsageLedger,
 };
 use crate::records::{
-    AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord, CallbackState,
-    EventFilter, HookRecord, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord,
-    NewCallback, PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RecordingUsage,
-    RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord, ServerSample, StoredEvent,
-    TokenRecord, UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
+    AppendExtras, AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord,
+    CallbackState, EventFilter, HookRecord, LogSnapshot, MeetingListing, MeetingRecord,
+    MeetingRunRecord, NewCallback, PendingPlacement, RecordingPage, RecordingQuery,
+    RecordingRecord, RecordingUsage, RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord,
+    ServerSample, StoredEvent, TokenRecord, UsageFilter, UsageRunRecord, UsageSample,
+    VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -127,7 +128,7 @@ impl InMemoryStore {
         events: &[DomainEvent],
         metadata: &EventMetadata,
     ) -> Result<AppendOutcome, StoreError> {
-        self.append_raw_with(stream, expected, events, metadata, &[])
+        self.append_raw_with(stream, expected, events, metadata, AppendExtras::default())
     }
 
     /// [`append_raw`](Self::append_raw) with callbacks written in the same
@@ -138,11 +139,11 @@ impl InMemoryStore {
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
-        callbacks: &[NewCallback],
+        extras: AppendExtras<'_>,
     ) -> Result<AppendOutcome, StoreError> {
         let mut state = self.lock();
         if events.is_empty() {
-            add_callbacks(&mut state.polled, callbacks);
+            add_extras(&mut state.polled, extras);
             return Ok(AppendOutcome {
                 version: expected,
                 position: 0,
@@ -177,7 +178,7 @@ impl InMemoryStore {
         state.views = views;
         state.log.extend(stored);
         state.versions.insert(stream.clone(), version);
-        add_callbacks(&mut state.polled, callbacks);
+        add_extras(&mut state.polled, extras);
         Ok(AppendOutcome { version, position })
     }
 
@@ -519,15 +520,15 @@ fn running_per_server(views: &Views) -> HashMap<ServerId, u64> {
 
 #[async_trait]
 impl EventStore for InMemoryStore {
-    async fn append_with_callbacks(
+    async fn append_with(
         &self,
         stream: &StreamId,
         expected: i64,
         events: &[DomainEvent],
         metadata: &EventMetadata,
-        callbacks: &[NewCallback],
+        extras: AppendExtras<'_>,
     ) -> Result<AppendOutcome, StoreError> {
-        self.append_raw_with(stream, expected, events, metadata, callbacks)
+        self.append_raw_with(stream, expected, events, metadata, extras)
     }
 
     async fn stream_events(&self, stream: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
@@ -784,6 +785,16 @@ impl MeetingReads for InMemoryStore {
 
 /// Writes deliveries to the outbox: an id written before is kept, taking
 /// the later URL and due time while pending and unattempted.
+/// Writes an append's extras (see [`AppendExtras`]).
+fn add_extras(polled: &mut Polled, extras: AppendExtras<'_>) {
+    if let Some(listing) = extras.listing {
+        polled
+            .listings
+            .insert(listing.internal_id.clone(), listing.clone());
+    }
+    add_callbacks(polled, extras.callbacks);
+}
+
 fn add_callbacks(polled: &mut Polled, callbacks: &[NewCallback]) {
     for callback in callbacks {
         match polled.callbacks.get_mut(&callback.id) {

@@ -12,6 +12,17 @@ pub struct AppendOutcome {
     pub position: i64,
 }
 
+/// Rows written in the same transaction as an append's events (also when
+/// there is no event): what must never exist without them, nor they
+/// without it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppendExtras<'a> {
+    /// Callbacks for the outbox.
+    pub callbacks: &'a [super::NewCallback],
+    /// The `<meeting>` element of a created run, for getMeetings.
+    pub listing: Option<&'a super::MeetingListing>,
+}
+
 /// An event as read back from the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {

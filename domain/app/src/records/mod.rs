@@ -14,7 +14,8 @@ pub use callbacks::{
     HookRecord, NewCallback,
 };
 pub use events::{
-    AppendOutcome, EventFilter, LogSnapshot, StoredEvent, StreamHistory, StreamSnapshot,
+    AppendExtras, AppendOutcome, EventFilter, LogSnapshot, StoredEvent, StreamHistory,
+    StreamSnapshot,
 };
 pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridgeClaim};
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
