@@ -286,6 +286,19 @@ pub trait Placements: Send + Sync {
         tenant: &TenantId,
         meeting_id: &MeetingId,
     ) -> Result<Option<PendingPlacement>, StoreError>;
+    /// The create of the meeting left pending and the voice bridge it holds
+    /// (see [`voice_bridge_of`](Self::voice_bridge_of)), read together: a
+    /// create of a new meeting needs both (one round trip in the SQL store).
+    async fn pending_placement_and_voice_bridge(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<(Option<PendingPlacement>, Option<String>), StoreError> {
+        Ok((
+            self.pending_placement(tenant, meeting_id).await?,
+            self.voice_bridge_of(tenant, meeting_id).await?,
+        ))
+    }
     /// Notes (replacing an earlier one) where a create is about to go.
     async fn put_pending_placement(&self, placement: &PendingPlacement) -> Result<(), StoreError>;
     /// Creates left pending on `server`, any tenant's.

@@ -40,6 +40,53 @@ impl Store {
         .and_then(to_placement))
     }
 
+    /// The pending placement and the held voice bridge in one statement.
+    async fn pending_placement_and_voice_bridge_sql(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<(Option<PendingPlacement>, Option<String>), SqlError> {
+        let mut sql = PENDING_AND_VOICE_BRIDGE.to_owned();
+        for n in 1..=4 {
+            let placeholder = if self.is_postgres() {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            };
+            sql = sql.replace(&format!("{{{n}}}"), &placeholder);
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                sql,
+                [
+                    tenant.0.clone().into(),
+                    meeting_id.as_str().to_owned().into(),
+                    tenant.0.clone().into(),
+                    meeting_id.as_str().to_owned().into(),
+                ],
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok((None, None));
+        };
+        let held: Option<String> = row.try_get("", "held")?;
+        let server_id: Option<String> = row.try_get("", "server_id")?;
+        let pending = match server_id {
+            Some(server_id) => to_placement(pending_placement::Model {
+                tenant: tenant.0.clone(),
+                meeting_id: meeting_id.as_str().to_owned(),
+                server_id,
+                at_ms: row.try_get("", "at_ms")?,
+                recording_ready_url: row.try_get("", "recording_ready_url")?,
+                callbacks: row.try_get("", "callbacks")?,
+            }),
+            None => None,
+        };
+        Ok((pending, held))
+    }
+
     async fn put_pending_placement_sql(
         &self,
         placement: &PendingPlacement,
@@ -87,6 +134,15 @@ impl Store {
             .collect())
     }
 }
+
+/// A meeting's pending placement (its columns null when there is none) and
+/// the number it holds, newest claim first. (`{n}` stands for the backend's
+/// placeholders.)
+const PENDING_AND_VOICE_BRIDGE: &str = "SELECT p.server_id, p.at_ms, p.recording_ready_url, p.callbacks, \
+     (SELECT v.number FROM voice_bridges v WHERE v.tenant = {1} AND v.meeting_id = {2} \
+     ORDER BY v.claimed_at_ms DESC LIMIT 1) AS held \
+     FROM (SELECT 1 AS one) k LEFT JOIN pending_placements p \
+     ON p.tenant = {3} AND p.meeting_id = {4}";
 
 /// The claim as one upsert: inserted when the number is free, taken over
 /// when it is the meeting's own or its holder stopped running and claimed
@@ -174,6 +230,14 @@ impl Placements for Store {
         meeting_id: &MeetingId,
     ) -> Result<Option<PendingPlacement>, StoreError> {
         Ok(Store::pending_placement_sql(self, tenant, meeting_id).await?)
+    }
+
+    async fn pending_placement_and_voice_bridge(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<(Option<PendingPlacement>, Option<String>), StoreError> {
+        Ok(Store::pending_placement_and_voice_bridge_sql(self, tenant, meeting_id).await?)
     }
 
     async fn put_pending_placement(&self, placement: &PendingPlacement) -> Result<(), StoreError> {

@@ -47,6 +47,10 @@ pub enum SqlError {
 /// event queries' time bounds reach this far past the range asked.
 const CLOCK_MARGIN_SECS: i64 = 60;
 
+/// How long a pooled connection may have been idle and still be handed out
+/// without a ping first.
+const IDLE_BEFORE_TEST: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Counter of the SQL statements the store ran (without BEGIN and COMMIT).
 pub const METRIC_STATEMENTS: &str = "switchboard_db_statements_total";
 
@@ -64,7 +68,15 @@ impl Store {
     /// `sslmode`: [`crate::connect_url`]).
     pub async fn connect(url: &str) -> Result<Self, SqlError> {
         let mut options = ConnectOptions::new(crate::connect_url::without_loopback_tls(url));
-        options.sqlx_logging(false).max_connections(16);
+        options
+            .sqlx_logging(false)
+            .max_connections(16)
+            // sqlx pings a pooled connection (a round trip) each time it is
+            // handed out, on top of the ping when it is given back: a second
+            // round trip per statement outside a transaction. A connection
+            // given back healthy within the last second is handed out
+            // untested; one idle for longer is still tested first.
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_TEST);
         let mut db = Database::connect(options).await?;
         // Every statement counted (BEGIN and COMMIT are not statements
         // here): the SQL work of a call is read off /metrics.

@@ -1422,6 +1422,51 @@ async fn pending_placements_keep_the_runs_callbacks() {
             vec![placement("n-2")],
             "{kind}"
         );
+        // Read with the voice bridge the meeting holds, in one statement:
+        // the same answers as the two reads, with and without either.
+        let acme = TenantId("acme".into());
+        let both = |meeting: &'static str| {
+            let (store, acme) = (&store, acme.clone());
+            async move {
+                let meeting = MeetingId::parse(meeting).unwrap();
+                let together = store
+                    .pending_placement_and_voice_bridge(&acme, &meeting)
+                    .await
+                    .unwrap();
+                let apart = (
+                    store.pending_placement(&acme, &meeting).await.unwrap(),
+                    store.voice_bridge_of(&acme, &meeting).await.unwrap(),
+                );
+                assert_eq!(together, apart, "{kind} {meeting}");
+                together
+            }
+        };
+        assert_eq!(both("room-1").await, (Some(placement("n-2")), None));
+        assert_eq!(both("room-2").await, (None, None));
+        let held =
+            |number: &str, meeting: &str, at_ms| switchboard_app::records::VoiceBridgeClaim {
+                number: number.into(),
+                tenant: acme.clone(),
+                meeting_id: MeetingId::parse(meeting).unwrap(),
+                at_ms,
+            };
+        for (number, meeting, at_ms) in [
+            ("71001", "room-1", 1),
+            ("71002", "room-1", 2),
+            ("71003", "room-2", 3),
+        ] {
+            assert!(
+                store
+                    .claim_voice_bridge(&held(number, meeting, at_ms), 0)
+                    .await
+                    .unwrap()
+            );
+        }
+        assert_eq!(
+            both("room-1").await,
+            (Some(placement("n-2")), Some("71002".to_owned()))
+        );
+        assert_eq!(both("room-2").await, (None, Some("71003".to_owned())));
     }
 }
 

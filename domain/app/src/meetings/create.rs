@@ -47,6 +47,9 @@ struct CreateCall<'a> {
     /// The voiceBridge a new run goes out with, decided once a server was
     /// found for it (`None` inside: left to the server).
     voice_bridge: tokio::sync::OnceCell<Option<String>>,
+    /// The voiceBridge the meeting held when the pending placement was
+    /// read (both in one round trip), for [`Self::new_run_voice_bridge`].
+    held_voice_bridge: std::sync::OnceLock<Option<String>>,
     meeting_id: MeetingId,
     name: String,
     query: String,
@@ -247,6 +250,7 @@ async fn create(
         params,
         passwords,
         voice_bridge: tokio::sync::OnceCell::new(),
+        held_voice_bridge: std::sync::OnceLock::new(),
         metadata,
         meeting_id,
         recording_ready_url,
@@ -469,11 +473,12 @@ impl CreateCall<'_> {
         occupied: &[ServerId],
     ) -> Result<Option<Round>, CallError> {
         let state = self.state;
-        let Some(pending) = state
+        let (pending, held) = state
             .store
-            .pending_placement(&self.request.tenant, &self.meeting_id)
-            .await?
-        else {
+            .pending_placement_and_voice_bridge(&self.request.tenant, &self.meeting_id)
+            .await?;
+        let _ = self.held_voice_bridge.set(held);
+        let Some(pending) = pending else {
             return Ok(None);
         };
         let Some(server) = state.routing.server(pending.server_id) else {
@@ -587,6 +592,7 @@ impl CreateCall<'_> {
                     &self.request.tenant,
                     &self.meeting_id,
                     self.params.get("voiceBridge"),
+                    self.held_voice_bridge.get().cloned(),
                 )
             })
             .await

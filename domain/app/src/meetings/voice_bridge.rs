@@ -86,11 +86,14 @@ impl MeetingService {
     /// The voiceBridge a create of this meeting goes out with: the
     /// front-end's (`requested`) when free, the meeting's own when it holds
     /// one, else a new one. `None` when voice bridges are left to servers.
+    /// `held`: the number the meeting holds, when it was just read
+    /// (`Some(None)`: none); `None` reads it now.
     pub(super) async fn voice_bridge_for(
         &self,
         tenant: &TenantId,
         meeting_id: &MeetingId,
         requested: Option<&str>,
+        held: Option<Option<String>>,
     ) -> Result<Option<String>, CallError> {
         let Some(policy) = self.settings.voice_bridges else {
             return Ok(None);
@@ -108,7 +111,11 @@ impl MeetingService {
             }
             return Err(CallError::VoiceBridgeInUse);
         }
-        if let Some(held) = self.store.voice_bridge_of(tenant, meeting_id).await?
+        let held = match held {
+            Some(held) => held,
+            None => self.store.voice_bridge_of(tenant, meeting_id).await?,
+        };
+        if let Some(held) = held
             && self.claim(tenant, meeting_id, &held).await?
         {
             return Ok(Some(held));
