@@ -22,9 +22,33 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
+/// How long preparing the job storage is retried before the process gives
+/// up: a database or Redis that blinks while Switchboard starts (a restart,
+/// a failover) does not stop it; one that is wrongly named still does.
+const JOB_STORAGE_PATIENCE: Duration = Duration::from_secs(60);
+
 /// Connects to the job storage the settings name (Redis, else the SQL
-/// database) and prepares it.
+/// database) and prepares it, retrying for up to [`JOB_STORAGE_PATIENCE`].
 pub async fn connect_jobs(
+    store: &switchboard_store::Store,
+    settings: &Settings,
+) -> anyhow::Result<JobBackend> {
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match try_connect_jobs(store, settings).await {
+            Ok(backend) => return Ok(backend),
+            Err(err) if started.elapsed() + pause < JOB_STORAGE_PATIENCE => {
+                tracing::warn!(error = format!("{err:#}"), retry_in = ?pause, "job storage not ready; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(8));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+async fn try_connect_jobs(
     store: &switchboard_store::Store,
     settings: &Settings,
 ) -> anyhow::Result<JobBackend> {

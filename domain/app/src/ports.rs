@@ -316,6 +316,20 @@ pub trait Placements: Send + Sync {
         claim: &VoiceBridgeClaim,
         stale_before_ms: i64,
     ) -> Result<bool, StoreError>;
+    /// [`put_pending_placement`](Self::put_pending_placement) and
+    /// [`claim_voice_bridge`](Self::claim_voice_bridge) together, as a new
+    /// run's create needs both before it is sent (on PostgreSQL one
+    /// statement and one commit). The placement is noted whether or not the
+    /// claim wins.
+    async fn claim_voice_bridge_noting(
+        &self,
+        claim: &VoiceBridgeClaim,
+        stale_before_ms: i64,
+        placement: &PendingPlacement,
+    ) -> Result<bool, StoreError> {
+        self.put_pending_placement(placement).await?;
+        self.claim_voice_bridge(claim, stale_before_ms).await
+    }
     /// The number a meeting claimed last, if any.
     async fn voice_bridge_of(
         &self,

@@ -4,7 +4,7 @@
 use crate::store::{SqlError, Store};
 use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement};
 use switchboard_app::StoreError;
 use switchboard_app::ports::Placements;
 use switchboard_app::records::{PendingPlacement, VoiceBridgeClaim};
@@ -23,6 +23,21 @@ fn to_placement(row: pending_placement::Model) -> Option<PendingPlacement> {
             .as_deref()
             .and_then(|json| serde_json::from_str(json).ok()),
     })
+}
+
+/// A placement as its row.
+fn placement_row(placement: &PendingPlacement) -> pending_placement::Model {
+    pending_placement::Model {
+        tenant: placement.tenant.0.clone(),
+        meeting_id: placement.meeting_id.as_str().to_owned(),
+        server_id: placement.server_id.to_string(),
+        at_ms: placement.at_ms,
+        recording_ready_url: placement.recording_ready_url.clone(),
+        callbacks: placement
+            .callbacks
+            .as_ref()
+            .and_then(|callbacks| serde_json::to_string(callbacks).ok()),
+    }
 }
 
 impl Store {
@@ -91,17 +106,7 @@ impl Store {
         &self,
         placement: &PendingPlacement,
     ) -> Result<(), SqlError> {
-        let row = pending_placement::ActiveModel {
-            tenant: Set(placement.tenant.0.clone()),
-            meeting_id: Set(placement.meeting_id.as_str().to_owned()),
-            server_id: Set(placement.server_id.to_string()),
-            at_ms: Set(placement.at_ms),
-            recording_ready_url: Set(placement.recording_ready_url.clone()),
-            callbacks: Set(placement
-                .callbacks
-                .as_ref()
-                .and_then(|callbacks| serde_json::to_string(callbacks).ok())),
-        };
+        let row: pending_placement::ActiveModel = placement_row(placement).into();
         pending_placement::Entity::insert(row)
             .on_conflict(
                 OnConflict::columns([
@@ -157,7 +162,57 @@ const CLAIM_VOICE_BRIDGE: &str = "INSERT INTO voice_bridges (number, tenant, mee
      WHERE m.tenant = voice_bridges.tenant AND m.meeting_id = voice_bridges.meeting_id AND m.running)) \
      RETURNING number";
 
+/// [`CLAIM_VOICE_BRIDGE`] with the pending placement upserted in the same
+/// statement (PostgreSQL's data-modifying `WITH`).
+const NOTE_PLACEMENT: &str = "WITH note AS (INSERT INTO pending_placements \
+     (tenant, meeting_id, server_id, at_ms, recording_ready_url, callbacks) \
+     VALUES ({6}, {7}, {8}, {9}, {10}, {11}) \
+     ON CONFLICT (tenant, meeting_id) DO UPDATE SET server_id = excluded.server_id, \
+     at_ms = excluded.at_ms, recording_ready_url = excluded.recording_ready_url, \
+     callbacks = excluded.callbacks) ";
+
 impl Store {
+    /// The claim, with the placement noted in the same statement on
+    /// PostgreSQL (SQLite has no data-modifying `WITH`: two statements).
+    async fn claim_voice_bridge_noting_sql(
+        &self,
+        claim: &VoiceBridgeClaim,
+        stale_before_ms: i64,
+        placement: &PendingPlacement,
+    ) -> Result<bool, SqlError> {
+        if !self.is_postgres() {
+            self.put_pending_placement_sql(placement).await?;
+            return self.claim_voice_bridge_sql(claim, stale_before_ms).await;
+        }
+        let mut sql = format!("{NOTE_PLACEMENT}{CLAIM_VOICE_BRIDGE}");
+        // Highest first, so `{1}` does not eat the front of `{10}`.
+        for n in (1..=11).rev() {
+            sql = sql.replace(&format!("{{{n}}}"), &format!("${n}"));
+        }
+        let row = placement_row(placement);
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                sql,
+                [
+                    claim.number.clone().into(),
+                    claim.tenant.0.clone().into(),
+                    claim.meeting_id.as_str().to_owned().into(),
+                    claim.at_ms.into(),
+                    stale_before_ms.into(),
+                    row.tenant.into(),
+                    row.meeting_id.into(),
+                    row.server_id.into(),
+                    row.at_ms.into(),
+                    row.recording_ready_url.into(),
+                    row.callbacks.into(),
+                ],
+            ))
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
     async fn claim_voice_bridge_sql(
         &self,
         claim: &VoiceBridgeClaim,
@@ -257,6 +312,15 @@ impl Placements for Store {
         stale_before_ms: i64,
     ) -> Result<bool, StoreError> {
         Ok(Store::claim_voice_bridge_sql(self, claim, stale_before_ms).await?)
+    }
+
+    async fn claim_voice_bridge_noting(
+        &self,
+        claim: &VoiceBridgeClaim,
+        stale_before_ms: i64,
+        placement: &PendingPlacement,
+    ) -> Result<bool, StoreError> {
+        Ok(Store::claim_voice_bridge_noting_sql(self, claim, stale_before_ms, placement).await?)
     }
 
     async fn voice_bridge_of(

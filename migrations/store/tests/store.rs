@@ -2070,3 +2070,82 @@ async fn one_replay_or_archive_runs_at_a_time() {
             .expect("free again once the replay ended");
     }
 }
+
+/// Issue 22: a new run's placement is noted with its voice bridge claim (on
+/// PostgreSQL in one statement); the placement is kept whether the claim
+/// wins or loses, and the claim answers as alone.
+#[tokio::test]
+async fn a_placement_is_noted_with_the_voice_bridge_claim() {
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        let placement = |meeting: &str, at_ms| switchboard_app::records::PendingPlacement {
+            tenant: TenantId::default_tenant(),
+            meeting_id: MeetingId::parse(meeting).unwrap(),
+            server_id: server,
+            at_ms,
+            recording_ready_url: Some("https://lms.example/ready".into()),
+            callbacks: None,
+        };
+        let pending = |meeting: &str| {
+            let store = &store;
+            let meeting = MeetingId::parse(meeting).unwrap();
+            async move {
+                store
+                    .pending_placement(&TenantId::default_tenant(), &meeting)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(
+            store
+                .claim_voice_bridge_noting(
+                    &claim("72001", "first", 1_000),
+                    0,
+                    &placement("first", 1)
+                )
+                .await
+                .unwrap(),
+            "{kind}"
+        );
+        assert_eq!(
+            pending("first").await,
+            Some(placement("first", 1)),
+            "{kind}"
+        );
+        meeting_command(&store, "first", created("first", server, 1_000)).await;
+        // Held by a running meeting: the claim loses, the note is kept.
+        assert!(
+            !store
+                .claim_voice_bridge_noting(
+                    &claim("72001", "second", 2_000),
+                    10_000,
+                    &placement("second", 2)
+                )
+                .await
+                .unwrap(),
+            "{kind}"
+        );
+        assert_eq!(
+            pending("second").await,
+            Some(placement("second", 2)),
+            "{kind}"
+        );
+        // A later note replaces the earlier one.
+        assert!(
+            store
+                .claim_voice_bridge_noting(
+                    &claim("72002", "second", 3_000),
+                    0,
+                    &placement("second", 3)
+                )
+                .await
+                .unwrap(),
+            "{kind}"
+        );
+        assert_eq!(
+            pending("second").await,
+            Some(placement("second", 3)),
+            "{kind}"
+        );
+    }
+}

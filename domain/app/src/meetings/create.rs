@@ -449,7 +449,8 @@ impl CreateCall<'_> {
     }
 
     /// Notes that the create is about to go to `server` (see
-    /// [`PendingPlacement`]).
+    /// [`PendingPlacement`]); the first time, with the claim of the new
+    /// run's voiceBridge, in one round trip where the store can.
     async fn note_placement(&self, server: ServerId) -> Result<(), CallError> {
         let placement = PendingPlacement {
             tenant: self.request.tenant.clone(),
@@ -459,7 +460,24 @@ impl CreateCall<'_> {
             recording_ready_url: self.recording_ready_url.clone(),
             callbacks: self.callbacks_on(server),
         };
-        Ok(self.state.store.put_pending_placement(&placement).await?)
+        let mut note = Some(&placement);
+        if !self.voice_bridge.initialized() {
+            let number = self
+                .state
+                .voice_bridge_for(
+                    &self.request.tenant,
+                    &self.meeting_id,
+                    self.params.get("voiceBridge"),
+                    self.held_voice_bridge.get().cloned(),
+                    &mut note,
+                )
+                .await?;
+            let _ = self.voice_bridge.set(number);
+        }
+        if let Some(placement) = note {
+            self.state.store.put_pending_placement(placement).await?;
+        }
+        Ok(())
     }
 
     /// A create of this meeting left pending (sent to a server, never
@@ -587,13 +605,16 @@ impl CreateCall<'_> {
     /// The voiceBridge of a new run, decided once per create.
     async fn new_run_voice_bridge(&self) -> Result<Option<String>, CallError> {
         self.voice_bridge
-            .get_or_try_init(|| {
-                self.state.voice_bridge_for(
-                    &self.request.tenant,
-                    &self.meeting_id,
-                    self.params.get("voiceBridge"),
-                    self.held_voice_bridge.get().cloned(),
-                )
+            .get_or_try_init(|| async {
+                self.state
+                    .voice_bridge_for(
+                        &self.request.tenant,
+                        &self.meeting_id,
+                        self.params.get("voiceBridge"),
+                        self.held_voice_bridge.get().cloned(),
+                        &mut None,
+                    )
+                    .await
             })
             .await
             .cloned()

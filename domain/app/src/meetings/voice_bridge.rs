@@ -13,7 +13,7 @@
 //! already keeps the number it runs with.
 
 use super::{CallError, MeetingService};
-use crate::records::VoiceBridgeClaim;
+use crate::records::{PendingPlacement, VoiceBridgeClaim};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use switchboard_domain::ids::{MeetingId, TenantId};
@@ -87,13 +87,15 @@ impl MeetingService {
     /// front-end's (`requested`) when free, the meeting's own when it holds
     /// one, else a new one. `None` when voice bridges are left to servers.
     /// `held`: the number the meeting holds, when it was just read
-    /// (`Some(None)`: none); `None` reads it now.
+    /// (`Some(None)`: none); `None` reads it now. `note`: a placement to
+    /// note with the first claim (taken when a claim was made).
     pub(super) async fn voice_bridge_for(
         &self,
         tenant: &TenantId,
         meeting_id: &MeetingId,
         requested: Option<&str>,
         held: Option<Option<String>>,
+        note: &mut Option<&PendingPlacement>,
     ) -> Result<Option<String>, CallError> {
         let Some(policy) = self.settings.voice_bridges else {
             return Ok(None);
@@ -106,7 +108,7 @@ impl MeetingService {
                 // BBB refuses it with its validation error; nothing to hold.
                 return Ok(Some(number.to_owned()));
             }
-            if self.claim(tenant, meeting_id, number).await? {
+            if self.claim_noting(tenant, meeting_id, number, note).await? {
                 return Ok(Some(number.to_owned()));
             }
             return Err(CallError::VoiceBridgeInUse);
@@ -116,7 +118,7 @@ impl MeetingService {
             None => self.store.voice_bridge_of(tenant, meeting_id).await?,
         };
         if let Some(held) = held
-            && self.claim(tenant, meeting_id, &held).await?
+            && self.claim_noting(tenant, meeting_id, &held, note).await?
         {
             return Ok(Some(held));
         }
@@ -126,7 +128,7 @@ impl MeetingService {
             if number == BBB_TEST_NUMBER {
                 continue;
             }
-            if self.claim(tenant, meeting_id, &number).await? {
+            if self.claim_noting(tenant, meeting_id, &number, note).await? {
                 return Ok(Some(number));
             }
         }
@@ -143,6 +145,19 @@ impl MeetingService {
         meeting_id: &MeetingId,
         number: &str,
     ) -> Result<bool, CallError> {
+        self.claim_noting(tenant, meeting_id, number, &mut None)
+            .await
+    }
+
+    /// [`claim`](Self::claim), noting the placement in `note` with it (in
+    /// the same statement where the store can) and taking it.
+    async fn claim_noting(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+        number: &str,
+        note: &mut Option<&PendingPlacement>,
+    ) -> Result<bool, CallError> {
         let now = self.clock.now_ms();
         let claim = VoiceBridgeClaim {
             number: number.to_owned(),
@@ -150,10 +165,15 @@ impl MeetingService {
             meeting_id: meeting_id.clone(),
             at_ms: now,
         };
-        Ok(self
-            .store
-            .claim_voice_bridge(&claim, now - CLAIM_GRACE_MS)
-            .await?)
+        let stale_before = now - CLAIM_GRACE_MS;
+        Ok(match note.take() {
+            Some(placement) => {
+                self.store
+                    .claim_voice_bridge_noting(&claim, stale_before, placement)
+                    .await?
+            }
+            None => self.store.claim_voice_bridge(&claim, stale_before).await?,
+        })
     }
 
     /// The password a new meeting of this tenant gets for `role` when the
