@@ -57,7 +57,7 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     }
 
     /// As [`append`](Self::append), writing `extras` in the same
-    /// transaction (also when there is no event: the extras alone).
+    /// transaction (with no event, the extras alone: see [`AppendExtras`]).
     async fn append_with(
         &self,
         stream: &StreamId,

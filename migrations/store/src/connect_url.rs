@@ -5,20 +5,36 @@
 //! (a loopback address or `localhost`) TLS protects nothing, since the bytes
 //! never leave the kernel, yet it costs both processes a third of the CPU
 //! of each statement (issue 22 measured it on creates). Such URLs connect
-//! without TLS unless they ask for it; every other URL is left alone.
+//! without TLS unless they say anything about TLS or another host
+//! (`sslmode`, `ssl-mode`, `host`, `hostaddr`, or `PGSSLMODE` in the
+//! environment); every other URL is left alone.
 
 use std::net::IpAddr;
 
 /// `url` with `sslmode=disable` added when it is a PostgreSQL URL to a
-/// loopback host that names no `sslmode`; otherwise `url` unchanged.
+/// loopback host that says nothing of TLS (see the module); otherwise
+/// `url` unchanged.
 pub fn without_loopback_tls(url: &str) -> String {
+    if std::env::var_os("PGSSLMODE").is_some() {
+        return url.to_owned();
+    }
+    loopback_without_tls(url)
+}
+
+/// [`without_loopback_tls`] without the environment.
+fn loopback_without_tls(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_owned();
     };
     if !matches!(parsed.scheme(), "postgres" | "postgresql") {
         return url.to_owned();
     }
-    if parsed.query_pairs().any(|(key, _)| key == "sslmode") {
+    // sqlx reads both spellings of the mode, and `host` / `hostaddr`
+    // replace the URL's host.
+    if parsed
+        .query_pairs()
+        .any(|(key, _)| matches!(&*key, "sslmode" | "ssl-mode" | "host" | "hostaddr"))
+    {
         return url.to_owned();
     }
     let loopback = match parsed.host() {
@@ -45,7 +61,7 @@ pub fn without_loopback_tls(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::without_loopback_tls;
+    use super::loopback_without_tls as without_loopback_tls;
 
     #[test]
     fn loopback_urls_without_sslmode_connect_without_tls() {
@@ -70,6 +86,9 @@ mod tests {
             "postgres://10.0.0.5/sb",
             "postgres://127.0.0.1/sb?sslmode=require",
             "postgres://localhost/sb?sslmode=verify-full",
+            "postgres://localhost/sb?ssl-mode=require",
+            "postgres://localhost/sb?host=db.example.org",
+            "postgres://127.0.0.1/sb?hostaddr=10.0.0.5",
             "sqlite:///var/lib/switchboard/db.sqlite?mode=rwc",
             "not a url",
         ] {

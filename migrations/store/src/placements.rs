@@ -185,8 +185,7 @@ impl Store {
             return self.claim_voice_bridge_sql(claim, stale_before_ms).await;
         }
         let mut sql = format!("{NOTE_PLACEMENT}{CLAIM_VOICE_BRIDGE}");
-        // Highest first, so `{1}` does not eat the front of `{10}`.
-        for n in (1..=11).rev() {
+        for n in 1..=11 {
             sql = sql.replace(&format!("{{{n}}}"), &format!("${n}"));
         }
         let row = placement_row(placement);

@@ -75,7 +75,9 @@ impl Store {
             // handed out, on top of the ping when it is given back: a second
             // round trip per statement outside a transaction. A connection
             // given back healthy within the last second is handed out
-            // untested; one idle for longer is still tested first.
+            // untested; one idle for longer is still tested first. After a
+            // database restart, a connection given back in its last second
+            // fails its next statement once (and is then dropped).
             .test_before_acquire_if_idle_for(IDLE_BEFORE_TEST);
         let mut db = Database::connect(options).await?;
         // Every statement counted (BEGIN and COMMIT are not statements

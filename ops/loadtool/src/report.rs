@@ -422,16 +422,25 @@ impl Report {
             .filter_map(|pass| pass.sql.map(|sql| (pass.database, sql)))
             .collect();
         if !counted.is_empty() {
+            let poller = match self.health_interval_secs {
+                Some(secs) => format!(
+                    "its poller's work every {secs} s is counted in as well, so these are upper \
+                     bounds"
+                ),
+                None => "`serve --no-workers`, so no poller writes".to_owned(),
+            };
             let _ = writeln!(
                 out,
                 "SQL work per create in the timed phase (warm-up included): statements from \
                  Switchboard's `switchboard_db_statements_total` (BEGIN and COMMIT not counted), \
                  committed transactions and rows from PostgreSQL's `pg_stat_database` (the \
-                 database is Switchboard's alone; `serve --no-workers`, so no poller writes).\n"
+                 database is Switchboard's alone; {poller}). Round trips add BEGIN and COMMIT \
+                 of explicit transactions and the ping sqlx sends each time a connection goes \
+                 back to its pool (one per transaction).\n"
             );
             let _ = writeln!(
                 out,
-                "| database | creates | statements | transactions (explicit and single-statement) | round trips, at most (statements + 2 x transactions) | rows inserted | rows updated | rows deleted |"
+                "| database | creates | statements | transactions (explicit and single-statement) | round trips, at most (statements + 3 x transactions) | rows inserted | rows updated | rows deleted |"
             );
             let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
             for (database, sql) in counted {
@@ -441,7 +450,7 @@ impl Report {
                     sql.creates,
                     sql.per_create(sql.statements),
                     sql.per_create(sql.stats.transactions),
-                    sql.per_create(sql.statements + 2 * sql.stats.transactions),
+                    sql.per_create(sql.statements + 3 * sql.stats.transactions),
                     sql.per_create(sql.stats.inserted),
                     sql.per_create(sql.stats.updated),
                     sql.per_create(sql.stats.deleted),

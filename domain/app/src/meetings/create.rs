@@ -48,7 +48,9 @@ struct CreateCall<'a> {
     /// found for it (`None` inside: left to the server).
     voice_bridge: tokio::sync::OnceCell<Option<String>>,
     /// The voiceBridge the meeting held when the pending placement was
-    /// read (both in one round trip), for [`Self::new_run_voice_bridge`].
+    /// read (both in one round trip), for the new run's voiceBridge. Set by
+    /// the first round only: the voiceBridge is decided once per create, in
+    /// that round, so a later round never needs a fresher value.
     held_voice_bridge: std::sync::OnceLock<Option<String>>,
     meeting_id: MeetingId,
     name: String,
@@ -579,7 +581,8 @@ impl CreateCall<'_> {
     }
 
     /// Sends the create of a new run: with the meeting's voiceBridge
-    /// (claimed now, once a server was found) and the passwords the
+    /// (claimed with the placement note, or now when a pending create is
+    /// resumed) and the passwords the
     /// front-end left out. A server where the meeting runs already with
     /// other passwords (started elsewhere, unrecorded) answers
     /// `idNotUnique`: asked again without the generated passwords, it
@@ -772,7 +775,7 @@ impl CreateCall<'_> {
 
     /// The run's `<meeting>` element for getMeetings until a poll lists it,
     /// written with the run's event, so every instance that sees the run
-    /// finds it.
+    /// finds it (a failure to write it fails the append, as one commit).
     fn listing(&self, run: &MeetingRun, answer: &Answer) -> MeetingListing {
         MeetingListing {
             internal_id: run.internal_id.clone(),

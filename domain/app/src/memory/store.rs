@@ -131,8 +131,8 @@ impl InMemoryStore {
         self.append_raw_with(stream, expected, events, metadata, AppendExtras::default())
     }
 
-    /// [`append_raw`](Self::append_raw) with callbacks written in the same
-    /// step ([`EventStore::append_with_callbacks`]).
+    /// [`append_raw`](Self::append_raw) with `extras` (callbacks, a
+    /// listing) written in the same step ([`EventStore::append_with`]).
     pub fn append_raw_with(
         &self,
         stream: &StreamId,
@@ -783,8 +783,6 @@ impl MeetingReads for InMemoryStore {
     }
 }
 
-/// Writes deliveries to the outbox: an id written before is kept, taking
-/// the later URL and due time while pending and unattempted.
 /// Writes an append's extras (see [`AppendExtras`]).
 fn add_extras(polled: &mut Polled, extras: AppendExtras<'_>) {
     if let Some(listing) = extras.listing {
@@ -795,6 +793,8 @@ fn add_extras(polled: &mut Polled, extras: AppendExtras<'_>) {
     add_callbacks(polled, extras.callbacks);
 }
 
+/// Writes deliveries to the outbox: an id written before is kept, taking
+/// the later URL and due time while pending and unattempted.
 fn add_callbacks(polled: &mut Polled, callbacks: &[NewCallback]) {
     for callback in callbacks {
         match polled.callbacks.get_mut(&callback.id) {

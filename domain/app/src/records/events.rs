@@ -12,9 +12,9 @@ pub struct AppendOutcome {
     pub position: i64,
 }
 
-/// Rows written in the same transaction as an append's events (also when
-/// there is no event): what must never exist without them, nor they
-/// without it.
+/// Rows written in the same transaction as an append's events: what must
+/// never exist without them, nor they without it. With no event to append
+/// they are written alone (each row on its own, not as one transaction).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AppendExtras<'a> {
     /// Callbacks for the outbox.
