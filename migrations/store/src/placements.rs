@@ -41,6 +41,21 @@ fn placement_row(placement: &PendingPlacement) -> pending_placement::Model {
 }
 
 impl Store {
+    /// `template` with its `{1}`..`{count}` as the backend's placeholders
+    /// (`$n` on PostgreSQL, `?` in order on SQLite).
+    fn with_placeholders(&self, template: &str, count: usize) -> String {
+        let mut sql = template.to_owned();
+        for n in 1..=count {
+            let placeholder = if self.is_postgres() {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            };
+            sql = sql.replace(&format!("{{{n}}}"), &placeholder);
+        }
+        sql
+    }
+
     async fn pending_placement_sql(
         &self,
         tenant: &TenantId,
@@ -61,15 +76,7 @@ impl Store {
         tenant: &TenantId,
         meeting_id: &MeetingId,
     ) -> Result<(Option<PendingPlacement>, Option<String>), SqlError> {
-        let mut sql = PENDING_AND_VOICE_BRIDGE.to_owned();
-        for n in 1..=4 {
-            let placeholder = if self.is_postgres() {
-                format!("${n}")
-            } else {
-                "?".to_owned()
-            };
-            sql = sql.replace(&format!("{{{n}}}"), &placeholder);
-        }
+        let sql = self.with_placeholders(PENDING_AND_VOICE_BRIDGE, 4);
         let row = self
             .db
             .query_one_raw(Statement::from_sql_and_values(
@@ -184,10 +191,7 @@ impl Store {
             self.put_pending_placement_sql(placement).await?;
             return self.claim_voice_bridge_sql(claim, stale_before_ms).await;
         }
-        let mut sql = format!("{NOTE_PLACEMENT}{CLAIM_VOICE_BRIDGE}");
-        for n in 1..=11 {
-            sql = sql.replace(&format!("{{{n}}}"), &format!("${n}"));
-        }
+        let sql = self.with_placeholders(&format!("{NOTE_PLACEMENT}{CLAIM_VOICE_BRIDGE}"), 11);
         let row = placement_row(placement);
         let rows = self
             .db
@@ -218,15 +222,7 @@ impl Store {
         stale_before_ms: i64,
     ) -> Result<bool, SqlError> {
         let backend = self.db.get_database_backend();
-        let mut sql = CLAIM_VOICE_BRIDGE.to_owned();
-        for n in 1..=5 {
-            let placeholder = if self.is_postgres() {
-                format!("${n}")
-            } else {
-                "?".to_owned()
-            };
-            sql = sql.replace(&format!("{{{n}}}"), &placeholder);
-        }
+        let sql = self.with_placeholders(CLAIM_VOICE_BRIDGE, 5);
         let rows = self
             .db
             .query_all_raw(Statement::from_sql_and_values(
