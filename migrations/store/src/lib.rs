@@ -13,6 +13,7 @@ mod bulk_log;
 mod callbacks;
 mod connect_url;
 mod listen;
+mod listing_rows;
 mod maintenance;
 mod outbox;
 mod placements;

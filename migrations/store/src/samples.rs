@@ -221,7 +221,7 @@ impl Store {
         &self,
         listing: &MeetingListing,
     ) -> Result<(), SqlError> {
-        put_meeting_listing_on(&self.db, listing).await
+        Ok(crate::listing_rows::put_meeting_listing_on(&self.db, listing).await?)
     }
 
     /// Listings of runs Switchboard records as running.
@@ -283,31 +283,4 @@ impl Store {
         };
         Ok(self.db.execute_unprepared(&sql).await?.rows_affected())
     }
-}
-
-/// Writes (or replaces) the listing of a run on `db`, a connection or the
-/// transaction of an append.
-pub(crate) async fn put_meeting_listing_on<C: sea_orm::ConnectionTrait>(
-    db: &C,
-    listing: &MeetingListing,
-) -> Result<(), SqlError> {
-    let row = meeting_listing::ActiveModel {
-        internal_id: Set(listing.internal_id.clone()),
-        server_id: Set(listing.server_id.to_string()),
-        created_at_ms: Set(listing.created_at_ms),
-        xml: Set(listing.xml.clone()),
-    };
-    meeting_listing::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(meeting_listing::Column::InternalId)
-                .update_columns([
-                    meeting_listing::Column::ServerId,
-                    meeting_listing::Column::CreatedAtMs,
-                    meeting_listing::Column::Xml,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
 }

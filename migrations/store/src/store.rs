@@ -167,7 +167,7 @@ impl Store {
     ) -> Result<AppendOutcome, SqlError> {
         if events.is_empty() {
             if let Some(listing) = extras.listing {
-                crate::samples::put_meeting_listing_on(&self.db, listing).await?;
+                crate::listing_rows::put_meeting_listing_on(&self.db, listing).await?;
             }
             crate::outbox::insert_callbacks(&self.db, extras.callbacks).await?;
             return Ok(AppendOutcome {
@@ -227,7 +227,7 @@ impl Store {
             .await?;
         }
         if let Some(listing) = extras.listing {
-            crate::samples::put_meeting_listing_on(&txn, listing).await?;
+            crate::listing_rows::put_meeting_listing_on(&txn, listing).await?;
         }
         crate::outbox::insert_callbacks(&txn, extras.callbacks).await?;
         // Last, so the shared counter rows stay locked only until the commit.
