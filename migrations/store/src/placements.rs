@@ -25,6 +25,17 @@ fn to_placement(row: pending_placement::Model) -> Option<PendingPlacement> {
     })
 }
 
+/// The values of [`CLAIM_VOICE_BRIDGE`]'s `{1}`..`{5}`.
+fn claim_values(claim: &VoiceBridgeClaim, stale_before_ms: i64) -> [sea_orm::Value; 5] {
+    [
+        claim.number.clone().into(),
+        claim.tenant.0.clone().into(),
+        claim.meeting_id.as_str().to_owned().into(),
+        claim.at_ms.into(),
+        stale_before_ms.into(),
+    ]
+}
+
 /// A placement as its row.
 fn placement_row(placement: &PendingPlacement) -> pending_placement::Model {
     pending_placement::Model {
@@ -198,19 +209,14 @@ impl Store {
             .query_all_raw(Statement::from_sql_and_values(
                 self.db.get_database_backend(),
                 sql,
-                [
-                    claim.number.clone().into(),
-                    claim.tenant.0.clone().into(),
-                    claim.meeting_id.as_str().to_owned().into(),
-                    claim.at_ms.into(),
-                    stale_before_ms.into(),
+                claim_values(claim, stale_before_ms).into_iter().chain([
                     row.tenant.into(),
                     row.meeting_id.into(),
                     row.server_id.into(),
                     row.at_ms.into(),
                     row.recording_ready_url.into(),
                     row.callbacks.into(),
-                ],
+                ]),
             ))
             .await?;
         Ok(!rows.is_empty())
@@ -228,13 +234,7 @@ impl Store {
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
                 sql,
-                [
-                    claim.number.clone().into(),
-                    claim.tenant.0.clone().into(),
-                    claim.meeting_id.as_str().to_owned().into(),
-                    claim.at_ms.into(),
-                    stale_before_ms.into(),
-                ],
+                claim_values(claim, stale_before_ms),
             ))
             .await?;
         Ok(!rows.is_empty())

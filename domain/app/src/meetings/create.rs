@@ -463,19 +463,7 @@ impl CreateCall<'_> {
             callbacks: self.callbacks_on(server),
         };
         let mut note = Some(&placement);
-        if !self.voice_bridge.initialized() {
-            let number = self
-                .state
-                .voice_bridge_for(
-                    &self.request.tenant,
-                    &self.meeting_id,
-                    self.params.get("voiceBridge"),
-                    self.held_voice_bridge.get().cloned(),
-                    &mut note,
-                )
-                .await?;
-            let _ = self.voice_bridge.set(number);
-        }
+        self.new_run_voice_bridge_noting(&mut note).await?;
         if let Some(placement) = note {
             self.state.store.put_pending_placement(placement).await?;
         }
@@ -607,6 +595,16 @@ impl CreateCall<'_> {
 
     /// The voiceBridge of a new run, decided once per create.
     async fn new_run_voice_bridge(&self) -> Result<Option<String>, CallError> {
+        self.new_run_voice_bridge_noting(&mut None).await
+    }
+
+    /// [`new_run_voice_bridge`](Self::new_run_voice_bridge), noting the
+    /// placement in `note` with its first claim when it is decided now
+    /// (`note` is taken then).
+    async fn new_run_voice_bridge_noting(
+        &self,
+        note: &mut Option<&PendingPlacement>,
+    ) -> Result<Option<String>, CallError> {
         self.voice_bridge
             .get_or_try_init(|| async {
                 self.state
@@ -615,7 +613,7 @@ impl CreateCall<'_> {
                         &self.meeting_id,
                         self.params.get("voiceBridge"),
                         self.held_voice_bridge.get().cloned(),
-                        &mut None,
+                        note,
                     )
                     .await
             })
