@@ -101,16 +101,27 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// Keeps a snapshot (one of the same kind and position stays as it is).
     async fn put_snapshot(&self, snapshot: &LogSnapshot) -> Result<(), StoreError>;
 
-    /// Streams of one kind with events after `position`.
+    /// Streams of one kind with events after `position`, each with its
+    /// newest version.
     async fn streams_changed_after(
         &self,
         position: i64,
         kind: StreamKind,
-    ) -> Result<Vec<StreamId>, StoreError>;
+    ) -> Result<Vec<StreamChange>, StoreError>;
 
     /// Announcements of changes made by other instances (`None`: this
     /// store has no such channel; views then refresh on a timer).
     async fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError>;
+}
+
+/// A stream that changed, and its newest version: a cache holding that
+/// version (or a newer one) of it is up to date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamChange {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its newest version.
+    pub version: i64,
 }
 
 /// A stream of change announcements from other instances.

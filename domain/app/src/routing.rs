@@ -320,10 +320,18 @@ impl RoutingView {
             .collect();
         self.install(servers, tenants, changes_before);
         {
+            // A meeting this process appended to is cached at its newest
+            // version already; only those changed elsewhere are read again.
             let mut meetings = self.meetings.write().expect("meetings lock");
-            for stream in changed {
-                if let StreamId::Meeting(tenant, meeting_id) = stream {
-                    meetings.remove(&cache_key(&tenant, &meeting_id));
+            for change in changed {
+                if let StreamId::Meeting(tenant, meeting_id) = change.stream {
+                    let key = cache_key(&tenant, &meeting_id);
+                    if meetings
+                        .get(&key)
+                        .is_some_and(|cached| cached.version < change.version)
+                    {
+                        meetings.remove(&key);
+                    }
                 }
             }
         }
@@ -531,6 +539,15 @@ impl RoutingView {
             self.remember_shared(record.clone());
         }
         Ok(record)
+    }
+
+    /// Whether the meeting is in the cache (no read).
+    #[cfg(test)]
+    fn holds(&self, tenant: &TenantId, meeting_id: &MeetingId) -> bool {
+        self.meetings
+            .read()
+            .expect("meetings lock")
+            .contains_key(&cache_key(tenant, meeting_id))
     }
 
     /// Caches a record unless a newer version of it is cached already (a
@@ -1175,6 +1192,31 @@ mod tests {
         assert!(view.refresh().await.unwrap());
         assert_eq!(load_of(&view, a).await, load(1), "and once after a reload");
         assert_eq!(reserved(&view), b);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_keeps_the_meetings_this_process_appended_and_drops_those_changed_elsewhere()
+    {
+        let world = World::new();
+        let a = world.server("a").await;
+        let view = view(&world).await;
+        create_with(&world.executor, "here", "here-1", a).await;
+        create_with(&world.executor, "there", "there-1", a).await;
+        assert!(view.holds(&tenant(), &meeting_id("here")));
+        assert!(view.holds(&tenant(), &meeting_id("there")));
+        end_with(&another_instance(&world), "there", NOW_MS).await;
+
+        assert!(view.refresh().await.unwrap());
+
+        assert!(
+            view.holds(&tenant(), &meeting_id("here")),
+            "what this process appended is still cached: the next join needs no read"
+        );
+        assert!(
+            !view.holds(&tenant(), &meeting_id("there")),
+            "a meeting another instance changed is read again"
+        );
+        assert_eq!(cached(&view, "there").await.map(|r| r.running), Some(false));
     }
 
     #[tokio::test]

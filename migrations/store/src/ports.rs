@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use switchboard_app::StoreError;
 use switchboard_app::ports::{
     CallbackOutbox, ChangeFeed, EventStore, MeetingReads, PolledPicture, RecordingReads,
-    ServerReads, ServerSeries, SettingsStore, TenantReads,
+    ServerReads, ServerSeries, SettingsStore, StreamChange, TenantReads,
 };
 use switchboard_app::records::HookRecord;
 use switchboard_app::records::{
@@ -83,7 +83,7 @@ impl EventStore for Store {
         &self,
         position: i64,
         kind: StreamKind,
-    ) -> Result<Vec<StreamId>, StoreError> {
+    ) -> Result<Vec<StreamChange>, StoreError> {
         Ok(Store::streams_changed_after_sql(self, position, kind).await?)
     }
 

@@ -8,6 +8,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
+use switchboard_app::ports::StreamChange;
 use switchboard_app::records::{AppendExtras, AppendOutcome, EventFilter, StoredEvent};
 use switchboard_domain::events::{CURRENT_SCHEMA_VERSION, DomainEvent, EventMetadata};
 use switchboard_domain::ids::{StreamId, StreamKind};
@@ -341,24 +342,31 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
-    /// Streams of one kind with events after `position` (for cache invalidation).
+    /// Streams of one kind with events after `position`, each with its
+    /// newest version (for cache invalidation).
     pub(crate) async fn streams_changed_after_sql(
         &self,
         position: i64,
         kind: StreamKind,
-    ) -> Result<Vec<StreamId>, SqlError> {
+    ) -> Result<Vec<StreamChange>, SqlError> {
         let streams = event::Entity::find()
             .select_only()
             .column(event::Column::Stream)
+            .column_as(event::Column::Version.max(), "version")
             .filter(event::Column::Position.gt(position))
             .filter(event::Column::Stream.starts_with(format!("{}:", kind.prefix())))
-            .distinct()
-            .into_tuple::<String>()
+            .group_by(event::Column::Stream)
+            .into_tuple::<(String, i64)>()
             .all(&self.db)
             .await?;
         Ok(streams
             .into_iter()
-            .filter_map(|stream| stream.parse().ok())
+            .filter_map(|(stream, version)| {
+                Some(StreamChange {
+                    stream: stream.parse().ok()?,
+                    version,
+                })
+            })
             .collect())
     }
 

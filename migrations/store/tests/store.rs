@@ -2149,3 +2149,60 @@ async fn a_placement_is_noted_with_the_voice_bridge_claim() {
         );
     }
 }
+
+/// Issue 22: caches learn which streams changed after a position, each with
+/// its newest version, so a cache holding that version keeps its entry.
+#[tokio::test]
+async fn streams_changed_after_a_position_come_with_their_newest_version() {
+    use switchboard_app::ports::StreamChange;
+    use switchboard_domain::ids::{StreamId, StreamKind};
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        meeting_command(&store, "before", created("before", server, 1_000)).await;
+        let position = store.last_position().await.unwrap();
+        meeting_command(&store, "room", created("room", server, 2_000)).await;
+        meeting_command(
+            &store,
+            "room",
+            MeetingCommand::RecordEnded {
+                reason: EndReason::EndCalled,
+                at_ms: 3_000,
+                only_run: None,
+            },
+        )
+        .await;
+        meeting_command(&store, "other", created("other", server, 4_000)).await;
+        let stream = |name: &str| {
+            StreamId::Meeting(TenantId::default_tenant(), MeetingId::parse(name).unwrap())
+        };
+
+        let mut changed = store
+            .streams_changed_after(position, StreamKind::Meeting)
+            .await
+            .unwrap();
+        changed.sort_by_key(|change| change.stream.to_string());
+
+        assert_eq!(
+            changed,
+            vec![
+                StreamChange {
+                    stream: stream("other"),
+                    version: 1
+                },
+                StreamChange {
+                    stream: stream("room"),
+                    version: 2
+                },
+            ],
+            "{kind}"
+        );
+        assert!(
+            store
+                .streams_changed_after(position, StreamKind::Token)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{kind}"
+        );
+    }
+}

@@ -5,7 +5,8 @@ use crate::clock::SharedClock;
 use crate::error::StoreError;
 use crate::ports::{
     CallbackOutbox, ChangeFeed, EventStore, MeetingReads, Placements, PolledPicture,
-    RecordingReads, ServerReads, ServerSeries, SettingsStore, TenantReads, UsageLedger,
+    RecordingReads, ServerReads, ServerSeries, SettingsStore, StreamChange, TenantReads,
+    UsageLedger,
 };
 use crate::records::{
     AppendExtras, AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord,
@@ -621,15 +622,21 @@ impl EventStore for InMemoryStore {
         &self,
         position: i64,
         kind: StreamKind,
-    ) -> Result<Vec<StreamId>, StoreError> {
-        let streams: BTreeSet<StreamId> = self
+    ) -> Result<Vec<StreamChange>, StoreError> {
+        let mut newest: BTreeMap<StreamId, i64> = BTreeMap::new();
+        for stored in self
             .lock()
             .log
             .iter()
             .filter(|stored| stored.position > position && stored.stream.kind() == kind)
-            .map(|stored| stored.stream.clone())
-            .collect();
-        Ok(streams.into_iter().collect())
+        {
+            let version = newest.entry(stored.stream.clone()).or_default();
+            *version = (*version).max(stored.version);
+        }
+        Ok(newest
+            .into_iter()
+            .map(|(stream, version)| StreamChange { stream, version })
+            .collect())
     }
 
     async fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
