@@ -66,27 +66,44 @@ impl<A: Acceptor> Acceptor for IdleAcceptor<A> {
 pub struct IdleIo<T> {
     inner: T,
     timeout: Duration,
+    /// When a byte last moved.
+    last_moved: Instant,
+    /// Fires no later than `last_moved + timeout`; moved on only when it
+    /// fires early (re-arming a timer on every read and write cost more
+    /// than reading the clock).
     deadline: Pin<Box<Sleep>>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl<T> IdleIo<T> {
     fn new(inner: T, timeout: Duration, permit: OwnedSemaphorePermit) -> Self {
+        let now = Instant::now();
         Self {
             inner,
             timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            last_moved: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + timeout)),
             _permit: permit,
         }
     }
 
     fn moved(&mut self) {
-        let next = Instant::now() + self.timeout;
-        self.deadline.as_mut().reset(next);
+        self.last_moved = Instant::now();
     }
 
+    /// Whether no byte moved for the timeout; otherwise the waker is
+    /// registered for when that could first be so.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+        loop {
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.last_moved + self.timeout;
+            if due <= Instant::now() {
+                return true;
+            }
+            self.deadline.as_mut().reset(due);
+        }
     }
 }
 
@@ -162,5 +179,50 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn idle_io(timeout: Duration) -> (IdleIo<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(64);
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        (IdleIo::new(ours, timeout, permit), theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn traffic_keeps_a_connection_open_and_silence_closes_it_after_the_timeout() {
+        let timeout = Duration::from_secs(10);
+        let (mut io, mut peer) = idle_io(timeout);
+        let started = Instant::now();
+        let mut byte = [0u8; 1];
+        // A byte every 6 s for a minute: never 10 s without traffic.
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            peer.write_all(b"x").await.unwrap();
+            io.read_exact(&mut byte).await.unwrap();
+        }
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+        let quiet = Instant::now();
+        let err = io.read(&mut byte).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(quiet.elapsed(), timeout, "closed 10 s after the last byte");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_count_as_traffic() {
+        let timeout = Duration::from_secs(10);
+        let (mut io, mut peer) = idle_io(timeout);
+        let mut byte = [0u8; 1];
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        io.write_all(b"y").await.unwrap();
+        peer.read_exact(&mut byte).await.unwrap();
+        let after_write = Instant::now();
+        let err = io.read(&mut byte).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(after_write.elapsed(), timeout);
     }
 }

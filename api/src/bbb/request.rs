@@ -236,9 +236,17 @@ pub fn verify_request(raw: RawRequest<'_>, verifier: Verifier<'_>) -> Result<Api
         tenant_config: None,
         signed_with: signed_by
             .get()
+            .filter(|_| keeps_signer(raw.call))
             .and_then(|index| verifier.secrets.get(index))
             .map(|secret| switchboard_app::admin::tenants::fingerprint(secret)),
     })
+}
+
+/// The calls that remember which secret signed them (the callbacks of a
+/// meeting or a hook they create are signed with it); no other call pays
+/// for the fingerprint.
+fn keeps_signer(call: &str) -> bool {
+    matches!(call, "create" | "hooks/create")
 }
 
 /// Whether `key` names a URL BBB (or Switchboard) calls or sends users to:
@@ -285,6 +293,23 @@ mod tests {
             content_type: None,
             body,
         }
+    }
+
+    #[test]
+    fn only_the_calls_that_keep_it_learn_which_secret_signed() {
+        let secrets = vec!["older-secret".to_owned(), SECRET.to_owned()];
+        let empty = Bytes::new();
+        let signer = |call: &str| {
+            let query = signed(call, "meetingID=m");
+            verify_request(get(call, &query, &empty), verifier(&secrets))
+                .unwrap()
+                .signed_with
+        };
+        let fingerprint = Some(switchboard_app::admin::tenants::fingerprint(SECRET));
+        assert_eq!(signer("create"), fingerprint);
+        assert_eq!(signer("hooks/create"), fingerprint);
+        assert_eq!(signer("join"), None);
+        assert_eq!(signer("getMeetingInfo"), None);
     }
 
     #[test]

@@ -408,6 +408,7 @@ pub async fn run(config: AgentsConfig) -> anyhow::Result<()> {
             &[],
             &ServeOptions {
                 health_interval_secs: Some(5.0),
+                ..ServeOptions::default()
             },
         )
         .await?;

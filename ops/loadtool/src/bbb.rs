@@ -36,6 +36,20 @@ pub fn get_meetings(secret: &str) -> String {
     signed("getMeetings", "", secret)
 }
 
+/// getMeetingInfo of `meeting_id`.
+pub fn get_meeting_info(meeting_id: &str, secret: &str) -> String {
+    signed("getMeetingInfo", &format!("meetingID={meeting_id}"), secret)
+}
+
+/// isMeetingRunning of `meeting_id`.
+pub fn is_meeting_running(meeting_id: &str, secret: &str) -> String {
+    signed(
+        "isMeetingRunning",
+        &format!("meetingID={meeting_id}"),
+        secret,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,7 +57,13 @@ mod tests {
 
     #[test]
     fn paths_verify_like_bbb_does() {
-        for path in [create("m-1", "s"), join("m-1", 7, "s"), get_meetings("s")] {
+        for path in [
+            create("m-1", "s"),
+            join("m-1", 7, "s"),
+            get_meetings("s"),
+            get_meeting_info("m-1", "s"),
+            is_meeting_running("m-1", "s"),
+        ] {
             let (call_path, query) = path.split_once('?').unwrap();
             let call = call_path.rsplit('/').next().unwrap();
             let (rest, checksum) = split_checksum(query);

@@ -142,6 +142,7 @@ pub async fn run_pass(config: &PassConfig, choice: &DatabaseChoice) -> anyhow::R
         }
         let options = target::ServeOptions {
             health_interval_secs: config.health_interval_secs,
+            ..target::ServeOptions::default()
         };
         let switchboard = Switchboard::start_with(
             &config.binary,

@@ -23,6 +23,7 @@ mod agents;
 mod baseline;
 mod bbb;
 mod bench;
+mod instructions;
 mod load;
 mod meetings;
 mod meetings_report;
@@ -77,6 +78,10 @@ enum Command {
     /// Many simulated node agents heartbeating into one `switchboard serve`
     /// on PostgreSQL, beside an HTTP echo baseline; writes the agent report.
     Agents(AgentsArgs),
+    /// Count the instructions `serve` spends per join, getMeetingInfo,
+    /// isMeetingRunning and create under callgrind (exact, unlike
+    /// requests per second), optionally beside another build's.
+    Instructions(InstructionsArgs),
     /// The plain HTTP echo server the agents benchmark compares with.
     #[command(hide = true)]
     Echo {
@@ -84,6 +89,34 @@ enum Command {
         #[arg(long)]
         listen: std::net::SocketAddr,
     },
+}
+
+/// Settings of `instructions`.
+#[derive(Debug, clap::Args)]
+struct InstructionsArgs {
+    /// The switchboard binary (default: `switchboard` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    switchboard: Option<PathBuf>,
+    /// Another build to count the same way (e.g. the code before a change).
+    #[arg(long, value_name = "PATH")]
+    compare: Option<PathBuf>,
+    /// Requests counted per call.
+    #[arg(long, default_value_t = 1000)]
+    requests: u64,
+    /// Uncounted requests per call before the counted ones.
+    #[arg(long, default_value_t = 200)]
+    warmup: u64,
+    /// Keep callgrind's dumps of this build in this folder (one per call,
+    /// labelled, for `callgrind_annotate`).
+    #[arg(long, value_name = "DIR")]
+    keep_dumps: Option<PathBuf>,
+    /// Where to write the report.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "docs/benchmarks-instructions.md"
+    )]
+    output: PathBuf,
 }
 
 /// Settings of `agents`.
@@ -319,8 +352,49 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Instructions(args) => instructions(args).await,
         Command::Echo { listen } => agents::echo(listen).await,
     }
+}
+
+/// `instructions`: callgrind counts of this build, and of `--compare`.
+async fn instructions(args: InstructionsArgs) -> anyhow::Result<()> {
+    instructions::check_tools()?;
+    let binary = switchboard_binary(args.switchboard.clone())?;
+    let config = instructions::InstructionsConfig {
+        binary: binary.clone(),
+        requests: args.requests.max(1),
+        warmup: args.warmup,
+        keep_dumps: args.keep_dumps.clone(),
+    };
+    let compared = match &args.compare {
+        Some(other) => {
+            let other = switchboard_binary(Some(other.clone()))?;
+            eprintln!("counting {}", other.display());
+            let costs = instructions::measure(&instructions::InstructionsConfig {
+                binary: other.clone(),
+                keep_dumps: None,
+                ..config.clone()
+            })
+            .await?;
+            Some((other, costs))
+        }
+        None => None,
+    };
+    eprintln!("counting {}", binary.display());
+    let measured = instructions::measure(&config).await?;
+    let report = instructions::report(
+        &std::env::args().collect::<Vec<_>>().join(" "),
+        &Machine::detect().describe(),
+        &build_profile(&binary),
+        &config,
+        &measured,
+        compared
+            .as_ref()
+            .map(|(path, costs)| (path.as_path(), costs.as_slice())),
+    );
+    print!("{report}");
+    write_report(&args.output, &report)
 }
 
 /// `soak`: one run per database, one report.

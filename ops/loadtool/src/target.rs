@@ -173,6 +173,11 @@ pub struct ServeOptions {
     /// seconds, and without any other `SWITCHBOARD_*` variable of this
     /// environment; `None`: `--no-workers`, environment inherited.
     pub health_interval_secs: Option<f64>,
+    /// A command `serve` runs under (e.g. `valgrind --tool=callgrind`),
+    /// with the binary and its arguments after it; empty: run it directly.
+    pub serve_prefix: Vec<String>,
+    /// How long `/health` may take to answer after the start (default 30 s).
+    pub start_timeout: Option<Duration>,
 }
 
 /// A running `switchboard serve` child process.
@@ -239,7 +244,14 @@ impl Switchboard {
         let addr = free_port()?;
         let log = data_dir.join("switchboard.log");
         let log_file = std::fs::File::create(&log)?;
-        let mut serve = Command::new(binary);
+        let mut serve = match options.serve_prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         base(&mut serve);
         serve.args(["serve", "--listen", &addr.to_string()]);
         match options.health_interval_secs {
@@ -263,12 +275,14 @@ impl Switchboard {
             child,
             log,
         };
-        switchboard.wait_healthy().await?;
+        switchboard
+            .wait_healthy(options.start_timeout.unwrap_or(START_TIMEOUT))
+            .await?;
         Ok(switchboard)
     }
 
-    /// Polls `/health` until it answers 200.
-    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+    /// Polls `/health` until it answers 200, for at most `limit`.
+    async fn wait_healthy(&mut self, limit: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
             if let Ok((status, _)) = load::get(self.addr, "/health").await
@@ -279,9 +293,9 @@ impl Switchboard {
             if let Some(status) = self.child.try_wait()? {
                 bail!("switchboard exited ({status}):\n{}", self.log_tail());
             }
-            if started.elapsed() > START_TIMEOUT {
+            if started.elapsed() > limit {
                 bail!(
-                    "switchboard did not answer /health within {START_TIMEOUT:?}:\n{}",
+                    "switchboard did not answer /health within {limit:?}:\n{}",
                     self.log_tail()
                 );
             }
@@ -360,6 +374,7 @@ pub async fn with_pool<T>(
             &simulators,
             &ServeOptions {
                 health_interval_secs: Some(interval_secs),
+                ..ServeOptions::default()
             },
         )
         .await?;

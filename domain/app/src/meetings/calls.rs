@@ -185,30 +185,30 @@ impl MeetingService {
         let (record, server) = self
             .meeting_and_server(&request.tenant, &meeting_id)
             .await?;
-        let attendee = JoinKey::of(&record.run.internal_id, &request.params);
-        let query = self.tenant_query(request, &attendee).await?;
+        // Counted only where an attendee limit needs it: not on every join.
+        let attendee = request
+            .tenant_config
+            .as_ref()
+            .is_some_and(|tenant| tenant.limits.max_attendees.is_some())
+            .then(|| JoinKey::of(&record.run.internal_id, &request.params));
+        let query = self.tenant_query(request, attendee.as_ref()).await?;
         // BBB reads `redirect` with Java's Boolean.parseBoolean: any value but
         // `true` asks for the XML answer.
         let wants_xml = request
             .params
             .non_empty("redirect")
             .is_some_and(|value| !value.eq_ignore_ascii_case("true"));
-        // Counted only where an attendee limit needs it: not on every join.
-        let counted = request
-            .tenant_config
-            .as_ref()
-            .is_some_and(|tenant| tenant.limits.max_attendees.is_some());
         if wants_xml {
             let answer = self.backends.call(&server, "join", &query, None).await?;
-            if counted && answer.summary.is_success() {
-                self.routing
-                    .note_join(&request.tenant, server.id, &attendee);
+            if let Some(attendee) = &attendee
+                && answer.summary.is_success()
+            {
+                self.routing.note_join(&request.tenant, server.id, attendee);
             }
             return Ok(JoinOutcome::Answer(answer));
         }
-        if counted {
-            self.routing
-                .note_join(&request.tenant, server.id, &attendee);
+        if let Some(attendee) = &attendee {
+            self.routing.note_join(&request.tenant, server.id, attendee);
         }
         Ok(JoinOutcome::Redirect(
             self.backends.target(&server).signed_url("join", &query),
@@ -217,11 +217,12 @@ impl MeetingService {
 
     /// The query to forward: the client's as it came, or rebuilt after the
     /// tenant's join policy changed it; refused when the tenant's meetings
-    /// hold as many attendees as it may.
+    /// hold as many attendees as it may (`attendee`: who joins, given when
+    /// the tenant has an attendee limit).
     async fn tenant_query<'a>(
         &self,
         request: &'a ApiRequest,
-        attendee: &JoinKey,
+        attendee: Option<&JoinKey>,
     ) -> Result<Cow<'a, str>, CallError> {
         let Some(tenant) = &request.tenant_config else {
             if self.policy.join.is_empty() {
@@ -237,6 +238,7 @@ impl MeetingService {
         // An attendee already counted (a replayed URL, a rejoin) takes no
         // further place.
         if let Some(limit) = tenant.limits.max_attendees
+            && let Some(attendee) = attendee
             && !self.routing.join_pending(&request.tenant, attendee)
         {
             let runs: HashSet<String> = self

@@ -44,8 +44,9 @@ pub struct ApiRequest {
     pub tenant: TenantId,
     /// Its configuration; `None` for the default tenant.
     pub tenant_config: Option<Arc<TenantConfig>>,
-    /// Fingerprint of the secret that signed the request (callbacks of a
-    /// meeting it creates are signed with that secret).
+    /// Fingerprint of the secret that signed a `create` or `hooks/create`
+    /// (callbacks of what it creates are signed with that secret); `None`
+    /// for every other call.
     pub signed_with: Option<String>,
 }
 
