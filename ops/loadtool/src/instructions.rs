@@ -35,8 +35,11 @@ pub struct InstructionsConfig {
     pub binary: PathBuf,
     /// Requests counted per call.
     pub requests: u64,
-    /// Uncounted requests per call before (caches fill, code is loaded).
+    /// Uncounted requests per call before the first round (caches fill,
+    /// code is loaded).
     pub warmup: u64,
+    /// Counted batches per call; the median is reported.
+    pub rounds: u64,
     /// Keep callgrind's dumps (one per call, for `callgrind_annotate`) in
     /// this folder; `None`: they go with the run's temporary folder.
     pub keep_dumps: Option<PathBuf>,
@@ -73,8 +76,18 @@ pub async fn measure(config: &InstructionsConfig) -> anyhow::Result<Vec<CallCost
         .clone()
         .unwrap_or_else(|| data_dir.join("callgrind"));
     std::fs::create_dir_all(&dumps)?;
+    // The routing refresh and the callback outbox would read SQLite four
+    // times a second each: background work that blurs the counts. Once an
+    // hour is enough here (this process alone writes the database).
+    let quiet = data_dir.join("quiet.toml");
+    std::fs::write(
+        &quiet,
+        "refresh_interval_ms = 3600000\n[callbacks]\npoll_interval_ms = 3600000\n",
+    )?;
     let options = ServeOptions {
         serve_prefix: vec![
+            "env".into(),
+            format!("SWITCHBOARD_CONFIG={}", quiet.display()),
             "valgrind".into(),
             "--tool=callgrind".into(),
             "--quiet".into(),
@@ -136,7 +149,6 @@ async fn calls(
         let secret = secret.to_owned();
         Arc::new(move |seq| make(&ids[(seq % ids.len() as u64) as usize], seq, &secret))
     };
-    let idle_per_second = counter.idle_rate().await?;
     let scenarios: Vec<(&'static str, MakeRequest, Expect)> = vec![
         ("join", pick(bbb::join), Expect::Redirect),
         (
@@ -155,40 +167,71 @@ async fn calls(
             Expect::Success,
         ),
     ];
-    let mut costs = Vec::new();
-    for (call, make, expect) in scenarios {
-        let warm = sequential(switchboard, config.warmup, expect)
-            .run(make.clone())
-            .await;
-        anyhow::ensure!(warm.errors == 0, "{call}: {:?}", warm.error_samples);
-        // The warm-up's numbers are taken; the counted ones go on after them
-        // (creates need new meetingIDs).
-        let offset = config.warmup;
-        let counted: MakeRequest = Arc::new(move |seq| make(seq + offset));
-        counter.zero().await?;
-        let started = Instant::now();
-        let batch = sequential(switchboard, config.requests, expect)
-            .run(counted)
-            .await;
-        let elapsed = started.elapsed();
-        let total = counter.dump(call).await?;
-        anyhow::ensure!(batch.errors == 0, "{call}: {:?}", batch.error_samples);
-        let background = (idle_per_second * elapsed.as_secs_f64()).min(total as f64);
-        let cost = CallCost {
-            call,
-            requests: batch.ok,
-            per_request: (total as f64 - background) / batch.ok.max(1) as f64,
-            background_share: background / (total as f64).max(1.0),
-        };
-        eprintln!(
-            "{call}: {:.0} instructions per request ({} requests, {:.1}% background)",
-            cost.per_request,
-            cost.requests,
-            cost.background_share * 100.0
-        );
-        costs.push(cost);
+    let mut rounds: Vec<Vec<CallCost>> = Vec::new();
+    for round in 0..config.rounds {
+        // The background's rate drifts: measured again for every round.
+        let idle_per_second = counter.idle_rate().await?;
+        let mut costs = Vec::new();
+        for (call, make, expect) in &scenarios {
+            let (call, expect) = (*call, *expect);
+            // Each round takes new sequence numbers (creates need new
+            // meetingIDs): the warm-up's first, then the counted ones.
+            let start = round * (config.warmup + config.requests);
+            if round == 0 {
+                let make = make.clone();
+                let warm = sequential(switchboard, config.warmup, expect)
+                    .run(Arc::new(move |seq| make(seq + start)))
+                    .await;
+                anyhow::ensure!(warm.errors == 0, "{call}: {:?}", warm.error_samples);
+            }
+            let offset = start + config.warmup;
+            let make = make.clone();
+            let counted: MakeRequest = Arc::new(move |seq| make(seq + offset));
+            counter.zero().await?;
+            let started = Instant::now();
+            let batch = sequential(switchboard, config.requests, expect)
+                .run(counted)
+                .await;
+            let elapsed = started.elapsed();
+            let total = counter.dump(call).await?;
+            anyhow::ensure!(batch.errors == 0, "{call}: {:?}", batch.error_samples);
+            let background = (idle_per_second * elapsed.as_secs_f64()).min(total as f64);
+            let cost = CallCost {
+                call,
+                requests: batch.ok,
+                per_request: (total as f64 - background) / batch.ok.max(1) as f64,
+                background_share: background / (total as f64).max(1.0),
+            };
+            eprintln!(
+                "round {}: {call}: {:.0} instructions per request ({} requests, {:.1}% background)",
+                round + 1,
+                cost.per_request,
+                cost.requests,
+                cost.background_share * 100.0
+            );
+            costs.push(cost);
+        }
+        rounds.push(costs);
     }
-    Ok(costs)
+    Ok(median_per_call(&rounds))
+}
+
+/// Per call, the round with the median instructions per request.
+fn median_per_call(rounds: &[Vec<CallCost>]) -> Vec<CallCost> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|cost| {
+            let mut of_call: Vec<&CallCost> = rounds
+                .iter()
+                .filter_map(|round| round.iter().find(|other| other.call == cost.call))
+                .collect();
+            of_call.sort_by(|a, b| a.per_request.total_cmp(&b.per_request));
+            of_call[of_call.len() / 2].clone()
+        })
+        .collect()
 }
 
 /// `requests` requests, one at a time on one keep-alive connection.
@@ -300,8 +343,9 @@ pub fn report(
         "- Command: `{command}`\n- Machine: {machine}\n- Build: {build}\n"
     ));
     out.push_str(&format!(
-        "- Setup: `switchboard serve --no-workers` on SQLite under `valgrind --tool=callgrind`, one simulated BBB server (in the load tool's process, not counted), {MEETINGS} running meetings; per call {} uncounted requests, then {} counted, one at a time on one keep-alive connection. Instructions are those of the whole `serve` process between zeroing and dumping the counters, less its idle rate (measured over {} s with no requests) times the batch's duration. Exact and repeatable: compare builds with these figures, not with requests per second on a shared machine.\n\n",
+        "- Setup: `switchboard serve --no-workers` on SQLite under `valgrind --tool=callgrind`, one simulated BBB server (in the load tool's process, not counted), {MEETINGS} running meetings; per call {} uncounted requests, then {} rounds of {} counted requests, one at a time on one keep-alive connection; the median round is shown. Instructions are those of the whole `serve` process between zeroing and dumping the counters, less its idle rate (measured over {} s with no requests before each round) times the batch's duration. The routing refresh and the callback outbox run once an hour instead of every 250 ms (`refresh_interval_ms`, `[callbacks] poll_interval_ms`), so little background work blurs the counts. SHA-1 and SHA-256 run without the CPU's SHA instructions under valgrind, so checksums weigh more here than natively. Compare builds with these figures rather than with requests per second on a shared machine.\n\n",
         config.warmup,
+        config.rounds,
         config.requests,
         IDLE.as_secs()
     ));

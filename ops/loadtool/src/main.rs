@@ -106,6 +106,9 @@ struct InstructionsArgs {
     /// Uncounted requests per call before the counted ones.
     #[arg(long, default_value_t = 200)]
     warmup: u64,
+    /// Counted batches per call (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: u64,
     /// Keep callgrind's dumps of this build in this folder (one per call,
     /// labelled, for `callgrind_annotate`).
     #[arg(long, value_name = "DIR")]
@@ -365,6 +368,7 @@ async fn instructions(args: InstructionsArgs) -> anyhow::Result<()> {
         binary: binary.clone(),
         requests: args.requests.max(1),
         warmup: args.warmup,
+        rounds: args.rounds.max(1),
         keep_dumps: args.keep_dumps.clone(),
     };
     let compared = match &args.compare {
