@@ -90,5 +90,7 @@ pub async fn get_meetings(
     meetings: &MeetingService,
     tenant: &TenantId,
 ) -> Result<Response, BbbError> {
-    Ok(xml_response(meetings.get_meetings(tenant).await?))
+    Ok(super::xml::shared_xml_response(
+        meetings.get_meetings(tenant).await?,
+    ))
 }

@@ -473,6 +473,16 @@ async fn get_meetings_answers_from_the_polled_picture_without_asking_servers() {
     all.assert_success();
     assert_eq!(listed_ids(&all).len(), 6, "{}", all.body);
     assert!(all.body.contains("<attendeePW>") && all.body.contains("<moderatorPW>"));
+    // The shared answer goes out in pieces, with its length (no chunking).
+    let raw = harness
+        .client
+        .get(harness.url("getMeetings", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.headers().get("transfer-encoding"), None);
+    let length = raw.content_length();
+    assert_eq!(length, Some(raw.bytes().await.unwrap().len() as u64));
     let asked: usize = harness
         .sims
         .iter()

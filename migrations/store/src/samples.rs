@@ -3,6 +3,7 @@
 //! are not changes, so they never enter the event log).
 
 use crate::store::{SqlError, Store};
+use futures::TryStreamExt as _;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
@@ -238,19 +239,23 @@ impl Store {
             .to_owned();
         let rows = meeting_listing::Entity::find()
             .filter(meeting_listing::Column::InternalId.in_subquery(running))
-            .all(&self.db)
+            .stream(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| {
-                Some(MeetingListing {
-                    server_id: row.server_id.parse().ok()?,
+        // Streamed: with thousands of meetings, holding every raw row and
+        // every listing at once would double what getMeetings needs.
+        let mut listings = Vec::new();
+        futures::pin_mut!(rows);
+        while let Some(row) = rows.try_next().await? {
+            if let Ok(server_id) = row.server_id.parse() {
+                listings.push(MeetingListing {
+                    server_id,
                     internal_id: row.internal_id,
                     created_at_ms: row.created_at_ms,
                     xml: row.xml,
-                })
-            })
-            .collect())
+                });
+            }
+        }
+        Ok(listings)
     }
 
     /// Drops listings created before `before_ms` (by then polls list the runs).

@@ -105,13 +105,15 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallE
             elements.push(element.clone());
         }
     }
-    for listing in &listings {
+    // Each listing's element is moved, not copied: with thousands of
+    // meetings the listings are most of the memory an answer needs.
+    for listing in listings {
         if serving_ids.contains(&listing.server_id)
             && !listed.contains(listing.internal_id.as_str())
             && runs.contains_key(&listing.internal_id)
             && shown(&listing.internal_id)
         {
-            elements.push(Bytes::from(listing.xml.clone()));
+            elements.push(Bytes::from(listing.xml));
         }
     }
     if elements.is_empty() {
