@@ -19,9 +19,9 @@ const PIECE: usize = 64 * 1024;
 
 /// An XML answer shared between requests (a cached getMeetings of
 /// thousands of meetings), handed over in 64 KiB pieces of the same
-/// buffer: the HTTP server copies each piece it writes into its own
-/// buffer, and one piece of the size of the whole answer per connection
-/// would cost that much memory per connection. The length is still sent.
+/// buffer, so that an HTTP connection that copies what it writes into
+/// its own buffer never copies the whole answer at once. The length is
+/// still sent.
 pub fn shared_xml_response(body: bytes::Bytes) -> Response {
     let length = body.len();
     let pieces = (0..length)

@@ -691,6 +691,19 @@ impl RoutingView {
             {
                 continue;
             }
+            // A gap: an event of this stream not seen here (appended
+            // elsewhere, or published later) is missing from the cached
+            // record. Only a create rebuilds it whole; anything else drops it,
+            // to be read again, rather than patch it under a newer version
+            // that a refresh would then trust.
+            if current
+                .as_ref()
+                .is_some_and(|record| appended.version > record.version + 1)
+                && !matches!(event, MeetingEvent::MeetingCreated { .. })
+            {
+                current = None;
+                self.stale.store(true, Ordering::Release);
+            }
             match event {
                 MeetingEvent::MeetingCreated {
                     tenant,
@@ -1217,6 +1230,47 @@ mod tests {
             "a meeting another instance changed is read again"
         );
         assert_eq!(cached(&view, "there").await.map(|r| r.running), Some(false));
+    }
+
+    /// Review of issue 22's cache change: an event this process appends
+    /// after one it never heard (another instance ended the run) must not
+    /// leave the cached run "running" under the newer version, where a
+    /// refresh would keep it.
+    #[tokio::test]
+    async fn an_event_after_a_gap_drops_the_cached_meeting_instead_of_patching_it() {
+        use switchboard_domain::meeting::RunUsage;
+        let world = World::new();
+        let a = world.server("a").await;
+        let view = view(&world).await;
+        create_with(&world.executor, "room", "room-1", a).await;
+        end_with(&another_instance(&world), "room", NOW_MS + 5).await;
+        world
+            .executor
+            .execute::<Meeting>(
+                &meeting_stream(&tenant(), &meeting_id("room")),
+                &MeetingCommand::SummarizeUsage(RunUsage {
+                    internal_id: "room-1".into(),
+                    server_id: a,
+                    started_ms: NOW_MS,
+                    ended_ms: NOW_MS + 5,
+                    peak_attendees: 0,
+                    attendee_seconds: 0,
+                    peak_video: 0,
+                    recordable: false,
+                }),
+                &given(),
+            )
+            .await
+            .unwrap();
+
+        view.refresh().await.unwrap();
+
+        let record = cached(&view, "room").await.unwrap();
+        assert_eq!(
+            (record.running, record.version),
+            (false, 3),
+            "the end appended elsewhere is seen"
+        );
     }
 
     #[tokio::test]

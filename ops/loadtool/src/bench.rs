@@ -332,7 +332,7 @@ async fn measure(
 }
 
 /// Creates of new meetings `{prefix}-{seq}`.
-fn creates(prefix: String, secret: &str) -> MakeRequest {
+pub(crate) fn creates(prefix: String, secret: &str) -> MakeRequest {
     let secret = secret.to_owned();
     Arc::new(move |seq| bbb::create(&format!("{prefix}-{seq}"), &secret))
 }

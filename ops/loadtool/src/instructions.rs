@@ -16,6 +16,7 @@ use bbb_simulator::{Simulator, SimulatorConfig};
 use tokio::process::Command;
 
 use crate::bbb;
+use crate::bench::creates;
 use crate::load::{Expect, Load, MakeRequest};
 use crate::target::{Database, ServeOptions, Switchboard, random_hex};
 
@@ -40,8 +41,9 @@ pub struct InstructionsConfig {
     pub warmup: u64,
     /// Counted batches per call; the median is reported.
     pub rounds: u64,
-    /// Keep callgrind's dumps (one per call, for `callgrind_annotate`) in
-    /// this folder; `None`: they go with the run's temporary folder.
+    /// Keep callgrind's dumps (one per round and call, labelled, and the
+    /// idle ones, for `callgrind_annotate`) in this folder; `None`: they go
+    /// with the run's temporary folder.
     pub keep_dumps: Option<PathBuf>,
 }
 
@@ -91,7 +93,12 @@ pub async fn measure(config: &InstructionsConfig) -> anyhow::Result<Vec<CallCost
             "valgrind".into(),
             "--tool=callgrind".into(),
             "--quiet".into(),
-            format!("--callgrind-out-file={}", dumps.join("out").display()),
+            // A name of this run's own: a kept folder may hold an earlier
+            // run's dumps, and new dumps are found by their new names.
+            format!(
+                "--callgrind-out-file={}",
+                dumps.join(format!("callgrind.{}", random_hex(3))).display()
+            ),
         ],
         start_timeout: Some(START_UNDER_VALGRIND),
         ..ServeOptions::default()
@@ -241,12 +248,6 @@ fn sequential(switchboard: &Switchboard, requests: u64, expect: Expect) -> Load 
         timeout: Duration::from_secs(60),
         ..Load::timed(switchboard.addr, 1, Duration::from_secs(3600), expect)
     }
-}
-
-/// Creates of new meetings `{prefix}-{seq}`.
-fn creates(prefix: String, secret: &str) -> MakeRequest {
-    let secret = secret.to_owned();
-    Arc::new(move |seq| bbb::create(&format!("{prefix}-{seq}"), &secret))
 }
 
 /// Talks to the callgrind of one process with `callgrind_control`.

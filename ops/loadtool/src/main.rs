@@ -109,8 +109,8 @@ struct InstructionsArgs {
     /// Counted batches per call (the median is reported).
     #[arg(long, default_value_t = 3)]
     rounds: u64,
-    /// Keep callgrind's dumps of this build in this folder (one per call,
-    /// labelled, for `callgrind_annotate`).
+    /// Keep callgrind's dumps of this build in this folder (one per round
+    /// and call, labelled, and the idle ones, for `callgrind_annotate`).
     #[arg(long, value_name = "DIR")]
     keep_dumps: Option<PathBuf>,
     /// Where to write the report.
