@@ -78,8 +78,9 @@ pub fn endpoint() -> impl Endpoint {
         .with(conformance)
 }
 
-/// The Swagger UI, to nest at `/api/docs`.
+/// The Swagger UI, to nest at `/api/docs`. Its page (3 MB, the UI's
+/// scripts inlined) is made when asked for, not held for the life of the
+/// process: it is opened rarely.
 pub fn swagger_ui() -> impl Endpoint {
-    let html = openapi().swagger_ui_html();
-    poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()))
+    poem::endpoint::make_sync(|_| poem::web::Html(openapi().swagger_ui_html()))
 }

@@ -3,6 +3,7 @@
 
 use poem::Response;
 use poem::http::{StatusCode, header};
+use switchboard_app::meetings::get_meetings::MeetingsAnswer;
 
 pub use switchboard_domain::bbb::xml_write::{XmlWriter, escape};
 
@@ -14,24 +15,59 @@ pub fn xml_response(body: impl Into<poem::Body>) -> Response {
         .body(body)
 }
 
-/// Pieces a large shared answer is handed to the server in.
+/// How much of a large shared answer is handed to the server at once.
 const PIECE: usize = 64 * 1024;
 
 /// An XML answer shared between requests (a cached getMeetings of
-/// thousands of meetings), handed over in 64 KiB pieces of the same
-/// buffer, so that an HTTP connection that copies what it writes into
-/// its own buffer never copies the whole answer at once. The length is
-/// still sent.
-pub fn shared_xml_response(body: bytes::Bytes) -> Response {
-    let length = body.len();
-    let pieces = (0..length)
-        .step_by(PIECE)
-        .map(move |start| Ok::<_, std::io::Error>(body.slice(start..(start + PIECE).min(length))));
+/// thousands of meetings), kept as many small pieces: each request hands
+/// them to the server gathered into 64 KiB buffers, so no request holds
+/// more than one such buffer of its own and nothing copies the whole
+/// answer at once. The length is still sent.
+pub fn shared_xml_response(answer: MeetingsAnswer) -> Response {
+    let length = answer.len();
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
         .header(header::CONTENT_LENGTH, length)
-        .body(poem::Body::from_bytes_stream(futures::stream::iter(pieces)))
+        .body(poem::Body::from_bytes_stream(futures::stream::iter(
+            Gathered { answer, next: 0 }.map(Ok::<_, std::io::Error>),
+        )))
+}
+
+/// An answer's pieces gathered, in order, into buffers of at most
+/// [`PIECE`] bytes (a piece that large on its own goes as it is).
+struct Gathered {
+    answer: MeetingsAnswer,
+    next: usize,
+}
+
+impl Iterator for Gathered {
+    type Item = bytes::Bytes;
+
+    fn next(&mut self) -> Option<bytes::Bytes> {
+        let pieces = self.answer.pieces();
+        let first = pieces.get(self.next)?.clone();
+        self.next += 1;
+        if first.len() >= PIECE {
+            return Some(first);
+        }
+        let mut gathered: Option<bytes::BytesMut> = None;
+        while let Some(piece) = pieces.get(self.next) {
+            let size = gathered.as_ref().map_or(first.len(), bytes::BytesMut::len);
+            if size + piece.len() > PIECE {
+                break;
+            }
+            gathered
+                .get_or_insert_with(|| {
+                    let mut buffer = bytes::BytesMut::with_capacity(PIECE);
+                    buffer.extend_from_slice(&first);
+                    buffer
+                })
+                .extend_from_slice(piece);
+            self.next += 1;
+        }
+        Some(gathered.map_or(first, bytes::BytesMut::freeze))
+    }
 }
 
 #[cfg(test)]
@@ -39,20 +75,37 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_shared_answer_goes_out_whole_in_pieces_with_its_length() {
-        let body = bytes::Bytes::from(
-            (0..200_000u32)
-                .map(|n| (b'a' + (n % 26) as u8) as char)
-                .collect::<String>(),
+    async fn a_shared_answer_goes_out_whole_in_gathered_pieces_with_its_length() {
+        let text: String = (0..200_000u32)
+            .map(|n| (b'a' + (n % 26) as u8) as char)
+            .collect();
+        // Small pieces, one larger than a buffer, and an empty one.
+        let mut pieces: Vec<bytes::Bytes> = text[..100_000]
+            .as_bytes()
+            .chunks(700)
+            .map(bytes::Bytes::copy_from_slice)
+            .collect();
+        pieces.push(bytes::Bytes::new());
+        pieces.push(bytes::Bytes::copy_from_slice(&text.as_bytes()[100_000..]));
+        let answer = MeetingsAnswer::of(pieces);
+        let sent: Vec<bytes::Bytes> = Gathered {
+            answer: answer.clone(),
+            next: 0,
+        }
+        .collect();
+        assert!(
+            sent.iter()
+                .all(|piece| piece.len() <= PIECE || piece.len() == 100_000)
         );
-        let response = shared_xml_response(body.clone());
+        assert!(sent.len() < 10, "pieces were not gathered: {}", sent.len());
+        let response = shared_xml_response(answer);
         assert_eq!(
             response.headers().get(header::CONTENT_LENGTH).unwrap(),
             "200000"
         );
-        let sent = response.into_body().into_bytes().await.unwrap();
-        assert_eq!(sent, body);
-        let empty = shared_xml_response(bytes::Bytes::new());
+        let body = response.into_body().into_bytes().await.unwrap();
+        assert_eq!(body, text.as_bytes());
+        let empty = shared_xml_response(MeetingsAnswer::of(Vec::new()));
         assert_eq!(empty.headers().get(header::CONTENT_LENGTH).unwrap(), "0");
         assert!(empty.into_body().into_bytes().await.unwrap().is_empty());
     }

@@ -243,6 +243,9 @@ pub trait PolledPicture: Send + Sync {
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError>;
     /// Listings of runs that still run.
     async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, StoreError>;
+    /// When each listing of a run that still runs was created (ms), by
+    /// internal id: the listings without their elements.
+    async fn running_listing_times(&self) -> Result<HashMap<String, i64>, StoreError>;
     /// Drops listings created before `before_ms`.
     async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

@@ -65,11 +65,17 @@ pub struct PolledServer {
 }
 
 impl PolledServer {
-    fn from_sample(sample: &ServerSample) -> Self {
-        let wrapped = format!(
-            "<response><returncode>SUCCESS</returncode><meetings>{}</meetings></response>",
-            sample.meetings_xml
-        );
+    /// The server's meetings from its sample, whose listing it takes (so
+    /// the listing is never held twice).
+    fn from_sample(sample: &mut ServerSample) -> Self {
+        const HEAD: &str = "<response><returncode>SUCCESS</returncode><meetings>";
+        const TAIL: &str = "</meetings></response>";
+        let listed = std::mem::take(&mut sample.meetings_xml);
+        let mut wrapped = String::with_capacity(HEAD.len() + listed.len() + TAIL.len());
+        wrapped.push_str(HEAD);
+        wrapped.push_str(&listed);
+        drop(listed);
+        wrapped.push_str(TAIL);
         let body = Bytes::from(wrapped);
         let text = std::str::from_utf8(&body).unwrap_or_default();
         let mut participants = HashMap::new();
@@ -397,14 +403,15 @@ impl RoutingView {
         if !stale.is_empty() {
             let samples = self.store.server_samples_of(&stale).await?;
             let mut next = (*current).clone();
-            for sample in &samples {
+            // Each sample is let go once its server's picture is made.
+            for mut sample in samples {
                 self.observed.set(
                     sample.server_id,
                     sample.observed_with(sample.metrics_status()),
                 );
                 next.insert(
                     sample.server_id,
-                    Arc::new(PolledServer::from_sample(sample)),
+                    Arc::new(PolledServer::from_sample(&mut sample)),
                 );
             }
             *self.picture.write().expect("picture lock") = Arc::new(next);

@@ -249,6 +249,10 @@ impl PolledPicture for Store {
         Ok(Store::running_meeting_listings_sql(self).await?)
     }
 
+    async fn running_listing_times(&self) -> Result<HashMap<String, i64>, StoreError> {
+        Ok(Store::running_listing_times_sql(self).await?)
+    }
+
     async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, StoreError> {
         Ok(Store::prune_meeting_listings_sql(self, before_ms).await?)
     }

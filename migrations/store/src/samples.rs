@@ -258,6 +258,27 @@ impl Store {
         Ok(listings)
     }
 
+    /// When each running run's listing was created, by internal id (its
+    /// element is not read: the health poll needs the times only).
+    pub(crate) async fn running_listing_times_sql(
+        &self,
+    ) -> Result<std::collections::HashMap<String, i64>, SqlError> {
+        let running = sea_orm::sea_query::Query::select()
+            .column(meeting::Column::InternalId)
+            .from(meeting::Entity)
+            .and_where(meeting::Column::Running.eq(true))
+            .to_owned();
+        let rows: Vec<(String, i64)> = meeting_listing::Entity::find()
+            .select_only()
+            .column(meeting_listing::Column::InternalId)
+            .column(meeting_listing::Column::CreatedAtMs)
+            .filter(meeting_listing::Column::InternalId.in_subquery(running))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Drops listings created before `before_ms` (by then polls list the runs).
     pub(crate) async fn prune_meeting_listings_sql(&self, before_ms: i64) -> Result<u64, SqlError> {
         let result = meeting_listing::Entity::delete_many()

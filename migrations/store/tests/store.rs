@@ -2206,3 +2206,46 @@ async fn streams_changed_after_a_position_come_with_their_newest_version() {
         );
     }
 }
+
+/// Issue 22: the health poll reads when each running run's listing was made
+/// without the listings' elements; ended runs' listings are not in it.
+#[tokio::test]
+async fn listing_times_are_those_of_running_runs_without_their_elements() {
+    use switchboard_app::records::MeetingListing;
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        let listing = |name: &str, at: i64| MeetingListing {
+            internal_id: MeetingId::parse(name).unwrap().internal_id(at),
+            server_id: server,
+            created_at_ms: at,
+            xml: format!("<meeting><meetingID>{name}</meetingID></meeting>"),
+        };
+        for (name, at) in [("room", 1_000), ("gone", 2_000)] {
+            store.put_meeting_listing(&listing(name, at)).await.unwrap();
+            meeting_command(&store, name, created(name, server, at)).await;
+        }
+        meeting_command(
+            &store,
+            "gone",
+            MeetingCommand::RecordEnded {
+                reason: EndReason::EndCalled,
+                at_ms: 3_000,
+                only_run: None,
+            },
+        )
+        .await;
+
+        let times = store.running_listing_times().await.unwrap();
+
+        assert_eq!(
+            times,
+            std::collections::HashMap::from([(listing("room", 1_000).internal_id, 1_000)]),
+            "{kind}"
+        );
+        assert_eq!(
+            store.running_meeting_listings().await.unwrap(),
+            vec![listing("room", 1_000)],
+            "{kind}"
+        );
+    }
+}

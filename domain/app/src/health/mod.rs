@@ -350,13 +350,7 @@ impl HealthPoller {
         let recorded = self.store.running_meetings().await?;
         // Read after the runs, so every run recorded has its listing here
         // (the listing is written before the run is appended).
-        let recorded_at: HashMap<String, i64> = self
-            .store
-            .running_meeting_listings()
-            .await?
-            .into_iter()
-            .map(|listing| (listing.internal_id, listing.created_at_ms))
-            .collect();
+        let recorded_at: HashMap<String, i64> = self.store.running_listing_times().await?;
         let grace_ms = self.config.reconcile_grace.as_millis() as i64;
         // Whether a run was recorded before a listing taken at `as_of_ms`.
         let recorded_before = |meeting: &MeetingRecord, as_of_ms: i64| match recorded_at

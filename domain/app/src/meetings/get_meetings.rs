@@ -10,26 +10,79 @@
 //! The answer is built once per tenant and change of what it could show (the
 //! routing view's generation) and shared by every request until the next change;
 //! callers that arrive while it is being rebuilt wait for that build (single
-//! flight).
+//! flight). An answer is kept as its pieces (see [`MeetingsAnswer`]), never
+//! copied into one buffer: the polled elements are slices of the picture
+//! and the listings are moved in, so an answer of thousands of meetings costs
+//! little more than the listings it holds.
 
 use super::calls::serving;
 use super::{CallError, MeetingService};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use switchboard_domain::bbb::xml_write::XmlWriter;
 use switchboard_domain::ids::{ServerId, TenantId};
+
+/// A whole getMeetings answer as the pieces it is made of, in order:
+/// sharing them (each a cheap [`Bytes`] handle) is what keeps an answer of
+/// thousands of meetings from being held twice, once in its sources and
+/// once in a copy.
+#[derive(Debug, Clone)]
+pub struct MeetingsAnswer {
+    pieces: Arc<[Bytes]>,
+    len: usize,
+}
+
+impl MeetingsAnswer {
+    /// An answer made of these pieces, in order.
+    pub fn of(pieces: Vec<Bytes>) -> Self {
+        let len = pieces.iter().map(Bytes::len).sum();
+        Self {
+            pieces: pieces.into(),
+            len,
+        }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its pieces, in order.
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
+    /// The answer in one buffer (a copy, unless it is one piece).
+    pub fn to_bytes(&self) -> Bytes {
+        match &*self.pieces {
+            [one] => one.clone(),
+            pieces => Bytes::from(pieces.concat()),
+        }
+    }
+}
+
+impl From<Bytes> for MeetingsAnswer {
+    fn from(body: Bytes) -> Self {
+        Self::of(vec![body])
+    }
+}
 
 /// The answers last built, per tenant, by the generation they reflect.
 #[derive(Debug, Default)]
 pub struct MergedMeetings {
-    last: Mutex<HashMap<TenantId, (u64, Bytes)>>,
+    last: Mutex<HashMap<TenantId, (u64, MeetingsAnswer)>>,
     building: tokio::sync::Mutex<()>,
 }
 
 impl MergedMeetings {
     /// The answer built for `tenant` at `generation` or later.
-    fn cached(&self, tenant: &TenantId, generation: u64) -> Option<Bytes> {
+    fn cached(&self, tenant: &TenantId, generation: u64) -> Option<MeetingsAnswer> {
         let last = self.last.lock().expect("getMeetings cache lock");
         last.get(tenant)
             .filter(|(built_for, _)| *built_for >= generation)
@@ -39,7 +92,7 @@ impl MergedMeetings {
 
 impl MeetingService {
     /// `getMeetings`: the tenant's whole answer, shared until it changes.
-    pub async fn get_meetings(&self, tenant: &TenantId) -> Result<Bytes, CallError> {
+    pub async fn get_meetings(&self, tenant: &TenantId) -> Result<MeetingsAnswer, CallError> {
         let generation = self.routing.generation();
         if let Some(body) = self.merged.cached(tenant, generation) {
             return Ok(body);
@@ -50,6 +103,14 @@ impl MeetingService {
             return Ok(body);
         }
         let generation = self.routing.generation();
+        // An answer of an older generation is rebuilt anyway: let it go
+        // before the new one is built, not after (requests still sending
+        // it keep their own handle).
+        self.merged
+            .last
+            .lock()
+            .expect("getMeetings cache lock")
+            .retain(|_, (built_for, _)| *built_for >= generation);
         let body = build(self, tenant).await?;
         let mut last = self.merged.last.lock().expect("getMeetings cache lock");
         // Answers of other generations are dropped: they would be rebuilt anyway.
@@ -60,7 +121,7 @@ impl MeetingService {
 }
 
 /// Builds a tenant's whole answer.
-async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallError> {
+async fn build(state: &MeetingService, tenant: &TenantId) -> Result<MeetingsAnswer, CallError> {
     // The running runs only (bounded by what runs, not by the churn of
     // the last hour): a run ended since the last poll, or never recorded,
     // is not in it and is not shown.
@@ -90,7 +151,9 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallE
         .map(|server| server.id)
         .collect();
     serving_ids.sort();
-    let mut elements: Vec<Bytes> = Vec::new();
+    const HEAD: &[u8] = b"<response><returncode>SUCCESS</returncode><meetings>";
+    const TAIL: &[u8] = b"</meetings></response>";
+    let mut elements: Vec<Bytes> = vec![Bytes::from_static(HEAD)];
     let mut listed: HashSet<&str> = HashSet::new();
     for id in &serving_ids {
         let Some(polled) = picture.get(id) else {
@@ -116,19 +179,11 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<Bytes, CallE
             elements.push(Bytes::from(listing.xml));
         }
     }
-    if elements.is_empty() {
-        return Ok(no_meetings());
+    if elements.len() == 1 {
+        return Ok(no_meetings().into());
     }
-    const HEAD: &[u8] = b"<response><returncode>SUCCESS</returncode><meetings>";
-    const TAIL: &[u8] = b"</meetings></response>";
-    let size = HEAD.len() + TAIL.len() + elements.iter().map(Bytes::len).sum::<usize>();
-    let mut body = BytesMut::with_capacity(size);
-    body.extend_from_slice(HEAD);
-    for element in &elements {
-        body.extend_from_slice(element);
-    }
-    body.extend_from_slice(TAIL);
-    Ok(body.freeze())
+    elements.push(Bytes::from_static(TAIL));
+    Ok(MeetingsAnswer::of(elements))
 }
 
 /// BBB's answer when there are no meetings (also what a switched-off

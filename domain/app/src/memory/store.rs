@@ -1332,6 +1332,15 @@ impl PolledPicture for InMemoryStore {
             .collect())
     }
 
+    async fn running_listing_times(&self) -> Result<HashMap<String, i64>, StoreError> {
+        Ok(self
+            .running_meeting_listings()
+            .await?
+            .into_iter()
+            .map(|listing| (listing.internal_id, listing.created_at_ms))
+            .collect())
+    }
+
     async fn prune_meeting_listings(&self, before_ms: i64) -> Result<u64, StoreError> {
         let mut state = self.lock();
         let before = state.polled.listings.len();
@@ -1721,6 +1730,10 @@ mod tests {
         assert_eq!(
             store.running_meeting_listings().await.unwrap(),
             vec![listing("r-1", 5)]
+        );
+        assert_eq!(
+            store.running_listing_times().await.unwrap(),
+            HashMap::from([("r-1".to_owned(), 5)])
         );
         assert_eq!(store.prune_meeting_listings(5).await.unwrap(), 1);
         assert_eq!(store.listings(), vec![listing("r-1", 5)]);
