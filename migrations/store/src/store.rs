@@ -48,6 +48,14 @@ pub enum SqlError {
 /// event queries' time bounds reach this far past the range asked.
 const CLOCK_MARGIN_SECS: i64 = 60;
 
+/// Connections to PostgreSQL.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// Connections to an SQLite file. It takes one writer at a time, and each
+/// connection keeps its own page cache on its own thread inside this
+/// process: more would cost memory without adding throughput.
+const SQLITE_CONNECTIONS: u32 = 8;
+
 /// How long a pooled connection may have been idle and still be handed out
 /// without a ping first.
 const IDLE_BEFORE_TEST: std::time::Duration = std::time::Duration::from_secs(1);
@@ -69,9 +77,23 @@ impl Store {
     /// `sslmode`: [`crate::connect_url`]).
     pub async fn connect(url: &str) -> Result<Self, SqlError> {
         let mut options = ConnectOptions::new(crate::connect_url::without_loopback_tls(url));
+        let sqlite = url.starts_with("sqlite:");
         options
             .sqlx_logging(false)
-            .max_connections(16)
+            .max_connections(if sqlite {
+                SQLITE_CONNECTIONS
+            } else {
+                POSTGRES_CONNECTIONS
+            })
+            // Every SQLite connection of the pool gets these, not only the
+            // first one (a PRAGMA run once reaches one connection).
+            .map_sqlx_sqlite_opts(|sqlite| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                sqlite
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(std::time::Duration::from_secs(10))
+            })
             // sqlx pings a pooled connection (a round trip) each time it is
             // handed out, on top of the ping when it is given back: a second
             // round trip per statement outside a transaction. A connection
@@ -95,12 +117,6 @@ impl Store {
                 info.statement.sql
             );
         });
-        if db.get_database_backend() == DbBackend::Sqlite {
-            db.execute_unprepared(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
-            )
-            .await?;
-        }
         let sqlite_file = url
             .strip_prefix("sqlite://")
             .map(|rest| rest.split('?').next().unwrap_or(rest))

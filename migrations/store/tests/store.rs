@@ -2249,3 +2249,32 @@ async fn listing_times_are_those_of_running_runs_without_their_elements() {
         );
     }
 }
+
+/// Every connection of an SQLite pool writes the WAL with `synchronous=NORMAL`
+/// and waits for a busy database, not only the first one the pool opened.
+#[tokio::test]
+async fn every_pooled_sqlite_connection_gets_the_settings() {
+    use sea_orm::TransactionTrait as _;
+    let store = Store::connect(&fresh_sqlite()).await.unwrap();
+    store.migrate().await.unwrap();
+    // Open transactions hold their connections: each is a different one.
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        open.push(store.connection().begin().await.unwrap());
+    }
+    for txn in &open {
+        let read = |pragma: &'static str| async move {
+            txn.query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                format!("PRAGMA {pragma}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap()
+        };
+        assert_eq!(read("synchronous").await, 1, "synchronous=NORMAL");
+        assert_eq!(read("busy_timeout").await, 10_000);
+    }
+}
