@@ -20,9 +20,9 @@ const PIECE: usize = 64 * 1024;
 
 /// An XML answer shared between requests (a cached getMeetings of
 /// thousands of meetings), kept as many small pieces: each request hands
-/// them to the server gathered into 64 KiB buffers, so no request holds
-/// more than one such buffer of its own and nothing copies the whole
-/// answer at once. The length is still sent.
+/// them to the server gathered into buffers of at most 64 KiB, made as the
+/// connection takes them (a slow connection queues a few), so no request
+/// copies the whole answer at once. The length is still sent.
 pub fn shared_xml_response(answer: MeetingsAnswer) -> Response {
     let length = answer.len();
     Response::builder()
@@ -45,28 +45,27 @@ impl Iterator for Gathered {
     type Item = bytes::Bytes;
 
     fn next(&mut self) -> Option<bytes::Bytes> {
-        let pieces = self.answer.pieces();
-        let first = pieces.get(self.next)?.clone();
-        self.next += 1;
-        if first.len() >= PIECE {
-            return Some(first);
-        }
-        let mut gathered: Option<bytes::BytesMut> = None;
-        while let Some(piece) = pieces.get(self.next) {
-            let size = gathered.as_ref().map_or(first.len(), bytes::BytesMut::len);
+        let pieces = &self.answer.pieces()[self.next..];
+        let first = pieces.first()?;
+        // As many pieces as fit in one buffer (at least one).
+        let mut size = first.len();
+        let mut taken = 1;
+        for piece in &pieces[1..] {
             if size + piece.len() > PIECE {
                 break;
             }
-            gathered
-                .get_or_insert_with(|| {
-                    let mut buffer = bytes::BytesMut::with_capacity(PIECE);
-                    buffer.extend_from_slice(&first);
-                    buffer
-                })
-                .extend_from_slice(piece);
-            self.next += 1;
+            size += piece.len();
+            taken += 1;
         }
-        Some(gathered.map_or(first, bytes::BytesMut::freeze))
+        self.next += taken;
+        if taken == 1 {
+            return Some(first.clone());
+        }
+        let mut gathered = bytes::BytesMut::with_capacity(size);
+        for piece in &pieces[..taken] {
+            gathered.extend_from_slice(piece);
+        }
+        Some(gathered.freeze())
     }
 }
 
@@ -80,8 +79,7 @@ mod tests {
             .map(|n| (b'a' + (n % 26) as u8) as char)
             .collect();
         // Small pieces, one larger than a buffer, and an empty one.
-        let mut pieces: Vec<bytes::Bytes> = text[..100_000]
-            .as_bytes()
+        let mut pieces: Vec<bytes::Bytes> = text.as_bytes()[..100_000]
             .chunks(700)
             .map(bytes::Bytes::copy_from_slice)
             .collect();

@@ -2224,6 +2224,12 @@ async fn listing_times_are_those_of_running_runs_without_their_elements() {
             store.put_meeting_listing(&listing(name, at)).await.unwrap();
             meeting_command(&store, name, created(name, server, at)).await;
         }
+        // A listing whose run was never recorded (its create failed after
+        // the listing was written) is not a running run's.
+        store
+            .put_meeting_listing(&listing("orphan", 2_500))
+            .await
+            .unwrap();
         meeting_command(
             &store,
             "gone",

@@ -558,6 +558,7 @@ fn table_row(name: &str, summary: &Summary) -> String {
         summary.errors
     )
 }
+
 /// The memory targets, judged on one database's pass.
 fn memory_verdicts(pass: &PassResult) -> [Verdict; 2] {
     let database = &pass.database;

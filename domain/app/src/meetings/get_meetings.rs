@@ -57,14 +57,6 @@ impl MeetingsAnswer {
     pub fn pieces(&self) -> &[Bytes] {
         &self.pieces
     }
-
-    /// The answer in one buffer (a copy, unless it is one piece).
-    pub fn to_bytes(&self) -> Bytes {
-        match &*self.pieces {
-            [one] => one.clone(),
-            pieces => Bytes::from(pieces.concat()),
-        }
-    }
 }
 
 impl From<Bytes> for MeetingsAnswer {
