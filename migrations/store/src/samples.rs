@@ -232,13 +232,8 @@ impl Store {
         // Only the running runs' listings are read: under a churn of short
         // meetings the table holds many more (issue 15.B4: reading them all
         // on every getMeetings grew memory without bound).
-        let running = sea_orm::sea_query::Query::select()
-            .column(meeting::Column::InternalId)
-            .from(meeting::Entity)
-            .and_where(meeting::Column::Running.eq(true))
-            .to_owned();
         let rows = meeting_listing::Entity::find()
-            .filter(meeting_listing::Column::InternalId.in_subquery(running))
+            .filter(running_listing())
             .stream(&self.db)
             .await?;
         // Streamed: with thousands of meetings, holding every raw row and
@@ -263,16 +258,11 @@ impl Store {
     pub(crate) async fn running_listing_times_sql(
         &self,
     ) -> Result<std::collections::HashMap<String, i64>, SqlError> {
-        let running = sea_orm::sea_query::Query::select()
-            .column(meeting::Column::InternalId)
-            .from(meeting::Entity)
-            .and_where(meeting::Column::Running.eq(true))
-            .to_owned();
         let rows: Vec<(String, i64)> = meeting_listing::Entity::find()
             .select_only()
             .column(meeting_listing::Column::InternalId)
             .column(meeting_listing::Column::CreatedAtMs)
-            .filter(meeting_listing::Column::InternalId.in_subquery(running))
+            .filter(running_listing())
             .into_tuple()
             .all(&self.db)
             .await?;
@@ -309,4 +299,15 @@ impl Store {
         };
         Ok(self.db.execute_unprepared(&sql).await?.rows_affected())
     }
+}
+
+/// A listing of a run Switchboard records as running (the table holds the
+/// listings of ended runs until they are pruned).
+fn running_listing() -> sea_orm::sea_query::SimpleExpr {
+    let running = sea_orm::sea_query::Query::select()
+        .column(meeting::Column::InternalId)
+        .from(meeting::Entity)
+        .and_where(meeting::Column::Running.eq(true))
+        .to_owned();
+    meeting_listing::Column::InternalId.in_subquery(running)
 }
