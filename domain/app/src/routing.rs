@@ -200,7 +200,15 @@ pub struct RoutingView {
     /// Servers this process removed, with the removal's version (a refresh
     /// that read them before must not bring them back).
     removed_servers: Mutex<HashMap<ServerId, i64>>,
+    /// Log positions of appends this process made and applied here since
+    /// the last reload: when the log moved by these alone, a refresh has
+    /// nothing to read (see [`RoutingView::refresh`]).
+    applied_here: Mutex<std::collections::BTreeSet<i64>>,
 }
+
+/// Positions of local appends kept for refreshes at most; past this (no
+/// refresh for a long while) they are let go and the next refresh reloads.
+const APPLIED_HERE_LIMIT: usize = 100_000;
 
 /// Who a join is for: the meeting's run and the attendee's `userID`, or,
 /// without one, the attendee's name and role (or password). Two joins with
@@ -275,6 +283,7 @@ impl RoutingView {
             weights,
             observed,
             refreshing: tokio::sync::Mutex::new(None),
+            applied_here: Mutex::new(std::collections::BTreeSet::new()),
             tenants: RwLock::new(Arc::new(HashMap::new())),
             picture: RwLock::new(Arc::new(HashMap::new())),
             picture_seen_ms: AtomicI64::new(0),
@@ -287,15 +296,25 @@ impl RoutingView {
         Ok(view)
     }
 
-    /// Reloads what changed since the last look; true when anything did.
+    /// Reloads what changed since the last look; true when it reloaded.
+    ///
+    /// When the log moved only by appends this process made (and applied
+    /// here already, [`Subscriber::on_appended`]), there is nothing to read:
+    /// a busy instance would otherwise reload servers, tenants and every
+    /// server's meeting count after each of its own creates. The full
+    /// reload still happens at least every [`FULL_RELOAD_EVERY`].
     pub async fn refresh(&self) -> Result<bool, StoreError> {
         let mut last_reload = self.refreshing.lock().await;
         self.refresh_picture().await?;
         let seen = self.seen_position.load(Ordering::Acquire);
         let recent = last_reload.is_some_and(|at| at.elapsed() < FULL_RELOAD_EVERY);
         let stale = self.stale.swap(false, Ordering::AcqRel);
-        if recent && !stale && self.store.last_position().await? == seen {
-            return Ok(false);
+        if recent && !stale {
+            let last = self.store.last_position().await?;
+            if last == seen || self.take_applied_here(seen, last) {
+                self.seen_position.fetch_max(last, Ordering::AcqRel);
+                return Ok(false);
+            }
         }
         *last_reload = Some(std::time::Instant::now());
         let changes_before = self.local_changes.load(Ordering::Acquire);
@@ -347,9 +366,37 @@ impl RoutingView {
             book.snapshot_position = position;
             book.adjustments.retain(|(at, _, _)| *at > position);
         }
+        {
+            let mut applied = self.applied_here.lock().expect("applied lock");
+            *applied = applied.split_off(&(position + 1));
+        }
         self.seen_position.store(position, Ordering::Release);
         self.bump();
         Ok(true)
+    }
+
+    /// Whether every position after `seen` up to `last` is an append this
+    /// process applied here; if so they are let go.
+    fn take_applied_here(&self, seen: i64, last: i64) -> bool {
+        if seen < 0 || last < seen {
+            return false;
+        }
+        let mut applied = self.applied_here.lock().expect("applied lock");
+        let span = (last - seen) as usize;
+        if span > applied.len() || !(seen + 1..=last).all(|at| applied.contains(&at)) {
+            return false;
+        }
+        *applied = applied.split_off(&(last + 1));
+        true
+    }
+
+    /// Notes the positions of an append applied here.
+    fn note_applied_here(&self, events: &[AppendedEvent]) {
+        let mut applied = self.applied_here.lock().expect("applied lock");
+        if applied.len() >= APPLIED_HERE_LIMIT {
+            applied.clear();
+        }
+        applied.extend(events.iter().map(|appended| appended.position));
     }
 
     /// Installs servers and tenants read by a refresh. A change this
@@ -847,6 +894,9 @@ impl Subscriber for RoutingView {
             StreamId::Tenant(name) => self.apply_tenant(name, events),
             StreamId::Token(_) | StreamId::Recording(_) | StreamId::Hook(_) => {}
         }
+        // Noted once applied: a refresh that finds the position noted finds
+        // its change in the view.
+        self.note_applied_here(events);
     }
 }
 
@@ -1055,6 +1105,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn appends_made_here_need_no_reload_but_one_made_elsewhere_does() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let view = view(&world).await;
+        assert!(!view.refresh().await.unwrap(), "nothing new: no reload");
+
+        for n in 0..3 {
+            create_with(
+                &world.executor,
+                &format!("here-{n}"),
+                &format!("here-{n}-1"),
+                a,
+            )
+            .await;
+        }
+        assert!(
+            !view.refresh().await.unwrap(),
+            "the log moved by this process's appends alone: nothing to read"
+        );
+        assert_eq!(view.position(), world.store.position());
+        assert_eq!(load_of(&view, a).await, load(3));
+
+        create_with(&another_instance(&world), "there", "there-1", a).await;
+        create_with(&world.executor, "here-3", "here-3-1", a).await;
+        assert!(
+            view.refresh().await.unwrap(),
+            "an append made elsewhere is read"
+        );
+        assert_eq!(view.position(), world.store.position());
+        assert_eq!(load_of(&view, a).await, load(5));
+    }
+
+    #[tokio::test]
     async fn an_end_the_view_cannot_place_makes_the_next_refresh_reload_though_the_log_did_not_move()
      {
         let world = World::new();
@@ -1209,9 +1292,16 @@ mod tests {
 
         assert_eq!(load_of(&view, a).await, load(1));
         assert_eq!(load_of(&view, b).await, load(0));
-        assert!(view.refresh().await.unwrap());
-        assert_eq!(load_of(&view, a).await, load(1), "and once after a reload");
+        assert!(
+            !view.refresh().await.unwrap(),
+            "the log moved by this process's append alone: nothing to reload"
+        );
+        assert_eq!(load_of(&view, a).await, load(1));
         assert_eq!(reserved(&view), b);
+        create_with(&another_instance(&world), "elsewhere", "elsewhere-1", b).await;
+        assert!(view.refresh().await.unwrap(), "an append made elsewhere");
+        assert_eq!(load_of(&view, a).await, load(1), "and once after a reload");
+        assert_eq!(load_of(&view, b).await, load(1));
     }
 
     #[tokio::test]

@@ -170,10 +170,10 @@ impl Store {
                 .exec(&txn)
                 .await?;
         }
-        if !samples.is_empty() {
-            crate::announce::announce_change(&txn, self.is_postgres(), "samples").await?;
-        }
         txn.commit().await?;
+        if !samples.is_empty() {
+            self.announce(crate::announce::Change::Samples).await;
+        }
         Ok(())
     }
 

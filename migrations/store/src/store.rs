@@ -69,6 +69,8 @@ pub struct Store {
     pub(crate) db: DatabaseConnection,
     /// SQLite: the database file (its maintenance lock file sits beside it).
     pub(crate) sqlite_file: Option<std::path::PathBuf>,
+    /// Announces committed changes to other instances (PostgreSQL).
+    announcer: std::sync::Arc<crate::announce::Announcer>,
 }
 
 impl Store {
@@ -122,7 +124,11 @@ impl Store {
             .map(|rest| rest.split('?').next().unwrap_or(rest))
             .filter(|path| !path.is_empty() && !path.contains(":memory:"))
             .map(std::path::PathBuf::from);
-        Ok(Self { db, sqlite_file })
+        Ok(Self {
+            db,
+            sqlite_file,
+            announcer: Default::default(),
+        })
     }
 
     /// Applies pending migrations.
@@ -249,9 +255,11 @@ impl Store {
         crate::outbox::insert_callbacks(&txn, extras.callbacks).await?;
         // Last, so the shared counter rows stay locked only until the commit.
         counts.write(&txn).await?;
-        crate::announce::announce_change(&txn, self.is_postgres(), "events").await?;
         match txn.commit().await {
-            Ok(()) => Ok(AppendOutcome { version, position }),
+            Ok(()) => {
+                self.announce(crate::announce::Change::Events).await;
+                Ok(AppendOutcome { version, position })
+            }
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 Err(SqlError::Conflict {
                     stream: stream_text,
@@ -259,6 +267,19 @@ impl Store {
                 })
             }
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Tells other instances that `what` changed (PostgreSQL NOTIFY; nothing
+    /// on SQLite, which one process owns). Called after the change
+    /// committed: a failure is logged, never the change's failure, and
+    /// listeners refresh periodically anyway.
+    pub(crate) async fn announce(&self, what: crate::announce::Change) {
+        if !self.is_postgres() {
+            return;
+        }
+        if let Err(err) = self.announcer.announce(&self.db, what).await {
+            tracing::warn!(error = %err, change = ?what, "could not announce a committed change");
         }
     }
 

@@ -17,46 +17,68 @@ use switchboard_app::records::{
 use switchboard_domain::ids::TenantId;
 use switchboard_migrations::entities::{run_usage, tenant_peak, usage_run};
 
-/// Writes a run's sampled columns, only if the run is still open and no
-/// other writer sampled it since it was read (an end projected meanwhile
-/// is never undone; a concurrent cycle's sample is not overwritten).
+/// Writes the sampled columns of several runs in one statement, each only
+/// if its run is still open and no other writer sampled it since it was
+/// read (an end projected meanwhile is never undone; a concurrent cycle's
+/// sample is not overwritten). One statement per poll's chunk of runs, not
+/// one each: with thousands of meetings running, a write (and on
+/// PostgreSQL a commit) per run and poll would load the database more than
+/// the creates it serves.
 async fn write_samples<C: ConnectionTrait>(
     db: &C,
-    before: &RunUsageState,
-    after: &RunUsageState,
+    changed: &[(RunUsageState, RunUsageState)],
 ) -> Result<(), sea_orm::DbErr> {
-    use sea_orm::sea_query::Expr;
+    use sea_orm::{DbBackend, Value};
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    let postgres = backend == DbBackend::Postgres;
     let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    let unchanged = match before.last_sample_ms {
-        Some(at) => run_usage::Column::LastSampleMs.eq(at),
-        None => run_usage::Column::LastSampleMs.is_null(),
+    let mut values: Vec<Value> = Vec::with_capacity(changed.len() * 8);
+    let mut rows = Vec::with_capacity(changed.len());
+    for (before, after) in changed {
+        let first = values.len();
+        values.extend([
+            Value::from(after.internal_id.clone()),
+            Value::from(before.last_sample_ms),
+            Value::from(after.last_sample_ms),
+            Value::from(count(after.last_attendees)),
+            Value::from(after.attendee_ms),
+            Value::from(count(after.peak_attendees)),
+            Value::from(count(after.peak_video)),
+            Value::from(after.recording),
+        ]);
+        let cells: Vec<String> = [
+            "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BOOLEAN",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(offset, sql_type)| {
+            if postgres {
+                format!("CAST(${} AS {sql_type})", first + offset + 1)
+            } else {
+                "?".to_owned()
+            }
+        })
+        .collect();
+        rows.push(format!("({})", cells.join(", ")));
+    }
+    // VALUES columns are column1.. on both databases.
+    let same_sample = if postgres {
+        "IS NOT DISTINCT FROM"
+    } else {
+        "IS"
     };
-    run_usage::Entity::update_many()
-        .col_expr(
-            run_usage::Column::LastSampleMs,
-            Expr::value(after.last_sample_ms),
-        )
-        .col_expr(
-            run_usage::Column::LastAttendees,
-            Expr::value(count(after.last_attendees)),
-        )
-        .col_expr(
-            run_usage::Column::AttendeeMs,
-            Expr::value(after.attendee_ms),
-        )
-        .col_expr(
-            run_usage::Column::PeakAttendees,
-            Expr::value(count(after.peak_attendees)),
-        )
-        .col_expr(
-            run_usage::Column::PeakVideo,
-            Expr::value(count(after.peak_video)),
-        )
-        .col_expr(run_usage::Column::Recording, Expr::value(after.recording))
-        .filter(run_usage::Column::InternalId.eq(after.internal_id.as_str()))
-        .filter(run_usage::Column::EndedMs.is_null())
-        .filter(unchanged)
-        .exec(db)
+    let sql = format!(
+        "UPDATE run_usage SET last_sample_ms = v.column3, last_attendees = v.column4, \
+         attendee_ms = v.column5, peak_attendees = v.column6, peak_video = v.column7, \
+         recording = v.column8 FROM (VALUES {}) AS v \
+         WHERE run_usage.internal_id = v.column1 AND run_usage.ended_ms IS NULL \
+         AND run_usage.last_sample_ms {same_sample} v.column2",
+        rows.join(", ")
+    );
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(())
 }
@@ -91,6 +113,7 @@ impl Store {
                 .filter(run_usage::Column::EndedMs.is_null())
                 .all(txn)
                 .await?;
+            let mut changed = Vec::with_capacity(rows.len());
             for row in rows {
                 let Some(mut state) = state_of(row) else {
                     continue;
@@ -104,9 +127,10 @@ impl Store {
                     state.add(sample);
                 }
                 if state != before {
-                    write_samples(txn, &before, &state).await?;
+                    changed.push((before, state));
                 }
             }
+            write_samples(txn, &changed).await?;
         }
         let placeholder = if self.is_postgres() { "$1" } else { "?" };
         let falsy = if self.is_postgres() { "false" } else { "0" };

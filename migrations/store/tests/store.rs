@@ -1689,6 +1689,69 @@ async fn concurrent_claims_from_two_connections_never_give_one_number_twice() {
 }
 
 #[tokio::test]
+async fn usage_of_many_runs_is_written_at_once_and_spares_ended_runs() {
+    use switchboard_app::records::UsageSample;
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        let names: Vec<String> = (0..600).map(|n| format!("room-{n}")).collect();
+        for name in &names {
+            meeting_command(&store, name, created(name, server, 0)).await;
+        }
+        let runs: Vec<String> = names
+            .iter()
+            .map(|name| MeetingId::parse(name).unwrap().internal_id(0))
+            .collect();
+        // The last one ends before its first sample: never sampled.
+        let end = |at_ms| MeetingCommand::RecordEnded {
+            reason: EndReason::EndCalled,
+            at_ms,
+            only_run: None,
+        };
+        meeting_command(&store, &names[599], end(30_000)).await;
+        for (at_ms, extra) in [(60_000, 0), (120_000, 1)] {
+            let samples: Vec<UsageSample<'_>> = runs
+                .iter()
+                .enumerate()
+                .map(|(n, run)| UsageSample {
+                    internal_id: run,
+                    at_ms,
+                    attendees: (n % 7) as u64 + extra,
+                    video: 0,
+                    recording: n.is_multiple_of(2),
+                })
+                .collect();
+            store.record_usage(&samples, "1970-01-01").await.unwrap();
+        }
+        for name in &names[..599] {
+            meeting_command(&store, name, end(180_000)).await;
+        }
+        let due = store.runs_to_summarize(1_000).await.unwrap();
+        assert_eq!(due.len(), 600, "{kind}");
+        for state in due {
+            let n: usize = runs
+                .iter()
+                .position(|run| *run == state.internal_id)
+                .unwrap();
+            let usage = state.summary().unwrap();
+            if n == 599 {
+                assert_eq!(usage.attendee_seconds, 0, "{kind}: ended before sampling");
+                assert_eq!(usage.peak_attendees, 0, "{kind}");
+                continue;
+            }
+            let attendees = (n % 7) as u64;
+            // `attendees` for a minute, one more for the next.
+            assert_eq!(
+                usage.attendee_seconds,
+                attendees * 60 + (attendees + 1) * 60,
+                "{kind}: run {n}"
+            );
+            assert_eq!(usage.peak_attendees, attendees + 1, "{kind}: run {n}");
+            assert_eq!(usage.recordable, n.is_multiple_of(2), "{kind}: run {n}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn usage_is_added_up_summarized_once_and_kept_through_a_replay() {
     use switchboard_app::records::{UsageFilter, UsageSample};
     for (kind, store) in stores().await {

@@ -1,6 +1,8 @@
-//! One pass against Switchboard on one database: start everything, measure
-//! create, top up to the wanted number of meetings, measure join and
-//! getMeetings, read the memory figures, tear everything down.
+//! One pass against Switchboard on one database: start the simulated
+//! servers, measure the forwarding baseline's create and info calls on
+//! them (its meetings ended again after), start Switchboard, measure
+//! create, top up to the wanted number of meetings, measure join, info
+//! calls and getMeetings, read the memory figures, tear everything down.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use bbb_simulator::{Simulator, SimulatorConfig};
 use rand::Rng;
 
+use crate::baseline::Baseline;
 use crate::bbb;
 use crate::load::{self, Expect, Load, MakeRequest};
 use crate::stats::Summary;
@@ -52,6 +55,8 @@ pub struct PassConfig {
     /// Run the health poller in `serve` every this many seconds (`None`:
     /// `serve --no-workers`).
     pub health_interval_secs: Option<f64>,
+    /// Runtime workers of the baseline servers (as many as Switchboard's).
+    pub baseline_threads: usize,
 }
 
 /// What one pass measured.
@@ -59,6 +64,9 @@ pub struct PassConfig {
 pub struct PassResult {
     /// `PostgreSQL` or `SQLite`.
     pub database: &'static str,
+    /// The forwarding baseline on this pass's simulated servers, before
+    /// Switchboard started.
+    pub baseline: ForwardingBaseline,
     /// The timed create phase.
     pub create: Summary,
     /// The SQL work of the timed creates (statements from Switchboard's
@@ -71,6 +79,8 @@ pub struct PassResult {
     pub meetings: usize,
     /// The join phase.
     pub join: Summary,
+    /// getMeetingInfo and isMeetingRunning, alternating.
+    pub info: Summary,
     /// The getMeetings phase.
     pub get_meetings: Summary,
     /// Meetings listed by one getMeetings answer after the phase.
@@ -79,6 +89,17 @@ pub struct PassResult {
     pub memory_loaded: Memory,
     /// Memory at the end of the pass.
     pub memory_end: Memory,
+}
+
+/// What the forwarding baseline (a minimal hyper server relaying to the
+/// same simulated servers, without state) measured in a pass.
+#[derive(Debug, Clone)]
+pub struct ForwardingBaseline {
+    /// Creates of new meetings, beside as many preloaded ones as
+    /// Switchboard's creates.
+    pub create: Summary,
+    /// getMeetingInfo and isMeetingRunning, alternating, on its meetings.
+    pub info: Summary,
 }
 
 /// The SQL work of a phase: totals, and the creates they served.
@@ -140,6 +161,7 @@ pub async fn run_pass(config: &PassConfig, choice: &DatabaseChoice) -> anyhow::R
                 .await?,
             );
         }
+        let baseline = measure_forwarding_baseline(config, &simulators, label).await?;
         let options = target::ServeOptions {
             health_interval_secs: config.health_interval_secs,
             ..target::ServeOptions::default()
@@ -157,7 +179,15 @@ pub async fn run_pass(config: &PassConfig, choice: &DatabaseChoice) -> anyhow::R
             "[{label}] switchboard pid {} at http://{} with {} simulated servers",
             switchboard.pid, switchboard.addr, config.servers
         );
-        let measured = measure(config, &database, &switchboard, &simulators, &secret).await;
+        let measured = measure(
+            config,
+            &database,
+            &switchboard,
+            &simulators,
+            &secret,
+            baseline,
+        )
+        .await;
         if measured.is_err() {
             eprintln!("[{label}] switchboard log:\n{}", switchboard.log_tail());
         }
@@ -182,6 +212,7 @@ async fn measure(
     switchboard: &Switchboard,
     simulators: &[Simulator],
     secret: &str,
+    baseline: ForwardingBaseline,
 ) -> anyhow::Result<PassResult> {
     let addr = switchboard.addr;
     let running = || {
@@ -284,6 +315,10 @@ async fn measure(
         "no meeting was created, nothing to join (create errors: {:?})",
         create.error_samples
     );
+    let info = Load::timed(addr, config.connections, config.duration, Expect::Success)
+        .warmed(config.warmup)
+        .run(info_calls(ids.clone(), secret))
+        .await;
     let join_secret = secret.to_owned();
     let joins: MakeRequest = Arc::new(move |seq| {
         let meeting = &ids[rand::rng().random_range(0..ids.len())];
@@ -294,6 +329,10 @@ async fn measure(
         .run(joins)
         .await;
     eprintln!("[{label}] join: {}", one_line(&join));
+    eprintln!(
+        "[{label}] getMeetingInfo/isMeetingRunning: {}",
+        one_line(&info)
+    );
 
     let path = bbb::get_meetings(secret);
     let listing = Arc::new(path.clone());
@@ -319,15 +358,90 @@ async fn measure(
 
     Ok(PassResult {
         database: label,
+        baseline,
         create,
         sql,
         top_up,
         meetings,
         join,
+        info,
         get_meetings,
         listed,
         memory_loaded,
         memory_end,
+    })
+}
+
+/// The forwarding baseline on `simulators` before Switchboard starts: as
+/// many meetings preloaded through it as Switchboard's pass preloads, timed
+/// creates, then getMeetingInfo and isMeetingRunning on its meetings; its
+/// meetings are ended on the simulators after, so Switchboard starts on
+/// empty servers.
+async fn measure_forwarding_baseline(
+    config: &PassConfig,
+    simulators: &[Simulator],
+    label: &str,
+) -> anyhow::Result<ForwardingBaseline> {
+    let secret = random_hex(20);
+    let servers = simulators
+        .iter()
+        .map(|simulator| (simulator.url(), simulator.secret().to_owned()))
+        .collect();
+    let server = Baseline::start_forwarding(servers, secret.clone(), config.baseline_threads)?;
+    let addr = server.addr;
+    let run_id = random_hex(3);
+    let measured = async {
+        if config.preload > 0 {
+            let load = Load {
+                limit: config.preload as u64,
+                ..Load::timed(addr, config.connections, TOP_UP_LIMIT, Expect::Success)
+            };
+            load.run(creates(format!("base-{run_id}-pre"), &secret))
+                .await;
+        }
+        let create = Load::timed(addr, config.connections, config.duration, Expect::Success)
+            .warmed(config.warmup)
+            .run(creates(format!("base-{run_id}"), &secret))
+            .await;
+        eprintln!("[{label}] baseline create: {}", one_line(&create));
+        let ids: Arc<Vec<String>> =
+            Arc::new(simulators.iter().flat_map(Simulator::meeting_ids).collect());
+        anyhow::ensure!(
+            !ids.is_empty(),
+            "the baseline created no meeting (errors: {:?})",
+            create.error_samples
+        );
+        let info = Load::timed(addr, config.connections, config.duration, Expect::Success)
+            .warmed(config.warmup)
+            .run(info_calls(ids, &secret))
+            .await;
+        eprintln!(
+            "[{label}] baseline getMeetingInfo/isMeetingRunning: {}",
+            one_line(&info)
+        );
+        Ok(ForwardingBaseline { create, info })
+    }
+    .await;
+    tokio::task::spawn_blocking(move || server.stop()).await?;
+    for simulator in simulators {
+        for id in simulator.meeting_ids() {
+            simulator.end_meeting_directly(&id);
+        }
+    }
+    measured
+}
+
+/// getMeetingInfo (even sequence numbers) and isMeetingRunning (odd) of
+/// random meetings among `ids`.
+fn info_calls(ids: Arc<Vec<String>>, secret: &str) -> MakeRequest {
+    let secret = secret.to_owned();
+    Arc::new(move |seq| {
+        let meeting = &ids[rand::rng().random_range(0..ids.len())];
+        if seq % 2 == 0 {
+            bbb::get_meeting_info(meeting, &secret)
+        } else {
+            bbb::is_meeting_running(meeting, &secret)
+        }
     })
 }
 

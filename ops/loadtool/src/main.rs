@@ -561,6 +561,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         meetings: args.meetings,
         preload: args.preload,
         health_interval_secs: args.health_interval_secs,
+        baseline_threads: machine.cpus,
     };
     let mut choices = vec![DatabaseChoice::Postgres(args.postgres.clone())];
     if args.sqlite {

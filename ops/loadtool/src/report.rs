@@ -17,6 +17,12 @@ const TARGET_CONNECTIONS: usize = 32;
 /// Creates per second on PostgreSQL (issue 22: half of a minimal server
 /// forwarding creates to the same simulated servers, 2,000/s on its machine).
 const CREATES_PER_SEC: f64 = 2000.0;
+/// Creates per second on PostgreSQL as a share of the forwarding baseline's
+/// on the same simulated servers (issue 22).
+const CREATE_SHARE: f64 = 0.50;
+/// getMeetingInfo and isMeetingRunning requests/s as a share of the
+/// forwarding baseline's (issue 22).
+const INFO_SHARE: f64 = 0.80;
 /// Create p99 latency limit on PostgreSQL, milliseconds (issue 22).
 const CREATE_P99_MS: f64 = 50.0;
 /// Peak resident memory limit, MB (10^6 bytes).
@@ -129,6 +135,11 @@ impl Verdict {
     }
 }
 
+/// `part` as a share of `whole` (0 when there is no whole).
+fn share_of(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 { part / whole } else { 0.0 }
+}
+
 /// Writes the `## Targets` table of a report.
 pub fn write_targets_table(out: &mut String, measured_header: &str, verdicts: &[Verdict]) {
     let _ = writeln!(out, "## Targets\n");
@@ -207,6 +218,19 @@ impl Report {
                 pass: pg.join.p99_ms < JOIN_P99_MS,
             },
             Verdict {
+                goal: format!(
+                    "create on PostgreSQL ≥ {:.0}% of the forwarding baseline's creates/s on the same simulated servers",
+                    CREATE_SHARE * 100.0
+                ),
+                measured: format!(
+                    "{:.0}% ({:.0} / {:.0} creates/s)",
+                    share_of(pg.create.rate, pg.baseline.create.rate) * 100.0,
+                    pg.create.rate,
+                    pg.baseline.create.rate
+                ),
+                pass: share_of(pg.create.rate, pg.baseline.create.rate) >= CREATE_SHARE,
+            },
+            Verdict {
                 goal: format!("≥ {CREATES_PER_SEC:.0} creates/s on PostgreSQL"),
                 measured: format!("{:.0} creates/s", pg.create.rate),
                 pass: pg.create.rate >= CREATES_PER_SEC,
@@ -215,6 +239,20 @@ impl Report {
                 goal: format!("create p99 < {CREATE_P99_MS:.0} ms on PostgreSQL"),
                 measured: format!("{:.2} ms", pg.create.p99_ms),
                 pass: pg.create.p99_ms < CREATE_P99_MS,
+            },
+            Verdict {
+                goal: format!(
+                    "getMeetingInfo and isMeetingRunning ≥ {:.0}% of the forwarding baseline's requests/s",
+                    INFO_SHARE * 100.0
+                ),
+                measured: format!(
+                    "{:.0}% ({:.0} / {:.0} req/s){}",
+                    share_of(pg.info.rate, pg.baseline.info.rate) * 100.0,
+                    pg.info.rate,
+                    pg.baseline.info.rate,
+                    at(pg.info.connections)
+                ),
+                pass: share_of(pg.info.rate, pg.baseline.info.rate) >= INFO_SHARE,
             },
         ];
         // Memory is judged on every database the run used.
@@ -249,8 +287,17 @@ impl Report {
             row(format!("join, baseline {when}"), summary);
         }
         for pass in &self.passes {
+            row(
+                format!("create, baseline ({})", pass.database),
+                &pass.baseline.create,
+            );
             row(format!("create, {}", pass.database), &pass.create);
             row(format!("join, {}", pass.database), &pass.join);
+            row(
+                format!("info, baseline ({})", pass.database),
+                &pass.baseline.info,
+            );
+            row(format!("info, {}", pass.database), &pass.info);
             row(
                 format!("getMeetings, {}", pass.database),
                 &pass.get_meetings,
@@ -280,6 +327,7 @@ impl Report {
         self.write_targets(&mut out);
         self.write_join(&mut out);
         self.write_create(&mut out);
+        self.write_info(&mut out);
         self.write_get_meetings(&mut out);
         self.write_memory(&mut out);
         self.write_errors(&mut out);
@@ -322,8 +370,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "- req/s counts answers as expected (302 for join, SUCCESS for create and \
-             getMeetings); latencies cover every answer, from sending the request to reading the \
+            "- req/s counts answers as expected (302 for join, SUCCESS for create, \
+             getMeetingInfo, isMeetingRunning and getMeetings); latencies cover every answer, from sending the request to reading the \
              whole body.\n"
         );
     }
@@ -379,15 +427,32 @@ impl Report {
         let _ = writeln!(
             out,
             "Creates of new, unique meetings; each is placed on a simulated server and recorded \
-             in the database.\n"
+             in the database. The baseline of each pass is a minimal hyper server without state \
+             that verifies the checksum, re-signs the create for the simulated server its \
+             meetingID hashes to and relays the answer, measured on that pass's simulated \
+             servers (with as many meetings preloaded through it) before Switchboard starts; \
+             its meetings are ended before Switchboard starts.\n"
         );
         let _ = writeln!(
             out,
-            "| database | connections | creates/s | p50 ms | p99 ms | max ms | errors |"
+            "| server | connections | creates/s | p50 ms | p99 ms | max ms | errors | ratio to baseline |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for pass in &self.passes {
-            let _ = writeln!(out, "{}", table_row(pass.database, &pass.create));
+            let _ = writeln!(
+                out,
+                "{} 100% |",
+                table_row(
+                    &format!("baseline (hyper), {} pass", pass.database),
+                    &pass.baseline.create
+                )
+            );
+            let _ = writeln!(
+                out,
+                "{} {:.0}% |",
+                table_row(&format!("Switchboard, {}", pass.database), &pass.create),
+                share_of(pass.create.rate, pass.baseline.create.rate) * 100.0
+            );
         }
         let _ = writeln!(out);
         for pass in &self.passes {
@@ -454,6 +519,39 @@ impl Report {
             }
             let _ = writeln!(out);
         }
+    }
+
+    fn write_info(&self, out: &mut String) {
+        let _ = writeln!(out, "## getMeetingInfo and isMeetingRunning\n");
+        let _ = writeln!(
+            out,
+            "getMeetingInfo and isMeetingRunning of random running meetings, alternating; each \
+             is one call to the meeting's simulated server. Switchboard is measured with the \
+             meetings above running; the baseline (the forwarding server of the Create section) \
+             on its own meetings, on the same simulated servers.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| server | connections | req/s | p50 ms | p99 ms | max ms | errors | ratio to baseline |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for pass in &self.passes {
+            let _ = writeln!(
+                out,
+                "{} 100% |",
+                table_row(
+                    &format!("baseline (hyper), {} pass", pass.database),
+                    &pass.baseline.info
+                )
+            );
+            let _ = writeln!(
+                out,
+                "{} {:.0}% |",
+                table_row(&format!("Switchboard, {}", pass.database), &pass.info),
+                share_of(pass.info.rate, pass.baseline.info.rate) * 100.0
+            );
+        }
+        let _ = writeln!(out);
     }
 
     fn write_get_meetings(&self, out: &mut String) {
