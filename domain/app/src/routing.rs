@@ -206,6 +206,10 @@ pub struct RoutingView {
     applied_here: Mutex<std::collections::BTreeSet<i64>>,
 }
 
+/// How long a refresh waits for an append of this process it heard of to be
+/// applied here before reading the whole view again.
+const APPLY_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Positions of local appends kept for refreshes at most; past this (no
 /// refresh for a long while) they are let go and the next refresh reloads.
 const APPLIED_HERE_LIMIT: usize = 100_000;
@@ -311,7 +315,15 @@ impl RoutingView {
         let stale = self.stale.swap(false, Ordering::AcqRel);
         if recent && !stale {
             let last = self.store.last_position().await?;
-            if last == seen || self.take_applied_here(seen, last) {
+            // An append of this process is announced as it commits, just
+            // before this process applies it here: one not noted yet is
+            // given a moment before the whole view is read again for it.
+            let mut explained = last == seen || self.take_applied_here(seen, last);
+            if !explained {
+                tokio::time::sleep(APPLY_GRACE).await;
+                explained = self.take_applied_here(seen, last);
+            }
+            if explained {
                 self.seen_position.fetch_max(last, Ordering::AcqRel);
                 return Ok(false);
             }

@@ -15,6 +15,7 @@ mod connect_url;
 mod listen;
 mod listing_rows;
 mod maintenance;
+mod one_statement;
 mod outbox;
 mod placements;
 mod ports;

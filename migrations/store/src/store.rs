@@ -202,6 +202,20 @@ impl Store {
             position: 0,
             reason: format!("event metadata cannot be written: {err}"),
         })?;
+        if crate::one_statement::eligible(self.is_postgres(), events)
+            && let Some(outcome) = self
+                .append_in_one_statement(
+                    stream,
+                    expected,
+                    &events[0],
+                    &metadata_json,
+                    metadata,
+                    &extras,
+                )
+                .await?
+        {
+            return Ok(outcome);
+        }
         let stream_text = stream.to_string();
         let txn = self.db.begin().await?;
         let mut version = expected;

@@ -142,6 +142,87 @@ async fn concurrent_appends_to_one_stream_keep_exactly_one() {
 }
 
 #[tokio::test]
+async fn concurrent_creations_of_one_meeting_keep_exactly_one_with_its_rows() {
+    use switchboard_domain::meeting::MeetingEvent;
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        let meeting_id = MeetingId::parse("contested").unwrap();
+        let stream =
+            switchboard_domain::ids::meeting_stream(&TenantId::default_tenant(), &meeting_id);
+        let mut tasks = Vec::new();
+        for n in 0..8 {
+            let (store, stream, meeting_id) = (store.clone(), stream.clone(), meeting_id.clone());
+            tasks.push(tokio::spawn(async move {
+                let events = vec![DomainEvent::Meeting(MeetingEvent::MeetingCreated {
+                    tenant: TenantId::default_tenant(),
+                    meeting_id: meeting_id.clone(),
+                    name: format!("attempt {n}"),
+                    run: MeetingRun {
+                        internal_id: meeting_id.internal_id(n),
+                        server_id: server,
+                        create_time_ms: n,
+                        recording_ready_url: None,
+                        callbacks: None,
+                    },
+                })];
+                store
+                    .append(&stream, 0, &events, &meta())
+                    .await
+                    .map(|outcome| (n, outcome))
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(won) => winners.push(won),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(other) => panic!("{kind}: {other}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{kind}");
+        let (n, outcome) = winners[0];
+        assert_eq!(outcome.version, 1, "{kind}");
+        let record = store
+            .meeting(&TenantId::default_tenant(), &meeting_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.name,
+            format!("attempt {n}"),
+            "{kind}: the winner's row"
+        );
+        assert_eq!(record.run.internal_id, meeting_id.internal_id(n), "{kind}");
+        assert_eq!(
+            store.last_position().await.unwrap(),
+            outcome.position,
+            "{kind}"
+        );
+        let runs = store.meeting_run(&meeting_id.internal_id(n)).await.unwrap();
+        assert!(runs.is_some(), "{kind}: the winner's run");
+        for loser in (0..8).filter(|m| *m != n) {
+            assert!(
+                store
+                    .meeting_run(&meeting_id.internal_id(loser))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{kind}: nothing of a losing append is kept"
+            );
+        }
+        let check = store
+            .rebuild(RebuildMode::Check, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            check.differences,
+            [],
+            "{kind}: the log and projections agree"
+        );
+    }
+}
+
+#[tokio::test]
 async fn replay_rebuilds_projections_equal_to_the_live_ones() {
     for (kind, store) in stores().await {
         let a = add_server(&store, 1).await;
