@@ -160,19 +160,26 @@ fn renumbered(sql: &str, offset: usize, out: &mut String) -> Option<()> {
 }
 
 impl Store {
-    /// Appends one `MeetingCreated` (see [`eligible`]) in one statement:
-    /// the event at a position drawn first, its projection rows, and the
-    /// extras. `None` when it cannot be gathered (nothing was written then;
-    /// the caller appends in a transaction).
+    /// Appends `events` in one statement when they are one `MeetingCreated`
+    /// on PostgreSQL (see [`eligible`]): the event at a position drawn
+    /// first, its projection rows, and the extras. `None` when they are not,
+    /// or cannot be gathered (nothing was written then; the caller appends
+    /// in a transaction).
     pub(crate) async fn append_in_one_statement(
         &self,
         stream: &StreamId,
         expected: i64,
-        event: &DomainEvent,
+        events: &[DomainEvent],
         metadata_json: &str,
         metadata: &EventMetadata,
         extras: &AppendExtras<'_>,
     ) -> Result<Option<AppendOutcome>, SqlError> {
+        let [event] = events else {
+            return Ok(None);
+        };
+        if !eligible(self.is_postgres(), events) {
+            return Ok(None);
+        }
         let version = expected + 1;
         let stream_text = stream.to_string();
         let payload = event

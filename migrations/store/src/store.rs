@@ -202,17 +202,9 @@ impl Store {
             position: 0,
             reason: format!("event metadata cannot be written: {err}"),
         })?;
-        if crate::one_statement::eligible(self.is_postgres(), events)
-            && let Some(outcome) = self
-                .append_in_one_statement(
-                    stream,
-                    expected,
-                    &events[0],
-                    &metadata_json,
-                    metadata,
-                    &extras,
-                )
-                .await?
+        if let Some(outcome) = self
+            .append_in_one_statement(stream, expected, events, &metadata_json, metadata, &extras)
+            .await?
         {
             return Ok(outcome);
         }
