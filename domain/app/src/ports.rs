@@ -8,10 +8,11 @@ use crate::error::StoreError;
 use crate::records::HookRecord;
 use crate::records::{
     AppendExtras, AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord,
-    CallbackState, EventFilter, LogSnapshot, MeetingListing, MeetingRecord, MeetingRunRecord,
-    NewCallback, PendingPlacement, RecordingPage, RecordingQuery, RecordingRecord, RecordingUsage,
-    RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord, ServerSample, StoredEvent,
-    StreamHistory, TokenRecord, UsageFilter, UsageRunRecord, UsageSample, VoiceBridgeClaim,
+    CallbackState, EventFilter, LogSnapshot, MeetingForCreate, MeetingListing, MeetingRecord,
+    MeetingRunRecord, NewCallback, PendingPlacement, RecordingPage, RecordingQuery,
+    RecordingRecord, RecordingUsage, RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord,
+    ServerSample, StoredEvent, StreamHistory, TokenRecord, UsageFilter, UsageRunRecord,
+    UsageSample, VoiceBridgeClaim,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -313,6 +314,15 @@ pub trait Placements: Send + Sync {
             self.voice_bridge_of(tenant, meeting_id).await?,
         ))
     }
+    /// The meeting, the create of it left pending and the voice bridge it
+    /// holds, read together: a create of a meeting this process has not
+    /// cached needs all three before it decides (one round trip in the SQL
+    /// store).
+    async fn meeting_for_create(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<MeetingForCreate, StoreError>;
     /// Notes (replacing an earlier one) where a create is about to go.
     async fn put_pending_placement(&self, placement: &PendingPlacement) -> Result<(), StoreError>;
     /// Creates left pending on `server`, any tenant's.

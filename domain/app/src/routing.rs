@@ -607,6 +607,25 @@ impl RoutingView {
         Ok(record)
     }
 
+    /// The meeting as cached here, without asking the store.
+    pub fn cached_meeting(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Option<Arc<MeetingRecord>> {
+        self.meetings
+            .read()
+            .expect("meetings lock")
+            .get(&cache_key(tenant, meeting_id))
+            .cloned()
+    }
+
+    /// Caches a meeting read from the store (kept unless a newer version
+    /// is cached already).
+    pub fn remember(&self, record: Arc<MeetingRecord>) {
+        self.remember_shared(record);
+    }
+
     /// Whether the meeting is in the cache (no read).
     #[cfg(test)]
     fn holds(&self, tenant: &TenantId, meeting_id: &MeetingId) -> bool {

@@ -7,9 +7,9 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Statement};
 use switchboard_app::StoreError;
 use switchboard_app::ports::Placements;
-use switchboard_app::records::{PendingPlacement, VoiceBridgeClaim};
+use switchboard_app::records::{MeetingForCreate, PendingPlacement, VoiceBridgeClaim};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
-use switchboard_migrations::entities::{pending_placement, voice_bridge};
+use switchboard_migrations::entities::{meeting, pending_placement, voice_bridge};
 
 fn to_placement(row: pending_placement::Model) -> Option<PendingPlacement> {
     Some(PendingPlacement {
@@ -120,6 +120,65 @@ impl Store {
         Ok((pending, held))
     }
 
+    async fn meeting_for_create_sql(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<MeetingForCreate, SqlError> {
+        let sql = self.with_placeholders(MEETING_PENDING_AND_VOICE_BRIDGE, 6);
+        let (tenant_value, meeting_value) = (tenant.0.clone(), meeting_id.as_str().to_owned());
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                sql,
+                [
+                    tenant_value.clone().into(),
+                    meeting_value.clone().into(),
+                    tenant_value.clone().into(),
+                    meeting_value.clone().into(),
+                    tenant_value.into(),
+                    meeting_value.into(),
+                ],
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(MeetingForCreate::default());
+        };
+        let meeting = match row.try_get::<Option<String>>("", "m_internal_id")? {
+            Some(internal_id) => crate::rows::meeting_record(meeting::Model {
+                tenant: tenant.0.clone(),
+                meeting_id: meeting_id.as_str().to_owned(),
+                name: row.try_get("", "m_name")?,
+                internal_id,
+                server_id: row.try_get("", "m_server_id")?,
+                create_time_ms: row.try_get("", "m_create_time_ms")?,
+                ended_at_ms: row.try_get("", "m_ended_at_ms")?,
+                running: row.try_get("", "m_running")?,
+                version: row.try_get("", "m_version")?,
+                position: row.try_get("", "m_position")?,
+            }),
+            None => None,
+        };
+        let server_id: Option<String> = row.try_get("", "server_id")?;
+        let pending = match server_id {
+            Some(server_id) => to_placement(pending_placement::Model {
+                tenant: tenant.0.clone(),
+                meeting_id: meeting_id.as_str().to_owned(),
+                server_id,
+                at_ms: row.try_get("", "at_ms")?,
+                recording_ready_url: row.try_get("", "recording_ready_url")?,
+                callbacks: row.try_get("", "callbacks")?,
+            }),
+            None => None,
+        };
+        Ok(MeetingForCreate {
+            meeting,
+            pending,
+            held_voice_bridge: row.try_get("", "held")?,
+        })
+    }
+
     async fn put_pending_placement_sql(
         &self,
         placement: &PendingPlacement,
@@ -166,6 +225,19 @@ const PENDING_AND_VOICE_BRIDGE: &str = "SELECT p.server_id, p.at_ms, p.recording
      ORDER BY v.claimed_at_ms DESC LIMIT 1) AS held \
      FROM (SELECT 1 AS one) k LEFT JOIN pending_placements p \
      ON p.tenant = {3} AND p.meeting_id = {4}";
+
+/// [`PENDING_AND_VOICE_BRIDGE`] with the meeting's row (its columns null when
+/// there is none).
+const MEETING_PENDING_AND_VOICE_BRIDGE: &str = "SELECT m.name AS m_name, \
+     m.internal_id AS m_internal_id, m.server_id AS m_server_id, \
+     m.create_time_ms AS m_create_time_ms, m.ended_at_ms AS m_ended_at_ms, \
+     m.running AS m_running, m.version AS m_version, m.position AS m_position, \
+     p.server_id, p.at_ms, p.recording_ready_url, p.callbacks, \
+     (SELECT v.number FROM voice_bridges v WHERE v.tenant = {1} AND v.meeting_id = {2} \
+     ORDER BY v.claimed_at_ms DESC LIMIT 1) AS held \
+     FROM (SELECT 1 AS one) k \
+     LEFT JOIN meetings m ON m.tenant = {3} AND m.meeting_id = {4} \
+     LEFT JOIN pending_placements p ON p.tenant = {5} AND p.meeting_id = {6}";
 
 /// The claim as one upsert: inserted when the number is free, taken over
 /// when it is the meeting's own or its holder stopped running and claimed
@@ -288,6 +360,14 @@ impl Placements for Store {
         meeting_id: &MeetingId,
     ) -> Result<(Option<PendingPlacement>, Option<String>), StoreError> {
         Ok(Store::pending_placement_and_voice_bridge_sql(self, tenant, meeting_id).await?)
+    }
+
+    async fn meeting_for_create(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<MeetingForCreate, StoreError> {
+        Ok(Store::meeting_for_create_sql(self, tenant, meeting_id).await?)
     }
 
     async fn put_pending_placement(&self, placement: &PendingPlacement) -> Result<(), StoreError> {

@@ -8,7 +8,6 @@ use sea_orm::{
 use std::collections::HashMap;
 use switchboard_app::records::{MeetingRecord, RoutingSnapshot, ServerRecord, TokenRecord};
 use switchboard_domain::ids::{MeetingId, ServerId, TenantId};
-use switchboard_domain::meeting::MeetingRun;
 use switchboard_domain::server::ServerState;
 use switchboard_domain::tenant::TenantConfig;
 use switchboard_domain::token::TokenScope;
@@ -31,24 +30,6 @@ fn server_record(row: server::Model) -> Option<ServerRecord> {
         state: ServerState::parse(&row.state)?,
         online: row.online,
         agent: crate::rows::agent_of(&row),
-        version: row.version,
-    })
-}
-
-fn meeting_record(row: meeting::Model) -> Option<MeetingRecord> {
-    Some(MeetingRecord {
-        tenant: TenantId(row.tenant),
-        meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
-        name: row.name,
-        run: MeetingRun {
-            internal_id: row.internal_id,
-            server_id: row.server_id.parse().ok()?,
-            create_time_ms: row.create_time_ms,
-            recording_ready_url: None,
-            callbacks: None,
-        },
-        running: row.running,
-        ended_at_ms: row.ended_at_ms,
         version: row.version,
     })
 }
@@ -122,7 +103,7 @@ impl Store {
         let row = meeting::Entity::find_by_id((tenant.0.clone(), meeting_id.as_str().to_owned()))
             .one(&self.db)
             .await?;
-        Ok(row.and_then(meeting_record))
+        Ok(row.and_then(crate::rows::meeting_record))
     }
 
     /// Every meeting row, running or not, ordered by tenant and id.
@@ -132,7 +113,10 @@ impl Store {
             .order_by_asc(meeting::Column::MeetingId)
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().filter_map(meeting_record).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(crate::rows::meeting_record)
+            .collect())
     }
 
     /// Meetings whose last run goes on.
@@ -141,7 +125,10 @@ impl Store {
             .filter(meeting::Column::Running.eq(true))
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().filter_map(meeting_record).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(crate::rows::meeting_record)
+            .collect())
     }
 
     /// Running meetings per server.

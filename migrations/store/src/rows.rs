@@ -93,3 +93,24 @@ pub(crate) fn created_run(
             .and_then(|callbacks| serde_json::to_string(callbacks).ok()),
     }
 }
+
+/// The meeting a `meetings` row holds (`None` for a row that cannot be read).
+pub(crate) fn meeting_record(
+    row: switchboard_migrations::entities::meeting::Model,
+) -> Option<switchboard_app::records::MeetingRecord> {
+    Some(switchboard_app::records::MeetingRecord {
+        tenant: switchboard_domain::ids::TenantId(row.tenant),
+        meeting_id: switchboard_domain::ids::MeetingId::parse(&row.meeting_id).ok()?,
+        name: row.name,
+        run: switchboard_domain::meeting::MeetingRun {
+            internal_id: row.internal_id,
+            server_id: row.server_id.parse().ok()?,
+            create_time_ms: row.create_time_ms,
+            recording_ready_url: None,
+            callbacks: None,
+        },
+        running: row.running,
+        ended_at_ms: row.ended_at_ms,
+        version: row.version,
+    })
+}

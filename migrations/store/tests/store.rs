@@ -1519,6 +1519,18 @@ async fn pending_placements_keep_the_runs_callbacks() {
                     store.voice_bridge_of(&acme, &meeting).await.unwrap(),
                 );
                 assert_eq!(together, apart, "{kind} {meeting}");
+                // And with the meeting, as a create reads them.
+                let for_create = store.meeting_for_create(&acme, &meeting).await.unwrap();
+                assert_eq!(
+                    for_create.meeting,
+                    store.meeting(&acme, &meeting).await.unwrap(),
+                    "{kind} {meeting}"
+                );
+                assert_eq!(
+                    (for_create.pending, for_create.held_voice_bridge),
+                    together,
+                    "{kind} {meeting}"
+                );
                 together
             }
         };
@@ -1548,6 +1560,43 @@ async fn pending_placements_keep_the_runs_callbacks() {
             (Some(placement("n-2")), Some("71002".to_owned()))
         );
         assert_eq!(both("room-2").await, (None, Some("71003".to_owned())));
+        // Recorded (its pending placement goes with the record), then ended.
+        let room_2 = MeetingId::parse("room-2").unwrap();
+        let created = MeetingCommand::RecordCreated {
+            tenant: acme.clone(),
+            meeting_id: room_2.clone(),
+            name: "Room 2".into(),
+            run: MeetingRun {
+                internal_id: room_2.internal_id(7),
+                server_id: server,
+                create_time_ms: 7,
+                recording_ready_url: None,
+                callbacks: None,
+            },
+        };
+        store
+            .execute_meeting(&acme, &room_2, &created, &meta())
+            .await
+            .unwrap();
+        let read = store.meeting_for_create(&acme, &room_2).await.unwrap();
+        let meeting = read.meeting.clone().expect("recorded");
+        assert!(meeting.running, "{kind}");
+        assert_eq!(meeting.run.internal_id, room_2.internal_id(7), "{kind}");
+        assert_eq!(both("room-2").await, (None, Some("71003".to_owned())));
+        let ended = MeetingCommand::RecordEnded {
+            reason: EndReason::EndCalled,
+            at_ms: 9,
+            only_run: None,
+        };
+        store
+            .execute_meeting(&acme, &room_2, &ended, &meta())
+            .await
+            .unwrap();
+        let read = store.meeting_for_create(&acme, &room_2).await.unwrap();
+        let meeting = read.meeting.expect("kept once ended");
+        assert!(!meeting.running, "{kind}");
+        assert_eq!(meeting.ended_at_ms, Some(9), "{kind}");
+        assert_eq!(meeting.version, 2, "{kind}");
     }
 }
 

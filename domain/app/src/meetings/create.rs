@@ -52,6 +52,9 @@ struct CreateCall<'a> {
     /// the first round only: the voiceBridge is decided once per create, in
     /// that round, so a later round never needs a fresher value.
     held_voice_bridge: std::sync::OnceLock<Option<String>>,
+    /// The pending placement and held voiceBridge read with the meeting
+    /// (one round trip), for the round's placement; taken once.
+    read_with_meeting: std::sync::Mutex<Option<(Option<PendingPlacement>, Option<String>)>>,
     meeting_id: MeetingId,
     name: String,
     query: String,
@@ -253,6 +256,7 @@ async fn create(
         passwords,
         voice_bridge: tokio::sync::OnceCell::new(),
         held_voice_bridge: std::sync::OnceLock::new(),
+        read_with_meeting: std::sync::Mutex::new(None),
         metadata,
         meeting_id,
         recording_ready_url,
@@ -261,15 +265,27 @@ async fn create(
     let mut raced = false;
     for _ in 0..ROUNDS {
         // After a lost race the routing view may not have heard of the
-        // winner yet: read the projection itself.
-        let existing = if raced {
-            state
-                .store
-                .meeting(tenant, &call.meeting_id)
-                .await?
-                .map(std::sync::Arc::new)
-        } else {
-            state.routing.meeting(tenant, &call.meeting_id).await?
+        // winner yet: read the projection itself. A meeting not cached here
+        // is read with what its placement needs, in one round trip.
+        let cached = match raced {
+            false => state.routing.cached_meeting(tenant, &call.meeting_id),
+            true => None,
+        };
+        let existing = match cached {
+            Some(record) => Some(record),
+            None => {
+                let read = state
+                    .store
+                    .meeting_for_create(tenant, &call.meeting_id)
+                    .await?;
+                let record = read.meeting.map(std::sync::Arc::new);
+                if let Some(record) = record.as_ref().filter(|_| !raced) {
+                    state.routing.remember(record.clone());
+                }
+                *call.read_with_meeting.lock().expect("read lock") =
+                    Some((read.pending, read.held_voice_bridge));
+                record
+            }
         };
         if let Some(record) = existing.as_ref().filter(|record| record.running) {
             match state.server_of(record).await? {
@@ -481,10 +497,16 @@ impl CreateCall<'_> {
         occupied: &[ServerId],
     ) -> Result<Option<Round>, CallError> {
         let state = self.state;
-        let (pending, held) = state
-            .store
-            .pending_placement_and_voice_bridge(&self.request.tenant, &self.meeting_id)
-            .await?;
+        let read_with_meeting = self.read_with_meeting.lock().expect("read lock").take();
+        let (pending, held) = match read_with_meeting {
+            Some(read) => read,
+            None => {
+                state
+                    .store
+                    .pending_placement_and_voice_bridge(&self.request.tenant, &self.meeting_id)
+                    .await?
+            }
+        };
         let _ = self.held_voice_bridge.set(held);
         let Some(pending) = pending else {
             return Ok(None);

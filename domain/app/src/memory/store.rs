@@ -10,8 +10,8 @@ use crate::ports::{
 };
 use crate::records::{
     AppendExtras, AppendOutcome, AttemptOutcome, CallbackFilter, CallbackKind, CallbackRecord,
-    CallbackState, EventFilter, HookRecord, LogSnapshot, MeetingListing, MeetingRecord,
-    MeetingRunRecord, NewCallback, PendingPlacement, RecordingPage, RecordingQuery,
+    CallbackState, EventFilter, HookRecord, LogSnapshot, MeetingForCreate, MeetingListing,
+    MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement, RecordingPage, RecordingQuery,
     RecordingRecord, RecordingUsage, RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord,
     ServerSample, StoredEvent, TokenRecord, UsageFilter, UsageRunRecord, UsageSample,
     VoiceBridgeClaim,
@@ -1024,6 +1024,18 @@ impl Placements for InMemoryStore {
     ) -> Result<Option<PendingPlacement>, StoreError> {
         let key = (tenant.clone(), meeting_id.clone());
         Ok(self.lock().views.placements.get(&key).cloned())
+    }
+
+    async fn meeting_for_create(
+        &self,
+        tenant: &TenantId,
+        meeting_id: &MeetingId,
+    ) -> Result<MeetingForCreate, StoreError> {
+        Ok(MeetingForCreate {
+            meeting: self.meeting(tenant, meeting_id).await?,
+            pending: self.pending_placement(tenant, meeting_id).await?,
+            held_voice_bridge: self.voice_bridge_of(tenant, meeting_id).await?,
+        })
     }
 
     async fn put_pending_placement(&self, placement: &PendingPlacement) -> Result<(), StoreError> {

@@ -62,6 +62,19 @@ pub struct VoiceBridgeClaim {
     pub at_ms: i64,
 }
 
+/// What a create reads of a meeting before it decides where to send it:
+/// the meeting, the create of it left pending, and the voice bridge it
+/// holds, read together by the store in one go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeetingForCreate {
+    /// The meeting, if it was ever recorded.
+    pub meeting: Option<MeetingRecord>,
+    /// The create of it left pending, if any.
+    pub pending: Option<PendingPlacement>,
+    /// The voice bridge it holds, if any.
+    pub held_voice_bridge: Option<String>,
+}
+
 /// Where a create was about to go: written before the server's create, and
 /// removed when the run is recorded. One left behind means the create may
 /// have run on that server without being recorded (a crash in between): a

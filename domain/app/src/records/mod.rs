@@ -17,7 +17,9 @@ pub use events::{
     AppendExtras, AppendOutcome, EventFilter, LogSnapshot, StoredEvent, StreamHistory,
     StreamSnapshot,
 };
-pub use meetings::{MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridgeClaim};
+pub use meetings::{
+    MeetingForCreate, MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridgeClaim,
+};
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
 pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample};
 pub use series::{SERIES_STEP_MS, SeriesPoint, minute_of};
