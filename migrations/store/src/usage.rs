@@ -35,9 +35,18 @@ async fn write_samples<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     let postgres = backend == DbBackend::Postgres;
     let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    let mut values: Vec<Value> = Vec::with_capacity(changed.len() * 8);
-    let mut rows = Vec::with_capacity(changed.len());
-    for (before, after) in changed {
+    // A few statement shapes only: each shape is prepared and kept on
+    // every pooled connection (by sqlx and by the database), so the batch
+    // is padded to a power of two by repeating its last run (an UPDATE
+    // takes one of the identical rows that match).
+    let padded = changed.len().next_power_of_two();
+    let last = &changed[changed.len() - 1];
+    let mut values: Vec<Value> = Vec::with_capacity(padded * 8);
+    let mut rows = Vec::with_capacity(padded);
+    for (before, after) in changed
+        .iter()
+        .chain(std::iter::repeat_n(last, padded - changed.len()))
+    {
         let first = values.len();
         values.extend([
             Value::from(after.internal_id.clone()),
@@ -82,6 +91,9 @@ async fn write_samples<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+/// Runs whose samples go in one statement at most (see `write_samples`).
+const SAMPLES_PER_STATEMENT: usize = 64;
 
 /// Raises each tenant's peak on a day to the sum of its running runs' last
 /// samples. (`{n}`: the backend's placeholders.)
@@ -130,7 +142,9 @@ impl Store {
                     changed.push((before, state));
                 }
             }
-            write_samples(txn, &changed).await?;
+            for batch in changed.chunks(SAMPLES_PER_STATEMENT) {
+                write_samples(txn, batch).await?;
+            }
         }
         let placeholder = if self.is_postgres() { "$1" } else { "?" };
         let falsy = if self.is_postgres() { "false" } else { "0" };
