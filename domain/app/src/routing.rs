@@ -204,6 +204,8 @@ pub struct RoutingView {
     /// the last reload: when the log moved by these alone, a refresh has
     /// nothing to read (see [`RoutingView::refresh`]).
     applied_here: Mutex<std::collections::BTreeSet<i64>>,
+    /// The log position the last full reload read up to.
+    reloaded_position: AtomicI64,
 }
 
 /// How long a refresh waits for an append of this process it heard of to be
@@ -288,6 +290,7 @@ impl RoutingView {
             observed,
             refreshing: tokio::sync::Mutex::new(None),
             applied_here: Mutex::new(std::collections::BTreeSet::new()),
+            reloaded_position: AtomicI64::new(-1),
             tenants: RwLock::new(Arc::new(HashMap::new())),
             picture: RwLock::new(Arc::new(HashMap::new())),
             picture_seen_ms: AtomicI64::new(0),
@@ -343,7 +346,12 @@ impl RoutingView {
         } else {
             self.store
                 .streams_changed_after(
-                    (seen - POSITION_OVERLAP).max(0),
+                    // From the last full reload's position, not only the
+                    // last seen one: refreshes that skipped reading (this
+                    // process's appends alone) moved `seen` past events of
+                    // other instances that committed out of order.
+                    (seen.min(self.reloaded_position.load(Ordering::Acquire)) - POSITION_OVERLAP)
+                        .max(0),
                     switchboard_domain::ids::StreamKind::Meeting,
                 )
                 .await?
@@ -383,6 +391,7 @@ impl RoutingView {
             *applied = applied.split_off(&(position + 1));
         }
         self.seen_position.store(position, Ordering::Release);
+        self.reloaded_position.store(position, Ordering::Release);
         self.bump();
         Ok(true)
     }

@@ -116,10 +116,17 @@ pub(crate) fn joined(statements: Vec<Statement>) -> Option<Statement> {
         }
         sql.push_str(&format!("w{index} AS ("));
         renumbered(&statement.sql, values.len(), &mut sql)?;
+        // The first part is the one the final SELECT reads: it runs before
+        // the others (which PostgreSQL runs after the main query), so the
+        // event's unique check and row come first, as in the transaction,
+        // and concurrent appends take their locks in the same order.
+        if index == 0 {
+            sql.push_str(" RETURNING 1 AS first");
+        }
         sql.push(')');
         values.extend(statement.values.map(|Values(v)| v).unwrap_or_default());
     }
-    sql.push_str(" SELECT 1");
+    sql.push_str(" SELECT first FROM w0");
     Some(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
@@ -293,7 +300,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             joined.sql,
-            r#"WITH w0 AS (INSERT INTO "a" ("x", "y") VALUES ($1, $2)), w1 AS (DELETE FROM "b" WHERE "b"."x" = $3 AND "b"."note" <> '$1'), w2 AS (UPDATE "c" SET "n" = $4 WHERE "id" = $5) SELECT 1"#
+            r#"WITH w0 AS (INSERT INTO "a" ("x", "y") VALUES ($1, $2) RETURNING 1 AS first), w1 AS (DELETE FROM "b" WHERE "b"."x" = $3 AND "b"."note" <> '$1'), w2 AS (UPDATE "c" SET "n" = $4 WHERE "id" = $5) SELECT first FROM w0"#
         );
         assert_eq!(
             joined.values.unwrap().0,

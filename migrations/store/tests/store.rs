@@ -223,6 +223,72 @@ async fn concurrent_creations_of_one_meeting_keep_exactly_one_with_its_rows() {
 }
 
 #[tokio::test]
+async fn a_creation_racing_another_append_to_its_meeting_loses_cleanly_never_deadlocks() {
+    use switchboard_domain::meeting::{MeetingEvent, RunUsage};
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        for round in 0..20 {
+            let name = format!("raced-{round}");
+            let meeting_id = MeetingId::parse(&name).unwrap();
+            let stream =
+                switchboard_domain::ids::meeting_stream(&TenantId::default_tenant(), &meeting_id);
+            meeting_command(&store, &name, created(&name, server, 0)).await;
+            let ended = MeetingCommand::RecordEnded {
+                reason: EndReason::EndCalled,
+                at_ms: 10,
+                only_run: None,
+            };
+            meeting_command(&store, &name, ended).await;
+            // At version 2: the usage summary (an append in a transaction
+            // that updates the meeting's row) and a new run's creation race.
+            let summary = vec![DomainEvent::Meeting(MeetingEvent::MeetingUsageSummarized {
+                usage: RunUsage {
+                    internal_id: meeting_id.internal_id(0),
+                    server_id: server,
+                    started_ms: 0,
+                    ended_ms: 10,
+                    peak_attendees: 1,
+                    attendee_seconds: 1,
+                    peak_video: 0,
+                    recordable: false,
+                },
+            })];
+            let again = vec![DomainEvent::Meeting(MeetingEvent::MeetingCreated {
+                tenant: TenantId::default_tenant(),
+                meeting_id: meeting_id.clone(),
+                name: name.clone(),
+                run: MeetingRun {
+                    internal_id: meeting_id.internal_id(20),
+                    server_id: server,
+                    create_time_ms: 20,
+                    recording_ready_url: None,
+                    callbacks: None,
+                },
+            })];
+            let metadata = meta();
+            let (first, second) = tokio::join!(
+                store.append(&stream, 2, &summary, &metadata),
+                store.append(&stream, 2, &again, &metadata)
+            );
+            let outcomes = [first, second];
+            let won = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+            assert_eq!(won, 1, "{kind} round {round}: {outcomes:?}");
+            assert!(
+                outcomes
+                    .iter()
+                    .all(|outcome| matches!(outcome, Ok(_) | Err(StoreError::Conflict { .. }))),
+                "{kind} round {round}: {outcomes:?}"
+            );
+        }
+        let check = store
+            .rebuild(RebuildMode::Check, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(check.differences, [], "{kind}");
+    }
+}
+
+#[tokio::test]
 async fn replay_rebuilds_projections_equal_to_the_live_ones() {
     for (kind, store) in stores().await {
         let a = add_server(&store, 1).await;
