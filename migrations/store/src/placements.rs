@@ -105,19 +105,7 @@ impl Store {
             return Ok((None, None));
         };
         let held: Option<String> = row.try_get("", "held")?;
-        let server_id: Option<String> = row.try_get("", "server_id")?;
-        let pending = match server_id {
-            Some(server_id) => to_placement(pending_placement::Model {
-                tenant: tenant.0.clone(),
-                meeting_id: meeting_id.as_str().to_owned(),
-                server_id,
-                at_ms: row.try_get("", "at_ms")?,
-                recording_ready_url: row.try_get("", "recording_ready_url")?,
-                callbacks: row.try_get("", "callbacks")?,
-            }),
-            None => None,
-        };
-        Ok((pending, held))
+        Ok((pending_in(&row, tenant, meeting_id)?, held))
     }
 
     async fn meeting_for_create_sql(
@@ -160,21 +148,9 @@ impl Store {
             }),
             None => None,
         };
-        let server_id: Option<String> = row.try_get("", "server_id")?;
-        let pending = match server_id {
-            Some(server_id) => to_placement(pending_placement::Model {
-                tenant: tenant.0.clone(),
-                meeting_id: meeting_id.as_str().to_owned(),
-                server_id,
-                at_ms: row.try_get("", "at_ms")?,
-                recording_ready_url: row.try_get("", "recording_ready_url")?,
-                callbacks: row.try_get("", "callbacks")?,
-            }),
-            None => None,
-        };
         Ok(MeetingForCreate {
             meeting,
-            pending,
+            pending: pending_in(&row, tenant, meeting_id)?,
             held_voice_bridge: row.try_get("", "held")?,
         })
     }
@@ -225,6 +201,27 @@ const PENDING_AND_VOICE_BRIDGE: &str = "SELECT p.server_id, p.at_ms, p.recording
      ORDER BY v.claimed_at_ms DESC LIMIT 1) AS held \
      FROM (SELECT 1 AS one) k LEFT JOIN pending_placements p \
      ON p.tenant = {3} AND p.meeting_id = {4}";
+
+/// The pending placement in a row of [`PENDING_AND_VOICE_BRIDGE`] or
+/// [`MEETING_PENDING_AND_VOICE_BRIDGE`] (`None` when its columns are null).
+fn pending_in(
+    row: &sea_orm::QueryResult,
+    tenant: &TenantId,
+    meeting_id: &MeetingId,
+) -> Result<Option<PendingPlacement>, sea_orm::DbErr> {
+    let server_id: Option<String> = row.try_get("", "server_id")?;
+    Ok(match server_id {
+        Some(server_id) => to_placement(pending_placement::Model {
+            tenant: tenant.0.clone(),
+            meeting_id: meeting_id.as_str().to_owned(),
+            server_id,
+            at_ms: row.try_get("", "at_ms")?,
+            recording_ready_url: row.try_get("", "recording_ready_url")?,
+            callbacks: row.try_get("", "callbacks")?,
+        }),
+        None => None,
+    })
+}
 
 /// [`PENDING_AND_VOICE_BRIDGE`] with the meeting's row (its columns null when
 /// there is none).

@@ -433,27 +433,9 @@ impl Report {
              servers (with as many meetings preloaded through it) before Switchboard starts; \
              its meetings are ended before Switchboard starts.\n"
         );
-        let _ = writeln!(
-            out,
-            "| server | connections | creates/s | p50 ms | p99 ms | max ms | errors | ratio to baseline |"
-        );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-        for pass in &self.passes {
-            let _ = writeln!(
-                out,
-                "{} 100% |",
-                table_row(
-                    &format!("baseline (hyper), {} pass", pass.database),
-                    &pass.baseline.create
-                )
-            );
-            let _ = writeln!(
-                out,
-                "{} {:.0}% |",
-                table_row(&format!("Switchboard, {}", pass.database), &pass.create),
-                share_of(pass.create.rate, pass.baseline.create.rate) * 100.0
-            );
-        }
+        self.write_against_forwarding_baseline(out, "creates/s", |pass| {
+            (&pass.baseline.create, &pass.create)
+        });
         let _ = writeln!(out);
         for pass in &self.passes {
             let made: u64 = pass.top_up.iter().map(|round| round.ok).sum();
@@ -521,6 +503,38 @@ impl Report {
         }
     }
 
+    /// A table of each pass's forwarding baseline and Switchboard, side by
+    /// side, for the figures `pick` takes from a pass.
+    fn write_against_forwarding_baseline(
+        &self,
+        out: &mut String,
+        unit: &str,
+        pick: impl Fn(&PassResult) -> (&Summary, &Summary),
+    ) {
+        let _ = writeln!(
+            out,
+            "| server | connections | {unit} | p50 ms | p99 ms | max ms | errors | ratio to baseline |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for pass in &self.passes {
+            let (baseline, measured) = pick(pass);
+            let _ = writeln!(
+                out,
+                "{} 100% |",
+                table_row(
+                    &format!("baseline (hyper), {} pass", pass.database),
+                    baseline
+                )
+            );
+            let _ = writeln!(
+                out,
+                "{} {:.0}% |",
+                table_row(&format!("Switchboard, {}", pass.database), measured),
+                share_of(measured.rate, baseline.rate) * 100.0
+            );
+        }
+    }
+
     fn write_info(&self, out: &mut String) {
         let _ = writeln!(out, "## getMeetingInfo and isMeetingRunning\n");
         let _ = writeln!(
@@ -530,27 +544,9 @@ impl Report {
              meetings above running; the baseline (the forwarding server of the Create section) \
              on its own meetings, on the same simulated servers.\n"
         );
-        let _ = writeln!(
-            out,
-            "| server | connections | req/s | p50 ms | p99 ms | max ms | errors | ratio to baseline |"
-        );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-        for pass in &self.passes {
-            let _ = writeln!(
-                out,
-                "{} 100% |",
-                table_row(
-                    &format!("baseline (hyper), {} pass", pass.database),
-                    &pass.baseline.info
-                )
-            );
-            let _ = writeln!(
-                out,
-                "{} {:.0}% |",
-                table_row(&format!("Switchboard, {}", pass.database), &pass.info),
-                share_of(pass.info.rate, pass.baseline.info.rate) * 100.0
-            );
-        }
+        self.write_against_forwarding_baseline(out, "req/s", |pass| {
+            (&pass.baseline.info, &pass.info)
+        });
         let _ = writeln!(out);
     }
 
