@@ -308,13 +308,7 @@ async fn measure(
     let memory_loaded = switchboard.memory()?;
     eprintln!("[{label}] {meetings} meetings running; {memory_loaded:?}");
 
-    let ids: Arc<Vec<String>> =
-        Arc::new(simulators.iter().flat_map(Simulator::meeting_ids).collect());
-    anyhow::ensure!(
-        !ids.is_empty(),
-        "no meeting was created, nothing to join (create errors: {:?})",
-        create.error_samples
-    );
+    let ids = meetings_on(simulators, "Switchboard", &create)?;
     let info = Load::timed(addr, config.connections, config.duration, Expect::Success)
         .warmed(config.warmup)
         .run(info_calls(ids.clone(), secret))
@@ -404,13 +398,7 @@ async fn measure_forwarding_baseline(
             .run(creates(format!("base-{run_id}"), &secret))
             .await;
         eprintln!("[{label}] baseline create: {}", one_line(&create));
-        let ids: Arc<Vec<String>> =
-            Arc::new(simulators.iter().flat_map(Simulator::meeting_ids).collect());
-        anyhow::ensure!(
-            !ids.is_empty(),
-            "the baseline created no meeting (errors: {:?})",
-            create.error_samples
-        );
+        let ids = meetings_on(simulators, "the baseline", &create)?;
         let info = Load::timed(addr, config.connections, config.duration, Expect::Success)
             .warmed(config.warmup)
             .run(info_calls(ids, &secret))
@@ -429,6 +417,22 @@ async fn measure_forwarding_baseline(
         }
     }
     measured
+}
+
+/// The meetings running on the simulators; an error naming `who` and the
+/// create errors when there are none.
+fn meetings_on(
+    simulators: &[Simulator],
+    who: &str,
+    create: &Summary,
+) -> anyhow::Result<Arc<Vec<String>>> {
+    let ids: Vec<String> = simulators.iter().flat_map(Simulator::meeting_ids).collect();
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "{who} created no meeting, nothing to join or ask about (create errors: {:?})",
+        create.error_samples
+    );
+    Ok(Arc::new(ids))
 }
 
 /// getMeetingInfo (even sequence numbers) and isMeetingRunning (odd) of
