@@ -23,7 +23,10 @@ pub async fn read_capped(
     {
         return Err(CappedError::TooLarge);
     }
-    let mut body = BytesMut::new();
+    // Sized once from the declared length (a body grown by doubling holds
+    // up to twice its length while it is read).
+    let declared = response.content_length().unwrap_or(0) as usize;
+    let mut body = BytesMut::with_capacity(declared.min(max));
     while let Some(chunk) = response.chunk().await.map_err(CappedError::Transfer)? {
         if body.len() + chunk.len() > max {
             return Err(CappedError::TooLarge);

@@ -242,8 +242,11 @@ pub trait PolledPicture: Send + Sync {
     async fn heartbeats_before(&self, before_ms: i64) -> Result<Vec<(ServerId, i64)>, StoreError>;
     /// Keeps the `<meeting>` element of a run Switchboard created.
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError>;
-    /// Listings of runs that still run.
-    async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, StoreError>;
+    /// The listings of these runs (by internal id), for those that have one.
+    async fn meeting_listings_of(
+        &self,
+        internal_ids: &[&str],
+    ) -> Result<Vec<MeetingListing>, StoreError>;
     /// When each listing of a run that still runs was created (ms), by
     /// internal id: the listings without their elements.
     async fn running_listing_times(&self) -> Result<HashMap<String, i64>, StoreError>;

@@ -26,6 +26,7 @@ mod recordings;
 mod rows;
 mod samples;
 mod series;
+mod shapes;
 mod snapshots;
 mod store;
 #[cfg(feature = "test-support")]

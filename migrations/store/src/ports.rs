@@ -245,8 +245,11 @@ impl PolledPicture for Store {
         Ok(Store::put_meeting_listing_sql(self, listing).await?)
     }
 
-    async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, StoreError> {
-        Ok(Store::running_meeting_listings_sql(self).await?)
+    async fn meeting_listings_of(
+        &self,
+        internal_ids: &[&str],
+    ) -> Result<Vec<MeetingListing>, StoreError> {
+        Ok(Store::meeting_listings_of_sql(self, internal_ids).await?)
     }
 
     async fn running_listing_times(&self) -> Result<HashMap<String, i64>, StoreError> {

@@ -3,7 +3,6 @@
 //! are not changes, so they never enter the event log).
 
 use crate::store::{SqlError, Store};
-use futures::TryStreamExt as _;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
@@ -26,7 +25,7 @@ fn to_sample(row: server_sample::Model) -> Option<ServerSample> {
         largest_meeting: row.largest_meeting.max(0) as u64,
         known_meetings: row.known_meetings.max(0) as u64,
         load: row.load,
-        meetings_xml: row.meetings_xml,
+        meetings_xml: row.meetings_xml.into(),
         cpu_percent: row.cpu_percent,
         memory_percent: row.memory_percent,
         metrics_state: MetricsState::parse(&row.metrics_state).unwrap_or_default(),
@@ -49,7 +48,7 @@ fn to_row(sample: &ServerSample) -> server_sample::ActiveModel {
         largest_meeting: Set(clamp(sample.largest_meeting)),
         known_meetings: Set(clamp(sample.known_meetings)),
         load: Set(sample.load),
-        meetings_xml: Set(sample.meetings_xml.clone()),
+        meetings_xml: Set(sample.meetings_xml.to_string()),
         cpu_percent: Set(sample.cpu_percent),
         memory_percent: Set(sample.memory_percent),
         metrics_state: Set(sample.metrics_state.as_str().to_owned()),
@@ -61,8 +60,28 @@ fn to_row(sample: &ServerSample) -> server_sample::ActiveModel {
 impl Store {
     /// Every server's sample.
     pub(crate) async fn server_samples_sql(&self) -> Result<Vec<ServerSample>, SqlError> {
-        let rows = server_sample::Entity::find().all(&self.db).await?;
-        Ok(rows.into_iter().filter_map(to_sample).collect())
+        self.samples_where(sea_orm::Condition::all()).await
+    }
+
+    /// The samples matching `condition`, each made as its row arrives: a
+    /// sample carries its server's whole listing (about 1 MB with 1,000
+    /// meetings), and reading every row before making any held each
+    /// listing three times at once (raw row, model, sample).
+    async fn samples_where(
+        &self,
+        condition: sea_orm::Condition,
+    ) -> Result<Vec<ServerSample>, SqlError> {
+        use futures::TryStreamExt as _;
+        let rows = server_sample::Entity::find()
+            .filter(condition)
+            .stream(&self.db)
+            .await?;
+        futures::pin_mut!(rows);
+        let mut samples = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            samples.extend(to_sample(row));
+        }
+        Ok(samples)
     }
 
     /// Which samples changed after `since_ms`, with their change times (cheap:
@@ -94,11 +113,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = servers.iter().map(ToString::to_string).collect();
-        let rows = server_sample::Entity::find()
-            .filter(server_sample::Column::ServerId.is_in(ids))
-            .all(&self.db)
-            .await?;
-        Ok(rows.into_iter().filter_map(to_sample).collect())
+        self.samples_where(
+            sea_orm::Condition::all().add(server_sample::Column::ServerId.is_in(ids)),
+        )
+        .await
     }
 
     /// Writes samples (insert or overwrite), in one transaction, and tells
@@ -121,8 +139,13 @@ impl Store {
             return Ok(());
         }
         let txn = self.db.begin().await?;
-        for chunk in samples.chunks(200) {
-            server_sample::Entity::insert_many(chunk.iter().map(to_row))
+        // One sample per statement: a sample carries its server's whole
+        // listing (about 1 MB with 1,000 meetings), and one statement for
+        // every server's sample held all of them twice more, as values and
+        // as the encoded statement, at the poll's peak; one shape also
+        // keeps one prepared statement per connection.
+        for sample in samples {
+            server_sample::Entity::insert(to_row(sample))
                 .on_conflict(
                     OnConflict::column(server_sample::Column::ServerId)
                         .update_columns([
@@ -225,30 +248,31 @@ impl Store {
         Ok(crate::listing_rows::put_meeting_listing_on(&self.db, listing).await?)
     }
 
-    /// Listings of runs Switchboard records as running.
-    pub(crate) async fn running_meeting_listings_sql(
+    /// The listings of these runs. Only the runs asked for are read: the
+    /// table holds the listings of every run created in the last minutes,
+    /// and getMeetings needs those its servers' polls do not list yet
+    /// (reading all 10,000 on every answer was its largest allocation).
+    pub(crate) async fn meeting_listings_of_sql(
         &self,
+        internal_ids: &[&str],
     ) -> Result<Vec<MeetingListing>, SqlError> {
-        // Only the running runs' listings are read: under a churn of short
-        // meetings the table holds many more (issue 15.B4: reading them all
-        // on every getMeetings grew memory without bound).
-        let rows = meeting_listing::Entity::find()
-            .filter(running_listing())
-            .stream(&self.db)
-            .await?;
-        // Streamed: with thousands of meetings, holding every raw row and
-        // every listing at once would double what getMeetings needs.
         let mut listings = Vec::new();
-        futures::pin_mut!(rows);
-        while let Some(row) = rows.try_next().await? {
-            if let Ok(server_id) = row.server_id.parse() {
-                listings.push(MeetingListing {
-                    server_id,
+        for chunk in internal_ids.chunks(512) {
+            let rows = meeting_listing::Entity::find()
+                .filter(
+                    meeting_listing::Column::InternalId
+                        .is_in(crate::shapes::padded(chunk).copied()),
+                )
+                .all(&self.db)
+                .await?;
+            listings.extend(rows.into_iter().filter_map(|row| {
+                Some(MeetingListing {
+                    server_id: row.server_id.parse().ok()?,
                     internal_id: row.internal_id,
                     created_at_ms: row.created_at_ms,
                     xml: row.xml,
-                });
-            }
+                })
+            }));
         }
         Ok(listings)
     }

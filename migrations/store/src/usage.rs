@@ -40,13 +40,9 @@ async fn write_samples<C: ConnectionTrait>(
     // is padded to a power of two by repeating its last run (an UPDATE
     // takes one of the identical rows that match).
     let padded = changed.len().next_power_of_two();
-    let last = &changed[changed.len() - 1];
     let mut values: Vec<Value> = Vec::with_capacity(padded * 8);
     let mut rows = Vec::with_capacity(padded);
-    for (before, after) in changed
-        .iter()
-        .chain(std::iter::repeat_n(last, padded - changed.len()))
-    {
+    for (before, after) in crate::shapes::padded(changed) {
         let first = values.len();
         values.extend([
             Value::from(after.internal_id.clone()),
@@ -119,9 +115,9 @@ impl Store {
             by_run.entry(sample.internal_id).or_default().push(sample);
         }
         let ids: Vec<&str> = by_run.keys().copied().collect();
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(512) {
             let rows = run_usage::Entity::find()
-                .filter(run_usage::Column::InternalId.is_in(chunk.iter().copied()))
+                .filter(run_usage::Column::InternalId.is_in(crate::shapes::padded(chunk).copied()))
                 .filter(run_usage::Column::EndedMs.is_null())
                 .all(txn)
                 .await?;

@@ -404,7 +404,7 @@ impl HealthPoller {
             self.store.heartbeats_of(&due).await?.into_iter().collect()
         };
         // Streaks live in the shared samples, so any worker may take any tick.
-        let previous = previous_samples;
+        let mut previous = previous_samples;
         let mut changed_samples = Vec::new();
         let mut usage: Vec<OwnedUsage> = Vec::new();
         let mut series: Vec<SeriesPoint> = Vec::new();
@@ -459,9 +459,10 @@ impl HealthPoller {
                 )
                 .await?;
             }
+            // Taken, not copied: each server's last listing is let go as
+            // soon as its new sample is made.
             let before = previous
-                .get(&server.id)
-                .cloned()
+                .remove(&server.id)
                 .unwrap_or_else(|| ServerSample::new(server.id));
             let mut sample = before.clone();
             sample.cpu_percent = metrics.usage.cpu_percent;
@@ -1123,7 +1124,9 @@ pub(crate) fn picture_of(body: &str, now_ms: i64, weights: &LoadWeights) -> Opti
         known_meetings: 0,
         metrics: MetricsStatus::default(),
     };
-    let meetings_xml = answer.meetings.iter().map(|m| m.raw).collect();
+    // Sized once: grown by doubling it would hold up to twice its length.
+    let mut meetings_xml = String::with_capacity(answer.meetings.iter().map(|m| m.raw.len()).sum());
+    meetings_xml.extend(answer.meetings.iter().map(|m| m.raw));
     Some((observed, listed, meetings_xml))
 }
 

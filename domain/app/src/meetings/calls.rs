@@ -544,7 +544,8 @@ mod tests {
             answers::meeting_element("room", "room-1", NOW_MS, 1),
             answers::meeting_element("other", "other-1", NOW_MS, 5),
         ]
-        .concat();
+        .concat()
+        .into();
         world.store.put_server_samples(&[sample]).await.unwrap();
         let backend = silent();
         let meetings = world.meetings(&backend).await;

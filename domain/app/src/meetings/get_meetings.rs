@@ -135,7 +135,6 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<MeetingsAnsw
             || (!runs.contains_key(internal_id)
                 && parent_of(internal_id).is_some_and(|parent| owned(&parent)))
     };
-    let listings = state.store.running_meeting_listings().await?;
     let servers = state.routing.servers();
     let mut serving_ids: Vec<ServerId> = servers
         .values()
@@ -160,14 +159,19 @@ async fn build(state: &MeetingService, tenant: &TenantId) -> Result<MeetingsAnsw
             elements.push(element.clone());
         }
     }
-    // Each listing's element is moved, not copied: with thousands of
-    // meetings the listings are most of the memory an answer needs.
+    // Only the listings of the runs no poll lists yet are read (with
+    // thousands of meetings, reading every listing to skip all but a few
+    // was most of the memory an answer needed); each element is moved.
+    let unlisted: Vec<&str> = runs
+        .keys()
+        .map(String::as_str)
+        .filter(|internal_id| !listed.contains(internal_id) && shown(internal_id))
+        .collect();
+    let mut listings = state.store.meeting_listings_of(&unlisted).await?;
+    listings
+        .sort_by(|a, b| (a.created_at_ms, &a.internal_id).cmp(&(b.created_at_ms, &b.internal_id)));
     for listing in listings {
-        if serving_ids.contains(&listing.server_id)
-            && !listed.contains(listing.internal_id.as_str())
-            && runs.contains_key(&listing.internal_id)
-            && shown(&listing.internal_id)
-        {
+        if serving_ids.contains(&listing.server_id) {
             elements.push(Bytes::from(listing.xml));
         }
     }

@@ -1326,30 +1326,28 @@ impl PolledPicture for InMemoryStore {
         Ok(())
     }
 
-    async fn running_meeting_listings(&self) -> Result<Vec<MeetingListing>, StoreError> {
+    async fn meeting_listings_of(
+        &self,
+        internal_ids: &[&str],
+    ) -> Result<Vec<MeetingListing>, StoreError> {
         let state = self.lock();
-        let running: BTreeSet<&str> = state
-            .views
-            .meetings
-            .values()
-            .filter(|record| record.running)
-            .map(|record| record.run.internal_id.as_str())
-            .collect();
-        Ok(state
-            .polled
-            .listings
-            .values()
-            .filter(|listing| running.contains(listing.internal_id.as_str()))
-            .cloned()
+        Ok(internal_ids
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|id| state.polled.listings.get(*id).cloned())
             .collect())
     }
 
     async fn running_listing_times(&self) -> Result<HashMap<String, i64>, StoreError> {
-        Ok(self
-            .running_meeting_listings()
-            .await?
-            .into_iter()
-            .map(|listing| (listing.internal_id, listing.created_at_ms))
+        let state = self.lock();
+        Ok(state
+            .views
+            .meetings
+            .values()
+            .filter(|record| record.running)
+            .filter_map(|record| state.polled.listings.get(&record.run.internal_id))
+            .map(|listing| (listing.internal_id.clone(), listing.created_at_ms))
             .collect())
     }
 
@@ -1734,13 +1732,16 @@ mod tests {
             .put_meeting_listing(&listing("gone", 1))
             .await
             .unwrap();
-        assert_eq!(store.running_meeting_listings().await.unwrap(), vec![]);
+        assert_eq!(store.running_listing_times().await.unwrap(), HashMap::new());
         store
             .append(&room(), 0, &[created("room", "r-1", id, NOW_MS)], &given())
             .await
             .unwrap();
         assert_eq!(
-            store.running_meeting_listings().await.unwrap(),
+            store
+                .meeting_listings_of(&["r-1", "unknown", "r-1"])
+                .await
+                .unwrap(),
             vec![listing("r-1", 5)]
         );
         assert_eq!(

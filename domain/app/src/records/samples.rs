@@ -1,6 +1,7 @@
 //! The polled picture: what the last polls saw on each server, and the
 //! listings of runs created since. Overwritten in place, never logged.
 
+use std::sync::Arc;
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::load::Observed;
 use switchboard_domain::node_metrics::MetricsStatus;
@@ -31,8 +32,10 @@ pub struct ServerSample {
     pub known_meetings: u64,
     /// Weighted load of its meetings (before the server's multiplier).
     pub load: f64,
-    /// The `<meeting>` elements of its last good getMeetings answer, as sent.
-    pub meetings_xml: String,
+    /// The `<meeting>` elements of its last good getMeetings answer, as sent
+    /// (shared: a sample is copied while a poll compares it with the last
+    /// one, and with 1,000 meetings its listing is about 1 MB).
+    pub meetings_xml: Arc<str>,
     /// Windowed CPU utilisation, percent (`None`: not known).
     pub cpu_percent: Option<f64>,
     /// Windowed used memory, percent (`None`: not known).
@@ -60,7 +63,7 @@ impl ServerSample {
             largest_meeting: 0,
             known_meetings: 0,
             load: 0.0,
-            meetings_xml: String::new(),
+            meetings_xml: Arc::default(),
             cpu_percent: None,
             memory_percent: None,
             metrics_state: MetricsState::NotConfigured,
@@ -79,7 +82,7 @@ impl ServerSample {
         self.largest_meeting = observed.largest_meeting;
         self.known_meetings = observed.known_meetings;
         self.load = observed.load;
-        self.meetings_xml = meetings_xml;
+        self.meetings_xml = meetings_xml.into();
     }
 
     /// What this sample shows placement, with `metrics` as its CPU and memory.
