@@ -7,6 +7,7 @@
 //! later moment, replays only the events since.
 
 use super::Failure;
+use super::packed;
 use super::views::{ClusterAt, MeetingAt, ServerAt};
 use crate::ports::Database;
 use crate::records::{EventFilter, LogSnapshot};
@@ -157,7 +158,7 @@ impl Replayed {
             return Ok(());
         }
         // A snapshot that cannot be read is skipped: the log is the truth.
-        if let Ok(mut restored) = serde_json::from_str::<Replayed>(&snapshot.state) {
+        if let Some(mut restored) = packed::unpack::<Replayed>(&snapshot.state) {
             restored.position = snapshot.position;
             restored.snapshot = snapshot.position;
             *self = restored;
@@ -217,7 +218,7 @@ impl Replayed {
         store: &dyn Database,
         recorded_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Failure> {
-        let Ok(state) = serde_json::to_string(&*self) else {
+        let Ok(state) = packed::pack(&*self) else {
             return Ok(());
         };
         store

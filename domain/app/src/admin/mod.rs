@@ -4,6 +4,7 @@
 //! ([`views`]); the transports render them.
 
 mod history;
+mod packed;
 pub use history::History;
 pub mod scalelite;
 pub mod tenants;
