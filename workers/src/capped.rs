@@ -12,6 +12,10 @@ pub enum CappedError {
     Transfer(reqwest::Error),
 }
 
+/// The most set aside for a body before it arrives (from its declared
+/// length): a getMeetings answer of several thousand meetings.
+const PRESIZE_MAX: usize = 8 * 1024 * 1024;
+
 /// The body of `response`, refused past `max` bytes without reading more.
 pub async fn read_capped(
     mut response: reqwest::Response,
@@ -25,8 +29,10 @@ pub async fn read_capped(
     }
     // Sized once from the declared length (a body grown by doubling holds
     // up to twice its length while it is read).
+    // The declared length is untrusted: at most PRESIZE_MAX is set aside
+    // before the bytes arrive.
     let declared = response.content_length().unwrap_or(0) as usize;
-    let mut body = BytesMut::with_capacity(declared.min(max));
+    let mut body = BytesMut::with_capacity(declared.min(max).min(PRESIZE_MAX));
     while let Some(chunk) = response.chunk().await.map_err(CappedError::Transfer)? {
         if body.len() + chunk.len() > max {
             return Err(CappedError::TooLarge);

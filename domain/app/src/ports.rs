@@ -242,7 +242,9 @@ pub trait PolledPicture: Send + Sync {
     async fn heartbeats_before(&self, before_ms: i64) -> Result<Vec<(ServerId, i64)>, StoreError>;
     /// Keeps the `<meeting>` element of a run Switchboard created.
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError>;
-    /// The listings of these runs (by internal id), for those that have one.
+    /// The listings of these runs (by internal id), for those that have one;
+    /// the ids are expected to be distinct (a repeated id may be answered
+    /// twice).
     async fn meeting_listings_of(
         &self,
         internal_ids: &[&str],

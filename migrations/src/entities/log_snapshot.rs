@@ -15,7 +15,8 @@ pub struct Model {
     pub position: i64,
     /// When that event was recorded.
     pub recorded_at: DateTimeUtc,
-    /// The fold, as JSON.
+    /// The fold as its reader wrote it (the pool's history: `gz64:` and
+    /// base64 of gzip-compressed JSON; plain JSON before issue 22).
     #[sea_orm(column_type = "Text")]
     pub state: String,
 }

@@ -114,7 +114,8 @@ impl Store {
         }
         let ids: Vec<String> = servers.iter().map(ToString::to_string).collect();
         self.samples_where(
-            sea_orm::Condition::all().add(server_sample::Column::ServerId.is_in(ids)),
+            sea_orm::Condition::all()
+                .add(server_sample::Column::ServerId.is_in(crate::shapes::padded(&ids).cloned())),
         )
         .await
     }
@@ -206,10 +207,12 @@ impl Store {
         servers: &[ServerId],
     ) -> Result<Vec<(ServerId, i64)>, SqlError> {
         let mut heard = Vec::new();
-        for chunk in servers.chunks(500) {
+        for chunk in servers.chunks(512) {
             let ids: Vec<String> = chunk.iter().map(ToString::to_string).collect();
             let rows = agent_heartbeat::Entity::find()
-                .filter(agent_heartbeat::Column::ServerId.is_in(ids))
+                .filter(
+                    agent_heartbeat::Column::ServerId.is_in(crate::shapes::padded(&ids).cloned()),
+                )
                 .all(&self.db)
                 .await?;
             heard.extend(

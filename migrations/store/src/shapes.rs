@@ -1,9 +1,10 @@
 //! Few statement shapes for statements over lists of varying length.
 //!
 //! sqlx prepares every distinct statement text once per pooled connection
-//! and keeps it (and so does the database), so an `IN (…)` list or a
-//! `VALUES` list of every length from 1 to 500 would leave hundreds of large
-//! prepared statements on each connection (issue 22: +40 MB resident). A
+//! and keeps it (sqlx up to 100 per connection; the database too), so an
+//! `IN (…)` list or a `VALUES` list of every length from 1 to 500 fills each
+//! connection's cache with large statements of every length (issue 22:
+//! +40 MB resident). A
 //! list padded to a power of two by repeating its last element has one of a
 //! handful of shapes; a repeated id in an `IN` list, or a repeated row that
 //! an `UPDATE … FROM (VALUES …)` matches twice, changes nothing.

@@ -2519,6 +2519,48 @@ async fn listing_times_are_those_of_running_runs_without_their_elements() {
     }
 }
 
+/// Issue 22: getMeetings reads the listings of the runs no poll lists yet by
+/// id, in padded chunks of 512: every listing asked for is answered once,
+/// across chunk boundaries, and ids without a listing are skipped.
+#[tokio::test]
+async fn listings_are_read_by_id_across_chunks() {
+    use switchboard_app::records::MeetingListing;
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        let listings: Vec<MeetingListing> = (0..600)
+            .map(|n| MeetingListing {
+                internal_id: format!("run-{n:04}"),
+                server_id: server,
+                created_at_ms: n,
+                xml: format!("<meeting><meetingID>m-{n}</meetingID></meeting>"),
+            })
+            .collect();
+        for listing in &listings {
+            store.put_meeting_listing(listing).await.unwrap();
+        }
+        let mut asked: Vec<&str> = listings
+            .iter()
+            .map(|listing| listing.internal_id.as_str())
+            .collect();
+        // Unknown ids at both ends of the first chunk and in the last one.
+        asked.insert(0, "unknown-first");
+        asked.insert(511, "unknown-at-the-boundary");
+        asked.push("unknown-last");
+        let mut read = store.meeting_listings_of(&asked).await.unwrap();
+        read.sort_by_key(|listing| listing.created_at_ms);
+        assert_eq!(read, listings, "{kind}");
+        assert_eq!(
+            store.meeting_listings_of(&["run-0007"]).await.unwrap(),
+            vec![listings[7].clone()],
+            "{kind}"
+        );
+        assert!(
+            store.meeting_listings_of(&[]).await.unwrap().is_empty(),
+            "{kind}"
+        );
+    }
+}
+
 /// Every connection of an SQLite pool writes the WAL with `synchronous=NORMAL`
 /// and waits for a busy database, not only the first one the pool opened.
 #[tokio::test]

@@ -158,10 +158,16 @@ impl Replayed {
             return Ok(());
         }
         // A snapshot that cannot be read is skipped: the log is the truth.
-        if let Some(mut restored) = packed::unpack::<Replayed>(&snapshot.state) {
-            restored.position = snapshot.position;
-            restored.snapshot = snapshot.position;
-            *self = restored;
+        match packed::unpack::<Replayed>(&snapshot.state) {
+            Some(mut restored) => {
+                restored.position = snapshot.position;
+                restored.snapshot = snapshot.position;
+                *self = restored;
+            }
+            None => tracing::warn!(
+                position = snapshot.position,
+                "a snapshot of the pool's history cannot be read; folding from the log instead"
+            ),
         }
         Ok(())
     }

@@ -21,9 +21,17 @@ const MARKER: &str = "gz64:";
 
 /// `value` as JSON, compressed, in base64 behind [`MARKER`].
 pub(super) fn pack<T: Serialize>(value: &T) -> Result<String, std::io::Error> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
-    serde_json::to_writer(&mut encoder, value)?;
-    let compressed = encoder.finish()?;
+    // Buffered: serde_json writes each token on its own, and each write
+    // straight into the encoder would be a call into the compressor.
+    let mut writer = std::io::BufWriter::with_capacity(
+        64 * 1024,
+        GzEncoder::new(Vec::new(), Compression::fast()),
+    );
+    serde_json::to_writer(&mut writer, value)?;
+    let compressed = writer
+        .into_inner()
+        .map_err(|err| err.into_error())?
+        .finish()?;
     let mut state = String::with_capacity(MARKER.len() + compressed.len().div_ceil(3) * 4);
     state.push_str(MARKER);
     BASE64.encode_string(&compressed, &mut state);
@@ -91,11 +99,27 @@ mod tests {
         assert_eq!(unpack::<Fold>(&json), Some(fold()));
     }
 
+    /// The compressed bytes of a packed state, and a state made of others.
+    fn compressed_of(packed: &str) -> Vec<u8> {
+        BASE64.decode(&packed[MARKER.len()..]).unwrap()
+    }
+    fn packed_from(compressed: &[u8]) -> String {
+        format!("{MARKER}{}", BASE64.encode(compressed))
+    }
+
     #[test]
     fn a_damaged_state_is_not_read() {
         let packed = pack(&fold()).unwrap();
-        let cut = &packed[..packed.len() / 2];
-        assert_eq!(unpack::<Fold>(cut), None);
+        let compressed = compressed_of(&packed);
+        assert_eq!(unpack::<Fold>(&packed_from(&compressed)), Some(fold()));
+        // Cut short: the gzip stream ends early.
+        let cut = packed_from(&compressed[..compressed.len() / 2]);
+        assert_eq!(unpack::<Fold>(&cut), None);
+        // One byte changed in the middle: the stream or its CRC is wrong.
+        let mut flipped = compressed.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x55;
+        assert_eq!(unpack::<Fold>(&packed_from(&flipped)), None);
         assert_eq!(unpack::<u32>("gz64:not base64!"), None);
         assert_eq!(unpack::<u32>("{"), None);
     }

@@ -459,8 +459,8 @@ impl HealthPoller {
                 )
                 .await?;
             }
-            // Taken, not copied: each server's last listing is let go as
-            // soon as its new sample is made.
+            // Taken, not copied: each server's last listing is let go at
+            // the end of its turn, not at the end of the cycle.
             let before = previous
                 .remove(&server.id)
                 .unwrap_or_else(|| ServerSample::new(server.id));

@@ -1,7 +1,8 @@
 //! getMeetings, answered from the polled picture without asking any server
 //! on the request path: each serving server's `<meeting>` elements as its last
 //! poll listed them, minus the runs Switchboard recorded as ended since, plus
-//! listings of the runs Switchboard created since (see [`super::listing`]).
+//! the listings of its running runs that no serving server's poll lists yet,
+//! oldest first (see [`super::listing`]); only those listings are read.
 //!
 //! Each tenant sees its own runs only, and the breakout rooms BBB opened
 //! from them; meetings running on servers without Switchboard having

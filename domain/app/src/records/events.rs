@@ -50,7 +50,8 @@ pub struct LogSnapshot {
     pub position: i64,
     /// When that event was recorded.
     pub recorded_at: chrono::DateTime<chrono::Utc>,
-    /// The fold, in the reader's own JSON.
+    /// The fold, in the reader's own form (the pool's history: JSON,
+    /// gzip-compressed, in base64 behind a marker).
     pub state: String,
 }
 

@@ -127,7 +127,8 @@ impl ServerSample {
             || self.largest_meeting != other.largest_meeting
             || self.known_meetings != other.known_meetings
             || self.load.to_bits() != other.load.to_bits()
-            || self.meetings_xml != other.meetings_xml
+            || (!Arc::ptr_eq(&self.meetings_xml, &other.meetings_xml)
+                && self.meetings_xml != other.meetings_xml)
             || differs_by(self.cpu_percent, other.cpu_percent, METRICS_STEP_PERCENT)
             || differs_by(
                 self.memory_percent,
