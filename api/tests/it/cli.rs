@@ -111,8 +111,22 @@ fn bad_operator_input_gets_a_clear_error() {
 
 /// Starts `switchboard serve --demo 2` and reads its banner.
 async fn start_demo(data_dir: &std::path::Path) -> (tokio::process::Child, Vec<String>) {
+    start_demo_with(data_dir, None).await
+}
+
+/// As [`start_demo`], with `MIMALLOC_PURGE_DELAY` set to `purge_delay` (or
+/// unset).
+async fn start_demo_with(
+    data_dir: &std::path::Path,
+    purge_delay: Option<&str>,
+) -> (tokio::process::Child, Vec<String>) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    match purge_delay {
+        Some(value) => command.env("MIMALLOC_PURGE_DELAY", value),
+        None => command.env_remove("MIMALLOC_PURGE_DELAY"),
+    };
+    let mut child = command
         .args([
             "serve",
             "--demo",
@@ -155,6 +169,30 @@ fn curl_url(banner: &[String], needle: &str) -> String {
         .find(|l| l.contains("curl") && l.contains(needle))
         .unwrap();
     line.split('\'').nth(1).unwrap().to_owned()
+}
+
+/// Issue 22: `serve` runs with freed memory returned at once
+/// (`MIMALLOC_PURGE_DELAY=0`, set by starting itself again in the same
+/// process) unless the environment sets the delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_returns_freed_memory_at_once_unless_told_otherwise() {
+    for (given, expected) in [(None, "0"), (Some("250"), "250")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, banner) = start_demo_with(dir.path(), given).await;
+        assert!(!banner.is_empty(), "serve answered after starting again");
+        let pid = child.id().expect("serve runs");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let purge: Vec<&[u8]> = environ
+            .split(|byte| *byte == 0)
+            .filter(|entry| entry.starts_with(b"MIMALLOC_PURGE_DELAY="))
+            .collect();
+        assert_eq!(
+            purge,
+            vec![format!("MIMALLOC_PURGE_DELAY={expected}").as_bytes()],
+            "{given:?}"
+        );
+        child.kill().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
