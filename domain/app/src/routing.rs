@@ -605,13 +605,12 @@ impl RoutingView {
         tenant: &TenantId,
         meeting_id: &MeetingId,
     ) -> Result<Option<Arc<MeetingRecord>>, StoreError> {
-        let key = cache_key(tenant, meeting_id);
-        if let Some(record) = self.meetings.read().expect("meetings lock").get(&key) {
-            return Ok(Some(record.clone()));
+        if let Some(record) = self.cached_meeting(tenant, meeting_id) {
+            return Ok(Some(record));
         }
         let record = self.store.meeting(tenant, meeting_id).await?.map(Arc::new);
         if let Some(record) = &record {
-            self.remember_shared(record.clone());
+            self.remember(record.clone());
         }
         Ok(record)
     }
@@ -629,24 +628,16 @@ impl RoutingView {
             .cloned()
     }
 
-    /// Caches a meeting read from the store (kept unless a newer version
-    /// is cached already).
-    pub fn remember(&self, record: Arc<MeetingRecord>) {
-        self.remember_shared(record);
-    }
-
     /// Whether the meeting is in the cache (no read).
     #[cfg(test)]
     fn holds(&self, tenant: &TenantId, meeting_id: &MeetingId) -> bool {
-        self.meetings
-            .read()
-            .expect("meetings lock")
-            .contains_key(&cache_key(tenant, meeting_id))
+        self.cached_meeting(tenant, meeting_id).is_some()
     }
 
-    /// Caches a record unless a newer version of it is cached already (a
-    /// read that started before an append may finish after it).
-    fn remember_shared(&self, record: Arc<MeetingRecord>) {
+    /// Caches a meeting (read from the store, or as an append left it)
+    /// unless a newer version of it is cached already (a read that started
+    /// before an append may finish after it).
+    pub fn remember(&self, record: Arc<MeetingRecord>) {
         let key = cache_key(&record.tenant, &record.meeting_id);
         let mut meetings = self.meetings.write().expect("meetings lock");
         if meetings
@@ -842,7 +833,7 @@ impl RoutingView {
             }
         }
         match current {
-            Some(record) => self.remember_shared(Arc::new(record)),
+            Some(record) => self.remember(Arc::new(record)),
             None => self.forget(tenant, meeting_id),
         }
     }

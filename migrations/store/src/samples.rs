@@ -207,7 +207,7 @@ impl Store {
         servers: &[ServerId],
     ) -> Result<Vec<(ServerId, i64)>, SqlError> {
         let mut heard = Vec::new();
-        for chunk in servers.chunks(512) {
+        for chunk in servers.chunks(crate::shapes::IN_LIST_CHUNK) {
             let ids: Vec<String> = chunk.iter().map(ToString::to_string).collect();
             let rows = agent_heartbeat::Entity::find()
                 .filter(
@@ -260,7 +260,7 @@ impl Store {
         internal_ids: &[&str],
     ) -> Result<Vec<MeetingListing>, SqlError> {
         let mut listings = Vec::new();
-        for chunk in internal_ids.chunks(512) {
+        for chunk in internal_ids.chunks(crate::shapes::IN_LIST_CHUNK) {
             let rows = meeting_listing::Entity::find()
                 .filter(
                     meeting_listing::Column::InternalId

@@ -9,6 +9,10 @@
 //! handful of shapes; a repeated id in an `IN` list, or a repeated row that
 //! an `UPDATE … FROM (VALUES …)` matches twice, changes nothing.
 
+/// Ids per `IN (…)` list: lists longer than this are read in chunks, each
+/// padded (a power of two, so a full chunk needs no padding).
+pub(crate) const IN_LIST_CHUNK: usize = 512;
+
 /// The items of `chunk` followed by its last item repeated up to the next
 /// power of two (nothing for an empty chunk).
 pub(crate) fn padded<T>(chunk: &[T]) -> impl Iterator<Item = &T> {

@@ -35,10 +35,8 @@ async fn write_samples<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     let postgres = backend == DbBackend::Postgres;
     let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    // A few statement shapes only: each shape is prepared and kept on
-    // every pooled connection (by sqlx and by the database), so the batch
-    // is padded to a power of two by repeating its last run (an UPDATE
-    // takes one of the identical rows that match).
+    // Padded to a few statement shapes (see `crate::shapes`); an UPDATE
+    // takes one of the identical rows that match.
     let padded = changed.len().next_power_of_two();
     let mut values: Vec<Value> = Vec::with_capacity(padded * 8);
     let mut rows = Vec::with_capacity(padded);
@@ -115,7 +113,7 @@ impl Store {
             by_run.entry(sample.internal_id).or_default().push(sample);
         }
         let ids: Vec<&str> = by_run.keys().copied().collect();
-        for chunk in ids.chunks(512) {
+        for chunk in ids.chunks(crate::shapes::IN_LIST_CHUNK) {
             let rows = run_usage::Entity::find()
                 .filter(run_usage::Column::InternalId.is_in(crate::shapes::padded(chunk).copied()))
                 .filter(run_usage::Column::EndedMs.is_null())
