@@ -6,8 +6,7 @@ use crate::bbb;
 use crate::config::Settings;
 use crate::recordings::RecordingRoutes;
 use anyhow::Context;
-use poem::listener::TcpAcceptor;
-use poem::{EndpointExt, Route, Server, get, handler, web::Data};
+use poem::{EndpointExt, Route, get, handler, web::Data};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -578,25 +577,20 @@ async fn start_with(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let idle_timeout = Duration::from_secs_f64(state.settings.idle_timeout_secs.max(0.1));
-    let max_connections = state.settings.max_connections;
-    let server = tokio::spawn(async move {
-        Server::new_with_acceptor(crate::idle::IdleAcceptor::new(
-            acceptor,
-            idle_timeout,
-            max_connections,
-        ))
-        .run_with_graceful_shutdown(
-            endpoint,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Some(Duration::from_secs(5)),
-        )
-        .await
-    });
+    let options = crate::http_server::ServeOptions {
+        idle_timeout: Duration::from_secs_f64(state.settings.idle_timeout_secs.max(0.1)),
+        max_connections: state.settings.max_connections,
+        grace: Duration::from_secs(5),
+    };
+    let server = tokio::spawn(crate::http_server::serve(
+        listener,
+        endpoint,
+        options,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     state
         .recordings
         .bind_public_url(state.settings.public_url_for(addr));

@@ -1,64 +1,17 @@
-//! Connections that stall are closed, and their number is capped: an
-//! acceptor whose connections fail
-//! their reads once no byte moved either way for the idle timeout, so a
-//! client idling between requests, or stalled half-way through sending one
-//! (headers or body), never holds a connection and its task forever.
-//! (Poem's own idle timeout shuts a connection down gracefully, which waits
-//! for a half-read request.)
+//! Connections that stall are closed: a connection whose reads and writes
+//! fail once no byte moved either way for the idle timeout, so a client
+//! idling between requests, or stalled half-way through sending one
+//! (headers or body), never holds a connection and its task forever. (A
+//! graceful shutdown on idleness would wait for a half-read request.) Each
+//! holds its place under the accept loop's connection limit until dropped.
 
-use poem::listener::Acceptor;
-use poem::web::{LocalAddr, RemoteAddr};
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
-
-/// Wraps an acceptor: its connections time out after `timeout` without
-/// traffic, and at most `max_connections` are open at once (further ones
-/// wait in the listen backlog until one closes).
-#[derive(Debug)]
-pub struct IdleAcceptor<A> {
-    inner: A,
-    timeout: Duration,
-    open: Arc<Semaphore>,
-}
-
-impl<A> IdleAcceptor<A> {
-    /// `inner`'s connections, closed after `timeout` without traffic, at
-    /// most `max_connections` at once.
-    pub fn new(inner: A, timeout: Duration, max_connections: usize) -> Self {
-        Self {
-            inner,
-            timeout,
-            open: Arc::new(Semaphore::new(max_connections.max(1))),
-        }
-    }
-}
-
-impl<A: Acceptor> Acceptor for IdleAcceptor<A> {
-    type Io = IdleIo<A::Io>;
-
-    fn local_addr(&self) -> Vec<LocalAddr> {
-        self.inner.local_addr()
-    }
-
-    async fn accept(
-        &mut self,
-    ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
-        let permit = self
-            .open
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| io::Error::other("the connection limit is gone"))?;
-        let (io, local, remote, scheme) = self.inner.accept().await?;
-        Ok((IdleIo::new(io, self.timeout, permit), local, remote, scheme))
-    }
-}
 
 /// A connection that fails once no byte moved for its timeout; it holds
 /// its place under the connection limit until dropped.
@@ -76,7 +29,9 @@ pub struct IdleIo<T> {
 }
 
 impl<T> IdleIo<T> {
-    fn new(inner: T, timeout: Duration, permit: OwnedSemaphorePermit) -> Self {
+    /// `inner`, failing once no byte moved for `timeout`; holds `permit`
+    /// until dropped.
+    pub fn new(inner: T, timeout: Duration, permit: OwnedSemaphorePermit) -> Self {
         let now = Instant::now();
         Self {
             inner,
@@ -185,7 +140,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::Semaphore;
 
     fn idle_io(timeout: Duration) -> (IdleIo<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(64);

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod http_server;
 pub mod idle;
 pub mod metrics;
 pub mod polling;
