@@ -96,10 +96,17 @@ pub fn read_response(body: &[u8]) -> Result<ResponseSummary, XmlError> {
 }
 
 /// Reads a BBB answer with its `<meetings>` list (empty for other calls).
+///
+/// Element names are borrowed from the body, not copied: only the depth
+/// and whether the open top-level element is `<meetings>` are kept (the
+/// reader checks that every end tag matches its start tag), so reading an
+/// answer allocates for the fields and meetings it keeps, not per element.
 pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
     let mut reader = Reader::from_str(body);
     let mut answer = MeetingsAnswer::default();
-    let mut path: Vec<String> = Vec::new();
+    // How many elements are open, and whether the top-level one is <meetings>.
+    let mut depth = 0usize;
+    let mut in_meetings = false;
     let mut text = String::new();
     let mut saw_root = false;
     let mut meeting_start = 0usize;
@@ -109,47 +116,56 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
         let event = reader.read_event().map_err(malformed)?;
         match event {
             Event::Start(start) => {
-                let name = start.name().as_ref().to_owned();
-                if path.is_empty() {
-                    if saw_root || name != "response" {
-                        return Err(XmlError::NotAResponse(
-                            "the root element must be <response>",
-                        ));
+                let name = start.name();
+                let name = name.as_ref();
+                match depth {
+                    0 => {
+                        if saw_root || name != "response" {
+                            return Err(XmlError::NotAResponse(
+                                "the root element must be <response>",
+                            ));
+                        }
+                        saw_root = true;
                     }
-                    saw_root = true;
+                    1 => in_meetings = name == "meetings",
+                    2 if in_meetings && name == "meeting" => {
+                        meeting_start = before;
+                        current = Some(MeetingEntry {
+                            raw: "",
+                            meeting_id: String::new(),
+                            internal_id: String::new(),
+                            participants: 0,
+                            video: 0,
+                            voice: 0,
+                            create_time_ms: 0,
+                            parent_id: None,
+                            voice_bridge: None,
+                            recording: false,
+                        });
+                    }
+                    _ => {}
                 }
-                if path.len() == 2 && path[1] == "meetings" && name == "meeting" {
-                    meeting_start = before;
-                    current = Some(MeetingEntry {
-                        raw: "",
-                        meeting_id: String::new(),
-                        internal_id: String::new(),
-                        participants: 0,
-                        video: 0,
-                        voice: 0,
-                        create_time_ms: 0,
-                        parent_id: None,
-                        voice_bridge: None,
-                        recording: false,
-                    });
-                }
-                path.push(name);
+                depth += 1;
                 text.clear();
             }
-            Event::End(_) => {
-                let Some(name) = path.pop() else {
+            Event::End(end) => {
+                let Some(inner) = depth.checked_sub(1) else {
                     return Err(XmlError::Malformed("unbalanced end tag".into()));
                 };
-                if path.len() == 1 {
+                depth = inner;
+                let name = end.name();
+                let name: &str = name.as_ref();
+                if depth == 1 {
                     answer
                         .summary
                         .fields
-                        .insert(name.clone(), text.trim().to_owned());
+                        .insert(name.to_owned(), text.trim().to_owned());
+                    in_meetings = false;
                 }
-                if path.len() == 3
+                if depth == 3
                     && let Some(entry) = current.as_mut()
                 {
-                    match name.as_str() {
+                    match name {
                         "meetingID" => entry.meeting_id = text.clone(),
                         "internalMeetingID" => entry.internal_id = text.trim().to_owned(),
                         "participantCount" => entry.participants = text.trim().parse().unwrap_or(0),
@@ -169,7 +185,7 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                         _ => {}
                     }
                 }
-                if path.len() == 2 && name == "meeting" {
+                if depth == 2 && name == "meeting" {
                     let end = reader.buffer_position() as usize;
                     if let Some(mut entry) = current.take() {
                         entry.raw = body.get(meeting_start..end).unwrap_or("");
@@ -179,14 +195,15 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                 text.clear();
             }
             Event::Empty(empty) => {
-                if path.is_empty() {
+                if depth == 0 {
                     return Err(XmlError::NotAResponse(
                         "the root element must be <response>",
                     ));
                 }
-                if path.len() == 1 {
-                    let name = empty.name().as_ref().to_owned();
-                    answer.summary.fields.insert(name, String::new());
+                if depth == 1 {
+                    let name = empty.name();
+                    let name: &str = name.as_ref();
+                    answer.summary.fields.insert(name.to_owned(), String::new());
                 }
             }
             Event::Text(content) => text.push_str(&content.xml10_content()),
@@ -198,7 +215,7 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
         }
     }
-    if !path.is_empty() {
+    if depth != 0 {
         return Err(XmlError::Malformed(
             "document ended inside an element".into(),
         ));
