@@ -19,7 +19,7 @@ use crate::routing::ObservedLoads;
 use futures::StreamExt;
 use metrics_window::MetricsTracker;
 use reconcile::{ListedMeeting, create_time_of, plan};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_domain::bbb::xml::read_meetings;
@@ -304,6 +304,30 @@ impl HealthPoller {
             .into_iter()
             .filter(|server| server.state != ServerState::Disabled)
             .collect();
+        // The last samples, read before the probes: a polled server's
+        // listing is kept as its digest only, so the cycle never holds every
+        // server's last listing beside every new one (with 1,000 meetings a
+        // listing is about 1 MB). Agents' listings are kept: reconciling an
+        // unpolled agent server reads its last heartbeat's listing.
+        let agents: HashSet<ServerId> = servers
+            .iter()
+            .filter(|server| server.has_live_agent())
+            .map(|server| server.id)
+            .collect();
+        let mut listing_digests: HashMap<ServerId, u64> = HashMap::new();
+        let previous_samples: HashMap<ServerId, ServerSample> = self
+            .store
+            .server_samples()
+            .await?
+            .into_iter()
+            .map(|mut sample| {
+                if !agents.contains(&sample.server_id) {
+                    listing_digests.insert(sample.server_id, sample.listing_digest());
+                    sample.meetings_xml = Arc::default();
+                }
+                (sample.server_id, sample)
+            })
+            .collect();
         let backends = &self.backends;
         let scraper = self.scraper.as_ref();
         let config = &self.config;
@@ -361,13 +385,6 @@ impl HealthPoller {
         };
         let recorded_before_poll =
             |meeting: &MeetingRecord| recorded_before(meeting, poll_started_ms);
-        let previous_samples: HashMap<ServerId, ServerSample> = self
-            .store
-            .server_samples()
-            .await?
-            .into_iter()
-            .map(|sample| (sample.server_id, sample))
-            .collect();
         // Unpolled agent servers are reconciled from their last heartbeat's
         // listing when it or the runs recorded there changed (or a minute
         // passed): not every server's XML on every cycle.
@@ -470,6 +487,7 @@ impl HealthPoller {
             sample.metrics_state = metrics.state;
             sample.metrics_error = metrics.error.clone();
             sample.metrics_read_at_ms = metrics.read_at_ms;
+            let mut probed_listing: Option<u64> = None;
             let command = match probed {
                 Some((observed, listed, meetings_xml)) => {
                     let observed = Observed {
@@ -481,6 +499,7 @@ impl HealthPoller {
                     self.loads.set(server.id, observed.clone());
                     sample.successes = (sample.successes + 1).min(self.config.online_after.max(1));
                     sample.record_picture(&observed, meetings_xml);
+                    probed_listing = Some(sample.listing_digest());
                     (!server.online && sample.successes >= self.config.online_after)
                         .then_some(ServerCommand::MarkOnline)
                 }
@@ -501,11 +520,23 @@ impl HealthPoller {
                 }
             };
             let sample_now = sample.clone();
-            if sample.content_differs(&before) {
+            // The listing is compared by digest (the last one is not held).
+            let listing_changed = match &probed_listing {
+                Some(digest) => listing_digests.get(&server.id) != Some(digest),
+                None => false,
+            };
+            let changed = sample.figures_differ(&before) || listing_changed;
+            let heartbeat_due = now_ms - before.polled_at_ms >= SAMPLE_HEARTBEAT_MS;
+            if (changed || heartbeat_due) && probed_listing.is_none() {
+                // Not polled well: the sample is written with the listing
+                // it has (read again: only its digest was kept).
+                sample.meetings_xml = self.stored_listing(server.id).await?;
+            }
+            if changed {
                 sample.polled_at_ms = now_ms;
                 sample.changed_at_ms = now_ms;
                 changed_samples.push(sample);
-            } else if now_ms - before.polled_at_ms >= SAMPLE_HEARTBEAT_MS {
+            } else if heartbeat_due {
                 // Only the poll and read times moved: written now and then so
                 // views show recent times, without making instances re-read.
                 sample.polled_at_ms = now_ms;
@@ -639,6 +670,18 @@ pub const PENDING_CREATE_GRACE_MS: i64 = 30_000;
 const LISTING_LIFETIME_MS: i64 = 10 * 60 * 1000;
 
 impl HealthPoller {
+    /// The listing a server's stored sample holds (empty without one).
+    async fn stored_listing(&self, server: ServerId) -> Result<Arc<str>, HealthError> {
+        Ok(self
+            .store
+            .server_samples_of(&[server])
+            .await?
+            .into_iter()
+            .next()
+            .map(|sample| sample.meetings_xml)
+            .unwrap_or_default())
+    }
+
     /// Whether a server's agent was heard within its missed-heartbeats bound.
     fn heard_lately(&self, server: &ServerRecord, heard: Option<&i64>, now_ms: i64) -> bool {
         let (Some(agent), Some(at_ms)) = (&server.agent, heard) else {
@@ -1268,6 +1311,79 @@ mod tests {
         let points = world.store.series_since(0, None).await.unwrap();
         assert_eq!(points.len(), 1);
         assert!(points[0].at_ms > first.at_ms + 3_600_000);
+    }
+
+    /// The poll keeps only a digest of each server's last listing: a
+    /// failed poll must still write the sample with the listing it had, an
+    /// unchanged listing must not count as a change, a changed one must.
+    #[tokio::test]
+    async fn listings_are_compared_by_digest_and_kept_through_failed_polls() {
+        use std::sync::atomic::AtomicU64;
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        // 0: timeout; 1: the meeting; 2: the meeting renamed.
+        let answer = Arc::new(AtomicU64::new(1));
+        let seen = answer.clone();
+        let backend = Arc::new(ScriptedBackend::new(move |_, _, _| {
+            let element = answers::meeting_element("room", "room-1", NOW_MS, 3);
+            match seen.load(Ordering::SeqCst) {
+                0 => answers::timeout(),
+                1 => answers::meetings(&[element]),
+                _ => answers::meetings(&[element.replace(
+                    "<meetingName>room</meetingName>",
+                    "<meetingName>renamed</meetingName>",
+                )]),
+            }
+        }));
+        let mut poller = poller(&world, &backend, config());
+        let sample = async || {
+            world
+                .store
+                .server_samples()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|s| s.server_id == id)
+                .unwrap()
+        };
+        // Twice: the success streak stops growing at `online_after`.
+        for _ in 0..2 {
+            world.clock.advance_ms(5_000);
+            poller.poll_once().await.unwrap();
+        }
+        let first = sample().await;
+        assert!(first.meetings_xml.contains("room-1"));
+
+        // The same listing again: no change recorded.
+        world.clock.advance_ms(5_000);
+        poller.poll_once().await.unwrap();
+        assert_eq!(sample().await.changed_at_ms, first.changed_at_ms);
+
+        // A failed poll: the failure is written, the listing stays.
+        answer.store(0, Ordering::SeqCst);
+        world.clock.advance_ms(5_000);
+        poller.poll_once().await.unwrap();
+        let failed = sample().await;
+        assert_eq!(failed.failures, 1);
+        assert!(failed.changed_at_ms > first.changed_at_ms);
+        assert_eq!(failed.meetings_xml, first.meetings_xml);
+
+        // Back (twice, for the streak), then only the listing changes: a
+        // new name, the same figures.
+        answer.store(1, Ordering::SeqCst);
+        for _ in 0..2 {
+            world.clock.advance_ms(5_000);
+            poller.poll_once().await.unwrap();
+        }
+        let back = sample().await;
+        answer.store(2, Ordering::SeqCst);
+        world.clock.advance_ms(5_000);
+        poller.poll_once().await.unwrap();
+        let renamed = sample().await;
+        assert!(!renamed.figures_differ(&back));
+        assert!(renamed.meetings_xml.contains("renamed"));
+        assert!(renamed.changed_at_ms > back.changed_at_ms);
     }
 
     #[tokio::test]

@@ -119,6 +119,15 @@ impl ServerSample {
     /// Whether anything but the poll and read times differs from `other`
     /// (CPU and memory: by at least [`METRICS_STEP_PERCENT`]).
     pub fn content_differs(&self, other: &ServerSample) -> bool {
+        self.figures_differ(other)
+            || (!Arc::ptr_eq(&self.meetings_xml, &other.meetings_xml)
+                && self.meetings_xml != other.meetings_xml)
+    }
+
+    /// Whether anything but the poll and read times and the listing
+    /// (`meetings_xml`) differs from `other` (CPU and memory: by at least
+    /// [`METRICS_STEP_PERCENT`]).
+    pub fn figures_differ(&self, other: &ServerSample) -> bool {
         self.failures != other.failures
             || self.successes != other.successes
             || self.meetings != other.meetings
@@ -127,8 +136,6 @@ impl ServerSample {
             || self.largest_meeting != other.largest_meeting
             || self.known_meetings != other.known_meetings
             || self.load.to_bits() != other.load.to_bits()
-            || (!Arc::ptr_eq(&self.meetings_xml, &other.meetings_xml)
-                && self.meetings_xml != other.meetings_xml)
             || differs_by(self.cpu_percent, other.cpu_percent, METRICS_STEP_PERCENT)
             || differs_by(
                 self.memory_percent,
@@ -137,6 +144,17 @@ impl ServerSample {
             )
             || self.metrics_state != other.metrics_state
             || self.metrics_error != other.metrics_error
+    }
+
+    /// A digest of the listing (`meetings_xml`), to tell within this process
+    /// whether a new listing differs from one no longer held (64-bit
+    /// SipHash: a collision would leave a changed listing unwritten until
+    /// the sample's next change or heartbeat write).
+    pub fn listing_digest(&self) -> u64 {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.meetings_xml.hash(&mut hasher);
+        hasher.finish()
     }
 }
 
