@@ -53,6 +53,8 @@ pub async fn serve(
     let local = LocalAddr(listener.local_addr()?.into());
     let open = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
+    // Dropped after the grace period: every connection still open ends.
+    let (drop_all, _) = tokio::sync::watch::channel(());
     // Not `pipeline_flush`: with it hyper buffers a whole body before
     // writing (every getMeetings answer in flight held at once).
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -68,12 +70,8 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
-                // A connection that failed between the handshake and its
-                // acceptance (reset, or out of descriptors for a moment):
-                // the next one is served.
                 Err(err) => {
-                    tracing::debug!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    accept_failed(&err).await;
                     continue;
                 }
             },
@@ -96,13 +94,113 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let mut dropped = drop_all.subscribe();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
+            tokio::select! {
+                ended = connection => {
+                    if let Err(err) = ended {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                }
+                // Past the grace period: the connection is dropped as it is.
+                _ = dropped.changed() => {}
             }
         });
     }
     drop(listener);
     let _ = tokio::time::timeout(options.grace, graceful.shutdown()).await;
+    drop(drop_all);
     Ok(())
+}
+
+/// Waits after a failed accept. A connection reset before it was accepted
+/// is nothing; anything else (out of file descriptors) is said, and the
+/// loop backs off for a moment instead of spinning.
+async fn accept_failed(err: &std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    ) {
+        tracing::debug!(error = %err, "a connection went before it was accepted");
+        return;
+    }
+    tracing::warn!(error = %err, "cannot accept connections; retrying in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem::EndpointExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    async fn started(
+        grace: Duration,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let endpoint = poem::Route::new()
+            .at("/", poem::get(poem::endpoint::make_sync(|_| "hello")))
+            .map_to_response()
+            .boxed();
+        let options = ServeOptions {
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4,
+            grace,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, endpoint, options, async move {
+            let _ = stopped.await;
+        }));
+        (addr, stop, server)
+    }
+
+    #[tokio::test]
+    async fn answers_requests_on_a_kept_alive_connection() {
+        let (addr, stop, server) = started(Duration::from_secs(1)).await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for _ in 0..2 {
+            client
+                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = vec![0u8; 1024];
+            let read = client.read(&mut answer).await.unwrap();
+            let answer = String::from_utf8_lossy(&answer[..read]);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.ends_with("hello"), "{answer}");
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    /// A client stalled half-way through its request holds its connection
+    /// past a graceful shutdown for the grace period only.
+    #[tokio::test]
+    async fn a_stalled_connection_is_dropped_when_the_grace_period_ends() {
+        let grace = Duration::from_millis(200);
+        let (addr, stop, server) = started(grace).await;
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\nhost:").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stopping = std::time::Instant::now();
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("serve returned")
+            .unwrap()
+            .unwrap();
+        assert!(stopping.elapsed() >= grace);
+        // The connection's end reaches the client (EOF or a reset), not a
+        // wait for the 60 s idle timeout.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.read_to_end(&mut rest))
+            .await
+            .expect("the server closed the stalled connection");
+    }
 }

@@ -226,6 +226,22 @@ pub trait PolledPicture: Send + Sync {
     ) -> Result<Vec<ServerSample>, StoreError>;
     /// Writes samples (replacing earlier ones) and announces the change.
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError>;
+    /// Every server's sample without its listing (`meetings_xml` empty),
+    /// with the listing's [`listing_digest`]: each listing is read,
+    /// digested and let go as its row arrives, so a poll never holds every
+    /// server's last listing.
+    ///
+    /// [`listing_digest`]: crate::records::listing_digest
+    async fn server_sample_figures(&self) -> Result<Vec<(ServerSample, u64)>, StoreError>;
+    /// Writes a poll's samples in one transaction and announces the change:
+    /// `with_listings` whole (replacing earlier ones), `keeping_listings`
+    /// all but their listing, which stays as stored (empty for a server
+    /// never sampled).
+    async fn put_polled_samples(
+        &self,
+        with_listings: &[ServerSample],
+        keeping_listings: &[ServerSample],
+    ) -> Result<(), StoreError>;
     /// Writes samples and when servers' agents were last heard (replacing
     /// earlier ones) in one transaction; announces changed samples.
     async fn put_agent_heartbeats(

@@ -103,6 +103,10 @@ pub fn read_response(body: &[u8]) -> Result<ResponseSummary, XmlError> {
 /// answer allocates for the fields and meetings it keeps, not per element.
 pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
     let mut reader = Reader::from_str(body);
+    // Every end tag must match its start tag (quick-xml's default, relied
+    // on here: an end tag's name stands for the element it closes).
+    reader.config_mut().check_end_names = true;
+    reader.config_mut().allow_unmatched_ends = false;
     let mut answer = MeetingsAnswer::default();
     // How many elements are open, and whether the top-level one is <meetings>.
     let mut depth = 0usize;

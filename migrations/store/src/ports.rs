@@ -218,6 +218,18 @@ impl PolledPicture for Store {
         Ok(Store::put_server_samples_sql(self, samples).await?)
     }
 
+    async fn server_sample_figures(&self) -> Result<Vec<(ServerSample, u64)>, StoreError> {
+        Ok(Store::server_sample_figures_sql(self).await?)
+    }
+
+    async fn put_polled_samples(
+        &self,
+        with_listings: &[ServerSample],
+        keeping_listings: &[ServerSample],
+    ) -> Result<(), StoreError> {
+        Ok(Store::put_polled_samples_sql(self, with_listings, keeping_listings).await?)
+    }
+
     async fn put_agent_heartbeats(
         &self,
         samples: &[ServerSample],

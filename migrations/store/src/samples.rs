@@ -7,7 +7,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
-use switchboard_app::records::{MeetingListing, ServerSample};
+use switchboard_app::records::{MeetingListing, ServerSample, listing_digest};
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server_metrics::MetricsState;
 use switchboard_migrations::entities::{agent_heartbeat, meeting, meeting_listing, server_sample};
@@ -84,6 +84,26 @@ impl Store {
         Ok(samples)
     }
 
+    /// Every server's sample without its listing, with the listing's
+    /// digest: each row's listing is digested and dropped as the row
+    /// arrives (see [`PolledPicture::server_sample_figures`]).
+    ///
+    /// [`PolledPicture::server_sample_figures`]: switchboard_app::ports::PolledPicture::server_sample_figures
+    pub(crate) async fn server_sample_figures_sql(
+        &self,
+    ) -> Result<Vec<(ServerSample, u64)>, SqlError> {
+        use futures::TryStreamExt as _;
+        let rows = server_sample::Entity::find().stream(&self.db).await?;
+        futures::pin_mut!(rows);
+        let mut samples = Vec::new();
+        while let Some(mut row) = rows.try_next().await? {
+            let digest = listing_digest(&row.meetings_xml);
+            row.meetings_xml = String::new();
+            samples.extend(to_sample(row).map(|sample| (sample, digest)));
+        }
+        Ok(samples)
+    }
+
     /// Which samples changed after `since_ms`, with their change times (cheap:
     /// no XML is read).
     pub(crate) async fn samples_changed_after_sql(
@@ -136,37 +156,75 @@ impl Store {
         samples: &[ServerSample],
         heard: &[(ServerId, i64)],
     ) -> Result<(), SqlError> {
-        if samples.is_empty() && heard.is_empty() {
+        self.put_samples_sql(samples, &[], heard).await
+    }
+
+    /// Writes a poll's samples in one transaction: `with_listings` whole,
+    /// `keeping_listings` all but their listing.
+    pub(crate) async fn put_polled_samples_sql(
+        &self,
+        with_listings: &[ServerSample],
+        keeping_listings: &[ServerSample],
+    ) -> Result<(), SqlError> {
+        self.put_samples_sql(with_listings, keeping_listings, &[])
+            .await
+    }
+
+    async fn put_samples_sql(
+        &self,
+        with_listings: &[ServerSample],
+        keeping_listings: &[ServerSample],
+        heard: &[(ServerId, i64)],
+    ) -> Result<(), SqlError> {
+        if with_listings.is_empty() && keeping_listings.is_empty() && heard.is_empty() {
             return Ok(());
         }
         let txn = self.db.begin().await?;
         // One sample per statement: a sample carries its server's whole
         // listing (about 1 MB with 1,000 meetings), and one statement for
         // every server's sample held all of them twice more, as values and
-        // as the encoded statement, at the poll's peak; one shape also
-        // keeps one prepared statement per connection.
-        for sample in samples {
-            server_sample::Entity::insert(to_row(sample))
+        // as the encoded statement, at the poll's peak; two shapes (with
+        // and without the listing) keep two prepared statements per
+        // connection.
+        let figures = [
+            server_sample::Column::ChangedAtMs,
+            server_sample::Column::PolledAtMs,
+            server_sample::Column::Failures,
+            server_sample::Column::Successes,
+            server_sample::Column::Meetings,
+            server_sample::Column::Attendees,
+            server_sample::Column::Video,
+            server_sample::Column::LargestMeeting,
+            server_sample::Column::KnownMeetings,
+            server_sample::Column::Load,
+            server_sample::Column::CpuPercent,
+            server_sample::Column::MemoryPercent,
+            server_sample::Column::MetricsState,
+            server_sample::Column::MetricsError,
+            server_sample::Column::MetricsReadAtMs,
+        ];
+        let with_listing: Vec<_> = figures
+            .iter()
+            .copied()
+            .chain([server_sample::Column::MeetingsXml])
+            .collect();
+        let writes = with_listings
+            .iter()
+            .map(|sample| (sample, false))
+            .chain(keeping_listings.iter().map(|sample| (sample, true)));
+        for (sample, keep_listing) in writes {
+            let mut row = to_row(sample);
+            let columns = if keep_listing {
+                // Inserted only for a server never sampled: no listing yet.
+                row.meetings_xml = Set(String::new());
+                &figures[..]
+            } else {
+                &with_listing[..]
+            };
+            server_sample::Entity::insert(row)
                 .on_conflict(
                     OnConflict::column(server_sample::Column::ServerId)
-                        .update_columns([
-                            server_sample::Column::ChangedAtMs,
-                            server_sample::Column::PolledAtMs,
-                            server_sample::Column::Failures,
-                            server_sample::Column::Successes,
-                            server_sample::Column::Meetings,
-                            server_sample::Column::Attendees,
-                            server_sample::Column::Video,
-                            server_sample::Column::LargestMeeting,
-                            server_sample::Column::KnownMeetings,
-                            server_sample::Column::Load,
-                            server_sample::Column::MeetingsXml,
-                            server_sample::Column::CpuPercent,
-                            server_sample::Column::MemoryPercent,
-                            server_sample::Column::MetricsState,
-                            server_sample::Column::MetricsError,
-                            server_sample::Column::MetricsReadAtMs,
-                        ])
+                        .update_columns(columns.iter().copied())
                         .to_owned(),
                 )
                 .exec(&txn)
@@ -195,7 +253,7 @@ impl Store {
                 .await?;
         }
         txn.commit().await?;
-        if !samples.is_empty() {
+        if !with_listings.is_empty() || !keeping_listings.is_empty() {
             self.announce(crate::announce::Change::Samples).await;
         }
         Ok(())

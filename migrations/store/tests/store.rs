@@ -552,6 +552,72 @@ async fn samples_keep_the_windowed_metrics() {
     }
 }
 
+/// A poll writes new listings whole and leaves the stored listing of a
+/// sample whose listing did not change; its figures are read with each
+/// listing's digest instead of the listing.
+#[tokio::test]
+async fn polled_samples_keep_their_stored_listing_unless_given_a_new_one() {
+    use switchboard_app::records::{ServerSample, listing_digest};
+    for (kind, store) in stores().await {
+        let a = add_server(&store, 1).await;
+        let b = add_server(&store, 2).await;
+        let listed = ServerSample {
+            changed_at_ms: 10,
+            meetings: 1,
+            meetings_xml: "<meeting><meetingID>m</meetingID></meeting>".into(),
+            ..ServerSample::new(a)
+        };
+        store
+            .put_polled_samples(std::slice::from_ref(&listed), &[])
+            .await
+            .unwrap();
+        // Figures only: a's listing stays; b, never sampled, gets none.
+        let failed = ServerSample {
+            changed_at_ms: 20,
+            failures: 1,
+            meetings_xml: Default::default(),
+            ..listed.clone()
+        };
+        let fresh = ServerSample {
+            changed_at_ms: 20,
+            meetings_xml: "<meeting>ignored</meeting>".into(),
+            ..ServerSample::new(b)
+        };
+        store
+            .put_polled_samples(&[], &[failed.clone(), fresh.clone()])
+            .await
+            .unwrap();
+        let stored_a = store.server_samples_of(&[a]).await.unwrap();
+        assert_eq!(
+            stored_a,
+            vec![ServerSample {
+                meetings_xml: listed.meetings_xml.clone(),
+                ..failed.clone()
+            }],
+            "{kind}: figures written, listing kept"
+        );
+        let stored_b = store.server_samples_of(&[b]).await.unwrap();
+        assert_eq!(stored_b[0].meetings_xml.as_ref(), "", "{kind}");
+        assert_eq!(stored_b[0].changed_at_ms, 20, "{kind}");
+        let mut figures = store.server_sample_figures().await.unwrap();
+        figures.sort_by_key(|(sample, _)| sample.server_id != a);
+        assert_eq!(
+            figures,
+            vec![
+                (failed, listing_digest(&listed.meetings_xml)),
+                (
+                    ServerSample {
+                        meetings_xml: Default::default(),
+                        ..fresh
+                    },
+                    listing_digest("")
+                ),
+            ],
+            "{kind}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_series_keeps_one_point_per_server_and_minute_and_prunes_by_age() {
     use switchboard_app::records::SeriesPoint;

@@ -19,7 +19,7 @@ use crate::routing::ObservedLoads;
 use futures::StreamExt;
 use metrics_window::MetricsTracker;
 use reconcile::{ListedMeeting, create_time_of, plan};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_domain::bbb::xml::read_meetings;
@@ -304,30 +304,6 @@ impl HealthPoller {
             .into_iter()
             .filter(|server| server.state != ServerState::Disabled)
             .collect();
-        // The last samples, read before the probes: a polled server's
-        // listing is kept as its digest only, so the cycle never holds every
-        // server's last listing beside every new one (with 1,000 meetings a
-        // listing is about 1 MB). Agents' listings are kept: reconciling an
-        // unpolled agent server reads its last heartbeat's listing.
-        let agents: HashSet<ServerId> = servers
-            .iter()
-            .filter(|server| server.has_live_agent())
-            .map(|server| server.id)
-            .collect();
-        let mut listing_digests: HashMap<ServerId, u64> = HashMap::new();
-        let previous_samples: HashMap<ServerId, ServerSample> = self
-            .store
-            .server_samples()
-            .await?
-            .into_iter()
-            .map(|mut sample| {
-                if !agents.contains(&sample.server_id) {
-                    listing_digests.insert(sample.server_id, sample.listing_digest());
-                    sample.meetings_xml = Arc::default();
-                }
-                (sample.server_id, sample)
-            })
-            .collect();
         let backends = &self.backends;
         let scraper = self.scraper.as_ref();
         let config = &self.config;
@@ -385,6 +361,20 @@ impl HealthPoller {
         };
         let recorded_before_poll =
             |meeting: &MeetingRecord| recorded_before(meeting, poll_started_ms);
+        // The last samples without their listings (each only digested): a
+        // cycle never holds every server's last listing beside every new one
+        // (with 1,000 meetings a listing is about 1 MB).
+        let mut listing_digests: HashMap<ServerId, u64> = HashMap::new();
+        let previous_samples: HashMap<ServerId, ServerSample> = self
+            .store
+            .server_sample_figures()
+            .await?
+            .into_iter()
+            .map(|(sample, digest)| {
+                listing_digests.insert(sample.server_id, digest);
+                (sample.server_id, sample)
+            })
+            .collect();
         // Unpolled agent servers are reconciled from their last heartbeat's
         // listing when it or the runs recorded there changed (or a minute
         // passed): not every server's XML on every cycle.
@@ -414,15 +404,26 @@ impl HealthPoller {
                 })
                 .collect()
         };
-        let heard: HashMap<ServerId, i64> = if agent_keys.is_empty() {
-            HashMap::new()
-        } else {
-            let due: Vec<ServerId> = agent_keys.keys().copied().collect();
-            self.store.heartbeats_of(&due).await?.into_iter().collect()
-        };
+        // The due agents' last heartbeat listings, whole.
+        let (heard, agent_listings): (HashMap<ServerId, i64>, HashMap<ServerId, Arc<str>>) =
+            if agent_keys.is_empty() {
+                (HashMap::new(), HashMap::new())
+            } else {
+                let due: Vec<ServerId> = agent_keys.keys().copied().collect();
+                let heard = self.store.heartbeats_of(&due).await?.into_iter().collect();
+                let listings = self
+                    .store
+                    .server_samples_of(&due)
+                    .await?
+                    .into_iter()
+                    .map(|sample| (sample.server_id, sample.meetings_xml))
+                    .collect();
+                (heard, listings)
+            };
         // Streaks live in the shared samples, so any worker may take any tick.
         let mut previous = previous_samples;
-        let mut changed_samples = Vec::new();
+        let mut with_listings = Vec::new();
+        let mut keeping_listings = Vec::new();
         let mut usage: Vec<OwnedUsage> = Vec::new();
         let mut series: Vec<SeriesPoint> = Vec::new();
         for (server, probed, (read, read_at_ms)) in results {
@@ -440,7 +441,9 @@ impl HealthPoller {
                                 && self.heard_lately(&server, heard.get(&server.id), now_ms) =>
                         {
                             self.agent_reconciled.insert(server.id, (*key, now_ms));
-                            listed_in_sample(&sample.meetings_xml)
+                            agent_listings
+                                .get(&server.id)
+                                .and_then(|listing| listed_in_sample(listing))
                                 .map(|listed| (listed, sample.polled_at_ms))
                         }
                         _ => None,
@@ -476,8 +479,7 @@ impl HealthPoller {
                 )
                 .await?;
             }
-            // Taken, not copied: each server's last listing is let go at
-            // the end of its turn, not at the end of the cycle.
+            // Taken, not copied (its listing was only digested).
             let before = previous
                 .remove(&server.id)
                 .unwrap_or_else(|| ServerSample::new(server.id));
@@ -527,20 +529,20 @@ impl HealthPoller {
             };
             let changed = sample.figures_differ(&before) || listing_changed;
             let heartbeat_due = now_ms - before.polled_at_ms >= SAMPLE_HEARTBEAT_MS;
-            if (changed || heartbeat_due) && probed_listing.is_none() {
-                // Not polled well: the sample is written with the listing
-                // it has (read again: only its digest was kept).
-                sample.meetings_xml = self.stored_listing(server.id).await?;
-            }
-            if changed {
+            if changed || heartbeat_due {
                 sample.polled_at_ms = now_ms;
-                sample.changed_at_ms = now_ms;
-                changed_samples.push(sample);
-            } else if heartbeat_due {
-                // Only the poll and read times moved: written now and then so
-                // views show recent times, without making instances re-read.
-                sample.polled_at_ms = now_ms;
-                changed_samples.push(sample);
+                if changed {
+                    sample.changed_at_ms = now_ms;
+                }
+                // Only a new listing is written: otherwise the stored one
+                // stays (and the heartbeat write carries the figures only, so
+                // views show recent times without making instances re-read).
+                if listing_changed {
+                    with_listings.push(sample);
+                } else {
+                    sample.meetings_xml = Arc::default();
+                    keeping_listings.push(sample);
+                }
             }
             let online_now = match &command {
                 Some(ServerCommand::MarkOffline) => false,
@@ -575,7 +577,9 @@ impl HealthPoller {
                 }
             }
         }
-        self.store.put_server_samples(&changed_samples).await?;
+        self.store
+            .put_polled_samples(&with_listings, &keeping_listings)
+            .await?;
         self.store
             .prune_meeting_listings(now_ms - LISTING_LIFETIME_MS)
             .await?;
@@ -670,18 +674,6 @@ pub const PENDING_CREATE_GRACE_MS: i64 = 30_000;
 const LISTING_LIFETIME_MS: i64 = 10 * 60 * 1000;
 
 impl HealthPoller {
-    /// The listing a server's stored sample holds (empty without one).
-    async fn stored_listing(&self, server: ServerId) -> Result<Arc<str>, HealthError> {
-        Ok(self
-            .store
-            .server_samples_of(&[server])
-            .await?
-            .into_iter()
-            .next()
-            .map(|sample| sample.meetings_xml)
-            .unwrap_or_default())
-    }
-
     /// Whether a server's agent was heard within its missed-heartbeats bound.
     fn heard_lately(&self, server: &ServerRecord, heard: Option<&i64>, now_ms: i64) -> bool {
         let (Some(agent), Some(at_ms)) = (&server.agent, heard) else {

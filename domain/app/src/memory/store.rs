@@ -1318,6 +1318,53 @@ impl PolledPicture for InMemoryStore {
         Ok(())
     }
 
+    async fn server_sample_figures(&self) -> Result<Vec<(ServerSample, u64)>, StoreError> {
+        Ok(self
+            .lock()
+            .polled
+            .samples
+            .values()
+            .map(|sample| {
+                let digest = sample.listing_digest();
+                let figures = ServerSample {
+                    meetings_xml: Default::default(),
+                    ..sample.clone()
+                };
+                (figures, digest)
+            })
+            .collect())
+    }
+
+    async fn put_polled_samples(
+        &self,
+        with_listings: &[ServerSample],
+        keeping_listings: &[ServerSample],
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        for sample in with_listings {
+            state
+                .polled
+                .samples
+                .insert(sample.server_id, sample.clone());
+        }
+        for sample in keeping_listings {
+            let listing = state
+                .polled
+                .samples
+                .get(&sample.server_id)
+                .map(|stored| stored.meetings_xml.clone())
+                .unwrap_or_default();
+            state.polled.samples.insert(
+                sample.server_id,
+                ServerSample {
+                    meetings_xml: listing,
+                    ..sample.clone()
+                },
+            );
+        }
+        Ok(())
+    }
+
     async fn put_meeting_listing(&self, listing: &MeetingListing) -> Result<(), StoreError> {
         self.lock()
             .polled

@@ -146,15 +146,9 @@ impl ServerSample {
             || self.metrics_error != other.metrics_error
     }
 
-    /// A digest of the listing (`meetings_xml`), to tell within this process
-    /// whether a new listing differs from one no longer held (64-bit
-    /// SipHash: a collision would leave a changed listing unwritten until
-    /// the sample's next change or heartbeat write).
+    /// The digest of its listing (see [`listing_digest`]).
     pub fn listing_digest(&self) -> u64 {
-        use std::hash::{Hash as _, Hasher as _};
-        let mut hasher = std::hash::DefaultHasher::new();
-        self.meetings_xml.hash(&mut hasher);
-        hasher.finish()
+        listing_digest(&self.meetings_xml)
     }
 }
 
@@ -169,6 +163,18 @@ fn differs_by(a: Option<f64>, b: Option<f64>, step: f64) -> bool {
         (None, None) => false,
         _ => true,
     }
+}
+
+/// A digest of a listing (a sample's `meetings_xml`), to tell whether a new
+/// listing differs from one no longer held: std's `DefaultHasher` with its
+/// fixed keys, so equal within a build, never stored. A collision (or a
+/// listing crafted to collide) leaves a changed listing unwritten until the
+/// sample's figures change or its heartbeat write is due.
+pub fn listing_digest(meetings_xml: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    meetings_xml.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A `<meeting>` element for a run Switchboard created.
