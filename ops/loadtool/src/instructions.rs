@@ -90,6 +90,10 @@ pub async fn measure(config: &InstructionsConfig) -> anyhow::Result<Vec<CallCost
         serve_prefix: vec![
             "env".into(),
             format!("SWITCHBOARD_CONFIG={}", quiet.display()),
+            // Set, so `serve` does not start itself again with it: the
+            // second program would run outside callgrind, which would then
+            // write no dumps.
+            "MIMALLOC_PURGE_DELAY=0".into(),
             "valgrind".into(),
             "--tool=callgrind".into(),
             "--quiet".into(),
