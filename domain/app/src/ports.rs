@@ -91,6 +91,12 @@ pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// The highest position in the log (0 when empty).
     async fn last_position(&self) -> Result<i64, StoreError>;
 
+    /// The positions of the events in `(after, upto]`, oldest first. A
+    /// position missing from them belongs to an append that has not
+    /// committed (yet): a database's sequence hands positions out before
+    /// appends commit, and one that fails leaves its position unused.
+    async fn positions_between(&self, after: i64, upto: i64) -> Result<Vec<i64>, StoreError>;
+
     /// The newest snapshot of `kind` whose last event was recorded at or
     /// before `at` (`None`: the newest of all).
     async fn snapshot_before(

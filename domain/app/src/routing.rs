@@ -216,6 +216,10 @@ const APPLY_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
 /// refresh for a long while) they are let go and the next refresh reloads.
 const APPLIED_HERE_LIMIT: usize = 100_000;
 
+/// The most positions a refresh reads to check that those missing here are
+/// appends in flight (beyond, it reloads the view).
+const APPLIED_CHECK_SPAN: i64 = 10_000;
+
 /// Who a join is for: the meeting's run and the attendee's `userID`, or,
 /// without one, the attendee's name and role (or password). Two joins with
 /// the same key are one attendee.
@@ -326,6 +330,16 @@ impl RoutingView {
                 tokio::time::sleep(APPLY_GRACE).await;
                 explained = self.take_applied_here(seen, last);
             }
+            if !explained && self.spans_applied_here(seen, last) {
+                // Positions missing here may be appends not committed yet
+                // (concurrent appends commit out of order): if every one
+                // that committed was applied here, nothing is to be read.
+                // Those still in flight are applied here when they commit
+                // if they are this process's; another instance's are read
+                // by the next full reload, which starts before them.
+                let committed = self.store.positions_between(seen, last).await?;
+                explained = self.take_applied_positions(last, &committed);
+            }
             if explained {
                 self.seen_position.fetch_max(last, Ordering::AcqRel);
                 return Ok(false);
@@ -405,6 +419,25 @@ impl RoutingView {
         let mut applied = self.applied_here.lock().expect("applied lock");
         let span = (last - seen) as usize;
         if span > applied.len() || !(seen + 1..=last).all(|at| applied.contains(&at)) {
+            return false;
+        }
+        *applied = applied.split_off(&(last + 1));
+        true
+    }
+
+    /// Whether the positions after `seen` up to `last` are few enough to
+    /// be checked one by one against those applied here.
+    fn spans_applied_here(&self, seen: i64, last: i64) -> bool {
+        let applied = self.applied_here.lock().expect("applied lock");
+        seen >= 0 && last > seen && !applied.is_empty() && last - seen <= APPLIED_CHECK_SPAN
+    }
+
+    /// Whether every position of `committed` (the log's, up to `last`) is
+    /// an append this process applied here; if so those up to `last` are
+    /// let go.
+    fn take_applied_positions(&self, last: i64, committed: &[i64]) -> bool {
+        let mut applied = self.applied_here.lock().expect("applied lock");
+        if !committed.iter().all(|position| applied.contains(position)) {
             return false;
         }
         *applied = applied.split_off(&(last + 1));
@@ -1166,6 +1199,35 @@ mod tests {
         );
         assert_eq!(view.position(), world.store.position());
         assert_eq!(load_of(&view, a).await, load(5));
+    }
+
+    #[tokio::test]
+    async fn positions_left_to_appends_in_flight_need_no_reload_but_an_append_made_elsewhere_does()
+    {
+        let world = World::new();
+        let a = world.server("a").await;
+        let view = view(&world).await;
+        assert!(!view.refresh().await.unwrap(), "nothing new: no reload");
+
+        // Two positions drawn by appends that have not committed (or never
+        // will), then one of this process's.
+        world.store.leave_position_gap(2);
+        create_with(&world.executor, "here", "here-1", a).await;
+        assert!(
+            !view.refresh().await.unwrap(),
+            "every committed position was applied here: nothing to read"
+        );
+        assert_eq!(view.position(), world.store.position());
+        assert_eq!(load_of(&view, a).await, load(1));
+
+        world.store.leave_position_gap(1);
+        create_with(&another_instance(&world), "there", "there-1", a).await;
+        create_with(&world.executor, "here-2", "here-2-1", a).await;
+        assert!(
+            view.refresh().await.unwrap(),
+            "an append made elsewhere among the gaps is read"
+        );
+        assert_eq!(load_of(&view, a).await, load(3));
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ mod m0016_log_snapshots;
 mod m0017_server_series;
 mod m0018_recording_buckets;
 mod m0019_recording_breakouts;
+mod m0020_meetings_running_index;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0017_server_series::Migration),
             Box::new(m0018_recording_buckets::Migration),
             Box::new(m0019_recording_breakouts::Migration),
+            Box::new(m0020_meetings_running_index::Migration),
         ]
     }
 }

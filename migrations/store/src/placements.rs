@@ -410,3 +410,56 @@ impl Placements for Store {
         Ok(Store::voice_bridge_holder_sql(self, number).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{DbBackend, TransactionTrait};
+
+    /// The plan PostgreSQL keeps for a prepared statement planned once for
+    /// all values (a generic plan), on a new database whose tables were
+    /// never analysed: what a pooled connection runs after its first few
+    /// executions.
+    async fn generic_plan(store: &Store, sql: &str, values: &[&str]) -> String {
+        let txn = store.db.begin().await.unwrap();
+        let types = vec!["text"; values.len()].join(", ");
+        txn.execute_unprepared(&format!("PREPARE probe ({types}) AS {sql}"))
+            .await
+            .unwrap();
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+            .await
+            .unwrap();
+        let arguments = values
+            .iter()
+            .map(|value| format!("'{value}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = txn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("EXPLAIN EXECUTE probe ({arguments})"),
+            ))
+            .await
+            .unwrap();
+        txn.rollback().await.unwrap();
+        rows.iter()
+            .map(|row| row.try_get_by_index::<String>(0).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_creates_read_finds_the_meeting_by_its_key_in_a_plan_made_on_an_empty_table() {
+        let store = Store::connect(&crate::test_support::fresh_postgres().await)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let sql = store.with_placeholders(MEETING_PENDING_AND_VOICE_BRIDGE, 6);
+        let plan = generic_plan(&store, &sql, &["", "room", "", "room", "", "room"]).await;
+        assert!(
+            plan.contains("Index Scan using meetings_pkey on meetings"),
+            "the meeting is looked up by its primary key, not by an index \
+             that reads every running meeting of the tenant:\n{plan}"
+        );
+    }
+}

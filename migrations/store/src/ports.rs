@@ -67,6 +67,10 @@ impl EventStore for Store {
         Ok(Store::last_position_sql(self).await?)
     }
 
+    async fn positions_between(&self, after: i64, upto: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(Store::positions_between_sql(self, after, upto).await?)
+    }
+
     async fn snapshot_before(
         &self,
         kind: &str,

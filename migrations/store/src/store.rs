@@ -296,6 +296,23 @@ impl Store {
         last_position_on(&self.db).await
     }
 
+    /// The positions of the events in `(after, upto]`, oldest first.
+    pub(crate) async fn positions_between_sql(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<i64>, SqlError> {
+        Ok(event::Entity::find()
+            .select_only()
+            .column(event::Column::Position)
+            .filter(event::Column::Position.gt(after))
+            .filter(event::Column::Position.lte(upto))
+            .order_by_asc(event::Column::Position)
+            .into_tuple::<i64>()
+            .all(&self.db)
+            .await?)
+    }
+
     /// Number of events in the log.
     pub async fn event_count(&self) -> Result<u64, SqlError> {
         Ok(event::Entity::find().count(&self.db).await?)

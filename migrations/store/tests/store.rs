@@ -115,6 +115,48 @@ async fn append_checks_the_expected_version() {
 }
 
 #[tokio::test]
+async fn positions_between_are_the_committed_ones_in_the_range() {
+    use switchboard_domain::meeting::MeetingEvent;
+    for (kind, store) in stores().await {
+        let server = add_server(&store, 1).await;
+        meeting_command(&store, "room-a", created("room-a", server, 1)).await;
+        // A losing create of the same meeting: on PostgreSQL its position
+        // was drawn from the log's sequence and stays unused.
+        let meeting_id = MeetingId::parse("room-a").unwrap();
+        let stream =
+            switchboard_domain::ids::meeting_stream(&TenantId::default_tenant(), &meeting_id);
+        let again = DomainEvent::Meeting(MeetingEvent::MeetingCreated {
+            tenant: TenantId::default_tenant(),
+            meeting_id: meeting_id.clone(),
+            name: "again".into(),
+            run: MeetingRun {
+                internal_id: meeting_id.internal_id(2),
+                server_id: server,
+                create_time_ms: 2,
+                recording_ready_url: None,
+                callbacks: None,
+            },
+        });
+        let lost = store.append(&stream, 0, &[again], &meta()).await;
+        assert!(
+            matches!(lost, Err(StoreError::Conflict { .. })),
+            "{kind}: {lost:?}"
+        );
+        meeting_command(&store, "room-b", created("room-b", server, 3)).await;
+        let last = store.last_position().await.unwrap();
+        let all = store.positions_between(0, last).await.unwrap();
+        assert_eq!(all.len(), 3, "{kind}: {all:?}");
+        assert_eq!(all.last(), Some(&last), "{kind}");
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "{kind}: oldest first");
+        assert_eq!(
+            store.positions_between(all[0], all[2] - 1).await.unwrap(),
+            vec![all[1]],
+            "{kind}: after the first, up to the last one excluded"
+        );
+    }
+}
+
+#[tokio::test]
 async fn concurrent_appends_to_one_stream_keep_exactly_one() {
     for (kind, store) in stores().await {
         let id = add_server(&store, 1).await;

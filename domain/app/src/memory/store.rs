@@ -52,6 +52,9 @@ struct State {
     polled: Polled,
     /// Snapshots of the log by kind and position.
     snapshots: BTreeMap<(String, i64), LogSnapshot>,
+    /// Positions the next append skips (see
+    /// [`InMemoryStore::leave_position_gap`]).
+    position_gap: i64,
 }
 
 /// The projections the log feeds.
@@ -162,6 +165,7 @@ impl InMemoryStore {
         let mut views = state.views.clone();
         let mut stored = Vec::with_capacity(events.len());
         let mut position = state.log.last().map_or(0, |event| event.position);
+        position += std::mem::take(&mut state.position_gap);
         let mut version = expected;
         for event in events {
             version += 1;
@@ -197,6 +201,12 @@ impl InMemoryStore {
             .filter(|stored| stored.position > position)
             .map(|stored| stored.event.clone())
             .collect()
+    }
+
+    /// Makes the next append skip `count` positions, as a database's
+    /// sequence leaves them to appends still in flight or rolled back.
+    pub fn leave_position_gap(&self, count: i64) {
+        self.lock().position_gap += count;
     }
 
     /// The highest position in the log (0 when empty).
@@ -593,6 +603,16 @@ impl EventStore for InMemoryStore {
 
     async fn last_position(&self) -> Result<i64, StoreError> {
         Ok(self.position())
+    }
+
+    async fn positions_between(&self, after: i64, upto: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(self
+            .lock()
+            .log
+            .iter()
+            .map(|stored| stored.position)
+            .filter(|position| *position > after && *position <= upto)
+            .collect())
     }
 
     async fn snapshot_before(
