@@ -345,6 +345,12 @@ impl RoutingView {
                 return Ok(false);
             }
         }
+        let reason = match (recent, stale) {
+            (false, _) => "periodic",
+            (true, true) => "a change the view could not apply",
+            (true, false) => "appends made elsewhere",
+        };
+        tracing::debug!(reason, seen, "the routing view reloads");
         *last_reload = Some(std::time::Instant::now());
         let changes_before = self.local_changes.load(Ordering::Acquire);
         let snapshot = self.store.routing_snapshot().await?;

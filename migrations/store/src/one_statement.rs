@@ -7,8 +7,9 @@
 //! statements are gathered instead of run (the projection code builds them
 //! as it always does, against a [`Gathering`] connection) and sent as one
 //! statement: a chain of data-modifying `WITH` parts, atomic as any single
-//! statement is. Its position is drawn from the log's sequence first, so the
-//! projection rows can carry it: two round trips in all.
+//! statement is. Its position is drawn from the log's sequence by the
+//! statement's first part, so the projection rows can carry it: one round
+//! trip in all.
 //!
 //! Only single-event appends of `MeetingCreated`: its projection writes rows
 //! of different tables and reads nothing. Parts of one statement see one
@@ -93,14 +94,27 @@ impl ConnectionTrait for Gathering {
     }
 }
 
+/// Stands in, among a gathered statement's values, for the position the
+/// joined statement draws from the log's sequence itself; no real value is
+/// ever this (positions, times and versions are not negative).
+pub(crate) const DRAWN_POSITION: i64 = i64::MIN + 0x5b0a_4d;
+
+/// What a [`DRAWN_POSITION`] value becomes in the joined statement.
+const POSITION_DRAWN: &str = "(SELECT p FROM drawn)";
+
 /// PostgreSQL statements joined as the parts of one `WITH` statement, their
-/// `$n` placeholders renumbered in order. `None` when a statement is not
+/// `$n` placeholders renumbered in order. The log's next position is drawn
+/// once, first, and stands wherever a statement's value is
+/// [`DRAWN_POSITION`]; the statement returns the first part's `position`
+/// column (the event's row must come first). `None` when a statement is not
 /// one that can be a part (only INSERT, UPDATE and DELETE can).
 pub(crate) fn joined(statements: Vec<Statement>) -> Option<Statement> {
     if statements.is_empty() {
         return None;
     }
-    let mut sql = String::from("WITH ");
+    let mut sql = String::from(
+        "WITH drawn AS (SELECT nextval(pg_get_serial_sequence('events', 'position')) AS p)",
+    );
     let mut values: Vec<Value> = Vec::new();
     for (index, statement) in statements.into_iter().enumerate() {
         let verb = statement
@@ -111,20 +125,26 @@ pub(crate) fn joined(statements: Vec<Statement>) -> Option<Statement> {
         if !matches!(verb.as_str(), "INSERT" | "UPDATE" | "DELETE") {
             return None;
         }
-        if index > 0 {
-            sql.push_str(", ");
+        // Each of the statement's values as the joined statement names it.
+        let mut names = Vec::new();
+        for value in statement.values.map(|Values(v)| v).unwrap_or_default() {
+            if value == Value::BigInt(Some(DRAWN_POSITION)) {
+                names.push(POSITION_DRAWN.to_owned());
+            } else {
+                values.push(value);
+                names.push(format!("${}", values.len()));
+            }
         }
-        sql.push_str(&format!("w{index} AS ("));
-        renumbered(&statement.sql, values.len(), &mut sql)?;
+        sql.push_str(&format!(", w{index} AS ("));
+        renumbered(&statement.sql, &names, &mut sql)?;
         // The first part is the one the final SELECT reads: it runs before
         // the others (which PostgreSQL runs after the main query), so the
         // event's unique check and row come first, as in the transaction,
         // and concurrent appends take their locks in the same order.
         if index == 0 {
-            sql.push_str(" RETURNING 1 AS first");
+            sql.push_str(" RETURNING \"position\" AS first");
         }
         sql.push(')');
-        values.extend(statement.values.map(|Values(v)| v).unwrap_or_default());
     }
     sql.push_str(" SELECT first FROM w0");
     Some(Statement::from_sql_and_values(
@@ -135,8 +155,9 @@ pub(crate) fn joined(statements: Vec<Statement>) -> Option<Statement> {
 }
 
 /// Copies `sql` to `out` with each `$n` placeholder (outside quoted text
-/// and names) moved up by `offset`; `None` on a `$` that is not one.
-fn renumbered(sql: &str, offset: usize, out: &mut String) -> Option<()> {
+/// and names) replaced by `names[n - 1]`; `None` on a `$` that is not one
+/// of them.
+fn renumbered(sql: &str, names: &[String], out: &mut String) -> Option<()> {
     let mut chars = sql.chars().peekable();
     let mut quote: Option<char> = None;
     while let Some(c) = chars.next() {
@@ -158,7 +179,7 @@ fn renumbered(sql: &str, offset: usize, out: &mut String) -> Option<()> {
                     chars.next();
                 }
                 let number: usize = digits.parse().ok()?;
-                out.push_str(&format!("${}", number + offset));
+                out.push_str(names.get(number.checked_sub(1)?)?);
             }
             None => out.push(c),
         }
@@ -196,7 +217,7 @@ impl Store {
                 reason: format!("{} cannot be written: {err}", event.type_name()),
             })?
             .to_string();
-        let position = self.next_position().await?;
+        let position = DRAWN_POSITION;
         let now = chrono::Utc::now();
         let gathering = Gathering::new(DbBackend::Postgres);
         let row = switchboard_migrations::entities::event::ActiveModel {
@@ -241,8 +262,23 @@ impl Store {
         let Some(statement) = joined(gathering.into_statements()) else {
             return Ok(None);
         };
-        match self.db.execute_raw(statement).await {
-            Ok(_) => {
+        // The position must have been bound as itself everywhere, never
+        // written into some text (it would be stored as the stand-in).
+        let stand_in = DRAWN_POSITION.to_string();
+        let leaked =
+            statement.values.iter().flat_map(|values| &values.0).any(
+                |value| matches!(value, Value::String(Some(text)) if text.contains(&stand_in)),
+            );
+        if leaked || !statement.sql.contains(POSITION_DRAWN) {
+            return Ok(None);
+        }
+        match self.db.query_one_raw(statement).await {
+            Ok(row) => {
+                let row = row.ok_or_else(|| SqlError::Corrupt {
+                    position: 0,
+                    reason: "the joined append returned no position".into(),
+                })?;
+                let position = row.try_get::<i64>("", "first")?;
                 self.announce(crate::announce::Change::Events).await;
                 Ok(Some(AppendOutcome { version, position }))
             }
@@ -255,22 +291,6 @@ impl Store {
             Err(err) => Err(err.into()),
         }
     }
-
-    /// The next position of the log's sequence (PostgreSQL).
-    async fn next_position(&self) -> Result<i64, SqlError> {
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT nextval(pg_get_serial_sequence('events', 'position')) AS position",
-            ))
-            .await?
-            .ok_or_else(|| SqlError::Corrupt {
-                position: 0,
-                reason: "the log's sequence gave no position".into(),
-            })?;
-        Ok(row.try_get::<i64>("", "position")?)
-    }
 }
 
 #[cfg(test)]
@@ -282,30 +302,30 @@ mod tests {
     }
 
     #[test]
-    fn parts_are_joined_with_their_placeholders_renumbered() {
+    fn parts_are_joined_with_their_placeholders_renumbered_and_the_position_drawn() {
+        let drawn = Value::from(DRAWN_POSITION);
         let joined = joined(vec![
             statement(
-                r#"INSERT INTO "a" ("x", "y") VALUES ($1, $2)"#,
-                vec![1i64.into(), "one".into()],
+                r#"INSERT INTO "a" ("position", "y") VALUES ($1, $2)"#,
+                vec![drawn.clone(), "one".into()],
             ),
             statement(
                 r#"DELETE FROM "b" WHERE "b"."x" = $1 AND "b"."note" <> '$1'"#,
                 vec![2i64.into()],
             ),
             statement(
-                r#"UPDATE "c" SET "n" = $1 WHERE "id" = $2"#,
-                vec![3i64.into(), 4i64.into()],
+                r#"UPDATE "c" SET "n" = $1, "p" = $3 WHERE "id" = $2"#,
+                vec![3i64.into(), 4i64.into(), drawn],
             ),
         ])
         .unwrap();
         assert_eq!(
             joined.sql,
-            r#"WITH w0 AS (INSERT INTO "a" ("x", "y") VALUES ($1, $2) RETURNING 1 AS first), w1 AS (DELETE FROM "b" WHERE "b"."x" = $3 AND "b"."note" <> '$1'), w2 AS (UPDATE "c" SET "n" = $4 WHERE "id" = $5) SELECT first FROM w0"#
+            r#"WITH drawn AS (SELECT nextval(pg_get_serial_sequence('events', 'position')) AS p), w0 AS (INSERT INTO "a" ("position", "y") VALUES ((SELECT p FROM drawn), $1) RETURNING "position" AS first), w1 AS (DELETE FROM "b" WHERE "b"."x" = $2 AND "b"."note" <> '$1'), w2 AS (UPDATE "c" SET "n" = $3, "p" = (SELECT p FROM drawn) WHERE "id" = $4) SELECT first FROM w0"#
         );
         assert_eq!(
             joined.values.unwrap().0,
             vec![
-                Value::from(1i64),
                 Value::from("one"),
                 Value::from(2i64),
                 Value::from(3i64),
@@ -314,10 +334,78 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_meeting_creation_is_appended_in_one_statement_at_the_position_it_draws() {
+        use switchboard_domain::ids::{MeetingId, ServerId, TenantId, meeting_stream};
+        use switchboard_domain::meeting::MeetingRun;
+        let store = Store::connect(&crate::test_support::fresh_postgres().await)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let metadata = EventMetadata::actor("test");
+        let metadata_json = serde_json::to_string(&metadata).unwrap();
+        let mut positions = Vec::new();
+        for name in ["room-1", "room-2"] {
+            let meeting_id = MeetingId::parse(name).unwrap();
+            let tenant = TenantId::default_tenant();
+            let created = DomainEvent::Meeting(MeetingEvent::MeetingCreated {
+                tenant: tenant.clone(),
+                meeting_id: meeting_id.clone(),
+                name: name.into(),
+                run: MeetingRun {
+                    internal_id: meeting_id.internal_id(1),
+                    server_id: ServerId::new(),
+                    create_time_ms: 1,
+                    recording_ready_url: None,
+                    callbacks: None,
+                },
+            });
+            let outcome = store
+                .append_in_one_statement(
+                    &meeting_stream(&tenant, &meeting_id),
+                    0,
+                    &[created],
+                    &metadata_json,
+                    &metadata,
+                    &AppendExtras::default(),
+                )
+                .await
+                .unwrap()
+                .expect("appended in one statement, not left to a transaction");
+            assert_eq!(outcome.version, 1);
+            let row = store
+                .db
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT e.position AS event, m.position AS meeting FROM events e \
+                     JOIN meetings m ON m.meeting_id = $1 WHERE e.stream LIKE '%' || $1",
+                    [name.into()],
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.try_get::<i64>("", "event").unwrap(), outcome.position);
+            assert_eq!(row.try_get::<i64>("", "meeting").unwrap(), outcome.position);
+            positions.push(outcome.position);
+        }
+        assert!(
+            positions[0] > 0 && positions[1] > positions[0],
+            "{positions:?}"
+        );
+    }
+
     #[test]
     fn a_read_or_a_stray_dollar_cannot_be_a_part() {
         assert!(joined(vec![statement("SELECT 1", vec![])]).is_none());
         assert!(joined(vec![statement("INSERT INTO a VALUES ($x)", vec![])]).is_none());
+        assert!(
+            joined(vec![statement(
+                "INSERT INTO a VALUES ($2)",
+                vec![1i64.into()]
+            )])
+            .is_none(),
+            "a placeholder without its value"
+        );
         assert!(joined(Vec::new()).is_none());
     }
 
