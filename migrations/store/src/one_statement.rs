@@ -97,7 +97,7 @@ impl ConnectionTrait for Gathering {
 /// Stands in, among a gathered statement's values, for the position the
 /// joined statement draws from the log's sequence itself; no real value is
 /// ever this (positions, times and versions are not negative).
-pub(crate) const DRAWN_POSITION: i64 = i64::MIN + 0x5b0a_4d;
+pub(crate) const DRAWN_POSITION: i64 = i64::MIN + 0x005b_0a4d;
 
 /// What a [`DRAWN_POSITION`] value becomes in the joined statement.
 const POSITION_DRAWN: &str = "(SELECT p FROM drawn)";
