@@ -330,15 +330,36 @@ impl Store {
         Ok(voice_bridge::Entity::find_by_id(number.to_owned())
             .one(&self.db)
             .await?
-            .and_then(|row| {
-                Some(VoiceBridgeClaim {
-                    meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
-                    number: row.number,
-                    tenant: TenantId(row.tenant),
-                    at_ms: row.claimed_at_ms,
-                })
-            }))
+            .and_then(to_claim))
     }
+
+    async fn voice_bridge_holders_sql(
+        &self,
+        numbers: &[String],
+    ) -> Result<Vec<VoiceBridgeClaim>, SqlError> {
+        let mut holders = Vec::new();
+        for chunk in numbers.chunks(HOLDERS_PER_STATEMENT) {
+            let rows = voice_bridge::Entity::find()
+                .filter(voice_bridge::Column::Number.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?;
+            holders.extend(rows.into_iter().filter_map(to_claim));
+        }
+        Ok(holders)
+    }
+}
+
+/// Numbers asked for in one statement (well within SQLite's and
+/// PostgreSQL's limits on bound values).
+const HOLDERS_PER_STATEMENT: usize = 500;
+
+fn to_claim(row: voice_bridge::Model) -> Option<VoiceBridgeClaim> {
+    Some(VoiceBridgeClaim {
+        meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
+        number: row.number,
+        tenant: TenantId(row.tenant),
+        at_ms: row.claimed_at_ms,
+    })
 }
 
 #[async_trait]
@@ -408,6 +429,13 @@ impl Placements for Store {
         number: &str,
     ) -> Result<Option<VoiceBridgeClaim>, StoreError> {
         Ok(Store::voice_bridge_holder_sql(self, number).await?)
+    }
+
+    async fn voice_bridge_holders(
+        &self,
+        numbers: &[String],
+    ) -> Result<Vec<VoiceBridgeClaim>, StoreError> {
+        Ok(Store::voice_bridge_holders_sql(self, numbers).await?)
     }
 }
 

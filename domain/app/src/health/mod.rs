@@ -975,9 +975,26 @@ impl HealthPoller {
                 })
                 .collect()
         };
+        // A run created through Switchboard holds its number already: only
+        // the others are claimed (each claim is a write), read in one go.
+        let numbers: Vec<String> = due
+            .iter()
+            .filter_map(|(_, listed)| listed.voice_bridge.clone())
+            .collect();
+        let holders = match numbers.is_empty() {
+            true => Vec::new(),
+            false => self.store.voice_bridge_holders(&numbers).await?,
+        };
         for (record, listed) in due {
-            self.hold_voice_bridge(&record.tenant, &record.meeting_id, listed)
-                .await?;
+            let holds_it = holders.iter().any(|claim| {
+                Some(&claim.number) == listed.voice_bridge.as_ref()
+                    && claim.tenant == record.tenant
+                    && claim.meeting_id == record.meeting_id
+            });
+            if !holds_it {
+                self.hold_voice_bridge(&record.tenant, &record.meeting_id, listed)
+                    .await?;
+            }
             if let Ok(mut held) = self.voice_bridges_held.lock() {
                 if held.len() >= 100_000 {
                     held.clear();
@@ -1247,6 +1264,35 @@ mod tests {
         poller.poll_once().await.unwrap();
         let holder = world.store.voice_bridge_holder("70123").await.unwrap();
         assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
+    }
+
+    #[tokio::test]
+    async fn a_number_the_meeting_holds_already_is_not_claimed_again() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        // Held by the create that started the run.
+        let claim = crate::records::VoiceBridgeClaim {
+            number: "70123".into(),
+            tenant: switchboard_domain::ids::TenantId::default_tenant(),
+            meeting_id: meeting_id("room"),
+            at_ms: NOW_MS,
+        };
+        assert!(world.store.claim_voice_bridge(&claim, 0).await.unwrap());
+        let backend = Arc::new(ScriptedBackend::new(move |_, _, _| {
+            let element = answers::meeting_element("room", "room-1", NOW_MS, 3)
+                .replace("<running>", "<voiceBridge>70123</voiceBridge><running>");
+            answers::meetings(&[element])
+        }));
+        let mut poller = poller(&world, &backend, config());
+        world.clock.advance_ms(10_000);
+        poller.poll_once().await.unwrap();
+        let holder = world.store.voice_bridge_holder("70123").await.unwrap();
+        assert_eq!(
+            holder.map(|claim| (claim.meeting_id, claim.at_ms)),
+            Some((meeting_id("room"), NOW_MS)),
+            "held by the meeting since the create: no second claim"
+        );
     }
 
     #[tokio::test]
