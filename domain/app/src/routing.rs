@@ -201,8 +201,9 @@ pub struct RoutingView {
     /// that read them before must not bring them back).
     removed_servers: Mutex<HashMap<ServerId, i64>>,
     /// Log positions of appends this process made and applied here since
-    /// the last reload: when the log moved by these alone, a refresh has
-    /// nothing to read (see [`RoutingView::refresh`]).
+    /// the last reload: when the log moved by these alone (and by positions
+    /// not committed yet), a refresh has nothing to read (see
+    /// [`RoutingView::refresh`]).
     applied_here: Mutex<std::collections::BTreeSet<i64>>,
     /// The log position the last full reload read up to.
     reloaded_position: AtomicI64,
@@ -312,8 +313,11 @@ impl RoutingView {
     /// When the log moved only by appends this process made (and applied
     /// here already, [`Subscriber::on_appended`]), there is nothing to read:
     /// a busy instance would otherwise reload servers, tenants and every
-    /// server's meeting count after each of its own creates. The full
-    /// reload still happens at least every [`FULL_RELOAD_EVERY`].
+    /// server's meeting count after each of its own creates. Positions
+    /// missing here that have not committed (concurrent appends commit out
+    /// of order) are looked at again by the next refresh, which reloads if
+    /// another process's event has filled one. The full reload still
+    /// happens at least every [`FULL_RELOAD_EVERY`].
     pub async fn refresh(&self) -> Result<bool, StoreError> {
         let mut last_reload = self.refreshing.lock().await;
         self.refresh_picture().await?;
@@ -330,25 +334,28 @@ impl RoutingView {
                 tokio::time::sleep(APPLY_GRACE).await;
                 explained = self.take_applied_here(seen, last);
             }
+            let mut upto = last;
             if !explained && self.spans_applied_here(seen, last) {
-                // Positions missing here may be appends not committed yet
-                // (concurrent appends commit out of order): if every one
-                // that committed was applied here, nothing is to be read.
-                // Those still in flight are applied here when they commit
-                // if they are this process's; another instance's are read
-                // by the next full reload, which starts before them.
+                // Positions missing here may be appends not committed yet:
+                // if every one that committed was applied here, nothing is
+                // to be read now. The view moves up to the first position
+                // not committed, so the next refresh looks at it again:
+                // this process's append is applied here when it commits;
+                // another process's makes that refresh reload.
                 let committed = self.store.positions_between(seen, last).await?;
-                explained = self.take_applied_positions(last, &committed);
+                if let Some(before_gap) = self.take_applied_positions(seen, last, &committed) {
+                    (explained, upto) = (true, before_gap);
+                }
             }
             if explained {
-                self.seen_position.fetch_max(last, Ordering::AcqRel);
+                self.seen_position.fetch_max(upto, Ordering::AcqRel);
                 return Ok(false);
             }
         }
         let reason = match (recent, stale) {
-            (false, _) => "periodic",
+            (false, _) => "periodic or first",
             (true, true) => "a change the view could not apply",
-            (true, false) => "appends made elsewhere",
+            (true, false) => "the log moved beyond what was applied here",
         };
         tracing::debug!(reason, seen, "the routing view reloads");
         *last_reload = Some(std::time::Instant::now());
@@ -438,16 +445,22 @@ impl RoutingView {
         seen >= 0 && last > seen && !applied.is_empty() && last - seen <= APPLIED_CHECK_SPAN
     }
 
-    /// Whether every position of `committed` (the log's, up to `last`) is
-    /// an append this process applied here; if so those up to `last` are
-    /// let go.
-    fn take_applied_positions(&self, last: i64, committed: &[i64]) -> bool {
+    /// When every position of `committed` (the log's after `seen` up to
+    /// `last`, oldest first) is an append this process applied here: the
+    /// position before the first one missing from them (`last` when none
+    /// is), with the applied positions up to it let go. `None` otherwise.
+    fn take_applied_positions(&self, seen: i64, last: i64, committed: &[i64]) -> Option<i64> {
         let mut applied = self.applied_here.lock().expect("applied lock");
         if !committed.iter().all(|position| applied.contains(position)) {
-            return false;
+            return None;
         }
-        *applied = applied.split_off(&(last + 1));
-        true
+        let first_gap = (seen + 1..=last)
+            .zip(committed.iter().copied().chain(std::iter::repeat(i64::MAX)))
+            .find(|(expected, found)| expected != found)
+            .map(|(expected, _)| expected);
+        let upto = first_gap.map_or(last, |gap| gap - 1);
+        *applied = applied.split_off(&(upto + 1));
+        Some(upto)
     }
 
     /// Notes the positions of an append applied here.
@@ -1217,13 +1230,19 @@ mod tests {
 
         // Two positions drawn by appends that have not committed (or never
         // will), then one of this process's.
+        let before_gap = view.position();
         world.store.leave_position_gap(2);
         create_with(&world.executor, "here", "here-1", a).await;
         assert!(
             !view.refresh().await.unwrap(),
             "every committed position was applied here: nothing to read"
         );
-        assert_eq!(view.position(), world.store.position());
+        assert_eq!(
+            view.position(),
+            before_gap,
+            "the gap is looked at again by the next refresh"
+        );
+        assert!(!view.refresh().await.unwrap(), "and still needs no reload");
         assert_eq!(load_of(&view, a).await, load(1));
 
         world.store.leave_position_gap(1);

@@ -97,7 +97,7 @@ impl ConnectionTrait for Gathering {
 /// Stands in, among a gathered statement's values, for the position the
 /// joined statement draws from the log's sequence itself; no real value is
 /// ever this (positions, times and versions are not negative).
-pub(crate) const DRAWN_POSITION: i64 = i64::MIN + 0x005b_0a4d;
+const DRAWN_POSITION: i64 = i64::MIN + 0x005b_0a4d;
 
 /// What a [`DRAWN_POSITION`] value becomes in the joined statement.
 const POSITION_DRAWN: &str = "(SELECT p FROM drawn)";
@@ -107,9 +107,27 @@ const POSITION_DRAWN: &str = "(SELECT p FROM drawn)";
 /// once, first, and stands wherever a statement's value is
 /// [`DRAWN_POSITION`]; the statement returns the first part's `position`
 /// column (the event's row must come first). `None` when a statement is not
-/// one that can be a part (only INSERT, UPDATE and DELETE can).
+/// one that can be a part (only INSERT, UPDATE and DELETE can), or when the
+/// first part does not take the drawn position or any value holds the
+/// stand-in in some other form (text, JSON), where it would be stored as is.
 pub(crate) fn joined(statements: Vec<Statement>) -> Option<Statement> {
     if statements.is_empty() {
+        return None;
+    }
+    let stand_in = DRAWN_POSITION.to_string();
+    let leaked = statements
+        .iter()
+        .flat_map(|statement| statement.values.iter().flat_map(|values| &values.0))
+        .any(|value| match value {
+            Value::String(Some(text)) => text.contains(&stand_in),
+            Value::Json(Some(json)) => json.to_string().contains(&stand_in),
+            _ => false,
+        });
+    let first_takes_it = statements[0]
+        .values
+        .as_ref()
+        .is_some_and(|Values(values)| values.contains(&Value::BigInt(Some(DRAWN_POSITION))));
+    if leaked || !first_takes_it {
         return None;
     }
     let mut sql = String::from(
@@ -137,7 +155,8 @@ pub(crate) fn joined(statements: Vec<Statement>) -> Option<Statement> {
         }
         sql.push_str(&format!(", w{index} AS ("));
         renumbered(&statement.sql, &names, &mut sql)?;
-        // The first part is the one the final SELECT reads: it runs before
+        // The first data-modifying part (w0) is the one the final SELECT
+        // reads: it runs before
         // the others (which PostgreSQL runs after the main query), so the
         // event's unique check and row come first, as in the transaction,
         // and concurrent appends take their locks in the same order.
@@ -262,24 +281,21 @@ impl Store {
         let Some(statement) = joined(gathering.into_statements()) else {
             return Ok(None);
         };
-        // The position must have been bound as itself everywhere, never
-        // written into some text (it would be stored as the stand-in).
-        let stand_in = DRAWN_POSITION.to_string();
-        let leaked =
-            statement.values.iter().flat_map(|values| &values.0).any(
-                |value| matches!(value, Value::String(Some(text)) if text.contains(&stand_in)),
-            );
-        if leaked || !statement.sql.contains(POSITION_DRAWN) {
-            return Ok(None);
-        }
         match self.db.query_one_raw(statement).await {
             Ok(row) => {
-                let row = row.ok_or_else(|| SqlError::Corrupt {
-                    position: 0,
-                    reason: "the joined append returned no position".into(),
-                })?;
-                let position = row.try_get::<i64>("", "first")?;
+                // Committed: announced whatever the answer says.
                 self.announce(crate::announce::Change::Events).await;
+                let position = match row.map(|row| row.try_get::<i64>("", "first")) {
+                    Some(Ok(position)) => position,
+                    _ => {
+                        return Err(SqlError::Corrupt {
+                            position: 0,
+                            reason: "a meeting's creation was appended, but PostgreSQL \
+                                     did not return its position"
+                                .into(),
+                        });
+                    }
+                };
                 Ok(Some(AppendOutcome { version, position }))
             }
             Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
@@ -395,18 +411,50 @@ mod tests {
     }
 
     #[test]
-    fn a_read_or_a_stray_dollar_cannot_be_a_part() {
-        assert!(joined(vec![statement("SELECT 1", vec![])]).is_none());
-        assert!(joined(vec![statement("INSERT INTO a VALUES ($x)", vec![])]).is_none());
+    fn a_read_a_stray_dollar_or_a_misplaced_position_cannot_be_joined() {
+        let drawn = || Value::from(DRAWN_POSITION);
+        assert!(joined(vec![statement("SELECT 1", vec![drawn()])]).is_none());
+        assert!(joined(vec![statement("INSERT INTO a VALUES ($x)", vec![drawn()])]).is_none());
+        assert!(joined(Vec::new()).is_none());
         assert!(
             joined(vec![statement(
-                "INSERT INTO a VALUES ($2)",
-                vec![1i64.into()]
+                "INSERT INTO a VALUES ($1, $2)",
+                vec![drawn(), 1i64.into()]
+            )])
+            .is_some()
+        );
+        assert!(
+            joined(vec![statement(
+                "INSERT INTO a VALUES ($3)",
+                vec![drawn(), 1i64.into()]
             )])
             .is_none(),
             "a placeholder without its value"
         );
-        assert!(joined(Vec::new()).is_none());
+        assert!(
+            joined(vec![statement(
+                "INSERT INTO a VALUES ($1)",
+                vec![1i64.into()]
+            )])
+            .is_none(),
+            "the first part does not take the drawn position"
+        );
+        assert!(
+            joined(vec![statement(
+                "INSERT INTO a VALUES ($1, $2)",
+                vec![drawn(), format!("at {DRAWN_POSITION}").into()]
+            )])
+            .is_none(),
+            "the stand-in written into text"
+        );
+        assert!(
+            joined(vec![statement(
+                "INSERT INTO a VALUES ($1, $2)",
+                vec![drawn(), serde_json::json!({ "at": DRAWN_POSITION }).into()]
+            )])
+            .is_none(),
+            "the stand-in written into JSON"
+        );
     }
 
     #[test]

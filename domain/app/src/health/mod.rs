@@ -981,16 +981,25 @@ impl HealthPoller {
             .iter()
             .filter_map(|(_, listed)| listed.voice_bridge.clone())
             .collect();
-        let holders = match numbers.is_empty() {
-            true => Vec::new(),
-            false => self.store.voice_bridge_holders(&numbers).await?,
-        };
+        let holders: std::collections::HashMap<String, (TenantId, MeetingId)> =
+            match numbers.is_empty() {
+                true => Default::default(),
+                false => self
+                    .store
+                    .voice_bridge_holders(&numbers)
+                    .await?
+                    .into_iter()
+                    .map(|claim| (claim.number, (claim.tenant, claim.meeting_id)))
+                    .collect(),
+            };
         for (record, listed) in due {
-            let holds_it = holders.iter().any(|claim| {
-                Some(&claim.number) == listed.voice_bridge.as_ref()
-                    && claim.tenant == record.tenant
-                    && claim.meeting_id == record.meeting_id
-            });
+            let holds_it = listed
+                .voice_bridge
+                .as_ref()
+                .and_then(|number| holders.get(number))
+                .is_some_and(|(tenant, meeting_id)| {
+                    *tenant == record.tenant && *meeting_id == record.meeting_id
+                });
             if !holds_it {
                 self.hold_voice_bridge(&record.tenant, &record.meeting_id, listed)
                     .await?;
