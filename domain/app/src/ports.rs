@@ -394,7 +394,7 @@ pub trait Placements: Send + Sync {
     ) -> Result<Option<VoiceBridgeClaim>, StoreError>;
     /// The claims holding any of `numbers`, in no order (see
     /// [`voice_bridge_holder`](Self::voice_bridge_holder); the SQL store
-    /// reads them in one statement per few hundred numbers).
+    /// reads them in one statement per 512 numbers).
     async fn voice_bridge_holders(
         &self,
         numbers: &[String],

@@ -338,9 +338,10 @@ impl Store {
         numbers: &[String],
     ) -> Result<Vec<VoiceBridgeClaim>, SqlError> {
         let mut holders = Vec::new();
-        for chunk in numbers.chunks(HOLDERS_PER_STATEMENT) {
+        // Padded lists: few statement shapes (see `crate::shapes`).
+        for chunk in numbers.chunks(crate::shapes::IN_LIST_CHUNK) {
             let rows = voice_bridge::Entity::find()
-                .filter(voice_bridge::Column::Number.is_in(chunk.iter().cloned()))
+                .filter(voice_bridge::Column::Number.is_in(crate::shapes::padded(chunk).cloned()))
                 .all(&self.db)
                 .await?;
             holders.extend(rows.into_iter().filter_map(to_claim));
@@ -348,10 +349,6 @@ impl Store {
         Ok(holders)
     }
 }
-
-/// Numbers asked for in one statement (well within SQLite's and
-/// PostgreSQL's limits on bound values).
-const HOLDERS_PER_STATEMENT: usize = 500;
 
 fn to_claim(row: voice_bridge::Model) -> Option<VoiceBridgeClaim> {
     Some(VoiceBridgeClaim {

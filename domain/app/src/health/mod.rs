@@ -1262,17 +1262,25 @@ mod tests {
         let world = World::new();
         let id = world.server("a").await;
         world.meeting("room", "room-1", id, NOW_MS).await;
-        let backend = Arc::new(ScriptedBackend::new(move |_, call, _| {
-            assert_eq!(call, "getMeetings");
-            let element = answers::meeting_element("room", "room-1", NOW_MS, 3)
-                .replace("<running>", "<voiceBridge>70123</voiceBridge><running>");
-            answers::meetings(&[element])
-        }));
-        let mut poller = poller(&world, &backend, config());
-        world.clock.advance_ms(10_000);
-        poller.poll_once().await.unwrap();
+        poll_listing_room_with_voice_bridge(&world, "70123").await;
         let holder = world.store.voice_bridge_holder("70123").await.unwrap();
         assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
+    }
+
+    /// One poll of a server listing the meeting `room` (run `room-1`) with
+    /// voiceBridge `number`, 10 s on.
+    async fn poll_listing_room_with_voice_bridge(world: &World, number: &'static str) {
+        let backend = Arc::new(ScriptedBackend::new(move |_, call, _| {
+            assert_eq!(call, "getMeetings");
+            let element = answers::meeting_element("room", "room-1", NOW_MS, 3).replace(
+                "<running>",
+                &format!("<voiceBridge>{number}</voiceBridge><running>"),
+            );
+            answers::meetings(&[element])
+        }));
+        let mut poller = poller(world, &backend, config());
+        world.clock.advance_ms(10_000);
+        poller.poll_once().await.unwrap();
     }
 
     #[tokio::test]
@@ -1288,14 +1296,7 @@ mod tests {
             at_ms: NOW_MS,
         };
         assert!(world.store.claim_voice_bridge(&claim, 0).await.unwrap());
-        let backend = Arc::new(ScriptedBackend::new(move |_, _, _| {
-            let element = answers::meeting_element("room", "room-1", NOW_MS, 3)
-                .replace("<running>", "<voiceBridge>70123</voiceBridge><running>");
-            answers::meetings(&[element])
-        }));
-        let mut poller = poller(&world, &backend, config());
-        world.clock.advance_ms(10_000);
-        poller.poll_once().await.unwrap();
+        poll_listing_room_with_voice_bridge(&world, "70123").await;
         let holder = world.store.voice_bridge_holder("70123").await.unwrap();
         assert_eq!(
             holder.map(|claim| (claim.meeting_id, claim.at_ms)),
