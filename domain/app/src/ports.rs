@@ -392,19 +392,6 @@ pub trait Placements: Send + Sync {
         &self,
         number: &str,
     ) -> Result<Option<VoiceBridgeClaim>, StoreError>;
-    /// The claims holding any of `numbers`, in no order (see
-    /// [`voice_bridge_holder`](Self::voice_bridge_holder); the SQL store
-    /// reads them in one statement per 512 numbers).
-    async fn voice_bridge_holders(
-        &self,
-        numbers: &[String],
-    ) -> Result<Vec<VoiceBridgeClaim>, StoreError> {
-        let mut holders = Vec::new();
-        for number in numbers {
-            holders.extend(self.voice_bridge_holder(number).await?);
-        }
-        Ok(holders)
-    }
 }
 
 /// The callback outbox: deliveries written with their events, claimed when

@@ -330,33 +330,15 @@ impl Store {
         Ok(voice_bridge::Entity::find_by_id(number.to_owned())
             .one(&self.db)
             .await?
-            .and_then(to_claim))
+            .and_then(|row| {
+                Some(VoiceBridgeClaim {
+                    meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
+                    number: row.number,
+                    tenant: TenantId(row.tenant),
+                    at_ms: row.claimed_at_ms,
+                })
+            }))
     }
-
-    async fn voice_bridge_holders_sql(
-        &self,
-        numbers: &[String],
-    ) -> Result<Vec<VoiceBridgeClaim>, SqlError> {
-        let mut holders = Vec::new();
-        // Padded lists: few statement shapes (see `crate::shapes`).
-        for chunk in numbers.chunks(crate::shapes::IN_LIST_CHUNK) {
-            let rows = voice_bridge::Entity::find()
-                .filter(voice_bridge::Column::Number.is_in(crate::shapes::padded(chunk).cloned()))
-                .all(&self.db)
-                .await?;
-            holders.extend(rows.into_iter().filter_map(to_claim));
-        }
-        Ok(holders)
-    }
-}
-
-fn to_claim(row: voice_bridge::Model) -> Option<VoiceBridgeClaim> {
-    Some(VoiceBridgeClaim {
-        meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
-        number: row.number,
-        tenant: TenantId(row.tenant),
-        at_ms: row.claimed_at_ms,
-    })
 }
 
 #[async_trait]
@@ -426,13 +408,6 @@ impl Placements for Store {
         number: &str,
     ) -> Result<Option<VoiceBridgeClaim>, StoreError> {
         Ok(Store::voice_bridge_holder_sql(self, number).await?)
-    }
-
-    async fn voice_bridge_holders(
-        &self,
-        numbers: &[String],
-    ) -> Result<Vec<VoiceBridgeClaim>, StoreError> {
-        Ok(Store::voice_bridge_holders_sql(self, numbers).await?)
     }
 }
 

@@ -1890,32 +1890,6 @@ fn claim(number: &str, meeting: &str, at_ms: i64) -> switchboard_app::records::V
 }
 
 #[tokio::test]
-async fn the_holders_of_many_numbers_are_read_at_once() {
-    for (kind, store) in stores().await {
-        for n in 0..600 {
-            let number = format!("{}", 10_000 + n);
-            let meeting = format!("room-{n}");
-            assert!(
-                store
-                    .claim_voice_bridge(&claim(&number, &meeting, 1), 0)
-                    .await
-                    .unwrap(),
-                "{kind}"
-            );
-        }
-        // More numbers than one statement asks for, one of them free.
-        let mut numbers: Vec<String> = (0..600).map(|n| format!("{}", 10_000 + n)).collect();
-        numbers.push("99998".into());
-        let mut holders = store.voice_bridge_holders(&numbers).await.unwrap();
-        holders.sort_by(|a, b| a.number.cmp(&b.number));
-        assert_eq!(holders.len(), 600, "{kind}");
-        assert_eq!(holders[0], claim("10000", "room-0", 1), "{kind}");
-        assert_eq!(holders[599], claim("10599", "room-599", 1), "{kind}");
-        assert!(store.voice_bridge_holders(&[]).await.unwrap().is_empty());
-    }
-}
-
-#[tokio::test]
 async fn a_voice_bridge_is_held_by_one_meeting_until_it_stops_running_and_the_claim_is_stale() {
     for (kind, store) in stores().await {
         let server = add_server(&store, 1).await;

@@ -975,35 +975,9 @@ impl HealthPoller {
                 })
                 .collect()
         };
-        // A run created through Switchboard holds its number already: only
-        // the others are claimed (each claim is a write), read in one go.
-        let numbers: Vec<String> = due
-            .iter()
-            .filter_map(|(_, listed)| listed.voice_bridge.clone())
-            .collect();
-        let holders: std::collections::HashMap<String, (TenantId, MeetingId)> =
-            match numbers.is_empty() {
-                true => Default::default(),
-                false => self
-                    .store
-                    .voice_bridge_holders(&numbers)
-                    .await?
-                    .into_iter()
-                    .map(|claim| (claim.number, (claim.tenant, claim.meeting_id)))
-                    .collect(),
-            };
         for (record, listed) in due {
-            let holds_it = listed
-                .voice_bridge
-                .as_ref()
-                .and_then(|number| holders.get(number))
-                .is_some_and(|(tenant, meeting_id)| {
-                    *tenant == record.tenant && *meeting_id == record.meeting_id
-                });
-            if !holds_it {
-                self.hold_voice_bridge(&record.tenant, &record.meeting_id, listed)
-                    .await?;
-            }
+            self.hold_voice_bridge(&record.tenant, &record.meeting_id, listed)
+                .await?;
             if let Ok(mut held) = self.voice_bridges_held.lock() {
                 if held.len() >= 100_000 {
                     held.clear();
@@ -1262,47 +1236,17 @@ mod tests {
         let world = World::new();
         let id = world.server("a").await;
         world.meeting("room", "room-1", id, NOW_MS).await;
-        poll_listing_room_with_voice_bridge(&world, "70123").await;
-        let holder = world.store.voice_bridge_holder("70123").await.unwrap();
-        assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
-    }
-
-    /// One poll of a server listing the meeting `room` (run `room-1`) with
-    /// voiceBridge `number`, 10 s on.
-    async fn poll_listing_room_with_voice_bridge(world: &World, number: &'static str) {
         let backend = Arc::new(ScriptedBackend::new(move |_, call, _| {
             assert_eq!(call, "getMeetings");
-            let element = answers::meeting_element("room", "room-1", NOW_MS, 3).replace(
-                "<running>",
-                &format!("<voiceBridge>{number}</voiceBridge><running>"),
-            );
+            let element = answers::meeting_element("room", "room-1", NOW_MS, 3)
+                .replace("<running>", "<voiceBridge>70123</voiceBridge><running>");
             answers::meetings(&[element])
         }));
-        let mut poller = poller(world, &backend, config());
+        let mut poller = poller(&world, &backend, config());
         world.clock.advance_ms(10_000);
         poller.poll_once().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_number_the_meeting_holds_already_is_not_claimed_again() {
-        let world = World::new();
-        let id = world.server("a").await;
-        world.meeting("room", "room-1", id, NOW_MS).await;
-        // Held by the create that started the run.
-        let claim = crate::records::VoiceBridgeClaim {
-            number: "70123".into(),
-            tenant: switchboard_domain::ids::TenantId::default_tenant(),
-            meeting_id: meeting_id("room"),
-            at_ms: NOW_MS,
-        };
-        assert!(world.store.claim_voice_bridge(&claim, 0).await.unwrap());
-        poll_listing_room_with_voice_bridge(&world, "70123").await;
         let holder = world.store.voice_bridge_holder("70123").await.unwrap();
-        assert_eq!(
-            holder.map(|claim| (claim.meeting_id, claim.at_ms)),
-            Some((meeting_id("room"), NOW_MS)),
-            "held by the meeting since the create: no second claim"
-        );
+        assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
     }
 
     #[tokio::test]
