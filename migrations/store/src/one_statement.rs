@@ -156,10 +156,10 @@ pub(crate) fn joined(statements: Vec<Statement>) -> Option<Statement> {
         sql.push_str(&format!(", w{index} AS ("));
         renumbered(&statement.sql, &names, &mut sql)?;
         // The first data-modifying part (w0) is the one the final SELECT
-        // reads: it runs before
-        // the others (which PostgreSQL runs after the main query), so the
-        // event's unique check and row come first, as in the transaction,
-        // and concurrent appends take their locks in the same order.
+        // reads: it runs before the others (which PostgreSQL runs after the
+        // main query), so the event's unique check and row come first, as
+        // in the transaction, and concurrent appends take their locks in
+        // the same order.
         if index == 0 {
             sql.push_str(" RETURNING \"position\" AS first");
         }
