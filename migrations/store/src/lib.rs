@@ -38,4 +38,4 @@ pub use announce::CHANGE_CHANNEL;
 pub use archive::{ArchiveError, ArchiveHeader, ArchiveReport, ArchiveSummary, verify_archive};
 pub use listen::ChangeListener;
 pub use rebuild::{RebuildMode, RebuildPhase, RebuildProgress, RebuildReport, TableDifference};
-pub use store::{METRIC_STATEMENTS, SqlError, Store};
+pub use store::{METRIC_STATEMENTS, SQLITE_CACHE_KIB, SqlError, Store};

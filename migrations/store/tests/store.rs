@@ -2701,5 +2701,10 @@ async fn every_pooled_sqlite_connection_gets_the_settings() {
         };
         assert_eq!(read("synchronous").await, 1, "synchronous=NORMAL");
         assert_eq!(read("busy_timeout").await, 10_000);
+        assert_eq!(
+            read("cache_size").await,
+            -i64::from(switchboard_store::SQLITE_CACHE_KIB),
+            "a page cache of SQLITE_CACHE_KIB KiB"
+        );
     }
 }
