@@ -8,7 +8,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_domain::bbb::checksum::{ChecksumAlgorithm, sign};
-use switchboard_domain::bbb::xml::{ResponseSummary, read_response};
+use switchboard_domain::bbb::xml::{Fields, ResponseSummary, read_response_fields};
 use thiserror::Error;
 
 /// Why a backend call failed.
@@ -159,7 +159,21 @@ impl Backends {
         query: &str,
         body: Option<&RequestBody>,
     ) -> Result<Answer, CallFailure> {
-        self.call_within(server, call, query, body, self.timeout)
+        self.call_reading(server, call, query, body, self.timeout, Fields::All)
+            .await
+    }
+
+    /// Calls a server for an answer relayed as it is: the answer is checked
+    /// whole, and only its status fields (`returncode`, `messageKey`,
+    /// `message`) are in its summary.
+    pub async fn call_to_relay(
+        &self,
+        server: &ServerRecord,
+        call: &str,
+        query: &str,
+        body: Option<&RequestBody>,
+    ) -> Result<Answer, CallFailure> {
+        self.call_reading(server, call, query, body, self.timeout, Fields::Status)
             .await
     }
 
@@ -172,12 +186,25 @@ impl Backends {
         body: Option<&RequestBody>,
         timeout: Duration,
     ) -> Result<Answer, CallFailure> {
+        self.call_reading(server, call, query, body, timeout, Fields::All)
+            .await
+    }
+
+    async fn call_reading(
+        &self,
+        server: &ServerRecord,
+        call: &str,
+        query: &str,
+        body: Option<&RequestBody>,
+        timeout: Duration,
+        fields: Fields,
+    ) -> Result<Answer, CallFailure> {
         let response = self
             .client
             .call(self.target(server), call, query, body, timeout)
             .await?;
-        let summary =
-            read_response(&response.body).map_err(|err| CallFailure::Garbage(err.to_string()))?;
+        let summary = read_response_fields(&response.body, fields)
+            .map_err(|err| CallFailure::Garbage(err.to_string()))?;
         Ok(Answer {
             body: response.body,
             summary,

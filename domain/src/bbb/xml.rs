@@ -78,6 +78,13 @@ pub struct MeetingsAnswer<'a> {
     pub meetings: Vec<MeetingEntry<'a>>,
 }
 
+/// Whether text at `depth` (elements open) can be part of a value kept: a
+/// top-level field's (inside `<response>`'s child) or, in a `<meeting>`,
+/// one of its fields'.
+fn text_kept(depth: usize, in_meeting: bool) -> bool {
+    depth == 2 || (in_meeting && depth == 4)
+}
+
 fn malformed(err: impl std::fmt::Display) -> XmlError {
     XmlError::Malformed(err.to_string())
 }
@@ -89,10 +96,29 @@ fn resolve_reference(name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Which top-level fields of an answer are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// Every simple child of `<response>`.
+    All,
+    /// Only `returncode`, `messageKey` and `message`: enough to tell
+    /// success from failure, for an answer relayed as it is (the whole
+    /// answer is still checked).
+    Status,
+}
+
+/// The fields [`Fields::Status`] keeps.
+const STATUS_FIELDS: [&str; 3] = ["returncode", "messageKey", "message"];
+
 /// Reads the top-level fields of a BBB answer.
 pub fn read_response(body: &[u8]) -> Result<ResponseSummary, XmlError> {
+    read_response_fields(body, Fields::All)
+}
+
+/// Checks a BBB answer whole and reads the top-level fields asked for.
+pub fn read_response_fields(body: &[u8], fields: Fields) -> Result<ResponseSummary, XmlError> {
     let text = std::str::from_utf8(body).map_err(malformed)?;
-    read_meetings(text).map(|answer| answer.summary)
+    read_answer(text, fields).map(|answer| answer.summary)
 }
 
 /// Reads a BBB answer with its `<meetings>` list (empty for other calls).
@@ -102,6 +128,11 @@ pub fn read_response(body: &[u8]) -> Result<ResponseSummary, XmlError> {
 /// reader checks that every end tag matches its start tag), so reading an
 /// answer allocates for the fields and meetings it keeps, not per element.
 pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
+    read_answer(body, Fields::All)
+}
+
+/// Reads an answer, its `<meetings>` list and the top-level fields asked for.
+fn read_answer(body: &str, fields: Fields) -> Result<MeetingsAnswer<'_>, XmlError> {
     let mut reader = Reader::from_str(body);
     // Every end tag must match its start tag (quick-xml's default, relied
     // on here: an end tag's name stands for the element it closes).
@@ -160,10 +191,12 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                 let name = end.name();
                 let name: &str = name.as_ref();
                 if depth == 1 {
-                    answer
-                        .summary
-                        .fields
-                        .insert(name.to_owned(), text.trim().to_owned());
+                    if fields == Fields::All || STATUS_FIELDS.contains(&name) {
+                        answer
+                            .summary
+                            .fields
+                            .insert(name.to_owned(), text.trim().to_owned());
+                    }
                     in_meetings = false;
                 }
                 if depth == 3
@@ -207,14 +240,23 @@ pub fn read_meetings(body: &str) -> Result<MeetingsAnswer<'_>, XmlError> {
                 if depth == 1 {
                     let name = empty.name();
                     let name: &str = name.as_ref();
-                    answer.summary.fields.insert(name.to_owned(), String::new());
+                    if fields == Fields::All || STATUS_FIELDS.contains(&name) {
+                        answer.summary.fields.insert(name.to_owned(), String::new());
+                    }
                 }
             }
-            Event::Text(content) => text.push_str(&content.xml10_content()),
-            Event::CData(content) => text.push_str(content.as_ref()),
-            Event::GeneralRef(reference) => {
+            // Text is kept only where a field or a meeting's field can end:
+            // the text of deeper elements is let go at their end tags.
+            Event::Text(content) if text_kept(depth, current.is_some()) => {
+                text.push_str(&content.xml10_content())
+            }
+            Event::CData(content) if text_kept(depth, current.is_some()) => {
+                text.push_str(content.as_ref())
+            }
+            Event::GeneralRef(reference) if text_kept(depth, current.is_some()) => {
                 text.push_str(&resolve_reference(&reference.into_inner()))
             }
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {}
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
         }
@@ -280,6 +322,40 @@ mod tests {
         assert!(!summary.is_success());
         assert_eq!(summary.message_key(), Some("notFound"));
         assert_eq!(summary.field("message"), Some("gone"));
+    }
+
+    #[test]
+    fn deeper_text_never_reaches_a_field() {
+        let body = b"<response><returncode>SUCCESS</returncode>\
+            <attendees><attendee><fullName>A &amp; B</fullName></attendee></attendees>\
+            <meetingName>x &amp; y<![CDATA[ z]]></meetingName><metadata/></response>";
+        let summary = read_response(body).unwrap();
+        assert_eq!(summary.field("meetingName"), Some("x & y z"));
+        assert_eq!(summary.field("attendees"), Some(""));
+        assert_eq!(summary.field("metadata"), Some(""));
+    }
+
+    #[test]
+    fn status_fields_are_read_from_an_answer_checked_whole() {
+        let body = b"<response><returncode>FAILED</returncode><meetingName>m</meetingName>\
+            <messageKey>notFound</messageKey><message>gone</message><metadata/></response>";
+        let summary = read_response_fields(body, Fields::Status).unwrap();
+        assert!(!summary.is_success());
+        assert_eq!(summary.message_key(), Some("notFound"));
+        assert_eq!(summary.field("message"), Some("gone"));
+        assert_eq!(summary.field("meetingName"), None);
+        assert_eq!(summary.field("metadata"), None);
+        for garbage in [
+            &b"<response><returncode>SUCCESS</returncode><a><b></a></b></response>"[..],
+            b"<response><returncode>SUCCESS</returncode><meetingName>open",
+            b"<response><meetingName>no code</meetingName></response>",
+        ] {
+            assert!(
+                read_response_fields(garbage, Fields::Status).is_err(),
+                "{}",
+                String::from_utf8_lossy(garbage)
+            );
+        }
     }
 
     #[test]

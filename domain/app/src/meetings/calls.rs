@@ -67,7 +67,7 @@ impl MeetingService {
             .await?;
         Ok(self
             .backends
-            .call(
+            .call_to_relay(
                 &server,
                 &request.call,
                 &request.forwarded_query(),
@@ -91,7 +91,7 @@ impl MeetingService {
         };
         match self
             .backends
-            .call(
+            .call_to_relay(
                 &server,
                 "isMeetingRunning",
                 &request.forwarded_query(),
@@ -127,7 +127,7 @@ impl MeetingService {
         };
         let answer = self
             .backends
-            .call(&server, "end", &request.forwarded_query(), None)
+            .call_to_relay(&server, "end", &request.forwarded_query(), None)
             .await?;
         let gone = answer.summary.is_success() || answer.summary.message_key() == Some("notFound");
         if gone {
