@@ -1,3 +1,4 @@
 //! Integration tests of switchboard-workers (one test binary).
 
+mod backend;
 mod jobs;

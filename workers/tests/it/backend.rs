@@ -1,0 +1,233 @@
+//! The HTTP backend client against a real server on loopback that answers
+//! as told and keeps what it was sent.
+
+use bytes::Bytes;
+use std::time::Duration;
+use switchboard_domain::bbb::checksum::ChecksumAlgorithm;
+use switchboard_workers::backend::{BackendError, BackendTarget, HttpBackendClient};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// A server that answers every connection's first request with `answer`
+/// (after `delay`) and reports the request's bytes.
+async fn server(answer: Vec<u8>, delay: Duration) -> (String, mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/bigbluebutton/", listener.local_addr().unwrap());
+    let (sent, received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let answer = answer.clone();
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then as many body bytes as Content-Length says.
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|line| {
+                                line.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .and_then(|n| n.trim().parse::<usize>().ok())
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let _ = sent.send(String::from_utf8_lossy(&request).to_string());
+                tokio::time::sleep(delay).await;
+                let _ = socket.write_all(&answer).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (url, received)
+}
+
+fn answer(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn target(url: &str) -> BackendTarget<'_> {
+    BackendTarget {
+        url,
+        secret: "the-secret",
+        algorithm: ChecksumAlgorithm::Sha1,
+    }
+}
+
+const SUCCESS: &str = "<response><returncode>SUCCESS</returncode></response>";
+
+#[tokio::test]
+async fn a_get_is_signed_and_its_answer_read_whole() {
+    let (url, mut sent) = server(answer("200 OK", SUCCESS), Duration::ZERO).await;
+    let client = HttpBackendClient::new();
+    let response = client
+        .get(
+            target(&url),
+            "getMeetingInfo",
+            "meetingID=a",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.status, &response.body[..]),
+        (200, SUCCESS.as_bytes())
+    );
+    let request = sent.recv().await.unwrap();
+    let expected = target(&url).signed_url("getMeetingInfo", "meetingID=a");
+    let path = expected.split_once("/bigbluebutton/").unwrap().1;
+    assert!(
+        request.starts_with(&format!("GET /bigbluebutton/{path} HTTP/1.1\r\n")),
+        "{request}"
+    );
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("user-agent: switchboard/"),
+        "{request}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_carries_its_body_and_content_type() {
+    let (url, mut sent) = server(answer("200 OK", SUCCESS), Duration::ZERO).await;
+    let client = HttpBackendClient::new();
+    client
+        .post(
+            target(&url),
+            "create",
+            "meetingID=a",
+            "application/xml",
+            Bytes::from_static(b"<modules/>"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let request = sent.recv().await.unwrap();
+    assert!(request.starts_with("POST /bigbluebutton/api/create?meetingID=a&checksum="));
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("content-type: application/xml")
+    );
+    assert!(request.ends_with("\r\n\r\n<modules/>"), "{request}");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_other_statuses_are_errors() {
+    let redirect =
+        b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:1/\r\ncontent-length: 0\r\n\r\n";
+    let (url, _) = server(redirect.to_vec(), Duration::ZERO).await;
+    let client = HttpBackendClient::new();
+    let err = client
+        .get(target(&url), "getMeetings", "", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Status(302)), "{err:?}");
+    let (url, _) = server(answer("503 Service Unavailable", "busy"), Duration::ZERO).await;
+    let err = client
+        .get(target(&url), "getMeetings", "", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Status(503)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_slow_server_times_out() {
+    let (url, _) = server(answer("200 OK", SUCCESS), Duration::from_secs(5)).await;
+    let err = HttpBackendClient::new()
+        .get(target(&url), "getMeetings", "", Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Timeout(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_cap_is_refused() {
+    let max = switchboard_app::backend::MAX_ANSWER_BYTES;
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", max + 1);
+    let mut huge = head.into_bytes();
+    huge.resize(huge.len() + max + 1, b'x');
+    let (url, _) = server(huge, Duration::ZERO).await;
+    let err = HttpBackendClient::new()
+        .get(target(&url), "getMeetings", "", Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::TooLarge(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_chunked_answer_is_read_whole_and_capped_too() {
+    let chunked = |chunks: &[&[u8]]| {
+        let mut answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for chunk in chunks {
+            answer.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            answer.extend_from_slice(chunk);
+            answer.extend_from_slice(b"\r\n");
+        }
+        answer.extend_from_slice(b"0\r\n\r\n");
+        answer
+    };
+    let (url, _) = server(
+        chunked(&[
+            b"<response><returncode>",
+            b"SUCCESS</returncode></response>",
+        ]),
+        Duration::ZERO,
+    )
+    .await;
+    let client = HttpBackendClient::new();
+    let response = client
+        .get(target(&url), "getMeetings", "", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(&response.body[..], SUCCESS.as_bytes());
+    let max = switchboard_app::backend::MAX_ANSWER_BYTES;
+    let half = vec![b'x'; max / 2 + 1];
+    let (url, _) = server(chunked(&[&half, &half]), Duration::ZERO).await;
+    let err = client
+        .get(target(&url), "getMeetings", "", Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::TooLarge(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_says_why_without_the_signed_url() {
+    // A port nobody listens on: bound, then let go.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/bigbluebutton/");
+    let err = HttpBackendClient::new()
+        .get(target(&url), "getMeetings", "", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    let BackendError::Connect(text) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+    assert!(
+        !text.contains("checksum") && !text.contains("getMeetings"),
+        "{text}"
+    );
+}
