@@ -6,7 +6,8 @@
 //! isMeetingRunning, end, join without redirect) reqwest parsed each signed
 //! URL twice with the `url` crate and ran its redirect layer even with
 //! redirects off, about a quarter of the instructions of a relayed call
-//! (callgrind, issue 22).
+//! (callgrind, issue 22). reqwest still calls the servers that a proxy
+//! covers or whose URL carries credentials.
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full};
@@ -14,7 +15,9 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_app::backend::BackendClient;
 pub use switchboard_app::backend::{BackendError, BackendResponse, BackendTarget, RequestBody};
@@ -28,12 +31,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle keep-alive connections kept per server.
 const IDLE_PER_SERVER: usize = 64;
 
+/// How long an idle pooled connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// TCP keepalive: first probe after this much silence, then this often.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// The HTTP client for BBB servers (HTTP/1.1 and, over TLS when the server
 /// offers it, HTTP/2; connections pooled per server; redirects are never
 /// followed: a 3xx is an HTTP status error like any other than 200).
+///
+/// A server whose URL carries credentials (`https://user:pass@host/...`,
+/// sent as Basic authentication) or that a proxy setting covers is called
+/// through reqwest, which handles both; every other call goes straight
+/// through hyper.
 #[derive(Debug, Clone)]
 pub struct HttpBackendClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    direct: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// For the servers behind a proxy or with credentials in their URL.
+    fallback: reqwest::Client,
+    /// Which URLs a proxy covers.
+    proxies: Arc<Matcher>,
 }
 
 /// Installs the process-wide rustls crypto provider (idempotent).
@@ -42,14 +60,36 @@ pub fn install_crypto_provider() {
 }
 
 impl HttpBackendClient {
-    /// A client that never follows redirects.
+    /// A client that never follows redirects, using the proxies the
+    /// environment names (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`,
+    /// `NO_PROXY`, also in lower case).
     pub fn new() -> Self {
+        Self::build(Matcher::from_env(), None)
+    }
+
+    /// A client that sends every call through the HTTP proxy at `proxy`
+    /// (`http://host:port`), whatever the environment says.
+    pub fn with_proxy(proxy: &str) -> Result<Self, BackendError> {
+        let fallback = reqwest::Proxy::all(proxy)
+            .map_err(|_| BackendError::Connect("the proxy URL is not valid".into()))?;
+        Ok(Self::build(
+            Matcher::builder().all(proxy.to_owned()).build(),
+            Some(fallback),
+        ))
+    }
+
+    fn build(proxies: Matcher, proxy: Option<reqwest::Proxy>) -> Self {
         install_crypto_provider();
         let mut http = HttpConnector::new();
         // https:// URLs reach the TLS layer through this connector.
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);
+        // A server gone without closing its connections is noticed by TCP
+        // rather than at the next call's timeout (reqwest's settings).
+        http.set_keepalive(Some(KEEPALIVE));
+        http.set_keepalive_interval(Some(KEEPALIVE));
+        http.set_keepalive_retries(Some(3));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .try_with_platform_verifier()
             .expect("rustls with the platform's certificate verifier")
@@ -57,10 +97,24 @@ impl HttpBackendClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
+        let direct = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(IDLE_PER_SERVER)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
             .build(https);
-        Self { client }
+        let mut fallback = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(IDLE_PER_SERVER)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(USER_AGENT);
+        if let Some(proxy) = proxy {
+            fallback = fallback.proxy(proxy);
+        }
+        Self {
+            direct,
+            fallback: fallback.build().expect("reqwest client with rustls"),
+            proxies: Arc::new(proxies),
+        }
     }
 
     /// GET a signed API call.
@@ -101,10 +155,19 @@ impl HttpBackendClient {
     ) -> Result<BackendResponse, BackendError> {
         // The URL carries a checksum: neither it nor a parse error quoting
         // it is ever part of an error.
-        let uri: hyper::Uri = target
-            .signed_url(call, query)
-            .parse()
-            .map_err(|_| BackendError::Connect("the server's URL is not a valid URL".into()))?;
+        let url = target.signed_url(call, query);
+        let uri: hyper::Uri = url.parse().map_err(|_| {
+            BackendError::Connect(
+                "the signed call is not a valid URL (malformed or too long)".into(),
+            )
+        })?;
+        if uri
+            .authority()
+            .is_some_and(|authority| authority.as_str().contains('@'))
+            || self.proxies.intercept(&uri).is_some()
+        {
+            return self.send_through_reqwest(url, body, timeout).await;
+        }
         let mut request = hyper::Request::builder()
             .uri(uri)
             .header(hyper::header::USER_AGENT, USER_AGENT);
@@ -122,10 +185,10 @@ impl HttpBackendClient {
             .map_err(|err| BackendError::Connect(err.to_string()))?;
         let exchange = async {
             let response = self
-                .client
+                .direct
                 .request(request)
                 .await
-                .map_err(|err| BackendError::Connect(with_causes(&err)))?;
+                .map_err(|err| connect_failure(&err))?;
             let status = response.status().as_u16();
             if status != 200 {
                 return Err(BackendError::Status(status));
@@ -172,12 +235,67 @@ impl Default for HttpBackendClient {
     }
 }
 
+impl HttpBackendClient {
+    /// The call through reqwest (a proxy, or credentials in the URL).
+    async fn send_through_reqwest(
+        &self,
+        url: String,
+        body: Option<(&str, Bytes)>,
+        timeout: Duration,
+    ) -> Result<BackendResponse, BackendError> {
+        let request = match body {
+            Some((content_type, bytes)) => self
+                .fallback
+                .post(url)
+                .header("content-type", content_type)
+                .body(bytes),
+            None => self.fallback.get(url),
+        };
+        let classify = |err: reqwest::Error| {
+            if err.is_timeout() {
+                BackendError::Timeout(timeout)
+            } else {
+                BackendError::Connect(with_causes(&err.without_url()))
+            }
+        };
+        let response = request.timeout(timeout).send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(BackendError::Status(status));
+        }
+        let max = switchboard_app::backend::MAX_ANSWER_BYTES;
+        let body = crate::capped::read_capped(response, max)
+            .await
+            .map_err(|err| match err {
+                crate::capped::CappedError::TooLarge => BackendError::TooLarge(max),
+                crate::capped::CappedError::Transfer(err) => classify(err),
+            })?;
+        Ok(BackendResponse { status, body })
+    }
+}
+
+/// A failed exchange: a connection that could not be made in
+/// [`CONNECT_TIMEOUT`] is a timeout, anything else a connection failure.
+fn connect_failure(err: &hyper_util::client::legacy::Error) -> BackendError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(inner) = cause {
+        if inner
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return BackendError::Timeout(CONNECT_TIMEOUT);
+        }
+        cause = inner.source();
+    }
+    BackendError::Connect(with_causes(err))
+}
+
 /// The answer's body, at most
 /// [`MAX_ANSWER_BYTES`](switchboard_app::backend::MAX_ANSWER_BYTES), read
-/// into one buffer sized by its `Content-Length` when it has one: a large
-/// answer (a getMeetings of a busy server is about 1 MB per 1,000
-/// meetings) is never held twice, as its chunks and as their copy in one
-/// piece, nor grown by doubling.
+/// into one buffer sized by its `Content-Length` when it has one (up to
+/// `PRESIZE_MAX`): a large answer (a getMeetings of a busy server is about
+/// 1 MB per 1,000 meetings) is neither held twice, as its chunks and their
+/// copy in one piece, nor grown by doubling.
 async fn read_body(response: hyper::Response<Incoming>) -> Result<Bytes, BackendError> {
     let max = switchboard_app::backend::MAX_ANSWER_BYTES;
     let announced = response
@@ -189,7 +307,9 @@ async fn read_body(response: hyper::Response<Incoming>) -> Result<Bytes, Backend
         return Err(BackendError::TooLarge(max));
     }
     let mut body = response.into_body();
-    let mut read = BytesMut::with_capacity(announced.unwrap_or(0));
+    // The announced length is untrusted: no more than PRESIZE_MAX is set
+    // aside before the bytes arrive.
+    let mut read = BytesMut::with_capacity(announced.unwrap_or(0).min(crate::capped::PRESIZE_MAX));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| BackendError::Connect(with_causes(&err)))?;
         if let Ok(chunk) = frame.into_data() {

@@ -14,7 +14,7 @@ pub enum CappedError {
 
 /// The most set aside for a body before it arrives (from its declared
 /// length): a getMeetings answer of several thousand meetings.
-const PRESIZE_MAX: usize = 8 * 1024 * 1024;
+pub(crate) const PRESIZE_MAX: usize = 8 * 1024 * 1024;
 
 /// The body of `response`, refused past `max` bytes without reading more.
 pub async fn read_capped(

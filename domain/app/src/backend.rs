@@ -99,7 +99,8 @@ pub trait BackendClient: Send + Sync + std::fmt::Debug {
 pub struct Answer {
     /// The body as the server sent it.
     pub body: Bytes,
-    /// Its top-level fields.
+    /// Its top-level fields: every one, or only the status fields for an
+    /// answer read to be relayed ([`Backends::call_to_relay`]).
     pub summary: ResponseSummary,
 }
 

@@ -558,18 +558,24 @@ impl RoutingView {
             // never held at once beside the pictures (with 10,000 meetings
             // on 10 servers, ten listings of about 1 MB each, and SQLite
             // keeps a copy of each row it hands out).
+            // The loads are set with the picture, once every read succeeded:
+            // a failed read changes nothing (the next refresh tries again).
+            let mut observed = Vec::with_capacity(stale.len());
             for servers in reads_by_listing_size(&stale, &current) {
                 // Each sample is let go once its server's picture is made.
                 for mut sample in self.store.server_samples_of(&servers).await? {
-                    self.observed.set(
+                    observed.push((
                         sample.server_id,
                         sample.observed_with(sample.metrics_status()),
-                    );
+                    ));
                     next.insert(
                         sample.server_id,
                         Arc::new(PolledServer::from_sample(&mut sample)),
                     );
                 }
+            }
+            for (server, seen) in observed {
+                self.observed.set(server, seen);
             }
             *self.picture.write().expect("picture lock") = Arc::new(next);
             self.bump();

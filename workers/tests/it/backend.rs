@@ -12,12 +12,20 @@ use tokio::sync::mpsc;
 /// A server that answers every connection's first request with `answer`
 /// (after `delay`) and reports the request's bytes.
 async fn server(answer: Vec<u8>, delay: Duration) -> (String, mpsc::UnboundedReceiver<String>) {
+    server_in_steps(vec![(delay, answer)]).await
+}
+
+/// A server that answers every connection's first request with each part
+/// after its pause, then closes, and reports the request's bytes.
+async fn server_in_steps(
+    steps: Vec<(Duration, Vec<u8>)>,
+) -> (String, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/bigbluebutton/", listener.local_addr().unwrap());
     let (sent, received) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let answer = answer.clone();
+            let steps = steps.clone();
             let sent = sent.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
@@ -45,8 +53,10 @@ async fn server(answer: Vec<u8>, delay: Duration) -> (String, mpsc::UnboundedRec
                     }
                 }
                 let _ = sent.send(String::from_utf8_lossy(&request).to_string());
-                tokio::time::sleep(delay).await;
-                let _ = socket.write_all(&answer).await;
+                for (pause, part) in steps {
+                    tokio::time::sleep(pause).await;
+                    let _ = socket.write_all(&part).await;
+                }
                 let _ = socket.shutdown().await;
             });
         }
@@ -100,6 +110,13 @@ async fn a_get_is_signed_and_its_answer_read_whole() {
         request
             .to_ascii_lowercase()
             .contains("user-agent: switchboard/"),
+        "{request}"
+    );
+    let host = url.trim_start_matches("http://").split('/').next().unwrap();
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains(&format!("\r\nhost: {host}\r\n")),
         "{request}"
     );
 }
@@ -170,6 +187,102 @@ async fn an_answer_larger_than_the_cap_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, BackendError::TooLarge(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_announced_length_over_the_cap_is_refused_before_the_body() {
+    // Headers only: read on, the body would end early (a transfer error),
+    // not be too large.
+    let max = switchboard_app::backend::MAX_ANSWER_BYTES;
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", max + 1);
+    let (url, _) = server(head.into_bytes(), Duration::ZERO).await;
+    let err = HttpBackendClient::new()
+        .get(target(&url), "getMeetings", "", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::TooLarge(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_answer_stalling_after_its_headers_times_out() {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n<response>",
+        SUCCESS.len()
+    );
+    let (url, _) = server_in_steps(vec![
+        (Duration::ZERO, head.into_bytes()),
+        (Duration::from_secs(5), b"<returncode>".to_vec()),
+    ])
+    .await;
+    let err = HttpBackendClient::new()
+        .get(target(&url), "getMeetings", "", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Timeout(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_https_server_is_reached_through_tls() {
+    // A listener that answers in plain HTTP at once: a client that tries a
+    // TLS handshake fails it; one that skipped TLS would read a 200.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/bigbluebutton/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.write_all(&answer("200 OK", SUCCESS)).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    let err = HttpBackendClient::new()
+        .get(target(&url), "getMeetings", "", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    let BackendError::Connect(text) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(!text.contains("scheme"), "{text}");
+}
+
+#[tokio::test]
+async fn credentials_in_a_servers_url_are_sent_as_basic_authentication() {
+    let (url, mut sent) = server(answer("200 OK", SUCCESS), Duration::ZERO).await;
+    let url = url.replace("http://", "http://bbb:s%20cret@");
+    HttpBackendClient::new()
+        .get(target(&url), "getMeetings", "", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let request = sent.recv().await.unwrap();
+    // base64("bbb:s cret")
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("authorization: basic ymjionmgy3jlda=="),
+        "{request}"
+    );
+    assert!(request.starts_with("GET /bigbluebutton/api/getMeetings?checksum="));
+}
+
+#[tokio::test]
+async fn a_proxy_carries_the_call_when_one_is_set() {
+    let (proxy, mut sent) = server(answer("200 OK", SUCCESS), Duration::ZERO).await;
+    let proxy = proxy.trim_end_matches("/bigbluebutton/").to_owned();
+    let client = HttpBackendClient::with_proxy(&proxy).unwrap();
+    let response = client
+        .get(
+            target("http://bbb.example.invalid/bigbluebutton/"),
+            "getMeetings",
+            "",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(&response.body[..], SUCCESS.as_bytes());
+    let request = sent.recv().await.unwrap();
+    assert!(
+        request
+            .starts_with("GET http://bbb.example.invalid/bigbluebutton/api/getMeetings?checksum="),
+        "{request}"
+    );
 }
 
 #[tokio::test]
