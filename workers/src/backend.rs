@@ -9,8 +9,8 @@
 //! (callgrind, issue 22). reqwest still calls the servers that a proxy
 //! covers or whose URL carries credentials.
 
-use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt as _, Full};
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -291,35 +291,15 @@ fn connect_failure(err: &hyper_util::client::legacy::Error) -> BackendError {
 }
 
 /// The answer's body, at most
-/// [`MAX_ANSWER_BYTES`](switchboard_app::backend::MAX_ANSWER_BYTES), read
-/// into one buffer sized by its `Content-Length` when it has one (up to
-/// `PRESIZE_MAX`): a large answer (a getMeetings of a busy server is about
-/// 1 MB per 1,000 meetings) is neither held twice, as its chunks and their
-/// copy in one piece, nor grown by doubling.
+/// [`MAX_ANSWER_BYTES`](switchboard_app::backend::MAX_ANSWER_BYTES).
 async fn read_body(response: hyper::Response<Incoming>) -> Result<Bytes, BackendError> {
     let max = switchboard_app::backend::MAX_ANSWER_BYTES;
-    let announced = response
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if announced.is_some_and(|length| length > max) {
-        return Err(BackendError::TooLarge(max));
-    }
-    let mut body = response.into_body();
-    // The announced length is untrusted: no more than PRESIZE_MAX is set
-    // aside before the bytes arrive.
-    let mut read = BytesMut::with_capacity(announced.unwrap_or(0).min(crate::capped::PRESIZE_MAX));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| BackendError::Connect(with_causes(&err)))?;
-        if let Ok(chunk) = frame.into_data() {
-            if read.len() + chunk.len() > max {
-                return Err(BackendError::TooLarge(max));
-            }
-            read.extend_from_slice(&chunk);
-        }
-    }
-    Ok(read.freeze())
+    crate::capped::read_capped_body(response, max)
+        .await
+        .map_err(|err| match err {
+            crate::capped::CappedError::TooLarge => BackendError::TooLarge(max),
+            crate::capped::CappedError::Transfer(err) => BackendError::Connect(with_causes(&err)),
+        })
 }
 
 /// An error's text with its causes ("client error (Connect): tcp connect

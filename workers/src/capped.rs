@@ -1,43 +1,58 @@
 //! Reading an answer's body up to a cap, whether its length is declared or
 //! it is chunked: servers' and exporters' answers are untrusted.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
+use http_body_util::BodyExt as _;
+use hyper::body::Body;
 
-/// What went wrong reading a capped body.
+/// What went wrong reading a capped body (`E`: the body's transfer error).
 #[derive(Debug)]
-pub enum CappedError {
+pub enum CappedError<E = reqwest::Error> {
     /// More than the cap.
     TooLarge,
     /// The transfer failed.
-    Transfer(reqwest::Error),
+    Transfer(E),
 }
 
 /// The most set aside for a body before it arrives (from its declared
 /// length): a getMeetings answer of several thousand meetings.
-pub(crate) const PRESIZE_MAX: usize = 8 * 1024 * 1024;
+const PRESIZE_MAX: usize = 8 * 1024 * 1024;
 
-/// The body of `response`, refused past `max` bytes without reading more.
-pub async fn read_capped(
-    mut response: reqwest::Response,
+/// The body of a reqwest `response`, refused past `max` bytes without
+/// reading more.
+pub async fn read_capped(response: reqwest::Response, max: usize) -> Result<Bytes, CappedError> {
+    read_capped_body(hyper::Response::from(response), max).await
+}
+
+/// The body of any HTTP `response` (hyper's or reqwest's), refused past
+/// `max` bytes without reading more: refused at once when its declared
+/// length is larger, otherwise read into one buffer sized from that length
+/// (a body grown by doubling holds up to twice its length while it is
+/// read, and chunks gathered then copied are held twice).
+pub async fn read_capped_body<B>(
+    response: hyper::Response<B>,
     max: usize,
-) -> Result<Bytes, CappedError> {
-    if response
-        .content_length()
-        .is_some_and(|length| length > max as u64)
-    {
+) -> Result<Bytes, CappedError<B::Error>>
+where
+    B: Body + Unpin,
+{
+    let declared = response.body().size_hint().exact();
+    if declared.is_some_and(|length| length > max as u64) {
         return Err(CappedError::TooLarge);
     }
-    // Sized once from the declared length (a body grown by doubling holds
-    // up to twice its length while it is read).
     // The declared length is untrusted: at most PRESIZE_MAX is set aside
     // before the bytes arrive.
-    let declared = response.content_length().unwrap_or(0) as usize;
+    let declared = declared.unwrap_or(0) as usize;
     let mut body = BytesMut::with_capacity(declared.min(max).min(PRESIZE_MAX));
-    while let Some(chunk) = response.chunk().await.map_err(CappedError::Transfer)? {
-        if body.len() + chunk.len() > max {
+    let mut incoming = response.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let Ok(chunk) = frame.map_err(CappedError::Transfer)?.into_data() else {
+            continue;
+        };
+        if body.len() + chunk.remaining() > max {
             return Err(CappedError::TooLarge);
         }
-        body.extend_from_slice(&chunk);
+        body.extend_from_slice(chunk.chunk());
     }
     Ok(body.freeze())
 }
