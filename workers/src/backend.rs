@@ -37,6 +37,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// TCP keepalive: first probe after this much silence, then this often.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// Each HTTP/1 connection's read buffer, fixed: hyper's adaptive buffer
+/// grows to about 400 KB while a getMeetings listing of 1 MB is read and
+/// keeps that size while the connection idles in the pool (with 10 servers,
+/// about 7 MB held between polls). The answer's head must fit in it.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 /// The HTTP client for BBB servers (HTTP/1.1 and, over TLS when the server
 /// offers it, HTTP/2; connections pooled per server; redirects are never
 /// followed: a 3xx is an HTTP status error like any other than 200).
@@ -101,6 +107,7 @@ impl HttpBackendClient {
             .pool_max_idle_per_host(IDLE_PER_SERVER)
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
+            .http1_read_buf_exact_size(READ_BUFFER_BYTES)
             .build(https);
         let mut fallback = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

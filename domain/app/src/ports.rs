@@ -233,9 +233,8 @@ pub trait PolledPicture: Send + Sync {
     /// Writes samples (replacing earlier ones) and announces the change.
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError>;
     /// Every server's sample without its listing (`meetings_xml` empty),
-    /// with the listing's [`listing_digest`]: each listing is read,
-    /// digested and let go as its row arrives, so a poll never holds every
-    /// server's last listing.
+    /// with the listing's [`listing_digest`] as written with it: no listing
+    /// is read, so a poll never holds every server's last listing.
     ///
     /// [`listing_digest`]: crate::records::listing_digest
     async fn server_sample_figures(&self) -> Result<Vec<(ServerSample, u64)>, StoreError>;

@@ -32,6 +32,8 @@ pub struct Model {
     /// The `<meeting>` elements of its last good getMeetings answer.
     #[sea_orm(column_type = "Text")]
     pub meetings_xml: String,
+    /// `listing_digest` of `meetings_xml` (its bits as a signed integer).
+    pub listing_digest: i64,
     /// Windowed CPU utilisation, percent.
     pub cpu_percent: Option<f64>,
     /// Windowed used memory, percent.

@@ -22,6 +22,7 @@ mod m0017_server_series;
 mod m0018_recording_buckets;
 mod m0019_recording_breakouts;
 mod m0020_meetings_running_index;
+mod m0021_sample_listing_digest;
 
 /// Every migration of the schema.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0018_recording_buckets::Migration),
             Box::new(m0019_recording_breakouts::Migration),
             Box::new(m0020_meetings_running_index::Migration),
+            Box::new(m0021_sample_listing_digest::Migration),
         ]
     }
 }

@@ -110,25 +110,27 @@ impl Store {
     pub(crate) async fn meetings_sql(&self) -> Result<Vec<MeetingRecord>, SqlError> {
         let rows = meeting::Entity::find()
             .order_by_asc(meeting::Column::Tenant)
-            .order_by_asc(meeting::Column::MeetingId)
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(crate::rows::meeting_record)
-            .collect())
+            .order_by_asc(meeting::Column::MeetingId);
+        self.meeting_records(rows).await
     }
 
     /// Meetings whose last run goes on.
     pub(crate) async fn running_meetings_sql(&self) -> Result<Vec<MeetingRecord>, SqlError> {
-        let rows = meeting::Entity::find()
-            .filter(meeting::Column::Running.eq(true))
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(crate::rows::meeting_record)
-            .collect())
+        let rows = meeting::Entity::find().filter(meeting::Column::Running.eq(true));
+        self.meeting_records(rows).await
+    }
+
+    /// The records of the rows `query` selects, each made as its row
+    /// arrives (see [`crate::rows::fold_rows`]).
+    async fn meeting_records(
+        &self,
+        query: sea_orm::Select<meeting::Entity>,
+    ) -> Result<Vec<MeetingRecord>, SqlError> {
+        let rows = query.stream(&self.db).await?;
+        Ok(crate::rows::fold_rows(rows, Vec::new(), |records, row| {
+            records.extend(crate::rows::meeting_record(row))
+        })
+        .await?)
     }
 
     /// Running meetings per server.
@@ -248,17 +250,19 @@ impl Store {
     pub(crate) async fn running_run_owners_sql(
         &self,
     ) -> Result<HashMap<String, TenantId>, SqlError> {
-        let rows: Vec<(String, String)> = meeting::Entity::find()
+        let rows = meeting::Entity::find()
             .select_only()
             .column(meeting::Column::InternalId)
             .column(meeting::Column::Tenant)
             .filter(meeting::Column::Running.eq(true))
-            .into_tuple()
-            .all(&self.db)
+            .into_tuple::<(String, String)>()
+            .stream(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(internal, tenant)| (internal, TenantId(tenant)))
-            .collect())
+        Ok(
+            crate::rows::fold_rows(rows, HashMap::new(), |owners, (internal, tenant)| {
+                owners.insert(internal, TenantId(tenant));
+            })
+            .await?,
+        )
     }
 }

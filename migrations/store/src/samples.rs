@@ -49,6 +49,7 @@ fn to_row(sample: &ServerSample) -> server_sample::ActiveModel {
         known_meetings: Set(clamp(sample.known_meetings)),
         load: Set(sample.load),
         meetings_xml: Set(sample.meetings_xml.to_string()),
+        listing_digest: Set(sample.listing_digest() as i64),
         cpu_percent: Set(sample.cpu_percent),
         memory_percent: Set(sample.memory_percent),
         metrics_state: Set(sample.metrics_state.as_str().to_owned()),
@@ -71,37 +72,41 @@ impl Store {
         &self,
         condition: sea_orm::Condition,
     ) -> Result<Vec<ServerSample>, SqlError> {
-        use futures::TryStreamExt as _;
         let rows = server_sample::Entity::find()
             .filter(condition)
             .stream(&self.db)
             .await?;
-        futures::pin_mut!(rows);
-        let mut samples = Vec::new();
-        while let Some(row) = rows.try_next().await? {
-            samples.extend(to_sample(row));
-        }
-        Ok(samples)
+        Ok(crate::rows::fold_rows(rows, Vec::new(), |samples, row| {
+            samples.extend(to_sample(row))
+        })
+        .await?)
     }
 
     /// Every server's sample without its listing, with the listing's
-    /// digest: each row's listing is digested and dropped as the row
-    /// arrives (see [`PolledPicture::server_sample_figures`]).
+    /// digest as stored beside it: no listing is read (see
+    /// [`PolledPicture::server_sample_figures`]).
     ///
     /// [`PolledPicture::server_sample_figures`]: switchboard_app::ports::PolledPicture::server_sample_figures
     pub(crate) async fn server_sample_figures_sql(
         &self,
     ) -> Result<Vec<(ServerSample, u64)>, SqlError> {
-        use futures::TryStreamExt as _;
-        let rows = server_sample::Entity::find().stream(&self.db).await?;
-        futures::pin_mut!(rows);
-        let mut samples = Vec::new();
-        while let Some(mut row) = rows.try_next().await? {
-            let digest = listing_digest(&row.meetings_xml);
-            row.meetings_xml = String::new();
-            samples.extend(to_sample(row).map(|sample| (sample, digest)));
-        }
-        Ok(samples)
+        use sea_orm::Iterable as _;
+        let rows = server_sample::Entity::find()
+            .select_only()
+            .columns(
+                server_sample::Column::iter()
+                    .filter(|column| !matches!(column, server_sample::Column::MeetingsXml)),
+            )
+            .column_as(Expr::val(""), "meetings_xml")
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let digest = row.listing_digest as u64;
+                to_sample(row).map(|sample| (sample, digest))
+            })
+            .collect())
     }
 
     /// Which samples changed after `since_ms`, with their change times (cheap:
@@ -206,7 +211,10 @@ impl Store {
         let with_listing: Vec<_> = figures
             .iter()
             .copied()
-            .chain([server_sample::Column::MeetingsXml])
+            .chain([
+                server_sample::Column::MeetingsXml,
+                server_sample::Column::ListingDigest,
+            ])
             .collect();
         let writes = with_listings
             .iter()
@@ -217,6 +225,7 @@ impl Store {
             let columns = if keep_listing {
                 // Inserted only for a server never sampled: no listing yet.
                 row.meetings_xml = Set(String::new());
+                row.listing_digest = Set(listing_digest("") as i64);
                 &figures[..]
             } else {
                 &with_listing[..]
@@ -343,15 +352,22 @@ impl Store {
     pub(crate) async fn running_listing_times_sql(
         &self,
     ) -> Result<std::collections::HashMap<String, i64>, SqlError> {
-        let rows: Vec<(String, i64)> = meeting_listing::Entity::find()
+        let rows = meeting_listing::Entity::find()
             .select_only()
             .column(meeting_listing::Column::InternalId)
             .column(meeting_listing::Column::CreatedAtMs)
             .filter(running_listing())
-            .into_tuple()
-            .all(&self.db)
+            .into_tuple::<(String, i64)>()
+            .stream(&self.db)
             .await?;
-        Ok(rows.into_iter().collect())
+        Ok(crate::rows::fold_rows(
+            rows,
+            std::collections::HashMap::new(),
+            |times, (internal, at_ms)| {
+                times.insert(internal, at_ms);
+            },
+        )
+        .await?)
     }
 
     /// Drops listings created before `before_ms` (by then polls list the runs).

@@ -577,9 +577,14 @@ impl HealthPoller {
                 }
             }
         }
+        // What the loop read and built is let go before the writes: the
+        // routing view, woken by the samples written, reads the new
+        // listings while the rest of this cycle runs.
+        drop((recorded, recorded_at, agent_listings));
         self.store
             .put_polled_samples(&with_listings, &keeping_listings)
             .await?;
+        drop((with_listings, keeping_listings));
         self.store
             .prune_meeting_listings(now_ms - LISTING_LIFETIME_MS)
             .await?;

@@ -165,16 +165,13 @@ fn differs_by(a: Option<f64>, b: Option<f64>, step: f64) -> bool {
     }
 }
 
-/// A digest of a listing (a sample's `meetings_xml`), to tell whether a new
-/// listing differs from one no longer held: std's `DefaultHasher` with its
-/// fixed keys, so equal within a build, never stored. A collision (or a
-/// listing crafted to collide) leaves a changed listing unwritten until the
-/// sample's figures change or its heartbeat write is due.
+/// A digest of a listing (a sample's `meetings_xml`), stored beside it, to
+/// tell whether a new listing differs from the stored one without reading
+/// it: XXH3 (64 bits), the same in every build and on every instance. A
+/// collision (or a listing crafted to collide) leaves a changed listing
+/// unwritten until the sample's figures change.
 pub fn listing_digest(meetings_xml: &str) -> u64 {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut hasher = std::hash::DefaultHasher::new();
-    meetings_xml.hash(&mut hasher);
-    hasher.finish()
+    xxhash_rust::xxh3::xxh3_64(meetings_xml.as_bytes())
 }
 
 /// A `<meeting>` element for a run Switchboard created.
@@ -193,6 +190,17 @@ pub struct MeetingListing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The digest is stored beside the listing: it must not change with
+    /// the build or the instance (XXH3-64 with its default seed).
+    #[test]
+    fn the_listing_digest_is_the_same_in_every_build() {
+        assert_eq!(listing_digest(""), 0x2d06_8005_38d3_94c2);
+        assert_eq!(
+            listing_digest("<meeting><meetingID>m</meetingID></meeting>"),
+            0xe0e7_4f6f_125d_dd9f
+        );
+    }
 
     #[test]
     fn small_metric_moves_and_read_times_are_no_change() {
