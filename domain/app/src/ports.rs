@@ -238,14 +238,29 @@ pub trait PolledPicture: Send + Sync {
     ///
     /// [`listing_digest`]: crate::records::listing_digest
     async fn server_sample_figures(&self) -> Result<Vec<(ServerSample, u64)>, StoreError>;
+    /// Writes one server's new listing ahead of its sample's figures, so a
+    /// poll writes each listing as its answer arrives and never holds every
+    /// server's at once. Only the listing is written (a server never
+    /// sampled gets an empty sample with it); its digest reads as 0 until
+    /// [`put_polled_samples`](Self::put_polled_samples) writes the figures,
+    /// so a cycle that fails in between leaves the listing to be written
+    /// again. Announces nothing: readers look again when the figures come.
+    async fn put_sample_listing(
+        &self,
+        server: ServerId,
+        meetings_xml: &str,
+    ) -> Result<(), StoreError>;
     /// Writes a poll's samples in one transaction and announces the change:
     /// `with_listings` whole (replacing earlier ones), `keeping_listings`
     /// all but their listing, which stays as stored (empty for a server
-    /// never sampled).
+    /// never sampled), and `listed_ahead` all but the listing
+    /// [`put_sample_listing`](Self::put_sample_listing) wrote, with that
+    /// listing's digest.
     async fn put_polled_samples(
         &self,
         with_listings: &[ServerSample],
         keeping_listings: &[ServerSample],
+        listed_ahead: &[(ServerSample, u64)],
     ) -> Result<(), StoreError>;
     /// Writes samples and when servers' agents were last heard (replacing
     /// earlier ones) in one transaction; announces changed samples.

@@ -226,12 +226,24 @@ impl PolledPicture for Store {
         Ok(Store::server_sample_figures_sql(self).await?)
     }
 
+    async fn put_sample_listing(
+        &self,
+        server: ServerId,
+        meetings_xml: &str,
+    ) -> Result<(), StoreError> {
+        Ok(Store::put_sample_listing_sql(self, server, meetings_xml).await?)
+    }
+
     async fn put_polled_samples(
         &self,
         with_listings: &[ServerSample],
         keeping_listings: &[ServerSample],
+        listed_ahead: &[(ServerSample, u64)],
     ) -> Result<(), StoreError> {
-        Ok(Store::put_polled_samples_sql(self, with_listings, keeping_listings).await?)
+        Ok(
+            Store::put_polled_samples_sql(self, with_listings, keeping_listings, listed_ahead)
+                .await?,
+        )
     }
 
     async fn put_agent_heartbeats(

@@ -161,17 +161,45 @@ impl Store {
         samples: &[ServerSample],
         heard: &[(ServerId, i64)],
     ) -> Result<(), SqlError> {
-        self.put_samples_sql(samples, &[], heard).await
+        self.put_samples_sql(samples, &[], &[], heard).await
+    }
+
+    /// Writes one server's listing ahead of its figures, with the digest 0
+    /// (see [`PolledPicture::put_sample_listing`]).
+    ///
+    /// [`PolledPicture::put_sample_listing`]: switchboard_app::ports::PolledPicture::put_sample_listing
+    pub(crate) async fn put_sample_listing_sql(
+        &self,
+        server: ServerId,
+        meetings_xml: &str,
+    ) -> Result<(), SqlError> {
+        let mut row = to_row(&ServerSample::new(server));
+        row.meetings_xml = Set(meetings_xml.to_owned());
+        row.listing_digest = Set(0);
+        server_sample::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(server_sample::Column::ServerId)
+                    .update_columns([
+                        server_sample::Column::MeetingsXml,
+                        server_sample::Column::ListingDigest,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(())
     }
 
     /// Writes a poll's samples in one transaction: `with_listings` whole,
-    /// `keeping_listings` all but their listing.
+    /// `keeping_listings` all but their listing, `listed_ahead` all but
+    /// their listing, with its digest.
     pub(crate) async fn put_polled_samples_sql(
         &self,
         with_listings: &[ServerSample],
         keeping_listings: &[ServerSample],
+        listed_ahead: &[(ServerSample, u64)],
     ) -> Result<(), SqlError> {
-        self.put_samples_sql(with_listings, keeping_listings, &[])
+        self.put_samples_sql(with_listings, keeping_listings, listed_ahead, &[])
             .await
     }
 
@@ -179,18 +207,21 @@ impl Store {
         &self,
         with_listings: &[ServerSample],
         keeping_listings: &[ServerSample],
+        listed_ahead: &[(ServerSample, u64)],
         heard: &[(ServerId, i64)],
     ) -> Result<(), SqlError> {
-        if with_listings.is_empty() && keeping_listings.is_empty() && heard.is_empty() {
+        let samples_written =
+            !with_listings.is_empty() || !keeping_listings.is_empty() || !listed_ahead.is_empty();
+        if !samples_written && heard.is_empty() {
             return Ok(());
         }
         let txn = self.db.begin().await?;
         // One sample per statement: a sample carries its server's whole
         // listing (about 1 MB with 1,000 meetings), and one statement for
         // every server's sample held all of them twice more, as values and
-        // as the encoded statement, at the poll's peak; two shapes (with
-        // and without the listing) keep two prepared statements per
-        // connection.
+        // as the encoded statement, at the poll's peak; three shapes (with
+        // the listing, without it, without it but with its digest) keep
+        // three prepared statements per connection.
         let figures = [
             server_sample::Column::ChangedAtMs,
             server_sample::Column::PolledAtMs,
@@ -216,20 +247,33 @@ impl Store {
                 server_sample::Column::ListingDigest,
             ])
             .collect();
+        let with_digest: Vec<_> = figures
+            .iter()
+            .copied()
+            .chain([server_sample::Column::ListingDigest])
+            .collect();
+        // Each sample's listing is written whole, kept as stored, or kept
+        // with the digest of the one written ahead.
         let writes = with_listings
             .iter()
-            .map(|sample| (sample, false))
-            .chain(keeping_listings.iter().map(|sample| (sample, true)));
-        for (sample, keep_listing) in writes {
+            .map(|sample| (sample, None, &with_listing[..]))
+            .chain(
+                keeping_listings
+                    .iter()
+                    .map(|sample| (sample, Some(listing_digest("")), &figures[..])),
+            )
+            .chain(
+                listed_ahead
+                    .iter()
+                    .map(|(sample, digest)| (sample, Some(*digest), &with_digest[..])),
+            );
+        for (sample, kept_with_digest, columns) in writes {
             let mut row = to_row(sample);
-            let columns = if keep_listing {
+            if let Some(digest) = kept_with_digest {
                 // Inserted only for a server never sampled: no listing yet.
                 row.meetings_xml = Set(String::new());
-                row.listing_digest = Set(listing_digest("") as i64);
-                &figures[..]
-            } else {
-                &with_listing[..]
-            };
+                row.listing_digest = Set(digest as i64);
+            }
             server_sample::Entity::insert(row)
                 .on_conflict(
                     OnConflict::column(server_sample::Column::ServerId)
@@ -262,7 +306,7 @@ impl Store {
                 .await?;
         }
         txn.commit().await?;
-        if !with_listings.is_empty() || !keeping_listings.is_empty() {
+        if samples_written {
             self.announce(crate::announce::Change::Samples).await;
         }
         Ok(())

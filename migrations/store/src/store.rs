@@ -112,7 +112,19 @@ impl Store {
             // untested; one idle for longer is still tested first. After a
             // database restart, a connection given back in its last second
             // fails its next statement once (and is then dropped).
-            .test_before_acquire_if_idle_for(IDLE_BEFORE_TEST);
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_TEST)
+            // A PostgreSQL connection's buffers grow to the largest message
+            // it sent or read (a sample carries a listing of about 1 MB
+            // with 1,000 meetings) and stay that size while it idles in the
+            // pool: given back, each is cut to its usual size again.
+            .map_sqlx_postgres_pool_opts(|pool| {
+                pool.after_release(|connection, _| {
+                    Box::pin(async move {
+                        sea_orm::sqlx::Connection::shrink_buffers(connection);
+                        Ok(true)
+                    })
+                })
+            });
         let mut db = Database::connect(options).await?;
         // Every statement counted (BEGIN and COMMIT are not statements
         // here): the SQL work of a call is read off /metrics.

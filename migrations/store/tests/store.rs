@@ -616,7 +616,7 @@ async fn polled_samples_keep_their_stored_listing_unless_given_a_new_one() {
             ..ServerSample::new(a)
         };
         store
-            .put_polled_samples(std::slice::from_ref(&listed), &[])
+            .put_polled_samples(std::slice::from_ref(&listed), &[], &[])
             .await
             .unwrap();
         // Figures only: a's listing stays; b, never sampled, gets none.
@@ -632,7 +632,7 @@ async fn polled_samples_keep_their_stored_listing_unless_given_a_new_one() {
             ..ServerSample::new(b)
         };
         store
-            .put_polled_samples(&[], &[failed.clone(), fresh.clone()])
+            .put_polled_samples(&[], &[failed.clone(), fresh.clone()], &[])
             .await
             .unwrap();
         let stored_a = store.server_samples_of(&[a]).await.unwrap();
@@ -663,6 +663,41 @@ async fn polled_samples_keep_their_stored_listing_unless_given_a_new_one() {
             ],
             "{kind}"
         );
+    }
+}
+
+/// A listing written ahead of its figures: stored at once (a server
+/// never sampled gets a row), its digest 0 until the figures come with it.
+#[tokio::test]
+async fn a_listing_written_ahead_gets_its_digest_with_the_figures() {
+    use switchboard_app::records::{ServerSample, listing_digest};
+    for (kind, store) in stores().await {
+        let a = add_server(&store, 1).await;
+        let xml = "<meeting><meetingID>m</meetingID></meeting>";
+        store.put_sample_listing(a, xml).await.unwrap();
+        let stored = store.server_samples_of(&[a]).await.unwrap();
+        assert_eq!(stored[0].meetings_xml.as_ref(), xml, "{kind}");
+        assert_eq!(stored[0].changed_at_ms, 0, "{kind}");
+        let figures = store.server_sample_figures().await.unwrap();
+        assert_eq!(figures[0].1, 0, "{kind}: no digest before the figures");
+
+        let sample = ServerSample {
+            changed_at_ms: 30,
+            meetings: 1,
+            ..ServerSample::new(a)
+        };
+        store
+            .put_polled_samples(&[], &[], &[(sample.clone(), listing_digest(xml))])
+            .await
+            .unwrap();
+        let figures = store.server_sample_figures().await.unwrap();
+        assert_eq!(
+            figures,
+            vec![(sample.clone(), listing_digest(xml))],
+            "{kind}"
+        );
+        let stored = store.server_samples_of(&[a]).await.unwrap();
+        assert_eq!(stored[0].meetings_xml.as_ref(), xml, "{kind}: listing kept");
     }
 }
 

@@ -81,6 +81,9 @@ struct Views {
 #[derive(Debug, Default)]
 struct Polled {
     samples: BTreeMap<ServerId, ServerSample>,
+    /// Servers whose listing was written ahead of their figures: their
+    /// digest reads as 0 until the figures are written.
+    listed_ahead: BTreeSet<ServerId>,
     heartbeats: BTreeMap<ServerId, i64>,
     listings: BTreeMap<String, MeetingListing>,
     /// The console's time series by server and minute.
@@ -1330,6 +1333,7 @@ impl PolledPicture for InMemoryStore {
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError> {
         let mut state = self.lock();
         for sample in samples {
+            state.polled.listed_ahead.remove(&sample.server_id);
             state
                 .polled
                 .samples
@@ -1339,13 +1343,17 @@ impl PolledPicture for InMemoryStore {
     }
 
     async fn server_sample_figures(&self) -> Result<Vec<(ServerSample, u64)>, StoreError> {
-        Ok(self
-            .lock()
+        let state = self.lock();
+        Ok(state
             .polled
             .samples
             .values()
             .map(|sample| {
-                let digest = sample.listing_digest();
+                let digest = if state.polled.listed_ahead.contains(&sample.server_id) {
+                    0
+                } else {
+                    sample.listing_digest()
+                };
                 let figures = ServerSample {
                     meetings_xml: Default::default(),
                     ..sample.clone()
@@ -1355,19 +1363,43 @@ impl PolledPicture for InMemoryStore {
             .collect())
     }
 
+    async fn put_sample_listing(
+        &self,
+        server: ServerId,
+        meetings_xml: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state
+            .polled
+            .samples
+            .entry(server)
+            .or_insert_with(|| ServerSample::new(server))
+            .meetings_xml = meetings_xml.into();
+        state.polled.listed_ahead.insert(server);
+        Ok(())
+    }
+
     async fn put_polled_samples(
         &self,
         with_listings: &[ServerSample],
         keeping_listings: &[ServerSample],
+        listed_ahead: &[(ServerSample, u64)],
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
         for sample in with_listings {
+            state.polled.listed_ahead.remove(&sample.server_id);
             state
                 .polled
                 .samples
                 .insert(sample.server_id, sample.clone());
         }
-        for sample in keeping_listings {
+        for (sample, _) in listed_ahead {
+            state.polled.listed_ahead.remove(&sample.server_id);
+        }
+        let kept = keeping_listings
+            .iter()
+            .chain(listed_ahead.iter().map(|(sample, _)| sample));
+        for sample in kept {
             let listing = state
                 .polled
                 .samples
