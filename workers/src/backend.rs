@@ -40,8 +40,10 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Each HTTP/1 connection's read buffer, fixed: hyper's adaptive buffer
 /// grows to about 400 KB while a getMeetings listing of 1 MB is read and
 /// keeps that size while the connection idles in the pool (with 10 servers,
-/// about 7 MB held between polls). The answer's head must fit in it.
-const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// about 7 MB held between polls). An answer's head (status line and
+/// headers) must fit in it; 64 KiB leaves room for what proxies add.
+/// HTTP/2 connections and the proxy fallback keep their own buffers.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The HTTP client for BBB servers (HTTP/1.1 and, over TLS when the server
 /// offers it, HTTP/2; connections pooled per server; redirects are never

@@ -241,21 +241,27 @@ pub trait PolledPicture: Send + Sync {
     /// Writes one server's new listing ahead of its sample's figures, so a
     /// poll writes each listing as its answer arrives and never holds every
     /// server's at once. Only the listing is written (a server never
-    /// sampled gets an empty sample with it); its digest reads as 0 until
-    /// [`put_polled_samples`](Self::put_polled_samples) writes the figures,
-    /// so a cycle that fails in between leaves the listing to be written
-    /// again. Announces nothing: readers look again when the figures come.
+    /// sampled gets an empty sample with it), `digest` being its
+    /// [`listing_digest`]; the stored digest reads as
+    /// [`digest_written_ahead`] until
+    /// [`put_polled_samples`](Self::put_polled_samples) writes the figures.
+    /// Announces nothing: readers look again when the figures come.
+    ///
+    /// [`listing_digest`]: crate::records::listing_digest
+    /// [`digest_written_ahead`]: crate::records::digest_written_ahead
     async fn put_sample_listing(
         &self,
         server: ServerId,
         meetings_xml: &str,
+        digest: u64,
     ) -> Result<(), StoreError>;
     /// Writes a poll's samples in one transaction and announces the change:
     /// `with_listings` whole (replacing earlier ones), `keeping_listings`
     /// all but their listing, which stays as stored (empty for a server
     /// never sampled), and `listed_ahead` all but the listing
     /// [`put_sample_listing`](Self::put_sample_listing) wrote, with that
-    /// listing's digest.
+    /// listing's digest, stored only while that listing is still the one
+    /// stored (0 otherwise, so the next poll writes its listing again).
     async fn put_polled_samples(
         &self,
         with_listings: &[ServerSample],

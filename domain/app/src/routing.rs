@@ -552,32 +552,35 @@ impl RoutingView {
             .filter(|(id, at)| current.get(id).map(|p| p.changed_at_ms) != Some(*at))
             .map(|(id, _)| *id)
             .collect();
-        if !stale.is_empty() {
-            let mut next = (*current).clone();
-            // Read a few listings at a time: every server's new listing is
-            // never held at once beside the pictures (with 10,000 meetings
-            // on 10 servers, ten listings of about 1 MB each, and SQLite
-            // keeps a copy of each row it hands out).
-            // The loads are set with the picture, once every read succeeded:
-            // a failed read changes nothing (the next refresh tries again).
-            let mut observed = Vec::with_capacity(stale.len());
-            for servers in reads_by_listing_size(&stale, &current) {
-                // Each sample is let go once its server's picture is made.
-                for mut sample in self.store.server_samples_of(&servers).await? {
-                    observed.push((
-                        sample.server_id,
-                        sample.observed_with(sample.metrics_status()),
-                    ));
-                    next.insert(
-                        sample.server_id,
-                        Arc::new(PolledServer::from_sample(&mut sample)),
-                    );
-                }
+        let reads = reads_by_listing_size(&stale, &current);
+        let mut next = (*current).clone();
+        // Not held past here: each server's old picture goes as its new one
+        // is published (unless a getMeetings answer still sends it).
+        drop(current);
+        // Read a few listings at a time, and publish each group's pictures
+        // before the next is read: every server's new listing is never held
+        // beside every old one (with 10,000 meetings on 10 servers, ten
+        // listings of about 1 MB each, and SQLite keeps a copy of each row
+        // it hands out). A server's load is set with its picture: a failed
+        // read changes nothing of the servers not yet read (the next
+        // refresh reads them again).
+        for servers in reads {
+            let mut observed = Vec::with_capacity(servers.len());
+            // Each sample is let go once its server's picture is made.
+            for mut sample in self.store.server_samples_of(&servers).await? {
+                observed.push((
+                    sample.server_id,
+                    sample.observed_with(sample.metrics_status()),
+                ));
+                next.insert(
+                    sample.server_id,
+                    Arc::new(PolledServer::from_sample(&mut sample)),
+                );
             }
             for (server, seen) in observed {
                 self.observed.set(server, seen);
             }
-            *self.picture.write().expect("picture lock") = Arc::new(next);
+            *self.picture.write().expect("picture lock") = Arc::new(next.clone());
             self.bump();
         }
         self.picture_seen_ms.fetch_max(newest, Ordering::AcqRel);

@@ -230,8 +230,9 @@ impl PolledPicture for Store {
         &self,
         server: ServerId,
         meetings_xml: &str,
+        digest: u64,
     ) -> Result<(), StoreError> {
-        Ok(Store::put_sample_listing_sql(self, server, meetings_xml).await?)
+        Ok(Store::put_sample_listing_sql(self, server, meetings_xml, digest).await?)
     }
 
     async fn put_polled_samples(

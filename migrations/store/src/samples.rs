@@ -7,7 +7,9 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
-use switchboard_app::records::{MeetingListing, ServerSample, listing_digest};
+use switchboard_app::records::{
+    MeetingListing, ServerSample, digest_written_ahead, listing_digest,
+};
 use switchboard_domain::ids::ServerId;
 use switchboard_domain::server_metrics::MetricsState;
 use switchboard_migrations::entities::{agent_heartbeat, meeting, meeting_listing, server_sample};
@@ -164,18 +166,19 @@ impl Store {
         self.put_samples_sql(samples, &[], &[], heard).await
     }
 
-    /// Writes one server's listing ahead of its figures, with the digest 0
-    /// (see [`PolledPicture::put_sample_listing`]).
+    /// Writes one server's listing ahead of its figures, its digest marked
+    /// as written ahead (see [`PolledPicture::put_sample_listing`]).
     ///
     /// [`PolledPicture::put_sample_listing`]: switchboard_app::ports::PolledPicture::put_sample_listing
     pub(crate) async fn put_sample_listing_sql(
         &self,
         server: ServerId,
         meetings_xml: &str,
+        digest: u64,
     ) -> Result<(), SqlError> {
         let mut row = to_row(&ServerSample::new(server));
         row.meetings_xml = Set(meetings_xml.to_owned());
-        row.listing_digest = Set(0);
+        row.listing_digest = Set(digest_written_ahead(digest) as i64);
         server_sample::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(server_sample::Column::ServerId)
@@ -247,37 +250,53 @@ impl Store {
                 server_sample::Column::ListingDigest,
             ])
             .collect();
-        let with_digest: Vec<_> = figures
-            .iter()
-            .copied()
-            .chain([server_sample::Column::ListingDigest])
-            .collect();
-        // Each sample's listing is written whole, kept as stored, or kept
-        // with the digest of the one written ahead.
+        // Each sample's listing is written whole or kept as stored.
         let writes = with_listings
             .iter()
-            .map(|sample| (sample, None, &with_listing[..]))
-            .chain(
-                keeping_listings
-                    .iter()
-                    .map(|sample| (sample, Some(listing_digest("")), &figures[..])),
-            )
-            .chain(
-                listed_ahead
-                    .iter()
-                    .map(|(sample, digest)| (sample, Some(*digest), &with_digest[..])),
-            );
-        for (sample, kept_with_digest, columns) in writes {
+            .map(|sample| (sample, false))
+            .chain(keeping_listings.iter().map(|sample| (sample, true)));
+        for (sample, keep_listing) in writes {
             let mut row = to_row(sample);
-            if let Some(digest) = kept_with_digest {
+            let columns = if keep_listing {
                 // Inserted only for a server never sampled: no listing yet.
                 row.meetings_xml = Set(String::new());
-                row.listing_digest = Set(digest as i64);
-            }
+                row.listing_digest = Set(listing_digest("") as i64);
+                &figures[..]
+            } else {
+                &with_listing[..]
+            };
             server_sample::Entity::insert(row)
                 .on_conflict(
                     OnConflict::column(server_sample::Column::ServerId)
                         .update_columns(columns.iter().copied())
+                        .to_owned(),
+                )
+                .exec(&txn)
+                .await?;
+        }
+        // The listing written ahead is kept; its digest is stored while it
+        // is still the one stored (0 otherwise: the next poll writes its
+        // listing again).
+        for (sample, digest) in listed_ahead {
+            let mut row = to_row(sample);
+            // Inserted only if the row went since: no listing.
+            row.meetings_xml = Set(String::new());
+            row.listing_digest = Set(listing_digest("") as i64);
+            let stored_digest =
+                Expr::col((server_sample::Entity, server_sample::Column::ListingDigest));
+            let digest_kept = Expr::case(
+                sea_orm::sea_query::ExprTrait::eq(
+                    stored_digest,
+                    digest_written_ahead(*digest) as i64,
+                ),
+                *digest as i64,
+            )
+            .finally(0i64);
+            server_sample::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::column(server_sample::Column::ServerId)
+                        .update_columns(figures.iter().copied())
+                        .value(server_sample::Column::ListingDigest, digest_kept)
                         .to_owned(),
                 )
                 .exec(&txn)

@@ -667,19 +667,27 @@ async fn polled_samples_keep_their_stored_listing_unless_given_a_new_one() {
 }
 
 /// A listing written ahead of its figures: stored at once (a server
-/// never sampled gets a row), its digest 0 until the figures come with it.
+/// never sampled gets a row), its digest marked until the figures come with
+/// it, and left 0 when another writer replaced the listing in between.
 #[tokio::test]
 async fn a_listing_written_ahead_gets_its_digest_with_the_figures() {
-    use switchboard_app::records::{ServerSample, listing_digest};
+    use switchboard_app::records::{ServerSample, digest_written_ahead, listing_digest};
     for (kind, store) in stores().await {
         let a = add_server(&store, 1).await;
         let xml = "<meeting><meetingID>m</meetingID></meeting>";
-        store.put_sample_listing(a, xml).await.unwrap();
+        store
+            .put_sample_listing(a, xml, listing_digest(xml))
+            .await
+            .unwrap();
         let stored = store.server_samples_of(&[a]).await.unwrap();
         assert_eq!(stored[0].meetings_xml.as_ref(), xml, "{kind}");
         assert_eq!(stored[0].changed_at_ms, 0, "{kind}");
         let figures = store.server_sample_figures().await.unwrap();
-        assert_eq!(figures[0].1, 0, "{kind}: no digest before the figures");
+        assert_eq!(
+            figures[0].1,
+            digest_written_ahead(listing_digest(xml)),
+            "{kind}: marked before the figures"
+        );
 
         let sample = ServerSample {
             changed_at_ms: 30,
@@ -698,6 +706,24 @@ async fn a_listing_written_ahead_gets_its_digest_with_the_figures() {
         );
         let stored = store.server_samples_of(&[a]).await.unwrap();
         assert_eq!(stored[0].meetings_xml.as_ref(), xml, "{kind}: listing kept");
+
+        // Written ahead, then replaced by another writer before the figures:
+        // the digest is not the stored listing's, so it is left 0.
+        let other = "<meeting><meetingID>other</meetingID></meeting>";
+        store
+            .put_sample_listing(a, xml, listing_digest(xml))
+            .await
+            .unwrap();
+        store
+            .put_sample_listing(a, other, listing_digest(other))
+            .await
+            .unwrap();
+        store
+            .put_polled_samples(&[], &[], &[(sample.clone(), listing_digest(xml))])
+            .await
+            .unwrap();
+        let figures = store.server_sample_figures().await.unwrap();
+        assert_eq!(figures, vec![(sample, 0)], "{kind}: digest left 0");
     }
 }
 

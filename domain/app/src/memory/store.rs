@@ -14,7 +14,7 @@ use crate::records::{
     MeetingRecord, MeetingRunRecord, NewCallback, PendingPlacement, RecordingPage, RecordingQuery,
     RecordingRecord, RecordingUsage, RoutingSnapshot, RunUsageState, SeriesPoint, ServerRecord,
     ServerSample, StoredEvent, TokenRecord, UsageFilter, UsageRunRecord, UsageSample,
-    VoiceBridgeClaim,
+    VoiceBridgeClaim, digest_written_ahead,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -81,9 +81,9 @@ struct Views {
 #[derive(Debug, Default)]
 struct Polled {
     samples: BTreeMap<ServerId, ServerSample>,
-    /// Servers whose listing was written ahead of their figures: their
-    /// digest reads as 0 until the figures are written.
-    listed_ahead: BTreeSet<ServerId>,
+    /// Stored digests that are not their listing's: a listing written ahead
+    /// of its figures, or one another writer replaced before them (0).
+    digests_apart: BTreeMap<ServerId, u64>,
     heartbeats: BTreeMap<ServerId, i64>,
     listings: BTreeMap<String, MeetingListing>,
     /// The console's time series by server and minute.
@@ -1333,7 +1333,7 @@ impl PolledPicture for InMemoryStore {
     async fn put_server_samples(&self, samples: &[ServerSample]) -> Result<(), StoreError> {
         let mut state = self.lock();
         for sample in samples {
-            state.polled.listed_ahead.remove(&sample.server_id);
+            state.polled.digests_apart.remove(&sample.server_id);
             state
                 .polled
                 .samples
@@ -1349,10 +1349,9 @@ impl PolledPicture for InMemoryStore {
             .samples
             .values()
             .map(|sample| {
-                let digest = if state.polled.listed_ahead.contains(&sample.server_id) {
-                    0
-                } else {
-                    sample.listing_digest()
+                let digest = match state.polled.digests_apart.get(&sample.server_id) {
+                    Some(digest) => *digest,
+                    None => sample.listing_digest(),
                 };
                 let figures = ServerSample {
                     meetings_xml: Default::default(),
@@ -1367,6 +1366,7 @@ impl PolledPicture for InMemoryStore {
         &self,
         server: ServerId,
         meetings_xml: &str,
+        digest: u64,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
         state
@@ -1375,7 +1375,10 @@ impl PolledPicture for InMemoryStore {
             .entry(server)
             .or_insert_with(|| ServerSample::new(server))
             .meetings_xml = meetings_xml.into();
-        state.polled.listed_ahead.insert(server);
+        state
+            .polled
+            .digests_apart
+            .insert(server, digest_written_ahead(digest));
         Ok(())
     }
 
@@ -1387,14 +1390,19 @@ impl PolledPicture for InMemoryStore {
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
         for sample in with_listings {
-            state.polled.listed_ahead.remove(&sample.server_id);
+            state.polled.digests_apart.remove(&sample.server_id);
             state
                 .polled
                 .samples
                 .insert(sample.server_id, sample.clone());
         }
-        for (sample, _) in listed_ahead {
-            state.polled.listed_ahead.remove(&sample.server_id);
+        for (sample, digest) in listed_ahead {
+            let apart = &mut state.polled.digests_apart;
+            if apart.get(&sample.server_id) == Some(&digest_written_ahead(*digest)) {
+                apart.remove(&sample.server_id);
+            } else {
+                apart.insert(sample.server_id, 0);
+            }
         }
         let kept = keeping_listings
             .iter()

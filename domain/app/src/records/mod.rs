@@ -21,7 +21,9 @@ pub use meetings::{
     MeetingForCreate, MeetingRecord, PendingPlacement, RoutingSnapshot, VoiceBridgeClaim,
 };
 pub use recordings::{MeetingRunRecord, RecordingPage, RecordingQuery, RecordingRecord};
-pub use samples::{METRICS_STEP_PERCENT, MeetingListing, ServerSample, listing_digest};
+pub use samples::{
+    METRICS_STEP_PERCENT, MeetingListing, ServerSample, digest_written_ahead, listing_digest,
+};
 pub use series::{SERIES_STEP_MS, SeriesPoint, minute_of};
 pub use servers::{ServerRecord, TokenRecord};
 pub use usage::{RecordingUsage, RunUsageState, UsageFilter, UsageRunRecord, UsageSample, day_of};

@@ -169,9 +169,19 @@ fn differs_by(a: Option<f64>, b: Option<f64>, step: f64) -> bool {
 /// tell whether a new listing differs from the stored one without reading
 /// it: XXH3 (64 bits), the same in every build and on every instance. A
 /// collision (or a listing crafted to collide) leaves a changed listing
-/// unwritten until the sample's figures change.
+/// unwritten until the listing changes again.
 pub fn listing_digest(meetings_xml: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(meetings_xml.as_bytes())
+}
+
+/// What a sample's stored digest reads while a listing written ahead of its
+/// figures waits for them: the complement of the listing's digest. No
+/// poll's digest of that listing equals it (a cycle that stops in between
+/// leaves the listing to be written again), and the figures' write turns
+/// it into the digest only while that listing is still the one stored
+/// (another writer's listing in between is left with 0: written again).
+pub fn digest_written_ahead(digest: u64) -> u64 {
+    !digest
 }
 
 /// A `<meeting>` element for a run Switchboard created.
