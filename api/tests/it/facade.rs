@@ -858,7 +858,13 @@ async fn polling_reconciles_meetings_with_their_servers() {
         harness.sims[0].create_meeting_directly("stranger", "Direct");
         tokio::time::sleep(Duration::from_millis(5)).await;
         let report = poller.poll_once().await.unwrap();
-        assert_eq!(report.ended, vec!["ends-by-itself".to_owned()], "{db:?}");
+        // The whole report on failure: whether both servers answered
+        // (`healthy`) tells a failed probe from a missed reconcile.
+        assert_eq!(
+            report.ended,
+            vec!["ends-by-itself".to_owned()],
+            "{db:?}: {report:?}"
+        );
         assert_eq!(report.unknown, vec!["stranger".to_owned()]);
         wait_for_refresh(&harness).await;
         let running = harness
