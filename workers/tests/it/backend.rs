@@ -344,3 +344,30 @@ async fn a_refused_connection_says_why_without_the_signed_url() {
         "{text}"
     );
 }
+
+/// Each connection reads through a fixed buffer: a head larger than 16 KiB
+/// (a proxy's cookies, say) still fits, and a listing of 1 MB is read
+/// whole through it.
+#[tokio::test]
+async fn a_large_head_and_a_large_body_are_read_through_the_fixed_buffer() {
+    let body = format!(
+        "<response><returncode>SUCCESS</returncode><meetings>{}</meetings></response>",
+        "<meeting><meetingID>m</meetingID></meeting>".repeat(25_000)
+    );
+    let cookie = "x".repeat(20_000);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\nset-cookie: big={cookie}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let (url, _sent) = server(
+        [head.into_bytes(), body.clone().into_bytes()].concat(),
+        Duration::ZERO,
+    )
+    .await;
+    let response = HttpBackendClient::new()
+        .get(target(&url), "getMeetings", "", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(response.body.len(), body.len());
+    assert_eq!(&response.body[..], body.as_bytes());
+}
