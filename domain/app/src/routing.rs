@@ -565,20 +565,16 @@ impl RoutingView {
         // read changes nothing of the servers not yet read (the next
         // refresh reads them again).
         for servers in reads {
-            let mut observed = Vec::with_capacity(servers.len());
             // Each sample is let go once its server's picture is made.
             for mut sample in self.store.server_samples_of(&servers).await? {
-                observed.push((
+                self.observed.set(
                     sample.server_id,
                     sample.observed_with(sample.metrics_status()),
-                ));
+                );
                 next.insert(
                     sample.server_id,
                     Arc::new(PolledServer::from_sample(&mut sample)),
                 );
-            }
-            for (server, seen) in observed {
-                self.observed.set(server, seen);
             }
             *self.picture.write().expect("picture lock") = Arc::new(next.clone());
             self.bump();

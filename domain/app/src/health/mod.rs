@@ -500,7 +500,8 @@ impl HealthPoller {
             sample.metrics_error = metrics.error.clone();
             sample.metrics_read_at_ms = metrics.read_at_ms;
             let mut probed_listing: Option<u64> = None;
-            let mut written_ahead = false;
+            // The digest of a listing written ahead, to store with the figures.
+            let mut ahead: Option<u64> = None;
             let command = match probed {
                 Some((observed, listed, digest, listing)) => {
                     let observed = Observed {
@@ -514,7 +515,7 @@ impl HealthPoller {
                     let meetings_xml = match listing {
                         PolledListing::Held(meetings_xml) => meetings_xml,
                         PolledListing::WrittenAhead => {
-                            written_ahead = true;
+                            ahead = Some(digest);
                             String::new()
                         }
                         PolledListing::LetGo => String::new(),
@@ -556,9 +557,9 @@ impl HealthPoller {
                 // Only a new listing is written: otherwise the stored one
                 // stays (and the heartbeat write carries the figures only, so
                 // views show recent times without making instances re-read).
-                match (listing_changed, probed_listing) {
-                    (true, Some(digest)) if written_ahead => listed_ahead.push((sample, digest)),
-                    (true, _) => with_listings.push(sample),
+                match (listing_changed, ahead) {
+                    (true, Some(digest)) => listed_ahead.push((sample, digest)),
+                    (true, None) => with_listings.push(sample),
                     (false, _) => {
                         sample.meetings_xml = Arc::default();
                         keeping_listings.push(sample);
@@ -1456,8 +1457,7 @@ mod tests {
         let world = World::new();
         let id = world.server("a").await;
         world.meeting("room", "room-1", id, NOW_MS).await;
-        let element = answers::meeting_element("room", "room-1", NOW_MS, 3);
-        let listing = element.clone();
+        let listing = answers::meeting_element("room", "room-1", NOW_MS, 3);
         let backend = Arc::new(ScriptedBackend::new(move |_, _, _| {
             answers::meetings(std::slice::from_ref(&listing))
         }));
