@@ -342,7 +342,7 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
     } else {
         route
     };
-    route
+    let rest = route
         .at("/bigbluebutton/api", get(bbb::index).post(bbb::index))
         .at("/bigbluebutton/api/", get(bbb::index).post(bbb::index))
         .at(
@@ -435,7 +435,11 @@ pub fn routes(state: Arc<AppState>) -> impl poem::Endpoint {
                 service: state.recordings.clone(),
                 settings: state.settings.recordings.clone(),
             })),
-        )
+        );
+    bbb::BbbFirst {
+        state: state.bbb.clone(),
+        rest,
+    }
 }
 
 /// Playback, protected links, captions and uploads of recordings.

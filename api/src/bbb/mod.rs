@@ -17,6 +17,7 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use request::{RawRequest, Verifier, verify_request};
 use std::sync::Arc;
 use std::time::Instant;
+use switchboard_app::meetings::ApiRequest;
 use switchboard_domain::events::EventMetadata;
 
 /// What the BBB API facade works with.
@@ -60,6 +61,38 @@ fn index_response() -> Response {
     let response = xml::xml_response(xml.finish());
     crate::metrics::record_bbb_request("index", "success", started.elapsed());
     response
+}
+
+/// The routes, with `/bigbluebutton/api/{call}` answered before them: the
+/// call front-ends make most (join, isMeetingRunning, getMeetingInfo) skips
+/// the router's match, the shared state put in the request's extensions
+/// and the boxed endpoints between them (issue 22). A call name with a
+/// percent sign (the router decodes it) and every other path go to `rest`.
+pub struct BbbFirst<E> {
+    /// The API's state.
+    pub state: Arc<BbbState>,
+    /// Every other route.
+    pub rest: E,
+}
+
+impl<E: poem::Endpoint> poem::Endpoint for BbbFirst<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let call = req
+            .uri()
+            .path()
+            .strip_prefix("/bigbluebutton/api/")
+            .filter(|call| !call.is_empty() && !call.contains(['/', '%']))
+            .map(str::to_owned);
+        match call {
+            Some(call) => {
+                let body = req.take_body();
+                Ok(answer(&req, None, &call, body, &self.state).await)
+            }
+            None => self.rest.call(req).await.map(IntoResponse::into_response),
+        }
+    }
 }
 
 /// `/bigbluebutton/api/{call}`: verifies and dispatches one call, counting
@@ -208,10 +241,15 @@ async fn handle(
         tenant: Some(request.tenant.to_string()),
     };
     let meetings = &state.meetings;
+    // The calls that run most (join, isMeetingRunning, getMeetingInfo,
+    // getMeetings) are awaited in place; the others on the heap, so this
+    // future (moved and boxed on its way through the endpoint) is the size
+    // of the small ones, not of create's (issue 22: the copies of it were
+    // about a tenth of a join's instructions).
     match call {
-        "create" => meetings::create(meetings, &request, &metadata()).await,
+        "create" => Box::pin(meetings::create(meetings, &request, &metadata())).await,
         "join" => meetings::join(meetings, &request).await,
-        "end" => meetings::end(meetings, &request, &metadata()).await,
+        "end" => Box::pin(meetings::end(meetings, &request, &metadata())).await,
         "isMeetingRunning" => meetings::is_meeting_running(meetings, &request).await,
         "getMeetingInfo" | "sendChatMessage" | "insertDocument" => {
             meetings::relay(meetings, &request).await
@@ -220,20 +258,31 @@ async fn handle(
             switchboard_app::meetings::get_meetings::no_meetings(),
         )),
         "getMeetings" => meetings::get_meetings(meetings, &request.tenant).await,
-        "getRecordings" => recordings::get_recordings(state, &request).await,
-        "publishRecordings" => recordings::publish_recordings(state, &request, &metadata()).await,
-        "deleteRecordings" => recordings::delete_recordings(state, &request, &metadata()).await,
-        "updateRecordings" => recordings::update_recordings(state, &request, &metadata()).await,
-        "getRecordingTextTracks" => {
-            Ok(recordings::get_recording_text_tracks(state, &request).await)
-        }
-        "putRecordingTextTrack" => Ok(recordings::put_recording_text_track(state, &request).await),
+        _ => Box::pin(other_call(req, call, state, &request, &metadata())).await,
+    }
+}
+
+/// The recordings' and hooks' calls (see [`handle`]).
+async fn other_call(
+    req: &Request,
+    call: &str,
+    state: &BbbState,
+    request: &ApiRequest,
+    metadata: &EventMetadata,
+) -> Result<Response, BbbError> {
+    match call {
+        "getRecordings" => recordings::get_recordings(state, request).await,
+        "publishRecordings" => recordings::publish_recordings(state, request, metadata).await,
+        "deleteRecordings" => recordings::delete_recordings(state, request, metadata).await,
+        "updateRecordings" => recordings::update_recordings(state, request, metadata).await,
+        "getRecordingTextTracks" => Ok(recordings::get_recording_text_tracks(state, request).await),
+        "putRecordingTextTrack" => Ok(recordings::put_recording_text_track(state, request).await),
         "hooks/create" => {
             let raw_query = req.uri().query().unwrap_or("");
-            hooks::create(&state.callbacks, &request, raw_query, &metadata()).await
+            hooks::create(&state.callbacks, request, raw_query, metadata).await
         }
-        "hooks/destroy" => hooks::destroy(&state.callbacks, &request, &metadata()).await,
-        "hooks/list" => hooks::list(&state.callbacks, &request).await,
+        "hooks/destroy" => hooks::destroy(&state.callbacks, request, metadata).await,
+        "hooks/list" => hooks::list(&state.callbacks, request).await,
         _ => Err(BbbError::unsupported_request()),
     }
 }

@@ -25,6 +25,36 @@ async fn index_answers_without_checksum() {
     harness.stop().await;
 }
 
+/// `/bigbluebutton/api/{call}` is answered before the router (issue 22);
+/// what the router answered before still answers the same: a call name
+/// written with percent escapes, the hooks' paths, a path beyond a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_answered_before_the_router_answer_as_the_router_did() {
+    let harness = Harness::start(Db::Sqlite, 1).await;
+    harness.create("routed").await.assert_success();
+    let plain = harness.get("isMeetingRunning", "meetingID=routed").await;
+    plain.assert_success();
+    assert!(plain.field("running").is_some(), "{}", plain.body);
+    // The router decodes the call's path segment.
+    let escaped = harness
+        .url("isMeetingRunning", "meetingID=routed")
+        .replace("/api/isMeetingRunning", "/api/%69sMeetingRunning");
+    let reply = harness.get_raw(&escaped).await;
+    assert_eq!(reply.body, plain.body);
+    let hooks = harness.get("hooks/list", "").await;
+    hooks.assert_success();
+    let beyond = harness
+        .url("isMeetingRunning", "meetingID=routed")
+        .replace("/api/isMeetingRunning", "/api/isMeetingRunning/more");
+    assert_eq!(harness.get_raw(&beyond).await.status, 404);
+    let unknown = harness.get("noSuchCall", "meetingID=routed").await;
+    assert_eq!(
+        unknown.field("messageKey").as_deref(),
+        Some("unsupportedRequest")
+    );
+    harness.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_join_end_round_trip_on_both_databases() {
     for db in BOTH {
@@ -1070,4 +1100,3 @@ async fn a_form_create_reaches_the_server_as_a_form() {
     );
     harness.stop().await;
 }
-
