@@ -180,20 +180,33 @@ impl LoadBook {
     }
 }
 
-/// Observed loads shared by the poller and placement.
+/// Observed loads shared by the poller and placement, each with the time
+/// it was seen.
 #[derive(Debug, Clone, Default)]
-pub struct ObservedLoads(Arc<RwLock<HashMap<ServerId, Observed>>>);
+pub struct ObservedLoads(Arc<RwLock<HashMap<ServerId, (Observed, i64)>>>);
 
 impl ObservedLoads {
     /// What was last seen on a server.
     pub fn get(&self, id: ServerId) -> Option<Observed> {
-        self.0.read().ok()?.get(&id).cloned()
+        Some(self.0.read().ok()?.get(&id)?.0.clone())
     }
 
-    /// Records what was seen on a server.
-    pub fn set(&self, id: ServerId, observed: Observed) {
+    /// Records what was seen on a server at `seen_at_ms`, unless something
+    /// seen later is recorded already. The poll in this process and the
+    /// routing refresh (reading the samples polls wrote) both record: a
+    /// refresh that read a sample before this process's poll wrote a newer
+    /// one must not put the older figures back when it finishes after the
+    /// poll (issue 22: a create burst right after a poll went to one
+    /// server, seen there with the empty sample a listing written ahead
+    /// had made).
+    pub fn set(&self, id: ServerId, observed: Observed, seen_at_ms: i64) {
         if let Ok(mut map) = self.0.write() {
-            map.insert(id, observed);
+            match map.get(&id) {
+                Some((_, newer_ms)) if *newer_ms > seen_at_ms => {}
+                _ => {
+                    map.insert(id, (observed, seen_at_ms));
+                }
+            }
         }
     }
 }
@@ -570,6 +583,7 @@ impl RoutingView {
                 self.observed.set(
                     sample.server_id,
                     sample.observed_with(sample.metrics_status()),
+                    sample.polled_at_ms,
                 );
                 next.insert(
                     sample.server_id,
@@ -1049,6 +1063,60 @@ mod tests {
         .unwrap();
         world.executor.bus().subscribe(view.clone());
         view
+    }
+
+    /// Issue 22: a poll's first listing, written ahead, makes the server's
+    /// sample row before its figures; a refresh reading that row must not
+    /// put its empty figures over what the poll in this process saw.
+    #[tokio::test]
+    async fn a_refresh_never_puts_older_figures_over_a_newer_observation() {
+        let world = World::new();
+        let a = world.server("a").await;
+        let loads = ObservedLoads::default();
+        let view = RoutingView::load(
+            world.store.clone(),
+            world.shared_clock(),
+            LoadWeights::default(),
+            loads.clone(),
+        )
+        .await
+        .unwrap();
+        world
+            .store
+            .put_sample_listing(a, "<meetings></meetings>", 7)
+            .await
+            .unwrap();
+        let seen = Observed {
+            meetings: 3,
+            attendees: 0,
+            video: 0,
+            largest_meeting: 0,
+            load: 3.0,
+            known_meetings: 0,
+            metrics: Default::default(),
+        };
+        loads.set(a, seen.clone(), NOW_MS);
+        view.refresh().await.unwrap();
+        assert_eq!(loads.get(a), Some(seen.clone()), "kept the poll's");
+        // A later sample replaces it.
+        let mut sample = ServerSample::new(a);
+        sample.record_picture(
+            &Observed {
+                meetings: 5,
+                load: 5.0,
+                ..seen
+            },
+            String::new(),
+        );
+        sample.polled_at_ms = NOW_MS + 1;
+        sample.changed_at_ms = NOW_MS + 1;
+        world
+            .store
+            .put_polled_samples(&[], &[sample], &[])
+            .await
+            .unwrap();
+        view.refresh().await.unwrap();
+        assert_eq!(loads.get(a).map(|o| o.meetings), Some(5));
     }
 
     /// An executor over the same store that the view does not hear: another

@@ -510,7 +510,7 @@ impl HealthPoller {
                         ..observed
                     };
                     report.healthy += 1;
-                    self.loads.set(server.id, observed.clone());
+                    self.loads.set(server.id, observed.clone(), now_ms);
                     sample.successes = (sample.successes + 1).min(self.config.online_after.max(1));
                     let meetings_xml = match listing {
                         PolledListing::Held(meetings_xml) => meetings_xml,
@@ -533,6 +533,7 @@ impl HealthPoller {
                                 metrics,
                                 ..observed
                             },
+                            now_ms,
                         );
                     }
                     sample.failures = (sample.failures + 1).min(self.config.offline_after.max(1));
