@@ -250,8 +250,17 @@ const CLAIM_VOICE_BRIDGE: &str = "INSERT INTO voice_bridges (number, tenant, mee
      RETURNING number";
 
 /// [`CLAIM_VOICE_BRIDGE`] with the pending placement upserted in the same
-/// statement (PostgreSQL's data-modifying `WITH`).
-const NOTE_PLACEMENT: &str = "WITH note AS (INSERT INTO pending_placements \
+/// statement (PostgreSQL's data-modifying `WITH`), committed without
+/// waiting for its WAL to reach the disk: `quick` turns
+/// `synchronous_commit` off for this statement's own transaction (the
+/// claim inserts from it, so it is always evaluated). The note guards
+/// against Switchboard stopping between a server's create and the run's
+/// append; the database keeps it from the commit on, and only a crash of
+/// the database's machine within the WAL writer's delay (200 ms by
+/// default) could lose it, together with the create it guards. It was one
+/// of a create's two flushes (issue 22).
+const NOTE_PLACEMENT: &str = "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), \
+     note AS (INSERT INTO pending_placements \
      (tenant, meeting_id, server_id, at_ms, recording_ready_url, callbacks) \
      VALUES ({6}, {7}, {8}, {9}, {10}, {11}) \
      ON CONFLICT (tenant, meeting_id) DO UPDATE SET server_id = excluded.server_id, \
@@ -271,7 +280,12 @@ impl Store {
             self.put_pending_placement_sql(placement).await?;
             return self.claim_voice_bridge_sql(claim, stale_before_ms).await;
         }
-        let sql = self.with_placeholders(&format!("{NOTE_PLACEMENT}{CLAIM_VOICE_BRIDGE}"), 11);
+        let claim_from_quick = CLAIM_VOICE_BRIDGE.replacen(
+            "VALUES ({1}, {2}, {3}, {4})",
+            "SELECT {1}, {2}, {3}, {4} FROM quick",
+            1,
+        );
+        let sql = self.with_placeholders(&format!("{NOTE_PLACEMENT}{claim_from_quick}"), 11);
         let row = placement_row(placement);
         let rows = self
             .db

@@ -2581,6 +2581,23 @@ async fn a_placement_is_noted_with_the_voice_bridge_claim() {
             Some(placement("second", 3)),
             "{kind}"
         );
+        // The note commits without waiting for its flush, in its own
+        // statement only: no pooled connection keeps the setting.
+        if store.is_postgres() {
+            for _ in 0..64 {
+                let row = store
+                    .connection()
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT current_setting('synchronous_commit') AS setting",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let setting: String = row.try_get("", "setting").unwrap();
+                assert_eq!(setting, "on", "{kind}");
+            }
+        }
     }
 }
 
@@ -2767,5 +2784,52 @@ async fn every_pooled_sqlite_connection_gets_the_settings() {
             -i64::from(switchboard_store::SQLITE_CACHE_KIB),
             "a page cache of SQLITE_CACHE_KIB KiB"
         );
+    }
+}
+
+/// Issue 22: a meeting's creation (its one-statement append) and a poll's
+/// samples are announced to listening instances; the announcement commits
+/// without waiting for its flush and leaves no pooled connection so set.
+#[tokio::test]
+async fn appends_and_samples_are_announced_to_listeners() {
+    let url = fresh_postgres().await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let other = Store::connect(&url).await.unwrap();
+    let mut listener = other.listen_for_changes().await.unwrap().expect("postgres");
+    let server = add_server(&store, 1).await;
+    async fn heard(listener: &mut switchboard_store::ChangeListener) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(5), listener.next())
+            .await
+            .expect("announced within 5 s")
+            .unwrap()
+    }
+    assert_eq!(
+        heard(&mut listener).await,
+        "events",
+        "the server's addition"
+    );
+    meeting_command(&store, "room", created("room", server, 1_000)).await;
+    assert_eq!(
+        heard(&mut listener).await,
+        "events",
+        "the meeting's creation"
+    );
+    let mut sample = switchboard_app::records::ServerSample::new(server);
+    sample.polled_at_ms = 1_000;
+    store.put_polled_samples(&[sample], &[], &[]).await.unwrap();
+    assert_eq!(heard(&mut listener).await, "samples");
+    for _ in 0..32 {
+        let row = store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT current_setting('synchronous_commit') AS setting",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let setting: String = row.try_get("", "setting").unwrap();
+        assert_eq!(setting, "on");
     }
 }
