@@ -412,6 +412,19 @@ pub trait Placements: Send + Sync {
         &self,
         number: &str,
     ) -> Result<Option<VoiceBridgeClaim>, StoreError>;
+    /// The claims on these numbers (the numbers held at all), read
+    /// together: the health poll checks every run it finds listed with its
+    /// number in one read (the SQL store: one statement per few hundred).
+    async fn voice_bridge_holders(
+        &self,
+        numbers: &[&str],
+    ) -> Result<Vec<VoiceBridgeClaim>, StoreError> {
+        let mut held = Vec::new();
+        for number in numbers {
+            held.extend(self.voice_bridge_holder(number).await?);
+        }
+        Ok(held)
+    }
 }
 
 /// The callback outbox: deliveries written with their events, claimed when

@@ -355,6 +355,37 @@ impl Store {
     }
 }
 
+impl Store {
+    async fn voice_bridge_holders_sql(
+        &self,
+        numbers: &[&str],
+    ) -> Result<Vec<VoiceBridgeClaim>, SqlError> {
+        let mut held = Vec::new();
+        for chunk in numbers.chunks(HOLDERS_PER_READ) {
+            let rows = voice_bridge::Entity::find()
+                .filter(
+                    voice_bridge::Column::Number
+                        .is_in(crate::shapes::padded(chunk).map(|number| (*number).to_owned())),
+                )
+                .all(&self.db)
+                .await?;
+            held.extend(rows.into_iter().filter_map(|row| {
+                Some(VoiceBridgeClaim {
+                    meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
+                    number: row.number,
+                    tenant: TenantId(row.tenant),
+                    at_ms: row.claimed_at_ms,
+                })
+            }));
+        }
+        Ok(held)
+    }
+}
+
+/// Numbers asked for in one read of their holders (padded to a power of
+/// two, so a few statement shapes are prepared).
+const HOLDERS_PER_READ: usize = 512;
+
 #[async_trait]
 impl Placements for Store {
     async fn pending_placement(
@@ -422,6 +453,13 @@ impl Placements for Store {
         number: &str,
     ) -> Result<Option<VoiceBridgeClaim>, StoreError> {
         Ok(Store::voice_bridge_holder_sql(self, number).await?)
+    }
+
+    async fn voice_bridge_holders(
+        &self,
+        numbers: &[&str],
+    ) -> Result<Vec<VoiceBridgeClaim>, StoreError> {
+        Ok(Store::voice_bridge_holders_sql(self, numbers).await?)
     }
 }
 

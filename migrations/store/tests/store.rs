@@ -2833,3 +2833,29 @@ async fn appends_and_samples_are_announced_to_listeners() {
         assert_eq!(setting, "on");
     }
 }
+
+/// Issue 22: the holders of many numbers come back from one read per few
+/// hundred numbers, each claim whole; numbers nobody holds are left out.
+#[tokio::test]
+async fn the_holders_of_many_numbers_are_read_together() {
+    use switchboard_app::records::VoiceBridgeClaim;
+    for (kind, store) in stores().await {
+        let claims: Vec<VoiceBridgeClaim> = (0..600)
+            .map(|n| VoiceBridgeClaim {
+                number: format!("7{n:04}"),
+                tenant: TenantId::default_tenant(),
+                meeting_id: MeetingId::parse(&format!("room-{n}")).unwrap(),
+                at_ms: 1_000 + n,
+            })
+            .collect();
+        for claim in &claims {
+            assert!(store.claim_voice_bridge(claim, 0).await.unwrap(), "{kind}");
+        }
+        let mut asked: Vec<&str> = claims.iter().map(|c| c.number.as_str()).collect();
+        asked.push("79999");
+        let mut held = store.voice_bridge_holders(&asked).await.unwrap();
+        held.sort_by(|a, b| a.number.cmp(&b.number));
+        assert_eq!(held, claims, "{kind}");
+        assert!(store.voice_bridge_holders(&[]).await.unwrap().is_empty());
+    }
+}

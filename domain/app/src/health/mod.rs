@@ -984,28 +984,53 @@ impl HealthPoller {
         recorded: &[MeetingRecord],
         listed: &[ListedMeeting],
     ) -> Result<(), HealthError> {
-        let due: Vec<(&MeetingRecord, &ListedMeeting)> = {
+        let due: Vec<(&MeetingRecord, &ListedMeeting, &str)> = {
             let Ok(held) = self.voice_bridges_held.lock() else {
                 return Ok(());
             };
-            listed
+            let fresh: Vec<&ListedMeeting> = listed
                 .iter()
                 .filter(|m| m.voice_bridge.is_some() && !held.contains(&m.internal_id))
+                .collect();
+            if fresh.is_empty() {
+                return Ok(());
+            }
+            let running_here: HashMap<&str, &MeetingRecord> = recorded
+                .iter()
+                .filter(|r| r.running && r.run.server_id == server)
+                .map(|r| (r.run.internal_id.as_str(), r))
+                .collect();
+            fresh
+                .into_iter()
                 .filter_map(|m| {
-                    recorded
-                        .iter()
-                        .find(|r| {
-                            r.running
-                                && r.run.server_id == server
-                                && r.run.internal_id == m.internal_id
-                        })
-                        .map(|r| (r, m))
+                    let record = running_here.get(m.internal_id.as_str())?;
+                    Some((*record, m, m.voice_bridge.as_deref()?))
                 })
                 .collect()
         };
-        for (record, listed) in due {
-            self.hold_voice_bridge(&record.tenant, &record.meeting_id, listed)
-                .await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        // Most runs were created here with their number claimed: one read
+        // finds them, and only the others are claimed (before, every run a
+        // poll saw first was claimed again, one write each: at 10,000
+        // meetings, as many statements and flushes per cycle; issue 22).
+        let numbers: Vec<&str> = due.iter().map(|(_, _, number)| *number).collect();
+        let holders: HashMap<String, crate::records::VoiceBridgeClaim> = self
+            .store
+            .voice_bridge_holders(&numbers)
+            .await?
+            .into_iter()
+            .map(|claim| (claim.number.clone(), claim))
+            .collect();
+        for (record, listed, number) in due {
+            let its_own = holders.get(number).is_some_and(|claim| {
+                claim.tenant == record.tenant && claim.meeting_id == record.meeting_id
+            });
+            if !its_own {
+                self.hold_voice_bridge(&record.tenant, &record.meeting_id, listed)
+                    .await?;
+            }
             if let Ok(mut held) = self.voice_bridges_held.lock() {
                 if held.len() >= 100_000 {
                     held.clear();
@@ -1318,6 +1343,32 @@ mod tests {
         poller.poll_once().await.unwrap();
         let holder = world.store.voice_bridge_holder("70123").await.unwrap();
         assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
+    }
+
+    /// Issue 22: a run created here holds its number already; the poll
+    /// that first lists it reads the claim instead of writing it again.
+    #[tokio::test]
+    async fn a_number_the_meeting_holds_already_is_not_claimed_again() {
+        let world = World::new();
+        let id = world.server("a").await;
+        world.meeting("room", "room-1", id, NOW_MS).await;
+        let claim = crate::records::VoiceBridgeClaim {
+            number: "70123".into(),
+            tenant: TenantId::default_tenant(),
+            meeting_id: meeting_id("room"),
+            at_ms: NOW_MS,
+        };
+        assert!(world.store.claim_voice_bridge(&claim, 0).await.unwrap());
+        let backend = Arc::new(ScriptedBackend::new(move |_, _, _| {
+            let element = answers::meeting_element("room", "room-1", NOW_MS, 3)
+                .replace("<running>", "<voiceBridge>70123</voiceBridge><running>");
+            answers::meetings(&[element])
+        }));
+        let mut poller = poller(&world, &backend, config());
+        world.clock.advance_ms(10_000);
+        poller.poll_once().await.unwrap();
+        let holder = world.store.voice_bridge_holder("70123").await.unwrap();
+        assert_eq!(holder, Some(claim), "held as created, not claimed again");
     }
 
     #[tokio::test]
