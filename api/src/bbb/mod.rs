@@ -258,7 +258,7 @@ async fn handle(
             switchboard_app::meetings::get_meetings::no_meetings(),
         )),
         "getMeetings" => meetings::get_meetings(meetings, &request.tenant).await,
-        _ => Box::pin(other_call(req, call, state, &request, &metadata())).await,
+        _ => Box::pin(other_call(req, call, state, &request, &metadata)).await,
     }
 }
 
@@ -268,20 +268,20 @@ async fn other_call(
     call: &str,
     state: &BbbState,
     request: &ApiRequest,
-    metadata: &EventMetadata,
+    metadata: &(dyn Fn() -> EventMetadata + Sync),
 ) -> Result<Response, BbbError> {
     match call {
         "getRecordings" => recordings::get_recordings(state, request).await,
-        "publishRecordings" => recordings::publish_recordings(state, request, metadata).await,
-        "deleteRecordings" => recordings::delete_recordings(state, request, metadata).await,
-        "updateRecordings" => recordings::update_recordings(state, request, metadata).await,
+        "publishRecordings" => recordings::publish_recordings(state, request, &metadata()).await,
+        "deleteRecordings" => recordings::delete_recordings(state, request, &metadata()).await,
+        "updateRecordings" => recordings::update_recordings(state, request, &metadata()).await,
         "getRecordingTextTracks" => Ok(recordings::get_recording_text_tracks(state, request).await),
         "putRecordingTextTrack" => Ok(recordings::put_recording_text_track(state, request).await),
         "hooks/create" => {
             let raw_query = req.uri().query().unwrap_or("");
-            hooks::create(&state.callbacks, request, raw_query, metadata).await
+            hooks::create(&state.callbacks, request, raw_query, &metadata()).await
         }
-        "hooks/destroy" => hooks::destroy(&state.callbacks, request, metadata).await,
+        "hooks/destroy" => hooks::destroy(&state.callbacks, request, &metadata()).await,
         "hooks/list" => hooks::list(&state.callbacks, request).await,
         _ => Err(BbbError::unsupported_request()),
     }

@@ -191,20 +191,29 @@ impl ObservedLoads {
         Some(self.0.read().ok()?.get(&id)?.0.clone())
     }
 
-    /// Records what was seen on a server at `seen_at_ms`, unless something
-    /// seen later is recorded already. The poll in this process and the
-    /// routing refresh (reading the samples polls wrote) both record: a
-    /// refresh that read a sample before this process's poll wrote a newer
-    /// one must not put the older figures back when it finishes after the
-    /// poll (issue 22: a create burst right after a poll went to one
-    /// server, seen there with the empty sample a listing written ahead
-    /// had made).
+    /// Records what this process saw on a server (its poll or an agent's
+    /// heartbeat it took), with the time the sample it writes carries.
     pub fn set(&self, id: ServerId, observed: Observed, seen_at_ms: i64) {
         if let Ok(mut map) = self.0.write() {
+            map.insert(id, (observed, seen_at_ms));
+        }
+    }
+
+    /// Records what a stored sample polled at `polled_at_ms` says, unless
+    /// something seen later is recorded already. A routing refresh that
+    /// read a sample before this process's poll wrote a newer one must not
+    /// put the older figures back when it finishes after the poll (issue
+    /// 22: a create burst right after a poll went to one server, seen there
+    /// with the empty sample a listing written ahead had made). What this
+    /// process saw itself always replaces (see [`set`](Self::set)), so a
+    /// sample stamped ahead by another instance's clock holds only until
+    /// the next local poll.
+    pub fn set_from_sample(&self, id: ServerId, observed: Observed, polled_at_ms: i64) {
+        if let Ok(mut map) = self.0.write() {
             match map.get(&id) {
-                Some((_, newer_ms)) if *newer_ms > seen_at_ms => {}
+                Some((_, seen_ms)) if *seen_ms > polled_at_ms => {}
                 _ => {
-                    map.insert(id, (observed, seen_at_ms));
+                    map.insert(id, (observed, polled_at_ms));
                 }
             }
         }
@@ -580,7 +589,7 @@ impl RoutingView {
         for servers in reads {
             // Each sample is let go once its server's picture is made.
             for mut sample in self.store.server_samples_of(&servers).await? {
-                self.observed.set(
+                self.observed.set_from_sample(
                     sample.server_id,
                     sample.observed_with(sample.metrics_status()),
                     sample.polled_at_ms,
@@ -1117,6 +1126,32 @@ mod tests {
             .unwrap();
         view.refresh().await.unwrap();
         assert_eq!(loads.get(a).map(|o| o.meetings), Some(5));
+    }
+
+    /// What this process saw itself always replaces; a stored sample only
+    /// when it is not older than what is recorded (another instance's clock
+    /// ahead holds until the next local observation).
+    #[test]
+    fn local_observations_replace_and_samples_only_when_not_older() {
+        let loads = ObservedLoads::default();
+        let id = ServerId::new();
+        let with = |meetings| Observed {
+            meetings,
+            attendees: 0,
+            video: 0,
+            largest_meeting: 0,
+            load: meetings as f64,
+            known_meetings: 0,
+            metrics: Default::default(),
+        };
+        let meetings = |loads: &ObservedLoads| loads.get(id).map(|o| o.meetings);
+        loads.set_from_sample(id, with(1), NOW_MS + 60_000);
+        loads.set_from_sample(id, with(2), NOW_MS);
+        assert_eq!(meetings(&loads), Some(1), "an older sample");
+        loads.set(id, with(3), NOW_MS);
+        assert_eq!(meetings(&loads), Some(3), "seen here");
+        loads.set_from_sample(id, with(4), NOW_MS);
+        assert_eq!(meetings(&loads), Some(4), "as recent");
     }
 
     /// An executor over the same store that the view does not hear: another

@@ -227,15 +227,15 @@ mod tests {
     }
 
     #[test]
-    fn a_checksum_that_is_not_hex_or_too_long_is_refused() {
+    fn a_checksum_that_is_not_hex_or_of_no_digest_length_is_refused() {
         let secrets = vec!["c".to_owned()];
         let all = [ChecksumAlgorithm::Sha1, ChecksumAlgorithm::Sha256];
         let good = sign(ChecksumAlgorithm::Sha1, "a", "b", "c");
         assert_eq!(verify_which("a", "b", &good, &secrets, &all), Some(0));
         let not_hex = format!("{}zz", &good[..38]);
         assert_eq!(verify_which("a", "b", &not_hex, &secrets, &all), None);
-        let odd = format!("{good}{}", "0".repeat(129));
-        assert_eq!(verify_which("a", "b", &odd, &secrets, &all), None);
+        let odd_length = format!("{good}{}", "0".repeat(129));
+        assert_eq!(verify_which("a", "b", &odd_length, &secrets, &all), None);
     }
 
     #[test]

@@ -36,6 +36,16 @@ fn claim_values(claim: &VoiceBridgeClaim, stale_before_ms: i64) -> [sea_orm::Val
     ]
 }
 
+/// A voice bridge row as its claim (`None`: a meetingID no longer valid).
+fn claim_of(row: voice_bridge::Model) -> Option<VoiceBridgeClaim> {
+    Some(VoiceBridgeClaim {
+        meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
+        number: row.number,
+        tenant: TenantId(row.tenant),
+        at_ms: row.claimed_at_ms,
+    })
+}
+
 /// A placement as its row.
 fn placement_row(placement: &PendingPlacement) -> pending_placement::Model {
     pending_placement::Model {
@@ -255,10 +265,11 @@ const CLAIM_VOICE_BRIDGE: &str = "INSERT INTO voice_bridges (number, tenant, mee
 /// `synchronous_commit` off for this statement's own transaction (the
 /// claim inserts from it, so it is always evaluated). The note guards
 /// against Switchboard stopping between a server's create and the run's
-/// append; the database keeps it from the commit on, and only a crash of
-/// the database's machine within the WAL writer's delay (200 ms by
-/// default) could lose it, together with the create it guards. It was one
-/// of a create's two flushes (issue 22).
+/// append; the database keeps it from the commit on. Until the WAL writer
+/// flushes it (within three times `wal_writer_delay`, 600 ms by default)
+/// a crash of the database's machine, or a failover to a standby it was
+/// not sent to yet, could lose it, with the voice bridge claim and with
+/// the create it guards. It was one of a create's two flushes (issue 22).
 const NOTE_PLACEMENT: &str = "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), \
      note AS (INSERT INTO pending_placements \
      (tenant, meeting_id, server_id, at_ms, recording_ready_url, callbacks) \
@@ -344,14 +355,7 @@ impl Store {
         Ok(voice_bridge::Entity::find_by_id(number.to_owned())
             .one(&self.db)
             .await?
-            .and_then(|row| {
-                Some(VoiceBridgeClaim {
-                    meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
-                    number: row.number,
-                    tenant: TenantId(row.tenant),
-                    at_ms: row.claimed_at_ms,
-                })
-            }))
+            .and_then(claim_of))
     }
 }
 
@@ -361,7 +365,7 @@ impl Store {
         numbers: &[&str],
     ) -> Result<Vec<VoiceBridgeClaim>, SqlError> {
         let mut held = Vec::new();
-        for chunk in numbers.chunks(HOLDERS_PER_READ) {
+        for chunk in numbers.chunks(crate::shapes::IN_LIST_CHUNK) {
             let rows = voice_bridge::Entity::find()
                 .filter(
                     voice_bridge::Column::Number
@@ -369,22 +373,11 @@ impl Store {
                 )
                 .all(&self.db)
                 .await?;
-            held.extend(rows.into_iter().filter_map(|row| {
-                Some(VoiceBridgeClaim {
-                    meeting_id: MeetingId::parse(&row.meeting_id).ok()?,
-                    number: row.number,
-                    tenant: TenantId(row.tenant),
-                    at_ms: row.claimed_at_ms,
-                })
-            }));
+            held.extend(rows.into_iter().filter_map(claim_of));
         }
         Ok(held)
     }
 }
-
-/// Numbers asked for in one read of their holders (padded to a power of
-/// two, so a few statement shapes are prepared).
-const HOLDERS_PER_READ: usize = 512;
 
 #[async_trait]
 impl Placements for Store {

@@ -2584,19 +2584,7 @@ async fn a_placement_is_noted_with_the_voice_bridge_claim() {
         // The note commits without waiting for its flush, in its own
         // statement only: no pooled connection keeps the setting.
         if store.is_postgres() {
-            for _ in 0..64 {
-                let row = store
-                    .connection()
-                    .query_one_raw(sea_orm::Statement::from_string(
-                        sea_orm::DbBackend::Postgres,
-                        "SELECT current_setting('synchronous_commit') AS setting",
-                    ))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                let setting: String = row.try_get("", "setting").unwrap();
-                assert_eq!(setting, "on", "{kind}");
-            }
+            assert_no_connection_commits_asynchronously(&store).await;
         }
     }
 }
@@ -2819,7 +2807,14 @@ async fn appends_and_samples_are_announced_to_listeners() {
     sample.polled_at_ms = 1_000;
     store.put_polled_samples(&[sample], &[], &[]).await.unwrap();
     assert_eq!(heard(&mut listener).await, "samples");
-    for _ in 0..32 {
+    assert_no_connection_commits_asynchronously(&store).await;
+}
+
+/// PostgreSQL: every pooled connection (64 statements go round them)
+/// commits synchronously: a statement that turned it off for itself left
+/// its session as it was.
+async fn assert_no_connection_commits_asynchronously(store: &Store) {
+    for _ in 0..64 {
         let row = store
             .connection()
             .query_one_raw(sea_orm::Statement::from_string(

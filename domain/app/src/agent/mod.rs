@@ -498,7 +498,7 @@ impl AgentService {
             memory.samples.insert(server.id, sample.clone());
             (sample, observed, write)
         };
-        self.loads.set(server.id, observed, now_ms);
+        self.loads.set(server.id, observed, sample.polled_at_ms);
         let online_changes = sample.successes > 0 && !server.online;
         let reported = server.agent.as_ref().is_some_and(|agent| {
             !agent.away && agent.version == beat.version && agent.interval_ms == beat.interval_ms

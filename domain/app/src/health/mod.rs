@@ -1332,17 +1332,25 @@ mod tests {
         let world = World::new();
         let id = world.server("a").await;
         world.meeting("room", "room-1", id, NOW_MS).await;
+        let holder = poll_listing_room_with_number(&world).await;
+        assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
+    }
+
+    /// Polls once, 10 s on, a server listing "room" (run "room-1") with
+    /// voice bridge 70123; returns who holds 70123 then.
+    async fn poll_listing_room_with_number(
+        world: &World,
+    ) -> Option<crate::records::VoiceBridgeClaim> {
         let backend = Arc::new(ScriptedBackend::new(move |_, call, _| {
             assert_eq!(call, "getMeetings");
             let element = answers::meeting_element("room", "room-1", NOW_MS, 3)
                 .replace("<running>", "<voiceBridge>70123</voiceBridge><running>");
             answers::meetings(&[element])
         }));
-        let mut poller = poller(&world, &backend, config());
+        let mut poller = poller(world, &backend, config());
         world.clock.advance_ms(10_000);
         poller.poll_once().await.unwrap();
-        let holder = world.store.voice_bridge_holder("70123").await.unwrap();
-        assert_eq!(holder.unwrap().meeting_id, meeting_id("room"));
+        world.store.voice_bridge_holder("70123").await.unwrap()
     }
 
     /// Issue 22: a run created here holds its number already; the poll
@@ -1359,15 +1367,7 @@ mod tests {
             at_ms: NOW_MS,
         };
         assert!(world.store.claim_voice_bridge(&claim, 0).await.unwrap());
-        let backend = Arc::new(ScriptedBackend::new(move |_, _, _| {
-            let element = answers::meeting_element("room", "room-1", NOW_MS, 3)
-                .replace("<running>", "<voiceBridge>70123</voiceBridge><running>");
-            answers::meetings(&[element])
-        }));
-        let mut poller = poller(&world, &backend, config());
-        world.clock.advance_ms(10_000);
-        poller.poll_once().await.unwrap();
-        let holder = world.store.voice_bridge_holder("70123").await.unwrap();
+        let holder = poll_listing_room_with_number(&world).await;
         assert_eq!(holder, Some(claim), "held as created, not claimed again");
     }
 
