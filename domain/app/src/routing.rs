@@ -1095,28 +1095,13 @@ mod tests {
             .put_sample_listing(a, "<meetings></meetings>", 7)
             .await
             .unwrap();
-        let seen = Observed {
-            meetings: 3,
-            attendees: 0,
-            video: 0,
-            largest_meeting: 0,
-            load: 3.0,
-            known_meetings: 0,
-            metrics: Default::default(),
-        };
+        let seen = observed_meetings(3);
         loads.set(a, seen.clone(), NOW_MS);
         view.refresh().await.unwrap();
         assert_eq!(loads.get(a), Some(seen.clone()), "kept the poll's");
         // A later sample replaces it.
         let mut sample = ServerSample::new(a);
-        sample.record_picture(
-            &Observed {
-                meetings: 5,
-                load: 5.0,
-                ..seen
-            },
-            String::new(),
-        );
+        sample.record_picture(&observed_meetings(5), String::new());
         sample.polled_at_ms = NOW_MS + 1;
         sample.changed_at_ms = NOW_MS + 1;
         world
@@ -1128,14 +1113,9 @@ mod tests {
         assert_eq!(loads.get(a).map(|o| o.meetings), Some(5));
     }
 
-    /// What this process saw itself always replaces; a stored sample only
-    /// when it is not older than what is recorded (another instance's clock
-    /// ahead holds until the next local observation).
-    #[test]
-    fn local_observations_replace_and_samples_only_when_not_older() {
-        let loads = ObservedLoads::default();
-        let id = ServerId::new();
-        let with = |meetings| Observed {
+    /// A poll's observation of `meetings` meetings, nobody in them.
+    fn observed_meetings(meetings: u64) -> Observed {
+        Observed {
             meetings,
             attendees: 0,
             video: 0,
@@ -1143,7 +1123,17 @@ mod tests {
             load: meetings as f64,
             known_meetings: 0,
             metrics: Default::default(),
-        };
+        }
+    }
+
+    /// What this process saw itself always replaces; a stored sample only
+    /// when it is not older than what is recorded (another instance's clock
+    /// ahead holds until the next local observation).
+    #[test]
+    fn local_observations_replace_and_samples_only_when_not_older() {
+        let loads = ObservedLoads::default();
+        let id = ServerId::new();
+        let with = observed_meetings;
         let meetings = |loads: &ObservedLoads| loads.get(id).map(|o| o.meetings);
         loads.set_from_sample(id, with(1), NOW_MS + 60_000);
         loads.set_from_sample(id, with(2), NOW_MS);
